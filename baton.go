@@ -1,0 +1,214 @@
+// Package baton holds Baton's domain: topics, items, the publish lock (a
+// fenced lease), the cursor, release records, members, and the small
+// interfaces that the store engines (sqlite, redis) implement.
+//
+// The data path is: a source appends updates to a topic's queue (any node);
+// the holder of the topic's lease commits them in order (moving the cursor and
+// appending the ledger in one fenced step); every node fans committed items
+// out to its terminals.
+package baton
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Hash is a SHA-256 digest: of an item (see HashItem) or of a ledger leaf.
+type Hash [32]byte
+
+// String returns the hash in lowercase hex.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// IsZero reports whether h is the zero hash (no item).
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// MarshalText encodes the hash as hex.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText decodes a hex hash.
+func (h *Hash) UnmarshalText(b []byte) error {
+	p, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = p
+	return nil
+}
+
+// ParseHash decodes a 64-character hex hash.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 64 {
+		return h, fmt.Errorf("parse hash: want 64 hex characters, got %d", len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("parse hash: %w", err)
+	}
+	return h, nil
+}
+
+// Update is what a source pushes: a data id and a value, and an optional
+// client message id that makes retries idempotent.
+type Update struct {
+	ID    string          `json:"id"`
+	Value json.RawMessage `json:"value"`
+	MsgID string          `json:"msg_id,omitempty"`
+}
+
+// Item is an update once it is durable in a topic's queue.
+type Item struct {
+	Topic      string          `json:"topic"`
+	Seq        uint64          `json:"seq"`
+	ID         string          `json:"id"`
+	Value      json.RawMessage `json:"value"`
+	MsgID      string          `json:"msg_id"`
+	Hash       Hash            `json:"hash"`
+	IngestedAt time.Time       `json:"ingested_at"`
+}
+
+// Published is an item together with the publication that committed it.
+type Published struct {
+	Item
+	Epoch       uint64    `json:"epoch"`
+	Publisher   string    `json:"publisher"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// Receipt acknowledges one appended update. Duplicate is true when the msg id
+// had been taken before: Seq and Hash are then those of the original item.
+type Receipt struct {
+	Seq       uint64 `json:"seq"`
+	Hash      Hash   `json:"hash"`
+	MsgID     string `json:"msg_id"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// Lease is the publish lock of one topic as held by one node. Epoch grows by
+// one with every new holder and fences every write the holder makes.
+// AcquiredAt and ExpiresAt are read from the store's clock, never a node's.
+type Lease struct {
+	Topic      string    `json:"topic"`
+	Holder     string    `json:"holder"`
+	Epoch      uint64    `json:"epoch"`
+	AcquiredAt time.Time `json:"acquired_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Remaining is the lease's time to live as measured by the store when it
+	// answered. Nodes arm timers from it on their own monotonic clock.
+	Remaining time.Duration `json:"-"`
+}
+
+// LockState is what anyone can read of a topic's publish lock.
+type LockState struct {
+	Topic string `json:"topic"`
+	// Held is true while a lease is live (not released and not expired).
+	Held bool `json:"held"`
+	// Lease is the current or latest lease; zero if the lock was never taken.
+	Lease Lease `json:"lease"`
+}
+
+// ReleaseReason says why a lease ended.
+type ReleaseReason string
+
+const (
+	ReasonExpired  ReleaseReason = "expired"  // the holder stopped renewing
+	ReasonReleased ReleaseReason = "released" // the holder gave it up (graceful)
+	ReasonFailed   ReleaseReason = "failed"   // the holder failed while publishing
+)
+
+// Valid reports whether r is one of the known reasons.
+func (r ReleaseReason) Valid() bool {
+	return r == ReasonExpired || r == ReasonReleased || r == ReasonFailed
+}
+
+// ReleaseRecord is generated exactly once for every epoch whose lease ended.
+type ReleaseRecord struct {
+	Topic    string        `json:"topic"`
+	Holder   string        `json:"holder"`
+	Epoch    uint64        `json:"epoch"`
+	Reason   ReleaseReason `json:"reason"`
+	At       time.Time     `json:"at"`
+	LastSeq  uint64        `json:"last_seq"`
+	LastHash Hash          `json:"last_hash"`
+	// Successor and SuccessorAt are filled in when the next holder acquires.
+	Successor      string    `json:"successor,omitempty"`
+	SuccessorEpoch uint64    `json:"successor_epoch,omitempty"`
+	SuccessorAt    time.Time `json:"successor_at,omitzero"`
+}
+
+// Handover returns how long the topic was without a holder, or -1 if no
+// successor has acquired yet.
+func (r ReleaseRecord) Handover() time.Duration {
+	if r.SuccessorAt.IsZero() {
+		return -1
+	}
+	return r.SuccessorAt.Sub(r.At)
+}
+
+// Cursor is the position of the last published item of a topic.
+type Cursor struct {
+	Topic     string    `json:"topic"`
+	Seq       uint64    `json:"seq"`
+	Hash      Hash      `json:"hash"`
+	Epoch     uint64    `json:"epoch"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Commit publishes the items (Prev.Seq, Upto.Seq] of a topic under a lease.
+// The store applies it atomically and only if the lease is live with this
+// epoch and holder and the cursor is still at Prev.
+type Commit struct {
+	Topic  string
+	Epoch  uint64
+	Holder string
+	// PrevSeq is the cursor the publisher read; the store refuses the commit
+	// with ErrCursorMoved if the cursor is elsewhere.
+	PrevSeq uint64
+	// Items are the items being published, in seq order, PrevSeq+1 onwards.
+	Items []Item
+	// Leaves are the ledger leaves of Items, one each, same order.
+	Leaves []Leaf
+	At     time.Time
+}
+
+// Leaf is one ledger entry: the record that a publisher, holding a lease of
+// a given epoch, published an item.
+type Leaf struct {
+	Topic     string    `json:"topic"`
+	Seq       uint64    `json:"seq"`
+	ItemHash  Hash      `json:"item_hash"`
+	Epoch     uint64    `json:"epoch"`
+	Publisher string    `json:"publisher"`
+	At        time.Time `json:"at"`
+}
+
+// MemberState is what a member says about itself in its heartbeat.
+type MemberState string
+
+const (
+	MemberIdle       MemberState = "idle"       // live, with capacity to publish
+	MemberPublishing MemberState = "publishing" // holds at least one lease
+	MemberFull       MemberState = "full"       // holds as many leases as it may
+	MemberLeaving    MemberState = "leaving"    // shutting down
+)
+
+// Member is one node in the membership registry.
+type Member struct {
+	Node      string      `json:"node"`
+	Addr      string      `json:"addr"`
+	State     MemberState `json:"state"`
+	Leases    int         `json:"leases"`
+	PublicKey []byte      `json:"public_key,omitempty"`
+	Heartbeat time.Time   `json:"heartbeat"`
+	ExpiresAt time.Time   `json:"expires_at"`
+}
+
+// TopicInfo summarises a topic's queue.
+type TopicInfo struct {
+	Topic string `json:"topic"`
+	// FirstSeq is the earliest seq still kept (0 if the queue is empty).
+	FirstSeq uint64 `json:"first_seq"`
+	// LastSeq is the last appended seq (0 if nothing was ever appended).
+	LastSeq uint64 `json:"last_seq"`
+}

@@ -1,0 +1,323 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// topicRow is the lock and cursor columns of a topic.
+type topicRow struct {
+	lastSeq, trimmedBelow uint64
+	epoch, recorded       uint64
+	holder                string
+	acquiredAt, expiresAt int64
+	cursorSeq             uint64
+	cursorHash            []byte
+	cursorEpoch           uint64
+	cursorAt              int64
+}
+
+const topicCols = `last_seq, trimmed_below, epoch, recorded_epoch, holder, acquired_at, expires_at, cursor_seq, cursor_hash, cursor_epoch, cursor_at`
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func loadTopic(ctx context.Context, q querier, topic string) (topicRow, bool, error) {
+	var r topicRow
+	err := q.QueryRowContext(ctx, `SELECT `+topicCols+` FROM topics WHERE topic = ?`, topic).Scan(
+		&r.lastSeq, &r.trimmedBelow, &r.epoch, &r.recorded, &r.holder, &r.acquiredAt, &r.expiresAt,
+		&r.cursorSeq, &r.cursorHash, &r.cursorEpoch, &r.cursorAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return topicRow{trimmedBelow: 1}, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("read topic %s: %w", topic, wrapErr(err))
+	}
+	return r, true, nil
+}
+
+// live reports whether the row's lease is live at now.
+func (r topicRow) live(now int64) bool { return r.epoch > r.recorded && r.expiresAt > now }
+
+// lapsed reports whether the lease ended by expiry without a record yet.
+func (r topicRow) lapsed(now int64) bool { return r.epoch > r.recorded && r.expiresAt <= now }
+
+func (r topicRow) lease(topic string, now int64) baton.Lease {
+	l := baton.Lease{Topic: topic, Holder: r.holder, Epoch: r.epoch,
+		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.expiresAt)}
+	if r.live(now) {
+		l.Remaining = time.Duration(r.expiresAt - now)
+	}
+	return l
+}
+
+// write runs fn in one immediate transaction and raises sig for topic after
+// it commits.
+func (s *Store) write(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return wrapErr(err)
+	}
+	defer tx.Rollback()
+	sig, err := fn(tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return wrapErr(err)
+	}
+	if sig != 0 {
+		s.sig.Notify(topic, sig)
+	}
+	return nil
+}
+
+// ensureTopic creates the topic's row; it reports whether it was new.
+func ensureTopic(ctx context.Context, tx *sql.Tx, topic string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO topics (topic) VALUES (?)`, topic)
+	if err != nil {
+		return false, wrapErr(err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// recordRelease writes the release record of the row's epoch.
+func recordRelease(ctx context.Context, tx *sql.Tx, topic string, r topicRow, reason baton.ReleaseReason, at int64) (baton.ReleaseRecord, error) {
+	rec := baton.ReleaseRecord{Topic: topic, Holder: r.holder, Epoch: r.epoch, Reason: reason,
+		At: fromNanos(at), LastSeq: r.cursorSeq, LastHash: hashFrom(r.cursorHash)}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO releases (topic, epoch, holder, reason, at, last_seq, last_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, topic, r.epoch, r.holder, string(reason), at, r.cursorSeq, r.cursorHash); err != nil {
+		return rec, fmt.Errorf("record release: %w", wrapErr(err))
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE topics SET recorded_epoch = epoch WHERE topic = ?`, topic); err != nil {
+		return rec, fmt.Errorf("record release: %w", wrapErr(err))
+	}
+	return rec, nil
+}
+
+func validLeaseArgs(topic, holder string, ttl time.Duration) error {
+	if err := baton.ValidTopic(topic); err != nil {
+		return err
+	}
+	if holder == "" {
+		return baton.Invalidf("holder", "empty")
+	}
+	if ttl <= 0 {
+		return baton.Invalidf("ttl", "must be positive, got %v", ttl)
+	}
+	return nil
+}
+
+// Acquire implements baton.Locks.
+func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
+	if err := validLeaseArgs(topic, holder, ttl); err != nil {
+		return baton.Lease{}, err
+	}
+	var lease baton.Lease
+	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+		sig := baton.SignalLock
+		created, err := ensureTopic(ctx, tx, topic)
+		if err != nil {
+			return 0, err
+		}
+		if created {
+			sig |= baton.SignalTopic
+		}
+		r, _, err := loadTopic(ctx, tx, topic)
+		if err != nil {
+			return 0, err
+		}
+		now := nanos(s.now())
+		if r.live(now) {
+			return 0, fmt.Errorf("acquire %s: held by %s at epoch %d: %w", topic, r.holder, r.epoch, baton.ErrLeaseHeld)
+		}
+		if r.lapsed(now) {
+			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
+				return 0, err
+			}
+		}
+		prev := r.epoch
+		r.epoch++
+		r.holder, r.acquiredAt, r.expiresAt = holder, now, now+int64(ttl)
+		if _, err := tx.ExecContext(ctx, `UPDATE topics SET epoch = ?, recorded_epoch = ?, holder = ?, acquired_at = ?, expires_at = ?
+			WHERE topic = ?`, r.epoch, prev, holder, now, r.expiresAt, topic); err != nil {
+			return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE releases SET successor = ?, successor_epoch = ?, successor_at = ?
+			WHERE topic = ? AND epoch = ?`, holder, r.epoch, now, topic, prev); err != nil {
+			return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
+		}
+		r.recorded = prev
+		lease = r.lease(topic, now)
+		return sig, nil
+	})
+	return lease, err
+}
+
+// checkHeld returns the row if lease is the live lease of its topic.
+func (s *Store) checkHeld(ctx context.Context, tx *sql.Tx, lease baton.Lease, now int64) (topicRow, error) {
+	r, ok, err := loadTopic(ctx, tx, lease.Topic)
+	if err != nil {
+		return r, err
+	}
+	if !ok || r.epoch != lease.Epoch || r.holder != lease.Holder {
+		return r, fmt.Errorf("%s epoch %d by %s (current epoch %d): %w", lease.Topic, lease.Epoch, lease.Holder, r.epoch, baton.ErrFenced)
+	}
+	if r.live(now) {
+		return r, nil
+	}
+	return r, fmt.Errorf("%s epoch %d by %s has ended: %w", lease.Topic, lease.Epoch, lease.Holder, baton.ErrFenced)
+}
+
+// Renew implements baton.Locks.
+func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
+	if err := validLeaseArgs(lease.Topic, lease.Holder, ttl); err != nil {
+		return baton.Lease{}, err
+	}
+	var out baton.Lease
+	var lapsed bool
+	err := s.write(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+		now := nanos(s.now())
+		r, err := s.checkHeld(ctx, tx, lease, now)
+		if err != nil {
+			if r.epoch == lease.Epoch && r.lapsed(now) {
+				// Record the lapse now: exactly one record per epoch, and
+				// the standbys learn of it with this commit.
+				if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
+					return 0, err
+				}
+				lapsed = true
+				return baton.SignalLock, nil
+			}
+			return 0, fmt.Errorf("renew: %w", err)
+		}
+		r.expiresAt = now + int64(ttl)
+		if _, err := tx.ExecContext(ctx, `UPDATE topics SET expires_at = ? WHERE topic = ?`, r.expiresAt, lease.Topic); err != nil {
+			return 0, fmt.Errorf("renew %s: %w", lease.Topic, wrapErr(err))
+		}
+		out = r.lease(lease.Topic, now)
+		return baton.SignalLock, nil
+	})
+	if err == nil && lapsed {
+		err = fmt.Errorf("renew %s epoch %d: expired: %w", lease.Topic, lease.Epoch, baton.ErrFenced)
+	}
+	return out, err
+}
+
+// Release implements baton.Locks.
+func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {
+	if reason != baton.ReasonReleased && reason != baton.ReasonFailed {
+		return baton.Invalidf("reason", "release reason must be released or failed, got %q", reason)
+	}
+	if err := baton.ValidTopic(lease.Topic); err != nil {
+		return err
+	}
+	var lapsed bool
+	err := s.write(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+		now := nanos(s.now())
+		r, err := s.checkHeld(ctx, tx, lease, now)
+		if err != nil {
+			if r.epoch == lease.Epoch && r.lapsed(now) {
+				if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
+					return 0, err
+				}
+				lapsed = true
+				return baton.SignalLock, nil
+			}
+			return 0, fmt.Errorf("release: %w", err)
+		}
+		if _, err := recordRelease(ctx, tx, lease.Topic, r, reason, now); err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE topics SET expires_at = ? WHERE topic = ?`, now, lease.Topic); err != nil {
+			return 0, fmt.Errorf("release %s: %w", lease.Topic, wrapErr(err))
+		}
+		return baton.SignalLock, nil
+	})
+	if err == nil && lapsed {
+		err = fmt.Errorf("release %s epoch %d: expired: %w", lease.Topic, lease.Epoch, baton.ErrFenced)
+	}
+	return err
+}
+
+// Expire implements baton.Locks.
+func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.ReleaseRecord{}, err
+	}
+	var rec baton.ReleaseRecord
+	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+		r, ok, err := loadTopic(ctx, tx, topic)
+		if err != nil {
+			return 0, err
+		}
+		now := nanos(s.now())
+		if ok && r.live(now) {
+			return 0, fmt.Errorf("expire %s: %w", topic, baton.ErrLeaseHeld)
+		}
+		if !ok || !r.lapsed(now) {
+			return 0, fmt.Errorf("expire %s: no lapsed lease: %w", topic, baton.ErrNotFound)
+		}
+		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.expiresAt)
+		if err != nil {
+			return 0, err
+		}
+		return baton.SignalLock, nil
+	})
+	return rec, err
+}
+
+// Lock implements baton.Locks.
+func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.LockState{}, err
+	}
+	r, ok, err := loadTopic(ctx, s.rdb, topic)
+	if err != nil {
+		return baton.LockState{}, err
+	}
+	st := baton.LockState{Topic: topic}
+	if !ok || r.epoch == 0 {
+		return st, nil
+	}
+	now := nanos(s.now())
+	st.Held = r.live(now)
+	st.Lease = r.lease(topic, now)
+	return st, nil
+}
+
+// Handovers implements baton.Locks.
+func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT epoch, holder, reason, at, last_seq, last_hash, successor, successor_epoch, successor_at
+		FROM releases WHERE topic = ? ORDER BY epoch DESC LIMIT ?`, topic, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list handovers: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []baton.ReleaseRecord
+	for rows.Next() {
+		rec := baton.ReleaseRecord{Topic: topic}
+		var reason string
+		var at, sat int64
+		var lh []byte
+		if err := rows.Scan(&rec.Epoch, &rec.Holder, &reason, &at, &rec.LastSeq, &lh, &rec.Successor, &rec.SuccessorEpoch, &sat); err != nil {
+			return nil, fmt.Errorf("list handovers: %w", err)
+		}
+		rec.Reason, rec.At, rec.SuccessorAt, rec.LastHash = baton.ReleaseReason(reason), fromNanos(at), fromNanos(sat), hashFrom(lh)
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,59 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Heartbeat implements baton.Members.
+func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration) error {
+	if m.Node == "" {
+		return baton.Invalidf("node", "empty")
+	}
+	if ttl <= 0 {
+		return baton.Invalidf("ttl", "must be positive")
+	}
+	now := s.now()
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO members (node, addr, state, leases, public_key, heartbeat, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (node) DO UPDATE SET addr = excluded.addr, state = excluded.state, leases = excluded.leases,
+			public_key = excluded.public_key, heartbeat = excluded.heartbeat, expires_at = excluded.expires_at`,
+		m.Node, m.Addr, string(m.State), m.Leases, m.PublicKey, nanos(now), nanos(now.Add(ttl)))
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", wrapErr(err))
+	}
+	return nil
+}
+
+// Leave implements baton.Members.
+func (s *Store) Leave(ctx context.Context, node string) error {
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node); err != nil {
+		return fmt.Errorf("leave: %w", wrapErr(err))
+	}
+	return nil
+}
+
+// Members implements baton.Members.
+func (s *Store) Members(ctx context.Context) ([]baton.Member, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT node, addr, state, leases, public_key, heartbeat, expires_at
+		FROM members WHERE expires_at > ? ORDER BY node`, nanos(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []baton.Member
+	for rows.Next() {
+		var m baton.Member
+		var state string
+		var hb, exp int64
+		if err := rows.Scan(&m.Node, &m.Addr, &state, &m.Leases, &m.PublicKey, &hb, &exp); err != nil {
+			return nil, fmt.Errorf("list members: %w", err)
+		}
+		m.State, m.Heartbeat, m.ExpiresAt = baton.MemberState(state), fromNanos(hb), fromNanos(exp)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/baton-pub/baton"
+)
+
+// checkCommit validates a commit's shape before any store access.
+func checkCommit(c baton.Commit) error {
+	if err := baton.ValidTopic(c.Topic); err != nil {
+		return err
+	}
+	if len(c.Items) == 0 {
+		return baton.Invalidf("items", "empty commit")
+	}
+	if len(c.Leaves) != len(c.Items) {
+		return baton.Invalidf("leaves", "%d leaves for %d items", len(c.Leaves), len(c.Items))
+	}
+	for i, it := range c.Items {
+		if it.Seq != c.PrevSeq+1+uint64(i) {
+			return baton.Invalidf(fmt.Sprintf("items[%d].seq", i), "got %d, want %d (commits are contiguous)", it.Seq, c.PrevSeq+1+uint64(i))
+		}
+		if l := c.Leaves[i]; l.Seq != it.Seq || l.ItemHash != it.Hash || l.Epoch != c.Epoch || l.Publisher != c.Holder {
+			return baton.Invalidf(fmt.Sprintf("leaves[%d]", i), "does not match its item and the commit's lease")
+		}
+	}
+	return nil
+}
+
+// Commit implements baton.Publications: one transaction checks the lease
+// and the cursor, appends the leaves and moves the cursor.
+func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
+	if err := checkCommit(c); err != nil {
+		return baton.Cursor{}, err
+	}
+	last := c.Items[len(c.Items)-1]
+	var cur baton.Cursor
+	err := s.write(ctx, c.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+		now := s.now()
+		lease := baton.Lease{Topic: c.Topic, Holder: c.Holder, Epoch: c.Epoch}
+		r, err := s.checkHeld(ctx, tx, lease, nanos(now))
+		if err != nil {
+			return 0, fmt.Errorf("commit: %w", err)
+		}
+		if r.cursorSeq != c.PrevSeq {
+			return 0, fmt.Errorf("commit %s: cursor at %d, not %d: %w", c.Topic, r.cursorSeq, c.PrevSeq, baton.ErrCursorMoved)
+		}
+		if last.Seq > r.lastSeq {
+			return 0, baton.Invalidf("items", "seq %d was never appended (last is %d)", last.Seq, r.lastSeq)
+		}
+		var stored []byte
+		if err := tx.QueryRowContext(ctx, `SELECT hash FROM items WHERE topic = ? AND seq = ?`, c.Topic, last.Seq).Scan(&stored); err != nil {
+			return 0, fmt.Errorf("commit %s: read item %d: %w", c.Topic, last.Seq, wrapErr(err))
+		}
+		if !bytes.Equal(stored, last.Hash[:]) {
+			return 0, baton.Invalidf("items", "hash of seq %d does not match the queue", last.Seq)
+		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO leaves (topic, seq, item_hash, epoch, publisher, at) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return 0, fmt.Errorf("commit: %w", wrapErr(err))
+		}
+		defer ins.Close()
+		for _, l := range c.Leaves {
+			at := l.At
+			if at.IsZero() {
+				at = now
+			}
+			if _, err := ins.ExecContext(ctx, c.Topic, l.Seq, l.ItemHash[:], l.Epoch, l.Publisher, nanos(at)); err != nil {
+				return 0, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE topics SET cursor_seq = ?, cursor_hash = ?, cursor_epoch = ?, cursor_at = ? WHERE topic = ?`,
+			last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
+			return 0, fmt.Errorf("commit: %w", wrapErr(err))
+		}
+		cur = baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch, UpdatedAt: fromNanos(nanos(now))}
+		return baton.SignalCommit, nil
+	})
+	return cur, err
+}
+
+// Cursor implements baton.Publications.
+func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.Cursor{}, err
+	}
+	r, _, err := loadTopic(ctx, s.rdb, topic)
+	if err != nil {
+		return baton.Cursor{}, err
+	}
+	return baton.Cursor{Topic: topic, Seq: r.cursorSeq, Hash: hashFrom(r.cursorHash), Epoch: r.cursorEpoch, UpdatedAt: fromNanos(r.cursorAt)}, nil
+}
+
+// Published implements baton.Publications. The read runs in one
+// transaction so the cursor and the items are one snapshot.
+func (s *Store) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, l.epoch, l.publisher, l.at
+		FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq
+		WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?)
+		ORDER BY i.seq LIMIT ?`, topic, after, topic, clampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read published: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []baton.Published
+	for rows.Next() {
+		p := baton.Published{Item: baton.Item{Topic: topic}}
+		var hb, v []byte
+		var at, pat int64
+		if err := rows.Scan(&p.Seq, &p.ID, &v, &p.MsgID, &hb, &at, &p.Epoch, &p.Publisher, &pat); err != nil {
+			return nil, fmt.Errorf("read published: %w", err)
+		}
+		p.Value, p.Hash, p.IngestedAt, p.PublishedAt = v, hashFrom(hb), fromNanos(at), fromNanos(pat)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read published: %w", wrapErr(err))
+	}
+	if len(out) == 0 || out[0].Seq != after+1 {
+		if err := s.checkTrimmed(ctx, topic, after); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Leaves implements baton.Publications.
+func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, item_hash, epoch, publisher, at FROM leaves
+		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, clampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read leaves: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []baton.Leaf
+	for rows.Next() {
+		l := baton.Leaf{Topic: topic}
+		var hb []byte
+		var at int64
+		if err := rows.Scan(&l.Seq, &hb, &l.Epoch, &l.Publisher, &at); err != nil {
+			return nil, fmt.Errorf("read leaves: %w", err)
+		}
+		l.ItemHash, l.At = hashFrom(hb), fromNanos(at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+

@@ -1,0 +1,231 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/baton-pub/baton"
+)
+
+// Append implements baton.Queue.
+func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	if len(updates) == 0 {
+		return nil, baton.Invalidf("items", "empty batch")
+	}
+	for i, u := range updates {
+		if u.ID == "" || u.MsgID == "" || len(u.Value) == 0 {
+			return nil, baton.Invalidf(fmt.Sprintf("items[%d]", i), "not normalized (id, msg_id and value are required)")
+		}
+	}
+	receipts := make([]baton.Receipt, len(updates))
+	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+		var sig baton.Signal
+		created, err := ensureTopic(ctx, tx, topic)
+		if err != nil {
+			return 0, err
+		}
+		if created {
+			sig |= baton.SignalTopic | baton.SignalLock
+		}
+		var last uint64
+		if err := tx.QueryRowContext(ctx, `SELECT last_seq FROM topics WHERE topic = ?`, topic).Scan(&last); err != nil {
+			return 0, fmt.Errorf("append: %w", wrapErr(err))
+		}
+		dup, err := tx.PrepareContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`)
+		if err != nil {
+			return 0, fmt.Errorf("append: %w", wrapErr(err))
+		}
+		defer dup.Close()
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return 0, fmt.Errorf("append: %w", wrapErr(err))
+		}
+		defer ins.Close()
+		now := nanos(s.now())
+		inBatch := make(map[string]int, len(updates))
+		first := last
+		for i, u := range updates {
+			if j, ok := inBatch[u.MsgID]; ok {
+				receipts[i] = receipts[j]
+				receipts[i].Duplicate = true
+				continue
+			}
+			var seq uint64
+			var hb []byte
+			err := dup.QueryRowContext(ctx, topic, u.MsgID).Scan(&seq, &hb)
+			switch {
+			case err == nil:
+				receipts[i] = baton.Receipt{Seq: seq, Hash: hashFrom(hb), MsgID: u.MsgID, Duplicate: true}
+				continue
+			case !errors.Is(err, sql.ErrNoRows):
+				return 0, fmt.Errorf("append: %w", wrapErr(err))
+			}
+			last++
+			h := baton.HashItem(topic, u)
+			if _, err := ins.ExecContext(ctx, topic, last, u.ID, []byte(u.Value), u.MsgID, h[:], now); err != nil {
+				return 0, fmt.Errorf("append: %w", wrapErr(err))
+			}
+			receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
+			inBatch[u.MsgID] = i
+		}
+		if last != first {
+			if _, err := tx.ExecContext(ctx, `UPDATE topics SET last_seq = ? WHERE topic = ?`, last, topic); err != nil {
+				return 0, fmt.Errorf("append: %w", wrapErr(err))
+			}
+			sig |= baton.SignalAppend
+		}
+		return sig, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return receipts, nil
+}
+
+func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) error {
+	var below uint64
+	err := s.rdb.QueryRowContext(ctx, `SELECT trimmed_below FROM topics WHERE topic = ?`, topic).Scan(&below)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", topic, wrapErr(err))
+	}
+	if after+1 < below {
+		return fmt.Errorf("%s after %d: earliest kept is %d: %w", topic, after, below, baton.ErrTrimmed)
+	}
+	return nil
+}
+
+func clampLimit(limit int) int {
+	if limit <= 0 || limit > 10000 {
+		return 10000
+	}
+	return limit
+}
+
+// Items implements baton.Queue.
+func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, id, value, msg_id, hash, ingested_at FROM items
+		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, clampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read items: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []baton.Item
+	for rows.Next() {
+		it := baton.Item{Topic: topic}
+		var hb, v []byte
+		var at int64
+		if err := rows.Scan(&it.Seq, &it.ID, &v, &it.MsgID, &hb, &at); err != nil {
+			return nil, fmt.Errorf("read items: %w", err)
+		}
+		it.Value, it.Hash, it.IngestedAt = v, hashFrom(hb), fromNanos(at)
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read items: %w", wrapErr(err))
+	}
+	if len(out) == 0 || out[0].Seq != after+1 {
+		if err := s.checkTrimmed(ctx, topic, after); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SeqOfHash implements baton.Queue.
+func (s *Store) SeqOfHash(ctx context.Context, topic string, h baton.Hash) (uint64, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return 0, err
+	}
+	var seq uint64
+	err := s.rdb.QueryRowContext(ctx, `SELECT seq FROM items WHERE topic = ? AND hash = ?`, topic, h[:]).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("hash %s in %s: %w", h, topic, baton.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up hash: %w", wrapErr(err))
+	}
+	return seq, nil
+}
+
+// Topics implements baton.Queue.
+func (s *Store) Topics(ctx context.Context) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT topic FROM topics ORDER BY topic`)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("list topics: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Topic implements baton.Queue.
+func (s *Store) Topic(ctx context.Context, topic string) (baton.TopicInfo, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.TopicInfo{}, err
+	}
+	info := baton.TopicInfo{Topic: topic}
+	r, ok, err := loadTopic(ctx, s.rdb, topic)
+	if err != nil || !ok {
+		return info, err
+	}
+	info.LastSeq = r.lastSeq
+	if r.lastSeq >= r.trimmedBelow {
+		var first sql.NullInt64
+		if err := s.rdb.QueryRowContext(ctx, `SELECT min(seq) FROM items WHERE topic = ? AND seq >= ?`, topic, r.trimmedBelow).Scan(&first); err != nil {
+			return info, fmt.Errorf("read %s: %w", topic, wrapErr(err))
+		}
+		if first.Valid {
+			info.FirstSeq = uint64(first.Int64)
+		}
+	}
+	return info, nil
+}
+
+// Trim implements baton.Queue. It keeps the cursor's own item, whose hash a
+// successor looks up to resume.
+func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+		r, ok, err := loadTopic(ctx, tx, topic)
+		if err != nil || !ok {
+			return 0, err
+		}
+		if before > r.cursorSeq {
+			before = r.cursorSeq
+		}
+		if before <= r.trimmedBelow {
+			return 0, nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM items WHERE topic = ? AND seq < ?`, topic, before)
+		if err != nil {
+			return 0, fmt.Errorf("trim %s: %w", topic, wrapErr(err))
+		}
+		n, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, `UPDATE topics SET trimmed_below = ? WHERE topic = ?`, before, topic); err != nil {
+			return 0, fmt.Errorf("trim %s: %w", topic, wrapErr(err))
+		}
+		return 0, nil
+	})
+	return int(n), err
+}

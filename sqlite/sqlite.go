@@ -1,0 +1,277 @@
+// Package sqlite is Baton's embedded store: one SQLite file (WAL mode) that
+// several baton processes on one machine share. It needs nothing installed.
+//
+// SQLite cannot push, so each Store runs one watcher that checks
+// PRAGMA data_version every few milliseconds (a read of a shared-memory
+// counter, no I/O) and, when another connection has committed, reads the
+// small topics table to see which topics changed and how. Writes made through
+// this Store are signalled at once, without waiting for the watcher.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/signal"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+//go:embed schema.sql
+var schema string
+
+var _ baton.Store = (*Store)(nil)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	Clock  baton.Clock
+	// Poll is how often the watcher checks for changes made by other
+	// processes. Default 2ms.
+	Poll time.Duration
+	// Sync is the SQLite synchronous level: "full" (default: an
+	// acknowledged item survives power loss) or "normal" (survives a process
+	// crash, not power loss).
+	Sync string
+	// BusyTimeout bounds the wait for another process's write lock.
+	BusyTimeout time.Duration
+}
+
+// Store is the SQLite engine.
+type Store struct {
+	path  string
+	opts  Options
+	log   *slog.Logger
+	clock baton.Clock
+
+	wdb *sql.DB // one connection: writes are serialised in-process
+	rdb *sql.DB // readers (WAL lets them run beside the writer)
+
+	sig *signal.Hub
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ParseURL turns a store URL into a file path:
+// sqlite:///abs/path.db, sqlite://rel/path.db or a plain path.
+// Query parameters (poll, sync, busy_timeout) fill opts.
+func ParseURL(raw string, opts *Options) (string, error) {
+	if !strings.Contains(raw, "://") {
+		if raw == "" {
+			return "", baton.Invalidf("store", "empty sqlite path")
+		}
+		return raw, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", baton.Invalidf("store", "bad URL: %v", err)
+	}
+	if u.Scheme != "sqlite" {
+		return "", baton.Invalidf("store", "scheme %q is not sqlite", u.Scheme)
+	}
+	if u.User != nil {
+		return "", baton.Invalidf("store", "sqlite URL takes no user info")
+	}
+	path := u.Host + u.Path // sqlite://rel/x.db -> host "rel", path "/x.db"
+	if u.Host == "" {
+		path = u.Path
+	}
+	if path == "" || strings.HasSuffix(path, "/") {
+		return "", baton.Invalidf("store", "sqlite URL %q names no file", raw)
+	}
+	q := u.Query()
+	for k, v := range q {
+		switch k {
+		case "poll", "busy_timeout":
+			d, err := time.ParseDuration(v[0])
+			if err != nil || d <= 0 {
+				return "", baton.Invalidf("store", "%s=%q is not a positive duration", k, v[0])
+			}
+			if k == "poll" {
+				opts.Poll = d
+			} else {
+				opts.BusyTimeout = d
+			}
+		case "sync":
+			if v[0] != "full" && v[0] != "normal" {
+				return "", baton.Invalidf("store", "sync=%q: want full or normal", v[0])
+			}
+			opts.Sync = v[0]
+		default:
+			return "", baton.Invalidf("store", "unknown sqlite URL parameter %q", k)
+		}
+	}
+	return path, nil
+}
+
+// Open opens (creating if needed) the store at rawURL.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	path, err := ParseURL(rawURL, &opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = baton.SystemClock{}
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 2 * time.Millisecond
+	}
+	if opts.Sync == "" {
+		opts.Sync = "full"
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+	}
+	s := &Store{path: path, opts: opts, log: opts.Logger, clock: opts.Clock, sig: signal.NewHub()}
+	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)",
+		opts.BusyTimeout.Milliseconds(), opts.Sync)
+	dsn := "file:" + path + "?" + pragmas
+	s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		s.wdb.Close()
+		return nil, err
+	}
+	s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(8)
+	s.rdb.SetMaxIdleConns(8)
+
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	w, err := s.newWatcher(ctx)
+	if err != nil {
+		cancel()
+		s.rdb.Close()
+		s.wdb.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); w.run(wctx) }()
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	// Several processes may start at once on a new file: the immediate
+	// transaction serialises them; CREATE ... IF NOT EXISTS makes it idempotent.
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("open sqlite store %s: %w", s.path, wrapErr(err))
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema in %s: %w", s.path, wrapErr(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create schema in %s: %w", s.path, wrapErr(err))
+	}
+	return nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Ping checks that the file can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
+		return fmt.Errorf("ping sqlite store: %w", wrapErr(err))
+	}
+	return nil
+}
+
+// Close stops the watcher and closes the database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		s.sig.Close()
+		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+	})
+	return s.closeErr
+}
+
+// Subscribe implements baton.Notifier.
+func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription {
+	return s.sig.Subscribe(topic, signals)
+}
+
+func (s *Store) now() time.Time { return s.clock.Now() }
+
+// wrapErr maps driver errors onto baton's sentinels.
+func wrapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED, sqlite3lib.SQLITE_CANTOPEN,
+			sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_FULL, sqlite3lib.SQLITE_READONLY:
+			return fmt.Errorf("%w: %v", baton.ErrUnavailable, err)
+		}
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v", baton.ErrUnavailable, err)
+	}
+	return err
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func hashFrom(b []byte) baton.Hash {
+	var h baton.Hash
+	copy(h[:], b)
+	return h
+}
+
+func hashBytes(h baton.Hash) []byte {
+	if h.IsZero() {
+		return nil
+	}
+	b := make([]byte, len(h))
+	copy(b, h[:])
+	return b
+}

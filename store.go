@@ -1,0 +1,137 @@
+package baton
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the shared store, the patent's "remote dictionary": it keeps the
+// publish locks, the queues and their hash index, the cursors, the ledger,
+// the release records and the membership. Every engine (sqlite, redis) passes
+// the conformance suite in package storetest.
+//
+// All methods are safe for concurrent use. Times in the store come from the
+// store's clock.
+type Store interface {
+	Locks
+	Queue
+	Publications
+	Members
+	Notifier
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources. It is idempotent.
+	Close() error
+}
+
+// Locks is the publish lock of every topic.
+//
+// Contract:
+//   - At most one live lease per topic. A lease is live from acquisition
+//     until it is released or its ExpiresAt passes on the store's clock.
+//   - Every successful Acquire gets an epoch strictly greater than every
+//     epoch ever handed out for that topic.
+//   - Exactly one ReleaseRecord exists for every epoch that ended: Release
+//     writes it with its reason; the first Acquire, Renew or Expire that finds
+//     a lease past its expiry writes it with ReasonExpired. The record holds
+//     the cursor as it was when the lease ended.
+//   - Acquire fills in the successor fields of the previous epoch's record.
+type Locks interface {
+	// Acquire takes the topic's lock for holder if it is free (never taken,
+	// released or expired). It returns ErrLeaseHeld if another live lease
+	// exists. If holder itself holds a live lease, that is ErrLeaseHeld too:
+	// renew instead.
+	Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (Lease, error)
+	// Renew extends a live lease to now+ttl. It returns ErrLeaseLost if the
+	// lease has expired, was released, or a newer epoch exists.
+	Renew(ctx context.Context, lease Lease, ttl time.Duration) (Lease, error)
+	// Release ends a live lease now with the given reason (released or
+	// failed). Releasing a lease that is no longer live returns ErrLeaseLost.
+	Release(ctx context.Context, lease Lease, reason ReleaseReason) error
+	// Expire writes the release record of a lease found past its expiry and
+	// returns it; it returns ErrLeaseHeld if the lease is still live and
+	// ErrNotFound if there is no lease that ended without a record.
+	// It is how standbys turn a lapsed lease into a release record at once.
+	Expire(ctx context.Context, topic string) (ReleaseRecord, error)
+	// Lock reads the lock's attributes.
+	Lock(ctx context.Context, topic string) (LockState, error)
+	// Handovers lists the release records of a topic, newest first.
+	Handovers(ctx context.Context, topic string, limit int) ([]ReleaseRecord, error)
+}
+
+// Queue is the per-topic queue of items with its hash index.
+type Queue interface {
+	// Append adds updates to the topic's queue atomically: all or none.
+	// Updates must have been validated and have a MsgID (see Normalize).
+	// An update whose MsgID is already in the queue is not added again: its
+	// receipt carries the original seq and hash and Duplicate set. The
+	// receipt is returned only once the items are durable.
+	Append(ctx context.Context, topic string, updates []Update) ([]Receipt, error)
+	// Items returns up to limit items with seq > after, published or not, in
+	// seq order. If after+1 is older than the earliest kept item, it returns
+	// ErrTrimmed.
+	Items(ctx context.Context, topic string, after uint64, limit int) ([]Item, error)
+	// SeqOfHash looks an item hash up in the index: ErrNotFound if absent.
+	SeqOfHash(ctx context.Context, topic string, h Hash) (uint64, error)
+	// Topics lists every topic that has a queue or a lock.
+	Topics(ctx context.Context) ([]string, error)
+	// Topic summarises a topic's queue.
+	Topic(ctx context.Context, topic string) (TopicInfo, error)
+	// Trim deletes published items with seq < before, keeping their ledger
+	// leaves. It never deletes an unpublished item.
+	Trim(ctx context.Context, topic string, before uint64) (int, error)
+}
+
+// Publications is the cursor and the ledger.
+type Publications interface {
+	// Commit publishes items atomically: it moves the cursor to the last
+	// item and appends the leaves, only if the lease (c.Epoch, c.Holder) is
+	// live and the cursor is at c.PrevSeq. Otherwise nothing changes and it
+	// returns ErrFenced (stale epoch, expired or released lease) or
+	// ErrCursorMoved.
+	Commit(ctx context.Context, c Commit) (Cursor, error)
+	// Cursor reads the topic's cursor (zero Cursor if nothing was published).
+	Cursor(ctx context.Context, topic string) (Cursor, error)
+	// Published returns up to limit published items with seq > after, in
+	// seq order, never beyond the cursor. ErrTrimmed as for Items.
+	Published(ctx context.Context, topic string, after uint64, limit int) ([]Published, error)
+	// Leaves returns up to limit ledger leaves with seq > after.
+	Leaves(ctx context.Context, topic string, after uint64, limit int) ([]Leaf, error)
+}
+
+// Members is the membership registry.
+type Members interface {
+	// Heartbeat records m as live until now+ttl.
+	Heartbeat(ctx context.Context, m Member, ttl time.Duration) error
+	// Leave removes a member at once.
+	Leave(ctx context.Context, node string) error
+	// Members lists the live members.
+	Members(ctx context.Context) ([]Member, error)
+}
+
+// Signal is a kind of change in the store.
+type Signal uint8
+
+const (
+	SignalAppend Signal = 1 << iota // items were appended to the queue
+	SignalCommit                    // the cursor moved
+	SignalLock                      // the lock changed: acquired, released or expired
+	SignalTopic                     // a topic appeared (subscribe with topic "")
+)
+
+// Notifier tells subscribers that something changed. Wake-ups are hints:
+// they may be coalesced and may arrive for changes a subscriber already
+// read, so the subscriber re-reads the state it cares about. A change made by
+// any process sharing the store is signalled, by push where the engine can.
+type Notifier interface {
+	// Subscribe returns a subscription that wakes on the given signals for
+	// topic ("" for SignalTopic). Close it when done.
+	Subscribe(topic string, signals Signal) Subscription
+}
+
+// Subscription is a coalescing wake-up channel.
+type Subscription interface {
+	// C receives a value after one or more matching changes.
+	C() <-chan struct{}
+	Close()
+}
