@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/dial"
+	bhttp "github.com/baton-pub/baton/http"
+	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/node"
+	"github.com/spf13/cobra"
+)
+
+// serveConfig is `baton serve`'s configuration: flags, each with a BATON_*
+// environment variable.
+type serveConfig struct {
+	Store     string
+	Listen    string
+	Node      string
+	LeaseTTL  time.Duration
+	MaxLeases int
+	MaxBody   int64
+	Retain    uint64
+	ReadyFile string
+	LogLevel  string
+}
+
+// Validate names the first bad field.
+func (c *serveConfig) Validate() error {
+	if c.LeaseTTL < 50*time.Millisecond || c.LeaseTTL > 10*time.Minute {
+		return baton.Invalidf("--lease-ttl", "%v out of range [50ms, 10m]", c.LeaseTTL)
+	}
+	if c.MaxBody < 1024 {
+		return baton.Invalidf("--max-body", "%d is below 1024 bytes", c.MaxBody)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return baton.Invalidf("--log-level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func defaultNode() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "baton"
+	}
+	b := []byte(h)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 40 {
+		b = b[:40]
+	}
+	return string(b) + "-" + strconv.Itoa(os.Getpid())
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v := os.Getenv(key); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(key string, def int64) int64 {
+	if v := os.Getenv(key); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func newServe() *cobra.Command {
+	var c serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Baton server",
+		Long: `Run a Baton server: ingest from sources, race for each topic's publish
+lock, publish as the lock holder, and stream to terminals.
+
+Every flag may also be given as an environment variable BATON_<FLAG>
+(e.g. BATON_STORE, BATON_LEASE_TTL).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := c.Validate(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Store, "store", envOr("BATON_STORE", dial.DefaultURL), "store URL: sqlite://PATH or redis://HOST:PORT/DB")
+	f.StringVar(&c.Listen, "listen", envOr("BATON_LISTEN", "127.0.0.1:8080"), "HTTP listen address (port 0 picks a free one)")
+	f.StringVar(&c.Node, "node", envOr("BATON_NODE", defaultNode()), "node id, unique among the servers")
+	f.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("BATON_LEASE_TTL", 2*time.Second), "publish lease time to live")
+	f.IntVar(&c.MaxLeases, "max-leases", int(envInt("BATON_MAX_LEASES", 0)), "most topics this node publishes at once (0: no limit)")
+	f.Int64Var(&c.MaxBody, "max-body", envInt("BATON_MAX_BODY", 1<<20), "largest accepted request body in bytes")
+	f.Uint64Var(&c.Retain, "retain", uint64(envInt("BATON_RETAIN", 1_000_000)), "published items kept per topic for resuming terminals (0: all)")
+	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
+	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	return cmd
+}
+
+func serve(ctx context.Context, c serveConfig) error {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("node", c.Node)
+
+	store, err := dial.Open(ctx, c.Store, dial.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", dial.Redact(c.Store), err)
+	}
+	defer store.Close()
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	addr := ln.Addr().String()
+
+	h := hub.New(store, hub.Options{Logger: log})
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	defer h.Close()
+
+	n, err := node.New(store, node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
+		MaxLeases: c.MaxLeases, Retain: c.Retain, Logger: log, Terminals: h.Terminals})
+	if err != nil {
+		return err
+	}
+	api := bhttp.NewServer(bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Logger: log})
+
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+	srv := &nethttp.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	if err := n.Start(ctx); err != nil {
+		srv.Close()
+		return err
+	}
+	log.Info("serving", "addr", addr, "store", dial.Redact(c.Store), "lease_ttl", c.LeaseTTL.String())
+	if c.ReadyFile != "" {
+		if err := writeReady(c.ReadyFile, c.Node, addr); err != nil {
+			n.Close()
+			srv.Close()
+			return err
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: handing over")
+	case err := <-serveErr:
+		n.Close()
+		return fmt.Errorf("serve http: %w", err)
+	}
+	// Hand over first: stop publishing and release every lease, so a
+	// standby takes over at once. Then end the terminals' streams (they
+	// resume elsewhere) and stop.
+	n.Close()
+	cancelReqs()
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func writeReady(path, nodeID, addr string) error {
+	b, _ := json.Marshal(map[string]string{"node": nodeID, "addr": addr})
+	tmp := path + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("write ready file: %w", err)
+	}
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return fmt.Errorf("write ready file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,350 @@
+// Package node is one Baton server: it finds the topics in the store, runs
+// an elector per topic (the lease holder runs the publisher), heartbeats its
+// membership, trims old published items and reports its status. The HTTP
+// API and the terminal hub are wired beside it by cmd/baton.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/elector"
+	"github.com/baton-pub/baton/publisher"
+)
+
+// Config configures a node.
+type Config struct {
+	Node  string
+	Addr  string // advertised HTTP address
+	Store string // store URL, for status (without secrets)
+	// TTL is the publish lease's time to live.
+	TTL time.Duration
+	// MaxLeases is how many topics this node may publish at once; 0 means
+	// no limit. A node at its limit is not idle and does not race.
+	MaxLeases int
+	// Batch is the most items one commit publishes.
+	Batch int
+	// Retain is how many published items a topic keeps; older ones are
+	// trimmed by the topic's publisher. 0 keeps everything.
+	Retain uint64
+	Clock  baton.Clock
+	Logger *slog.Logger
+	// Terminals counts this node's terminals on a topic (from the hub).
+	Terminals func(topic string) int
+	// PublicKey is registered with the membership (ledger signatures).
+	PublicKey []byte
+}
+
+// Validate fills defaults and names the first bad field.
+func (c *Config) Validate() error {
+	if c.Node == "" {
+		return baton.Invalidf("node", "empty")
+	}
+	if err := validNode(c.Node); err != nil {
+		return err
+	}
+	if c.TTL < 50*time.Millisecond {
+		return baton.Invalidf("lease-ttl", "%v is too short (at least 50ms)", c.TTL)
+	}
+	if c.MaxLeases < 0 {
+		return baton.Invalidf("max-leases", "must not be negative")
+	}
+	if c.Batch <= 0 {
+		c.Batch = 1000
+	}
+	if c.Clock == nil {
+		c.Clock = baton.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Terminals == nil {
+		c.Terminals = func(string) int { return 0 }
+	}
+	return nil
+}
+
+func validNode(s string) error {
+	if len(s) > 64 {
+		return baton.Invalidf("node", "longer than 64 characters")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return baton.Invalidf("node", "character %q not allowed (use A-Z a-z 0-9 . _ -)", r)
+		}
+	}
+	return nil
+}
+
+// Node is one Baton server's control plane.
+type Node struct {
+	cfg   Config
+	store baton.Store
+	log   *slog.Logger
+	start time.Time
+
+	mu       sync.Mutex
+	electors map[string]*elector.Elector
+	active   map[string]baton.Lease
+	closing  bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New returns a node on store; Start runs it.
+func New(store baton.Store, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Node{cfg: cfg, store: store, log: cfg.Logger,
+		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease)}, nil
+}
+
+// Start registers the node and begins racing for every topic's lease.
+func (n *Node) Start(ctx context.Context) error {
+	n.start = n.cfg.Clock.Now()
+	if err := n.heartbeat(ctx); err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
+	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	sub := n.store.Subscribe("", baton.SignalTopic)
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub) }()
+	go func() { defer n.wg.Done(); n.heartbeats(ctx) }()
+	return nil
+}
+
+// Close hands every lease over (stops publishing, then releases), leaves the
+// membership and waits for the node's goroutines. It is idempotent.
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.closing = true
+		els := make([]*elector.Elector, 0, len(n.electors))
+		for _, e := range n.electors {
+			els = append(els, e)
+		}
+		n.mu.Unlock()
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		// Release in parallel: every topic hands over at once.
+		var wg sync.WaitGroup
+		for _, e := range els {
+			wg.Go(func() { e.Close() })
+		}
+		wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := n.store.Leave(ctx, n.cfg.Node); err != nil {
+			n.log.Warn("leave membership", "err", err)
+		}
+	})
+	return nil
+}
+
+// discover starts an elector for every topic in the store, now and as
+// topics appear.
+func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
+	t := time.NewTicker(max(n.cfg.TTL, time.Second))
+	defer t.Stop()
+	for {
+		topics, err := n.store.Topics(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("list topics", "err", err)
+		}
+		for _, topic := range topics {
+			n.ensure(ctx, topic)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.C():
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) ensure(ctx context.Context, topic string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing || n.electors[topic] != nil {
+		return
+	}
+	e, err := elector.New(elector.Config{
+		Store: n.store, Topic: topic, Node: n.cfg.Node, TTL: n.cfg.TTL,
+		Clock: n.cfg.Clock, Logger: n.log,
+		Run: func(ctx context.Context, lease baton.Lease) error {
+			return n.publish(ctx, lease)
+		},
+		Eligible: func() bool {
+			if n.cfg.MaxLeases == 0 {
+				return true
+			}
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return len(n.active) < n.cfg.MaxLeases
+		},
+		Delay: func() time.Duration {
+			// Idle nodes race first: each lease already held costs 5ms.
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return time.Duration(min(len(n.active), 20)) * 5 * time.Millisecond
+		},
+		OnChange: func(c elector.Change) {
+			n.mu.Lock()
+			if c.Role == baton.RoleActive {
+				n.active[c.Topic] = c.Lease
+			} else {
+				delete(n.active, c.Topic)
+			}
+			n.mu.Unlock()
+		},
+	})
+	if err != nil {
+		n.log.Error("new elector", "topic", topic, "err", err)
+		return
+	}
+	if err := e.Start(ctx); err != nil {
+		n.log.Error("start elector", "topic", topic, "err", err)
+		return
+	}
+	n.electors[topic] = e
+}
+
+func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
+	var trimWanted uint64
+	var trimMu sync.Mutex
+	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log}
+	if n.cfg.Retain > 0 {
+		o.OnCommit = func(c baton.Cursor, _ int) {
+			if c.Seq > n.cfg.Retain {
+				trimMu.Lock()
+				trimWanted = c.Seq - n.cfg.Retain + 1
+				trimMu.Unlock()
+			}
+		}
+		// Trim in the background, at most every second, off the commit path.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			var trimmed uint64
+			for {
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				trimMu.Lock()
+				w := trimWanted
+				trimMu.Unlock()
+				if w > trimmed {
+					if _, err := n.store.Trim(ctx, lease.Topic, w); err != nil {
+						n.log.Warn("trim", "topic", lease.Topic, "err", err)
+						continue
+					}
+					trimmed = w
+				}
+			}
+		}()
+	}
+	return publisher.Run(ctx, n.store, lease, o)
+}
+
+func (n *Node) heartbeats(ctx context.Context) {
+	t := time.NewTicker(max(n.cfg.TTL/2, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := n.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("heartbeat", "err", err)
+		}
+	}
+}
+
+func (n *Node) heartbeat(ctx context.Context) error {
+	n.mu.Lock()
+	leases := len(n.active)
+	state := baton.MemberIdle
+	switch {
+	case n.closing:
+		state = baton.MemberLeaving
+	case n.cfg.MaxLeases > 0 && leases >= n.cfg.MaxLeases:
+		state = baton.MemberFull
+	case leases > 0:
+		state = baton.MemberPublishing
+	}
+	n.mu.Unlock()
+	return n.store.Heartbeat(ctx, baton.Member{Node: n.cfg.Node, Addr: n.cfg.Addr, State: state,
+		Leases: leases, PublicKey: n.cfg.PublicKey}, 3*n.cfg.TTL)
+}
+
+// Active lists the topics this node publishes now.
+func (n *Node) Active() map[string]baton.Lease {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]baton.Lease, len(n.active))
+	for k, v := range n.active {
+		out[k] = v
+	}
+	return out
+}
+
+// Status reports the node and every topic as this node sees them.
+func (n *Node) Status(ctx context.Context) (baton.NodeStatus, error) {
+	st := baton.NodeStatus{Node: n.cfg.Node, Addr: n.cfg.Addr, Store: n.cfg.Store, StartedAt: n.start, LeaseTTL: n.cfg.TTL}
+	topics, err := n.store.Topics(ctx)
+	if err != nil {
+		return st, err
+	}
+	active := n.Active()
+	for _, topic := range topics {
+		ts := baton.TopicStatus{Topic: topic, Role: baton.RoleStandby, Terminals: n.cfg.Terminals(topic)}
+		if _, ok := active[topic]; ok {
+			ts.Role = baton.RoleActive
+		}
+		lock, err := n.store.Lock(ctx, topic)
+		if err != nil {
+			return st, err
+		}
+		ts.Held, ts.Holder, ts.Epoch = lock.Held, lock.Lease.Holder, lock.Lease.Epoch
+		if lock.Held {
+			ts.ExpiresAt = lock.Lease.ExpiresAt
+		}
+		if ts.Cursor, err = n.store.Cursor(ctx, topic); err != nil {
+			return st, err
+		}
+		info, err := n.store.Topic(ctx, topic)
+		if err != nil {
+			return st, err
+		}
+		ts.FirstSeq, ts.LastSeq = info.FirstSeq, info.LastSeq
+		if info.LastSeq > ts.Cursor.Seq {
+			ts.QueueDepth = info.LastSeq - ts.Cursor.Seq
+		}
+		st.Topics = append(st.Topics, ts)
+	}
+	sort.Slice(st.Topics, func(i, j int) bool { return st.Topics[i].Topic < st.Topics[j].Topic })
+	st.Members, err = n.store.Members(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return st, err
+	}
+	return st, nil
+}

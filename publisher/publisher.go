@@ -1,0 +1,130 @@
+// Package publisher is the lease holder's loop: it resumes from the cursor
+// (claim 5: the last published hash, looked up in the index) and commits the
+// queue's later items first-in-first-out, in batches, under the lease's
+// fencing epoch.
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Store is what the publisher needs of the store.
+type Store interface {
+	baton.Queue
+	baton.Publications
+	baton.Notifier
+}
+
+// Options tune a publisher.
+type Options struct {
+	// Batch is the most items one commit publishes. Default 1000.
+	Batch int
+	// Poll is the fallback re-read of the queue if a notification is lost.
+	// Default 500ms.
+	Poll   time.Duration
+	Clock  baton.Clock
+	Logger *slog.Logger
+	// OnCommit is told of every commit (metrics, tests). It must not block.
+	OnCommit func(baton.Cursor, int)
+}
+
+// Run publishes the topic under lease until ctx ends or the store fences
+// it (an error wrapping baton.ErrLeaseLost). Any other error means the
+// publisher failed and the lease should be released as failed.
+func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.Poll <= 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	if o.Clock == nil {
+		o.Clock = baton.SystemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := o.Logger.With("topic", lease.Topic, "epoch", lease.Epoch)
+	topic := lease.Topic
+
+	// Subscribe before reading, so an append between the read and the wait
+	// is not missed.
+	sub := st.Subscribe(topic, baton.SignalAppend)
+	defer sub.Close()
+
+	cur, err := Resume(ctx, st, topic)
+	if err != nil {
+		return err
+	}
+	log.Info("publishing", "after_seq", cur.Seq)
+
+	poll := o.Clock.NewTimer(o.Poll)
+	defer poll.Stop()
+	for {
+		items, err := st.Items(ctx, topic, cur.Seq, o.Batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("publish %s: read queue after %d: %w", topic, cur.Seq, err)
+		}
+		if len(items) == 0 {
+			poll.Reset(o.Poll)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-sub.C():
+			case <-poll.C():
+			}
+			continue
+		}
+		now := o.Clock.Now()
+		leaves := make([]baton.Leaf, len(items))
+		for i, it := range items {
+			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
+		}
+		next, err := st.Commit(ctx, baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
+			PrevSeq: cur.Seq, Items: items, Leaves: leaves, At: now})
+		switch {
+		case err == nil:
+			cur = next
+			if o.OnCommit != nil {
+				o.OnCommit(cur, len(items))
+			}
+		case errors.Is(err, baton.ErrLeaseLost):
+			log.Info("fenced: stopping", "err", err)
+			return fmt.Errorf("publish %s: %w", topic, err)
+		case ctx.Err() != nil:
+			return nil
+		default:
+			return fmt.Errorf("publish %s: commit after %d: %w", topic, cur.Seq, err)
+		}
+	}
+}
+
+// Resume finds where publishing must carry on: it reads the cursor's hash
+// and looks it up in the index (claim 5). A cursor whose hash is not where
+// the cursor says is a corrupt store: publishing stops rather than guess.
+func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
+	cur, err := st.Cursor(ctx, topic)
+	if err != nil {
+		return cur, fmt.Errorf("resume %s: read cursor: %w", topic, err)
+	}
+	if cur.Seq == 0 {
+		return cur, nil
+	}
+	seq, err := st.SeqOfHash(ctx, topic, cur.Hash)
+	if err != nil {
+		return cur, fmt.Errorf("resume %s: look up last published hash %s: %w", topic, cur.Hash, err)
+	}
+	if seq != cur.Seq {
+		return cur, fmt.Errorf("resume %s: index puts hash %s at %d, cursor says %d", topic, cur.Hash, seq, cur.Seq)
+	}
+	return cur, nil
+}
