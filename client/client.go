@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,8 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Token, if set, is sent as a bearer token.
 	Token string
+	// OnRetry, if set, is told of every failed attempt that will be retried.
+	OnRetry func(node string, err error)
 }
 
 // Client talks to one or more Baton nodes.
@@ -39,6 +42,9 @@ type Client struct {
 	nodes []string
 	o     Options
 	next  atomic.Uint64
+
+	mu   sync.Mutex
+	down map[string]time.Time // node -> until when it is skipped
 }
 
 // New returns a client for the nodes' base URLs (http://host:port).
@@ -65,7 +71,7 @@ func New(nodes []string, o Options) (*Client, error) {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Second
 	}
-	return &Client{nodes: nodes, o: o}, nil
+	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time)}, nil
 }
 
 // APIError is an error answered by a node (4xx or 5xx).
@@ -84,8 +90,36 @@ func (e *APIError) Temporary() bool {
 	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
 }
 
+// pick returns the next node in turn, skipping nodes that failed recently
+// unless all of them did.
 func (c *Client) pick() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for range c.nodes {
+		n := c.nodes[c.next.Add(1)%uint64(len(c.nodes))]
+		if until, ok := c.down[n]; !ok || now.After(until) {
+			delete(c.down, n)
+			return n
+		}
+	}
 	return c.nodes[c.next.Add(1)%uint64(len(c.nodes))]
+}
+
+// markDown skips node for a while after a connection failure.
+func (c *Client) markDown(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down[node] = time.Now().Add(c.o.MaxBackoff)
+}
+
+// pause waits before the next attempt: not at all while other nodes remain
+// to be tried in this round, with growing backoff after a whole round failed.
+func (c *Client) pause(ctx context.Context, attempt int) error {
+	if (attempt+1)%len(c.nodes) != 0 {
+		return ctx.Err()
+	}
+	return c.sleep(ctx, attempt/len(c.nodes))
 }
 
 func (c *Client) sleep(ctx context.Context, attempt int) error {
@@ -170,7 +204,8 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 		var out struct {
 			Items []baton.Receipt `json:"items"`
 		}
-		err := c.do(ctx, http.MethodPost, c.pick(), path, body, &out)
+		node := c.pick()
+		err := c.do(ctx, http.MethodPost, node, path, body, &out)
 		if err == nil {
 			if len(out.Items) != len(us) {
 				return nil, fmt.Errorf("publish: %d receipts for %d updates", len(out.Items), len(us))
@@ -184,7 +219,13 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("publish: %w (last error: %v)", ctx.Err(), err)
 		}
-		if err := c.sleep(ctx, attempt); err != nil {
+		if c.o.OnRetry != nil {
+			c.o.OnRetry(node, err)
+		}
+		if !errors.As(err, &ae) {
+			c.markDown(node) // no answer at all: try the others first
+		}
+		if err := c.pause(ctx, attempt); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 	}
@@ -272,12 +313,15 @@ func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn f
 		}
 		if progressed {
 			attempt = 0
-		} else {
-			attempt++
 		}
-		if err := c.sleep(ctx, attempt); err != nil {
+		var ae *APIError
+		if !progressed && !errors.As(err, &ae) {
+			c.markDown(base)
+		}
+		if err := c.pause(ctx, attempt); err != nil {
 			return nil
 		}
+		attempt++
 	}
 }
 

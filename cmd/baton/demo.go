@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/internal/proc"
 	"github.com/spf13/cobra"
 )
 
@@ -85,20 +87,20 @@ duplicated or reordered.`,
 
 // demoReport is the demo's verdict.
 type demoReport struct {
-	Store      string           `json:"store"`
-	Seconds    float64          `json:"seconds"`
-	Acked      int              `json:"acked"`
-	Retries    int              `json:"retries"`
-	Delivered  map[string]int   `json:"delivered"`
-	Lost       int              `json:"lost"`
-	Duplicated int              `json:"duplicated"`
-	Reordered  int              `json:"reordered"`
-	Mismatched int              `json:"mismatched"`
-	Handovers  []demoHandover   `json:"handovers"`
+	Store      string            `json:"store"`
+	Seconds    float64           `json:"seconds"`
+	Acked      int               `json:"acked"`
+	Retries    int               `json:"retries"`
+	Delivered  map[string]int    `json:"delivered"`
+	Lost       int               `json:"lost"`
+	Duplicated int               `json:"duplicated"`
+	Reordered  int               `json:"reordered"`
+	Mismatched int               `json:"mismatched"`
+	Handovers  []demoHandover    `json:"handovers"`
 	Records    []client.Handover `json:"records"`
-	Problems   []string         `json:"problems,omitempty"`
-	OK         bool             `json:"ok"`
-	Dir        string           `json:"dir,omitempty"`
+	Problems   []string          `json:"problems,omitempty"`
+	OK         bool              `json:"ok"`
+	Dir        string            `json:"dir,omitempty"`
 }
 
 // demoHandover is one injected fault and how long until the successor
@@ -121,8 +123,8 @@ type ack struct {
 }
 
 type received struct {
-	at  time.Time
-	d   client.Delivered
+	at time.Time
+	d  client.Delivered
 }
 
 type demoTerminal struct {
@@ -157,7 +159,7 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 	}
 	logf("store %s, %d servers, lease TTL %v, logs in %s", store, c.Nodes, c.LeaseTTL, dir)
 
-	nodes := make([]*nodeProc, c.Nodes)
+	nodes := make([]*proc.Node, c.Nodes)
 	defer func() {
 		for _, n := range nodes {
 			if n != nil && n.Alive() {
@@ -167,7 +169,7 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 	}()
 	for i := range nodes {
 		name := "n" + strconv.Itoa(i+1)
-		n, err := startNode(ctx, dir, name, store, "--lease-ttl", c.LeaseTTL.String())
+		n, err := proc.Start(ctx, "", dir, name, store, "--lease-ttl", c.LeaseTTL.String())
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +220,13 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 
 	// The source: one update at a time at a steady rate; each waits for its
 	// acknowledgement (retrying across nodes with the same msg id).
-	src, err := client.New(append([]string(nil), addrs...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	var retries atomic.Int64
+	src, err := client.New(append([]string(nil), addrs...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnRetry: func(node string, err error) {
+			if retries.Add(1) <= 3 {
+				logf("source: retrying after %v", err)
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -359,6 +367,7 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 	if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
 		rep.Problems = append(rep.Problems, "source: "+srcErr.Error())
 	}
+	rep.Retries = int(retries.Load())
 	rep.Seconds = time.Since(start).Seconds()
 	rep.OK = rep.Lost == 0 && rep.Duplicated == 0 && rep.Reordered == 0 && rep.Mismatched == 0 && len(rep.Problems) == 0
 	return rep, nil
@@ -366,8 +375,8 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 
 // injectFault signals the active publisher (kill: SIGKILL, term: SIGTERM)
 // and measures until a terminal receives an item of the successor's epoch.
-func injectFault(ctx context.Context, c demoConfig, nodes []*nodeProc, addrs []string, terms []*demoTerminal, topic, kind string, logf func(string, ...any)) (demoHandover, error) {
-	var victim *nodeProc
+func injectFault(ctx context.Context, c demoConfig, nodes []*proc.Node, addrs []string, terms []*demoTerminal, topic, kind string, logf func(string, ...any)) (demoHandover, error) {
+	var victim *proc.Node
 	var epoch uint64
 	err := waitFor(ctx, 20*time.Second, func() bool {
 		holder, e := currentHolder(ctx, addrs, topic)
@@ -414,7 +423,7 @@ func injectFault(ctx context.Context, c demoConfig, nodes []*nodeProc, addrs []s
 	ho.Millis = float64(first.Sub(t0).Microseconds()) / 1000
 	logf("hand-over: %s -> %s (epoch %d), %.1f ms after %s", ho.From, ho.To, ho.ToEpoch, ho.Millis, ho.Signal)
 	if kind == "term" {
-		<-victim.done
+		<-victim.Done()
 	}
 	return ho, nil
 }

@@ -1,4 +1,7 @@
-package main
+// Package proc runs `baton serve` as real child processes and injects
+// faults into them (SIGKILL, SIGSTOP/SIGCONT, SIGTERM). The demo, bench,
+// chaos and the integration tests use it.
+package proc
 
 import (
 	"context"
@@ -12,12 +15,12 @@ import (
 	"time"
 )
 
-// nodeProc is a `baton serve` child process, used by demo (and bench,
-// chaos): real processes, killed and paused for real.
-type nodeProc struct {
+// Node is a `baton serve` child process.
+type Node struct {
 	Name  string
 	Addr  string
 	args  []string
+	exe   string
 	dir   string
 	cmd   *exec.Cmd
 	done  chan struct{}
@@ -25,26 +28,28 @@ type nodeProc struct {
 	ready string
 }
 
-// startNode starts `baton serve` with the given store and waits until it
-// serves.
-func startNode(ctx context.Context, dir, name, store string, extra ...string) (*nodeProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
+// Start starts `exe serve` with the given store and waits until it
+// serves. Its log goes to dir/NAME.log. exe "" means this executable.
+func Start(ctx context.Context, exe, dir, name, store string, extra ...string) (*Node, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find own executable: %w", err)
+		}
 	}
-	p := &nodeProc{Name: name, dir: dir, ready: filepath.Join(dir, name+".ready")}
+	p := &Node{Name: name, exe: exe, dir: dir, ready: filepath.Join(dir, name+".ready")}
 	p.args = append([]string{"serve", "--store", store, "--listen", "127.0.0.1:0", "--node", name,
 		"--ready-file", p.ready}, extra...)
-	return p, p.start(ctx, exe)
+	return p, p.start(ctx)
 }
 
-func (p *nodeProc) start(ctx context.Context, exe string) error {
+func (p *Node) start(ctx context.Context) error {
 	_ = os.Remove(p.ready)
 	logf, err := os.OpenFile(filepath.Join(p.dir, p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return err
 	}
-	p.cmd = exec.Command(exe, p.args...)
+	p.cmd = exec.Command(p.exe, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = os.Environ()
 	if err := p.cmd.Start(); err != nil {
@@ -84,16 +89,27 @@ func (p *nodeProc) start(ctx context.Context, exe string) error {
 }
 
 // Restart starts the process again with the same arguments.
-func (p *nodeProc) Restart(ctx context.Context) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
+// It listens on the same address as before, so clients find it again.
+func (p *Node) Restart(ctx context.Context) error {
+	for i, a := range p.args {
+		if a == "--listen" && i+1 < len(p.args) && p.Addr != "" {
+			p.args[i+1] = p.Addr
+		}
 	}
-	return p.start(ctx, exe)
+	return p.start(ctx)
 }
 
+// Done is closed when the process exits.
+func (p *Node) Done() <-chan struct{} { return p.done }
+
+// Log is the path of the node's log file.
+func (p *Node) Log() string { return filepath.Join(p.dir, p.Name+".log") }
+
+// URL is the node's base URL.
+func (p *Node) URL() string { return "http://" + p.Addr }
+
 // Alive reports whether the process has not exited.
-func (p *nodeProc) Alive() bool {
+func (p *Node) Alive() bool {
 	select {
 	case <-p.done:
 		return false
@@ -102,7 +118,7 @@ func (p *nodeProc) Alive() bool {
 	}
 }
 
-func (p *nodeProc) signal(s syscall.Signal) error {
+func (p *Node) signal(s syscall.Signal) error {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return errors.New("not started")
 	}
@@ -110,14 +126,14 @@ func (p *nodeProc) signal(s syscall.Signal) error {
 }
 
 // Kill sends SIGKILL and waits for the exit.
-func (p *nodeProc) Kill() {
+func (p *Node) Kill() {
 	_ = p.signal(syscall.SIGKILL)
 	_ = p.signal(syscall.SIGCONT)
 	<-p.done
 }
 
 // Stop sends SIGTERM (graceful hand-over) and waits up to d, then kills.
-func (p *nodeProc) Stop(d time.Duration) {
+func (p *Node) Stop(d time.Duration) {
 	_ = p.signal(syscall.SIGCONT)
 	_ = p.signal(syscall.SIGTERM)
 	select {
@@ -128,5 +144,5 @@ func (p *nodeProc) Stop(d time.Duration) {
 }
 
 // Pause sends SIGSTOP; Resume sends SIGCONT.
-func (p *nodeProc) Pause() error  { return p.signal(syscall.SIGSTOP) }
-func (p *nodeProc) Resume() error { return p.signal(syscall.SIGCONT) }
+func (p *Node) Pause() error  { return p.signal(syscall.SIGSTOP) }
+func (p *Node) Resume() error { return p.signal(syscall.SIGCONT) }
