@@ -298,8 +298,9 @@ func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton
 	if err := baton.ValidTopic(topic); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
-		limit = 100
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT epoch, holder, reason, at, last_seq, last_hash, successor, successor_epoch, successor_at
 		FROM releases WHERE topic = ? ORDER BY epoch DESC LIMIT ?`, topic, limit)

@@ -30,6 +30,9 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 
 // Leave implements baton.Members.
 func (s *Store) Leave(ctx context.Context, node string) error {
+	if node == "" {
+		return baton.Invalidf("node", "empty")
+	}
 	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node); err != nil {
 		return fmt.Errorf("leave: %w", wrapErr(err))
 	}

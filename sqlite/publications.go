@@ -17,6 +17,9 @@ func checkCommit(c baton.Commit) error {
 	if len(c.Items) == 0 {
 		return baton.Invalidf("items", "empty commit")
 	}
+	if c.Holder == "" {
+		return baton.Invalidf("holder", "empty")
+	}
 	if len(c.Leaves) != len(c.Items) {
 		return baton.Invalidf("leaves", "%d leaves for %d items", len(c.Leaves), len(c.Items))
 	}
@@ -24,7 +27,7 @@ func checkCommit(c baton.Commit) error {
 		if it.Seq != c.PrevSeq+1+uint64(i) {
 			return baton.Invalidf(fmt.Sprintf("items[%d].seq", i), "got %d, want %d (commits are contiguous)", it.Seq, c.PrevSeq+1+uint64(i))
 		}
-		if l := c.Leaves[i]; l.Seq != it.Seq || l.ItemHash != it.Hash || l.Epoch != c.Epoch || l.Publisher != c.Holder {
+		if l := c.Leaves[i]; l.Topic != c.Topic || l.Seq != it.Seq || l.ItemHash != it.Hash || l.Epoch != c.Epoch || l.Publisher != c.Holder {
 			return baton.Invalidf(fmt.Sprintf("leaves[%d]", i), "does not match its item and the commit's lease")
 		}
 	}
@@ -52,12 +55,8 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		if last.Seq > r.lastSeq {
 			return 0, baton.Invalidf("items", "seq %d was never appended (last is %d)", last.Seq, r.lastSeq)
 		}
-		var stored []byte
-		if err := tx.QueryRowContext(ctx, `SELECT hash FROM items WHERE topic = ? AND seq = ?`, c.Topic, last.Seq).Scan(&stored); err != nil {
-			return 0, fmt.Errorf("commit %s: read item %d: %w", c.Topic, last.Seq, wrapErr(err))
-		}
-		if !bytes.Equal(stored, last.Hash[:]) {
-			return 0, baton.Invalidf("items", "hash of seq %d does not match the queue", last.Seq)
+		if err := checkHashes(ctx, tx, c); err != nil {
+			return 0, err
 		}
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO leaves (topic, seq, item_hash, epoch, publisher, at) VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
@@ -101,10 +100,14 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err := baton.ValidTopic(topic); err != nil {
 		return nil, err
 	}
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, l.epoch, l.publisher, l.at
 		FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq
 		WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?)
-		ORDER BY i.seq LIMIT ?`, topic, after, topic, clampLimit(limit))
+		ORDER BY i.seq LIMIT ?`, topic, after, topic, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read published: %w", wrapErr(err))
 	}
@@ -136,8 +139,12 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	if err := baton.ValidTopic(topic); err != nil {
 		return nil, err
 	}
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, item_hash, epoch, publisher, at FROM leaves
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, clampLimit(limit))
+		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read leaves: %w", wrapErr(err))
 	}
@@ -156,3 +163,31 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	return out, rows.Err()
 }
 
+// checkHashes makes sure a commit publishes what is in the queue.
+func checkHashes(ctx context.Context, tx *sql.Tx, c baton.Commit) error {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq`,
+		c.Topic, c.PrevSeq, c.Items[len(c.Items)-1].Seq)
+	if err != nil {
+		return fmt.Errorf("commit %s: read queue: %w", c.Topic, wrapErr(err))
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		var seq uint64
+		var h []byte
+		if err := rows.Scan(&seq, &h); err != nil {
+			return fmt.Errorf("commit %s: read queue: %w", c.Topic, err)
+		}
+		if i >= len(c.Items) || c.Items[i].Seq != seq || !bytes.Equal(h, c.Items[i].Hash[:]) {
+			return baton.Invalidf("items", "seq %d does not match the queue", seq)
+		}
+		i++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("commit %s: read queue: %w", c.Topic, wrapErr(err))
+	}
+	if i != len(c.Items) {
+		return baton.Invalidf("items", "%d of %d items are not in the queue", len(c.Items)-i, len(c.Items))
+	}
+	return nil
+}

@@ -15,7 +15,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		return nil, err
 	}
 	if len(updates) == 0 {
-		return nil, baton.Invalidf("items", "empty batch")
+		return nil, nil
 	}
 	for i, u := range updates {
 		if u.ID == "" || u.MsgID == "" || len(u.Value) == 0 {
@@ -102,11 +102,14 @@ func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) er
 	return nil
 }
 
-func clampLimit(limit int) int {
-	if limit <= 0 || limit > 10000 {
-		return 10000
+// MaxRead is the most rows one read returns.
+const MaxRead = 10000
+
+func checkLimit(limit int) (int, error) {
+	if limit <= 0 {
+		return 0, baton.Invalidf("limit", "must be positive, got %d", limit)
 	}
-	return limit
+	return min(limit, MaxRead), nil
 }
 
 // Items implements baton.Queue.
@@ -114,8 +117,12 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	if err := baton.ValidTopic(topic); err != nil {
 		return nil, err
 	}
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, id, value, msg_id, hash, ingested_at FROM items
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, clampLimit(limit))
+		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", wrapErr(err))
 	}
@@ -183,8 +190,11 @@ func (s *Store) Topic(ctx context.Context, topic string) (baton.TopicInfo, error
 	}
 	info := baton.TopicInfo{Topic: topic}
 	r, ok, err := loadTopic(ctx, s.rdb, topic)
-	if err != nil || !ok {
+	if err != nil {
 		return info, err
+	}
+	if !ok {
+		return info, fmt.Errorf("topic %s: %w", topic, baton.ErrNotFound)
 	}
 	info.LastSeq = r.lastSeq
 	if r.lastSeq >= r.trimmedBelow {

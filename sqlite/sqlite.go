@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -63,6 +64,7 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -203,6 +205,9 @@ func (s *Store) Path() string { return s.path }
 
 // Ping checks that the file can be read.
 func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("ping sqlite store: %w", baton.ErrClosed)
+	}
 	var n int
 	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
 		return fmt.Errorf("ping sqlite store: %w", wrapErr(err))
@@ -213,6 +218,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close stops the watcher and closes the database. It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		s.cancel()
 		s.wg.Wait()
 		s.sig.Close()

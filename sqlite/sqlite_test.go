@@ -2,12 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/sqlite"
+	"github.com/baton-pub/baton/storetest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -65,4 +67,25 @@ func TestTwoHandlesSignal(t *testing.T) {
 	if err != nil || len(items) != 1 || !items[0].Verify() {
 		t.Fatalf("items = %v, %v", items, err)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	dir := t.TempDir()
+	open := func(t *testing.T, path string) baton.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{Sync: "normal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	n := 0
+	storetest.Run(t, func(t *testing.T) baton.Store {
+		n++
+		return open(t, filepath.Join(dir, fmt.Sprintf("c%d.db", n)))
+	}, storetest.WithShared(func(t *testing.T) (a, b baton.Store) {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("s%d.db", n))
+		return open(t, p), open(t, p)
+	}))
 }

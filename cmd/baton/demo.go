@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,12 +10,13 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/checker"
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/internal/workload"
 	"github.com/spf13/cobra"
 )
 
@@ -96,8 +96,10 @@ type demoReport struct {
 	Duplicated int               `json:"duplicated"`
 	Reordered  int               `json:"reordered"`
 	Mismatched int               `json:"mismatched"`
+	SplitBrain int               `json:"split_brain"`
 	Handovers  []demoHandover    `json:"handovers"`
 	Records    []client.Handover `json:"records"`
+	Anomalies  []checker.Anomaly `json:"anomalies,omitempty"`
 	Problems   []string          `json:"problems,omitempty"`
 	OK         bool              `json:"ok"`
 	Dir        string            `json:"dir,omitempty"`
@@ -114,30 +116,6 @@ type demoHandover struct {
 	To        string  `json:"to"`
 	ToEpoch   uint64  `json:"to_epoch"`
 	Millis    float64 `json:"millis"`
-}
-
-type ack struct {
-	msgID string
-	seq   uint64
-	hash  baton.Hash
-}
-
-type received struct {
-	at time.Time
-	d  client.Delivered
-}
-
-type demoTerminal struct {
-	name string
-	mu   sync.Mutex
-	got  []received
-	err  error
-}
-
-func (t *demoTerminal) snapshot() []received {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]received(nil), t.got...)
 }
 
 func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, error) {
@@ -157,7 +135,7 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
-	logf("store %s, %d servers, lease TTL %v, logs in %s", store, c.Nodes, c.LeaseTTL, dir)
+	logf("store %s, %d servers, lease TTL %v, logs in %s", redactURL(store), c.Nodes, c.LeaseTTL, dir)
 
 	nodes := make([]*proc.Node, c.Nodes)
 	defer func() {
@@ -167,111 +145,56 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 			}
 		}
 	}()
+	addrs := make([]string, len(nodes))
 	for i := range nodes {
 		name := "n" + strconv.Itoa(i+1)
 		n, err := proc.Start(ctx, "", dir, name, store, "--lease-ttl", c.LeaseTTL.String())
 		if err != nil {
 			return nil, err
 		}
-		nodes[i] = n
+		nodes[i], addrs[i] = n, n.Addr
 		logf("started %s on %s", name, n.Addr)
 	}
-	addrs := make([]string, len(nodes))
-	for i, n := range nodes {
-		addrs[i] = n.Addr
-	}
 
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	var wg sync.WaitGroup
-
+	h := checker.NewHistory()
 	// Terminals, each first connected to a different node.
-	terms := make([]*demoTerminal, c.Terminals)
-	termCtx, stopTerms := context.WithCancel(ctx)
-	defer stopTerms()
-	for i := range terms {
-		t := &demoTerminal{name: "t" + strconv.Itoa(i+1)}
-		terms[i] = t
-		order := make([]string, len(addrs))
-		for j := range addrs {
-			order[j] = addrs[(i+j+len(addrs)-1)%len(addrs)] // pick() starts at index 1
+	terms := make([]*workload.Terminal, c.Terminals)
+	follow := make(map[string][]string)
+	// firstOfEpoch records when the first item of each epoch reached any
+	// terminal: the end of a hand-over as a user sees it.
+	var epochMu sync.Mutex
+	firstOfEpoch := make(map[uint64]time.Time)
+	publisherOf := make(map[uint64]string)
+	onItem := func(d client.Delivered, at time.Time) {
+		epochMu.Lock()
+		defer epochMu.Unlock()
+		if t, ok := firstOfEpoch[d.Epoch]; !ok || at.Before(t) {
+			firstOfEpoch[d.Epoch], publisherOf[d.Epoch] = at, d.Publisher
 		}
-		cl, err := client.New(order, client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	}
+	for i := range terms {
+		order := append(append([]string(nil), addrs[i%len(addrs):]...), addrs[:i%len(addrs)]...)
+		name := "t" + strconv.Itoa(i+1)
+		t, err := workload.StartTerminal(ctx, name, topic, order, h, workload.TerminalOptions{OnItem: onItem})
 		if err != nil {
 			return nil, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := cl.Subscribe(termCtx, topic, 0, func(e client.Event) error {
-				if e.Type != "item" {
-					return nil
-				}
-				t.mu.Lock()
-				t.got = append(t.got, received{at: time.Now(), d: e.Item})
-				t.mu.Unlock()
-				return nil
-			})
-			t.mu.Lock()
-			t.err = err
-			t.mu.Unlock()
-		}()
+		terms[i] = t
+		follow[name] = []string{topic}
 	}
-
-	// The source: one update at a time at a steady rate; each waits for its
-	// acknowledgement (retrying across nodes with the same msg id).
-	var retries atomic.Int64
-	src, err := client.New(append([]string(nil), addrs...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		OnRetry: func(node string, err error) {
-			if retries.Add(1) <= 3 {
-				logf("source: retrying after %v", err)
+	defer func() {
+		for _, t := range terms {
+			if t != nil {
+				t.Stop()
 			}
-		}})
+		}
+	}()
+	src, err := workload.StartSource(ctx, "source", topic, addrs, c.Rate, h)
 	if err != nil {
 		return nil, err
 	}
-	var ackMu sync.Mutex
-	var acks []ack
-	var srcErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second / time.Duration(c.Rate))
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-			}
-			u := baton.Update{ID: fmt.Sprintf("sensor.%d", i%10), Value: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`),
-				MsgID: fmt.Sprintf("demo-%d", i)}
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			rs, err := src.Publish(pctx, topic, []baton.Update{u})
-			cancel()
-			if err != nil {
-				ackMu.Lock()
-				srcErr = err
-				ackMu.Unlock()
-				return
-			}
-			ackMu.Lock()
-			acks = append(acks, ack{msgID: u.MsgID, seq: rs[0].Seq, hash: rs[0].Hash})
-			ackMu.Unlock()
-		}
-	}()
+	defer src.Stop()
 
-	ackCount := func() int { ackMu.Lock(); defer ackMu.Unlock(); return len(acks) }
-	progress := func() {
-		var ds []string
-		for _, t := range terms {
-			t.mu.Lock()
-			ds = append(ds, strconv.Itoa(len(t.got)))
-			t.mu.Unlock()
-		}
-		holder, epoch := currentHolder(ctx, addrs, topic)
-		logf("acked %d, delivered %v, publisher %s (epoch %d)", ackCount(), ds, holder, epoch)
-	}
 	stopProgress := make(chan struct{})
 	var pwg sync.WaitGroup
 	pwg.Add(1)
@@ -284,98 +207,114 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 			case <-stopProgress:
 				return
 			case <-t.C:
-				progress()
+				var ds []int
+				for _, t := range terms {
+					ds = append(ds, t.Received())
+				}
+				holder, epoch := currentHolder(ctx, addrs, topic)
+				logf("acked %d, delivered %v, publisher %s (epoch %d)", src.Acked(), ds, holder, epoch)
 			}
 		}
 	}()
+	endProgress := sync.OnceFunc(func() { close(stopProgress); pwg.Wait() })
+	defer endProgress()
 
-	rep := &demoReport{Store: redactURL(store), Delivered: map[string]int{}}
+	rep := &demoReport{Store: redactURL(store)}
 	if c.Keep {
 		rep.Dir = dir
 	}
-	fail := func(err error) (*demoReport, error) {
-		close(stopProgress)
-		pwg.Wait()
-		return nil, err
+	flow := func(n int, what string) error {
+		target := src.Acked() + n
+		if err := waitFor(ctx, 30*time.Second, func() bool { return src.Acked() >= target }); err != nil {
+			return fmt.Errorf("demo: the source stalled %s: %w", what, err)
+		}
+		return nil
+	}
+	fault := func(kind string) error {
+		ho, err := injectFault(ctx, c, nodes, addrs, topic, kind, logf, func(epoch uint64) (time.Time, string, uint64) {
+			epochMu.Lock()
+			defer epochMu.Unlock()
+			for e, t := range firstOfEpoch {
+				if e > epoch {
+					return t, publisherOf[e], e
+				}
+			}
+			return time.Time{}, "", 0
+		})
+		if err != nil {
+			return err
+		}
+		rep.Handovers = append(rep.Handovers, ho)
+		return nil
 	}
 
-	// Phase 1: steady flow, then SIGKILL the publisher.
-	if err := waitFor(ctx, 20*time.Second, func() bool { return ackCount() >= c.Rate }); err != nil {
-		return fail(fmt.Errorf("demo: the source got no acknowledgements: %w (%v)", err, srcErr))
+	// Steady flow; SIGKILL the publisher; bring it back as a standby;
+	// steady flow; SIGTERM the next publisher; a little more flow.
+	if err := flow(c.Rate, "at start"); err != nil {
+		return nil, err
 	}
-	ho, err := injectFault(ctx, c, nodes, addrs, terms, topic, "kill", logf)
-	if err != nil {
-		return fail(err)
+	if err := fault("kill"); err != nil {
+		return nil, err
 	}
-	rep.Handovers = append(rep.Handovers, ho)
-	// Bring the killed server back as a standby.
 	for _, n := range nodes {
 		if !n.Alive() {
 			if err := n.Restart(ctx); err != nil {
-				return fail(err)
+				return nil, err
 			}
 			logf("restarted %s as a standby", n.Name)
 		}
 	}
-
-	// Phase 2: steady flow, then SIGTERM the publisher (graceful).
-	target := ackCount() + c.Rate
-	if err := waitFor(ctx, 20*time.Second, func() bool { return ackCount() >= target }); err != nil {
-		return fail(fmt.Errorf("demo: the source stalled after the first hand-over: %w (%v)", err, srcErr))
+	if err := flow(c.Rate, "after the first hand-over"); err != nil {
+		return nil, err
 	}
-	ho, err = injectFault(ctx, c, nodes, addrs, terms, topic, "term", logf)
-	if err != nil {
-		return fail(err)
+	if err := fault("term"); err != nil {
+		return nil, err
 	}
-	rep.Handovers = append(rep.Handovers, ho)
-
-	// Phase 3: a little more flow, then stop the source and let every
-	// terminal catch up with every acknowledged item.
-	target = ackCount() + c.Rate/2
-	if err := waitFor(ctx, 20*time.Second, func() bool { return ackCount() >= target }); err != nil {
-		return fail(fmt.Errorf("demo: the source stalled after the second hand-over: %w (%v)", err, srcErr))
+	if err := flow(c.Rate/2, "after the second hand-over"); err != nil {
+		return nil, err
 	}
-	stopRun()
-	ackMu.Lock()
-	final := append([]ack(nil), acks...)
-	ackMu.Unlock()
+	srcErr := src.Stop()
 	var maxSeq uint64
-	for _, a := range final {
-		maxSeq = max(maxSeq, a.seq)
+	for _, a := range h.Acks() {
+		maxSeq = max(maxSeq, a.Seq)
 	}
-	logf("source stopped after %d acknowledgements; waiting for terminals to receive up to seq %d", len(final), maxSeq)
+	logf("source stopped after %d acknowledgements; waiting for terminals to receive up to seq %d", src.Acked(), maxSeq)
 	_ = waitFor(ctx, 30*time.Second, func() bool {
 		for _, t := range terms {
-			got := t.snapshot()
-			if len(got) == 0 || got[len(got)-1].d.Seq < maxSeq {
+			if t.Last() < maxSeq {
 				return false
 			}
 		}
 		return true
 	})
-	stopTerms()
-	wg.Wait()
-	close(stopProgress)
-	pwg.Wait()
+	for _, t := range terms {
+		if err := t.Stop(); err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", t.Name, err))
+		}
+	}
+	endProgress()
 
 	records, err := handoverRecords(ctx, addrs, topic)
 	if err != nil {
 		rep.Problems = append(rep.Problems, "read hand-over records: "+err.Error())
 	}
 	rep.Records = records
-	checkDemo(rep, final, terms)
-	if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
+	cr := h.Check(follow)
+	rep.Acked, rep.Delivered, rep.Anomalies = cr.Acked, cr.Delivered, cr.Anomalies
+	rep.Lost, rep.Duplicated, rep.Reordered, rep.Mismatched, rep.SplitBrain = cr.Lost, cr.Duplicated, cr.Reordered, cr.Mismatched, cr.SplitBrain
+	if srcErr != nil {
 		rep.Problems = append(rep.Problems, "source: "+srcErr.Error())
 	}
-	rep.Retries = int(retries.Load())
+	rep.Retries = src.Retries()
 	rep.Seconds = time.Since(start).Seconds()
-	rep.OK = rep.Lost == 0 && rep.Duplicated == 0 && rep.Reordered == 0 && rep.Mismatched == 0 && len(rep.Problems) == 0
+	rep.OK = cr.OK() && len(rep.Problems) == 0
 	return rep, nil
 }
 
 // injectFault signals the active publisher (kill: SIGKILL, term: SIGTERM)
-// and measures until a terminal receives an item of the successor's epoch.
-func injectFault(ctx context.Context, c demoConfig, nodes []*proc.Node, addrs []string, terms []*demoTerminal, topic, kind string, logf func(string, ...any)) (demoHandover, error) {
+// and measures until a terminal receives an item of a later epoch.
+func injectFault(ctx context.Context, c demoConfig, nodes []*proc.Node, addrs []string, topic, kind string,
+	logf func(string, ...any), successor func(epoch uint64) (time.Time, string, uint64)) (demoHandover, error) {
 	var victim *proc.Node
 	var epoch uint64
 	err := waitFor(ctx, 20*time.Second, func() bool {
@@ -405,16 +344,7 @@ func injectFault(ctx context.Context, c demoConfig, nodes []*proc.Node, addrs []
 	}
 	var first time.Time
 	err = waitFor(ctx, 10*c.LeaseTTL+10*time.Second, func() bool {
-		for _, t := range terms {
-			for _, r := range t.snapshot() {
-				if r.d.Epoch > epoch && r.at.After(t0) {
-					if first.IsZero() || r.at.Before(first) {
-						first, ho.To, ho.ToEpoch = r.at, r.d.Publisher, r.d.Epoch
-					}
-					break
-				}
-			}
-		}
+		first, ho.To, ho.ToEpoch = successor(epoch)
 		return !first.IsZero()
 	})
 	if err != nil {
@@ -428,70 +358,6 @@ func injectFault(ctx context.Context, c demoConfig, nodes []*proc.Node, addrs []
 	return ho, nil
 }
 
-// checkDemo compares what the source was told with what terminals got.
-func checkDemo(rep *demoReport, acks []ack, terms []*demoTerminal) {
-	rep.Acked = len(acks)
-	bySeq := make(map[uint64]ack, len(acks))
-	var prev uint64
-	for _, a := range acks {
-		if other, ok := bySeq[a.seq]; ok && other.msgID != a.msgID {
-			rep.Duplicated++ // two messages acknowledged at one seq
-			rep.Problems = append(rep.Problems, fmt.Sprintf("seq %d acknowledged for %s and %s", a.seq, other.msgID, a.msgID))
-		}
-		bySeq[a.seq] = a
-		if a.seq <= prev {
-			rep.Reordered++ // acknowledged later, yet sequenced earlier
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%s acked at seq %d after seq %d", a.msgID, a.seq, prev))
-		}
-		prev = a.seq
-	}
-	for _, t := range terms {
-		got := t.snapshot()
-		rep.Delivered[t.name] = len(got)
-		seen := make(map[uint64]bool, len(got))
-		msgSeq := make(map[string]uint64, len(got))
-		var last uint64
-		for _, r := range got {
-			d := r.d
-			if seen[d.Seq] {
-				rep.Duplicated++
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: seq %d delivered twice", t.name, d.Seq))
-			}
-			seen[d.Seq] = true
-			if s, ok := msgSeq[d.MsgID]; ok && s != d.Seq {
-				rep.Duplicated++
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: msg %s published at seq %d and %d", t.name, d.MsgID, s, d.Seq))
-			}
-			msgSeq[d.MsgID] = d.Seq
-			if d.Seq <= last {
-				rep.Reordered++
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: seq %d after %d", t.name, d.Seq, last))
-			}
-			last = d.Seq
-			it := baton.Item{Topic: "demo", Seq: d.Seq, ID: d.ID, Value: d.Value, MsgID: d.MsgID, Hash: d.Hash}
-			if !it.Verify() {
-				rep.Mismatched++
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: seq %d content does not match its hash", t.name, d.Seq))
-			}
-			if a, ok := bySeq[d.Seq]; ok && (a.hash != d.Hash || a.msgID != d.MsgID) {
-				rep.Mismatched++
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: seq %d differs from what the source was told", t.name, d.Seq))
-			}
-		}
-		for _, a := range acks {
-			if !seen[a.seq] {
-				rep.Lost++
-				if rep.Lost <= 10 {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("%s: acked seq %d (%s) never delivered", t.name, a.seq, a.msgID))
-				}
-			}
-		}
-		if t.err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", t.name, t.err))
-		}
-	}
-}
-
 func (r *demoReport) print(w io.Writer) {
 	fmt.Fprintf(w, "\n== Baton demo report (%.1fs, store %s)\n", r.Seconds, r.Store)
 	fmt.Fprintf(w, "acked by the source:  %d (%d retried)\n", r.Acked, r.Retries)
@@ -503,7 +369,8 @@ func (r *demoReport) print(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "delivered to %-8s %d\n", n+":", r.Delivered[n])
 	}
-	fmt.Fprintf(w, "lost: %d   duplicated: %d   out of order: %d   content mismatches: %d\n", r.Lost, r.Duplicated, r.Reordered, r.Mismatched)
+	fmt.Fprintf(w, "lost: %d   duplicated: %d   out of order: %d   content mismatches: %d   split brain: %d\n",
+		r.Lost, r.Duplicated, r.Reordered, r.Mismatched, r.SplitBrain)
 	fmt.Fprintln(w, "hand-overs (fault -> first item from the successor, seen by a terminal):")
 	for _, h := range r.Handovers {
 		fmt.Fprintf(w, "  %-7s %s (epoch %d) -> %s (epoch %d): reason %s, %.1f ms\n", h.Signal, h.From, h.FromEpoch, h.To, h.ToEpoch, h.Reason, h.Millis)
@@ -516,6 +383,9 @@ func (r *demoReport) print(w io.Writer) {
 			d = fmt.Sprintf("%.1f ms", *h.HandoverMS)
 		}
 		fmt.Fprintf(w, "  epoch %d %s: %s at seq %d -> %s\n", h.Epoch, h.Holder, h.Reason, h.LastSeq, d)
+	}
+	for _, a := range r.Anomalies {
+		fmt.Fprintf(w, "ANOMALY: %s %s seq %d %s: %s\n", a.Kind, a.Topic, a.Seq, a.Terminal, a.Detail)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintln(w, "PROBLEM:", p)

@@ -1,0 +1,308 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	nethttp "net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Limits of the read endpoints.
+const (
+	DefaultItemsLimit     = 100
+	MaxItemsLimit         = 1000
+	DefaultHandoversLimit = 20
+	MaxHandoversLimit     = 1000
+)
+
+// Receipt acknowledges one published update.
+type Receipt struct {
+	Seq   uint64     `json:"seq"`
+	Hash  baton.Hash `json:"hash"`
+	MsgID string     `json:"msg_id"`
+	// Duplicate is true when the msg id was taken before: Seq and Hash are
+	// the original item's.
+	Duplicate bool `json:"duplicate"`
+}
+
+// PublishResponse answers POST /v1/topics/{topic}/items: one receipt per
+// update, in order. For a body that was a lone object, the receipt's fields
+// are also at the top level.
+type PublishResponse struct {
+	*Receipt
+	Items []Receipt `json:"items"`
+}
+
+// ItemsResponse answers GET /v1/topics/{topic}/items.
+type ItemsResponse struct {
+	Items []baton.Published `json:"items"`
+	// NextAfter is the after to poll with next: the last item's seq, or the
+	// asked after if there was none.
+	NextAfter uint64 `json:"next_after"`
+}
+
+// Handover is a release record with the time the topic had no holder.
+type Handover struct {
+	baton.ReleaseRecord
+	// HandoverMS is SuccessorAt - At in milliseconds, null while no
+	// successor has acquired.
+	HandoverMS *float64 `json:"handover_ms"`
+}
+
+// HandoversResponse answers GET /v1/topics/{topic}/handovers.
+type HandoversResponse struct {
+	Handovers []Handover `json:"handovers"`
+}
+
+// TopicsResponse answers GET /v1/topics.
+type TopicsResponse struct {
+	Topics []string `json:"topics"`
+}
+
+// topic reads and checks the {topic} path value.
+func (s *Server) topic(w nethttp.ResponseWriter, r *nethttp.Request) (string, bool) {
+	topic := r.PathValue("topic")
+	if err := baton.ValidTopic(topic); err != nil {
+		s.writeError(w, r, err)
+		return "", false
+	}
+	return topic, true
+}
+
+func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topic, ok := s.topic(w, r)
+	if !ok {
+		return
+	}
+	if r.ContentLength > s.cfg.MaxBody {
+		s.writeError(w, r, Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
+		return
+	}
+	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	body, err := io.ReadAll(nethttp.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mbe *nethttp.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeError(w, r, Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		s.writeError(w, r, baton.Invalidf("body", "read: %v", err))
+		return
+	}
+	ups, single, err := decodeUpdates(body, s.cfg.MaxBatch)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	receipts, err := s.cfg.Store.Append(r.Context(), topic, ups)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := PublishResponse{Items: make([]Receipt, len(receipts))}
+	for i, rc := range receipts {
+		resp.Items[i] = Receipt{Seq: rc.Seq, Hash: rc.Hash, MsgID: rc.MsgID, Duplicate: rc.Duplicate}
+	}
+	if single && len(resp.Items) == 1 {
+		resp.Receipt = &resp.Items[0]
+	}
+	writeJSON(w, nethttp.StatusCreated, resp)
+}
+
+func (s *Server) listItems(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topic, ok := s.topic(w, r)
+	if !ok {
+		return
+	}
+	after, err := queryUint(r, "after", 0, math.MaxUint64)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := queryLimit(r, DefaultItemsLimit, MaxItemsLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ps, err := s.cfg.Store.Published(r.Context(), topic, after, limit)
+	if errors.Is(err, baton.ErrTrimmed) {
+		s.writeError(w, r, s.gone(r.Context(), topic, after, err))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := ItemsResponse{Items: ps, NextAfter: after}
+	if resp.Items == nil {
+		resp.Items = []baton.Published{}
+	}
+	if len(ps) > 0 {
+		resp.NextAfter = ps[len(ps)-1].Seq
+	}
+	writeJSON(w, nethttp.StatusOK, resp)
+}
+
+// gone describes a trimmed position with the earliest seq still kept.
+func (s *Server) gone(ctx context.Context, topic string, after uint64, err error) error {
+	info, ierr := s.cfg.Store.Topic(ctx, topic)
+	if ierr != nil {
+		return err
+	}
+	e := Errorf(baton.CodeGone, "position after %d is no longer kept", after)
+	e.Earliest = info.FirstSeq
+	return e
+}
+
+func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topics, err := s.cfg.Store.Topics(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	topics = slices.Clone(topics)
+	slices.Sort(topics)
+	if topics == nil {
+		topics = []string{}
+	}
+	writeJSON(w, nethttp.StatusOK, TopicsResponse{Topics: topics})
+}
+
+func (s *Server) getTopic(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topic, ok := s.topic(w, r)
+	if !ok {
+		return
+	}
+	info, err := s.cfg.Store.Topic(r.Context(), topic)
+	if errors.Is(err, baton.ErrNotFound) {
+		// Topics need no creation: one never used is empty.
+		info, err = baton.TopicInfo{Topic: topic}, nil
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, info)
+}
+
+func (s *Server) listHandovers(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topic, ok := s.topic(w, r)
+	if !ok {
+		return
+	}
+	limit, err := queryLimit(r, DefaultHandoversLimit, MaxHandoversLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	recs, err := s.cfg.Store.Handovers(r.Context(), topic, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := HandoversResponse{Handovers: make([]Handover, len(recs))}
+	for i, rec := range recs {
+		resp.Handovers[i] = Handover{ReleaseRecord: rec}
+		if d := rec.Handover(); d >= 0 {
+			ms := math.Round(float64(d)/float64(time.Microsecond)) / 1000
+			resp.Handovers[i].HandoverMS = &ms
+		}
+	}
+	writeJSON(w, nethttp.StatusOK, resp)
+}
+
+func (s *Server) getLock(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topic, ok := s.topic(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.cfg.Store.Lock(r.Context(), topic)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, st)
+}
+
+func (s *Server) getCursor(w nethttp.ResponseWriter, r *nethttp.Request) {
+	topic, ok := s.topic(w, r)
+	if !ok {
+		return
+	}
+	cur, err := s.cfg.Store.Cursor(r.Context(), topic)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, cur)
+}
+
+func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if s.cfg.Status == nil {
+		s.writeError(w, r, Errorf(baton.CodeUnavailable, "status not available on this server"))
+		return
+	}
+	st, err := s.cfg.Status(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, st)
+}
+
+// healthz answers 200 while the process serves HTTP: liveness only.
+func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request) {
+	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only if the store answers a ping within ReadyTimeout.
+func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		s.log.Warn("http: not ready: store ping failed", "err", err)
+		s.writeError(w, r, Errorf(baton.CodeUnavailable, "store unavailable"))
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// queryUint reads a non-negative integer query parameter: def if absent,
+// 400 if malformed or above max.
+func queryUint(r *nethttp.Request, name string, def, max uint64) (uint64, error) {
+	q := r.URL.Query()
+	if !q.Has(name) {
+		return def, nil
+	}
+	return parseSeq(name, q.Get(name), max)
+}
+
+// queryLimit reads a limit in [1, max], def if absent.
+func queryLimit(r *nethttp.Request, def, max uint64) (int, error) {
+	n, err := queryUint(r, "limit", def, max)
+	if err == nil && n == 0 {
+		err = baton.Invalidf("limit", "at least 1")
+	}
+	return int(n), err
+}
+
+// parseSeq parses a decimal uint64 in [0, max]; no sign, no spaces.
+func parseSeq(field, s string, max uint64) (uint64, error) {
+	if s == "" || s[0] == '+' {
+		return 0, baton.Invalidf(field, "want a non-negative integer")
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, baton.Invalidf(field, "want a non-negative integer, got %q", clip(s, 32))
+	}
+	if n > max {
+		return 0, baton.Invalidf(field, "at most %d", max)
+	}
+	return n, nil
+}

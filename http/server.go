@@ -1,0 +1,303 @@
+// Package http is Baton's HTTP API: ingest (POST items), terminal delivery
+// (Server-Sent Events), polling and inspection endpoints, and health checks.
+// docs/api.md describes the API; this package is its one implementation.
+// It also holds the client side of the event stream (ReadEvents).
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/hub"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBody         = 1 << 20
+	DefaultMaxBatch        = 10000
+	DefaultHeartbeat       = 15 * time.Second
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultReadTimeout     = 30 * time.Second
+	DefaultReadyTimeout    = time.Second
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
+// Config configures a Server. Store and Hub are required; zero values of the
+// others take the defaults.
+type Config struct {
+	Store baton.Store
+	Hub   *hub.Hub
+	// Status reports the node for GET /v1/status. If nil, the route answers
+	// 503.
+	Status func(ctx context.Context) (baton.NodeStatus, error)
+	// MaxBody bounds a request body, in bytes.
+	MaxBody int64
+	// MaxBatch bounds the updates in one POST.
+	MaxBatch int
+	// Heartbeat is the interval of SSE comment lines on every stream.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write to an event stream: a client that
+	// does not read for that long is dropped.
+	WriteTimeout time.Duration
+	// ReadTimeout bounds reading a request body.
+	ReadTimeout time.Duration
+	// ReadyTimeout bounds the store ping of GET /readyz.
+	ReadyTimeout time.Duration
+	// ShutdownTimeout bounds Close's wait for requests in flight.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Validate reports the first missing or bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return baton.Invalidf("Store", "required")
+	case c.Hub == nil:
+		return baton.Invalidf("Hub", "required")
+	case c.MaxBody < 0:
+		return baton.Invalidf("MaxBody", "must not be negative")
+	case c.MaxBatch < 0:
+		return baton.Invalidf("MaxBatch", "must not be negative")
+	case c.Heartbeat < 0:
+		return baton.Invalidf("Heartbeat", "must not be negative")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Server serves the HTTP API. It is a net/http.Handler; Open and Close run
+// it on a listener.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler nethttp.Handler
+
+	// done is closed by Close: event streams end at once, since a graceful
+	// shutdown would otherwise wait for them forever.
+	done      chan struct{}
+	closeOnce sync.Once
+
+	mu  sync.Mutex
+	srv *nethttp.Server
+	ln  net.Listener
+	wg  sync.WaitGroup // the Serve goroutine
+}
+
+// NewServer returns a server. It panics if cfg fails Validate: a missing
+// store or hub is a wiring bug.
+func NewServer(cfg Config) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic("http.NewServer: " + err.Error())
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+
+	mux := nethttp.NewServeMux()
+	// Routes are registered without a method so that a wrong method gets
+	// our JSON 405 (with Allow), not the ServeMux's plain text.
+	mux.Handle("/v1/topics", s.methods(route{"GET": s.listTopics}))
+	mux.Handle("/v1/topics/{topic}", s.methods(route{"GET": s.getTopic}))
+	mux.Handle("/v1/topics/{topic}/items", s.methods(route{"GET": s.listItems, "POST": s.postItems}))
+	mux.Handle("/v1/topics/{topic}/events", s.methods(route{"GET": s.events}))
+	mux.Handle("/v1/topics/{topic}/handovers", s.methods(route{"GET": s.listHandovers}))
+	mux.Handle("/v1/topics/{topic}/lock", s.methods(route{"GET": s.getLock}))
+	mux.Handle("/v1/topics/{topic}/cursor", s.methods(route{"GET": s.getCursor}))
+	mux.Handle("/v1/status", s.methods(route{"GET": s.status}))
+	mux.Handle("/healthz", s.methods(route{"GET": s.healthz, "HEAD": s.healthz}))
+	mux.Handle("/readyz", s.methods(route{"GET": s.readyz, "HEAD": s.readyz}))
+	mux.Handle("/", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		s.writeError(w, r, Errorf(baton.CodeNotFound, "no route %s %s", r.Method, clip(r.URL.Path, 256)))
+	}))
+	s.handler = s.logRequests(mux)
+	return s
+}
+
+// ServeHTTP implements net/http.Handler.
+func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// Open serves on ln in a goroutine until Close.
+func (s *Server) Open(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return fmt.Errorf("open http server: %w", baton.ErrClosed)
+	default:
+	}
+	if s.srv != nil {
+		return errors.New("open http server: already open")
+	}
+	// No ReadTimeout or WriteTimeout: they would cut event streams.
+	// Handlers set their own deadlines through http.ResponseController.
+	s.srv = &nethttp.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.ln = ln
+	srv := s.srv
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			s.log.Error("http: serve", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the listener's address, or nil before Open.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close ends the event streams, lets other requests in flight finish for
+// up to ShutdownTimeout, then closes every connection. It is idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		close(s.done)
+		srv := s.srv
+		s.mu.Unlock()
+		if srv == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if serr := srv.Shutdown(ctx); serr != nil {
+			err = srv.Close()
+		}
+		s.wg.Wait()
+	})
+	return err
+}
+
+// route maps methods to the handlers of one path.
+type route map[string]nethttp.HandlerFunc
+
+// methods dispatches on the method, answering 405 with Allow otherwise.
+func (s *Server) methods(rt route) nethttp.Handler {
+	allowed := make([]string, 0, len(rt))
+	for m := range rt {
+		allowed = append(allowed, m)
+	}
+	sort.Strings(allowed)
+	allow := strings.Join(allowed, ", ")
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		h, ok := rt[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// logRequests logs every request at debug level: method, path, status,
+// duration. Never bodies or query values beyond the path.
+func (s *Server) logRequests(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		s.log.Debug("http: request", "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "bytes", sw.n, "duration", time.Since(start))
+	})
+}
+
+// statusWriter records the status code. Unwrap lets http.ResponseController
+// reach the connection (flush, deadlines).
+type statusWriter struct {
+	nethttp.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = nethttp.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() nethttp.ResponseWriter { return w.ResponseWriter }
+
+// writeJSON answers with v as JSON. Item values go out byte for byte as
+// stored (no HTML escaping), so that clients can check item hashes.
+func writeJSON(w nethttp.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = nethttp.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}

@@ -1,0 +1,386 @@
+// Package hub fans committed items out to the terminals of one node.
+//
+// For every topic that has at least one terminal, the hub runs one feed
+// goroutine: it wakes on the store's SignalCommit (and, because wake-ups are
+// hints that may be lost, on a periodic re-check), reads the newly published
+// items in batches, encodes each item's Server-Sent Events frame once, and
+// hands the batch, shared and read only, to every terminal's bounded queue.
+//
+// A terminal is a consumer that wants every published item after a position,
+// in order, with no gap and no duplicate. It catches up from the store and
+// joins the live feed; whenever the next live batch does not follow its last
+// delivered seq it reads the gap from the store, and it drops what it already
+// has. A terminal whose position is no longer kept gets an explicit reset
+// event. A live terminal whose queue overflows is disconnected with
+// ErrSlowTerminal; the feed never waits for a terminal.
+//
+// Goroutines and locks: the feed goroutine is the only writer of a feed's
+// position; Terminal.Next and TryNext run on the consumer's goroutine (one at
+// a time per terminal) and do the terminal's store reads there, so a slow
+// catch-up never holds up a feed. Locks are never nested: Hub.mu, feed.mu and
+// Terminal.mu are each taken alone, except that feed.mu is held while a
+// terminal's mu is taken to enqueue a batch (order: feed.mu, then
+// Terminal.mu).
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Defaults of Options.
+const (
+	DefaultBufferItems = 4096
+	DefaultReadBatch   = 1000
+	DefaultRecheck     = time.Second
+)
+
+// ErrSlowTerminal ends a terminal whose queue overflowed because its
+// consumer did not keep up with the live feed. The consumer may resume from
+// the last seq it delivered.
+var ErrSlowTerminal = errors.New("slow terminal: live queue overflowed")
+
+// errNotStarted is returned by Subscribe before Start.
+var errNotStarted = errors.New("hub not started")
+
+// Options configure a Hub. Zero values take the defaults.
+type Options struct {
+	Logger *slog.Logger
+	// BufferItems bounds each terminal's live queue, in items.
+	BufferItems int
+	// ReadBatch is the most items read from the store at once. It is
+	// clamped to BufferItems so that one batch always fits a queue.
+	ReadBatch int
+	// Recheck is how often a feed re-reads the store without a wake-up,
+	// the fallback for a lost hint.
+	Recheck time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BufferItems <= 0 {
+		o.BufferItems = DefaultBufferItems
+	}
+	if o.ReadBatch <= 0 {
+		o.ReadBatch = DefaultReadBatch
+	}
+	if o.ReadBatch > o.BufferItems {
+		o.ReadBatch = o.BufferItems
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = DefaultRecheck
+	}
+	return o
+}
+
+type hubState uint8
+
+const (
+	stateNew hubState = iota
+	stateStarted
+	stateClosed
+)
+
+// Hub is the per-node fan-out of committed items to terminals.
+type Hub struct {
+	store baton.Store
+	opts  Options
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	state  hubState
+	ctx    context.Context // set by Start; cancelled by Close
+	cancel context.CancelFunc
+	feeds  map[string]*feed // active topics
+	wg     sync.WaitGroup   // feed goroutines
+}
+
+// New returns a hub reading from store. Call Start before Subscribe.
+func New(store baton.Store, opts Options) *Hub {
+	opts = opts.withDefaults()
+	return &Hub{
+		store: store,
+		opts:  opts,
+		log:   opts.Logger,
+		feeds: make(map[string]*feed),
+	}
+}
+
+// Start makes the hub ready for terminals. Feed goroutines run under ctx:
+// cancelling it stops them as Close does, but Close must still be called.
+func (h *Hub) Start(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch h.state {
+	case stateStarted:
+		return errors.New("start hub: already started")
+	case stateClosed:
+		return fmt.Errorf("start hub: %w", baton.ErrClosed)
+	}
+	h.ctx, h.cancel = context.WithCancel(ctx)
+	h.state = stateStarted
+	return nil
+}
+
+// Close stops every feed and waits for their goroutines. Open terminals end
+// with baton.ErrClosed. Close is idempotent.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.state == stateClosed {
+		h.mu.Unlock()
+		return nil
+	}
+	started := h.state == stateStarted
+	h.state = stateClosed
+	h.mu.Unlock()
+	if started {
+		h.cancel()
+	}
+	h.wg.Wait()
+	return nil
+}
+
+// Terminals returns the number of this node's live terminals on topic.
+func (h *Hub) Terminals(topic string) int {
+	h.mu.Lock()
+	f := h.feeds[topic]
+	h.mu.Unlock()
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.terms)
+}
+
+// Subscribe returns a terminal that receives every published item of topic
+// with seq > after, in order, then the live ones. The terminal is closed
+// when ctx is done or by Terminal.Close; the caller must do one of the two.
+//
+// Subscribe reads the first batch from the store before it returns, so that
+// a store failure is the caller's error rather than an ended stream.
+func (h *Hub) Subscribe(ctx context.Context, topic string, after uint64) (*Terminal, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	t := newTerminal(h, topic, after)
+	if err := h.join(t); err != nil {
+		if t.f != nil {
+			t.Close() // release the feed it counted on
+		}
+		return nil, err
+	}
+	if err := t.start(ctx); err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.mu.Lock()
+	t.stop = context.AfterFunc(ctx, t.Close)
+	t.mu.Unlock()
+	return t, nil
+}
+
+// join registers t with its topic's feed, starting the feed if t is the
+// topic's first terminal.
+func (h *Hub) join(t *Terminal) error {
+	h.mu.Lock()
+	switch h.state {
+	case stateNew:
+		h.mu.Unlock()
+		return fmt.Errorf("subscribe %s: %w", t.topic, errNotStarted)
+	case stateClosed:
+		h.mu.Unlock()
+		return fmt.Errorf("subscribe %s: %w", t.topic, baton.ErrClosed)
+	}
+	f := h.feeds[t.topic]
+	if f == nil {
+		ctx, cancel := context.WithCancel(h.ctx)
+		f = &feed{h: h, topic: t.topic, cancel: cancel, terms: make(map[*Terminal]struct{})}
+		h.feeds[t.topic] = f
+		h.wg.Add(1)
+		go f.run(ctx)
+	}
+	f.refs++
+	t.f = f
+	h.mu.Unlock()
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		// The hub is closing: the feed stopped before t could join.
+		return fmt.Errorf("subscribe %s: %w", t.topic, baton.ErrClosed)
+	}
+	f.terms[t] = struct{}{}
+	return nil
+}
+
+// leave unregisters t and stops the feed when t was its last terminal.
+func (h *Hub) leave(t *Terminal) {
+	f := t.f
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	delete(f.terms, t)
+	f.mu.Unlock()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f.refs--
+	if f.refs == 0 {
+		if h.feeds[f.topic] == f {
+			delete(h.feeds, f.topic)
+		}
+		f.cancel()
+	}
+}
+
+// feed is the fan-out of one topic.
+type feed struct {
+	h      *Hub
+	topic  string
+	cancel context.CancelFunc
+	refs   int // terminals not yet closed; guarded by Hub.mu
+
+	mu      sync.Mutex
+	terms   map[*Terminal]struct{} // terminals receiving live batches
+	stopped bool
+}
+
+// run is the feed goroutine.
+func (f *feed) run(ctx context.Context) {
+	h := f.h
+	defer h.wg.Done()
+	defer f.stop()
+
+	// Subscribe before reading the cursor so that no commit is missed.
+	sub := h.store.Subscribe(f.topic, baton.SignalCommit)
+	defer sub.Close()
+	tick := time.NewTicker(h.opts.Recheck)
+	defer tick.Stop()
+
+	var (
+		last    uint64
+		started bool
+		failing bool
+	)
+	for {
+		var err error
+		if !started {
+			var cur baton.Cursor
+			if cur, err = h.store.Cursor(ctx, f.topic); err == nil {
+				last, started = cur.Seq, true
+				// Terminals that joined before the cursor was read may have
+				// caught up to an earlier position, and the feed will not
+				// deliver what lies between: let them read it themselves.
+				f.resync()
+			}
+		}
+		if started {
+			last, err = f.pump(ctx, last)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			failing = true
+			h.log.Warn("hub: read published items", "topic", f.topic, "err", err)
+		case err == nil && failing:
+			failing = false
+			h.log.Info("hub: reading published items again", "topic", f.topic)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.C():
+		case <-tick.C:
+		}
+	}
+}
+
+// pump reads and delivers every published item after last, in batches, and
+// returns the new position.
+func (f *feed) pump(ctx context.Context, last uint64) (uint64, error) {
+	h := f.h
+	for {
+		ps, err := h.store.Published(ctx, f.topic, last, h.opts.ReadBatch)
+		if errors.Is(err, baton.ErrTrimmed) {
+			// The feed fell behind trimming (a long store outage). Jump to
+			// the cursor; terminals read the rest, or get their reset, from
+			// the store.
+			cur, cerr := h.store.Cursor(ctx, f.topic)
+			if cerr != nil {
+				return last, cerr
+			}
+			h.log.Warn("hub: feed position trimmed; terminals resync from the store",
+				"topic", f.topic, "after", last, "cursor", cur.Seq)
+			last = cur.Seq
+			f.resync()
+			continue
+		}
+		if err != nil {
+			return last, err
+		}
+		if len(ps) == 0 {
+			return last, nil
+		}
+		frames, err := newFrames(ps)
+		if err != nil {
+			return last, err
+		}
+		f.deliver(frames)
+		last = ps[len(ps)-1].Seq
+		if len(ps) < h.opts.ReadBatch {
+			return last, nil
+		}
+	}
+}
+
+// deliver hands a batch to every terminal. It never blocks on a consumer.
+func (f *feed) deliver(frames []Frame) {
+	limit := f.h.opts.BufferItems
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for t := range f.terms {
+		if !t.enqueue(frames, limit) {
+			delete(f.terms, t)
+		}
+	}
+}
+
+// resync makes every terminal re-read the store before it takes its next
+// live batch.
+func (f *feed) resync() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for t := range f.terms {
+		t.resync()
+	}
+}
+
+// stop ends the feed: terminals still on it (only when the hub closes) end
+// with ErrClosed.
+func (f *feed) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	for t := range f.terms {
+		t.fail(baton.ErrClosed)
+		delete(f.terms, t)
+	}
+	f.mu.Unlock()
+
+	h := f.h
+	h.mu.Lock()
+	if h.feeds[f.topic] == f {
+		delete(h.feeds, f.topic)
+	}
+	h.mu.Unlock()
+}

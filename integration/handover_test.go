@@ -1,0 +1,132 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+const testTTL = 1 * time.Second
+
+// engines lists the stores the hand-over tests run on. The Redis engine
+// adds itself (redis_test.go).
+var engines = map[string]engine{"sqlite": sqliteEngine}
+
+func forEachEngine(t *testing.T, fn func(t *testing.T, eng engine)) {
+	for name, eng := range engines {
+		t.Run(name, func(t *testing.T) { fn(t, eng) })
+	}
+}
+
+// TestKillPublisher: SIGKILL the lease holder mid-stream. A standby takes
+// over after the lease lapses, resumes after the last published item, and
+// every acknowledged item reaches every terminal once, in order.
+func TestKillPublisher(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		c := newCluster(t, eng, 3, testTTL)
+		src, terms, follow := c.run("orders", 200)
+		progress(t, src, 100)
+		victim, lease := c.holder("orders")
+		victim.Kill()
+		progress(t, src, 100)
+		next, l2 := c.holder("orders")
+		if next == victim || l2.Epoch <= lease.Epoch {
+			t.Fatalf("after kill: holder %s epoch %d (was %s epoch %d)", next.Name, l2.Epoch, victim.Name, lease.Epoch)
+		}
+		rep := c.finish(src, terms, follow)
+		hs := c.handovers("orders")
+		var found bool
+		for _, h := range hs {
+			if h.Epoch == lease.Epoch {
+				found = true
+				if h.Reason != baton.ReasonExpired || h.Holder != victim.Name || h.Successor == "" || h.SuccessorEpoch != lease.Epoch+1 {
+					t.Errorf("release record of the killed holder: %+v", h)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no release record for epoch %d: %+v", lease.Epoch, hs)
+		}
+		t.Logf("acked %d, delivered %v", rep.Acked, rep.Delivered)
+	})
+}
+
+// TestGracefulHandover: SIGTERM the holder; it stops publishing, releases,
+// and a standby takes over at once with a "released" record.
+func TestGracefulHandover(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		c := newCluster(t, eng, 3, 10*time.Second) // a long TTL: only a release can hand over quickly
+		src, terms, follow := c.run("prices", 200)
+		progress(t, src, 100)
+		victim, lease := c.holder("prices")
+		start := time.Now()
+		victim.Stop(10 * time.Second)
+		next, l2 := c.holder("prices")
+		if took := time.Since(start); took >= 10*time.Second {
+			t.Fatalf("hand-over waited for the TTL (%v): the lease was not released", took)
+		}
+		if next == victim || l2.Epoch != lease.Epoch+1 {
+			t.Fatalf("after SIGTERM: holder %s epoch %d", next.Name, l2.Epoch)
+		}
+		progress(t, src, 100)
+		c.finish(src, terms, follow)
+		hs := c.handovers("prices")
+		if len(hs) == 0 || hs[0].Epoch != lease.Epoch || hs[0].Reason != baton.ReasonReleased || hs[0].Successor != next.Name {
+			t.Fatalf("release records: %+v", hs)
+		}
+	})
+}
+
+// TestPausedPublisherIsFenced: SIGSTOP the holder past its TTL, let a
+// standby take over, then SIGCONT it. The zombie must not move the cursor
+// or get a single item delivered under its old epoch after the hand-over.
+func TestPausedPublisherIsFenced(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		c := newCluster(t, eng, 3, testTTL)
+		src, terms, follow := c.run("ticks", 200)
+		progress(t, src, 100)
+		zombie, lease := c.holder("ticks")
+		if err := zombie.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		next, l2 := c.holder("ticks")
+		if next == zombie || l2.Epoch <= lease.Epoch {
+			t.Fatalf("no successor while paused: %s epoch %d", next.Name, l2.Epoch)
+		}
+		progress(t, src, 100)
+		if err := zombie.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		// The zombie finds its lease gone; meanwhile the source goes on.
+		progress(t, src, 200)
+		c.finish(src, terms, follow)
+
+		var rec *baton.ReleaseRecord
+		for _, h := range c.handovers("ticks") {
+			if h.Epoch == lease.Epoch {
+				rec = &h
+			}
+		}
+		if rec == nil || rec.Reason != baton.ReasonExpired {
+			t.Fatalf("no expired record for the zombie's epoch %d", lease.Epoch)
+		}
+		// Nothing under the zombie's epoch beyond where its lease ended,
+		// and nothing from the zombie after the hand-over.
+		for _, d := range c.h.Deliveries() {
+			if d.Epoch == lease.Epoch && d.Seq > rec.LastSeq {
+				t.Fatalf("zombie delivered seq %d (epoch %d) after its lease ended at seq %d", d.Seq, d.Epoch, rec.LastSeq)
+			}
+			if d.Publisher == zombie.Name && d.Epoch == lease.Epoch && d.At.After(time.Now()) {
+				t.Fatalf("impossible delivery time")
+			}
+		}
+		if !zombie.Alive() {
+			t.Fatalf("the zombie exited instead of stepping down")
+		}
+		st := c.lock("ticks")
+		if st.Lease.Holder == zombie.Name && st.Lease.Epoch == lease.Epoch {
+			t.Fatalf("the zombie holds its old lease again: %+v", st)
+		}
+	})
+}

@@ -1,0 +1,265 @@
+// Package integration tests Baton as users run it: real `baton serve`
+// processes on a real store, killed, paused and stopped for real, with
+// sources and terminals checked by the independent checker.
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/internal/workload"
+)
+
+// httpc bounds every request: a paused node accepts connections but never
+// answers.
+var httpc = &http.Client{Timeout: 2 * time.Second}
+
+// batonBin is the binary built once for all tests.
+var batonBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "baton-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	batonBin = filepath.Join(dir, "baton")
+	build := exec.Command("go", "build", "-o", batonBin, "../cmd/baton")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build baton:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster is n real nodes on one store.
+type cluster struct {
+	t     *testing.T
+	dir   string
+	store string
+	ttl   time.Duration
+	nodes []*proc.Node
+	h     *checker.History
+}
+
+// Engine opens a fresh store URL for a test; the SQLite engine by default.
+type engine func(t *testing.T) string
+
+func sqliteEngine(t *testing.T) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "baton.db")
+}
+
+func newCluster(t *testing.T, eng engine, n int, ttl time.Duration) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir(), store: eng(t), ttl: ttl, h: checker.NewHistory()}
+	for i := 1; i <= n; i++ {
+		c.start("n" + strconv.Itoa(i))
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			if n.Alive() {
+				n.Kill()
+			}
+		}
+		if t.Failed() {
+			for _, n := range c.nodes {
+				if b, err := os.ReadFile(n.Log()); err == nil {
+					t.Logf("--- log of %s (last 4 KiB):\n%s", n.Name, tail(b, 4096))
+				}
+			}
+		}
+	})
+	return c
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func (c *cluster) start(name string) *proc.Node {
+	c.t.Helper()
+	n, err := proc.Start(context.Background(), batonBin, c.dir, name, c.store, "--lease-ttl", c.ttl.String(), "--log-level", "debug")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+func (c *cluster) addrs() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.Addr)
+	}
+	return out
+}
+
+func (c *cluster) node(name string) *proc.Node {
+	for _, n := range c.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// get decodes a JSON answer from any live node.
+func (c *cluster) get(path string, out any) error {
+	var last error
+	for _, n := range c.nodes {
+		if !n.Alive() {
+			continue
+		}
+		resp, err := httpc.Get(n.URL() + path)
+		if err != nil {
+			last = err
+			continue
+		}
+		err = json.NewDecoder(resp.Body).Decode(out)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			err = fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return last
+}
+
+// lock reads the topic's lock.
+func (c *cluster) lock(topic string) baton.LockState {
+	var st baton.LockState
+	if err := c.get("/v1/topics/"+topic+"/lock", &st); err != nil {
+		c.t.Logf("read lock: %v", err)
+	}
+	return st
+}
+
+// holder waits until the topic has a live holder among the running nodes.
+func (c *cluster) holder(topic string) (*proc.Node, baton.Lease) {
+	c.t.Helper()
+	var n *proc.Node
+	var l baton.Lease
+	waitFor(c.t, 30*time.Second, "a live holder of "+topic, func() bool {
+		st := c.lock(topic)
+		if !st.Held {
+			return false
+		}
+		n, l = c.node(st.Lease.Holder), st.Lease
+		return n != nil && n.Alive()
+	})
+	return n, l
+}
+
+// waitFor polls cond every few milliseconds until it holds; it fails the
+// test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
+	}
+}
+
+// run starts a source and terminals (one per node) on topic.
+func (c *cluster) run(topic string, rate int) (*workload.Source, []*workload.Terminal, map[string][]string) {
+	c.t.Helper()
+	addrs := c.addrs()
+	follow := map[string][]string{}
+	var terms []*workload.Terminal
+	for i := range addrs {
+		order := append(append([]string(nil), addrs[i:]...), addrs[:i]...)
+		name := "t" + strconv.Itoa(i+1)
+		tm, err := workload.StartTerminal(context.Background(), name, topic, order, c.h, workload.TerminalOptions{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		terms = append(terms, tm)
+		follow[name] = []string{topic}
+	}
+	src, err := workload.StartSource(context.Background(), "src", topic, addrs, rate, c.h)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		src.Stop()
+		for _, tm := range terms {
+			tm.Stop()
+		}
+	})
+	return src, terms, follow
+}
+
+// finish stops the source, waits for every terminal to reach the last
+// acknowledged seq, stops them and runs the checker.
+func (c *cluster) finish(src *workload.Source, terms []*workload.Terminal, follow map[string][]string) checker.Report {
+	c.t.Helper()
+	if err := src.Stop(); err != nil {
+		c.t.Fatalf("source: %v", err)
+	}
+	var maxSeq uint64
+	for _, a := range c.h.Acks() {
+		maxSeq = max(maxSeq, a.Seq)
+	}
+	waitFor(c.t, 60*time.Second, fmt.Sprintf("terminals to reach seq %d", maxSeq), func() bool {
+		for _, tm := range terms {
+			if tm.Last() < maxSeq {
+				return false
+			}
+		}
+		return true
+	})
+	for _, tm := range terms {
+		if err := tm.Stop(); err != nil {
+			c.t.Errorf("terminal %s: %v", tm.Name, err)
+		}
+	}
+	rep := c.h.Check(follow)
+	if !rep.OK() {
+		c.t.Errorf("checker: %+v", rep)
+	}
+	if rep.Acked == 0 {
+		c.t.Error("no item was acknowledged")
+	}
+	return rep
+}
+
+// handovers lists the topic's release records.
+func (c *cluster) handovers(topic string) []baton.ReleaseRecord {
+	var out struct {
+		Handovers []baton.ReleaseRecord `json:"handovers"`
+	}
+	if err := c.get("/v1/topics/"+topic+"/handovers", &out); err != nil {
+		c.t.Fatalf("handovers: %v", err)
+	}
+	return out.Handovers
+}
+
+// progress waits until the source has n more acknowledgements.
+func progress(t *testing.T, src *workload.Source, n int) {
+	t.Helper()
+	target := src.Acked() + n
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d acknowledgements", target), func() bool { return src.Acked() >= target })
+}

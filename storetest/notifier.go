@@ -1,0 +1,138 @@
+package storetest
+
+import (
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+func notifierTests() []test {
+	return []test{
+		{"SignalAppend", testSignalAppend},
+		{"SignalCommit", testSignalCommit},
+		{"SignalLockAcquireRelease", testSignalLockAcquireRelease},
+		{"SignalLockExpire", testSignalLockExpire},
+		{"SignalTopicOnFirstAppend", testSignalTopicOnFirstAppend},
+		{"SignalTopicOnFirstAcquire", testSignalTopicOnFirstAcquire},
+		{"SignalMask", testSignalMask},
+		{"ManySubscribers", testManySubscribers},
+		{"SlowSubscriberNeverBlocks", testSlowSubscriberNeverBlocks},
+		{"CloseSubscription", testCloseSubscription},
+	}
+}
+
+func testSignalAppend(e *env) {
+	topic := e.topic("")
+	sub := e.subscribe(topic, baton.SignalAppend)
+	e.appendN(topic, 1)
+	e.wake(sub, "the first Append")
+	e.appendN(topic, 2)
+	e.wake(sub, "a second Append")
+}
+
+func testSignalCommit(e *env) {
+	topic := e.topic("")
+	its := e.appendN(topic, 3)
+	l := e.acquire(topic, "node-a", liveTTL)
+	sub := e.subscribe(topic, baton.SignalCommit)
+	e.commit(l, 0, its[:2])
+	e.wake(sub, "Commit")
+	e.commit(l, 2, its[2:])
+	e.wake(sub, "a second Commit")
+}
+
+func testSignalLockAcquireRelease(e *env) {
+	topic := e.topic("")
+	sub := e.subscribe(topic, baton.SignalLock)
+	l := e.acquire(topic, "node-a", liveTTL)
+	e.wake(sub, "Acquire")
+	e.release(l, baton.ReasonReleased)
+	e.wake(sub, "Release")
+	e.acquire(topic, "node-b", liveTTL)
+	e.wake(sub, "the successor's Acquire")
+}
+
+func testSignalLockExpire(e *env) {
+	topic := e.topic("")
+	l := e.lapse(e.acquire(topic, "node-a", liveTTL))
+	sub := e.subscribe(topic, baton.SignalLock)
+	_, err := e.s.Expire(e.ctx, topic)
+	e.noErr(err, "Expire of %s epoch %d", l.Holder, l.Epoch)
+	e.wake(sub, "Expire wrote the expired record [N2]")
+}
+
+func testSignalTopicOnFirstAppend(e *env) {
+	sub := e.subscribe("", baton.SignalTopic)
+	e.appendN(e.topic(""), 1)
+	e.wake(sub, "the first Append to a new topic")
+}
+
+func testSignalTopicOnFirstAcquire(e *env) {
+	sub := e.subscribe("", baton.SignalTopic)
+	e.acquire(e.topic(""), "node-a", liveTTL)
+	e.wake(sub, "the first Acquire of a new topic [N2]")
+}
+
+func testSignalMask(e *env) {
+	topic := e.topic("")
+	its := e.appendN(topic, 1)
+	l := e.acquire(topic, "node-a", liveTTL)
+	sub := e.subscribe(topic, baton.SignalAppend|baton.SignalCommit)
+	e.commit(l, 0, its)
+	e.wake(sub, "Commit, with a subscription to appends and commits")
+	e.appendN(topic, 1)
+	e.wake(sub, "Append, with a subscription to appends and commits")
+}
+
+func testManySubscribers(e *env) {
+	topic := e.topic("")
+	subs := []baton.Subscription{
+		e.subscribe(topic, baton.SignalAppend),
+		e.subscribe(topic, baton.SignalAppend),
+		e.subscribe(topic, baton.SignalAppend|baton.SignalLock),
+	}
+	e.appendN(topic, 1)
+	for _, sub := range subs {
+		e.wake(sub, "Append, with three subscriptions")
+	}
+}
+
+// testSlowSubscriberNeverBlocks: nobody reads the subscription while many
+// changes happen; the writers must not block [N3], and the subscription
+// still holds a wake-up.
+func testSlowSubscriberNeverBlocks(e *env) {
+	topic := e.topic("")
+	sub := e.subscribe(topic, baton.SignalAppend|baton.SignalCommit|baton.SignalLock)
+	ups := newUpdates(e.t, 50)
+	done := make(chan error, 1)
+	go func() {
+		for i := range ups {
+			if _, err := e.s.Append(e.ctx, topic, ups[i:i+1]); err != nil {
+				done <- err
+				return
+			}
+		}
+		l, err := e.s.Acquire(e.ctx, topic, "node-a", liveTTL)
+		if err == nil {
+			err = e.s.Release(e.ctx, l, baton.ReasonReleased)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		e.noErr(err, "writes while a subscriber does not read")
+	case <-time.After(4 * waitTimeout):
+		e.t.Fatal("writers blocked on a subscriber that does not read [N3]")
+	}
+	e.wake(sub, "50 appends that nobody read")
+}
+
+func testCloseSubscription(e *env) {
+	topic := e.topic("")
+	sub := e.s.Subscribe(topic, baton.SignalAppend)
+	sub.Close()
+	e.appendN(topic, 1) // must not panic or block [N4]
+	other := e.subscribe(topic, baton.SignalAppend)
+	e.appendN(topic, 1)
+	e.wake(other, "Append, after another subscription was closed")
+}

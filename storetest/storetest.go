@@ -1,0 +1,259 @@
+// Package storetest is the conformance suite of baton.Store: the behaviour of
+// the store written once and run against every engine. An engine runs it from
+// its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) baton.Store {
+//			s := open(t) // a fresh handle; t.Cleanup(func() { s.Close() })
+//			return s
+//		}, storetest.WithShared(func(t *testing.T) (a, b baton.Store) {
+//			return openTwoHandlesOnTheSameData(t)
+//		}))
+//	}
+//
+// The suite tests the contract written on the interfaces in package baton.
+// Where those comments leave a choice, the suite pins the reading listed
+// below; every engine follows it. The references in brackets (L1, Q4, ...)
+// appear in the failure messages.
+//
+// # The factory
+//
+//   - newStore is called once per subtest and returns a handle that the
+//     subtest may Close without disturbing any other subtest. The data behind
+//     it may be shared with other subtests (one Redis database, one SQLite
+//     file): the suite uses topic and node names that are unique per subtest
+//     and per process, and never asserts on what others wrote. Do not wipe
+//     shared data in the factory while subtests may run in parallel; the
+//     suite runs subtests in parallel only with the Parallel option.
+//   - The store's clock runs at real speed and agrees with the test process's
+//     wall clock within a minute: the suite waits for leases to lapse in real
+//     time (polling with a deadline, never a fixed sleep).
+//   - With WithShared, the pair factory returns two separate handles onto the
+//     same data, as two processes would have (two *sql.DB on one file, two
+//     Redis clients). The Shared subtests check that a change made through one
+//     handle is visible through, and signalled to, the other. RunShared runs
+//     them alone.
+//
+// # Decisions: locks
+//
+//   - L1 The first Acquire of a topic gets epoch 1; every later Acquire gets
+//     the previous epoch plus one.
+//   - L2 A lease is live while it is not released and the store's now is
+//     before ExpiresAt. Acquire while a lease is live is ErrLeaseHeld, for the
+//     holder itself too. ExpiresAt-AcquiredAt is the ttl; Remaining is in
+//     (0, ttl].
+//   - L3 Renew sets ExpiresAt to now+ttl exactly, even when that is sooner than
+//     before (the suite shortens leases that way to make them lapse); Topic,
+//     Holder, Epoch and AcquiredAt do not change. A lease is named by (Topic,
+//     Holder, Epoch): any Lease value with those fields may be renewed,
+//     released or used in a Commit. A wrong holder, a stale or unknown epoch, a
+//     released or a lapsed lease is ErrLeaseLost.
+//   - L4 Release takes only ReasonReleased and ReasonFailed; any other reason
+//     is ErrInvalid and the lease stays live. Release of a lease that is not
+//     live is ErrLeaseLost and writes no released/failed record.
+//   - L5 A record has the cursor (LastSeq, LastHash) as it was when the lease
+//     ended. A released/failed record has At = the time of Release. An
+//     expired record has At = the lapsed lease's ExpiresAt, the instant it
+//     ended, so that Handover() measures the whole gap, detection included.
+//   - L6 The first Acquire, Renew or Expire that finds a lapsed lease without
+//     record writes the expired record (once, also under races). Release of a
+//     lapsed lease may write it too.
+//   - L7 Expire: ErrLeaseHeld while the lease is live; ErrNotFound for an
+//     unknown topic, a lock never taken, or an ended lease already recorded.
+//   - L8 Lock on a topic never locked: Held false, zero Lease, no error. After
+//     release or expiry: Held false and Lease is the latest lease (Holder,
+//     Epoch), with Remaining <= 0.
+//   - L9 Acquire fills Successor, SuccessorEpoch and SuccessorAt (= the new
+//     lease's AcquiredAt) of the previous epoch's record, writing the expired
+//     record first if needed. The newest record has no successor until then.
+//   - L10 Handovers: newest first (epoch descending), at most limit; an unknown
+//     topic gives an empty list and no error.
+//
+// # Decisions: queue
+//
+//   - Q1 Append of an empty batch returns no receipts and no error and creates
+//     nothing: no topic, no signal.
+//   - Q2 Append rejects an update without ID or MsgID with ErrInvalid, and then
+//     adds nothing of the batch (all or none).
+//   - Q3 The store hashes and keeps exactly what it is given: Item.Hash =
+//     Receipt.Hash = baton.HashItem(topic, update), Value byte for byte (no
+//     re-normalising). It copies the caller's slices and hands out copies.
+//   - Q4 Duplicates are by MsgID alone: an update whose MsgID is taken, in an
+//     earlier batch or earlier in the same batch, whatever its content, gets
+//     Duplicate with the original Seq and Hash and adds nothing. The fresh
+//     updates of a batch get contiguous seqs in batch order: duplicates leave
+//     no gap. Whether msg ids of trimmed items are remembered is left open.
+//   - Q5 Seqs are per topic, from 1, contiguous, also under concurrent
+//     appends from any number of handles.
+//   - Q6 Topics lists, sorted ascending, every topic that was appended to or
+//     locked. Topic on an unknown topic is ErrNotFound; on a topic only
+//     locked it is {Topic, 0, 0}. Reads never create a topic.
+//   - Q7 Items, Published, Leaves and Handovers with limit <= 0 are
+//     ErrInvalid. Items, Published and Leaves of an unknown topic, or after
+//     the last seq, are an empty list and no error. Cursor of a topic with
+//     nothing published has Seq 0, a zero Hash and Epoch 0.
+//   - Q8 Every method that takes a topic name rejects an invalid one
+//     (baton.ValidTopic) with ErrInvalid.
+//
+// # Decisions: commit and trim
+//
+//   - C1 A commit is well formed if it has items; Items[i].Seq is
+//     PrevSeq+1+i; Holder is not empty; there is one leaf per item, with the
+//     commit's Topic and Epoch, Publisher = Holder, and the item's Seq and
+//     ItemHash; and every item is in the queue at its seq with that hash.
+//     Otherwise the commit is ErrInvalid and changes nothing.
+//   - C2 A commit whose (Epoch, Holder) is not the live lease (stale, unknown
+//     or future epoch, wrong holder, released, lapsed, never locked) is
+//     ErrFenced, which wraps ErrLeaseLost, and changes nothing.
+//   - C3 The cursor returned by Commit is what Cursor then reads: Topic, the
+//     last item's Seq and Hash, the commit's Epoch, a non-zero UpdatedAt.
+//   - C4 Leaves round-trip exactly, At to the nanosecond (time.Equal): the
+//     ledger hashes and signs them. Published items carry the commit's Epoch
+//     and Holder as Publisher and a non-zero PublishedAt.
+//   - T1 Trim(before) deletes the items with seq < before that are published,
+//     except the item at the cursor, which stays so that the resume point
+//     (mission claim 5: SeqOfHash(cursor.Hash)) always resolves. It returns
+//     how many it deleted: 0 for an unknown topic or nothing to delete.
+//   - T2 A trimmed item leaves the hash index too (SeqOfHash is ErrNotFound).
+//     Its leaf stays. TopicInfo.FirstSeq moves to the first kept item,
+//     LastSeq does not move.
+//   - T3 Items and Published with after+1 < FirstSeq (after a trim) are
+//     ErrTrimmed; after = FirstSeq-1 is fine.
+//
+// # Decisions: members, notifier, lifecycle
+//
+//   - M1 Heartbeat stamps Heartbeat = now and ExpiresAt = now+ttl from the
+//     store's clock, ignoring those fields of m; one entry per Node, the latest
+//     heartbeat wins. An empty Node or ttl <= 0 is ErrInvalid.
+//   - M2 Members lists the live members sorted by Node. Leave of an unknown
+//     node is no error; Leave("") is ErrInvalid.
+//   - N1 A change made after Subscribe has returned is signalled within a few
+//     seconds, also when made through another handle (an engine using Redis
+//     pub/sub waits for the subscription to be confirmed before returning).
+//   - N2 SignalAppend: an Append added at least one item. SignalCommit: a
+//     Commit moved the cursor. SignalLock: Acquire, Release, and the writing
+//     of an expired record. SignalTopic (subscribed with topic ""): a topic
+//     first appeared in Topics (its first Append or first Acquire).
+//   - N3 A subscriber that does not read never blocks a writer.
+//   - N4 Subscription.Close is called once; it does not panic, even after the
+//     store was closed, and changes made after it do not panic.
+//   - S1 Ping is nil while open. Close is idempotent (nil every time); after
+//     it, Ping returns an error wrapping baton.ErrClosed.
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Option changes how Run runs the suite.
+type Option func(*config)
+
+type config struct {
+	openPair func(t *testing.T) (a, b baton.Store)
+	parallel bool
+	shortTTL time.Duration
+}
+
+// WithShared also runs the Shared subtests (see RunShared) with openPair, a
+// factory of two separate handles onto the same data.
+func WithShared(openPair func(t *testing.T) (a, b baton.Store)) Option {
+	return func(c *config) { c.openPair = openPair }
+}
+
+// Parallel runs the subtests of each group in parallel. Use it only when the
+// factory gives every subtest its own data, or shares data without ever
+// wiping it.
+func Parallel() Option {
+	return func(c *config) { c.parallel = true }
+}
+
+// WithShortTTL sets the ttl of the leases and members the suite lets lapse
+// (default 100ms). Raise it for an engine whose expiry is coarse.
+func WithShortTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.shortTTL = d
+		}
+	}
+}
+
+func newConfig(opts []Option) config {
+	c := config{shortTTL: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// A test is one subtest of the suite, run on a fresh handle.
+type test struct {
+	name string
+	fn   func(e *env)
+}
+
+type group struct {
+	name  string
+	tests []test
+}
+
+func groups() []group {
+	return []group{
+		{"Locks", lockTests()},
+		{"Queue", queueTests()},
+		{"Commit", commitTests()},
+		{"Trim", trimTests()},
+		{"Members", memberTests()},
+		{"Notifier", notifierTests()},
+		{"Concurrency", concurrencyTests()},
+		{"Lifecycle", lifecycleTests()},
+	}
+}
+
+// Run runs the conformance suite against the stores made by newStore, one
+// per subtest. newStore returns a fresh handle and registers its Close with
+// t.Cleanup; see the package comment for what it may share.
+func Run(t *testing.T, newStore func(t *testing.T) baton.Store, opts ...Option) {
+	cfg := newConfig(opts)
+	for _, g := range groups() {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					if cfg.parallel {
+						t.Parallel()
+					}
+					tc.fn(newEnv(t, newStore(t), cfg))
+				})
+			}
+		})
+	}
+	if cfg.openPair != nil {
+		t.Run("Shared", func(t *testing.T) { runShared(t, cfg.openPair, cfg) })
+	}
+}
+
+// RunShared runs only the Shared subtests: openPair returns two separate
+// handles onto the same data (two processes sharing a SQLite file, two Redis
+// clients), each closed by a t.Cleanup it registers. The subtests check that
+// locks, queues, cursors, records and members written through one handle are
+// seen through the other, and that its subscriptions are woken.
+func RunShared(t *testing.T, openPair func(t *testing.T) (a, b baton.Store), opts ...Option) {
+	runShared(t, openPair, newConfig(opts))
+}
+
+func runShared(t *testing.T, openPair func(t *testing.T) (a, b baton.Store), cfg config) {
+	for _, tc := range sharedTests() {
+		t.Run(tc.name, func(t *testing.T) {
+			if cfg.parallel {
+				t.Parallel()
+			}
+			a, b := openPair(t)
+			if a == nil || b == nil {
+				t.Fatal("pair factory returned a nil store")
+			}
+			tc.fn(&pair{a: newEnv(t, a, cfg), b: newEnv(t, b, cfg)})
+		})
+	}
+}
