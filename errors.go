@@ -31,14 +31,14 @@ var (
 
 // Error codes, used in HTTP error bodies and CLI messages.
 const (
-	CodeInvalid     = "invalid"
-	CodeNotFound    = "not_found"
-	CodeConflict    = "conflict"
-	CodeTooLarge    = "too_large"
-	CodeMethod      = "method_not_allowed"
-	CodeUnavailable = "unavailable"
-	CodeInternal    = "internal"
-	CodeGone        = "gone"
+	CodeInvalid      = "invalid"
+	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
+	CodeTooLarge     = "too_large"
+	CodeMethod       = "method_not_allowed"
+	CodeUnavailable  = "unavailable"
+	CodeInternal     = "internal"
+	CodeGone         = "gone"
 	CodeUnauthorized = "unauthorized"
 )
 
