@@ -4,9 +4,9 @@ import (
 	"context"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/redis"
 )
 
-// openRedis is replaced when the Redis engine lands.
 func openRedis(ctx context.Context, rawURL string, o Options) (baton.Store, error) {
-	return nil, baton.Invalidf("store", "the redis engine is not built in yet")
+	return redis.Open(ctx, rawURL, redis.Options{Logger: o.Logger})
 }

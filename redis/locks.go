@@ -1,0 +1,282 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// micros converts a duration to whole microseconds, rounding up so that a
+// lease is never shorter than asked.
+func micros(d time.Duration) int64 {
+	return int64((d + time.Microsecond - 1) / time.Microsecond)
+}
+
+// fromMicros converts a store time in microseconds; 0 is the zero time.
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+func parseMicros(s string) time.Time {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return fromMicros(n)
+}
+
+func validLeaseArgs(topic, holder string, ttl time.Duration) error {
+	if err := baton.ValidTopic(topic); err != nil {
+		return err
+	}
+	if holder == "" {
+		return baton.Invalidf("holder", "empty")
+	}
+	if ttl <= 0 {
+		return baton.Invalidf("ttl", "must be positive, got %v", ttl)
+	}
+	return nil
+}
+
+// Acquire implements baton.Locks.
+func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
+	if err := validLeaseArgs(topic, holder, ttl); err != nil {
+		return baton.Lease{}, err
+	}
+	if err := s.register(ctx, topic); err != nil {
+		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
+	}
+	r, err := s.run(ctx, scriptAcquire, true, s.k.lockKeys(topic),
+		topic, s.k.events(topic), holder, micros(ttl))
+	if err != nil {
+		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
+	}
+	switch replyStr(r, 0) {
+	case "ok":
+		s.sig.Notify(topic, baton.SignalLock)
+		acq, exp := replyInt(r, 2), replyInt(r, 3)
+		return baton.Lease{Topic: topic, Holder: holder, Epoch: replyUint(r, 1),
+			AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp),
+			Remaining: time.Duration(exp-acq) * time.Microsecond}, nil
+	case "held":
+		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
+			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
+	}
+	return baton.Lease{}, fmt.Errorf("acquire %s: unexpected reply %v", topic, r)
+}
+
+// Renew implements baton.Locks.
+func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
+	if err := validLeaseArgs(lease.Topic, lease.Holder, ttl); err != nil {
+		return baton.Lease{}, err
+	}
+	r, err := s.run(ctx, scriptRenew, true, s.k.lockKeys(lease.Topic),
+		lease.Topic, s.k.events(lease.Topic), lease.Holder, lease.Epoch, micros(ttl))
+	if err != nil {
+		return baton.Lease{}, fmt.Errorf("renew %s epoch %d: %w", lease.Topic, lease.Epoch, err)
+	}
+	switch replyStr(r, 0) {
+	case "ok":
+		exp, now := replyInt(r, 2), replyInt(r, 3)
+		return baton.Lease{Topic: lease.Topic, Holder: lease.Holder, Epoch: lease.Epoch,
+			AcquiredAt: parseMicros(replyStr(r, 1)), ExpiresAt: fromMicros(exp),
+			Remaining: time.Duration(exp-now) * time.Microsecond}, nil
+	case "lost":
+		s.sig.Notify(lease.Topic, baton.SignalLock) // an expired record may have been written
+		return baton.Lease{}, lostErr("renew", lease, r)
+	}
+	return baton.Lease{}, fmt.Errorf("renew %s: unexpected reply %v", lease.Topic, r)
+}
+
+func lostErr(op string, lease baton.Lease, r []any) error {
+	return fmt.Errorf("%s %s epoch %d by %s: %s (the lock is at epoch %s by %q): %w",
+		op, lease.Topic, lease.Epoch, lease.Holder, replyStr(r, 3), replyStr(r, 1), replyStr(r, 2), baton.ErrLeaseLost)
+}
+
+// Release implements baton.Locks.
+func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {
+	if reason != baton.ReasonReleased && reason != baton.ReasonFailed {
+		return baton.Invalidf("reason", "release reason must be %q or %q, got %q", baton.ReasonReleased, baton.ReasonFailed, reason)
+	}
+	if err := baton.ValidTopic(lease.Topic); err != nil {
+		return err
+	}
+	if lease.Holder == "" {
+		return baton.Invalidf("holder", "empty")
+	}
+	r, err := s.run(ctx, scriptRelease, true, s.k.lockKeys(lease.Topic),
+		lease.Topic, s.k.events(lease.Topic), lease.Holder, lease.Epoch, string(reason))
+	if err != nil {
+		return fmt.Errorf("release %s epoch %d: %w", lease.Topic, lease.Epoch, err)
+	}
+	s.sig.Notify(lease.Topic, baton.SignalLock)
+	switch replyStr(r, 0) {
+	case "ok":
+		return nil
+	case "lost":
+		return lostErr("release", lease, r)
+	}
+	return fmt.Errorf("release %s: unexpected reply %v", lease.Topic, r)
+}
+
+// Expire implements baton.Locks.
+func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.ReleaseRecord{}, err
+	}
+	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic))
+	if err != nil {
+		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: %w", topic, err)
+	}
+	switch replyStr(r, 0) {
+	case "ok":
+		s.sig.Notify(topic, baton.SignalLock)
+		return decodeRecord(topic, replyStr(r, 1))
+	case "held":
+		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: held by %s at epoch %s for %v more: %w",
+			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
+	case "notfound":
+		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: no lapsed lease without a record: %w", topic, baton.ErrNotFound)
+	}
+	return baton.ReleaseRecord{}, fmt.Errorf("expire %s: unexpected reply %v", topic, r)
+}
+
+// Lock implements baton.Locks. It reads the lock hash and the server's
+// clock in one round trip.
+func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.LockState{}, err
+	}
+	if err := s.errClosed(); err != nil {
+		return baton.LockState{}, err
+	}
+	pipe := s.rdb.Pipeline()
+	tc := pipe.Time(ctx)
+	hc := pipe.HMGet(ctx, s.k.lock(topic), "holder", "epoch", "acquired_us", "expires_us", "recorded_epoch")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return baton.LockState{}, fmt.Errorf("read lock %s: %w", topic, s.mapErr(err))
+	}
+	v := hc.Val()
+	st := baton.LockState{Topic: topic}
+	epoch := fieldUint(v[1])
+	if epoch == 0 {
+		return st, nil
+	}
+	now := tc.Val().UnixMicro()
+	acq, exp, recorded := fieldInt(v[2]), fieldInt(v[3]), fieldUint(v[4])
+	st.Held = epoch > recorded && exp > now
+	st.Lease = baton.Lease{Topic: topic, Holder: fieldStr(v[0]), Epoch: epoch,
+		AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp)}
+	if st.Held {
+		st.Lease.Remaining = time.Duration(exp-now) * time.Microsecond
+	}
+	return st, nil
+}
+
+// Handovers implements baton.Locks: the release records, newest first.
+func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, baton.Invalidf("limit", "must be positive, got %d", limit)
+	}
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	raw, err := s.rdb.LRange(ctx, s.k.releases(topic), 0, int64(min(limit, maxLimit))-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list handovers of %s: %w", topic, s.mapErr(err))
+	}
+	var out []baton.ReleaseRecord
+	for _, js := range raw {
+		rec, err := decodeRecord(topic, js)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// recordJSON is a release record as the scripts store it (cjson, with every
+// number as a string so that no precision is lost).
+type recordJSON struct {
+	Topic          string `json:"topic"`
+	Holder         string `json:"holder"`
+	Epoch          string `json:"epoch"`
+	Reason         string `json:"reason"`
+	AtUs           string `json:"at_us"`
+	LastSeq        string `json:"last_seq"`
+	LastHash       string `json:"last_hash"`
+	Successor      string `json:"successor"`
+	SuccessorEpoch string `json:"successor_epoch"`
+	SuccessorUs    string `json:"successor_us"`
+}
+
+func decodeRecord(topic, js string) (baton.ReleaseRecord, error) {
+	var j recordJSON
+	if err := json.Unmarshal([]byte(js), &j); err != nil {
+		return baton.ReleaseRecord{}, fmt.Errorf("decode release record of %s: %w", topic, err)
+	}
+	rec := baton.ReleaseRecord{Topic: topic, Holder: j.Holder, Reason: baton.ReleaseReason(j.Reason),
+		At: parseMicros(j.AtUs), Successor: j.Successor, SuccessorAt: parseMicros(j.SuccessorUs)}
+	rec.Epoch, _ = strconv.ParseUint(j.Epoch, 10, 64)
+	rec.LastSeq, _ = strconv.ParseUint(j.LastSeq, 10, 64)
+	rec.SuccessorEpoch, _ = strconv.ParseUint(j.SuccessorEpoch, 10, 64)
+	if j.LastHash != "" {
+		h, err := baton.ParseHash(j.LastHash)
+		if err != nil {
+			return rec, fmt.Errorf("decode release record of %s: %w", topic, err)
+		}
+		rec.LastHash = h
+	}
+	return rec, nil
+}
+
+// register adds topic to the topics set the first time this Store uses it,
+// and announces it if it is new. It runs outside the topic's scripts because
+// the topics set is a global key (another Cluster slot).
+func (s *Store) register(ctx context.Context, topic string) error {
+	if _, ok := s.known.Load(topic); ok {
+		return nil
+	}
+	if err := s.errClosed(); err != nil {
+		return err
+	}
+	added, err := s.rdb.SAdd(ctx, s.k.topics(), topic).Result()
+	if err != nil {
+		return fmt.Errorf("register topic: %w", s.mapErr(err))
+	}
+	if added == 1 {
+		if err := s.rdb.Publish(ctx, s.k.topicsChannel(), topic).Err(); err != nil {
+			// The topic is registered; a standby that missed the message
+			// finds it at its next Topics read.
+			s.log.Warn("announce new topic", "topic", topic, "err", err)
+		}
+		s.sig.Notify(topic, baton.SignalTopic)
+	}
+	s.known.Store(topic, struct{}{})
+	return nil
+}
+
+// Field decoding for HMGET replies (nil for a missing field).
+
+func fieldStr(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func fieldUint(v any) uint64 {
+	n, _ := strconv.ParseUint(fieldStr(v), 10, 64)
+	return n
+}
+
+func fieldInt(v any) int64 {
+	n, _ := strconv.ParseInt(fieldStr(v), 10, 64)
+	return n
+}

@@ -1,0 +1,47 @@
+-- Publish items: move the cursor and append their ledger leaves, only under
+-- the live lease (epoch, holder) and with the cursor at prev_seq.
+-- KEYS: lock, cursor, hashes, ledger (stream), meta
+-- ARGV: channel, holder, epoch, prev_seq, n, then n times: seq, item_hash, at_ns ('' = now)
+-- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
+local channel, holder, epoch, prev, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_us()
+local l = read_lock(KEYS[1])
+if l.epoch ~= epoch or l.holder ~= holder then
+  return {'fenced', str(l.epoch), l.holder, 'not the current lease'}
+end
+if not is_live(l, now) then
+  return {'fenced', str(l.epoch), l.holder, 'lease ended'}
+end
+local cur = num(redis.call('HGET', KEYS[2], 'seq'))
+if cur ~= prev then
+  return {'moved', str(cur)}
+end
+local last = num(redis.call('HGET', KEYS[5], 'last'))
+local upto = prev + n
+if upto > last then
+  return {'invalid', 'seq ' .. str(upto) .. ' was never appended (last is ' .. str(last) .. ')'}
+end
+-- Every item must be in the queue at its seq with its hash: the hash index
+-- maps the hash of every kept item to its seq.
+local hs = {}
+for i = 1, n do
+  hs[i] = ARGV[6 + (i - 1) * 3 + 1]
+end
+local seqs = chunked('HMGET', KEYS[3], hs, 2000)
+for i = 1, n do
+  local want = ARGV[6 + (i - 1) * 3]
+  if seqs[i] ~= want then
+    return {'invalid', 'item ' .. want .. ' is not in the queue with hash ' .. hs[i]}
+  end
+end
+local now_ns = str(now) .. '000'
+for i = 1, n do
+  local b = 6 + (i - 1) * 3
+  local at = ARGV[b + 2]
+  if at == '' then at = now_ns end
+  redis.call('XADD', KEYS[4], ARGV[b] .. '-0', 'item_hash', ARGV[b + 1], 'epoch', str(epoch),
+    'publisher', holder, 'at_ns', at)
+end
+redis.call('HSET', KEYS[2], 'seq', str(upto), 'hash', hs[n], 'epoch', str(epoch), 'updated_us', str(now))
+redis.call('PUBLISH', channel, 'commit ' .. str(upto))
+return {'ok', str(now)}

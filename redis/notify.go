@@ -1,0 +1,167 @@
+package redis
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton"
+)
+
+// The notifier. Each Store holds one pub/sub connection, subscribed to
+//
+//	PREFIX:{*}:events            (pattern) what the scripts publish per topic
+//	PREFIX:topics                a topic's name when it first appears
+//	__keyevent@DB__:expired      expired keys: a lease key's expiry
+//
+// and fans the messages out in-process through a signal.Hub. Pub/sub drops
+// messages while disconnected, so after every (re)subscription every
+// subscription is woken: subscribers re-read the state they care about.
+//
+// Goroutines: listen runs alone and owns the PubSub between its creation and
+// its Close; Close may close it concurrently (under psMu) to unblock a read.
+
+// pingEvery is how long the pub/sub connection may stay silent before the
+// listener pings it; a second silence of that length means it is dead.
+const pingEvery = 15 * time.Second
+
+// subscribe opens the pub/sub connection and waits until the server has
+// confirmed all three subscriptions.
+func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout+s.opts.ReadTimeout)
+	defer cancel()
+	ps := s.rdb.Subscribe(cctx)
+	err := ps.PSubscribe(cctx, s.k.eventsPattern(), s.k.expiredChannel())
+	if err == nil {
+		err = ps.Subscribe(cctx, s.k.topicsChannel())
+	}
+	for confirmed := 0; err == nil && confirmed < 3; {
+		var msg any
+		msg, err = ps.ReceiveTimeout(cctx, s.opts.DialTimeout+s.opts.ReadTimeout)
+		if sub, ok := msg.(*goredis.Subscription); ok && (sub.Kind == "subscribe" || sub.Kind == "psubscribe") {
+			confirmed++
+		}
+	}
+	if err != nil {
+		_ = ps.Close()
+		return nil, err
+	}
+	return ps, nil
+}
+
+// listen receives change messages until ctx is done, re-subscribing after
+// any failure with a capped backoff.
+func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
+	var mu sync.Mutex // guards cur against Close's stop
+	cur := ps
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != nil {
+			_ = cur.Close() // unblocks a pending read
+		}
+	})
+	defer stop()
+	backoff := 50 * time.Millisecond
+	pinged := false
+	for {
+		if ps == nil {
+			var err error
+			ps, err = s.subscribe(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("redis pub/sub: cannot subscribe; retrying", "err", err, "in", backoff)
+				if !sleep(ctx, backoff) {
+					return
+				}
+				backoff = min(2*backoff, 2*time.Second)
+				continue
+			}
+			mu.Lock()
+			if ctx.Err() != nil {
+				mu.Unlock()
+				_ = ps.Close()
+				return
+			}
+			cur = ps
+			mu.Unlock()
+			s.log.Info("redis pub/sub: subscribed again; waking every subscription")
+			s.sig.NotifyAll()
+			backoff, pinged = 50*time.Millisecond, false
+		}
+		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if isTimeout(err) && !pinged {
+				// Silence: make the connection prove it is alive.
+				pinged = true
+				if perr := ps.Ping(ctx); perr == nil {
+					continue
+				}
+			}
+			s.log.Warn("redis pub/sub: connection lost; subscribing again", "err", err)
+			mu.Lock()
+			cur = nil
+			mu.Unlock()
+			_ = ps.Close()
+			ps = nil
+			continue
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *goredis.Message:
+			s.dispatch(m)
+		case *goredis.Subscription:
+			// go-redis re-subscribed on a new connection by itself:
+			// messages may have been missed meanwhile.
+			s.sig.NotifyAll()
+		}
+	}
+}
+
+// dispatch turns one pub/sub message into local signals.
+func (s *Store) dispatch(m *goredis.Message) {
+	switch {
+	case m.Channel == s.k.topicsChannel():
+		if baton.ValidTopic(m.Payload) == nil {
+			s.sig.Notify(m.Payload, baton.SignalTopic)
+		}
+	case m.Channel == s.k.expiredChannel():
+		if t, ok := s.k.topicOf(m.Payload, "lease"); ok {
+			s.sig.Notify(t, baton.SignalLock)
+		}
+	default:
+		t, ok := s.k.topicOf(m.Channel, "events")
+		if !ok {
+			return
+		}
+		kind, _, _ := strings.Cut(m.Payload, " ")
+		switch kind {
+		case "append":
+			s.sig.Notify(t, baton.SignalAppend)
+		case "commit":
+			s.sig.Notify(t, baton.SignalCommit)
+		case "lock":
+			s.sig.Notify(t, baton.SignalLock)
+		}
+	}
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,201 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton"
+)
+
+// checkCommit validates a commit's shape before any store access (C1).
+func checkCommit(c baton.Commit) error {
+	if err := baton.ValidTopic(c.Topic); err != nil {
+		return err
+	}
+	if c.Holder == "" {
+		return baton.Invalidf("holder", "empty")
+	}
+	if len(c.Items) == 0 {
+		return baton.Invalidf("items", "empty commit")
+	}
+	if len(c.Leaves) != len(c.Items) {
+		return baton.Invalidf("leaves", "%d leaves for %d items", len(c.Leaves), len(c.Items))
+	}
+	for i, it := range c.Items {
+		if it.Seq != c.PrevSeq+1+uint64(i) {
+			return baton.Invalidf(fmt.Sprintf("items[%d].seq", i), "got %d, want %d (commits are contiguous from PrevSeq)", it.Seq, c.PrevSeq+1+uint64(i))
+		}
+		l := c.Leaves[i]
+		if l.Topic != c.Topic || l.Seq != it.Seq || l.ItemHash != it.Hash || l.Epoch != c.Epoch || l.Publisher != c.Holder {
+			return baton.Invalidf(fmt.Sprintf("leaves[%d]", i), "does not match its item and the commit's lease")
+		}
+	}
+	return nil
+}
+
+// nanos encodes a leaf time exactly; "" stands for the zero time.
+func nanos(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixNano(), 10)
+}
+
+func fromNanos(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Commit implements baton.Publications: one script checks the lease and the
+// cursor and that every item is in the queue with its hash, then appends the
+// leaves and moves the cursor.
+func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
+	if err := checkCommit(c); err != nil {
+		return baton.Cursor{}, err
+	}
+	args := make([]any, 0, 5+3*len(c.Items))
+	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items))
+	for i, it := range c.Items {
+		args = append(args, it.Seq, it.Hash.String(), nanos(c.Leaves[i].At))
+	}
+	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic)}
+	r, err := s.run(ctx, scriptCommit, true, keys, args...)
+	if err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)
+	}
+	switch replyStr(r, 0) {
+	case "ok":
+		s.sig.Notify(c.Topic, baton.SignalCommit)
+		last := c.Items[len(c.Items)-1]
+		return baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch,
+			UpdatedAt: parseMicros(replyStr(r, 1))}, nil
+	case "fenced":
+		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d by %s: %s (the lock is at epoch %s by %q): %w",
+			c.Topic, c.Epoch, c.Holder, replyStr(r, 3), replyStr(r, 1), replyStr(r, 2), baton.ErrFenced)
+	case "moved":
+		return baton.Cursor{}, fmt.Errorf("commit %s: cursor at %s, not %d: %w", c.Topic, replyStr(r, 1), c.PrevSeq, baton.ErrCursorMoved)
+	case "invalid":
+		return baton.Cursor{}, baton.Invalidf("items", "%s", replyStr(r, 1))
+	}
+	return baton.Cursor{}, fmt.Errorf("commit %s: unexpected reply %v", c.Topic, r)
+}
+
+// Cursor implements baton.Publications.
+func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.Cursor{}, err
+	}
+	if err := s.errClosed(); err != nil {
+		return baton.Cursor{}, err
+	}
+	v, err := s.rdb.HMGet(ctx, s.k.cursor(topic), "seq", "hash", "epoch", "updated_us").Result()
+	if err != nil {
+		return baton.Cursor{}, fmt.Errorf("read cursor of %s: %w", topic, s.mapErr(err))
+	}
+	cur := baton.Cursor{Topic: topic, Seq: fieldUint(v[0]), Epoch: fieldUint(v[2]), UpdatedAt: fromMicros(fieldInt(v[3]))}
+	if h := fieldStr(v[1]); h != "" {
+		if cur.Hash, err = baton.ParseHash(h); err != nil {
+			return cur, fmt.Errorf("read cursor of %s: %w", topic, err)
+		}
+	}
+	return cur, nil
+}
+
+// Published implements baton.Publications: the leaves and the items of the
+// same range in one round trip (two XRANGEs and the trim mark, pipelined),
+// joined by seq. Leaves exist only up to the cursor, so the result never
+// goes beyond it.
+func (s *Store) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	n, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	lr := pipe.XRangeN(ctx, s.k.ledger(topic), streamID(after+1), "+", n)
+	xr := pipe.XRangeN(ctx, s.k.queue(topic), streamID(after+1), "+", n)
+	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
+		return nil, fmt.Errorf("read published items of %s: %w", topic, s.mapErr(err))
+	}
+	if err := checkTrimmed(topic, after, below(bc)); err != nil {
+		return nil, fmt.Errorf("read published items: %w", err)
+	}
+	items := xr.Val()
+	var out []baton.Published
+	for i, m := range lr.Val() {
+		l, err := decodeLeaf(topic, m)
+		if err != nil {
+			return nil, err
+		}
+		if i >= len(items) || seqOf(items[i].ID) != l.Seq {
+			// The item went between the two reads: it was trimmed.
+			return nil, fmt.Errorf("read published items of %s: item %d: %w", topic, l.Seq, baton.ErrTrimmed)
+		}
+		it, err := decodeItem(topic, items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, baton.Published{Item: it, Epoch: l.Epoch, Publisher: l.Publisher, PublishedAt: l.At})
+	}
+	return out, nil
+}
+
+// Leaves implements baton.Publications.
+func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	n, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	ms, err := s.rdb.XRangeN(ctx, s.k.ledger(topic), streamID(after+1), "+", n).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
+	}
+	var out []baton.Leaf
+	for _, m := range ms {
+		l, err := decodeLeaf(topic, m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func decodeLeaf(topic string, m goredis.XMessage) (baton.Leaf, error) {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	l := baton.Leaf{Topic: topic, Seq: seqOf(m.ID), Publisher: str("publisher"), At: fromNanos(str("at_ns"))}
+	l.Epoch, _ = strconv.ParseUint(str("epoch"), 10, 64)
+	h, err := baton.ParseHash(str("item_hash"))
+	if err != nil {
+		return l, fmt.Errorf("read leaf %s/%d: %w", topic, l.Seq, err)
+	}
+	l.ItemHash = h
+	return l, nil
+}

@@ -1,0 +1,247 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton"
+)
+
+// Append implements baton.Queue: one script, one round trip, for the whole
+// batch. Item hashes are computed here; the script checks the msg id index,
+// assigns contiguous seqs, and adds the items and both index entries.
+func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	hashes := make([]baton.Hash, len(updates))
+	args := make([]any, 0, 2+4*len(updates))
+	args = append(args, s.k.events(topic), len(updates))
+	for i, u := range updates {
+		switch {
+		case u.ID == "":
+			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].id", i), "missing")
+		case u.MsgID == "":
+			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].msg_id", i), "missing (normalize the update first)")
+		case len(u.Value) == 0 || !json.Valid(u.Value):
+			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].value", i), "not valid JSON")
+		}
+		hashes[i] = baton.HashItem(topic, u)
+		args = append(args, u.MsgID, u.ID, []byte(u.Value), hashes[i].String())
+	}
+	if err := s.register(ctx, topic); err != nil {
+		return nil, fmt.Errorf("append to %s: %w", topic, err)
+	}
+	// With WaitReplicas, the receipt waits for the replicas too: a receipt
+	// promises that the item survives a failover.
+	r, err := s.run(ctx, scriptAppend, true,
+		[]string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.meta(topic)}, args...)
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", topic, err)
+	}
+	if len(r) != 3*len(updates) {
+		return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), len(updates))
+	}
+	out := make([]baton.Receipt, len(updates))
+	fresh := false
+	for i, u := range updates {
+		rc := baton.Receipt{Seq: replyUint(r, 3*i), MsgID: u.MsgID, Hash: hashes[i]}
+		if replyInt(r, 3*i+1) == 1 {
+			rc.Duplicate = true
+			if h, err := baton.ParseHash(replyStr(r, 3*i+2)); err == nil {
+				rc.Hash = h
+			}
+		} else {
+			fresh = true
+		}
+		out[i] = rc
+	}
+	if fresh {
+		s.sig.Notify(topic, baton.SignalAppend)
+	}
+	return out, nil
+}
+
+func checkLimit(limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, baton.Invalidf("limit", "must be positive, got %d", limit)
+	}
+	return int64(min(limit, maxLimit)), nil
+}
+
+// streamID is the stream entry id of a seq.
+func streamID(seq uint64) string { return strconv.FormatUint(seq, 10) + "-0" }
+
+// seqOf reads the seq back from a stream entry id.
+func seqOf(id string) uint64 {
+	n, _ := strconv.ParseUint(strings.TrimSuffix(id, "-0"), 10, 64)
+	return n
+}
+
+// below reads the meta hash's "below" field: every seq under it was trimmed.
+func below(c *goredis.StringCmd) uint64 {
+	n, err := strconv.ParseUint(c.Val(), 10, 64)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+func checkTrimmed(topic string, after, below uint64) error {
+	if after+1 < below {
+		return fmt.Errorf("%s after %d: the earliest kept item is %d: %w", topic, after, below, baton.ErrTrimmed)
+	}
+	return nil
+}
+
+// pipeErr returns the first error of a pipeline that is not a missing key.
+func pipeErr(cmds []goredis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Items implements baton.Queue with one XRANGE, pipelined with a read of
+// the trim mark. The mark is read after the range: it only grows, so if it
+// is not above after+1 then, nothing the range needed had been trimmed.
+func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	n, err := checkLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	xr := pipe.XRangeN(ctx, s.k.queue(topic), streamID(after+1), "+", n)
+	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
+		return nil, fmt.Errorf("read items of %s: %w", topic, s.mapErr(err))
+	}
+	if err := checkTrimmed(topic, after, below(bc)); err != nil {
+		return nil, fmt.Errorf("read items: %w", err)
+	}
+	var out []baton.Item
+	for _, m := range xr.Val() {
+		it, err := decodeItem(topic, m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+func decodeItem(topic string, m goredis.XMessage) (baton.Item, error) {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	it := baton.Item{Topic: topic, Seq: seqOf(m.ID), ID: str("id"), Value: []byte(str("value")), MsgID: str("msg_id")}
+	h, err := baton.ParseHash(str("hash"))
+	if err != nil {
+		return it, fmt.Errorf("read item %s/%d: %w", topic, it.Seq, err)
+	}
+	it.Hash = h
+	it.IngestedAt = parseMicros(str("ingested_us"))
+	return it, nil
+}
+
+// SeqOfHash implements baton.Queue: one HGET on the hash index.
+func (s *Store) SeqOfHash(ctx context.Context, topic string, h baton.Hash) (uint64, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return 0, err
+	}
+	if err := s.errClosed(); err != nil {
+		return 0, err
+	}
+	v, err := s.rdb.HGet(ctx, s.k.hashes(topic), h.String()).Result()
+	if errors.Is(err, goredis.Nil) {
+		return 0, fmt.Errorf("hash %s in %s: %w", h, topic, baton.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up hash in %s: %w", topic, s.mapErr(err))
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+// Topics implements baton.Queue.
+func (s *Store) Topics(ctx context.Context) ([]string, error) {
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	ts, err := s.rdb.SMembers(ctx, s.k.topics()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", s.mapErr(err))
+	}
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	slices.Sort(ts)
+	return ts, nil
+}
+
+// Topic implements baton.Queue.
+func (s *Store) Topic(ctx context.Context, topic string) (baton.TopicInfo, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return baton.TopicInfo{}, err
+	}
+	if err := s.errClosed(); err != nil {
+		return baton.TopicInfo{}, err
+	}
+	pipe := s.rdb.Pipeline()
+	ex := pipe.SIsMember(ctx, s.k.topics(), topic)
+	mc := pipe.HMGet(ctx, s.k.meta(topic), "last", "below")
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
+		return baton.TopicInfo{}, fmt.Errorf("read topic %s: %w", topic, s.mapErr(err))
+	}
+	if !ex.Val() {
+		return baton.TopicInfo{}, fmt.Errorf("topic %s: %w", topic, baton.ErrNotFound)
+	}
+	info := baton.TopicInfo{Topic: topic, LastSeq: fieldUint(mc.Val()[0])}
+	b := max(fieldUint(mc.Val()[1]), 1)
+	if info.LastSeq >= b {
+		info.FirstSeq = b
+	}
+	return info, nil
+}
+
+// Trim implements baton.Queue. It deletes in chunks, one script each, so
+// that a large trim never blocks Redis for long; each chunk is atomic and
+// moves the trim mark, so an interrupted trim leaves a consistent queue.
+func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return 0, err
+	}
+	keys := []string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.cursor(topic), s.k.meta(topic)}
+	total := 0
+	for {
+		r, err := s.run(ctx, scriptTrim, false, keys, before, trimChunk)
+		if err != nil {
+			return total, fmt.Errorf("trim %s: %w", topic, err)
+		}
+		total += int(replyInt(r, 0))
+		if replyInt(r, 1) == 0 {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package redis
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton"
+)
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// script is one Lua script: lua/lib.lua followed by lua/NAME.lua.
+type script struct {
+	name string
+	*goredis.Script
+}
+
+func newScript(name string) *script {
+	lib, err := luaFiles.ReadFile("lua/lib.lua")
+	if err != nil {
+		panic(err)
+	}
+	body, err := luaFiles.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		panic(err)
+	}
+	return &script{name: name, Script: goredis.NewScript(string(lib) + "\n" + string(body))}
+}
+
+var (
+	scriptAcquire   = newScript("acquire")
+	scriptRenew     = newScript("renew")
+	scriptRelease   = newScript("release")
+	scriptExpire    = newScript("expire")
+	scriptAppend    = newScript("append")
+	scriptCommit    = newScript("commit")
+	scriptTrim      = newScript("trim")
+	scriptHeartbeat = newScript("heartbeat")
+
+	allScripts = []*script{scriptAcquire, scriptRenew, scriptRelease, scriptExpire,
+		scriptAppend, scriptCommit, scriptTrim, scriptHeartbeat}
+)
+
+// run calls a script by SHA (EVALSHA), falling back to EVAL if the server
+// does not have it (restart, failover to a replica, SCRIPT FLUSH). With
+// wait, and Options.WaitReplicas > 0, it then waits on the same connection
+// for the replicas to acknowledge (WAIT); too few is ErrUnavailable.
+func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, args ...any) ([]any, error) {
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	var v any
+	var err error
+	if !wait || s.opts.WaitReplicas <= 0 {
+		v, err = sc.Run(ctx, s.rdb, keys, args...).Result()
+	} else {
+		v, err = s.runAndWait(ctx, sc, keys, args)
+	}
+	if err != nil {
+		return nil, s.mapErr(err)
+	}
+	out, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("script %s: unexpected reply %T", sc.name, v)
+	}
+	return out, nil
+}
+
+// runAndWait pipelines EVALSHA and WAIT: a pipeline runs on one connection,
+// and WAIT covers the writes of its own connection. Too few acknowledgements
+// fail the call only if the script wrote what the caller relies on: a reply
+// other than "ok" (held, lost, fenced, moved) reports that nothing of the
+// caller's was written.
+func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args []any) (any, error) {
+	ms := s.opts.WaitTimeout.Milliseconds()
+	exec := func(eval func(p goredis.Pipeliner) *goredis.Cmd) (any, error) {
+		pipe := s.rdb.Pipeline()
+		ev := eval(pipe)
+		w := pipe.Do(ctx, "WAIT", s.opts.WaitReplicas, ms)
+		_, _ = pipe.Exec(ctx)
+		v, err := ev.Result()
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := v.([]any); ok && len(r) > 0 && sc != scriptAppend && replyStr(r, 0) != "ok" {
+			return v, nil
+		}
+		n, err := w.Int()
+		if err != nil {
+			return nil, err
+		}
+		if n < s.opts.WaitReplicas {
+			return nil, fmt.Errorf("%d of %d replicas acknowledged within %v (the %s is on the master only and may be lost in a failover): %w",
+				n, s.opts.WaitReplicas, s.opts.WaitTimeout, sc.name, baton.ErrUnavailable)
+		}
+		return v, nil
+	}
+	v, err := exec(func(p goredis.Pipeliner) *goredis.Cmd { return p.EvalSha(ctx, sc.Hash(), keys, args...) })
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		v, err = exec(func(p goredis.Pipeliner) *goredis.Cmd { return sc.Eval(ctx, p, keys, args...) })
+	}
+	return v, err
+}
+
+// Reply decoding helpers. Scripts reply with arrays of strings and integers.
+
+func replyStr(r []any, i int) string {
+	if i >= len(r) {
+		return ""
+	}
+	switch v := r[i].(type) {
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	}
+	return ""
+}
+
+func replyUint(r []any, i int) uint64 {
+	if i >= len(r) {
+		return 0
+	}
+	switch v := r[i].(type) {
+	case int64:
+		return uint64(v)
+	case string:
+		n, _ := strconv.ParseUint(v, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func replyInt(r []any, i int) int64 {
+	if i >= len(r) {
+		return 0
+	}
+	switch v := r[i].(type) {
+	case int64:
+		return v
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return 0
+}

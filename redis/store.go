@@ -1,0 +1,475 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/signal"
+)
+
+var _ baton.Store = (*Store)(nil)
+
+// Defaults.
+const (
+	DefaultDialTimeout = 2 * time.Second
+	DefaultWaitTimeout = time.Second
+	// DefaultReadTimeout bounds one command's round trip when the caller's
+	// context has no earlier deadline.
+	DefaultReadTimeout = 5 * time.Second
+	// maxLimit caps one range read: a huge XRANGE would block Redis.
+	maxLimit = 10000
+	// trimChunk is how many items one trim script deletes.
+	trimChunk = 1000
+)
+
+// minVersion is the oldest Redis with every command the scripts use
+// (XTRIM MINID, HSET with several fields).
+var minVersion = [3]int{6, 2, 0}
+
+// Options tune a Store. The zero value is usable; parameters in the URL
+// override the fields they name.
+type Options struct {
+	Logger *slog.Logger
+	// Prefix namespaces every key and channel (default "baton"), so that
+	// several Baton clusters, or tests, can share one Redis database.
+	Prefix string
+	// DialTimeout bounds connecting to a server or sentinel (default 2s).
+	// Open fails after about this long if nothing answers.
+	DialTimeout time.Duration
+	// ReadTimeout bounds a command's round trip (default 5s, or WaitTimeout
+	// plus a second if that is longer).
+	ReadTimeout time.Duration
+	// WaitReplicas, if positive, makes every lock, cursor and append write
+	// wait (WAIT) until that many replicas have acknowledged it: an append's
+	// receipt, a lease and a cursor then survive a Sentinel failover. If fewer do
+	// within WaitTimeout the write returns an error wrapping
+	// baton.ErrUnavailable: it was applied on the master but may be lost in
+	// a failover, so the caller must treat it as not done (fail closed).
+	WaitReplicas int
+	// WaitTimeout bounds WAIT (default 1s).
+	WaitTimeout time.Duration
+	// TLS, if set, is the TLS configuration for rediss:// URLs (cloned;
+	// ServerName is filled in from the URL when empty).
+	TLS *tls.Config
+	// KeepServerConfig stops Open from enabling keyspace notifications of
+	// expired keys (CONFIG SET notify-keyspace-events) on the server.
+	// Standbys then learn of a lapsed lease from their own timers only.
+	KeepServerConfig bool
+}
+
+// Store is the Redis engine of baton.Store.
+type Store struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+	rdb  *goredis.Client
+	k    keyspace
+
+	sig   *signal.Hub
+	known sync.Map // topics this Store has registered in the topics set
+
+	closed    atomic.Bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open connects to the Redis named by rawURL (see Config for the forms),
+// checks that it is usable, loads the scripts and subscribes to the change
+// channels. A bad URL, a wrong password, an unreachable server or one that
+// cannot run Lua scripts give one error naming the problem, after at most
+// about the dial timeout.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	cfg, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefix != "" {
+		opts.Prefix = cfg.Prefix
+	}
+	if cfg.DialTimeout > 0 {
+		opts.DialTimeout = cfg.DialTimeout
+	}
+	if cfg.WaitReplicas > 0 {
+		opts.WaitReplicas = cfg.WaitReplicas
+	}
+	if cfg.WaitTimeout > 0 {
+		opts.WaitTimeout = cfg.WaitTimeout
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if err := validPrefix(opts.Prefix); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
+	}
+	if opts.WaitReplicas < 0 {
+		return nil, baton.Invalidf("wait_replicas", "must not be negative")
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = max(DefaultReadTimeout, opts.WaitTimeout+time.Second)
+	}
+	routeDriverLogs.Do(func() { goredis.SetLogger(driverLogger{}) })
+	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", cfg.Redacted()), k: keyspace{p: opts.Prefix, db: cfg.DB}, sig: signal.NewHub()}
+	if s.rdb, err = newClient(cfg, opts); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx); err != nil {
+		_ = s.rdb.Close()
+		return nil, err
+	}
+	sub, err := s.subscribe(ctx)
+	if err != nil {
+		_ = s.rdb.Close()
+		return nil, s.openErr("subscribe to change channels", err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.listen(wctx, sub) }()
+	return s, nil
+}
+
+// routeDriverLogs makes go-redis log through slog at debug level instead of
+// printing to stderr: its messages (each failed dial, each reconnect) repeat
+// what Baton already reports once, as an error or a warning of its own.
+// go-redis has one logger per process, so this is done once.
+var routeDriverLogs sync.Once
+
+type driverLogger struct{}
+
+func (driverLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// newClient builds the go-redis client. Retries are off: a command either
+// reaches the server once or fails with ErrUnavailable, and the caller (the
+// elector, the publisher, a source) retries with knowledge of what it was
+// doing. A silent client retry of a script whose reply was lost could, for
+// example, acquire a lock and then report it held.
+func newClient(cfg Config, opts Options) (*goredis.Client, error) {
+	var tlsCfg *tls.Config
+	if cfg.TLS {
+		if opts.TLS != nil {
+			tlsCfg = opts.TLS.Clone()
+		} else {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, baton.Invalidf("store", "redis URL: ca_file: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, baton.Invalidf("store", "redis URL: ca_file %s holds no PEM certificate", cfg.CAFile)
+			}
+			tlsCfg.RootCAs = pool
+		}
+		if cfg.SkipVerify {
+			tlsCfg.InsecureSkipVerify = true
+		}
+		if tlsCfg.ServerName == "" && !cfg.Sentinel {
+			host, _, _ := net.SplitHostPort(cfg.Addrs[0])
+			tlsCfg.ServerName = host
+		}
+	}
+	// The dial budget is one attempt per address: Open must fail fast on an
+	// unreachable server, and a later outage surfaces as ErrUnavailable at
+	// once rather than after a hidden backoff.
+	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if cfg.Sentinel {
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{
+			MasterName:       cfg.MasterName,
+			SentinelAddrs:    cfg.Addrs,
+			SentinelUsername: cfg.SentinelUsername,
+			SentinelPassword: cfg.SentinelPassword,
+			Username:         cfg.Username,
+			Password:         cfg.Password,
+			DB:               cfg.DB,
+			TLSConfig:        tlsCfg,
+			MaxRetries:       -1,
+			DialTimeout:      opts.DialTimeout,
+			DialerRetries:    1,
+			ReadTimeout:      opts.ReadTimeout,
+			WriteTimeout:     opts.ReadTimeout,
+			// Cancelling a context must not wait for the read timeout.
+			ContextTimeoutEnabled: true,
+			DisableIdentity:       true,
+		}), nil
+	}
+	return goredis.NewClient(&goredis.Options{
+		Addr:                     cfg.Addrs[0],
+		Username:                 cfg.Username,
+		Password:                 cfg.Password,
+		DB:                       cfg.DB,
+		TLSConfig:                tlsCfg,
+		MaxRetries:               -1,
+		DialTimeout:              opts.DialTimeout,
+		DialerRetries:            1,
+		ReadTimeout:              opts.ReadTimeout,
+		WriteTimeout:             opts.ReadTimeout,
+		ContextTimeoutEnabled:    true,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: noMaint,
+	}), nil
+}
+
+// check runs Open's checks in order, each with its own clear error: reach
+// and authenticate, version, Lua, scripts, keyspace notifications.
+func (s *Store) check(ctx context.Context) error {
+	// Connecting, authenticating and the first PING must all fit in twice
+	// the dial timeout: a server that accepts connections but never answers
+	// (paused, overloaded) fails Open as quickly as an absent one.
+	pctx, cancel := context.WithTimeout(ctx, 2*s.opts.DialTimeout)
+	err := s.rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return s.openErr("", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout+s.opts.ReadTimeout)
+	defer cancel()
+	info, err := s.rdb.Info(cctx, "server").Result()
+	if err != nil {
+		return s.openErr("read server info", err)
+	}
+	version := infoField(info, "redis_version")
+	if !versionAtLeast(version, minVersion) {
+		return fmt.Errorf("open redis store %s: Redis %d.%d or later is required, the server runs %q: %w",
+			s.cfg.Redacted(), minVersion[0], minVersion[1], version, baton.ErrUnavailable)
+	}
+	if v, err := s.rdb.Eval(cctx, "return 1", nil).Int(); err != nil || v != 1 {
+		if err == nil {
+			err = fmt.Errorf("EVAL 'return 1' returned %d", v)
+		}
+		return s.openErr("the server cannot run Lua scripts (Baton needs EVAL and EVALSHA)", err)
+	}
+	for _, sc := range allScripts {
+		if err := sc.Load(cctx, s.rdb).Err(); err != nil {
+			return s.openErr("load script "+sc.name, err)
+		}
+	}
+	s.log.Info("redis store open", "version", version, "prefix", s.k.p, "wait_replicas", s.opts.WaitReplicas)
+	if !s.opts.KeepServerConfig {
+		s.enableKeyspaceEvents(cctx)
+	}
+	return nil
+}
+
+// enableKeyspaceEvents adds "Ex" (keyevent notifications of expired keys) to
+// the server's notify-keyspace-events, if the server allows CONFIG SET. It
+// never removes a flag. Without it standbys rely on their timers.
+func (s *Store) enableKeyspaceEvents(ctx context.Context) {
+	cur, err := s.rdb.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		s.log.Info("keyspace notifications unknown: standbys rely on timers", "err", err)
+		return
+	}
+	flags := cur["notify-keyspace-events"]
+	hasE := strings.Contains(flags, "E")
+	hasX := strings.Contains(flags, "x") || strings.Contains(flags, "A")
+	if hasE && hasX {
+		return
+	}
+	want := flags
+	if !hasE {
+		want += "E"
+	}
+	if !hasX {
+		want += "x"
+	}
+	if err := s.rdb.ConfigSet(ctx, "notify-keyspace-events", want).Err(); err != nil {
+		s.log.Info("cannot enable keyspace notifications: standbys rely on timers", "err", err)
+		return
+	}
+	s.log.Info("enabled keyspace notifications of expired keys", "notify-keyspace-events", want)
+}
+
+// openErr names what failed at Open in words an operator can act on.
+func (s *Store) openErr(step string, err error) error {
+	msg := err.Error()
+	var what string
+	switch {
+	case goredis.HasErrorPrefix(err, "WRONGPASS"), goredis.HasErrorPrefix(err, "NOAUTH"),
+		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"),
+		strings.Contains(msg, "AUTH <password> called without any password"):
+		what = "authentication failed: check the user and password in the URL"
+	case goredis.HasErrorPrefix(err, "NOPERM"):
+		what = "permission denied for the URL's user (Baton needs keys, channels, EVAL/EVALSHA, SCRIPT LOAD, stream, hash, list and pub/sub commands)"
+	case strings.Contains(msg, "DB index is out of range"):
+		what = fmt.Sprintf("database %d does not exist on the server", s.cfg.DB)
+	case strings.Contains(msg, "all sentinels") || strings.Contains(msg, "No such master"):
+		what = fmt.Sprintf("no sentinel answered for master %q", s.cfg.MasterName)
+	case isCertErr(err):
+		what = "TLS: the server's certificate is not trusted (set ca_file=PATH in the URL, or skip_verify=true for tests only)"
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		what = "no answer in time: is the server up and the address right?"
+	case isConnErr(err):
+		what = "cannot connect: is the server up and the address right?"
+	}
+	if step != "" && what != "" {
+		what = step + ": " + what
+	} else if step != "" {
+		what = step
+	}
+	if what == "" {
+		return fmt.Errorf("open redis store %s: %w: %w", s.cfg.Redacted(), baton.ErrUnavailable, err)
+	}
+	return fmt.Errorf("open redis store %s: %s: %w: %w", s.cfg.Redacted(), what, baton.ErrUnavailable, err)
+}
+
+// Config is the parsed store URL the Store was opened with.
+func (s *Store) Config() Config { return s.cfg }
+
+// Prefix is the key namespace.
+func (s *Store) Prefix() string { return s.k.p }
+
+// Client is the underlying go-redis client, for diagnostics and tests.
+func (s *Store) Client() *goredis.Client { return s.rdb }
+
+// Ping implements baton.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("ping redis store: %w", baton.ErrClosed)
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis store: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// Close stops the listener and closes the connections. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		// Wake every waiter: it re-reads and learns that the store is closed.
+		s.sig.NotifyAll()
+		s.sig.Close()
+		s.closeErr = s.rdb.Close()
+	})
+	return s.closeErr
+}
+
+// Subscribe implements baton.Notifier. The change channels were subscribed
+// (and confirmed) at Open, so a change made after Subscribe returns is
+// signalled.
+func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription {
+	return s.sig.Subscribe(topic, signals)
+}
+
+// errClosed is returned by every method after Close.
+func (s *Store) errClosed() error {
+	if s.closed.Load() {
+		return baton.ErrClosed
+	}
+	return nil
+}
+
+// mapErr maps client and server errors onto baton's sentinels: anything
+// that says the store cannot be reached or cannot take writes right now is
+// ErrUnavailable (the original error stays wrapped too).
+func (s *Store) mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, goredis.ErrClosed) || s.closed.Load() {
+		return fmt.Errorf("%w: %w", baton.ErrClosed, err)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", baton.ErrUnavailable, err)
+	}
+	return err
+}
+
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, goredis.ErrPoolTimeout) || isConnErr(err) || isTimeout(err) {
+		return true
+	}
+	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+		"BUSY", "NOREPLICAS", "OOM", "MISCONF", "NOAUTH", "WRONGPASS"} {
+		if goredis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "all sentinels")
+}
+
+func isConnErr(err error) bool {
+	var ne *net.OpError
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "failed to dial")
+}
+
+func isCertErr(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var tv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &tv)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// infoField reads one "name:value" line of an INFO reply.
+func infoField(info, name string) string {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func versionAtLeast(v string, min [3]int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	var got [3]int
+	for i := range parts {
+		n, err := strconv.Atoi(strings.TrimFunc(parts[i], func(r rune) bool { return r < '0' || r > '9' }))
+		if err != nil {
+			return false
+		}
+		got[i] = n
+	}
+	for i := range got {
+		if got[i] != min[i] {
+			return got[i] > min[i]
+		}
+	}
+	return true
+}
