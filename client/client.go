@@ -33,6 +33,14 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Token, if set, is sent as a bearer token.
 	Token string
+	// RequestTimeout bounds each attempt of a request (not a stream):
+	// a node that accepts connections but never answers (paused, hung) is
+	// given up on. Default 5s.
+	RequestTimeout time.Duration
+	// StreamIdle is how long a stream may go without a byte (items or
+	// the server's heartbeats) before the client gives the node up and
+	// resumes on another. Default 15s (three server heartbeats).
+	StreamIdle time.Duration
 	// OnRetry, if set, is told of every failed attempt that will be retried.
 	OnRetry func(node string, err error)
 }
@@ -70,6 +78,12 @@ func New(nodes []string, o Options) (*Client, error) {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	if o.StreamIdle <= 0 {
+		o.StreamIdle = 15 * time.Second
 	}
 	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time)}, nil
 }
@@ -137,6 +151,8 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 }
 
 func (c *Client) do(ctx context.Context, method, base, path string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.o.RequestTimeout)
+	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -331,6 +347,11 @@ func (e stopError) Error() string { return e.err.Error() }
 
 // stream reads one SSE connection.
 func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, fn func(Event) error) (bool, error) {
+	// The stream is abandoned when nothing arrives for StreamIdle.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := time.AfterFunc(c.o.StreamIdle, cancel)
+	defer idle.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/topics/"+url.PathEscape(topic)+"/events", nil)
 	if err != nil {
 		return false, stopError{err}
@@ -354,7 +375,8 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 		return false, ae
 	}
 	progressed := false
-	err = ReadSSE(resp.Body, func(f Frame) error {
+	body := &idleReader{r: resp.Body, t: idle, d: c.o.StreamIdle}
+	err = ReadSSE(body, func(f Frame) error {
 		switch f.Event {
 		case "item", "":
 			var d Delivered
@@ -442,4 +464,19 @@ func ReadSSE(r io.Reader, fn func(Frame) error) error {
 		return err
 	}
 	return io.ErrUnexpectedEOF
+}
+
+// idleReader re-arms an idle timer on every read that returns data.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.t.Reset(r.d)
+	}
+	return n, err
 }

@@ -26,7 +26,7 @@ import (
 const (
 	DefaultMaxBody         = 1 << 20
 	DefaultMaxBatch        = 10000
-	DefaultHeartbeat       = 15 * time.Second
+	DefaultHeartbeat       = 5 * time.Second
 	DefaultWriteTimeout    = 10 * time.Second
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultReadyTimeout    = time.Second

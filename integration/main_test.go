@@ -95,7 +95,7 @@ func tail(b []byte, n int) []byte {
 
 func (c *cluster) start(name string) *proc.Node {
 	c.t.Helper()
-	n, err := proc.Start(context.Background(), batonBin, c.dir, name, c.store, "--lease-ttl", c.ttl.String(), "--log-level", "debug")
+	n, err := proc.Start(context.Background(), batonBin, c.dir, name, c.store, "--lease-ttl", c.ttl.String(), "--log-level", "debug", "--sse-heartbeat", "200ms")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -154,8 +154,9 @@ func (c *cluster) lock(topic string) baton.LockState {
 	return st
 }
 
-// holder waits until the topic has a live holder among the running nodes.
-func (c *cluster) holder(topic string) (*proc.Node, baton.Lease) {
+// holder waits until the topic has a live holder among the running nodes,
+// other than those in not.
+func (c *cluster) holder(topic string, not ...*proc.Node) (*proc.Node, baton.Lease) {
 	c.t.Helper()
 	var n *proc.Node
 	var l baton.Lease
@@ -165,6 +166,11 @@ func (c *cluster) holder(topic string) (*proc.Node, baton.Lease) {
 			return false
 		}
 		n, l = c.node(st.Lease.Holder), st.Lease
+		for _, x := range not {
+			if n == x {
+				return false
+			}
+		}
 		return n != nil && n.Alive()
 	})
 	return n, l
@@ -192,7 +198,7 @@ func (c *cluster) run(topic string, rate int) (*workload.Source, []*workload.Ter
 	for i := range addrs {
 		order := append(append([]string(nil), addrs[i:]...), addrs[:i]...)
 		name := "t" + strconv.Itoa(i+1)
-		tm, err := workload.StartTerminal(context.Background(), name, topic, order, c.h, workload.TerminalOptions{})
+		tm, err := workload.StartTerminal(context.Background(), name, topic, order, c.h, workload.TerminalOptions{StreamIdle: time.Second})
 		if err != nil {
 			c.t.Fatal(err)
 		}

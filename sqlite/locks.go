@@ -60,6 +60,7 @@ func (r topicRow) lease(topic string, now int64) baton.Lease {
 // write runs fn in one immediate transaction and raises sig for topic after
 // it commits.
 func (s *Store) write(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
+	defer s.beginWrite()()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return wrapErr(err)

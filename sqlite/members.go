@@ -17,6 +17,7 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 		return baton.Invalidf("ttl", "must be positive")
 	}
 	now := s.now()
+	defer s.beginWrite()()
 	_, err := s.wdb.ExecContext(ctx, `INSERT INTO members (node, addr, state, leases, public_key, heartbeat, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (node) DO UPDATE SET addr = excluded.addr, state = excluded.state, leases = excluded.leases,
@@ -33,6 +34,7 @@ func (s *Store) Leave(ctx context.Context, node string) error {
 	if node == "" {
 		return baton.Invalidf("node", "empty")
 	}
+	defer s.beginWrite()()
 	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node); err != nil {
 		return fmt.Errorf("leave: %w", wrapErr(err))
 	}

@@ -47,6 +47,10 @@ type Options struct {
 	Sync string
 	// BusyTimeout bounds the wait for another process's write lock.
 	BusyTimeout time.Duration
+	// FenceAfter is how long a write waits for the file's write lock before
+	// the store kills the holder if that process is stopped (see fence.go).
+	// Default 1s; negative disables fencing.
+	FenceAfter time.Duration
 }
 
 // Store is the SQLite engine.
@@ -64,9 +68,10 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	closed     atomic.Bool
+	writeSince atomic.Int64 // see fence.go
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // ParseURL turns a store URL into a file path:
@@ -99,6 +104,19 @@ func ParseURL(raw string, opts *Options) (string, error) {
 	q := u.Query()
 	for k, v := range q {
 		switch k {
+		case "fence":
+			if v[0] != "off" && v[0] != "stopped" {
+				return "", baton.Invalidf("store", "fence=%q: want stopped or off", v[0])
+			}
+			if v[0] == "off" {
+				opts.FenceAfter = -1
+			}
+		case "fence_after":
+			d, err := time.ParseDuration(v[0])
+			if err != nil || d <= 0 {
+				return "", baton.Invalidf("store", "%s=%q is not a positive duration", k, v[0])
+			}
+			opts.FenceAfter = d
 		case "poll", "busy_timeout":
 			d, err := time.ParseDuration(v[0])
 			if err != nil || d <= 0 {
@@ -142,6 +160,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
 	}
+	if opts.FenceAfter == 0 {
+		opts.FenceAfter = time.Second
+	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("open sqlite store: %w", err)
@@ -157,10 +178,6 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxIdleTime(0)
-	if err := s.migrate(ctx); err != nil {
-		s.wdb.Close()
-		return nil, err
-	}
 	s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		s.wdb.Close()
@@ -169,14 +186,25 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
 
+	// The watchdog runs from the start: even creating the schema may wait
+	// behind a stopped writer.
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	w, err := s.newWatcher(ctx)
-	if err != nil {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.watchdog(wctx) }()
+	fail := func(err error) (*Store, error) {
 		cancel()
+		s.wg.Wait()
 		s.rdb.Close()
 		s.wdb.Close()
 		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		return fail(err)
+	}
+	w, err := s.newWatcher(ctx)
+	if err != nil {
+		return fail(err)
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); w.run(wctx) }()
@@ -184,8 +212,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
+	// Most starts find the schema there: check without taking the write lock.
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('topics', 'items', 'leaves', 'releases', 'members')`).Scan(&n); err == nil && n == 5 {
+		return nil
+	}
 	// Several processes may start at once on a new file: the immediate
 	// transaction serialises them; CREATE ... IF NOT EXISTS makes it idempotent.
+	defer s.beginWrite()()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("open sqlite store %s: %w", s.path, wrapErr(err))

@@ -131,7 +131,8 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 	if store == "" {
 		store = "sqlite://" + filepath.Join(dir, "baton.db")
 	}
-	const topic = "demo"
+	// A topic of its own, so a demo on a store that has seen others starts clean.
+	topic := fmt.Sprintf("demo-%d", time.Now().UnixNano()%1_000_000_000)
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}

@@ -33,6 +33,7 @@ type serveConfig struct {
 	Retain    uint64
 	ReadyFile string
 	LogLevel  string
+	Heartbeat time.Duration
 }
 
 // Validate names the first bad field.
@@ -42,6 +43,9 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.MaxBody < 1024 {
 		return baton.Invalidf("--max-body", "%d is below 1024 bytes", c.MaxBody)
+	}
+	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 5*time.Minute {
+		return baton.Invalidf("--sse-heartbeat", "%v out of range [100ms, 5m]", c.Heartbeat)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
@@ -115,6 +119,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.Int64Var(&c.MaxBody, "max-body", envInt("BATON_MAX_BODY", 1<<20), "largest accepted request body in bytes")
 	f.Uint64Var(&c.Retain, "retain", uint64(envInt("BATON_RETAIN", 1_000_000)), "published items kept per topic for resuming terminals (0: all)")
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
+	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	return cmd
 }
@@ -147,7 +152,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
-	api := bhttp.NewServer(bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Logger: log})
+	api := bhttp.NewServer(bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, Logger: log})
 
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()

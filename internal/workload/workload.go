@@ -34,7 +34,7 @@ type Source struct {
 func StartSource(ctx context.Context, name, topic string, nodes []string, rate int, h *checker.History) (*Source, error) {
 	s := &Source{Name: name, Topic: topic, done: make(chan struct{})}
 	cl, err := client.New(append([]string(nil), nodes...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		OnRetry: func(string, error) { s.retries.Add(1) }})
+		RequestTimeout: time.Second, OnRetry: func(string, error) { s.retries.Add(1) }})
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +105,9 @@ type TerminalOptions struct {
 	// Slow, if set, is slept after each item: a terminal that reads too
 	// slowly.
 	Slow time.Duration
+	// StreamIdle: see client.Options. Nodes run with a short
+	// --sse-heartbeat in tests, so a paused node is left quickly.
+	StreamIdle time.Duration
 }
 
 // StartTerminal starts a terminal.
@@ -115,7 +118,8 @@ func StartTerminal(ctx context.Context, name, topic string, nodes []string, h *c
 	for i := range nodes {
 		order[i] = nodes[(i+len(nodes)-1)%len(nodes)]
 	}
-	cl, err := client.New(order, client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	cl, err := client.New(order, client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		StreamIdle: o.StreamIdle})
 	if err != nil {
 		return nil, err
 	}
