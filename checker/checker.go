@@ -198,7 +198,7 @@ func (h *History) Check(terminals map[string][]string) Report {
 		lastBySource[sk] = max(lastBySource[sk], a.Seq)
 	}
 
-	content := make(map[key]Delivery)   // first delivery of each seq, to compare terminals
+	content := make(map[key]Delivery)                // first delivery of each seq, to compare terminals
 	epochOwner := make(map[string]map[uint64]string) // topic -> epoch -> publisher
 	type tt struct{ terminal, topic string }
 	got := make(map[tt]map[uint64]bool)

@@ -55,7 +55,9 @@ func TestFindsEachAnomaly(t *testing.T) {
 		{"lost at the end", func(a []checker.Ack, d map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
 			d["b"] = d["b"][:len(d["b"])-1]
 			return a, d
-		}, func(r checker.Report) bool { return r.Lost == 1 && r.Anomalies[0].Terminal == "b" && r.Anomalies[0].Seq == 10 }},
+		}, func(r checker.Report) bool {
+			return r.Lost == 1 && r.Anomalies[0].Terminal == "b" && r.Anomalies[0].Seq == 10
+		}},
 		{"gap in the middle", func(a []checker.Ack, d map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
 			d["a"] = append(d["a"][:4], d["a"][5:]...)
 			return a, d

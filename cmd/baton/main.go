@@ -38,7 +38,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newPublish(), newSubscribe(), newStatus(), newDemo())
+	root.AddCommand(newServe(), newPublish(), newSubscribe(), newStatus(), newDemo(), newBench(), newChaos(), newLedger())
 	return root
 }
 
