@@ -1,0 +1,142 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/client"
+)
+
+// TestPublishRetriesWithSameMsgID: a node that fails makes the client try
+// another, with the same msg ids, so the retry cannot duplicate.
+func TestPublishRetriesWithSameMsgID(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, string(b))
+		mu.Unlock()
+		w.WriteHeader(503)
+		fmt.Fprint(w, `{"error":{"code":"unavailable","message":"store unavailable"}}`)
+	}))
+	defer down.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var us []baton.Update
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, string(b))
+		mu.Unlock()
+		json.Unmarshal(b, &us)
+		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"items":[{"seq":7,"hash":"%064x","msg_id":%q}]}`, 1, us[0].MsgID)
+	}))
+	defer up.Close()
+	c, err := client.New([]string{up.URL, down.URL}, client.Options{Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.Publish(context.Background(), "t", []baton.Update{{ID: "a", Value: json.RawMessage("1")}})
+	if err != nil || len(rs) != 1 || rs[0].Seq != 7 {
+		t.Fatalf("publish: %v %v", rs, err)
+	}
+	if len(seen) != 2 || seen[0] != seen[1] || !strings.Contains(seen[0], `"msg_id":"srv-`) {
+		t.Fatalf("attempts differ or carry no msg id: %q", seen)
+	}
+}
+
+// TestPublishDoesNotRetryBadInput: a 4xx is the caller's problem.
+func TestPublishDoesNotRetryBadInput(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"error":{"code":"invalid","message":"id: missing"}}`)
+	}))
+	defer srv.Close()
+	c, _ := client.New([]string{srv.URL}, client.Options{})
+	_, err := c.Publish(context.Background(), "t", []baton.Update{{ID: "", Value: json.RawMessage("1")}})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != "invalid" || n.Load() != 1 {
+		t.Fatalf("err %v after %d attempts", err, n.Load())
+	}
+}
+
+// TestSubscribeResumesAndDetectsGaps: the client resumes from the last seq
+// on the next node, drops what it has seen, and refuses a gap.
+func TestSubscribeResumesAndDetectsGaps(t *testing.T) {
+	item := func(seq int) string {
+		return fmt.Sprintf("id: %d\nevent: item\ndata: {\"seq\":%d,\"id\":\"k\",\"value\":1,\"hash\":\"%064x\",\"epoch\":1,\"publisher\":\"p\"}\n\n", seq, seq, seq)
+	}
+	var lastIDs []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		call := len(lastIDs)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		switch call {
+		case 1: // 1..3 then the connection ends
+			fmt.Fprint(w, item(1)+item(2)+item(3))
+		case 2: // resends 3 (at least once on the wire), then 4, then skips 5
+			fmt.Fprint(w, item(3)+item(4)+item(6))
+		}
+	}))
+	defer srv.Close()
+	c, _ := client.New([]string{srv.URL}, client.Options{Backoff: time.Millisecond})
+	var got []uint64
+	err := c.Subscribe(context.Background(), "t", 0, func(e client.Event) error {
+		got = append(got, e.Item.Seq)
+		return nil
+	})
+	if !errors.Is(err, client.ErrGap) {
+		t.Fatalf("err = %v, want ErrGap", err)
+	}
+	if fmt.Sprint(got) != "[1 2 3 4]" || fmt.Sprint(lastIDs) != "[0 3]" {
+		t.Fatalf("got %v with Last-Event-IDs %v", got, lastIDs)
+	}
+}
+
+// TestSubscribeLeavesSilentNode: a node that accepts the stream but sends
+// nothing (paused) is left after StreamIdle.
+func TestSubscribeLeavesSilentNode(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // silent
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: 1\nevent: item\ndata: {\"seq\":1,\"hash\":\"%064x\"}\n\n", 1)
+	}))
+	defer srv.Close()
+	c, _ := client.New([]string{srv.URL}, client.Options{StreamIdle: 100 * time.Millisecond, Backoff: time.Millisecond})
+	stop := errors.New("stop")
+	err := c.Subscribe(context.Background(), "t", 0, func(e client.Event) error { return stop })
+	if !errors.Is(err, stop) || calls.Load() != 2 {
+		t.Fatalf("err %v after %d connections", err, calls.Load())
+	}
+}
+
+func TestReadSSE(t *testing.T) {
+	in := ": comment\nid: 5\nevent: item\ndata: {\"a\":\ndata: 1}\n\nevent: reset\ndata: {\"earliest\":9}\n\n"
+	var fs []client.Frame
+	err := client.ReadSSE(strings.NewReader(in), func(f client.Frame) error { fs = append(fs, f); return nil })
+	if err != io.ErrUnexpectedEOF || len(fs) != 2 || fs[0].ID != "5" || string(fs[0].Data) != "{\"a\":\n1}" || fs[1].Event != "reset" {
+		t.Fatalf("frames %+v err %v", fs, err)
+	}
+}

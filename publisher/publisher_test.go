@@ -1,0 +1,131 @@
+package publisher_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/publisher"
+)
+
+func appendN(t *testing.T, st baton.Store, topic string, from, n int) {
+	t.Helper()
+	var us []baton.Update
+	for i := from; i < from+n; i++ {
+		u, err := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	if _, err := st.Append(context.Background(), topic, us); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitCursor(t *testing.T, st baton.Store, topic string, seq uint64) baton.Cursor {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := st.Cursor(context.Background(), topic)
+		if err == nil && c.Seq >= seq {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cursor stuck at %d (err %v), want %d", c.Seq, err, seq)
+		}
+		time.Sleep(time.Millisecond) // poll interval
+	}
+}
+
+// TestPublishAndResume: a publisher commits every item in order in
+// batches; after a hand-over the next one resumes exactly after the
+// cursor (claim 5), and the ledger has one leaf per item with the epoch
+// and publisher that committed it.
+func TestPublishAndResume(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(baton.SystemClock{})
+	appendN(t, st, "t", 0, 250)
+	l1, err := st.Acquire(ctx, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run1, stop1 := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- publisher.Run(run1, st, l1, publisher.Options{Batch: 100}) }()
+	waitCursor(t, st, "t", 250)
+	stop1()
+	if err := <-done; err != nil {
+		t.Fatalf("publisher a: %v", err)
+	}
+	if err := st.Release(ctx, l1, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+
+	appendN(t, st, "t", 250, 50)
+	l2, err := st.Acquire(ctx, "t", "b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := publisher.Resume(ctx, st, "t")
+	if err != nil || cur.Seq != 250 {
+		t.Fatalf("resume point = %+v, %v; want seq 250", cur, err)
+	}
+	run2, stop2 := context.WithCancel(ctx)
+	defer stop2()
+	go func() { done <- publisher.Run(run2, st, l2, publisher.Options{Batch: 7}) }()
+	appendN(t, st, "t", 300, 10) // live appends are picked up too
+	waitCursor(t, st, "t", 310)
+
+	leaves, err := st.Leaves(ctx, "t", 0, 1000)
+	if err != nil || len(leaves) != 310 {
+		t.Fatalf("leaves: %d, %v", len(leaves), err)
+	}
+	items, _ := st.Items(ctx, "t", 0, 1000)
+	for i, l := range leaves {
+		want := baton.Leaf{Seq: uint64(i + 1), ItemHash: items[i].Hash, Epoch: l1.Epoch, Publisher: "a"}
+		if i >= 250 {
+			want.Epoch, want.Publisher = l2.Epoch, "b"
+		}
+		if l.Seq != want.Seq || l.ItemHash != want.ItemHash || l.Epoch != want.Epoch || l.Publisher != want.Publisher {
+			t.Fatalf("leaf %d = %+v, want %+v", i, l, want)
+		}
+	}
+}
+
+// TestFencedPublisherStops: a publisher whose lease was taken over gets
+// an error wrapping ErrLeaseLost at its next commit and commits nothing.
+func TestFencedPublisherStops(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(baton.SystemClock{})
+	appendN(t, st, "t", 0, 5)
+	l1, err := st.Acquire(ctx, "t", "a", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lease lapses and b takes over before a publishes anything.
+	deadline := time.Now().Add(10 * time.Second)
+	var l2 baton.Lease
+	for {
+		if l2, err = st.Acquire(ctx, "t", "b", time.Minute); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // poll until the lease lapses
+	}
+	err = publisher.Run(ctx, st, l1, publisher.Options{})
+	if !errors.Is(err, baton.ErrLeaseLost) {
+		t.Fatalf("zombie publisher returned %v, want ErrLeaseLost", err)
+	}
+	if c, _ := st.Cursor(ctx, "t"); c.Seq != 0 {
+		t.Fatalf("zombie moved the cursor to %d", c.Seq)
+	}
+	_ = l2
+}
