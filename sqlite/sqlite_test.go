@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -88,4 +89,23 @@ func TestConformance(t *testing.T) {
 		p := filepath.Join(dir, fmt.Sprintf("s%d.db", n))
 		return open(t, p), open(t, p)
 	}))
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"sqlite:///a/b.db", "sqlite://rel.db?poll=3ms", "x.db", "sqlite://?sync=full", "redis://h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var o sqlite.Options
+		path, err := sqlite.ParseURL(raw, &o)
+		if err != nil {
+			if !errors.Is(err, baton.ErrInvalid) {
+				t.Fatalf("ParseURL(%q): %v is not ErrInvalid", raw, err)
+			}
+			return
+		}
+		if path == "" {
+			t.Fatalf("ParseURL(%q) accepted an empty path", raw)
+		}
+	})
 }
