@@ -56,6 +56,28 @@ type History struct {
 	deliveries []Delivery
 	resets     []Reset
 	sent       map[string]bool // topic/msgID of every update a source sent
+	// handovers holds each topic's release records as the API listed
+	// them (GET /v1/topics/{t}/handovers), and whether the list was
+	// complete (not cut by the API's limit).
+	handovers map[string]handoverList
+}
+
+type handoverList struct {
+	recs     []baton.ReleaseRecord
+	complete bool
+}
+
+// HandoversSeen records a topic's release records as read from the API at
+// the end of a run. complete says the list holds every record ever made
+// (the API's limit did not cut it): only then is a missing epoch an
+// anomaly.
+func (h *History) HandoversSeen(topic string, recs []baton.ReleaseRecord, complete bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.handovers == nil {
+		h.handovers = make(map[string]handoverList)
+	}
+	h.handovers[topic] = handoverList{recs: append([]baton.ReleaseRecord(nil), recs...), complete: complete}
 }
 
 // NewHistory returns an empty history.
@@ -119,7 +141,7 @@ func (h *History) LastSeq(terminal, topic string) uint64 {
 
 // Anomaly is one broken guarantee.
 type Anomaly struct {
-	Kind     string `json:"kind"` // lost, duplicated, reordered, mismatched, phantom, split-brain, epoch-regressed
+	Kind     string `json:"kind"` // lost, duplicated, reordered, mismatched, phantom, split-brain, epoch-regressed, handover
 	Topic    string `json:"topic"`
 	Terminal string `json:"terminal,omitempty"`
 	Seq      uint64 `json:"seq"`
@@ -136,7 +158,11 @@ type Report struct {
 	Mismatched int            `json:"mismatched"`
 	Phantom    int            `json:"phantom"`
 	SplitBrain int            `json:"split_brain"`
-	Resets     int            `json:"resets"`
+	// Handover counts broken hand-over records: epochs not strictly
+	// increasing, a successor that is not epoch+1, or a delivery outside
+	// its epoch's range.
+	Handover int `json:"handover"`
+	Resets   int `json:"resets"`
 	Anomalies  []Anomaly      `json:"anomalies,omitempty"`
 }
 
@@ -160,6 +186,8 @@ func (r *Report) add(a Anomaly) {
 		r.Phantom++
 	case "split-brain", "epoch-regressed":
 		r.SplitBrain++
+	case "handover":
+		r.Handover++
 	}
 	if len(r.Anomalies) < MaxAnomalies {
 		r.Anomalies = append(r.Anomalies, a)
@@ -173,7 +201,7 @@ func (r *Report) add(a Anomaly) {
 func (h *History) Check(terminals map[string][]string) Report {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	rep := Report{Acked: len(h.acks), Delivered: make(map[string]int), Resets: len(h.resets)}
+	rep := Report{Delivered: make(map[string]int), Resets: len(h.resets)}
 
 	type key struct {
 		topic string
@@ -181,7 +209,20 @@ func (h *History) Check(terminals map[string][]string) Report {
 	}
 	acked := make(map[key]Ack, len(h.acks))
 	lastBySource := make(map[string]uint64)
+	ackedMsg := make(map[string]uint64, len(h.acks)) // topic/msgID -> seq
 	for _, a := range h.acks {
+		mk := a.Topic + "/" + a.MsgID
+		if s, ok := ackedMsg[mk]; ok {
+			// The same message acknowledged again (a retry after a lost
+			// acknowledgement): it must be at the same seq.
+			if s != a.Seq {
+				rep.add(Anomaly{Kind: "duplicated", Topic: a.Topic, Seq: a.Seq,
+					Detail: fmt.Sprintf("%s: message %s acknowledged at seq %d and again at seq %d", a.Source, a.MsgID, s, a.Seq)})
+			}
+			continue
+		}
+		ackedMsg[mk] = a.Seq
+		rep.Acked++
 		k := key{a.Topic, a.Seq}
 		if o, ok := acked[k]; ok && o.MsgID != a.MsgID {
 			rep.add(Anomaly{Kind: "duplicated", Topic: a.Topic, Seq: a.Seq,
@@ -268,6 +309,8 @@ func (h *History) Check(terminals map[string][]string) Report {
 		msgSeq[mk] = d.Seq
 	}
 
+	h.checkHandovers(&rep)
+
 	// Every acknowledged item must reach every terminal of its topic.
 	names := make([]string, 0, len(terminals))
 	for n := range terminals {
@@ -289,4 +332,96 @@ func (h *History) Check(terminals map[string][]string) Report {
 		}
 	}
 	return rep
+}
+
+// checkHandovers judges each topic's release records and the deliveries
+// against them: epochs strictly increasing with no gap, each successor the
+// next epoch, the holder of epoch e+1 the successor named by e's record,
+// no successor acquiring before its predecessor's release, and every item
+// delivered under epoch e published by e's holder within
+// (record(e-1).LastSeq, record(e).LastSeq]: two publishers never overlap.
+// The caller holds h.mu.
+func (h *History) checkHandovers(rep *Report) {
+	topics := make([]string, 0, len(h.handovers))
+	for t := range h.handovers {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, topic := range topics {
+		hl := h.handovers[topic]
+		bad := func(epoch uint64, seq uint64, terminal, format string, args ...any) {
+			rep.add(Anomaly{Kind: "handover", Topic: topic, Terminal: terminal, Seq: seq,
+				Detail: fmt.Sprintf("epoch %d: ", epoch) + fmt.Sprintf(format, args...)})
+		}
+		recs := append([]baton.ReleaseRecord(nil), hl.recs...)
+		// The API lists newest first: epochs must strictly decrease.
+		for i := 1; i < len(recs); i++ {
+			if recs[i].Epoch >= recs[i-1].Epoch {
+				bad(recs[i].Epoch, recs[i].LastSeq, "", "listed after epoch %d: epochs not strictly increasing", recs[i-1].Epoch)
+			}
+		}
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Epoch < recs[j].Epoch })
+		byEpoch := make(map[uint64]baton.ReleaseRecord, len(recs))
+		for i, r := range recs {
+			if _, dup := byEpoch[r.Epoch]; dup {
+				bad(r.Epoch, r.LastSeq, "", "two release records")
+				continue
+			}
+			byEpoch[r.Epoch] = r
+			if !r.Reason.Valid() {
+				bad(r.Epoch, r.LastSeq, "", "unknown reason %q", r.Reason)
+			}
+			if r.SuccessorEpoch != 0 && r.SuccessorEpoch != r.Epoch+1 {
+				bad(r.Epoch, r.LastSeq, "", "successor epoch %d, want %d", r.SuccessorEpoch, r.Epoch+1)
+			}
+			if r.SuccessorEpoch != 0 && !r.SuccessorAt.IsZero() && r.SuccessorAt.Before(r.At) {
+				bad(r.Epoch, r.LastSeq, "", "successor %s acquired at %s, before the release at %s: overlap",
+					r.Successor, r.SuccessorAt.Format(time.RFC3339Nano), r.At.Format(time.RFC3339Nano))
+			}
+			if i > 0 {
+				p := recs[i-1]
+				if r.LastSeq < p.LastSeq {
+					bad(r.Epoch, r.LastSeq, "", "ended at seq %d, before epoch %d's end at seq %d", r.LastSeq, p.Epoch, p.LastSeq)
+				}
+				if hl.complete && r.Epoch > p.Epoch+1 {
+					bad(p.Epoch+1, p.LastSeq, "", "ended (epoch %d exists) without a release record", r.Epoch)
+				}
+			}
+			if n, ok := byEpoch[r.Epoch-1]; ok && r.Epoch > 0 {
+				if n.SuccessorEpoch == 0 {
+					bad(n.Epoch, n.LastSeq, "", "no successor recorded, yet epoch %d exists", r.Epoch)
+				} else if n.Successor != r.Holder {
+					bad(n.Epoch, n.LastSeq, "", "record names successor %s, but epoch %d was held by %s", n.Successor, r.Epoch, r.Holder)
+				}
+			}
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		reported := make(map[string]bool) // one anomaly per terminal and epoch
+		for _, d := range h.deliveries {
+			if d.Topic != topic {
+				continue
+			}
+			once := func(what string) bool {
+				k := fmt.Sprint(d.Terminal, "/", d.Epoch, "/", what)
+				if reported[k] {
+					return false
+				}
+				reported[k] = true
+				return true
+			}
+			if r, ok := byEpoch[d.Epoch]; ok {
+				if d.Seq > r.LastSeq && once("after") {
+					bad(d.Epoch, d.Seq, d.Terminal, "item published by %s after the epoch ended at seq %d (%s): a zombie publisher", d.Publisher, r.LastSeq, r.Reason)
+				}
+				if d.Publisher != r.Holder && once("holder") {
+					bad(d.Epoch, d.Seq, d.Terminal, "item published by %s, but the lease was held by %s", d.Publisher, r.Holder)
+				}
+			}
+			if p, ok := byEpoch[d.Epoch-1]; ok && d.Epoch > 0 && d.Seq <= p.LastSeq && once("before") {
+				bad(d.Epoch, d.Seq, d.Terminal, "item at or before seq %d, where epoch %d ended: publishers overlap", p.LastSeq, p.Epoch)
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
@@ -102,6 +103,106 @@ func TestFindsEachAnomaly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(10, tc.mut)
 			if r.OK() || !tc.check(r) {
+				t.Fatalf("report %+v", r)
+			}
+		})
+	}
+}
+
+// TestAckedTwice: a retry after a lost acknowledgement is acknowledged
+// again at the same seq (fine, counted once); at another seq it is a
+// duplicate.
+func TestAckedTwice(t *testing.T) {
+	r := run(10, func(a []checker.Ack, d map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
+		return append(a, a[3], a[7]), d
+	})
+	if !r.OK() || r.Acked != 10 {
+		t.Fatalf("resent acknowledgements at the same seqs judged %+v", r)
+	}
+	r = run(10, func(a []checker.Ack, d map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
+		x := a[3]
+		x.Seq = 9
+		return append(a, x), d
+	})
+	if r.Duplicated != 1 || r.Anomalies[0].Seq != 9 {
+		t.Fatalf("a message acknowledged at seqs 4 and 9 judged %+v", r)
+	}
+}
+
+// handoverRun is a clean history of 30 items: epoch 1 (p1) publishes 1-10
+// and expires, epoch 2 (p2) publishes 11-20 and is released, epoch 3 (p1)
+// publishes 21-30 and still holds the lease.
+func handoverRun(mutRecs func([]baton.ReleaseRecord) []baton.ReleaseRecord, mutDs func([]checker.Delivery) []checker.Delivery) checker.Report {
+	h := checker.NewHistory()
+	t0 := time.Unix(1_700_000_000, 0)
+	var ds []checker.Delivery
+	for i := 1; i <= 30; i++ {
+		u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)}
+		hash := baton.HashItem("t", u)
+		h.Sent("t", u.MsgID)
+		h.Acked(checker.Ack{Source: "s", Topic: "t", MsgID: u.MsgID, Seq: uint64(i), Hash: hash})
+		epoch, pub := uint64(1+(i-1)/10), "p1"
+		if epoch == 2 {
+			pub = "p2"
+		}
+		ds = append(ds, checker.Delivery{Terminal: "a", Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value,
+			MsgID: u.MsgID, Hash: hash, Epoch: epoch, Publisher: pub})
+	}
+	recs := []baton.ReleaseRecord{ // newest first, as the API lists them
+		{Topic: "t", Holder: "p2", Epoch: 2, Reason: baton.ReasonReleased, At: t0.Add(2 * time.Second), LastSeq: 20,
+			Successor: "p1", SuccessorEpoch: 3, SuccessorAt: t0.Add(2*time.Second + time.Millisecond)},
+		{Topic: "t", Holder: "p1", Epoch: 1, Reason: baton.ReasonExpired, At: t0, LastSeq: 10,
+			Successor: "p2", SuccessorEpoch: 2, SuccessorAt: t0.Add(time.Millisecond)},
+	}
+	if mutRecs != nil {
+		recs = mutRecs(recs)
+	}
+	if mutDs != nil {
+		ds = mutDs(ds)
+	}
+	for _, d := range ds {
+		h.Delivered(d)
+	}
+	h.HandoversSeen("t", recs, true)
+	return h.Check(map[string][]string{"a": {"t"}})
+}
+
+func TestHandovers(t *testing.T) {
+	if r := handoverRun(nil, nil); !r.OK() {
+		t.Fatalf("clean hand-overs judged %+v", r)
+	}
+	type recs = []baton.ReleaseRecord
+	type dels = []checker.Delivery
+	for _, tc := range []struct {
+		name string
+		r    func(recs) recs
+		d    func(dels) dels
+	}{
+		{"successor skips an epoch", func(r recs) recs { r[1].SuccessorEpoch = 3; return r }, nil},
+		{"listed out of order", func(r recs) recs { r[0], r[1] = r[1], r[0]; return r }, nil},
+		{"two records of one epoch", func(r recs) recs { return append(r, r[1]) }, nil},
+		{"successor before the release", func(r recs) recs { r[0].SuccessorAt = r[0].At.Add(-time.Millisecond); return r }, nil},
+		{"wrong successor named", func(r recs) recs { r[1].Successor = "p3"; return r }, nil},
+		{"missing record", func(r recs) recs {
+			r[0].Epoch, r[0].SuccessorEpoch = 3, 4
+			return r
+		}, nil},
+		{"zombie publishes after its epoch ended", nil, func(d dels) dels {
+			d[10].Epoch, d[10].Publisher = 1, "p1" // seq 11 under epoch 1, which ended at 10
+			return d
+		}},
+		{"successor republishes its predecessor's items", nil, func(d dels) dels {
+			d[9].Epoch, d[9].Publisher = 2, "p2" // seq 10 under epoch 2, which began after 10
+			return d
+		}},
+		{"item from a node that did not hold the lease", nil, func(d dels) dels {
+			d[14].Publisher = "p3"
+			return d
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := handoverRun(tc.r, tc.d)
+			if r.Handover == 0 {
 				t.Fatalf("report %+v", r)
 			}
 		})

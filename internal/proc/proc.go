@@ -11,21 +11,26 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Node is a `baton serve` child process.
+// Node is a `baton serve` child process. Its methods are safe for
+// concurrent use, but Restart must not race with another Restart.
 type Node struct {
-	Name  string
+	Name string
+	// Addr is the listen address; it does not change across restarts.
 	Addr  string
 	args  []string
 	exe   string
 	dir   string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	err   error
 	ready string
+
+	mu   sync.Mutex // guards cmd, done and err
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
 
 // Start starts `exe serve` with the given store and waits until it
@@ -49,18 +54,26 @@ func (p *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.cmd = exec.Command(p.exe, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.Env = os.Environ()
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(p.exe, p.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = os.Environ()
+	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
-	p.done = make(chan struct{})
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done, p.err = cmd, done, nil
+	p.mu.Unlock()
 	go func() {
-		p.err = p.cmd.Wait()
+		err := cmd.Wait()
 		logf.Close()
-		close(p.done)
+		p.mu.Lock()
+		if p.cmd == cmd {
+			p.err = err
+		}
+		p.mu.Unlock()
+		close(done)
 	}()
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
@@ -70,13 +83,15 @@ func (p *Node) start(ctx context.Context) error {
 		if b, err := os.ReadFile(p.ready); err == nil {
 			var r struct{ Addr string }
 			if json.Unmarshal(b, &r) == nil && r.Addr != "" {
-				p.Addr = r.Addr
+				if p.Addr == "" {
+					p.Addr = r.Addr // first start only: restarts keep it
+				}
 				return nil
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before serving (%v); see %s", p.Name, p.err, filepath.Join(p.dir, p.Name+".log"))
+		case <-done:
+			return fmt.Errorf("%s exited before serving (%v); see %s", p.Name, p.ExitErr(), filepath.Join(p.dir, p.Name+".log"))
 		case <-deadline.C:
 			p.Kill()
 			return fmt.Errorf("%s not serving after 30s", p.Name)
@@ -99,8 +114,30 @@ func (p *Node) Restart(ctx context.Context) error {
 	return p.start(ctx)
 }
 
-// Done is closed when the process exits.
-func (p *Node) Done() <-chan struct{} { return p.done }
+// Done is closed when the current process exits.
+func (p *Node) Done() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+// ExitErr is how the last process exited (nil while it runs or if it
+// exited 0).
+func (p *Node) ExitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Pid is the current process id (0 before start).
+func (p *Node) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
 
 // Log is the path of the node's log file.
 func (p *Node) Log() string { return filepath.Join(p.dir, p.Name+".log") }
@@ -111,7 +148,7 @@ func (p *Node) URL() string { return "http://" + p.Addr }
 // Alive reports whether the process has not exited.
 func (p *Node) Alive() bool {
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return false
 	default:
 		return true
@@ -119,6 +156,8 @@ func (p *Node) Alive() bool {
 }
 
 func (p *Node) signal(s syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.cmd == nil || p.cmd.Process == nil {
 		return errors.New("not started")
 	}
@@ -129,7 +168,7 @@ func (p *Node) signal(s syscall.Signal) error {
 func (p *Node) Kill() {
 	_ = p.signal(syscall.SIGKILL)
 	_ = p.signal(syscall.SIGCONT)
-	<-p.done
+	<-p.Done()
 }
 
 // Stop sends SIGTERM (graceful hand-over) and waits up to d, then kills.
@@ -137,11 +176,14 @@ func (p *Node) Stop(d time.Duration) {
 	_ = p.signal(syscall.SIGCONT)
 	_ = p.signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(d):
 		p.Kill()
 	}
 }
+
+// Terminate sends SIGTERM and returns at once (see Done).
+func (p *Node) Terminate() error { return p.signal(syscall.SIGTERM) }
 
 // Pause sends SIGSTOP; Resume sends SIGCONT.
 func (p *Node) Pause() error  { return p.signal(syscall.SIGSTOP) }
