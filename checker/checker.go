@@ -161,9 +161,9 @@ type Report struct {
 	// Handover counts broken hand-over records: epochs not strictly
 	// increasing, a successor that is not epoch+1, or a delivery outside
 	// its epoch's range.
-	Handover int `json:"handover"`
-	Resets   int `json:"resets"`
-	Anomalies  []Anomaly      `json:"anomalies,omitempty"`
+	Handover  int       `json:"handover"`
+	Resets    int       `json:"resets"`
+	Anomalies []Anomaly `json:"anomalies,omitempty"`
 }
 
 // OK reports whether no anomaly was found.
