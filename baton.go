@@ -212,3 +212,35 @@ type TopicInfo struct {
 	// LastSeq is the last appended seq (0 if nothing was ever appended).
 	LastSeq uint64 `json:"last_seq"`
 }
+
+// Checkpoint is a signed statement of a topic's ledger: the first Size
+// leaves (seqs 1..Size) hash, as an RFC 6962 Merkle tree, to Root. The lease
+// holder of Epoch (Node) signs it; Note is the signed note as the signer
+// made it (body and the signer's signature line, see package ledger), and
+// the store keeps it byte for byte. Witnesses add Cosignatures.
+type Checkpoint struct {
+	Topic        string        `json:"topic"`
+	Size         uint64        `json:"size"`
+	Root         Hash          `json:"root"`
+	Epoch        uint64        `json:"epoch"`
+	Node         string        `json:"node"`
+	At           time.Time     `json:"at"`
+	Note         []byte        `json:"note"`
+	Cosignatures []Cosignature `json:"cosignatures,omitempty"`
+}
+
+// Cosignature is a witness's signature over a checkpoint's note body: the
+// witness (Node) mirrored the ledger, recomputed the root and checked it.
+// Signature is one signed-note signature line ("— name base64\n").
+type Cosignature struct {
+	Node      string    `json:"node"`
+	Signature []byte    `json:"signature"`
+	At        time.Time `json:"at"`
+}
+
+// NodeKey is a public key a node registered (with its heartbeat). Keys are
+// kept after the member leaves, so old signatures can still be checked.
+type NodeKey struct {
+	Node      string `json:"node"`
+	PublicKey []byte `json:"public_key"`
+}

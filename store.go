@@ -16,6 +16,7 @@ type Store interface {
 	Locks
 	Queue
 	Publications
+	Checkpoints
 	Members
 	Notifier
 	// Ping reports whether the store is reachable.
@@ -99,8 +100,37 @@ type Publications interface {
 	Leaves(ctx context.Context, topic string, after uint64, limit int) ([]Leaf, error)
 }
 
+// Checkpoints are the ledger's signed checkpoints and their witnesses'
+// cosignatures.
+//
+// Contract:
+//   - AddCheckpoint stores cp only if (cp.Epoch, cp.Node) is the topic's live
+//     lease (else ErrFenced, as for Commit), cp.Size does not exceed the
+//     cursor (else ErrInvalid) and cp.Size is greater than the size of every
+//     stored checkpoint of the topic (else ErrInvalid). The store checks no
+//     signature: witnesses and auditors do.
+//   - Checkpoints are kept forever; a checkpoint is named by (topic, size).
+//     The store stamps Checkpoint.At and Cosignature.At with its clock.
+//   - Cosign adds or replaces the cosignature of cs.Node on a stored
+//     checkpoint; ErrNotFound if there is none of that size.
+type Checkpoints interface {
+	AddCheckpoint(ctx context.Context, cp Checkpoint) error
+	// Checkpoint returns the latest (largest) checkpoint of the topic with
+	// its cosignatures sorted by node; ErrNotFound if there is none.
+	Checkpoint(ctx context.Context, topic string) (Checkpoint, error)
+	// Checkpoints returns up to limit checkpoints with Size > after, by
+	// size ascending, with their cosignatures.
+	Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]Checkpoint, error)
+	// Cosign adds a witness's cosignature to the checkpoint of that size.
+	Cosign(ctx context.Context, topic string, size uint64, cs Cosignature) error
+}
+
 // Members is the membership registry.
 type Members interface {
+	// NodeKeys lists every (node, public key) pair ever registered by a
+	// heartbeat carrying a PublicKey, sorted by node then key. A pair stays
+	// after its member leaves or expires.
+	NodeKeys(ctx context.Context) ([]NodeKey, error)
 	// Heartbeat records m as live until now+ttl.
 	Heartbeat(ctx context.Context, m Member, ttl time.Duration) error
 	// Leave removes a member at once.

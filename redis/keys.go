@@ -26,11 +26,17 @@ func (k keyspace) hashes(t string) string   { return k.topic(t, "hashes") }
 func (k keyspace) ledger(t string) string   { return k.topic(t, "ledger") }
 func (k keyspace) events(t string) string   { return k.topic(t, "events") }
 
+// checkpoints is a hash size -> checkpoint JSON (with its cosignatures);
+// cpsizes is a sorted set of the sizes, for ordered reads.
+func (k keyspace) checkpoints(t string) string { return k.topic(t, "checkpoints") }
+func (k keyspace) cpsizes(t string) string     { return k.topic(t, "cpsizes") }
+
 // Global keys. The members' keys share the hash tag {_members}, which no
 // topic can have (a topic starts with a letter or digit).
 func (k keyspace) topics() string        { return k.p + ":topics" }
 func (k keyspace) members() string       { return k.p + ":{_members}:nodes" }
 func (k keyspace) memberTTLs() string    { return k.p + ":{_members}:expiry" }
+func (k keyspace) nodeKeys() string      { return k.p + ":{_members}:keys" }
 func (k keyspace) topicsChannel() string { return k.p + ":topics" }
 
 // eventsPattern matches every topic's events channel. The prefix holds no

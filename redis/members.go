@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -38,7 +39,11 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 	if err != nil {
 		return fmt.Errorf("heartbeat %s: %w", m.Node, err)
 	}
-	if _, err := s.runValue(ctx, scriptHeartbeat, []string{s.k.members(), s.k.memberTTLs()}, m.Node, js, micros(ttl)); err != nil {
+	entry := ""
+	if len(m.PublicKey) > 0 {
+		entry = m.Node + " " + base64.StdEncoding.EncodeToString(m.PublicKey)
+	}
+	if _, err := s.runValue(ctx, scriptHeartbeat, []string{s.k.members(), s.k.memberTTLs(), s.k.nodeKeys()}, m.Node, js, micros(ttl), entry); err != nil {
 		return fmt.Errorf("heartbeat %s: %w", m.Node, err)
 	}
 	return nil

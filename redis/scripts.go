@@ -33,17 +33,19 @@ func newScript(name string) *script {
 }
 
 var (
-	scriptAcquire   = newScript("acquire")
-	scriptRenew     = newScript("renew")
-	scriptRelease   = newScript("release")
-	scriptExpire    = newScript("expire")
-	scriptAppend    = newScript("append")
-	scriptCommit    = newScript("commit")
-	scriptTrim      = newScript("trim")
-	scriptHeartbeat = newScript("heartbeat")
+	scriptAcquire    = newScript("acquire")
+	scriptRenew      = newScript("renew")
+	scriptRelease    = newScript("release")
+	scriptExpire     = newScript("expire")
+	scriptAppend     = newScript("append")
+	scriptCommit     = newScript("commit")
+	scriptTrim       = newScript("trim")
+	scriptHeartbeat  = newScript("heartbeat")
+	scriptCheckpoint = newScript("checkpoint")
+	scriptCosign     = newScript("cosign")
 
 	allScripts = []*script{scriptAcquire, scriptRenew, scriptRelease, scriptExpire,
-		scriptAppend, scriptCommit, scriptTrim, scriptHeartbeat}
+		scriptAppend, scriptCommit, scriptTrim, scriptHeartbeat, scriptCheckpoint, scriptCosign}
 )
 
 // run calls a script by SHA (EVALSHA), falling back to EVAL if the server

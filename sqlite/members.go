@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -17,12 +18,22 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 		return baton.Invalidf("ttl", "must be positive")
 	}
 	now := s.now()
-	defer s.beginWrite()()
-	_, err := s.wdb.ExecContext(ctx, `INSERT INTO members (node, addr, state, leases, public_key, heartbeat, expires_at)
+	err := s.write(ctx, "", func(tx *sql.Tx) (baton.Signal, error) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (node, addr, state, leases, public_key, heartbeat, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (node) DO UPDATE SET addr = excluded.addr, state = excluded.state, leases = excluded.leases,
 			public_key = excluded.public_key, heartbeat = excluded.heartbeat, expires_at = excluded.expires_at`,
-		m.Node, m.Addr, string(m.State), m.Leases, m.PublicKey, nanos(now), nanos(now.Add(ttl)))
+			m.Node, m.Addr, string(m.State), m.Leases, m.PublicKey, nanos(now), nanos(now.Add(ttl))); err != nil {
+			return 0, err
+		}
+		if len(m.PublicKey) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO node_keys (node, public_key, at) VALUES (?, ?, ?)`,
+				m.Node, m.PublicKey, nanos(now)); err != nil {
+				return 0, err
+			}
+		}
+		return 0, nil
+	})
 	if err != nil {
 		return fmt.Errorf("heartbeat: %w", wrapErr(err))
 	}

@@ -68,3 +68,33 @@ CREATE TABLE IF NOT EXISTS members (
 	heartbeat  INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Every public key a node registered with its heartbeat, kept after the
+-- member leaves so that old ledger signatures can be checked.
+CREATE TABLE IF NOT EXISTS node_keys (
+	node       TEXT NOT NULL,
+	public_key BLOB NOT NULL,
+	at         INTEGER NOT NULL,
+	PRIMARY KEY (node, public_key)
+) WITHOUT ROWID;
+
+-- Signed ledger checkpoints (one per size) and their witnesses' cosignatures.
+CREATE TABLE IF NOT EXISTS checkpoints (
+	topic TEXT    NOT NULL,
+	size  INTEGER NOT NULL,
+	root  BLOB    NOT NULL,
+	epoch INTEGER NOT NULL,
+	node  TEXT    NOT NULL,
+	at    INTEGER NOT NULL,
+	note  BLOB    NOT NULL,
+	PRIMARY KEY (topic, size)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS cosignatures (
+	topic     TEXT    NOT NULL,
+	size      INTEGER NOT NULL,
+	node      TEXT    NOT NULL,
+	signature BLOB    NOT NULL,
+	at        INTEGER NOT NULL,
+	PRIMARY KEY (topic, size, node)
+) WITHOUT ROWID;

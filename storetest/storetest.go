@@ -205,6 +205,7 @@ func groups() []group {
 		{"Queue", queueTests()},
 		{"Commit", commitTests()},
 		{"Trim", trimTests()},
+		{"Checkpoints", checkpointTests()},
 		{"Members", memberTests()},
 		{"Notifier", notifierTests()},
 		{"Concurrency", concurrencyTests()},

@@ -41,6 +41,7 @@ type data struct {
 	mu      sync.Mutex
 	topics  map[string]*topic
 	members map[string]baton.Member
+	keys    map[[2]string]struct{} // {node, public key bytes}: every key ever registered
 	subs    map[*sub]struct{}
 }
 
@@ -66,6 +67,7 @@ type topic struct {
 	cursor baton.Cursor
 	pubs   map[uint64]publication // seq -> publication, for kept items
 	leaves []baton.Leaf
+	cps    []baton.Checkpoint // by size ascending
 }
 
 type publication struct {
@@ -701,6 +703,12 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 	m.Heartbeat, m.ExpiresAt = now, now.Add(ttl)
 	m.PublicKey = slices.Clone(m.PublicKey)
 	d.members[m.Node] = m
+	if len(m.PublicKey) > 0 {
+		if d.keys == nil {
+			d.keys = make(map[[2]string]struct{})
+		}
+		d.keys[[2]string{m.Node, string(m.PublicKey)}] = struct{}{}
+	}
 	return nil
 }
 

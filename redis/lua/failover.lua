@@ -1,0 +1,54 @@
+-- After the master's replication id changed (a failover, or a restart that
+-- may have lost acknowledged writes): end the live lease, so that every
+-- publisher re-acquires under a new epoch and resumes from the cursor as
+-- this server has it, and check that the cursor still points at its item.
+-- Runs once per topic per replication id: every node runs it, the first
+-- one acts.
+-- KEYS: lock, cursor, releases, lease, seq, queue
+-- ARGV: topic, channel, replid
+-- Returns {'seen'} | {'first'} | {'ok', ended(0|1), problem}
+local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
+local topic, channel, replid = ARGV[1], ARGV[2], ARGV[3]
+local seen = redis.call('HGET', lk.lock, 'replid')
+if seen == replid then
+  return {'seen'}
+end
+redis.call('HSET', lk.lock, 'replid', replid)
+if not seen then
+  return {'first'}
+end
+local now = now_us()
+local l = read_lock(lk.lock)
+settle(lk, topic, channel, l, now)
+local ended = 0
+if is_live(l, now) then
+  record(lk, topic, channel, l, 'failed', now)
+  redis.call('HSET', lk.lock, 'expires_us', str(now))
+  redis.call('DEL', KEYS[4])
+  ended = 1
+end
+local problem = ''
+local c = redis.call('HMGET', lk.cursor, 'seq', 'hash')
+local cseq = num(c[1])
+if cseq > 0 then
+  local last = num(redis.call('HGET', KEYS[5], 'last'))
+  local below = num(redis.call('HGET', KEYS[5], 'below'))
+  if cseq > last then
+    problem = 'cursor at seq ' .. str(cseq) .. ' is past the last appended seq ' .. str(last)
+  else
+    local e = redis.call('XRANGE', KEYS[6], str(cseq) .. '-0', str(cseq) .. '-0')
+    if #e == 0 then
+      if cseq >= below then
+        problem = 'the item at the cursor (seq ' .. str(cseq) .. ') is missing'
+      end
+    else
+      local f = e[1][2]
+      for i = 1, #f, 2 do
+        if f[i] == 'hash' and f[i + 1] ~= c[2] then
+          problem = 'the item at the cursor (seq ' .. str(cseq) .. ') has another hash'
+        end
+      end
+    end
+  end
+end
+return {'ok', ended, problem}
