@@ -72,6 +72,9 @@ type Options struct {
 	// expired keys (CONFIG SET notify-keyspace-events) on the server.
 	// Standbys then learn of a lapsed lease from their own timers only.
 	KeepServerConfig bool
+	// ReplicationCheck is how often the master's replication id is read
+	// (see failover.go). Default 1s.
+	ReplicationCheck time.Duration
 }
 
 // Store is the Redis engine of baton.Store.
@@ -151,8 +154,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
+	if s.opts.ReplicationCheck <= 0 {
+		s.opts.ReplicationCheck = time.Second
+	}
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.listen(wctx, sub) }()
+	go func() { defer s.wg.Done(); s.watchReplication(wctx) }()
 	return s, nil
 }
 

@@ -1,0 +1,72 @@
+package redis_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/redistest"
+	"github.com/baton-pub/baton/redis"
+)
+
+// TestReplicationChangeEndsLeases: a restart changes the server's
+// replication id (acknowledged writes may have been lost). The store ends
+// the live lease with a "failed" record, so the old holder is fenced and
+// the topic is re-acquired under a new epoch.
+func TestReplicationChangeEndsLeases(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Options{})
+	s, err := redis.Open(ctx, srv.URL(0), redis.Options{ReplicationCheck: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage("1")})
+	if _, err := s.Append(ctx, "t", []baton.Update{u}); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := s.Acquire(ctx, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the store see the first replication id, then restart the server.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, _ := srv.Client().HGet(ctx, "baton:{t}:lock", "replid").Result()
+		if v != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replication id never recorded")
+		}
+		time.Sleep(10 * time.Millisecond) // poll
+	}
+	srv.Restart()
+	for {
+		st, err := s.Lock(ctx, "t")
+		if err == nil && !st.Held {
+			break
+		}
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("lease still live after the restart: %+v %v", st, err)
+		}
+		time.Sleep(10 * time.Millisecond) // poll
+	}
+	items, _ := s.Items(ctx, "t", 0, 10)
+	_, err = s.Commit(ctx, baton.Commit{Topic: "t", Epoch: lease.Epoch, Holder: "a", Items: items,
+		Leaves: []baton.Leaf{{Topic: "t", Seq: 1, ItemHash: items[0].Hash, Epoch: lease.Epoch, Publisher: "a"}}})
+	if !errors.Is(err, baton.ErrFenced) {
+		t.Fatalf("commit under the old lease: %v, want fenced", err)
+	}
+	hs, _ := s.Handovers(ctx, "t", 10)
+	if len(hs) != 1 || hs[0].Reason != baton.ReasonFailed || hs[0].Epoch != lease.Epoch {
+		t.Fatalf("records: %+v", hs)
+	}
+	l2, err := s.Acquire(ctx, "t", "b", time.Minute)
+	if err != nil || l2.Epoch != lease.Epoch+1 {
+		t.Fatalf("re-acquire: %+v %v", l2, err)
+	}
+}
