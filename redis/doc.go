@@ -140,10 +140,16 @@
 // Leases are timed by the master's clock (TIME); after a failover the new
 // master's clock takes over, so keep the servers' clocks in step (NTP).
 //
-// TODO(failover): detect a change of the master's replication id (INFO
-// replication master_replid) and then bump every topic's epoch and
-// re-validate the cursor against the queue, so that fencing holds even
-// without WAIT. Not done yet.
+// After a change of the master's replication id (a failover, or a restart
+// that may have lost writes not yet on disk), every node's store runs
+// lua/failover.lua once per topic (failover.go): the first to notice ends
+// the live lease with a "failed" record, so the topic is re-acquired under a
+// new epoch and resumes from the cursor the new master has, and checks that
+// the cursor still points at its item. Without WAIT, an epoch may still
+// have been handed out on the old master and lost, and handed out again on
+// the new one; fencing then rests on (epoch, holder) together, which the
+// scripts always check, so the old holder's commits are refused.
+// TestReplicationChangeEndsLeases shows it with a restart.
 //
 // # Cluster
 //
