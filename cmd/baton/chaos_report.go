@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/internal/nemesis"
+)
+
+// chaosReport is a chaos run's verdict, printed for people or as JSON.
+type chaosReport struct {
+	Seed     uint64   `json:"seed"`
+	Replay   string   `json:"replay"`
+	Store    string   `json:"store"`
+	Engine   string   `json:"engine"`
+	Nodes    int      `json:"nodes"`
+	Topics   []string `json:"topics"`
+	LeaseTTL string   `json:"lease_ttl"`
+	Interval string   `json:"interval"`
+	Seconds  float64  `json:"seconds"`
+	// Schedule is the plan drawn from the seed; Timeline what happened.
+	Schedule  []nemesis.Fault       `json:"schedule"`
+	Faults    map[string]faultCount `json:"faults"`
+	Injected  int                   `json:"injected"`
+	Timeline  []chaosEvent          `json:"timeline"`
+	Handovers int                   `json:"handovers"`
+	Workload  workloadStats         `json:"workload"`
+	Check     checker.Report        `json:"check"`
+	Ledger    ledgerCheck           `json:"ledger"`
+	Problems  []string              `json:"problems,omitempty"`
+	OK        bool                  `json:"ok"`
+	// Dir holds the servers' logs and the store; kept when the run failed
+	// or with --keep.
+	Dir string `json:"dir,omitempty"`
+}
+
+// faultCount tallies one kind of fault.
+type faultCount struct {
+	Planned  int `json:"planned"`
+	Injected int `json:"injected"`
+	// Skipped: the target was not there (no publisher at that moment,
+	// the node impaired already, or the last healthy node).
+	Skipped int `json:"skipped"`
+	// Disconnected: slow terminals the server cut off (they resumed).
+	Disconnected int `json:"disconnected,omitempty"`
+}
+
+// chaosEvent is one line of the timeline: a fault, its healing, a skipped
+// fault, or a hand-over (from the store's release records).
+type chaosEvent struct {
+	At     float64 `json:"at"` // seconds since the start of the run
+	Fault  int     `json:"fault,omitempty"`
+	Kind   string  `json:"kind"`
+	Target string  `json:"target"`
+	Detail string  `json:"detail"`
+}
+
+type workloadStats struct {
+	Acked     int            `json:"acked"`
+	Retries   int            `json:"retries"`
+	Resent    int            `json:"resent"`
+	Delivered map[string]int `json:"delivered"`
+	Moves     int            `json:"moves"`
+	Streams   int            `json:"streams"`
+}
+
+// ledgerCheck is the outcome of `baton ledger verify`, when the build has it.
+type ledgerCheck struct {
+	Ran    bool   `json:"ran"`
+	OK     bool   `json:"ok"`
+	Output string `json:"output,omitempty"`
+}
+
+func (r *chaosReport) print(w io.Writer) {
+	fmt.Fprintf(w, "\n== Baton chaos report: seed %d, %s store %s, %d servers, %.1fs\n", r.Seed, r.Engine, r.Store, r.Nodes, r.Seconds)
+	fmt.Fprintf(w, "replay: %s\n", r.Replay)
+	fmt.Fprintln(w, "\ntimeline:")
+	for _, e := range r.Timeline {
+		n := ""
+		if e.Fault > 0 {
+			n = fmt.Sprintf("#%d ", e.Fault)
+		}
+		fmt.Fprintf(w, "  %8.3fs  %s%-15s %s: %s\n", e.At, n, e.Kind, e.Target, e.Detail)
+	}
+	fmt.Fprintln(w, "\nfaults (planned / injected / skipped):")
+	for _, k := range nemesis.AllKinds {
+		c, ok := r.Faults[string(k)]
+		if !ok {
+			continue
+		}
+		extra := ""
+		if k == nemesis.SlowTerminal {
+			extra = fmt.Sprintf("   (%d cut off by the server and resumed)", c.Disconnected)
+		}
+		fmt.Fprintf(w, "  %-16s %4d / %4d / %4d%s\n", k, c.Planned, c.Injected, c.Skipped, extra)
+	}
+	fmt.Fprintf(w, "  %-16s        %4d injected in all; %d hand-over records\n", "total", r.Injected, r.Handovers)
+	fmt.Fprintf(w, "\nworkload: topics %s\n", strings.Join(r.Topics, ", "))
+	fmt.Fprintf(w, "  acknowledged %d messages (%d attempts retried, %d resent after their acknowledgement)\n",
+		r.Workload.Acked, r.Workload.Retries, r.Workload.Resent)
+	names := make([]string, 0, len(r.Workload.Delivered))
+	for n := range r.Workload.Delivered {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", n, r.Workload.Delivered[n]))
+	}
+	fmt.Fprintf(w, "  delivered: %s\n", strings.Join(parts, ", "))
+	fmt.Fprintf(w, "  terminals moved %d times; %d streams opened (first ones and resumes)\n", r.Workload.Moves, r.Workload.Streams)
+	c := r.Check
+	fmt.Fprintf(w, "\nchecker: lost %d, duplicated %d, reordered %d, mismatched %d, phantom %d, split brain %d, hand-over %d; resets %d\n",
+		c.Lost, c.Duplicated, c.Reordered, c.Mismatched, c.Phantom, c.SplitBrain, c.Handover, c.Resets)
+	for _, a := range c.Anomalies {
+		term := a.Terminal
+		if term == "" {
+			term = "-"
+		}
+		fmt.Fprintf(w, "ANOMALY: %s %s seq %d terminal %s: %s\n", a.Kind, a.Topic, a.Seq, term, a.Detail)
+	}
+	switch {
+	case !r.Ledger.Ran:
+		fmt.Fprintf(w, "ledger: %s\n", r.Ledger.Output)
+	case r.Ledger.OK:
+		fmt.Fprintln(w, "ledger: baton ledger verify passed")
+	default:
+		fmt.Fprintf(w, "ledger: baton ledger verify FAILED: %s\n", r.Ledger.Output)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintln(w, "PROBLEM:", p)
+	}
+	if r.Dir != "" {
+		fmt.Fprintf(w, "logs and store kept in %s\n", r.Dir)
+	}
+	if r.OK {
+		fmt.Fprintf(w, "OK: %d faults, every acknowledged item reached every terminal once, in order (seed %d)\n", r.Injected, r.Seed)
+	} else {
+		fmt.Fprintf(w, "FAILED (seed %d)\n", r.Seed)
+	}
+}
