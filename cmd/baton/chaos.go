@@ -29,6 +29,9 @@ type chaosConfig struct {
 	Faults    []string
 	JSON      bool
 	Keep      bool
+	// Sabotage records one delivery that no source sent, after a gap:
+	// the checker must fail the run (tests of the harness itself).
+	Sabotage bool
 	// Drain bounds the wait, after the run, for terminals to receive
 	// every acknowledged item.
 	Drain time.Duration
@@ -150,6 +153,8 @@ Replay a run with the same flags and --seed.`,
 	f.StringSliceVar(&c.Faults, "faults", []string{"all"}, "faults to inject: all, or a list of "+kindList())
 	f.DurationVar(&c.Drain, "drain", 60*time.Second, "after the run, how long terminals may take to receive every acknowledged item")
 	f.BoolVar(&c.JSON, "json", false, "print the report as JSON (progress goes to stderr)")
+	f.BoolVar(&c.Sabotage, "sabotage", false, "record a bogus delivery, to see the checker fail the run")
+	_ = f.MarkHidden("sabotage")
 	f.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (logs, database) even when the run passes")
 	return cmd
 }

@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"testing"
+
+	"github.com/baton-pub/baton/internal/redistest"
+)
+
+// chaosReport is the part of `baton chaos --json` the tests read.
+type chaosReport struct {
+	Seed     uint64
+	OK       bool
+	Engine   string
+	Injected int
+	Faults   map[string]struct{ Planned, Injected, Skipped int }
+	Timeline []struct {
+		Kind, Target, Detail string
+	}
+	Handovers int
+	Workload  struct {
+		Acked     int
+		Delivered map[string]int
+		Moves     int
+		Resent    int
+	}
+	Check struct {
+		Acked     int
+		Anomalies []struct {
+			Kind, Topic, Terminal, Detail string
+			Seq                           uint64
+		}
+	}
+	Problems []string
+	Dir      string
+}
+
+func runChaos(t *testing.T, args ...string) (chaosReport, int) {
+	t.Helper()
+	cmd := exec.Command(batonBin, append([]string{"chaos", "--json"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	var rep chaosReport
+	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+		t.Fatalf("chaos report (exit %d): %v\n%s\n--- progress:\n%s", code, jerr, out.String(), tail(errb.Bytes(), 8192))
+	}
+	if t.Failed() || code != 0 {
+		t.Logf("--- progress (last 8 KiB):\n%s", tail(errb.Bytes(), 8192))
+	}
+	return rep, code
+}
+
+// TestChaos runs `baton chaos` for a short seeded run on each engine, as CI
+// does on every change: every kind of fault the engine allows, and an
+// independent checker that must find nothing.
+func TestChaos(t *testing.T) {
+	for _, tc := range []struct {
+		name, store string
+		seed        string
+		kinds       []string // that must have been injected
+	}{
+		{"sqlite", "sqlite", "11", []string{"kill-publisher", "pause-publisher", "term-publisher", "move-terminal"}},
+		{"redis", "redis", "12", []string{"kill-publisher", "pause-publisher", "partition", "restart-store"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.store == "redis" {
+				redistest.Binary(t, "redis-server") // skip without Redis, fail under CI
+			}
+			t.Parallel()
+			rep, code := runChaos(t, "--store", tc.store, "--duration", "30s", "--seed", tc.seed, "--interval", "700ms")
+			if code != 0 || !rep.OK {
+				t.Fatalf("chaos exited %d: ok %v, anomalies %+v, problems %v (logs in %s)", code, rep.OK, rep.Check.Anomalies, rep.Problems, rep.Dir)
+			}
+			if rep.Engine != tc.name || rep.Workload.Acked == 0 || rep.Handovers == 0 || rep.Injected < 15 {
+				t.Fatalf("a run without substance: engine %s, acked %d, hand-overs %d, faults %d", rep.Engine, rep.Workload.Acked, rep.Handovers, rep.Injected)
+			}
+			for _, k := range tc.kinds {
+				if rep.Faults[k].Injected == 0 {
+					t.Errorf("no %s injected: %+v", k, rep.Faults)
+				}
+			}
+			if tc.name == "sqlite" {
+				if _, ok := rep.Faults["partition"]; ok {
+					t.Error("a partition was planned on SQLite")
+				}
+			}
+			for name, n := range rep.Workload.Delivered {
+				if n < rep.Workload.Acked/3/2 {
+					t.Errorf("terminal %s got %d items of %d acknowledged over 3 topics", name, n, rep.Workload.Acked)
+				}
+			}
+			t.Logf("seed %s: %d faults, %d hand-overs, %d acknowledged, %d moves, %d resent", tc.seed, rep.Injected, rep.Handovers,
+				rep.Workload.Acked, rep.Workload.Moves, rep.Workload.Resent)
+		})
+	}
+}
+
+// TestChaosFailsOnAnomaly: the harness itself can fail. --sabotage records
+// one delivery no source sent, after a gap; the checker must report it with
+// its seq and terminal, and chaos must exit 1.
+func TestChaosFailsOnAnomaly(t *testing.T) {
+	rep, code := runChaos(t, "--store", "sqlite", "--duration", "3s", "--seed", "5", "--faults", "move-terminal", "--sabotage")
+	if code != 1 || rep.OK {
+		t.Fatalf("sabotaged run exited %d, ok %v", code, rep.OK)
+	}
+	var phantom, lost bool
+	for _, a := range rep.Check.Anomalies {
+		phantom = phantom || a.Kind == "phantom" && a.Terminal == "t1.term1" && a.Seq > 0
+		lost = lost || a.Kind == "lost" && a.Terminal == "t1.term1"
+	}
+	if !phantom || !lost {
+		t.Fatalf("anomalies %+v", rep.Check.Anomalies)
+	}
+}
