@@ -36,4 +36,25 @@ type TopicStatus struct {
 	QueueDepth uint64 `json:"queue_depth"`
 	// Terminals is the number of this node's terminals on the topic.
 	Terminals int `json:"terminals"`
+	// Ledger is the topic's ledger as this node's witness sees it (absent
+	// when the node runs without a ledger).
+	Ledger *LedgerStatus `json:"ledger,omitempty"`
+}
+
+// LedgerStatus is a topic's ledger as one node's witness sees it.
+type LedgerStatus struct {
+	// Size is the number of leaves in this node's copy.
+	Size uint64 `json:"size"`
+	// CheckpointSize, Epoch and Node describe the latest checkpoint this
+	// node checked and accepted; Cosignatures counts its cosignatures.
+	CheckpointSize  uint64 `json:"checkpoint_size"`
+	CheckpointEpoch uint64 `json:"checkpoint_epoch"`
+	CheckpointNode  string `json:"checkpoint_node,omitempty"`
+	Cosignatures    int    `json:"cosignatures"`
+	// CosignedSize is the size of the last checkpoint this node cosigned.
+	CosignedSize uint64 `json:"cosigned_size"`
+	// Alarms counts what this node refused: forged or inconsistent
+	// checkpoints, a root differing from one seen before, epochs going back.
+	Alarms    uint64 `json:"alarms"`
+	LastAlarm string `json:"last_alarm,omitempty"`
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/elector"
+	"github.com/baton-pub/baton/ledger"
 	"github.com/baton-pub/baton/publisher"
 )
 
@@ -38,7 +39,18 @@ type Config struct {
 	// Terminals counts this node's terminals on a topic (from the hub).
 	Terminals func(topic string) int
 	// PublicKey is registered with the membership (ledger signatures).
+	// It defaults to Key's.
 	PublicKey []byte
+	// Key, if set, signs the ledger checkpoints of the topics this node
+	// publishes (see package ledger).
+	Key *ledger.Key
+	// Witness, if set, keeps this node's copy of every topic's ledger,
+	// checks and cosigns checkpoints, and reports in Status.
+	Witness *ledger.Witness
+	// CheckpointEvery and CheckpointInterval set the checkpoint cadence
+	// (defaults ledger.DefaultEvery, ledger.DefaultInterval).
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
 }
 
 // Validate fills defaults and names the first bad field.
@@ -66,6 +78,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Terminals == nil {
 		c.Terminals = func(string) int { return 0 }
+	}
+	if c.Key != nil {
+		if c.Key.Node != c.Node {
+			return baton.Invalidf("key", "the key is named %q, not the node id %q", c.Key.Node, c.Node)
+		}
+		if len(c.PublicKey) == 0 {
+			c.PublicKey = c.Key.Public
+		}
 	}
 	return nil
 }
@@ -219,6 +239,11 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		return
 	}
 	n.electors[topic] = e
+	if n.cfg.Witness != nil {
+		if err := n.cfg.Witness.Follow(topic); err != nil && ctx.Err() == nil {
+			n.log.Error("follow ledger", "topic", topic, "err", err)
+		}
+	}
 }
 
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
@@ -260,6 +285,20 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 				}
 			}
 		}()
+	}
+	if n.cfg.Key != nil {
+		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
+			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log}
+		if n.cfg.Witness != nil {
+			cc.Base = n.cfg.Witness.Base(lease.Topic)
+		}
+		cp, err := ledger.NewCheckpointer(cc)
+		if err != nil {
+			return err
+		}
+		cp.Start(ctx)
+		defer cp.Close()
+		o.Ledger = cp
 	}
 	return publisher.Run(ctx, n.store, lease, o)
 }
@@ -338,6 +377,9 @@ func (n *Node) Status(ctx context.Context) (baton.NodeStatus, error) {
 		ts.FirstSeq, ts.LastSeq = info.FirstSeq, info.LastSeq
 		if info.LastSeq > ts.Cursor.Seq {
 			ts.QueueDepth = info.LastSeq - ts.Cursor.Seq
+		}
+		if n.cfg.Witness != nil {
+			ts.Ledger = n.cfg.Witness.Status(topic)
 		}
 		st.Topics = append(st.Topics, ts)
 	}

@@ -32,6 +32,15 @@ type Options struct {
 	Logger *slog.Logger
 	// OnCommit is told of every commit (metrics, tests). It must not block.
 	OnCommit func(baton.Cursor, int)
+	// Ledger, if set, is handed the leaves of every successful commit, in
+	// order (the checkpointer: see package ledger). It must not block for
+	// long: it runs on the commit path.
+	Ledger Ledger
+}
+
+// Ledger is told of the leaves the publisher committed.
+type Ledger interface {
+	Committed(leaves []baton.Leaf)
 }
 
 // Run publishes the topic under lease until ctx ends or the store fences
@@ -94,6 +103,9 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		switch {
 		case err == nil:
 			cur = next
+			if o.Ledger != nil {
+				o.Ledger.Committed(leaves)
+			}
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))
 			}

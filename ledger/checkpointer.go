@@ -1,0 +1,306 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/baton-pub/baton"
+)
+
+// Store is what the ledger needs of the store.
+type Store interface {
+	baton.Publications
+	baton.Checkpoints
+	Lock(ctx context.Context, topic string) (baton.LockState, error)
+	Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error)
+	NodeKeys(ctx context.Context) ([]baton.NodeKey, error)
+	Subscribe(topic string, signals baton.Signal) baton.Subscription
+}
+
+// Defaults of the checkpoint cadence.
+const (
+	DefaultEvery    = 1000
+	DefaultInterval = time.Second
+)
+
+// CheckpointerConfig configures the lease holder's checkpointer.
+type CheckpointerConfig struct {
+	Store Store
+	Lease baton.Lease
+	Key   *Key
+	// Every and Interval: a checkpoint is signed once Every leaves were
+	// added since the last one, or Interval after a leaf was added,
+	// whichever comes first.
+	Every    uint64
+	Interval time.Duration
+	// Base, if set, gives a compact range of the first leaves from the
+	// node's own copy (at most max leaves), so that a takeover does not
+	// re-read the whole ledger from the store.
+	Base   func(max uint64) (*compact.Range, error)
+	Logger *slog.Logger
+	// OnAlarm is told when the ledger in the store does not match the last
+	// checkpoint (the checkpointer then stops signing).
+	OnAlarm func(msg string)
+}
+
+// Checkpointer runs beside the lease holder's commit loop: it keeps the
+// compact range of the topic's log in memory, fed by Committed with the
+// leaves of every commit (hashing is done here, off the commit path), and
+// signs a checkpoint every Every leaves or Interval. Signing is O(log n).
+// Its writes are fenced by the lease's epoch: once the lease is lost it
+// can store nothing, and it stops.
+type Checkpointer struct {
+	cfg  CheckpointerConfig
+	log  *slog.Logger
+	ch   chan []baton.Leaf
+	done chan struct{} // closed when run returns
+
+	rng    *compact.Range
+	signed uint64 // size of the last checkpoint stored (by anyone)
+
+	size      atomic.Uint64
+	signedOut atomic.Uint64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+// NewCheckpointer returns a checkpointer; Start runs it.
+func NewCheckpointer(cfg CheckpointerConfig) (*Checkpointer, error) {
+	if cfg.Store == nil || cfg.Key == nil {
+		return nil, baton.Invalidf("checkpointer", "store and key are required")
+	}
+	if cfg.Key.Node != cfg.Lease.Holder {
+		return nil, baton.Invalidf("checkpointer", "key of %s for a lease of %s", cfg.Key.Node, cfg.Lease.Holder)
+	}
+	if cfg.Every == 0 {
+		cfg.Every = DefaultEvery
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Checkpointer{cfg: cfg, log: cfg.Logger.With("topic", cfg.Lease.Topic, "epoch", cfg.Lease.Epoch),
+		ch: make(chan []baton.Leaf, 1024), done: make(chan struct{})}, nil
+}
+
+// Start runs the checkpointer until Close or the lease is lost.
+func (c *Checkpointer) Start(ctx context.Context) {
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(c.done)
+		c.err = c.run(ctx)
+		if c.err != nil && ctx.Err() == nil {
+			if errors.Is(c.err, baton.ErrLeaseLost) {
+				c.log.Info("checkpointer: fenced, stopping", "err", c.err)
+			} else {
+				c.log.Error("checkpointer stopped", "err", c.err)
+			}
+		}
+	}()
+}
+
+// Close stops the checkpointer and waits for it. It is idempotent.
+func (c *Checkpointer) Close() error {
+	c.once.Do(func() {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// Committed hands the leaves of one successful commit over, in commit
+// order. It never blocks once the checkpointer has stopped.
+func (c *Checkpointer) Committed(leaves []baton.Leaf) {
+	select {
+	case c.ch <- leaves:
+	case <-c.done:
+	}
+}
+
+// Signed is the size of the last checkpoint this checkpointer stored.
+func (c *Checkpointer) Signed() uint64 { return c.signedOut.Load() }
+
+// Size is the number of leaves in the in-memory range.
+func (c *Checkpointer) Size() uint64 { return c.size.Load() }
+
+func (c *Checkpointer) run(ctx context.Context) error {
+	topic := c.cfg.Lease.Topic
+	st := c.cfg.Store
+	cur, err := st.Cursor(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)
+	}
+	// Build the range: from the node's copy if it has one, then from the
+	// store up to the latest checkpoint (checking its root) and the cursor.
+	c.rng = rangeFactory.NewEmptyRange(0)
+	if c.cfg.Base != nil {
+		if r, err := c.cfg.Base(cur.Seq); err == nil && r != nil {
+			c.rng = r
+		}
+	}
+	latest, err := st.Checkpoint(ctx, topic)
+	switch {
+	case errors.Is(err, baton.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("checkpointer %s: read latest checkpoint: %w", topic, err)
+	default:
+		c.signed = latest.Size
+		if latest.Size < c.rng.End() {
+			// The copy is ahead of the checkpoint: take the copy's root at
+			// its size instead (the witness checked it already).
+			if c.cfg.Base != nil {
+				if r, err := c.cfg.Base(latest.Size); err == nil && r != nil {
+					c.rng = r
+				}
+			}
+		}
+		if latest.Size >= c.rng.End() {
+			if err := c.catchUp(ctx, latest.Size); err != nil {
+				return err
+			}
+			root, _ := c.root()
+			if root != latest.Root {
+				msg := fmt.Sprintf("ledger of %s: the leaves 1..%d in the store hash to %s, but the latest checkpoint (epoch %d by %s) says %s",
+					topic, latest.Size, root, latest.Epoch, latest.Node, latest.Root)
+				if c.cfg.OnAlarm != nil {
+					c.cfg.OnAlarm(msg)
+				}
+				return errors.New(msg)
+			}
+		}
+	}
+	if err := c.catchUp(ctx, cur.Seq); err != nil {
+		return err
+	}
+	c.log.Debug("checkpointer ready", "size", c.rng.End(), "signed", c.signed)
+	t := time.NewTimer(c.cfg.Interval)
+	defer t.Stop()
+	armed := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case leaves := <-c.ch:
+			if err := c.add(ctx, leaves); err != nil {
+				return err
+			}
+			if c.rng.End()-c.signed >= c.cfg.Every {
+				if err := c.sign(ctx); err != nil {
+					return err
+				}
+			}
+			if !armed && c.rng.End() > c.signed {
+				t.Reset(c.cfg.Interval)
+				armed = true
+			}
+		case <-t.C:
+			armed = false
+			if c.rng.End() > c.signed {
+				if err := c.sign(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// add appends one commit's leaves, reading any gap from the store first.
+func (c *Checkpointer) add(ctx context.Context, leaves []baton.Leaf) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	if first := leaves[0].Seq; first > c.rng.End()+1 {
+		if err := c.catchUp(ctx, first-1); err != nil {
+			return err
+		}
+	}
+	for _, l := range leaves {
+		if l.Seq <= c.rng.End() {
+			continue // already read from the store
+		}
+		if l.Seq != c.rng.End()+1 {
+			return fmt.Errorf("checkpointer %s: leaf %d after %d leaves", l.Topic, l.Seq, c.rng.End())
+		}
+		if err := c.rng.Append(LeafHash(l), nil); err != nil {
+			return err
+		}
+	}
+	c.size.Store(c.rng.End())
+	return nil
+}
+
+// catchUp appends the store's leaves up to seq upto.
+func (c *Checkpointer) catchUp(ctx context.Context, upto uint64) error {
+	topic := c.cfg.Lease.Topic
+	for c.rng.End() < upto {
+		n := min(upto-c.rng.End(), 5000)
+		ls, err := c.cfg.Store.Leaves(ctx, topic, c.rng.End(), int(n))
+		if err != nil {
+			return fmt.Errorf("checkpointer %s: read leaves after %d: %w", topic, c.rng.End(), err)
+		}
+		if len(ls) == 0 {
+			return fmt.Errorf("checkpointer %s: the store has no leaf %d (cursor at %d)", topic, c.rng.End()+1, upto)
+		}
+		for _, l := range ls {
+			if l.Seq != c.rng.End()+1 {
+				return fmt.Errorf("checkpointer %s: leaf %d follows %d leaves: the ledger has a gap", topic, l.Seq, c.rng.End())
+			}
+			if err := c.rng.Append(LeafHash(l), nil); err != nil {
+				return err
+			}
+		}
+	}
+	c.size.Store(c.rng.End())
+	return nil
+}
+
+func (c *Checkpointer) root() (baton.Hash, error) {
+	var root baton.Hash
+	if c.rng.End() == 0 {
+		copy(root[:], Hasher.EmptyRoot())
+		return root, nil
+	}
+	h, err := c.rng.GetRootHash(nil)
+	copy(root[:], h)
+	return root, err
+}
+
+func (c *Checkpointer) sign(ctx context.Context) error {
+	root, err := c.root()
+	if err != nil {
+		return err
+	}
+	l := c.cfg.Lease
+	cp, err := Sign(Body{Topic: l.Topic, Size: c.rng.End(), Root: root, Epoch: l.Epoch, Node: l.Holder}, c.cfg.Key)
+	if err != nil {
+		return err
+	}
+	if err := c.cfg.Store.AddCheckpoint(ctx, cp); err != nil {
+		if errors.Is(err, baton.ErrLeaseLost) || ctx.Err() != nil {
+			return fmt.Errorf("checkpoint %s/%d: %w", l.Topic, cp.Size, err)
+		}
+		// Transient (store unavailable): try again at the next trigger.
+		c.log.Warn("store checkpoint", "size", cp.Size, "err", err)
+		return nil
+	}
+	c.signed = cp.Size
+	c.signedOut.Store(cp.Size)
+	c.log.Debug("checkpoint signed", "size", cp.Size)
+	return nil
+}

@@ -1,0 +1,504 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/baton-pub/baton"
+)
+
+// Tree is a topic's Merkle log kept in local files, the node's own copy of
+// the ledger:
+//
+//	entries.dat  every leaf's canonical encoding, u32-length-prefixed
+//	entries.idx  u64 offset in entries.dat of the leaf at each index
+//	level-NN     the hash of every perfect subtree of height NN, by index
+//	             (level-00 holds the leaf hashes), 32 bytes each
+//
+// Every node hash of the tree is stored once, so an inclusion or
+// consistency proof of any size up to Size is O(log n) reads of 32 bytes
+// (proof.Inclusion names the nodes; the ones on the right border are
+// rehashed from stored perfect subtrees) and the root of any size is too.
+// Storage is about 2 x 32 bytes of hashes plus the encoding (about 100
+// bytes) per leaf.
+//
+// One goroutine appends; any number read. Appends write the files first and
+// publish the new size last, so a reader never sees a node that is not
+// written. Files are not synced per append: on open, the tree is cut back to
+// its longest consistent prefix, and the witness checks its root against
+// the last checkpoint it cosigned (a copy that fails is rebuilt from the
+// store).
+type Tree struct {
+	dir string
+
+	mu     sync.RWMutex // guards size and levels (the slice; files are safe for concurrent ReadAt/WriteAt)
+	size   uint64
+	levels []*os.File
+	dat    *os.File
+	idx    *os.File
+
+	// Writer-only state.
+	datEnd  int64
+	rng     *compact.Range
+	pending [][]byte // per level: hashes to write, starting at index base[level]
+	base    []uint64
+	buf     []byte
+	ibuf    []byte
+}
+
+var rangeFactory = &compact.RangeFactory{Hash: Hasher.HashChildren}
+
+const hashSize = 32
+
+// OpenTree opens (creating) the tree in dir.
+func OpenTree(dir string) (*Tree, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open ledger copy: %w", err)
+	}
+	t := &Tree{dir: dir}
+	var err error
+	if t.dat, err = os.OpenFile(filepath.Join(dir, "entries.dat"), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
+		return nil, fmt.Errorf("open ledger copy: %w", err)
+	}
+	if t.idx, err = os.OpenFile(filepath.Join(dir, "entries.idx"), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
+		t.dat.Close()
+		return nil, fmt.Errorf("open ledger copy: %w", err)
+	}
+	if err := t.recover(); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("open ledger copy %s: %w", dir, err)
+	}
+	return t, nil
+}
+
+func fileSize(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// recover finds the longest prefix that every file holds, cuts the files to
+// it and rebuilds the in-memory compact range from the stored hashes.
+func (t *Tree) recover() error {
+	isz, err := fileSize(t.idx)
+	if err != nil {
+		return err
+	}
+	size := uint64(isz / 8)
+	dsz, err := fileSize(t.dat)
+	if err != nil {
+		return err
+	}
+	// The last leaf's record must be whole.
+	for size > 0 {
+		var b [8]byte
+		if _, err := t.idx.ReadAt(b[:], int64(size-1)*8); err != nil {
+			return err
+		}
+		off := int64(binary.BigEndian.Uint64(b[:]))
+		var lb [4]byte
+		if off+4 <= dsz {
+			if _, err := t.dat.ReadAt(lb[:], off); err != nil {
+				return err
+			}
+			if end := off + 4 + int64(binary.BigEndian.Uint32(lb[:])); end <= dsz {
+				t.datEnd = end
+				break
+			}
+		}
+		size--
+	}
+	if size == 0 {
+		t.datEnd = 0
+	}
+	// Each level L must hold size>>L hashes.
+	for level := 0; ; level++ {
+		path := filepath.Join(t.dir, fmt.Sprintf("level-%02d", level))
+		if level > 0 && size>>level == 0 {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
+			return err
+		}
+		t.levels = append(t.levels, f)
+		n, err := fileSize(f)
+		if err != nil {
+			return err
+		}
+		have := uint64(n / hashSize)
+		if want := size >> level; have < want {
+			// Keep what the level supports: whole subtrees plus the rest.
+			size = have<<level | size&(1<<level-1)
+		}
+	}
+	// Cut every file to the prefix.
+	for level, f := range t.levels {
+		if err := f.Truncate(int64(size>>level) * hashSize); err != nil {
+			return err
+		}
+	}
+	if err := t.idx.Truncate(int64(size) * 8); err != nil {
+		return err
+	}
+	if size > 0 {
+		var b [8]byte
+		if _, err := t.idx.ReadAt(b[:], int64(size-1)*8); err != nil {
+			return err
+		}
+		off := int64(binary.BigEndian.Uint64(b[:]))
+		var lb [4]byte
+		if _, err := t.dat.ReadAt(lb[:], off); err != nil {
+			return err
+		}
+		t.datEnd = off + 4 + int64(binary.BigEndian.Uint32(lb[:]))
+	}
+	if err := t.dat.Truncate(t.datEnd); err != nil {
+		return err
+	}
+	t.size = size
+	rng, err := t.rangeAt(size)
+	if err != nil {
+		return err
+	}
+	t.rng = rng
+	return nil
+}
+
+// Close closes the files. Reads after Close fail.
+func (t *Tree) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for _, f := range t.levels {
+		errs = append(errs, f.Close())
+	}
+	t.levels = nil
+	if t.dat != nil {
+		errs = append(errs, t.dat.Close())
+	}
+	if t.idx != nil {
+		errs = append(errs, t.idx.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Size is the number of leaves.
+func (t *Tree) Size() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.size
+}
+
+// Append adds leaves, which must carry the next seqs (Size+1 onwards).
+// Only one goroutine may append.
+func (t *Tree) Append(leaves []baton.Leaf) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	t.mu.RLock()
+	size := t.size
+	t.mu.RUnlock()
+	for i, l := range leaves {
+		if l.Seq != size+1+uint64(i) {
+			return fmt.Errorf("append to ledger copy: leaf seq %d, want %d", l.Seq, size+1+uint64(i))
+		}
+	}
+	t.buf, t.ibuf = t.buf[:0], t.ibuf[:0]
+	for i := range t.pending {
+		t.pending[i] = t.pending[i][:0]
+	}
+	visit := func(id compact.NodeID, h []byte) {
+		for int(id.Level) >= len(t.pending) {
+			t.pending = append(t.pending, nil)
+			t.base = append(t.base, 0)
+		}
+		if len(t.pending[id.Level]) == 0 {
+			t.base[id.Level] = id.Index
+		}
+		t.pending[id.Level] = append(t.pending[id.Level], h...)
+	}
+	off := t.datEnd
+	for _, l := range leaves {
+		start := len(t.buf)
+		t.buf = append(t.buf, 0, 0, 0, 0)
+		t.buf = appendLeaf(t.buf, l)
+		binary.BigEndian.PutUint32(t.buf[start:], uint32(len(t.buf)-start-4))
+		t.ibuf = binary.BigEndian.AppendUint64(t.ibuf, uint64(off+int64(start)))
+		if err := t.rng.Append(Hasher.HashLeaf(t.buf[start+4:]), visit); err != nil {
+			return fmt.Errorf("append to ledger copy: %w", err)
+		}
+	}
+	if _, err := t.dat.WriteAt(t.buf, off); err != nil {
+		return fmt.Errorf("append to ledger copy: %w", err)
+	}
+	if _, err := t.idx.WriteAt(t.ibuf, int64(size)*8); err != nil {
+		return fmt.Errorf("append to ledger copy: %w", err)
+	}
+	for level, p := range t.pending {
+		if len(p) == 0 {
+			continue
+		}
+		f, err := t.level(level)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(p, int64(t.base[level])*hashSize); err != nil {
+			return fmt.Errorf("append to ledger copy: %w", err)
+		}
+	}
+	t.datEnd = off + int64(len(t.buf))
+	t.mu.Lock()
+	t.size = size + uint64(len(leaves))
+	t.mu.Unlock()
+	return nil
+}
+
+// AppendHashes adds leaf hashes without entries: only for building large
+// benchmark trees quickly. Such a tree has no entries and must not be
+// reopened (it would open empty).
+func (t *Tree) AppendHashes(hashes [][]byte) error {
+	t.mu.RLock()
+	size := t.size
+	t.mu.RUnlock()
+	for i := range t.pending {
+		t.pending[i] = t.pending[i][:0]
+	}
+	visit := func(id compact.NodeID, h []byte) {
+		for int(id.Level) >= len(t.pending) {
+			t.pending = append(t.pending, nil)
+			t.base = append(t.base, 0)
+		}
+		if len(t.pending[id.Level]) == 0 {
+			t.base[id.Level] = id.Index
+		}
+		t.pending[id.Level] = append(t.pending[id.Level], h...)
+	}
+	for _, h := range hashes {
+		if err := t.rng.Append(h, visit); err != nil {
+			return err
+		}
+	}
+	for level, p := range t.pending {
+		if len(p) == 0 {
+			continue
+		}
+		f, err := t.level(level)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(p, int64(t.base[level])*hashSize); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	t.size = size + uint64(len(hashes))
+	t.mu.Unlock()
+	return nil
+}
+
+// level returns the file of a level, creating it (writer only).
+func (t *Tree) level(level int) (*os.File, error) {
+	t.mu.RLock()
+	if level < len(t.levels) {
+		f := t.levels[level]
+		t.mu.RUnlock()
+		return f, nil
+	}
+	t.mu.RUnlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.levels) <= level {
+		f, err := os.OpenFile(filepath.Join(t.dir, fmt.Sprintf("level-%02d", len(t.levels))), os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("append to ledger copy: %w", err)
+		}
+		t.levels = append(t.levels, f)
+	}
+	return t.levels[level], nil
+}
+
+// node reads the stored hash of a perfect subtree.
+func (t *Tree) node(id compact.NodeID) ([]byte, error) {
+	t.mu.RLock()
+	var f *os.File
+	if int(id.Level) < len(t.levels) {
+		f = t.levels[id.Level]
+	}
+	t.mu.RUnlock()
+	if f == nil {
+		return nil, fmt.Errorf("ledger copy: no node at level %d", id.Level)
+	}
+	h := make([]byte, hashSize)
+	if _, err := f.ReadAt(h, int64(id.Index)*hashSize); err != nil {
+		return nil, fmt.Errorf("ledger copy: read node %d/%d: %w", id.Level, id.Index, err)
+	}
+	return h, nil
+}
+
+func (t *Tree) nodes(ids []compact.NodeID) ([][]byte, error) {
+	hs := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, err := t.node(id)
+		if err != nil {
+			return nil, err
+		}
+		hs[i] = h
+	}
+	return hs, nil
+}
+
+func (t *Tree) checkSize(size uint64) error {
+	if have := t.Size(); size > have {
+		return fmt.Errorf("ledger copy has %d leaves, not %d: %w", have, size, baton.ErrNotFound)
+	}
+	return nil
+}
+
+// rangeAt is the compact range [0, size), read from the level files.
+func (t *Tree) rangeAt(size uint64) (*compact.Range, error) {
+	hs, err := t.nodes(compact.RangeNodes(0, size, nil))
+	if err != nil {
+		return nil, err
+	}
+	return rangeFactory.NewRange(0, size, hs)
+}
+
+// Range returns the compact range of the first size leaves (size <= Size).
+func (t *Tree) Range(size uint64) (*compact.Range, error) {
+	if err := t.checkSize(size); err != nil {
+		return nil, err
+	}
+	return t.rangeAt(size)
+}
+
+// Root is the root hash of the first size leaves.
+func (t *Tree) Root(size uint64) (baton.Hash, error) {
+	var root baton.Hash
+	if size == 0 {
+		copy(root[:], Hasher.EmptyRoot())
+		return root, nil
+	}
+	r, err := t.Range(size)
+	if err != nil {
+		return root, err
+	}
+	h, err := r.GetRootHash(nil)
+	if err != nil {
+		return root, err
+	}
+	copy(root[:], h)
+	return root, nil
+}
+
+// InclusionProof proves the leaf at index in the tree of the given size.
+func (t *Tree) InclusionProof(index, size uint64) ([][]byte, error) {
+	if err := t.checkSize(size); err != nil {
+		return nil, err
+	}
+	if index >= size {
+		return nil, baton.Invalidf("seq", "leaf %d is not in a tree of %d leaves", index+1, size)
+	}
+	ns, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := t.nodes(ns.IDs)
+	if err != nil {
+		return nil, err
+	}
+	return ns.Rehash(hs, Hasher.HashChildren)
+}
+
+// ConsistencyProof proves that the tree of size1 is a prefix of size2.
+func (t *Tree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
+	if err := t.checkSize(size2); err != nil {
+		return nil, err
+	}
+	if size1 > size2 {
+		return nil, baton.Invalidf("from", "%d is above to=%d", size1, size2)
+	}
+	ns, err := proof.Consistency(size1, size2)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := t.nodes(ns.IDs)
+	if err != nil {
+		return nil, err
+	}
+	return ns.Rehash(hs, Hasher.HashChildren)
+}
+
+// Entry reads the leaf with the given seq and its canonical encoding.
+func (t *Tree) Entry(seq uint64) (baton.Leaf, []byte, error) {
+	if seq == 0 {
+		return baton.Leaf{}, nil, baton.Invalidf("seq", "seqs start at 1")
+	}
+	if err := t.checkSize(seq); err != nil {
+		return baton.Leaf{}, nil, err
+	}
+	t.mu.RLock()
+	idx, dat := t.idx, t.dat
+	t.mu.RUnlock()
+	var b [8]byte
+	if _, err := idx.ReadAt(b[:], int64(seq-1)*8); err != nil {
+		return baton.Leaf{}, nil, fmt.Errorf("ledger copy: read entry %d: %w", seq, err)
+	}
+	off := int64(binary.BigEndian.Uint64(b[:]))
+	var lb [4]byte
+	if _, err := dat.ReadAt(lb[:], off); err != nil {
+		return baton.Leaf{}, nil, fmt.Errorf("ledger copy: read entry %d: %w", seq, err)
+	}
+	enc := make([]byte, binary.BigEndian.Uint32(lb[:]))
+	if _, err := dat.ReadAt(enc, off+4); err != nil && !(errors.Is(err, io.EOF) && len(enc) == 0) {
+		return baton.Leaf{}, nil, fmt.Errorf("ledger copy: read entry %d: %w", seq, err)
+	}
+	l, err := DecodeLeaf(enc)
+	if err != nil {
+		return l, nil, fmt.Errorf("ledger copy: entry %d: %w", seq, err)
+	}
+	return l, enc, nil
+}
+
+// Reset deletes the copy's files and starts empty.
+func (t *Tree) Reset() error {
+	t.mu.Lock()
+	for _, f := range t.levels {
+		f.Close()
+	}
+	t.levels = nil
+	t.size = 0
+	t.mu.Unlock()
+	for level := 0; ; level++ {
+		err := os.Remove(filepath.Join(t.dir, fmt.Sprintf("level-%02d", level)))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reset ledger copy: %w", err)
+		}
+	}
+	if err := t.dat.Truncate(0); err != nil {
+		return fmt.Errorf("reset ledger copy: %w", err)
+	}
+	if err := t.idx.Truncate(0); err != nil {
+		return fmt.Errorf("reset ledger copy: %w", err)
+	}
+	t.mu.Lock()
+	t.datEnd = 0
+	t.pending, t.base = nil, nil
+	t.mu.Unlock()
+	return t.recover()
+}
