@@ -157,6 +157,7 @@ type topicWitness struct {
 	holders   map[uint64]string
 	seen      map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
 	refused   map[uint64]bool
+	rewritten map[baton.Hash]bool
 
 	// Read by others.
 	mu       sync.Mutex
@@ -174,7 +175,7 @@ func (w *Witness) open(topic string) (*topicWitness, error) {
 		return nil, err
 	}
 	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic),
-		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool)}
+		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool)}
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	switch {
 	case err == nil:
@@ -201,6 +202,9 @@ func (w *Witness) open(topic string) (*topicWitness, error) {
 			return nil, err
 		}
 		// Keep state: the rebuilt copy must still match it.
+	}
+	if tw.state.Size > 0 {
+		tw.seen[tw.state.Size] = tw.state.Root
 	}
 	if n := tree.Size(); n > 0 {
 		if l, _, err := tree.Entry(n); err == nil {
@@ -325,10 +329,16 @@ func (tw *topicWitness) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r, ok := tw.seen[latest.Size]; ok && r != latest.Root {
-		tw.alarm(fmt.Sprintf("checkpoint %d: root %s, but this node saw root %s for that size before (equivocation or a rewritten checkpoint)",
-			latest.Size, latest.Root, r))
-		delete(tw.seen, latest.Size) // one alarm per rewrite
+	tw.sameSize(latest)
+	if latest.Size != tw.state.Size && tw.state.Size > 0 {
+		// Re-read the checkpoint last accepted: it must not have changed.
+		acc, err := st.Checkpoints(ctx, tw.topic, tw.state.Size-1, 1)
+		if err != nil {
+			return err
+		}
+		if len(acc) == 1 {
+			tw.sameSize(acc[0])
+		}
 	}
 	if latest.Size == tw.state.Size && latest.Root == tw.state.Root {
 		tw.setLatest(latest)
@@ -441,6 +451,19 @@ func (tw *topicWitness) accept(ctx context.Context, cp baton.Checkpoint) error {
 	}
 	tw.setLatest(cp)
 	return nil
+}
+
+// sameSize raises the alarm for a checkpoint whose size this node saw
+// before with another root: the signer equivocated, or the store was
+// rewritten. One alarm per distinct root.
+func (tw *topicWitness) sameSize(cp baton.Checkpoint) {
+	r, ok := tw.seen[cp.Size]
+	if !ok || r == cp.Root || tw.rewritten[cp.Root] {
+		return
+	}
+	tw.rewritten[cp.Root] = true
+	tw.alarm(fmt.Sprintf("checkpoint %d: root %s (epoch %d by %s), but this node saw root %s for that size before (equivocation or a rewritten checkpoint)",
+		cp.Size, cp.Root, cp.Epoch, cp.Node, r))
 }
 
 func hasCosigner(cp baton.Checkpoint, node string) bool {
