@@ -57,6 +57,9 @@ type Config struct {
 	// ShutdownTimeout bounds Close's wait for requests in flight.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Ledger serves the ledger routes (checkpoint, proofs); if nil they
+	// answer 404.
+	Ledger Ledger
 }
 
 // Validate reports the first missing or bad field.
@@ -142,6 +145,9 @@ func NewServer(cfg Config) *Server {
 	mux.Handle("/v1/topics/{topic}/lock", s.methods(route{"GET": s.getLock}))
 	mux.Handle("/v1/topics/{topic}/cursor", s.methods(route{"GET": s.getCursor}))
 	mux.Handle("/v1/status", s.methods(route{"GET": s.status}))
+	for path, rt := range s.ledgerRoutes() {
+		mux.Handle(path, s.methods(rt))
+	}
 	mux.Handle("/healthz", s.methods(route{"GET": s.healthz, "HEAD": s.healthz}))
 	mux.Handle("/readyz", s.methods(route{"GET": s.readyz, "HEAD": s.readyz}))
 	mux.Handle("/", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {

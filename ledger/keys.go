@@ -212,3 +212,11 @@ func (ks *Keys) verifiers(node string) note.Verifiers {
 	}
 	return note.VerifierList(vs...)
 }
+
+// VerifierKeyOf is the note verifier key of a registered node key.
+func VerifierKeyOf(nk baton.NodeKey) (string, error) {
+	if len(nk.PublicKey) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("key of %s is not an Ed25519 public key", nk.Node)
+	}
+	return note.NewEd25519VerifierKey(nk.Node, ed25519.PublicKey(nk.PublicKey))
+}

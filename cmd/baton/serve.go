@@ -11,13 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/dial"
 	bhttp "github.com/baton-pub/baton/http"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/ledger"
 	"github.com/baton-pub/baton/node"
+	"github.com/baton-pub/baton/sqlite"
 	"github.com/spf13/cobra"
 )
 
@@ -34,6 +37,11 @@ type serveConfig struct {
 	ReadyFile string
 	LogLevel  string
 	Heartbeat time.Duration
+	// The ledger: node key and local copy in DataDir, checkpoint cadence.
+	DataDir            string
+	Ledger             bool
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
 }
 
 // Validate names the first bad field.
@@ -54,7 +62,29 @@ func (c *serveConfig) Validate() error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return baton.Invalidf("--log-level", "%q: want debug, info, warn or error", c.LogLevel)
 	}
+	if c.Ledger {
+		if c.CheckpointEvery == 0 {
+			return baton.Invalidf("--checkpoint-every", "must be at least 1")
+		}
+		if c.CheckpointInterval < time.Millisecond || c.CheckpointInterval > time.Hour {
+			return baton.Invalidf("--checkpoint-interval", "%v out of range [1ms, 1h]", c.CheckpointInterval)
+		}
+	}
 	return nil
+}
+
+// defaultDataDir is where a node keeps its key and its copy of the ledger
+// when --data-dir is not given: beside the SQLite file, else ./baton-data,
+// in a directory per node id (several nodes may share one SQLite file).
+func defaultDataDir(store, node string) string {
+	base := "baton-data"
+	if !strings.Contains(store, "://") || strings.HasPrefix(store, "sqlite:") {
+		var o sqlite.Options
+		if path, err := sqlite.ParseURL(store, &o); err == nil {
+			base = filepath.Join(filepath.Dir(path), "baton-data")
+		}
+	}
+	return filepath.Join(base, node)
 }
 
 func defaultNode() string {
@@ -121,6 +151,10 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.StringVar(&c.DataDir, "data-dir", envOr("BATON_DATA_DIR", ""), "node key and local ledger copy (default: baton-data/<node> beside the SQLite file, else ./baton-data/<node>)")
+	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
+	f.Uint64Var(&c.CheckpointEvery, "checkpoint-every", uint64(envInt("BATON_CHECKPOINT_EVERY", ledger.DefaultEvery)), "sign a ledger checkpoint after this many items")
+	f.DurationVar(&c.CheckpointInterval, "checkpoint-interval", envDuration("BATON_CHECKPOINT_INTERVAL", ledger.DefaultInterval), "sign a ledger checkpoint at most this long after an item")
 	return cmd
 }
 
@@ -147,12 +181,38 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	defer h.Close()
 
-	n, err := node.New(store, node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
-		MaxLeases: c.MaxLeases, Retain: c.Retain, Logger: log, Terminals: h.Terminals})
+	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
+		MaxLeases: c.MaxLeases, Retain: c.Retain, Logger: log, Terminals: h.Terminals,
+		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval}
+	var witness *ledger.Witness
+	if c.Ledger {
+		dir := c.DataDir
+		if dir == "" {
+			dir = defaultDataDir(c.Store, c.Node)
+		}
+		key, err := ledger.LoadOrCreateKey(dir, c.Node)
+		if err != nil {
+			return err
+		}
+		vkey, _ := key.VerifierKey()
+		log.Info("ledger key", "data_dir", dir, "public_key", vkey)
+		witness, err = ledger.NewWitness(ledger.WitnessConfig{Store: store, Key: key, Dir: filepath.Join(dir, "ledger"), Logger: log})
+		if err != nil {
+			return err
+		}
+		witness.Start(ctx)
+		defer witness.Close()
+		ncfg.Key, ncfg.Witness = key, witness
+	}
+	n, err := node.New(store, ncfg)
 	if err != nil {
 		return err
 	}
-	api := bhttp.NewServer(bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, Logger: log})
+	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, Logger: log}
+	if witness != nil {
+		apiCfg.Ledger = witness
+	}
+	api := bhttp.NewServer(apiCfg)
 
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()
