@@ -281,4 +281,3 @@ itself is not trusted.`,
 	cmd.Flags().StringVar(&store, "store", envOr("BATON_STORE", dial.DefaultURL), "store URL: sqlite://PATH or redis://HOST:PORT/DB")
 	return cmd
 }
-
