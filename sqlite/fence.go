@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func (s *Store) watchdog(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		since := s.writeSince.Load()
+		since := s.writes.oldest()
 		if since == 0 || time.Since(time.Unix(0, since)) < s.opts.FenceAfter {
 			continue
 		}
@@ -51,10 +52,44 @@ func (s *Store) watchdog(ctx context.Context) {
 }
 
 // beginWrite marks a write as in flight; the returned func ends it.
-func (s *Store) beginWrite() func() {
-	now := time.Now().UnixNano()
-	if !s.writeSince.CompareAndSwap(0, now) {
-		return func() {}
+func (s *Store) beginWrite() func() { return s.writes.begin() }
+
+// writesInFlight tracks when each write in flight started, so that the
+// watchdog sees how long the oldest has waited. Tracking only the first of
+// concurrent writes is not enough: when it ends (say its request timed out)
+// the others go on waiting behind a stopped holder, and would never be
+// fenced.
+type writesInFlight struct {
+	mu     sync.Mutex
+	next   uint64
+	starts map[uint64]int64 // id -> Unix ns
+}
+
+func (w *writesInFlight) begin() func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.starts == nil {
+		w.starts = make(map[uint64]int64)
 	}
-	return func() { s.writeSince.CompareAndSwap(now, 0) }
+	id := w.next
+	w.next++
+	w.starts[id] = time.Now().UnixNano()
+	return func() {
+		w.mu.Lock()
+		delete(w.starts, id)
+		w.mu.Unlock()
+	}
+}
+
+// oldest is the start (Unix ns) of the oldest write in flight, 0 if none.
+func (w *writesInFlight) oldest() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var o int64
+	for _, t := range w.starts {
+		if o == 0 || t < o {
+			o = t
+		}
+	}
+	return o
 }

@@ -72,10 +72,10 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	closed     atomic.Bool
-	writeSince atomic.Int64 // see fence.go
-	closeOnce  sync.Once
-	closeErr   error
+	closed    atomic.Bool
+	writes    writesInFlight // see fence.go
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ParseURL turns a store URL into a file path:
