@@ -1,16 +1,96 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
 
+	"github.com/baton-pub/baton/bench"
 	"github.com/spf13/cobra"
 )
 
 func newBench() *cobra.Command {
-	return &cobra.Command{
-		Use:    "bench",
-		Short:  "not built yet",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("bench: not built yet") },
+	var c bench.Config
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure throughput, latency, fan-out, memory and hand-over time against raw ceilings",
+		Long: `bench starts real 'baton serve' processes on a fresh store and measures:
+
+  ingest    durable acknowledged items/s from concurrent HTTP sources,
+            batches of 1, 10 and 100, and the rate they reach a terminal
+  latency   open loop at 1k, 10k and 50k items/s: latency from each item's
+            intended send time to each of 100 terminals (HDR histogram);
+            a rate the machine cannot sustain is reported as such
+  fanout    1k and 10k SSE terminals on one node: highest deliveries/s with
+            p99 under 100 ms, and memory per idle connection
+  handover  SIGKILL, SIGSTOP past the TTL and SIGTERM of the active
+            publisher, each K times: time until the successor's first item
+            reaches a terminal; spurious hand-overs under full load
+  ceilings  what the machine allows, in the same run: pipelined XADD or
+            batched SQLite inserts with Baton's schema, and a minimal SSE
+            broadcaster
+
+Every Baton figure is printed beside its ceiling with the ratio: shared
+machines are noisy, and the ratio is what holds. --out writes report.json,
+report.md and PNG pictures.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.Command = "baton " + strings.Join(os.Args[1:], " ")
+			progress := io.Writer(cmd.OutOrStdout())
+			if jsonOut {
+				progress = cmd.ErrOrStderr()
+			}
+			rep, err := bench.Run(cmd.Context(), c, progress)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				rep.Print(cmd.OutOrStdout())
+			}
+			if !rep.OK() {
+				return exitError{code: 1}
+			}
+			return nil
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&c.Store, "store", "sqlite", "store: sqlite (fresh files), redis (a redis-server started from PATH) or a redis:// URL")
+	f.StringSliceVar(&c.Scenarios, "scenario", []string{"all"}, "scenarios: ingest,latency,fanout,handover,ceilings or all")
+	f.BoolVar(&c.Quick, "quick", false, "short runs (under two minutes in all): checks that everything works, not how fast")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON (progress goes to stderr)")
+	f.StringVar(&c.Out, "out", "", "directory for report.json, report.md and the pictures")
+	f.DurationVar(&c.LeaseTTL, "lease-ttl", 0, "lease TTL of the servers (default 2s, as serve)")
+	f.IntVar(&c.Nodes, "nodes", 0, "servers in the ingest, latency and hand-over clusters (default 3)")
+	f.IntVar(&c.ItemSize, "item-size", 0, "bytes of each item's value (default 128)")
+	f.IntVar(&c.Sources, "sources", 0, "concurrent HTTP sources for ingest and the ceilings (default 16, quick 8)")
+	f.IntVar(&c.Faults, "faults", 0, "hand-overs per fault kind (default 10, quick 2)")
+	f.BoolVar(&c.Keep, "keep", false, "keep the scratch directory (logs, databases)")
+	cmd.AddCommand(newBenchRawSSE())
+	return cmd
+}
+
+// newBenchRawSSE is the fan-out ceiling the bench runs as a child process:
+// a minimal SSE broadcaster, not Baton.
+func newBenchRawSSE() *cobra.Command {
+	var listen, ready string
+	cmd := &cobra.Command{
+		Use:    "raw-sse",
+		Short:  "the bench's minimal SSE broadcaster (fan-out ceiling)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.ServeRawSSE(cmd.Context(), listen, ready)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "listen address")
+	cmd.Flags().StringVar(&ready, "ready-file", "", "write {addr} as JSON here once serving")
+	return cmd
 }

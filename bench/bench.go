@@ -1,0 +1,246 @@
+// Package bench measures Baton on real `baton serve` processes and, in the
+// same run, the ceiling the machine allows for each figure: raw pipelined
+// XADD or raw batched SQLite inserts with Baton's schema for ingest, and a
+// minimal SSE broadcaster (not Baton) for fan-out. Machines are shared and
+// noisy: a ratio measured in one run holds, an absolute figure does not.
+//
+// Scenarios (each runnable alone, see Config.Scenarios):
+//
+//   - ingest: acknowledged (durable) items/s from concurrent HTTP sources,
+//     closed loop, for batches of 1, 10 and 100 items, and the rate at which
+//     they reach a terminal;
+//   - latency: open loop at fixed rates, latency from each item's intended
+//     send time to its arrival at each of 100 terminals (no coordinated
+//     omission), in an HDR histogram;
+//   - fanout: 1k and 10k SSE terminals on one node: the highest rate of
+//     deliveries with p99 under 100 ms, and RSS per idle connection;
+//   - handover: K faults of each kind (SIGKILL, SIGSTOP past the TTL,
+//     SIGTERM) of the active publisher, timed from the signal until a
+//     terminal receives the successor's first item; and spurious hand-overs
+//     (release records with no fault injected) under full load at the
+//     configured TTL and at 1s;
+//   - ceilings: the raw figures the others are compared with.
+//
+// Every load loop is bounded in count and in time, and all traffic goes to
+// 127.0.0.1.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Scenarios in the order they run.
+var Scenarios = []string{"ceilings", "ingest", "latency", "fanout", "handover"}
+
+// Config is one bench run.
+type Config struct {
+	// Store is "sqlite" (a fresh file per scenario), "redis" (a
+	// redis-server started from PATH) or a redis:// URL.
+	Store     string
+	Scenarios []string
+	// Quick shortens every scenario so that a run ends within two minutes.
+	Quick bool
+	// Out is where the report (JSON, Markdown) and the pictures go; "" for
+	// none.
+	Out string
+	// Exe is the baton binary to run as `serve`; "" means this executable.
+	Exe string
+	// LeaseTTL is the nodes' lease TTL (default 2s, the serve default).
+	LeaseTTL time.Duration
+	// Nodes is the cluster size of the ingest, latency and hand-over
+	// scenarios.
+	Nodes int
+	// ItemSize is the size of each item's value in bytes.
+	ItemSize int
+	// Sources is the number of concurrent HTTP sources of the ingest
+	// scenario (and of the raw ceilings).
+	Sources int
+	// Faults is the number of hand-overs per fault kind.
+	Faults int
+	// Keep keeps the scratch directory (logs, databases).
+	Keep bool
+	// Command is the command line, for the report.
+	Command string
+}
+
+// Validate fills defaults and names the first bad field.
+func (c *Config) Validate() error {
+	if len(c.Scenarios) == 0 {
+		c.Scenarios = []string{"all"}
+	}
+	var sc []string
+	for _, s := range c.Scenarios {
+		for _, p := range strings.Split(s, ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case p == "all":
+				sc = append(sc, Scenarios...)
+			case slices.Contains(Scenarios, p):
+				sc = append(sc, p)
+			case p == "":
+			default:
+				return baton.Invalidf("--scenario", "unknown scenario %q (want %s or all)", p, strings.Join(Scenarios, ","))
+			}
+		}
+	}
+	c.Scenarios = nil
+	for _, s := range Scenarios { // canonical order, no repeats
+		if slices.Contains(sc, s) {
+			c.Scenarios = append(c.Scenarios, s)
+		}
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 2 * time.Second
+	}
+	if c.LeaseTTL < 100*time.Millisecond || c.LeaseTTL > time.Minute {
+		return baton.Invalidf("--lease-ttl", "%v out of range [100ms, 1m]", c.LeaseTTL)
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.Nodes < 2 || c.Nodes > 9 {
+		return baton.Invalidf("--nodes", "%d out of range [2, 9]", c.Nodes)
+	}
+	if c.ItemSize == 0 {
+		c.ItemSize = 128
+	}
+	if c.ItemSize < valueOverhead || c.ItemSize > 64<<10 {
+		return baton.Invalidf("--item-size", "%d out of range [%d, 65536]", c.ItemSize, valueOverhead)
+	}
+	if c.Sources == 0 {
+		c.Sources = 16
+		if c.Quick {
+			c.Sources = 8
+		}
+	}
+	if c.Sources < 1 || c.Sources > 256 {
+		return baton.Invalidf("--sources", "%d out of range [1, 256]", c.Sources)
+	}
+	if c.Faults == 0 {
+		c.Faults = 10
+		if c.Quick {
+			c.Faults = 2
+		}
+	}
+	if c.Faults < 1 || c.Faults > 100 {
+		return baton.Invalidf("--faults", "%d out of range [1, 100]", c.Faults)
+	}
+	return nil
+}
+
+func (c *Config) has(s string) bool { return slices.Contains(c.Scenarios, s) }
+
+// plan holds the durations and sizes a run uses, full or quick.
+type plan struct {
+	ingestDur   time.Duration
+	latencyDur  time.Duration
+	rates       []float64
+	terminals   int
+	fanoutSizes []int
+	fanoutStep  time.Duration
+	fanoutRamp  []float64 // deliveries/s tried, in order
+	soakDur     time.Duration
+	grace       time.Duration
+}
+
+func planFor(quick bool) plan {
+	if quick {
+		return plan{
+			ingestDur: 1500 * time.Millisecond, latencyDur: 1500 * time.Millisecond,
+			rates: []float64{1000, 10000, 50000}, terminals: 100,
+			fanoutSizes: []int{1000}, fanoutStep: 1500 * time.Millisecond,
+			fanoutRamp: []float64{20e3, 100e3, 400e3},
+			soakDur:    3 * time.Second, grace: 3 * time.Second,
+		}
+	}
+	return plan{
+		ingestDur: 5 * time.Second, latencyDur: 5 * time.Second,
+		rates: []float64{1000, 10000, 50000}, terminals: 100,
+		fanoutSizes: []int{1000, 10000}, fanoutStep: 3 * time.Second,
+		fanoutRamp: []float64{25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
+		soakDur:    10 * time.Second, grace: 5 * time.Second,
+	}
+}
+
+// Run runs the configured scenarios and returns the report; progress goes
+// to log. A scenario that fails is recorded in the report and the run goes
+// on with the next.
+func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(log, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	if lim, err := raiseNoFile(); err != nil {
+		logf("raise the open-file limit: %v", err)
+	} else {
+		logf("open-file limit %d", lim)
+	}
+	e, err := newEnv(ctx, c, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	p := planFor(c.Quick)
+	host, _ := os.Hostname()
+	r := &Report{
+		Command: c.Command, Engine: e.engine, Quick: c.Quick, Started: start.UTC(),
+		Host:       Host{Name: host, CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()},
+		LeaseTTLms: float64(c.LeaseTTL.Milliseconds()), ItemSize: c.ItemSize, Scenarios: c.Scenarios,
+	}
+	if c.Keep {
+		r.Dir = e.dir
+	}
+	logf("bench on %s: %s (item value %d bytes, lease TTL %v, %d CPUs)", e.engine, strings.Join(c.Scenarios, ", "), c.ItemSize, c.LeaseTTL, runtime.NumCPU())
+	step := func(name string, f func() error) {
+		if ctx.Err() != nil {
+			return
+		}
+		t0 := time.Now()
+		logf("== %s", name)
+		if err := f(); err != nil {
+			logf("%s FAILED: %v", name, err)
+			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", name, err))
+			return
+		}
+		logf("== %s done in %.1fs", name, time.Since(t0).Seconds())
+	}
+	if c.has("ceilings") {
+		step("ceilings", func() error { return runCeilings(ctx, e, p, r) })
+	}
+	if c.has("ingest") {
+		step("ingest", func() error { return runIngest(ctx, e, p, r) })
+	}
+	if c.has("latency") {
+		step("latency", func() error { return runLatency(ctx, e, p, r) })
+	}
+	if c.has("fanout") {
+		step("fanout", func() error { return runFanout(ctx, e, p, r) })
+	}
+	if c.has("handover") {
+		step("handover", func() error { return runHandover(ctx, e, p, r) })
+	}
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("bench: %w", err)
+	}
+	r.finish()
+	r.Seconds = time.Since(start).Seconds()
+	if c.Out != "" {
+		if err := r.write(c.Out); err != nil {
+			return r, err
+		}
+		logf("report written to %s", c.Out)
+	}
+	return r, nil
+}

@@ -1,0 +1,286 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/internal/proc"
+)
+
+// env is where a bench runs: a scratch directory and the store engine,
+// with the redis-server the bench started, if any.
+type env struct {
+	cfg    Config
+	dir    string
+	engine string // "sqlite" or "redis"
+	base   string // the Redis URL (given or started), for engine "redis"
+	redis  *exec.Cmd
+	nonce  string
+	logf   func(string, ...any)
+}
+
+func newEnv(ctx context.Context, cfg Config, logf func(string, ...any)) (*env, error) {
+	dir, err := os.MkdirTemp("", "baton-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{cfg: cfg, dir: dir, logf: logf, nonce: strconv.FormatInt(time.Now().UnixNano()%1_000_000_000, 36)}
+	switch s := cfg.Store; {
+	case s == "" || s == "sqlite":
+		e.engine = "sqlite"
+	case strings.HasPrefix(s, "sqlite://"):
+		return nil, fmt.Errorf("bench: --store sqlite takes no path: every scenario gets a fresh file in a temporary directory")
+	case s == "redis":
+		e.engine = "redis"
+		if err := e.startRedis(ctx); err != nil {
+			e.close()
+			return nil, err
+		}
+	case strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://") || strings.HasPrefix(s, "redis+sentinel://"):
+		e.engine, e.base = "redis", s
+	default:
+		return nil, fmt.Errorf("bench: --store %q: want sqlite, redis or a redis:// URL", s)
+	}
+	return e, nil
+}
+
+// startRedis runs a redis-server from PATH on a free loopback port, with
+// append-only persistence and expiry notifications, until close.
+func (e *env) startRedis(ctx context.Context) error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return fmt.Errorf("bench: --store redis needs redis-server on PATH (Debian/Ubuntu: apt-get install redis-server), or give a redis:// URL")
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	rdir := filepath.Join(e.dir, "redis")
+	if err := os.MkdirAll(rdir, 0o750); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "no",
+		"--daemonize", "no", "--dir", rdir, "--save", "", "--appendonly", "yes",
+		"--notify-keyspace-events", "Ex", "--logfile", filepath.Join(rdir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("bench: start redis-server: %w", err)
+	}
+	e.redis = cmd
+	e.base = "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	defer c.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for c.Ping(ctx).Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("bench: redis-server on port %d not answering; see %s", port, filepath.Join(rdir, "redis.log"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.logf("started redis-server %s on 127.0.0.1:%d", redisVersion(ctx, c), port)
+	return nil
+}
+
+func redisVersion(ctx context.Context, c *goredis.Client) string {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (e *env) close() {
+	if e.redis != nil && e.redis.Process != nil {
+		_ = e.redis.Process.Kill()
+		_ = e.redis.Wait()
+	}
+	if !e.cfg.Keep {
+		os.RemoveAll(e.dir)
+	}
+}
+
+// storeURL is a fresh store for one scenario: its own SQLite file, or its
+// own key prefix on the Redis server.
+func (e *env) storeURL(name string) string {
+	if e.engine == "sqlite" {
+		return "sqlite://" + filepath.Join(e.dir, name+".db")
+	}
+	sep := "?"
+	if strings.Contains(e.base, "?") {
+		sep = "&"
+	}
+	return e.base + sep + "prefix=bench-" + e.nonce + "-" + name
+}
+
+// redisAddr is host:port of the Redis server (engine "redis", plain URL).
+func (e *env) redisOptions() (*goredis.Options, error) {
+	u, err := url.Parse(e.base)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "redis" {
+		return nil, fmt.Errorf("the XADD ceiling needs a plain redis:// URL, not %s", u.Scheme)
+	}
+	return goredis.ParseURL(e.base)
+}
+
+// cluster is n `baton serve` processes on one store.
+type cluster struct {
+	name  string
+	store string
+	dir   string
+	nodes []*proc.Node
+}
+
+// startCluster starts n nodes named NAME-1.. on a fresh store.
+func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Duration, extra ...string) (*cluster, error) {
+	c := &cluster{name: name, store: e.storeURL(name), dir: filepath.Join(e.dir, name)}
+	if err := os.MkdirAll(c.dir, 0o750); err != nil {
+		return nil, err
+	}
+	args := append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, extra...)
+	for i := range n {
+		p, err := proc.Start(ctx, e.cfg.Exe, c.dir, "n"+strconv.Itoa(i+1), c.store, args...)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("bench: start %s node %d: %w", name, i+1, err)
+		}
+		c.nodes = append(c.nodes, p)
+	}
+	return c, nil
+}
+
+func (c *cluster) addrs() []string {
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.Addr
+	}
+	return out
+}
+
+// close stops every node (SIGTERM, then SIGKILL).
+func (c *cluster) close() {
+	for _, n := range c.nodes {
+		if n.Alive() {
+			n.Stop(5 * time.Second)
+		}
+	}
+}
+
+// handovers lists a topic's release records from the first node that answers.
+func (c *cluster) handovers(ctx context.Context, topic string) ([]client.Handover, error) {
+	var addrs []string
+	for _, n := range c.nodes {
+		if n.Alive() {
+			addrs = append(addrs, n.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("no node alive")
+	}
+	cl, err := client.New(addrs, client.Options{HTTP: &http.Client{Timeout: 3 * time.Second}})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return cl.Handovers(ctx, topic)
+}
+
+// pidOf finds the process of a node by its ready file, which is on its
+// command line and unique to it.
+func pidOf(n *proc.Node, dir string) (int, error) {
+	want := []byte(filepath.Join(dir, n.Name+".ready"))
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, arg := range bytes.Split(b, []byte{0}) {
+			if bytes.Equal(arg, want) {
+				return pid, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process of node %s found in /proc", n.Name)
+}
+
+// rssKB reads VmRSS of a process from /proc/PID/status, in KiB.
+func rssKB(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range bytes.Split(b, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(l, []byte("VmRSS:")); ok {
+			f := bytes.Fields(v)
+			if len(f) > 0 {
+				return strconv.ParseInt(string(f[0]), 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// raiseNoFile raises the soft limit on open files to the hard limit, so
+// that 10k terminals fit; children started afterwards inherit it.
+func raiseNoFile() (uint64, error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, err
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return 0, err
+		}
+	}
+	return l.Cur, nil
+}
+
+// waitFor polls cond every 5ms until it holds, d passes or ctx ends.
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}

@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// FanoutResult is the fan-out scenario: terminals on one node.
+type FanoutResult struct {
+	Rows     []FanoutRow `json:"rows"`
+	Spurious int         `json:"spurious_handovers"`
+}
+
+// FanoutRow is one number of terminals, on Baton or on the raw broadcaster.
+type FanoutRow struct {
+	Server    string `json:"server"` // "baton" or "raw"
+	Terminals int    `json:"terminals"`
+	// IdleKB is the server's RSS growth per idle connection, in KiB.
+	IdleKB      float64 `json:"idle_kib_per_connection"`
+	RSSBeforeKB int64   `json:"rss_before_kib"`
+	RSSAfterKB  int64   `json:"rss_after_kib"`
+	// Steps is the ramp of delivery rates tried, in order, until the first
+	// one that failed (p99 at 100 ms or more, missing deliveries, a
+	// disconnected terminal, or a source that fell behind).
+	Steps []FanoutStep `json:"steps"`
+	// Best is the highest measured deliveries/s of a step that passed.
+	Best float64 `json:"best_deliveries_per_s"`
+	// BestP99 is that step's p99 latency.
+	BestP99 float64 `json:"best_p99_ms"`
+	// Ceiling and Ratio compare Baton with the raw broadcaster.
+	Ceiling float64 `json:"ceiling_deliveries_per_s,omitempty"`
+	Ratio   float64 `json:"ratio,omitempty"`
+}
+
+// FanoutStep is one rate of the ramp.
+type FanoutStep struct {
+	Rate       float64     `json:"items_per_s"`
+	Deliveries float64     `json:"deliveries_per_s"`
+	Latency    Percentiles `json:"latency"`
+	Missing    int64       `json:"missing_deliveries"`
+	OK         bool        `json:"ok"`
+	Note       string      `json:"note,omitempty"`
+}
+
+// fanTarget is a server terminals connect to.
+type fanTarget struct {
+	name string
+	addr string
+	pid  int
+	stop func()
+}
+
+func runFanout(ctx context.Context, e *env, p plan, r *Report) error {
+	res := &FanoutResult{}
+	r.Fanout = res
+	for _, n := range p.fanoutSizes {
+		name := "fanout-" + strconv.Itoa(n)
+		c, err := e.startCluster(ctx, name, 1, e.cfg.LeaseTTL)
+		if err != nil {
+			return err
+		}
+		pid, err := pidOf(c.nodes[0], c.dir)
+		if err != nil {
+			c.close()
+			return err
+		}
+		t := fanTarget{name: "baton", addr: c.nodes[0].Addr, pid: pid, stop: c.close}
+		row, err := fanoutRamp(ctx, e, p, t, n)
+		if err == nil {
+			hs, herr := c.handovers(ctx, "fan")
+			if herr != nil {
+				err = fmt.Errorf("read hand-overs: %w", herr)
+			}
+			res.Spurious += len(hs)
+		}
+		t.stop()
+		if err != nil {
+			return fmt.Errorf("%d terminals: %w", n, err)
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return nil
+}
+
+// startRawSSE starts the raw broadcaster as a child process, like a node.
+func startRawSSE(ctx context.Context, e *env, name string) (fanTarget, error) {
+	exe := e.cfg.Exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fanTarget{}, err
+		}
+	}
+	ready := filepath.Join(e.dir, name+".ready")
+	logf, err := os.Create(filepath.Join(e.dir, name+".log"))
+	if err != nil {
+		return fanTarget{}, err
+	}
+	cmd := exec.Command(exe, "bench", "raw-sse", "--listen", "127.0.0.1:0", "--ready-file", ready)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fanTarget{}, fmt.Errorf("start raw broadcaster: %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+	}
+	var addr string
+	ok := waitFor(ctx, 15*time.Second, func() bool {
+		b, err := os.ReadFile(ready)
+		if err != nil {
+			return false
+		}
+		var v struct{ Addr string }
+		return json.Unmarshal(b, &v) == nil && (func() bool { addr = v.Addr; return addr != "" })()
+	})
+	if !ok {
+		stop()
+		return fanTarget{}, fmt.Errorf("raw broadcaster not serving within 15s; see %s", filepath.Join(e.dir, name+".log"))
+	}
+	return fanTarget{name: "raw", addr: addr, pid: cmd.Process.Pid, stop: stop}, nil
+}
+
+func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (FanoutRow, error) {
+	row := FanoutRow{Server: t.name, Terminals: n}
+	const topic = "fan"
+	pad := padFor(e.cfg.ItemSize)
+	hc := &http.Client{Transport: newTransport(16), Timeout: 30 * time.Second}
+	ps := newPoster(hc, t.addr, topic)
+	th := &http.Client{Transport: newTransport(n)}
+	defer th.CloseIdleConnections()
+	time.Sleep(300 * time.Millisecond)
+	var err error
+	if row.RSSBeforeKB, err = rssKB(t.pid); err != nil {
+		return row, err
+	}
+	e.logf("%s: connecting %d terminals", t.name, n)
+	g, err := startTerminals(ctx, th, []string{"http://" + t.addr}, topic, n, 4096, 200, 60*time.Second)
+	if err != nil {
+		return row, err
+	}
+	defer g.stop()
+	if err := warmUp(ctx, g, ps, pad); err != nil {
+		return row, err
+	}
+	time.Sleep(time.Second)
+	if row.RSSAfterKB, err = rssKB(t.pid); err != nil {
+		return row, err
+	}
+	row.IdleKB = float64(row.RSSAfterKB-row.RSSBeforeKB) / float64(n)
+	e.logf("%s: %d idle terminals: RSS %d -> %d KiB, %.1f KiB per connection", t.name, n, row.RSSBeforeKB, row.RSSAfterKB, row.IdleKB)
+
+	for _, d := range p.fanoutRamp {
+		rate := max(d/float64(n), 1)
+		st := FanoutStep{Rate: rate}
+		start := time.Now()
+		w := g.reset(start, 64)
+		loop := &openLoop{Rate: rate, Dur: p.fanoutStep, Batch: 100, Senders: 4, Src: fmt.Sprintf("f%.0f", rate), Pad: pad,
+			Posters: []*poster{ps}, MaxLag: time.Second}
+		lr := loop.run(ctx)
+		want := lr.Acked
+		complete := waitFor(ctx, 2*time.Second, func() bool { return g.min() >= want || g.failed.Load() > 0 })
+		got := g.total()
+		st.Missing = max(0, want*int64(n)-got)
+		if el := time.Unix(0, g.lastAt.Load()).Sub(start); el > 0 {
+			st.Deliveries = float64(got) / max(el, lr.Elapsed).Seconds()
+		}
+		st.Latency = percentilesOf(w.lat.Merge())
+		switch {
+		case lr.Aborted:
+			st.Note = "the source fell more than 1s behind"
+		case lr.Errors > 0:
+			st.Note = fmt.Sprintf("%d requests failed: %v", lr.Errors, lr.FirstErr)
+		case g.failed.Load() > 0:
+			st.Note = fmt.Sprintf("%d terminals disconnected: %v", g.failed.Load(), g.err())
+		case !complete:
+			st.Note = fmt.Sprintf("%d deliveries missing 2s after the source stopped", st.Missing)
+		case st.Latency.P99 >= 100:
+			st.Note = "p99 at or above 100 ms"
+		default:
+			st.OK = true
+		}
+		row.Steps = append(row.Steps, st)
+		verdict := "ok"
+		if !st.OK {
+			verdict = "FAILED: " + st.Note
+		}
+		e.logf("%s, %d terminals, %6.0f items/s: %9.0f deliveries/s, p50 %.1f p99 %.1f max %.1f ms: %s",
+			t.name, n, rate, st.Deliveries, st.Latency.P50, st.Latency.P99, st.Latency.Max, verdict)
+		if !st.OK {
+			break
+		}
+		if st.Deliveries > row.Best {
+			row.Best, row.BestP99 = st.Deliveries, st.Latency.P99
+		}
+	}
+	return row, nil
+}

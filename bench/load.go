@@ -1,0 +1,285 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Items are JSON updates whose value carries the time the item was meant to
+// be sent (Unix ns), so that a terminal can measure its latency from it:
+//
+//	{"id":"q.7","value":{"t":1732560000000000000,"p":"xxxx"},"msg_id":"src-7"}
+//
+// The pad makes the value ItemSize bytes long.
+
+// valueOverhead is the length of a value without its pad.
+const valueOverhead = len(`{"t":1732560000000000000,"p":""}`)
+
+func padFor(itemSize int) string {
+	return string(bytes.Repeat([]byte{'x'}, max(0, itemSize-valueOverhead)))
+}
+
+// appendValue appends an item's value.
+func appendValue(b []byte, t int64, pad string) []byte {
+	b = append(b, `{"t":`...)
+	b = strconv.AppendInt(b, t, 10)
+	b = append(b, `,"p":"`...)
+	b = append(b, pad...)
+	return append(b, `"}`...)
+}
+
+// appendUpdate appends one update of a publish request.
+func appendUpdate(b []byte, src string, n, t int64, pad string) []byte {
+	b = append(b, `{"id":"q.`...)
+	b = strconv.AppendInt(b, n%50, 10)
+	b = append(b, `","value":`...)
+	b = appendValue(b, t, pad)
+	b = append(b, `,"msg_id":"`...)
+	b = append(b, src...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, `"}`...)
+}
+
+// newTransport is an HTTP transport for many connections to few hosts on
+// the loopback interface.
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+// poster publishes request bodies to one node's topic.
+type poster struct {
+	hc  *http.Client
+	url string
+}
+
+func newPoster(hc *http.Client, addr, topic string) *poster {
+	return &poster{hc: hc, url: "http://" + addr + "/v1/topics/" + url.PathEscape(topic) + "/items"}
+}
+
+// post sends a JSON array of updates and waits for the acknowledgement.
+func (p *poster) post(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// openLoop publishes at a fixed rate whatever the answers: item k is due at
+// start + k/Rate, and it is sent as soon as the schedule says, not when the
+// previous request returns. Every 1ms the items due are posted as one batch
+// (at most Batch items per request) by a pool of senders, and each item's
+// acknowledgement latency is recorded from its due time, so that a slow
+// answer is charged to every item it delayed (no coordinated omission).
+type openLoop struct {
+	Rate    float64
+	Dur     time.Duration
+	Batch   int
+	Senders int
+	Src     string
+	Pad     string
+	Posters []*poster
+	// MaxLag ends the run early, unsustained, when the items due but not
+	// yet acknowledged exceed MaxLag's worth of the rate.
+	MaxLag time.Duration
+	// Acks, if set, records acknowledgement latency from the due time.
+	Acks *shardedHist
+}
+
+type loopResult struct {
+	Sent, Acked, Errors int64
+	Elapsed             time.Duration
+	Aborted             bool
+	FirstErr            error
+}
+
+type loopJob struct {
+	body []byte
+	due  []int64 // Unix ns due times of the items in body
+}
+
+func (o *openLoop) run(ctx context.Context) loopResult {
+	const tick = time.Millisecond
+	jobs := make(chan loopJob, 8192)
+	var acked, errs atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for i := range o.Senders {
+		wg.Go(func() {
+			p := o.Posters[i%len(o.Posters)]
+			for j := range jobs {
+				err := p.post(ctx, j.body)
+				now := time.Now().UnixNano()
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+						errOnce.Do(func() { firstErr = err })
+					}
+					continue
+				}
+				acked.Add(int64(len(j.due)))
+				if o.Acks != nil {
+					for _, d := range j.due {
+						o.Acks.Record(i, time.Duration(now-d))
+					}
+				}
+			}
+		})
+	}
+	res := loopResult{}
+	start := time.Now()
+	startNs := start.UnixNano()
+	interval := float64(time.Second) / o.Rate
+	var k int64
+	total := int64(o.Rate * o.Dur.Seconds())
+	maxBacklog := int64(o.Rate * o.MaxLag.Seconds())
+	timer := time.NewTimer(tick)
+	defer timer.Stop()
+loop:
+	for k < total {
+		elapsed := time.Since(start)
+		due := min(int64(elapsed.Seconds()*o.Rate)+1, total)
+		for k < due {
+			n := min(int64(o.Batch), due-k)
+			body := make([]byte, 0, int(n)*(len(o.Pad)+110)+2)
+			body = append(body, '[')
+			dues := make([]int64, n)
+			for i := range n {
+				t := startNs + int64(float64(k+i)*interval)
+				dues[i] = t
+				if i > 0 {
+					body = append(body, ',')
+				}
+				body = appendUpdate(body, o.Src, k+i, t, o.Pad)
+			}
+			body = append(body, ']')
+			select {
+			case jobs <- loopJob{body: body, due: dues}:
+			default:
+				res.Aborted = true
+				break loop
+			}
+			k += n
+		}
+		if maxBacklog > 0 && k-acked.Load()-errs.Load() > maxBacklog {
+			res.Aborted = true
+			break
+		}
+		timer.Reset(tick)
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-timer.C:
+		}
+	}
+	close(jobs)
+	if res.Aborted {
+		// Drain what is queued without sending it: the run is over.
+		for range jobs {
+		}
+	}
+	wg.Wait()
+	res.Sent, res.Acked, res.Errors, res.Elapsed, res.FirstErr = k, acked.Load(), errs.Load(), time.Since(start), firstErr
+	return res
+}
+
+// stream reads a topic's Server-Sent Events from one node: connected is
+// called once the stream is open, fn for every data line (the frame's JSON),
+// with the time it was read. It returns when ctx ends (nil) or the stream
+// fails.
+func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int, connected func(), fn func(data []byte, at time.Time)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("subscribe %s: %s", path, resp.Status)
+	}
+	br := bufio.NewReaderSize(resp.Body, bufSize)
+	first := true
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				// A line longer than the buffer: skip to its end.
+				for errors.Is(err, bufio.ErrBufferFull) {
+					_, err = br.ReadSlice('\n')
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stream %s: %w", path, err)
+		}
+		if first {
+			first = false
+			if connected != nil {
+				connected()
+			}
+		}
+		if len(line) > 6 && string(line[:6]) == "data: " {
+			fn(line[6:len(line)-1], time.Now())
+		}
+	}
+}
+
+// field parses the unsigned integer that follows key in data; -1 if absent.
+func field(data []byte, key string) int64 {
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return -1
+	}
+	var n int64
+	j := i + len(key)
+	if j >= len(data) || data[j] < '0' || data[j] > '9' {
+		return -1
+	}
+	for ; j < len(data) && data[j] >= '0' && data[j] <= '9'; j++ {
+		n = n*10 + int64(data[j]-'0')
+	}
+	return n
+}
+
+// sentAt reads the due time an item's value carries.
+func sentAt(data []byte) int64 { return field(data, `"value":{"t":`) }

@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ServeRawSSE runs the fan-out ceiling: a minimal Server-Sent Events
+// broadcaster with Baton's routes and frames, and nothing else: no store, no
+// order across restarts, no resume, no hash. POST .../items broadcasts the
+// updates at once; GET .../events streams every later one. A connection
+// whose queue overflows is closed, as Baton closes a slow terminal. It
+// writes {"addr": ...} to readyFile once it serves and runs until ctx ends.
+func ServeRawSSE(ctx context.Context, listen, readyFile string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	b := &broadcaster{conns: make(map[*rawConn]struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/topics/{topic}/events", b.events)
+	mux.HandleFunc("POST /v1/topics/{topic}/items", b.publish)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	if readyFile != "" {
+		j, _ := json.Marshal(map[string]string{"addr": ln.Addr().String()})
+		if err := os.WriteFile(readyFile+".tmp", j, 0o640); err != nil {
+			return err
+		}
+		if err := os.Rename(readyFile+".tmp", readyFile); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-ctx.Done():
+		srv.Close()
+		return nil
+	case err := <-done:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+type broadcaster struct {
+	mu    sync.Mutex // orders seqs and broadcasts
+	seq   uint64
+	conns map[*rawConn]struct{}
+}
+
+type rawConn struct {
+	ch   chan [][]byte
+	dead chan struct{}
+	once sync.Once
+}
+
+func (c *rawConn) kill() { c.once.Do(func() { close(c.dead) }) }
+
+const rawQueue = 1024 // batches per connection
+
+func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil {
+		return
+	}
+	if rc.Flush() != nil {
+		return
+	}
+	c := &rawConn{ch: make(chan [][]byte, rawQueue), dead: make(chan struct{})}
+	b.mu.Lock()
+	b.conns[c] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+	}()
+	write := func(frames [][]byte) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for _, f := range frames {
+			if _, err := w.Write(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-c.dead:
+			return
+		case fs := <-c.ch:
+			if write(fs) != nil {
+				return
+			}
+			for more := true; more; {
+				select {
+				case fs := <-c.ch:
+					if write(fs) != nil {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (b *broadcaster) publish(w http.ResponseWriter, r *http.Request) {
+	var ups []struct {
+		ID    string          `json:"id"`
+		Value json.RawMessage `json:"value"`
+		MsgID string          `json:"msg_id"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&ups); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	frames := make([][]byte, len(ups))
+	b.mu.Lock()
+	for i, u := range ups {
+		b.seq++
+		f := make([]byte, 0, len(u.Value)+len(u.ID)+len(u.MsgID)+200)
+		f = append(f, "id: "...)
+		f = strconv.AppendUint(f, b.seq, 10)
+		f = append(f, "\nevent: item\ndata: {\"seq\":"...)
+		f = strconv.AppendUint(f, b.seq, 10)
+		f = append(f, `,"id":`...)
+		f = strconv.AppendQuote(f, u.ID)
+		f = append(f, `,"value":`...)
+		f = append(f, u.Value...)
+		f = append(f, `,"hash":"0000000000000000000000000000000000000000000000000000000000000000","epoch":1,"publisher":"raw","msg_id":`...)
+		f = strconv.AppendQuote(f, u.MsgID)
+		f = append(f, "}\n\n"...)
+		frames[i] = f
+	}
+	for c := range b.conns {
+		select {
+		case c.ch <- frames:
+		default:
+			c.kill()
+		}
+	}
+	b.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write([]byte(`{"items":[]}`))
+}
