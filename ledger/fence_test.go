@@ -35,8 +35,7 @@ func publish(t *testing.T, st baton.Store, l baton.Lease) []baton.Leaf {
 	return c.Leaves
 }
 
-func register(t *testing.T, st baton.Store, k *ledger.Key) {
-	t.Helper()
+func register(t testing.TB, st baton.Store, k *ledger.Key) {
 	if err := st.Heartbeat(context.Background(), baton.Member{Node: k.Node, State: baton.MemberIdle, PublicKey: k.Public}, time.Minute); err != nil {
 		t.Fatal(err)
 	}

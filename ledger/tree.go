@@ -39,9 +39,13 @@ import (
 type Tree struct {
 	dir string
 
-	mu     sync.RWMutex // guards size and levels (the slice; files are safe for concurrent ReadAt/WriteAt)
+	mu     sync.RWMutex // guards size, levels (the slice; files are safe for concurrent ReadAt/WriteAt) and upper
 	size   uint64
 	levels []*os.File
+	// upper holds the levels from memLevel up in memory as well (1/256 of
+	// the hashes: 2.5 MB for 10M leaves), so a proof reads at most
+	// memLevel hashes from files.
+	upper [][]byte
 	dat    *os.File
 	idx    *os.File
 
@@ -55,6 +59,8 @@ type Tree struct {
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: Hasher.HashChildren}
+
+const memLevel = 8
 
 const hashSize = 32
 
@@ -152,6 +158,17 @@ func (t *Tree) recover() error {
 	}
 	if err := t.idx.Truncate(int64(size) * 8); err != nil {
 		return err
+	}
+	t.upper = nil
+	for level := memLevel; level < len(t.levels); level++ {
+		for len(t.upper) <= level {
+			t.upper = append(t.upper, nil)
+		}
+		b := make([]byte, int64(size>>level)*hashSize)
+		if _, err := t.levels[level].ReadAt(b, 0); err != nil && len(b) > 0 {
+			return err
+		}
+		t.upper[level] = b
 	}
 	if size > 0 {
 		var b [8]byte
@@ -260,9 +277,7 @@ func (t *Tree) Append(leaves []baton.Leaf) error {
 		}
 	}
 	t.datEnd = off + int64(len(t.buf))
-	t.mu.Lock()
-	t.size = size + uint64(len(leaves))
-	t.mu.Unlock()
+	t.publish(size + uint64(len(leaves)))
 	return nil
 }
 
@@ -303,10 +318,22 @@ func (t *Tree) AppendHashes(hashes [][]byte) error {
 			return err
 		}
 	}
-	t.mu.Lock()
-	t.size = size + uint64(len(hashes))
-	t.mu.Unlock()
+	t.publish(size + uint64(len(hashes)))
 	return nil
+}
+
+// publish makes the appended leaves visible to readers, with the upper
+// levels' new hashes.
+func (t *Tree) publish(size uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for level := memLevel; level < len(t.pending); level++ {
+		for len(t.upper) <= level {
+			t.upper = append(t.upper, nil)
+		}
+		t.upper[level] = append(t.upper[level], t.pending[level]...)
+	}
+	t.size = size
 }
 
 // level returns the file of a level, creating it (writer only).
@@ -333,6 +360,14 @@ func (t *Tree) level(level int) (*os.File, error) {
 // node reads the stored hash of a perfect subtree.
 func (t *Tree) node(id compact.NodeID) ([]byte, error) {
 	t.mu.RLock()
+	if int(id.Level) >= memLevel && int(id.Level) < len(t.upper) {
+		u := t.upper[id.Level]
+		if off := id.Index * hashSize; off+hashSize <= uint64(len(u)) {
+			h := append([]byte(nil), u[off:off+hashSize]...)
+			t.mu.RUnlock()
+			return h, nil
+		}
+	}
 	var f *os.File
 	if int(id.Level) < len(t.levels) {
 		f = t.levels[id.Level]
@@ -479,6 +514,7 @@ func (t *Tree) Reset() error {
 		f.Close()
 	}
 	t.levels = nil
+	t.upper = nil
 	t.size = 0
 	t.mu.Unlock()
 	for level := 0; ; level++ {

@@ -54,26 +54,34 @@ func TestLeafRoundTrip(t *testing.T) {
 }
 
 func TestTreeProofsAndRecovery(t *testing.T) {
+	for _, n := range []uint64{300, 2100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) { testTree(t, n) })
+	}
+}
+
+func testTree(t *testing.T, n uint64) {
 	dir := t.TempDir()
 	tr, err := OpenTree(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 300
 	leaves := testLeaves("quotes", 1, n)
 	var hs [][]byte
 	for _, l := range leaves {
 		hs = append(hs, LeafHash(l))
 	}
 	// Append in uneven batches.
-	for i := 0; i < n; {
+	for i := uint64(0); i < n; {
 		j := min(n, i+1+i%37)
 		if err := tr.Append(leaves[i:j]); err != nil {
 			t.Fatal(err)
 		}
 		i = j
 	}
-	for _, size := range []uint64{0, 1, 2, 3, 7, 8, 9, 100, 255, 256, 257, n} {
+	for _, size := range []uint64{0, 1, 2, 3, 7, 8, 9, 100, 255, 256, 257, 1024, 1500, n} {
+		if size > n {
+			continue
+		}
 		root, err := tr.Root(size)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,248 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/publisher"
+	"github.com/baton-pub/baton/sqlite"
+)
+
+// benchLeaves is the size of the proof benchmark's log: 10M unless
+// BATON_BENCH_LEAVES says otherwise (or -short: 100k).
+func benchLeaves() uint64 {
+	if v, err := strconv.ParseUint(os.Getenv("BATON_BENCH_LEAVES"), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	if testing.Short() {
+		return 100_000
+	}
+	return 10_000_000
+}
+
+var (
+	bigOnce sync.Once
+	bigTree *ledger.Tree
+	bigErr  error
+	bigDir  string
+)
+
+// buildBig builds a node copy of benchLeaves real leaves once per process,
+// through Tree.Append as the witness does, in batches of 10000.
+func buildBig(b *testing.B) *ledger.Tree {
+	bigOnce.Do(func() {
+		bigDir, bigErr = os.MkdirTemp("", "baton-ledger-bench-")
+		if bigErr != nil {
+			return
+		}
+		n := benchLeaves()
+		start := time.Now()
+		bigTree, bigErr = ledger.OpenTree(filepath.Join(bigDir, "t"))
+		if bigErr != nil {
+			return
+		}
+		at := time.Now()
+		batch := make([]baton.Leaf, 0, 10000)
+		for s := uint64(1); s <= n; s++ {
+			var h baton.Hash
+			h[0], h[1], h[2], h[3] = byte(s), byte(s>>8), byte(s>>16), byte(s>>24)
+			batch = append(batch, baton.Leaf{Topic: "bench", Seq: s, ItemHash: h, Epoch: 1 + s/1_000_000, Publisher: "node-a", At: at})
+			if len(batch) == cap(batch) || s == n {
+				if bigErr = bigTree.Append(batch); bigErr != nil {
+					return
+				}
+				batch = batch[:0]
+			}
+		}
+		fmt.Fprintf(os.Stderr, "built a ledger copy of %d leaves in %v\n", n, time.Since(start).Round(time.Millisecond))
+	})
+	if bigErr != nil {
+		b.Fatal(bigErr)
+	}
+	return bigTree
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bigTree != nil {
+		bigTree.Close()
+		os.RemoveAll(bigDir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkProof measures what GET .../items/{seq}/proof does on the node's
+// copy of a 10M-leaf log: read the entry and the O(log n) proof hashes, for
+// a random seq, against the full size. It reports p50 and p99 per proof.
+func BenchmarkProof(b *testing.B) {
+	tr := buildBig(b)
+	size := tr.Size()
+	root, err := tr.Root(size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// One proof checked with the library's verifier.
+	p, err := tr.InclusionProof(12345%size, size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, enc, err := tr.Entry(12345%size + 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := proof.VerifyInclusion(ledger.Hasher, 12345%size, size, ledger.Hasher.HashLeaf(enc), p, root[:]); err != nil {
+		b.Fatal(err)
+	}
+	durs := make([]time.Duration, 0, b.N)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		idx := rng.Uint64N(size)
+		t0 := time.Now()
+		if _, _, err := tr.Entry(idx + 1); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tr.InclusionProof(idx, size); err != nil {
+			b.Fatal(err)
+		}
+		durs = append(durs, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(durs)
+	b.ReportMetric(float64(durs[len(durs)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(durs[len(durs)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(size), "leaves")
+}
+
+// BenchmarkCheckpointSign measures one checkpoint signature on a compact
+// range of the 10M-leaf log: root from O(log n) hashes, then Ed25519.
+func BenchmarkCheckpointSign(b *testing.B) {
+	tr := buildBig(b)
+	size := tr.Size()
+	rng, err := tr.Range(size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := ledger.GenerateKey("node-a")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h, _ := rng.GetRootHash(nil)
+		var root baton.Hash
+		copy(root[:], h)
+		if _, err := ledger.Sign(ledger.Body{Topic: "bench", Size: size, Root: root, Epoch: 1, Node: "node-a"}, key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPublish compares the publisher's throughput on SQLite with the
+// ledger off (leaves are always written with the cursor; nothing else) and
+// on (the checkpointer signing every 1000 items or 1s, and a witness on a
+// second store handle mirroring into its copy and cosigning). Each round
+// publishes 20000 pre-appended items; the metric is items/s.
+func BenchmarkPublish(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "ledger=off"
+		if on {
+			name = "ledger=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			path := filepath.Join(dir, "b.db")
+			ctx := context.Background()
+			st, err := sqlite.Open(ctx, path, sqlite.Options{Sync: "normal"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			var w *ledger.Witness
+			if on {
+				wst, err := sqlite.Open(ctx, path, sqlite.Options{Sync: "normal"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer wst.Close()
+				wkey, _ := ledger.GenerateKey("node-w")
+				register(b, wst, wkey)
+				w, err = ledger.NewWitness(ledger.WitnessConfig{Store: wst, Key: wkey, Dir: filepath.Join(dir, "w")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Start(ctx)
+				defer w.Close()
+			}
+			key, _ := ledger.GenerateKey("node-a")
+			if err := st.Heartbeat(ctx, baton.Member{Node: "node-a", State: baton.MemberIdle, PublicKey: key.Public}, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			const n = 20000
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				topic := fmt.Sprintf("pub-%d", i)
+				ups := make([]baton.Update, 0, 1000)
+				for j := 0; j < n; j++ {
+					ups = append(ups, baton.Update{ID: "quote.600519", Value: json.RawMessage(fmt.Sprintf(`{"px":%d.25,"qty":%d}`, 1700+j%50, j)), MsgID: fmt.Sprintf("m%d", j)})
+					if len(ups) == cap(ups) {
+						if _, err := st.Append(ctx, topic, ups); err != nil {
+							b.Fatal(err)
+						}
+						ups = ups[:0]
+					}
+				}
+				if w != nil {
+					if err := w.Follow(topic); err != nil {
+						b.Fatal(err)
+					}
+				}
+				lease, err := st.Acquire(ctx, topic, "node-a", time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rctx, cancel := context.WithCancel(ctx)
+				done := make(chan struct{})
+				o := publisher.Options{Batch: 1000, OnCommit: func(c baton.Cursor, _ int) {
+					if c.Seq == n {
+						close(done)
+					}
+				}}
+				var cp *ledger.Checkpointer
+				if on {
+					cp, err = ledger.NewCheckpointer(ledger.CheckpointerConfig{Store: st, Lease: lease, Key: key})
+					if err != nil {
+						b.Fatal(err)
+					}
+					cp.Start(rctx)
+					o.Ledger = cp
+				}
+				t0 := time.Now()
+				errc := make(chan error, 1)
+				go func() { errc <- publisher.Run(rctx, st, lease, o) }()
+				select {
+				case <-done:
+				case err := <-errc:
+					b.Fatal(err)
+				}
+				total += time.Since(t0)
+				cancel()
+				<-errc
+				if cp != nil {
+					cp.Close()
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/total.Seconds(), "items/s")
+		})
+	}
+}
