@@ -59,9 +59,12 @@ type chaosEvent struct {
 }
 
 type workloadStats struct {
-	Acked     int            `json:"acked"`
-	Retries   int            `json:"retries"`
-	Resent    int            `json:"resent"`
+	Acked   int `json:"acked"`
+	Retries int `json:"retries"`
+	Resent  int `json:"resent"`
+	// LostAcks: updates whose first answer was lost and whose retry was
+	// acknowledged as a duplicate, at the original seq.
+	LostAcks  int            `json:"lost_acks"`
 	Delivered map[string]int `json:"delivered"`
 	Moves     int            `json:"moves"`
 	Streams   int            `json:"streams"`
@@ -99,8 +102,8 @@ func (r *chaosReport) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %-16s        %4d injected in all; %d hand-over records\n", "total", r.Injected, r.Handovers)
 	fmt.Fprintf(w, "\nworkload: topics %s\n", strings.Join(r.Topics, ", "))
-	fmt.Fprintf(w, "  acknowledged %d messages (%d attempts retried, %d resent after their acknowledgement)\n",
-		r.Workload.Acked, r.Workload.Retries, r.Workload.Resent)
+	fmt.Fprintf(w, "  acknowledged %d messages (%d attempts retried; %d taken before their answer was lost, acknowledged on retry as duplicates; %d resent after their acknowledgement)\n",
+		r.Workload.Acked, r.Workload.Retries, r.Workload.LostAcks, r.Workload.Resent)
 	names := make([]string, 0, len(r.Workload.Delivered))
 	for n := range r.Workload.Delivered {
 		names = append(names, n)

@@ -700,6 +700,7 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 		}
 		rep.Workload.Retries += s.Retries()
 		rep.Workload.Resent += s.Resent()
+		rep.Workload.LostAcks += s.LostAcks()
 	}
 	maxSeq := make(map[string]uint64)
 	for _, a := range r.h.Acks() {

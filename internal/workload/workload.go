@@ -30,6 +30,7 @@ type Source struct {
 	acked       atomic.Int64
 	retries     atomic.Int64
 	resent      atomic.Int64
+	lostAcks    atomic.Int64
 	mu          sync.Mutex
 	err         error
 	cancel      context.CancelFunc
@@ -141,6 +142,13 @@ func StartSourceWith(ctx context.Context, name, topic string, nodes []string, h 
 				}
 				if attempt == 0 {
 					s.acked.Add(int64(len(rs)))
+					for _, r := range rs {
+						if r.Duplicate {
+							// The client retried a request whose first
+							// answer was lost, and the store had it.
+							s.lostAcks.Add(1)
+						}
+					}
 				} else {
 					s.resent.Add(int64(len(rs)))
 				}
@@ -152,6 +160,11 @@ func StartSourceWith(ctx context.Context, name, topic string, nodes []string, h 
 	}()
 	return s, nil
 }
+
+// LostAcks counts updates acknowledged as duplicates on their first
+// request: a retry by the client after the answer to an earlier attempt was
+// lost (the node died or timed out after the append was durable).
+func (s *Source) LostAcks() int { return int(s.lostAcks.Load()) }
 
 // Resent counts updates sent again after their acknowledgement (Resend).
 func (s *Source) Resent() int { return int(s.resent.Load()) }
