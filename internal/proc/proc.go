@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -43,8 +44,12 @@ func Start(ctx context.Context, exe, dir, name, store string, extra ...string) (
 		}
 	}
 	p := &Node{Name: name, exe: exe, dir: dir, ready: filepath.Join(dir, name+".ready")}
-	p.args = append([]string{"serve", "--store", store, "--listen", "127.0.0.1:0", "--node", name,
-		"--ready-file", p.ready}, extra...)
+	p.args = []string{"serve", "--store", store, "--listen", "127.0.0.1:0", "--node", name, "--ready-file", p.ready}
+	if !slices.Contains(extra, "--data-dir") {
+		// Keys and the ledger copy of each node stay in the run's directory.
+		p.args = append(p.args, "--data-dir", filepath.Join(dir, name+".data"))
+	}
+	p.args = append(p.args, extra...)
 	return p, p.start(ctx)
 }
 
