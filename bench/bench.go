@@ -107,8 +107,11 @@ func (c *Config) Validate() error {
 	if c.Nodes == 0 {
 		c.Nodes = 3
 	}
-	if c.Nodes < 2 || c.Nodes > 9 {
-		return baton.Invalidf("--nodes", "%d out of range [2, 9]", c.Nodes)
+	if c.Nodes < 1 || c.Nodes > 9 {
+		return baton.Invalidf("--nodes", "%d out of range [1, 9]", c.Nodes)
+	}
+	if c.Nodes < 2 && c.has("handover") {
+		return baton.Invalidf("--nodes", "the handover scenario needs at least 2")
 	}
 	if c.ItemSize == 0 {
 		c.ItemSize = 128

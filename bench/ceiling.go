@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -29,6 +30,9 @@ type CeilingResult struct {
 	Rows    []CeilingRow `json:"rows"`
 	// SSE is the minimal SSE broadcaster's fan-out, measured as Baton's.
 	SSE []FanoutRow `json:"sse"`
+	// Latency is the latency scenario run against the minimal broadcaster
+	// (one process, no store): what the machine allows at each rate.
+	Latency []LatencyRow `json:"latency"`
 }
 
 // CeilingRow is one batch size.
@@ -68,6 +72,26 @@ func runCeilings(ctx context.Context, e *env, p plan, r *Report) error {
 			return fmt.Errorf("raw SSE broadcaster, %d terminals: %w", n, err)
 		}
 		res.SSE = append(res.SSE, row)
+	}
+	t, err := startRawSSE(ctx, e, "raw-sse-latency")
+	if err != nil {
+		return err
+	}
+	defer t.stop()
+	hc := &http.Client{Transport: newTransport(64), Timeout: 30 * time.Second}
+	th := &http.Client{Transport: newTransport(p.terminals)}
+	for _, rate := range p.rates {
+		row, err := latencyOnce(ctx, e, p, []string{t.addr}, hc, th, "lat-"+strconv.Itoa(int(rate)), rate, pad)
+		if err != nil {
+			return fmt.Errorf("raw SSE latency at %.0f items/s: %w", rate, err)
+		}
+		res.Latency = append(res.Latency, row)
+		verdict := "sustained"
+		if !row.Sustained {
+			verdict = "NOT SUSTAINED: " + row.Note
+		}
+		e.logf("raw broadcaster latency at %6.0f items/s: terminal p50 %.2f p99 %.2f max %.2f ms; %s",
+			rate, row.Terminal.P50, row.Terminal.P99, row.Terminal.Max, verdict)
 	}
 	return nil
 }

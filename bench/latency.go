@@ -50,13 +50,9 @@ func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
 	hc := &http.Client{Transport: newTransport(64), Timeout: 30 * time.Second}
 	th := &http.Client{Transport: newTransport(p.terminals)}
 	pad := padFor(e.cfg.ItemSize)
-	var bases []string
-	for _, a := range c.addrs() {
-		bases = append(bases, "http://"+a)
-	}
 	for _, rate := range p.rates {
 		topic := "latency-" + strconv.Itoa(int(rate))
-		row, err := latencyOnce(ctx, e, p, c, hc, th, bases, topic, rate, pad)
+		row, err := latencyOnce(ctx, e, p, c.addrs(), hc, th, topic, rate, pad)
 		if err != nil {
 			return fmt.Errorf("rate %.0f: %w", rate, err)
 		}
@@ -76,9 +72,12 @@ func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
 	return nil
 }
 
-func latencyOnce(ctx context.Context, e *env, p plan, c *cluster, hc, th *http.Client, bases []string, topic string, rate float64, pad string) (LatencyRow, error) {
+func latencyOnce(ctx context.Context, e *env, p plan, addrs []string, hc, th *http.Client, topic string, rate float64, pad string) (LatencyRow, error) {
 	row := LatencyRow{Rate: rate}
-	addrs := c.addrs()
+	var bases []string
+	for _, a := range addrs {
+		bases = append(bases, "http://"+a)
+	}
 	g, err := startTerminals(ctx, th, bases, topic, p.terminals, 64<<10, 50, 30*time.Second)
 	if err != nil {
 		return row, err

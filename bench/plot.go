@@ -50,7 +50,20 @@ func (r *Report) plotLatency(path string) error {
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Add(plotter.NewGrid())
+	type curve struct {
+		row    LatencyRow
+		raw    bool
+		colour int
+	}
+	var curves []curve
 	for i, row := range r.Latency.Rows {
+		curves = append(curves, curve{row: row, colour: i})
+		if raw := r.rawLatency(row.Rate); raw != nil {
+			curves = append(curves, curve{row: *raw, raw: true, colour: i})
+		}
+	}
+	for _, cv := range curves {
+		row := cv.row
 		var xys plotter.XYs
 		n := float64(row.Terminal.Count)
 		for _, c := range row.Terminal.Curve {
@@ -67,9 +80,14 @@ func (r *Report) plotLatency(path string) error {
 		if err != nil {
 			return err
 		}
-		l.Color = plotutil.Color(i)
+		l.Color = plotutil.Color(cv.colour)
 		l.Width = vg.Points(1.5)
 		label := fmt.Sprintf("%.0f items/s", row.Rate)
+		if cv.raw {
+			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			l.Width = vg.Points(1)
+			label = fmt.Sprintf("raw broadcaster, %.0f items/s", row.Rate)
+		}
 		if !row.Sustained {
 			label += " (not sustained)"
 		}

@@ -118,6 +118,12 @@ func (r *Report) finish() {
 				if !row.Sustained {
 					t.Value += " (not sustained: " + row.Note + ")"
 				}
+				if raw := r.rawLatency(row.Rate); raw != nil {
+					t.Value += fmt.Sprintf("; raw broadcaster p99 %.2f ms", raw.Terminal.P99)
+					if !raw.Sustained {
+						t.Value += " (not sustained either)"
+					}
+				}
 			}
 		}
 	}
@@ -247,13 +253,20 @@ func (r *Report) Print(w io.Writer) {
 		}
 	}
 	if r.Latency != nil {
-		fmt.Fprintf(tw, "\nlatency (%d terminals)\tsustained\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tack p99 ms\t\n", r.Latency.Terminals)
+		fmt.Fprintf(tw, "\nlatency (%d terminals)\tsustained\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tack p99 ms\traw p99 ms\t\n", r.Latency.Terminals)
 		for _, row := range r.Latency.Rows {
 			s := "yes"
 			if !row.Sustained {
 				s = fmt.Sprintf("NO (%.0f/s)", row.Achieved)
 			}
-			fmt.Fprintf(tw, "%.0f items/s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t\n", row.Rate, s, row.Terminal.P50, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99)
+			raw := "-"
+			if rl := r.rawLatency(row.Rate); rl != nil {
+				raw = fmt.Sprintf("%.2f", rl.Terminal.P99)
+				if !rl.Sustained {
+					raw += " (NO)"
+				}
+			}
+			fmt.Fprintf(tw, "%.0f items/s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%s\t\n", row.Rate, s, row.Terminal.P50, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99, raw)
 		}
 	}
 	fan := func(rows []FanoutRow) {
@@ -319,13 +332,20 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 	if r.Latency != nil {
 		fmt.Fprintf(w, "\n## Latency\n\nOpen loop, %.1f s per rate, %d terminals over %d nodes; latency from each item's intended send time to its arrival at each terminal.\n\n",
 			r.Latency.Seconds, r.Latency.Terminals, r.Latency.Nodes)
-		fmt.Fprintln(w, "| rate items/s | sustained | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| rate items/s | sustained | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p99 ms | raw broadcaster: p50 / p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 		for _, row := range r.Latency.Rows {
 			s := "yes"
 			if !row.Sustained {
 				s = fmt.Sprintf("**no**: %s (%.0f items/s acked)", row.Note, row.Achieved)
 			}
-			fmt.Fprintf(w, "| %.0f | %s | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f |\n", row.Rate, s, row.Terminal.P50, row.Terminal.P90, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99)
+			raw := "-"
+			if rl := r.rawLatency(row.Rate); rl != nil {
+				raw = fmt.Sprintf("%.2f / %.2f", rl.Terminal.P50, rl.Terminal.P99)
+				if !rl.Sustained {
+					raw += " (not sustained)"
+				}
+			}
+			fmt.Fprintf(w, "| %.0f | %s | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f | %s |\n", row.Rate, s, row.Terminal.P50, row.Terminal.P90, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99, raw)
 		}
 	}
 	var fans []FanoutRow
@@ -379,6 +399,19 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 			fmt.Fprintf(w, "- %s\n", f)
 		}
 	}
+}
+
+// rawLatency is the raw broadcaster's latency row at rate, if measured.
+func (r *Report) rawLatency(rate float64) *LatencyRow {
+	if r.Ceilings == nil {
+		return nil
+	}
+	for i := range r.Ceilings.Latency {
+		if r.Ceilings.Latency[i].Rate == rate {
+			return &r.Ceilings.Latency[i]
+		}
+	}
+	return nil
 }
 
 func ceilingName(r *Report) string {
