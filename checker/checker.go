@@ -56,6 +56,8 @@ type History struct {
 	deliveries []Delivery
 	resets     []Reset
 	sent       map[string]bool // topic/msgID of every update a source sent
+	// starts holds the position each terminal first subscribed after.
+	starts map[[2]string]uint64
 	// handovers holds each topic's release records as the API listed
 	// them (GET /v1/topics/{t}/handovers), and whether the list was
 	// complete (not cut by the API's limit).
@@ -65,6 +67,17 @@ type History struct {
 type handoverList struct {
 	recs     []baton.ReleaseRecord
 	complete bool
+}
+
+// TerminalStarted records that terminal first subscribed to topic after
+// seq after: its first item must then be after+1 (or a reset's earliest).
+func (h *History) TerminalStarted(terminal, topic string, after uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.starts == nil {
+		h.starts = make(map[[2]string]uint64)
+	}
+	h.starts[[2]string{terminal, topic}] = after
 }
 
 // HandoversSeen records a topic's release records as read from the API at
@@ -251,6 +264,11 @@ func (h *History) Check(terminals map[string][]string) Report {
 		k := tt{r.Terminal, r.Topic}
 		resetBelow[k] = max(resetBelow[k], r.Earliest)
 	}
+	started := make(map[tt]bool)
+	for k, after := range h.starts {
+		started[tt{k[0], k[1]}] = true
+		last[tt{k[0], k[1]}] = after
+	}
 	for _, d := range h.deliveries {
 		k := tt{d.Terminal, d.Topic}
 		rep.Delivered[d.Terminal]++
@@ -264,7 +282,7 @@ func (h *History) Check(terminals map[string][]string) Report {
 		if d.Seq <= last[k] {
 			rep.add(Anomaly{Kind: "reordered", Topic: d.Topic, Terminal: d.Terminal, Seq: d.Seq,
 				Detail: fmt.Sprintf("after seq %d", last[k])})
-		} else if d.Seq != last[k]+1 && d.Seq > resetBelow[k] && last[k] != 0 {
+		} else if d.Seq != last[k]+1 && d.Seq > resetBelow[k] && (last[k] != 0 || started[k]) {
 			rep.add(Anomaly{Kind: "lost", Topic: d.Topic, Terminal: d.Terminal, Seq: last[k] + 1,
 				Detail: fmt.Sprintf("gap: seq %d followed %d", d.Seq, last[k])})
 		}

@@ -208,3 +208,25 @@ func TestHandovers(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstItemAfterStart: a terminal that subscribed after seq 0 and
+// whose first item is seq 3 lost seqs 1 and 2, acknowledged or not.
+func TestFirstItemAfterStart(t *testing.T) {
+	h := checker.NewHistory()
+	h.TerminalStarted("a", "t", 0)
+	for i := 3; i <= 5; i++ {
+		u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)}
+		h.Sent("t", u.MsgID)
+		h.Delivered(checker.Delivery{Terminal: "a", Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value, MsgID: u.MsgID,
+			Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"})
+	}
+	r := h.Check(map[string][]string{"a": {"t"}})
+	if r.Lost != 1 || r.Anomalies[0].Seq != 1 {
+		t.Fatalf("report %+v", r)
+	}
+	// After a reset to earliest 3, starting at 3 is right.
+	h.ResetSeen(checker.Reset{Terminal: "a", Topic: "t", Earliest: 3})
+	if r := h.Check(map[string][]string{"a": {"t"}}); !r.OK() {
+		t.Fatalf("after a reset: %+v", r)
+	}
+}

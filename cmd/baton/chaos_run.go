@@ -145,6 +145,7 @@ func runChaos(ctx context.Context, c chaosConfig, out io.Writer) (*chaosReport, 
 	<-runCtx.Done()
 	stopProgress()
 	if ctx.Err() != nil {
+		faults.Wait() // their sleeps end with ctx
 		return nil, ctx.Err()
 	}
 	r.logf("faults over: waiting for the last ones to heal")

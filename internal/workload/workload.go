@@ -234,6 +234,7 @@ func StartTerminal(ctx context.Context, name, topic string, nodes []string, h *c
 	t.slow.Store(int64(o.Slow))
 	t.last.Store(o.After)
 	t.node.Store("")
+	h.TerminalStarted(name, topic, o.After)
 	if err := t.start(nodes); err != nil {
 		return nil, err
 	}
