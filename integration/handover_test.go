@@ -95,7 +95,10 @@ func TestPausedPublisherIsFenced(t *testing.T) {
 			t.Fatalf("no successor while paused: %s epoch %d", next.Name, l2.Epoch)
 		}
 		progress(t, src, 100)
-		if err := zombie.Resume(); err != nil {
+		// On SQLite the store may have fenced (killed) the zombie already if
+		// it was stopped inside a write transaction: then there is nothing
+		// to resume.
+		if err := zombie.Resume(); err != nil && zombie.Alive() {
 			t.Fatal(err)
 		}
 		// The zombie finds its lease gone; meanwhile the source goes on.
