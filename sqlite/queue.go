@@ -36,12 +36,11 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		if err := tx.QueryRowContext(ctx, `SELECT last_seq FROM topics WHERE topic = ?`, topic).Scan(&last); err != nil {
 			return 0, fmt.Errorf("append: %w", wrapErr(err))
 		}
-		dup, err := tx.PrepareContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`)
-		if err != nil {
-			return 0, fmt.Errorf("append: %w", wrapErr(err))
-		}
-		defer dup.Close()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		// The msg id index decides: an insert that conflicts on it is a
+		// retry, and only then is the original looked up. A fresh update,
+		// the common case, costs one statement.
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (topic, msg_id) DO NOTHING`)
 		if err != nil {
 			return 0, fmt.Errorf("append: %w", wrapErr(err))
 		}
@@ -55,21 +54,23 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 				receipts[i].Duplicate = true
 				continue
 			}
-			var seq uint64
-			var hb []byte
-			err := dup.QueryRowContext(ctx, topic, u.MsgID).Scan(&seq, &hb)
-			switch {
-			case err == nil:
+			h := baton.HashItem(topic, u)
+			res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now)
+			if err != nil {
+				return 0, fmt.Errorf("append: %w", wrapErr(err))
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return 0, fmt.Errorf("append: %w", wrapErr(err))
+			} else if n == 0 {
+				var seq uint64
+				var hb []byte
+				if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`, topic, u.MsgID).Scan(&seq, &hb); err != nil {
+					return 0, fmt.Errorf("append: look up msg id %q: %w", u.MsgID, wrapErr(err))
+				}
 				receipts[i] = baton.Receipt{Seq: seq, Hash: hashFrom(hb), MsgID: u.MsgID, Duplicate: true}
 				continue
-			case !errors.Is(err, sql.ErrNoRows):
-				return 0, fmt.Errorf("append: %w", wrapErr(err))
 			}
 			last++
-			h := baton.HashItem(topic, u)
-			if _, err := ins.ExecContext(ctx, topic, last, u.ID, []byte(u.Value), u.MsgID, h[:], now); err != nil {
-				return 0, fmt.Errorf("append: %w", wrapErr(err))
-			}
 			receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
 			inBatch[u.MsgID] = i
 		}
