@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -43,6 +44,9 @@ type Frame struct {
 
 // NewFrame encodes p.
 func NewFrame(p baton.Published) (Frame, error) {
+	if f, ok := appendFrame(p); ok {
+		return Frame{Item: p, SSE: f}, nil
+	}
 	var buf bytes.Buffer
 	buf.Grow(len(p.Value) + len(p.ID) + len(p.MsgID) + 256)
 	buf.WriteString("id: ")
@@ -71,6 +75,73 @@ func NewFrame(p baton.Published) (Frame, error) {
 	// requires. It ends with the newline that ends the data line.
 	buf.WriteByte('\n')
 	return Frame{Item: p, SSE: buf.Bytes()}, nil
+}
+
+// appendFrame is NewFrame's fast path, byte for byte what the encoder
+// makes, for the common item: strings of printable ASCII other than '"'
+// and '\\' (nothing to escape), and a value stored compact (Normalize) with
+// nothing the encoder would change: no '<', '>', '&' matter (HTML escaping is
+// off), so any compact value qualifies, but a value that is not on one line
+// is left to the encoder. It reports false when p does not qualify.
+func appendFrame(p baton.Published) ([]byte, bool) {
+	if !plainASCII(p.ID) || !plainASCII(p.MsgID) || !plainASCII(p.Publisher) || !compactValue(p.Value) {
+		return nil, false
+	}
+	b := make([]byte, 0, len(p.Value)+len(p.ID)+len(p.MsgID)+len(p.Publisher)+160)
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, p.Seq, 10)
+	b = append(b, "\nevent: "+EventNameItem+"\ndata: {\"seq\":"...)
+	b = strconv.AppendUint(b, p.Seq, 10)
+	b = append(b, `,"id":"`...)
+	b = append(b, p.ID...)
+	b = append(b, `","value":`...)
+	b = append(b, p.Value...)
+	b = append(b, `,"hash":"`...)
+	b = hex.AppendEncode(b, p.Hash[:])
+	b = append(b, `","epoch":`...)
+	b = strconv.AppendUint(b, p.Epoch, 10)
+	b = append(b, `,"publisher":"`...)
+	b = append(b, p.Publisher...)
+	b = append(b, `","msg_id":"`...)
+	b = append(b, p.MsgID...)
+	b = append(b, "\"}\n\n"...)
+	return b, true
+}
+
+// plainASCII reports whether s needs no escaping in a JSON string.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// compactValue reports whether v can go into a frame as it is: compact JSON
+// (as Normalize stores it) that the encoder would not rewrite. Only ASCII
+// values are taken, so that U+2028 and U+2029, which the encoder escapes,
+// and invalid UTF-8 never need a look; anything with white space outside
+// strings is not compact.
+func compactValue(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	in := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 0x7f || c < 0x20:
+			return false
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case !in && c == ' ':
+			return false
+		}
+	}
+	return !in && json.Valid(v)
 }
 
 func newFrames(ps []baton.Published) ([]Frame, error) {
