@@ -543,17 +543,25 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 	}
 }
 
+// restartNode starts a node again, as a supervisor would: `baton serve`
+// exits at once if it cannot open the store (Redis down, or loading its
+// append-only file after a restart-store fault), so it is retried with
+// backoff for up to a minute.
 func (r *chaosRun) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Node, detail string) {
 	var err error
-	for attempt := range 5 {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 0; ; attempt++ {
 		if err = n.Restart(ctx); err == nil {
+			if attempt > 0 {
+				detail += fmt.Sprintf(" (%d attempts: the store was not ready)", attempt+1)
+			}
 			r.healed(f, n.Name, detail)
 			return
 		}
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			break
 		}
-		sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond) // back off, then retry
+		sleep(ctx, min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)) // back off, then retry
 	}
 	r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
 }
@@ -655,9 +663,7 @@ func (r *chaosRun) healAll(ctx context.Context) {
 	for _, n := range r.nodes {
 		_ = n.Resume()
 		if !n.Alive() {
-			if err := n.Restart(ctx); err != nil {
-				r.problem("restart %s at the end: %v", n.Name, err)
-			}
+			r.restartNode(ctx, nemesis.Fault{}, n, "restarted at the end of the run")
 		}
 	}
 	for _, t := range r.terms {
