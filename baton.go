@@ -170,6 +170,34 @@ type Commit struct {
 	// Leaves are the ledger leaves of Items, one each, same order.
 	Leaves []Leaf
 	At     time.Time
+	// Checkpoint, if set, is a signed ledger checkpoint made under this
+	// same lease (Epoch, Node = Holder) of at most the new cursor's size.
+	// The store keeps it in the same atomic step, as AddCheckpoint would,
+	// if its size is above every stored checkpoint's; otherwise it is
+	// dropped and the commit goes on. It saves the publisher a write.
+	Checkpoint *Checkpoint
+}
+
+// CheckCommitCheckpoint checks the shape of a commit's checkpoint (the
+// engines call it; nil is fine).
+func CheckCommitCheckpoint(c Commit) error {
+	cp := c.Checkpoint
+	if cp == nil {
+		return nil
+	}
+	var last uint64
+	if n := len(c.Items); n > 0 {
+		last = c.Items[n-1].Seq
+	}
+	switch {
+	case cp.Topic != c.Topic || cp.Epoch != c.Epoch || cp.Node != c.Holder:
+		return Invalidf("checkpoint", "not made under the commit's lease")
+	case cp.Size == 0 || cp.Size > last:
+		return Invalidf("checkpoint", "size %d is not in [1, %d]", cp.Size, last)
+	case len(cp.Note) == 0:
+		return Invalidf("checkpoint", "no note")
+	}
+	return nil
 }
 
 // Leaf is one ledger entry: the record that a publisher, holding a lease of

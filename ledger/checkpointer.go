@@ -54,8 +54,13 @@ type CheckpointerConfig struct {
 // compact range of the topic's log in memory, fed by Committed with the
 // leaves of every commit (hashing is done here, off the commit path), and
 // signs a checkpoint every Every leaves or Interval. Signing is O(log n).
-// Its writes are fenced by the lease's epoch: once the lease is lost it
-// can store nothing, and it stops.
+//
+// A signed checkpoint waits for the publisher's next commit, which stores
+// it in the same transaction (baton.Commit.Checkpoint): under load,
+// checkpoints cost the store no extra write. If no commit takes it within
+// a short while (the topic went idle), the checkpointer stores it itself.
+// Either way the write is fenced by the lease's epoch: once the lease is
+// lost nothing can be stored, and the checkpointer stops.
 type Checkpointer struct {
 	cfg  CheckpointerConfig
 	log  *slog.Logger
@@ -63,7 +68,10 @@ type Checkpointer struct {
 	done chan struct{} // closed when run returns
 
 	rng    *compact.Range
-	signed uint64 // size of the last checkpoint stored (by anyone)
+	signed uint64 // size of the last checkpoint signed (pending or stored)
+
+	pmu     sync.Mutex
+	pending *baton.Checkpoint // signed, not yet taken by a commit
 
 	size      atomic.Uint64
 	signedOut atomic.Uint64
@@ -124,12 +132,35 @@ func (c *Checkpointer) Close() error {
 	return nil
 }
 
+// Checkpoint hands the pending signed checkpoint (if any) to the
+// publisher, to store with its next commit (publisher.Ledger).
+func (c *Checkpointer) Checkpoint() *baton.Checkpoint {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	cp := c.pending
+	c.pending = nil
+	return cp
+}
+
 // Committed hands the leaves of one successful commit over, in commit
-// order. It never blocks once the checkpointer has stopped.
-func (c *Checkpointer) Committed(leaves []baton.Leaf) {
+// order, with the checkpoint it stored. It never blocks once the
+// checkpointer has stopped.
+func (c *Checkpointer) Committed(leaves []baton.Leaf, cp *baton.Checkpoint) {
+	if cp != nil {
+		c.stored(cp.Size)
+	}
 	select {
 	case c.ch <- leaves:
 	case <-c.done:
+	}
+}
+
+func (c *Checkpointer) stored(size uint64) {
+	for {
+		old := c.signedOut.Load()
+		if old >= size || c.signedOut.CompareAndSwap(old, size) {
+			return
+		}
 	}
 }
 
@@ -189,32 +220,38 @@ func (c *Checkpointer) run(ctx context.Context) error {
 		return err
 	}
 	c.log.Debug("checkpointer ready", "size", c.rng.End(), "signed", c.signed)
-	t := time.NewTimer(c.cfg.Interval)
+	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
-	armed := true
+	// flush stores a checkpoint no commit took.
+	flushAfter := min(c.cfg.Interval, 100*time.Millisecond)
+	flush := time.NewTimer(flushAfter)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-flush.C:
+			if cp := c.Checkpoint(); cp != nil {
+				if err := c.store(ctx, cp); err != nil {
+					return err
+				}
+			}
 		case leaves := <-c.ch:
 			if err := c.add(ctx, leaves); err != nil {
 				return err
 			}
 			if c.rng.End()-c.signed >= c.cfg.Every {
-				if err := c.sign(ctx); err != nil {
+				if err := c.sign(); err != nil {
 					return err
 				}
-			}
-			if !armed && c.rng.End() > c.signed {
-				t.Reset(c.cfg.Interval)
-				armed = true
+				flush.Reset(flushAfter)
 			}
 		case <-t.C:
-			armed = false
 			if c.rng.End() > c.signed {
-				if err := c.sign(ctx); err != nil {
+				if err := c.sign(); err != nil {
 					return err
 				}
+				flush.Reset(flushAfter)
 			}
 		}
 	}
@@ -281,7 +318,9 @@ func (c *Checkpointer) root() (baton.Hash, error) {
 	return root, err
 }
 
-func (c *Checkpointer) sign(ctx context.Context) error {
+// sign signs the range as it is and leaves the checkpoint pending for the
+// next commit (replacing an older one no commit took).
+func (c *Checkpointer) sign() error {
 	root, err := c.root()
 	if err != nil {
 		return err
@@ -291,16 +330,30 @@ func (c *Checkpointer) sign(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.cfg.Store.AddCheckpoint(ctx, cp); err != nil {
-		if errors.Is(err, baton.ErrLeaseLost) || ctx.Err() != nil {
-			return fmt.Errorf("checkpoint %s/%d: %w", l.Topic, cp.Size, err)
+	c.pmu.Lock()
+	c.pending = &cp
+	c.pmu.Unlock()
+	c.signed = cp.Size
+	return nil
+}
+
+// store writes a checkpoint no commit took.
+func (c *Checkpointer) store(ctx context.Context, cp *baton.Checkpoint) error {
+	if err := c.cfg.Store.AddCheckpoint(ctx, *cp); err != nil {
+		switch {
+		case errors.Is(err, baton.ErrLeaseLost) || ctx.Err() != nil:
+			return fmt.Errorf("checkpoint %s/%d: %w", cp.Topic, cp.Size, err)
+		case errors.Is(err, baton.ErrInvalid):
+			// A commit stored a checkpoint at least as large meanwhile.
+			c.log.Debug("checkpoint not stored", "size", cp.Size, "err", err)
+		default:
+			// Transient (store unavailable): the next trigger signs again.
+			c.log.Warn("store checkpoint", "size", cp.Size, "err", err)
+			c.signed = min(c.signed, cp.Size-1)
 		}
-		// Transient (store unavailable): try again at the next trigger.
-		c.log.Warn("store checkpoint", "size", cp.Size, "err", err)
 		return nil
 	}
-	c.signed = cp.Size
-	c.signedOut.Store(cp.Size)
-	c.log.Debug("checkpoint signed", "size", cp.Size)
+	c.stored(cp.Size)
+	c.log.Debug("checkpoint stored", "size", cp.Size)
 	return nil
 }

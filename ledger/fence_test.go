@@ -61,7 +61,7 @@ func TestForgedCheckpointRefused(t *testing.T) {
 			st := e.open(t)
 			topic := "forged-" + e.name
 			wkey, _ := ledger.GenerateKey("node-w")
-			w, err := ledger.NewWitness(ledger.WitnessConfig{Store: e.open(t), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"), Poll: 10 * time.Millisecond})
+			w, err := ledger.NewWitness(ledger.WitnessConfig{Store: e.open(t), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"), Poll: 10 * time.Millisecond, CosignEvery: 10 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func TestFencedCheckpointer(t *testing.T) {
 			}
 			cp.Start(ctx)
 			defer cp.Close()
-			cp.Committed(publish(t, st, l))
+			cp.Committed(publish(t, st, l), nil)
 			checkFor(t, "a checkpoint of 10", 10*time.Second, func() bool { return cp.Signed() == 10 })
 
 			// The lease is lost: another node takes over.
@@ -210,10 +210,10 @@ func TestFencedCheckpointer(t *testing.T) {
 			// The new holder publishes; the zombie's checkpointer, told of
 			// those leaves, is fenced when it signs, and stops.
 			leaves := publish(t, st, l2)
-			cp.Committed(leaves)
+			cp.Committed(leaves, nil)
 			checkFor(t, "the zombie checkpointer to stop", 10*time.Second, func() bool {
 				done := make(chan struct{})
-				go func() { cp.Committed(nil); close(done) }()
+				go func() { cp.Committed(nil, nil); close(done) }()
 				select {
 				case <-done:
 				case <-time.After(50 * time.Millisecond):

@@ -99,7 +99,7 @@ func startNode(t *testing.T, st baton.Store, id string) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,14 +250,14 @@ func TestLedger(t *testing.T) {
 			// A handover: stop the publisher; another takes over and goes on
 			// checkpointing from its own copy.
 			var pub *testNode
-			for _, tn := range nodes {
-				if _, ok := tn.node.Active()[topic]; ok {
-					pub = tn
+			checkFor(t, "a publisher", 10*time.Second, func() bool {
+				for _, tn := range nodes {
+					if _, ok := tn.node.Active()[topic]; ok {
+						pub = tn
+					}
 				}
-			}
-			if pub == nil {
-				t.Fatal("no publisher")
-			}
+				return pub != nil
+			})
 			pub.stop()
 			appendN(t, st, topic, 0)
 			var rest *testNode

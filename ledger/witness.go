@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,12 @@ type WitnessConfig struct {
 	Dir string
 	// Poll is the fallback re-read of the store (checkpoints are not
 	// signalled). Default 200ms.
-	Poll   time.Duration
+	Poll time.Duration
+	// CosignEvery bounds the cosignature writes: every checkpoint is
+	// checked, but a witness cosigns at most one per topic per CosignEvery,
+	// the latest it accepted (a cosignature on a checkpoint vouches for
+	// every earlier one, by consistency). Default 1s.
+	CosignEvery time.Duration
 	Logger *slog.Logger
 	// Alarms counts alarms (metrics); optional.
 	OnAlarm func(topic, msg string)
@@ -64,6 +70,9 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 200 * time.Millisecond
 	}
+	if cfg.CosignEvery <= 0 {
+		cfg.CosignEvery = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -97,6 +106,9 @@ func (w *Witness) Close() error {
 	defer w.mu.Unlock()
 	var errs []error
 	for _, tw := range w.topics {
+		if tw.dirty {
+			errs = append(errs, tw.saveState())
+		}
 		errs = append(errs, tw.tree.Close())
 	}
 	return errors.Join(errs...)
@@ -158,6 +170,10 @@ type topicWitness struct {
 	seen      map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
 	refused   map[uint64]bool
 	rewritten map[baton.Hash]bool
+	lastCosign time.Time
+	feed       chan []baton.Leaf // leaves this node's own publisher committed
+	dirty      bool              // state not saved since it changed
+	lastSave   time.Time
 
 	// Read by others.
 	mu       sync.Mutex
@@ -175,7 +191,8 @@ func (w *Witness) open(topic string) (*topicWitness, error) {
 		return nil, err
 	}
 	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic),
-		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool)}
+		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool),
+		feed: make(chan []baton.Leaf, 256)}
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	switch {
 	case err == nil:
@@ -226,12 +243,43 @@ func (tw *topicWitness) run(ctx context.Context) {
 		if err := tw.check(ctx); err != nil && ctx.Err() == nil {
 			tw.log.Warn("ledger copy: check checkpoints", "err", err)
 		}
+		var fedAt time.Time
+	wait:
 		select {
 		case <-ctx.Done():
 			return
+		case ls := <-tw.feed:
+			// The node's own publisher committed these: append them
+			// without reading the store back, if they are next.
+			if len(ls) > 0 && ls[0].Seq == tw.tree.Size()+1 {
+				if err := tw.appendChecked(ls); err != nil && ctx.Err() == nil {
+					tw.log.Warn("ledger copy: append", "err", err)
+				}
+			}
+			fedAt = time.Now()
+			goto wait
 		case <-sub.C():
+			// While fed, commits need no read: checkpoints are checked
+			// on the next tick.
+			if time.Since(fedAt) < tw.w.cfg.Poll {
+				goto wait
+			}
 		case <-t.C:
 		}
+	}
+}
+
+// Feed hands the witness the leaves this node's publisher just committed
+// (in commit order), saving it from reading them back from the store. It
+// never blocks: if the witness is behind, it reads the store instead.
+func (w *Witness) Feed(topic string, leaves []baton.Leaf) {
+	tw, err := w.topic(topic)
+	if err != nil {
+		return
+	}
+	select {
+	case tw.feed <- leaves:
+	default:
 	}
 }
 
@@ -258,25 +306,32 @@ func (tw *topicWitness) mirror(ctx context.Context) error {
 		if len(ls) == 0 {
 			return nil
 		}
-		for i, l := range ls {
-			want := size + 1 + uint64(i)
-			if l.Seq != want || l.Topic != tw.topic {
-				tw.alarm(fmt.Sprintf("leaf %d: the store gives seq %d of topic %s (the ledger has a gap or is out of order)", want, l.Seq, l.Topic))
-				ls = ls[:i]
-				break
-			}
-			if l.Epoch < tw.lastEpoch {
-				tw.alarm(fmt.Sprintf("leaf %d: epoch %d after epoch %d: epochs went back (two publishers overlapped)", l.Seq, l.Epoch, tw.lastEpoch))
-			}
-			tw.lastEpoch = max(tw.lastEpoch, l.Epoch)
-		}
-		if len(ls) == 0 {
-			return nil
-		}
-		if err := tw.tree.Append(ls); err != nil {
+		if err := tw.appendChecked(ls); err != nil {
 			return err
 		}
 	}
+}
+
+// appendChecked appends the next leaves to the copy, raising an alarm for
+// a gap or an epoch going back.
+func (tw *topicWitness) appendChecked(ls []baton.Leaf) error {
+	size := tw.tree.Size()
+	for i, l := range ls {
+		want := size + 1 + uint64(i)
+		if l.Seq != want || l.Topic != tw.topic {
+			tw.alarm(fmt.Sprintf("leaf %d: the store gives seq %d of topic %s (the ledger has a gap or is out of order)", want, l.Seq, l.Topic))
+			ls = ls[:i]
+			break
+		}
+		if l.Epoch < tw.lastEpoch {
+			tw.alarm(fmt.Sprintf("leaf %d: epoch %d after epoch %d: epochs went back (two publishers overlapped)", l.Seq, l.Epoch, tw.lastEpoch))
+		}
+		tw.lastEpoch = max(tw.lastEpoch, l.Epoch)
+	}
+	if len(ls) == 0 {
+		return errors.New("no leaf to append")
+	}
+	return tw.tree.Append(ls)
 }
 
 func (tw *topicWitness) keys(ctx context.Context, node string) (*Keys, error) {
@@ -318,9 +373,25 @@ func (tw *topicWitness) holder(ctx context.Context, epoch uint64) (string, error
 	return tw.holders[epoch], nil
 }
 
-// check verifies (and cosigns) every checkpoint newer than the last one
-// accepted that the copy covers.
+// check verifies every checkpoint newer than the last one accepted that
+// the copy covers, then cosigns the latest accepted if it is time.
 func (tw *topicWitness) check(ctx context.Context) error {
+	if err := tw.checkNew(ctx); err != nil {
+		return err
+	}
+	if err := tw.cosign(ctx); err != nil {
+		return err
+	}
+	// The state is synced at most once per CosignEvery (and before every
+	// cosignature): after a crash, an older accepted checkpoint is as good
+	// a starting point.
+	if tw.dirty && time.Since(tw.lastSave) >= tw.w.cfg.CosignEvery {
+		return tw.saveState()
+	}
+	return nil
+}
+
+func (tw *topicWitness) checkNew(ctx context.Context) error {
 	st := tw.w.cfg.Store
 	latest, err := st.Checkpoint(ctx, tw.topic)
 	if errors.Is(err, baton.ErrNotFound) {
@@ -417,27 +488,8 @@ func (tw *topicWitness) verify(ctx context.Context, cp baton.Checkpoint) error {
 }
 
 func (tw *topicWitness) accept(ctx context.Context, cp baton.Checkpoint) error {
-	me := tw.w.cfg.Key.Node
-	if cp.Node != me && !hasCosigner(cp, me) {
-		text, err := Text(cp.Note)
-		if err != nil {
-			return err
-		}
-		cs, err := Cosign(text, tw.w.cfg.Key)
-		if err != nil {
-			return err
-		}
-		if err := tw.w.cfg.Store.Cosign(ctx, tw.topic, cp.Size, cs); err != nil {
-			return fmt.Errorf("cosign checkpoint %d: %w", cp.Size, err)
-		}
-		cs.At = time.Now()
-		cp.Cosignatures = append(cp.Cosignatures, cs)
-		tw.cosigned.Store(cp.Size)
-	}
 	tw.state = witnessState{Size: cp.Size, Root: cp.Root, Epoch: cp.Epoch, Node: cp.Node}
-	if err := tw.saveState(); err != nil {
-		return err
-	}
+	tw.dirty = true
 	tw.seen[cp.Size] = cp.Root
 	if len(tw.seen) > 1024 {
 		for s := range tw.seen {
@@ -450,6 +502,44 @@ func (tw *topicWitness) accept(ctx context.Context, cp baton.Checkpoint) error {
 		}
 	}
 	tw.setLatest(cp)
+	return nil
+}
+
+// cosign cosigns the latest accepted checkpoint, unless this node signed
+// it, already cosigned it, or cosigned another less than CosignEvery ago.
+func (tw *topicWitness) cosign(ctx context.Context) error {
+	tw.mu.Lock()
+	cp, ok := tw.latest, tw.hasCP
+	tw.mu.Unlock()
+	me := tw.w.cfg.Key.Node
+	if !ok || cp.Node == me || hasCosigner(cp, me) || tw.cosigned.Load() >= cp.Size ||
+		time.Since(tw.lastCosign) < tw.w.cfg.CosignEvery {
+		return nil
+	}
+	if tw.dirty {
+		if err := tw.saveState(); err != nil {
+			return err
+		}
+	}
+	text, err := Text(cp.Note)
+	if err != nil {
+		return err
+	}
+	cs, err := Cosign(text, tw.w.cfg.Key)
+	if err != nil {
+		return err
+	}
+	if err := tw.w.cfg.Store.Cosign(ctx, tw.topic, cp.Size, cs); err != nil {
+		return fmt.Errorf("cosign checkpoint %d: %w", cp.Size, err)
+	}
+	tw.lastCosign = time.Now()
+	tw.cosigned.Store(cp.Size)
+	cs.At = tw.lastCosign
+	tw.mu.Lock()
+	if tw.latest.Size == cp.Size && !hasCosigner(tw.latest, me) {
+		tw.latest.Cosignatures = append(slices.Clone(tw.latest.Cosignatures), cs)
+	}
+	tw.mu.Unlock()
 	return nil
 }
 
@@ -501,6 +591,7 @@ func (tw *topicWitness) saveState() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("save witness state: %w", err)
 	}
+	tw.dirty, tw.lastSave = false, time.Now()
 	return nil
 }
 

@@ -299,6 +299,9 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		cp.Start(ctx)
 		defer cp.Close()
 		o.Ledger = cp
+		if n.cfg.Witness != nil {
+			o.Ledger = feedWitness{cp, n.cfg.Witness, lease.Topic}
+		}
 	}
 	return publisher.Run(ctx, n.store, lease, o)
 }
@@ -389,4 +392,17 @@ func (n *Node) Status(ctx context.Context) (baton.NodeStatus, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// feedWitness also hands the committed leaves to this node's witness, which
+// then need not read them back from the store.
+type feedWitness struct {
+	*ledger.Checkpointer
+	w     *ledger.Witness
+	topic string
+}
+
+func (f feedWitness) Committed(leaves []baton.Leaf, cp *baton.Checkpoint) {
+	f.Checkpointer.Committed(leaves, cp)
+	f.w.Feed(f.topic, leaves)
 }

@@ -32,15 +32,21 @@ type Options struct {
 	Logger *slog.Logger
 	// OnCommit is told of every commit (metrics, tests). It must not block.
 	OnCommit func(baton.Cursor, int)
-	// Ledger, if set, is handed the leaves of every successful commit, in
-	// order (the checkpointer: see package ledger). It must not block for
-	// long: it runs on the commit path.
+	// Ledger, if set, is the lease's checkpointer (see package ledger): it
+	// is handed the leaves of every successful commit, in order, and may
+	// give a signed checkpoint to store with the next commit. Its methods
+	// run on the commit path and must not block for long.
 	Ledger Ledger
 }
 
-// Ledger is told of the leaves the publisher committed.
+// Ledger is the publisher's side of the ledger's checkpointer.
 type Ledger interface {
-	Committed(leaves []baton.Leaf)
+	// Checkpoint returns a signed checkpoint to store with the next
+	// commit (see baton.Commit.Checkpoint), or nil.
+	Checkpoint() *baton.Checkpoint
+	// Committed is told of a successful commit: its leaves and the
+	// checkpoint it carried (nil if none).
+	Committed(leaves []baton.Leaf, cp *baton.Checkpoint)
 }
 
 // Run publishes the topic under lease until ctx ends or the store fences
@@ -98,13 +104,17 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		for i, it := range items {
 			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
 		}
+		var cp *baton.Checkpoint
+		if o.Ledger != nil {
+			cp = o.Ledger.Checkpoint()
+		}
 		next, err := st.Commit(ctx, baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
-			PrevSeq: cur.Seq, Items: items, Leaves: leaves, At: now})
+			PrevSeq: cur.Seq, Items: items, Leaves: leaves, At: now, Checkpoint: cp})
 		switch {
 		case err == nil:
 			cur = next
 			if o.Ledger != nil {
-				o.Ledger.Committed(leaves)
+				o.Ledger.Committed(leaves, cp)
 			}
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))

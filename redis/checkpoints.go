@@ -40,8 +40,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 	if cp.Node == "" || len(cp.Note) == 0 || cp.Size == 0 {
 		return baton.Invalidf("checkpoint", "node, note and size are required")
 	}
-	js, err := json.Marshal(checkpointJSON{Root: cp.Root.String(), Epoch: strconv.FormatUint(cp.Epoch, 10),
-		Node: cp.Node, Note: base64.StdEncoding.EncodeToString(cp.Note)})
+	js, err := checkpointJSONOf(cp)
 	if err != nil {
 		return fmt.Errorf("add checkpoint: %w", err)
 	}
@@ -61,6 +60,11 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 		return baton.Invalidf("size", "%s", replyStr(r, 1))
 	}
 	return fmt.Errorf("add checkpoint %s: unexpected reply %v", t, r)
+}
+
+func checkpointJSONOf(cp baton.Checkpoint) ([]byte, error) {
+	return json.Marshal(checkpointJSON{Root: cp.Root.String(), Epoch: strconv.FormatUint(cp.Epoch, 10),
+		Node: cp.Node, Note: base64.StdEncoding.EncodeToString(cp.Note)})
 }
 
 // Checkpoint implements baton.Checkpoints.

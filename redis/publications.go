@@ -61,12 +61,25 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if err := checkCommit(c); err != nil {
 		return baton.Cursor{}, err
 	}
-	args := make([]any, 0, 5+3*len(c.Items))
+	if err := baton.CheckCommitCheckpoint(c); err != nil {
+		return baton.Cursor{}, err
+	}
+	args := make([]any, 0, 7+3*len(c.Items))
 	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items))
 	for i, it := range c.Items {
 		args = append(args, it.Seq, it.Hash.String(), nanos(c.Leaves[i].At))
 	}
-	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic)}
+	if cp := c.Checkpoint; cp != nil {
+		js, err := checkpointJSONOf(*cp)
+		if err != nil {
+			return baton.Cursor{}, fmt.Errorf("commit %s: %w", c.Topic, err)
+		}
+		args = append(args, cp.Size, js)
+	} else {
+		args = append(args, "", "")
+	}
+	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic),
+		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic)}
 	r, err := s.run(ctx, scriptCommit, true, keys, args...)
 	if err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)

@@ -40,6 +40,9 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if err := checkCommit(c); err != nil {
 		return baton.Cursor{}, err
 	}
+	if err := baton.CheckCommitCheckpoint(c); err != nil {
+		return baton.Cursor{}, err
+	}
 	last := c.Items[len(c.Items)-1]
 	var cur baton.Cursor
 	err := s.write(ctx, c.Topic, func(tx *sql.Tx) (baton.Signal, error) {
@@ -75,6 +78,13 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		if _, err := tx.ExecContext(ctx, `UPDATE topics SET cursor_seq = ?, cursor_hash = ?, cursor_epoch = ?, cursor_at = ? WHERE topic = ?`,
 			last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
 			return 0, fmt.Errorf("commit: %w", wrapErr(err))
+		}
+		if cp := c.Checkpoint; cp != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (topic, size, root, epoch, node, at, note)
+				SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? > (SELECT coalesce(max(size), 0) FROM checkpoints WHERE topic = ?)`,
+				c.Topic, cp.Size, cp.Root[:], cp.Epoch, cp.Node, nanos(now), cp.Note, cp.Size, c.Topic); err != nil {
+				return 0, fmt.Errorf("commit: store checkpoint: %w", wrapErr(err))
+			}
 		}
 		cur = baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch, UpdatedAt: fromNanos(nanos(now))}
 		return baton.SignalCommit, nil

@@ -18,6 +18,10 @@ import (
 //     back sorted by node; Cosign of an unknown size is ErrNotFound.
 //   - K5 NodeKeys keeps every (node, key) pair a heartbeat registered, also
 //     after Leave.
+//   - K6 A Commit may carry a checkpoint of its own lease, of a size up to
+//     its last item: it is stored with the commit if its size is above the
+//     latest, else dropped while the commit goes on. One of another lease,
+//     or beyond the commit, is ErrInvalid and nothing is committed.
 func checkpointTests() []test {
 	return []test{
 		{"AddAndRead", testCheckpointAddAndRead},
@@ -25,6 +29,7 @@ func checkpointTests() []test {
 		{"SizeBounds", testCheckpointSizeBounds},
 		{"Cosign", testCheckpointCosign},
 		{"NodeKeys", testNodeKeys},
+		{"WithCommit", testCheckpointWithCommit},
 	}
 }
 
@@ -163,4 +168,47 @@ func testNodeKeys(e *env) {
 	if len(got) != 2 || !bytes.Equal(got[0], k1) || !bytes.Equal(got[1], k2) {
 		e.t.Fatalf("[K5] NodeKeys of %s after Leave: got %q, want both keys in order", node, got)
 	}
+}
+
+func testCheckpointWithCommit(e *env) {
+	topic := e.topic("")
+	its := e.appendN(topic, 6)
+	l := e.acquire(topic, "node-a", liveTTL)
+	e.commit(l, 0, its[:2])
+	c := commitOf(l, 2, its[2:4])
+	cp := checkpointOf(l, 4)
+	c.Checkpoint = &cp
+	_, err := e.s.Commit(e.ctx, c)
+	e.noErr(err, "[K6] Commit with a checkpoint of its last item")
+	got, err := e.s.Checkpoint(e.ctx, topic)
+	e.noErr(err, "Checkpoint")
+	e.checkCheckpoint("[K6] checkpoint stored with the commit", got, cp)
+
+	// Beyond the commit, or of another lease: refused, nothing committed.
+	before := e.snapshot(topic)
+	c = commitOf(l, 4, its[4:5])
+	beyond := checkpointOf(l, 6)
+	c.Checkpoint = &beyond
+	_, err = e.s.Commit(e.ctx, c)
+	e.wantErr(err, baton.ErrInvalid, "[K6] Commit with a checkpoint beyond its items")
+	other := l
+	other.Holder = "node-b"
+	wrong := checkpointOf(other, 5)
+	c.Checkpoint = &wrong
+	_, err = e.s.Commit(e.ctx, c)
+	e.wantErr(err, baton.ErrInvalid, "[K6] Commit with a checkpoint of another holder")
+	e.unchanged("[K6] refused commits", topic, before)
+
+	// A stale size is dropped; the commit goes on.
+	stale := checkpointOf(l, 3)
+	c = commitOf(l, 4, its[4:])
+	c.Checkpoint = &stale
+	cur, err := e.s.Commit(e.ctx, c)
+	e.noErr(err, "[K6] Commit with a stale checkpoint")
+	if cur.Seq != 6 {
+		e.t.Fatalf("[K6] cursor %d after the commit, want 6", cur.Seq)
+	}
+	got, err = e.s.Checkpoint(e.ctx, topic)
+	e.noErr(err, "Checkpoint")
+	e.checkCheckpoint("[K6] latest after a stale one was dropped", got, cp)
 }

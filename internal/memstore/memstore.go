@@ -589,6 +589,9 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if err := validCommit(c); err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
 	}
+	if err := baton.CheckCommitCheckpoint(c); err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
+	}
 	d := s.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -612,6 +615,11 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	for i, it := range c.Items {
 		t.pubs[it.Seq] = publication{epoch: c.Epoch, publisher: c.Holder, at: now}
 		t.leaves = append(t.leaves, c.Leaves[i])
+	}
+	if cp := c.Checkpoint; cp != nil && (len(t.cps) == 0 || t.cps[len(t.cps)-1].Size < cp.Size) {
+		k := copyCheckpoint(*cp)
+		k.Cosignatures, k.At = nil, now
+		t.cps = append(t.cps, k)
 	}
 	d.notify(c.Topic, baton.SignalCommit)
 	return t.cursor, nil

@@ -1,7 +1,8 @@
 -- Publish items: move the cursor and append their ledger leaves, only under
 -- the live lease (epoch, holder) and with the cursor at prev_seq.
--- KEYS: lock, cursor, hashes, ledger (stream), meta
--- ARGV: channel, holder, epoch, prev_seq, n, then n times: seq, item_hash, at_ns ('' = now)
+-- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes
+-- ARGV: channel, holder, epoch, prev_seq, n, then n times: seq, item_hash, at_ns ('' = now),
+--       then checkpoint size and json ('' '' = none): stored if above every stored size.
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
 local channel, holder, epoch, prev, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_us()
@@ -43,5 +44,15 @@ for i = 1, n do
     'publisher', holder, 'at_ns', at)
 end
 redis.call('HSET', KEYS[2], 'seq', str(upto), 'hash', hs[n], 'epoch', str(epoch), 'updated_us', str(now))
+local cpsize = ARGV[6 + n * 3]
+if cpsize and cpsize ~= '' then
+  local top = redis.call('ZREVRANGE', KEYS[7], 0, 0, 'WITHSCORES')
+  if #top == 0 or tonumber(top[2]) < tonumber(cpsize) then
+    local cp = cjson.decode(ARGV[7 + n * 3])
+    cp.at_us = str(now)
+    redis.call('HSET', KEYS[6], cpsize, cjson.encode(cp))
+    redis.call('ZADD', KEYS[7], cpsize, cpsize)
+  end
+end
 redis.call('PUBLISH', channel, 'commit ' .. str(upto))
 return {'ok', str(now)}
