@@ -40,11 +40,16 @@ type CheckpointerConfig struct {
 	// whichever comes first.
 	Every    uint64
 	Interval time.Duration
-	// Base, if set, gives a compact range of the first leaves from the
-	// node's own copy (at most max leaves), so that a takeover does not
-	// re-read the whole ledger from the store.
-	Base   func(max uint64) (*compact.Range, error)
-	Logger *slog.Logger
+	// Tree, if set, is the node's own copy of the topic's log (its
+	// witness's): the checkpointer appends the committed leaves to it and
+	// signs its in-memory compact range, so that the leaves are hashed once
+	// on this node and a takeover does not re-read the ledger from the
+	// store. Without it the checkpointer keeps its own compact range,
+	// rebuilt from the store's leaves on takeover.
+	Tree *Tree
+	// OnAppend, if set, is called after leaves were appended to Tree.
+	OnAppend func()
+	Logger   *slog.Logger
 	// OnAlarm is told when the ledger in the store does not match the last
 	// checkpoint (the checkpointer then stops signing).
 	OnAlarm func(msg string)
@@ -67,7 +72,7 @@ type Checkpointer struct {
 	ch   chan []baton.Leaf
 	done chan struct{} // closed when run returns
 
-	rng    *compact.Range
+	log2   logState
 	signed uint64 // size of the last checkpoint signed (pending or stored)
 
 	pmu     sync.Mutex
@@ -170,6 +175,68 @@ func (c *Checkpointer) Signed() uint64 { return c.signedOut.Load() }
 // Size is the number of leaves in the in-memory range.
 func (c *Checkpointer) Size() uint64 { return c.size.Load() }
 
+// logState is the log the checkpointer signs: its own compact range, or
+// the node's Tree.
+type logState interface {
+	End() uint64
+	// Append adds committed leaves; leaves already in are skipped.
+	Append(leaves []baton.Leaf) error
+	// Root is the root of the whole log.
+	Root() (baton.Hash, error)
+}
+
+type memLog struct{ rng *compact.Range }
+
+func (m *memLog) End() uint64 { return m.rng.End() }
+
+func (m *memLog) Append(leaves []baton.Leaf) error {
+	for _, l := range leaves {
+		if l.Seq <= m.rng.End() {
+			continue
+		}
+		if l.Seq != m.rng.End()+1 {
+			return fmt.Errorf("leaf %d after %d leaves", l.Seq, m.rng.End())
+		}
+		if err := m.rng.Append(LeafHash(l), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memLog) Root() (baton.Hash, error) {
+	var root baton.Hash
+	if m.rng.End() == 0 {
+		copy(root[:], Hasher.EmptyRoot())
+		return root, nil
+	}
+	h, err := m.rng.GetRootHash(nil)
+	copy(root[:], h)
+	return root, err
+}
+
+type treeLog struct {
+	t        *Tree
+	onAppend func()
+}
+
+func (l treeLog) End() uint64 { return l.t.Size() }
+
+func (l treeLog) Append(leaves []baton.Leaf) error {
+	if err := l.t.AppendFrom(leaves); err != nil {
+		return err
+	}
+	if l.onAppend != nil {
+		l.onAppend()
+	}
+	return nil
+}
+
+func (l treeLog) Root() (baton.Hash, error) {
+	_, root, err := l.t.Latest()
+	return root, err
+}
+
 func (c *Checkpointer) run(ctx context.Context) error {
 	topic := c.cfg.Lease.Topic
 	st := c.cfg.Store
@@ -177,14 +244,13 @@ func (c *Checkpointer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)
 	}
-	// Build the range: from the node's copy if it has one, then from the
-	// store up to the latest checkpoint (checking its root) and the cursor.
-	c.rng = rangeFactory.NewEmptyRange(0)
-	if c.cfg.Base != nil {
-		if r, err := c.cfg.Base(cur.Seq); err == nil && r != nil {
-			c.rng = r
-		}
+	if c.cfg.Tree != nil {
+		c.log2 = treeLog{c.cfg.Tree, c.cfg.OnAppend}
+	} else {
+		c.log2 = &memLog{rangeFactory.NewEmptyRange(0)}
 	}
+	// Bring the log up to the latest checkpoint and check its root, then
+	// up to the cursor.
 	latest, err := st.Checkpoint(ctx, topic)
 	switch {
 	case errors.Is(err, baton.ErrNotFound):
@@ -192,34 +258,31 @@ func (c *Checkpointer) run(ctx context.Context) error {
 		return fmt.Errorf("checkpointer %s: read latest checkpoint: %w", topic, err)
 	default:
 		c.signed = latest.Size
-		if latest.Size < c.rng.End() {
-			// The copy is ahead of the checkpoint: take the copy's root at
-			// its size instead (the witness checked it already).
-			if c.cfg.Base != nil {
-				if r, err := c.cfg.Base(latest.Size); err == nil && r != nil {
-					c.rng = r
-				}
-			}
+		if err := c.catchUp(ctx, latest.Size); err != nil {
+			return err
 		}
-		if latest.Size >= c.rng.End() {
-			if err := c.catchUp(ctx, latest.Size); err != nil {
-				return err
+		var root baton.Hash
+		if c.cfg.Tree != nil {
+			root, err = c.cfg.Tree.Root(latest.Size)
+		} else if c.log2.End() == latest.Size {
+			root, err = c.log2.Root()
+		}
+		if err != nil {
+			return err
+		}
+		if root != latest.Root {
+			msg := fmt.Sprintf("ledger of %s: the leaves 1..%d hash to %s, but the latest checkpoint (epoch %d by %s) says %s",
+				topic, latest.Size, root, latest.Epoch, latest.Node, latest.Root)
+			if c.cfg.OnAlarm != nil {
+				c.cfg.OnAlarm(msg)
 			}
-			root, _ := c.root()
-			if root != latest.Root {
-				msg := fmt.Sprintf("ledger of %s: the leaves 1..%d in the store hash to %s, but the latest checkpoint (epoch %d by %s) says %s",
-					topic, latest.Size, root, latest.Epoch, latest.Node, latest.Root)
-				if c.cfg.OnAlarm != nil {
-					c.cfg.OnAlarm(msg)
-				}
-				return errors.New(msg)
-			}
+			return errors.New(msg)
 		}
 	}
 	if err := c.catchUp(ctx, cur.Seq); err != nil {
 		return err
 	}
-	c.log.Debug("checkpointer ready", "size", c.rng.End(), "signed", c.signed)
+	c.log.Debug("checkpointer ready", "size", c.log2.End(), "signed", c.signed)
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	// flush stores a checkpoint no commit took.
@@ -240,14 +303,14 @@ func (c *Checkpointer) run(ctx context.Context) error {
 			if err := c.add(ctx, leaves); err != nil {
 				return err
 			}
-			if c.rng.End()-c.signed >= c.cfg.Every {
+			if c.log2.End()-c.signed >= c.cfg.Every {
 				if err := c.sign(); err != nil {
 					return err
 				}
 				flush.Reset(flushAfter)
 			}
 		case <-t.C:
-			if c.rng.End() > c.signed {
+			if c.log2.End() > c.signed {
 				if err := c.sign(); err != nil {
 					return err
 				}
@@ -262,71 +325,56 @@ func (c *Checkpointer) add(ctx context.Context, leaves []baton.Leaf) error {
 	if len(leaves) == 0 {
 		return nil
 	}
-	if first := leaves[0].Seq; first > c.rng.End()+1 {
+	if first := leaves[0].Seq; first > c.log2.End()+1 {
 		if err := c.catchUp(ctx, first-1); err != nil {
 			return err
 		}
 	}
-	for _, l := range leaves {
-		if l.Seq <= c.rng.End() {
-			continue // already read from the store
-		}
-		if l.Seq != c.rng.End()+1 {
-			return fmt.Errorf("checkpointer %s: leaf %d after %d leaves", l.Topic, l.Seq, c.rng.End())
-		}
-		if err := c.rng.Append(LeafHash(l), nil); err != nil {
-			return err
-		}
+	if err := c.log2.Append(leaves); err != nil {
+		return fmt.Errorf("checkpointer %s: %w", c.cfg.Lease.Topic, err)
 	}
-	c.size.Store(c.rng.End())
+	c.size.Store(c.log2.End())
 	return nil
 }
 
 // catchUp appends the store's leaves up to seq upto.
 func (c *Checkpointer) catchUp(ctx context.Context, upto uint64) error {
 	topic := c.cfg.Lease.Topic
-	for c.rng.End() < upto {
-		n := min(upto-c.rng.End(), 5000)
-		ls, err := c.cfg.Store.Leaves(ctx, topic, c.rng.End(), int(n))
+	for c.log2.End() < upto {
+		n := min(upto-c.log2.End(), 5000)
+		ls, err := c.cfg.Store.Leaves(ctx, topic, c.log2.End(), int(n))
 		if err != nil {
-			return fmt.Errorf("checkpointer %s: read leaves after %d: %w", topic, c.rng.End(), err)
+			return fmt.Errorf("checkpointer %s: read leaves after %d: %w", topic, c.log2.End(), err)
 		}
 		if len(ls) == 0 {
-			return fmt.Errorf("checkpointer %s: the store has no leaf %d (cursor at %d)", topic, c.rng.End()+1, upto)
+			return fmt.Errorf("checkpointer %s: the store has no leaf %d (cursor at %d)", topic, c.log2.End()+1, upto)
 		}
-		for _, l := range ls {
-			if l.Seq != c.rng.End()+1 {
-				return fmt.Errorf("checkpointer %s: leaf %d follows %d leaves: the ledger has a gap", topic, l.Seq, c.rng.End())
-			}
-			if err := c.rng.Append(LeafHash(l), nil); err != nil {
-				return err
-			}
+		if err := c.log2.Append(ls); err != nil {
+			return fmt.Errorf("checkpointer %s: %w (the ledger has a gap)", topic, err)
 		}
 	}
-	c.size.Store(c.rng.End())
+	c.size.Store(c.log2.End())
 	return nil
-}
-
-func (c *Checkpointer) root() (baton.Hash, error) {
-	var root baton.Hash
-	if c.rng.End() == 0 {
-		copy(root[:], Hasher.EmptyRoot())
-		return root, nil
-	}
-	h, err := c.rng.GetRootHash(nil)
-	copy(root[:], h)
-	return root, err
 }
 
 // sign signs the range as it is and leaves the checkpoint pending for the
 // next commit (replacing an older one no commit took).
 func (c *Checkpointer) sign() error {
-	root, err := c.root()
+	var size uint64
+	var root baton.Hash
+	var err error
+	if c.cfg.Tree != nil {
+		// One consistent (size, root) pair: the witness may append too.
+		size, root, err = c.cfg.Tree.Latest()
+	} else {
+		size = c.log2.End()
+		root, err = c.log2.Root()
+	}
 	if err != nil {
 		return err
 	}
 	l := c.cfg.Lease
-	cp, err := Sign(Body{Topic: l.Topic, Size: c.rng.End(), Root: root, Epoch: l.Epoch, Node: l.Holder}, c.cfg.Key)
+	cp, err := Sign(Body{Topic: l.Topic, Size: size, Root: root, Epoch: l.Epoch, Node: l.Holder}, c.cfg.Key)
 	if err != nil {
 		return err
 	}

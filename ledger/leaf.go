@@ -11,6 +11,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -112,5 +113,28 @@ func DecodeLeaf(b []byte) (baton.Leaf, error) {
 
 // LeafHash is the Merkle leaf hash of l.
 func LeafHash(l baton.Leaf) []byte {
-	return Hasher.HashLeaf(EncodeLeaf(l))
+	var buf [160]byte
+	b := append(buf[:0], 0) // RFC 6962 leaf prefix
+	b = appendLeaf(b, l)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// hashLeafEnc is the leaf hash of an encoding: SHA-256(0x00 || enc), as
+// Hasher.HashLeaf, without its per-call allocations (the ledger's hot loop).
+func hashLeafEnc(scratch *[]byte, enc []byte) []byte {
+	b := append(append((*scratch)[:0], 0), enc...)
+	*scratch = b
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// hashChildren is SHA-256(0x01 || l || r), as Hasher.HashChildren.
+func hashChildren(l, r []byte) []byte {
+	var b [1 + 2*sha256.Size]byte
+	b[0] = 1
+	copy(b[1:], l)
+	copy(b[1+sha256.Size:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
 }

@@ -30,14 +30,17 @@ import (
 // Storage is about 2 x 32 bytes of hashes plus the encoding (about 100
 // bytes) per leaf.
 //
-// One goroutine appends; any number read. Appends write the files first and
-// publish the new size last, so a reader never sees a node that is not
-// written. Files are not synced per append: on open, the tree is cut back to
+// Appends are serialised (the witness mirroring from the store and, on the
+// publishing node, the checkpointer may both append); any number of
+// goroutines read. Appends write the files first and publish the new size
+// last, so a reader never sees a node that is not written. Files are not synced per append: on open, the tree is cut back to
 // its longest consistent prefix, and the witness checks its root against
 // the last checkpoint it cosigned (a copy that fails is rebuilt from the
 // store).
 type Tree struct {
 	dir string
+
+	wmu sync.Mutex // serialises appends; guards the writer-only state below mu's
 
 	mu     sync.RWMutex // guards size, levels (the slice; files are safe for concurrent ReadAt/WriteAt) and upper
 	size   uint64
@@ -46,8 +49,8 @@ type Tree struct {
 	// the hashes: 2.5 MB for 10M leaves), so a proof reads at most
 	// memLevel hashes from files.
 	upper [][]byte
-	dat    *os.File
-	idx    *os.File
+	dat   *os.File
+	idx   *os.File
 
 	// Writer-only state.
 	datEnd  int64
@@ -56,9 +59,10 @@ type Tree struct {
 	base    []uint64
 	buf     []byte
 	ibuf    []byte
+	scratch []byte
 }
 
-var rangeFactory = &compact.RangeFactory{Hash: Hasher.HashChildren}
+var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
 
 const memLevel = 8
 
@@ -220,8 +224,41 @@ func (t *Tree) Size() uint64 {
 }
 
 // Append adds leaves, which must carry the next seqs (Size+1 onwards).
-// Only one goroutine may append.
 func (t *Tree) Append(leaves []baton.Leaf) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return t.appendLocked(leaves)
+}
+
+// AppendFrom adds the leaves that are not in the tree yet: leaves up to
+// Size are skipped (another appender was first), the rest must follow on.
+func (t *Tree) AppendFrom(leaves []baton.Leaf) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	size := t.Size()
+	for len(leaves) > 0 && leaves[0].Seq <= size {
+		leaves = leaves[1:]
+	}
+	return t.appendLocked(leaves)
+}
+
+// Latest returns the size and root of the tree, from the in-memory compact
+// range: O(log n) hashing, no reads.
+func (t *Tree) Latest() (uint64, baton.Hash, error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	var root baton.Hash
+	n := t.rng.End()
+	if n == 0 {
+		copy(root[:], Hasher.EmptyRoot())
+		return 0, root, nil
+	}
+	h, err := t.rng.GetRootHash(nil)
+	copy(root[:], h)
+	return n, root, err
+}
+
+func (t *Tree) appendLocked(leaves []baton.Leaf) error {
 	if len(leaves) == 0 {
 		return nil
 	}
@@ -254,7 +291,7 @@ func (t *Tree) Append(leaves []baton.Leaf) error {
 		t.buf = appendLeaf(t.buf, l)
 		binary.BigEndian.PutUint32(t.buf[start:], uint32(len(t.buf)-start-4))
 		t.ibuf = binary.BigEndian.AppendUint64(t.ibuf, uint64(off+int64(start)))
-		if err := t.rng.Append(Hasher.HashLeaf(t.buf[start+4:]), visit); err != nil {
+		if err := t.rng.Append(hashLeafEnc(&t.scratch, t.buf[start+4:]), visit); err != nil {
 			return fmt.Errorf("append to ledger copy: %w", err)
 		}
 	}
@@ -285,6 +322,8 @@ func (t *Tree) Append(leaves []baton.Leaf) error {
 // benchmark trees quickly. Such a tree has no entries and must not be
 // reopened (it would open empty).
 func (t *Tree) AppendHashes(hashes [][]byte) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	t.mu.RLock()
 	size := t.size
 	t.mu.RUnlock()
@@ -454,7 +493,7 @@ func (t *Tree) InclusionProof(index, size uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ns.Rehash(hs, Hasher.HashChildren)
+	return ns.Rehash(hs, hashChildren)
 }
 
 // ConsistencyProof proves that the tree of size1 is a prefix of size2.
@@ -473,7 +512,7 @@ func (t *Tree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ns.Rehash(hs, Hasher.HashChildren)
+	return ns.Rehash(hs, hashChildren)
 }
 
 // Entry reads the leaf with the given seq and its canonical encoding.
@@ -509,6 +548,8 @@ func (t *Tree) Entry(seq uint64) (baton.Leaf, []byte, error) {
 
 // Reset deletes the copy's files and starts empty.
 func (t *Tree) Reset() error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	t.mu.Lock()
 	for _, f := range t.levels {
 		f.Close()

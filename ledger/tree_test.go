@@ -150,3 +150,19 @@ func testTree(t *testing.T, n uint64) {
 		t.Fatal("root after re-append differs")
 	}
 }
+
+func TestFastHashesAreRFC6962(t *testing.T) {
+	for _, l := range testLeaves("quotes", 1, 5) {
+		if got, want := LeafHash(l), Hasher.HashLeaf(EncodeLeaf(l)); string(got) != string(want) {
+			t.Fatal("leaf hash differs from rfc6962")
+		}
+		var s []byte
+		if got, want := hashLeafEnc(&s, EncodeLeaf(l)), Hasher.HashLeaf(EncodeLeaf(l)); string(got) != string(want) {
+			t.Fatal("leaf hash of encoding differs from rfc6962")
+		}
+	}
+	a, b := Hasher.HashLeaf([]byte("a")), Hasher.HashLeaf([]byte("b"))
+	if string(hashChildren(a, b)) != string(Hasher.HashChildren(a, b)) {
+		t.Fatal("children hash differs from rfc6962")
+	}
+}

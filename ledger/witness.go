@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/baton-pub/baton"
@@ -34,7 +33,7 @@ type WitnessConfig struct {
 	// the latest it accepted (a cosignature on a checkpoint vouches for
 	// every earlier one, by consistency). Default 1s.
 	CosignEvery time.Duration
-	Logger *slog.Logger
+	Logger      *slog.Logger
 	// Alarms counts alarms (metrics); optional.
 	OnAlarm func(topic, msg string)
 }
@@ -164,15 +163,15 @@ type topicWitness struct {
 	log   *slog.Logger
 
 	// Owned by run.
-	state     witnessState
-	lastEpoch uint64 // epoch of the last mirrored leaf
-	holders   map[uint64]string
-	seen      map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
-	refused   map[uint64]bool
-	rewritten map[baton.Hash]bool
+	state      witnessState
+	lastEpoch  uint64 // epoch of the last mirrored leaf
+	holders    map[uint64]string
+	seen       map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
+	refused    map[uint64]bool
+	rewritten  map[baton.Hash]bool
 	lastCosign time.Time
-	feed       chan []baton.Leaf // leaves this node's own publisher committed
-	dirty      bool              // state not saved since it changed
+	fedAt      atomic.Int64 // Unix ns of the last append by this node's checkpointer
+	dirty      bool         // state not saved since it changed
 	lastSave   time.Time
 
 	// Read by others.
@@ -191,8 +190,7 @@ func (w *Witness) open(topic string) (*topicWitness, error) {
 		return nil, err
 	}
 	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic),
-		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool),
-		feed: make(chan []baton.Leaf, 256)}
+		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool)}
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	switch {
 	case err == nil:
@@ -243,25 +241,15 @@ func (tw *topicWitness) run(ctx context.Context) {
 		if err := tw.check(ctx); err != nil && ctx.Err() == nil {
 			tw.log.Warn("ledger copy: check checkpoints", "err", err)
 		}
-		var fedAt time.Time
 	wait:
 		select {
 		case <-ctx.Done():
 			return
-		case ls := <-tw.feed:
-			// The node's own publisher committed these: append them
-			// without reading the store back, if they are next.
-			if len(ls) > 0 && ls[0].Seq == tw.tree.Size()+1 {
-				if err := tw.appendChecked(ls); err != nil && ctx.Err() == nil {
-					tw.log.Warn("ledger copy: append", "err", err)
-				}
-			}
-			fedAt = time.Now()
-			goto wait
 		case <-sub.C():
-			// While fed, commits need no read: checkpoints are checked
-			// on the next tick.
-			if time.Since(fedAt) < tw.w.cfg.Poll {
+			// While this node publishes, its checkpointer appends the
+			// commits to the copy: no need to read them back now.
+			// Checkpoints are checked on the next tick.
+			if time.Since(time.Unix(0, tw.fedAt.Load())) < tw.w.cfg.Poll {
 				goto wait
 			}
 		case <-t.C:
@@ -269,18 +257,22 @@ func (tw *topicWitness) run(ctx context.Context) {
 	}
 }
 
-// Feed hands the witness the leaves this node's publisher just committed
-// (in commit order), saving it from reading them back from the store. It
-// never blocks: if the witness is behind, it reads the store instead.
-func (w *Witness) Feed(topic string, leaves []baton.Leaf) {
+// Fed tells the witness that this node's checkpointer just appended to its
+// copy of topic.
+func (w *Witness) Fed(topic string) {
+	if tw, err := w.topic(topic); err == nil {
+		tw.fedAt.Store(time.Now().UnixNano())
+	}
+}
+
+// Tree is this node's copy of a followed topic's log (nil if not
+// followed): the checkpointer of this node's lease appends to it.
+func (w *Witness) Tree(topic string) *Tree {
 	tw, err := w.topic(topic)
 	if err != nil {
-		return
+		return nil
 	}
-	select {
-	case tw.feed <- leaves:
-	default:
-	}
+	return tw.tree
 }
 
 // alarm records a refusal: logged at error, counted, shown in status.
@@ -316,6 +308,12 @@ func (tw *topicWitness) mirror(ctx context.Context) error {
 // a gap or an epoch going back.
 func (tw *topicWitness) appendChecked(ls []baton.Leaf) error {
 	size := tw.tree.Size()
+	for len(ls) > 0 && ls[0].Seq <= size {
+		ls = ls[1:] // appended meanwhile by this node's checkpointer
+	}
+	if len(ls) == 0 {
+		return nil
+	}
 	for i, l := range ls {
 		want := size + 1 + uint64(i)
 		if l.Seq != want || l.Topic != tw.topic {
@@ -331,7 +329,7 @@ func (tw *topicWitness) appendChecked(ls []baton.Leaf) error {
 	if len(ls) == 0 {
 		return errors.New("no leaf to append")
 	}
-	return tw.tree.Append(ls)
+	return tw.tree.AppendFrom(ls)
 }
 
 func (tw *topicWitness) keys(ctx context.Context, node string) (*Keys, error) {
@@ -610,18 +608,6 @@ func (w *Witness) Status(topic string) *baton.LedgerStatus {
 	}
 	s.LastAlarm = tw.lastErr
 	return s
-}
-
-// Base returns the compact range of the topic's copy, of at most max
-// leaves: the checkpointer's starting point after a takeover.
-func (w *Witness) Base(topic string) func(max uint64) (*compact.Range, error) {
-	return func(max uint64) (*compact.Range, error) {
-		tw, err := w.topic(topic)
-		if err != nil {
-			return nil, err
-		}
-		return tw.tree.Range(min(max, tw.tree.Size()))
-	}
 }
 
 // Checkpoint is the latest checkpoint this node checked and accepted, with

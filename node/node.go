@@ -234,16 +234,18 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		n.log.Error("new elector", "topic", topic, "err", err)
 		return
 	}
-	if err := e.Start(ctx); err != nil {
-		n.log.Error("start elector", "topic", topic, "err", err)
-		return
-	}
-	n.electors[topic] = e
+	// Follow the ledger first: if this node wins the lease, its
+	// checkpointer appends to the witness's copy.
 	if n.cfg.Witness != nil {
 		if err := n.cfg.Witness.Follow(topic); err != nil && ctx.Err() == nil {
 			n.log.Error("follow ledger", "topic", topic, "err", err)
 		}
 	}
+	if err := e.Start(ctx); err != nil {
+		n.log.Error("start elector", "topic", topic, "err", err)
+		return
+	}
+	n.electors[topic] = e
 }
 
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
@@ -289,8 +291,11 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
 			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log}
-		if n.cfg.Witness != nil {
-			cc.Base = n.cfg.Witness.Base(lease.Topic)
+		if w := n.cfg.Witness; w != nil {
+			// Sign from (and append to) this node's copy: each leaf is
+			// hashed once on this node.
+			cc.Tree = w.Tree(lease.Topic)
+			cc.OnAppend = func() { w.Fed(lease.Topic) }
 		}
 		cp, err := ledger.NewCheckpointer(cc)
 		if err != nil {
@@ -299,9 +304,6 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		cp.Start(ctx)
 		defer cp.Close()
 		o.Ledger = cp
-		if n.cfg.Witness != nil {
-			o.Ledger = feedWitness{cp, n.cfg.Witness, lease.Topic}
-		}
 	}
 	return publisher.Run(ctx, n.store, lease, o)
 }
@@ -392,17 +394,4 @@ func (n *Node) Status(ctx context.Context) (baton.NodeStatus, error) {
 		return st, err
 	}
 	return st, nil
-}
-
-// feedWitness also hands the committed leaves to this node's witness, which
-// then need not read them back from the store.
-type feedWitness struct {
-	*ledger.Checkpointer
-	w     *ledger.Witness
-	topic string
-}
-
-func (f feedWitness) Committed(leaves []baton.Leaf, cp *baton.Checkpoint) {
-	f.Checkpointer.Committed(leaves, cp)
-	f.w.Feed(f.topic, leaves)
 }
