@@ -22,8 +22,14 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 			return nil, baton.Invalidf(fmt.Sprintf("items[%d]", i), "not normalized (id, msg_id and value are required)")
 		}
 	}
-	receipts := make([]baton.Receipt, len(updates))
-	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	return s.appends.do(s, &appendReq{ctx: ctx, topic: topic, updates: updates})
+}
+
+// appendBatch appends the updates of every request (all to one topic) in
+// one transaction, in order, as if each had been appended alone: each
+// request's receipts are set; an error fails them all (nothing is written).
+func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq) error {
+	return s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
 		var sig baton.Signal
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
@@ -46,33 +52,37 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		}
 		defer ins.Close()
 		now := nanos(s.now())
-		inBatch := make(map[string]int, len(updates))
 		first := last
-		for i, u := range updates {
-			if j, ok := inBatch[u.MsgID]; ok {
-				receipts[i] = receipts[j]
-				receipts[i].Duplicate = true
-				continue
-			}
-			h := baton.HashItem(topic, u)
-			res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now)
-			if err != nil {
-				return 0, fmt.Errorf("append: %w", wrapErr(err))
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return 0, fmt.Errorf("append: %w", wrapErr(err))
-			} else if n == 0 {
-				var seq uint64
-				var hb []byte
-				if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`, topic, u.MsgID).Scan(&seq, &hb); err != nil {
-					return 0, fmt.Errorf("append: look up msg id %q: %w", u.MsgID, wrapErr(err))
+		for _, r := range reqs {
+			receipts := make([]baton.Receipt, len(r.updates))
+			inBatch := make(map[string]int, len(r.updates))
+			for i, u := range r.updates {
+				if j, ok := inBatch[u.MsgID]; ok {
+					receipts[i] = receipts[j]
+					receipts[i].Duplicate = true
+					continue
 				}
-				receipts[i] = baton.Receipt{Seq: seq, Hash: hashFrom(hb), MsgID: u.MsgID, Duplicate: true}
-				continue
+				h := baton.HashItem(topic, u)
+				res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now)
+				if err != nil {
+					return 0, fmt.Errorf("append: %w", wrapErr(err))
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return 0, fmt.Errorf("append: %w", wrapErr(err))
+				} else if n == 0 {
+					var seq uint64
+					var hb []byte
+					if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`, topic, u.MsgID).Scan(&seq, &hb); err != nil {
+						return 0, fmt.Errorf("append: look up msg id %q: %w", u.MsgID, wrapErr(err))
+					}
+					receipts[i] = baton.Receipt{Seq: seq, Hash: hashFrom(hb), MsgID: u.MsgID, Duplicate: true}
+					continue
+				}
+				last++
+				receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
+				inBatch[u.MsgID] = i
 			}
-			last++
-			receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
-			inBatch[u.MsgID] = i
+			r.receipts = receipts
 		}
 		if last != first {
 			if _, err := tx.ExecContext(ctx, `UPDATE topics SET last_seq = ? WHERE topic = ?`, last, topic); err != nil {
@@ -82,10 +92,6 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		}
 		return sig, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return receipts, nil
 }
 
 func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) error {

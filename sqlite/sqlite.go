@@ -74,6 +74,7 @@ type Store struct {
 
 	closed    atomic.Bool
 	writes    writesInFlight // see fence.go
+	appends   appendGroup    // see group.go
 	closeOnce sync.Once
 	closeErr  error
 }
