@@ -161,7 +161,7 @@ func planFor(quick bool) plan {
 			ingestDur: 1500 * time.Millisecond, latencyDur: 1500 * time.Millisecond,
 			rates: []float64{1000, 10000, 50000}, terminals: 100,
 			fanoutSizes: []int{1000}, fanoutStep: 1500 * time.Millisecond,
-			fanoutRamp: []float64{20e3, 100e3, 400e3},
+			fanoutRamp: []float64{5e3, 20e3, 100e3, 400e3},
 			soakDur:    3 * time.Second, grace: 3 * time.Second,
 		}
 	}
@@ -169,7 +169,7 @@ func planFor(quick bool) plan {
 		ingestDur: 5 * time.Second, latencyDur: 5 * time.Second,
 		rates: []float64{1000, 10000, 50000}, terminals: 100,
 		fanoutSizes: []int{1000, 10000}, fanoutStep: 3 * time.Second,
-		fanoutRamp: []float64{25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
+		fanoutRamp: []float64{5e3, 10e3, 25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
 		soakDur:    10 * time.Second, grace: 5 * time.Second,
 	}
 }

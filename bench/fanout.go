@@ -164,7 +164,9 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		st := FanoutStep{Rate: rate}
 		start := time.Now()
 		w := g.reset(start, 64)
-		loop := &openLoop{Rate: rate, Dur: p.fanoutStep, Batch: 100, Senders: 4, Src: fmt.Sprintf("f%.0f", rate), Pad: pad,
+		// At least 5 items per step, so that a step is not one burst.
+		dur := max(p.fanoutStep, time.Duration(5/rate*float64(time.Second)))
+		loop := &openLoop{Rate: rate, Dur: dur, Batch: 100, Senders: 4, Src: fmt.Sprintf("f%.0f", rate), Pad: pad,
 			Posters: []*poster{ps}, MaxLag: time.Second}
 		lr := loop.run(ctx)
 		want := lr.Acked

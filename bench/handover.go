@@ -54,6 +54,8 @@ type SoakResult struct {
 	// Acked is the closed-loop ingest rate kept up during the soak.
 	Acked    float64 `json:"acked_items_per_s"`
 	Spurious int     `json:"spurious_handovers"`
+	// Reasons counts the spurious release records by reason.
+	Reasons map[string]int `json:"reasons,omitempty"`
 }
 
 var faultKinds = []string{"SIGKILL", "SIGSTOP", "SIGTERM"}
@@ -75,7 +77,7 @@ func runHandover(ctx context.Context, e *env, p plan, r *Report) error {
 			return fmt.Errorf("soak at TTL %v: %w", t, err)
 		}
 		res.Soak = append(res.Soak, s)
-		e.logf("soak at TTL %v: %.0f items/s acked for %.0fs with %d terminals: %d spurious hand-overs", t, s.Acked, s.Seconds, s.Terminals, s.Spurious)
+		e.logf("soak at TTL %v: %.0f items/s acked for %.0fs with %d terminals: %d spurious hand-overs %v", t, s.Acked, s.Seconds, s.Terminals, s.Spurious, s.Reasons)
 	}
 	return nil
 }
@@ -326,5 +328,11 @@ func soak(ctx context.Context, e *env, p plan, ttl time.Duration) (SoakResult, e
 		return s, err
 	}
 	s.Spurious = len(recs)
+	for _, r := range recs {
+		if s.Reasons == nil {
+			s.Reasons = make(map[string]int)
+		}
+		s.Reasons[string(r.Reason)]++
+	}
 	return s, nil
 }

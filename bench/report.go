@@ -384,7 +384,7 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 		fmt.Fprintf(w, "\nRelease records: %d (%d beyond one per fault).\n\n", r.Handover.Records, r.Handover.Unexplained)
 		fmt.Fprintln(w, "| soak: lease TTL | seconds | acked items/s | terminals | spurious hand-overs |\n|---:|---:|---:|---:|---:|")
 		for _, s := range r.Handover.Soak {
-			fmt.Fprintf(w, "| %.0f ms | %.0f | %.0f | %d | %d |\n", s.TTLms, s.Seconds, s.Acked, s.Terminals, s.Spurious)
+			fmt.Fprintf(w, "| %.0f ms | %.0f | %.0f | %d | %d %s |\n", s.TTLms, s.Seconds, s.Acked, s.Terminals, s.Spurious, reasons(s.Reasons))
 		}
 	}
 	if len(pics) > 0 {
@@ -419,4 +419,17 @@ func ceilingName(r *Report) string {
 		return "not measured (run the ceilings scenario)"
 	}
 	return r.Ceilings.Store
+}
+
+func reasons(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range []string{"expired", "released", "failed"} {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }

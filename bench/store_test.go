@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/baton-pub/baton"
@@ -48,3 +49,28 @@ var syncLevel = func() string {
 	}
 	return "full"
 }()
+
+// BenchmarkSQLiteAppendParallel is 16 concurrent single-update appends, as
+// concurrent HTTP sources make them.
+func BenchmarkSQLiteAppendParallel(b *testing.B) {
+	st, err := sqlite.Open(b.Context(), "sqlite://"+filepath.Join(b.TempDir(), "b.db")+"?sync="+syncLevel, sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	pad := padFor(128)
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k := n.Add(1)
+			u := baton.Update{ID: fmt.Sprintf("q.%d", k%50), Value: appendValue(nil, k, pad), MsgID: fmt.Sprintf("p-%d", k)}
+			if _, err := st.Append(b.Context(), "t", []baton.Update{u}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+}
