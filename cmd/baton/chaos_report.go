@@ -46,6 +46,9 @@ type faultCount struct {
 	Skipped int `json:"skipped"`
 	// Disconnected: slow terminals the server cut off (they resumed).
 	Disconnected int `json:"disconnected,omitempty"`
+	// Fenced: paused nodes the SQLite store killed (sqlite/fence.go)
+	// because they were stopped inside a write transaction.
+	Fenced int `json:"fenced,omitempty"`
 }
 
 // chaosEvent is one line of the timeline: a fault, its healing, a skipped
@@ -97,6 +100,9 @@ func (r *chaosReport) print(w io.Writer) {
 		extra := ""
 		if k == nemesis.SlowTerminal {
 			extra = fmt.Sprintf("   (%d cut off by the server and resumed)", c.Disconnected)
+		}
+		if k == nemesis.PausePublisher && c.Fenced > 0 {
+			extra = fmt.Sprintf("   (%d fenced by the store while stopped, and restarted)", c.Fenced)
 		}
 		fmt.Fprintf(w, "  %-16s %4d / %4d / %4d%s\n", k, c.Planned, c.Injected, c.Skipped, extra)
 	}

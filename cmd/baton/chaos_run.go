@@ -526,6 +526,9 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 		r.injected(f, target, fmt.Sprintf("SIGSTOP for %v (lease TTL %v)", f.Hold.Round(time.Millisecond), r.c.LeaseTTL))
 		sleep(ctx, f.Hold)
 		if !n.Alive() {
+			r.mu.Lock()
+			r.counts[f.Kind].Fenced++
+			r.mu.Unlock()
 			// SQLite fences a writer stopped inside a transaction with
 			// SIGKILL (sqlite/fence.go): the zombie is gone for good.
 			r.restartNode(ctx, f, n, "was fenced (killed while stopped: "+fmt.Sprint(n.ExitErr())+"); restarted")
