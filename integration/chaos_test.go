@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"testing"
 
@@ -111,6 +112,11 @@ func TestChaos(t *testing.T) {
 // its seq and terminal, and chaos must exit 1.
 func TestChaosFailsOnAnomaly(t *testing.T) {
 	rep, code := runChaos(t, "--store", "sqlite", "--duration", "3s", "--seed", "5", "--faults", "move-terminal", "--sabotage")
+	if rep.Dir != "" {
+		// A failed run keeps its directory for the user; this one failed
+		// on purpose.
+		t.Cleanup(func() { os.RemoveAll(rep.Dir) })
+	}
 	if code != 1 || rep.OK {
 		t.Fatalf("sabotaged run exited %d, ok %v", code, rep.OK)
 	}
