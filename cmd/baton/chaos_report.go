@@ -27,11 +27,14 @@ type chaosReport struct {
 	Injected  int                   `json:"injected"`
 	Timeline  []chaosEvent          `json:"timeline"`
 	Handovers int                   `json:"handovers"`
-	Workload  workloadStats         `json:"workload"`
-	Check     checker.Report        `json:"check"`
-	Ledger    ledgerCheck           `json:"ledger"`
-	Problems  []string              `json:"problems,omitempty"`
-	OK        bool                  `json:"ok"`
+	// HandoverMS is, per kind of fault on a publisher, the time from the
+	// fault to the first item a terminal received from a later epoch.
+	HandoverMS map[string]handoverTime `json:"handover_ms"`
+	Workload   workloadStats           `json:"workload"`
+	Check      checker.Report          `json:"check"`
+	Ledger     ledgerCheck             `json:"ledger"`
+	Problems   []string                `json:"problems,omitempty"`
+	OK         bool                    `json:"ok"`
 	// Dir holds the servers' logs and the store; kept when the run failed
 	// or with --keep.
 	Dir string `json:"dir,omitempty"`
@@ -49,6 +52,14 @@ type faultCount struct {
 	// Fenced: paused nodes the SQLite store killed (sqlite/fence.go)
 	// because they were stopped inside a write transaction.
 	Fenced int `json:"fenced,omitempty"`
+}
+
+// handoverTime summarises hand-over times in milliseconds.
+type handoverTime struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
 }
 
 // chaosEvent is one line of the timeline: a fault, its healing, a skipped
@@ -107,6 +118,12 @@ func (r *chaosReport) print(w io.Writer) {
 		fmt.Fprintf(w, "  %-16s %4d / %4d / %4d%s\n", k, c.Planned, c.Injected, c.Skipped, extra)
 	}
 	fmt.Fprintf(w, "  %-16s        %4d injected in all; %d hand-over records\n", "total", r.Injected, r.Handovers)
+	fmt.Fprintf(w, "\nhand-over time, from the fault on a publisher to the first item a terminal got from its successor (lease TTL %s):\n", r.LeaseTTL)
+	for _, k := range nemesis.AllKinds {
+		if h, ok := r.HandoverMS[string(k)]; ok {
+			fmt.Fprintf(w, "  %-16s %4d  p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms\n", k, h.N, h.P50, h.P99, h.Max)
+		}
+	}
 	fmt.Fprintf(w, "\nworkload: topics %s\n", strings.Join(r.Topics, ", "))
 	fmt.Fprintf(w, "  acknowledged %d messages (%d attempts retried; %d taken before their answer was lost, acknowledged on retry as duplicates; %d resent after their acknowledgement)\n",
 		r.Workload.Acked, r.Workload.Retries, r.Workload.LostAcks, r.Workload.Resent)

@@ -56,8 +56,56 @@ type chaosRun struct {
 	mu       sync.Mutex
 	impaired map[string]string // node name or "store" or terminal name -> fault
 	timeline []chaosEvent
+	victims  []victim
 	counts   map[nemesis.Kind]*faultCount
 	problems []string
+}
+
+// victim is a publisher hit by a fault: the hand-over it causes is
+// measured from the fault to the first item a terminal receives from a
+// later epoch.
+type victim struct {
+	kind  nemesis.Kind
+	topic string
+	epoch uint64
+	at    time.Time
+}
+
+// handoverTimes measures, per kind of fault, the time from the fault to the
+// first item any terminal received under a later epoch of the topic.
+func (r *chaosRun) handoverTimes() map[string]handoverTime {
+	first := make(map[string]map[uint64]time.Time) // topic -> epoch -> first delivery
+	for _, d := range r.h.Deliveries() {
+		m := first[d.Topic]
+		if m == nil {
+			m = make(map[uint64]time.Time)
+			first[d.Topic] = m
+		}
+		if t, ok := m[d.Epoch]; !ok || d.At.Before(t) {
+			m[d.Epoch] = d.At
+		}
+	}
+	r.mu.Lock()
+	vs := append([]victim(nil), r.victims...)
+	r.mu.Unlock()
+	ms := make(map[string][]float64)
+	for _, v := range vs {
+		var next time.Time
+		for e, t := range first[v.topic] {
+			if e > v.epoch && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+		if !next.IsZero() && next.After(v.at) {
+			ms[string(v.kind)] = append(ms[string(v.kind)], float64(next.Sub(v.at).Microseconds())/1000)
+		}
+	}
+	out := make(map[string]handoverTime)
+	for k, xs := range ms {
+		slices.Sort(xs)
+		out[k] = handoverTime{N: len(xs), P50: xs[len(xs)/2], P99: xs[min(len(xs)-1, len(xs)*99/100)], Max: xs[len(xs)-1]}
+	}
+	return out
 }
 
 func (r *chaosRun) logf(format string, args ...any) {
@@ -459,6 +507,7 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 	}
 	var n *proc.Node
 	var role string
+	publisher := false // n holds the topic's lease: a hand-over must follow
 	switch {
 	case f.Kind == nemesis.RestartStandby:
 		var standbys []*proc.Node
@@ -476,6 +525,7 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 		n, role = r.nodes[f.Node%len(r.nodes)], "node"
 		if st.Held && st.Lease.Holder == n.Name {
 			role = fmt.Sprintf("publisher of %s (epoch %d)", topic, st.Lease.Epoch)
+			publisher = true
 		}
 	default:
 		if !st.Held {
@@ -487,6 +537,7 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 			return
 		}
 		role = fmt.Sprintf("publisher of %s (epoch %d)", topic, st.Lease.Epoch)
+		publisher = true
 	}
 	if !n.Alive() {
 		r.skip(f, n.Name+" is down")
@@ -498,6 +549,11 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 	}
 	defer r.release(n.Name)
 	target := n.Name + ", " + role
+	if publisher && f.Kind != nemesis.RestartStandby {
+		r.mu.Lock()
+		r.victims = append(r.victims, victim{kind: f.Kind, topic: topic, epoch: st.Lease.Epoch, at: time.Now()})
+		r.mu.Unlock()
+	}
 	switch f.Kind {
 	case nemesis.KillPublisher, nemesis.RestartStandby:
 		n.Kill()
@@ -768,6 +824,7 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 		r.logf("sabotage: recorded a bogus delivery to %s at seq %d", t.Name, t.Last()+2)
 	}
 	rep.Check = r.h.Check(r.follow)
+	rep.HandoverMS = r.handoverTimes()
 	rep.Workload.Acked, rep.Workload.Delivered = rep.Check.Acked, rep.Check.Delivered
 
 	// Stop the servers gracefully before the ledger is verified, so that
