@@ -167,7 +167,8 @@ func runChaos(ctx context.Context, c chaosConfig, out io.Writer) (*chaosReport, 
 		fmt.Fprintf(out, "    %s\n", f)
 	}
 	if err := r.startNodes(ctx); err != nil {
-		return nil, err
+		keep = true
+		return nil, fmt.Errorf("%w (logs kept in %s)", err, r.dir)
 	}
 	if err := r.startWorkload(ctx); err != nil {
 		return nil, err
