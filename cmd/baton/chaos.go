@@ -26,9 +26,12 @@ type chaosConfig struct {
 	Resend    float64
 	Interval  time.Duration
 	LeaseTTL  time.Duration
-	Faults    []string
-	JSON      bool
-	Keep      bool
+	// Retain, if positive, is the servers' --retain: published items kept
+	// per topic. A small one makes terminals that fall behind get resets.
+	Retain uint64
+	Faults []string
+	JSON   bool
+	Keep   bool
 	// Sabotage records one delivery that no source sent, after a gap:
 	// the checker must fail the run (tests of the harness itself).
 	Sabotage bool
@@ -150,6 +153,7 @@ Replay a run with the same flags and --seed.`,
 	f.Float64Var(&c.Resend, "resend", 0.05, "probability that a source sends an acknowledged request again, as if the acknowledgement was lost")
 	f.DurationVar(&c.Interval, "interval", time.Second, "mean time between fault starts")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", time.Second, "publish lease TTL of the servers")
+	f.Uint64Var(&c.Retain, "retain", 0, "published items the servers keep per topic (0: their default); a small value trims under the terminals' feet")
 	f.StringSliceVar(&c.Faults, "faults", []string{"all"}, "faults to inject: all, or a list of "+kindList())
 	f.DurationVar(&c.Drain, "drain", 60*time.Second, "after the run, how long terminals may take to receive every acknowledged item")
 	f.BoolVar(&c.JSON, "json", false, "print the report as JSON (progress goes to stderr)")

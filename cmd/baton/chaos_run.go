@@ -285,8 +285,11 @@ func (r *chaosRun) nodeStore(i int) string {
 func (r *chaosRun) startNodes(ctx context.Context) error {
 	for i := range r.c.Nodes {
 		name := "n" + strconv.Itoa(i+1)
-		n, err := proc.Start(ctx, "", r.dir, name, r.nodeStore(i), "--lease-ttl", r.c.LeaseTTL.String(),
-			"--sse-heartbeat", "200ms", "--log-level", "info")
+		args := []string{"--lease-ttl", r.c.LeaseTTL.String(), "--sse-heartbeat", "200ms", "--log-level", "info"}
+		if r.c.Retain > 0 {
+			args = append(args, "--retain", strconv.FormatUint(r.c.Retain, 10))
+		}
+		n, err := proc.Start(ctx, "", r.dir, name, r.nodeStore(i), args...)
 		if err != nil {
 			return err
 		}
@@ -923,6 +926,9 @@ func (r *chaosRun) replay() string {
 	}
 	s := fmt.Sprintf("baton chaos --store %s --nodes %d --duration %v --seed %d --topics %d --sources %d --terminals %d --rate %d --max-batch %d --resend %v --interval %v --lease-ttl %v",
 		redactURL(store), r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
+	if r.c.Retain > 0 {
+		s += fmt.Sprintf(" --retain %d", r.c.Retain)
+	}
 	if !slices.Contains(r.c.Faults, "all") {
 		s += " --faults " + strings.Join(r.c.Faults, ",")
 	}
