@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,6 +20,9 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/baton-pub/baton"
+	bhttp "github.com/baton-pub/baton/http"
+	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/ledger"
 	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/sqlite"
@@ -119,6 +125,71 @@ func BenchmarkProof(b *testing.B) {
 		if _, err := tr.InclusionProof(idx, size); err != nil {
 			b.Fatal(err)
 		}
+		durs = append(durs, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(durs)
+	b.ReportMetric(float64(durs[len(durs)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(durs[len(durs)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(size), "leaves")
+}
+
+// BenchmarkProofHTTP measures GET /v1/topics/{topic}/items/{seq}/proof end
+// to end on the 10M-leaf copy: a witness serving it through the HTTP API,
+// a keep-alive client on loopback, random seqs. It reports p50 and p99.
+func BenchmarkProofHTTP(b *testing.B) {
+	tr := buildBig(b)
+	size := tr.Size()
+	root, err := tr.Root(size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	st := memstore.New(nil)
+	key, _ := ledger.GenerateKey("node-a")
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: bigDir, Poll: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Start(ctx)
+	defer w.Close()
+	if err := w.Follow("t"); err != nil { // bigDir/t is the copy
+		b.Fatal(err)
+	}
+	cp, err := ledger.Sign(ledger.Body{Topic: "t", Size: size, Root: root, Epoch: 1, Node: "node-a"}, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ledger.SetLatestForTest(w, cp); err != nil {
+		b.Fatal(err)
+	}
+	h := hub.New(st, hub.Options{})
+	if err := h.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	srv := httptest.NewServer(bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: w}))
+	defer srv.Close()
+	client := &nethttp.Client{Transport: &nethttp.Transport{MaxIdleConnsPerHost: 1}}
+	get := func(seq uint64) {
+		resp, err := client.Get(fmt.Sprintf("%s/v1/topics/t/items/%d/proof", srv.URL, seq))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get(1)
+	durs := make([]time.Duration, 0, b.N)
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		seq := 1 + rng.Uint64N(size)
+		t0 := time.Now()
+		get(seq)
 		durs = append(durs, time.Since(t0))
 	}
 	b.StopTimer()
