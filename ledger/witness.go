@@ -25,8 +25,9 @@ type WitnessConfig struct {
 	Key *Key
 	// Dir holds one directory per topic with the node's copy of its log.
 	Dir string
-	// Poll is the fallback re-read of the store (checkpoints are not
-	// signalled). Default 200ms.
+	// Poll is the fallback re-read of the store. Commits are signalled
+	// (and most checkpoints ride with a commit); a checkpoint stored on its
+	// own (an idle topic) is seen within Poll. Default 1s.
 	Poll time.Duration
 	// CosignEvery bounds the cosignature writes: every checkpoint is
 	// checked, but a witness cosigns at most one per topic per CosignEvery,
@@ -67,7 +68,7 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 		return nil, baton.Invalidf("witness", "store, key and dir are required")
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = 200 * time.Millisecond
+		cfg.Poll = time.Second
 	}
 	if cfg.CosignEvery <= 0 {
 		cfg.CosignEvery = time.Second
