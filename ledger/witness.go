@@ -173,6 +173,7 @@ type topicWitness struct {
 	lastCosign time.Time
 	fedAt      atomic.Int64 // Unix ns of the last append by this node's checkpointer
 	dirty      bool         // state not saved since it changed
+	gapAt      uint64       // the seq of the last gap alarm
 	lastSave   time.Time
 
 	// Read by others.
@@ -318,7 +319,10 @@ func (tw *topicWitness) appendChecked(ls []baton.Leaf) error {
 	for i, l := range ls {
 		want := size + 1 + uint64(i)
 		if l.Seq != want || l.Topic != tw.topic {
-			tw.alarm(fmt.Sprintf("leaf %d: the store gives seq %d of topic %s (the ledger has a gap or is out of order)", want, l.Seq, l.Topic))
+			if tw.gapAt != want { // one alarm per gap, not one per poll
+				tw.gapAt = want
+				tw.alarm(fmt.Sprintf("leaf %d: the store gives seq %d of topic %s (the ledger has a gap or is out of order)", want, l.Seq, l.Topic))
+			}
 			ls = ls[:i]
 			break
 		}

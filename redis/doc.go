@@ -59,10 +59,15 @@
 //	PREFIX:{T}:ledger    stream  one leaf per published item: entry id
 //	                             "<seq>-0", fields item_hash, epoch, publisher,
 //	                             at_ns. Never trimmed.
+//	PREFIX:{T}:checkpoints hash  size -> signed ledger checkpoint JSON (root,
+//	                             epoch, node, note, at_us, cosigs by node).
+//	PREFIX:{T}:cpsizes   zset    checkpoint sizes, for ordered reads.
 //	PREFIX:topics        set     every topic appended to or locked.
 //	PREFIX:{_members}:nodes   hash   node -> member JSON (addr, state, leases,
 //	                                 public_key, heartbeat_us, expires_us).
 //	PREFIX:{_members}:expiry  zset   node by expires_us, to drop lapsed members.
+//	PREFIX:{_members}:keys    set    "node base64(public key)": every key ever
+//	                                 registered, kept after members leave.
 //
 // {_members} can be no topic's tag: a topic starts with a letter or digit.
 //
