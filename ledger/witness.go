@@ -174,6 +174,7 @@ type topicWitness struct {
 	fedAt      atomic.Int64 // Unix ns of the last append by this node's checkpointer
 	dirty      bool         // state not saved since it changed
 	gapAt      uint64       // the seq of the last gap alarm
+	recheck    bool         // the copy was rebuilt: compare it with state once long enough
 	lastSave   time.Time
 
 	// Read by others.
@@ -218,7 +219,9 @@ func (w *Witness) open(topic string) (*topicWitness, error) {
 			tree.Close()
 			return nil, err
 		}
-		// Keep state: the rebuilt copy must still match it.
+		// Keep state: the rebuilt copy must still match it (checkNew
+		// compares once the copy is long enough).
+		tw.recheck = tw.state.Size > 0
 	}
 	if tw.state.Size > 0 {
 		tw.seen[tw.state.Size] = tw.state.Root
@@ -395,6 +398,17 @@ func (tw *topicWitness) check(ctx context.Context) error {
 }
 
 func (tw *topicWitness) checkNew(ctx context.Context) error {
+	if tw.recheck && tw.tree.Size() >= tw.state.Size {
+		tw.recheck = false
+		root, err := tw.tree.Root(tw.state.Size)
+		if err != nil {
+			return err
+		}
+		if root != tw.state.Root {
+			tw.alarm(fmt.Sprintf("the store's leaves 1..%d hash to %s, but this node accepted root %s for them before (the ledger was rewritten)",
+				tw.state.Size, root, tw.state.Root))
+		}
+	}
 	st := tw.w.cfg.Store
 	latest, err := st.Checkpoint(ctx, tw.topic)
 	if errors.Is(err, baton.ErrNotFound) {
