@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/nemesis"
+	"github.com/baton-pub/baton/internal/netproxy"
+	"github.com/baton-pub/baton/internal/proc"
+)
+
+func defaultChaos() chaosConfig {
+	return chaosConfig{Nodes: 3, Duration: time.Minute, Topics: 3, Sources: 2, Terminals: 3, Rate: 20, MaxBatch: 3,
+		Resend: 0.05, Interval: time.Second, LeaseTTL: time.Second, Faults: []string{"all"}, Drain: time.Minute, Seed: 9}
+}
+
+func TestChaosValidate(t *testing.T) {
+	c := defaultChaos()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for field, mut := range map[string]func(*chaosConfig){
+		"--nodes":     func(c *chaosConfig) { c.Nodes = 1 },
+		"--duration":  func(c *chaosConfig) { c.Duration = 0 },
+		"--resend":    func(c *chaosConfig) { c.Resend = 2 },
+		"--lease-ttl": func(c *chaosConfig) { c.LeaseTTL = time.Millisecond },
+		"--faults":    func(c *chaosConfig) { c.Faults = []string{"meteor"} },
+	} {
+		c := defaultChaos()
+		mut(&c)
+		err := c.Validate()
+		var ie *baton.InvalidError
+		if !errors.As(err, &ie) || ie.Field != field {
+			t.Errorf("%s: got %v", field, err)
+		}
+	}
+}
+
+// TestChaosKinds: the faults a run may inject depend on the store: no
+// partition without a proxy (SQLite), no store restart without our own
+// Redis.
+func TestChaosKinds(t *testing.T) {
+	r := &chaosRun{c: defaultChaos()}
+	got := r.kinds()
+	if slices.Contains(got, nemesis.Partition) || slices.Contains(got, nemesis.RestartStore) || len(got) != len(nemesis.AllKinds)-2 {
+		t.Fatalf("SQLite kinds: %v", got)
+	}
+	p, err := netproxy.Listen("127.0.0.1:0", "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r.proxies = []*netproxy.Proxy{p}
+	if got := r.kinds(); !slices.Contains(got, nemesis.Partition) || slices.Contains(got, nemesis.RestartStore) {
+		t.Fatalf("existing Redis kinds: %v", got)
+	}
+	r.redis = &proc.Redis{}
+	if got := r.kinds(); len(got) != len(nemesis.AllKinds) {
+		t.Fatalf("own Redis kinds: %v", got)
+	}
+	r.c.Faults = []string{"kill-publisher", "partition"}
+	if got := r.kinds(); !slices.Equal(got, []nemesis.Kind{nemesis.KillPublisher, nemesis.Partition}) {
+		t.Fatalf("chosen kinds: %v", got)
+	}
+}
+
+// TestChaosReplay: the replay line names the seed and every flag that
+// shapes the schedule and the workload, and hides a password.
+func TestChaosReplay(t *testing.T) {
+	c := defaultChaos()
+	c.Store = "redis://:secret@127.0.0.1:6379/0"
+	c.Faults = []string{"partition"}
+	c.Retain = 500
+	got := (&chaosRun{c: c}).replay()
+	for _, want := range []string{"--seed 9", "--duration 1m0s", "--interval 1s", "--lease-ttl 1s", "--topics 3", "--faults partition", "--retain 500"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("replay %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "secret") {
+		t.Errorf("replay %q shows the password", got)
+	}
+}
