@@ -56,6 +56,10 @@ type History struct {
 	deliveries []Delivery
 	resets     []Reset
 	sent       map[string]bool // topic/msgID of every update a source sent
+	// published holds each topic's cursor read at the end of a run, and
+	// ledger the number of ledger leaves an audit counted.
+	published map[string]uint64
+	ledger    map[string]uint64
 	// starts holds the position each terminal first subscribed after.
 	starts map[[2]string]uint64
 	// handovers holds each topic's release records as the API listed
@@ -67,6 +71,30 @@ type History struct {
 type handoverList struct {
 	recs     []baton.ReleaseRecord
 	complete bool
+}
+
+// PublishedSeen records a topic's cursor (GET /v1/topics/{t}/cursor) read
+// at the end of a run, once nothing more was appended: no terminal may have
+// received an item beyond it.
+func (h *History) PublishedSeen(topic string, cursor uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.published == nil {
+		h.published = make(map[string]uint64)
+	}
+	h.published[topic] = cursor
+}
+
+// LedgerSeen records how many leaves an audit of the topic's ledger
+// (`baton ledger verify`) counted at the end of a run: one per published
+// item, so as many as the cursor of PublishedSeen.
+func (h *History) LedgerSeen(topic string, leaves uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ledger == nil {
+		h.ledger = make(map[string]uint64)
+	}
+	h.ledger[topic] = leaves
 }
 
 // TerminalStarted records that terminal first subscribed to topic after
@@ -154,7 +182,7 @@ func (h *History) LastSeq(terminal, topic string) uint64 {
 
 // Anomaly is one broken guarantee.
 type Anomaly struct {
-	Kind     string `json:"kind"` // lost, duplicated, reordered, mismatched, phantom, split-brain, epoch-regressed, handover
+	Kind     string `json:"kind"` // lost, duplicated, reordered, mismatched, phantom, split-brain, epoch-regressed, handover, unpublished, ledger
 	Topic    string `json:"topic"`
 	Terminal string `json:"terminal,omitempty"`
 	Seq      uint64 `json:"seq"`
@@ -174,9 +202,14 @@ type Report struct {
 	// Handover counts broken hand-over records: epochs not strictly
 	// increasing, a successor that is not epoch+1, or a delivery outside
 	// its epoch's range.
-	Handover  int       `json:"handover"`
-	Resets    int       `json:"resets"`
-	Anomalies []Anomaly `json:"anomalies,omitempty"`
+	Handover int `json:"handover"`
+	// Unpublished counts items a terminal received beyond the topic's
+	// final cursor; Ledger, topics whose ledger does not hold exactly one
+	// leaf per published item.
+	Unpublished int       `json:"unpublished"`
+	Ledger      int       `json:"ledger"`
+	Resets      int       `json:"resets"`
+	Anomalies   []Anomaly `json:"anomalies,omitempty"`
 }
 
 // OK reports whether no anomaly was found.
@@ -201,6 +234,10 @@ func (r *Report) add(a Anomaly) {
 		r.SplitBrain++
 	case "handover":
 		r.Handover++
+	case "unpublished":
+		r.Unpublished++
+	case "ledger":
+		r.Ledger++
 	}
 	if len(r.Anomalies) < MaxAnomalies {
 		r.Anomalies = append(r.Anomalies, a)
@@ -328,6 +365,7 @@ func (h *History) Check(terminals map[string][]string) Report {
 	}
 
 	h.checkHandovers(&rep)
+	h.checkPublished(&rep)
 
 	// Every acknowledged item must reach every terminal of its topic.
 	names := make([]string, 0, len(terminals))
@@ -440,6 +478,33 @@ func (h *History) checkHandovers(rep *Report) {
 			if p, ok := byEpoch[d.Epoch-1]; ok && d.Epoch > 0 && d.Seq <= p.LastSeq && once("before") {
 				bad(d.Epoch, d.Seq, d.Terminal, "item at or before seq %d, where epoch %d ended: publishers overlap", p.LastSeq, p.Epoch)
 			}
+		}
+	}
+}
+
+// checkPublished compares the deliveries with each topic's final cursor and
+// the ledger with the cursor. The caller holds h.mu.
+func (h *History) checkPublished(rep *Report) {
+	maxSeq := make(map[string]Delivery)
+	for _, d := range h.deliveries {
+		if d.Seq > maxSeq[d.Topic].Seq {
+			maxSeq[d.Topic] = d
+		}
+	}
+	topics := make([]string, 0, len(h.published))
+	for t := range h.published {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, topic := range topics {
+		cursor := h.published[topic]
+		if d, ok := maxSeq[topic]; ok && d.Seq > cursor {
+			rep.add(Anomaly{Kind: "unpublished", Topic: topic, Terminal: d.Terminal, Seq: d.Seq,
+				Detail: fmt.Sprintf("received, but the topic's cursor ended at seq %d: an item delivered before it was published", cursor)})
+		}
+		if leaves, ok := h.ledger[topic]; ok && leaves != cursor {
+			rep.add(Anomaly{Kind: "ledger", Topic: topic, Seq: min(leaves, cursor) + 1,
+				Detail: fmt.Sprintf("the ledger holds %d leaves, but %d items were published", leaves, cursor)})
 		}
 	}
 }

@@ -230,3 +230,29 @@ func TestFirstItemAfterStart(t *testing.T) {
 		t.Fatalf("after a reset: %+v", r)
 	}
 }
+
+// TestPublishedAndLedger: no terminal may hold an item beyond the final
+// cursor, and the ledger holds one leaf per published item.
+func TestPublishedAndLedger(t *testing.T) {
+	check := func(cursor, leaves uint64) checker.Report {
+		h := checker.NewHistory()
+		for i := 1; i <= 5; i++ {
+			u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)}
+			h.Sent("t", u.MsgID)
+			h.Delivered(checker.Delivery{Terminal: "a", Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value, MsgID: u.MsgID,
+				Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"})
+		}
+		h.PublishedSeen("t", cursor)
+		h.LedgerSeen("t", leaves)
+		return h.Check(map[string][]string{"a": {"t"}})
+	}
+	if r := check(6, 6); !r.OK() {
+		t.Fatalf("clean: %+v", r)
+	}
+	if r := check(4, 4); r.Unpublished != 1 || r.Anomalies[0].Seq != 5 || r.Anomalies[0].Terminal != "a" {
+		t.Fatalf("delivered beyond the cursor: %+v", r)
+	}
+	if r := check(6, 5); r.Ledger != 1 {
+		t.Fatalf("a leaf missing: %+v", r)
+	}
+}

@@ -33,8 +33,11 @@ type chaosReport struct {
 	Workload   workloadStats           `json:"workload"`
 	Check      checker.Report          `json:"check"`
 	Ledger     ledgerCheck             `json:"ledger"`
-	Problems   []string                `json:"problems,omitempty"`
-	OK         bool                    `json:"ok"`
+	// Cursors is each topic's final cursor, once every appended item was
+	// published.
+	Cursors  map[string]uint64 `json:"cursors"`
+	Problems []string          `json:"problems,omitempty"`
+	OK       bool              `json:"ok"`
 	// Dir holds the servers' logs and the store; kept when the run failed
 	// or with --keep.
 	Dir string `json:"dir,omitempty"`
@@ -89,6 +92,8 @@ type ledgerCheck struct {
 	Ran    bool   `json:"ran"`
 	OK     bool   `json:"ok"`
 	Output string `json:"output,omitempty"`
+	// Leaves counts each topic's ledger leaves, if verify could say.
+	Leaves map[string]uint64 `json:"leaves,omitempty"`
 }
 
 func (r *chaosReport) print(w io.Writer) {
@@ -139,8 +144,8 @@ func (r *chaosReport) print(w io.Writer) {
 	fmt.Fprintf(w, "  delivered: %s\n", strings.Join(parts, ", "))
 	fmt.Fprintf(w, "  terminals moved %d times; %d streams opened (first ones and resumes)\n", r.Workload.Moves, r.Workload.Streams)
 	c := r.Check
-	fmt.Fprintf(w, "\nchecker: lost %d, duplicated %d, reordered %d, mismatched %d, phantom %d, split brain %d, hand-over %d; resets %d\n",
-		c.Lost, c.Duplicated, c.Reordered, c.Mismatched, c.Phantom, c.SplitBrain, c.Handover, c.Resets)
+	fmt.Fprintf(w, "\nchecker: lost %d, duplicated %d, reordered %d, mismatched %d, phantom %d, split brain %d, hand-over %d, unpublished %d, ledger %d; resets %d\n",
+		c.Lost, c.Duplicated, c.Reordered, c.Mismatched, c.Phantom, c.SplitBrain, c.Handover, c.Unpublished, c.Ledger, c.Resets)
 	for _, a := range c.Anomalies {
 		term := a.Terminal
 		if term == "" {
@@ -152,7 +157,7 @@ func (r *chaosReport) print(w io.Writer) {
 	case !r.Ledger.Ran:
 		fmt.Fprintf(w, "ledger: %s\n", r.Ledger.Output)
 	case r.Ledger.OK:
-		fmt.Fprintln(w, "ledger: baton ledger verify passed")
+		fmt.Fprintf(w, "ledger: baton ledger verify passed:\n  %s\n", strings.ReplaceAll(r.Ledger.Output, "\n", "\n  "))
 	default:
 		fmt.Fprintf(w, "ledger: baton ledger verify FAILED: %s\n", r.Ledger.Output)
 	}

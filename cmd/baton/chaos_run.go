@@ -827,9 +827,18 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 			MsgID: u.MsgID, Hash: baton.HashItem(t.Topic, u), Epoch: 1, Publisher: "sabotage", At: time.Now()})
 		r.logf("sabotage: recorded a bogus delivery to %s at seq %d", t.Name, t.Last()+2)
 	}
-	rep.Check = r.h.Check(r.follow)
-	rep.HandoverMS = r.handoverTimes()
-	rep.Workload.Acked, rep.Workload.Delivered = rep.Check.Acked, rep.Check.Delivered
+	// Every item appended must end up published, and no terminal may hold
+	// one beyond the final cursor.
+	rep.Cursors = make(map[string]uint64)
+	for _, topic := range r.topics {
+		cur, err := r.settle(ctx, topic, 30*time.Second)
+		if err != nil {
+			r.problem("%s: %v", topic, err)
+			continue
+		}
+		rep.Cursors[topic] = cur
+		r.h.PublishedSeen(topic, cur)
+	}
 
 	// Stop the servers gracefully before the ledger is verified, so that
 	// it is read at rest.
@@ -844,6 +853,13 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 	if rep.Ledger.Ran && !rep.Ledger.OK {
 		r.problem("baton ledger verify failed: %s", rep.Ledger.Output)
 	}
+	for topic, n := range rep.Ledger.Leaves {
+		r.h.LedgerSeen(topic, n)
+	}
+
+	rep.Check = r.h.Check(r.follow)
+	rep.HandoverMS = r.handoverTimes()
+	rep.Workload.Acked, rep.Workload.Delivered = rep.Check.Acked, rep.Check.Delivered
 
 	r.mu.Lock()
 	for k, c := range r.counts {
@@ -889,33 +905,108 @@ func (r *chaosRun) handovers(ctx context.Context, topic string) ([]baton.Release
 	return nil, err
 }
 
-// verifyLedger runs `baton ledger verify --store URL` if this build has it
-// (the ledger is built separately), and reports its exit status.
+// verifyLedger runs `baton ledger verify --store URL TOPIC` on each of the
+// run's topics if this build has the command (the ledger is built
+// separately), and reports its exit status. With --json it also learns each
+// topic's number of leaves, which the checker compares with the cursor.
 func (r *chaosRun) verifyLedger(ctx context.Context) ledgerCheck {
-	root := newRoot()
-	cmd, _, err := root.Find([]string{"ledger", "verify"})
+	cmd, _, err := newRoot().Find([]string{"ledger", "verify"})
 	if err != nil || cmd == nil || cmd.Name() != "verify" {
 		return ledgerCheck{Output: "not run: this build has no `baton ledger verify`"}
 	}
+	asJSON := cmd.Flags().Lookup("json") != nil
 	exe, err := os.Executable()
 	if err != nil {
 		return ledgerCheck{Ran: true, Output: "find own executable: " + err.Error()}
 	}
-	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	vc := exec.CommandContext(vctx, exe, "ledger", "verify", "--store", r.store)
-	vc.Stdout, vc.Stderr = &out, &out
-	err = vc.Run()
-	b := bytes.TrimSpace(out.Bytes())
-	if len(b) > 4000 {
-		b = append(b[:4000:4000], " ..."...)
+	lc := ledgerCheck{Ran: true, OK: true, Leaves: make(map[string]uint64)}
+	var outs []string
+	for _, topic := range r.topics {
+		args := []string{"ledger", "verify", "--store", r.store}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		var stdout, stderr bytes.Buffer
+		vc := exec.CommandContext(vctx, exe, append(args, topic)...)
+		vc.Stdout, vc.Stderr = &stdout, &stderr
+		err := vc.Run()
+		cancel()
+		var reps []struct {
+			Topic    string
+			Leaves   uint64
+			Problems []struct{ Where, What string }
+		}
+		parsed := asJSON && json.Unmarshal(stdout.Bytes(), &reps) == nil && len(reps) == 1
+		switch {
+		case parsed:
+			lc.Leaves[topic] = reps[0].Leaves
+			line := fmt.Sprintf("%s: %d leaves", topic, reps[0].Leaves)
+			for i, p := range reps[0].Problems {
+				if i == 5 {
+					line += fmt.Sprintf("; and %d more", len(reps[0].Problems)-5)
+					break
+				}
+				line += fmt.Sprintf("; %s: %s", p.Where, p.What)
+			}
+			if err == nil {
+				line += ": OK"
+			}
+			outs = append(outs, line)
+		default:
+			outs = append(outs, strings.TrimSpace(stdout.String()))
+		}
+		if err != nil {
+			lc.OK = false
+			if msg := strings.TrimSpace(stderr.String()); msg != "" {
+				outs = append(outs, topic+": "+msg)
+			} else if !parsed {
+				outs = append(outs, topic+": "+err.Error())
+			}
+		}
 	}
-	lc := ledgerCheck{Ran: true, OK: err == nil, Output: string(b)}
-	if err != nil && lc.Output == "" {
-		lc.Output = err.Error()
+	lc.Output = strings.Join(outs, "\n")
+	if len(lc.Output) > 4000 {
+		lc.Output = lc.Output[:4000] + " ..."
 	}
 	return lc
+}
+
+// settle waits, once the sources have stopped, until every appended item
+// of topic is published (the cursor is at the last appended seq, twice in a
+// row), and returns the cursor.
+func (r *chaosRun) settle(ctx context.Context, topic string, d time.Duration) (uint64, error) {
+	deadline := time.Now().Add(d)
+	var cur baton.Cursor
+	var info baton.TopicInfo
+	stable := 0
+	var err error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		err = errors.New("no node alive")
+		for _, n := range r.nodes {
+			if !n.Alive() {
+				continue
+			}
+			if err = r.getJSON(ctx, n.URL()+"/v1/topics/"+topic, &info); err == nil {
+				err = r.getJSON(ctx, n.URL()+"/v1/topics/"+topic+"/cursor", &cur)
+			}
+			if err == nil {
+				break
+			}
+		}
+		if err == nil && cur.Seq == info.LastSeq {
+			if stable++; stable == 2 {
+				return cur.Seq, nil
+			}
+		} else {
+			stable = 0
+		}
+		sleep(ctx, 100*time.Millisecond) // poll interval
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("the cursor is at seq %d, %d items appended are not published after %v", cur.Seq, info.LastSeq-cur.Seq, d)
 }
 
 // replay is the command line that runs this schedule again.
