@@ -122,7 +122,7 @@ func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Dura
 		return baton.Lease{}, err
 	}
 	var lease baton.Lease
-	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
 		sig := baton.SignalLock
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
@@ -184,7 +184,7 @@ func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration)
 	}
 	var out baton.Lease
 	var lapsed bool
-	err := s.write(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
 		now := nanos(s.now())
 		r, err := s.checkHeld(ctx, tx, lease, now)
 		if err != nil {
@@ -221,7 +221,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		return err
 	}
 	var lapsed bool
-	err := s.write(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
 		now := nanos(s.now())
 		r, err := s.checkHeld(ctx, tx, lease, now)
 		if err != nil {
@@ -254,7 +254,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 		return baton.ReleaseRecord{}, err
 	}
 	var rec baton.ReleaseRecord
-	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
 		r, ok, err := loadTopic(ctx, tx, topic)
 		if err != nil {
 			return 0, err

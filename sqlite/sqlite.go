@@ -65,6 +65,7 @@ type Store struct {
 	clock baton.Clock
 
 	wdb *sql.DB // one connection: writes are serialised in-process
+	ldb *sql.DB // one connection for lease writes, see writeLease
 	rdb *sql.DB // readers (WAL lets them run beside the writer)
 
 	sig *signal.Hub
@@ -183,9 +184,20 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxIdleTime(0)
+	// Lease writes wait for the file's lock by polling it themselves, not
+	// with SQLite's busy handler (see writeLease).
+	ldsn := "file:" + path + "?" + fmt.Sprintf("_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)", opts.Sync)
+	s.ldb, err = sql.Open("sqlite", ldsn+"&_txlock=immediate")
+	if err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s.ldb.SetMaxOpenConns(1)
+	s.ldb.SetConnMaxIdleTime(0)
 	s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		s.wdb.Close()
+		s.ldb.Close()
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(8)
@@ -202,6 +214,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.wg.Wait()
 		s.rdb.Close()
 		s.wdb.Close()
+		s.ldb.Close()
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -261,7 +274,7 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.wg.Wait()
 		s.sig.Close()
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close())
 	})
 	return s.closeErr
 }
