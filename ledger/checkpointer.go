@@ -80,6 +80,7 @@ type Checkpointer struct {
 
 	size      atomic.Uint64
 	signedOut atomic.Uint64
+	lagging   atomic.Bool // Committed dropped leaves: catch up from the store
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -148,8 +149,10 @@ func (c *Checkpointer) Checkpoint() *baton.Checkpoint {
 }
 
 // Committed hands the leaves of one successful commit over, in commit
-// order, with the checkpoint it stored. It never blocks once the
-// checkpointer has stopped.
+// order, with the checkpoint it stored. It never blocks: if the
+// checkpointer is behind (say, still reading a long log from the store
+// after a takeover) and its queue is full, the leaves are dropped and it
+// reads them from the store when it catches up.
 func (c *Checkpointer) Committed(leaves []baton.Leaf, cp *baton.Checkpoint) {
 	if cp != nil {
 		c.stored(cp.Size)
@@ -157,6 +160,8 @@ func (c *Checkpointer) Committed(leaves []baton.Leaf, cp *baton.Checkpoint) {
 	select {
 	case c.ch <- leaves:
 	case <-c.done:
+	default:
+		c.lagging.Store(true)
 	}
 }
 
@@ -310,6 +315,17 @@ func (c *Checkpointer) run(ctx context.Context) error {
 				flush.Reset(flushAfter)
 			}
 		case <-t.C:
+			if c.lagging.Swap(false) {
+				cur, err := c.cfg.Store.Cursor(ctx, c.cfg.Lease.Topic)
+				if err != nil {
+					c.lagging.Store(true)
+					c.log.Warn("checkpointer: read cursor", "err", err)
+					continue
+				}
+				if err := c.catchUp(ctx, cur.Seq); err != nil {
+					return err
+				}
+			}
 			if c.log2.End() > c.signed {
 				if err := c.sign(); err != nil {
 					return err
