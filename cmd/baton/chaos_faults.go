@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"slices"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/nemesis"
+	"github.com/baton-pub/baton/internal/proc"
+)
+
+// victim is a publisher hit by a fault: the hand-over it causes is
+// measured from the fault to the first item a terminal receives from a
+// later epoch.
+type victim struct {
+	kind  nemesis.Kind
+	topic string
+	epoch uint64
+	at    time.Time
+}
+
+// claim marks target as impaired by fault f, unless it already is or, for
+// a node, unless that would leave no node alone.
+func (r *chaosRun) claim(target string, node bool, f nemesis.Fault) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, busy := r.impaired[target]; busy {
+		return false
+	}
+	if node {
+		n := 0
+		for t := range r.impaired {
+			if r.nodeByName(t) != nil {
+				n++
+			}
+		}
+		if n+1 >= len(r.nodes) {
+			return false
+		}
+	}
+	r.impaired[target] = fmt.Sprintf("#%d %s", f.N, f.Kind)
+	return true
+}
+
+func (r *chaosRun) release(target string) {
+	r.mu.Lock()
+	delete(r.impaired, target)
+	r.mu.Unlock()
+}
+
+func (r *chaosRun) isImpaired(target string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.impaired[target]
+	return ok
+}
+
+func (r *chaosRun) nodeByName(name string) *proc.Node {
+	for _, n := range r.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// lock reads a topic's lock from a node that is alive and not impaired.
+func (r *chaosRun) lock(ctx context.Context, topic string) (baton.LockState, error) {
+	var st baton.LockState
+	err := errors.New("no healthy node")
+	for _, n := range r.nodes {
+		if !n.Alive() || r.isImpaired(n.Name) {
+			continue
+		}
+		if err = r.getJSON(ctx, n.URL()+"/v1/topics/"+topic+"/lock", &st); err == nil {
+			return st, nil
+		}
+	}
+	return st, err
+}
+
+func (r *chaosRun) getJSON(ctx context.Context, u string, out any) error {
+	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.httpc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != nethttp.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s %s", u, resp.Status, bytes.TrimSpace(b))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (r *chaosRun) skip(f nemesis.Fault, why string) {
+	r.mu.Lock()
+	r.counts[f.Kind].Skipped++
+	r.mu.Unlock()
+	r.event(chaosEvent{Fault: f.N, Kind: "skip", Target: string(f.Kind), Detail: why})
+}
+
+func (r *chaosRun) injected(f nemesis.Fault, target, detail string) {
+	r.mu.Lock()
+	r.counts[f.Kind].Injected++
+	r.mu.Unlock()
+	r.event(chaosEvent{Fault: f.N, Kind: string(f.Kind), Target: target, Detail: detail})
+}
+
+func (r *chaosRun) healed(f nemesis.Fault, target, detail string) {
+	r.event(chaosEvent{Fault: f.N, Kind: "heal", Target: target, Detail: detail})
+}
+
+// inject carries out one fault, holds it, and heals it.
+func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
+	switch f.Kind {
+	case nemesis.SlowTerminal, nemesis.MoveTerminal:
+		r.terminalFault(ctx, f)
+		return
+	case nemesis.RestartStore:
+		r.restartStore(ctx, f)
+		return
+	}
+	topic := r.topics[f.Topic%len(r.topics)]
+	st, err := r.lock(ctx, topic)
+	if err != nil {
+		r.skip(f, "read the lock of "+topic+": "+err.Error())
+		return
+	}
+	var n *proc.Node
+	var role string
+	publisher := false // n holds the topic's lease: a hand-over must follow
+	switch {
+	case f.Kind == nemesis.RestartStandby:
+		var standbys []*proc.Node
+		for _, x := range r.nodes {
+			if x.Alive() && !r.isImpaired(x.Name) && !(st.Held && st.Lease.Holder == x.Name) {
+				standbys = append(standbys, x)
+			}
+		}
+		if len(standbys) == 0 {
+			r.skip(f, "no standby of "+topic)
+			return
+		}
+		n, role = standbys[f.Node%len(standbys)], "standby of "+topic
+	case f.Kind == nemesis.Partition && f.Node >= 0:
+		n, role = r.nodes[f.Node%len(r.nodes)], "node"
+		if st.Held && st.Lease.Holder == n.Name {
+			role = fmt.Sprintf("publisher of %s (epoch %d)", topic, st.Lease.Epoch)
+			publisher = true
+		}
+	default:
+		if !st.Held {
+			r.skip(f, topic+" has no publisher now")
+			return
+		}
+		if n = r.nodeByName(st.Lease.Holder); n == nil {
+			r.skip(f, topic+" is held by "+st.Lease.Holder+", not one of ours")
+			return
+		}
+		role = fmt.Sprintf("publisher of %s (epoch %d)", topic, st.Lease.Epoch)
+		publisher = true
+	}
+	if !n.Alive() {
+		r.skip(f, n.Name+" is down")
+		return
+	}
+	if !r.claim(n.Name, true, f) {
+		r.skip(f, n.Name+" is impaired already, or it is the last healthy node")
+		return
+	}
+	defer r.release(n.Name)
+	target := n.Name + ", " + role
+	if publisher && f.Kind != nemesis.RestartStandby {
+		r.mu.Lock()
+		r.victims = append(r.victims, victim{kind: f.Kind, topic: topic, epoch: st.Lease.Epoch, at: time.Now()})
+		r.mu.Unlock()
+	}
+	switch f.Kind {
+	case nemesis.KillPublisher, nemesis.RestartStandby:
+		n.Kill()
+		r.injected(f, target, "SIGKILL")
+		sleep(ctx, f.Hold)
+		r.restartNode(ctx, f, n, "restarted after "+f.Hold.Round(time.Millisecond).String())
+	case nemesis.TermPublisher:
+		if err := n.Terminate(); err != nil {
+			r.skip(f, "SIGTERM "+n.Name+": "+err.Error())
+			return
+		}
+		r.injected(f, target, "SIGTERM (graceful hand-over)")
+		select {
+		case <-n.Done():
+		case <-time.After(15 * time.Second):
+			r.problem("%s did not exit within 15s of SIGTERM (fault #%d); killed", n.Name, f.N)
+			n.Kill()
+		}
+		sleep(ctx, f.Hold)
+		r.restartNode(ctx, f, n, "restarted after "+f.Hold.Round(time.Millisecond).String())
+	case nemesis.PausePublisher:
+		if err := n.Pause(); err != nil {
+			r.skip(f, "SIGSTOP "+n.Name+": "+err.Error())
+			return
+		}
+		r.injected(f, target, fmt.Sprintf("SIGSTOP for %v (lease TTL %v)", f.Hold.Round(time.Millisecond), r.c.LeaseTTL))
+		sleep(ctx, f.Hold)
+		if !n.Alive() {
+			r.mu.Lock()
+			r.counts[f.Kind].Fenced++
+			r.mu.Unlock()
+			// SQLite fences a writer stopped inside a transaction with
+			// SIGKILL (sqlite/fence.go): the zombie is gone for good.
+			r.restartNode(ctx, f, n, "was fenced (killed while stopped: "+fmt.Sprint(n.ExitErr())+"); restarted")
+			return
+		}
+		_ = n.Resume()
+		r.healed(f, n.Name, "SIGCONT: a zombie that must find its lease gone")
+	case nemesis.Partition:
+		i := slices.Index(r.nodes, n)
+		r.proxies[i].Cut()
+		r.injected(f, target, fmt.Sprintf("cut off the store for %v (lease TTL %v)", f.Hold.Round(time.Millisecond), r.c.LeaseTTL))
+		sleep(ctx, f.Hold)
+		r.proxies[i].Heal()
+		r.healed(f, n.Name, "reconnected to the store")
+	}
+}
+
+// restartNode starts a node again, as a supervisor would: `baton serve`
+// exits at once if it cannot open the store (Redis down, or loading its
+// append-only file after a restart-store fault), so it is retried with
+// backoff for up to a minute.
+func (r *chaosRun) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Node, detail string) {
+	var err error
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 0; ; attempt++ {
+		if err = n.Restart(ctx); err == nil {
+			if attempt > 0 {
+				detail += fmt.Sprintf(" (%d attempts: the store was not ready)", attempt+1)
+			}
+			r.healed(f, n.Name, detail)
+			return
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			break
+		}
+		sleep(ctx, min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)) // back off, then retry
+	}
+	r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
+}
+
+func (r *chaosRun) restartStore(ctx context.Context, f nemesis.Fault) {
+	if r.redis == nil {
+		r.skip(f, "not our own Redis")
+		return
+	}
+	if !r.claim("store", false, f) {
+		r.skip(f, "the store is being restarted already")
+		return
+	}
+	defer r.release("store")
+	r.redis.Kill()
+	r.injected(f, "redis-server "+r.redis.Addr, "SIGKILL")
+	sleep(ctx, f.Hold)
+	if err := r.redis.Restart(ctx); err != nil {
+		r.problem("restart redis-server (fault #%d): %v", f.N, err)
+		return
+	}
+	r.healed(f, "redis-server", "restarted on its append-only file after "+f.Hold.Round(time.Millisecond).String())
+}
+
+func (r *chaosRun) terminalFault(ctx context.Context, f nemesis.Fault) {
+	t := r.terms[f.Terminal%len(r.terms)]
+	if !r.claim(t.Name, false, f) {
+		r.skip(f, t.Name+" is slow already")
+		return
+	}
+	defer r.release(t.Name)
+	if err := t.Err(); err != nil {
+		r.skip(f, t.Name+" has ended: "+err.Error())
+		return
+	}
+	switch f.Kind {
+	case nemesis.MoveTerminal:
+		from := slices.IndexFunc(r.nodes, func(n *proc.Node) bool { return n.URL() == t.Node() })
+		order := r.rotate(max(from, 0) + f.Node)
+		last := t.Last()
+		if err := t.Move(order); err != nil {
+			r.problem("move %s (fault #%d): %v", t.Name, f.N, err)
+			return
+		}
+		fromName := "?"
+		if from >= 0 {
+			fromName = r.nodes[from].Name
+		}
+		r.injected(f, t.Name, fmt.Sprintf("disconnected from %s at seq %d; resumes on %s", fromName, last, r.nodeByAddr(order[0])))
+	case nemesis.SlowTerminal:
+		before, last := t.Streams(), t.Last()
+		t.SetSlow(nemesis.SlowRead)
+		r.injected(f, t.Name, fmt.Sprintf("reads one item per %v for %v, from seq %d", nemesis.SlowRead, f.Hold.Round(time.Millisecond), last))
+		sleep(ctx, f.Hold)
+		t.SetSlow(0)
+		// Once it reads at full speed again it drains what the kernel
+		// holds and, if the server cut it off, resumes on a new stream.
+		resumed := false
+		deadline := time.Now().Add(10 * time.Second)
+		for !resumed && time.Now().Before(deadline) && ctx.Err() == nil {
+			resumed = t.Streams() > before
+			sleep(ctx, 20*time.Millisecond) // poll interval
+		}
+		r.mu.Lock()
+		if resumed {
+			r.counts[f.Kind].Disconnected++
+		}
+		r.mu.Unlock()
+		detail := fmt.Sprintf("reads at full speed again at seq %d; ", t.Last())
+		if resumed {
+			detail += "it was cut off and resumed on a new stream"
+		} else {
+			detail += "it was not cut off"
+		}
+		r.healed(f, t.Name, detail)
+	}
+}
+
+func (r *chaosRun) nodeByAddr(addr string) string {
+	for _, n := range r.nodes {
+		if n.Addr == addr {
+			return n.Name
+		}
+	}
+	return addr
+}
+
+// healAll ends every fault still in effect: a node that is down is
+// started, a stopped one continued, a cut proxy healed, the store started.
+func (r *chaosRun) healAll(ctx context.Context) {
+	if r.redis != nil && !r.redis.Alive() {
+		if err := r.redis.Restart(ctx); err != nil {
+			r.problem("restart redis-server at the end: %v", err)
+		}
+	}
+	for _, p := range r.proxies {
+		p.Heal()
+	}
+	for _, n := range r.nodes {
+		_ = n.Resume()
+		if !n.Alive() {
+			r.restartNode(ctx, nemesis.Fault{}, n, "restarted at the end of the run")
+		}
+	}
+	for _, t := range r.terms {
+		t.SetSlow(0)
+	}
+}
