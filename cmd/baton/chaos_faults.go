@@ -191,7 +191,8 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 	}
 	defer r.release(n.Name)
 	target := n.Name + ", " + role
-	if publisher && f.Kind != nemesis.RestartStandby {
+	// A hiccup may well end before the lease lapses: no hand-over to time.
+	if publisher && f.Kind != nemesis.RestartStandby && f.Kind != nemesis.HiccupPublisher {
 		r.mu.Lock()
 		r.victims = append(r.victims, victim{kind: f.Kind, topic: topic, epoch: st.Lease.Epoch, at: time.Now()})
 		r.mu.Unlock()
@@ -216,7 +217,7 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 		}
 		sleep(ctx, f.Hold)
 		r.restartNode(ctx, f, n, "restarted after "+f.Hold.Round(time.Millisecond).String())
-	case nemesis.PausePublisher:
+	case nemesis.PausePublisher, nemesis.HiccupPublisher:
 		if err := n.Pause(); err != nil {
 			r.skip(f, "SIGSTOP "+n.Name+": "+err.Error())
 			return
@@ -233,7 +234,11 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 			return
 		}
 		_ = n.Resume()
-		r.healed(f, n.Name, "SIGCONT: a zombie that must find its lease gone")
+		if f.Kind == nemesis.HiccupPublisher {
+			r.healed(f, n.Name, "SIGCONT: its lease may have lapsed meanwhile")
+		} else {
+			r.healed(f, n.Name, "SIGCONT: a zombie that must find its lease gone")
+		}
 	case nemesis.Partition:
 		i := slices.Index(r.nodes, n)
 		r.proxies[i].Cut()

@@ -117,7 +117,7 @@ func (r *chaosReport) print(w io.Writer) {
 		if k == nemesis.SlowTerminal {
 			extra = fmt.Sprintf("   (%d cut off by the server and resumed)", c.Disconnected)
 		}
-		if k == nemesis.PausePublisher && c.Fenced > 0 {
+		if (k == nemesis.PausePublisher || k == nemesis.HiccupPublisher) && c.Fenced > 0 {
 			extra = fmt.Sprintf("   (%d fenced by the store while stopped, and restarted)", c.Fenced)
 		}
 		fmt.Fprintf(w, "  %-16s %4d / %4d / %4d%s\n", k, c.Planned, c.Injected, c.Skipped, extra)

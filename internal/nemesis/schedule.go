@@ -27,6 +27,10 @@ const (
 	// PausePublisher: SIGSTOP the publisher for Hold (past its lease TTL)
 	// and SIGCONT it: a zombie that must find itself fenced.
 	PausePublisher Kind = "pause-publisher"
+	// HiccupPublisher: SIGSTOP the publisher for Hold, from 0.3 to 1.2
+	// TTL, and SIGCONT it: a pause around the lease's expiry, where a
+	// node may resume just as its lease lapses or just before.
+	HiccupPublisher Kind = "hiccup-publisher"
 	// TermPublisher: SIGTERM the publisher (graceful hand-over); restart
 	// it after Hold.
 	TermPublisher Kind = "term-publisher"
@@ -49,11 +53,11 @@ const (
 )
 
 // AllKinds lists every kind, in the order of reports.
-var AllKinds = []Kind{KillPublisher, PausePublisher, TermPublisher, RestartStandby, Partition, RestartStore, SlowTerminal, MoveTerminal}
+var AllKinds = []Kind{KillPublisher, PausePublisher, HiccupPublisher, TermPublisher, RestartStandby, Partition, RestartStore, SlowTerminal, MoveTerminal}
 
 // DefaultWeights is how often each kind is drawn, relative to the others.
 var DefaultWeights = map[Kind]int{
-	KillPublisher: 4, PausePublisher: 3, TermPublisher: 3, RestartStandby: 2,
+	KillPublisher: 4, PausePublisher: 3, HiccupPublisher: 2, TermPublisher: 3, RestartStandby: 2,
 	Partition: 3, RestartStore: 1, SlowTerminal: 1, MoveTerminal: 3,
 }
 
@@ -61,7 +65,7 @@ var DefaultWeights = map[Kind]int{
 // store or a terminal).
 func (k Kind) ProcessFault() bool {
 	switch k {
-	case KillPublisher, PausePublisher, TermPublisher, RestartStandby, Partition:
+	case KillPublisher, PausePublisher, HiccupPublisher, TermPublisher, RestartStandby, Partition:
 		return true
 	}
 	return false
@@ -127,7 +131,7 @@ type Fault struct {
 func (f Fault) String() string {
 	target := ""
 	switch f.Kind {
-	case KillPublisher, PausePublisher, TermPublisher:
+	case KillPublisher, PausePublisher, HiccupPublisher, TermPublisher:
 		target = fmt.Sprintf("publisher of topic %d", f.Topic)
 	case RestartStandby:
 		target = fmt.Sprintf("standby #%d of topic %d", f.Node, f.Topic)
@@ -196,6 +200,8 @@ func Plan(c Config) ([]Fault, error) {
 			f.Hold = between(100*time.Millisecond, 2*c.TTL)
 		case PausePublisher, Partition:
 			f.Hold = between(c.TTL*3/2, 3*c.TTL)
+		case HiccupPublisher:
+			f.Hold = between(c.TTL*3/10, c.TTL*6/5)
 		case TermPublisher:
 			f.Hold = between(100*time.Millisecond, c.TTL)
 		case RestartStandby:

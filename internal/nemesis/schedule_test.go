@@ -30,7 +30,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	// The order of the kinds given does not matter.
 	cfg := config(42)
 	cfg.Kinds = []nemesis.Kind{nemesis.MoveTerminal, nemesis.SlowTerminal, nemesis.RestartStore, nemesis.Partition,
-		nemesis.RestartStandby, nemesis.TermPublisher, nemesis.PausePublisher, nemesis.KillPublisher}
+		nemesis.RestartStandby, nemesis.TermPublisher, nemesis.HiccupPublisher, nemesis.PausePublisher, nemesis.KillPublisher}
 	d, _ := nemesis.Plan(cfg)
 	if !reflect.DeepEqual(a, d) {
 		t.Fatal("the order of Kinds changed the plan")
@@ -42,7 +42,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 // TTL where the fault needs it.
 func TestScheduleShape(t *testing.T) {
 	cfg := config(7)
-	cfg.Kinds = []nemesis.Kind{nemesis.KillPublisher, nemesis.PausePublisher, nemesis.TermPublisher,
+	cfg.Kinds = []nemesis.Kind{nemesis.KillPublisher, nemesis.PausePublisher, nemesis.HiccupPublisher, nemesis.TermPublisher,
 		nemesis.RestartStandby, nemesis.SlowTerminal, nemesis.MoveTerminal} // SQLite: no partition, no store restart
 	fs, err := nemesis.Plan(cfg)
 	if err != nil {
@@ -68,6 +68,9 @@ func TestScheduleShape(t *testing.T) {
 		}
 		if f.Kind == nemesis.PausePublisher && f.Hold <= cfg.TTL {
 			t.Fatalf("%v: a pause must outlast the TTL", f)
+		}
+		if f.Kind == nemesis.HiccupPublisher && (f.Hold < cfg.TTL*3/10 || f.Hold > cfg.TTL*6/5) {
+			t.Fatalf("%v: a hiccup ends around the TTL", f)
 		}
 		if f.Topic < 0 || f.Topic >= cfg.Topics || f.Terminal < 0 || f.Terminal >= cfg.Terminals {
 			t.Fatalf("%v: target out of range", f)
