@@ -80,6 +80,7 @@ func (r *Report) finish() {
 			row := &r.Fanout.Rows[i]
 			for _, c := range r.Ceilings.SSE {
 				if c.Terminals == row.Terminals && c.Best > 0 {
+					// Zero when no step of Baton's ramp passed.
 					row.Ceiling, row.Ratio = c.Best, row.Best/c.Best
 				}
 			}
@@ -218,10 +219,15 @@ func yes(b *bool) string {
 }
 
 func pct(x float64) string {
-	if x == 0 {
+	return fmt.Sprintf("%.0f%%", x*100)
+}
+
+// ratio is pct(r) when a ceiling was measured, else "-".
+func ratio(ceiling, r float64) string {
+	if ceiling == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f%%", x*100)
+	return pct(r)
 }
 
 func num(x float64) string {
@@ -244,7 +250,7 @@ func (r *Report) Print(w io.Writer) {
 	if r.Ingest != nil {
 		fmt.Fprintf(tw, "\ningest (%d sources, %d nodes)\tacked items/s\tto terminal /s\tceiling items/s\tratio\treq p99 ms\t\n", r.Ingest.Sources, r.Ingest.Nodes)
 		for _, row := range r.Ingest.Rows {
-			fmt.Fprintf(tw, "batch %d\t%.0f\t%.0f\t%s\t%s\t%.1f\t\n", row.Batch, row.Acked, row.Delivered, num(row.Ceiling), pct(row.Ratio), row.Request.P99)
+			fmt.Fprintf(tw, "batch %d\t%.0f\t%.0f\t%s\t%s\t%.1f\t\n", row.Batch, row.Acked, row.Delivered, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.Request.P99)
 		}
 	} else if r.Ceilings != nil {
 		fmt.Fprintf(tw, "\nstore ceiling\titems/s\t\n")
@@ -271,7 +277,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fan := func(rows []FanoutRow) {
 		for _, row := range rows {
-			fmt.Fprintf(tw, "%s, %d terminals\t%.0f\t%.1f\t%s\t%s\t%.1f\t\n", row.Server, row.Terminals, row.Best, row.BestP99, num(row.Ceiling), pct(row.Ratio), row.IdleKB)
+			fmt.Fprintf(tw, "%s, %d terminals\t%.0f\t%.1f\t%s\t%s\t%.1f\t\n", row.Server, row.Terminals, row.Best, row.BestP99, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.IdleKB)
 		}
 	}
 	if r.Fanout != nil || (r.Ceilings != nil && len(r.Ceilings.SSE) > 0) {
@@ -326,7 +332,7 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 			r.Ingest.Sources, r.Ingest.Nodes, r.Ingest.Seconds, ceilingName(r))
 		fmt.Fprintln(w, "| batch | acked items/s | to a terminal, items/s | ceiling items/s | ratio | request p50 ms | request p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|")
 		for _, row := range r.Ingest.Rows {
-			fmt.Fprintf(w, "| %d | %.0f | %.0f | %s | %s | %.2f | %.2f |\n", row.Batch, row.Acked, row.Delivered, num(row.Ceiling), pct(row.Ratio), row.Request.P50, row.Request.P99)
+			fmt.Fprintf(w, "| %d | %.0f | %.0f | %s | %s | %.2f | %.2f |\n", row.Batch, row.Acked, row.Delivered, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.Request.P50, row.Request.P99)
 		}
 	}
 	if r.Latency != nil {
@@ -359,7 +365,7 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 		fmt.Fprint(w, "\n## Fan-out\n\nTerminals on one node; the best step of a ramp of delivery rates whose p99 stayed under 100 ms with nothing missing; RSS growth per idle connection.\n\n")
 		fmt.Fprintln(w, "| server | terminals | deliveries/s | p99 ms | ceiling /s | ratio | KiB per idle connection |\n|---|---:|---:|---:|---:|---:|---:|")
 		for _, row := range fans {
-			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %s | %s | %.1f |\n", row.Server, row.Terminals, row.Best, row.BestP99, num(row.Ceiling), pct(row.Ratio), row.IdleKB)
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %s | %s | %.1f |\n", row.Server, row.Terminals, row.Best, row.BestP99, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.IdleKB)
 		}
 		fmt.Fprintln(w, "\nRamps (items/s -> deliveries/s, p99):")
 		for _, row := range fans {

@@ -96,13 +96,17 @@ func percentilesOf(h *hdrhistogram.Histogram) Percentiles {
 	}
 	p.P50, p.P90, p.P99 = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)), ms(h.ValueAtQuantile(99))
 	p.P999, p.Max = ms(h.ValueAtQuantile(99.9)), ms(h.Max())
-	for _, b := range h.CumulativeDistribution() {
-		if b.Quantile >= 100 {
-			p.Curve = append(p.Curve, CurvePoint{Percentile: 100, Millis: ms(b.ValueAt)})
+	// The curve at 1/(1-q) = 10^(k/16), up to the count: even steps on
+	// the plot's log axis.
+	for k := 0; ; k++ {
+		x := math.Pow(10, float64(k)/16)
+		if x > float64(p.Count) {
 			break
 		}
-		p.Curve = append(p.Curve, CurvePoint{Percentile: b.Quantile, Millis: ms(b.ValueAt)})
+		q := 100 * (1 - 1/x)
+		p.Curve = append(p.Curve, CurvePoint{Percentile: q, Millis: ms(h.ValueAtQuantile(q))})
 	}
+	p.Curve = append(p.Curve, CurvePoint{Percentile: 100, Millis: p.Max})
 	return p
 }
 
