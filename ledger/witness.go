@@ -60,6 +60,7 @@ type Witness struct {
 
 	keysMu sync.Mutex
 	keys   *Keys
+	keysAt time.Time
 }
 
 // NewWitness returns a witness; Start runs it and Follow adds topics.
@@ -340,16 +341,19 @@ func (tw *topicWitness) appendChecked(ls []baton.Leaf) error {
 	return tw.tree.AppendFrom(ls)
 }
 
-func (tw *topicWitness) keys(ctx context.Context, node string) (*Keys, error) {
+// keys returns the registered keys, re-reading them if node has none or,
+// with refresh, if they were last read over 10s ago (a node that lost its
+// data dir registers a new key).
+func (tw *topicWitness) keys(ctx context.Context, node string, refresh bool) (*Keys, error) {
 	w := tw.w
 	w.keysMu.Lock()
 	defer w.keysMu.Unlock()
-	if !w.keys.Has(node) {
+	if !w.keys.Has(node) || refresh && time.Since(w.keysAt) > 10*time.Second {
 		nks, err := w.cfg.Store.NodeKeys(ctx)
 		if err != nil {
 			return nil, err
 		}
-		w.keys = NewKeys(nks)
+		w.keys, w.keysAt = NewKeys(nks), time.Now()
 	}
 	return w.keys, nil
 }
@@ -462,12 +466,20 @@ func (tw *topicWitness) checkNew(ctx context.Context) error {
 }
 
 func (tw *topicWitness) verify(ctx context.Context, cp baton.Checkpoint) error {
-	keys, err := tw.keys(ctx, cp.Node)
+	keys, err := tw.keys(ctx, cp.Node, false)
 	if err != nil {
 		return err
 	}
 	if _, err := Verify(cp, keys); err != nil {
-		return err
+		if !errors.Is(err, ErrBadSignature) {
+			return err
+		}
+		if keys, err = tw.keys(ctx, cp.Node, true); err != nil {
+			return err
+		}
+		if _, err := Verify(cp, keys); err != nil {
+			return err
+		}
 	}
 	if cp.Epoch < tw.state.Epoch {
 		return fmt.Errorf("epoch %d is below epoch %d of checkpoint %d: epochs went back", cp.Epoch, tw.state.Epoch, tw.state.Size)
