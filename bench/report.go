@@ -130,22 +130,39 @@ func (r *Report) finish() {
 	}
 	add(t)
 
-	// Fan-out to the most terminals measured.
-	var fan *FanoutRow
+	// Fan-out, for each number of terminals measured.
+	var fan *FanoutRow // the most terminals, for the memory target
 	if r.Fanout != nil {
 		for i := range r.Fanout.Rows {
-			if fan == nil || r.Fanout.Rows[i].Terminals > fan.Terminals {
-				fan = &r.Fanout.Rows[i]
+			row := &r.Fanout.Rows[i]
+			if fan == nil || row.Terminals > fan.Terminals {
+				fan = row
 			}
+			t := Target{Name: fmt.Sprintf("fan-out deliveries/s to %d terminals (p99 < 100 ms)", row.Terminals),
+				Goal: ">= 50% of the raw SSE broadcaster (the issue asks it at 10k terminals)"}
+			var raw *FanoutRow
+			if r.Ceilings != nil {
+				for j := range r.Ceilings.SSE {
+					if r.Ceilings.SSE[j].Terminals == row.Terminals {
+						raw = &r.Ceilings.SSE[j]
+					}
+				}
+			}
+			switch {
+			case raw == nil:
+			case raw.Best > 0:
+				t.Value = fmt.Sprintf("%.0f%% (%.0f of %.0f /s)", row.Ratio*100, row.Best, row.Ceiling)
+				t.Met = met(row.Ratio >= 0.5)
+			case row.Best > 0:
+				t.Value = fmt.Sprintf("%.0f /s; the raw broadcaster passed no step", row.Best)
+				t.Met = met(true)
+			default:
+				t.Value = "neither Baton nor the raw broadcaster kept p99 under 100 ms at the lowest step"
+				t.Reason = "the machine cannot: no ratio"
+			}
+			add(t)
 		}
 	}
-	t = Target{Name: "fan-out deliveries/s (p99 < 100 ms)", Goal: ">= 50% of the raw SSE broadcaster, 10k terminals"}
-	if fan != nil && fan.Ceiling > 0 {
-		t.Name = fmt.Sprintf("fan-out deliveries/s to %d terminals (p99 < 100 ms)", fan.Terminals)
-		t.Value = fmt.Sprintf("%.0f%% (%.0f of %.0f /s)", fan.Ratio*100, fan.Best, fan.Ceiling)
-		t.Met = met(fan.Ratio >= 0.5)
-	}
-	add(t)
 	t = Target{Name: "memory per idle terminal connection", Goal: "<= 16 KiB"}
 	if fan != nil {
 		t.Value = fmt.Sprintf("%.1f KiB (%d connections)", fan.IdleKB, fan.Terminals)
