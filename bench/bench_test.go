@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	c := Config{Scenarios: []string{"handover,ingest", "ingest"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Scenarios, ","); got != "ingest,handover" {
+		t.Errorf("scenarios %q, want canonical order without repeats", got)
+	}
+	if c.LeaseTTL != 2*time.Second || c.Nodes != 3 || c.ItemSize != 128 || c.Sources != 16 || c.Faults != 10 {
+		t.Errorf("defaults: %+v", c)
+	}
+	for _, bad := range []Config{
+		{Scenarios: []string{"nope"}},
+		{Nodes: 1, Scenarios: []string{"handover"}},
+		{ItemSize: 3},
+		{LeaseTTL: time.Millisecond},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+	all := Config{}
+	if err := all.Validate(); err != nil || len(all.Scenarios) != len(Scenarios) {
+		t.Errorf("default scenarios %v, %v", all.Scenarios, err)
+	}
+}
+
+// An update is valid JSON, its value has the configured size, and a
+// terminal reads its due time back from the frame Baton makes of it.
+func TestItemEncoding(t *testing.T) {
+	pad := padFor(128)
+	b := appendUpdate(nil, "src", 7, 1732560000123456789, pad)
+	var u struct {
+		ID    string          `json:"id"`
+		Value json.RawMessage `json:"value"`
+		MsgID string          `json:"msg_id"`
+	}
+	if err := json.Unmarshal(b, &u); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if len(u.Value) != 128 || u.ID != "q.7" || u.MsgID != "src-7" {
+		t.Errorf("update %s: value %d bytes", b, len(u.Value))
+	}
+	frame := []byte(`{"seq":12,"id":"q.7","value":` + string(u.Value) + `,"hash":"00","epoch":3,"publisher":"n1","msg_id":"src-7"}`)
+	if got := sentAt(frame); got != 1732560000123456789 {
+		t.Errorf("sentAt = %d", got)
+	}
+	if got := field(frame, `"seq":`); got != 12 {
+		t.Errorf("seq = %d", got)
+	}
+	if got := field(frame, `"nope":`); got != -1 {
+		t.Errorf("absent field = %d", got)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	h := newShardedHist(4)
+	for i := 1; i <= 1000; i++ {
+		h.Record(i, time.Duration(i)*time.Millisecond)
+	}
+	p := percentilesOf(h.Merge())
+	if p.Count != 1000 || p.P50 < 495 || p.P50 > 505 || p.P99 < 985 || p.P99 > 995 || p.Max < 995 || p.Max > 1005 {
+		t.Errorf("%+v", p)
+	}
+	if len(p.Curve) < 10 || p.Curve[len(p.Curve)-1].Percentile != 100 {
+		t.Errorf("curve of %d points", len(p.Curve))
+	}
+	s := sampleStats([]float64{5, 1, 3, 2, 4})
+	if s.P50 != 3 || s.P99 != 5 || s.Max != 5 {
+		t.Errorf("sample stats %+v", s)
+	}
+}
+
+// finish compares each figure with its ceiling and checks the targets.
+func TestFinish(t *testing.T) {
+	r := &Report{Engine: "sqlite", LeaseTTLms: 2000,
+		Ceilings: &CeilingResult{Rows: []CeilingRow{{Batch: 100, Items: 1000}},
+			SSE: []FanoutRow{{Server: "raw", Terminals: 1000, Best: 2000}, {Server: "raw", Terminals: 10000}}},
+		Ingest: &IngestResult{Rows: []IngestRow{{Batch: 100, Acked: 700, Delivered: 600}}},
+		Fanout: &FanoutResult{Rows: []FanoutRow{{Server: "baton", Terminals: 1000, Best: 1500, IdleKB: 30},
+			{Server: "baton", Terminals: 10000, IdleKB: 20}}},
+	}
+	r.finish()
+	if got := r.Ingest.Rows[0].Ratio; got != 0.6 {
+		t.Errorf("ingest ratio %v", got)
+	}
+	if got := r.Fanout.Rows[0].Ratio; got != 0.75 {
+		t.Errorf("fan-out ratio %v", got)
+	}
+	met := map[string]*bool{}
+	for _, tg := range r.Targets {
+		met[tg.Name] = tg.Met
+	}
+	check := func(name string, want *bool) {
+		t.Helper()
+		got, ok := met[name]
+		switch {
+		case !ok:
+			t.Errorf("no target %q in %v", name, met)
+		case (got == nil) != (want == nil) || got != nil && *got != *want:
+			t.Errorf("%s: met %v, want %v", name, got, want)
+		}
+	}
+	yes, no := true, false
+	check("ingest-to-terminal throughput (batch 100)", &yes)
+	check("fan-out deliveries/s to 1000 terminals (p99 < 100 ms)", &yes)
+	check("fan-out deliveries/s to 10000 terminals (p99 < 100 ms)", nil)
+	check("memory per idle terminal connection", &no)
+	check("spurious hand-overs under full load, TTL 2000 ms", &yes)
+}
