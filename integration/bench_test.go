@@ -98,9 +98,12 @@ func TestBench(t *testing.T) {
 		if rep.Latency == nil || len(rep.Latency.Rows) != 3 {
 			t.Fatalf("latency: %+v", rep.Latency)
 		}
-		for _, r := range rep.Latency.Rows {
+		// A rate the machine cannot sustain may end before much is
+		// delivered; the lowest rate must have figures, and every rate
+		// that delivered must have ordered percentiles.
+		for i, r := range rep.Latency.Rows {
 			l := r.Terminal
-			if r.Acked <= 0 || l.Count <= 0 || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
+			if i == 0 && (r.Acked <= 0 || l.Count <= 0) || l.Count > 0 && (l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99) {
 				t.Errorf("latency at %v items/s: %+v", r.Rate, r)
 			}
 		}
