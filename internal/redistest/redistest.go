@@ -104,6 +104,10 @@ func Start(t testing.TB, o Options) *Server {
 		"--dir", dir,
 		"--save", "",
 		"--appendonly", "yes",
+		// Every acknowledged write is in the file before the reply, so a
+		// killed and restarted server has all of them (with everysec a
+		// postponed write could be lost to SIGKILL under load).
+		"--appendfsync", "always",
 		"--logfile", filepath.Join(dir, "redis.log"),
 		// A new replica syncs at once instead of waiting for others to join.
 		"--repl-diskless-sync-delay", "0",
