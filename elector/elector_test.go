@@ -156,9 +156,8 @@ func TestFailClosed(t *testing.T) {
 	if len(hs) != 1 || hs[0].Reason != baton.ReasonExpired || hs[0].Holder != "a" || hs[0].Successor != "b" {
 		t.Fatalf("handovers = %+v", hs)
 	}
-	if recB.runs() != 1 {
-		t.Fatalf("b runs = %d", recB.runs())
-	}
+	// The role is set before the runner's goroutine records its start.
+	eventually(t, clock, 0, "b's runner started", func() bool { return recB.runs() == 1 })
 }
 
 // TestGracefulHandover: Close releases at once and the standby acquires
