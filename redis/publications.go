@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -127,18 +126,9 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 // joined by seq. Leaves exist only up to the cursor, so the result never
 // goes beyond it.
 func (s *Store) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
-	if err := baton.ValidTopic(topic); err != nil {
+	n, ok, err := s.rangeArgs(topic, after, limit)
+	if !ok {
 		return nil, err
-	}
-	n, err := checkLimit(limit)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.errClosed(); err != nil {
-		return nil, err
-	}
-	if after == math.MaxUint64 {
-		return nil, nil
 	}
 	pipe := s.rdb.Pipeline()
 	lr := pipe.XRangeN(ctx, s.k.ledger(topic), streamID(after+1), "+", n)
@@ -173,18 +163,9 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 
 // Leaves implements baton.Publications.
 func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
-	if err := baton.ValidTopic(topic); err != nil {
+	n, ok, err := s.rangeArgs(topic, after, limit)
+	if !ok {
 		return nil, err
-	}
-	n, err := checkLimit(limit)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.errClosed(); err != nil {
-		return nil, err
-	}
-	if after == math.MaxUint64 {
-		return nil, nil
 	}
 	ms, err := s.rdb.XRangeN(ctx, s.k.ledger(topic), streamID(after+1), "+", n).Result()
 	if err != nil {

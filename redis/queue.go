@@ -119,18 +119,9 @@ func pipeErr(cmds []goredis.Cmder) error {
 // the trim mark. The mark is read after the range: it only grows, so if it
 // is not above after+1 then, nothing the range needed had been trimmed.
 func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
-	if err := baton.ValidTopic(topic); err != nil {
+	n, ok, err := s.rangeArgs(topic, after, limit)
+	if !ok {
 		return nil, err
-	}
-	n, err := checkLimit(limit)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.errClosed(); err != nil {
-		return nil, err
-	}
-	if after == math.MaxUint64 {
-		return nil, nil
 	}
 	pipe := s.rdb.Pipeline()
 	xr := pipe.XRangeN(ctx, s.k.queue(topic), streamID(after+1), "+", n)
@@ -244,4 +235,24 @@ func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, err
 			return total, nil
 		}
 	}
+}
+
+// rangeArgs checks the arguments of a read of seqs after after: it returns
+// the row limit, and ok false (with a nil error if there is simply nothing
+// to read) when the read must not go on.
+func (s *Store) rangeArgs(topic string, after uint64, limit int) (n int64, ok bool, err error) {
+	if err := baton.ValidTopic(topic); err != nil {
+		return 0, false, err
+	}
+	l, err := checkLimit(limit)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := s.errClosed(); err != nil {
+		return 0, false, err
+	}
+	if after == math.MaxUint64 {
+		return 0, false, nil
+	}
+	return l, true, nil
 }

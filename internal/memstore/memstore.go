@@ -440,19 +440,11 @@ func (t *topic) kept(after uint64) ([]baton.Item, error) {
 
 // Items returns up to limit items with seq > after.
 func (s *Store) Items(ctx context.Context, name string, after uint64, limit int) ([]baton.Item, error) {
-	if err := s.check(ctx, "items"); err != nil {
+	t, err := s.readTopic(ctx, "items", name, limit)
+	if t == nil {
 		return nil, err
 	}
-	if err := validRead(name, limit); err != nil {
-		return nil, fmt.Errorf("items: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil {
-		return nil, nil
-	}
+	defer s.d.mu.Unlock()
 	kept, err := t.kept(after)
 	if err != nil {
 		return nil, fmt.Errorf("items: %w", err)
@@ -644,19 +636,11 @@ func (s *Store) Cursor(ctx context.Context, name string) (baton.Cursor, error) {
 
 // Published returns up to limit published items with seq > after.
 func (s *Store) Published(ctx context.Context, name string, after uint64, limit int) ([]baton.Published, error) {
-	if err := s.check(ctx, "published"); err != nil {
+	t, err := s.readTopic(ctx, "published", name, limit)
+	if t == nil {
 		return nil, err
 	}
-	if err := validRead(name, limit); err != nil {
-		return nil, fmt.Errorf("published: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil {
-		return nil, nil
-	}
+	defer s.d.mu.Unlock()
 	kept, err := t.kept(after)
 	if err != nil {
 		return nil, fmt.Errorf("published: %w", err)
@@ -674,19 +658,11 @@ func (s *Store) Published(ctx context.Context, name string, after uint64, limit 
 
 // Leaves returns up to limit ledger leaves with seq > after.
 func (s *Store) Leaves(ctx context.Context, name string, after uint64, limit int) ([]baton.Leaf, error) {
-	if err := s.check(ctx, "leaves"); err != nil {
+	t, err := s.readTopic(ctx, "leaves", name, limit)
+	if t == nil {
 		return nil, err
 	}
-	if err := validRead(name, limit); err != nil {
-		return nil, fmt.Errorf("leaves: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil {
-		return nil, nil
-	}
+	defer s.d.mu.Unlock()
 	i := sort.Search(len(t.leaves), func(i int) bool { return t.leaves[i].Seq > after })
 	return slices.Clone(t.leaves[i:min(len(t.leaves), i+limit)]), nil
 }
@@ -807,4 +783,22 @@ func (d *data) notify(topic string, sig baton.Signal) {
 		default: // a wake-up is pending: coalesce
 		}
 	}
+}
+
+// readTopic checks a read's arguments and, if the topic exists, returns it
+// with the data locked: the caller unlocks s.d.mu. A nil topic (with a nil
+// error for an unknown topic) means there is nothing to read.
+func (s *Store) readTopic(ctx context.Context, op, name string, limit int) (*topic, error) {
+	if err := s.check(ctx, op); err != nil {
+		return nil, err
+	}
+	if err := validRead(name, limit); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	s.d.mu.Lock()
+	t := s.d.topics[name]
+	if t == nil {
+		s.d.mu.Unlock()
+	}
+	return t, nil
 }
