@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,7 +168,13 @@ func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Dur
 	}
 	args := append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, extra...)
 	for i := range n {
-		p, err := proc.Start(ctx, e.cfg.Exe, c.dir, "n"+strconv.Itoa(i+1), c.store, args...)
+		nargs := args
+		if port := os.Getenv("BATON_BENCH_PPROF_PORT"); port != "" {
+			// Profiling a bench run: node i serves pprof on PORT+i.
+			base, _ := strconv.Atoi(port)
+			nargs = append(slices.Clip(args), "--debug-listen", "127.0.0.1:"+strconv.Itoa(base+i))
+		}
+		p, err := proc.Start(ctx, e.cfg.Exe, c.dir, "n"+strconv.Itoa(i+1), c.store, nargs...)
 		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("bench: start %s node %d: %w", name, i+1, err)

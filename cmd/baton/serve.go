@@ -37,6 +37,8 @@ type serveConfig struct {
 	ReadyFile string
 	LogLevel  string
 	Heartbeat time.Duration
+	// DebugListen, if set, serves net/http/pprof there (never on Listen).
+	DebugListen string
 	// The ledger: node key and local copy in DataDir, checkpoint cadence.
 	DataDir            string
 	Ledger             bool
@@ -57,6 +59,11 @@ func (c *serveConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
+	}
+	if c.DebugListen != "" {
+		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
+			return baton.Invalidf("--debug-listen", "%q: %v", c.DebugListen, err)
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -151,6 +158,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.StringVar(&c.DebugListen, "debug-listen", envOr("BATON_DEBUG_LISTEN", ""), "serve Go's profiler (net/http/pprof) on this address; off when empty. Keep it on loopback")
 	f.StringVar(&c.DataDir, "data-dir", envOr("BATON_DATA_DIR", ""), "node key and local ledger copy (default: baton-data/<node> beside the SQLite file, else ./baton-data/<node>)")
 	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
 	f.Uint64Var(&c.CheckpointEvery, "checkpoint-every", uint64(envInt("BATON_CHECKPOINT_EVERY", ledger.DefaultEvery)), "sign a ledger checkpoint after this many items")
@@ -168,6 +176,14 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("open store %s: %w", dial.Redact(c.Store), err)
 	}
 	defer store.Close()
+
+	if c.DebugListen != "" {
+		stop, err := serveDebug(c.DebugListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
