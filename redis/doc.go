@@ -47,8 +47,9 @@
 //	                             at_us, last_seq, last_hash, successor,
 //	                             successor_epoch, successor_us). Acquire fills
 //	                             the successor fields of the head record.
-//	PREFIX:{T}:queue     stream  the queue: entry id "<seq>-0", fields id, value,
-//	                             msg_id, hash (hex), ingested_us. Items(after, n)
+//	PREFIX:{T}:queue     stream  the queue: entry id "<seq>-0", two fields:
+//	                             h = "<item hash hex> <ingested_us> <len(msg_id)>
+//	                             <msg_id><id>" and v = the value. Items(after, n)
 //	                             is XRANGE (after+1)-0 + COUNT n.
 //	PREFIX:{T}:seq       hash    queue counters: last (last seq given), below
 //	                             (every seq under it was trimmed; default 1).
@@ -57,8 +58,8 @@
 //	PREFIX:{T}:cursor    hash    seq, hash, epoch, updated_us of the last
 //	                             published item.
 //	PREFIX:{T}:ledger    stream  one leaf per published item: entry id
-//	                             "<seq>-0", fields item_hash, epoch, publisher,
-//	                             at_ns. Never trimmed.
+//	                             "<seq>-0", one field l = "<item hash hex>
+//	                             <epoch> <at_ns> <publisher>". Never trimmed.
 //	PREFIX:{T}:checkpoints hash  size -> signed ledger checkpoint JSON (root,
 //	                             epoch, node, note, at_us, cosigs by node).
 //	PREFIX:{T}:cpsizes   zset    checkpoint sizes, for ordered reads.
@@ -68,6 +69,11 @@
 //	PREFIX:{_members}:expiry  zset   node by expires_us, to drop lapsed members.
 //	PREFIX:{_members}:keys    set    "node base64(public key)": every key ever
 //	                                 registered, kept after members leave.
+//
+// Stream entries are packed into one or two fields (entry.go): every node's
+// hub and witness reads every entry, and each field costs Redis an encoding
+// and the client a parse. Packing took the single-client append-publish-read
+// path from 35k to 43k items/s (go test ./redis -bench AppendPublishRead).
 //
 // {_members} can be no topic's tag: a topic starts with a letter or digit.
 //

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/baton-pub/baton"
 )
 
@@ -131,8 +129,8 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	lr := pipe.XRangeN(ctx, s.k.ledger(topic), streamID(after+1), "+", n)
-	xr := pipe.XRangeN(ctx, s.k.queue(topic), streamID(after+1), "+", n)
+	lr := xrange(ctx, pipe, s.k.ledger(topic), after, n)
+	xr := xrange(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
@@ -141,22 +139,28 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read published items: %w", err)
 	}
-	items := xr.Val()
-	var out []baton.Published
-	for i, m := range lr.Val() {
-		l, err := decodeLeaf(topic, m)
+	items, leaves := entries(xr), entries(lr)
+	if len(leaves) == 0 {
+		return nil, nil
+	}
+	out := make([]baton.Published, len(leaves))
+	for i := range leaves {
+		l, err := decodeLeaf(topic, leaves, i)
 		if err != nil {
 			return nil, err
 		}
-		if i >= len(items) || seqOf(items[i].ID) != l.Seq {
+		if i >= len(items) {
 			// The item went between the two reads: it was trimmed.
 			return nil, fmt.Errorf("read published items of %s: item %d: %w", topic, l.Seq, baton.ErrTrimmed)
 		}
-		it, err := decodeItem(topic, items[i])
+		it, err := decodeItem(topic, items, i)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, baton.Published{Item: it, Epoch: l.Epoch, Publisher: l.Publisher, PublishedAt: l.At})
+		if it.Seq != l.Seq {
+			return nil, fmt.Errorf("read published items of %s: item %d: %w", topic, l.Seq, baton.ErrTrimmed)
+		}
+		out[i] = baton.Published{Item: it, Epoch: l.Epoch, Publisher: l.Publisher, PublishedAt: l.At}
 	}
 	return out, nil
 }
@@ -167,29 +171,20 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	if !ok {
 		return nil, err
 	}
-	ms, err := s.rdb.XRangeN(ctx, s.k.ledger(topic), streamID(after+1), "+", n).Result()
-	if err != nil {
+	c := s.rdb.Do(ctx, "XRANGE", s.k.ledger(topic), streamID(after+1), "+", "COUNT", n)
+	if err := c.Err(); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
 	}
-	var out []baton.Leaf
-	for _, m := range ms {
-		l, err := decodeLeaf(topic, m)
-		if err != nil {
+	es := entries(c)
+	if len(es) == 0 {
+		return nil, nil
+	}
+	out := make([]baton.Leaf, len(es))
+	for i := range es {
+		var err error
+		if out[i], err = decodeLeaf(topic, es, i); err != nil {
 			return nil, err
 		}
-		out = append(out, l)
 	}
 	return out, nil
-}
-
-func decodeLeaf(topic string, m goredis.XMessage) (baton.Leaf, error) {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
-	l := baton.Leaf{Topic: topic, Seq: seqOf(m.ID), Publisher: str("publisher"), At: fromNanos(str("at_ns"))}
-	l.Epoch, _ = strconv.ParseUint(str("epoch"), 10, 64)
-	h, err := baton.ParseHash(str("item_hash"))
-	if err != nil {
-		return l, fmt.Errorf("read leaf %s/%d: %w", topic, l.Seq, err)
-	}
-	l.ItemHash = h
-	return l, nil
 }

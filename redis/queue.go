@@ -38,7 +38,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].value", i), "not valid JSON")
 		}
 		hashes[i] = baton.HashItem(topic, u)
-		args = append(args, u.MsgID, u.ID, []byte(u.Value), hashes[i].String())
+		args = append(args, u.MsgID, hashes[i].String(), itemTail(u), []byte(u.Value))
 	}
 	if err := s.register(ctx, topic); err != nil {
 		return nil, fmt.Errorf("append to %s: %w", topic, err)
@@ -124,7 +124,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	xr := pipe.XRangeN(ctx, s.k.queue(topic), streamID(after+1), "+", n)
+	xr := xrange(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
@@ -133,27 +133,17 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read items: %w", err)
 	}
-	var out []baton.Item
-	for _, m := range xr.Val() {
-		it, err := decodeItem(topic, m)
-		if err != nil {
+	es := entries(xr)
+	if len(es) == 0 {
+		return nil, nil
+	}
+	out := make([]baton.Item, len(es))
+	for i := range es {
+		if out[i], err = decodeItem(topic, es, i); err != nil {
 			return nil, err
 		}
-		out = append(out, it)
 	}
 	return out, nil
-}
-
-func decodeItem(topic string, m goredis.XMessage) (baton.Item, error) {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
-	it := baton.Item{Topic: topic, Seq: seqOf(m.ID), ID: str("id"), Value: []byte(str("value")), MsgID: str("msg_id")}
-	h, err := baton.ParseHash(str("hash"))
-	if err != nil {
-		return it, fmt.Errorf("read item %s/%d: %w", topic, it.Seq, err)
-	}
-	it.Hash = h
-	it.IngestedAt = parseMicros(str("ingested_us"))
-	return it, nil
 }
 
 // SeqOfHash implements baton.Queue: one HGET on the hash index.

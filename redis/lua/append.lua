@@ -1,6 +1,8 @@
 -- Append a batch of updates to a topic's queue: all or none.
 -- KEYS: queue (stream), msgids (hash msg_id -> seq), hashes (hash item hash -> seq), meta (hash: last, below)
--- ARGV: channel, n, then n times: msg_id, id, value, hash
+-- ARGV: channel, n, then n times: msg_id, hash, tail, value
+--   tail is "<len(msg_id)> <msg_id><id>"; the entry is h = "<hash> <now_us> <tail>", v = value
+--   (see entry.go).
 -- Returns 3 values per update: seq, duplicate (0/1), hash (original hash of a duplicate, else '').
 --
 -- Everything is read and every seq assigned before the first write, so an
@@ -24,15 +26,7 @@ for i = 1, n do
   if not p then
     local s = known[i]
     if s then
-      local h = ''
-      local e = redis.call('XRANGE', KEYS[1], s .. '-0', s .. '-0')
-      if e[1] then
-        local f = e[1][2]
-        for j = 1, #f, 2 do
-          if f[j] == 'hash' then h = f[j + 1] end
-        end
-      end
-      p = {s, h}
+      p = {s, entry_hash(redis.call('XRANGE', KEYS[1], s .. '-0', s .. '-0'))}
       seen[msgid] = p
     end
   end
@@ -43,7 +37,7 @@ for i = 1, n do
   else
     seq = seq + 1
     local s = str(seq)
-    seen[msgid] = {s, ARGV[b + 3]}
+    seen[msgid] = {s, ARGV[b + 1]}
     fresh[#fresh + 1] = b
     fresh[#fresh + 1] = s
     out[#out + 1] = s
@@ -52,15 +46,14 @@ for i = 1, n do
   end
 end
 if #fresh > 0 then
-  local now = str(now_us())
+  local now = ' ' .. str(now_us()) .. ' '
   local mi, hi = {}, {}
   for i = 1, #fresh, 2 do
     local b, s = fresh[i], fresh[i + 1]
-    redis.call('XADD', KEYS[1], s .. '-0', 'id', ARGV[b + 1], 'value', ARGV[b + 2], 'msg_id', ARGV[b],
-      'hash', ARGV[b + 3], 'ingested_us', now)
+    redis.call('XADD', KEYS[1], s .. '-0', 'h', ARGV[b + 1] .. now .. ARGV[b + 2], 'v', ARGV[b + 3])
     mi[#mi + 1] = ARGV[b]
     mi[#mi + 1] = s
-    hi[#hi + 1] = ARGV[b + 3]
+    hi[#hi + 1] = ARGV[b + 1]
     hi[#hi + 1] = s
   end
   chunked('HSET', KEYS[2], mi, 2000)

@@ -36,12 +36,13 @@ for i = 1, n do
   end
 end
 local now_ns = str(now) .. '000'
+-- A leaf is packed (entry.go): l = "<item hash> <epoch> <at_ns> <publisher>".
+local mid, tail = ' ' .. str(epoch) .. ' ', ' ' .. holder
 for i = 1, n do
   local b = 6 + (i - 1) * 3
   local at = ARGV[b + 2]
   if at == '' then at = now_ns end
-  redis.call('XADD', KEYS[4], ARGV[b] .. '-0', 'item_hash', ARGV[b + 1], 'epoch', str(epoch),
-    'publisher', holder, 'at_ns', at)
+  redis.call('XADD', KEYS[4], ARGV[b] .. '-0', 'l', ARGV[b + 1] .. mid .. at .. tail)
 end
 redis.call('HSET', KEYS[2], 'seq', str(upto), 'hash', hs[n], 'epoch', str(epoch), 'updated_us', str(now))
 local cpsize = ARGV[6 + n * 3]

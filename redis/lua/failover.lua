@@ -41,13 +41,8 @@ if cseq > 0 then
       if cseq >= below then
         problem = 'the item at the cursor (seq ' .. str(cseq) .. ') is missing'
       end
-    else
-      local f = e[1][2]
-      for i = 1, #f, 2 do
-        if f[i] == 'hash' and f[i + 1] ~= c[2] then
-          problem = 'the item at the cursor (seq ' .. str(cseq) .. ') has another hash'
-        end
-      end
+    elseif entry_hash(e) ~= c[2] then
+      problem = 'the item at the cursor (seq ' .. str(cseq) .. ') has another hash'
     end
   end
 end

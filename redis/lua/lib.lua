@@ -21,6 +21,24 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- Queue entries are packed (entry.go): field h is "<hash> <ingested_us>
+-- <len(msg_id)> <msg_id><id>". entry_hash returns the hash of the first
+-- entry of an XRANGE reply, '' if there is none.
+local function entry_hash(e)
+  if e[1] then
+    return string.sub(e[1][2][2], 1, 64)
+  end
+  return ''
+end
+
+-- entry_msgid returns the msg id of a queue entry's h field.
+local function entry_msgid(h)
+  local i = string.find(h, ' ', 66, true)
+  local j = string.find(h, ' ', i + 1, true)
+  local n = tonumber(string.sub(h, i + 1, j - 1))
+  return string.sub(h, j + 1, j + n)
+end
+
 -- Calls redis.call(cmd, key, ...list) in chunks: unpack has a stack limit.
 local function chunked(cmd, key, list, step)
   local out = {}

@@ -15,11 +15,9 @@ local e = redis.call('XRANGE', KEYS[1], str(below) .. '-0', str(upto) .. '-0', '
 local ms, hs = {}, {}
 local newbelow = upto + 1
 for _, entry in ipairs(e) do
-  local f = entry[2]
-  for j = 1, #f, 2 do
-    if f[j] == 'msg_id' then ms[#ms + 1] = f[j + 1] end
-    if f[j] == 'hash' then hs[#hs + 1] = f[j + 1] end
-  end
+  local h = entry[2][2]
+  ms[#ms + 1] = entry_msgid(h)
+  hs[#hs + 1] = string.sub(h, 1, 64)
 end
 if #e == chunk then
   local id = e[#e][1]
