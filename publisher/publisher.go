@@ -81,8 +81,25 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 
 	poll := o.Clock.NewTimer(o.Poll)
 	defer poll.Stop()
+	// After a full batch the next read is started before the commit, so
+	// that the store works on both at once: the queue only grows at its
+	// end, so a read past the batch being committed sees what it would
+	// see after the commit. ahead is that read, if one is in flight.
+	var ahead chan itemsRead
+	defer func() {
+		if ahead != nil {
+			<-ahead // let the read finish before the caller closes the store
+		}
+	}()
 	for {
-		items, err := st.Items(ctx, topic, cur.Seq, o.Batch)
+		var items []baton.Item
+		if ahead != nil {
+			r := <-ahead
+			ahead = nil
+			items, err = r.items, r.err
+		} else {
+			items, err = st.Items(ctx, topic, cur.Seq, o.Batch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -103,6 +120,14 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		leaves := make([]baton.Leaf, len(items))
 		for i, it := range items {
 			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
+		}
+		if len(items) == o.Batch {
+			ahead = make(chan itemsRead, 1)
+			after := items[len(items)-1].Seq
+			go func() {
+				its, err := st.Items(ctx, topic, after, o.Batch)
+				ahead <- itemsRead{its, err}
+			}()
 		}
 		var cp *baton.Checkpoint
 		if o.Ledger != nil {
@@ -128,6 +153,12 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			return fmt.Errorf("publish %s: commit after %d: %w", topic, cur.Seq, err)
 		}
 	}
+}
+
+// itemsRead is the outcome of a read of the queue.
+type itemsRead struct {
+	items []baton.Item
+	err   error
 }
 
 // Resume finds where publishing must carry on: it reads the cursor's hash

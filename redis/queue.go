@@ -50,22 +50,29 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", topic, err)
 	}
-	if len(r) != 3*len(updates) {
+	if len(r) == 0 || (len(r)-1)%3 != 0 || len(r)-1 > 3*len(updates) {
 		return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), len(updates))
 	}
 	out := make([]baton.Receipt, len(updates))
-	fresh := false
+	for j := 1; j < len(r); j += 3 {
+		i := int(replyInt(r, j)) - 1
+		if i < 0 || i >= len(updates) {
+			return nil, fmt.Errorf("append to %s: script named update %d of %d", topic, i+1, len(updates))
+		}
+		out[i] = baton.Receipt{Seq: replyUint(r, j+1), MsgID: updates[i].MsgID, Hash: hashes[i], Duplicate: true}
+		if h, err := baton.ParseHash(replyStr(r, j+2)); err == nil {
+			out[i].Hash = h
+		}
+	}
+	// The others are fresh: they took the seqs after the script's last, in
+	// order.
+	next, fresh := replyUint(r, 0), false
 	for i, u := range updates {
-		rc := baton.Receipt{Seq: replyUint(r, 3*i), MsgID: u.MsgID, Hash: hashes[i]}
-		if replyInt(r, 3*i+1) == 1 {
-			rc.Duplicate = true
-			if h, err := baton.ParseHash(replyStr(r, 3*i+2)); err == nil {
-				rc.Hash = h
-			}
-		} else {
+		if !out[i].Duplicate {
+			next++
+			out[i] = baton.Receipt{Seq: next, MsgID: u.MsgID, Hash: hashes[i]}
 			fresh = true
 		}
-		out[i] = rc
 	}
 	if fresh {
 		s.sig.Notify(topic, baton.SignalAppend)
