@@ -216,6 +216,11 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 		t.Reset(0)
 	}
 	backoff := 10 * time.Millisecond
+	// unsure is set when an Acquire failed as unavailable: the store may
+	// have granted the lease and lost only the reply (or, with replicas,
+	// the acknowledgement). Such a lease is ours alone, and adopting it
+	// (Renew) beats waiting a whole TTL for it to lapse.
+	unsure := false
 	for wait(ctx, sub, t) {
 		st, err := c.Store.Lock(ctx, c.Topic)
 		if err != nil {
@@ -225,6 +230,27 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 			continue
 		}
 		backoff = 10 * time.Millisecond
+		if st.Held && unsure && st.Lease.Holder == c.Node {
+			sent := c.Clock.Now()
+			lease, err := c.Store.Renew(ctx, st.Lease, c.TTL)
+			if err == nil {
+				e.log.Info("adopted a lease whose acquire was not confirmed", "epoch", lease.Epoch)
+				return lease, sent, true
+			}
+			if ctx.Err() != nil {
+				return baton.Lease{}, time.Time{}, false
+			}
+			if !errors.Is(err, baton.ErrUnavailable) {
+				unsure = false // fenced or lapsed: not ours to adopt
+			}
+			e.log.Warn("adopt lease", "epoch", st.Lease.Epoch, "err", err)
+			t.Reset(jitter(backoff))
+			backoff = min(backoff*2, c.Poll)
+			continue
+		}
+		if st.Held && st.Lease.Holder != c.Node {
+			unsure = false
+		}
 		if st.Held {
 			// Arm a timer for the moment the lease lapses: a crashed
 			// holder is noticed without waiting for anybody to tell us.
@@ -262,6 +288,7 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 				return baton.Lease{}, time.Time{}, false
 			}
 			e.log.Warn("acquire lease", "err", err)
+			unsure = unsure || errors.Is(err, baton.ErrUnavailable)
 			t.Reset(jitter(backoff))
 			backoff = min(backoff*2, c.Poll)
 		}

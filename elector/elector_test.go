@@ -230,3 +230,43 @@ func TestZombie(t *testing.T) {
 		t.Fatalf("epochs %d then %d", la.Epoch, lb.Epoch)
 	}
 }
+
+// lostReply grants an Acquire in the store but reports it as unavailable,
+// as a Redis master does when no replica acknowledged the write in time.
+type lostReply struct {
+	elector.Store
+	lose atomic.Bool
+}
+
+func (l *lostReply) Acquire(ctx context.Context, topic, holder string, d time.Duration) (baton.Lease, error) {
+	lease, err := l.Store.Acquire(ctx, topic, holder, d)
+	if err == nil && l.lose.Load() {
+		return baton.Lease{}, baton.ErrUnavailable
+	}
+	return lease, err
+}
+
+// TestAdoptUnconfirmedLease: an Acquire whose reply was lost left the lease
+// in the store; the elector adopts it with Renew instead of burning the
+// epoch and waiting a TTL for it to lapse.
+func TestAdoptUnconfirmedLease(t *testing.T) {
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	st := newStore(t, clock)
+	lr := &lostReply{Store: st}
+	lr.lose.Store(true)
+	a, rec := start(t, lr, clock, "a")
+	eventually(t, clock, 0, "a lost acquire", func() bool {
+		l, _ := st.Lock(context.Background(), "t")
+		return l.Held
+	})
+	lr.lose.Store(false)
+	eventually(t, clock, 5*time.Millisecond, "a active", func() bool { return role(a) == baton.RoleActive })
+	_, l := a.Role()
+	if l.Epoch != 1 || rec.runs() != 1 {
+		t.Fatalf("adopted lease %+v after %d runs, want epoch 1 (no epoch burnt)", l, rec.runs())
+	}
+	hs, err := st.Handovers(context.Background(), "t", 10)
+	if err != nil || len(hs) != 0 {
+		t.Fatalf("release records %+v, %v: want none", hs, err)
+	}
+}
