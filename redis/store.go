@@ -275,6 +275,12 @@ func (s *Store) check(ctx context.Context) error {
 		if err == nil {
 			err = fmt.Errorf("EVAL 'return 1' returned %d", v)
 		}
+		var rerr goredis.Error
+		if !errors.As(err, &rerr) {
+			// The connection failed, not the command: say so, rather than
+			// blame a server that may run Lua perfectly well.
+			return s.openErr("run EVAL", err)
+		}
 		return s.openErr("the server cannot run Lua scripts (Baton needs EVAL and EVALSHA)", err)
 	}
 	for _, sc := range allScripts {
