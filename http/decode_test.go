@@ -1,8 +1,12 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/baton-pub/baton"
@@ -91,4 +95,380 @@ func FuzzDecodeUpdates(f *testing.F) {
 			}
 		}
 	})
+}
+
+// decodeCases are bodies that reach the corners of the decoder: they seed
+// the fuzz tests and are checked against the reference decoder.
+var decodeCases = []string{
+	`{"id":"a","value":1}`,
+	`{"id":"a","value":{"x":[1,2,{"y":null}]},"msg_id":"m"}`,
+	`[{"id":"a","value":1},{"id":"b","value":"s","msg_id":"m2"}]`,
+	`[]`, `{}`, `[{}]`, `null`, `"x"`, `1`, `1e999`, `true`, ``, ` `, "\t\r\n ",
+	`{"id":"a"}`, `{"value":1}`, `{"id":"","value":1}`, `{"id":null,"value":1}`,
+	`{"id":"a","value":1,"x":2}`, `{"id":"a","id":"a","value":1}`,
+	`{"id":"a","value":1,"value":2}`, `{"msg_id":null,"msg_id":"m","id":"a","value":1}`,
+	`{"ID":"a","value":1}`, `{"Value":1,"id":"a"}`, `{"\u0069d":"a","value":1}`,
+	`{"id\u0000":"a"}`, `{"\ud800":1}`, "{\"\xff\":1}", "{\"id\xff\":1}",
+	`{"id":"a","value":1} {}`, `[{"id":"a","value":1}]]`, `{"id":"a","value":1`,
+	`{"id":"a","value":1}}`, `[{"id":"a","value":1}}`, `{"id":"a","value":1]`,
+	`{"id":"a","value":1} x`, `[] x`, `[]]`, `[,]`, `[{"id":"a","value":1},]`,
+	`[{"id":"a","value":1}:`, `[{"id":"a","value":1} {"id":"b","value":1}]`,
+	`{"id":"a",}`, `{,}`, `{"id" "a"}`, `{"x" "a"}`, `{"id":"a" "value":1}`,
+	`{"id"::"a"}`, `{"id":,"value":1}`, `{"id":}`, `{"value":}`, `{"value"}`,
+	`{"id":"\u0000","value":1}`, `{"id":"a\u007f","value":1}`, "{\"id\":\"a\x7f\",\"value\":1}",
+	`{"id":"a","value":1e999}`, `{"id":1e999,"value":1}`, `{"id":1,"value":1}`,
+	`{"id":-0.5e-3,"value":1}`, `{"msg_id":1e-999,"id":"a","value":1}`,
+	`{"id":"a","value":-}`, `{"id":"a","value":01}`, `{"id":"a","value":1.}`,
+	`{"id":"a","value":1.5e}`, `{"id":"a","value":1.5e+}`, `{"id":"a","value":-0.0E-00}`,
+	`{"id":"a","value":123456789012345678901234567890e123456789}`,
+	`[[]]`, `[[{"id":"a"}]]`, `[1]`, `[1e999]`, `["x"]`, `[null]`, `[nul]`, `[tru`,
+	`[true`, `[1`, `[01]`, `["\x"]`, `["\ud800"]`, `[{"id":"a","value":1},1]`,
+	"\ufeff{}", `{"id":"a","value":"\ud800"}`, `{"id":"a","value":"\ud800\udc00"}`,
+	`  [ {"id" : "a" , "value" : true } ]  `,
+	"\n[\n\t{\r\n\"id\"\t:\n\"a\"\r,\n\"value\"\n:\n[ 1 , { \"k\" : [ ] , \"j\" : { } } , \"s p\" ]\r\n,\"msg_id\" : \"m\" }\n]\n",
+	`{"id":"a","value":{"a b":" x y ","c":[ true , false , null ]}}`,
+	`{"id":"\u00e9\ud83d\ude00","value":1,"msg_id":"\ud83d"}`,
+	`{"id":"\ud800\u0041","value":1}`, `{"id":"\udc00\ud800","value":1}`,
+	`{"id":"\/\b\f\n\r\t\"\\","value":1}`, `{"id":"a\q","value":1}`, `{"id":"\u12G4","value":1}`,
+	"{\"id\":\"a\xff\xfeb\",\"value\":1}", "{\"id\":\"\xe2\x82\",\"value\":1}",
+	"{\"id\":\"a\",\"value\":\"\xff\"}", "{\"id\":\"a\nb\",\"value\":1}",
+	"{\"id\":\"a\",\"value\":\"\x00\"}", `{"id":"a","value":"\u"}`,
+	`{"id":"` + strings.Repeat("x", 257) + `","value":1}`,
+	`{"msg_id":"` + strings.Repeat("x", 129) + `","id":"a","value":1}`,
+	`{"` + strings.Repeat("k", 100) + `":1}`, `{"` + strings.Repeat("é", 40) + `":1}`,
+	`{"id":"a","value":{"a":1,}}`, `{"id":"a","value":[1,]}`, `{"id":"a","value":{"a"}}`,
+	`{"id":"a","value":{1:2}}`, `{"id":"a","value":[1 2]}`, `{"id":"a","value":{"a":1 "b":2}}`,
+	`{"id":"a","value":[}`, `{"id":"a","value":{]}`, `{"id":"a","value":tru}`, `{"id":"a","value":nulll}`,
+	`{"id":{},"value":1}`, `{"id":[,"value":1}`, `{"msg_id":[],"id":"a","value":1}`,
+	`{"msg_id":true,"id":"a","value":1}`, `{"msg_id":"","id":"a","value":1}`,
+	`{"id":"a","value":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+	`{"id":"a","value":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
+	`{"id":"a","value":` + strings.Repeat(`{"a":`, 10001) + `1` + strings.Repeat("}", 10001) + `}`,
+	`{"id":"a","value":` + strings.Repeat("[", 20000),
+}
+
+// compareDecoders decodes body with decodeUpdates and the reference
+// decoder, and fails unless they agree: both accept, with the same updates
+// (msg ids made by the server aside), or both refuse, with errors of the
+// same code naming the same field.
+func compareDecoders(t *testing.T, body []byte, maxBatch int) {
+	t.Helper()
+	ups, single, err := decodeUpdates(body, maxBatch)
+	want, wantSingle, wantErr := decodeUpdatesSlow(body, maxBatch)
+	if err != nil || wantErr != nil {
+		if errorKind(err) != errorKind(wantErr) {
+			t.Fatalf("body %q: error %q, reference error %q", clip(string(body), 200), err, wantErr)
+		}
+		if ups != nil {
+			t.Fatal("updates returned with an error")
+		}
+		return
+	}
+	if single != wantSingle || len(ups) != len(want) {
+		t.Fatalf("body %q: %d updates (single %v), reference %d (single %v)", body, len(ups), single, len(want), wantSingle)
+	}
+	for i, u := range ups {
+		w := want[i]
+		if u.ID != w.ID || !bytes.Equal(u.Value, w.Value) || cap(u.Value) != len(u.Value) {
+			t.Fatalf("body %q: update %d is %q %q, reference %q %q", body, i, u.ID, u.Value, w.ID, w.Value)
+		}
+		if u.MsgID != w.MsgID && !(madeMsgID(u.MsgID) && madeMsgID(w.MsgID)) {
+			t.Fatalf("body %q: update %d msg id %q, reference %q", body, i, u.MsgID, w.MsgID)
+		}
+	}
+}
+
+// errorKind is what a client can branch on: the code and the field.
+func errorKind(err error) string {
+	var ie *baton.InvalidError
+	var e *Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ie):
+		return "invalid " + ie.Field
+	case errors.As(err, &e):
+		return e.Code
+	}
+	return fmt.Sprintf("unexpected %T", err)
+}
+
+func madeMsgID(s string) bool { return len(s) == 36 && strings.HasPrefix(s, "srv-") }
+
+func TestDecodeUpdatesReference(t *testing.T) {
+	for _, c := range decodeCases {
+		for _, maxBatch := range []int{0, 1, 2, 100} {
+			compareDecoders(t, []byte(c), maxBatch)
+		}
+	}
+}
+
+func TestDecodeUpdatesErrors(t *testing.T) {
+	for body, want := range map[string]string{
+		``:                                                     "invalid body",
+		`{"id":"a","value":1,"Id":2}`:                          "invalid Id",
+		`[{"id":"a","value":1},{"id":1}]`:                      "invalid items[1].id",
+		`[{"id":"a","value":1},{"value":1}]`:                   "invalid items[1].id",
+		`[{"id":"a","value":1},{"id":"b"}]`:                    "invalid items[1].value",
+		`[{"id":"a","value":1},[]]`:                            "invalid items[1]",
+		`[{"id":"a","value":1},{"value":1,"value":2}]`:         "invalid items[1].value",
+		`{"\u0069d":"a","value":1,"id":"b"}`:                   "invalid id",
+		`{"id":"a","value":[1,2}`:                              "invalid body",
+		`[{"id":"a","value":1},{"id":"b","value":1},{"id":"c"`: baton.CodeTooLarge,
+	} {
+		if _, _, err := decodeUpdates([]byte(body), 2); errorKind(err) != want {
+			t.Errorf("%s: %v, want %s", body, err, want)
+		}
+	}
+	// A syntax error names the offset, and not more of the body than the
+	// one byte at fault.
+	_, _, err := decodeUpdates([]byte(`{"id":"secret-id","value":[1,2,secret]}`), 1)
+	if msg := err.Error(); !strings.Contains(msg, "byte 31") || strings.Contains(msg, "secret") {
+		t.Fatalf("error %q", msg)
+	}
+}
+
+func TestDecodeUpdatesDepth(t *testing.T) {
+	// Far deeper than the limit: refused, without exhausting the stack.
+	deep := `{"id":"a","value":` + strings.Repeat(`[{"a":`, 1_000_000)
+	_, _, err := decodeUpdates([]byte(deep), 1)
+	if errorKind(err) != "invalid body" || !strings.Contains(err.Error(), "max depth") {
+		t.Fatalf("deep value: %v", err)
+	}
+	ok := `{"id":"a","value":` + strings.Repeat("[", maxValueDepth) + strings.Repeat("]", maxValueDepth) + `}`
+	if _, _, err := decodeUpdates([]byte(ok), 1); err != nil {
+		t.Fatalf("value at the depth limit: %v", err)
+	}
+}
+
+func TestDecodeUpdatesValuesApart(t *testing.T) {
+	ups, _, err := decodeUpdates([]byte(`[{"id":"a","value":[ 1 ]},{"id":"b","value":{ "x" : 2 }}]`), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(ups[0].Value, "junk"...)
+	if string(ups[0].Value) != "[1]" || string(ups[1].Value) != `{"x":2}` {
+		t.Fatalf("values %s %s", ups[0].Value, ups[1].Value)
+	}
+}
+
+// FuzzDecodeDifferential checks decodeUpdates against the encoding/json
+// Token API decoder it replaced, on any body and batch limit.
+func FuzzDecodeDifferential(f *testing.F) {
+	for _, c := range decodeCases {
+		f.Add([]byte(c), uint8(2))
+	}
+	f.Add(benchBody(3, true, false), uint8(3))
+	f.Add(benchBody(3, false, true), uint8(2))
+	f.Fuzz(func(t *testing.T, body []byte, maxBatch uint8) {
+		compareDecoders(t, body, int(maxBatch%8))
+	})
+}
+
+// benchBody is a batch of n updates, each with a 128-byte JSON object value
+// (indented if indent) and a msg id if msgID.
+func benchBody(n int, msgID, indent bool) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v := fmt.Sprintf(`{"user":"u-%06d","event":"page.view","ts":1700000000123,"tags":["a","bb"],"props":{"x":1.25,"y":-2e3,"ok":true,"note":"hi!!"}}`, i)
+		if len(v) != 128 {
+			panic(len(v))
+		}
+		if indent {
+			var ib bytes.Buffer
+			_ = json.Indent(&ib, []byte(v), "", "  ")
+			v = ib.String()
+		}
+		fmt.Fprintf(&b, `{"id":"item-%06d","value":%s`, i, v)
+		if msgID {
+			fmt.Fprintf(&b, `,"msg_id":"msg-%06d"`, i)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+// BenchmarkDecodeUpdates compares decodeUpdates with the reference decoder
+// on a batch of 100 updates with 128-byte object values.
+func BenchmarkDecodeUpdates(b *testing.B) {
+	for _, body := range []struct {
+		name          string
+		msgID, indent bool
+	}{
+		{"compact", true, false},
+		{"indented", true, true},
+		{"no-msg-id", false, false},
+	} {
+		data := benchBody(100, body.msgID, body.indent)
+		for _, dec := range []struct {
+			name string
+			fn   func([]byte, int) ([]baton.Update, bool, error)
+		}{
+			{"reference", decodeUpdatesSlow},
+			{"fast", decodeUpdates},
+		} {
+			b.Run(body.name+"/"+dec.name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, _, err := dec.fn(data, 100); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// decodeUpdatesSlow is the decoder decodeUpdates replaced, built on the
+// encoding/json Token API, kept as the reference of the differential tests.
+func decodeUpdatesSlow(body []byte, maxBatch int) (ups []baton.Update, single bool, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return nil, false, baton.Invalidf("body", "empty: want a JSON object or an array of objects")
+	}
+	if err != nil {
+		return nil, false, slowSyntaxError(err)
+	}
+	var prefixes []string
+	switch tok {
+	case json.Delim('{'):
+		u, err := slowDecodeUpdate(dec, "")
+		if err != nil {
+			return nil, false, err
+		}
+		ups, single, prefixes = []baton.Update{u}, true, []string{""}
+	case json.Delim('['):
+		for dec.More() {
+			i := len(ups)
+			if i >= maxBatch {
+				return nil, false, Errorf(baton.CodeTooLarge, "batch larger than %d items", maxBatch)
+			}
+			prefix := fmt.Sprintf("items[%d]", i)
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, false, slowSyntaxError(err)
+			}
+			if tok != json.Delim('{') {
+				return nil, false, baton.Invalidf(prefix, "must be a JSON object")
+			}
+			u, err := slowDecodeUpdate(dec, prefix+".")
+			if err != nil {
+				return nil, false, err
+			}
+			ups = append(ups, u)
+			prefixes = append(prefixes, prefix+".")
+		}
+		if _, err := dec.Token(); err != nil { // the closing ]
+			return nil, false, slowSyntaxError(err)
+		}
+		if len(ups) == 0 {
+			return nil, false, baton.Invalidf("items", "empty batch")
+		}
+	default:
+		return nil, false, baton.Invalidf("body", "must be a JSON object or an array of objects")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, baton.Invalidf("body", "unexpected data after the JSON value")
+	}
+	for i, u := range ups {
+		n, err := baton.Normalize(u)
+		if err != nil {
+			var ie *baton.InvalidError
+			if errors.As(err, &ie) {
+				return nil, false, &baton.InvalidError{Field: prefixes[i] + ie.Field, Reason: ie.Reason}
+			}
+			return nil, false, err
+		}
+		ups[i] = n
+	}
+	return ups, single, nil
+}
+
+func slowDecodeUpdate(dec *json.Decoder, prefix string) (baton.Update, error) {
+	var (
+		u                   baton.Update
+		hasID, hasV, hasMsg bool
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return u, slowSyntaxError(err)
+		}
+		key, _ := tok.(string) // the decoder only yields strings as keys
+		field := prefix + clip(key, 64)
+		var seen *bool
+		switch key {
+		case "id":
+			seen = &hasID
+		case "value":
+			seen = &hasV
+		case "msg_id":
+			seen = &hasMsg
+		default:
+			return u, baton.Invalidf(field, "unknown field (want id, value, msg_id)")
+		}
+		if *seen {
+			return u, baton.Invalidf(field, "repeated")
+		}
+		*seen = true
+		switch key {
+		case "id":
+			s, err := slowDecodeString(dec, field, false)
+			if err != nil {
+				return u, err
+			}
+			u.ID = s
+		case "msg_id":
+			s, err := slowDecodeString(dec, field, true)
+			if err != nil {
+				return u, err
+			}
+			u.MsgID = s
+		case "value":
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return u, slowSyntaxError(err)
+			}
+			u.Value = raw
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing }
+		return u, slowSyntaxError(err)
+	}
+	return u, nil
+}
+
+func slowDecodeString(dec *json.Decoder, field string, nullOK bool) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", slowSyntaxError(err)
+	}
+	switch v := tok.(type) {
+	case string:
+		return v, nil
+	case nil:
+		if nullOK {
+			return "", nil
+		}
+	}
+	return "", baton.Invalidf(field, "must be a string")
+}
+
+func slowSyntaxError(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return baton.Invalidf("body", "invalid JSON at byte %d: %v", se.Offset, se)
+	case err == io.EOF, errors.Is(err, io.ErrUnexpectedEOF):
+		return baton.Invalidf("body", "invalid JSON: unexpected end of input")
+	default:
+		return baton.Invalidf("body", "invalid JSON: %v", err)
+	}
 }
