@@ -6,6 +6,7 @@ package dial
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -51,4 +52,18 @@ func Redact(rawURL string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// Transient reports whether an error from Open of rawURL may go away by
+// itself, so that retrying makes sense: an unreachable, starting or loading
+// Redis, a failover in progress, or a SQLite file that is busy. A bad URL, a
+// wrong password or a server without Lua is not transient.
+func Transient(rawURL string, err error) bool {
+	if err == nil {
+		return false
+	}
+	if strings.HasPrefix(rawURL, "redis") {
+		return redisTransient(err)
+	}
+	return errors.Is(err, baton.ErrUnavailable)
 }

@@ -266,6 +266,13 @@ func (c *cluster) handovers(topic string) []baton.ReleaseRecord {
 // progress waits until the source has n more acknowledgements.
 func progress(t *testing.T, src *workload.Source, n int) {
 	t.Helper()
+	progressWithin(t, src, n, 30*time.Second)
+}
+
+// progressWithin waits up to d until the source has n more
+// acknowledgements.
+func progressWithin(t *testing.T, src *workload.Source, n int, d time.Duration) {
+	t.Helper()
 	target := src.Acked() + n
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d acknowledgements", target), func() bool { return src.Acked() >= target })
+	waitFor(t, d, fmt.Sprintf("%d acknowledgements", target), func() bool { return src.Acked() >= target })
 }

@@ -16,7 +16,7 @@ import (
 // openErr opens url expecting an error, and checks that it came within
 // limit, wraps want, names the problem (contains every part of says) and
 // shows no password.
-func openErr(t *testing.T, url string, opts redis.Options, limit time.Duration, want error, says ...string) {
+func openErr(t *testing.T, url string, opts redis.Options, limit time.Duration, want error, says ...string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -45,6 +45,16 @@ func openErr(t *testing.T, url string, opts redis.Options, limit time.Duration, 
 	if n := strings.Count(err.Error(), "open redis store"); n > 1 {
 		t.Errorf("error names the open step %d times, want one clear error", n)
 	}
+	return err
+}
+
+// transient checks redis.Transient, which `baton serve --store-wait` uses to
+// retry only what may go away by itself.
+func transient(t *testing.T, err error, want bool) {
+	t.Helper()
+	if got := redis.Transient(err); got != want {
+		t.Errorf("Transient(%v) = %v, want %v", err, got, want)
+	}
 }
 
 func TestOpenBadURL(t *testing.T) {
@@ -57,23 +67,23 @@ func TestOpenUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	openErr(t, fmt.Sprintf("redis://127.0.0.1:%d/0", port), redis.Options{}, 3*time.Second,
-		baton.ErrUnavailable, "cannot connect", fmt.Sprintf("127.0.0.1:%d", port))
-	openErr(t, fmt.Sprintf("redis+sentinel://127.0.0.1:%d/mymaster/0", port), redis.Options{}, 3*time.Second,
-		baton.ErrUnavailable, "mymaster")
+	transient(t, openErr(t, fmt.Sprintf("redis://127.0.0.1:%d/0", port), redis.Options{}, 3*time.Second,
+		baton.ErrUnavailable, "cannot connect", fmt.Sprintf("127.0.0.1:%d", port)), true)
+	transient(t, openErr(t, fmt.Sprintf("redis+sentinel://127.0.0.1:%d/mymaster/0", port), redis.Options{}, 3*time.Second,
+		baton.ErrUnavailable, "mymaster"), true)
 }
 
 func TestOpenUnresponsive(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	srv.Pause() // the kernel still accepts connections; nothing answers
 	defer srv.Resume()
-	openErr(t, srv.URL(0)+"?dial_timeout=300ms", redis.Options{}, 2*time.Second, baton.ErrUnavailable, "no answer in time")
+	transient(t, openErr(t, srv.URL(0)+"?dial_timeout=300ms", redis.Options{}, 2*time.Second, baton.ErrUnavailable, "no answer in time"), true)
 }
 
 func TestOpenWrongPassword(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Password: "s3cret"})
 	url := strings.Replace(srv.URL(0), "s3cret", "wrongpw", 1)
-	openErr(t, url, redis.Options{}, 3*time.Second, baton.ErrUnavailable, "authentication failed")
+	transient(t, openErr(t, url, redis.Options{}, 3*time.Second, baton.ErrUnavailable, "authentication failed"), false)
 	openErr(t, strings.Replace(srv.URL(0), ":s3cret@", "", 1), redis.Options{}, 3*time.Second, baton.ErrUnavailable, "authentication failed")
 	s := open(t, srv.URL(0), redis.Options{})
 	if err := s.Ping(t.Context()); err != nil {
@@ -87,12 +97,12 @@ func TestOpenNoLua(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := strings.Replace(srv.URL(0), "redis://", "redis://nolua:pw@", 1)
-	openErr(t, url, redis.Options{}, 3*time.Second, baton.ErrUnavailable, "cannot run Lua scripts")
+	transient(t, openErr(t, url, redis.Options{}, 3*time.Second, baton.ErrUnavailable, "cannot run Lua scripts"), false)
 }
 
 func TestOpenNoSuchDB(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	openErr(t, srv.URL(99), redis.Options{}, 3*time.Second, baton.ErrUnavailable, "database 99 does not exist")
+	transient(t, openErr(t, srv.URL(99), redis.Options{}, 3*time.Second, baton.ErrUnavailable, "database 99 does not exist"), false)
 }
 
 func TestOpenAfterClose(t *testing.T) {

@@ -346,6 +346,13 @@ func (s *Store) openErr(step string, err error) error {
 	case isConnErr(err):
 		what = "cannot connect: is the server up and the address right?"
 	}
+	transient := isTimeout(err) || isConnErr(err) || errors.Is(err, context.DeadlineExceeded) ||
+		strings.Contains(msg, "all sentinels") || strings.Contains(msg, "No such master") ||
+		goredis.HasErrorPrefix(err, "LOADING") || goredis.HasErrorPrefix(err, "MASTERDOWN") ||
+		goredis.HasErrorPrefix(err, "TRYAGAIN")
+	if transient {
+		err = transientError{err}
+	}
 	if step != "" && what != "" {
 		what = step + ": " + what
 	} else if step != "" {
@@ -355,6 +362,21 @@ func (s *Store) openErr(step string, err error) error {
 		return fmt.Errorf("open redis store %s: %w: %w", s.cfg.Redacted(), baton.ErrUnavailable, err)
 	}
 	return fmt.Errorf("open redis store %s: %s: %w: %w", s.cfg.Redacted(), what, baton.ErrUnavailable, err)
+}
+
+// transientError marks an Open error that may go away by itself: the
+// server is down, starting, loading its data or failing over.
+type transientError struct{ error }
+
+func (e transientError) Unwrap() error { return e.error }
+
+// Transient reports whether an error from Open may go away by itself (no
+// server yet, no answer, loading, a failover in progress), as opposed to one
+// only a change of configuration fixes (a wrong password, a missing
+// database, a server without Lua).
+func Transient(err error) bool {
+	var te transientError
+	return errors.As(err, &te)
 }
 
 // Config is the parsed store URL the Store was opened with.

@@ -37,6 +37,9 @@ type serveConfig struct {
 	ReadyFile string
 	LogLevel  string
 	Heartbeat time.Duration
+	// StoreWait is how long to retry opening a store that is unavailable
+	// (down, loading, failing over) at start-up; 0 fails at once.
+	StoreWait time.Duration
 	// DebugListen, if set, serves net/http/pprof there (never on Listen).
 	DebugListen string
 	// The ledger: node key and local copy in DataDir, checkpoint cadence.
@@ -59,6 +62,9 @@ func (c *serveConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
+	}
+	if c.StoreWait < 0 || c.StoreWait > time.Hour {
+		return baton.Invalidf("--store-wait", "%v out of range [0, 1h]", c.StoreWait)
 	}
 	if c.DebugListen != "" {
 		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
@@ -158,6 +164,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.DurationVar(&c.StoreWait, "store-wait", envDuration("BATON_STORE_WAIT", 0), "at start-up, keep retrying an unavailable store this long (0: fail at once)")
 	f.StringVar(&c.DebugListen, "debug-listen", envOr("BATON_DEBUG_LISTEN", ""), "serve Go's profiler (net/http/pprof) on this address; off when empty. Keep it on loopback")
 	f.StringVar(&c.DataDir, "data-dir", envOr("BATON_DATA_DIR", ""), "node key and local ledger copy (default: baton-data/<node> beside the SQLite file, else ./baton-data/<node>)")
 	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
@@ -171,7 +178,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("node", c.Node)
 
-	store, err := dial.Open(ctx, c.Store, dial.Options{Logger: log})
+	store, err := openServeStore(ctx, c, log)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", dial.Redact(c.Store), err)
 	}
@@ -269,6 +276,28 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openServeStore opens the store, retrying for up to --store-wait while it is
+// unavailable (a server still starting, loading or failing over). Any other
+// error (a bad URL, a wrong password) fails at once: retrying cannot fix it
+// (see dial.Transient).
+func openServeStore(ctx context.Context, c serveConfig, log *slog.Logger) (baton.Store, error) {
+	deadline := time.Now().Add(c.StoreWait)
+	backoff := 100 * time.Millisecond
+	for {
+		store, err := dial.Open(ctx, c.Store, dial.Options{Logger: log})
+		if err == nil || !dial.Transient(c.Store, err) || time.Now().Add(backoff).After(deadline) {
+			return store, err
+		}
+		log.Warn("store unavailable: retrying", "in", backoff.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 func writeReady(path, nodeID, addr string) error {
