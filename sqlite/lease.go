@@ -14,39 +14,54 @@ import (
 )
 
 // writeLease is write for the lease operations (acquire, renew, release,
-// expire), on a connection of their own that polls for the file's write
-// lock every few hundred microseconds instead of waiting in SQLite's busy
-// handler. That handler sleeps 1, 2, 5, ... up to 100 ms between tries,
-// and under sustained appends from several processes the lock is seldom
-// free when it wakes: a renewal could wait past its lease's trust window
+// expire), on a connection of their own, so that they never queue behind
+// this process's appends, and polling for the file's write lock at a finer
+// grain than other writes. Under sustained appends from several processes
+// a renewal that waited its turn could wait past its lease's trust window,
 // and the holder step down with no fault at all (a spurious hand-over).
-// Lease writes are tiny and few, and they are what keeps publishing
-// alive, so they get the lock first.
+// Lease writes are tiny and few, and they are what keeps publishing alive,
+// so they get the lock first.
 func (s *Store) writeLease(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
 	defer s.beginWrite()()
-	// As long as the busy timeout at most, like every other write.
-	deadline := time.NewTimer(s.opts.BusyTimeout)
-	defer deadline.Stop()
-	wait := 100 * time.Microsecond
+	tx, err := s.begin(ctx, s.ldb, 100*time.Microsecond, 2*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return s.finish(tx, topic, fn)
+}
+
+// begin starts an immediate transaction on db, whose connections have no
+// busy timeout, polling for the file's write lock: first after about wait,
+// doubling up to maxWait, for the busy timeout at most. SQLite's own busy
+// handler sleeps 1, 2, 5, ... up to 100 ms between tries; under writes
+// from several processes the lock is seldom free when it wakes, and those
+// sleeps were the tail of every write's latency.
+func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Duration) (*sql.Tx, error) {
+	var deadline <-chan time.Time
 	for {
-		tx, err := s.ldb.BeginTx(ctx, nil)
+		tx, err := db.BeginTx(ctx, nil)
 		if err == nil {
-			return s.finish(tx, topic, fn)
+			return tx, nil
 		}
 		if !isBusy(err) {
-			return wrapErr(err)
+			return nil, wrapErr(err)
+		}
+		if deadline == nil {
+			d := time.NewTimer(s.opts.BusyTimeout)
+			defer d.Stop()
+			deadline = d.C
 		}
 		t := time.NewTimer(wait/2 + rand.N(wait))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: waiting for the write lock: %v", baton.ErrUnavailable, ctx.Err())
-		case <-deadline.C:
+			return nil, fmt.Errorf("%w: waiting for the write lock: %v", baton.ErrUnavailable, ctx.Err())
+		case <-deadline:
 			t.Stop()
-			return fmt.Errorf("%w: waiting for the write lock: %v", baton.ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: waiting for the write lock: %v", baton.ErrUnavailable, err)
 		case <-t.C:
 		}
-		wait = min(wait*2, 2*time.Millisecond)
+		wait = min(wait*2, maxWait)
 	}
 }
 

@@ -61,22 +61,11 @@ func (r topicRow) lease(topic string, now int64) baton.Lease {
 // it commits.
 func (s *Store) write(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
 	defer s.beginWrite()()
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return wrapErr(err)
-	}
-	defer tx.Rollback()
-	sig, err := fn(tx)
+	tx, err := s.begin(ctx, s.wdb, 200*time.Microsecond, 4*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return wrapErr(err)
-	}
-	if sig != 0 {
-		s.sig.Notify(topic, sig)
-	}
-	return nil
+	return s.finish(tx, topic, fn)
 }
 
 // ensureTopic creates the topic's row; it reports whether it was new.

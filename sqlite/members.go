@@ -45,9 +45,12 @@ func (s *Store) Leave(ctx context.Context, node string) error {
 	if node == "" {
 		return baton.Invalidf("node", "empty")
 	}
-	defer s.beginWrite()()
-	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node); err != nil {
-		return fmt.Errorf("leave: %w", wrapErr(err))
+	err := s.write(ctx, "", func(tx *sql.Tx) (baton.Signal, error) {
+		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node)
+		return 0, wrapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("leave: %w", err)
 	}
 	return nil
 }

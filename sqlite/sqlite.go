@@ -178,16 +178,18 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)",
 		opts.BusyTimeout.Milliseconds(), opts.Sync)
 	dsn := "file:" + path + "?" + pragmas
-	s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// Writers wait for the file's write lock by polling it themselves
+	// (begin), not in SQLite's busy handler: no busy timeout on their
+	// connections.
+	wdsn := "file:" + path + "?" + fmt.Sprintf("_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)", opts.Sync)
+	s.wdb, err = sql.Open("sqlite", wdsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxIdleTime(0)
-	// Lease writes wait for the file's lock by polling it themselves, not
-	// with SQLite's busy handler (see writeLease).
-	ldsn := "file:" + path + "?" + fmt.Sprintf("_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)", opts.Sync)
-	s.ldb, err = sql.Open("sqlite", ldsn+"&_txlock=immediate")
+	// Lease writes have a connection of their own (see writeLease).
+	s.ldb, err = sql.Open("sqlite", wdsn+"&_txlock=immediate")
 	if err != nil {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open sqlite store: %w", err)
@@ -238,9 +240,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	// Several processes may start at once on a new file: the immediate
 	// transaction serialises them; CREATE ... IF NOT EXISTS makes it idempotent.
 	defer s.beginWrite()()
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, s.wdb, 200*time.Microsecond, 4*time.Millisecond)
 	if err != nil {
-		return fmt.Errorf("open sqlite store %s: %w", s.path, wrapErr(err))
+		return fmt.Errorf("open sqlite store %s: %w", s.path, err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
