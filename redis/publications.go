@@ -61,10 +61,24 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if err := baton.CheckCommitCheckpoint(c); err != nil {
 		return baton.Cursor{}, err
 	}
-	args := make([]any, 0, 7+3*len(c.Items))
-	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items))
-	for i, it := range c.Items {
-		args = append(args, it.Seq, it.Hash.String(), nanos(c.Leaves[i].At))
+	// Seqs follow PrevSeq (checkCommit), and the leaves of a commit
+	// usually share one time: send it once.
+	at := nanos(c.Leaves[0].At)
+	for _, l := range c.Leaves[1:] {
+		if !l.At.Equal(c.Leaves[0].At) {
+			at = "*"
+			break
+		}
+	}
+	args := make([]any, 0, 8+2*len(c.Items))
+	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), at)
+	for _, it := range c.Items {
+		args = append(args, it.Hash.String())
+	}
+	if at == "*" {
+		for _, l := range c.Leaves {
+			args = append(args, nanos(l.At))
+		}
 	}
 	if cp := c.Checkpoint; cp != nil {
 		js, err := checkpointJSONOf(*cp)

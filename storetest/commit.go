@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/baton-pub/baton"
 )
@@ -70,6 +71,10 @@ func testCommitMovesCursor(e *env) {
 	r, err := e.s.Renew(e.ctx, l, liveTTL)
 	e.noErr(err, "Renew")
 	c2 := commitOf(r, 3, its[3:])
+	// Each leaf keeps its own time, even when a commit's leaves differ.
+	for i := range c2.Leaves {
+		c2.Leaves[i].At = c2.Leaves[i].At.Add(time.Duration(i) * time.Microsecond)
+	}
 	cur, err = e.s.Commit(e.ctx, c2)
 	e.noErr(err, "Commit of items 4..5")
 	e.checkCursor("second Commit's cursor", cur, topic, its[4], l.Epoch)

@@ -1,10 +1,13 @@
 -- Publish items: move the cursor and append their ledger leaves, only under
 -- the live lease (epoch, holder) and with the cursor at prev_seq.
 -- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes
--- ARGV: channel, holder, epoch, prev_seq, n, then n times: seq, item_hash, at_ns ('' = now),
+-- ARGV: channel, holder, epoch, prev_seq, n, at, then the n item hashes (seqs prev_seq+1..),
+--       then, if at is '*', the n leaf times (at_ns, '' = now); else at is every leaf's time;
 --       then checkpoint size and json ('' '' = none): stored if above every stored size.
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
-local channel, holder, epoch, prev, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local channel, holder, epoch, prev, n, at = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local cpbase = 7 + n
+if at == '*' then cpbase = 7 + 2 * n end
 local now = now_us()
 local l = read_lock(KEYS[1])
 if l.epoch ~= epoch or l.holder ~= holder then
@@ -26,30 +29,32 @@ end
 -- maps the hash of every kept item to its seq.
 local hs = {}
 for i = 1, n do
-  hs[i] = ARGV[6 + (i - 1) * 3 + 1]
+  hs[i] = ARGV[6 + i]
 end
 local seqs = chunked('HMGET', KEYS[3], hs, 2000)
 for i = 1, n do
-  local want = ARGV[6 + (i - 1) * 3]
-  if seqs[i] ~= want then
-    return {'invalid', 'item ' .. want .. ' is not in the queue with hash ' .. hs[i]}
+  if tonumber(seqs[i]) ~= prev + i then
+    return {'invalid', 'item ' .. str(prev + i) .. ' is not in the queue with hash ' .. hs[i]}
   end
 end
 local now_ns = str(now) .. '000'
+if at == '' then at = now_ns end
 -- A leaf is packed (entry.go): l = "<item hash> <epoch> <at_ns> <publisher>".
 local mid, tail = ' ' .. str(epoch) .. ' ', ' ' .. holder
 for i = 1, n do
-  local b = 6 + (i - 1) * 3
-  local at = ARGV[b + 2]
-  if at == '' then at = now_ns end
-  redis.call('XADD', KEYS[4], ARGV[b] .. '-0', 'l', ARGV[b + 1] .. mid .. at .. tail)
+  local t = at
+  if at == '*' then
+    t = ARGV[6 + n + i]
+    if t == '' then t = now_ns end
+  end
+  redis.call('XADD', KEYS[4], str(prev + i) .. '-0', 'l', hs[i] .. mid .. t .. tail)
 end
 redis.call('HSET', KEYS[2], 'seq', str(upto), 'hash', hs[n], 'epoch', str(epoch), 'updated_us', str(now))
-local cpsize = ARGV[6 + n * 3]
+local cpsize = ARGV[cpbase]
 if cpsize and cpsize ~= '' then
   local top = redis.call('ZREVRANGE', KEYS[7], 0, 0, 'WITHSCORES')
   if #top == 0 or tonumber(top[2]) < tonumber(cpsize) then
-    local cp = cjson.decode(ARGV[7 + n * 3])
+    local cp = cjson.decode(ARGV[cpbase + 1])
     cp.at_us = str(now)
     redis.call('HSET', KEYS[6], cpsize, cjson.encode(cp))
     redis.call('ZADD', KEYS[7], cpsize, cpsize)
