@@ -1,8 +1,12 @@
 package http
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"math"
+	"net"
 	nethttp "net/http"
 	"strconv"
 	"strings"
@@ -19,6 +23,14 @@ const RetryHint = time.Second
 // events serves GET /v1/topics/{topic}/events: the topic's published items
 // as Server-Sent Events, from a position onwards, then live.
 //
+// Errors found before the stream starts are JSON answers. Then, on HTTP/1.x,
+// the handler hijacks the connection, writes the response head itself
+// (Connection: close: the body ends with the connection) and hands the
+// connection and the terminal to the server's streamer (stream.go), which
+// serves idle streams without a goroutine each; the handler returns. Where
+// the connection cannot be hijacked (HTTP/2, tests with a recorder) the
+// handler streams on its own goroutine.
+//
 // The stream ends when the client goes away, the server closes, a write
 // stalls for WriteTimeout, or the terminal falls too far behind the live
 // feed (hub.ErrSlowTerminal). In every case the client resumes with
@@ -33,14 +45,71 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	term, err := s.cfg.Hub.Subscribe(ctx, topic, after)
-	if err != nil {
+	if err := s.streams.reserve(); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	defer term.Close()
+	// The net/http server, to end hijacked streams on its Shutdown.
+	srv, _ := r.Context().Value(nethttp.ServerContextKey).(*nethttp.Server)
+	if srv != nil {
+		s.streams.watch(srv)
+	}
+	// The terminal may outlive the request: a request's context ends when
+	// its handler returns, hijacked or not. Until the hand-over, the
+	// request's end (the client gone) still ends the terminal.
+	ctx, cancel := context.WithCancel(context.Background())
+	stopReq := context.AfterFunc(r.Context(), cancel)
+	term, err := s.cfg.Hub.Subscribe(ctx, topic, after)
+	if err != nil {
+		stopReq()
+		cancel()
+		s.streams.release()
+		s.writeError(w, r, err)
+		return
+	}
 
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	// The bufio.ReadWriter is dropped: bytes it holds that the client sent
+	// after the request (a pipelined request) are never read, as the head
+	// says Connection: close, and its buffers go to the garbage collector.
+	conn, _, err := nethttp.NewResponseController(w).Hijack()
+	if err == nil {
+		stopReq()
+		s.streamHijacked(conn, srv, h, r, term, cancel, topic, after)
+		return
+	}
+	defer s.streams.release()
+	defer cancel()
+	defer stopReq()
+	defer term.Close()
+	if !errors.Is(err, nethttp.ErrNotSupported) {
+		// net/http gave the connection up but could not hand it over.
+		s.endStream(topic, r.RemoteAddr, after, err)
+		return
+	}
+	s.streamResponse(ctx, w, r, term, topic, after)
+}
+
+// streamHijacked hands the stream to the streamer, with the response head
+// and the retry hint as its first write.
+func (s *Server) streamHijacked(conn net.Conn, srv *nethttp.Server, h nethttp.Header, r *nethttp.Request, term *hub.Terminal, cancel context.CancelFunc, topic string, after uint64) {
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(nethttp.TimeFormat))
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&b) // every header set so far, middleware's included
+	b.WriteString("\r\n")
+	b.WriteString(retryLine)
+	s.log.Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "hijacked", true)
+	s.streams.start(conn, b.Bytes(), term, cancel, srv, r.RemoteAddr)
+}
+
+// streamResponse is the stream on the handler's goroutine, for connections
+// that cannot be hijacked.
+func (s *Server) streamResponse(ctx context.Context, w nethttp.ResponseWriter, r *nethttp.Request, term *hub.Terminal, topic string, after uint64) {
 	rc := nethttp.NewResponseController(w)
 	// A write deadline outlives the request on a kept-alive connection
 	// when the server has no WriteTimeout of its own: clear it.
@@ -59,12 +128,8 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return rc.Flush()
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(nethttp.StatusOK)
-	if err := write([]byte("retry: " + strconv.FormatInt(RetryHint.Milliseconds(), 10) + "\n\n")); err != nil {
+	if err := write([]byte(retryLine)); err != nil {
 		return
 	}
 	s.log.Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr)
@@ -77,7 +142,7 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		for {
 			ev, ok, err := term.TryNext(ctx)
 			if err != nil {
-				s.endStream(r, topic, term.Last(), err)
+				s.endStream(topic, r.RemoteAddr, term.Last(), err)
 				return
 			}
 			if !ok {
@@ -94,33 +159,42 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 				frames = append(frames, hub.AppendResetSSE(nil, ev.Earliest))
 			}
 			if err := write(frames...); err != nil {
-				s.endStream(r, topic, term.Last(), err)
+				s.endStream(topic, r.RemoteAddr, term.Last(), err)
 				return
 			}
 		}
 		select {
 		case <-ctx.Done():
-			s.endStream(r, topic, term.Last(), ctx.Err())
+			s.endStream(topic, r.RemoteAddr, term.Last(), ctx.Err())
 			return
 		case <-s.done:
-			s.endStream(r, topic, term.Last(), baton.ErrClosed)
+			s.endStream(topic, r.RemoteAddr, term.Last(), baton.ErrClosed)
 			return
 		case <-term.Ready():
 		case <-hb.C:
-			if err := write([]byte(": hb\n\n")); err != nil {
-				s.endStream(r, topic, term.Last(), err)
+			if err := write(heartbeatFrame); err != nil {
+				s.endStream(topic, r.RemoteAddr, term.Last(), err)
 				return
 			}
 		}
 	}
 }
 
-func (s *Server) endStream(r *nethttp.Request, topic string, last uint64, err error) {
-	level := s.log.Debug
+// retryLine starts every stream.
+var retryLine = "retry: " + strconv.FormatInt(RetryHint.Milliseconds(), 10) + "\n\n"
+
+func (s *Server) endStream(topic, remote string, last uint64, err error) {
+	logStreamEnd(s.log, topic, remote, last, err)
+}
+
+// logStreamEnd logs the end of a stream: at info level for a slow terminal
+// (the node dropped a client), else at debug level.
+func logStreamEnd(log *slog.Logger, topic, remote string, last uint64, err error) {
+	level := log.Debug
 	if errors.Is(err, hub.ErrSlowTerminal) {
-		level = s.log.Info
+		level = log.Info
 	}
-	level("http: stream ended", "topic", topic, "last", last, "remote", r.RemoteAddr, "reason", err)
+	level("http: stream ended", "topic", topic, "last", last, "remote", remote, "reason", err)
 }
 
 // resumePosition reads where a stream starts: after the Last-Event-ID header

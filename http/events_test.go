@@ -345,7 +345,8 @@ func TestEventsSlowTerminal(t *testing.T) {
 }
 
 func TestEventsEndOnClientGone(t *testing.T) {
-	e := newEnv(t, nil, hub.Options{}, Config{})
+	// A hijacked stream finds its client gone at the next heartbeat.
+	e := newEnv(t, nil, hub.Options{}, Config{Heartbeat: 50 * time.Millisecond})
 	s := openStream(t, nethttp.DefaultClient, eventsURL(e.url, testTopic, ""), "")
 	checkFor(t, 5*time.Second, func() error {
 		if n := e.hub.Terminals(testTopic); n != 1 {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ const (
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultReadyTimeout    = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
+	DefaultMaxStreams      = 100000
 )
 
 // Config configures a Server. Store and Hub are required; zero values of the
@@ -60,6 +62,12 @@ type Config struct {
 	// Ledger serves the ledger routes (checkpoint, proofs); if nil they
 	// answer 404.
 	Ledger Ledger
+	// MaxStreams bounds the event streams open at once; over it a new
+	// stream is refused with 503.
+	MaxStreams int
+	// StreamWorkers bounds the goroutines writing to hijacked event
+	// streams; default max(16, 8*GOMAXPROCS).
+	StreamWorkers int
 }
 
 // Validate reports the first missing or bad field.
@@ -75,6 +83,10 @@ func (c Config) Validate() error {
 		return baton.Invalidf("MaxBatch", "must not be negative")
 	case c.Heartbeat < 0:
 		return baton.Invalidf("Heartbeat", "must not be negative")
+	case c.MaxStreams < 0:
+		return baton.Invalidf("MaxStreams", "must not be negative")
+	case c.StreamWorkers < 0:
+		return baton.Invalidf("StreamWorkers", "must not be negative")
 	}
 	return nil
 }
@@ -101,6 +113,12 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.StreamWorkers == 0 {
+		c.StreamWorkers = max(16, 8*runtime.GOMAXPROCS(0))
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +136,7 @@ type Server struct {
 	// shutdown would otherwise wait for them forever.
 	done      chan struct{}
 	closeOnce sync.Once
+	streams   *streamer // hijacked event streams; Close ends them
 
 	mu  sync.Mutex
 	srv *nethttp.Server
@@ -132,7 +151,7 @@ func NewServer(cfg Config) *Server {
 		panic("http.NewServer: " + err.Error())
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), streams: newStreamer(cfg, cfg.Logger)}
 
 	mux := nethttp.NewServeMux()
 	// Routes are registered without a method so that a wrong method gets
@@ -213,6 +232,7 @@ func (s *Server) Close() error {
 		close(s.done)
 		srv := s.srv
 		s.mu.Unlock()
+		s.streams.close()
 		if srv == nil {
 			return
 		}

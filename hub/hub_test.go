@@ -585,3 +585,106 @@ func TestResetOnUnknownTopicPosition(t *testing.T) {
 	r := newReceiver(t, term, 0)
 	r.until(2, 5*time.Second)
 }
+
+// TestOnReady drives many terminals from one goroutine, woken only by
+// OnReady: every item arrives in order, and the end of a terminal (Close,
+// the hub closing) wakes it too.
+func TestOnReady(t *testing.T) {
+	st := memstore.New(nil)
+	p := newPublisher(t, st, testTopic)
+	p.publish(5) // caught up from the store
+	h := New(st, Options{ReadBatch: 8})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	// The consumer's run queue: f only marks a terminal and pokes.
+	var (
+		mu      sync.Mutex
+		pending = map[int]bool{}
+		poke    = make(chan struct{}, 1)
+	)
+	const n = 20
+	terms := make([]*Terminal, n)
+	recv := make([]*receiver, n)
+	for i := range terms {
+		terms[i] = subscribe(t, h, testTopic, 0)
+		recv[i] = newReceiver(t, terms[i], 0)
+		terms[i].OnReady(func() {
+			mu.Lock()
+			pending[i] = true
+			mu.Unlock()
+			select {
+			case poke <- struct{}{}:
+			default:
+			}
+		})
+		mu.Lock()
+		pending[i] = true // what Subscribe read: wake-ups before OnReady are not replayed
+		mu.Unlock()
+	}
+	ended := make([]error, n)
+	// drain serves the marked terminals until cond holds.
+	drain := func(cond func() bool) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for !cond() {
+			mu.Lock()
+			ready := pending
+			pending = map[int]bool{}
+			mu.Unlock()
+			for i := range ready {
+				for ended[i] == nil {
+					ev, ok, err := terms[i].TryNext(context.Background())
+					if err != nil {
+						ended[i] = err
+						break
+					}
+					if !ok {
+						break
+					}
+					recv[i].take(ev)
+				}
+			}
+			if len(ready) > 0 {
+				continue
+			}
+			select {
+			case <-poke:
+			case <-deadline:
+				t.Fatal("condition not met: lost wake-up?")
+			}
+		}
+	}
+	for round := range 10 {
+		p.publish(1 + round*3)
+		drain(func() bool {
+			for _, r := range recv {
+				if r.next <= uint64(p.n) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	terms[0].Close()
+	drain(func() bool { return ended[0] != nil })
+	if !errors.Is(ended[0], baton.ErrClosed) {
+		t.Fatalf("closed terminal: %v", ended[0])
+	}
+	h.Close()
+	drain(func() bool {
+		for _, err := range ended {
+			if err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for i, err := range ended {
+		if !errors.Is(err, baton.ErrClosed) {
+			t.Fatalf("terminal %d ended with %v", i, err)
+		}
+	}
+}

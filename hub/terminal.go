@@ -31,7 +31,7 @@ type Event struct {
 }
 
 // Terminal is one consumer of a topic. Next and TryNext must be called from
-// one goroutine at a time; Close, Ready and Err from any.
+// one goroutine at a time; Close, Ready, OnReady and Err from any.
 type Terminal struct {
 	h     *Hub
 	f     *feed
@@ -56,6 +56,7 @@ type Terminal struct {
 	stop   func() bool
 
 	ready     chan struct{} // capacity 1: coalesced "something to do"
+	onReady   func()        // called by wake, under mu; see OnReady
 	closeOnce sync.Once
 }
 
@@ -84,6 +85,25 @@ func (t *Terminal) Last() uint64 {
 // the terminal ended. Wake-ups are coalesced: after one, call TryNext until
 // it reports nothing.
 func (t *Terminal) Ready() <-chan struct{} { return t.ready }
+
+// OnReady registers f to be called whenever Ready would receive a value:
+// TryNext may have something new, or the terminal ended. It lets a consumer
+// wait for many terminals without a goroutine each. f replaces any earlier
+// function; nil removes it. Wake-ups before OnReady are not replayed: call
+// TryNext after registering.
+//
+// f is called on the goroutine that wakes the terminal (the topic's feed,
+// Close, the hub closing), with the terminal's and possibly the feed's lock
+// held. It must therefore only schedule: not block, not call any method of
+// this or another Terminal or of the Hub, and take no lock that is ever held
+// while calling into the hub. A lock of the consumer's own, taken by f and
+// held by no caller of the hub, is fine (lock order feed.mu → Terminal.mu →
+// that lock).
+func (t *Terminal) OnReady(f func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.onReady = f
+}
 
 // Err returns why the terminal ended (ErrSlowTerminal, baton.ErrClosed), or
 // nil while it is open.
@@ -336,7 +356,11 @@ func (t *Terminal) fail(err error) {
 	t.wake()
 }
 
+// wake is called with t.mu held.
 func (t *Terminal) wake() {
+	if t.onReady != nil {
+		t.onReady()
+	}
 	select {
 	case t.ready <- struct{}{}:
 	default:

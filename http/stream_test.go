@@ -1,0 +1,592 @@
+package http
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	nethttp "net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/internal/memstore"
+)
+
+// rawStream is an event stream read over a plain TCP connection, with no
+// HTTP client in between: the test decides when (and whether) to read.
+type rawStream struct {
+	conn net.Conn
+	br   *bufio.Reader
+	resp *nethttp.Response
+}
+
+// dialStream sends GET .../events on a new connection and reads the
+// response head. readBuf, if not 0, shrinks the socket's receive buffer.
+func dialStream(t testing.TB, addr, query string, readBuf int) *rawStream {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if readBuf > 0 {
+		_ = c.(*net.TCPConn).SetReadBuffer(readBuf)
+	}
+	path := "/v1/topics/" + testTopic + "/events"
+	if query != "" {
+		path += "?" + query
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: baton\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := nethttp.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return &rawStream{conn: c, br: br, resp: resp}
+}
+
+// startServer serves srv on a loopback listener (wrapped by wrap, if not
+// nil) and returns the address. Cleanup closes the server.
+func startServer(t *testing.T, srv *Server, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
+	}
+	if err := srv.Open(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// newStreamServer returns a started hub and a server on a fresh memstore.
+func newStreamServer(t *testing.T, hopts hub.Options, cfg Config) (*Server, *hub.Hub, baton.Store) {
+	t.Helper()
+	st := memstore.New(nil)
+	h := hub.New(st, hopts)
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	cfg.Store, cfg.Hub = st, h
+	return NewServer(cfg), h, st
+}
+
+// goroutines counts the goroutines whose stack mentions any of fns.
+func goroutines(fns ...string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, fn := range fns {
+			if strings.Contains(g, fn) {
+				count++
+				break
+			}
+		}
+	}
+	return count
+}
+
+// serverGoroutines are the functions of goroutines that serve streams.
+var serverGoroutines = []string{"http.(*streamer)", "http.(*Server).events", "net/http.(*conn).serve"}
+
+// TestStreamsHijacked checks the hijacked path: many streams, served by
+// fewer workers, get every item in order; the response is delimited by the
+// connection's close; and idle streams hold no goroutine of their own.
+func TestStreamsHijacked(t *testing.T) {
+	srv, h, st := newStreamServer(t, hub.Options{ReadBatch: 16}, Config{StreamWorkers: 2})
+	addr := startServer(t, srv, nil)
+	p := newPublisher(t, st, testTopic)
+	p.publish(5) // caught up from the store
+
+	const n = 40
+	client := &nethttp.Client{Transport: &nethttp.Transport{MaxConnsPerHost: n}}
+	streams := make([]*stream, n)
+	for i := range streams {
+		streams[i] = openStream(t, client, eventsURL("http://"+addr, testTopic, ""), "").run()
+	}
+	r := streams[0].resp
+	if !r.Close || r.ContentLength != -1 || len(r.TransferEncoding) != 0 {
+		t.Fatalf("response: close %v, length %d, encoding %v: want a body delimited by close", r.Close, r.ContentLength, r.TransferEncoding)
+	}
+	for k, v := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+		if got := r.Header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	if r.Header.Get("Date") == "" {
+		t.Error("no Date header")
+	}
+	if got := srv.Streams(); got != n {
+		t.Fatalf("Streams() = %d, want %d", got, n)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if g := h.Terminals(testTopic); g != n {
+			return fmt.Errorf("%d terminals", g)
+		}
+		return nil
+	})
+
+	const total = 600
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for want := uint64(1); want <= total; want++ {
+				select {
+				case ev, ok := <-s.events:
+					if !ok {
+						errs <- fmt.Errorf("stream %d ended at %d: %v", i, want-1, <-s.done)
+						return
+					}
+					d, err := ev.Item()
+					if err != nil || d.Seq != want {
+						errs <- fmt.Errorf("stream %d: got %+v (%v), want seq %d", i, d, err, want)
+						return
+					}
+				case <-time.After(20 * time.Second):
+					errs <- fmt.Errorf("stream %d: no seq %d", i, want)
+					return
+				}
+			}
+		}()
+	}
+	for p.n < total {
+		p.publish(min(37, total-p.n))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Idle streams: no net/http connection goroutine, no handler, at most
+	// the streamer's heartbeat goroutine.
+	checkFor(t, 5*time.Second, func() error {
+		if g := goroutines(serverGoroutines...); g > 1 {
+			return fmt.Errorf("%d server goroutines for %d idle streams", g, n)
+		}
+		return nil
+	})
+}
+
+// TestStreamStalledClient checks that a client that stops reading is
+// dropped after WriteTimeout, and that meanwhile another stream, served by
+// the same single worker, keeps up.
+func TestStreamStalledClient(t *testing.T) {
+	const writeTimeout = 3 * time.Second
+	// A live queue long enough that the drop is the write timeout's.
+	srv, h, st := newStreamServer(t, hub.Options{BufferItems: 1 << 16}, Config{StreamWorkers: 1, WriteTimeout: writeTimeout})
+	addr := startServer(t, srv, func(ln net.Listener) net.Listener { return smallBufListener{ln} })
+
+	stalled := dialStream(t, addr, "", 4096) // never read until dropped
+	fast := openStream(t, nethttp.DefaultClient, eventsURL("http://"+addr, testTopic, ""), "").run()
+	checkFor(t, 5*time.Second, func() error {
+		if n := h.Terminals(testTopic); n != 2 {
+			return fmt.Errorf("%d terminals", n)
+		}
+		return nil
+	})
+
+	p := newPublisher(t, st, testTopic)
+	var last uint64
+	// round publishes items and waits until the fast stream has them.
+	round := func(n int, value string) time.Duration {
+		start := time.Now()
+		p.appendN(n, value)
+		p.commitAll()
+		for last < uint64(p.n) {
+			ev, ok := fast.next(t, 10*time.Second)
+			if !ok {
+				t.Fatalf("fast stream ended at %d: %v", last, <-fast.done)
+			}
+			last = checkItem(t, st, ev, last+1).Seq
+		}
+		return time.Since(start)
+	}
+	// Large items fill the stalled client's socket buffers at once.
+	big := `"` + strings.Repeat("x", 16<<10) + `"`
+	for range 5 {
+		round(20, big)
+	}
+	// Then small rounds until the stalled stream is dropped. Had its
+	// write held the only worker, a round would have waited for it, up to
+	// WriteTimeout.
+	stallStart := time.Now()
+	var slowest time.Duration
+	for srv.Streams() == 2 {
+		if time.Since(stallStart) > 10*writeTimeout {
+			t.Fatal("the stalled client was never dropped")
+		}
+		slowest = max(slowest, round(1, ""))
+	}
+	dropped := time.Since(stallStart)
+	if slowest >= writeTimeout/2 {
+		t.Errorf("a round took %v with a stalled client (WriteTimeout %v)", slowest, writeTimeout)
+	}
+	if n := h.Terminals(testTopic); n != 1 {
+		t.Errorf("%d terminals after the drop", n)
+	}
+	// The stalled client got a prefix, then the end of the stream.
+	_ = stalled.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got uint64
+	err := ReadEvents(stalled.resp.Body, func(ev Event) error {
+		got = checkItem(t, st, ev, got+1).Seq
+		return nil
+	})
+	if got >= last {
+		t.Fatalf("stalled client got all %d items (%v)", got, err)
+	}
+	t.Logf("stalled client dropped %v after the big items, with %d of %d items (%v); slowest round of the other stream %v",
+		dropped.Round(time.Millisecond), got, last, err, slowest)
+}
+
+// TestStreamHeartbeats checks that idle hijacked streams all get
+// heartbeats.
+func TestStreamHeartbeats(t *testing.T) {
+	srv, _, _ := newStreamServer(t, hub.Options{}, Config{Heartbeat: 20 * time.Millisecond})
+	addr := startServer(t, srv, nil)
+	var streams []*rawStream
+	for range 20 {
+		streams = append(streams, dialStream(t, addr, "", 0))
+	}
+	for i, s := range streams {
+		_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var lines []string
+		for beats := 0; beats < 3; {
+			line, err := s.br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream %d: %v after %q", i, err, lines)
+			}
+			lines = append(lines, line)
+			if line == ": hb\n" {
+				beats++
+			}
+		}
+		if lines[0] != "retry: 1000\n" {
+			t.Fatalf("stream %d starts with %q", i, lines[0])
+		}
+	}
+}
+
+// TestStreamClientGone checks that a client that closes its connection is
+// cleaned up by the next heartbeat.
+func TestStreamClientGone(t *testing.T) {
+	srv, h, _ := newStreamServer(t, hub.Options{}, Config{Heartbeat: 50 * time.Millisecond})
+	addr := startServer(t, srv, nil)
+	a := dialStream(t, addr, "", 0)
+	dialStream(t, addr, "", 0) // stays
+	if n := srv.Streams(); n != 2 {
+		t.Fatalf("%d streams", n)
+	}
+	a.conn.Close()
+	checkFor(t, 5*time.Second, func() error {
+		if n := srv.Streams(); n != 1 {
+			return fmt.Errorf("%d streams", n)
+		}
+		if n := h.Terminals(testTopic); n != 1 {
+			return fmt.Errorf("%d terminals", n)
+		}
+		return nil
+	})
+}
+
+// TestStreamServerClose checks that Close ends every hijacked stream and
+// leaves no goroutine of the streamer behind.
+func TestStreamServerClose(t *testing.T) {
+	srv, h, st := newStreamServer(t, hub.Options{}, Config{})
+	addr := startServer(t, srv, nil)
+	newPublisher(t, st, testTopic).publish(3)
+	var streams []*rawStream
+	for range 10 {
+		streams = append(streams, dialStream(t, addr, "", 0))
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range streams {
+		_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
+			t.Fatalf("stream %d did not end: %v", i, err)
+		}
+	}
+	if n := srv.Streams(); n != 0 {
+		t.Fatalf("%d streams after Close", n)
+	}
+	if n := h.Terminals(testTopic); n != 0 {
+		t.Fatalf("%d terminals after Close", n)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if g := goroutines(serverGoroutines...); g > 0 {
+			return fmt.Errorf("%d server goroutines after Close", g)
+		}
+		return nil
+	})
+	// A new stream is refused.
+	resp, err := nethttp.Get(eventsURL("http://"+addr, testTopic, ""))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET after Close: %s", resp.Status)
+	}
+}
+
+// TestStreamShutdownHook checks that a plain net/http server's Shutdown
+// (as serve runs it, without Server.Close) ends the hijacked streams.
+func TestStreamShutdownHook(t *testing.T) {
+	srv, h, _ := newStreamServer(t, hub.Options{}, Config{})
+	t.Cleanup(func() { srv.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &nethttp.Server{Handler: srv}
+	go hs.Serve(ln)
+	s := dialStream(t, ln.Addr().String(), "", 0)
+	if err := hs.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
+		t.Fatalf("stream did not end: %v", err)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if n := srv.Streams(); n != 0 {
+			return fmt.Errorf("%d streams", n)
+		}
+		if n := h.Terminals(testTopic); n != 0 {
+			return fmt.Errorf("%d terminals", n)
+		}
+		return nil
+	})
+}
+
+// TestStreamsMax checks the cap on streams: over it, a JSON 503 before the
+// stream starts; a slot that frees up is taken again.
+func TestStreamsMax(t *testing.T) {
+	srv, _, _ := newStreamServer(t, hub.Options{}, Config{MaxStreams: 2, Heartbeat: 50 * time.Millisecond})
+	addr := startServer(t, srv, nil)
+	a := dialStream(t, addr, "", 0)
+	dialStream(t, addr, "", 0)
+	resp, err := nethttp.Get(eventsURL("http://"+addr, testTopic, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad ErrorResponse
+	err = json.NewDecoder(resp.Body).Decode(&bad)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 503 || bad.Error.Code != baton.CodeUnavailable || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("third stream: %d %+v (%v)", resp.StatusCode, bad.Error, err)
+	}
+	a.conn.Close()
+	checkFor(t, 5*time.Second, func() error {
+		if n := srv.Streams(); n != 1 {
+			return fmt.Errorf("%d streams", n)
+		}
+		return nil
+	})
+	if s := dialStream(t, addr, "", 0); s.resp.StatusCode != 200 {
+		t.Fatalf("after a slot freed: %s", s.resp.Status)
+	}
+}
+
+// TestStreamFallback checks the path without hijacking (HTTP/2): items in
+// order, heartbeats, and the end on Close.
+func TestStreamFallback(t *testing.T) {
+	srv, h, st := newStreamServer(t, hub.Options{}, Config{Heartbeat: 20 * time.Millisecond})
+	ts := httptest.NewUnstartedServer(srv)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { srv.Close() }) // before ts.Close, which waits for the handler
+	p := newPublisher(t, st, testTopic)
+	p.publish(3)
+
+	resp, err := ts.Client().Get(eventsURL(ts.URL, testTopic, "after=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%s %s %q", resp.Proto, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	if n := srv.Streams(); n != 1 {
+		t.Fatalf("Streams() = %d", n)
+	}
+	br := bufio.NewReader(resp.Body)
+	var text strings.Builder
+	for !strings.Contains(text.String(), ": hb\n") {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%v after %q", err, text.String())
+		}
+		text.WriteString(line)
+	}
+	p.publish(1)
+	var got []uint64
+	err = ReadEvents(io.MultiReader(strings.NewReader(text.String()), br), func(ev Event) error {
+		d, err := ev.Item()
+		if err != nil {
+			return err
+		}
+		got = append(got, d.Seq)
+		if len(got) == 3 {
+			srv.Close()
+		}
+		return nil
+	})
+	if fmt.Sprint(got) != "[2 3 4]" {
+		t.Fatalf("got seqs %v (%v)", got, err)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if n := srv.Streams(); n != 0 {
+			return fmt.Errorf("%d streams", n)
+		}
+		if n := h.Terminals(testTopic); n != 0 {
+			return fmt.Errorf("%d terminals", n)
+		}
+		return nil
+	})
+}
+
+// noHijack hides http.Hijacker (and Unwrap) from the events handler, so
+// that it streams on its own goroutine; it keeps flushing and deadlines.
+type noHijack struct {
+	nethttp.ResponseWriter
+	rc *nethttp.ResponseController
+}
+
+func (w noHijack) FlushError() error                  { return w.rc.Flush() }
+func (w noHijack) SetWriteDeadline(t time.Time) error { return w.rc.SetWriteDeadline(t) }
+
+// BenchmarkStreamFanout delivers batches of items to many streams, on the
+// hijacked path and on the goroutine-per-stream path. One op is one batch
+// received by every stream.
+func BenchmarkStreamFanout(b *testing.B) {
+	for _, path := range []string{"hijacked", "goroutine"} {
+		for _, n := range []int{1000} {
+			b.Run(fmt.Sprintf("%s/%d", path, n), func(b *testing.B) {
+				st := memstore.New(nil)
+				h := hub.New(st, hub.Options{})
+				if err := h.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				defer h.Close()
+				srv := NewServer(Config{Store: st, Hub: h})
+				var handler nethttp.Handler = srv
+				if path == "goroutine" {
+					handler = nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+						srv.ServeHTTP(noHijack{w, nethttp.NewResponseController(w)}, r)
+					})
+				}
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				hs := &nethttp.Server{Handler: handler}
+				go hs.Serve(ln)
+				defer func() { srv.Close(); hs.Close() }()
+
+				const batch = 10
+				var got sync.WaitGroup
+				counts := make([]int, n)
+				for i := range n {
+					s := dialStream(b, ln.Addr().String(), "", 0)
+					go func() {
+						_ = ReadEvents(s.resp.Body, func(ev Event) error {
+							counts[i]++
+							if counts[i]%batch == 0 {
+								got.Done()
+							}
+							return nil
+						})
+					}()
+				}
+				p := newPublisher(b, st, testTopic)
+				b.ResetTimer()
+				for range b.N {
+					got.Add(n)
+					p.publish(batch)
+					got.Wait()
+				}
+			})
+		}
+	}
+}
+
+func TestPeerClosed(t *testing.T) {
+	switch runtime.GOOS {
+	case "windows", "plan9", "js", "wasip1":
+		t.Skip("no peek on " + runtime.GOOS)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pair := func() (client, server net.Conn) {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		server, err = ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { server.Close() })
+		return client, server
+	}
+
+	client, server := pair()
+	if peerClosed(server) {
+		t.Fatal("open connection seen closed")
+	}
+	client.Close()
+	checkFor(t, 5*time.Second, func() error {
+		if !peerClosed(server) {
+			return fmt.Errorf("closed connection not seen closed")
+		}
+		return nil
+	})
+
+	// Input the server never reads (a pipelined request) is not the end,
+	// and the peek leaves it in place.
+	client, server = pair()
+	if _, err := client.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if peerClosed(server) || peerClosed(server) {
+		t.Fatal("connection with input seen closed")
+	}
+	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 3)
+	if _, err := io.ReadFull(server, b); err != nil || string(b) != "GET" {
+		t.Fatalf("read %q, %v after peeks", b, err)
+	}
+}
