@@ -389,40 +389,52 @@ type redisTamper struct{ c *goredis.Client }
 
 func key(topic, suffix string) string { return "baton:{" + topic + "}:" + suffix }
 
-// rewrite replaces one field of one stream entry: streams cannot be edited
-// in place, so the stream is rebuilt with the same ids.
-func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field, value string) {
+// rewrite replaces one field of one stream entry (edit gets its value):
+// streams cannot be edited in place, so the stream is rebuilt with the same
+// ids and fields in the same order.
+func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field string, edit func(string) string) {
 	t.Helper()
 	ctx := context.Background()
-	ms, err := r.c.XRange(ctx, stream, "-", "+").Result()
-	if err != nil || len(ms) == 0 {
-		t.Fatalf("read %s: %d entries, %v", stream, len(ms), err)
+	es, err := r.c.Do(ctx, "XRANGE", stream, "-", "+").Slice()
+	if err != nil || len(es) == 0 {
+		t.Fatalf("read %s: %d entries, %v", stream, len(es), err)
 	}
 	id := fmt.Sprintf("%d-0", seq)
 	found := false
 	pipe := r.c.TxPipeline()
 	pipe.Del(ctx, stream)
-	for _, m := range ms {
-		if m.ID == id {
-			m.Values[field] = value
-			found = true
+	for _, e := range es {
+		m := e.([]any)
+		fs := m[1].([]any)
+		if m[0] == id {
+			for j := 0; j+1 < len(fs); j += 2 {
+				if fs[j] == field {
+					fs[j+1] = edit(fs[j+1].(string))
+					found = true
+				}
+			}
 		}
-		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: m.ID, Values: m.Values})
+		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: m[0].(string), Values: fs})
 	}
 	if !found {
-		t.Fatalf("no entry %s in %s", id, stream)
+		t.Fatalf("no field %s in entry %s of %s", field, id, stream)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// The queue entry's value is field v; a leaf is one field l =
+// "<item hash> <epoch> <at_ns> <publisher>" (redis/entry.go).
 func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value string) {
-	r.rewrite(t, key(topic, "queue"), seq, "value", value)
+	r.rewrite(t, key(topic, "queue"), seq, "v", func(string) string { return value })
 }
 
 func (r redisTamper) leafPublisher(t *testing.T, topic string, seq uint64, publisher string) {
-	r.rewrite(t, key(topic, "ledger"), seq, "publisher", publisher)
+	r.rewrite(t, key(topic, "ledger"), seq, "l", func(l string) string {
+		f := strings.SplitN(l, " ", 4)
+		return strings.Join(append(f[:3], publisher), " ")
+	})
 }
 
 func (r redisTamper) editCheckpoint(t *testing.T, topic string, size uint64, edit func(m map[string]any)) {

@@ -38,33 +38,37 @@ func xrange(ctx context.Context, pipe goredis.Pipeliner, key string, after uint6
 	return pipe.Do(ctx, "XRANGE", key, streamID(after+1), "+", "COUNT", n)
 }
 
-// entryAt returns entry i of an XRANGE reply: its seq and its first two
-// field values (b is "" for a one-field entry).
-func entryAt(es []any, i int) (seq uint64, a, b string, ok bool) {
+// entryAt returns entry i of an XRANGE reply: its seq and the values of
+// its fields named a and b ("" for a field it lacks), found by name.
+func entryAt(es []any, i int, a, b string) (seq uint64, va, vb string, ok bool) {
 	e, _ := es[i].([]any)
 	if len(e) != 2 {
 		return 0, "", "", false
 	}
 	id, _ := e[0].(string)
 	fs, _ := e[1].([]any)
-	if id == "" || len(fs) < 2 {
+	if id == "" {
 		return 0, "", "", false
 	}
-	a, _ = fs[1].(string)
-	if len(fs) >= 4 {
-		b, _ = fs[3].(string)
+	for j := 0; j+1 < len(fs); j += 2 {
+		switch f, _ := fs[j].(string); f {
+		case a:
+			va, _ = fs[j+1].(string)
+		case b:
+			vb, _ = fs[j+1].(string)
+		}
 	}
-	return seqOf(id), a, b, true
+	return seqOf(id), va, vb, true
 }
 
 // decodeItem decodes queue entry i of an XRANGE reply.
 func decodeItem(topic string, es []any, i int) (baton.Item, error) {
-	seq, h, v, ok := entryAt(es, i)
+	seq, h, v, ok := entryAt(es, i, "h", "v")
 	bad := func(why string) error {
 		return fmt.Errorf("read item %s/%d: malformed queue entry: %s", topic, seq, why)
 	}
 	if !ok {
-		return baton.Item{}, bad("not an entry with two fields")
+		return baton.Item{}, bad("not a stream entry")
 	}
 	it := baton.Item{Topic: topic, Seq: seq, Value: []byte(v)}
 	if len(h) < hexHash+1 || h[hexHash] != ' ' {
@@ -89,7 +93,7 @@ func decodeItem(topic string, es []any, i int) (baton.Item, error) {
 
 // decodeLeaf decodes ledger entry i of an XRANGE reply.
 func decodeLeaf(topic string, es []any, i int) (baton.Leaf, error) {
-	seq, f, _, ok := entryAt(es, i)
+	seq, f, _, ok := entryAt(es, i, "l", "")
 	l := baton.Leaf{Topic: topic, Seq: seq}
 	if !ok || len(f) < hexHash+1 || f[hexHash] != ' ' {
 		return l, fmt.Errorf("read leaf %s/%d: malformed ledger entry", topic, seq)
