@@ -159,14 +159,19 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 	row.IdleKB = float64(row.RSSAfterKB-row.RSSBeforeKB) / float64(n)
 	e.logf("%s: %d idle terminals: RSS %d -> %d KiB, %.1f KiB per connection", t.name, n, row.RSSBeforeKB, row.RSSAfterKB, row.IdleKB)
 
-	for _, d := range p.fanoutRamp {
+	prev := 0.0
+	for i, d := range p.fanoutRamp {
 		rate := max(d/float64(n), 1)
+		if rate == prev {
+			continue // with many terminals the lowest steps are all 1 item/s
+		}
+		prev = rate
 		st := FanoutStep{Rate: rate}
 		start := time.Now()
 		w := g.reset(start, 64)
 		// At least 5 items per step, so that a step is not one burst.
 		dur := max(p.fanoutStep, time.Duration(5/rate*float64(time.Second)))
-		loop := &openLoop{Rate: rate, Dur: dur, Batch: 100, Senders: 4, Src: fmt.Sprintf("f%.0f", rate), Pad: pad,
+		loop := &openLoop{Rate: rate, Dur: dur, Batch: 100, Senders: 4, Src: fmt.Sprintf("f%d-%.0f", i, rate), Pad: pad,
 			Posters: []*poster{ps}, MaxLag: time.Second}
 		lr := loop.run(ctx)
 		want := lr.Acked

@@ -269,6 +269,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	// resume elsewhere) and stop.
 	n.Close()
 	cancelReqs()
+	_ = api.Close() // ends every event stream, hijacked ones included
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
