@@ -260,7 +260,9 @@ func TestAdoptUnconfirmedLease(t *testing.T) {
 		return l.Held
 	})
 	lr.lose.Store(false)
-	eventually(t, clock, 5*time.Millisecond, "a active", func() bool { return role(a) == baton.RoleActive })
+	eventually(t, clock, 5*time.Millisecond, "a active and running", func() bool {
+		return role(a) == baton.RoleActive && rec.runs() >= 1
+	})
 	_, l := a.Role()
 	if l.Epoch != 1 || rec.runs() != 1 {
 		t.Fatalf("adopted lease %+v after %d runs, want epoch 1 (no epoch burnt)", l, rec.runs())
