@@ -59,21 +59,30 @@ func validText(field, s string, max int) error {
 	return nil
 }
 
+// checkFields checks what Normalize and NormalizeCompact check alike, in
+// the same order: id, msg id, a value present.
+func checkFields(u Update) error {
+	if u.ID == "" {
+		return Invalidf("id", "missing")
+	}
+	if err := validText("id", u.ID, MaxIDLen); err != nil {
+		return err
+	}
+	if err := validText("msg_id", u.MsgID, MaxMsgIDLen); err != nil {
+		return err
+	}
+	if len(u.Value) == 0 {
+		return Invalidf("value", "missing")
+	}
+	return nil
+}
+
 // Normalize validates an update and returns it in canonical form: the value
 // compacted (insignificant JSON white space removed) and a msg id made by the
 // server if the source gave none. It never modifies u's backing arrays.
 func Normalize(u Update) (Update, error) {
-	if u.ID == "" {
-		return u, Invalidf("id", "missing")
-	}
-	if err := validText("id", u.ID, MaxIDLen); err != nil {
+	if err := checkFields(u); err != nil {
 		return u, err
-	}
-	if err := validText("msg_id", u.MsgID, MaxMsgIDLen); err != nil {
-		return u, err
-	}
-	if len(u.Value) == 0 {
-		return u, Invalidf("value", "missing")
 	}
 	if !json.Valid(u.Value) {
 		return u, Invalidf("value", "not valid JSON")

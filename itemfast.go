@@ -8,17 +8,8 @@ package baton
 // result. A value that is not valid, compact JSON breaks the contract and is
 // kept as given.
 func NormalizeCompact(u Update) (Update, error) {
-	if u.ID == "" {
-		return u, Invalidf("id", "missing")
-	}
-	if err := validText("id", u.ID, MaxIDLen); err != nil {
+	if err := checkFields(u); err != nil {
 		return u, err
-	}
-	if err := validText("msg_id", u.MsgID, MaxMsgIDLen); err != nil {
-		return u, err
-	}
-	if len(u.Value) == 0 {
-		return u, Invalidf("value", "missing")
 	}
 	if u.MsgID == "" {
 		u.MsgID = NewMsgID()

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,15 +72,12 @@ func decodeItem(topic string, es []any, i int) (baton.Item, error) {
 		return baton.Item{}, bad("not a stream entry")
 	}
 	it := baton.Item{Topic: topic, Seq: seq, Value: []byte(v)}
-	if len(h) < hexHash+1 || h[hexHash] != ' ' {
-		return it, bad("no hash")
-	}
-	hash, err := baton.ParseHash(h[:hexHash])
+	hash, h, err := cutHash(h)
 	if err != nil {
 		return it, fmt.Errorf("read item %s/%d: %w", topic, seq, err)
 	}
 	it.Hash = hash
-	ing, rest, ok1 := strings.Cut(h[hexHash+1:], " ")
+	ing, rest, ok1 := strings.Cut(h, " ")
 	ml, rest, ok2 := strings.Cut(rest, " ")
 	n, err := strconv.Atoi(ml)
 	if !ok1 || !ok2 || err != nil || n < 0 || n > len(rest) {
@@ -95,21 +93,31 @@ func decodeItem(topic string, es []any, i int) (baton.Item, error) {
 func decodeLeaf(topic string, es []any, i int) (baton.Leaf, error) {
 	seq, f, _, ok := entryAt(es, i, "l", "")
 	l := baton.Leaf{Topic: topic, Seq: seq}
-	if !ok || len(f) < hexHash+1 || f[hexHash] != ' ' {
+	if !ok {
 		return l, fmt.Errorf("read leaf %s/%d: malformed ledger entry", topic, seq)
 	}
-	h, err := baton.ParseHash(f[:hexHash])
+	h, f, err := cutHash(f)
 	if err != nil {
 		return l, fmt.Errorf("read leaf %s/%d: %w", topic, seq, err)
 	}
 	l.ItemHash = h
-	ep, rest, ok1 := strings.Cut(f[hexHash+1:], " ")
+	ep, rest, ok1 := strings.Cut(f, " ")
 	at, pub, ok2 := strings.Cut(rest, " ")
 	if l.Epoch, err = strconv.ParseUint(ep, 10, 64); err != nil || !ok1 || !ok2 {
 		return l, fmt.Errorf("read leaf %s/%d: malformed ledger entry", topic, seq)
 	}
 	l.Publisher, l.At = pub, fromNanos(at)
 	return l, nil
+}
+
+// cutHash parses the item hash that starts a packed field and returns it
+// with the rest of the field, after the space that follows the hash.
+func cutHash(f string) (baton.Hash, string, error) {
+	if len(f) < hexHash+1 || f[hexHash] != ' ' {
+		return baton.Hash{}, "", errors.New("malformed entry: no item hash")
+	}
+	h, err := baton.ParseHash(f[:hexHash])
+	return h, f[hexHash+1:], err
 }
 
 // entries returns an XRANGE reply as a list, nil for none.
