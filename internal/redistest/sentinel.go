@@ -209,22 +209,50 @@ func (g *SentinelGroup) Failover() string {
 	if err != nil {
 		g.t.Fatalf("redistest: %v", err)
 	}
-	sc := sentinelClient(g.Sentinels[0])
-	err = sc.Failover(ctx, g.MasterName).Err()
-	_ = sc.Close()
-	if err != nil {
+	if err := g.askFailover(ctx, 0); err != nil {
 		g.t.Fatalf("redistest: SENTINEL FAILOVER: %v", err)
 	}
-	return g.WaitMasterNot(old)
+	return g.waitMasterNot(old, true)
+}
+
+// askFailover sends SENTINEL FAILOVER to sentinel i. A failover already in
+// progress (INPROG) is not an error.
+func (g *SentinelGroup) askFailover(ctx context.Context, i int) error {
+	sc := sentinelClient(g.Sentinels[i%len(g.Sentinels)])
+	defer sc.Close()
+	err := sc.Failover(ctx, g.MasterName).Err()
+	if err != nil && strings.Contains(err.Error(), "INPROG") {
+		return nil
+	}
+	return err
 }
 
 // WaitMasterNot polls until every sentinel names a master other than old and
 // that server reports role:master; it returns the new master's address.
 func (g *SentinelGroup) WaitMasterNot(old string) string {
 	g.t.Helper()
+	return g.waitMasterNot(old, false)
+}
+
+// waitMasterNot is WaitMasterNot; with ask, it asks the sentinels for the
+// failover again, one after another, while the master has not changed for
+// ReadyTimeout: on a loaded machine a sentinel may abort a failover (its
+// replica did not answer in time) and then waits for another request.
+func (g *SentinelGroup) waitMasterNot(old string, ask bool) string {
+	g.t.Helper()
 	deadline := time.Now().Add(4 * ReadyTimeout)
+	nextAsk, asks := time.Now().Add(ReadyTimeout), 0
 	var why string
 	for time.Now().Before(deadline) {
+		if ask && time.Now().After(nextAsk) && strings.HasPrefix(why, "master is still") {
+			asks++
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := g.askFailover(ctx, asks); err != nil {
+				g.t.Logf("redistest: SENTINEL FAILOVER again (sentinel %d): %v", asks%len(g.Sentinels), err)
+			}
+			cancel()
+			nextAsk = time.Now().Add(ReadyTimeout)
+		}
 		addr, w := g.agreedMaster()
 		why = w
 		if w == "" && addr != old {
