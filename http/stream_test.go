@@ -306,15 +306,7 @@ func TestStreamClientGone(t *testing.T) {
 		t.Fatalf("%d streams", n)
 	}
 	a.conn.Close()
-	checkFor(t, 5*time.Second, func() error {
-		if n := srv.Streams(); n != 1 {
-			return fmt.Errorf("%d streams", n)
-		}
-		if n := h.Terminals(testTopic); n != 1 {
-			return fmt.Errorf("%d terminals", n)
-		}
-		return nil
-	})
+	waitStreams(t, srv, h, 1, 1)
 }
 
 // TestStreamServerClose checks that Close ends every hijacked stream and
@@ -375,15 +367,7 @@ func TestStreamShutdownHook(t *testing.T) {
 	if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
 		t.Fatalf("stream did not end: %v", err)
 	}
-	checkFor(t, 5*time.Second, func() error {
-		if n := srv.Streams(); n != 0 {
-			return fmt.Errorf("%d streams", n)
-		}
-		if n := h.Terminals(testTopic); n != 0 {
-			return fmt.Errorf("%d terminals", n)
-		}
-		return nil
-	})
+	waitStreams(t, srv, h, 0, 0)
 }
 
 // TestStreamsMax checks the cap on streams: over it, a JSON 503 before the
@@ -463,15 +447,7 @@ func TestStreamFallback(t *testing.T) {
 	if fmt.Sprint(got) != "[2 3 4]" {
 		t.Fatalf("got seqs %v (%v)", got, err)
 	}
-	checkFor(t, 5*time.Second, func() error {
-		if n := srv.Streams(); n != 0 {
-			return fmt.Errorf("%d streams", n)
-		}
-		if n := h.Terminals(testTopic); n != 0 {
-			return fmt.Errorf("%d terminals", n)
-		}
-		return nil
-	})
+	waitStreams(t, srv, h, 0, 0)
 }
 
 // noHijack hides http.Hijacker (and Unwrap) from the events handler, so
@@ -589,4 +565,19 @@ func TestPeerClosed(t *testing.T) {
 	if _, err := io.ReadFull(server, b); err != nil || string(b) != "GET" {
 		t.Fatalf("read %q, %v after peeks", b, err)
 	}
+}
+
+// waitStreams waits until the server has streams open and the hub terms
+// terminals on testTopic.
+func waitStreams(t *testing.T, srv *Server, h *hub.Hub, streams, terms int) {
+	t.Helper()
+	checkFor(t, 5*time.Second, func() error {
+		if n := srv.Streams(); n != streams {
+			return fmt.Errorf("%d streams", n)
+		}
+		if n := h.Terminals(testTopic); n != terms {
+			return fmt.Errorf("%d terminals", n)
+		}
+		return nil
+	})
 }
