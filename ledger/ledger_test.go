@@ -143,10 +143,27 @@ func runCluster(t *testing.T, e engine, topic string, n int) []*testNode {
 	nodes := []*testNode{startNode(t, e.open(t), "node-a"), startNode(t, e.open(t), "node-b"), startNode(t, e.open(t), "node-c")}
 	st := nodes[0].store
 	appendN(t, st, topic, n)
-	checkFor(t, "a cosigned checkpoint of every item", 20*time.Second, func() bool {
+	// A generous deadline: the whole suite runs at once under CI, and the
+	// leases here have a TTL of 1s. On a timeout, say where things stood.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		cp, err := st.Checkpoint(context.Background(), topic)
-		return err == nil && cp.Size == uint64(n) && len(cp.Cosignatures) == 2
-	})
+		if err == nil && cp.Size == uint64(n) && len(cp.Cosignatures) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cur, cerr := st.Cursor(context.Background(), topic)
+			lock, lerr := st.Lock(context.Background(), topic)
+			hs, herr := st.Handovers(context.Background(), topic, 20)
+			t.Logf("latest checkpoint: size %d, %d cosignatures, %v", cp.Size, len(cp.Cosignatures), err)
+			t.Logf("cursor %d (%v); lock %+v (%v); %d hand-overs (%v)", cur.Seq, cerr, lock, lerr, len(hs), herr)
+			for _, tn := range nodes {
+				t.Logf("%s: witness %+v", tn.id, tn.witness.Status(topic))
+			}
+			t.Fatalf("timed out after 60s waiting for a cosigned checkpoint of every item")
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
+	}
 	for _, tn := range nodes {
 		checkFor(t, tn.id+"'s witness to accept the last checkpoint", 10*time.Second, func() bool {
 			s := tn.witness.Status(topic)
