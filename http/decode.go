@@ -105,14 +105,9 @@ func (s *bodyScanner) batch(maxBatch int) ([]baton.Update, error) {
 		if n >= maxBatch {
 			return nil, Errorf(baton.CodeTooLarge, "batch larger than %d items", maxBatch)
 		}
-		if n > 0 {
-			if c != ',' {
-				return nil, s.syntaxError(i, "after array element")
-			}
-			if i = skipSpace(s.buf, i+1); i == len(s.buf) {
-				return nil, s.syntaxError(i, "")
-			}
-			c = s.buf[i]
+		i, c, err := s.next(i, n, "after array element")
+		if err != nil {
+			return nil, err
 		}
 		switch c {
 		case '{':
@@ -134,6 +129,22 @@ func (s *bodyScanner) batch(maxBatch int) ([]baton.Update, error) {
 			return nil, baton.Invalidf("items["+strconv.Itoa(n)+"]", "must be a JSON object")
 		}
 	}
+}
+
+// next finds element or member n of an array or object, whose previous
+// one ended before i (c = s.buf[i], not a closer): at i for the first, else
+// past the comma at i. ctx names the place in a syntax error.
+func (s *bodyScanner) next(i, n int, ctx string) (int, byte, error) {
+	if n == 0 {
+		return i, s.buf[i], nil
+	}
+	if s.buf[i] != ',' {
+		return i, 0, s.syntaxError(i, ctx)
+	}
+	if i = skipSpace(s.buf, i+1); i == len(s.buf) {
+		return i, 0, s.syntaxError(i, "")
+	}
+	return i, s.buf[i], nil
 }
 
 // update reads the members of one object whose '{' was consumed, and its
@@ -158,14 +169,9 @@ func (s *bodyScanner) update(item int) (baton.Update, error) {
 			s.pos = i + 1
 			return u, nil
 		}
-		if n > 0 {
-			if c != ',' {
-				return u, s.syntaxError(i, "after object key:value pair")
-			}
-			if i = skipSpace(s.buf, i+1); i == len(s.buf) {
-				return u, s.syntaxError(i, "")
-			}
-			c = s.buf[i]
+		i, c, err := s.next(i, n, "after object key:value pair")
+		if err != nil {
+			return u, err
 		}
 		if c != '"' {
 			return u, s.syntaxError(i, "looking for beginning of object key string")
