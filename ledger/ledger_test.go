@@ -441,17 +441,59 @@ func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field stri
 	}
 }
 
-// The queue entry's value is field v; a leaf is one field l =
-// "<item hash> <epoch> <at_ns> <publisher>" (redis/entry.go).
+// The queue entry's value is field v (redis/entry.go).
 func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value string) {
 	r.rewrite(t, key(topic, "queue"), seq, "v", func(string) string { return value })
 }
 
+// leafPublisher changes the publisher of one leaf. Leaves are kept in
+// segments (redis/entry.go): entry id = last seq, field s = "<first seq>
+// <epoch> <at_ns> <len(publisher)> <publisher><64-hex item hashes>", so the
+// segment that holds seq is split around it, as a forger would have to.
 func (r redisTamper) leafPublisher(t *testing.T, topic string, seq uint64, publisher string) {
-	r.rewrite(t, key(topic, "ledger"), seq, "l", func(l string) string {
-		f := strings.SplitN(l, " ", 4)
-		return strings.Join(append(f[:3], publisher), " ")
-	})
+	t.Helper()
+	ctx := context.Background()
+	stream := key(topic, "ledger")
+	es, err := r.c.Do(ctx, "XRANGE", stream, "-", "+").Slice()
+	if err != nil || len(es) == 0 {
+		t.Fatalf("read %s: %d entries, %v", stream, len(es), err)
+	}
+	found := false
+	pipe := r.c.TxPipeline()
+	pipe.Del(ctx, stream)
+	for _, e := range es {
+		m := e.([]any)
+		id, s := m[0].(string), m[1].([]any)[1].(string)
+		f := strings.SplitN(s, " ", 5)
+		var first, last uint64
+		var plen int
+		fmt.Sscan(f[0], &first)
+		fmt.Sscan(strings.TrimSuffix(id, "-0"), &last)
+		fmt.Sscan(f[3], &plen)
+		pub, hashes := f[4][:plen], f[4][plen:]
+		if seq < first || seq > last {
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: id, Values: []any{"s", s}})
+			continue
+		}
+		found = true
+		add := func(from, to uint64, pub string) {
+			if from > to {
+				return
+			}
+			hs := hashes[(from-first)*64 : (to-first+1)*64]
+			v := fmt.Sprintf("%d %s %s %d %s%s", from, f[1], f[2], len(pub), pub, hs)
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: fmt.Sprintf("%d-0", to), Values: []any{"s", v}})
+		}
+		add(first, seq-1, pub)
+		add(seq, seq, publisher)
+		add(seq+1, last, pub)
+	}
+	if !found {
+		t.Fatalf("no segment of %s holds leaf %d", stream, seq)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (r redisTamper) editCheckpoint(t *testing.T, topic string, size uint64, edit func(m map[string]any)) {

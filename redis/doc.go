@@ -57,9 +57,13 @@
 //	PREFIX:{T}:hashes    hash    item hash (hex) -> seq: the patent's index.
 //	PREFIX:{T}:cursor    hash    seq, hash, epoch, updated_us of the last
 //	                             published item.
-//	PREFIX:{T}:ledger    stream  one leaf per published item: entry id
-//	                             "<seq>-0", one field l = "<item hash hex>
-//	                             <epoch> <at_ns> <publisher>". Never trimmed.
+//	PREFIX:{T}:ledger    stream  the leaves in segments, one per commit (per
+//	                             run of leaves with one time): entry id "<last
+//	                             seq>-0", one field s = "<first seq> <epoch>
+//	                             <at_ns> <len(publisher)> <publisher><item hash
+//	                             hex>...". Leaves(after, n) reads the segments
+//	                             that end in after+1..after+n and the next one.
+//	                             Never trimmed.
 //	PREFIX:{T}:checkpoints hash  size -> signed ledger checkpoint JSON (root,
 //	                             epoch, node, note, at_us, cosigs by node).
 //	PREFIX:{T}:cpsizes   zset    checkpoint sizes, for ordered reads.

@@ -18,11 +18,20 @@ import (
 //
 //	queue entry   h = "<item hash hex> <ingested_us> <len(msg_id)> <msg_id><id>"
 //	              v = the value (compact JSON)
-//	ledger leaf   l = "<item hash hex> <epoch> <at_ns> <publisher>"
+//	ledger        one entry per segment: the leaves of one commit that share
+//	segment       a time. Its id is its last seq; s = "<first seq> <epoch>
+//	              <at_ns> <len(publisher)> <publisher><item hash hex>...",
+//	              the hashes of its leaves in seq order, 64 hex digits each.
 //
 // The item hash has a fixed length (64 hex digits) and the numbers hold no
 // space, so the scripts find the hash with string.sub(h, 1, 64) and the msg
 // id by its length; msg id, id and publisher may hold any bytes.
+//
+// A segment holds what its leaves share once (epoch, time, publisher) and
+// costs one XADD per commit instead of one per item: the commit script,
+// the append-only file and every reader of the ledger do a hundredth of the
+// work at a batch of 100. Because its id is its last seq, XRANGE from
+// (after+1)-0 starts with the segment that holds seq after+1.
 
 const hexHash = 2 * len(baton.Hash{})
 
@@ -89,25 +98,63 @@ func decodeItem(topic string, es []any, i int) (baton.Item, error) {
 	return it, nil
 }
 
-// decodeLeaf decodes ledger entry i of an XRANGE reply.
-func decodeLeaf(topic string, es []any, i int) (baton.Leaf, error) {
-	seq, f, _, ok := entryAt(es, i, "l", "")
-	l := baton.Leaf{Topic: topic, Seq: seq}
-	if !ok {
-		return l, fmt.Errorf("read leaf %s/%d: malformed ledger entry", topic, seq)
+// segments adds to pipe the reads of the ledger segments that hold seqs
+// after+1 to after+n: the segments that end in that range (at most n, as
+// none is empty) and the one after them, which holds after+n if a segment
+// ends beyond it. Reading by range keeps a reply to what is asked for:
+// segments are as long as commits.
+func segments(ctx context.Context, pipe goredis.Pipeliner, key string, after uint64, n int64) (in, next *goredis.Cmd) {
+	in = pipe.Do(ctx, "XRANGE", key, streamID(after+1), streamID(after+uint64(n)))
+	next = pipe.Do(ctx, "XRANGE", key, streamID(after+uint64(n)+1), "+", "COUNT", 1)
+	return in, next
+}
+
+// decodeLeaves decodes the leaves with seq > after in the ledger segments
+// of an XRANGE reply, at most limit of them, checking that they follow on
+// from after+1 without a gap.
+func decodeLeaves(topic string, es []any, after uint64, limit int) ([]baton.Leaf, error) {
+	var out []baton.Leaf
+	next := after + 1
+	for i := range es {
+		last, f, _, ok := entryAt(es, i, "s", "")
+		bad := func(why string) error {
+			return fmt.Errorf("read leaves %s: ledger segment %d: %s", topic, last, why)
+		}
+		if !ok {
+			return nil, bad("not a stream entry")
+		}
+		first, rest, ok1 := strings.Cut(f, " ")
+		ep, rest, ok2 := strings.Cut(rest, " ")
+		at, rest, ok3 := strings.Cut(rest, " ")
+		pl, rest, ok4 := strings.Cut(rest, " ")
+		from, err1 := strconv.ParseUint(first, 10, 64)
+		epoch, err2 := strconv.ParseUint(ep, 10, 64)
+		np, err3 := strconv.Atoi(pl)
+		if !ok1 || !ok2 || !ok3 || !ok4 || err1 != nil || err2 != nil || err3 != nil || np < 0 || np > len(rest) {
+			return nil, bad("malformed")
+		}
+		pub, hs := rest[:np], rest[np:]
+		if len(hs)%hexHash != 0 || from < 1 || uint64(len(hs)/hexHash) != last-from+1 {
+			return nil, bad(fmt.Sprintf("%d bytes of hashes for seqs %d to %d", len(hs), from, last))
+		}
+		if from > next {
+			return nil, bad(fmt.Sprintf("starts at %d: leaves %d to %d are missing", from, next, from-1))
+		}
+		t := fromNanos(at)
+		for seq := max(from, next); seq <= last && len(out) < limit; seq++ {
+			j := int(seq-from) * hexHash
+			h, err := baton.ParseHash(hs[j : j+hexHash])
+			if err != nil {
+				return nil, bad(err.Error())
+			}
+			out = append(out, baton.Leaf{Topic: topic, Seq: seq, ItemHash: h, Epoch: epoch, Publisher: pub, At: t})
+		}
+		if len(out) == limit {
+			break
+		}
+		next = max(next, last+1)
 	}
-	h, f, err := cutHash(f)
-	if err != nil {
-		return l, fmt.Errorf("read leaf %s/%d: %w", topic, seq, err)
-	}
-	l.ItemHash = h
-	ep, rest, ok1 := strings.Cut(f, " ")
-	at, pub, ok2 := strings.Cut(rest, " ")
-	if l.Epoch, err = strconv.ParseUint(ep, 10, 64); err != nil || !ok1 || !ok2 {
-		return l, fmt.Errorf("read leaf %s/%d: malformed ledger entry", topic, seq)
-	}
-	l.Publisher, l.At = pub, fromNanos(at)
-	return l, nil
+	return out, nil
 }
 
 // cutHash parses the item hash that starts a packed field and returns it

@@ -62,23 +62,26 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		return baton.Cursor{}, err
 	}
 	// Seqs follow PrevSeq (checkCommit), and the leaves of a commit
-	// usually share one time: send it once.
-	at := nanos(c.Leaves[0].At)
-	for _, l := range c.Leaves[1:] {
-		if !l.At.Equal(c.Leaves[0].At) {
-			at = "*"
-			break
-		}
+	// usually share one time: each run of leaves with one time is sent
+	// once, and becomes one ledger segment.
+	type run struct {
+		n  int
+		at string
 	}
-	args := make([]any, 0, 8+2*len(c.Items))
-	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), at)
+	var runs []run
+	for i, l := range c.Leaves {
+		if i == 0 || !l.At.Equal(c.Leaves[i-1].At) {
+			runs = append(runs, run{at: nanos(l.At)})
+		}
+		runs[len(runs)-1].n++
+	}
+	args := make([]any, 0, 8+len(c.Items)+2*len(runs))
+	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), len(runs))
 	for _, it := range c.Items {
 		args = append(args, it.Hash.String())
 	}
-	if at == "*" {
-		for _, l := range c.Leaves {
-			args = append(args, nanos(l.At))
-		}
+	for _, r := range runs {
+		args = append(args, r.n, r.at)
 	}
 	if cp := c.Checkpoint; cp != nil {
 		js, err := checkpointJSONOf(*cp)
@@ -143,7 +146,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	lr := xrange(ctx, pipe, s.k.ledger(topic), after, n)
+	lr, ln := segments(ctx, pipe, s.k.ledger(topic), after, n)
 	xr := xrange(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
@@ -153,16 +156,13 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read published items: %w", err)
 	}
-	items, leaves := entries(xr), entries(lr)
-	if len(leaves) == 0 {
-		return nil, nil
+	leaves, err := decodeLeaves(topic, append(entries(lr), entries(ln)...), after, int(n))
+	if err != nil || len(leaves) == 0 {
+		return nil, err
 	}
+	items := entries(xr)
 	out := make([]baton.Published, len(leaves))
-	for i := range leaves {
-		l, err := decodeLeaf(topic, leaves, i)
-		if err != nil {
-			return nil, err
-		}
+	for i, l := range leaves {
 		if i >= len(items) {
 			// The item went between the two reads: it was trimmed.
 			return nil, fmt.Errorf("read published items of %s: item %d: %w", topic, l.Seq, baton.ErrTrimmed)
@@ -185,20 +185,11 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	if !ok {
 		return nil, err
 	}
-	c := s.rdb.Do(ctx, "XRANGE", s.k.ledger(topic), streamID(after+1), "+", "COUNT", n)
-	if err := c.Err(); err != nil {
+	pipe := s.rdb.Pipeline()
+	in, next := segments(ctx, pipe, s.k.ledger(topic), after, n)
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
 	}
-	es := entries(c)
-	if len(es) == 0 {
-		return nil, nil
-	}
-	out := make([]baton.Leaf, len(es))
-	for i := range es {
-		var err error
-		if out[i], err = decodeLeaf(topic, es, i); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return decodeLeaves(topic, append(entries(in), entries(next)...), after, int(n))
 }

@@ -1,13 +1,14 @@
 -- Publish items: move the cursor and append their ledger leaves, only under
 -- the live lease (epoch, holder) and with the cursor at prev_seq.
 -- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes
--- ARGV: channel, holder, epoch, prev_seq, n, at, then the n item hashes (seqs prev_seq+1..),
---       then, if at is '*', the n leaf times (at_ns, '' = now); else at is every leaf's time;
+-- ARGV: channel, holder, epoch, prev_seq, n, runs, then the n item hashes (seqs prev_seq+1..),
+--       then runs pairs (count, at_ns; '' = now): the leaves in runs of one time, in order;
 --       then checkpoint size and json ('' '' = none): stored if above every stored size.
+-- Each run becomes one ledger segment (entry.go): entry id "<its last seq>-0",
+-- s = "<first seq> <epoch> <at_ns> <len(publisher)> <publisher><item hashes>".
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
-local channel, holder, epoch, prev, n, at = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local cpbase = 7 + n
-if at == '*' then cpbase = 7 + 2 * n end
+local channel, holder, epoch, prev, n, runs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local cpbase = 7 + n + 2 * runs
 local now = now_us()
 local l = read_lock(KEYS[1])
 if l.epoch ~= epoch or l.holder ~= holder then
@@ -38,16 +39,24 @@ for i = 1, n do
   end
 end
 local now_ns = str(now) .. '000'
-if at == '' then at = now_ns end
--- A leaf is packed (entry.go): l = "<item hash> <epoch> <at_ns> <publisher>".
-local mid, tail = ' ' .. str(epoch) .. ' ', ' ' .. holder
-for i = 1, n do
-  local t = at
-  if at == '*' then
-    t = ARGV[6 + n + i]
-    if t == '' then t = now_ns end
+local pub = ' ' .. str(#holder) .. ' ' .. holder
+local from, total = 1, 0
+for r = 1, runs do
+  total = total + (tonumber(ARGV[5 + n + 2 * r]) or 0)
+end
+if total ~= n then
+  return {'invalid', 'leaf runs cover ' .. str(total) .. ' of ' .. str(n) .. ' leaves'}
+end
+for r = 1, runs do
+  local cnt = tonumber(ARGV[5 + n + 2 * r])
+  local t = ARGV[6 + n + 2 * r]
+  if t == '' then t = now_ns end
+  if cnt > 0 then
+    local to = from + cnt - 1
+    redis.call('XADD', KEYS[4], str(prev + to) .. '-0', 's',
+      str(prev + from) .. ' ' .. str(epoch) .. ' ' .. t .. pub .. table.concat(hs, '', from, to))
+    from = to + 1
   end
-  redis.call('XADD', KEYS[4], str(prev + i) .. '-0', 'l', hs[i] .. mid .. t .. tail)
 end
 redis.call('HSET', KEYS[2], 'seq', str(upto), 'hash', hs[n], 'epoch', str(epoch), 'updated_us', str(now))
 local cpsize = ARGV[cpbase]
