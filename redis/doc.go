@@ -31,9 +31,12 @@
 //
 // Every key of a topic T carries the hash tag {T}, so one topic lives in
 // one Redis Cluster slot and each script touches one slot. PREFIX is
-// "baton" unless set (Options.Prefix or ?prefix=). Times are microseconds
-// from the server's clock (TIME), never a node's; a leaf's time is the
-// publisher's, in nanoseconds, kept exactly because the ledger signs it.
+// "baton" unless set (Options.Prefix or ?prefix=). Times of the lock, the
+// cursor, releases and members are microseconds from the server's clock
+// (TIME), never a node's, because leases are judged by them. An item's
+// ingested time is the clock of the node that took it (the script would
+// otherwise build every entry anew), and a leaf's time is the publisher's,
+// in nanoseconds, kept exactly because the ledger signs it.
 //
 //	PREFIX:{T}:lock      hash    the publish lock: holder, epoch, acquired_us,
 //	                             expires_us, recorded_epoch. The epoch field is

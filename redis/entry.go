@@ -35,11 +35,20 @@ import (
 
 const hexHash = 2 * len(baton.Hash{})
 
-// itemTail is the part of a queue entry's h field that the source gave:
-// "<len(msg_id)> <msg_id><id>". The script puts the hash and its own clock
-// in front.
-func itemTail(u baton.Update) string {
-	return strconv.Itoa(len(u.MsgID)) + " " + u.MsgID + u.ID
+// entryHead is a queue entry's h field: "<hash hex> <ingested_us>
+// <len(msg_id)> <msg_id><id>".
+func entryHead(hex, ingestedUs string, u baton.Update) string {
+	var b strings.Builder
+	b.Grow(len(hex) + len(ingestedUs) + len(u.MsgID) + len(u.ID) + 8)
+	b.WriteString(hex)
+	b.WriteByte(' ')
+	b.WriteString(ingestedUs)
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(len(u.MsgID)))
+	b.WriteByte(' ')
+	b.WriteString(u.MsgID)
+	b.WriteString(u.ID)
+	return b.String()
 }
 
 // xrange adds XRANGE key (after+1)-0 + COUNT n to pipe. Its raw reply is

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -16,8 +17,10 @@ import (
 )
 
 // Append implements baton.Queue: one script, one round trip, for the whole
-// batch. Item hashes are computed here; the script checks the msg id index,
-// assigns contiguous seqs, and adds the items and both index entries.
+// batch. Item hashes and queue entries are built here; the script checks
+// the msg id index, assigns contiguous seqs, and adds the items and both
+// index entries. An item's ingested time is this node's clock, as a leaf's
+// time is its publisher's.
 func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
 	if err := baton.ValidTopic(topic); err != nil {
 		return nil, err
@@ -26,8 +29,12 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		return nil, nil
 	}
 	hashes := make([]baton.Hash, len(updates))
-	args := make([]any, 0, 2+4*len(updates))
-	args = append(args, s.k.events(topic), len(updates))
+	// A msg id repeated within the batch is a duplicate of its first
+	// occurrence: the script gets each msg id once (first[i] is the
+	// index of update i's first occurrence).
+	first := make([]int, len(updates))
+	seen := make(map[string]int, len(updates))
+	uniq := make([]int, 0, len(updates))
 	for i, u := range updates {
 		switch {
 		case u.ID == "":
@@ -38,7 +45,22 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].value", i), "not valid JSON")
 		}
 		hashes[i] = baton.HashItem(topic, u)
-		args = append(args, u.MsgID, hashes[i].String(), itemTail(u), []byte(u.Value))
+		if j, ok := seen[u.MsgID]; ok {
+			first[i] = j
+			continue
+		}
+		seen[u.MsgID] = i
+		first[i] = i
+		uniq = append(uniq, i)
+	}
+	n := len(uniq)
+	args := make([]any, 2+4*n)
+	args[0], args[1] = s.k.events(topic), n
+	now := strconv.FormatInt(time.Now().UnixMicro(), 10)
+	for k, i := range uniq {
+		u := updates[i]
+		hex := hashes[i].String()
+		args[2+k], args[2+n+k], args[2+2*n+k], args[2+3*n+k] = u.MsgID, hex, entryHead(hex, now, u), []byte(u.Value)
 	}
 	if err := s.register(ctx, topic); err != nil {
 		return nil, fmt.Errorf("append to %s: %w", topic, err)
@@ -50,25 +72,30 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", topic, err)
 	}
-	if len(r) == 0 || (len(r)-1)%3 != 0 || len(r)-1 > 3*len(updates) {
-		return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), len(updates))
+	if len(r) == 0 || (len(r)-1)%3 != 0 || len(r)-1 > 3*n {
+		return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), n)
 	}
 	out := make([]baton.Receipt, len(updates))
 	for j := 1; j < len(r); j += 3 {
-		i := int(replyInt(r, j)) - 1
-		if i < 0 || i >= len(updates) {
-			return nil, fmt.Errorf("append to %s: script named update %d of %d", topic, i+1, len(updates))
+		k := int(replyInt(r, j)) - 1
+		if k < 0 || k >= n {
+			return nil, fmt.Errorf("append to %s: script named update %d of %d", topic, k+1, n)
 		}
+		i := uniq[k]
 		out[i] = baton.Receipt{Seq: replyUint(r, j+1), MsgID: updates[i].MsgID, Hash: hashes[i], Duplicate: true}
 		if h, err := baton.ParseHash(replyStr(r, j+2)); err == nil {
 			out[i].Hash = h
 		}
 	}
 	// The others are fresh: they took the seqs after the script's last, in
-	// order.
+	// order. A repeat within the batch gets its first occurrence's receipt.
 	next, fresh := replyUint(r, 0), false
 	for i, u := range updates {
-		if !out[i].Duplicate {
+		switch {
+		case first[i] != i:
+			out[i] = out[first[i]]
+			out[i].Duplicate = true
+		case !out[i].Duplicate:
 			next++
 			out[i] = baton.Receipt{Seq: next, MsgID: u.MsgID, Hash: hashes[i]}
 			fresh = true
