@@ -448,7 +448,7 @@ func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value str
 
 // leafPublisher changes the publisher of one leaf. Leaves are kept in
 // segments (redis/entry.go): entry id = last seq, field s = "<first seq>
-// <epoch> <at_ns> <len(publisher)> <publisher><64-hex item hashes>", so the
+// <epoch> <at_ns> <len(publisher)> <publisher><item hashes, 32 bytes each>", so the
 // segment that holds seq is split around it, as a forger would have to.
 func (r redisTamper) leafPublisher(t *testing.T, topic string, seq uint64, publisher string) {
 	t.Helper()
@@ -480,7 +480,7 @@ func (r redisTamper) leafPublisher(t *testing.T, topic string, seq uint64, publi
 			if from > to {
 				return
 			}
-			hs := hashes[(from-first)*64 : (to-first+1)*64]
+			hs := hashes[(from-first)*32 : (to-first+1)*32]
 			v := fmt.Sprintf("%d %s %s %d %s%s", from, f[1], f[2], len(pub), pub, hs)
 			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: fmt.Sprintf("%d-0", to), Values: []any{"s", v}})
 		}

@@ -51,20 +51,22 @@
 //	                             successor_epoch, successor_us). Acquire fills
 //	                             the successor fields of the head record.
 //	PREFIX:{T}:queue     stream  the queue: entry id "<seq>-0", two fields:
-//	                             h = "<item hash hex> <ingested_us> <len(msg_id)>
+//	                             h = "<item hash> <ingested_us> <len(msg_id)>
 //	                             <msg_id><id>" and v = the value. Items(after, n)
 //	                             is XRANGE (after+1)-0 + COUNT n.
 //	PREFIX:{T}:seq       hash    queue counters: last (last seq given), below
 //	                             (every seq under it was trimmed; default 1).
 //	PREFIX:{T}:msgids    hash    msg_id -> seq: the idempotency index.
-//	PREFIX:{T}:hashes    hash    item hash (hex) -> seq: the patent's index.
+//	PREFIX:{T}:hashes    hash    item hash -> seq: the patent's index.
+//	                             Item hashes are kept as their 32 bytes
+//	                             wherever Redis holds them (entry.go).
 //	PREFIX:{T}:cursor    hash    seq, hash, epoch, updated_us of the last
 //	                             published item.
 //	PREFIX:{T}:ledger    stream  the leaves in segments, one per commit (per
 //	                             run of leaves with one time): entry id "<last
 //	                             seq>-0", one field s = "<first seq> <epoch>
-//	                             <at_ns> <len(publisher)> <publisher><item hash
-//	                             hex>...". Leaves(after, n) reads the segments
+//	                             <at_ns> <len(publisher)> <publisher><item
+//	                             hash>...". Leaves(after, n) reads the segments
 //	                             that end in after+1..after+n and the next one.
 //	                             Never trimmed.
 //	PREFIX:{T}:checkpoints hash  size -> signed ledger checkpoint JSON (root,

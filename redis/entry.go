@@ -16,16 +16,20 @@ import (
 // for every field twice (Redis encodes it, the client parses it), and the
 // queue and the ledger are read by every node's hub and witness.
 //
-//	queue entry   h = "<item hash hex> <ingested_us> <len(msg_id)> <msg_id><id>"
+//	queue entry   h = "<item hash> <ingested_us> <len(msg_id)> <msg_id><id>"
 //	              v = the value (compact JSON)
 //	ledger        one entry per segment: the leaves of one commit that share
 //	segment       a time. Its id is its last seq; s = "<first seq> <epoch>
-//	              <at_ns> <len(publisher)> <publisher><item hash hex>...",
-//	              the hashes of its leaves in seq order, 64 hex digits each.
+//	              <at_ns> <len(publisher)> <publisher><item hash>...", the
+//	              hashes of its leaves in seq order.
 //
-// The item hash has a fixed length (64 hex digits) and the numbers hold no
-// space, so the scripts find the hash with string.sub(h, 1, 64) and the msg
-// id by its length; msg id, id and publisher may hold any bytes.
+// An item hash is kept as its 32 bytes, never as hex: in the entries, the
+// hash index's keys, the ledger segments and the cursor. Hex would double
+// what every item costs Redis in memory, in the append-only file and in
+// replies, and every node would encode and parse it. Release records, which
+// are JSON, carry it in hex. The hash has a fixed length and the numbers
+// hold no space, so the scripts find the hash with string.sub(h, 1, 32) and
+// the msg id by its length; msg id, id and publisher may hold any bytes.
 //
 // A segment holds what its leaves share once (epoch, time, publisher) and
 // costs one XADD per commit instead of one per item: the commit script,
@@ -33,14 +37,27 @@ import (
 // work at a batch of 100. Because its id is its last seq, XRANGE from
 // (after+1)-0 starts with the segment that holds seq after+1.
 
-const hexHash = 2 * len(baton.Hash{})
+const hashLen = len(baton.Hash{})
 
-// entryHead is a queue entry's h field: "<hash hex> <ingested_us>
+// rawHash is a hash as Redis keeps it: its 32 bytes.
+func rawHash(h baton.Hash) string { return string(h[:]) }
+
+// hashOf reads a hash kept as its 32 bytes.
+func hashOf(s string) (baton.Hash, error) {
+	var h baton.Hash
+	if len(s) != hashLen {
+		return h, fmt.Errorf("malformed entry: an item hash of %d bytes", len(s))
+	}
+	copy(h[:], s)
+	return h, nil
+}
+
+// entryHead is a queue entry's h field: "<hash> <ingested_us>
 // <len(msg_id)> <msg_id><id>".
-func entryHead(hex, ingestedUs string, u baton.Update) string {
+func entryHead(h baton.Hash, ingestedUs string, u baton.Update) string {
 	var b strings.Builder
-	b.Grow(len(hex) + len(ingestedUs) + len(u.MsgID) + len(u.ID) + 8)
-	b.WriteString(hex)
+	b.Grow(hashLen + len(ingestedUs) + len(u.MsgID) + len(u.ID) + 8)
+	b.Write(h[:])
 	b.WriteByte(' ')
 	b.WriteString(ingestedUs)
 	b.WriteByte(' ')
@@ -143,7 +160,7 @@ func decodeLeaves(topic string, es []any, after uint64, limit int) ([]baton.Leaf
 			return nil, bad("malformed")
 		}
 		pub, hs := rest[:np], rest[np:]
-		if len(hs)%hexHash != 0 || from < 1 || uint64(len(hs)/hexHash) != last-from+1 {
+		if len(hs)%hashLen != 0 || from < 1 || uint64(len(hs)/hashLen) != last-from+1 {
 			return nil, bad(fmt.Sprintf("%d bytes of hashes for seqs %d to %d", len(hs), from, last))
 		}
 		if from > next {
@@ -151,11 +168,8 @@ func decodeLeaves(topic string, es []any, after uint64, limit int) ([]baton.Leaf
 		}
 		t := fromNanos(at)
 		for seq := max(from, next); seq <= last && len(out) < limit; seq++ {
-			j := int(seq-from) * hexHash
-			h, err := baton.ParseHash(hs[j : j+hexHash])
-			if err != nil {
-				return nil, bad(err.Error())
-			}
+			var h baton.Hash
+			copy(h[:], hs[int(seq-from)*hashLen:])
 			out = append(out, baton.Leaf{Topic: topic, Seq: seq, ItemHash: h, Epoch: epoch, Publisher: pub, At: t})
 		}
 		if len(out) == limit {
@@ -169,11 +183,11 @@ func decodeLeaves(topic string, es []any, after uint64, limit int) ([]baton.Leaf
 // cutHash parses the item hash that starts a packed field and returns it
 // with the rest of the field, after the space that follows the hash.
 func cutHash(f string) (baton.Hash, string, error) {
-	if len(f) < hexHash+1 || f[hexHash] != ' ' {
+	if len(f) < hashLen+1 || f[hashLen] != ' ' {
 		return baton.Hash{}, "", errors.New("malformed entry: no item hash")
 	}
-	h, err := baton.ParseHash(f[:hexHash])
-	return h, f[hexHash+1:], err
+	h, err := hashOf(f[:hashLen])
+	return h, f[hashLen+1:], err
 }
 
 // entries returns an XRANGE reply as a list, nil for none.

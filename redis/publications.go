@@ -78,7 +78,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	args := make([]any, 0, 8+len(c.Items)+2*len(runs))
 	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), len(runs))
 	for _, it := range c.Items {
-		args = append(args, it.Hash.String())
+		args = append(args, rawHash(it.Hash))
 	}
 	for _, r := range runs {
 		args = append(args, r.n, r.at)
@@ -129,7 +129,7 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 	}
 	cur := baton.Cursor{Topic: topic, Seq: fieldUint(v[0]), Epoch: fieldUint(v[2]), UpdatedAt: fromMicros(fieldInt(v[3]))}
 	if h := fieldStr(v[1]); h != "" {
-		if cur.Hash, err = baton.ParseHash(h); err != nil {
+		if cur.Hash, err = hashOf(h); err != nil {
 			return cur, fmt.Errorf("read cursor of %s: %w", topic, err)
 		}
 	}

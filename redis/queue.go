@@ -59,8 +59,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	now := strconv.FormatInt(time.Now().UnixMicro(), 10)
 	for k, i := range uniq {
 		u := updates[i]
-		hex := hashes[i].String()
-		args[2+k], args[2+n+k], args[2+2*n+k], args[2+3*n+k] = u.MsgID, hex, entryHead(hex, now, u), []byte(u.Value)
+		args[2+k], args[2+n+k], args[2+2*n+k], args[2+3*n+k] = u.MsgID, rawHash(hashes[i]), entryHead(hashes[i], now, u), []byte(u.Value)
 	}
 	if err := s.register(ctx, topic); err != nil {
 		return nil, fmt.Errorf("append to %s: %w", topic, err)
@@ -83,7 +82,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		}
 		i := uniq[k]
 		out[i] = baton.Receipt{Seq: replyUint(r, j+1), MsgID: updates[i].MsgID, Hash: hashes[i], Duplicate: true}
-		if h, err := baton.ParseHash(replyStr(r, j+2)); err == nil {
+		if h, err := hashOf(replyStr(r, j+2)); err == nil {
 			out[i].Hash = h
 		}
 	}
@@ -188,7 +187,7 @@ func (s *Store) SeqOfHash(ctx context.Context, topic string, h baton.Hash) (uint
 	if err := s.errClosed(); err != nil {
 		return 0, err
 	}
-	v, err := s.rdb.HGet(ctx, s.k.hashes(topic), h.String()).Result()
+	v, err := s.rdb.HGet(ctx, s.k.hashes(topic), rawHash(h)).Result()
 	if errors.Is(err, goredis.Nil) {
 		return 0, fmt.Errorf("hash %s in %s: %w", h, topic, baton.ErrNotFound)
 	}

@@ -5,7 +5,7 @@
 --       then runs pairs (count, at_ns; '' = now): the leaves in runs of one time, in order;
 --       then checkpoint size and json ('' '' = none): stored if above every stored size.
 -- Each run becomes one ledger segment (entry.go): entry id "<its last seq>-0",
--- s = "<first seq> <epoch> <at_ns> <len(publisher)> <publisher><item hashes>".
+-- s = "<first seq> <epoch> <at_ns> <len(publisher)> <publisher><item hashes, 32 bytes each>".
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
 local channel, holder, epoch, prev, n, runs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local cpbase = 7 + n + 2 * runs
@@ -35,7 +35,7 @@ end
 local seqs = chunked('HMGET', KEYS[3], hs, 2000)
 for i = 1, n do
   if tonumber(seqs[i]) ~= prev + i then
-    return {'invalid', 'item ' .. str(prev + i) .. ' is not in the queue with hash ' .. hs[i]}
+    return {'invalid', 'item ' .. str(prev + i) .. ' is not in the queue with hash ' .. tohex(hs[i])}
   end
 end
 local now_ns = str(now) .. '000'

@@ -22,18 +22,23 @@ local function now_us()
 end
 
 -- Queue entries are packed (entry.go): field h is "<hash> <ingested_us>
--- <len(msg_id)> <msg_id><id>". entry_hash returns the hash of the first
--- entry of an XRANGE reply, '' if there is none.
+-- <len(msg_id)> <msg_id><id>", the hash as its 32 bytes. entry_hash returns
+-- the hash of the first entry of an XRANGE reply, '' if there is none.
 local function entry_hash(e)
   if e[1] then
-    return string.sub(e[1][2][2], 1, 64)
+    return string.sub(e[1][2][2], 1, 32)
   end
   return ''
 end
 
+-- tohex writes a hash kept as its bytes in hex, for JSON and messages.
+local function tohex(s)
+  return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+
 -- entry_msgid returns the msg id of a queue entry's h field.
 local function entry_msgid(h)
-  local i = string.find(h, ' ', 66, true)
+  local i = string.find(h, ' ', 34, true)
   local j = string.find(h, ' ', i + 1, true)
   local n = tonumber(string.sub(h, i + 1, j - 1))
   return string.sub(h, j + 1, j + n)
@@ -76,7 +81,7 @@ local function record(lk, topic, channel, l, reason, at)
   local c = redis.call('HMGET', lk.cursor, 'seq', 'hash')
   local js = cjson.encode({
     topic = topic, holder = l.holder, epoch = str(l.epoch), reason = reason,
-    at_us = str(at), last_seq = c[1] or '0', last_hash = c[2] or ''})
+    at_us = str(at), last_seq = c[1] or '0', last_hash = tohex(c[2] or '')})
   redis.call('LPUSH', lk.releases, js)
   redis.call('HSET', lk.lock, 'recorded_epoch', str(l.epoch))
   l.recorded = l.epoch

@@ -17,7 +17,7 @@ local newbelow = upto + 1
 for _, entry in ipairs(e) do
   local h = entry[2][2]
   ms[#ms + 1] = entry_msgid(h)
-  hs[#hs + 1] = string.sub(h, 1, 64)
+  hs[#hs + 1] = string.sub(h, 1, 32)
 end
 if #e == chunk then
   local id = e[#e][1]
