@@ -416,14 +416,17 @@ func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field stri
 	if err != nil || len(es) == 0 {
 		t.Fatalf("read %s: %d entries, %v", stream, len(es), err)
 	}
-	id := fmt.Sprintf("%d-0", seq)
+	// Entries are spans whose id is the last seq they hold: the first
+	// entry whose id is not below seq holds it.
 	found := false
 	pipe := r.c.TxPipeline()
 	pipe.Del(ctx, stream)
 	for _, e := range es {
 		m := e.([]any)
 		fs := m[1].([]any)
-		if m[0] == id {
+		var last uint64
+		fmt.Sscan(strings.TrimSuffix(m[0].(string), "-0"), &last)
+		if last >= seq && !found {
 			for j := 0; j+1 < len(fs); j += 2 {
 				if fs[j] == field {
 					fs[j+1] = edit(fs[j+1].(string))
@@ -434,16 +437,42 @@ func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field stri
 		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: m[0].(string), Values: fs})
 	}
 	if !found {
-		t.Fatalf("no field %s in entry %s of %s", field, id, stream)
+		t.Fatalf("no field %s in the entry of %s that holds %d", field, stream, seq)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// The queue entry's value is field v (redis/entry.go).
+// itemValue changes the value of one item. The queue keeps one entry per
+// append (redis/entry.go): entry id = last seq, field b = "<first seq>
+// <ingested_us> " and one record per item, "<hash, 32 bytes><len(msg_id)>
+// <len(id)> <len(value)> <msg_id><id><value>"; the record of seq is
+// rewritten with the new value and its length.
 func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value string) {
-	r.rewrite(t, key(topic, "queue"), seq, "v", func(string) string { return value })
+	r.rewrite(t, key(topic, "queue"), seq, "b", func(b string) string {
+		first, rest, _ := strings.Cut(b, " ")
+		ing, rest, _ := strings.Cut(rest, " ")
+		var s uint64
+		fmt.Sscan(first, &s)
+		out := first + " " + ing + " "
+		for ; rest != ""; s++ {
+			h := rest[:32]
+			f := strings.SplitN(rest[32:], " ", 4)
+			var m, n, v int
+			fmt.Sscan(f[0], &m)
+			fmt.Sscan(f[1], &n)
+			fmt.Sscan(f[2], &v)
+			body := f[3]
+			msgID, id, val := body[:m], body[m:m+n], body[m+n:m+n+v]
+			rest = body[m+n+v:]
+			if s == seq {
+				val = value
+			}
+			out += fmt.Sprintf("%s%d %d %d %s%s%s", h, len(msgID), len(id), len(val), msgID, id, val)
+		}
+		return out
+	})
 }
 
 // leafPublisher changes the publisher of one leaf. Leaves are kept in

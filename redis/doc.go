@@ -50,10 +50,11 @@
 //	                             at_us, last_seq, last_hash, successor,
 //	                             successor_epoch, successor_us). Acquire fills
 //	                             the successor fields of the head record.
-//	PREFIX:{T}:queue     stream  the queue: entry id "<seq>-0", two fields:
-//	                             h = "<item hash> <ingested_us> <len(msg_id)>
-//	                             <msg_id><id>" and v = the value. Items(after, n)
-//	                             is XRANGE (after+1)-0 + COUNT n.
+//	PREFIX:{T}:queue     stream  the queue, one entry per append: entry id
+//	                             "<last seq>-0", one field b = "<first seq>
+//	                             <ingested_us> " and a record per item
+//	                             (entry.go). Items(after, n) reads the entries
+//	                             that end in after+1..after+n and the next one.
 //	PREFIX:{T}:seq       hash    queue counters: last (last seq given), below
 //	                             (every seq under it was trimmed; default 1).
 //	PREFIX:{T}:msgids    hash    msg_id -> seq: the idempotency index.
@@ -79,10 +80,10 @@
 //	PREFIX:{_members}:keys    set    "node base64(public key)": every key ever
 //	                                 registered, kept after members leave.
 //
-// Stream entries are packed into one or two fields (entry.go): every node's
-// hub and witness reads every entry, and each field costs Redis an encoding
-// and the client a parse. Packing took the single-client append-publish-read
-// path from 35k to 43k items/s (go test ./redis -bench AppendPublishRead).
+// The queue and the ledger are streams of spans, an entry per append or
+// commit, whose id is the last seq it holds (entry.go): per item, a script
+// then adds only the two index entries, and a reader parses one field per
+// append instead of two per item. Item hashes are kept as their 32 bytes.
 //
 // {_members} can be no topic's tag: a topic starts with a letter or digit.
 //

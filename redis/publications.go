@@ -146,8 +146,8 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	lr, ln := segments(ctx, pipe, s.k.ledger(topic), after, n)
-	xr := xrange(ctx, pipe, s.k.queue(topic), after, n)
+	lr, ln := spans(ctx, pipe, s.k.ledger(topic), after, n)
+	qr, qn := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
@@ -160,21 +160,17 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err != nil || len(leaves) == 0 {
 		return nil, err
 	}
-	items := entries(xr)
+	items, err := decodeItems(topic, append(entries(qr), entries(qn)...), after, len(leaves), nil)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]baton.Published, len(leaves))
 	for i, l := range leaves {
-		if i >= len(items) {
-			// The item went between the two reads: it was trimmed.
+		if i >= len(items) || items[i].Seq != l.Seq {
+			// The item went between the reads: it was trimmed.
 			return nil, fmt.Errorf("read published items of %s: item %d: %w", topic, l.Seq, baton.ErrTrimmed)
 		}
-		it, err := decodeItem(topic, items, i)
-		if err != nil {
-			return nil, err
-		}
-		if it.Seq != l.Seq {
-			return nil, fmt.Errorf("read published items of %s: item %d: %w", topic, l.Seq, baton.ErrTrimmed)
-		}
-		out[i] = baton.Published{Item: it, Epoch: l.Epoch, Publisher: l.Publisher, PublishedAt: l.At}
+		out[i] = baton.Published{Item: items[i], Epoch: l.Epoch, Publisher: l.Publisher, PublishedAt: l.At}
 	}
 	return out, nil
 }
@@ -186,7 +182,7 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	in, next := segments(ctx, pipe, s.k.ledger(topic), after, n)
+	in, next := spans(ctx, pipe, s.k.ledger(topic), after, n)
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))

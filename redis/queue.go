@@ -53,55 +53,75 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		first[i] = i
 		uniq = append(uniq, i)
 	}
-	n := len(uniq)
-	args := make([]any, 2+4*n)
-	args[0], args[1] = s.k.events(topic), n
-	now := strconv.FormatInt(time.Now().UnixMicro(), 10)
-	for k, i := range uniq {
-		u := updates[i]
-		args[2+k], args[2+n+k], args[2+2*n+k], args[2+3*n+k] = u.MsgID, rawHash(hashes[i]), entryHead(hashes[i], now, u), []byte(u.Value)
-	}
 	if err := s.register(ctx, topic); err != nil {
 		return nil, fmt.Errorf("append to %s: %w", topic, err)
 	}
-	// With WaitReplicas, the receipt waits for the replicas too: a receipt
-	// promises that the item survives a failover.
-	r, err := s.run(ctx, scriptAppend, true,
-		[]string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.meta(topic)}, args...)
-	if err != nil {
-		return nil, fmt.Errorf("append to %s: %w", topic, err)
-	}
-	if len(r) == 0 || (len(r)-1)%3 != 0 || len(r)-1 > 3*n {
-		return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), n)
-	}
 	out := make([]baton.Receipt, len(updates))
-	for j := 1; j < len(r); j += 3 {
-		k := int(replyInt(r, j)) - 1
-		if k < 0 || k >= n {
-			return nil, fmt.Errorf("append to %s: script named update %d of %d", topic, k+1, n)
+	now := strconv.FormatInt(time.Now().UnixMicro(), 10)
+	keys := []string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.meta(topic)}
+	// The script writes only if none of the msg ids is in the queue yet;
+	// otherwise it names those, and the others are sent again. Each round
+	// settles at least one update, so this ends.
+	for len(uniq) > 0 {
+		n := len(uniq)
+		args := make([]any, 3+2*n)
+		args[0], args[1] = s.k.events(topic), n
+		body := make([]byte, 0, len(now)+1+n*(hashLen+16+len(updates[uniq[0]].Value)+len(updates[uniq[0]].MsgID)+len(updates[uniq[0]].ID)))
+		body = append(append(body, now...), ' ')
+		for k, i := range uniq {
+			u := updates[i]
+			args[2+k], args[2+n+k] = u.MsgID, rawHash(hashes[i])
+			body = appendRecord(body, hashes[i], u)
 		}
-		i := uniq[k]
-		out[i] = baton.Receipt{Seq: replyUint(r, j+1), MsgID: updates[i].MsgID, Hash: hashes[i], Duplicate: true}
-		if h, err := hashOf(replyStr(r, j+2)); err == nil {
-			out[i].Hash = h
+		args[2+2*n] = body
+		// With WaitReplicas, the receipt waits for the replicas too: a
+		// receipt promises that the item survives a failover.
+		r, err := s.run(ctx, scriptAppend, true, keys, args...)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: %w", topic, err)
+		}
+		switch replyStr(r, 0) {
+		case "ok":
+			last := replyUint(r, 1)
+			for k, i := range uniq {
+				out[i] = baton.Receipt{Seq: last + 1 + uint64(k), MsgID: updates[i].MsgID, Hash: hashes[i]}
+			}
+			uniq = nil
+			s.sig.Notify(topic, baton.SignalAppend)
+		case "dup":
+			if (len(r)-1)%3 != 0 || len(r) < 4 {
+				return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), n)
+			}
+			settled := make(map[int]bool, (len(r)-1)/3)
+			for j := 1; j < len(r); j += 3 {
+				k := int(replyInt(r, j)) - 1
+				if k < 0 || k >= n {
+					return nil, fmt.Errorf("append to %s: script named update %d of %d", topic, k+1, n)
+				}
+				i := uniq[k]
+				out[i] = baton.Receipt{Seq: replyUint(r, j+1), MsgID: updates[i].MsgID, Hash: hashes[i], Duplicate: true}
+				if h, err := hashOf(replyStr(r, j+2)); err == nil {
+					out[i].Hash = h
+				}
+				settled[k] = true
+			}
+			rest := uniq[:0:0]
+			for k, i := range uniq {
+				if !settled[k] {
+					rest = append(rest, i)
+				}
+			}
+			uniq = rest
+		default:
+			return nil, fmt.Errorf("append to %s: unexpected reply %v", topic, r)
 		}
 	}
-	// The others are fresh: they took the seqs after the script's last, in
-	// order. A repeat within the batch gets its first occurrence's receipt.
-	next, fresh := replyUint(r, 0), false
-	for i, u := range updates {
-		switch {
-		case first[i] != i:
+	// A repeat within the batch gets its first occurrence's receipt.
+	for i := range updates {
+		if first[i] != i {
 			out[i] = out[first[i]]
 			out[i].Duplicate = true
-		case !out[i].Duplicate:
-			next++
-			out[i] = baton.Receipt{Seq: next, MsgID: u.MsgID, Hash: hashes[i]}
-			fresh = true
 		}
-	}
-	if fresh {
-		s.sig.Notify(topic, baton.SignalAppend)
 	}
 	return out, nil
 }
@@ -157,7 +177,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	xr := xrange(ctx, pipe, s.k.queue(topic), after, n)
+	in, next := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
@@ -166,17 +186,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read items: %w", err)
 	}
-	es := entries(xr)
-	if len(es) == 0 {
-		return nil, nil
-	}
-	out := make([]baton.Item, len(es))
-	for i := range es {
-		if out[i], err = decodeItem(topic, es, i); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return decodeItems(topic, append(entries(in), entries(next)...), after, int(n), nil)
 }
 
 // SeqOfHash implements baton.Queue: one HGET on the hash index.

@@ -36,12 +36,12 @@ if cseq > 0 then
   if cseq > last then
     problem = 'cursor at seq ' .. str(cseq) .. ' is past the last appended seq ' .. str(last)
   else
-    local e = redis.call('XRANGE', KEYS[6], str(cseq) .. '-0', str(cseq) .. '-0')
-    if #e == 0 then
+    local h = hash_finder(KEYS[6])(cseq)
+    if h == '' then
       if cseq >= below then
         problem = 'the item at the cursor (seq ' .. str(cseq) .. ') is missing'
       end
-    elseif entry_hash(e) ~= c[2] then
+    elseif h ~= c[2] then
       problem = 'the item at the cursor (seq ' .. str(cseq) .. ') has another hash'
     end
   end

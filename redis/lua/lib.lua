@@ -21,27 +21,58 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- Queue entries are packed (entry.go): field h is "<hash> <ingested_us>
--- <len(msg_id)> <msg_id><id>", the hash as its 32 bytes. entry_hash returns
--- the hash of the first entry of an XRANGE reply, '' if there is none.
-local function entry_hash(e)
-  if e[1] then
-    return string.sub(e[1][2][2], 1, 32)
+-- The queue keeps one stream entry per append: its id is its last seq, and
+-- its one field b is "<first seq> <ingested_us> " followed by one record per
+-- item, in seq order (entry.go):
+--   <item hash, 32 bytes><len(msg_id)> <len(id)> <len(value)> <msg_id><id><value>
+-- each_record calls f(seq, hash, msg_id) for the records of b in order,
+-- until f returns true.
+local function each_record(b, f)
+  local sp = string.find(b, ' ', 1, true)
+  local seq = tonumber(string.sub(b, 1, sp - 1))
+  local pos = string.find(b, ' ', sp + 1, true) + 1
+  local n = #b
+  while pos + 32 <= n do
+    local a = string.find(b, ' ', pos + 32, true)
+    local c = string.find(b, ' ', a + 1, true)
+    local d = string.find(b, ' ', c + 1, true)
+    local ml = tonumber(string.sub(b, pos + 32, a - 1))
+    if f(seq, string.sub(b, pos, pos + 31), string.sub(b, d + 1, d + ml)) then
+      return
+    end
+    pos = d + 1 + ml + tonumber(string.sub(b, a + 1, c - 1)) + tonumber(string.sub(b, c + 1, d - 1))
+    seq = seq + 1
   end
-  return ''
+end
+
+-- hash_finder returns a function that gives the hash of the item at seq in
+-- queue q, '' if the queue does not hold it. It keeps the hashes of the
+-- last entry it read, so that asking for many seqs of one entry reads and
+-- parses it once.
+local function hash_finder(q)
+  local lo, hi, hs = 1, 0, {}
+  return function(seq)
+    if seq < lo or seq > hi then
+      local e = redis.call('XRANGE', q, str(seq) .. '-0', '+', 'COUNT', 1)
+      if not e[1] then
+        return ''
+      end
+      local id = e[1][1]
+      lo, hi, hs = nil, tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1)), {}
+      each_record(e[1][2][2], function(s, hash)
+        lo = lo or s
+        hs[s] = hash
+        return false
+      end)
+      lo = lo or hi + 1
+    end
+    return hs[seq] or ''
+  end
 end
 
 -- tohex writes a hash kept as its bytes in hex, for JSON and messages.
 local function tohex(s)
   return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
-end
-
--- entry_msgid returns the msg id of a queue entry's h field.
-local function entry_msgid(h)
-  local i = string.find(h, ' ', 34, true)
-  local j = string.find(h, ' ', i + 1, true)
-  local n = tonumber(string.sub(h, i + 1, j - 1))
-  return string.sub(h, j + 1, j + n)
 end
 
 -- Calls redis.call(cmd, key, ...list) in chunks: unpack has a stack limit.
