@@ -142,7 +142,8 @@ func decodeItems(topic string, es []any, after uint64, limit int, out []baton.It
 			m, err1 := strconv.Atoi(ml)
 			n, err2 := strconv.Atoi(il)
 			v, err3 := strconv.Atoi(vl)
-			if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil || m < 0 || n < 0 || v < 0 || m+n+v > len(r) {
+			if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil ||
+				m < 0 || n < 0 || v < 0 || m > len(r) || n > len(r) || v > len(r) || m+n+v > len(r) {
 				return nil, bad(fmt.Sprintf("record %d", seq))
 			}
 			rest = r[m+n+v:]
