@@ -406,38 +406,37 @@ type redisTamper struct{ c *goredis.Client }
 
 func key(topic, suffix string) string { return "baton:{" + topic + "}:" + suffix }
 
-// rewrite replaces one field of one stream entry (edit gets its value):
-// streams cannot be edited in place, so the stream is rebuilt with the same
-// ids and fields in the same order.
-func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field string, edit func(string) string) {
+// rebuild rewrites stream, whose entries are spans with the id of the
+// last seq they hold: streams cannot be edited in place, so the stream is
+// deleted and its entries added again, in order, except the one that holds
+// seq, which is handed to edit with its first field's value; edit returns
+// the entries (id and body) that replace it.
+func (r redisTamper) rebuild(t *testing.T, stream string, seq uint64, edit func(id, body string) [][2]string) {
 	t.Helper()
 	ctx := context.Background()
 	es, err := r.c.Do(ctx, "XRANGE", stream, "-", "+").Slice()
 	if err != nil || len(es) == 0 {
 		t.Fatalf("read %s: %d entries, %v", stream, len(es), err)
 	}
-	// Entries are spans whose id is the last seq they hold: the first
-	// entry whose id is not below seq holds it.
 	found := false
 	pipe := r.c.TxPipeline()
 	pipe.Del(ctx, stream)
 	for _, e := range es {
 		m := e.([]any)
-		fs := m[1].([]any)
+		id, fs := m[0].(string), m[1].([]any)
 		var last uint64
-		fmt.Sscan(strings.TrimSuffix(m[0].(string), "-0"), &last)
-		if last >= seq && !found {
-			for j := 0; j+1 < len(fs); j += 2 {
-				if fs[j] == field {
-					fs[j+1] = edit(fs[j+1].(string))
-					found = true
-				}
-			}
+		fmt.Sscan(strings.TrimSuffix(id, "-0"), &last)
+		if found || last < seq {
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: id, Values: fs})
+			continue
 		}
-		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: m[0].(string), Values: fs})
+		found = true
+		for _, n := range edit(id, fs[1].(string)) {
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: n[0], Values: []any{fs[0], n[1]}})
+		}
 	}
 	if !found {
-		t.Fatalf("no field %s in the entry of %s that holds %d", field, stream, seq)
+		t.Fatalf("no entry of %s holds %d", stream, seq)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
@@ -450,7 +449,7 @@ func (r redisTamper) rewrite(t *testing.T, stream string, seq uint64, field stri
 // <len(id)> <len(value)> <msg_id><id><value>"; the record of seq is
 // rewritten with the new value and its length.
 func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value string) {
-	r.rewrite(t, key(topic, "queue"), seq, "b", func(b string) string {
+	r.rebuild(t, key(topic, "queue"), seq, func(id, b string) [][2]string {
 		first, rest, _ := strings.Cut(b, " ")
 		ing, rest, _ := strings.Cut(rest, " ")
 		var s uint64
@@ -464,14 +463,14 @@ func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value str
 			fmt.Sscan(f[1], &n)
 			fmt.Sscan(f[2], &v)
 			body := f[3]
-			msgID, id, val := body[:m], body[m:m+n], body[m+n:m+n+v]
+			msgID, itemID, val := body[:m], body[m:m+n], body[m+n:m+n+v]
 			rest = body[m+n+v:]
 			if s == seq {
 				val = value
 			}
-			out += fmt.Sprintf("%s%d %d %d %s%s%s", h, len(msgID), len(id), len(val), msgID, id, val)
+			out += fmt.Sprintf("%s%d %d %d %s%s%s", h, len(msgID), len(itemID), len(val), msgID, itemID, val)
 		}
-		return out
+		return [][2]string{{id, out}}
 	})
 }
 
@@ -480,19 +479,7 @@ func (r redisTamper) itemValue(t *testing.T, topic string, seq uint64, value str
 // <epoch> <at_ns> <len(publisher)> <publisher><item hashes, 32 bytes each>", so the
 // segment that holds seq is split around it, as a forger would have to.
 func (r redisTamper) leafPublisher(t *testing.T, topic string, seq uint64, publisher string) {
-	t.Helper()
-	ctx := context.Background()
-	stream := key(topic, "ledger")
-	es, err := r.c.Do(ctx, "XRANGE", stream, "-", "+").Slice()
-	if err != nil || len(es) == 0 {
-		t.Fatalf("read %s: %d entries, %v", stream, len(es), err)
-	}
-	found := false
-	pipe := r.c.TxPipeline()
-	pipe.Del(ctx, stream)
-	for _, e := range es {
-		m := e.([]any)
-		id, s := m[0].(string), m[1].([]any)[1].(string)
+	r.rebuild(t, key(topic, "ledger"), seq, func(id, s string) [][2]string {
 		f := strings.SplitN(s, " ", 5)
 		var first, last uint64
 		var plen int
@@ -500,29 +487,18 @@ func (r redisTamper) leafPublisher(t *testing.T, topic string, seq uint64, publi
 		fmt.Sscan(strings.TrimSuffix(id, "-0"), &last)
 		fmt.Sscan(f[3], &plen)
 		pub, hashes := f[4][:plen], f[4][plen:]
-		if seq < first || seq > last {
-			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: id, Values: []any{"s", s}})
-			continue
-		}
-		found = true
+		var out [][2]string
 		add := func(from, to uint64, pub string) {
-			if from > to {
-				return
+			if from <= to {
+				hs := hashes[(from-first)*32 : (to-first+1)*32]
+				out = append(out, [2]string{fmt.Sprintf("%d-0", to), fmt.Sprintf("%d %s %s %d %s%s", from, f[1], f[2], len(pub), pub, hs)})
 			}
-			hs := hashes[(from-first)*32 : (to-first+1)*32]
-			v := fmt.Sprintf("%d %s %s %d %s%s", from, f[1], f[2], len(pub), pub, hs)
-			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: fmt.Sprintf("%d-0", to), Values: []any{"s", v}})
 		}
 		add(first, seq-1, pub)
 		add(seq, seq, publisher)
 		add(seq+1, last, pub)
-	}
-	if !found {
-		t.Fatalf("no segment of %s holds leaf %d", stream, seq)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+		return out
+	})
 }
 
 func (r redisTamper) editCheckpoint(t *testing.T, topic string, size uint64, edit func(m map[string]any)) {
