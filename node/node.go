@@ -29,7 +29,8 @@ type Config struct {
 	// MaxLeases is how many topics this node may publish at once; 0 means
 	// no limit. A node at its limit is not idle and does not race.
 	MaxLeases int
-	// Batch is the most items one commit publishes.
+	// Batch is the most items one commit publishes (publisher.DefaultBatch
+	// if 0).
 	Batch int
 	// Retain is how many published items a topic keeps; older ones are
 	// trimmed by the topic's publisher. 0 keeps everything.
@@ -68,7 +69,7 @@ func (c *Config) Validate() error {
 		return baton.Invalidf("max-leases", "must not be negative")
 	}
 	if c.Batch <= 0 {
-		c.Batch = 1000
+		c.Batch = publisher.DefaultBatch
 	}
 	if c.Clock == nil {
 		c.Clock = baton.SystemClock{}

@@ -21,9 +21,15 @@ type Store interface {
 	baton.Notifier
 }
 
+// DefaultBatch is Options.Batch's default.
+const DefaultBatch = 4000
+
 // Options tune a publisher.
 type Options struct {
-	// Batch is the most items one commit publishes. Default 1000.
+	// Batch is the most items one commit publishes. Default 4000: a
+	// publisher behind a backlog catches up in fewer round trips (each one
+	// waits its turn behind the ingest on the store), and a publisher that
+	// keeps up commits what is there, so the bound only matters under load.
 	Batch int
 	// Poll is the fallback re-read of the queue if a notification is lost.
 	// Default 500ms.
@@ -54,7 +60,7 @@ type Ledger interface {
 // publisher failed and the lease should be released as failed.
 func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	if o.Batch <= 0 {
-		o.Batch = 1000
+		o.Batch = DefaultBatch
 	}
 	if o.Poll <= 0 {
 		o.Poll = 500 * time.Millisecond
