@@ -24,12 +24,16 @@ type Store interface {
 // DefaultBatch is Options.Batch's default.
 const DefaultBatch = 4000
 
+// startBatch is the size of a publisher's first read, and of every read
+// after one that was not full.
+const startBatch = 1000
+
 // Options tune a publisher.
 type Options struct {
-	// Batch is the most items one commit publishes. Default 4000: a
-	// publisher behind a backlog catches up in fewer round trips (each one
-	// waits its turn behind the ingest on the store), and a publisher that
-	// keeps up commits what is there, so the bound only matters under load.
+	// Batch is the most items one commit publishes. Default 4000. Reads
+	// start at 1000 items (or Batch, if smaller) and double after each
+	// full one, up to Batch, so only a publisher behind a backlog commits
+	// batches that big.
 	Batch int
 	// Poll is the fallback re-read of the queue if a notification is lost.
 	// Default 500ms.
@@ -92,6 +96,13 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	// end, so a read past the batch being committed sees what it would
 	// see after the commit. ahead is that read, if one is in flight.
 	var ahead chan itemsRead
+	// size is how many items the next read asks for. It starts at
+	// startBatch and doubles after each full read, up to o.Batch: a
+	// publisher that keeps up commits small batches (short store
+	// transactions, low latency), and one behind a backlog soon commits
+	// big ones (fewer round trips, each waiting its turn behind the ingest).
+	start := min(o.Batch, startBatch)
+	size, asked := start, start
 	defer func() {
 		if ahead != nil {
 			<-ahead // let the read finish before the caller closes the store
@@ -104,7 +115,8 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			ahead = nil
 			items, err = r.items, r.err
 		} else {
-			items, err = st.Items(ctx, topic, cur.Seq, o.Batch)
+			asked = size
+			items, err = st.Items(ctx, topic, cur.Seq, asked)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -127,13 +139,17 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		for i, it := range items {
 			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
 		}
-		if len(items) == o.Batch {
+		if len(items) == asked {
+			size = min(2*asked, o.Batch)
 			ahead = make(chan itemsRead, 1)
-			after := items[len(items)-1].Seq
+			after, n := items[len(items)-1].Seq, size
+			asked = n
 			go func() {
-				its, err := st.Items(ctx, topic, after, o.Batch)
+				its, err := st.Items(ctx, topic, after, n)
 				ahead <- itemsRead{its, err}
 			}()
+		} else {
+			size = start
 		}
 		var cp *baton.Checkpoint
 		if o.Ledger != nil {

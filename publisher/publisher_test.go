@@ -129,3 +129,38 @@ func TestFencedPublisherStops(t *testing.T) {
 	}
 	_ = l2
 }
+
+// TestBatchGrowsWithBacklog: a publisher behind a backlog doubles its
+// commits after each full one, up to Batch, and a publisher that has
+// caught up goes back to small commits.
+func TestBatchGrowsWithBacklog(t *testing.T) {
+	ctx := t.Context()
+	st := memstore.New(baton.SystemClock{})
+	appendN(t, st, "t", 0, 10000)
+	l, err := st.Acquire(ctx, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := make(chan int, 100)
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- publisher.Run(run, st, l, publisher.Options{Batch: 4000, OnCommit: func(_ baton.Cursor, n int) { commits <- n }})
+	}()
+	waitCursor(t, st, "t", 10000)
+	appendN(t, st, "t", 10000, 1500)
+	waitCursor(t, st, "t", 11500)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(commits)
+	var got []int
+	for n := range commits {
+		got = append(got, n)
+	}
+	want := []int{1000, 2000, 4000, 3000, 1000, 500}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("commit sizes %v, want %v", got, want)
+	}
+}
