@@ -192,6 +192,63 @@ func TestBigBatches(t *testing.T) {
 	}
 }
 
+// TestTrimDeletesWholeEntries checks what a trim leaves in Redis: the queue
+// keeps an entry per append, so an entry goes once all its items are under
+// the trim mark, and the index entries of every trimmed item go at once.
+func TestTrimDeletesWholeEntries(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := open(t, srv.URL(0), redis.Options{})
+	c := srv.Client()
+	ctx := t.Context()
+	const topic = "spans"
+	for range 3 {
+		if _, err := s.Append(ctx, topic, updates(t, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.Items(ctx, topic, 0, 100)
+	if err != nil || len(items) != 30 {
+		t.Fatalf("Items: %d, %v", len(items), err)
+	}
+	if n := c.XLen(ctx, "baton:{spans}:queue").Val(); n != 3 {
+		t.Fatalf("queue stream has %d entries after 3 appends, want 3", n)
+	}
+	l, err := s.Acquire(ctx, topic, "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := baton.Commit{Topic: topic, Epoch: l.Epoch, Holder: l.Holder}
+	for _, it := range items {
+		cm.Items = append(cm.Items, it)
+		cm.Leaves = append(cm.Leaves, baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: l.Epoch, Publisher: l.Holder})
+	}
+	if _, err := s.Commit(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Trim(ctx, topic, 25); err != nil || n != 24 {
+		t.Fatalf("Trim(before 25) = %d, %v; want 24", n, err)
+	}
+	// Entries 1-10 and 11-20 are gone; 21-30 stays for items 25 to 30.
+	if n := c.XLen(ctx, "baton:{spans}:queue").Val(); n != 1 {
+		t.Fatalf("queue stream has %d entries after the trim, want 1", n)
+	}
+	for _, k := range []string{"msgids", "hashes"} {
+		if n := c.HLen(ctx, "baton:{spans}:"+k).Val(); n != 6 {
+			t.Fatalf("%s index has %d entries after the trim, want 6", k, n)
+		}
+	}
+	if _, err := s.Items(ctx, topic, 23, 10); !errors.Is(err, baton.ErrTrimmed) {
+		t.Fatalf("Items after 23 (in the kept entry, under the mark): %v, want ErrTrimmed", err)
+	}
+	got, err := s.Items(ctx, topic, 24, 10)
+	if err != nil || len(got) != 6 || got[0].Seq != 25 || got[0].Hash != items[24].Hash {
+		t.Fatalf("Items after 24: %d, %v", len(got), err)
+	}
+	if ps, err := s.Published(ctx, topic, 24, 10); err != nil || len(ps) != 6 || ps[5].Seq != 30 {
+		t.Fatalf("Published after 24: %d, %v", len(ps), err)
+	}
+}
+
 // TestKeyspaceExpiryWakes checks the push path of a lapsed lease: with
 // keyspace notifications on (Open enables them), the standby's subscription
 // wakes when the lease's key expires, with no store call from anyone.
