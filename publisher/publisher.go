@@ -96,13 +96,14 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	// end, so a read past the batch being committed sees what it would
 	// see after the commit. ahead is that read, if one is in flight.
 	var ahead chan itemsRead
-	// size is how many items the next read asks for. It starts at
-	// startBatch and doubles after each full read, up to o.Batch: a
-	// publisher that keeps up commits small batches (short store
-	// transactions, low latency), and one behind a backlog soon commits
-	// big ones (fewer round trips, each waiting its turn behind the ingest).
+	// asked is how many items the read in hand asked for. A read asks
+	// for start items, and the read ahead of a full one for twice as many
+	// as that one, up to o.Batch: a publisher that keeps up commits small
+	// batches (short store transactions, low latency), and one behind a
+	// backlog soon commits big ones (fewer round trips, each waiting its
+	// turn behind the ingest).
 	start := min(o.Batch, startBatch)
-	size, asked := start, start
+	asked := start
 	defer func() {
 		if ahead != nil {
 			<-ahead // let the read finish before the caller closes the store
@@ -115,7 +116,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			ahead = nil
 			items, err = r.items, r.err
 		} else {
-			asked = size
+			asked = start
 			items, err = st.Items(ctx, topic, cur.Seq, asked)
 		}
 		if err != nil {
@@ -140,16 +141,13 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
 		}
 		if len(items) == asked {
-			size = min(2*asked, o.Batch)
 			ahead = make(chan itemsRead, 1)
-			after, n := items[len(items)-1].Seq, size
+			after, n := items[len(items)-1].Seq, min(2*asked, o.Batch)
 			asked = n
 			go func() {
 				its, err := st.Items(ctx, topic, after, n)
 				ahead <- itemsRead{its, err}
 			}()
-		} else {
-			size = start
 		}
 		var cp *baton.Checkpoint
 		if o.Ledger != nil {

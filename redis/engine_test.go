@@ -37,6 +37,19 @@ func updates(t *testing.T, n int) []baton.Update {
 	return out
 }
 
+// commitAll publishes items, the queue's first ones, under lease l.
+func commitAll(t *testing.T, s *redis.Store, l baton.Lease, items []baton.Item) {
+	t.Helper()
+	c := baton.Commit{Topic: l.Topic, Epoch: l.Epoch, Holder: l.Holder}
+	for _, it := range items {
+		c.Items = append(c.Items, it)
+		c.Leaves = append(c.Leaves, baton.Leaf{Topic: l.Topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: l.Epoch, Publisher: l.Holder})
+	}
+	if _, err := s.Commit(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // roundTrips counts the commands and pipelines a client sends.
 type roundTrips struct{ n atomic.Int64 }
 
@@ -161,14 +174,7 @@ func TestBigBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := baton.Commit{Topic: topic, Epoch: l.Epoch, Holder: l.Holder}
-	for _, it := range items {
-		c.Items = append(c.Items, it)
-		c.Leaves = append(c.Leaves, baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: l.Epoch, Publisher: l.Holder})
-	}
-	if _, err := s.Commit(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	commitAll(t, s, l, items)
 	deleted, err := s.Trim(ctx, topic, 4500)
 	if err != nil || deleted != 4499 {
 		t.Fatalf("Trim(4500) = %d, %v; want 4499", deleted, err)
@@ -217,14 +223,7 @@ func TestTrimDeletesWholeEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := baton.Commit{Topic: topic, Epoch: l.Epoch, Holder: l.Holder}
-	for _, it := range items {
-		cm.Items = append(cm.Items, it)
-		cm.Leaves = append(cm.Leaves, baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: l.Epoch, Publisher: l.Holder})
-	}
-	if _, err := s.Commit(ctx, cm); err != nil {
-		t.Fatal(err)
-	}
+	commitAll(t, s, l, items)
 	if n, err := s.Trim(ctx, topic, 25); err != nil || n != 24 {
 		t.Fatalf("Trim(before 25) = %d, %v; want 24", n, err)
 	}

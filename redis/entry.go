@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -80,39 +79,37 @@ func appendRecord(b []byte, h baton.Hash, u baton.Update) []byte {
 	return append(b, u.Value...)
 }
 
-// entryAt returns entry i of an XRANGE reply: its seq and the values of
-// its fields named a and b ("" for a field it lacks), found by name.
-func entryAt(es []any, i int, a, b string) (seq uint64, va, vb string, ok bool) {
+// entryAt returns entry i of an XRANGE reply: its seq (its id's, the last
+// seq it holds) and the value of its field named field ("" if it lacks it).
+func entryAt(es []any, i int, field string) (last uint64, v string, ok bool) {
 	e, _ := es[i].([]any)
 	if len(e) != 2 {
-		return 0, "", "", false
+		return 0, "", false
 	}
 	id, _ := e[0].(string)
 	fs, _ := e[1].([]any)
 	if id == "" {
-		return 0, "", "", false
+		return 0, "", false
 	}
 	for j := 0; j+1 < len(fs); j += 2 {
-		switch f, _ := fs[j].(string); f {
-		case a:
-			va, _ = fs[j+1].(string)
-		case b:
-			vb, _ = fs[j+1].(string)
+		if f, _ := fs[j].(string); f == field {
+			v, _ = fs[j+1].(string)
 		}
 	}
-	return seqOf(id), va, vb, true
+	return seqOf(id), v, true
 }
 
-// decodeItems appends to out the items with seq > after in the queue
-// entries of an XRANGE reply, until out holds limit items, checking that
-// they follow on from after+1 without a gap.
-func decodeItems(topic string, es []any, after uint64, limit int, out []baton.Item) ([]baton.Item, error) {
+// decodeItems returns the items with seq > after in the queue entries of an
+// XRANGE reply, at most limit of them, checking that they follow on from
+// after+1 without a gap.
+func decodeItems(topic string, es []any, after uint64, limit int) ([]baton.Item, error) {
+	var out []baton.Item
 	next := after + 1
 	for i := range es {
 		if len(out) >= limit {
 			break
 		}
-		last, b, _, ok := entryAt(es, i, "b", "")
+		last, b, ok := entryAt(es, i, "b")
 		bad := func(why string) error {
 			return fmt.Errorf("read items %s: queue entry %d: malformed: %s", topic, last, why)
 		}
@@ -166,11 +163,12 @@ func decodeItems(topic string, es []any, after uint64, limit int, out []baton.It
 // hold seqs after+1 to after+n: the entries that end in that range (at most
 // n, as none is empty) and the one after them, which holds after+n if an
 // entry ends beyond it. Reading by range keeps a reply to what is asked
-// for: entries are as long as appends and commits.
-func spans(ctx context.Context, pipe goredis.Pipeliner, key string, after uint64, n int64) (in, next *goredis.Cmd) {
-	in = pipe.Do(ctx, "XRANGE", key, streamID(after+1), streamID(after+uint64(n)))
-	next = pipe.Do(ctx, "XRANGE", key, streamID(after+uint64(n)+1), "+", "COUNT", 1)
-	return in, next
+// for: entries are as long as appends and commits. The function it returns
+// gives the entries of both reads, once the pipeline has run.
+func spans(ctx context.Context, pipe goredis.Pipeliner, key string, after uint64, n int64) func() []any {
+	in := pipe.Do(ctx, "XRANGE", key, streamID(after+1), streamID(after+uint64(n)))
+	next := pipe.Do(ctx, "XRANGE", key, streamID(after+uint64(n)+1), "+", "COUNT", 1)
+	return func() []any { return append(entries(in), entries(next)...) }
 }
 
 // decodeLeaves decodes the leaves with seq > after in the ledger segments
@@ -180,7 +178,7 @@ func decodeLeaves(topic string, es []any, after uint64, limit int) ([]baton.Leaf
 	var out []baton.Leaf
 	next := after + 1
 	for i := range es {
-		last, f, _, ok := entryAt(es, i, "s", "")
+		last, f, ok := entryAt(es, i, "s")
 		bad := func(why string) error {
 			return fmt.Errorf("read leaves %s: ledger segment %d: %s", topic, last, why)
 		}
@@ -216,16 +214,6 @@ func decodeLeaves(topic string, es []any, after uint64, limit int) ([]baton.Leaf
 		next = max(next, last+1)
 	}
 	return out, nil
-}
-
-// cutHash parses the item hash that starts a packed field and returns it
-// with the rest of the field, after the space that follows the hash.
-func cutHash(f string) (baton.Hash, string, error) {
-	if len(f) < hashLen+1 || f[hashLen] != ' ' {
-		return baton.Hash{}, "", errors.New("malformed entry: no item hash")
-	}
-	h, err := hashOf(f[:hashLen])
-	return h, f[hashLen+1:], err
 }
 
 // entries returns an XRANGE reply as a list, nil for none.

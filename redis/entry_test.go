@@ -34,7 +34,7 @@ func TestQueueEntryRoundTrip(t *testing.T) {
 	}
 	for after := range uint64(len(want)) {
 		for limit := 1; limit <= len(want)+1; limit++ {
-			got, err := decodeItems("t", es, after, limit, nil)
+			got, err := decodeItems("t", es, after, limit)
 			if err != nil {
 				t.Fatalf("after %d limit %d: %v", after, limit, err)
 			}
@@ -66,7 +66,7 @@ func TestQueueEntryMalformed(t *testing.T) {
 		"huge length":       queueEntry(1, "1 5 "+good[4:36]+"9223372036854775807 1 1 x"),
 		"not a stream item": []any{"1-0"},
 	} {
-		if items, err := decodeItems("t", []any{e}, 0, 10, nil); err == nil {
+		if items, err := decodeItems("t", []any{e}, 0, 10); err == nil {
 			t.Errorf("%s: no error, items %+v", name, items)
 		}
 	}
@@ -79,7 +79,7 @@ func FuzzDecodeItems(f *testing.F) {
 	f.Add(uint64(1), string(appendRecord([]byte("1 5 "), baton.HashItem("t", u), u)))
 	f.Add(uint64(2), "1 5 ")
 	f.Fuzz(func(t *testing.T, last uint64, b string) {
-		items, err := decodeItems("t", []any{queueEntry(last, b)}, 0, 100, nil)
+		items, err := decodeItems("t", []any{queueEntry(last, b)}, 0, 100)
 		if err != nil {
 			return
 		}

@@ -146,8 +146,8 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	lr, ln := spans(ctx, pipe, s.k.ledger(topic), after, n)
-	qr, qn := spans(ctx, pipe, s.k.queue(topic), after, n)
+	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
+	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
@@ -156,11 +156,11 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read published items: %w", err)
 	}
-	leaves, err := decodeLeaves(topic, append(entries(lr), entries(ln)...), after, int(n))
+	leaves, err := decodeLeaves(topic, ledger(), after, int(n))
 	if err != nil || len(leaves) == 0 {
 		return nil, err
 	}
-	items, err := decodeItems(topic, append(entries(qr), entries(qn)...), after, len(leaves), nil)
+	items, err := decodeItems(topic, queue(), after, len(leaves))
 	if err != nil {
 		return nil, err
 	}
@@ -182,10 +182,10 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	in, next := spans(ctx, pipe, s.k.ledger(topic), after, n)
+	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
 	}
-	return decodeLeaves(topic, append(entries(in), entries(next)...), after, int(n))
+	return decodeLeaves(topic, ledger(), after, int(n))
 }

@@ -64,16 +64,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	// settles at least one update, so this ends.
 	for len(uniq) > 0 {
 		n := len(uniq)
-		args := make([]any, 3+2*n)
-		args[0], args[1] = s.k.events(topic), n
-		body := make([]byte, 0, len(now)+1+n*(hashLen+16+len(updates[uniq[0]].Value)+len(updates[uniq[0]].MsgID)+len(updates[uniq[0]].ID)))
-		body = append(append(body, now...), ' ')
-		for k, i := range uniq {
-			u := updates[i]
-			args[2+k], args[2+n+k] = u.MsgID, rawHash(hashes[i])
-			body = appendRecord(body, hashes[i], u)
-		}
-		args[2+2*n] = body
+		args := appendArgs(s.k.events(topic), now, updates, hashes, uniq)
 		// With WaitReplicas, the receipt waits for the replicas too: a
 		// receipt promises that the item survives a failover.
 		r, err := s.run(ctx, scriptAppend, true, keys, args...)
@@ -124,6 +115,27 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		}
 	}
 	return out, nil
+}
+
+// appendArgs is the append script's ARGV for updates[i], i in uniq: the
+// channel, the count, the msg ids, their hashes, then the entry's body.
+func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []baton.Hash, uniq []int) []any {
+	n := len(uniq)
+	size := len(ingestedUs) + 1
+	for _, i := range uniq {
+		u := updates[i]
+		size += hashLen + 3*20 + len(u.MsgID) + len(u.ID) + len(u.Value) // 20: an int and its space
+	}
+	body := append(make([]byte, 0, size), ingestedUs...)
+	body = append(body, ' ')
+	args := make([]any, 3+2*n)
+	args[0], args[1] = channel, n
+	for k, i := range uniq {
+		args[2+k], args[2+n+k] = updates[i].MsgID, rawHash(hashes[i])
+		body = appendRecord(body, hashes[i], updates[i])
+	}
+	args[2+2*n] = body
+	return args
 }
 
 func checkLimit(limit int) (int64, error) {
@@ -177,7 +189,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	in, next := spans(ctx, pipe, s.k.queue(topic), after, n)
+	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	cmds, _ := pipe.Exec(ctx)
 	if err := pipeErr(cmds); err != nil {
@@ -186,7 +198,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read items: %w", err)
 	}
-	return decodeItems(topic, append(entries(in), entries(next)...), after, int(n), nil)
+	return decodeItems(topic, queue(), after, int(n))
 }
 
 // SeqOfHash implements baton.Queue: one HGET on the hash index.
