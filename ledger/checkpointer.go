@@ -116,12 +116,12 @@ func (c *Checkpointer) Start(ctx context.Context) {
 	go func() {
 		defer c.wg.Done()
 		defer close(c.done)
-		c.err = c.run(ctx)
-		if c.err != nil && ctx.Err() == nil {
-			if errors.Is(c.err, baton.ErrLeaseLost) {
-				c.log.Info("checkpointer: fenced, stopping", "err", c.err)
+		if err := c.run(ctx); err != nil && ctx.Err() == nil {
+			c.err = err
+			if errors.Is(err, baton.ErrLeaseLost) {
+				c.log.Info("checkpointer: fenced, stopping", "err", err)
 			} else {
-				c.log.Error("checkpointer stopped", "err", c.err)
+				c.log.Error("checkpointer stopped", "err", err)
 			}
 		}
 	}()
@@ -136,6 +136,21 @@ func (c *Checkpointer) Close() error {
 		c.wg.Wait()
 	})
 	return nil
+}
+
+// Done is closed once the checkpointer has stopped: after Close, or on
+// its own when it was fenced or failed (Err says which).
+func (c *Checkpointer) Done() <-chan struct{} { return c.done }
+
+// Err is why the checkpointer stopped on its own (nil while it runs and
+// after a plain Close). Read it after Done is closed.
+func (c *Checkpointer) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
 }
 
 // Checkpoint hands the pending signed checkpoint (if any) to the
@@ -243,24 +258,45 @@ func (l treeLog) Root() (baton.Hash, error) {
 }
 
 func (c *Checkpointer) run(ctx context.Context) error {
+	// Start from the store; a failed read is tried again (a store that
+	// is briefly away at takeover must not cost the lease its ledger).
+	for wait := c.cfg.Interval; ; wait = min(2*wait, 5*time.Second) {
+		err := c.setup(ctx)
+		if err == nil {
+			break
+		}
+		if !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("checkpointer: read the ledger from the store", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	return c.loop(ctx)
+}
+
+// setup brings the log up to the latest checkpoint and checks its root,
+// then up to the cursor.
+func (c *Checkpointer) setup(ctx context.Context) error {
 	topic := c.cfg.Lease.Topic
 	st := c.cfg.Store
 	cur, err := st.Cursor(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)
+		return readError{fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)}
 	}
 	if c.cfg.Tree != nil {
 		c.log2 = treeLog{c.cfg.Tree, c.cfg.OnAppend}
 	} else {
 		c.log2 = &memLog{rangeFactory.NewEmptyRange(0)}
 	}
-	// Bring the log up to the latest checkpoint and check its root, then
-	// up to the cursor.
 	latest, err := st.Checkpoint(ctx, topic)
 	switch {
 	case errors.Is(err, baton.ErrNotFound):
 	case err != nil:
-		return fmt.Errorf("checkpointer %s: read latest checkpoint: %w", topic, err)
+		return readError{fmt.Errorf("checkpointer %s: read latest checkpoint: %w", topic, err)}
 	default:
 		c.signed = latest.Size
 		if err := c.catchUp(ctx, latest.Size); err != nil {
@@ -288,6 +324,12 @@ func (c *Checkpointer) run(ctx context.Context) error {
 		return err
 	}
 	c.log.Debug("checkpointer ready", "size", c.log2.End(), "signed", c.signed)
+	return nil
+}
+
+// loop adds committed leaves, signs and stores checkpoints until ctx ends
+// or the lease is lost.
+func (c *Checkpointer) loop(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	// flush stores a checkpoint no commit took.
@@ -306,7 +348,10 @@ func (c *Checkpointer) run(ctx context.Context) error {
 			}
 		case leaves := <-c.ch:
 			if err := c.add(ctx, leaves); err != nil {
-				return err
+				if !c.transient(ctx, err) {
+					return err
+				}
+				continue
 			}
 			if c.log2.End()-c.signed >= c.cfg.Every {
 				if err := c.sign(); err != nil {
@@ -323,7 +368,10 @@ func (c *Checkpointer) run(ctx context.Context) error {
 					continue
 				}
 				if err := c.catchUp(ctx, cur.Seq); err != nil {
-					return err
+					if !c.transient(ctx, err) {
+						return err
+					}
+					continue
 				}
 			}
 			if c.log2.End() > c.signed {
@@ -353,17 +401,52 @@ func (c *Checkpointer) add(ctx context.Context, leaves []baton.Leaf) error {
 	return nil
 }
 
+// readError is a failed read of the store: the store may be back on the
+// next try, unlike a gap in what it holds.
+type readError struct{ error }
+
+func (e readError) Unwrap() error { return e.error }
+
+// retryable says whether err is a failed read worth trying again (not one
+// the store refused as invalid: that would fail again).
+func retryable(err error) bool {
+	var re readError
+	return errors.As(err, &re) && !errors.Is(err, baton.ErrInvalid)
+}
+
+// transient says whether the loop can go on after err: a failed read
+// leaves the log lagging (the next tick catches up from the store);
+// anything else stops the checkpointer.
+func (c *Checkpointer) transient(ctx context.Context, err error) bool {
+	if !retryable(err) || ctx.Err() != nil {
+		return false
+	}
+	c.lagging.Store(true)
+	c.log.Warn("checkpointer: catch up from the store", "err", err)
+	return true
+}
+
 // catchUp appends the store's leaves up to seq upto.
+//
+// With a Tree the log is shared: the witness appends to it too, so its end
+// can move between any two reads of it. Each step reads the end once, and
+// an empty read only fails if the end is still short of upto.
 func (c *Checkpointer) catchUp(ctx context.Context, upto uint64) error {
 	topic := c.cfg.Lease.Topic
-	for c.log2.End() < upto {
-		n := min(upto-c.log2.End(), 5000)
-		ls, err := c.cfg.Store.Leaves(ctx, topic, c.log2.End(), int(n))
+	for {
+		end := c.log2.End()
+		if end >= upto {
+			break
+		}
+		ls, err := c.cfg.Store.Leaves(ctx, topic, end, int(min(upto-end, 5000)))
 		if err != nil {
-			return fmt.Errorf("checkpointer %s: read leaves after %d: %w", topic, c.log2.End(), err)
+			return readError{fmt.Errorf("checkpointer %s: read leaves after %d: %w", topic, end, err)}
 		}
 		if len(ls) == 0 {
-			return fmt.Errorf("checkpointer %s: the store has no leaf %d (cursor at %d)", topic, c.log2.End()+1, upto)
+			if c.log2.End() >= upto {
+				break // the witness appended them meanwhile
+			}
+			return fmt.Errorf("checkpointer %s: the store has no leaf %d (cursor at %d)", topic, end+1, upto)
 		}
 		if err := c.log2.Append(ls); err != nil {
 			return fmt.Errorf("checkpointer %s: %w (the ledger has a gap)", topic, err)

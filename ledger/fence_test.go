@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/testlog"
 	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/node"
 )
 
 // publish commits every appended item under lease, the way the publisher
@@ -211,18 +213,72 @@ func TestFencedCheckpointer(t *testing.T) {
 			// those leaves, is fenced when it signs, and stops.
 			leaves := publish(t, st, l2)
 			cp.Committed(leaves, nil)
-			checkFor(t, "the zombie checkpointer to stop", 10*time.Second, func() bool {
-				done := make(chan struct{})
-				go func() { cp.Committed(nil, nil); close(done) }()
-				select {
-				case <-done:
-				case <-time.After(50 * time.Millisecond):
-				}
-				return cp.Size() == 15
-			})
+			select {
+			case <-cp.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("timed out after 10s waiting for the zombie checkpointer to stop")
+			}
+			if err := cp.Err(); !errors.Is(err, baton.ErrLeaseLost) || cp.Size() != 15 {
+				t.Fatalf("zombie checkpointer stopped with %v at %d leaves, want fenced at 15", err, cp.Size())
+			}
 			latest, err := st.Checkpoint(ctx, topic)
 			if err != nil || latest.Size != 10 || latest.Epoch != l.Epoch {
 				t.Fatalf("latest checkpoint: %+v %v (the zombie must not have added one)", latest, err)
+			}
+		})
+	}
+}
+
+// TestLedgerMismatchStopsPublishing: a node that wins a topic whose stored
+// leaves do not hash to the latest checkpoint's root raises the alarm and
+// does not publish on without signing: its lease ends as failed, and no
+// checkpoint is ever stored over the one that does not add up.
+func TestLedgerMismatchStopsPublishing(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := e.open(t)
+			topic := "mismatch-" + e.name
+			appendN(t, st, topic, 20)
+			xkey, _ := ledger.GenerateKey("node-x")
+			lx, err := st.Acquire(ctx, topic, "node-x", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, st, lx)
+			// A checkpoint whose root is not that of leaves 1..20.
+			if err := st.AddCheckpoint(ctx, signAt(t, st, lx, xkey, 20, baton.Hash{1})); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Release(ctx, lx, baton.ReasonReleased); err != nil {
+				t.Fatal(err)
+			}
+			key, _ := ledger.GenerateKey("node-a")
+			n, err := node.New(e.open(t), node.Config{Node: "node-a", TTL: time.Second, Key: key,
+				CheckpointEvery: 5, CheckpointInterval: 20 * time.Millisecond, Logger: testlog.New(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			appendN(t, st, topic, 30) // m20..m29 are new
+			checkFor(t, "node-a's lease to end as failed", 20*time.Second, func() bool {
+				hs, err := st.Handovers(ctx, topic, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, h := range hs {
+					if h.Holder == "node-a" && h.Reason == baton.ReasonFailed {
+						return true
+					}
+				}
+				return false
+			})
+			cp, err := st.Checkpoint(ctx, topic)
+			if err != nil || cp.Size != 20 || cp.Node != "node-x" {
+				t.Fatalf("latest checkpoint: size %d by %s (%v), want the mismatched one of 20 by node-x", cp.Size, cp.Node, err)
 			}
 		})
 	}

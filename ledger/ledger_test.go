@@ -17,6 +17,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/redistest"
+	"github.com/baton-pub/baton/internal/testlog"
 	"github.com/baton-pub/baton/ledger"
 	"github.com/baton-pub/baton/node"
 	"github.com/baton-pub/baton/redis"
@@ -94,18 +95,19 @@ type testNode struct {
 
 func startNode(t *testing.T, st baton.Store, id string) *testNode {
 	t.Helper()
+	log := testlog.New(t).With("node", id)
 	dir := t.TempDir()
 	key, err := ledger.LoadOrCreateKey(dir, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Start(context.Background())
 	n, err := node.New(st, node.Config{Node: id, TTL: time.Second, Key: key, Witness: w,
-		CheckpointEvery: 100, CheckpointInterval: 50 * time.Millisecond})
+		CheckpointEvery: 100, CheckpointInterval: 50 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

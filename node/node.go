@@ -305,6 +305,25 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		cp.Start(ctx)
 		defer cp.Close()
 		o.Ledger = cp
+		// A lease whose publications are no longer signed must not go on:
+		// if the checkpointer stops on its own (fenced, or the ledger in
+		// the store does not add up), publishing stops too and the
+		// elector releases the lease as failed; the next holder's
+		// checkpointer starts over from the store.
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-cp.Done():
+				cancel()
+			case <-pctx.Done():
+			}
+		}()
+		err = publisher.Run(pctx, n.store, lease, o)
+		if cerr := cp.Err(); cerr != nil && ctx.Err() == nil {
+			return fmt.Errorf("ledger of %s: %w", lease.Topic, cerr)
+		}
+		return err
 	}
 	return publisher.Run(ctx, n.store, lease, o)
 }
