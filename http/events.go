@@ -78,6 +78,7 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 	conn, _, err := nethttp.NewResponseController(w).Hijack()
 	if err == nil {
 		stopReq()
+		answeredOnConn(w, nethttp.StatusOK)
 		s.streamHijacked(conn, srv, h, r, term, cancel, topic, after)
 		return
 	}

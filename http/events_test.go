@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	nethttp "net/http"
@@ -400,5 +401,49 @@ func TestValueBytesPreserved(t *testing.T) {
 	e.do("GET", "/v1/topics/quotes/items", nil, nil, &items)
 	if len(items.Items) != 1 || string(items.Items[0].Value) != want || !items.Items[0].Verify() {
 		t.Fatalf("polled %+v", items.Items)
+	}
+}
+
+// logBuffer is a concurrency-safe log sink for tests that read the log.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRequestLogOfAStream: the debug request log gives a stream that took
+// its connection over the status it answered, marked hijacked, and the
+// stream's end is logged when the client goes.
+func TestRequestLogOfAStream(t *testing.T) {
+	var logs logBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnv(t, nil, hub.Options{}, Config{Logger: log, Heartbeat: 20 * time.Millisecond})
+	s := openStream(t, nethttp.DefaultClient, eventsURL(e.url, testTopic, ""), "")
+	path := "/v1/topics/" + testTopic + "/events"
+	want := fmt.Sprintf(`msg="http: request" method=GET path=%s status=200 hijacked=true`, path)
+	logged := func(line string) func() error {
+		return func() error {
+			if !strings.Contains(logs.String(), line) {
+				return fmt.Errorf("no %q in the log:\n%s", line, logs.String())
+			}
+			return nil
+		}
+	}
+	checkFor(t, 5*time.Second, logged(want))
+	s.close()
+	checkFor(t, 5*time.Second, logged(`msg="http: stream ended" topic=`+testTopic))
+	if strings.Contains(logs.String(), "status=0") {
+		t.Fatalf("a request logged with status 0:\n%s", logs.String())
 	}
 }

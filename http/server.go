@@ -279,6 +279,13 @@ func (s *Server) logRequests(next nethttp.Handler) nethttp.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		if sw.hijacked {
+			// The stream goes on on its own: its bytes and end are logged
+			// when it ends ("http: stream ended").
+			s.log.Debug("http: request", "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "hijacked", true, "duration", time.Since(start))
+			return
+		}
 		s.log.Debug("http: request", "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "bytes", sw.n, "duration", time.Since(start))
 	})
@@ -288,8 +295,25 @@ func (s *Server) logRequests(next nethttp.Handler) nethttp.Handler {
 // reach the connection (flush, deadlines).
 type statusWriter struct {
 	nethttp.ResponseWriter
-	status int
-	n      int64
+	status   int
+	n        int64
+	hijacked bool
+}
+
+// answeredOnConn tells the request log, if w is (or wraps) its writer,
+// that the handler took the connection over and answered status on it.
+func answeredOnConn(w nethttp.ResponseWriter, status int) {
+	for {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.status, sw.hijacked = status, true
+			return
+		}
+		u, ok := w.(interface{ Unwrap() nethttp.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
