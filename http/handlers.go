@@ -112,7 +112,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if single && len(resp.Items) == 1 {
 		resp.Receipt = &resp.Items[0]
 	}
-	writeJSON(w, nethttp.StatusCreated, resp)
+	writePublishResponse(w, nethttp.StatusCreated, resp)
 }
 
 func (s *Server) listItems(w nethttp.ResponseWriter, r *nethttp.Request) {
