@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/jsonv"
 )
 
 // ItemData is the JSON data of an SSE "item" event: a published item as
@@ -141,7 +142,7 @@ func compactValue(v []byte) bool {
 			return false
 		}
 	}
-	return !in && json.Valid(v)
+	return !in && jsonv.Valid(v)
 }
 
 func newFrames(ps []baton.Published) ([]Frame, error) {

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -14,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/jsonv"
 )
 
 // Append implements baton.Queue: one script, one round trip, for the whole
@@ -41,7 +41,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].id", i), "missing")
 		case u.MsgID == "":
 			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].msg_id", i), "missing (normalize the update first)")
-		case len(u.Value) == 0 || !json.Valid(u.Value):
+		case len(u.Value) == 0 || !jsonv.Valid(u.Value):
 			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].value", i), "not valid JSON")
 		}
 		hashes[i] = baton.HashItem(topic, u)
