@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	nethttp "net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/testlog"
 )
 
 // stream is an open event stream read in the background.
@@ -404,31 +404,12 @@ func TestValueBytesPreserved(t *testing.T) {
 	}
 }
 
-// logBuffer is a concurrency-safe log sink for tests that read the log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRequestLogOfAStream: the debug request log gives a stream that took
 // its connection over the status it answered, marked hijacked, and the
 // stream's end is logged when the client goes.
 func TestRequestLogOfAStream(t *testing.T) {
-	var logs logBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := newEnv(t, nil, hub.Options{}, Config{Logger: log, Heartbeat: 20 * time.Millisecond})
+	var logs testlog.Buffer
+	e := newEnv(t, nil, hub.Options{}, Config{Logger: logs.Logger(), Heartbeat: 20 * time.Millisecond})
 	s := openStream(t, nethttp.DefaultClient, eventsURL(e.url, testTopic, ""), "")
 	path := "/v1/topics/" + testTopic + "/events"
 	want := fmt.Sprintf(`msg="http: request" method=GET path=%s status=200 hijacked=true`, path)

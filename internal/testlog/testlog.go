@@ -17,23 +17,28 @@ const maxBytes = 4 << 20
 // t.Log when t has failed by the time its cleanup runs.
 func New(t testing.TB) *slog.Logger {
 	t.Helper()
-	b := &buffer{}
+	b := &Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			t.Logf("log of the components under test (last %d bytes):\n%s", b.buf.Len(), b.buf.Bytes())
+			t.Logf("log of the components under test (last %d bytes):\n%s", b.Len(), b.String())
 		}
 	})
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return b.Logger()
 }
 
-type buffer struct {
+// Buffer keeps log text for a test to read; safe for concurrent use and
+// bounded (the oldest records go first).
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *buffer) Write(p []byte) (int, error) {
+// Logger returns a debug-level text logger writing to b.
+func (b *Buffer) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buf.Len()+len(p) > maxBytes {
@@ -47,4 +52,18 @@ func (b *buffer) Write(p []byte) (int, error) {
 		b.buf.Write(kept)
 	}
 	return b.buf.Write(p)
+}
+
+// String is the text kept.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Len is the number of bytes kept.
+func (b *Buffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
 }
