@@ -144,7 +144,7 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		return row, err
 	}
 	e.logf("%s: connecting %d terminals", t.name, n)
-	g, err := startTerminals(ctx, th, []string{"http://" + t.addr}, topic, n, 4096, 200, 60*time.Second)
+	g, err := startTerminals(ctx, th, []string{"http://" + t.addr}, topic, n, 4096, 200, 60*time.Second, false)
 	if err != nil {
 		return row, err
 	}

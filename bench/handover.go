@@ -310,7 +310,7 @@ func soak(ctx context.Context, e *env, p plan, ttl time.Duration) (SoakResult, e
 		bases = append(bases, "http://"+a)
 		posters = append(posters, newPoster(hc, a, topic))
 	}
-	g, err := startTerminals(ctx, &http.Client{Transport: newTransport(p.terminals)}, bases, topic, p.terminals, 64<<10, 50, 30*time.Second)
+	g, err := startTerminals(ctx, &http.Client{Transport: newTransport(p.terminals)}, bases, topic, p.terminals, 64<<10, 50, 30*time.Second, false)
 	if err != nil {
 		return s, err
 	}

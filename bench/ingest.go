@@ -35,6 +35,10 @@ type IngestRow struct {
 	Delivered float64 `json:"delivered_items_per_s"`
 	// Complete is false if the terminal did not get every item in time.
 	Complete bool `json:"complete"`
+	// Resumes counts the times the server cut the terminal off as a slow
+	// consumer and it resumed after its last item (its time is in the
+	// figure).
+	Resumes int64 `json:"terminal_resumes"`
 	// Ceiling is the raw store's items/s at the same batch size (see
 	// ceilings); Ratio is Delivered / Ceiling.
 	Ceiling float64 `json:"ceiling_items_per_s,omitempty"`
@@ -61,8 +65,8 @@ func runIngest(ctx context.Context, e *env, p plan, r *Report) error {
 			return fmt.Errorf("batch %d: %w", b, err)
 		}
 		res.Rows = append(res.Rows, row)
-		e.logf("ingest batch %3d: %9.0f items/s acked, %9.0f items/s to a terminal (request p99 %.1f ms, %d errors)",
-			b, row.Acked, row.Delivered, row.Request.P99, row.Errors)
+		e.logf("ingest batch %3d: %9.0f items/s acked, %9.0f items/s to a terminal (request p99 %.1f ms, %d errors, %d terminal resumes)",
+			b, row.Acked, row.Delivered, row.Request.P99, row.Errors, row.Resumes)
 		hs, err := c.handovers(ctx, topic)
 		if err != nil {
 			return fmt.Errorf("read hand-overs: %w", err)
@@ -90,7 +94,7 @@ func warmUp(ctx context.Context, g *terminals, ps *poster, pad string) error {
 func ingestOnce(ctx context.Context, e *env, p plan, c *cluster, hc, th *http.Client, topic string, batch int, pad string) (IngestRow, error) {
 	row := IngestRow{Batch: batch}
 	addrs := c.addrs()
-	g, err := startTerminals(ctx, th, []string{"http://" + addrs[0]}, topic, 1, 256<<10, 1, 30*time.Second)
+	g, err := startTerminals(ctx, th, []string{"http://" + addrs[0]}, topic, 1, 256<<10, 1, 30*time.Second, true)
 	if err != nil {
 		return row, err
 	}
@@ -111,6 +115,7 @@ func ingestOnce(ctx context.Context, e *env, p plan, c *cluster, hc, th *http.Cl
 	// at least what was acknowledged.
 	want := acked
 	row.Complete = waitFor(ctx, 30*time.Second, func() bool { return g.min() >= want })
+	row.Resumes = g.resumed.Load()
 	last := time.Unix(0, g.lastAt.Load())
 	if d := last.Sub(start); d > 0 {
 		row.Delivered = float64(min(g.min(), want)) / d.Seconds()

@@ -78,7 +78,7 @@ func latencyOnce(ctx context.Context, e *env, p plan, addrs []string, hc, th *ht
 	for _, a := range addrs {
 		bases = append(bases, "http://"+a)
 	}
-	g, err := startTerminals(ctx, th, bases, topic, p.terminals, 64<<10, 50, 30*time.Second)
+	g, err := startTerminals(ctx, th, bases, topic, p.terminals, 64<<10, 50, 30*time.Second, false)
 	if err != nil {
 		return row, err
 	}

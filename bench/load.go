@@ -218,12 +218,18 @@ loop:
 // called once the stream is open, fn for every data line (the frame's JSON),
 // with the time it was read. It returns when ctx ends (nil) or the stream
 // fails.
-func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int, connected func(), fn func(data []byte, at time.Time)) error {
+//
+// If last is not nil, the stream resumes after *last (Last-Event-ID) when
+// it is not 0, and *last follows the id of every event read.
+func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int, last *uint64, connected func(), fn func(data []byte, at time.Time)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if last != nil && *last > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -260,6 +266,10 @@ func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int
 		}
 		if len(line) > 6 && string(line[:6]) == "data: " {
 			fn(line[6:len(line)-1], time.Now())
+		} else if last != nil && len(line) > 4 && string(line[:4]) == "id: " {
+			if id, err := strconv.ParseUint(string(line[4:len(line)-1]), 10, 64); err == nil {
+				*last = id
+			}
 		}
 	}
 }

@@ -17,6 +17,9 @@ type terminals struct {
 	n         int
 	connected atomic.Int64
 	failed    atomic.Int64
+	// resumed counts streams the server ended that were opened again
+	// after their last event, as a client does (only with resume).
+	resumed atomic.Int64
 	counts    []atomic.Int64
 	win       atomic.Pointer[window]
 	mu        sync.Mutex
@@ -27,6 +30,9 @@ type terminals struct {
 	lastAt atomic.Int64
 }
 
+// maxResumes bounds how often a terminal opens its stream again.
+const maxResumes = 100
+
 // window is one measurement window of a terminals group.
 type window struct {
 	since int64 // Unix ns: items due earlier are not counted
@@ -35,7 +41,11 @@ type window struct {
 
 // startTerminals connects n terminals, terminal i to base URL bases[i%len],
 // at most dialers at a time, and waits (up to d) until all are connected.
-func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic string, n, bufSize, dialers int, d time.Duration) (*terminals, error) {
+// With resume, a terminal whose stream the server ends (a slow consumer
+// is cut off when its live queue overflows) opens it again after its last
+// event, as Baton's client does, up to maxResumes times; without, that
+// terminal has failed.
+func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic string, n, bufSize, dialers int, d time.Duration, resume bool) (*terminals, error) {
 	g := &terminals{n: n, counts: make([]atomic.Int64, n)}
 	g.win.Store(&window{since: 1<<63 - 1, lat: newShardedHist(1)})
 	ctx, g.cancel = context.WithCancel(ctx)
@@ -55,10 +65,12 @@ func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic 
 				}
 			}
 			defer release()
-			err := stream(ctx, hc, bases[i%len(bases)], path, bufSize, func() {
-				g.connected.Add(1)
-				release()
-			}, func(data []byte, at time.Time) {
+			var last uint64
+			var lastp *uint64
+			if resume {
+				lastp = &last
+			}
+			onData := func(data []byte, at time.Time) {
 				w := g.win.Load()
 				t := sentAt(data)
 				if t < w.since {
@@ -68,7 +80,20 @@ func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic 
 				w.lat.Record(i, time.Duration(now-t))
 				g.counts[i].Add(1)
 				g.lastAt.Store(now)
-			})
+			}
+			var err error
+			for tries := 0; ; tries++ {
+				err = stream(ctx, hc, bases[i%len(bases)], path, bufSize, lastp, func() {
+					if tries == 0 {
+						g.connected.Add(1)
+						release()
+					}
+				}, onData)
+				if err == nil || ctx.Err() != nil || !resume || last == 0 || tries == maxResumes {
+					break
+				}
+				g.resumed.Add(1)
+			}
 			if err != nil && ctx.Err() == nil {
 				g.failed.Add(1)
 				g.mu.Lock()
