@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -309,6 +310,35 @@ func TestPostBodyTooLargeChunked(t *testing.T) {
 	var bad ErrorResponse
 	resp := e.do("POST", "/v1/topics/"+testTopic+"/items", io.NopCloser(body), nil, &bad)
 	if resp.StatusCode != 413 || bad.Error.Code != baton.CodeTooLarge {
+		t.Fatalf("got %d %+v", resp.StatusCode, bad.Error)
+	}
+	if n := e.lastSeq(testTopic); n != 0 {
+		t.Fatalf("queue has %d items", n)
+	}
+}
+
+// TestPostBodyShorterThanItsLength: a body that ends before the length
+// its request gave is refused as invalid and appends nothing.
+func TestPostBodyShorterThanItsLength(t *testing.T) {
+	e := newEnv(t, nil, hub.Options{}, Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"id":"a","value":1}`
+	fmt.Fprintf(conn, "POST /v1/topics/%s/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", testTopic, len(body)+50, body)
+	conn.(*net.TCPConn).CloseWrite()
+	resp, err := nethttp.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var bad ErrorResponse
+	if err := json.NewDecoder(resp.Body).Decode(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || bad.Error == nil || bad.Error.Code != baton.CodeInvalid || !strings.Contains(bad.Error.Message, "EOF") {
 		t.Fatalf("got %d %+v", resp.StatusCode, bad.Error)
 	}
 	if n := e.lastSeq(testTopic); n != 0 {
