@@ -19,13 +19,13 @@ type terminals struct {
 	failed    atomic.Int64
 	// resumed counts streams the server ended that were opened again
 	// after their last event, as a client does (only with resume).
-	resumed atomic.Int64
-	counts    []atomic.Int64
-	win       atomic.Pointer[window]
-	mu        sync.Mutex
-	firstErr  error
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	resumed  atomic.Int64
+	counts   []atomic.Int64
+	win      atomic.Pointer[window]
+	mu       sync.Mutex
+	firstErr error
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 	// lastAt is the Unix ns of the latest counted arrival.
 	lastAt atomic.Int64
 }

@@ -68,10 +68,5 @@ func appendJSONString(b []byte, s string) []byte {
 
 // writePublishResponse answers an append with its receipts.
 func writePublishResponse(w nethttp.ResponseWriter, status int, resp PublishResponse) {
-	body := appendPublishResponse(make([]byte, 0, 64+130*len(resp.Items)), resp)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	writeBody(w, status, appendPublishResponse(make([]byte, 0, 64+130*len(resp.Items)), resp))
 }

@@ -279,15 +279,15 @@ func (s *Server) logRequests(next nethttp.Handler) nethttp.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status}
 		if sw.hijacked {
-			// The stream goes on on its own: its bytes and end are logged
-			// when it ends ("http: stream ended").
-			s.log.Debug("http: request", "method", r.Method, "path", r.URL.Path,
-				"status", sw.status, "hijacked", true, "duration", time.Since(start))
-			return
+			// The stream goes on on its own: its end is logged when it
+			// ends ("http: stream ended").
+			attrs = append(attrs, "hijacked", true)
+		} else {
+			attrs = append(attrs, "bytes", sw.n)
 		}
-		s.log.Debug("http: request", "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "bytes", sw.n, "duration", time.Since(start))
+		s.log.Debug("http: request", append(attrs, "duration", time.Since(start))...)
 	})
 }
 
@@ -345,9 +345,14 @@ func writeJSON(w nethttp.ResponseWriter, status int, v any) {
 		buf.Reset()
 		buf.WriteString(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
 	}
+	writeBody(w, status, buf.Bytes())
+}
+
+// writeBody answers with a JSON body already encoded.
+func writeBody(w nethttp.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }

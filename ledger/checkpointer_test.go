@@ -44,10 +44,7 @@ func TestCheckpointerRidesOutAnUnreachableStore(t *testing.T) {
 	const topic = "away"
 	appendN(t, st, topic, 30)
 	key, _ := ledger.GenerateKey("node-a")
-	l, err := st.Acquire(ctx, topic, "node-a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, st, topic, "node-a")
 	publish(t, st, l)
 	st.cursorFails.Store(2)
 	st.leafFails.Store(2)

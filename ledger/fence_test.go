@@ -37,6 +37,16 @@ func publish(t *testing.T, st baton.Store, l baton.Lease) []baton.Leaf {
 	return c.Leaves
 }
 
+// acquire takes topic's lease for holder, for a minute.
+func acquire(t *testing.T, st baton.Store, topic, holder string) baton.Lease {
+	t.Helper()
+	l, err := st.Acquire(context.Background(), topic, holder, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func register(t testing.TB, st baton.Store, k *ledger.Key) {
 	if err := st.Heartbeat(context.Background(), baton.Member{Node: k.Node, State: baton.MemberIdle, PublicKey: k.Public}, time.Minute); err != nil {
 		t.Fatal(err)
@@ -241,10 +251,7 @@ func TestLedgerMismatchStopsPublishing(t *testing.T) {
 			topic := "mismatch-" + e.name
 			appendN(t, st, topic, 20)
 			xkey, _ := ledger.GenerateKey("node-x")
-			lx, err := st.Acquire(ctx, topic, "node-x", time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
+			lx := acquire(t, st, topic, "node-x")
 			publish(t, st, lx)
 			// A checkpoint whose root is not that of leaves 1..20.
 			if err := st.AddCheckpoint(ctx, signAt(t, st, lx, xkey, 20, baton.Hash{1})); err != nil {
