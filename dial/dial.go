@@ -1,17 +1,19 @@
-// Package dial opens a store by URL scheme:
+// Package dial opens a store by URL scheme. Each engine owns its schemes,
+// its URL syntax and its redaction; this package only picks the engine:
 //
-//	sqlite:///abs/path.db, sqlite://rel/path.db  the embedded engine
-//	redis://, rediss://, redis+sentinel://       the Redis engine
+//	sqlite:///abs/path.db, sqlite://rel/path.db           the embedded engine
+//	redis://, rediss://, redis+sentinel://, rediss+sentinel://  the Redis engine
 package dial
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/redis"
 	"github.com/baton-pub/baton/sqlite"
 )
 
@@ -23,35 +25,82 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Open opens the store named by rawURL.
+// engine is what dial needs of a store engine.
+type engine struct {
+	schemes   []string
+	open      func(ctx context.Context, rawURL string, o Options) (baton.Store, error)
+	redact    func(rawURL string) string
+	transient func(error) bool
+}
+
+var engines = []engine{
+	{
+		schemes: sqlite.Schemes,
+		open: func(ctx context.Context, rawURL string, o Options) (baton.Store, error) {
+			return sqlite.Open(ctx, rawURL, sqlite.Options{Logger: o.Logger})
+		},
+		redact:    sqlite.Redact,
+		transient: func(err error) bool { return errors.Is(err, baton.ErrUnavailable) },
+	},
+	{
+		schemes: redis.Schemes,
+		open: func(ctx context.Context, rawURL string, o Options) (baton.Store, error) {
+			return redis.Open(ctx, rawURL, redis.Options{Logger: o.Logger})
+		},
+		redact:    redis.Redact,
+		transient: redis.Transient,
+	},
+}
+
+// Schemes lists every URL scheme Open accepts.
+func Schemes() []string {
+	var all []string
+	for _, e := range engines {
+		all = append(all, e.schemes...)
+	}
+	return all
+}
+
+func lookup(rawURL string) (engine, string, bool) {
+	scheme, _, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return engine{}, "", false
+	}
+	for _, e := range engines {
+		if slices.Contains(e.schemes, scheme) {
+			return e, scheme, true
+		}
+	}
+	return engine{}, scheme, false
+}
+
+// Open opens the store named by rawURL. Its errors never hold a password.
 func Open(ctx context.Context, rawURL string, o Options) (baton.Store, error) {
 	if rawURL == "" {
 		rawURL = DefaultURL
 	}
-	scheme, _, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return nil, baton.Invalidf("store", "%q is not a URL (want sqlite://PATH or redis://HOST:PORT/DB)", Redact(rawURL))
-	}
-	switch scheme {
-	case "sqlite":
-		return sqlite.Open(ctx, rawURL, sqlite.Options{Logger: o.Logger})
-	case "redis", "rediss", "redis+sentinel":
-		return openRedis(ctx, rawURL, o)
+	e, scheme, ok := lookup(rawURL)
+	switch {
+	case ok:
+		return e.open(ctx, rawURL, o)
+	case scheme == "" && !strings.Contains(rawURL, "://"):
+		return nil, baton.Invalidf("store", "the store is not a URL (want sqlite://PATH or redis://HOST:PORT/DB)")
 	default:
-		return nil, baton.Invalidf("store", "unknown scheme %q (want sqlite, redis, rediss or redis+sentinel)", scheme)
+		return nil, baton.Invalidf("store", "unknown scheme %q (want %s)", scheme, strings.Join(Schemes(), ", "))
 	}
 }
 
-// Redact hides the password of a store URL, for logs and status.
+// Redact returns a store URL as it may be shown in logs, status answers
+// and error messages: with every password hidden, and, when the URL cannot
+// be parsed, with nothing but its scheme.
 func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return rawURL
+	if e, _, ok := lookup(rawURL); ok {
+		return e.redact(rawURL)
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if _, _, ok := strings.Cut(rawURL, "://"); !ok {
+		return "(not a URL)"
 	}
-	return u.String()
+	return "(unknown scheme)"
 }
 
 // Transient reports whether an error from Open of rawURL may go away by
@@ -62,8 +111,8 @@ func Transient(rawURL string, err error) bool {
 	if err == nil {
 		return false
 	}
-	if strings.HasPrefix(rawURL, "redis") {
-		return redisTransient(err)
+	if e, _, ok := lookup(rawURL); ok {
+		return e.transient(err)
 	}
-	return errors.Is(err, baton.ErrUnavailable)
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,6 +61,24 @@ type Config struct {
 	SentinelPassword string
 	CAFile           string
 	SkipVerify       bool
+}
+
+// Schemes are the URL schemes this engine opens.
+var Schemes = []string{"redis", "rediss", "redis+sentinel", "rediss+sentinel"}
+
+// Redact returns raw with every password replaced by "xxxxx", for logs,
+// status and error messages. A URL that ParseURL refuses is not shown at
+// all (its scheme only): its secrets cannot be told from the rest.
+func Redact(raw string) string {
+	c, err := ParseURL(raw)
+	if err != nil {
+		scheme, _, _ := strings.Cut(raw, "://")
+		if !slices.Contains(Schemes, scheme) {
+			scheme = "redis"
+		}
+		return scheme + "://(unparsable URL hidden)"
+	}
+	return c.Redacted()
 }
 
 func urlErr(format string, args ...any) error {

@@ -80,6 +80,19 @@ type Store struct {
 	closeErr  error
 }
 
+// Schemes are the URL schemes this engine opens.
+var Schemes = []string{"sqlite"}
+
+// Redact returns raw as it may be shown in logs, status and errors. A SQLite
+// URL holds no secret (ParseURL refuses user info), so a URL ParseURL
+// accepts is shown whole; any other is hidden but for its scheme.
+func Redact(raw string) string {
+	if _, err := ParseURL(raw, &Options{}); err != nil {
+		return "sqlite://(unparsable URL hidden)"
+	}
+	return raw
+}
+
 // ParseURL turns a store URL into a file path:
 // sqlite:///abs/path.db, sqlite://rel/path.db or a plain path.
 // Query parameters (poll, sync, busy_timeout) fill opts.
@@ -92,7 +105,12 @@ func ParseURL(raw string, opts *Options) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", baton.Invalidf("store", "bad URL: %v", err)
+		// Not %v of err: url.Error repeats the whole URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", baton.Invalidf("store", "bad sqlite URL: %v", err)
 	}
 	if u.Scheme != "sqlite" {
 		return "", baton.Invalidf("store", "scheme %q is not sqlite", u.Scheme)
