@@ -50,7 +50,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newPublish(), newSubscribe(), newStatus(), newDemo(), newBench(), newChaos(), newLedger())
+	root.AddCommand(newServe(), newPublish(), newSubscribe(), newStatus(), newDemo(), newBench(), newChaos(), newLedger(), newToken())
 	return root
 }
 
