@@ -40,6 +40,10 @@ const (
 	CodeInternal     = "internal"
 	CodeGone         = "gone"
 	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeRateLimited  = "rate_limited"
+	CodeMediaType    = "unsupported_media_type"
+	CodeTooMany      = "too_many"
 )
 
 // InvalidError is bad input, naming the field at fault.

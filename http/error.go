@@ -36,6 +36,10 @@ type ErrorResponse struct {
 var statusOf = map[string]int{
 	baton.CodeInvalid:      nethttp.StatusBadRequest,
 	baton.CodeUnauthorized: nethttp.StatusUnauthorized,
+	baton.CodeForbidden:    nethttp.StatusForbidden,
+	baton.CodeRateLimited:  nethttp.StatusTooManyRequests,
+	baton.CodeMediaType:    nethttp.StatusUnsupportedMediaType,
+	baton.CodeTooMany:      nethttp.StatusTooManyRequests,
 	baton.CodeNotFound:     nethttp.StatusNotFound,
 	baton.CodeMethod:       nethttp.StatusMethodNotAllowed,
 	baton.CodeConflict:     nethttp.StatusConflict,
