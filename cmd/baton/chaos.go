@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
 	"os"
 	"time"
 
@@ -39,27 +37,11 @@ Replay a run with the same flags and --seed.`,
 			if err := c.Validate(); err != nil {
 				return err
 			}
-			progress := io.Writer(cmd.ErrOrStderr())
-			if !jsonOut {
-				progress = cmd.OutOrStdout()
-			}
-			rep, err := chaos.Run(cmd.Context(), c, progress)
+			rep, err := chaos.Run(cmd.Context(), c, progressTo(cmd, jsonOut))
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-			} else {
-				rep.Print(cmd.OutOrStdout())
-			}
-			if !rep.OK {
-				return exitError{code: 1}
-			}
-			return nil
+			return writeReport(cmd, jsonOut, rep, rep.OK)
 		},
 	}
 	f := cmd.Flags()
