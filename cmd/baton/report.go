@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// progressTo is where a harness (demo, chaos) writes its progress: stdout,
+// progressTo is where a harness (bench, chaos, demo) writes its progress: stdout,
 // or stderr when the report goes to stdout as JSON.
 func progressTo(cmd *cobra.Command, jsonOut bool) io.Writer {
 	if jsonOut {
