@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Store is the shared store, the patent's "remote dictionary": it keeps the
+// Store is the shared store (docs/design.md, step 4): it keeps the
 // publish locks, the queues and their hash index, the cursors, the ledger,
 // the release records and the membership. Every engine (sqlite, redis) passes
 // the conformance suite in package storetest.

@@ -1,6 +1,6 @@
-// Package ledger is Baton's shared publication ledger (mission claim 7): one
-// append-only RFC 6962 Merkle log per topic whose leaves are the
-// baton.Leaf records the publisher appends with every commit, signed
+// Package ledger is Baton's shared publication ledger (docs/design.md,
+// step 6): one append-only RFC 6962 Merkle log per topic whose leaves are
+// the baton.Leaf records the publisher appends with every commit, signed
 // checkpoints made by the lease holder, witnesses on every other node that
 // mirror the log into a local copy and cosign what they checked, inclusion
 // and consistency proofs, and a full audit. docs/ledger.md describes the

@@ -250,44 +250,14 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 }
 
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
-	var trimWanted uint64
-	var trimMu sync.Mutex
 	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log}
 	if n.cfg.Retain > 0 {
-		o.OnCommit = func(c baton.Cursor, _ int) {
-			if c.Seq > n.cfg.Retain {
-				trimMu.Lock()
-				trimWanted = c.Seq - n.cfg.Retain + 1
-				trimMu.Unlock()
-			}
-		}
-		// Trim in the background, at most every second, off the commit path.
+		t := newTrimmer(n.store, lease.Topic, n.cfg.Retain, trimEvery, n.cfg.Clock, n.log)
+		o.OnCommit = t.committed
+		tctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			var trimmed uint64
-			for {
-				select {
-				case <-done:
-					return
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-				trimMu.Lock()
-				w := trimWanted
-				trimMu.Unlock()
-				if w > trimmed {
-					if _, err := n.store.Trim(ctx, lease.Topic, w); err != nil {
-						n.log.Warn("trim", "topic", lease.Topic, "err", err)
-						continue
-					}
-					trimmed = w
-				}
-			}
-		}()
+		go func() { defer close(done); t.run(tctx) }()
+		defer func() { stop(); <-done }()
 	}
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,

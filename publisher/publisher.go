@@ -1,7 +1,7 @@
 // Package publisher is the lease holder's loop: it resumes from the cursor
-// (claim 5: the last published hash, looked up in the index) and commits the
-// queue's later items first-in-first-out, in batches, under the lease's
-// fencing epoch.
+// (the last published hash, looked up in the index: docs/design.md, step 5)
+// and commits the queue's later items first-in-first-out, in batches, under
+// the lease's fencing epoch.
 package publisher
 
 import (
@@ -182,7 +182,7 @@ type itemsRead struct {
 }
 
 // Resume finds where publishing must carry on: it reads the cursor's hash
-// and looks it up in the index (claim 5). A cursor whose hash is not where
+// and looks it up in the index (docs/design.md, step 5). A cursor whose hash is not where
 // the cursor says is a corrupt store: publishing stops rather than guess.
 func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 	cur, err := st.Cursor(ctx, topic)

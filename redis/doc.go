@@ -1,6 +1,6 @@
-// Package redis is Baton's Redis engine of baton.Store: the patent's "remote
-// dictionary", for servers that span machines. It runs on a standalone
-// Redis, over TLS, or behind Sentinel, chosen by URL:
+// Package redis is Baton's Redis engine of baton.Store (the shared store of
+// docs/design.md, step 4), for servers that span machines. It runs on a
+// standalone Redis, over TLS, or behind Sentinel, chosen by URL:
 //
 //	redis://[user:pass@]host:port/db
 //	rediss://[user:pass@]host:port/db                    (TLS)
@@ -27,7 +27,7 @@
 // baton.ErrUnavailable to the caller, which knows whether a retry is safe
 // (appends are idempotent by msg id; an acquire is not).
 //
-// # The remote dictionary
+// # Keys
 //
 // Every key of a topic T carries the hash tag {T}, so one topic lives in
 // one Redis Cluster slot and each script touches one slot. PREFIX is
@@ -58,7 +58,8 @@
 //	PREFIX:{T}:seq       hash    queue counters: last (last seq given), below
 //	                             (every seq under it was trimmed; default 1).
 //	PREFIX:{T}:msgids    hash    msg_id -> seq: the idempotency index.
-//	PREFIX:{T}:hashes    hash    item hash -> seq: the patent's index.
+//	PREFIX:{T}:hashes    hash    item hash -> seq: the hash index
+//	                             a successor resumes from (docs/design.md, step 5).
 //	                             Item hashes are kept as their 32 bytes
 //	                             wherever Redis holds them (entry.go).
 //	PREFIX:{T}:cursor    hash    seq, hash, epoch, updated_us of the last

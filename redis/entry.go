@@ -22,10 +22,10 @@ import (
 //	                <publisher><item hash>...": the leaves of one commit
 //	                that share a time, their hashes in seq order
 //
-// A Lua script pays about a microsecond for each command it calls and each
-// string it builds, on Redis's one thread, so a script that added an entry
-// per item spent most of its time in that glue (about 2.3 of 4.6 µs per
-// item at a batch of 100). An entry per append or commit is one XADD of a
+// A Lua script pays for each command it calls and each string it builds,
+// on Redis's one thread, so a script that added an entry per item spent
+// most of its time in that glue (docs/benchmarks.md, changes 13-16). An
+// entry per append or commit is one XADD of a
 // body the node built: the script's work per item is the two index entries
 // an item must have (msg id and hash), and readers get one field per
 // hundred items to encode and parse instead of two per item. Record batches

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS topics (
 );
 
 -- The queue. (topic, seq) is the position; the two indexes are the msg id
--- dedup index and the patent's hash -> position index.
+-- dedup index and the hash -> position index a successor resumes from
+-- (docs/design.md, step 5).
 CREATE TABLE IF NOT EXISTS items (
 	topic       TEXT    NOT NULL,
 	seq         INTEGER NOT NULL,

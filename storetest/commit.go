@@ -288,9 +288,9 @@ func testCommitMalformed(e *env) {
 	e.commit(a, 1, rest)
 }
 
-// testResumeAfterHandover is mission claim 5: the new holder reads the
-// cursor, finds its hash in the index, and the items after it are exactly
-// the unpublished ones.
+// testResumeAfterHandover is the resume step (docs/design.md, step 5): the
+// new holder reads the cursor, finds its hash in the index, and the items
+// after it are exactly the unpublished ones.
 func testResumeAfterHandover(e *env) {
 	topic := e.topic("")
 	its := e.appendN(topic, 7)

@@ -112,8 +112,9 @@
 //     and Holder as Publisher and a non-zero PublishedAt.
 //   - T1 Trim(before) deletes the items with seq < before that are published,
 //     except the item at the cursor, which stays so that the resume point
-//     (mission claim 5: SeqOfHash(cursor.Hash)) always resolves. It returns
-//     how many it deleted: 0 for an unknown topic or nothing to delete.
+//     (SeqOfHash(cursor.Hash), docs/design.md, step 5) always resolves. It
+//     returns how many it deleted: 0 for an unknown topic or nothing to
+//     delete.
 //   - T2 A trimmed item leaves the hash index too (SeqOfHash is ErrNotFound).
 //     Its leaf stays. TopicInfo.FirstSeq moves to the first kept item,
 //     LastSeq does not move.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
 	"os"
 	"strings"
 
@@ -38,27 +36,11 @@ report.md and PNG pictures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.Command = "baton " + strings.Join(os.Args[1:], " ")
-			progress := io.Writer(cmd.OutOrStdout())
-			if jsonOut {
-				progress = cmd.ErrOrStderr()
-			}
-			rep, err := bench.Run(cmd.Context(), c, progress)
+			rep, err := bench.Run(cmd.Context(), c, progressTo(cmd, jsonOut))
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-			} else {
-				rep.Print(cmd.OutOrStdout())
-			}
-			if !rep.OK() {
-				return exitError{code: 1}
-			}
-			return nil
+			return writeReport(cmd, jsonOut, rep, rep.OK())
 		},
 	}
 	f := cmd.Flags()

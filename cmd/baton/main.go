@@ -15,10 +15,9 @@ import (
 
 // defaultGOGC is the garbage collector's target unless GOGC is set. A
 // node's live heap is small (tens of MB) and its garbage is per request
-// (bodies, replies, frames): Go's default of 100 spent about a fifth of a
-// node's CPU on collection under full ingest, and 400 gave 14% more
-// ingest-to-terminal throughput on Redis (docs/benchmarks.md). Set GOGC
-// to choose another, and GOMEMLIMIT to cap the heap.
+// (bodies, replies, frames), so collecting less often buys throughput for
+// a little memory per connection (docs/benchmarks.md, change 19). Set
+// GOGC to choose another, and GOMEMLIMIT to cap the heap.
 const defaultGOGC = 400
 
 func main() {

@@ -1,4 +1,4 @@
-package main
+package chaos
 
 import (
 	"context"
@@ -17,21 +17,22 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/dial"
 	"github.com/baton-pub/baton/internal/nemesis"
 	"github.com/baton-pub/baton/internal/netproxy"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/internal/workload"
 )
 
-// chaosRun is one chaos run: the processes, the workload, the nemesis and
+// run is one chaos run: the processes, the workload, the nemesis and
 // what they observed.
 //
-// Goroutines: runChaos owns the run; the nemesis loop starts one goroutine
+// Goroutines: Run owns the run; the nemesis loop starts one goroutine
 // per fault (tracked by faults), which claims its target in the registry
 // (mu) for as long as the fault lasts, so that two faults never hit one
 // node at once and at least one node is always left alone.
-type chaosRun struct {
-	c      chaosConfig
+type run struct {
+	c      Config
 	start  time.Time
 	dir    string
 	out    io.Writer
@@ -51,19 +52,19 @@ type chaosRun struct {
 
 	mu       sync.Mutex
 	impaired map[string]string // node name or "store" or terminal name -> fault
-	timeline []chaosEvent
+	timeline []Event
 	victims  []victim
-	counts   map[nemesis.Kind]*faultCount
+	counts   map[nemesis.Kind]*FaultCount
 	problems []string
 }
 
-func (r *chaosRun) logf(format string, args ...any) {
+func (r *run) logf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fmt.Fprintf(r.out, "[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (r *chaosRun) event(e chaosEvent) {
+func (r *run) event(e Event) {
 	e.At = time.Since(r.start).Seconds()
 	r.mu.Lock()
 	r.timeline = append(r.timeline, e)
@@ -71,7 +72,7 @@ func (r *chaosRun) event(e chaosEvent) {
 	r.logf("%s %s: %s", e.Kind, e.Target, e.Detail)
 }
 
-func (r *chaosRun) problem(format string, args ...any) {
+func (r *run) problem(format string, args ...any) {
 	p := fmt.Sprintf(format, args...)
 	r.mu.Lock()
 	r.problems = append(r.problems, p)
@@ -79,12 +80,18 @@ func (r *chaosRun) problem(format string, args ...any) {
 	r.logf("PROBLEM: %s", p)
 }
 
-func runChaos(ctx context.Context, c chaosConfig, out io.Writer) (*chaosReport, error) {
-	r := &chaosRun{c: c, start: time.Now(), out: out, h: checker.NewHistory(),
+// Run carries out a chaos run: it starts the store (if asked), the
+// servers and the workload, injects the planned faults for c.Duration,
+// heals them, lets the terminals drain and judges the run. Progress goes
+// to out as it happens. An error means the run could not be carried out;
+// a run that found anomalies returns a Report whose OK is false. Run
+// stops every process it started before it returns.
+func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
+	r := &run{c: c, start: time.Now(), out: out, h: checker.NewHistory(),
 		httpc: &nethttp.Client{Timeout: time.Second}, impaired: make(map[string]string),
-		counts: make(map[nemesis.Kind]*faultCount), follow: make(map[string][]string)}
+		counts: make(map[nemesis.Kind]*FaultCount), follow: make(map[string][]string)}
 	for _, k := range nemesis.AllKinds {
-		r.counts[k] = &faultCount{}
+		r.counts[k] = &FaultCount{}
 	}
 	var err error
 	if r.dir, err = os.MkdirTemp("", "baton-chaos-"); err != nil {
@@ -108,7 +115,7 @@ func runChaos(ctx context.Context, c chaosConfig, out io.Writer) (*chaosReport, 
 		return nil, err
 	}
 	r.logf("seed %d, store %s (%s), %d servers, lease TTL %v, %d topics x %d sources x %d terminals, %v of faults every ~%v; work dir %s",
-		c.Seed, redactURL(r.store), r.engine, c.Nodes, c.LeaseTTL, c.Topics, c.Sources, c.Terminals, c.Duration, c.Interval, r.dir)
+		c.Seed, dial.Redact(r.store), r.engine, c.Nodes, c.LeaseTTL, c.Topics, c.Sources, c.Terminals, c.Duration, c.Interval, r.dir)
 	r.logf("replay: %s", r.replay())
 	r.logf("schedule (%d faults):", len(plan))
 	for _, f := range plan {
@@ -160,7 +167,7 @@ func runChaos(ctx context.Context, c chaosConfig, out io.Writer) (*chaosReport, 
 
 // kinds are the faults this run may inject: those asked for that make
 // sense for the store.
-func (r *chaosRun) kinds() []nemesis.Kind {
+func (r *run) kinds() []nemesis.Kind {
 	var out []nemesis.Kind
 	for _, k := range nemesis.AllKinds {
 		if !slices.Contains(r.c.Faults, "all") && !slices.Contains(r.c.Faults, string(k)) {
@@ -179,7 +186,7 @@ func (r *chaosRun) kinds() []nemesis.Kind {
 
 // openStore picks the store and, for Redis, starts our own server if asked
 // and a proxy per node.
-func (r *chaosRun) openStore(ctx context.Context) error {
+func (r *run) openStore(ctx context.Context) error {
 	s := r.c.Store
 	switch {
 	case s == "" || s == "sqlite":
@@ -205,11 +212,11 @@ func (r *chaosRun) openStore(ctx context.Context) error {
 		r.engine, r.store = "redis", s
 		return nil
 	default:
-		return baton.Invalidf("--store", "%q: want sqlite, sqlite://PATH, redis or redis://HOST:PORT/DB", redactURL(s))
+		return baton.Invalidf("--store", "%q: want sqlite, sqlite://PATH, redis or redis://HOST:PORT/DB", dial.Redact(s))
 	}
 	u, err := url.Parse(r.store)
 	if err != nil || u.Host == "" {
-		return baton.Invalidf("--store", "%q is not a redis://HOST:PORT/DB URL", redactURL(s))
+		return baton.Invalidf("--store", "%q is not a redis://HOST:PORT/DB URL", dial.Redact(s))
 	}
 	for range r.c.Nodes {
 		p, err := netproxy.Listen("127.0.0.1:0", u.Host)
@@ -222,7 +229,7 @@ func (r *chaosRun) openStore(ctx context.Context) error {
 }
 
 // nodeStore is the URL node i opens: through its proxy, if any.
-func (r *chaosRun) nodeStore(i int) string {
+func (r *run) nodeStore(i int) string {
 	if r.proxies == nil {
 		return r.store
 	}
@@ -231,14 +238,14 @@ func (r *chaosRun) nodeStore(i int) string {
 	return u.String()
 }
 
-func (r *chaosRun) startNodes(ctx context.Context) error {
+func (r *run) startNodes(ctx context.Context) error {
 	for i := range r.c.Nodes {
 		name := "n" + strconv.Itoa(i+1)
 		args := []string{"--lease-ttl", r.c.LeaseTTL.String(), "--sse-heartbeat", "200ms", "--log-level", "info"}
 		if r.c.Retain > 0 {
 			args = append(args, "--retain", strconv.FormatUint(r.c.Retain, 10))
 		}
-		n, err := proc.Start(ctx, "", r.dir, name, r.nodeStore(i), args...)
+		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.nodeStore(i), args...)
 		if err != nil {
 			return err
 		}
@@ -252,7 +259,7 @@ func (r *chaosRun) startNodes(ctx context.Context) error {
 	return nil
 }
 
-func (r *chaosRun) addrs() []string {
+func (r *run) addrs() []string {
 	out := make([]string, len(r.nodes))
 	for i, n := range r.nodes {
 		out[i] = n.Addr
@@ -261,13 +268,13 @@ func (r *chaosRun) addrs() []string {
 }
 
 // rotate returns the node addresses starting with node i.
-func (r *chaosRun) rotate(i int) []string {
+func (r *run) rotate(i int) []string {
 	a := r.addrs()
 	i = ((i % len(a)) + len(a)) % len(a)
 	return append(a[i:], a[:i]...)
 }
 
-func (r *chaosRun) startWorkload(ctx context.Context) error {
+func (r *run) startWorkload(ctx context.Context) error {
 	// The workload's choices come from the seed too, on a stream of their
 	// own. Topic names also carry the start time, so that a run on a
 	// store that has seen others (or this seed before) starts clean.
@@ -303,7 +310,7 @@ func (r *chaosRun) startWorkload(ctx context.Context) error {
 }
 
 // progress prints a line every 5 s until the returned func is called.
-func (r *chaosRun) progress(ctx context.Context) func() {
+func (r *run) progress(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -339,7 +346,7 @@ func (r *chaosRun) progress(ctx context.Context) func() {
 
 // teardown stops every process and proxy; it is safe to call on a run
 // that failed half-way.
-func (r *chaosRun) teardown() {
+func (r *run) teardown() {
 	for _, s := range r.srcs {
 		s.Stop()
 	}
@@ -362,13 +369,13 @@ func (r *chaosRun) teardown() {
 }
 
 // replay is the command line that runs this schedule again.
-func (r *chaosRun) replay() string {
+func (r *run) replay() string {
 	store := r.c.Store
 	if store == "" {
 		store = "sqlite"
 	}
 	s := fmt.Sprintf("baton chaos --store %s --nodes %d --duration %v --seed %d --topics %d --sources %d --terminals %d --rate %d --max-batch %d --resend %v --interval %v --lease-ttl %v",
-		redactURL(store), r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
+		dial.Redact(store), r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
 	if r.c.Retain > 0 {
 		s += fmt.Sprintf(" --retain %d", r.c.Retain)
 	}

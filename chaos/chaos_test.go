@@ -1,4 +1,4 @@
-package main
+package chaos
 
 import (
 	"errors"
@@ -13,24 +13,24 @@ import (
 	"github.com/baton-pub/baton/internal/proc"
 )
 
-func defaultChaos() chaosConfig {
-	return chaosConfig{Nodes: 3, Duration: time.Minute, Topics: 3, Sources: 2, Terminals: 3, Rate: 20, MaxBatch: 3,
+func defaultConfig() Config {
+	return Config{Nodes: 3, Duration: time.Minute, Topics: 3, Sources: 2, Terminals: 3, Rate: 20, MaxBatch: 3,
 		Resend: 0.05, Interval: time.Second, LeaseTTL: time.Second, Faults: []string{"all"}, Drain: time.Minute, Seed: 9}
 }
 
 func TestChaosValidate(t *testing.T) {
-	c := defaultChaos()
+	c := defaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for field, mut := range map[string]func(*chaosConfig){
-		"--nodes":     func(c *chaosConfig) { c.Nodes = 1 },
-		"--duration":  func(c *chaosConfig) { c.Duration = 0 },
-		"--resend":    func(c *chaosConfig) { c.Resend = 2 },
-		"--lease-ttl": func(c *chaosConfig) { c.LeaseTTL = time.Millisecond },
-		"--faults":    func(c *chaosConfig) { c.Faults = []string{"meteor"} },
+	for field, mut := range map[string]func(*Config){
+		"--nodes":     func(c *Config) { c.Nodes = 1 },
+		"--duration":  func(c *Config) { c.Duration = 0 },
+		"--resend":    func(c *Config) { c.Resend = 2 },
+		"--lease-ttl": func(c *Config) { c.LeaseTTL = time.Millisecond },
+		"--faults":    func(c *Config) { c.Faults = []string{"meteor"} },
 	} {
-		c := defaultChaos()
+		c := defaultConfig()
 		mut(&c)
 		err := c.Validate()
 		var ie *baton.InvalidError
@@ -44,7 +44,7 @@ func TestChaosValidate(t *testing.T) {
 // partition without a proxy (SQLite), no store restart without our own
 // Redis.
 func TestChaosKinds(t *testing.T) {
-	r := &chaosRun{c: defaultChaos()}
+	r := &run{c: defaultConfig()}
 	got := r.kinds()
 	if slices.Contains(got, nemesis.Partition) || slices.Contains(got, nemesis.RestartStore) || len(got) != len(nemesis.AllKinds)-2 {
 		t.Fatalf("SQLite kinds: %v", got)
@@ -71,11 +71,11 @@ func TestChaosKinds(t *testing.T) {
 // TestChaosReplay: the replay line names the seed and every flag that
 // shapes the schedule and the workload, and hides a password.
 func TestChaosReplay(t *testing.T) {
-	c := defaultChaos()
+	c := defaultConfig()
 	c.Store = "redis://:secret@127.0.0.1:6379/0"
 	c.Faults = []string{"partition"}
 	c.Retain = 500
-	got := (&chaosRun{c: c}).replay()
+	got := (&run{c: c}).replay()
 	for _, want := range []string{"--seed 9", "--duration 1m0s", "--interval 1s", "--lease-ttl 1s", "--topics 3", "--faults partition", "--retain 500"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("replay %q lacks %q", got, want)

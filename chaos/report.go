@@ -1,4 +1,4 @@
-package main
+package chaos
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 	"github.com/baton-pub/baton/internal/nemesis"
 )
 
-// chaosReport is a chaos run's verdict, printed for people or as JSON.
-type chaosReport struct {
+// Report is a chaos run's verdict, printed for people or as JSON.
+type Report struct {
 	Seed     uint64   `json:"seed"`
 	Replay   string   `json:"replay"`
 	Store    string   `json:"store"`
@@ -23,16 +23,16 @@ type chaosReport struct {
 	Seconds  float64  `json:"seconds"`
 	// Schedule is the plan drawn from the seed; Timeline what happened.
 	Schedule  []nemesis.Fault       `json:"schedule"`
-	Faults    map[string]faultCount `json:"faults"`
+	Faults    map[string]FaultCount `json:"faults"`
 	Injected  int                   `json:"injected"`
-	Timeline  []chaosEvent          `json:"timeline"`
+	Timeline  []Event               `json:"timeline"`
 	Handovers int                   `json:"handovers"`
 	// HandoverMS is, per kind of fault on a publisher, the time from the
 	// fault to the first item a terminal received from a later epoch.
-	HandoverMS map[string]handoverTime `json:"handover_ms"`
-	Workload   workloadStats           `json:"workload"`
+	HandoverMS map[string]HandoverTime `json:"handover_ms"`
+	Workload   WorkloadStats           `json:"workload"`
 	Check      checker.Report          `json:"check"`
-	Ledger     ledgerCheck             `json:"ledger"`
+	Ledger     LedgerCheck             `json:"ledger"`
 	// Cursors is each topic's final cursor, once every appended item was
 	// published.
 	Cursors  map[string]uint64 `json:"cursors"`
@@ -43,8 +43,8 @@ type chaosReport struct {
 	Dir string `json:"dir,omitempty"`
 }
 
-// faultCount tallies one kind of fault.
-type faultCount struct {
+// FaultCount tallies one kind of fault.
+type FaultCount struct {
 	Planned  int `json:"planned"`
 	Injected int `json:"injected"`
 	// Skipped: the target was not there (no publisher at that moment,
@@ -57,17 +57,17 @@ type faultCount struct {
 	Fenced int `json:"fenced,omitempty"`
 }
 
-// handoverTime summarises hand-over times in milliseconds.
-type handoverTime struct {
+// HandoverTime summarises hand-over times in milliseconds.
+type HandoverTime struct {
 	N   int     `json:"n"`
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
 }
 
-// chaosEvent is one line of the timeline: a fault, its healing, a skipped
+// Event is one line of the timeline: a fault, its healing, a skipped
 // fault, or a hand-over (from the store's release records).
-type chaosEvent struct {
+type Event struct {
 	At     float64 `json:"at"` // seconds since the start of the run
 	Fault  int     `json:"fault,omitempty"`
 	Kind   string  `json:"kind"`
@@ -75,7 +75,7 @@ type chaosEvent struct {
 	Detail string  `json:"detail"`
 }
 
-type workloadStats struct {
+type WorkloadStats struct {
 	Acked   int `json:"acked"`
 	Retries int `json:"retries"`
 	Resent  int `json:"resent"`
@@ -87,8 +87,9 @@ type workloadStats struct {
 	Streams   int            `json:"streams"`
 }
 
-// ledgerCheck is the outcome of `baton ledger verify`, when the build has it.
-type ledgerCheck struct {
+// LedgerCheck is the outcome of `baton ledger verify`.
+type LedgerCheck struct {
+	// Ran is true once verify was started.
 	Ran    bool   `json:"ran"`
 	OK     bool   `json:"ok"`
 	Output string `json:"output,omitempty"`
@@ -96,7 +97,8 @@ type ledgerCheck struct {
 	Leaves map[string]uint64 `json:"leaves,omitempty"`
 }
 
-func (r *chaosReport) print(w io.Writer) {
+// Print writes the report for people.
+func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\n== Baton chaos report: seed %d, %s store %s, %d servers, %.1fs\n", r.Seed, r.Engine, r.Store, r.Nodes, r.Seconds)
 	fmt.Fprintf(w, "replay: %s\n", r.Replay)
 	fmt.Fprintln(w, "\ntimeline:")

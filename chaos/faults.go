@@ -1,4 +1,4 @@
-package main
+package chaos
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ type victim struct {
 
 // claim marks target as impaired by fault f, unless it already is or, for
 // a node, unless that would leave no node alone.
-func (r *chaosRun) claim(target string, node bool, f nemesis.Fault) bool {
+func (r *run) claim(target string, node bool, f nemesis.Fault) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, busy := r.impaired[target]; busy {
@@ -49,20 +49,20 @@ func (r *chaosRun) claim(target string, node bool, f nemesis.Fault) bool {
 	return true
 }
 
-func (r *chaosRun) release(target string) {
+func (r *run) release(target string) {
 	r.mu.Lock()
 	delete(r.impaired, target)
 	r.mu.Unlock()
 }
 
-func (r *chaosRun) isImpaired(target string) bool {
+func (r *run) isImpaired(target string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.impaired[target]
 	return ok
 }
 
-func (r *chaosRun) nodeByName(name string) *proc.Node {
+func (r *run) nodeByName(name string) *proc.Node {
 	for _, n := range r.nodes {
 		if n.Name == name {
 			return n
@@ -72,7 +72,7 @@ func (r *chaosRun) nodeByName(name string) *proc.Node {
 }
 
 // lock reads a topic's lock from a node that is alive and not impaired.
-func (r *chaosRun) lock(ctx context.Context, topic string) (baton.LockState, error) {
+func (r *run) lock(ctx context.Context, topic string) (baton.LockState, error) {
 	var st baton.LockState
 	err := errors.New("no healthy node")
 	for _, n := range r.nodes {
@@ -86,7 +86,7 @@ func (r *chaosRun) lock(ctx context.Context, topic string) (baton.LockState, err
 	return st, err
 }
 
-func (r *chaosRun) getJSON(ctx context.Context, u string, out any) error {
+func (r *run) getJSON(ctx context.Context, u string, out any) error {
 	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -113,26 +113,26 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (r *chaosRun) skip(f nemesis.Fault, why string) {
+func (r *run) skip(f nemesis.Fault, why string) {
 	r.mu.Lock()
 	r.counts[f.Kind].Skipped++
 	r.mu.Unlock()
-	r.event(chaosEvent{Fault: f.N, Kind: "skip", Target: string(f.Kind), Detail: why})
+	r.event(Event{Fault: f.N, Kind: "skip", Target: string(f.Kind), Detail: why})
 }
 
-func (r *chaosRun) injected(f nemesis.Fault, target, detail string) {
+func (r *run) injected(f nemesis.Fault, target, detail string) {
 	r.mu.Lock()
 	r.counts[f.Kind].Injected++
 	r.mu.Unlock()
-	r.event(chaosEvent{Fault: f.N, Kind: string(f.Kind), Target: target, Detail: detail})
+	r.event(Event{Fault: f.N, Kind: string(f.Kind), Target: target, Detail: detail})
 }
 
-func (r *chaosRun) healed(f nemesis.Fault, target, detail string) {
-	r.event(chaosEvent{Fault: f.N, Kind: "heal", Target: target, Detail: detail})
+func (r *run) healed(f nemesis.Fault, target, detail string) {
+	r.event(Event{Fault: f.N, Kind: "heal", Target: target, Detail: detail})
 }
 
 // inject carries out one fault, holds it, and heals it.
-func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
+func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	switch f.Kind {
 	case nemesis.SlowTerminal, nemesis.MoveTerminal:
 		r.terminalFault(ctx, f)
@@ -253,7 +253,7 @@ func (r *chaosRun) inject(ctx context.Context, f nemesis.Fault) {
 // exits at once if it cannot open the store (Redis down, or loading its
 // append-only file after a restart-store fault), so it is retried with
 // backoff for up to a minute.
-func (r *chaosRun) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Node, detail string) {
+func (r *run) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Node, detail string) {
 	var err error
 	deadline := time.Now().Add(time.Minute)
 	for attempt := 0; ; attempt++ {
@@ -272,7 +272,7 @@ func (r *chaosRun) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Nod
 	r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
 }
 
-func (r *chaosRun) restartStore(ctx context.Context, f nemesis.Fault) {
+func (r *run) restartStore(ctx context.Context, f nemesis.Fault) {
 	if r.redis == nil {
 		r.skip(f, "not our own Redis")
 		return
@@ -292,7 +292,7 @@ func (r *chaosRun) restartStore(ctx context.Context, f nemesis.Fault) {
 	r.healed(f, "redis-server", "restarted on its append-only file after "+f.Hold.Round(time.Millisecond).String())
 }
 
-func (r *chaosRun) terminalFault(ctx context.Context, f nemesis.Fault) {
+func (r *run) terminalFault(ctx context.Context, f nemesis.Fault) {
 	t := r.terms[f.Terminal%len(r.terms)]
 	if !r.claim(t.Name, false, f) {
 		r.skip(f, t.Name+" is slow already")
@@ -346,7 +346,7 @@ func (r *chaosRun) terminalFault(ctx context.Context, f nemesis.Fault) {
 	}
 }
 
-func (r *chaosRun) nodeByAddr(addr string) string {
+func (r *run) nodeByAddr(addr string) string {
 	for _, n := range r.nodes {
 		if n.Addr == addr {
 			return n.Name
@@ -357,7 +357,7 @@ func (r *chaosRun) nodeByAddr(addr string) string {
 
 // healAll ends every fault still in effect: a node that is down is
 // started, a stopped one continued, a cut proxy healed, the store started.
-func (r *chaosRun) healAll(ctx context.Context) {
+func (r *run) healAll(ctx context.Context) {
 	if r.redis != nil && !r.redis.Alive() {
 		if err := r.redis.Restart(ctx); err != nil {
 			r.problem("restart redis-server at the end: %v", err)

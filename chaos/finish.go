@@ -1,4 +1,4 @@
-package main
+package chaos
 
 import (
 	"bytes"
@@ -15,15 +15,16 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/dial"
 	"github.com/baton-pub/baton/internal/nemesis"
 )
 
 // finish stops the sources, lets the terminals catch up, reads the
-// hand-over records, checks, and verifies the ledger if this build can.
-func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosReport {
-	rep := &chaosReport{Seed: r.c.Seed, Replay: r.replay(), Store: redactURL(r.store), Engine: r.engine,
+// hand-over records, checks, and verifies the ledger.
+func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
+	rep := &Report{Seed: r.c.Seed, Replay: r.replay(), Store: dial.Redact(r.store), Engine: r.engine,
 		Nodes: r.c.Nodes, Topics: r.topics, LeaseTTL: r.c.LeaseTTL.String(), Interval: r.c.Interval.String(),
-		Schedule: plan, Faults: make(map[string]faultCount)}
+		Schedule: plan, Faults: make(map[string]FaultCount)}
 	for _, s := range r.srcs {
 		if err := s.Stop(); err != nil {
 			r.problem("source %s: %v", s.Name, err)
@@ -69,7 +70,7 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 		r.h.HandoversSeen(topic, recs, len(recs) < 1000)
 		for _, h := range recs {
 			rep.Handovers++
-			e := chaosEvent{At: h.At.Sub(r.start).Seconds(), Kind: "handover", Target: topic,
+			e := Event{At: h.At.Sub(r.start).Seconds(), Kind: "handover", Target: topic,
 				Detail: fmt.Sprintf("epoch %d of %s %s at seq %d", h.Epoch, h.Holder, h.Reason, h.LastSeq)}
 			if !h.SuccessorAt.IsZero() {
 				e.Detail += fmt.Sprintf(" -> %s (epoch %d) after %.1f ms", h.Successor, h.SuccessorEpoch,
@@ -128,10 +129,10 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 			rep.Injected += c.Injected
 		}
 	}
-	rep.Timeline = append([]chaosEvent(nil), r.timeline...)
+	rep.Timeline = append([]Event(nil), r.timeline...)
 	rep.Problems = append([]string(nil), r.problems...)
 	r.mu.Unlock()
-	slices.SortStableFunc(rep.Timeline, func(a, b chaosEvent) int {
+	slices.SortStableFunc(rep.Timeline, func(a, b Event) int {
 		switch {
 		case a.At < b.At:
 			return -1
@@ -149,7 +150,7 @@ func (r *chaosRun) finish(ctx context.Context, plan []nemesis.Fault) *chaosRepor
 }
 
 // handovers reads a topic's release records from any node.
-func (r *chaosRun) handovers(ctx context.Context, topic string) ([]baton.ReleaseRecord, error) {
+func (r *run) handovers(ctx context.Context, topic string) ([]baton.ReleaseRecord, error) {
 	var out struct {
 		Handovers []baton.ReleaseRecord `json:"handovers"`
 	}
@@ -165,27 +166,22 @@ func (r *chaosRun) handovers(ctx context.Context, topic string) ([]baton.Release
 	return nil, err
 }
 
-// verifyLedger runs `baton ledger verify --store URL TOPIC` on each of the
-// run's topics if this build has the command (the ledger is built
-// separately), and reports its exit status. With --json it also learns each
-// topic's number of leaves, which the checker compares with the cursor.
-func (r *chaosRun) verifyLedger(ctx context.Context) ledgerCheck {
-	cmd, _, err := newRoot().Find([]string{"ledger", "verify"})
-	if err != nil || cmd == nil || cmd.Name() != "verify" {
-		return ledgerCheck{Output: "not run: this build has no `baton ledger verify`"}
+// verifyLedger runs `baton ledger verify --store URL --json TOPIC` on each
+// of the run's topics and reports its exit status. From the JSON it also
+// learns each topic's number of leaves, which the checker compares with
+// the cursor.
+func (r *run) verifyLedger(ctx context.Context) LedgerCheck {
+	exe := r.c.Exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return LedgerCheck{Ran: true, Output: "find own executable: " + err.Error()}
+		}
 	}
-	asJSON := cmd.Flags().Lookup("json") != nil
-	exe, err := os.Executable()
-	if err != nil {
-		return ledgerCheck{Ran: true, Output: "find own executable: " + err.Error()}
-	}
-	lc := ledgerCheck{Ran: true, OK: true, Leaves: make(map[string]uint64)}
+	lc := LedgerCheck{Ran: true, OK: true, Leaves: make(map[string]uint64)}
 	var outs []string
 	for _, topic := range r.topics {
-		args := []string{"ledger", "verify", "--store", r.store}
-		if asJSON {
-			args = append(args, "--json")
-		}
+		args := []string{"ledger", "verify", "--store", r.store, "--json"}
 		vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		var stdout, stderr bytes.Buffer
 		vc := exec.CommandContext(vctx, exe, append(args, topic)...)
@@ -197,7 +193,7 @@ func (r *chaosRun) verifyLedger(ctx context.Context) ledgerCheck {
 			Leaves   uint64
 			Problems []struct{ Where, What string }
 		}
-		parsed := asJSON && json.Unmarshal(stdout.Bytes(), &reps) == nil && len(reps) == 1
+		parsed := json.Unmarshal(stdout.Bytes(), &reps) == nil && len(reps) == 1
 		switch {
 		case parsed:
 			lc.Leaves[topic] = reps[0].Leaves
@@ -235,7 +231,7 @@ func (r *chaosRun) verifyLedger(ctx context.Context) ledgerCheck {
 // settle waits, once the sources have stopped, until every appended item
 // of topic is published (the cursor is at the last appended seq, twice in a
 // row), and returns the cursor.
-func (r *chaosRun) settle(ctx context.Context, topic string, d time.Duration) (uint64, error) {
+func (r *run) settle(ctx context.Context, topic string, d time.Duration) (uint64, error) {
 	deadline := time.Now().Add(d)
 	var cur baton.Cursor
 	var info baton.TopicInfo
@@ -271,7 +267,7 @@ func (r *chaosRun) settle(ctx context.Context, topic string, d time.Duration) (u
 
 // handoverTimes measures, per kind of fault, the time from the fault to the
 // first item any terminal received under a later epoch of the topic.
-func (r *chaosRun) handoverTimes() map[string]handoverTime {
+func (r *run) handoverTimes() map[string]HandoverTime {
 	first := make(map[string]map[uint64]time.Time) // topic -> epoch -> first delivery
 	for _, d := range r.h.Deliveries() {
 		m := first[d.Topic]
@@ -298,10 +294,10 @@ func (r *chaosRun) handoverTimes() map[string]handoverTime {
 			ms[string(v.kind)] = append(ms[string(v.kind)], float64(next.Sub(v.at).Microseconds())/1000)
 		}
 	}
-	out := make(map[string]handoverTime)
+	out := make(map[string]HandoverTime)
 	for k, xs := range ms {
 		slices.Sort(xs)
-		out[k] = handoverTime{N: len(xs), P50: xs[len(xs)/2], P99: xs[min(len(xs)-1, len(xs)*99/100)], Max: xs[len(xs)-1]}
+		out[k] = HandoverTime{N: len(xs), P50: xs[len(xs)/2], P99: xs[min(len(xs)-1, len(xs)*99/100)], Max: xs[len(xs)-1]}
 	}
 	return out
 }

@@ -1,0 +1,149 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/internal/proc"
+)
+
+// epochs records when the first item of each epoch reached any terminal:
+// the end of a hand-over as a user sees it. Terminals call seen from their
+// own goroutines.
+type epochs struct {
+	mu          sync.Mutex
+	first       map[uint64]time.Time
+	publisherOf map[uint64]string
+}
+
+func (e *epochs) seen(d client.Delivered, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.first == nil {
+		e.first, e.publisherOf = make(map[uint64]time.Time), make(map[uint64]string)
+	}
+	if t, ok := e.first[d.Epoch]; !ok || at.Before(t) {
+		e.first[d.Epoch], e.publisherOf[d.Epoch] = at, d.Publisher
+	}
+}
+
+// after returns the first delivery of an epoch later than epoch, its
+// publisher and that epoch; a zero time if there is none yet.
+func (e *epochs) after(epoch uint64) (time.Time, string, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for x, t := range e.first {
+		if x > epoch {
+			return t, e.publisherOf[x], x
+		}
+	}
+	return time.Time{}, "", 0
+}
+
+// handOver signals the active publisher (kill: SIGKILL, term: SIGTERM)
+// and measures until a terminal receives an item of a later epoch.
+func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
+	var victim *proc.Node
+	var epoch uint64
+	err := waitFor(ctx, 20*time.Second, func() bool {
+		holder, e := currentHolder(ctx, r.addrs, r.topic)
+		for _, n := range r.nodes {
+			if n.Name == holder && n.Alive() {
+				victim, epoch = n, e
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return Handover{}, fmt.Errorf("demo: no active publisher found: %w", err)
+	}
+	ho := Handover{From: victim.Name, FromEpoch: epoch}
+	t0 := time.Now()
+	switch kind {
+	case "kill":
+		ho.Signal, ho.Reason = "SIGKILL", string(baton.ReasonExpired)
+		r.logf("SIGKILL %s, the active publisher (epoch %d)", victim.Name, epoch)
+		victim.Kill()
+	case "term":
+		ho.Signal, ho.Reason = "SIGTERM", string(baton.ReasonReleased)
+		r.logf("SIGTERM %s, the active publisher (epoch %d)", victim.Name, epoch)
+		go victim.Stop(10 * time.Second)
+	}
+	var first time.Time
+	err = waitFor(ctx, 10*r.c.LeaseTTL+10*time.Second, func() bool {
+		first, ho.To, ho.ToEpoch = r.epochs.after(epoch)
+		return !first.IsZero()
+	})
+	if err != nil {
+		return ho, fmt.Errorf("demo: no successor published after %s of %s: %w", ho.Signal, victim.Name, err)
+	}
+	ho.Millis = float64(first.Sub(t0).Microseconds()) / 1000
+	r.logf("hand-over: %s -> %s (epoch %d), %.1f ms after %s", ho.From, ho.To, ho.ToEpoch, ho.Millis, ho.Signal)
+	if kind == "term" {
+		<-victim.Done()
+	}
+	return ho, nil
+}
+
+var shortHTTP = &http.Client{Timeout: 2 * time.Second}
+
+// currentHolder asks the first node that answers who holds topic's lease.
+func currentHolder(ctx context.Context, addrs []string, topic string) (string, uint64) {
+	for _, a := range addrs {
+		cl, err := client.New([]string{a}, client.Options{HTTP: shortHTTP})
+		if err != nil {
+			continue
+		}
+		st, err := cl.Status(ctx, "")
+		if err != nil {
+			continue
+		}
+		for _, t := range st.Topics {
+			if t.Topic == topic && t.Held {
+				return t.Holder, t.Epoch
+			}
+		}
+		return "", 0
+	}
+	return "", 0
+}
+
+// handoverRecords reads topic's release records from the first node that
+// answers.
+func handoverRecords(ctx context.Context, addrs []string, topic string) ([]client.Handover, error) {
+	var lastErr error
+	for _, a := range addrs {
+		cl, err := client.New([]string{a}, client.Options{HTTP: shortHTTP})
+		if err != nil {
+			return nil, err
+		}
+		hs, err := cl.Handovers(ctx, topic)
+		if err == nil {
+			return hs, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// waitFor polls cond every 5ms until it holds or d passes.
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("condition not met within %v", d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}

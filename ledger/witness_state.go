@@ -1,0 +1,144 @@
+package ledger
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// witnessState is what a witness remembers of a topic, in state.json: the
+// last checkpoint it checked and accepted.
+type witnessState struct {
+	Size  uint64     `json:"size"`
+	Root  baton.Hash `json:"root"`
+	Epoch uint64     `json:"epoch"`
+	Node  string     `json:"node"`
+}
+
+type topicWitness struct {
+	w     *Witness
+	topic string
+	dir   string
+	tree  *Tree
+	log   *slog.Logger
+
+	// Owned by run.
+	state      witnessState
+	lastEpoch  uint64 // epoch of the last mirrored leaf
+	holders    map[uint64]string
+	seen       map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
+	refused    map[uint64]bool
+	rewritten  map[baton.Hash]bool
+	lastCosign time.Time
+	fedAt      atomic.Int64 // Unix ns of the last append by this node's checkpointer
+	dirty      bool         // state not saved since it changed
+	gapAt      uint64       // the seq of the last gap alarm
+	recheck    bool         // the copy was rebuilt: compare it with state once long enough
+	lastSave   time.Time
+
+	// Read by others.
+	mu       sync.Mutex
+	latest   baton.Checkpoint // latest accepted, with cosignatures as last read
+	hasCP    bool
+	alarms   atomic.Uint64
+	lastErr  string
+	cosigned atomic.Uint64
+}
+
+func (w *Witness) open(topic string) (*topicWitness, error) {
+	dir := filepath.Join(w.cfg.Dir, topic)
+	tree, err := OpenTree(dir)
+	if err != nil {
+		return nil, err
+	}
+	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic),
+		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool)}
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &tw.state); err != nil {
+			tw.log.Warn("ledger copy: bad state file, starting over", "err", err)
+			tw.state = witnessState{}
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		tree.Close()
+		return nil, fmt.Errorf("open ledger copy of %s: %w", topic, err)
+	}
+	// A copy that no longer matches what it accepted (a crash lost or tore
+	// unsynced writes) is rebuilt from the store.
+	ok := tw.state.Size <= tree.Size()
+	if ok && tw.state.Size > 0 {
+		root, err := tree.Root(tw.state.Size)
+		ok = err == nil && root == tw.state.Root
+	}
+	if !ok {
+		tw.log.Warn("ledger copy does not match the last accepted checkpoint: rebuilding it from the store",
+			"copy_size", tree.Size(), "checkpoint_size", tw.state.Size)
+		if err := tree.Reset(); err != nil {
+			tree.Close()
+			return nil, err
+		}
+		// Keep state: the rebuilt copy must still match it (checkNew
+		// compares once the copy is long enough).
+		tw.recheck = tw.state.Size > 0
+	}
+	if tw.state.Size > 0 {
+		tw.seen[tw.state.Size] = tw.state.Root
+	}
+	if n := tree.Size(); n > 0 {
+		if l, _, err := tree.Entry(n); err == nil {
+			tw.lastEpoch = l.Epoch
+		}
+	}
+	return tw, nil
+}
+
+// alarm records a refusal: logged at error, counted, shown in status.
+func (tw *topicWitness) alarm(msg string) {
+	tw.alarms.Add(1)
+	tw.mu.Lock()
+	tw.lastErr = msg
+	tw.mu.Unlock()
+	tw.log.Error("ledger alarm", "alarm", msg)
+	if tw.w.cfg.OnAlarm != nil {
+		tw.w.cfg.OnAlarm(tw.topic, msg)
+	}
+}
+
+func (tw *topicWitness) setLatest(cp baton.Checkpoint) {
+	tw.mu.Lock()
+	tw.latest, tw.hasCP = cp, true
+	tw.mu.Unlock()
+}
+
+func (tw *topicWitness) saveState() error {
+	b, _ := json.Marshal(tw.state)
+	path := filepath.Join(tw.dir, "state.json")
+	f, err := os.CreateTemp(tw.dir, "state-*.tmp")
+	if err != nil {
+		return fmt.Errorf("save witness state: %w", err)
+	}
+	if _, err := f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("save witness state: %w", err)
+	}
+	tw.dirty, tw.lastSave = false, time.Now()
+	return nil
+}

@@ -1,0 +1,218 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/baton-pub/baton"
+)
+
+// check verifies every checkpoint newer than the last one accepted that
+// the copy covers, then cosigns the latest accepted if it is time.
+func (tw *topicWitness) check(ctx context.Context) error {
+	if err := tw.checkNew(ctx); err != nil {
+		return err
+	}
+	if err := tw.cosign(ctx); err != nil {
+		return err
+	}
+	// The state is synced at most once per CosignEvery (and before every
+	// cosignature): after a crash, an older accepted checkpoint is as good
+	// a starting point.
+	if tw.dirty && time.Since(tw.lastSave) >= tw.w.cfg.CosignEvery {
+		return tw.saveState()
+	}
+	return nil
+}
+
+func (tw *topicWitness) checkNew(ctx context.Context) error {
+	if tw.recheck && tw.tree.Size() >= tw.state.Size {
+		tw.recheck = false
+		root, err := tw.tree.Root(tw.state.Size)
+		if err != nil {
+			return err
+		}
+		if root != tw.state.Root {
+			tw.alarm(fmt.Sprintf("the store's leaves 1..%d hash to %s, but this node accepted root %s for them before (the ledger was rewritten)",
+				tw.state.Size, root, tw.state.Root))
+		}
+	}
+	st := tw.w.cfg.Store
+	latest, err := st.Checkpoint(ctx, tw.topic)
+	if errors.Is(err, baton.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	tw.sameSize(latest)
+	if latest.Size != tw.state.Size && tw.state.Size > 0 {
+		// Re-read the checkpoint last accepted: it must not have changed.
+		acc, err := st.Checkpoints(ctx, tw.topic, tw.state.Size-1, 1)
+		if err != nil {
+			return err
+		}
+		if len(acc) == 1 {
+			tw.sameSize(acc[0])
+		}
+	}
+	if latest.Size == tw.state.Size && latest.Root == tw.state.Root {
+		tw.setLatest(latest)
+		return nil
+	}
+	after := tw.state.Size
+	for {
+		cps, err := st.Checkpoints(ctx, tw.topic, after, 100)
+		if err != nil {
+			return err
+		}
+		if len(cps) == 0 {
+			return nil
+		}
+		for _, cp := range cps {
+			if cp.Size > tw.tree.Size() {
+				return nil // not mirrored yet: next round
+			}
+			after = cp.Size
+			if tw.refused[cp.Size] {
+				continue
+			}
+			if err := tw.verify(ctx, cp); err != nil {
+				tw.refused[cp.Size] = true
+				tw.alarm(fmt.Sprintf("refused checkpoint %d (epoch %d by %s): %v", cp.Size, cp.Epoch, cp.Node, err))
+				continue
+			}
+			if err := tw.accept(ctx, cp); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (tw *topicWitness) verify(ctx context.Context, cp baton.Checkpoint) error {
+	keys, err := tw.keys(ctx, cp.Node, false)
+	if err != nil {
+		return err
+	}
+	if _, err := Verify(cp, keys); err != nil {
+		if !errors.Is(err, ErrBadSignature) {
+			return err
+		}
+		if keys, err = tw.keys(ctx, cp.Node, true); err != nil {
+			return err
+		}
+		if _, err := Verify(cp, keys); err != nil {
+			return err
+		}
+	}
+	if cp.Epoch < tw.state.Epoch {
+		return fmt.Errorf("epoch %d is below epoch %d of checkpoint %d: epochs went back", cp.Epoch, tw.state.Epoch, tw.state.Size)
+	}
+	h, err := tw.holder(ctx, cp.Epoch)
+	if err != nil {
+		return err
+	}
+	if h != cp.Node {
+		if h == "" {
+			return fmt.Errorf("no lease of epoch %d is on record", cp.Epoch)
+		}
+		return fmt.Errorf("signed by %s, but the lease of epoch %d was held by %s", cp.Node, cp.Epoch, h)
+	}
+	root, err := tw.tree.Root(cp.Size)
+	if err != nil {
+		return err
+	}
+	if root != cp.Root {
+		return fmt.Errorf("root %s, but this node's copy of leaves 1..%d hashes to %s", cp.Root, cp.Size, root)
+	}
+	if tw.state.Size > 0 {
+		p, err := tw.tree.ConsistencyProof(tw.state.Size, cp.Size)
+		if err != nil {
+			return err
+		}
+		if err := proof.VerifyConsistency(Hasher, tw.state.Size, cp.Size, p, tw.state.Root[:], cp.Root[:]); err != nil {
+			return fmt.Errorf("not consistent with checkpoint %d this node accepted: %v", tw.state.Size, err)
+		}
+	}
+	if l, _, err := tw.tree.Entry(cp.Size); err == nil && l.Epoch > cp.Epoch {
+		return fmt.Errorf("covers leaf %d of the later epoch %d", cp.Size, l.Epoch)
+	}
+	return nil
+}
+
+func (tw *topicWitness) accept(ctx context.Context, cp baton.Checkpoint) error {
+	tw.state = witnessState{Size: cp.Size, Root: cp.Root, Epoch: cp.Epoch, Node: cp.Node}
+	tw.dirty = true
+	tw.seen[cp.Size] = cp.Root
+	if len(tw.seen) > 1024 {
+		for s := range tw.seen {
+			if s < cp.Size {
+				delete(tw.seen, s)
+			}
+			if len(tw.seen) <= 512 {
+				break
+			}
+		}
+	}
+	tw.setLatest(cp)
+	return nil
+}
+
+// sameSize raises the alarm for a checkpoint whose size this node saw
+// before with another root: the signer equivocated, or the store was
+// rewritten. One alarm per distinct root.
+func (tw *topicWitness) sameSize(cp baton.Checkpoint) {
+	r, ok := tw.seen[cp.Size]
+	if !ok || r == cp.Root || tw.rewritten[cp.Root] {
+		return
+	}
+	tw.rewritten[cp.Root] = true
+	tw.alarm(fmt.Sprintf("checkpoint %d: root %s (epoch %d by %s), but this node saw root %s for that size before (equivocation or a rewritten checkpoint)",
+		cp.Size, cp.Root, cp.Epoch, cp.Node, r))
+}
+
+// keys returns the registered keys, re-reading them if node has none or,
+// with refresh, if they were last read over 10s ago (a node that lost its
+// data dir registers a new key).
+func (tw *topicWitness) keys(ctx context.Context, node string, refresh bool) (*Keys, error) {
+	w := tw.w
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	if !w.keys.Has(node) || refresh && time.Since(w.keysAt) > 10*time.Second {
+		nks, err := w.cfg.Store.NodeKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w.keys, w.keysAt = NewKeys(nks), time.Now()
+	}
+	return w.keys, nil
+}
+
+// holder returns who held the lease of epoch ("" if unknown).
+func (tw *topicWitness) holder(ctx context.Context, epoch uint64) (string, error) {
+	if h, ok := tw.holders[epoch]; ok {
+		return h, nil
+	}
+	st := tw.w.cfg.Store
+	lock, err := st.Lock(ctx, tw.topic)
+	if err != nil {
+		return "", err
+	}
+	if lock.Lease.Epoch > 0 {
+		tw.holders[lock.Lease.Epoch] = lock.Lease.Holder
+	}
+	if lock.Lease.Epoch != epoch {
+		recs, err := st.Handovers(ctx, tw.topic, 10000)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range recs {
+			tw.holders[r.Epoch] = r.Holder
+		}
+	}
+	return tw.holders[epoch], nil
+}
