@@ -14,6 +14,7 @@ import (
 	"github.com/baton-pub/baton/elector"
 	"github.com/baton-pub/baton/internal/clocktest"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/sqlite"
 )
 
@@ -235,11 +236,12 @@ func TestRunnerFails(t *testing.T) {
 	}
 }
 
-// TestZombie: a holder paused mid-commit (a SIGSTOP, a GC pause) past its
-// lease wakes to find the topic taken. Its elector has withdrawn trust
-// while it slept, the store refuses the commit it had in flight, so it
-// commits nothing, and it steps down without touching the successor's
-// lease.
+// TestZombie: a holder paused (a SIGSTOP, a GC pause) past its lease
+// wakes to find the topic taken. Its elector has withdrawn trust while it
+// slept; the publisher, which goes on to commit before it looks at its
+// context (as a write already under way would), is refused by the store,
+// so the zombie commits nothing; and it steps down without touching the
+// successor's lease.
 func TestZombie(t *testing.T) {
 	ctx := context.Background()
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
@@ -251,21 +253,19 @@ func TestZombie(t *testing.T) {
 	if _, err := st.Append(ctx, "t", []baton.Update{u}); err != nil {
 		t.Fatal(err)
 	}
-	// a's runner reads its batch, then stalls until wake is closed, and
-	// commits it regardless of its context, as a write already in flight
-	// when the process stopped would.
 	wake := make(chan struct{})
 	var runCtx atomic.Pointer[context.Context]
-	committed := make(chan error, 1)
+	published := make(chan error, 1)
 	rec := &runRec{}
 	a := startRunner(t, st, clock, "a", rec, func(ctx context.Context, l baton.Lease) error {
 		runCtx.Store(&ctx)
-		items, err := st.Items(context.Background(), "t", 0, 10)
-		if err == nil {
-			<-wake
-			_, err = st.Commit(context.Background(), commitOf(l, 0, items, clock.Now()))
-		}
-		committed <- err
+		<-wake
+		// Not ctx: the zombie acts before it notices. A commit that went
+		// through ends the run so that the test can report it.
+		pctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		err := publisher.Run(pctx, st, l, publisher.Options{Clock: clock, OnCommit: func(baton.Cursor, int) { stop() }})
+		published <- err
 		return err
 	})
 	var woken sync.Once
@@ -283,8 +283,8 @@ func TestZombie(t *testing.T) {
 	}
 	eventually(t, clock, 0, "a's elector to withdraw its runner's trust", func() bool { return (*runCtx.Load()).Err() != nil })
 	woken.Do(func() { close(wake) })
-	if err := <-committed; !errors.Is(err, baton.ErrFenced) {
-		t.Fatalf("the zombie's commit: %v, want %v", err, baton.ErrFenced)
+	if err := <-published; !errors.Is(err, baton.ErrFenced) {
+		t.Fatalf("the zombie's publisher: %v, want %v", err, baton.ErrFenced)
 	}
 	eventually(t, clock, 0, "a steps down", func() bool { return role(a) == baton.RoleStandby })
 	if cur, err := st.Cursor(ctx, "t"); err != nil || cur.Seq != 0 {
@@ -298,15 +298,6 @@ func TestZombie(t *testing.T) {
 	if len(hs) != 1 || hs[0].Epoch != la.Epoch || hs[0].Reason != baton.ReasonExpired {
 		t.Fatalf("release records %+v, want one: a's lease expired", hs)
 	}
-}
-
-// commitOf is the commit of items after prev under lease l.
-func commitOf(l baton.Lease, prev uint64, items []baton.Item, at time.Time) baton.Commit {
-	c := baton.Commit{Topic: l.Topic, Epoch: l.Epoch, Holder: l.Holder, PrevSeq: prev, Items: items, At: at}
-	for _, it := range items {
-		c.Leaves = append(c.Leaves, baton.Leaf{Topic: l.Topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: l.Epoch, Publisher: l.Holder, At: at})
-	}
-	return c
 }
 
 // lostReply grants an Acquire in the store but reports it as unavailable,
