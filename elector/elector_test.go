@@ -2,6 +2,7 @@ package elector_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/elector"
 	"github.com/baton-pub/baton/internal/clocktest"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/sqlite"
 )
 
@@ -47,11 +50,13 @@ func newStore(t *testing.T, clock baton.Clock) *sqlite.Store {
 	return s
 }
 
-// runRec records what the runner was given and when it was stopped.
+// runRec records what the runner was given, when it was stopped and the
+// elector's role changes.
 type runRec struct {
 	mu      sync.Mutex
 	leases  []baton.Lease
 	stopped int
+	changes []elector.Change
 	fail    chan error
 }
 
@@ -77,10 +82,30 @@ func (r *runRec) stops() int {
 	return r.stopped
 }
 
+// changed reports whether the elector has made a change for reason.
+func (r *runRec) changed(reason string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.changes {
+		if c.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
 func start(t *testing.T, st elector.Store, clock baton.Clock, node string) (*elector.Elector, *runRec) {
 	t.Helper()
 	rec := &runRec{fail: make(chan error, 1)}
-	e, err := elector.New(elector.Config{Store: st, Topic: "t", Node: node, TTL: ttl, Clock: clock, Run: rec.run})
+	return startRunner(t, st, clock, node, rec, rec.run), rec
+}
+
+// startRunner starts an elector that runs run and tells rec of its role
+// changes.
+func startRunner(t *testing.T, st elector.Store, clock baton.Clock, node string, rec *runRec, run elector.Runner) *elector.Elector {
+	t.Helper()
+	onChange := func(c elector.Change) { rec.mu.Lock(); rec.changes = append(rec.changes, c); rec.mu.Unlock() }
+	e, err := elector.New(elector.Config{Store: st, Topic: "t", Node: node, TTL: ttl, Clock: clock, Run: run, OnChange: onChange})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,23 +113,22 @@ func start(t *testing.T, st elector.Store, clock baton.Clock, node string) (*ele
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	return e, rec
+	return e
 }
 
-// eventually polls cond, advancing the fake clock by step each time (0 to
-// leave it), until cond holds or 10 real seconds pass.
+// eventually polls cond, advancing the fake clock by step after each miss
+// (0 to leave it), until cond holds or 10 real seconds pass.
 func eventually(t *testing.T, clock *clocktest.Clock, step time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
+	poll.True(t, 10*time.Second, what, func() bool {
+		if cond() {
+			return true
 		}
 		if step > 0 {
 			clock.Advance(step)
 		}
-		time.Sleep(time.Millisecond) // yield between polls; the condition is what we wait on
-	}
+		return false
+	})
 }
 
 func role(e *elector.Elector) baton.Role { r, _ := e.Role(); return r }
@@ -195,39 +219,84 @@ func TestRunnerFails(t *testing.T) {
 	if len(hs) != 1 || hs[0].Reason != baton.ReasonFailed || hs[0].Holder != "a" {
 		t.Fatalf("handovers = %+v", hs)
 	}
-	// b's runner reports it was fenced: no release record is written for
-	// epoch 2 by b; the lease simply lapses.
+	// b's runner reports it was fenced: b steps down without a release, so
+	// the lease stays b's in the store until it lapses (a release would
+	// hand a topic to a standby while the fencing holder may still write).
 	recB.fail <- baton.ErrFenced
-	eventually(t, clock, 0, "b standby", func() bool { return role(b) == baton.RoleStandby })
+	eventually(t, clock, 0, "b fenced", func() bool { return recB.changed("fenced") })
+	if hs, _ = st.Handovers(context.Background(), "t", 10); len(hs) != 1 {
+		t.Fatalf("fenced step-down wrote a release record: %+v", hs)
+	}
 	lock, _ := st.Lock(context.Background(), "t")
-	hs, _ = st.Handovers(context.Background(), "t", 10)
-	if lock.Lease.Epoch == 2 && lock.Held && len(hs) != 1 {
-		t.Fatalf("fenced step-down wrote a record: %+v", hs)
+	if !lock.Held || lock.Lease.Epoch != 2 || lock.Lease.Holder != "b" {
+		t.Fatalf("after a fenced step-down the lock is %+v, want b's epoch 2 still held", lock)
+	}
+	if r := role(b); r != baton.RoleStandby {
+		t.Fatalf("b is %v after it was fenced", r)
 	}
 }
 
-// TestZombie: a holder whose clock jumps (a SIGSTOP, a GC pause) finds its
-// lease taken and stops without committing anything.
+// TestZombie: a holder paused (a SIGSTOP, a GC pause) past its lease
+// wakes to find the topic taken. Its elector has withdrawn trust while it
+// slept; the publisher, which goes on to commit before it looks at its
+// context (as a write already under way would), is refused by the store,
+// so the zombie commits nothing; and it steps down without touching the
+// successor's lease.
 func TestZombie(t *testing.T) {
+	ctx := context.Background()
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	st := newStore(t, clock)
-	a, recA := start(t, st, clock, "a")
-	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
-	_, la := a.Role()
-	// Someone else takes the topic after a's lease lapsed.
-	clock.Advance(ttl + time.Millisecond)
-	lb, err := st.Acquire(context.Background(), "t", "b", ttl)
+	u, err := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// a's runner tries to use its old lease: the store refuses it.
-	_, err = st.Renew(context.Background(), la, ttl)
-	if !errors.Is(err, baton.ErrLeaseLost) {
-		t.Fatalf("zombie renew: %v", err)
+	if _, err := st.Append(ctx, "t", []baton.Update{u}); err != nil {
+		t.Fatal(err)
 	}
-	eventually(t, clock, 0, "a steps down", func() bool { return recA.stops() == 1 && role(a) == baton.RoleStandby })
+	wake := make(chan struct{})
+	var runCtx atomic.Pointer[context.Context]
+	published := make(chan error, 1)
+	rec := &runRec{}
+	a := startRunner(t, st, clock, "a", rec, func(ctx context.Context, l baton.Lease) error {
+		runCtx.Store(&ctx)
+		<-wake
+		// Not ctx: the zombie acts before it notices. A commit that went
+		// through ends the run so that the test can report it.
+		pctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		err := publisher.Run(pctx, st, l, publisher.Options{Clock: clock, OnCommit: func(baton.Cursor, int) { stop() }})
+		published <- err
+		return err
+	})
+	var woken sync.Once
+	t.Cleanup(func() { woken.Do(func() { close(wake) }) }) // before a's Close, which waits for the runner
+	eventually(t, clock, 0, "a running", func() bool { return runCtx.Load() != nil })
+	_, la := a.Role()
+	// a sleeps past its lease; b takes the topic.
+	clock.Advance(ttl + time.Millisecond)
+	lb, err := st.Acquire(ctx, "t", "b", ttl)
+	if err != nil {
+		t.Fatalf("b acquires a's lapsed lease: %v", err)
+	}
 	if lb.Epoch != la.Epoch+1 {
 		t.Fatalf("epochs %d then %d", la.Epoch, lb.Epoch)
+	}
+	eventually(t, clock, 0, "a's elector to withdraw its runner's trust", func() bool { return (*runCtx.Load()).Err() != nil })
+	woken.Do(func() { close(wake) })
+	if err := <-published; !errors.Is(err, baton.ErrFenced) {
+		t.Fatalf("the zombie's publisher: %v, want %v", err, baton.ErrFenced)
+	}
+	eventually(t, clock, 0, "a steps down", func() bool { return role(a) == baton.RoleStandby })
+	if cur, err := st.Cursor(ctx, "t"); err != nil || cur.Seq != 0 {
+		t.Fatalf("cursor %+v, %v: the zombie committed", cur, err)
+	}
+	lock, _ := st.Lock(ctx, "t")
+	if !lock.Held || lock.Lease.Holder != "b" || lock.Lease.Epoch != lb.Epoch {
+		t.Fatalf("the successor's lease is %+v, want %+v", lock.Lease, lb)
+	}
+	hs, _ := st.Handovers(ctx, "t", 10)
+	if len(hs) != 1 || hs[0].Epoch != la.Epoch || hs[0].Reason != baton.ReasonExpired {
+		t.Fatalf("release records %+v, want one: a's lease expired", hs)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
 )
 
 const testTopic = "quotes"
@@ -178,20 +179,11 @@ func (p *publisher) publish(n int) {
 	p.commitAll()
 }
 
-// checkFor polls cond until it holds or the deadline passes.
+// checkFor polls cond until it holds or the deadline passes (internal/poll;
+// the short name keeps this package's many call sites).
 func checkFor(tb testing.TB, d time.Duration, cond func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v: %v", d, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(tb, d, "the condition", cond)
 }
 
 func TestPostSingle(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
 )
 
 const testTopic = "quotes"
@@ -50,7 +52,11 @@ func (p *publisher) appendN(n int) {
 }
 
 // commitAll publishes every appended item, in commits of at most 100.
-func (p *publisher) commitAll() {
+func (p *publisher) commitAll() { p.commitUpTo(math.MaxUint64) }
+
+// commitUpTo publishes the appended items up to seq last, in commits of at
+// most 100; those after it stay unpublished.
+func (p *publisher) commitUpTo(last uint64) {
 	p.tb.Helper()
 	ctx := context.Background()
 	for {
@@ -58,7 +64,10 @@ func (p *publisher) commitAll() {
 		if err != nil {
 			p.tb.Fatalf("cursor: %v", err)
 		}
-		items, err := p.st.Items(ctx, p.topic, cur.Seq, 100)
+		if cur.Seq >= last {
+			return
+		}
+		items, err := p.st.Items(ctx, p.topic, cur.Seq, int(min(100, last-cur.Seq)))
 		if err != nil {
 			p.tb.Fatalf("items: %v", err)
 		}
@@ -99,22 +108,6 @@ func subscribe(tb testing.TB, h *Hub, topic string, after uint64) *Terminal {
 	}
 	tb.Cleanup(term.Close)
 	return term
-}
-
-// checkFor polls cond until it holds or the deadline passes.
-func checkFor(tb testing.TB, d time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v: %v", d, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // silentStore loses every wake-up: hints may be dropped, and the hub must
@@ -270,15 +263,17 @@ func TestNoGapNoDuplicateUnderLoad(t *testing.T) {
 		if published+n > total {
 			n = total - published
 		}
+		// The newest three stay appended but unpublished until the next
+		// round, while terminals join and read: none may be delivered.
 		p.appendN(n)
-		p.appendN(3) // appended but left unpublished for a while
-		p.commitAll()
-		published += n + 3
+		p.commitUpTo(uint64(max(p.n-3, 0)))
+		published += n
 		if rng.IntN(4) == 0 {
 			wg.Add(1)
-			go join(uint64(rng.IntN(published + 1)))
+			go join(uint64(rng.IntN(max(p.n-3, 0) + 1))) // a published position
 		}
 	}
+	p.commitAll()
 	wg.Add(1)
 	go join(0)
 	wg.Wait()
@@ -380,7 +375,7 @@ func TestSlowTerminalDisconnected(t *testing.T) {
 		p.publish(10)
 		r.until(uint64(10*(i+1)), 5*time.Second)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, "the slow terminal to be cut off", func() error {
 		if err := slow.Err(); !errors.Is(err, ErrSlowTerminal) {
 			return fmt.Errorf("slow terminal err = %v", err)
 		}
@@ -437,7 +432,7 @@ func TestSubscribeContextClosesTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	checkFor(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, "the cancelled terminal to leave", func() error {
 		if n := h.Terminals(testTopic); n != 0 {
 			return fmt.Errorf("Terminals = %d", n)
 		}

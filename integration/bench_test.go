@@ -14,6 +14,9 @@ import (
 // figures, and that the pictures were drawn. It asserts nothing about
 // speed: this machine is shared.
 func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs baton bench --quick on each engine")
+	}
 	forEachEngine(t, func(t *testing.T, eng engine) {
 		store := "sqlite"
 		if u := eng(t); !bytes.HasPrefix([]byte(u), []byte("sqlite://")) {

@@ -66,6 +66,9 @@ func runChaos(t *testing.T, args ...string) (chaosReport, int) {
 // does on every change: every kind of fault the engine allows, and an
 // independent checker that must find nothing.
 func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two 30-second chaos runs")
+	}
 	for _, tc := range []struct {
 		name, store string
 		seed        string

@@ -115,17 +115,20 @@ func TestPausedPublisherIsFenced(t *testing.T) {
 				rec = &h
 			}
 		}
-		if rec == nil || rec.Reason != baton.ReasonExpired {
-			t.Fatalf("no expired record for the zombie's epoch %d", lease.Epoch)
+		if rec == nil || rec.Reason != baton.ReasonExpired || rec.Holder != zombie.Name || rec.SuccessorEpoch <= lease.Epoch {
+			t.Fatalf("release record of the zombie's epoch %d: %+v", lease.Epoch, rec)
 		}
-		// Nothing under the zombie's epoch beyond where its lease ended,
-		// and nothing from the zombie after the hand-over.
+		// Every seq after the one the zombie's lease ended at was published
+		// under the successor's epoch or a later one: nothing under the
+		// zombie's (or any older) epoch after the hand-over. And the
+		// zombie's epoch names the zombie alone.
 		for _, d := range c.h.Deliveries() {
-			if d.Epoch == lease.Epoch && d.Seq > rec.LastSeq {
-				t.Fatalf("zombie delivered seq %d (epoch %d) after its lease ended at seq %d", d.Seq, d.Epoch, rec.LastSeq)
+			if d.Seq > rec.LastSeq && d.Epoch < rec.SuccessorEpoch {
+				t.Fatalf("seq %d delivered under epoch %d by %s after the zombie's lease ended at seq %d (successor epoch %d)",
+					d.Seq, d.Epoch, d.Publisher, rec.LastSeq, rec.SuccessorEpoch)
 			}
-			if d.Publisher == zombie.Name && d.Epoch == lease.Epoch && d.At.After(time.Now()) {
-				t.Fatalf("impossible delivery time")
+			if d.Epoch == lease.Epoch && d.Publisher != zombie.Name {
+				t.Fatalf("seq %d delivered under the zombie's epoch %d by %s", d.Seq, d.Epoch, d.Publisher)
 			}
 		}
 		// On SQLite a writer stopped inside a transaction blocks the file:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/internal/workload"
 )
@@ -160,33 +161,23 @@ func (c *cluster) holder(topic string, not ...*proc.Node) (*proc.Node, baton.Lea
 	c.t.Helper()
 	var n *proc.Node
 	var l baton.Lease
-	waitFor(c.t, 30*time.Second, "a live holder of "+topic, func() bool {
+	poll.Until(c.t, 30*time.Second, "a live holder of "+topic, func() error {
 		st := c.lock(topic)
 		if !st.Held {
-			return false
+			return fmt.Errorf("lock %+v not held", st)
 		}
 		n, l = c.node(st.Lease.Holder), st.Lease
 		for _, x := range not {
 			if n == x {
-				return false
+				return fmt.Errorf("still held by %s", x.Name)
 			}
 		}
-		return n != nil && n.Alive()
+		if n == nil || !n.Alive() {
+			return fmt.Errorf("held by %s, not a live node", st.Lease.Holder)
+		}
+		return nil
 	})
 	return n, l
-}
-
-// waitFor polls cond every few milliseconds until it holds; it fails the
-// test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval
-	}
 }
 
 // run starts a source and terminals (one per node) on topic.
@@ -229,13 +220,13 @@ func (c *cluster) finish(src *workload.Source, terms []*workload.Terminal, follo
 	for _, a := range c.h.Acks() {
 		maxSeq = max(maxSeq, a.Seq)
 	}
-	waitFor(c.t, 60*time.Second, fmt.Sprintf("terminals to reach seq %d", maxSeq), func() bool {
+	poll.Until(c.t, 60*time.Second, fmt.Sprintf("terminals to reach seq %d", maxSeq), func() error {
 		for _, tm := range terms {
 			if tm.Last() < maxSeq {
-				return false
+				return fmt.Errorf("terminal %s at seq %d", tm.Name, tm.Last())
 			}
 		}
-		return true
+		return nil
 	})
 	for _, tm := range terms {
 		if err := tm.Stop(); err != nil {
@@ -274,5 +265,5 @@ func progress(t *testing.T, src *workload.Source, n int) {
 func progressWithin(t *testing.T, src *workload.Source, n int, d time.Duration) {
 	t.Helper()
 	target := src.Acked() + n
-	waitFor(t, d, fmt.Sprintf("%d acknowledgements", target), func() bool { return src.Acked() >= target })
+	poll.True(t, d, fmt.Sprintf("%d acknowledgements", target), func() bool { return src.Acked() >= target })
 }

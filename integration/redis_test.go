@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/internal/redistest"
 )
@@ -97,7 +98,7 @@ func TestServeWaitsForStore(t *testing.T) {
 		n, err := proc.Start(t.Context(), batonBin, dir, "waiter", url, "--store-wait", "60s")
 		ch <- started{n, err}
 	}()
-	waitFor(t, 20*time.Second, "the node to retry", func() bool {
+	poll.True(t, 20*time.Second, "the node to retry", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "waiter.log"))
 		return bytes.Contains(b, []byte("store unavailable: retrying"))
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/redistest"
 	"github.com/baton-pub/baton/internal/testlog"
 	"github.com/baton-pub/baton/ledger"
@@ -73,16 +74,11 @@ func engines(t *testing.T) []engine {
 	return es
 }
 
-// checkFor polls cond until it holds or the deadline passes.
+// checkFor polls cond until it holds or the deadline passes (internal/poll;
+// the short name keeps this package's many call sites).
 func checkFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.True(t, d, what, cond)
 }
 
 type testNode struct {
@@ -147,24 +143,22 @@ func runCluster(t *testing.T, e engine, topic string, n int) []*testNode {
 	appendN(t, st, topic, n)
 	// A generous deadline: the whole suite runs at once under CI, and the
 	// leases here have a TTL of 1s. On a timeout, say where things stood.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err := poll.Wait(60*time.Second, func() error {
 		cp, err := st.Checkpoint(context.Background(), topic)
-		if err == nil && cp.Size == uint64(n) && len(cp.Cosignatures) == 2 {
-			break
+		if err == nil && (cp.Size != uint64(n) || len(cp.Cosignatures) != 2) {
+			err = fmt.Errorf("latest checkpoint: size %d, %d cosignatures", cp.Size, len(cp.Cosignatures))
 		}
-		if time.Now().After(deadline) {
-			cur, cerr := st.Cursor(context.Background(), topic)
-			lock, lerr := st.Lock(context.Background(), topic)
-			hs, herr := st.Handovers(context.Background(), topic, 20)
-			t.Logf("latest checkpoint: size %d, %d cosignatures, %v", cp.Size, len(cp.Cosignatures), err)
-			t.Logf("cursor %d (%v); lock %+v (%v); %d hand-overs (%v)", cur.Seq, cerr, lock, lerr, len(hs), herr)
-			for _, tn := range nodes {
-				t.Logf("%s: witness %+v", tn.id, tn.witness.Status(topic))
-			}
-			t.Fatalf("timed out after 60s waiting for a cosigned checkpoint of every item")
+		return err
+	})
+	if err != nil {
+		cur, cerr := st.Cursor(context.Background(), topic)
+		lock, lerr := st.Lock(context.Background(), topic)
+		hs, herr := st.Handovers(context.Background(), topic, 20)
+		t.Logf("cursor %d (%v); lock %+v (%v); %d hand-overs (%v)", cur.Seq, cerr, lock, lerr, len(hs), herr)
+		for _, tn := range nodes {
+			t.Logf("%s: witness %+v", tn.id, tn.witness.Status(topic))
 		}
-		time.Sleep(5 * time.Millisecond) // poll interval
+		t.Fatalf("timed out after 60s waiting for a cosigned checkpoint of every item: %v", err)
 	}
 	for _, tn := range nodes {
 		checkFor(t, tn.id+"'s witness to accept the last checkpoint", 10*time.Second, func() bool {

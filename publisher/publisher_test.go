@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/publisher"
 )
 
@@ -30,17 +31,15 @@ func appendN(t *testing.T, st baton.Store, topic string, from, n int) {
 
 func waitCursor(t *testing.T, st baton.Store, topic string, seq uint64) baton.Cursor {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := st.Cursor(context.Background(), topic)
-		if err == nil && c.Seq >= seq {
-			return c
+	var c baton.Cursor
+	poll.Until(t, 10*time.Second, fmt.Sprintf("the cursor at %d", seq), func() error {
+		var err error
+		if c, err = st.Cursor(context.Background(), topic); err == nil && c.Seq < seq {
+			err = fmt.Errorf("cursor at %d", c.Seq)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cursor stuck at %d (err %v), want %d", c.Seq, err, seq)
-		}
-		time.Sleep(time.Millisecond) // poll interval
-	}
+		return err
+	})
+	return c
 }
 
 // TestPublishAndResume: a publisher commits every item in order in
@@ -109,17 +108,11 @@ func TestFencedPublisherStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The lease lapses and b takes over before a publishes anything.
-	deadline := time.Now().Add(10 * time.Second)
 	var l2 baton.Lease
-	for {
-		if l2, err = st.Acquire(ctx, "t", "b", time.Minute); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond) // poll until the lease lapses
-	}
+	poll.Until(t, 10*time.Second, "a's lease to lapse", func() (err error) {
+		l2, err = st.Acquire(ctx, "t", "b", time.Minute)
+		return err
+	})
 	err = publisher.Run(ctx, st, l1, publisher.Options{})
 	if !errors.Is(err, baton.ErrLeaseLost) {
 		t.Fatalf("zombie publisher returned %v, want ErrLeaseLost", err)

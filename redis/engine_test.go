@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/redistest"
 	"github.com/baton-pub/baton/redis"
 )
@@ -338,13 +339,7 @@ func TestServerRestart(t *testing.T) {
 	}
 	srv.Restart()
 	waitWake(t, sub, "the restart (resubscription)")
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("store not usable after the restart")
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+	poll.Until(t, 10*time.Second, "the store usable after the restart", func() error { return s.Ping(ctx) })
 	items, err := s.Items(ctx, topic, 0, 10)
 	if err != nil || len(items) != 3 || items[2].Hash != rs[2].Hash {
 		t.Fatalf("Items after restart: %d, %v", len(items), err)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/redistest"
 	"github.com/baton-pub/baton/redis"
 )
@@ -33,28 +35,18 @@ func TestReplicationChangeEndsLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Let the store see the first replication id, then restart the server.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.True(t, 10*time.Second, "the replication id recorded", func() bool {
 		v, _ := srv.Client().HGet(ctx, "baton:{t}:lock", "replid").Result()
-		if v != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replication id never recorded")
-		}
-		time.Sleep(10 * time.Millisecond) // poll
-	}
+		return v != ""
+	})
 	srv.Restart()
-	for {
+	poll.Until(t, 20*time.Second, "the lease to end after the restart", func() error {
 		st, err := s.Lock(ctx, "t")
-		if err == nil && !st.Held {
-			break
+		if err == nil && st.Held {
+			err = fmt.Errorf("lease still live: %+v", st)
 		}
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("lease still live after the restart: %+v %v", st, err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll
-	}
+		return err
+	})
 	items, _ := s.Items(ctx, "t", 0, 10)
 	_, err = s.Commit(ctx, baton.Commit{Topic: "t", Epoch: lease.Epoch, Holder: "a", Items: items,
 		Leaves: []baton.Leaf{{Topic: "t", Seq: 1, ItemHash: items[0].Hash, Epoch: lease.Epoch, Publisher: "a"}}})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/ledger"
 	"github.com/baton-pub/baton/node"
 	"github.com/baton-pub/baton/sqlite"
@@ -46,17 +47,13 @@ func TestLedgerVerify(t *testing.T) {
 	if _, err := st.Append(ctx, "quotes", ups); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, 20*time.Second, "a checkpoint of 40 items", func() error {
 		cp, err := st.Checkpoint(ctx, "quotes")
-		if err == nil && cp.Size == 40 {
-			break
+		if err == nil && cp.Size != 40 {
+			err = fmt.Errorf("checkpoint of %d items", cp.Size)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint of 40 items: %+v %v", cp, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	})
 	n.Close()
 
 	run := func(args ...string) (string, error) {

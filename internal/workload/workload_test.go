@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/workload"
 )
 
@@ -59,14 +60,14 @@ func TestTerminalMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer term.Stop()
-	waitFor(t, func() bool { return term.Last() >= 50 })
+	poll.True(t, 10*time.Second, "seq 50 from the first node", func() bool { return term.Last() >= 50 })
 	if term.Node() != a.URL {
 		t.Fatalf("first node %q, want %q", term.Node(), a.URL)
 	}
 	if err := term.Move([]string{b.URL, a.URL}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return term.Last() == 200 })
+	poll.True(t, 10*time.Second, "seq 200 after the move", func() bool { return term.Last() == 200 })
 	if term.Node() != b.URL || term.Moves() != 1 || term.Streams() != 2 || hitsB.Load() != 1 {
 		t.Fatalf("after the move: node %q, moves %d, streams %d, hits on b %d", term.Node(), term.Moves(), term.Streams(), hitsB.Load())
 	}
@@ -89,23 +90,12 @@ func TestTerminalSlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer term.Stop()
-	waitFor(t, func() bool { return term.Last() >= 2 })
+	poll.True(t, 10*time.Second, "the first items", func() bool { return term.Last() >= 2 })
 	start, n := time.Now(), term.Received()
 	time.Sleep(300 * time.Millisecond) // the window in which the rate is measured
 	if got := term.Received() - n; got > 10 {
 		t.Fatalf("a slow terminal read %d items in %v", got, time.Since(start))
 	}
 	term.SetSlow(0)
-	waitFor(t, func() bool { return term.Last() == 1000 })
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval
-	}
+	poll.True(t, 10*time.Second, "seq 1000 at full speed", func() bool { return term.Last() == 1000 })
 }
