@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/baton-pub/baton/internal/poll"
 	"log/slog"
 	"testing"
 	"time"
@@ -44,9 +45,9 @@ func TestTrimmer(t *testing.T) {
 	// trimmer has armed its timer again: its step is over.
 	tick := func() {
 		t.Helper()
-		waitUntil(t, "the trimmer to arm its timer", func() bool { return clock.Timers() == 1 })
+		poll.True(t, 10*time.Second, "the trimmer to arm its timer", func() bool { return clock.Timers() == 1 })
 		clock.Advance(time.Second)
-		waitUntil(t, "the trimmer to finish its step", func() bool { return clock.Timers() == 1 })
+		poll.True(t, 10*time.Second, "the trimmer to finish its step", func() bool { return clock.Timers() == 1 })
 	}
 	expect := func(want ...uint64) {
 		t.Helper()
@@ -85,15 +86,4 @@ func TestTrimmer(t *testing.T) {
 	expect(31) // tried again
 	tick()
 	expect()
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // poll interval
-	}
 }
