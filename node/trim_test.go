@@ -3,13 +3,13 @@ package node
 import (
 	"context"
 	"errors"
-	"github.com/baton-pub/baton/internal/poll"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/clocktest"
+	"github.com/baton-pub/baton/internal/poll"
 )
 
 // trimQueue records the trims asked of it; only Trim is implemented.
