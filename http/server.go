@@ -1,7 +1,7 @@
 // Package http is Baton's HTTP API: ingest (POST items), terminal delivery
 // (Server-Sent Events), polling and inspection endpoints, and health checks.
 // docs/api.md describes the API; this package is its one implementation.
-// It also holds the client side of the event stream (ReadEvents).
+// The bodies it reads and writes are package wire's.
 package http
 
 import (
@@ -21,6 +21,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Defaults of Config.
@@ -170,7 +171,7 @@ func NewServer(cfg Config) *Server {
 	mux.Handle("/healthz", s.methods(route{"GET": s.healthz, "HEAD": s.healthz}))
 	mux.Handle("/readyz", s.methods(route{"GET": s.readyz, "HEAD": s.readyz}))
 	mux.Handle("/", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		s.writeError(w, r, Errorf(baton.CodeNotFound, "no route %s %s", r.Method, clip(r.URL.Path, 256)))
+		s.writeError(w, r, wire.Errorf(baton.CodeNotFound, "no route %s %s", r.Method, clip(r.URL.Path, 256)))
 	}))
 	s.handler = s.logRequests(mux)
 	return s
@@ -261,7 +262,7 @@ func (s *Server) methods(rt route) nethttp.Handler {
 		h, ok := rt[r.Method]
 		if !ok {
 			w.Header().Set("Allow", allow)
-			s.writeError(w, r, Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
+			s.writeError(w, r, wire.Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
 			return
 		}
 		h(w, r)

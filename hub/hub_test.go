@@ -14,6 +14,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/wire"
 )
 
 const testTopic = "quotes"
@@ -511,7 +512,7 @@ func TestFrameEncoding(t *testing.T) {
 	if strings.ContainsAny(data, "\r\n") {
 		t.Fatalf("data spans lines: %q", data)
 	}
-	var d ItemData
+	var d wire.Item
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/internal/workload"
+	"github.com/baton-pub/baton/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -98,7 +99,7 @@ type demoReport struct {
 	Mismatched int               `json:"mismatched"`
 	SplitBrain int               `json:"split_brain"`
 	Handovers  []demoHandover    `json:"handovers"`
-	Records    []client.Handover `json:"records"`
+	Records    []wire.Handover   `json:"records"`
 	Anomalies  []checker.Anomaly `json:"anomalies,omitempty"`
 	Problems   []string          `json:"problems,omitempty"`
 	OK         bool              `json:"ok"`
@@ -166,7 +167,7 @@ func runDemo(ctx context.Context, c demoConfig, out io.Writer) (*demoReport, err
 	var epochMu sync.Mutex
 	firstOfEpoch := make(map[uint64]time.Time)
 	publisherOf := make(map[uint64]string)
-	onItem := func(d client.Delivered, at time.Time) {
+	onItem := func(d wire.Item, at time.Time) {
 		epochMu.Lock()
 		defer epochMu.Unlock()
 		if t, ok := firstOfEpoch[d.Epoch]; !ok || at.Before(t) {
@@ -418,7 +419,7 @@ func currentHolder(ctx context.Context, addrs []string, topic string) (string, u
 	return "", 0
 }
 
-func handoverRecords(ctx context.Context, addrs []string, topic string) ([]client.Handover, error) {
+func handoverRecords(ctx context.Context, addrs []string, topic string) ([]wire.Handover, error) {
 	var lastErr error
 	for _, a := range addrs {
 		cl, err := client.New([]string{a}, client.Options{HTTP: shortHTTP})
