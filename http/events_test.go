@@ -276,7 +276,7 @@ func TestEventsSlowTerminal(t *testing.T) {
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(Config{Store: st, Hub: h, WriteTimeout: 500 * time.Millisecond})
+	srv := mustServer(t, Config{Store: st, Hub: h, WriteTimeout: 500 * time.Millisecond})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.Listener = smallBufListener{ts.Listener}
 	ts.Start()

@@ -43,7 +43,7 @@ func newEnv(t *testing.T, store baton.Store, hopts hub.Options, cfg Config) *env
 		t.Fatal(err)
 	}
 	cfg.Store, cfg.Hub = store, h
-	srv := NewServer(cfg)
+	srv := mustServer(t, cfg)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		ts.CloseClientConnections()
@@ -587,7 +587,7 @@ func TestOpenClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	srv := NewServer(Config{Store: st, Hub: h})
+	srv := mustServer(t, Config{Store: st, Hub: h})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -631,13 +631,21 @@ func TestOpenClose(t *testing.T) {
 	}
 }
 
+// mustServer returns NewServer(cfg) or fails the test.
+func mustServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 func TestNewServerValidates(t *testing.T) {
-	defer func() {
-		if r := recover(); r == nil {
-			t.Fatal("NewServer without a store did not panic")
-		}
-	}()
-	NewServer(Config{})
+	var ie *baton.InvalidError
+	if srv, err := NewServer(Config{}); !errors.As(err, &ie) || ie.Field != "Store" || srv != nil {
+		t.Fatalf("NewServer without a store: %v, %v", srv, err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -670,5 +678,70 @@ func TestUnusedTopicIsEmpty(t *testing.T) {
 	var items wire.ItemsResponse
 	if resp := e.do("GET", "/v1/topics/never-used/items", nil, nil, &items); resp.StatusCode != 200 || len(items.Items) != 0 {
 		t.Fatalf("%d %+v", resp.StatusCode, items)
+	}
+}
+
+// TestOpenLimits: the server Open runs refuses a header block over its
+// limit (431) and serves an ordinary request.
+func TestOpenLimits(t *testing.T) {
+	st := memstore.New(nil)
+	h := hub.New(st, hub.Options{})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := mustServer(t, Config{Store: st, Hub: h})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Open(ln); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	get := func(hdr string) int {
+		req, _ := nethttp.NewRequest("GET", "http://"+ln.Addr().String()+"/healthz", nil)
+		req.Header.Set("X-Pad", hdr)
+		resp, err := nethttp.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get("x"); s != 200 {
+		t.Fatalf("healthz: %d", s)
+	}
+	if s := get(strings.Repeat("x", 2*maxHeaderBytes)); s != nethttp.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a %d-byte header: %d", 2*maxHeaderBytes, s)
+	}
+}
+
+// failingListener fails every Accept with a permanent error.
+type failingListener struct{ net.Listener }
+
+func (failingListener) Accept() (net.Conn, error) { return nil, errors.New("listener broken") }
+
+// TestServeErr: a listener that fails stops serving, and Err says so
+// (baton serve exits on it).
+func TestServeErr(t *testing.T) {
+	st := memstore.New(nil)
+	h := hub.New(st, hub.Options{})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := mustServer(t, Config{Store: st, Hub: h})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := srv.Open(failingListener{ln}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := <-srv.Err(); err == nil || !strings.Contains(err.Error(), "listener broken") {
+		t.Fatalf("Err: %v", err)
 	}
 }

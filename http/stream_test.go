@@ -86,7 +86,7 @@ func newStreamServer(t *testing.T, hopts hub.Options, cfg Config) (*Server, *hub
 	}
 	t.Cleanup(func() { h.Close() })
 	cfg.Store, cfg.Hub = st, h
-	return NewServer(cfg), h, st
+	return mustServer(t, cfg), h, st
 }
 
 // goroutines counts the goroutines whose stack mentions any of fns.
@@ -474,7 +474,7 @@ func BenchmarkStreamFanout(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer h.Close()
-				srv := NewServer(Config{Store: st, Hub: h})
+				srv := mustServer(b, Config{Store: st, Hub: h})
 				var handler nethttp.Handler = srv
 				if path == "goroutine" {
 					handler = nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {

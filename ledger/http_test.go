@@ -50,7 +50,11 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	srv := httptest.NewServer(bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: nodes[1].witness}))
+	api, err := bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: nodes[1].witness})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
 	defer srv.Close()
 	base := srv.URL + "/v1/topics/web"
 
