@@ -491,6 +491,38 @@ func TestLifecycle(t *testing.T) {
 	if _, err := h.Subscribe(context.Background(), testTopic, 0); !errors.Is(err, baton.ErrClosed) {
 		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
 	}
+	if err := h.Start(context.Background()); !errors.Is(err, baton.ErrClosed) {
+		t.Fatalf("Start after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestStartContextEndsNothing: the hub runs until Close, not until Start's
+// context ends (baton.Service): terminals are ended by Close, after the
+// node has handed over.
+func TestStartContextEndsNothing(t *testing.T) {
+	st := memstore.New(nil)
+	h := New(st, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	term := subscribe(t, h, testTopic, 0)
+	cancel()
+	p := newPublisher(t, st, testTopic)
+	p.publish(3)
+	for want := uint64(1); want <= 3; {
+		ev, err := term.Next(context.Background())
+		if err != nil || ev.Kind != EventItems {
+			t.Fatalf("after Start's context ended: %+v, %v (want seq %d)", ev, err, want)
+		}
+		for _, f := range ev.Frames {
+			if f.Item.Seq != want {
+				t.Fatalf("seq %d, want %d", f.Item.Seq, want)
+			}
+			want++
+		}
+	}
 }
 
 func TestFrameEncoding(t *testing.T) {

@@ -221,7 +221,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		if err != nil {
 			return err
 		}
-		witness.Start(ctx)
+		if err := witness.Start(ctx); err != nil {
+			return err
+		}
 		defer witness.Close()
 		ncfg.Key, ncfg.Witness = key, witness
 	}
