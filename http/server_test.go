@@ -580,21 +580,34 @@ func TestErrorTable(t *testing.T) {
 	}
 }
 
-func TestOpenClose(t *testing.T) {
+// openServer opens a server with a fresh hub and store on a loopback
+// listener, wrapped by wrap if not nil. Cleanup closes both.
+func openServer(t *testing.T, wrap func(net.Listener) net.Listener) (*Server, net.Listener) {
+	t.Helper()
 	st := memstore.New(nil)
 	h := hub.New(st, hub.Options{})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() { h.Close() })
 	srv := mustServer(t, Config{Store: st, Hub: h})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	if err := srv.Open(ln); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, ln
+}
+
+func TestOpenClose(t *testing.T) {
+	srv, ln := openServer(t, nil)
 	if err := srv.Open(ln); err == nil {
 		t.Fatal("second Open succeeded")
 	}
@@ -684,21 +697,7 @@ func TestUnusedTopicIsEmpty(t *testing.T) {
 // TestOpenLimits: the server Open runs refuses a header block over its
 // limit (431) and serves an ordinary request.
 func TestOpenLimits(t *testing.T) {
-	st := memstore.New(nil)
-	h := hub.New(st, hub.Options{})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	srv := mustServer(t, Config{Store: st, Hub: h})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Open(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	_, ln := openServer(t, nil)
 	get := func(hdr string) int {
 		req, _ := nethttp.NewRequest("GET", "http://"+ln.Addr().String()+"/healthz", nil)
 		req.Header.Set("X-Pad", hdr)
@@ -725,22 +724,7 @@ func (failingListener) Accept() (net.Conn, error) { return nil, errors.New("list
 // TestServeErr: a listener that fails stops serving, and Err says so
 // (baton serve exits on it).
 func TestServeErr(t *testing.T) {
-	st := memstore.New(nil)
-	h := hub.New(st, hub.Options{})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	srv := mustServer(t, Config{Store: st, Hub: h})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	if err := srv.Open(failingListener{ln}); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, _ := openServer(t, func(ln net.Listener) net.Listener { return failingListener{ln} })
 	if err := <-srv.Err(); err == nil || !strings.Contains(err.Error(), "listener broken") {
 		t.Fatalf("Err: %v", err)
 	}

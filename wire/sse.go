@@ -51,25 +51,18 @@ func (e Event) Seq() (uint64, error) {
 }
 
 // Item decodes the data of an "item" event.
-func (e Event) Item() (Item, error) {
-	var d Item
-	if e.Type != EventItem {
-		return d, fmt.Errorf("decode item: %q event is not an item", e.Type)
-	}
-	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return d, fmt.Errorf("decode item: %w", err)
-	}
-	return d, nil
-}
+func (e Event) Item() (Item, error) { return decodeData[Item](e, EventItem) }
 
 // Reset decodes the data of a "reset" event.
-func (e Event) Reset() (Reset, error) {
-	var d Reset
-	if e.Type != EventReset {
-		return d, fmt.Errorf("decode reset: %q event is not a reset", e.Type)
+func (e Event) Reset() (Reset, error) { return decodeData[Reset](e, EventReset) }
+
+func decodeData[T any](e Event, typ string) (T, error) {
+	var d T
+	if e.Type != typ {
+		return d, fmt.Errorf("decode %s: %q event is not one", typ, e.Type)
 	}
 	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return d, fmt.Errorf("decode reset: %w", err)
+		return d, fmt.Errorf("decode %s: %w", typ, err)
 	}
 	return d, nil
 }
@@ -195,7 +188,7 @@ func (r *EventReader) nextLine() ([]byte, error) {
 				continue
 			}
 		}
-		if i := bytes.IndexAny(buf, "\r\n"); i >= 0 {
+		if i := lineEnd(buf); i >= 0 {
 			if len(r.line)+i > MaxEventLine {
 				return nil, ErrLineTooLong
 			}
@@ -219,6 +212,20 @@ func (r *EventReader) nextLine() ([]byte, error) {
 		r.line = append(r.line, buf...)
 		_, _ = r.br.Discard(len(buf))
 	}
+}
+
+// lineEnd is the index of the first CR or LF in b, or -1: bytes.IndexAny
+// without its byte-by-byte loop (two IndexByte calls, which use vector
+// instructions, read a line a few times faster).
+func lineEnd(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return bytes.IndexByte(b, '\r')
+	}
+	if j := bytes.IndexByte(b[:i], '\r'); j >= 0 {
+		return j
+	}
+	return i
 }
 
 // ReadEvents calls fn for each event of the stream r, in order. It returns

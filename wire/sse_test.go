@@ -267,3 +267,21 @@ func reference(in string) []ev {
 	}
 	return out
 }
+
+// BenchmarkEventReader reads item events as a bench terminal does, with a
+// 4 KiB buffer (the fan-out scenario's).
+func BenchmarkEventReader(b *testing.B) {
+	frame := []byte("id: 123456\nevent: item\ndata: {\"seq\":123456,\"id\":\"k-17\",\"value\":{\"t\":1764734400000000000},\"hash\":\"" + strings.Repeat("ab", 32) + "\",\"epoch\":3,\"publisher\":\"n1\",\"msg_id\":\"src-1-000123456\"}\n\n")
+	stream := bytes.Repeat(frame, 1000)
+	src := bytes.NewReader(nil)
+	er := NewEventReader(src, 4096)
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		src.Reset(stream)
+		for {
+			if _, err := er.Next(); err != nil {
+				break
+			}
+		}
+	}
+}
