@@ -261,7 +261,7 @@ func (c *Client) Handovers(ctx context.Context, topic string) ([]wire.Handover, 
 
 // Event is one event of a terminal's stream.
 type Event struct {
-	// Type is "item" or "reset".
+	// Type is wire.EventItem or wire.EventReset.
 	Type string
 	// Item is set for "item" events.
 	Item wire.Item

@@ -265,7 +265,7 @@ func (t *Terminal) start(nodes []string) error {
 		err := cl.Subscribe(ctx, topic, t.last.Load(), func(e client.Event) error {
 			now := time.Now()
 			t.node.Store(e.Node)
-			if e.Type == "reset" {
+			if e.Type == wire.EventReset {
 				t.resets.Add(1)
 				h.ResetSeen(checker.Reset{Terminal: name, Topic: topic, Earliest: e.Earliest})
 				return nil
