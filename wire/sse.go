@@ -122,7 +122,9 @@ func (r *EventReader) Next() (Event, error) {
 		field, value := line, []byte(nil)
 		if i := bytes.IndexByte(line, ':'); i >= 0 {
 			field, value = line[:i], line[i+1:]
-			value = bytes.TrimPrefix(value, []byte(" "))
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
 		}
 		switch string(field) {
 		case "event":
