@@ -78,11 +78,12 @@ type Published struct {
 
 // Receipt acknowledges one appended update. Duplicate is true when the msg id
 // had been taken before: Seq and Hash are then those of the original item.
+// Its JSON is a receipt of the HTTP API (docs/api.md), duplicate included.
 type Receipt struct {
 	Seq       uint64 `json:"seq"`
 	Hash      Hash   `json:"hash"`
 	MsgID     string `json:"msg_id"`
-	Duplicate bool   `json:"duplicate,omitempty"`
+	Duplicate bool   `json:"duplicate"`
 }
 
 // Lease is the publish lock of one topic as held by one node. Epoch grows by

@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/wire"
 )
 
 // env is where a bench runs: a scratch directory and the store engine,
@@ -202,7 +203,7 @@ func (c *cluster) close() {
 }
 
 // handovers lists a topic's release records from the first node that answers.
-func (c *cluster) handovers(ctx context.Context, topic string) ([]client.Handover, error) {
+func (c *cluster) handovers(ctx context.Context, topic string) ([]wire.Handover, error) {
 	var addrs []string
 	for _, n := range c.nodes {
 		if n.Alive() {

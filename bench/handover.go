@@ -11,6 +11,7 @@ import (
 
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/wire"
 )
 
 // HandoverResult is the hand-over scenario.
@@ -155,7 +156,7 @@ func handoverFaults(ctx context.Context, e *env, res *HandoverResult) error {
 		}
 		wg.Go(func() {
 			_ = cl.Subscribe(ctx, topic, 0, func(ev client.Event) error {
-				if ev.Type == "item" {
+				if ev.Type == wire.EventItem {
 					ep.seen(ev.Item.Epoch, time.Now())
 				}
 				return nil

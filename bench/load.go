@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/baton-pub/baton/wire"
 )
 
 // Items are JSON updates whose value carries the time the item was meant to
@@ -215,8 +215,8 @@ loop:
 }
 
 // stream reads a topic's Server-Sent Events from one node: connected is
-// called once the stream is open, fn for every data line (the frame's JSON),
-// with the time it was read. It returns when ctx ends (nil) or the stream
+// called once the stream's first bytes arrive, fn for every event's data (the
+// item's JSON, valid until fn returns), with the time it was read. It returns when ctx ends (nil) or the stream
 // fails.
 //
 // If last is not nil, the stream resumes after *last (Last-Event-ID) when
@@ -241,37 +241,41 @@ func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("subscribe %s: %s", path, resp.Status)
 	}
-	br := bufio.NewReaderSize(resp.Body, bufSize)
-	first := true
+	body := io.Reader(resp.Body)
+	if connected != nil {
+		body = &firstRead{r: body, fn: connected}
+	}
+	er := wire.NewEventReader(body, bufSize)
 	for {
-		line, err := br.ReadSlice('\n')
+		ev, err := er.Next()
 		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				// A line longer than the buffer: skip to its end.
-				for errors.Is(err, bufio.ErrBufferFull) {
-					_, err = br.ReadSlice('\n')
-				}
-				continue
-			}
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("stream %s: %w", path, err)
 		}
-		if first {
-			first = false
-			if connected != nil {
-				connected()
-			}
-		}
-		if len(line) > 6 && string(line[:6]) == "data: " {
-			fn(line[6:len(line)-1], time.Now())
-		} else if last != nil && len(line) > 4 && string(line[:4]) == "id: " {
-			if id, err := strconv.ParseUint(string(line[4:len(line)-1]), 10, 64); err == nil {
+		fn(ev.Data, time.Now())
+		if last != nil {
+			if id, err := ev.Seq(); err == nil {
 				*last = id
 			}
 		}
 	}
+}
+
+// firstRead calls fn once, when the first bytes of r arrive.
+type firstRead struct {
+	r  io.Reader
+	fn func()
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 && f.fn != nil {
+		f.fn()
+		f.fn = nil
+	}
+	return n, err
 }
 
 // field parses the unsigned integer that follows key in data; -1 if absent.

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/hub"
 )
 
 // ServeRawSSE runs the fan-out ceiling: a minimal Server-Sent Events
@@ -23,11 +25,7 @@ func ServeRawSSE(ctx context.Context, listen, readyFile string) error {
 	if err != nil {
 		return err
 	}
-	b := &broadcaster{conns: make(map[*rawConn]struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/topics/{topic}/events", b.events)
-	mux.HandleFunc("POST /v1/topics/{topic}/items", b.publish)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newBroadcaster(), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	if readyFile != "" {
@@ -49,6 +47,15 @@ func ServeRawSSE(ctx context.Context, listen, readyFile string) error {
 		}
 		return err
 	}
+}
+
+// newBroadcaster returns the ceiling's routes.
+func newBroadcaster() http.Handler {
+	b := &broadcaster{conns: make(map[*rawConn]struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/topics/{topic}/events", b.events)
+	mux.HandleFunc("POST /v1/topics/{topic}/items", b.publish)
+	return mux
 }
 
 type broadcaster struct {
@@ -73,12 +80,8 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil {
-		return
-	}
-	if rc.Flush() != nil {
-		return
-	}
+	// Registered before the first byte goes out: a client that has seen
+	// the stream open gets every item posted after.
 	c := &rawConn{ch: make(chan [][]byte, rawQueue), dead: make(chan struct{})}
 	b.mu.Lock()
 	b.conns[c] = struct{}{}
@@ -88,6 +91,12 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 		delete(b.conns, c)
 		b.mu.Unlock()
 	}()
+	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil {
+		return
+	}
+	if rc.Flush() != nil {
+		return
+	}
 	write := func(frames [][]byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		for _, f := range frames {
@@ -125,32 +134,25 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *broadcaster) publish(w http.ResponseWriter, r *http.Request) {
-	var ups []struct {
-		ID    string          `json:"id"`
-		Value json.RawMessage `json:"value"`
-		MsgID string          `json:"msg_id"`
-	}
+	var ups []baton.Update
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&ups); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	frames := make([][]byte, len(ups))
 	b.mu.Lock()
+	first := b.seq
 	for i, u := range ups {
 		b.seq++
-		f := make([]byte, 0, len(u.Value)+len(u.ID)+len(u.MsgID)+200)
-		f = append(f, "id: "...)
-		f = strconv.AppendUint(f, b.seq, 10)
-		f = append(f, "\nevent: item\ndata: {\"seq\":"...)
-		f = strconv.AppendUint(f, b.seq, 10)
-		f = append(f, `,"id":`...)
-		f = strconv.AppendQuote(f, u.ID)
-		f = append(f, `,"value":`...)
-		f = append(f, u.Value...)
-		f = append(f, `,"hash":"0000000000000000000000000000000000000000000000000000000000000000","epoch":1,"publisher":"raw","msg_id":`...)
-		f = strconv.AppendQuote(f, u.MsgID)
-		f = append(f, "}\n\n"...)
-		frames[i] = f
+		// Baton's frame for the item, with a zero hash: no store, no hash.
+		f, err := hub.NewFrame(baton.Published{Item: baton.Item{Seq: b.seq, ID: u.ID, Value: u.Value, MsgID: u.MsgID}, Epoch: 1, Publisher: "raw"})
+		if err != nil {
+			b.seq = first
+			b.mu.Unlock()
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		frames[i] = f.SSE
 	}
 	for c := range b.conns {
 		select {

@@ -17,6 +17,7 @@ import (
 	"github.com/baton-pub/baton/checker"
 	"github.com/baton-pub/baton/dial"
 	"github.com/baton-pub/baton/internal/nemesis"
+	"github.com/baton-pub/baton/wire"
 )
 
 // finish stops the sources, lets the terminals catch up, reads the
@@ -84,8 +85,8 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 	if r.c.Sabotage && len(r.terms) > 0 {
 		t := r.terms[0]
 		u := baton.Update{ID: "sabotage", Value: json.RawMessage(`"sabotage"`), MsgID: "sabotage"}
-		r.h.Delivered(checker.Delivery{Terminal: t.Name, Topic: t.Topic, Seq: t.Last() + 2, ID: u.ID, Value: u.Value,
-			MsgID: u.MsgID, Hash: baton.HashItem(t.Topic, u), Epoch: 1, Publisher: "sabotage", At: time.Now()})
+		r.h.Delivered(checker.Delivery{Terminal: t.Name, Topic: t.Topic, Item: wire.Item{Seq: t.Last() + 2, ID: u.ID, Value: u.Value,
+			MsgID: u.MsgID, Hash: baton.HashItem(t.Topic, u), Epoch: 1, Publisher: "sabotage"}, At: time.Now()})
 		r.logf("sabotage: recorded a bogus delivery to %s at seq %d", t.Name, t.Last()+2)
 	}
 	// Every item appended must end up published, and no terminal may hold

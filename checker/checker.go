@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Ack is what a source was told: its message is durable at Seq.
@@ -30,16 +31,10 @@ type Ack struct {
 
 // Delivery is one item as a terminal's application received it.
 type Delivery struct {
-	Terminal  string
-	Topic     string
-	Seq       uint64
-	ID        string
-	Value     []byte
-	MsgID     string
-	Hash      baton.Hash
-	Epoch     uint64
-	Publisher string
-	At        time.Time
+	Terminal string
+	Topic    string
+	wire.Item
+	At time.Time
 }
 
 // Reset is a terminal being told its position is no longer kept.

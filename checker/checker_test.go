@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/wire"
 )
 
 // run builds a clean history of n items on topic "t", published by p1 at
@@ -22,8 +23,8 @@ func run(n int, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery
 		h.Sent("t", u.MsgID)
 		acks = append(acks, checker.Ack{Source: "s", Topic: "t", MsgID: u.MsgID, Seq: uint64(i), Hash: hash})
 		for _, term := range []string{"a", "b"} {
-			ds[term] = append(ds[term], checker.Delivery{Terminal: term, Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value,
-				MsgID: u.MsgID, Hash: hash, Epoch: 1, Publisher: "p1"})
+			ds[term] = append(ds[term], checker.Delivery{Terminal: term, Topic: "t", Item: wire.Item{Seq: uint64(i), ID: u.ID, Value: u.Value,
+				MsgID: u.MsgID, Hash: hash, Epoch: 1, Publisher: "p1"}})
 		}
 	}
 	if mutate != nil {
@@ -95,8 +96,8 @@ func TestFindsEachAnomaly(t *testing.T) {
 		}, func(r checker.Report) bool { return r.Duplicated >= 1 }},
 		{"never sent", func(a []checker.Ack, d map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
 			u := baton.Update{ID: "x", Value: json.RawMessage("1"), MsgID: "ghost"}
-			d["a"] = append(d["a"], checker.Delivery{Terminal: "a", Topic: "t", Seq: 11, ID: "x", Value: u.Value, MsgID: "ghost",
-				Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"})
+			d["a"] = append(d["a"], checker.Delivery{Terminal: "a", Topic: "t", Item: wire.Item{Seq: 11, ID: "x", Value: u.Value, MsgID: "ghost",
+				Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"}})
 			return a, d
 		}, func(r checker.Report) bool { return r.Phantom == 1 }},
 	} {
@@ -145,8 +146,8 @@ func handoverRun(mutRecs func([]baton.ReleaseRecord) []baton.ReleaseRecord, mutD
 		if epoch == 2 {
 			pub = "p2"
 		}
-		ds = append(ds, checker.Delivery{Terminal: "a", Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value,
-			MsgID: u.MsgID, Hash: hash, Epoch: epoch, Publisher: pub})
+		ds = append(ds, checker.Delivery{Terminal: "a", Topic: "t", Item: wire.Item{Seq: uint64(i), ID: u.ID, Value: u.Value,
+			MsgID: u.MsgID, Hash: hash, Epoch: epoch, Publisher: pub}})
 	}
 	recs := []baton.ReleaseRecord{ // newest first, as the API lists them
 		{Topic: "t", Holder: "p2", Epoch: 2, Reason: baton.ReasonReleased, At: t0.Add(2 * time.Second), LastSeq: 20,
@@ -217,8 +218,8 @@ func TestFirstItemAfterStart(t *testing.T) {
 	for i := 3; i <= 5; i++ {
 		u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)}
 		h.Sent("t", u.MsgID)
-		h.Delivered(checker.Delivery{Terminal: "a", Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value, MsgID: u.MsgID,
-			Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"})
+		h.Delivered(checker.Delivery{Terminal: "a", Topic: "t", Item: wire.Item{Seq: uint64(i), ID: u.ID, Value: u.Value, MsgID: u.MsgID,
+			Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"}})
 	}
 	r := h.Check(map[string][]string{"a": {"t"}})
 	if r.Lost != 1 || r.Anomalies[0].Seq != 1 {
@@ -239,8 +240,8 @@ func TestPublishedAndLedger(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)}
 			h.Sent("t", u.MsgID)
-			h.Delivered(checker.Delivery{Terminal: "a", Topic: "t", Seq: uint64(i), ID: u.ID, Value: u.Value, MsgID: u.MsgID,
-				Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"})
+			h.Delivered(checker.Delivery{Terminal: "a", Topic: "t", Item: wire.Item{Seq: uint64(i), ID: u.ID, Value: u.Value, MsgID: u.MsgID,
+				Hash: baton.HashItem("t", u), Epoch: 1, Publisher: "p1"}})
 		}
 		h.PublishedSeen("t", cursor)
 		h.LedgerSeen("t", leaves)

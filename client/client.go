@@ -6,7 +6,6 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Options tune a Client.
@@ -86,22 +86,6 @@ func New(nodes []string, o Options) (*Client, error) {
 		o.StreamIdle = 15 * time.Second
 	}
 	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time)}, nil
-}
-
-// APIError is an error answered by a node (4xx or 5xx).
-type APIError struct {
-	Status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
-}
-
-// Temporary reports whether retrying may succeed (5xx, 429, 409).
-func (e *APIError) Temporary() bool {
-	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
 }
 
 // pick returns the next node in turn, skipping nodes that failed recently
@@ -177,15 +161,16 @@ func (c *Client) do(ctx context.Context, method, base, path string, body []byte,
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var env struct {
-			Error APIError `json:"error"`
-		}
+		var env wire.ErrorResponse
 		_ = json.Unmarshal(b, &env)
+		if env.Error == nil {
+			env.Error = &wire.Error{}
+		}
 		env.Error.Status = resp.StatusCode
 		if env.Error.Message == "" {
 			env.Error.Message = strings.TrimSpace(string(b))
 		}
-		return &env.Error
+		return env.Error
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -217,9 +202,7 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 	}
 	path := "/v1/topics/" + url.PathEscape(topic) + "/items"
 	for attempt := 0; ; attempt++ {
-		var out struct {
-			Items []baton.Receipt `json:"items"`
-		}
+		var out wire.PublishResponse
 		node := c.pick()
 		err := c.do(ctx, http.MethodPost, node, path, body, &out)
 		if err == nil {
@@ -228,7 +211,7 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 			}
 			return out.Items, nil
 		}
-		var ae *APIError
+		var ae *wire.Error
 		if errors.As(err, &ae) && !ae.Temporary() {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
@@ -265,10 +248,8 @@ func (c *Client) Status(ctx context.Context, node string) (baton.NodeStatus, err
 }
 
 // Handovers fetches a topic's release records.
-func (c *Client) Handovers(ctx context.Context, topic string) ([]Handover, error) {
-	var out struct {
-		Handovers []Handover `json:"handovers"`
-	}
+func (c *Client) Handovers(ctx context.Context, topic string) ([]wire.Handover, error) {
+	var out wire.HandoversResponse
 	var err error
 	for _, b := range c.nodes {
 		if err = c.do(ctx, http.MethodGet, b, "/v1/topics/"+url.PathEscape(topic)+"/handovers?limit=1000", nil, &out); err == nil {
@@ -278,33 +259,16 @@ func (c *Client) Handovers(ctx context.Context, topic string) ([]Handover, error
 	return nil, err
 }
 
-// Handover is a release record with its successor, as the API lists it.
-type Handover struct {
-	baton.ReleaseRecord
-	HandoverMS *float64 `json:"handover_ms"`
-}
-
 // Event is one event of a terminal's stream.
 type Event struct {
-	// Type is "item" or "reset".
+	// Type is wire.EventItem or wire.EventReset.
 	Type string
 	// Item is set for "item" events.
-	Item Delivered
+	Item wire.Item
 	// Earliest is set for "reset": the earliest seq still kept.
 	Earliest uint64
 	// Node is the base URL of the node that sent the event.
 	Node string
-}
-
-// Delivered is a published item as a terminal receives it.
-type Delivered struct {
-	Seq       uint64          `json:"seq"`
-	ID        string          `json:"id"`
-	Value     json.RawMessage `json:"value"`
-	MsgID     string          `json:"msg_id"`
-	Hash      baton.Hash      `json:"hash"`
-	Epoch     uint64          `json:"epoch"`
-	Publisher string          `json:"publisher"`
 }
 
 // ErrGap is returned by Subscribe if a node sent an item that does not
@@ -330,7 +294,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn f
 		if progressed {
 			attempt = 0
 		}
-		var ae *APIError
+		var ae *wire.Error
 		if !progressed && !errors.As(err, &ae) {
 			c.markDown(base)
 		}
@@ -368,7 +332,14 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		ae := &APIError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+		ae := &wire.Error{Status: resp.StatusCode}
+		var env wire.ErrorResponse
+		if json.Unmarshal(b, &env) == nil && env.Error != nil {
+			ae = env.Error
+			ae.Status = resp.StatusCode
+		} else {
+			ae.Message = strings.TrimSpace(string(b))
+		}
 		if !ae.Temporary() {
 			return false, stopError{fmt.Errorf("subscribe %s: %w", topic, ae)}
 		}
@@ -376,94 +347,48 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 	}
 	progressed := false
 	body := &idleReader{r: resp.Body, t: idle, d: c.o.StreamIdle}
-	err = ReadSSE(body, func(f Frame) error {
-		switch f.Event {
-		case "item", "":
-			var d Delivered
-			if err := json.Unmarshal(f.Data, &d); err != nil {
-				return stopError{fmt.Errorf("subscribe %s: bad item from %s: %w", topic, base, err)}
+	er := wire.NewEventReader(body, 0)
+	for {
+		ev, err := er.Next()
+		if err == io.EOF {
+			// The server ended the stream: resume, from another node if
+			// this one is shutting down.
+			return progressed, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return progressed, err
+		}
+		switch ev.Type {
+		case wire.EventItem:
+			d, err := ev.Item()
+			if err != nil {
+				return progressed, stopError{fmt.Errorf("subscribe %s: bad item from %s: %w", topic, base, err)}
 			}
 			if d.Seq <= *last {
-				return nil // already seen (at least once on the wire)
+				continue // already seen (at least once on the wire)
 			}
 			if d.Seq != *last+1 {
-				return stopError{fmt.Errorf("subscribe %s: %w: got seq %d after %d from %s", topic, ErrGap, d.Seq, *last, base)}
+				return progressed, stopError{fmt.Errorf("subscribe %s: %w: got seq %d after %d from %s", topic, ErrGap, d.Seq, *last, base)}
 			}
-			if err := fn(Event{Type: "item", Item: d, Node: base}); err != nil {
-				return stopError{err}
+			if err := fn(Event{Type: wire.EventItem, Item: d, Node: base}); err != nil {
+				return progressed, stopError{err}
 			}
 			*last = d.Seq
 			progressed = true
-		case "reset":
-			var r struct {
-				Earliest uint64 `json:"earliest"`
+		case wire.EventReset:
+			r, err := ev.Reset()
+			if err != nil {
+				return progressed, stopError{fmt.Errorf("subscribe %s: bad reset from %s: %w", topic, base, err)}
 			}
-			if err := json.Unmarshal(f.Data, &r); err != nil {
-				return stopError{fmt.Errorf("subscribe %s: bad reset: %w", topic, err)}
-			}
-			if err := fn(Event{Type: "reset", Earliest: r.Earliest, Node: base}); err != nil {
-				return stopError{err}
+			if err := fn(Event{Type: wire.EventReset, Earliest: r.Earliest, Node: base}); err != nil {
+				return progressed, stopError{err}
 			}
 			if r.Earliest > 0 && r.Earliest-1 > *last {
 				*last = r.Earliest - 1
 			}
 			progressed = true
 		}
-		return nil
-	})
-	return progressed, err
-}
-
-// Frame is one Server-Sent Events frame.
-type Frame struct {
-	ID    string
-	Event string
-	Data  []byte
-}
-
-// ReadSSE parses a Server-Sent Events stream, calling fn per frame. Lines
-// are bounded at 16 MiB.
-func ReadSSE(r io.Reader, fn func(Frame) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	var f Frame
-	var data bytes.Buffer
-	hasData := false
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
-			if hasData {
-				f.Data = bytes.Clone(data.Bytes())
-				if err := fn(f); err != nil {
-					return err
-				}
-			}
-			f, hasData = Frame{}, false
-			data.Reset()
-			continue
-		}
-		if line[0] == ':' {
-			continue
-		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "id":
-			f.ID = string(value)
-		case "event":
-			f.Event = string(value)
-		case "data":
-			if hasData {
-				data.WriteByte('\n')
-			}
-			data.Write(value)
-			hasData = true
-		}
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return io.ErrUnexpectedEOF
 }
 
 // idleReader re-arms an idle timer on every read that returns data.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 )
 
 // TestPublishRetriesWithSameMsgID: a node that fails makes the client try
@@ -67,7 +68,7 @@ func TestPublishDoesNotRetryBadInput(t *testing.T) {
 	defer srv.Close()
 	c, _ := client.New([]string{srv.URL}, client.Options{})
 	_, err := c.Publish(context.Background(), "t", []baton.Update{{ID: "", Value: json.RawMessage("1")}})
-	var ae *client.APIError
+	var ae *wire.Error
 	if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != "invalid" || n.Load() != 1 {
 		t.Fatalf("err %v after %d attempts", err, n.Load())
 	}
@@ -132,11 +133,38 @@ func TestSubscribeLeavesSilentNode(t *testing.T) {
 	}
 }
 
-func TestReadSSE(t *testing.T) {
-	in := ": comment\nid: 5\nevent: item\ndata: {\"a\":\ndata: 1}\n\nevent: reset\ndata: {\"earliest\":9}\n\n"
-	var fs []client.Frame
-	err := client.ReadSSE(strings.NewReader(in), func(f client.Frame) error { fs = append(fs, f); return nil })
-	if err != io.ErrUnexpectedEOF || len(fs) != 2 || fs[0].ID != "5" || string(fs[0].Data) != "{\"a\":\n1}" || fs[1].Event != "reset" {
-		t.Fatalf("frames %+v err %v", fs, err)
+// TestSubscribeLineEnds: the client reads a stream whose lines end with
+// CR, CRLF or LF, after a byte order mark, as the event stream format
+// allows (its old line scanner saw a CR-ended stream as one endless line).
+func TestSubscribeLineEnds(t *testing.T) {
+	for name, eol := range map[string]string{"LF": "\n", "CRLF": "\r\n", "CR": "\r"} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				fmt.Fprint(w, "\ufeff: hello"+eol+"retry: 1000"+eol+eol)
+				for seq := 1; seq <= 2; seq++ {
+					fmt.Fprintf(w, "id: %d%sevent: item%sdata: {\"seq\":%d,\"id\":\"k\",%sdata: \"value\":1}%s%s", seq, eol, eol, seq, eol, eol, eol)
+				}
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			}))
+			defer srv.Close()
+			c, _ := client.New([]string{srv.URL}, client.Options{})
+			var got []uint64
+			done := errors.New("done")
+			err := c.Subscribe(context.Background(), "t", 0, func(e client.Event) error {
+				if string(e.Item.Value) != "1" {
+					t.Errorf("value %q", e.Item.Value)
+				}
+				got = append(got, e.Item.Seq)
+				if len(got) == 2 {
+					return done
+				}
+				return nil
+			})
+			if err != done || got[0] != 1 || got[1] != 2 {
+				t.Fatalf("got %v, %v", got, err)
+			}
+		})
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
-	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -36,9 +36,9 @@ func TestEpochsAfter(t *testing.T) {
 		t.Fatalf("empty: %v", at)
 	}
 	t0 := time.Unix(100, 0)
-	e.seen(client.Delivered{Epoch: 1, Publisher: "n1"}, t0)
-	e.seen(client.Delivered{Epoch: 2, Publisher: "n3"}, t0.Add(time.Second))
-	e.seen(client.Delivered{Epoch: 2, Publisher: "n3"}, t0.Add(2*time.Second)) // a slower terminal, reporting later
+	e.seen(wire.Item{Epoch: 1, Publisher: "n1"}, t0)
+	e.seen(wire.Item{Epoch: 2, Publisher: "n3"}, t0.Add(time.Second))
+	e.seen(wire.Item{Epoch: 2, Publisher: "n3"}, t0.Add(2*time.Second)) // a slower terminal, reporting later
 	if at, _, _ := e.after(2); !at.IsZero() {
 		t.Errorf("after the last epoch: %v", at)
 	}

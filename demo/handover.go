@@ -10,6 +10,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/wire"
 )
 
 // epochs records when the first item of each epoch reached any terminal:
@@ -21,7 +22,7 @@ type epochs struct {
 	publisherOf map[uint64]string
 }
 
-func (e *epochs) seen(d client.Delivered, at time.Time) {
+func (e *epochs) seen(d wire.Item, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.first == nil {
@@ -116,7 +117,7 @@ func currentHolder(ctx context.Context, addrs []string, topic string) (string, u
 
 // handoverRecords reads topic's release records from the first node that
 // answers.
-func handoverRecords(ctx context.Context, addrs []string, topic string) ([]client.Handover, error) {
+func handoverRecords(ctx context.Context, addrs []string, topic string) ([]wire.Handover, error) {
 	var lastErr error
 	for _, a := range addrs {
 		cl, err := client.New([]string{a}, client.Options{HTTP: shortHTTP})

@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/baton-pub/baton/checker"
-	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Report is the demo's verdict, printed for people or as JSON.
@@ -22,7 +22,7 @@ type Report struct {
 	Mismatched int               `json:"mismatched"`
 	SplitBrain int               `json:"split_brain"`
 	Handovers  []Handover        `json:"handovers"`
-	Records    []client.Handover `json:"records"`
+	Records    []wire.Handover   `json:"records"`
 	Anomalies  []checker.Anomaly `json:"anomalies,omitempty"`
 	Problems   []string          `json:"problems,omitempty"`
 	OK         bool              `json:"ok"`

@@ -126,10 +126,14 @@ type Elector struct {
 	role  baton.Role
 	lease baton.Lease
 
+	// Under mu: set by Start and Close.
 	cancel context.CancelFunc
 	done   chan struct{}
+	closed bool
 	once   sync.Once
 }
+
+var _ baton.Service = (*Elector)(nil)
 
 // New checks cfg and returns an elector; Start runs it.
 func New(cfg Config) (*Elector, error) {
@@ -139,8 +143,16 @@ func New(cfg Config) (*Elector, error) {
 	return &Elector{cfg: cfg, log: cfg.Logger.With("topic", cfg.Topic), role: baton.RoleStandby}, nil
 }
 
-// Start runs the elector until Close.
+// Start runs the elector until Close (see baton.Service).
 func (e *Elector) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.closed:
+		return fmt.Errorf("start elector %s: %w", e.cfg.Topic, baton.ErrClosed)
+	case e.done != nil:
+		return fmt.Errorf("start elector %s: already started", e.cfg.Topic)
+	}
 	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.done = make(chan struct{})
 	go func() {
@@ -154,9 +166,13 @@ func (e *Elector) Start(ctx context.Context) error {
 // idempotent.
 func (e *Elector) Close() error {
 	e.once.Do(func() {
-		if e.cancel != nil {
-			e.cancel()
-			<-e.done
+		e.mu.Lock()
+		e.closed = true
+		cancel, done := e.cancel, e.done
+		e.mu.Unlock()
+		if cancel != nil {
+			cancel()
+			<-done
 		}
 	})
 	return nil

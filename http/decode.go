@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // maxValueDepth bounds the nesting of arrays and objects in a value, as
@@ -103,7 +104,7 @@ func (s *bodyScanner) batch(maxBatch int) ([]baton.Update, error) {
 			return ups, nil
 		}
 		if n >= maxBatch {
-			return nil, Errorf(baton.CodeTooLarge, "batch larger than %d items", maxBatch)
+			return nil, wire.Errorf(baton.CodeTooLarge, "batch larger than %d items", maxBatch)
 		}
 		i, c, err := s.next(i, n, "after array element")
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 func TestDecodeUpdates(t *testing.T) {
@@ -28,7 +29,7 @@ func TestDecodeUpdates(t *testing.T) {
 		t.Fatalf("updates %+v", ups)
 	}
 	_, _, err = decodeUpdates([]byte(`[{"id":"a","value":1},{"id":"b","value":1},{"id":"c","value":1}]`), 2)
-	var e *Error
+	var e *wire.Error
 	if !errors.As(err, &e) || e.Code != baton.CodeTooLarge {
 		t.Fatalf("over MaxBatch: %v", err)
 	}
@@ -54,7 +55,7 @@ func FuzzDecodeUpdates(f *testing.F) {
 		ups, single, err := decodeUpdates(body, maxBatch)
 		if err != nil {
 			var ie *baton.InvalidError
-			var e *Error
+			var e *wire.Error
 			if !errors.As(err, &ie) && !(errors.As(err, &e) && e.Code == baton.CodeTooLarge) {
 				t.Fatalf("error of unexpected kind %T: %v", err, err)
 			}
@@ -181,7 +182,7 @@ func compareDecoders(t *testing.T, body []byte, maxBatch int) {
 // errorKind is what a client can branch on: the code and the field.
 func errorKind(err error) string {
 	var ie *baton.InvalidError
-	var e *Error
+	var e *wire.Error
 	switch {
 	case err == nil:
 		return "ok"
@@ -348,7 +349,7 @@ func decodeUpdatesSlow(body []byte, maxBatch int) (ups []baton.Update, single bo
 		for dec.More() {
 			i := len(ups)
 			if i >= maxBatch {
-				return nil, false, Errorf(baton.CodeTooLarge, "batch larger than %d items", maxBatch)
+				return nil, false, wire.Errorf(baton.CodeTooLarge, "batch larger than %d items", maxBatch)
 			}
 			prefix := fmt.Sprintf("items[%d]", i)
 			tok, err := dec.Token()

@@ -2,35 +2,11 @@ package http
 
 import (
 	"errors"
-	"fmt"
 	nethttp "net/http"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
-
-// Error is the body of every error response, {"error": {...}}, and the error
-// a client gets back from a Baton server.
-type Error struct {
-	// Code is one of the baton.Code* constants.
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Field names the bad input, e.g. "items[3].id", when known.
-	Field string `json:"field,omitempty"`
-	// Earliest is the earliest seq still kept, on a "gone" error.
-	Earliest uint64 `json:"earliest,omitempty"`
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-// Errorf returns an *Error with code.
-func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrorResponse is the JSON envelope of an error response.
-type ErrorResponse struct {
-	Error *Error `json:"error"`
-}
 
 // statusOf is the one table from error codes to HTTP status codes.
 var statusOf = map[string]int{
@@ -60,13 +36,13 @@ func StatusOf(code string) int {
 // toError turns any error into what the client is told. Internal and
 // availability errors get a fixed message: their text may name hosts,
 // files or credentials of the store, which is for the log only.
-func toError(err error) *Error {
-	var e *Error
+func toError(err error) *wire.Error {
+	var e *wire.Error
 	if errors.As(err, &e) {
 		return e
 	}
 	code := baton.ErrorCode(err)
-	out := &Error{Code: code, Message: err.Error()}
+	out := &wire.Error{Code: code, Message: err.Error()}
 	switch code {
 	case baton.CodeInternal:
 		out.Message = "internal error"
@@ -95,5 +71,5 @@ func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err er
 	} else {
 		s.log.Debug("http: request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", e.Message)
 	}
-	writeJSON(w, status, ErrorResponse{Error: e})
+	writeJSON(w, status, wire.ErrorResponse{Error: e})
 }

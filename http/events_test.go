@@ -17,12 +17,13 @@ import (
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/testlog"
+	"github.com/baton-pub/baton/wire"
 )
 
 // stream is an open event stream read in the background.
 type stream struct {
 	resp   *nethttp.Response
-	events chan Event
+	events chan wire.Event
 	done   chan error // ReadEvents' result, once the stream ended
 	cancel context.CancelFunc
 }
@@ -49,7 +50,7 @@ func openStream(t testing.TB, client *nethttp.Client, url, lastID string) *strea
 		cancel()
 		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
 	}
-	s := &stream{resp: resp, events: make(chan Event, 4096), done: make(chan error, 1), cancel: cancel}
+	s := &stream{resp: resp, events: make(chan wire.Event, 4096), done: make(chan error, 1), cancel: cancel}
 	t.Cleanup(s.close)
 	return s
 }
@@ -57,8 +58,8 @@ func openStream(t testing.TB, client *nethttp.Client, url, lastID string) *strea
 // run starts reading the stream into s.events.
 func (s *stream) run() *stream {
 	go func() {
-		err := ReadEvents(s.resp.Body, func(ev Event) error {
-			s.events <- ev
+		err := wire.ReadEvents(s.resp.Body, func(ev wire.Event) error {
+			s.events <- ev.Clone()
 			return nil
 		})
 		close(s.events)
@@ -73,14 +74,14 @@ func (s *stream) close() {
 }
 
 // next returns the next event, or fails the test after d.
-func (s *stream) next(t testing.TB, d time.Duration) (Event, bool) {
+func (s *stream) next(t testing.TB, d time.Duration) (wire.Event, bool) {
 	t.Helper()
 	select {
 	case ev, ok := <-s.events:
 		return ev, ok
 	case <-time.After(d):
 		t.Fatalf("no event within %v", d)
-		return Event{}, false
+		return wire.Event{}, false
 	}
 }
 
@@ -93,7 +94,7 @@ func eventsURL(base, topic, query string) string {
 }
 
 // checkItem decodes an item event and checks it against the store.
-func checkItem(t testing.TB, st baton.Store, ev Event, want uint64) ItemData {
+func checkItem(t testing.TB, st baton.Store, ev wire.Event, want uint64) wire.Item {
 	t.Helper()
 	if ev.Type != "item" {
 		t.Fatalf("event %q, want item (want seq %d)", ev.Type, want)
@@ -159,7 +160,7 @@ func TestEventsBadRequests(t *testing.T) {
 		{"/v1/topics/bad!topic/events", "", "topic"},
 	}
 	for _, c := range cases {
-		var bad ErrorResponse
+		var bad wire.ErrorResponse
 		hdr := map[string]string{}
 		if c.lastID != "" {
 			hdr["Last-Event-ID"] = c.lastID
@@ -244,7 +245,7 @@ func TestEventsReset(t *testing.T) {
 	s := openStream(t, nethttp.DefaultClient, eventsURL(e.url, testTopic, "after=2"), "").run()
 	ev, _ := s.next(t, 5*time.Second)
 	r, err := ev.Reset()
-	if err != nil || r.Earliest != 6 || ev.ID != "5" {
+	if err != nil || r.Earliest != 6 || string(ev.ID) != "5" {
 		t.Fatalf("first event %+v (%v), want reset to 6 with id 5", ev, err)
 	}
 	for want := uint64(6); want <= 10; want++ {
@@ -275,7 +276,7 @@ func TestEventsSlowTerminal(t *testing.T) {
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(Config{Store: st, Hub: h, WriteTimeout: 500 * time.Millisecond})
+	srv := mustServer(t, Config{Store: st, Hub: h, WriteTimeout: 500 * time.Millisecond})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.Listener = smallBufListener{ts.Listener}
 	ts.Start()
@@ -330,7 +331,7 @@ func TestEventsSlowTerminal(t *testing.T) {
 	})
 	// Its stream ended early: it holds a prefix, and resumes from there.
 	var got uint64
-	err := ReadEvents(slow.resp.Body, func(ev Event) error {
+	err := wire.ReadEvents(slow.resp.Body, func(ev wire.Event) error {
 		got = checkItem(t, st, ev, got+1).Seq
 		return nil
 	})
@@ -368,7 +369,7 @@ func TestEventsStoreDown(t *testing.T) {
 	st := memstore.New(nil)
 	e := newEnv(t, st.Handle(), hub.Options{}, Config{})
 	e.store.Close()
-	var bad ErrorResponse
+	var bad wire.ErrorResponse
 	resp := e.do("GET", "/v1/topics/quotes/events", nil, nil, &bad)
 	if resp.StatusCode != 503 || bad.Error.Code != baton.CodeUnavailable {
 		t.Fatalf("%d %+v", resp.StatusCode, bad.Error)
@@ -397,7 +398,7 @@ func TestValueBytesPreserved(t *testing.T) {
 		t.Fatalf("delivered %s (%s), want %s", d.Value, d.Hash, want)
 	}
 
-	var items ItemsResponse
+	var items wire.ItemsResponse
 	e.do("GET", "/v1/topics/quotes/items", nil, nil, &items)
 	if len(items.Items) != 1 || string(items.Items[0].Value) != want || !items.Items[0].Verify() {
 		t.Fatalf("polled %+v", items.Items)

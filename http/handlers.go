@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Limits of the read endpoints.
@@ -20,50 +21,6 @@ const (
 	DefaultHandoversLimit = 20
 	MaxHandoversLimit     = 1000
 )
-
-// Receipt acknowledges one published update.
-type Receipt struct {
-	Seq   uint64     `json:"seq"`
-	Hash  baton.Hash `json:"hash"`
-	MsgID string     `json:"msg_id"`
-	// Duplicate is true when the msg id was taken before: Seq and Hash are
-	// the original item's.
-	Duplicate bool `json:"duplicate"`
-}
-
-// PublishResponse answers POST /v1/topics/{topic}/items: one receipt per
-// update, in order. For a body that was a lone object, the receipt's fields
-// are also at the top level.
-type PublishResponse struct {
-	*Receipt
-	Items []Receipt `json:"items"`
-}
-
-// ItemsResponse answers GET /v1/topics/{topic}/items.
-type ItemsResponse struct {
-	Items []baton.Published `json:"items"`
-	// NextAfter is the after to poll with next: the last item's seq, or the
-	// asked after if there was none.
-	NextAfter uint64 `json:"next_after"`
-}
-
-// Handover is a release record with the time the topic had no holder.
-type Handover struct {
-	baton.ReleaseRecord
-	// HandoverMS is SuccessorAt - At in milliseconds, null while no
-	// successor has acquired.
-	HandoverMS *float64 `json:"handover_ms"`
-}
-
-// HandoversResponse answers GET /v1/topics/{topic}/handovers.
-type HandoversResponse struct {
-	Handovers []Handover `json:"handovers"`
-}
-
-// TopicsResponse answers GET /v1/topics.
-type TopicsResponse struct {
-	Topics []string `json:"topics"`
-}
 
 // topic reads and checks the {topic} path value.
 func (s *Server) topic(w nethttp.ResponseWriter, r *nethttp.Request) (string, bool) {
@@ -81,7 +38,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	if r.ContentLength > s.cfg.MaxBody {
-		s.writeError(w, r, Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
+		s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
 		return
 	}
 	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
@@ -89,7 +46,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if err != nil {
 		var mbe *nethttp.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.writeError(w, r, Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
+			s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
 			return
 		}
 		s.writeError(w, r, baton.Invalidf("body", "read: %v", err))
@@ -105,10 +62,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := PublishResponse{Items: make([]Receipt, len(receipts))}
-	for i, rc := range receipts {
-		resp.Items[i] = Receipt{Seq: rc.Seq, Hash: rc.Hash, MsgID: rc.MsgID, Duplicate: rc.Duplicate}
-	}
+	resp := wire.PublishResponse{Items: receipts}
 	if single && len(resp.Items) == 1 {
 		resp.Receipt = &resp.Items[0]
 	}
@@ -154,7 +108,7 @@ func (s *Server) listItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := ItemsResponse{Items: ps, NextAfter: after}
+	resp := wire.ItemsResponse{Items: ps, NextAfter: after}
 	if resp.Items == nil {
 		resp.Items = []baton.Published{}
 	}
@@ -170,7 +124,7 @@ func (s *Server) gone(ctx context.Context, topic string, after uint64, err error
 	if ierr != nil {
 		return err
 	}
-	e := Errorf(baton.CodeGone, "position after %d is no longer kept", after)
+	e := wire.Errorf(baton.CodeGone, "position after %d is no longer kept", after)
 	e.Earliest = info.FirstSeq
 	return e
 }
@@ -186,7 +140,7 @@ func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if topics == nil {
 		topics = []string{}
 	}
-	writeJSON(w, nethttp.StatusOK, TopicsResponse{Topics: topics})
+	writeJSON(w, nethttp.StatusOK, wire.TopicsResponse{Topics: topics})
 }
 
 func (s *Server) getTopic(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -221,9 +175,9 @@ func (s *Server) listHandovers(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := HandoversResponse{Handovers: make([]Handover, len(recs))}
+	resp := wire.HandoversResponse{Handovers: make([]wire.Handover, len(recs))}
 	for i, rec := range recs {
-		resp.Handovers[i] = Handover{ReleaseRecord: rec}
+		resp.Handovers[i] = wire.Handover{ReleaseRecord: rec}
 		if d := rec.Handover(); d >= 0 {
 			ms := math.Round(float64(d)/float64(time.Microsecond)) / 1000
 			resp.Handovers[i].HandoverMS = &ms
@@ -260,7 +214,7 @@ func (s *Server) getCursor(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if s.cfg.Status == nil {
-		s.writeError(w, r, Errorf(baton.CodeUnavailable, "status not available on this server"))
+		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "status not available on this server"))
 		return
 	}
 	st, err := s.cfg.Status(r.Context())
@@ -282,7 +236,7 @@ func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
 	defer cancel()
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		s.log.Warn("http: not ready: store ping failed", "err", err)
-		s.writeError(w, r, Errorf(baton.CodeUnavailable, "store unavailable"))
+		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "store unavailable"))
 		return
 	}
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})

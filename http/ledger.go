@@ -7,6 +7,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Ledger is the node's copy of the ledger that the ledger routes read
@@ -54,7 +55,7 @@ func (s *Server) ledger(w nethttp.ResponseWriter, r *nethttp.Request) (string, b
 		return "", false
 	}
 	if s.cfg.Ledger == nil {
-		s.writeError(w, r, Errorf(baton.CodeNotFound, "this node runs without a ledger"))
+		s.writeError(w, r, wire.Errorf(baton.CodeNotFound, "this node runs without a ledger"))
 		return "", false
 	}
 	return topic, true

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	nethttp "net/http"
 	"strconv"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // appendPublishResponse appends resp's JSON, byte for byte what writeJSON
@@ -13,7 +16,7 @@ import (
 // append's receipts are the largest answer on the ingest path; written by
 // hand they cost a fraction of the reflective encoder's CPU and no
 // allocations (BenchmarkPublishResponse; docs/benchmarks.md, change 20).
-func appendPublishResponse(b []byte, resp PublishResponse) []byte {
+func appendPublishResponse(b []byte, resp wire.PublishResponse) []byte {
 	b = append(b, '{')
 	if resp.Receipt != nil {
 		b = appendReceiptFields(b, *resp.Receipt)
@@ -37,7 +40,7 @@ func appendPublishResponse(b []byte, resp PublishResponse) []byte {
 	return append(b, "}\n"...)
 }
 
-func appendReceiptFields(b []byte, r Receipt) []byte {
+func appendReceiptFields(b []byte, r baton.Receipt) []byte {
 	b = append(b, `"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
 	b = append(b, `,"hash":"`...)
@@ -67,6 +70,6 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // writePublishResponse answers an append with its receipts.
-func writePublishResponse(w nethttp.ResponseWriter, status int, resp PublishResponse) {
+func writePublishResponse(w nethttp.ResponseWriter, status int, resp wire.PublishResponse) {
 	writeBody(w, status, appendPublishResponse(make([]byte, 0, 64+130*len(resp.Items)), resp))
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // encodeReflective is what writeJSON writes for v.
@@ -19,10 +20,10 @@ func encodeReflective(t testing.TB, v any) []byte {
 	return buf.Bytes()
 }
 
-func receiptsOf(msgIDs ...string) []Receipt {
-	rs := make([]Receipt, len(msgIDs))
+func receiptsOf(msgIDs ...string) []baton.Receipt {
+	rs := make([]baton.Receipt, len(msgIDs))
 	for i, m := range msgIDs {
-		rs[i] = Receipt{Seq: uint64(i)*977 + 1, Hash: baton.HashItem("t", baton.Update{ID: "k", Value: json.RawMessage("1"), MsgID: m}), MsgID: m, Duplicate: i%2 == 1}
+		rs[i] = baton.Receipt{Seq: uint64(i)*977 + 1, Hash: baton.HashItem("t", baton.Update{ID: "k", Value: json.RawMessage("1"), MsgID: m}), MsgID: m, Duplicate: i%2 == 1}
 	}
 	return rs
 }
@@ -33,10 +34,10 @@ func receiptsOf(msgIDs ...string) []Receipt {
 func TestPublishResponseMatchesEncoder(t *testing.T) {
 	ids := []string{"m1", "", "a\"b", `back\slash`, "tab\there", "<html>&amp;", "é", "\u2028", "bad\xffutf8", "\x00", "~~~ !#$%"}
 	rs := receiptsOf(ids...)
-	cases := []PublishResponse{
+	cases := []wire.PublishResponse{
 		{Items: rs},
 		{Items: rs[:1], Receipt: &rs[0]},
-		{Items: []Receipt{}},
+		{Items: []baton.Receipt{}},
 		{},
 		{Items: receiptsOf("m-18446744073709551615")},
 	}
@@ -53,8 +54,8 @@ func FuzzPublishResponse(f *testing.F) {
 		f.Add(s, uint64(7), true)
 	}
 	f.Fuzz(func(t *testing.T, msgID string, seq uint64, dup bool) {
-		r := Receipt{Seq: seq, Hash: baton.Hash{1, 2, 3}, MsgID: msgID, Duplicate: dup}
-		for _, resp := range []PublishResponse{{Items: []Receipt{r, r}}, {Items: []Receipt{r}, Receipt: &r}} {
+		r := baton.Receipt{Seq: seq, Hash: baton.Hash{1, 2, 3}, MsgID: msgID, Duplicate: dup}
+		for _, resp := range []wire.PublishResponse{{Items: []baton.Receipt{r, r}}, {Items: []baton.Receipt{r}, Receipt: &r}} {
 			if got, want := appendPublishResponse(nil, resp), encodeReflective(t, resp); !bytes.Equal(got, want) {
 				t.Fatalf("got %s\nwant %s", got, want)
 			}
@@ -67,7 +68,7 @@ func BenchmarkPublishResponse(b *testing.B) {
 	for i := range ids {
 		ids[i] = "src-7-" + string(rune('a'+i%26)) + "-123456"
 	}
-	resp := PublishResponse{Items: receiptsOf(ids...)}
+	resp := wire.PublishResponse{Items: receiptsOf(ids...)}
 	b.Run("hand-written", func(b *testing.B) {
 		var buf []byte
 		for b.Loop() {

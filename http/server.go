@@ -1,7 +1,7 @@
 // Package http is Baton's HTTP API: ingest (POST items), terminal delivery
 // (Server-Sent Events), polling and inspection endpoints, and health checks.
 // docs/api.md describes the API; this package is its one implementation.
-// It also holds the client side of the event stream (ReadEvents).
+// The bodies it reads and writes are package wire's.
 package http
 
 import (
@@ -21,6 +21,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Defaults of Config.
@@ -142,16 +143,31 @@ type Server struct {
 	srv *nethttp.Server
 	ln  net.Listener
 	wg  sync.WaitGroup // the Serve goroutine
+	// serveErr receives the error that stopped serving before Close.
+	serveErr chan error
+	// cancelReqs ends the context of every request still in flight once
+	// Close's grace period is over.
+	cancelReqs context.CancelFunc
 }
 
-// NewServer returns a server. It panics if cfg fails Validate: a missing
-// store or hub is a wiring bug.
-func NewServer(cfg Config) *Server {
+// Limits of the connections Open serves. There is no ReadTimeout or
+// WriteTimeout: they would cut event streams; handlers set their own
+// deadlines through http.ResponseController (Config.ReadTimeout,
+// Config.WriteTimeout).
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// NewServer returns a server, or the error of cfg.Validate.
+func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
-		panic("http.NewServer: " + err.Error())
+		return nil, fmt.Errorf("new http server: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), streams: newStreamer(cfg, cfg.Logger)}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), streams: newStreamer(cfg, cfg.Logger),
+		serveErr: make(chan error, 1)}
 
 	mux := nethttp.NewServeMux()
 	// Routes are registered without a method so that a wrong method gets
@@ -170,10 +186,10 @@ func NewServer(cfg Config) *Server {
 	mux.Handle("/healthz", s.methods(route{"GET": s.healthz, "HEAD": s.healthz}))
 	mux.Handle("/readyz", s.methods(route{"GET": s.readyz, "HEAD": s.readyz}))
 	mux.Handle("/", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		s.writeError(w, r, Errorf(baton.CodeNotFound, "no route %s %s", r.Method, clip(r.URL.Path, 256)))
+		s.writeError(w, r, wire.Errorf(baton.CodeNotFound, "no route %s %s", r.Method, clip(r.URL.Path, 256)))
 	}))
 	s.handler = s.logRequests(mux)
-	return s
+	return s, nil
 }
 
 // ServeHTTP implements net/http.Handler.
@@ -181,7 +197,9 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-// Open serves on ln in a goroutine until Close.
+// Open serves on ln in a goroutine until Close; it is the one way the API
+// is served (baton serve and the tests alike). If serving stops before
+// Close (the listener failed), the error is logged and sent on Err.
 func (s *Server) Open(ln net.Listener) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -193,13 +211,15 @@ func (s *Server) Open(ln net.Listener) error {
 	if s.srv != nil {
 		return errors.New("open http server: already open")
 	}
-	// No ReadTimeout or WriteTimeout: they would cut event streams.
-	// Handlers set their own deadlines through http.ResponseController.
+	reqCtx, cancel := context.WithCancel(context.Background())
+	s.cancelReqs = cancel
 	s.srv = &nethttp.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
 	s.ln = ln
 	srv := s.srv
@@ -208,10 +228,14 @@ func (s *Server) Open(ln net.Listener) error {
 		defer s.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
 			s.log.Error("http: serve", "addr", ln.Addr().String(), "err", err)
+			s.serveErr <- fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
 		}
 	}()
 	return nil
 }
+
+// Err receives the error that stopped serving before Close, if any.
+func (s *Server) Err() <-chan error { return s.serveErr }
 
 // Addr returns the listener's address, or nil before Open.
 func (s *Server) Addr() net.Addr {
@@ -224,7 +248,8 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Close ends the event streams, lets other requests in flight finish for
-// up to ShutdownTimeout, then closes every connection. It is idempotent.
+// up to ShutdownTimeout, then cancels their contexts and closes every
+// connection. It waits for the serving goroutine and is idempotent.
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -239,8 +264,10 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		if serr := srv.Shutdown(ctx); serr != nil {
+			s.cancelReqs()
 			err = srv.Close()
 		}
+		s.cancelReqs()
 		s.wg.Wait()
 	})
 	return err
@@ -261,7 +288,7 @@ func (s *Server) methods(rt route) nethttp.Handler {
 		h, ok := rt[r.Method]
 		if !ok {
 			w.Header().Set("Allow", allow)
-			s.writeError(w, r, Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
+			s.writeError(w, r, wire.Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
 			return
 		}
 		h(w, r)

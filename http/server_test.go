@@ -19,6 +19,7 @@ import (
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/wire"
 )
 
 const testTopic = "quotes"
@@ -43,7 +44,7 @@ func newEnv(t *testing.T, store baton.Store, hopts hub.Options, cfg Config) *env
 		t.Fatal(err)
 	}
 	cfg.Store, cfg.Hub = store, h
-	srv := NewServer(cfg)
+	srv := mustServer(t, cfg)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		ts.CloseClientConnections()
@@ -84,12 +85,12 @@ func (e *env) do(method, path string, body io.Reader, hdr map[string]string, out
 	return resp
 }
 
-func (e *env) post(topic, body string) (*nethttp.Response, PublishResponse, ErrorResponse) {
+func (e *env) post(topic, body string) (*nethttp.Response, wire.PublishResponse, wire.ErrorResponse) {
 	e.t.Helper()
 	var raw json.RawMessage
 	resp := e.do("POST", "/v1/topics/"+topic+"/items", strings.NewReader(body), nil, &raw)
-	var ok PublishResponse
-	var bad ErrorResponse
+	var ok wire.PublishResponse
+	var bad wire.ErrorResponse
 	if resp.StatusCode == nethttp.StatusCreated {
 		if err := json.Unmarshal(raw, &ok); err != nil {
 			e.t.Fatal(err)
@@ -299,7 +300,7 @@ func TestPostBodyTooLargeChunked(t *testing.T) {
 	e := newEnv(t, nil, hub.Options{}, Config{MaxBody: 1024})
 	// No Content-Length: the limit applies while reading.
 	body := io.MultiReader(strings.NewReader(`{"id":"a","value":"`), strings.NewReader(strings.Repeat("x", 4096)), strings.NewReader(`"}`))
-	var bad ErrorResponse
+	var bad wire.ErrorResponse
 	resp := e.do("POST", "/v1/topics/"+testTopic+"/items", io.NopCloser(body), nil, &bad)
 	if resp.StatusCode != 413 || bad.Error.Code != baton.CodeTooLarge {
 		t.Fatalf("got %d %+v", resp.StatusCode, bad.Error)
@@ -326,7 +327,7 @@ func TestPostBodyShorterThanItsLength(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var bad ErrorResponse
+	var bad wire.ErrorResponse
 	if err := json.NewDecoder(resp.Body).Decode(&bad); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"PATCH", "/v1/topics", "GET"},
 	}
 	for _, c := range cases {
-		var bad ErrorResponse
+		var bad wire.ErrorResponse
 		resp := e.do(c.method, c.path, nil, nil, &bad)
 		if resp.StatusCode != 405 || bad.Error.Code != baton.CodeMethod || resp.Header.Get("Allow") != c.allow {
 			t.Errorf("%s %s: %d %+v Allow %q, want 405 Allow %q", c.method, c.path, resp.StatusCode, bad.Error, resp.Header.Get("Allow"), c.allow)
@@ -360,7 +361,7 @@ func TestMethodNotAllowed(t *testing.T) {
 func TestUnknownRoute(t *testing.T) {
 	e := newEnv(t, nil, hub.Options{}, Config{})
 	for _, p := range []string{"/", "/nope", "/v1", "/v1/topics/quotes/items/extra", "/v1/topics/quotes/nope"} {
-		var bad ErrorResponse
+		var bad wire.ErrorResponse
 		resp := e.do("GET", p, nil, nil, &bad)
 		if resp.StatusCode != 404 || bad.Error.Code != baton.CodeNotFound {
 			t.Errorf("GET %s: %d %+v", p, resp.StatusCode, bad.Error)
@@ -374,7 +375,7 @@ func TestListItems(t *testing.T) {
 	p.publish(5)
 	p.appendN(3, "") // 6..8 not published
 
-	var got ItemsResponse
+	var got wire.ItemsResponse
 	e.do("GET", "/v1/topics/quotes/items?after=2&limit=2", nil, nil, &got)
 	if len(got.Items) != 2 || got.Items[0].Seq != 3 || got.Items[1].Seq != 4 || got.NextAfter != 4 {
 		t.Fatalf("got %+v", got)
@@ -392,7 +393,7 @@ func TestListItems(t *testing.T) {
 	}
 
 	for _, q := range []string{"after=-1", "after=x", "after=", "after=+1", "limit=0", "limit=1001", "limit=ten", "after=18446744073709551616"} {
-		var bad ErrorResponse
+		var bad wire.ErrorResponse
 		resp := e.do("GET", "/v1/topics/quotes/items?"+q, nil, nil, &bad)
 		if resp.StatusCode != 400 || bad.Error.Code != baton.CodeInvalid {
 			t.Errorf("?%s: %d %+v", q, resp.StatusCode, bad.Error)
@@ -402,7 +403,7 @@ func TestListItems(t *testing.T) {
 	if _, err := e.store.Trim(context.Background(), testTopic, 4); err != nil {
 		t.Fatal(err)
 	}
-	var gone ErrorResponse
+	var gone wire.ErrorResponse
 	resp := e.do("GET", "/v1/topics/quotes/items?after=1", nil, nil, &gone)
 	if resp.StatusCode != 410 || gone.Error.Code != baton.CodeGone || gone.Error.Earliest != 4 {
 		t.Fatalf("trimmed: %d %+v", resp.StatusCode, gone.Error)
@@ -437,7 +438,7 @@ func TestInspectionRoutes(t *testing.T) {
 	if _, err := e.store.Append(ctx, "alpha", []baton.Update{{ID: "a", Value: json.RawMessage(`1`), MsgID: "m"}}); err != nil {
 		t.Fatal(err)
 	}
-	var topics TopicsResponse
+	var topics wire.TopicsResponse
 	e.do("GET", "/v1/topics", nil, nil, &topics)
 	if strings.Join(topics.Topics, ",") != "alpha,quotes" {
 		t.Fatalf("topics %v", topics.Topics)
@@ -459,7 +460,7 @@ func TestInspectionRoutes(t *testing.T) {
 	if err := e.store.Release(ctx, l2, baton.ReasonFailed); err != nil {
 		t.Fatal(err)
 	}
-	var hs HandoversResponse
+	var hs wire.HandoversResponse
 	e.do("GET", "/v1/topics/quotes/handovers", nil, nil, &hs)
 	if len(hs.Handovers) != 2 {
 		t.Fatalf("handovers %+v", hs)
@@ -484,7 +485,7 @@ func TestInspectionRoutes(t *testing.T) {
 
 func TestStatusErrors(t *testing.T) {
 	e := newEnv(t, nil, hub.Options{}, Config{})
-	var bad ErrorResponse
+	var bad wire.ErrorResponse
 	if resp := e.do("GET", "/v1/status", nil, nil, &bad); resp.StatusCode != 503 {
 		t.Fatalf("nil Status: %d", resp.StatusCode)
 	}
@@ -528,7 +529,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	down := fmt.Errorf("dial: %w", baton.ErrUnavailable)
 	st.err.Store(&down)
-	var bad ErrorResponse
+	var bad wire.ErrorResponse
 	if resp := e.do("GET", "/readyz", nil, nil, &bad); resp.StatusCode != 503 || bad.Error.Code != baton.CodeUnavailable {
 		t.Fatalf("readyz with store down: %d %+v", resp.StatusCode, bad.Error)
 	}
@@ -571,21 +572,34 @@ func TestErrorTable(t *testing.T) {
 	}
 }
 
-func TestOpenClose(t *testing.T) {
+// openServer opens a server with a fresh hub and store on a loopback
+// listener, wrapped by wrap if not nil. Cleanup closes both.
+func openServer(t *testing.T, wrap func(net.Listener) net.Listener) (*Server, net.Listener) {
+	t.Helper()
 	st := memstore.New(nil)
 	h := hub.New(st, hub.Options{})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	srv := NewServer(Config{Store: st, Hub: h})
+	t.Cleanup(func() { h.Close() })
+	srv := mustServer(t, Config{Store: st, Hub: h})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	if err := srv.Open(ln); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, ln
+}
+
+func TestOpenClose(t *testing.T) {
+	srv, ln := openServer(t, nil)
 	if err := srv.Open(ln); err == nil {
 		t.Fatal("second Open succeeded")
 	}
@@ -596,7 +610,7 @@ func TestOpenClose(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	ended := make(chan error, 1)
-	go func() { ended <- ReadEvents(resp.Body, func(Event) error { return nil }) }()
+	go func() { ended <- wire.ReadEvents(resp.Body, func(wire.Event) error { return nil }) }()
 
 	// Close ends the open stream rather than wait for it.
 	closed := make(chan error, 1)
@@ -622,13 +636,21 @@ func TestOpenClose(t *testing.T) {
 	}
 }
 
+// mustServer returns NewServer(cfg) or fails the test.
+func mustServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 func TestNewServerValidates(t *testing.T) {
-	defer func() {
-		if r := recover(); r == nil {
-			t.Fatal("NewServer without a store did not panic")
-		}
-	}()
-	NewServer(Config{})
+	var ie *baton.InvalidError
+	if srv, err := NewServer(Config{}); !errors.As(err, &ie) || ie.Field != "Store" || srv != nil {
+		t.Fatalf("NewServer without a store: %v, %v", srv, err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -658,8 +680,44 @@ func TestUnusedTopicIsEmpty(t *testing.T) {
 	if resp := e.do("GET", "/v1/topics/never-used", nil, nil, &info); resp.StatusCode != 200 || info.Topic != "never-used" || info.LastSeq != 0 {
 		t.Fatalf("%d %+v", resp.StatusCode, info)
 	}
-	var items ItemsResponse
+	var items wire.ItemsResponse
 	if resp := e.do("GET", "/v1/topics/never-used/items", nil, nil, &items); resp.StatusCode != 200 || len(items.Items) != 0 {
 		t.Fatalf("%d %+v", resp.StatusCode, items)
+	}
+}
+
+// TestOpenLimits: the server Open runs refuses a header block over its
+// limit (431) and serves an ordinary request.
+func TestOpenLimits(t *testing.T) {
+	_, ln := openServer(t, nil)
+	get := func(hdr string) int {
+		req, _ := nethttp.NewRequest("GET", "http://"+ln.Addr().String()+"/healthz", nil)
+		req.Header.Set("X-Pad", hdr)
+		resp, err := nethttp.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get("x"); s != 200 {
+		t.Fatalf("healthz: %d", s)
+	}
+	if s := get(strings.Repeat("x", 2*maxHeaderBytes)); s != nethttp.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a %d-byte header: %d", 2*maxHeaderBytes, s)
+	}
+}
+
+// failingListener fails every Accept with a permanent error.
+type failingListener struct{ net.Listener }
+
+func (failingListener) Accept() (net.Conn, error) { return nil, errors.New("listener broken") }
+
+// TestServeErr: a listener that fails stops serving, and Err says so
+// (baton serve exits on it).
+func TestServeErr(t *testing.T) {
+	srv, _ := openServer(t, func(ln net.Listener) net.Listener { return failingListener{ln} })
+	if err := <-srv.Err(); err == nil || !strings.Contains(err.Error(), "listener broken") {
+		t.Fatalf("Err: %v", err)
 	}
 }

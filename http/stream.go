@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/wire"
 )
 
 // A streamer serves the event streams of hijacked HTTP/1.x connections
@@ -146,7 +147,7 @@ func (st *streamer) reserve() error {
 		return baton.ErrClosed
 	}
 	if st.n >= st.maxStreams {
-		return Errorf(baton.CodeUnavailable, "too many event streams on this node (%d): retry later or on another node", st.maxStreams)
+		return wire.Errorf(baton.CodeUnavailable, "too many event streams on this node (%d): retry later or on another node", st.maxStreams)
 	}
 	st.n++
 	return nil

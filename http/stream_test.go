@@ -18,6 +18,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/wire"
 )
 
 // rawStream is an event stream read over a plain TCP connection, with no
@@ -85,7 +86,7 @@ func newStreamServer(t *testing.T, hopts hub.Options, cfg Config) (*Server, *hub
 	}
 	t.Cleanup(func() { h.Close() })
 	cfg.Store, cfg.Hub = st, h
-	return NewServer(cfg), h, st
+	return mustServer(t, cfg), h, st
 }
 
 // goroutines counts the goroutines whose stack mentions any of fns.
@@ -256,7 +257,7 @@ func TestStreamStalledClient(t *testing.T) {
 	// The stalled client got a prefix, then the end of the stream.
 	_ = stalled.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var got uint64
-	err := ReadEvents(stalled.resp.Body, func(ev Event) error {
+	err := wire.ReadEvents(stalled.resp.Body, func(ev wire.Event) error {
 		got = checkItem(t, st, ev, got+1).Seq
 		return nil
 	})
@@ -381,7 +382,7 @@ func TestStreamsMax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bad ErrorResponse
+	var bad wire.ErrorResponse
 	err = json.NewDecoder(resp.Body).Decode(&bad)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 503 || bad.Error.Code != baton.CodeUnavailable || resp.Header.Get("Content-Type") != "application/json" {
@@ -433,7 +434,7 @@ func TestStreamFallback(t *testing.T) {
 	}
 	p.publish(1)
 	var got []uint64
-	err = ReadEvents(io.MultiReader(strings.NewReader(text.String()), br), func(ev Event) error {
+	err = wire.ReadEvents(io.MultiReader(strings.NewReader(text.String()), br), func(ev wire.Event) error {
 		d, err := ev.Item()
 		if err != nil {
 			return err
@@ -473,7 +474,7 @@ func BenchmarkStreamFanout(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer h.Close()
-				srv := NewServer(Config{Store: st, Hub: h})
+				srv := mustServer(b, Config{Store: st, Hub: h})
 				var handler nethttp.Handler = srv
 				if path == "goroutine" {
 					handler = nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -494,7 +495,7 @@ func BenchmarkStreamFanout(b *testing.B) {
 				for i := range n {
 					s := dialStream(b, ln.Addr().String(), "", 0)
 					go func() {
-						_ = ReadEvents(s.resp.Body, func(ev Event) error {
+						_ = wire.ReadEvents(s.resp.Body, func(ev wire.Event) error {
 							counts[i]++
 							if counts[i]%batch == 0 {
 								got.Done()

@@ -9,37 +9,14 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/jsonv"
-)
-
-// ItemData is the JSON data of an SSE "item" event: a published item as
-// terminals see it.
-type ItemData struct {
-	Seq       uint64          `json:"seq"`
-	ID        string          `json:"id"`
-	Value     json.RawMessage `json:"value"`
-	Hash      baton.Hash      `json:"hash"`
-	Epoch     uint64          `json:"epoch"`
-	Publisher string          `json:"publisher"`
-	MsgID     string          `json:"msg_id"`
-}
-
-// ResetData is the JSON data of an SSE "reset" event.
-type ResetData struct {
-	// Earliest is the earliest seq still kept; the stream continues there.
-	Earliest uint64 `json:"earliest"`
-}
-
-// SSE event names.
-const (
-	EventNameItem  = "item"
-	EventNameReset = "reset"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Frame is one published item with its Server-Sent Events encoding, made once
 // per batch and shared by every terminal.
 type Frame struct {
 	Item baton.Published
-	// SSE is the complete event: "id: <seq>\nevent: item\ndata: <ItemData>\n\n".
+	// SSE is the complete event: "id: <seq>\nevent: item\ndata: <wire.Item>\n\n".
 	SSE []byte
 }
 
@@ -52,20 +29,12 @@ func NewFrame(p baton.Published) (Frame, error) {
 	buf.Grow(len(p.Value) + len(p.ID) + len(p.MsgID) + 256)
 	buf.WriteString("id: ")
 	buf.Write(strconv.AppendUint(nil, p.Seq, 10))
-	buf.WriteString("\nevent: " + EventNameItem + "\ndata: ")
+	buf.WriteString("\nevent: " + wire.EventItem + "\ndata: ")
 	enc := json.NewEncoder(&buf)
 	// The value must reach terminals byte for byte as stored, or they could
 	// not check its hash: no HTML escaping.
 	enc.SetEscapeHTML(false)
-	err := enc.Encode(ItemData{
-		Seq:       p.Seq,
-		ID:        p.ID,
-		Value:     p.Value,
-		Hash:      p.Hash,
-		Epoch:     p.Epoch,
-		Publisher: p.Publisher,
-		MsgID:     p.MsgID,
-	})
+	err := enc.Encode(wire.ItemOf(p))
 	if err != nil {
 		// Only an invalid stored value can get here: Normalize checked it
 		// on the way in.
@@ -91,7 +60,7 @@ func appendFrame(p baton.Published) ([]byte, bool) {
 	b := make([]byte, 0, len(p.Value)+len(p.ID)+len(p.MsgID)+len(p.Publisher)+160)
 	b = append(b, "id: "...)
 	b = strconv.AppendUint(b, p.Seq, 10)
-	b = append(b, "\nevent: "+EventNameItem+"\ndata: {\"seq\":"...)
+	b = append(b, "\nevent: "+wire.EventItem+"\ndata: {\"seq\":"...)
 	b = strconv.AppendUint(b, p.Seq, 10)
 	b = append(b, `,"id":"`...)
 	b = append(b, p.ID...)
@@ -163,7 +132,7 @@ func newFrames(ps []baton.Published) ([]Frame, error) {
 func AppendResetSSE(b []byte, earliest uint64) []byte {
 	b = append(b, "id: "...)
 	b = strconv.AppendUint(b, earliest-1, 10)
-	b = append(b, "\nevent: "+EventNameReset+"\ndata: {\"earliest\":"...)
+	b = append(b, "\nevent: "+wire.EventReset+"\ndata: {\"earliest\":"...)
 	b = strconv.AppendUint(b, earliest, 10)
 	b = append(b, "}\n\n"...)
 	return b

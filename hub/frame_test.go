@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // encodeFrame is NewFrame's general path, the reference for the fast path.
@@ -17,7 +18,7 @@ func encodeFrame(t *testing.T, p baton.Published) []byte {
 	buf.WriteString("\nevent: item\ndata: ")
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ItemData{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID}); err != nil {
+	if err := enc.Encode(wire.Item{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID}); err != nil {
 		t.Fatal(err)
 	}
 	buf.WriteByte('\n')

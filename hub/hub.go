@@ -89,6 +89,8 @@ const (
 	stateClosed
 )
 
+var _ baton.Service = (*Hub)(nil)
+
 // Hub is the per-node fan-out of committed items to terminals.
 type Hub struct {
 	store baton.Store
@@ -114,8 +116,9 @@ func New(store baton.Store, opts Options) *Hub {
 	}
 }
 
-// Start makes the hub ready for terminals. Feed goroutines run under ctx:
-// cancelling it stops them as Close does, but Close must still be called.
+// Start makes the hub ready for terminals (see baton.Service). Feed
+// goroutines run until Close, not until ctx ends: terminals are ended by
+// Close, after the node has handed its leases over.
 func (h *Hub) Start(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -125,25 +128,21 @@ func (h *Hub) Start(ctx context.Context) error {
 	case stateClosed:
 		return fmt.Errorf("start hub: %w", baton.ErrClosed)
 	}
-	h.ctx, h.cancel = context.WithCancel(ctx)
+	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	h.state = stateStarted
 	return nil
 }
 
 // Close stops every feed and waits for their goroutines. Open terminals end
-// with baton.ErrClosed. Close is idempotent.
+// with baton.ErrClosed. Close is idempotent; every call returns once the
+// feeds have stopped.
 func (h *Hub) Close() error {
 	h.mu.Lock()
-	if h.state == stateClosed {
-		h.mu.Unlock()
-		return nil
-	}
-	started := h.state == stateStarted
-	h.state = stateClosed
-	h.mu.Unlock()
-	if started {
+	if h.state == stateStarted {
 		h.cancel()
 	}
+	h.state = stateClosed
+	h.mu.Unlock()
 	h.wg.Wait()
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/wire"
 )
 
 const testTopic = "quotes"
@@ -485,6 +486,38 @@ func TestLifecycle(t *testing.T) {
 	if _, err := h.Subscribe(context.Background(), testTopic, 0); !errors.Is(err, baton.ErrClosed) {
 		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
 	}
+	if err := h.Start(context.Background()); !errors.Is(err, baton.ErrClosed) {
+		t.Fatalf("Start after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestStartContextEndsNothing: the hub runs until Close, not until Start's
+// context ends (baton.Service): terminals are ended by Close, after the
+// node has handed over.
+func TestStartContextEndsNothing(t *testing.T) {
+	st := memstore.New(nil)
+	h := New(st, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	term := subscribe(t, h, testTopic, 0)
+	cancel()
+	p := newPublisher(t, st, testTopic)
+	p.publish(3)
+	for want := uint64(1); want <= 3; {
+		ev, err := term.Next(context.Background())
+		if err != nil || ev.Kind != EventItems {
+			t.Fatalf("after Start's context ended: %+v, %v (want seq %d)", ev, err, want)
+		}
+		for _, f := range ev.Frames {
+			if f.Item.Seq != want {
+				t.Fatalf("seq %d, want %d", f.Item.Seq, want)
+			}
+			want++
+		}
+	}
 }
 
 func TestFrameEncoding(t *testing.T) {
@@ -506,7 +539,7 @@ func TestFrameEncoding(t *testing.T) {
 	if strings.ContainsAny(data, "\r\n") {
 		t.Fatalf("data spans lines: %q", data)
 	}
-	var d ItemData
+	var d wire.Item
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		t.Fatal(err)
 	}

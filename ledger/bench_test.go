@@ -168,7 +168,11 @@ func BenchmarkProofHTTP(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer h.Close()
-	srv := httptest.NewServer(bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: w}))
+	api, err := bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: w})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
 	defer srv.Close()
 	client := &nethttp.Client{Transport: &nethttp.Transport{MaxIdleConnsPerHost: 1}}
 	get := func(seq uint64) {

@@ -17,6 +17,7 @@ import (
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/wire"
 )
 
 func get(t testing.TB, url string, v any) int {
@@ -49,7 +50,11 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	srv := httptest.NewServer(bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: nodes[1].witness}))
+	api, err := bhttp.NewServer(bhttp.Config{Store: st, Hub: h, Ledger: nodes[1].witness})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
 	defer srv.Close()
 	base := srv.URL + "/v1/topics/web"
 
@@ -84,12 +89,12 @@ func TestHTTPRoutes(t *testing.T) {
 		{"/consistency?from=20&to=10", 400, "above"},
 		{"/consistency?from=1&to=999", 404, "not in a checkpoint yet"},
 	} {
-		var er bhttp.ErrorResponse
+		var er wire.ErrorResponse
 		if code := get(t, base+tc.path, &er); code != tc.code || er.Error == nil || !strings.Contains(er.Error.Message, tc.msg) {
 			t.Errorf("GET %s: %d %+v, want %d with %q", tc.path, code, er.Error, tc.code, tc.msg)
 		}
 	}
-	var er bhttp.ErrorResponse
+	var er wire.ErrorResponse
 	if code := get(t, srv.URL+"/v1/topics/other/checkpoint", &er); code != 404 {
 		t.Errorf("checkpoint of an unknown topic: %d", code)
 	}

@@ -57,10 +57,15 @@ type Witness struct {
 	wg     sync.WaitGroup
 	closed bool
 
+	closeOnce sync.Once
+	closeErr  error // of the first Close
+
 	keysMu sync.Mutex
 	keys   *Keys
 	keysAt time.Time
 }
+
+var _ baton.Service = (*Witness)(nil)
 
 // NewWitness returns a witness; Start runs it and Follow adds topics.
 func NewWitness(cfg WitnessConfig) (*Witness, error) {
@@ -82,36 +87,44 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	return &Witness{cfg: cfg, log: cfg.Logger, topics: make(map[string]*topicWitness), keys: NewKeys(nil)}, nil
 }
 
-// Start makes the witness ready to follow topics.
-func (w *Witness) Start(ctx context.Context) {
+// Start makes the witness ready to follow topics (see baton.Service).
+func (w *Witness) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		return fmt.Errorf("start witness: %w", baton.ErrClosed)
+	case w.ctx != nil:
+		return errors.New("start witness: already started")
+	}
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	return nil
 }
 
-// Close stops following every topic and closes the copies. Idempotent.
+// Close stops following every topic, waits for the topics' goroutines and
+// closes the copies. It is idempotent: every call returns once the witness
+// has stopped, with the error of closing the copies.
 func (w *Witness) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
-	}
-	w.closed = true
-	if w.cancel != nil {
-		w.cancel()
-	}
-	w.mu.Unlock()
-	w.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var errs []error
-	for _, tw := range w.topics {
-		if tw.dirty {
-			errs = append(errs, tw.saveState())
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		if w.cancel != nil {
+			w.cancel()
 		}
-		errs = append(errs, tw.tree.Close())
-	}
-	return errors.Join(errs...)
+		w.mu.Unlock()
+		w.wg.Wait()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var errs []error
+		for _, tw := range w.topics {
+			if tw.dirty {
+				errs = append(errs, tw.saveState())
+			}
+			errs = append(errs, tw.tree.Close())
+		}
+		w.closeErr = errors.Join(errs...)
+	})
+	return w.closeErr
 }
 
 // Follow starts mirroring and witnessing a topic (idempotent).

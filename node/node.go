@@ -103,6 +103,8 @@ func validNode(s string) error {
 	return nil
 }
 
+var _ baton.Service = (*Node)(nil)
+
 // Node is one Baton server's control plane.
 type Node struct {
 	cfg   Config
@@ -113,6 +115,7 @@ type Node struct {
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
+	started  bool // Start was called (and has not failed)
 	closing  bool
 
 	cancel context.CancelFunc
@@ -129,11 +132,32 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease)}, nil
 }
 
-// Start registers the node and begins racing for every topic's lease.
+// Start registers the node and begins racing for every topic's lease (see
+// baton.Service): it fails if the first heartbeat fails.
 func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	switch {
+	case n.closing:
+		n.mu.Unlock()
+		return fmt.Errorf("start node: %w", baton.ErrClosed)
+	case n.started:
+		n.mu.Unlock()
+		return errors.New("start node: already started")
+	}
+	n.started = true
+	n.mu.Unlock()
 	n.start = n.cfg.Clock.Now()
 	if err := n.heartbeat(ctx); err != nil {
+		n.mu.Lock()
+		n.started = false
+		n.mu.Unlock()
 		return fmt.Errorf("start node: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		// Closed while registering: the membership lapses on its own.
+		return fmt.Errorf("start node: %w", baton.ErrClosed)
 	}
 	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sub := n.store.Subscribe("", baton.SignalTopic)
@@ -153,10 +177,12 @@ func (n *Node) Close() error {
 		for _, e := range n.electors {
 			els = append(els, e)
 		}
+		cancel := n.cancel
 		n.mu.Unlock()
-		if n.cancel != nil {
-			n.cancel()
+		if cancel == nil {
+			return // never started: nothing joined, nothing to leave
 		}
+		cancel()
 		n.wg.Wait()
 		// Release in parallel: every topic hands over at once.
 		var wg sync.WaitGroup

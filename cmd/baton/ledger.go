@@ -16,8 +16,8 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/dial"
-	bhttp "github.com/baton-pub/baton/http"
 	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/wire"
 )
 
 func newLedger() *cobra.Command {
@@ -234,7 +234,7 @@ func fetchProof(ctx context.Context, addr, topic string, seq uint64) (ledger.Pro
 		return ledger.Proof{}, fmt.Errorf("fetch proof: %w", err)
 	}
 	if resp.StatusCode != nethttp.StatusOK {
-		var er bhttp.ErrorResponse
+		var er wire.ErrorResponse
 		if json.Unmarshal(b, &er) == nil && er.Error != nil {
 			return ledger.Proof{}, fmt.Errorf("fetch proof of %s/%d from %s: %w", topic, seq, addr, er.Error)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -119,7 +120,7 @@ func newSubscribe() *cobra.Command {
 			n := 0
 			errDone := fmt.Errorf("done")
 			err = c.Subscribe(cmd.Context(), args[0], after, func(e client.Event) error {
-				if e.Type == "reset" {
+				if e.Type == wire.EventReset {
 					fmt.Fprintf(os.Stderr, "baton: reset: position no longer kept; continuing from %d\n", e.Earliest)
 					return nil
 				}

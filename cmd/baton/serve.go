@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -223,7 +221,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		if err != nil {
 			return err
 		}
-		witness.Start(ctx)
+		if err := witness.Start(ctx); err != nil {
+			return err
+		}
 		defer witness.Close()
 		ncfg.Key, ncfg.Witness = key, witness
 	}
@@ -231,28 +231,29 @@ func serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
-	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, Logger: log}
+	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat,
+		ShutdownTimeout: 3 * time.Second, Logger: log}
 	if witness != nil {
 		apiCfg.Ledger = witness
 	}
-	api := bhttp.NewServer(apiCfg)
-
-	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReqs()
-	srv := &nethttp.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return reqCtx }}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	if err := n.Start(ctx); err != nil {
-		srv.Close()
+	api, err := bhttp.NewServer(apiCfg)
+	if err != nil {
+		ln.Close()
 		return err
 	}
+	if err := api.Open(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	defer api.Close()
+
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer n.Close()
 	log.Info("serving", "addr", addr, "store", dial.Redact(c.Store), "lease_ttl", c.LeaseTTL.String())
 	if c.ReadyFile != "" {
 		if err := writeReady(c.ReadyFile, c.Node, addr); err != nil {
-			n.Close()
-			srv.Close()
 			return err
 		}
 	}
@@ -260,19 +261,14 @@ func serve(ctx context.Context, c serveConfig) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: handing over")
-	case err := <-serveErr:
-		n.Close()
-		return fmt.Errorf("serve http: %w", err)
+	case err := <-api.Err():
+		return err
 	}
 	// Hand over first: stop publishing and release every lease, so a
 	// standby takes over at once. Then end the terminals' streams (they
 	// resume elsewhere) and stop.
 	n.Close()
-	cancelReqs()
-	_ = api.Close() // ends every event stream, hijacked ones included
-	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := api.Close(); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
 	log.Info("stopped")

@@ -21,6 +21,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 )
 
 // Source publishes one update at a time at a steady rate, waiting for each
@@ -208,13 +209,13 @@ type Terminal struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// OnItem, if set before start, is called for every item (tests).
-	onItem func(client.Delivered, time.Time)
+	onItem func(wire.Item, time.Time)
 }
 
 // TerminalOptions tune a terminal.
 type TerminalOptions struct {
 	After  uint64
-	OnItem func(client.Delivered, time.Time)
+	OnItem func(wire.Item, time.Time)
 	// Slow, if set, is slept after each item: a terminal that reads too
 	// slowly. SetSlow changes it.
 	Slow time.Duration
@@ -264,14 +265,13 @@ func (t *Terminal) start(nodes []string) error {
 		err := cl.Subscribe(ctx, topic, t.last.Load(), func(e client.Event) error {
 			now := time.Now()
 			t.node.Store(e.Node)
-			if e.Type == "reset" {
+			if e.Type == wire.EventReset {
 				t.resets.Add(1)
 				h.ResetSeen(checker.Reset{Terminal: name, Topic: topic, Earliest: e.Earliest})
 				return nil
 			}
 			d := e.Item
-			h.Delivered(checker.Delivery{Terminal: name, Topic: topic, Seq: d.Seq, ID: d.ID, Value: d.Value, MsgID: d.MsgID,
-				Hash: d.Hash, Epoch: d.Epoch, Publisher: d.Publisher, At: now})
+			h.Delivered(checker.Delivery{Terminal: name, Topic: topic, Item: d, At: now})
 			t.n.Add(1)
 			t.last.Store(d.Seq)
 			if t.onItem != nil {

@@ -1,0 +1,122 @@
+// Package wire is the format of Baton's HTTP API, written once for the
+// server (package http and the hub's frames), the Go SDK (package client),
+// the checker and the bench: the JSON bodies of requests, answers and
+// event data, and the reader of the event stream (ReadEvents). docs/api.md
+// describes the API; the shapes here are its reference in code.
+//
+// An append's request body is a baton.Update or a list of them, and each
+// receipt is a baton.Receipt: those are domain types whose JSON is the wire
+// format already.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/baton-pub/baton"
+)
+
+// PublishResponse answers POST /v1/topics/{topic}/items: one receipt per
+// update, in order. For a body that was a lone object, the receipt's fields
+// are also at the top level.
+type PublishResponse struct {
+	*baton.Receipt
+	Items []baton.Receipt `json:"items"`
+}
+
+// ItemsResponse answers GET /v1/topics/{topic}/items.
+type ItemsResponse struct {
+	Items []baton.Published `json:"items"`
+	// NextAfter is the after to poll with next: the last item's seq, or the
+	// asked after if there was none.
+	NextAfter uint64 `json:"next_after"`
+}
+
+// Handover is a release record with the time the topic had no holder.
+type Handover struct {
+	baton.ReleaseRecord
+	// HandoverMS is SuccessorAt - At in milliseconds, null while no
+	// successor has acquired.
+	HandoverMS *float64 `json:"handover_ms"`
+}
+
+// HandoversResponse answers GET /v1/topics/{topic}/handovers.
+type HandoversResponse struct {
+	Handovers []Handover `json:"handovers"`
+}
+
+// TopicsResponse answers GET /v1/topics.
+type TopicsResponse struct {
+	Topics []string `json:"topics"`
+}
+
+// Event types of the event stream (GET /v1/topics/{topic}/events).
+const (
+	EventItem  = "item"
+	EventReset = "reset"
+)
+
+// Item is the data of an "item" event: a published item as terminals see
+// it. Value is the stored JSON byte for byte, so that a terminal can check
+// Hash (baton.HashItem).
+type Item struct {
+	Seq       uint64          `json:"seq"`
+	ID        string          `json:"id"`
+	Value     json.RawMessage `json:"value"`
+	Hash      baton.Hash      `json:"hash"`
+	Epoch     uint64          `json:"epoch"`
+	Publisher string          `json:"publisher"`
+	MsgID     string          `json:"msg_id"`
+}
+
+// ItemOf is p as an "item" event carries it.
+func ItemOf(p baton.Published) Item {
+	return Item{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID}
+}
+
+// Reset is the data of a "reset" event: the terminal's position is no
+// longer kept and the stream continues at Earliest.
+type Reset struct {
+	// Earliest is the earliest seq still kept.
+	Earliest uint64 `json:"earliest"`
+}
+
+// Error is the body of every error answer, {"error": {...}}. The server
+// answers with it; the SDK returns it, with Status set, for a 4xx or 5xx
+// answer.
+type Error struct {
+	// Status is the answer's HTTP status, as a client received it; the
+	// server derives it from Code.
+	Status int `json:"-"`
+	// Code is one of the baton.Code* constants.
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the bad input, e.g. "items[3].id", when known.
+	Field string `json:"field,omitempty"`
+	// Earliest is the earliest seq still kept, on a "gone" error.
+	Earliest uint64 `json:"earliest,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Temporary reports whether a client's retry may succeed: a 5xx or 429
+// answer.
+func (e *Error) Temporary() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
+
+// Errorf returns an *Error with code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorResponse is the JSON envelope of an error answer.
+type ErrorResponse struct {
+	Error *Error `json:"error"`
+}
