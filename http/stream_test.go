@@ -262,13 +262,7 @@ func TestStreamStalledClient(t *testing.T) {
 		round := func(n int, value string) {
 			p.appendN(n, value)
 			p.commitAll()
-			for last < uint64(p.n) {
-				ev, ok := fast.next(t, 30*time.Second)
-				if !ok {
-					t.Fatalf("fast stream ended at %d: %v", last, <-fast.done)
-				}
-				last = checkItem(t, st, ev, last+1).Seq
-			}
+			fast.readTo(t, st, &last, uint64(p.n), 30*time.Second)
 		}
 		// Large items fill the stalled client's socket buffers at once.
 		big := `"` + strings.Repeat("x", 16<<10) + `"`
@@ -607,6 +601,19 @@ func TestPeerClosed(t *testing.T) {
 	b := make([]byte, 3)
 	if _, err := io.ReadFull(server, b); err != nil || string(b) != "GET" {
 		t.Fatalf("read %q, %v after peeks", b, err)
+	}
+}
+
+// readTo reads item events, each checked against st, until *last is seq.
+// It fails the test if none comes within d, or the stream ends.
+func (s *stream) readTo(t testing.TB, st baton.Store, last *uint64, seq uint64, d time.Duration) {
+	t.Helper()
+	for *last < seq {
+		ev, ok := s.next(t, d)
+		if !ok {
+			t.Fatalf("stream ended at %d: %v", *last, <-s.done)
+		}
+		*last = checkItem(t, st, ev, *last+1).Seq
 	}
 }
 
