@@ -50,12 +50,12 @@ import (
 // holding it.
 //
 // Goroutine ownership: one goroutine at a time serves a stream, and only it
-// calls TryNext (gather) and writes to the client: for the pool, the worker
-// that set eventStream.running, then the stall writer it hands the write to; for
-// the other writer, the handler's goroutine. end, from any goroutine,
-// closes the connection (pool) and the terminal, which makes the serving
-// goroutine's write or TryNext fail at once; a response being written ends
-// at its write deadline at the latest.
+// calls TryNext (gather) and writes to the client: for the pool, the
+// worker that set eventStream.running, then the stall writer it hands the
+// write to; for the other writer, the handler's goroutine. end, from any
+// goroutine, closes the connection (pool) and the terminal, which makes the
+// serving goroutine's write or TryNext fail at once; a response being
+// written ends at its write deadline at the latest.
 type streamer struct {
 	log          *slog.Logger
 	heartbeat    time.Duration
