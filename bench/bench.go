@@ -12,8 +12,10 @@
 //   - latency: open loop at fixed rates, latency from each item's intended
 //     send time to its arrival at each of 100 terminals (no coordinated
 //     omission), in an HDR histogram;
-//   - fanout: 1k and 10k SSE terminals on one node: the highest rate of
-//     deliveries with p99 under 100 ms, and RSS per idle connection;
+//   - fanout: 1k and 10k SSE terminals on one node, once with each of its
+//     stream writers (serve --sse-writer pool and goroutine): the highest
+//     rate of deliveries with p99 under 100 ms, and RSS per idle
+//     connection;
 //   - handover: K faults of each kind (SIGKILL, SIGSTOP past the TTL,
 //     SIGTERM) of the active publisher, timed from the signal until a
 //     terminal receives the successor's first item; and spurious hand-overs

@@ -86,14 +86,18 @@ func TestFinish(t *testing.T) {
 		Ceilings: &CeilingResult{Rows: []CeilingRow{{Batch: 100, Items: 1000}},
 			SSE: []FanoutRow{{Server: "raw", Terminals: 1000, Best: 2000}, {Server: "raw", Terminals: 10000}}},
 		Ingest: &IngestResult{Rows: []IngestRow{{Batch: 100, Acked: 700, Delivered: 600}}},
-		Fanout: &FanoutResult{Rows: []FanoutRow{{Server: "baton", Terminals: 1000, Best: 1500, IdleKB: 30},
-			{Server: "baton", Terminals: 10000, IdleKB: 20}}},
+		Fanout: &FanoutResult{Rows: []FanoutRow{
+			// The other writer's rows would meet every target: they are
+			// measured for comparison and left out of the targets.
+			{Server: "baton", Writer: SSEWriters[1], Terminals: 10000, Best: 5000, IdleKB: 5},
+			{Server: "baton", Writer: SSEWriters[0], Terminals: 1000, Best: 1500, IdleKB: 30},
+			{Server: "baton", Writer: SSEWriters[0], Terminals: 10000, IdleKB: 20}}},
 	}
 	r.finish()
 	if got := r.Ingest.Rows[0].Ratio; got != 0.6 {
 		t.Errorf("ingest ratio %v", got)
 	}
-	if got := r.Fanout.Rows[0].Ratio; got != 0.75 {
+	if got := r.Fanout.Rows[1].Ratio; got != 0.75 {
 		t.Errorf("fan-out ratio %v", got)
 	}
 	met := map[string]*bool{}

@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	bhttp "github.com/baton-pub/baton/http"
 )
 
-// FanoutResult is the fan-out scenario: terminals on one node.
+// FanoutResult is the fan-out scenario: terminals on one node, once with
+// each of the node's stream writers (SSEWriters), in one run.
 type FanoutResult struct {
 	Rows     []FanoutRow `json:"rows"`
 	Spurious int         `json:"spurious_handovers"`
@@ -20,7 +23,9 @@ type FanoutResult struct {
 
 // FanoutRow is one number of terminals, on Baton or on the raw broadcaster.
 type FanoutRow struct {
-	Server    string `json:"server"` // "baton" or "raw"
+	Server string `json:"server"` // "baton" or "raw"
+	// Writer is the node's stream writer (baton serve --sse-writer).
+	Writer    string `json:"sse_writer,omitempty"`
 	Terminals int    `json:"terminals"`
 	// IdleKB is the server's RSS growth per idle connection, in KiB.
 	IdleKB      float64 `json:"idle_kib_per_connection"`
@@ -51,42 +56,56 @@ type FanoutStep struct {
 
 // fanTarget is a server terminals connect to.
 type fanTarget struct {
-	name string
-	addr string
-	pid  int
-	stop func()
+	name   string
+	writer string // Baton's stream writer; "" for the raw broadcaster
+	addr   string
+	pid    int
+	stop   func()
 }
+
+// SSEWriters are the stream writers the fan-out scenario measures, the
+// default (the one the targets are about) first: see http/stream.go.
+var SSEWriters = []string{bhttp.SSEWriterPool, bhttp.SSEWriterGoroutine}
 
 func runFanout(ctx context.Context, e *env, p plan, r *Report) error {
 	res := &FanoutResult{}
 	r.Fanout = res
 	for _, n := range p.fanoutSizes {
-		name := "fanout-" + strconv.Itoa(n)
-		c, err := e.startCluster(ctx, name, 1, e.cfg.LeaseTTL)
-		if err != nil {
-			return err
-		}
-		pid, err := pidOf(c.nodes[0], c.dir)
-		if err != nil {
-			c.close()
-			return err
-		}
-		t := fanTarget{name: "baton", addr: c.nodes[0].Addr, pid: pid, stop: c.close}
-		row, err := fanoutRamp(ctx, e, p, t, n)
-		if err == nil {
-			hs, herr := c.handovers(ctx, "fan")
-			if herr != nil {
-				err = fmt.Errorf("read hand-overs: %w", herr)
+		for _, w := range SSEWriters {
+			row, spurious, err := fanoutNode(ctx, e, p, n, w)
+			res.Spurious += spurious
+			if err != nil {
+				return fmt.Errorf("%d terminals, %s writer: %w", n, w, err)
 			}
-			res.Spurious += len(hs)
+			res.Rows = append(res.Rows, row)
 		}
-		t.stop()
-		if err != nil {
-			return fmt.Errorf("%d terminals: %w", n, err)
-		}
-		res.Rows = append(res.Rows, row)
 	}
 	return nil
+}
+
+// fanoutNode runs the fan-out ramp against a fresh node with stream writer
+// w, and counts the node's spurious hand-overs.
+func fanoutNode(ctx context.Context, e *env, p plan, n int, w string) (FanoutRow, int, error) {
+	name := "fanout-" + strconv.Itoa(n) + "-" + w
+	c, err := e.startCluster(ctx, name, 1, e.cfg.LeaseTTL, "--sse-writer", w)
+	if err != nil {
+		return FanoutRow{}, 0, err
+	}
+	defer c.close()
+	pid, err := pidOf(c.nodes[0], c.dir)
+	if err != nil {
+		return FanoutRow{}, 0, err
+	}
+	t := fanTarget{name: "baton", writer: w, addr: c.nodes[0].Addr, pid: pid, stop: c.close}
+	row, err := fanoutRamp(ctx, e, p, t, n)
+	if err != nil {
+		return row, 0, err
+	}
+	hs, err := c.handovers(ctx, "fan")
+	if err != nil {
+		return row, 0, fmt.Errorf("read hand-overs: %w", err)
+	}
+	return row, len(hs), nil
 }
 
 // startRawSSE starts the raw broadcaster as a child process, like a node.
@@ -131,7 +150,8 @@ func startRawSSE(ctx context.Context, e *env, name string) (fanTarget, error) {
 }
 
 func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (FanoutRow, error) {
-	row := FanoutRow{Server: t.name, Terminals: n}
+	row := FanoutRow{Server: t.name, Writer: t.writer, Terminals: n}
+	label := row.label()
 	const topic = "fan"
 	pad := padFor(e.cfg.ItemSize)
 	hc := &http.Client{Transport: newTransport(16), Timeout: 30 * time.Second}
@@ -143,7 +163,7 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 	if row.RSSBeforeKB, err = rssKB(t.pid); err != nil {
 		return row, err
 	}
-	e.logf("%s: connecting %d terminals", t.name, n)
+	e.logf("%s: connecting %d terminals", label, n)
 	g, err := startTerminals(ctx, th, []string{"http://" + t.addr}, topic, n, 4096, 200, 60*time.Second, false)
 	if err != nil {
 		return row, err
@@ -157,7 +177,7 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		return row, err
 	}
 	row.IdleKB = float64(row.RSSAfterKB-row.RSSBeforeKB) / float64(n)
-	e.logf("%s: %d idle terminals: RSS %d -> %d KiB, %.1f KiB per connection", t.name, n, row.RSSBeforeKB, row.RSSAfterKB, row.IdleKB)
+	e.logf("%s: %d idle terminals: RSS %d -> %d KiB, %.1f KiB per connection", label, n, row.RSSBeforeKB, row.RSSAfterKB, row.IdleKB)
 
 	prev := 0.0
 	for i, d := range p.fanoutRamp {
@@ -202,7 +222,7 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 			verdict = "FAILED: " + st.Note
 		}
 		e.logf("%s, %d terminals, %6.0f items/s: %9.0f deliveries/s, p50 %.1f p99 %.1f max %.1f ms: %s",
-			t.name, n, rate, st.Deliveries, st.Latency.P50, st.Latency.P99, st.Latency.Max, verdict)
+			label, n, rate, st.Deliveries, st.Latency.P50, st.Latency.P99, st.Latency.Max, verdict)
 		if !st.OK {
 			break
 		}
@@ -211,4 +231,18 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		}
 	}
 	return row, nil
+}
+
+// label names the server of a row: "raw", "baton" or "baton (WRITER)".
+func (r FanoutRow) label() string {
+	if r.Writer == "" {
+		return r.Server
+	}
+	return r.Server + " (" + r.Writer + ")"
+}
+
+// isDefault reports whether the row is the raw broadcaster or Baton with
+// its default writer: the rows the targets are about.
+func (r FanoutRow) isDefault() bool {
+	return r.Writer == "" || r.Writer == SSEWriters[0]
 }

@@ -314,13 +314,7 @@ func TestEventsSlowTerminal(t *testing.T) {
 	for range rounds {
 		p.appendN(per, big)
 		p.commitAll()
-		for last < uint64(p.n) {
-			ev, ok := fast.next(t, 10*time.Second)
-			if !ok {
-				t.Fatalf("fast terminal's stream ended at %d: %v", last, <-fast.done)
-			}
-			last = checkItem(t, st, ev, last+1).Seq
-		}
+		fast.readTo(t, st, &last, uint64(p.n), 10*time.Second)
 	}
 	// The slow terminal was dropped; the fast one is still on.
 	checkFor(t, 10*time.Second, func() error {

@@ -66,10 +66,24 @@ type Config struct {
 	// MaxStreams bounds the event streams open at once; over it a new
 	// stream is refused with 503.
 	MaxStreams int
-	// StreamWorkers bounds the goroutines writing to hijacked event
-	// streams; default max(16, 8*GOMAXPROCS).
+	// SSEWriter chooses how HTTP/1.x event streams are written:
+	// SSEWriterPool (the default) or SSEWriterGoroutine. HTTP/2 streams
+	// always use SSEWriterGoroutine. See stream.go.
+	SSEWriter string
+	// StreamWorkers bounds the goroutines of SSEWriterPool; default
+	// max(16, 8*GOMAXPROCS).
 	StreamWorkers int
 }
+
+// The values of Config.SSEWriter.
+const (
+	// SSEWriterPool hijacks the connection and serves the stream from a
+	// pool of workers, with no goroutine while it is idle.
+	SSEWriterPool = "pool"
+	// SSEWriterGoroutine writes the stream to its ResponseWriter on the
+	// handler's goroutine, as for HTTP/2.
+	SSEWriterGoroutine = "goroutine"
+)
 
 // Validate reports the first missing or bad field.
 func (c Config) Validate() error {
@@ -88,6 +102,8 @@ func (c Config) Validate() error {
 		return baton.Invalidf("MaxStreams", "must not be negative")
 	case c.StreamWorkers < 0:
 		return baton.Invalidf("StreamWorkers", "must not be negative")
+	case c.SSEWriter != "" && c.SSEWriter != SSEWriterPool && c.SSEWriter != SSEWriterGoroutine:
+		return baton.Invalidf("SSEWriter", "%q: want %s or %s", c.SSEWriter, SSEWriterPool, SSEWriterGoroutine)
 	}
 	return nil
 }
@@ -117,6 +133,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
 	}
+	if c.SSEWriter == "" {
+		c.SSEWriter = SSEWriterPool
+	}
 	if c.StreamWorkers == 0 {
 		c.StreamWorkers = max(16, 8*runtime.GOMAXPROCS(0))
 	}
@@ -137,7 +156,7 @@ type Server struct {
 	// shutdown would otherwise wait for them forever.
 	done      chan struct{}
 	closeOnce sync.Once
-	streams   *streamer // hijacked event streams; Close ends them
+	streams   *streamer // event streams, both writers; Close ends them
 
 	mu  sync.Mutex
 	srv *nethttp.Server

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -16,45 +15,48 @@ import (
 	"github.com/baton-pub/baton/wire"
 )
 
-// A streamer serves the event streams of hijacked HTTP/1.x connections
-// without a goroutine per stream: an idle stream is its connection, its hub
-// terminal and a small record, nothing else.
+// Event streams: one path from the terminal, two writers.
 //
-// A stream is queued to be served when its terminal may have something new
-// (hub.Terminal.OnReady) or a heartbeat is due. The run queue holds each
-// stream at most once (hijackedStream.queued), so it is bounded by the number of
-// streams. A bounded pool of workers, started when there is work and gone
-// when the queue is empty, takes streams off the queue and drains each:
-// TryNext until nothing is ready (or turnBytes are gathered, then the stream
-// goes to the back of the queue), then one vectored write (writev) of the
-// shared frames, with no buffer of the stream's own. One heartbeat
-// goroutine, alive while there are streams, queues every stream that has
-// written nothing for Heartbeat, with a heartbeat due.
+// Every event stream is an eventStream in the server's streamer, which
+// counts it against MaxStreams, ends it once (end) and ends them all on
+// Close or on the Shutdown of the net/http server they came from. Every
+// stream takes its events from its hub terminal through gather, the one
+// place that calls TryNext, turns events into frames and decides on a
+// heartbeat. What differs is who waits for the terminal and how the frames
+// reach the client, the stream's streamWriter:
 //
-// A client that stops reading never holds a worker: on TCP a write that has
-// not finished after writeSlice is handed to a goroutine of its own, which
-// finishes it within WriteTimeout of its start or ends the stream. A stalled
-// client thus costs a goroutine while it is stalled, at most one per stream.
+//   - the pool (stream_pool.go, SSEWriterPool, the default on HTTP/1.x): the
+//     handler hijacks the connection and returns; the stream holds no
+//     goroutine while idle. Its terminal's OnReady puts it on a run queue,
+//     a bounded pool of workers gathers and writes (connWriter: one writev
+//     of the shared frames), one heartbeat goroutine serves every idle
+//     stream. A write that stalls moves off the worker to a goroutine of its
+//     own (stall writer) until it ends or times out.
+//   - a goroutine per stream (stream_response.go, SSEWriterGoroutine, and
+//     every HTTP/2 stream): the handler's goroutine gathers, writes to the
+//     ResponseWriter and flushes (responseWriter), then waits on the
+//     terminal's Ready channel or the heartbeat timer.
 //
-// A stream ends on a write error or timeout, when its terminal ends
-// (hub.ErrSlowTerminal, baton.ErrClosed), when the server closes or the
-// net/http server it came from shuts down, or when the client is found gone.
-// Nothing reads a hijacked connection while it streams, so a client that
-// closes its end is noticed at the next write to it: the next items, or, on
-// an idle stream, the next heartbeat, before which the worker peeks at the
-// socket for the end of the input (so at most about 1.25 × Heartbeat after
-// the close). Bytes the client sends (a pipelined request) are never read:
-// the stream answered with Connection: close.
+// docs/benchmarks.md ("Two stream writers") measures one against the other.
 //
-// Goroutines and locks: streamer.mu guards the stream set, the run queue,
-// the counters and every stream's flags. It is a leaf lock: a terminal's
-// OnReady function takes it with the hub's feed and terminal locks held
-// (order feed.mu → Terminal.mu → streamer.mu), so nothing calls into the hub
-// or does I/O while holding it. One goroutine at a time serves a stream (the
-// worker that set hijackedStream.running, then the stall writer it hands over to):
-// only it calls TryNext and writes to the connection. end, from any
-// goroutine, closes the connection and the terminal, which makes a serving
-// goroutine's write or TryNext fail at once.
+// Lock order, the one place it is written (docs/architecture.md points
+// here):
+//
+//	hub feed.mu → hub Terminal.mu → streamer.mu
+//
+// streamer.mu is a leaf: it guards the stream set, the run queue, the
+// counters and every stream's flags. A terminal's OnReady function
+// (streamer.schedule) takes it with the hub's feed and terminal locks held,
+// so nothing calls into the hub (TryNext, Close, Last) or does I/O while
+// holding it.
+//
+// Goroutine ownership: one goroutine at a time serves a stream, and only it
+// calls TryNext (gather) and writes to the client: for the pool, the
+// worker that set eventStream.running, then the stall writer it hands the
+// write to; for the other writer, the handler's goroutine. end, from any
+// goroutine, closes the connection (pool) and the terminal, which makes the
+// serving goroutine's write or TryNext fail at once; a response being
+// written ends at its write deadline at the latest.
 type streamer struct {
 	log          *slog.Logger
 	heartbeat    time.Duration
@@ -64,14 +66,15 @@ type streamer struct {
 	// ctx bounds the store reads of TryNext; close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	epoch  time.Time // origin of hijackedStream.lastWrite, on the monotonic clock
+	epoch  time.Time // origin of eventStream.lastWrite, on the monotonic clock
 
 	mu      sync.Mutex
 	closed  bool
-	n       int               // streams counted against maxStreams (reserve/release)
-	streams []*hijackedStream // hijacked streams not ended; hijackedStream.i is the index
+	n       int            // streams counted against maxStreams (reserve/release)
+	streams []*eventStream // streams not ended, both writers; eventStream.i is the index
+	pooled  int            // how many of them the pool serves
 	runq    runQueue
-	workers int  // worker goroutines running
+	workers int  // pool worker goroutines running
 	beating bool // the heartbeat goroutine runs
 	// servers are the net/http servers streams came from, with whether
 	// they shut down; see watch.
@@ -79,39 +82,54 @@ type streamer struct {
 	wg      sync.WaitGroup // workers, stall writers, the heartbeat goroutine
 }
 
-const (
-	// writeSlice is how long a worker waits for one write to a TCP
-	// connection before it hands the rest of the write over.
-	writeSlice = 20 * time.Millisecond
-	// turnBytes is about the most a worker writes to one stream before it
-	// serves the others (a terminal catching up from the store).
-	turnBytes = 256 << 10
-)
+// streamWriter is how one stream's bytes reach its client: the only part
+// of a stream that depends on its writer.
+type streamWriter interface {
+	// write writes bufs to the client by deadline, consuming what it
+	// wrote (as net.Buffers.WriteTo does), so that a write cut short by
+	// its deadline can go on where it stopped.
+	write(bufs *net.Buffers, deadline time.Time) error
+	// clientGone reports, without waiting or reading input, whether the
+	// client is known to have closed its end.
+	clientGone() bool
+	// close releases the connection, so that a write in progress on
+	// another goroutine fails at once. It may be called more than once.
+	close()
+}
+
+// eventStream is one event stream, whichever writer serves it.
+type eventStream struct {
+	out    streamWriter
+	term   *hub.Terminal
+	cancel context.CancelFunc // the terminal's context
+	srv    *nethttp.Server    // the net/http server it came from, if known
+	remote string
+	// head is the stream's first bytes (the response head and the retry
+	// hint) until gather hands them out; the serving goroutine's.
+	head []byte
+
+	// Guarded by streamer.mu.
+	i     int // index in streamer.streams
+	ended bool
+	// The pool's, guarded by streamer.mu.
+	pooled    bool  // served by the pool: the heartbeat goroutine beats it
+	sliced    bool  // its writes may be handed over (TCP): see stream_pool.go
+	lastWrite int64 // when the last write ended, ns since streamer.epoch
+	queued    bool  // on the run queue, or to go back on it when running ends
+	running   bool  // a worker or a stall writer serves the stream
+	beat      bool  // a heartbeat is due
+}
+
+// turnBytes is about the most one turn gathers (a terminal catching up
+// from the store): the pool then serves other streams before this one's
+// next turn.
+const turnBytes = 256 << 10
 
 var (
 	heartbeatFrame = []byte(": hb\n\n")
 	// errClientGone ends a stream whose client closed its connection.
 	errClientGone = errors.New("client closed the connection")
 )
-
-// hijackedStream is one event stream on a hijacked connection.
-type hijackedStream struct {
-	conn   net.Conn
-	head   []byte // the response head until written; the serving goroutine's
-	term   *hub.Terminal
-	cancel context.CancelFunc // the terminal's context
-	srv    *nethttp.Server    // the server the connection came from, if known
-	remote string
-	sliced bool // conn survives a write timeout (TCP): long writes are handed over
-
-	// Guarded by streamer.mu.
-	i         int   // index in streamer.streams
-	lastWrite int64 // when the last write ended, ns since streamer.epoch
-	queued    bool  // on the run queue, or to go back on it when running ends
-	running   bool  // a worker or a stall writer serves the stream
-	beat      bool  // a heartbeat is due
-	ended     bool
-}
 
 func newStreamer(cfg Config, log *slog.Logger) *streamer {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,9 +146,8 @@ func newStreamer(cfg Config, log *slog.Logger) *streamer {
 	}
 }
 
-// Streams returns the number of event streams open on this server, on
-// either path (hijacked, or a goroutine per request), including those being
-// opened.
+// Streams returns the number of event streams open on this server, with
+// either writer, including those being opened.
 func (s *Server) Streams() int {
 	st := s.streams
 	st.mu.Lock()
@@ -139,7 +156,7 @@ func (s *Server) Streams() int {
 }
 
 // reserve counts a stream about to open against MaxStreams. The caller
-// hands the reservation to start, or gives it back with release.
+// hands the reservation to add, or gives it back with release.
 func (st *streamer) reserve() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -161,105 +178,48 @@ func (st *streamer) release() {
 
 func (st *streamer) now() int64 { return int64(time.Since(st.epoch)) }
 
-// start serves a hijacked connection, with the reservation of reserve. head
-// (the response head) is the stream's first write. srv, if not nil, is the
-// net/http server of the connection, watched before the hijack. From here on
-// the streamer owns conn, term and cancel.
-func (st *streamer) start(conn net.Conn, head []byte, term *hub.Terminal, cancel context.CancelFunc, srv *nethttp.Server, remote string) {
-	s := &hijackedStream{conn: conn, head: head, term: term, cancel: cancel, srv: srv, remote: remote}
-	_, s.sliced = conn.(*net.TCPConn)
+// add puts s, with the reservation of reserve, in the set. From here on
+// the streamer owns s: it ends it once, by end. add reports false, having
+// ended s, if the server or s's net/http server is closing.
+func (st *streamer) add(s *eventStream) bool {
 	st.mu.Lock()
-	if st.closed || (srv != nil && st.servers[srv]) {
+	if st.closed || (s.srv != nil && st.servers[s.srv]) {
 		s.ended = true
 		st.mu.Unlock()
-		st.closeStream(s, baton.ErrClosed)
-		st.release()
-		return
+		st.drop(s, baton.ErrClosed)
+		return false
 	}
 	s.i = len(st.streams)
 	st.streams = append(st.streams, s)
 	s.lastWrite = st.now()
-	if !st.beating {
-		st.beating = true
-		st.wg.Add(1)
-		go st.heartbeats()
+	if s.pooled {
+		st.pooled++
+		if !st.beating {
+			st.beating = true
+			st.wg.Add(1)
+			go st.heartbeats()
+		}
 	}
 	st.mu.Unlock()
-	term.OnReady(func() { st.schedule(s) })
-	st.schedule(s) // what Subscribe read, and any wake-up before OnReady
+	return true
 }
 
-// schedule queues s to be served. It is the terminal's OnReady function:
-// see the lock order above.
-func (st *streamer) schedule(s *hijackedStream) {
-	st.mu.Lock()
-	st.scheduleLocked(s)
-	st.mu.Unlock()
-}
-
-func (st *streamer) scheduleLocked(s *hijackedStream) {
-	if s.ended || s.queued {
-		return
-	}
-	s.queued = true
-	if !s.running {
-		st.pushLocked(s)
-	}
-}
-
-// pushLocked puts s on the run queue and starts a worker if the pool has
-// room.
-func (st *streamer) pushLocked(s *hijackedStream) {
-	st.runq.push(s)
-	if st.workers < st.maxWorkers && !st.closed {
-		st.workers++
-		st.wg.Add(1)
-		go st.work()
-	}
-}
-
-// work is a worker goroutine: it serves queued streams until the queue is
-// empty.
-func (st *streamer) work() {
-	defer st.wg.Done()
-	var bufs [][]byte // the frames of one turn; reused
-	for {
-		st.mu.Lock()
-		s := st.runq.pop()
-		if s == nil {
-			st.workers--
-			st.mu.Unlock()
-			return
-		}
-		if s.ended {
-			st.mu.Unlock()
-			continue
-		}
-		s.queued, s.running = false, true
-		beat := s.beat
-		s.beat = false
-		st.mu.Unlock()
-		bufs = st.serve(s, beat, bufs[:0])
-	}
-}
-
-// serve gives s one turn: it gathers what the terminal has ready (or a
-// heartbeat) and writes it. It returns bufs, emptied, for reuse.
-func (st *streamer) serve(s *hijackedStream, beat bool, bufs [][]byte) [][]byte {
-	var (
-		size   int
-		more   bool // stopped at turnBytes: more may be ready
-		endErr error
-	)
+// gather takes what s's terminal has ready and appends its frames to bufs,
+// the stream's head first; if nothing is ready and beat is set (a
+// heartbeat is due), a heartbeat, or errClientGone if the client is known
+// to be gone. It stops at turnBytes, reporting more. endErr, if not nil,
+// ends the stream once bufs are written: the client then resumes after
+// them. Only s's serving goroutine calls it.
+func (st *streamer) gather(s *eventStream, beat bool, bufs [][]byte) (_ [][]byte, more bool, endErr error) {
 	if s.head != nil {
 		bufs = append(bufs, s.head)
 		s.head = nil
 	}
+	size := 0
 	for {
 		ev, ok, err := s.term.TryNext(st.ctx)
 		if err != nil {
-			endErr = err
-			break
+			return bufs, false, err
 		}
 		if !ok {
 			break
@@ -277,94 +237,28 @@ func (st *streamer) serve(s *hijackedStream, beat bool, bufs [][]byte) [][]byte 
 			size += len(f)
 		}
 		if size >= turnBytes {
-			more = true
-			break
+			return bufs, true, nil
 		}
 	}
-	if beat && len(bufs) == 0 && endErr == nil {
+	if beat && len(bufs) == 0 {
 		// Idle: the one moment to check for a client gone without a
 		// write (a write to a closed connection may succeed once).
-		if peerClosed(s.conn) {
-			endErr = errClientGone
-		} else {
-			bufs = append(bufs, heartbeatFrame)
+		if s.out.clientGone() {
+			return bufs, false, errClientGone
 		}
+		bufs = append(bufs, heartbeatFrame)
 	}
-	if len(bufs) == 0 {
-		st.turnDone(s, false, more, endErr)
-		return bufs
-	}
-	// Write what was gathered even when the terminal ended: the client
-	// then resumes after it.
-	start := time.Now()
-	deadline := start.Add(st.writeTimeout)
-	d := deadline
-	if s.sliced {
-		d = start.Add(min(writeSlice, st.writeTimeout))
-	}
-	var err error
-	if err = s.conn.SetWriteDeadline(d); err == nil {
-		nb := net.Buffers(bufs)
-		_, err = nb.WriteTo(s.conn) // consumes nb
-		if err != nil && s.sliced && d.Before(deadline) && errors.Is(err, os.ErrDeadlineExceeded) && len(nb) > 0 {
-			// The client reads slowly or not at all: finish on a
-			// goroutine of the stream's own, not on a worker.
-			rest := slices.Clone(nb)
-			clear(bufs)
-			st.wg.Add(1)
-			go st.finishWrite(s, rest, deadline, more, endErr)
-			return bufs[:0]
-		}
-	}
-	clear(bufs) // drop the frames
-	if err != nil {
-		st.end(s, err)
-		return bufs[:0]
-	}
-	st.turnDone(s, true, more, endErr)
-	return bufs[:0]
+	return bufs, false, nil
 }
 
-// finishWrite is the stall writer of s: it writes rest by deadline, then
-// hands s back to the workers.
-func (st *streamer) finishWrite(s *hijackedStream, rest net.Buffers, deadline time.Time, more bool, endErr error) {
-	defer st.wg.Done()
-	err := s.conn.SetWriteDeadline(deadline)
-	if err == nil {
-		_, err = rest.WriteTo(s.conn)
-	}
-	if err != nil {
-		st.end(s, err)
-		return
-	}
-	st.turnDone(s, true, more, endErr)
-}
-
-// turnDone ends the turn of the goroutine serving s.
-func (st *streamer) turnDone(s *hijackedStream, wrote, more bool, endErr error) {
-	if endErr != nil {
-		st.end(s, endErr)
-		return
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s.running = false
-	if wrote {
-		s.lastWrite = st.now()
-	}
-	if s.ended {
-		return
-	}
-	if more {
-		s.queued = true
-	}
-	if s.queued {
-		st.pushLocked(s)
-	}
+// drop ends s, with the reservation of reserve, before it was added.
+func (st *streamer) drop(s *eventStream, err error) {
+	st.closeStream(s, err)
+	st.release()
 }
 
 // end ends s for reason err, once.
-func (st *streamer) end(s *hijackedStream, err error) {
+func (st *streamer) end(s *eventStream, err error) {
 	st.mu.Lock()
 	if s.ended {
 		st.mu.Unlock()
@@ -377,7 +271,7 @@ func (st *streamer) end(s *hijackedStream, err error) {
 	st.release() // after the close: Streams counts what is still held
 }
 
-func (st *streamer) removeLocked(s *hijackedStream) {
+func (st *streamer) removeLocked(s *eventStream) {
 	last := len(st.streams) - 1
 	moved := st.streams[last]
 	st.streams[s.i], moved.i = moved, s.i
@@ -386,46 +280,18 @@ func (st *streamer) removeLocked(s *hijackedStream) {
 	if c := cap(st.streams); c > 1024 && len(st.streams) < c/4 {
 		st.streams = slices.Clone(st.streams) // give back the peak
 	}
+	if s.pooled {
+		st.pooled--
+	}
 }
 
 // closeStream releases what s holds. s must be ended, and out of the set.
-func (st *streamer) closeStream(s *hijackedStream, err error) {
-	_ = s.conn.Close()
+func (st *streamer) closeStream(s *eventStream, err error) {
+	s.out.close()
 	last := s.term.Last()
 	s.term.Close()
 	s.cancel()
 	logStreamEnd(st.log, s.term.Topic(), s.remote, last, err)
-}
-
-// heartbeats is the heartbeat goroutine. It stops when no stream is left
-// (start starts it again) or the streamer closes.
-func (st *streamer) heartbeats() {
-	defer st.wg.Done()
-	// A quarter of the interval: an idle stream beats every 1 to 1.25
-	// heartbeats.
-	tick := time.NewTicker(max(st.heartbeat/4, time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-st.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		idle := st.now() - int64(st.heartbeat)
-		st.mu.Lock()
-		if len(st.streams) == 0 {
-			st.beating = false
-			st.mu.Unlock()
-			return
-		}
-		for _, s := range st.streams {
-			if s.lastWrite <= idle {
-				s.beat = true
-				st.scheduleLocked(s)
-			}
-		}
-		st.mu.Unlock()
-	}
 }
 
 // close ends every stream, refuses new ones and waits for the streamer's
@@ -447,9 +313,9 @@ func (st *streamer) close() {
 }
 
 // watch makes srv's Shutdown end the streams that came from srv, and
-// refuse new ones: Shutdown does not know hijacked connections. Call it
-// before the connection is hijacked: a hook registered once Shutdown has
-// begun would never run.
+// refuse new ones: Shutdown knows neither hijacked connections nor when a
+// stream's handler would return. Call it before the connection is
+// hijacked: a hook registered once Shutdown has begun would never run.
 func (st *streamer) watch(srv *nethttp.Server) {
 	st.mu.Lock()
 	_, known := st.servers[srv]
@@ -466,7 +332,7 @@ func (st *streamer) watch(srv *nethttp.Server) {
 func (st *streamer) shutdown(srv *nethttp.Server) {
 	st.mu.Lock()
 	st.servers[srv] = true
-	var streams []*hijackedStream
+	var streams []*eventStream
 	for _, s := range st.streams {
 		if s.srv == srv {
 			streams = append(streams, s)
@@ -476,33 +342,4 @@ func (st *streamer) shutdown(srv *nethttp.Server) {
 	for _, s := range streams {
 		st.end(s, baton.ErrClosed)
 	}
-}
-
-// runQueue is a FIFO ring of streams.
-type runQueue struct {
-	buf     []*hijackedStream
-	head, n int
-}
-
-func (q *runQueue) push(s *hijackedStream) {
-	if q.n == len(q.buf) {
-		buf := make([]*hijackedStream, max(16, 2*len(q.buf)))
-		for i := range q.n {
-			buf[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
-		q.buf, q.head = buf, 0
-	}
-	q.buf[(q.head+q.n)%len(q.buf)] = s
-	q.n++
-}
-
-func (q *runQueue) pop() *hijackedStream {
-	if q.n == 0 {
-		return nil
-	}
-	s := q.buf[q.head]
-	q.buf[q.head] = nil
-	q.head = (q.head + 1) % len(q.buf)
-	q.n--
-	return s
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,295 +116,348 @@ func goroutines(fns ...string) int {
 // serverGoroutines are the functions of goroutines that serve streams.
 var serverGoroutines = []string{"http.(*streamer)", "http.(*Server).events", "net/http.(*conn).serve"}
 
-// TestStreamsHijacked checks the hijacked path: many streams, served by
-// fewer workers, get every item in order; the response is delimited by the
-// connection's close; and idle streams hold no goroutine of their own.
-func TestStreamsHijacked(t *testing.T) {
-	srv, h, st := newStreamServer(t, hub.Options{ReadBatch: 16}, Config{StreamWorkers: 2})
-	addr := startServer(t, srv, nil)
-	p := newPublisher(t, st, testTopic)
-	p.publish(5) // caught up from the store
+// writers are the stream writers every stream test runs with.
+var writers = []string{SSEWriterPool, SSEWriterGoroutine}
 
-	const n = 40
-	client := &nethttp.Client{Transport: &nethttp.Transport{MaxConnsPerHost: n}}
-	streams := make([]*stream, n)
-	for i := range streams {
-		streams[i] = openStream(t, client, eventsURL("http://"+addr, testTopic, ""), "").run()
+// forEachWriter runs test once per stream writer.
+func forEachWriter(t *testing.T, test func(t *testing.T, writer string)) {
+	for _, w := range writers {
+		t.Run(w, func(t *testing.T) { test(t, w) })
 	}
-	r := streams[0].resp
-	if !r.Close || r.ContentLength != -1 || len(r.TransferEncoding) != 0 {
-		t.Fatalf("response: close %v, length %d, encoding %v: want a body delimited by close", r.Close, r.ContentLength, r.TransferEncoding)
+}
+
+func TestSSEWriterValidate(t *testing.T) {
+	st := memstore.New(nil)
+	h := hub.New(st, hub.Options{})
+	var ie *baton.InvalidError
+	if err := (Config{Store: st, Hub: h, SSEWriter: "threads"}).Validate(); !errors.As(err, &ie) || ie.Field != "SSEWriter" {
+		t.Fatalf("Validate = %v, want field SSEWriter", err)
 	}
-	for k, v := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
-		if got := r.Header.Get(k); got != v {
-			t.Errorf("%s: %q, want %q", k, got, v)
+	for _, w := range append(writers, "") {
+		if err := (Config{Store: st, Hub: h, SSEWriter: w}).Validate(); err != nil {
+			t.Fatalf("SSEWriter %q: %v", w, err)
 		}
 	}
-	if r.Header.Get("Date") == "" {
-		t.Error("no Date header")
-	}
-	if got := srv.Streams(); got != n {
-		t.Fatalf("Streams() = %d, want %d", got, n)
-	}
-	checkFor(t, 5*time.Second, func() error {
-		if g := h.Terminals(testTopic); g != n {
-			return fmt.Errorf("%d terminals", g)
-		}
-		return nil
-	})
+}
 
-	const total = 600
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i, s := range streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for want := uint64(1); want <= total; want++ {
-				select {
-				case ev, ok := <-s.events:
-					if !ok {
-						errs <- fmt.Errorf("stream %d ended at %d: %v", i, want-1, <-s.done)
-						return
-					}
-					d, err := ev.Item()
-					if err != nil || d.Seq != want {
-						errs <- fmt.Errorf("stream %d: got %+v (%v), want seq %d", i, d, err, want)
-						return
-					}
-				case <-time.After(20 * time.Second):
-					errs <- fmt.Errorf("stream %d: no seq %d", i, want)
-					return
-				}
+// TestStreamsOrder checks that many streams get every item in order, with
+// each writer: the pool with fewer workers than streams, its response
+// delimited by the connection's close and its idle streams holding no
+// goroutine; the goroutine writer with a chunked response and a goroutine
+// per stream.
+func TestStreamsOrder(t *testing.T) {
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, h, st := newStreamServer(t, hub.Options{ReadBatch: 16}, Config{SSEWriter: writer, StreamWorkers: 2})
+		addr := startServer(t, srv, nil)
+		p := newPublisher(t, st, testTopic)
+		p.publish(5) // caught up from the store
+
+		const n = 40
+		client := &nethttp.Client{Transport: &nethttp.Transport{MaxConnsPerHost: n}}
+		streams := make([]*stream, n)
+		for i := range streams {
+			streams[i] = openStream(t, client, eventsURL("http://"+addr, testTopic, ""), "").run()
+		}
+		r := streams[0].resp
+		if writer == SSEWriterPool {
+			if !r.Close || r.ContentLength != -1 || len(r.TransferEncoding) != 0 {
+				t.Fatalf("response: close %v, length %d, encoding %v: want a body delimited by close", r.Close, r.ContentLength, r.TransferEncoding)
 			}
-		}()
-	}
-	for p.n < total {
-		p.publish(min(37, total-p.n))
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-
-	// Idle streams: no net/http connection goroutine, no handler, at most
-	// the streamer's heartbeat goroutine.
-	checkFor(t, 5*time.Second, func() error {
-		if g := goroutines(serverGoroutines...); g > 1 {
-			return fmt.Errorf("%d server goroutines for %d idle streams", g, n)
+		} else if r.Close || fmt.Sprint(r.TransferEncoding) != "[chunked]" {
+			t.Fatalf("response: close %v, encoding %v: want a chunked body", r.Close, r.TransferEncoding)
 		}
-		return nil
+		for k, v := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+			if got := r.Header.Get(k); got != v {
+				t.Errorf("%s: %q, want %q", k, got, v)
+			}
+		}
+		if r.Header.Get("Date") == "" {
+			t.Error("no Date header")
+		}
+		if got := srv.Streams(); got != n {
+			t.Fatalf("Streams() = %d, want %d", got, n)
+		}
+		checkFor(t, 5*time.Second, func() error {
+			if g := h.Terminals(testTopic); g != n {
+				return fmt.Errorf("%d terminals", g)
+			}
+			return nil
+		})
+
+		const total = 600
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i, s := range streams {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for want := uint64(1); want <= total; want++ {
+					select {
+					case ev, ok := <-s.events:
+						if !ok {
+							errs <- fmt.Errorf("stream %d ended at %d: %v", i, want-1, <-s.done)
+							return
+						}
+						d, err := ev.Item()
+						if err != nil || d.Seq != want {
+							errs <- fmt.Errorf("stream %d: got %+v (%v), want seq %d", i, d, err, want)
+							return
+						}
+					case <-time.After(20 * time.Second):
+						errs <- fmt.Errorf("stream %d: no seq %d", i, want)
+						return
+					}
+				}
+			}()
+		}
+		for p.n < total {
+			p.publish(min(37, total-p.n))
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+
+		checkFor(t, 5*time.Second, func() error {
+			if writer == SSEWriterGoroutine {
+				// One handler goroutine per stream: the writer asked for.
+				if g := goroutines("http.(*streamer).serveResponse"); g != n {
+					return fmt.Errorf("%d goroutines in serveResponse for %d streams", g, n)
+				}
+				return nil
+			}
+			// Idle streams: no net/http connection goroutine, no
+			// handler, at most the pool's heartbeat goroutine.
+			if g := goroutines(serverGoroutines...); g > 1 {
+				return fmt.Errorf("%d server goroutines for %d idle streams", g, n)
+			}
+			return nil
+		})
 	})
 }
 
 // TestStreamStalledClient checks that a client that stops reading is
-// dropped after WriteTimeout, and that meanwhile another stream, served by
-// the same single worker, keeps up.
+// dropped after WriteTimeout, and that meanwhile another stream keeps
+// receiving: with the pool, the two share its only worker, which the
+// stalled write must not hold.
 func TestStreamStalledClient(t *testing.T) {
-	const writeTimeout = 3 * time.Second
-	// A live queue long enough that the drop is the write timeout's.
-	srv, h, st := newStreamServer(t, hub.Options{BufferItems: 1 << 16}, Config{StreamWorkers: 1, WriteTimeout: writeTimeout})
-	addr := startServer(t, srv, func(ln net.Listener) net.Listener { return smallBufListener{ln} })
+	forEachWriter(t, func(t *testing.T, writer string) {
+		const writeTimeout = 3 * time.Second
+		// A live queue long enough that the drop is the write timeout's.
+		srv, h, st := newStreamServer(t, hub.Options{BufferItems: 1 << 16}, Config{SSEWriter: writer, StreamWorkers: 1, WriteTimeout: writeTimeout})
+		addr := startServer(t, srv, func(ln net.Listener) net.Listener { return smallBufListener{ln} })
 
-	stalled := dialStream(t, addr, "", 4096) // never read until dropped
-	fast := openStream(t, nethttp.DefaultClient, eventsURL("http://"+addr, testTopic, ""), "").run()
-	checkFor(t, 5*time.Second, func() error {
-		if n := h.Terminals(testTopic); n != 2 {
-			return fmt.Errorf("%d terminals", n)
-		}
-		return nil
-	})
-
-	p := newPublisher(t, st, testTopic)
-	var last uint64
-	// round publishes items and waits until the fast stream has them.
-	round := func(n int, value string) time.Duration {
-		start := time.Now()
-		p.appendN(n, value)
-		p.commitAll()
-		for last < uint64(p.n) {
-			ev, ok := fast.next(t, 10*time.Second)
-			if !ok {
-				t.Fatalf("fast stream ended at %d: %v", last, <-fast.done)
+		stalled := dialStream(t, addr, "", 4096) // never read until dropped
+		fast := openStream(t, nethttp.DefaultClient, eventsURL("http://"+addr, testTopic, ""), "").run()
+		checkFor(t, 5*time.Second, func() error {
+			if n := h.Terminals(testTopic); n != 2 {
+				return fmt.Errorf("%d terminals", n)
 			}
-			last = checkItem(t, st, ev, last+1).Seq
+			return nil
+		})
+
+		p := newPublisher(t, st, testTopic)
+		var last uint64
+		// round publishes items and waits until the fast stream has them.
+		round := func(n int, value string) {
+			p.appendN(n, value)
+			p.commitAll()
+			fast.readTo(t, st, &last, uint64(p.n), 30*time.Second)
 		}
-		return time.Since(start)
-	}
-	// Large items fill the stalled client's socket buffers at once.
-	big := `"` + strings.Repeat("x", 16<<10) + `"`
-	for range 5 {
-		round(20, big)
-	}
-	// Then small rounds until the stalled stream is dropped. Had its
-	// write held the only worker, a round would have waited for it, up to
-	// WriteTimeout.
-	stallStart := time.Now()
-	var slowest time.Duration
-	for srv.Streams() == 2 {
-		if time.Since(stallStart) > 10*writeTimeout {
-			t.Fatal("the stalled client was never dropped")
+		// Large items fill the stalled client's socket buffers at once.
+		big := `"` + strings.Repeat("x", 16<<10) + `"`
+		for range 5 {
+			round(20, big)
 		}
-		slowest = max(slowest, round(1, ""))
-	}
-	dropped := time.Since(stallStart)
-	if slowest >= writeTimeout/2 {
-		t.Errorf("a round took %v with a stalled client (WriteTimeout %v)", slowest, writeTimeout)
-	}
-	if n := h.Terminals(testTopic); n != 1 {
-		t.Errorf("%d terminals after the drop", n)
-	}
-	// The stalled client got a prefix, then the end of the stream.
-	_ = stalled.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var got uint64
-	err := wire.ReadEvents(stalled.resp.Body, func(ev wire.Event) error {
-		got = checkItem(t, st, ev, got+1).Seq
-		return nil
+		// Then small rounds until the stalled stream is dropped, counting
+		// those the fast stream got while the stalled one was still on.
+		// Had the stalled write held the only worker, the first of them
+		// would have waited for the drop.
+		during := 0
+		for during < 20 && srv.Streams() == 2 {
+			round(1, "")
+			if srv.Streams() == 2 {
+				during++
+			}
+		}
+		if during < 20 {
+			t.Errorf("the fast stream got %d rounds while the other one stalled: it waited for the stalled write", during)
+		}
+		checkFor(t, 10*writeTimeout, func() error {
+			if n := srv.Streams(); n != 1 {
+				return fmt.Errorf("%d streams: the stalled client was never dropped", n)
+			}
+			return nil
+		})
+		if n := h.Terminals(testTopic); n != 1 {
+			t.Errorf("%d terminals after the drop", n)
+		}
+		// The stalled client got a prefix, then the end of the stream.
+		_ = stalled.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got uint64
+		err := wire.ReadEvents(stalled.resp.Body, func(ev wire.Event) error {
+			got = checkItem(t, st, ev, got+1).Seq
+			return nil
+		})
+		if got >= last {
+			t.Fatalf("stalled client got all %d items (%v)", got, err)
+		}
+		t.Logf("stalled client dropped with %d of %d items (%v); the other stream got %d rounds meanwhile", got, last, err, during)
 	})
-	if got >= last {
-		t.Fatalf("stalled client got all %d items (%v)", got, err)
-	}
-	t.Logf("stalled client dropped %v after the big items, with %d of %d items (%v); slowest round of the other stream %v",
-		dropped.Round(time.Millisecond), got, last, err, slowest)
 }
 
-// TestStreamHeartbeats checks that idle hijacked streams all get
-// heartbeats.
+// TestStreamHeartbeats checks that idle streams all get heartbeats.
 func TestStreamHeartbeats(t *testing.T) {
-	srv, _, _ := newStreamServer(t, hub.Options{}, Config{Heartbeat: 20 * time.Millisecond})
-	addr := startServer(t, srv, nil)
-	var streams []*rawStream
-	for range 20 {
-		streams = append(streams, dialStream(t, addr, "", 0))
-	}
-	for i, s := range streams {
-		_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		var lines []string
-		for beats := 0; beats < 3; {
-			line, err := s.br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("stream %d: %v after %q", i, err, lines)
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, _, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer, Heartbeat: 20 * time.Millisecond})
+		addr := startServer(t, srv, nil)
+		var streams []*rawStream
+		for range 20 {
+			streams = append(streams, dialStream(t, addr, "", 0))
+		}
+		for i, s := range streams {
+			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			body := bufio.NewReader(s.resp.Body)
+			var lines []string
+			for beats := 0; beats < 3; {
+				line, err := body.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stream %d: %v after %q", i, err, lines)
+				}
+				lines = append(lines, line)
+				if line == ": hb\n" {
+					beats++
+				}
 			}
-			lines = append(lines, line)
-			if line == ": hb\n" {
-				beats++
+			if lines[0] != "retry: 1000\n" {
+				t.Fatalf("stream %d starts with %q", i, lines[0])
 			}
 		}
-		if lines[0] != "retry: 1000\n" {
-			t.Fatalf("stream %d starts with %q", i, lines[0])
-		}
-	}
+	})
 }
 
 // TestStreamClientGone checks that a client that closes its connection is
-// cleaned up by the next heartbeat.
+// cleaned up: by the next heartbeat on the pool, at once by net/http's
+// background read on the goroutine writer.
 func TestStreamClientGone(t *testing.T) {
-	srv, h, _ := newStreamServer(t, hub.Options{}, Config{Heartbeat: 50 * time.Millisecond})
-	addr := startServer(t, srv, nil)
-	a := dialStream(t, addr, "", 0)
-	dialStream(t, addr, "", 0) // stays
-	if n := srv.Streams(); n != 2 {
-		t.Fatalf("%d streams", n)
-	}
-	a.conn.Close()
-	waitStreams(t, srv, h, 1, 1)
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, h, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer, Heartbeat: 50 * time.Millisecond})
+		addr := startServer(t, srv, nil)
+		a := dialStream(t, addr, "", 0)
+		dialStream(t, addr, "", 0) // stays
+		if n := srv.Streams(); n != 2 {
+			t.Fatalf("%d streams", n)
+		}
+		a.conn.Close()
+		waitStreams(t, srv, h, 1, 1)
+	})
 }
 
-// TestStreamServerClose checks that Close ends every hijacked stream and
-// leaves no goroutine of the streamer behind.
+// TestStreamServerClose checks that Close ends every stream and leaves no
+// goroutine serving one behind.
 func TestStreamServerClose(t *testing.T) {
-	srv, h, st := newStreamServer(t, hub.Options{}, Config{})
-	addr := startServer(t, srv, nil)
-	newPublisher(t, st, testTopic).publish(3)
-	var streams []*rawStream
-	for range 10 {
-		streams = append(streams, dialStream(t, addr, "", 0))
-	}
-	if err := srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range streams {
-		_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
-			t.Fatalf("stream %d did not end: %v", i, err)
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, h, st := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer})
+		addr := startServer(t, srv, nil)
+		newPublisher(t, st, testTopic).publish(3)
+		var streams []*rawStream
+		for range 10 {
+			streams = append(streams, dialStream(t, addr, "", 0))
 		}
-	}
-	if n := srv.Streams(); n != 0 {
-		t.Fatalf("%d streams after Close", n)
-	}
-	if n := h.Terminals(testTopic); n != 0 {
-		t.Fatalf("%d terminals after Close", n)
-	}
-	checkFor(t, 5*time.Second, func() error {
-		if g := goroutines(serverGoroutines...); g > 0 {
-			return fmt.Errorf("%d server goroutines after Close", g)
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		for i, s := range streams {
+			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
+				t.Fatalf("stream %d did not end: %v", i, err)
+			}
+		}
+		if n := srv.Streams(); n != 0 {
+			t.Fatalf("%d streams after Close", n)
+		}
+		if n := h.Terminals(testTopic); n != 0 {
+			t.Fatalf("%d terminals after Close", n)
+		}
+		checkFor(t, 5*time.Second, func() error {
+			if g := goroutines(serverGoroutines...); g > 0 {
+				return fmt.Errorf("%d server goroutines after Close", g)
+			}
+			return nil
+		})
+		// A new stream is refused.
+		resp, err := nethttp.Get(eventsURL("http://"+addr, testTopic, ""))
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("GET after Close: %s", resp.Status)
+		}
 	})
-	// A new stream is refused.
-	resp, err := nethttp.Get(eventsURL("http://"+addr, testTopic, ""))
-	if err == nil {
-		resp.Body.Close()
-		t.Fatalf("GET after Close: %s", resp.Status)
-	}
 }
 
 // TestStreamShutdownHook checks that a plain net/http server's Shutdown
-// (as serve runs it, without Server.Close) ends the hijacked streams.
+// (as serve runs it, without Server.Close) ends the streams: Shutdown
+// knows neither hijacked connections nor when a stream's handler returns.
 func TestStreamShutdownHook(t *testing.T) {
-	srv, h, _ := newStreamServer(t, hub.Options{}, Config{})
-	t.Cleanup(func() { srv.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &nethttp.Server{Handler: srv}
-	go hs.Serve(ln)
-	s := dialStream(t, ln.Addr().String(), "", 0)
-	if err := hs.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
-		t.Fatalf("stream did not end: %v", err)
-	}
-	waitStreams(t, srv, h, 0, 0)
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, h, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer})
+		t.Cleanup(func() { srv.Close() })
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &nethttp.Server{Handler: srv}
+		go hs.Serve(ln)
+		s := dialStream(t, ln.Addr().String(), "", 0)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, s.resp.Body); err != nil {
+			t.Fatalf("stream did not end: %v", err)
+		}
+		waitStreams(t, srv, h, 0, 0)
+	})
 }
 
 // TestStreamsMax checks the cap on streams: over it, a JSON 503 before the
 // stream starts; a slot that frees up is taken again.
 func TestStreamsMax(t *testing.T) {
-	srv, _, _ := newStreamServer(t, hub.Options{}, Config{MaxStreams: 2, Heartbeat: 50 * time.Millisecond})
-	addr := startServer(t, srv, nil)
-	a := dialStream(t, addr, "", 0)
-	dialStream(t, addr, "", 0)
-	resp, err := nethttp.Get(eventsURL("http://"+addr, testTopic, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bad wire.ErrorResponse
-	err = json.NewDecoder(resp.Body).Decode(&bad)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 503 || bad.Error.Code != baton.CodeUnavailable || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("third stream: %d %+v (%v)", resp.StatusCode, bad.Error, err)
-	}
-	a.conn.Close()
-	checkFor(t, 5*time.Second, func() error {
-		if n := srv.Streams(); n != 1 {
-			return fmt.Errorf("%d streams", n)
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, _, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer, MaxStreams: 2, Heartbeat: 50 * time.Millisecond})
+		addr := startServer(t, srv, nil)
+		a := dialStream(t, addr, "", 0)
+		dialStream(t, addr, "", 0)
+		resp, err := nethttp.Get(eventsURL("http://"+addr, testTopic, ""))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		var bad wire.ErrorResponse
+		err = json.NewDecoder(resp.Body).Decode(&bad)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 503 || bad.Error.Code != baton.CodeUnavailable || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("third stream: %d %+v (%v)", resp.StatusCode, bad.Error, err)
+		}
+		a.conn.Close()
+		checkFor(t, 5*time.Second, func() error {
+			if n := srv.Streams(); n != 1 {
+				return fmt.Errorf("%d streams", n)
+			}
+			return nil
+		})
+		if s := dialStream(t, addr, "", 0); s.resp.StatusCode != 200 {
+			t.Fatalf("after a slot freed: %s", s.resp.Status)
+		}
 	})
-	if s := dialStream(t, addr, "", 0); s.resp.StatusCode != 200 {
-		t.Fatalf("after a slot freed: %s", s.resp.Status)
-	}
 }
 
-// TestStreamFallback checks the path without hijacking (HTTP/2): items in
-// order, heartbeats, and the end on Close.
+// TestStreamFallback checks that HTTP/2 streams, which cannot be
+// hijacked, get the goroutine writer even where the pool is configured:
+// items in order, heartbeats, and the end on Close.
 func TestStreamFallback(t *testing.T) {
-	srv, h, st := newStreamServer(t, hub.Options{}, Config{Heartbeat: 20 * time.Millisecond})
+	srv, h, st := newStreamServer(t, hub.Options{}, Config{SSEWriter: SSEWriterPool, Heartbeat: 20 * time.Millisecond})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
@@ -451,41 +505,24 @@ func TestStreamFallback(t *testing.T) {
 	waitStreams(t, srv, h, 0, 0)
 }
 
-// noHijack hides http.Hijacker (and Unwrap) from the events handler, so
-// that it streams on its own goroutine; it keeps flushing and deadlines.
-type noHijack struct {
-	nethttp.ResponseWriter
-	rc *nethttp.ResponseController
-}
-
-func (w noHijack) FlushError() error                  { return w.rc.Flush() }
-func (w noHijack) SetWriteDeadline(t time.Time) error { return w.rc.SetWriteDeadline(t) }
-
-// BenchmarkStreamFanout delivers batches of items to many streams, on the
-// hijacked path and on the goroutine-per-stream path. One op is one batch
-// received by every stream.
+// BenchmarkStreamFanout delivers batches of items to many streams, with
+// each writer. One op is one batch received by every stream.
 func BenchmarkStreamFanout(b *testing.B) {
-	for _, path := range []string{"hijacked", "goroutine"} {
+	for _, writer := range writers {
 		for _, n := range []int{1000} {
-			b.Run(fmt.Sprintf("%s/%d", path, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%d", writer, n), func(b *testing.B) {
 				st := memstore.New(nil)
 				h := hub.New(st, hub.Options{})
 				if err := h.Start(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				defer h.Close()
-				srv := mustServer(b, Config{Store: st, Hub: h})
-				var handler nethttp.Handler = srv
-				if path == "goroutine" {
-					handler = nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-						srv.ServeHTTP(noHijack{w, nethttp.NewResponseController(w)}, r)
-					})
-				}
+				srv := mustServer(b, Config{Store: st, Hub: h, SSEWriter: writer})
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					b.Fatal(err)
 				}
-				hs := &nethttp.Server{Handler: handler}
+				hs := &nethttp.Server{Handler: srv}
 				go hs.Serve(ln)
 				defer func() { srv.Close(); hs.Close() }()
 
@@ -565,6 +602,19 @@ func TestPeerClosed(t *testing.T) {
 	b := make([]byte, 3)
 	if _, err := io.ReadFull(server, b); err != nil || string(b) != "GET" {
 		t.Fatalf("read %q, %v after peeks", b, err)
+	}
+}
+
+// readTo reads item events, each checked against st, until *last is seq.
+// It fails the test if none comes within d, or the stream ends.
+func (s *stream) readTo(t testing.TB, st baton.Store, last *uint64, seq uint64, d time.Duration) {
+	t.Helper()
+	for *last < seq {
+		ev, ok := s.next(t, d)
+		if !ok {
+			t.Fatalf("stream ended at %d: %v", *last, <-s.done)
+		}
+		*last = checkItem(t, st, ev, *last+1).Seq
 	}
 }
 

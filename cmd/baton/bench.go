@@ -21,8 +21,9 @@ func newBench() *cobra.Command {
   latency   open loop at 1k, 10k and 50k items/s: latency from each item's
             intended send time to each of 100 terminals (HDR histogram);
             a rate the machine cannot sustain is reported as such
-  fanout    1k and 10k SSE terminals on one node: highest deliveries/s with
-            p99 under 100 ms, and memory per idle connection
+  fanout    1k and 10k SSE terminals on one node, with each stream writer
+            (--sse-writer pool, goroutine): highest deliveries/s with p99
+            under 100 ms, and memory per idle connection
   handover  SIGKILL, SIGSTOP past the TTL and SIGTERM of the active
             publisher, each K times: time until the successor's first item
             reaches a terminal; spurious hand-overs under full load

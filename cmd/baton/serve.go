@@ -35,6 +35,7 @@ type serveConfig struct {
 	ReadyFile string
 	LogLevel  string
 	Heartbeat time.Duration
+	SSEWriter string // bhttp.Config.SSEWriter
 	// StoreWait is how long to retry opening a store that is unavailable
 	// (down, loading, failing over) at start-up; 0 fails at once.
 	StoreWait time.Duration
@@ -57,6 +58,9 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 5*time.Minute {
 		return baton.Invalidf("--sse-heartbeat", "%v out of range [100ms, 5m]", c.Heartbeat)
+	}
+	if c.SSEWriter != bhttp.SSEWriterPool && c.SSEWriter != bhttp.SSEWriterGoroutine {
+		return baton.Invalidf("--sse-writer", "%q: want %s or %s", c.SSEWriter, bhttp.SSEWriterPool, bhttp.SSEWriterGoroutine)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
@@ -161,6 +165,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.Uint64Var(&c.Retain, "retain", uint64(envInt("BATON_RETAIN", 1_000_000)), "published items kept per topic for resuming terminals (0: all)")
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
+	f.StringVar(&c.SSEWriter, "sse-writer", envOr("BATON_SSE_WRITER", bhttp.SSEWriterPool), "how HTTP/1.x event streams are written: pool (no goroutine per idle stream) or goroutine (one per stream; always so on HTTP/2)")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.DurationVar(&c.StoreWait, "store-wait", envDuration("BATON_STORE_WAIT", 0), "at start-up, keep retrying an unavailable store this long (0: fail at once)")
 	f.StringVar(&c.DebugListen, "debug-listen", envOr("BATON_DEBUG_LISTEN", ""), "serve Go's profiler (net/http/pprof) on this address; off when empty. Keep it on loopback")
@@ -231,7 +236,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
-	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat,
+	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
 		ShutdownTimeout: 3 * time.Second, Logger: log}
 	if witness != nil {
 		apiCfg.Ledger = witness
