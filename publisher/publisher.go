@@ -1,5 +1,6 @@
 // Package publisher is the lease holder's loop: it resumes from the cursor
-// (claim 5: the last published hash, looked up in the index) and commits the
+// (the last published hash, looked up in the index: see docs/design.md,
+// resume) and commits the
 // queue's later items first-in-first-out, in batches, under the lease's
 // fencing epoch.
 package publisher
@@ -135,11 +136,6 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			}
 			continue
 		}
-		now := o.Clock.Now()
-		leaves := make([]baton.Leaf, len(items))
-		for i, it := range items {
-			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
-		}
 		if len(items) == asked {
 			ahead = make(chan itemsRead, 1)
 			after, n := items[len(items)-1].Seq, min(2*asked, o.Batch)
@@ -153,13 +149,14 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		if o.Ledger != nil {
 			cp = o.Ledger.Checkpoint()
 		}
-		next, err := st.Commit(ctx, baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
-			PrevSeq: cur.Seq, Items: items, Leaves: leaves, At: now, Checkpoint: cp})
+		c := baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
+			PrevSeq: cur.Seq, Items: items, At: o.Clock.Now(), Checkpoint: cp}
+		next, err := st.Commit(ctx, c)
 		switch {
 		case err == nil:
 			cur = next
 			if o.Ledger != nil {
-				o.Ledger.Committed(leaves, cp)
+				o.Ledger.Committed(c.Leaves(), cp)
 			}
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))
@@ -182,7 +179,7 @@ type itemsRead struct {
 }
 
 // Resume finds where publishing must carry on: it reads the cursor's hash
-// and looks it up in the index (claim 5). A cursor whose hash is not where
+// and looks it up in the index (see docs/design.md, resume). A cursor whose hash is not where
 // the cursor says is a corrupt store: publishing stops rather than guess.
 func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 	cur, err := st.Cursor(ctx, topic)

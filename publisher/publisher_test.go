@@ -45,7 +45,7 @@ func waitCursor(t *testing.T, st baton.Store, topic string, seq uint64) baton.Cu
 
 // TestPublishAndResume: a publisher commits every item in order in
 // batches; after a hand-over the next one resumes exactly after the
-// cursor (claim 5), and the ledger has one leaf per item with the epoch
+// cursor (see docs/design.md, resume), and the ledger has one leaf per item with the epoch
 // and publisher that committed it.
 func TestPublishAndResume(t *testing.T) {
 	ctx := context.Background()

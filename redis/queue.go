@@ -13,7 +13,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/baton-pub/baton"
-	"github.com/baton-pub/baton/internal/jsonv"
 )
 
 // Append implements baton.Queue: one script, one round trip, for the whole
@@ -22,8 +21,8 @@ import (
 // index entries. An item's ingested time is this node's clock, as a leaf's
 // time is its publisher's.
 func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
+	if err := baton.ValidateAppend(topic, updates); err != nil {
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	if len(updates) == 0 {
 		return nil, nil
@@ -36,14 +35,6 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	seen := make(map[string]int, len(updates))
 	uniq := make([]int, 0, len(updates))
 	for i, u := range updates {
-		switch {
-		case u.ID == "":
-			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].id", i), "missing")
-		case u.MsgID == "":
-			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].msg_id", i), "missing (normalize the update first)")
-		case len(u.Value) == 0 || !jsonv.Valid(u.Value):
-			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].value", i), "not valid JSON")
-		}
 		hashes[i] = baton.HashItem(topic, u)
 		if j, ok := seen[u.MsgID]; ok {
 			first[i] = j

@@ -11,16 +11,11 @@ import (
 
 // Append implements baton.Queue.
 func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
+	if err := baton.ValidateAppend(topic, updates); err != nil {
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	if len(updates) == 0 {
 		return nil, nil
-	}
-	for i, u := range updates {
-		if u.ID == "" || u.MsgID == "" || len(u.Value) == 0 {
-			return nil, baton.Invalidf(fmt.Sprintf("items[%d]", i), "not normalized (id, msg_id and value are required)")
-		}
 	}
 	return s.appends.do(s, &appendReq{ctx: ctx, topic: topic, updates: updates})
 }

@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -123,25 +122,4 @@ func (s *Store) Cosign(ctx context.Context, name string, size uint64, cs baton.C
 	cp.Cosignatures = append(cp.Cosignatures, cs)
 	slices.SortFunc(cp.Cosignatures, func(a, b baton.Cosignature) int { return strings.Compare(a.Node, b.Node) })
 	return nil
-}
-
-// NodeKeys lists every registered key.
-func (s *Store) NodeKeys(ctx context.Context) ([]baton.NodeKey, error) {
-	if err := s.check(ctx, "node keys"); err != nil {
-		return nil, err
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]baton.NodeKey, 0, len(d.keys))
-	for k := range d.keys {
-		out = append(out, baton.NodeKey{Node: k[0], PublicKey: []byte(k[1])})
-	}
-	slices.SortFunc(out, func(a, b baton.NodeKey) int {
-		if c := strings.Compare(a.Node, b.Node); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.PublicKey, b.PublicKey)
-	})
-	return out, nil
 }
