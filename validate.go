@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -174,6 +175,82 @@ func (c Commit) Validate() error {
 		return Invalidf("checkpoint", "size %d is not in [1, %d]", cp.Size, last)
 	case len(cp.Note) == 0:
 		return Invalidf("checkpoint", "no note")
+	}
+	return nil
+}
+
+// ValidateLease checks the arguments of Locks.Acquire and Locks.Renew as
+// every engine does: a valid topic, a holder and a positive ttl.
+func ValidateLease(topic, holder string, ttl time.Duration) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if holder == "" {
+		return Invalidf("holder", "must not be empty")
+	}
+	return validTTL(ttl)
+}
+
+// ValidateRelease checks the arguments of Locks.Release: a valid topic, a
+// holder, and a reason of released or failed (an expiry is the store's to
+// record, never a caller's).
+func ValidateRelease(l Lease, reason ReleaseReason) error {
+	if reason != ReasonReleased && reason != ReasonFailed {
+		return Invalidf("reason", "must be %q or %q, got %q", ReasonReleased, ReasonFailed, reason)
+	}
+	if err := ValidTopic(l.Topic); err != nil {
+		return err
+	}
+	if l.Holder == "" {
+		return Invalidf("holder", "must not be empty")
+	}
+	return nil
+}
+
+// ValidateHeartbeat checks the arguments of Members.Heartbeat: a node and a
+// positive ttl. ValidateLeave checks Members.Leave's node.
+func ValidateHeartbeat(m Member, ttl time.Duration) error {
+	if err := ValidateLeave(m.Node); err != nil {
+		return err
+	}
+	return validTTL(ttl)
+}
+
+// ValidateLeave: see ValidateHeartbeat.
+func ValidateLeave(node string) error {
+	if node == "" {
+		return Invalidf("node", "must not be empty")
+	}
+	return nil
+}
+
+// ValidateCheckpoint checks the argument of Checkpoints.AddCheckpoint
+// before the store is read: a valid topic, a node, a note and a size.
+func ValidateCheckpoint(cp Checkpoint) error {
+	if err := ValidTopic(cp.Topic); err != nil {
+		return err
+	}
+	if cp.Node == "" || len(cp.Note) == 0 || cp.Size == 0 {
+		return Invalidf("checkpoint", "node, note and size are required")
+	}
+	return nil
+}
+
+// ValidateCosign checks the arguments of Checkpoints.Cosign: a valid topic,
+// and a cosignature with a node and a signature.
+func ValidateCosign(topic string, cs Cosignature) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if cs.Node == "" || len(cs.Signature) == 0 {
+		return Invalidf("cosignature", "node and signature are required")
+	}
+	return nil
+}
+
+func validTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return Invalidf("ttl", "must be positive, got %v", ttl)
 	}
 	return nil
 }

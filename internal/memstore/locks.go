@@ -31,6 +31,15 @@ func (t *topic) recordExpired(now time.Time) bool {
 	return true
 }
 
+// holding returns the topic if (holder, epoch) is its live lease, else nil.
+// Callers hold mu.
+func (d *data) holding(name, holder string, epoch uint64, now time.Time) *topic {
+	if t := d.topics[name]; t != nil && t.holds(baton.Lease{Holder: holder, Epoch: epoch}, now) {
+		return t
+	}
+	return nil
+}
+
 // holds reports whether l names the topic's live lease.
 func (t *topic) holds(l baton.Lease, now time.Time) bool {
 	return l.Epoch != 0 && t.lease.Epoch == l.Epoch && t.lease.Holder == l.Holder && t.live(now)
@@ -38,20 +47,10 @@ func (t *topic) holds(l baton.Lease, now time.Time) bool {
 
 // Acquire takes the topic's lock if no lease is live.
 func (s *Store) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (baton.Lease, error) {
-	if err := s.check(ctx, "acquire"); err != nil {
+	d, err := s.begin(ctx, "acquire", baton.ValidateLease(name, holder, ttl))
+	if err != nil {
 		return baton.Lease{}, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return baton.Lease{}, fmt.Errorf("acquire: %w", err)
-	}
-	if holder == "" {
-		return baton.Lease{}, fmt.Errorf("acquire: %w", baton.Invalidf("holder", "must not be empty"))
-	}
-	if ttl <= 0 {
-		return baton.Lease{}, fmt.Errorf("acquire: %w", baton.Invalidf("ttl", "must be positive, got %v", ttl))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	t, created := d.topicForWrite(name)
@@ -70,7 +69,7 @@ func (s *Store) Acquire(ctx context.Context, name, holder string, ttl time.Durat
 	if created {
 		sig |= baton.SignalTopic
 	}
-	d.notify(name, sig)
+	d.sig.Notify(name, sig)
 	l := t.lease
 	l.Remaining = ttl
 	return l, nil
@@ -78,17 +77,10 @@ func (s *Store) Acquire(ctx context.Context, name, holder string, ttl time.Durat
 
 // Renew extends a live lease to now+ttl.
 func (s *Store) Renew(ctx context.Context, l baton.Lease, ttl time.Duration) (baton.Lease, error) {
-	if err := s.check(ctx, "renew"); err != nil {
+	d, err := s.begin(ctx, "renew", baton.ValidateLease(l.Topic, l.Holder, ttl))
+	if err != nil {
 		return baton.Lease{}, err
 	}
-	if err := baton.ValidTopic(l.Topic); err != nil {
-		return baton.Lease{}, fmt.Errorf("renew: %w", err)
-	}
-	if ttl <= 0 {
-		return baton.Lease{}, fmt.Errorf("renew: %w", baton.Invalidf("ttl", "must be positive, got %v", ttl))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	t := d.topics[l.Topic]
@@ -97,7 +89,7 @@ func (s *Store) Renew(ctx context.Context, l baton.Lease, ttl time.Duration) (ba
 	}
 	if !t.holds(l, now) {
 		if t.recordExpired(now) {
-			d.notify(l.Topic, baton.SignalLock)
+			d.sig.Notify(l.Topic, baton.SignalLock)
 		}
 		return baton.Lease{}, fmt.Errorf("renew %s epoch %d: %w", l.Topic, l.Epoch, baton.ErrLeaseLost)
 	}
@@ -109,17 +101,10 @@ func (s *Store) Renew(ctx context.Context, l baton.Lease, ttl time.Duration) (ba
 
 // Release ends a live lease now with reason released or failed.
 func (s *Store) Release(ctx context.Context, l baton.Lease, reason baton.ReleaseReason) error {
-	if err := s.check(ctx, "release"); err != nil {
+	d, err := s.begin(ctx, "release", baton.ValidateRelease(l, reason))
+	if err != nil {
 		return err
 	}
-	if err := baton.ValidTopic(l.Topic); err != nil {
-		return fmt.Errorf("release: %w", err)
-	}
-	if reason != baton.ReasonReleased && reason != baton.ReasonFailed {
-		return fmt.Errorf("release: %w", baton.Invalidf("reason", "must be %q or %q, got %q", baton.ReasonReleased, baton.ReasonFailed, reason))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	t := d.topics[l.Topic]
@@ -128,7 +113,7 @@ func (s *Store) Release(ctx context.Context, l baton.Lease, reason baton.Release
 	}
 	if !t.holds(l, now) {
 		if t.recordExpired(now) {
-			d.notify(l.Topic, baton.SignalLock)
+			d.sig.Notify(l.Topic, baton.SignalLock)
 		}
 		return fmt.Errorf("release %s epoch %d: %w", l.Topic, l.Epoch, baton.ErrLeaseLost)
 	}
@@ -137,20 +122,16 @@ func (s *Store) Release(ctx context.Context, l baton.Lease, reason baton.Release
 		Topic: l.Topic, Holder: l.Holder, Epoch: l.Epoch, Reason: reason, At: now,
 		LastSeq: t.cursor.Seq, LastHash: t.cursor.Hash,
 	})
-	d.notify(l.Topic, baton.SignalLock)
+	d.sig.Notify(l.Topic, baton.SignalLock)
 	return nil
 }
 
 // Expire writes and returns the record of a lapsed lease that has none.
 func (s *Store) Expire(ctx context.Context, name string) (baton.ReleaseRecord, error) {
-	if err := s.check(ctx, "expire"); err != nil {
+	d, err := s.begin(ctx, "expire", baton.ValidTopic(name))
+	if err != nil {
 		return baton.ReleaseRecord{}, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return baton.ReleaseRecord{}, fmt.Errorf("expire: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	t := d.topics[name]
@@ -163,20 +144,16 @@ func (s *Store) Expire(ctx context.Context, name string) (baton.ReleaseRecord, e
 	if !t.recordExpired(now) {
 		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: no lapsed lease without record: %w", name, baton.ErrNotFound)
 	}
-	d.notify(name, baton.SignalLock)
+	d.sig.Notify(name, baton.SignalLock)
 	return t.records[len(t.records)-1], nil
 }
 
 // Lock reads the lock's attributes.
 func (s *Store) Lock(ctx context.Context, name string) (baton.LockState, error) {
-	if err := s.check(ctx, "lock"); err != nil {
+	d, err := s.begin(ctx, "lock", baton.ValidTopic(name))
+	if err != nil {
 		return baton.LockState{}, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return baton.LockState{}, fmt.Errorf("lock: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := baton.LockState{Topic: name}
 	t := d.topics[name]
@@ -194,19 +171,11 @@ func (s *Store) Lock(ctx context.Context, name string) (baton.LockState, error) 
 
 // Handovers lists the topic's release records, newest first.
 func (s *Store) Handovers(ctx context.Context, name string, limit int) ([]baton.ReleaseRecord, error) {
-	if err := s.check(ctx, "handovers"); err != nil {
+	t, err := s.readTopic(ctx, "handovers", name, limit)
+	if t == nil {
 		return nil, err
 	}
-	if err := validRead(name, limit); err != nil {
-		return nil, fmt.Errorf("handovers: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil {
-		return nil, nil
-	}
+	defer s.d.mu.Unlock()
 	out := make([]baton.ReleaseRecord, 0, min(limit, len(t.records)))
 	for i := len(t.records) - 1; i >= 0 && len(out) < limit; i-- {
 		out = append(out, t.records[i])

@@ -3,7 +3,6 @@ package memstore
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -13,17 +12,10 @@ import (
 
 // Heartbeat records m as live until now+ttl.
 func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration) error {
-	if err := s.check(ctx, "heartbeat"); err != nil {
+	d, err := s.begin(ctx, "heartbeat", baton.ValidateHeartbeat(m, ttl))
+	if err != nil {
 		return err
 	}
-	if m.Node == "" {
-		return fmt.Errorf("heartbeat: %w", baton.Invalidf("node", "must not be empty"))
-	}
-	if ttl <= 0 {
-		return fmt.Errorf("heartbeat: %w", baton.Invalidf("ttl", "must be positive, got %v", ttl))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	m.Heartbeat, m.ExpiresAt = now, now.Add(ttl)
@@ -40,14 +32,10 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 
 // Leave removes a member at once.
 func (s *Store) Leave(ctx context.Context, node string) error {
-	if err := s.check(ctx, "leave"); err != nil {
+	d, err := s.begin(ctx, "leave", baton.ValidateLeave(node))
+	if err != nil {
 		return err
 	}
-	if node == "" {
-		return fmt.Errorf("leave: %w", baton.Invalidf("node", "must not be empty"))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.members, node)
 	return nil
@@ -55,11 +43,10 @@ func (s *Store) Leave(ctx context.Context, node string) error {
 
 // Members lists the live members, sorted by node.
 func (s *Store) Members(ctx context.Context) ([]baton.Member, error) {
-	if err := s.check(ctx, "members"); err != nil {
+	d, err := s.begin(ctx, "members", nil)
+	if err != nil {
 		return nil, err
 	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	out := make([]baton.Member, 0, len(d.members))
@@ -77,11 +64,10 @@ func (s *Store) Members(ctx context.Context) ([]baton.Member, error) {
 
 // NodeKeys lists every registered key.
 func (s *Store) NodeKeys(ctx context.Context) ([]baton.NodeKey, error) {
-	if err := s.check(ctx, "node keys"); err != nil {
+	d, err := s.begin(ctx, "node keys", nil)
+	if err != nil {
 		return nil, err
 	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]baton.NodeKey, 0, len(d.keys))
 	for k := range d.keys {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/signal"
 )
 
 // Store is one handle onto an in-memory store.
@@ -29,8 +30,8 @@ type Store struct {
 
 var _ baton.Store = (*Store)(nil)
 
-// data is what the handles share. mu guards everything below it, including
-// the subscriptions; wake-ups are non-blocking sends made with mu held.
+// data is what the handles share. mu guards everything below it; changes
+// are signalled through sig with mu held (its sends never block).
 type data struct {
 	clock baton.Clock
 
@@ -38,7 +39,7 @@ type data struct {
 	topics  map[string]*topic
 	members map[string]baton.Member
 	keys    map[[2]string]struct{} // {node, public key bytes}: every key ever registered
-	subs    map[*sub]struct{}
+	sig     *signal.Hub
 }
 
 // topic is one topic's lock, queue, cursor and ledger. A topic exists once it
@@ -74,7 +75,7 @@ func New(clock baton.Clock) *Store {
 		clock:   clock,
 		topics:  make(map[string]*topic),
 		members: make(map[string]baton.Member),
-		subs:    make(map[*sub]struct{}),
+		sig:     signal.NewHub(),
 	}}
 }
 
@@ -101,6 +102,20 @@ func (s *Store) check(ctx context.Context, op string) error {
 	return nil
 }
 
+// begin checks what every call checks (an open handle, a live ctx), then
+// valid, the result of the call's own check (one of baton's Validate
+// functions, or nil), and locks the data: the caller unlocks d.mu.
+func (s *Store) begin(ctx context.Context, op string, valid error) (*data, error) {
+	if err := s.check(ctx, op); err != nil {
+		return nil, err
+	}
+	if valid != nil {
+		return nil, fmt.Errorf("%s: %w", op, valid)
+	}
+	s.d.mu.Lock()
+	return s.d, nil
+}
+
 // now reads the clock without its monotonic reading, as a shared store
 // would: expiry compares wall times.
 func (d *data) now() time.Time { return d.clock.Now().Round(0) }
@@ -124,16 +139,23 @@ func (d *data) topicForWrite(name string) (t *topic, created bool) {
 // with the data locked: the caller unlocks s.d.mu. A nil topic (with a nil
 // error for an unknown topic) means there is nothing to read.
 func (s *Store) readTopic(ctx context.Context, op, name string, limit int) (*topic, error) {
-	if err := s.check(ctx, op); err != nil {
+	d, err := s.begin(ctx, op, validRead(name, limit))
+	if err != nil {
 		return nil, err
 	}
-	if err := validRead(name, limit); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	s.d.mu.Lock()
-	t := s.d.topics[name]
+	t := d.topics[name]
 	if t == nil {
-		s.d.mu.Unlock()
+		d.mu.Unlock()
 	}
 	return t, nil
+}
+
+// Subscribe returns a coalescing subscription to signals of topic ("" for
+// SignalTopic). On a closed handle it never fires: it is made on a hub of
+// its own, which nothing notifies.
+func (s *Store) Subscribe(name string, signals baton.Signal) baton.Subscription {
+	if s.closed.Load() {
+		return signal.NewHub().Subscribe(name, signals)
+	}
+	return s.d.sig.Subscribe(name, signals)
 }

@@ -4,25 +4,20 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/baton-pub/baton"
 )
 
 // Commit publishes items under a live lease, if the cursor is at PrevSeq.
 func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
-	if err := s.check(ctx, "commit"); err != nil {
+	d, err := s.begin(ctx, "commit", c.Validate())
+	if err != nil {
 		return baton.Cursor{}, err
 	}
-	if err := c.Validate(); err != nil {
-		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
-	t := d.topics[c.Topic]
-	if t == nil || !t.holds(baton.Lease{Holder: c.Holder, Epoch: c.Epoch}, now) {
+	t := d.holding(c.Topic, c.Holder, c.Epoch, now)
+	if t == nil {
 		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d by %s: %w", c.Topic, c.Epoch, c.Holder, baton.ErrFenced)
 	}
 	if t.cursor.Seq != c.PrevSeq {
@@ -43,20 +38,16 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		k.Cosignatures, k.At = nil, now
 		t.cps = append(t.cps, k)
 	}
-	d.notify(c.Topic, baton.SignalCommit)
+	d.sig.Notify(c.Topic, baton.SignalCommit)
 	return t.cursor, nil
 }
 
 // Cursor reads the topic's cursor.
 func (s *Store) Cursor(ctx context.Context, name string) (baton.Cursor, error) {
-	if err := s.check(ctx, "cursor"); err != nil {
+	d, err := s.begin(ctx, "cursor", baton.ValidTopic(name))
+	if err != nil {
 		return baton.Cursor{}, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return baton.Cursor{}, fmt.Errorf("cursor: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	if t := d.topics[name]; t != nil {
 		return t.cursor, nil
@@ -93,6 +84,6 @@ func (s *Store) Leaves(ctx context.Context, name string, after uint64, limit int
 		return nil, err
 	}
 	defer s.d.mu.Unlock()
-	i := sort.Search(len(t.leaves), func(i int) bool { return t.leaves[i].Seq > after })
+	i := int(min(after, uint64(len(t.leaves)))) // leaves[i] has seq i+1
 	return slices.Clone(t.leaves[i:min(len(t.leaves), i+limit)]), nil
 }

@@ -22,18 +22,14 @@ func validRead(name string, limit int) error {
 // Append adds the updates atomically, skipping msg ids already taken. It
 // keeps each value as given (see baton.Queue.Append's precondition).
 func (s *Store) Append(ctx context.Context, name string, updates []baton.Update) ([]baton.Receipt, error) {
-	if err := s.check(ctx, "append"); err != nil {
+	d, err := s.begin(ctx, "append", baton.ValidateAppend(name, updates))
+	if err != nil {
 		return nil, err
 	}
-	if err := baton.ValidateAppend(name, updates); err != nil {
-		return nil, fmt.Errorf("append: %w", err)
-	}
+	defer d.mu.Unlock()
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	now := d.now()
 	t, created := d.topicForWrite(name)
 	receipts := make([]baton.Receipt, len(updates))
@@ -68,7 +64,7 @@ func (s *Store) Append(ctx context.Context, name string, updates []baton.Update)
 	if created {
 		sig |= baton.SignalTopic
 	}
-	d.notify(name, sig)
+	d.sig.Notify(name, sig)
 	return receipts, nil
 }
 
@@ -110,14 +106,10 @@ func (s *Store) Items(ctx context.Context, name string, after uint64, limit int)
 
 // SeqOfHash looks an item hash up in the topic's index.
 func (s *Store) SeqOfHash(ctx context.Context, name string, h baton.Hash) (uint64, error) {
-	if err := s.check(ctx, "seq of hash"); err != nil {
+	d, err := s.begin(ctx, "seq of hash", baton.ValidTopic(name))
+	if err != nil {
 		return 0, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return 0, fmt.Errorf("seq of hash: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	if t := d.topics[name]; t != nil {
 		if seq, ok := t.byHash[h]; ok {
@@ -129,11 +121,10 @@ func (s *Store) SeqOfHash(ctx context.Context, name string, h baton.Hash) (uint6
 
 // Topics lists the topics, sorted.
 func (s *Store) Topics(ctx context.Context) ([]string, error) {
-	if err := s.check(ctx, "topics"); err != nil {
+	d, err := s.begin(ctx, "topics", nil)
+	if err != nil {
 		return nil, err
 	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]string, 0, len(d.topics))
 	for name := range d.topics {
@@ -145,14 +136,10 @@ func (s *Store) Topics(ctx context.Context) ([]string, error) {
 
 // Topic summarises a topic's queue.
 func (s *Store) Topic(ctx context.Context, name string) (baton.TopicInfo, error) {
-	if err := s.check(ctx, "topic"); err != nil {
+	d, err := s.begin(ctx, "topic", baton.ValidTopic(name))
+	if err != nil {
 		return baton.TopicInfo{}, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return baton.TopicInfo{}, fmt.Errorf("topic: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := d.topics[name]
 	if t == nil {
@@ -168,14 +155,10 @@ func (s *Store) Topic(ctx context.Context, name string) (baton.TopicInfo, error)
 // Trim deletes the published items with seq < before, keeping the item at
 // the cursor (the resume point) and every leaf.
 func (s *Store) Trim(ctx context.Context, name string, before uint64) (int, error) {
-	if err := s.check(ctx, "trim"); err != nil {
+	d, err := s.begin(ctx, "trim", baton.ValidTopic(name))
+	if err != nil {
 		return 0, err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return 0, fmt.Errorf("trim: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := d.topics[name]
 	if t == nil {
