@@ -136,3 +136,35 @@ func TestCommitValidateAndLeaves(t *testing.T) {
 		}
 	}
 }
+
+// The checks of the other operations name the field at fault.
+func TestValidateOperations(t *testing.T) {
+	l := baton.Lease{Topic: "t", Holder: "n1", Epoch: 1}
+	cp := baton.Checkpoint{Topic: "t", Node: "n1", Size: 1, Note: []byte("n")}
+	cs := baton.Cosignature{Node: "w", Signature: []byte("s")}
+	for _, tc := range []struct {
+		name, field string
+		err         error
+	}{
+		{"lease", "", baton.ValidateLease("t", "n1", time.Second)},
+		{"lease: bad topic", "topic", baton.ValidateLease("", "n1", time.Second)},
+		{"lease: no holder", "holder", baton.ValidateLease("t", "", time.Second)},
+		{"lease: zero ttl", "ttl", baton.ValidateLease("t", "n1", 0)},
+		{"release", "", baton.ValidateRelease(l, baton.ReasonFailed)},
+		{"release: expired", "reason", baton.ValidateRelease(l, baton.ReasonExpired)},
+		{"release: no holder", "holder", baton.ValidateRelease(baton.Lease{Topic: "t"}, baton.ReasonReleased)},
+		{"heartbeat", "", baton.ValidateHeartbeat(baton.Member{Node: "n1"}, time.Second)},
+		{"heartbeat: no node", "node", baton.ValidateHeartbeat(baton.Member{}, time.Second)},
+		{"heartbeat: negative ttl", "ttl", baton.ValidateHeartbeat(baton.Member{Node: "n1"}, -time.Second)},
+		{"leave: no node", "node", baton.ValidateLeave("")},
+		{"checkpoint", "", baton.ValidateCheckpoint(cp)},
+		{"checkpoint: no note", "checkpoint", baton.ValidateCheckpoint(baton.Checkpoint{Topic: "t", Node: "n1", Size: 1})},
+		{"checkpoint: bad topic", "topic", baton.ValidateCheckpoint(baton.Checkpoint{Topic: "a b", Node: "n1", Size: 1, Note: []byte("n")})},
+		{"cosign", "", baton.ValidateCosign("t", cs)},
+		{"cosign: no signature", "cosignature", baton.ValidateCosign("t", baton.Cosignature{Node: "w"})},
+	} {
+		if fieldOf(tc.err) != tc.field || (tc.field == "") != (tc.err == nil) {
+			t.Errorf("%s: %v, want field %q", tc.name, tc.err, tc.field)
+		}
+	}
+}

@@ -68,6 +68,11 @@
 //     record first if needed. The newest record has no successor until then.
 //   - L10 Handovers: newest first (epoch descending), at most limit; an unknown
 //     topic gives an empty list and no error.
+//   - L11 Acquire and Renew check their arguments with baton.ValidateLease
+//     (a valid topic, a holder, a positive ttl), Release with
+//     baton.ValidateRelease: a bad one is ErrInvalid, an *baton.InvalidError
+//     naming the field ("topic", "holder", "ttl", "reason"), and changes
+//     nothing.
 //
 // # Decisions: queue
 //
@@ -135,9 +140,10 @@
 //
 //   - M1 Heartbeat stamps Heartbeat = now and ExpiresAt = now+ttl from the
 //     store's clock, ignoring those fields of m; one entry per Node, the latest
-//     heartbeat wins. An empty Node or ttl <= 0 is ErrInvalid.
+//     heartbeat wins. An empty Node or ttl <= 0 is ErrInvalid naming "node"
+//     or "ttl" (baton.ValidateHeartbeat).
 //   - M2 Members lists the live members sorted by Node. Leave of an unknown
-//     node is no error; Leave("") is ErrInvalid.
+//     node is no error; Leave("") is ErrInvalid naming "node".
 //   - N1 A change made after Subscribe has returned is signalled within a few
 //     seconds, also when made through another handle (an engine using Redis
 //     pub/sub waits for the subscription to be confirmed before returning).
