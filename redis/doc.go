@@ -1,5 +1,5 @@
-// Package redis is Baton's Redis engine of baton.Store: the patent's "remote
-// dictionary", for servers that span machines. It runs on a standalone
+// Package redis is Baton's Redis engine of baton.Store (the shared store of
+// docs/design.md), for servers that span machines. It runs on a standalone
 // Redis, over TLS, or behind Sentinel, chosen by URL:
 //
 //	redis://[user:pass@]host:port/db
@@ -58,7 +58,7 @@
 //	PREFIX:{T}:seq       hash    queue counters: last (last seq given), below
 //	                             (every seq under it was trimmed; default 1).
 //	PREFIX:{T}:msgids    hash    msg_id -> seq: the idempotency index.
-//	PREFIX:{T}:hashes    hash    item hash -> seq: the patent's index.
+//	PREFIX:{T}:hashes    hash    item hash -> seq: the resume index.
 //	                             Item hashes are kept as their 32 bytes
 //	                             wherever Redis holds them (entry.go).
 //	PREFIX:{T}:cursor    hash    seq, hash, epoch, updated_us of the last
