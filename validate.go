@@ -248,6 +248,19 @@ func ValidateCosign(topic string, cs Cosignature) error {
 	return nil
 }
 
+// ValidateRead checks the arguments of a paged read (Items, Published,
+// Leaves, Handovers, Checkpoints): a valid topic and a positive limit. An
+// engine may return fewer than limit.
+func ValidateRead(topic string, limit int) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return Invalidf("limit", "must be positive, got %d", limit)
+	}
+	return nil
+}
+
 func validTTL(ttl time.Duration) error {
 	if ttl <= 0 {
 		return Invalidf("ttl", "must be positive, got %v", ttl)

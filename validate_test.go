@@ -161,6 +161,9 @@ func TestValidateOperations(t *testing.T) {
 		{"checkpoint: no note", "checkpoint", baton.ValidateCheckpoint(baton.Checkpoint{Topic: "t", Node: "n1", Size: 1})},
 		{"checkpoint: bad topic", "topic", baton.ValidateCheckpoint(baton.Checkpoint{Topic: "a b", Node: "n1", Size: 1, Note: []byte("n")})},
 		{"cosign", "", baton.ValidateCosign("t", cs)},
+		{"read", "", baton.ValidateRead("t", 1)},
+		{"read: zero limit", "limit", baton.ValidateRead("t", 0)},
+		{"read: bad topic", "topic", baton.ValidateRead("", 1)},
 		{"cosign: no signature", "cosignature", baton.ValidateCosign("t", baton.Cosignature{Node: "w"})},
 	} {
 		if fieldOf(tc.err) != tc.field || (tc.field == "") != (tc.err == nil) {

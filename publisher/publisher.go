@@ -1,8 +1,7 @@
 // Package publisher is the lease holder's loop: it resumes from the cursor
 // (the last published hash, looked up in the index: see docs/design.md,
-// resume) and commits the
-// queue's later items first-in-first-out, in batches, under the lease's
-// fencing epoch.
+// resume) and commits the queue's later items first-in-first-out, in
+// batches, under the lease's fencing epoch.
 package publisher
 
 import (
@@ -179,8 +178,9 @@ type itemsRead struct {
 }
 
 // Resume finds where publishing must carry on: it reads the cursor's hash
-// and looks it up in the index (see docs/design.md, resume). A cursor whose hash is not where
-// the cursor says is a corrupt store: publishing stops rather than guess.
+// and looks it up in the index (see docs/design.md, resume). A cursor whose
+// hash is not where the cursor says is a corrupt store: publishing stops
+// rather than guess.
 func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 	cur, err := st.Cursor(ctx, topic)
 	if err != nil {

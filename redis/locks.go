@@ -160,16 +160,14 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 
 // Handovers implements baton.Locks: the release records, newest first.
 func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
-	if err := baton.ValidTopic(topic); err != nil {
+	n, err := checkRead(topic, limit)
+	if err != nil {
 		return nil, err
-	}
-	if limit <= 0 {
-		return nil, baton.Invalidf("limit", "must be positive, got %d", limit)
 	}
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.LRange(ctx, s.k.releases(topic), 0, int64(min(limit, maxLimit))-1).Result()
+	raw, err := s.rdb.LRange(ctx, s.k.releases(topic), 0, n-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list handovers of %s: %w", topic, s.mapErr(err))
 	}

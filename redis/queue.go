@@ -129,9 +129,11 @@ func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []bat
 	return args
 }
 
-func checkLimit(limit int) (int64, error) {
-	if limit <= 0 {
-		return 0, baton.Invalidf("limit", "must be positive, got %d", limit)
+// checkRead checks a paged read's arguments (baton.ValidateRead) and caps
+// its limit at maxLimit.
+func checkRead(topic string, limit int) (int64, error) {
+	if err := baton.ValidateRead(topic, limit); err != nil {
+		return 0, err
 	}
 	return int64(min(limit, maxLimit)), nil
 }
@@ -277,10 +279,7 @@ func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, err
 // the row limit, and ok false (with a nil error if there is simply nothing
 // to read) when the read must not go on.
 func (s *Store) rangeArgs(topic string, after uint64, limit int) (n int64, ok bool, err error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return 0, false, err
-	}
-	l, err := checkLimit(limit)
+	l, err := checkRead(topic, limit)
 	if err != nil {
 		return 0, false, err
 	}

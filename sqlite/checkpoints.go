@@ -63,10 +63,7 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 
 // Checkpoints implements baton.Checkpoints.
 func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]baton.Checkpoint, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -269,10 +269,7 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 
 // Handovers implements baton.Locks.
 func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -75,10 +75,7 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 // Published implements baton.Publications. The read runs in one
 // transaction so the cursor and the items are one snapshot.
 func (s *Store) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +111,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 
 // Leaves implements baton.Publications.
 func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

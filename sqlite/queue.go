@@ -107,19 +107,18 @@ func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) er
 // MaxRead is the most rows one read returns.
 const MaxRead = 10000
 
-func checkLimit(limit int) (int, error) {
-	if limit <= 0 {
-		return 0, baton.Invalidf("limit", "must be positive, got %d", limit)
+// checkRead checks a paged read's arguments (baton.ValidateRead) and caps
+// its limit at MaxRead.
+func checkRead(topic string, limit int) (int, error) {
+	if err := baton.ValidateRead(topic, limit); err != nil {
+		return 0, err
 	}
 	return min(limit, MaxRead), nil
 }
 
 // Items implements baton.Queue.
 func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,7 @@ func testItemsPaging(e *env) {
 	for _, limit := range []int{0, -1} {
 		_, err := e.s.Items(e.ctx, topic, 0, limit)
 		e.wantErr(err, baton.ErrInvalid, "Items with limit %d [Q7]", limit)
+		e.wantField(err, "limit", "Items with limit %d [Q7]", limit)
 	}
 }
 

@@ -139,7 +139,7 @@ func (d *data) topicForWrite(name string) (t *topic, created bool) {
 // with the data locked: the caller unlocks s.d.mu. A nil topic (with a nil
 // error for an unknown topic) means there is nothing to read.
 func (s *Store) readTopic(ctx context.Context, op, name string, limit int) (*topic, error) {
-	d, err := s.begin(ctx, op, validRead(name, limit))
+	d, err := s.begin(ctx, op, baton.ValidateRead(name, limit))
 	if err != nil {
 		return nil, err
 	}

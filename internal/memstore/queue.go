@@ -9,16 +9,6 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-func validRead(name string, limit int) error {
-	if err := baton.ValidTopic(name); err != nil {
-		return err
-	}
-	if limit <= 0 {
-		return baton.Invalidf("limit", "must be positive, got %d", limit)
-	}
-	return nil
-}
-
 // Append adds the updates atomically, skipping msg ids already taken. It
 // keeps each value as given (see baton.Queue.Append's precondition).
 func (s *Store) Append(ctx context.Context, name string, updates []baton.Update) ([]baton.Receipt, error) {
