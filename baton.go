@@ -156,9 +156,10 @@ type Cursor struct {
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
-// Commit publishes the items (Prev.Seq, Upto.Seq] of a topic under a lease.
-// The store applies it atomically and only if the lease is live with this
-// epoch and holder and the cursor is still at Prev.
+// Commit publishes the items (PrevSeq, PrevSeq+len(Items)] of a topic under
+// a lease. The store applies it atomically and only if the lease is live
+// with this epoch and holder and the cursor is still at PrevSeq. Validate is
+// the shape every engine checks first.
 type Commit struct {
 	Topic  string
 	Epoch  uint64
@@ -168,9 +169,9 @@ type Commit struct {
 	PrevSeq uint64
 	// Items are the items being published, in seq order, PrevSeq+1 onwards.
 	Items []Item
-	// Leaves are the ledger leaves of Items, one each, same order.
-	Leaves []Leaf
-	At     time.Time
+	// At is when the holder published them, on its own clock: the time of
+	// every leaf the commit appends (see Leaves). It must be set.
+	At time.Time
 	// Checkpoint, if set, is a signed ledger checkpoint made under this
 	// same lease (Epoch, Node = Holder) of at most the new cursor's size.
 	// The store keeps it in the same atomic step, as AddCheckpoint would,
@@ -179,26 +180,16 @@ type Commit struct {
 	Checkpoint *Checkpoint
 }
 
-// CheckCommitCheckpoint checks the shape of a commit's checkpoint (the
-// engines call it; nil is fine).
-func CheckCommitCheckpoint(c Commit) error {
-	cp := c.Checkpoint
-	if cp == nil {
-		return nil
+// Leaves returns the ledger leaves the commit appends, one per item in
+// order: Holder, under Epoch, published the item at At. The store appends
+// exactly these (a caller never builds them), and a publisher hands the
+// same to its ledger.
+func (c Commit) Leaves() []Leaf {
+	out := make([]Leaf, len(c.Items))
+	for i, it := range c.Items {
+		out[i] = Leaf{Topic: c.Topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: c.Epoch, Publisher: c.Holder, At: c.At}
 	}
-	var last uint64
-	if n := len(c.Items); n > 0 {
-		last = c.Items[n-1].Seq
-	}
-	switch {
-	case cp.Topic != c.Topic || cp.Epoch != c.Epoch || cp.Node != c.Holder:
-		return Invalidf("checkpoint", "not made under the commit's lease")
-	case cp.Size == 0 || cp.Size > last:
-		return Invalidf("checkpoint", "size %d is not in [1, %d]", cp.Size, last)
-	case len(cp.Note) == 0:
-		return Invalidf("checkpoint", "no note")
-	}
-	return nil
+	return out
 }
 
 // Leaf is one ledger entry: the record that a publisher, holding a lease of

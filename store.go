@@ -63,10 +63,17 @@ type Locks interface {
 // Queue is the per-topic queue of items with its hash index.
 type Queue interface {
 	// Append adds updates to the topic's queue atomically: all or none.
-	// Updates must have been validated and have a MsgID (see Normalize).
 	// An update whose MsgID is already in the queue is not added again: its
 	// receipt carries the original seq and hash and Duplicate set. The
 	// receipt is returned only once the items are durable.
+	//
+	// Precondition: every Value is valid, compact JSON, as Normalize (or
+	// the HTTP decoder, with NormalizeCompact) leaves it. The store keeps
+	// and hashes the value byte for byte and does not scan it: a value
+	// breaking the precondition is stored as given, and readers (the hub's
+	// SSE frames) rely on it. What the store checks is ValidateAppend: a
+	// bad topic, a missing id, msg id or value, an id or msg id that is too
+	// long or not valid text, is ErrInvalid and appends nothing.
 	Append(ctx context.Context, topic string, updates []Update) ([]Receipt, error)
 	// Items returns up to limit items with seq > after, published or not, in
 	// seq order. If after+1 is older than the earliest kept item, it returns
@@ -86,10 +93,12 @@ type Queue interface {
 // Publications is the cursor and the ledger.
 type Publications interface {
 	// Commit publishes items atomically: it moves the cursor to the last
-	// item and appends the leaves, only if the lease (c.Epoch, c.Holder) is
-	// live and the cursor is at c.PrevSeq. Otherwise nothing changes and it
-	// returns ErrFenced (stale epoch, expired or released lease) or
-	// ErrCursorMoved.
+	// item and appends the leaves (c.Leaves()), only if the lease (c.Epoch,
+	// c.Holder) is live, the cursor is at c.PrevSeq and every item is in
+	// the queue at its seq with its hash. Otherwise nothing changes and it
+	// returns ErrFenced (stale epoch, expired or released lease),
+	// ErrCursorMoved, or ErrInvalid (an item not in the queue, or a commit
+	// that fails c.Validate()).
 	Commit(ctx context.Context, c Commit) (Cursor, error)
 	// Cursor reads the topic's cursor (zero Cursor if nothing was published).
 	Cursor(ctx context.Context, topic string) (Cursor, error)

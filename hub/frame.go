@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/baton-pub/baton"
-	"github.com/baton-pub/baton/internal/jsonv"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -36,8 +35,8 @@ func NewFrame(p baton.Published) (Frame, error) {
 	enc.SetEscapeHTML(false)
 	err := enc.Encode(wire.ItemOf(p))
 	if err != nil {
-		// Only an invalid stored value can get here: Normalize checked it
-		// on the way in.
+		// Only a stored value breaking the store's precondition (valid
+		// JSON, see baton.Queue.Append) can get here.
 		return Frame{}, fmt.Errorf("encode item %s/%d: %w", p.Topic, p.Seq, err)
 	}
 	// Encode compacts the value (stored compact already, so unchanged) and
@@ -49,12 +48,11 @@ func NewFrame(p baton.Published) (Frame, error) {
 
 // appendFrame is NewFrame's fast path, byte for byte what the encoder
 // makes, for the common item: strings of printable ASCII other than '"'
-// and '\\' (nothing to escape), and a value stored compact (Normalize) with
-// nothing the encoder would change: no '<', '>', '&' matter (HTML escaping is
-// off), so any compact value qualifies, but a value that is not on one line
-// is left to the encoder. It reports false when p does not qualify.
+// and '\\' (nothing to escape), and a value of printable ASCII, which the
+// encoder would not change: it is stored compact, and no '<', '>', '&'
+// matter (HTML escaping is off). It reports false when p does not qualify.
 func appendFrame(p baton.Published) ([]byte, bool) {
-	if !plainASCII(p.ID) || !plainASCII(p.MsgID) || !plainASCII(p.Publisher) || !compactValue(p.Value) {
+	if !plainASCII(p.ID) || !plainASCII(p.MsgID) || !plainASCII(p.Publisher) || !plainValue(p.Value) {
 		return nil, false
 	}
 	b := make([]byte, 0, len(p.Value)+len(p.ID)+len(p.MsgID)+len(p.Publisher)+160)
@@ -88,30 +86,22 @@ func plainASCII(s string) bool {
 	return true
 }
 
-// compactValue reports whether v can go into a frame as it is: compact JSON
-// (as Normalize stores it) that the encoder would not rewrite. Only ASCII
-// values are taken, so that U+2028 and U+2029, which the encoder escapes,
-// and invalid UTF-8 never need a look; anything with white space outside
-// strings is not compact.
-func compactValue(v []byte) bool {
+// plainValue reports whether v can go into a frame as it is. A stored
+// value is valid, compact JSON (the store's precondition, see
+// baton.Queue.Append: checked once, where the value entered), so it is not
+// scanned as JSON again; what is left to see is whether the encoder would
+// rewrite it. Only printable ASCII values are taken, so that U+2028 and
+// U+2029, which the encoder escapes, and invalid UTF-8 never need a look.
+func plainValue(v []byte) bool {
 	if len(v) == 0 {
 		return false
 	}
-	in := false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c >= 0x7f || c < 0x20:
-			return false
-		case in && c == '\\':
-			i++
-		case c == '"':
-			in = !in
-		case !in && c == ' ':
+	for _, c := range v {
+		if c >= 0x7f || c < 0x20 {
 			return false
 		}
 	}
-	return !in && jsonv.Valid(v)
+	return true
 }
 
 func newFrames(ps []baton.Published) ([]Frame, error) {

@@ -76,9 +76,6 @@ func (p *publisher) commitUpTo(last uint64) {
 			return
 		}
 		c := baton.Commit{Topic: p.topic, Epoch: p.lease.Epoch, Holder: p.lease.Holder, PrevSeq: cur.Seq, Items: items, At: time.Now()}
-		for _, it := range items {
-			c.Leaves = append(c.Leaves, baton.Leaf{Topic: p.topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: p.lease.Epoch, Publisher: p.lease.Holder, At: c.At})
-		}
 		if _, err := p.st.Commit(ctx, c); err != nil {
 			p.tb.Fatalf("commit: %v", err)
 		}

@@ -135,11 +135,6 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			}
 			continue
 		}
-		now := o.Clock.Now()
-		leaves := make([]baton.Leaf, len(items))
-		for i, it := range items {
-			leaves[i] = baton.Leaf{Topic: topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: lease.Epoch, Publisher: lease.Holder, At: now}
-		}
 		if len(items) == asked {
 			ahead = make(chan itemsRead, 1)
 			after, n := items[len(items)-1].Seq, min(2*asked, o.Batch)
@@ -153,13 +148,14 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		if o.Ledger != nil {
 			cp = o.Ledger.Checkpoint()
 		}
-		next, err := st.Commit(ctx, baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
-			PrevSeq: cur.Seq, Items: items, Leaves: leaves, At: now, Checkpoint: cp})
+		c := baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
+			PrevSeq: cur.Seq, Items: items, At: o.Clock.Now(), Checkpoint: cp}
+		next, err := st.Commit(ctx, c)
 		switch {
 		case err == nil:
 			cur = next
 			if o.Ledger != nil {
-				o.Ledger.Committed(leaves, cp)
+				o.Ledger.Committed(c.Leaves(), cp)
 			}
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))

@@ -34,11 +34,8 @@ type cosignJSON struct {
 // AddCheckpoint implements baton.Checkpoints: one script checks the lease,
 // the cursor and the latest size, then stores.
 func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
-	if err := baton.ValidTopic(cp.Topic); err != nil {
+	if err := baton.ValidateCheckpoint(cp); err != nil {
 		return err
-	}
-	if cp.Node == "" || len(cp.Note) == 0 || cp.Size == 0 {
-		return baton.Invalidf("checkpoint", "node, note and size are required")
 	}
 	js, err := checkpointJSONOf(cp)
 	if err != nil {
@@ -95,10 +92,7 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 
 // Checkpoints implements baton.Checkpoints.
 func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]baton.Checkpoint, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	n, err := checkLimit(limit)
+	n, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +156,8 @@ func decodeCheckpoint(topic, size, js string) (baton.Checkpoint, error) {
 
 // Cosign implements baton.Checkpoints.
 func (s *Store) Cosign(ctx context.Context, topic string, size uint64, cs baton.Cosignature) error {
-	if err := baton.ValidTopic(topic); err != nil {
+	if err := baton.ValidateCosign(topic, cs); err != nil {
 		return err
-	}
-	if cs.Node == "" || len(cs.Signature) == 0 {
-		return baton.Invalidf("cosignature", "node and signature are required")
 	}
 	r, err := s.run(ctx, scriptCosign, false, []string{s.k.checkpoints(topic)},
 		size, cs.Node, base64.StdEncoding.EncodeToString(cs.Signature))

@@ -64,8 +64,8 @@
 //	                             wherever Redis holds them (entry.go).
 //	PREFIX:{T}:cursor    hash    seq, hash, epoch, updated_us of the last
 //	                             published item.
-//	PREFIX:{T}:ledger    stream  the leaves in segments, one per commit (per
-//	                             run of leaves with one time): entry id "<last
+//	PREFIX:{T}:ledger    stream  the leaves in segments, one per commit (its
+//	                             leaves share its time): entry id "<last
 //	                             seq>-0", one field s = "<first seq> <epoch>
 //	                             <at_ns> <len(publisher)> <publisher><item
 //	                             hash>...". Leaves(after, n) reads the segments

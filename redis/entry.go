@@ -20,7 +20,7 @@ import (
 //	                <len(value)> <msg_id><id><value>"
 //	ledger segment  s = "<first seq> <epoch> <at_ns> <len(publisher)>
 //	                <publisher><item hash>...": the leaves of one commit
-//	                that share a time, their hashes in seq order
+//	                (they share its time), their hashes in seq order
 //
 // A Lua script pays for each command it calls and each string it builds,
 // on Redis's one thread, so a script that added an entry per item spent

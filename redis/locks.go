@@ -29,22 +29,9 @@ func parseMicros(s string) time.Time {
 	return fromMicros(n)
 }
 
-func validLeaseArgs(topic, holder string, ttl time.Duration) error {
-	if err := baton.ValidTopic(topic); err != nil {
-		return err
-	}
-	if holder == "" {
-		return baton.Invalidf("holder", "empty")
-	}
-	if ttl <= 0 {
-		return baton.Invalidf("ttl", "must be positive, got %v", ttl)
-	}
-	return nil
-}
-
 // Acquire implements baton.Locks.
 func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
-	if err := validLeaseArgs(topic, holder, ttl); err != nil {
+	if err := baton.ValidateLease(topic, holder, ttl); err != nil {
 		return baton.Lease{}, err
 	}
 	if err := s.register(ctx, topic); err != nil {
@@ -71,7 +58,7 @@ func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Dura
 
 // Renew implements baton.Locks.
 func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
-	if err := validLeaseArgs(lease.Topic, lease.Holder, ttl); err != nil {
+	if err := baton.ValidateLease(lease.Topic, lease.Holder, ttl); err != nil {
 		return baton.Lease{}, err
 	}
 	r, err := s.run(ctx, scriptRenew, true, s.k.lockKeys(lease.Topic),
@@ -99,14 +86,8 @@ func lostErr(op string, lease baton.Lease, r []any) error {
 
 // Release implements baton.Locks.
 func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {
-	if reason != baton.ReasonReleased && reason != baton.ReasonFailed {
-		return baton.Invalidf("reason", "release reason must be %q or %q, got %q", baton.ReasonReleased, baton.ReasonFailed, reason)
-	}
-	if err := baton.ValidTopic(lease.Topic); err != nil {
+	if err := baton.ValidateRelease(lease, reason); err != nil {
 		return err
-	}
-	if lease.Holder == "" {
-		return baton.Invalidf("holder", "empty")
 	}
 	r, err := s.run(ctx, scriptRelease, true, s.k.lockKeys(lease.Topic),
 		lease.Topic, s.k.events(lease.Topic), lease.Holder, lease.Epoch, string(reason))
@@ -179,16 +160,14 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 
 // Handovers implements baton.Locks: the release records, newest first.
 func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
-	if err := baton.ValidTopic(topic); err != nil {
+	n, err := checkRead(topic, limit)
+	if err != nil {
 		return nil, err
-	}
-	if limit <= 0 {
-		return nil, baton.Invalidf("limit", "must be positive, got %d", limit)
 	}
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.LRange(ctx, s.k.releases(topic), 0, int64(min(limit, maxLimit))-1).Result()
+	raw, err := s.rdb.LRange(ctx, s.k.releases(topic), 0, n-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list handovers of %s: %w", topic, s.mapErr(err))
 	}

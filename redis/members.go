@@ -29,11 +29,8 @@ type memberJSON struct {
 
 // Heartbeat implements baton.Members.
 func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration) error {
-	if m.Node == "" {
-		return baton.Invalidf("node", "empty")
-	}
-	if ttl <= 0 {
-		return baton.Invalidf("ttl", "must be positive, got %v", ttl)
+	if err := baton.ValidateHeartbeat(m, ttl); err != nil {
+		return err
 	}
 	js, err := json.Marshal(memberJSON{Node: m.Node, Addr: m.Addr, State: string(m.State), Leases: m.Leases, PublicKey: m.PublicKey})
 	if err != nil {
@@ -63,8 +60,8 @@ func (s *Store) runValue(ctx context.Context, sc *script, keys []string, args ..
 
 // Leave implements baton.Members.
 func (s *Store) Leave(ctx context.Context, node string) error {
-	if node == "" {
-		return baton.Invalidf("node", "empty")
+	if err := baton.ValidateLeave(node); err != nil {
+		return err
 	}
 	if err := s.errClosed(); err != nil {
 		return err

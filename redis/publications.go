@@ -9,32 +9,6 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-// checkCommit validates a commit's shape before any store access (C1).
-func checkCommit(c baton.Commit) error {
-	if err := baton.ValidTopic(c.Topic); err != nil {
-		return err
-	}
-	if c.Holder == "" {
-		return baton.Invalidf("holder", "empty")
-	}
-	if len(c.Items) == 0 {
-		return baton.Invalidf("items", "empty commit")
-	}
-	if len(c.Leaves) != len(c.Items) {
-		return baton.Invalidf("leaves", "%d leaves for %d items", len(c.Leaves), len(c.Items))
-	}
-	for i, it := range c.Items {
-		if it.Seq != c.PrevSeq+1+uint64(i) {
-			return baton.Invalidf(fmt.Sprintf("items[%d].seq", i), "got %d, want %d (commits are contiguous from PrevSeq)", it.Seq, c.PrevSeq+1+uint64(i))
-		}
-		l := c.Leaves[i]
-		if l.Topic != c.Topic || l.Seq != it.Seq || l.ItemHash != it.Hash || l.Epoch != c.Epoch || l.Publisher != c.Holder {
-			return baton.Invalidf(fmt.Sprintf("leaves[%d]", i), "does not match its item and the commit's lease")
-		}
-	}
-	return nil
-}
-
 // nanos encodes a leaf time exactly; "" stands for the zero time.
 func nanos(t time.Time) string {
 	if t.IsZero() {
@@ -55,33 +29,15 @@ func fromNanos(s string) time.Time {
 // cursor and that every item is in the queue with its hash, then appends the
 // leaves and moves the cursor.
 func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
-	if err := checkCommit(c); err != nil {
-		return baton.Cursor{}, err
+	if err := c.Validate(); err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
 	}
-	if err := baton.CheckCommitCheckpoint(c); err != nil {
-		return baton.Cursor{}, err
-	}
-	// Seqs follow PrevSeq (checkCommit), and the leaves of a commit
-	// usually share one time: each run of leaves with one time is sent
-	// once, and becomes one ledger segment.
-	type run struct {
-		n  int
-		at string
-	}
-	var runs []run
-	for i, l := range c.Leaves {
-		if i == 0 || !l.At.Equal(c.Leaves[i-1].At) {
-			runs = append(runs, run{at: nanos(l.At)})
-		}
-		runs[len(runs)-1].n++
-	}
-	args := make([]any, 0, 8+len(c.Items)+2*len(runs))
-	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), len(runs))
+	// The leaves of a commit share its time, so they are sent once, as
+	// the commit's items' hashes and At, and become one ledger segment.
+	args := make([]any, 0, 8+len(c.Items))
+	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), nanos(c.At))
 	for _, it := range c.Items {
 		args = append(args, rawHash(it.Hash))
-	}
-	for _, r := range runs {
-		args = append(args, r.n, r.at)
 	}
 	if cp := c.Checkpoint; cp != nil {
 		js, err := checkpointJSONOf(*cp)

@@ -13,7 +13,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/baton-pub/baton"
-	"github.com/baton-pub/baton/internal/jsonv"
 )
 
 // Append implements baton.Queue: one script, one round trip, for the whole
@@ -22,8 +21,8 @@ import (
 // index entries. An item's ingested time is this node's clock, as a leaf's
 // time is its publisher's.
 func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
+	if err := baton.ValidateAppend(topic, updates); err != nil {
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	if len(updates) == 0 {
 		return nil, nil
@@ -36,14 +35,6 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	seen := make(map[string]int, len(updates))
 	uniq := make([]int, 0, len(updates))
 	for i, u := range updates {
-		switch {
-		case u.ID == "":
-			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].id", i), "missing")
-		case u.MsgID == "":
-			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].msg_id", i), "missing (normalize the update first)")
-		case len(u.Value) == 0 || !jsonv.Valid(u.Value):
-			return nil, baton.Invalidf(fmt.Sprintf("updates[%d].value", i), "not valid JSON")
-		}
 		hashes[i] = baton.HashItem(topic, u)
 		if j, ok := seen[u.MsgID]; ok {
 			first[i] = j
@@ -138,9 +129,11 @@ func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []bat
 	return args
 }
 
-func checkLimit(limit int) (int64, error) {
-	if limit <= 0 {
-		return 0, baton.Invalidf("limit", "must be positive, got %d", limit)
+// checkRead checks a paged read's arguments (baton.ValidateRead) and caps
+// its limit at maxLimit.
+func checkRead(topic string, limit int) (int64, error) {
+	if err := baton.ValidateRead(topic, limit); err != nil {
+		return 0, err
 	}
 	return int64(min(limit, maxLimit)), nil
 }
@@ -286,10 +279,7 @@ func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, err
 // the row limit, and ok false (with a nil error if there is simply nothing
 // to read) when the read must not go on.
 func (s *Store) rangeArgs(topic string, after uint64, limit int) (n int64, ok bool, err error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return 0, false, err
-	}
-	l, err := checkLimit(limit)
+	l, err := checkRead(topic, limit)
 	if err != nil {
 		return 0, false, err
 	}

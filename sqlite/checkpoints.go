@@ -11,11 +11,8 @@ import (
 // AddCheckpoint implements baton.Checkpoints: one transaction checks the
 // lease, the cursor and the latest size, then inserts.
 func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
-	if err := baton.ValidTopic(cp.Topic); err != nil {
+	if err := baton.ValidateCheckpoint(cp); err != nil {
 		return err
-	}
-	if cp.Node == "" || len(cp.Note) == 0 || cp.Size == 0 {
-		return baton.Invalidf("checkpoint", "node, note and size are required")
 	}
 	return s.write(ctx, cp.Topic, func(tx *sql.Tx) (baton.Signal, error) {
 		now := nanos(s.now())
@@ -66,10 +63,7 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 
 // Checkpoints implements baton.Checkpoints.
 func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]baton.Checkpoint, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +123,8 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 
 // Cosign implements baton.Checkpoints.
 func (s *Store) Cosign(ctx context.Context, topic string, size uint64, cs baton.Cosignature) error {
-	if err := baton.ValidTopic(topic); err != nil {
+	if err := baton.ValidateCosign(topic, cs); err != nil {
 		return err
-	}
-	if cs.Node == "" || len(cs.Signature) == 0 {
-		return baton.Invalidf("cosignature", "node and signature are required")
 	}
 	return s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
 		var n int

@@ -92,22 +92,9 @@ func recordRelease(ctx context.Context, tx *sql.Tx, topic string, r topicRow, re
 	return rec, nil
 }
 
-func validLeaseArgs(topic, holder string, ttl time.Duration) error {
-	if err := baton.ValidTopic(topic); err != nil {
-		return err
-	}
-	if holder == "" {
-		return baton.Invalidf("holder", "empty")
-	}
-	if ttl <= 0 {
-		return baton.Invalidf("ttl", "must be positive, got %v", ttl)
-	}
-	return nil
-}
-
 // Acquire implements baton.Locks.
 func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
-	if err := validLeaseArgs(topic, holder, ttl); err != nil {
+	if err := baton.ValidateLease(topic, holder, ttl); err != nil {
 		return baton.Lease{}, err
 	}
 	var lease baton.Lease
@@ -168,7 +155,7 @@ func (s *Store) checkHeld(ctx context.Context, tx *sql.Tx, lease baton.Lease, no
 
 // Renew implements baton.Locks.
 func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
-	if err := validLeaseArgs(lease.Topic, lease.Holder, ttl); err != nil {
+	if err := baton.ValidateLease(lease.Topic, lease.Holder, ttl); err != nil {
 		return baton.Lease{}, err
 	}
 	var out baton.Lease
@@ -203,10 +190,7 @@ func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration)
 
 // Release implements baton.Locks.
 func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {
-	if reason != baton.ReasonReleased && reason != baton.ReasonFailed {
-		return baton.Invalidf("reason", "release reason must be released or failed, got %q", reason)
-	}
-	if err := baton.ValidTopic(lease.Topic); err != nil {
+	if err := baton.ValidateRelease(lease, reason); err != nil {
 		return err
 	}
 	var lapsed bool
@@ -285,10 +269,7 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 
 // Handovers implements baton.Locks.
 func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

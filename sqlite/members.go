@@ -11,11 +11,8 @@ import (
 
 // Heartbeat implements baton.Members.
 func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration) error {
-	if m.Node == "" {
-		return baton.Invalidf("node", "empty")
-	}
-	if ttl <= 0 {
-		return baton.Invalidf("ttl", "must be positive")
+	if err := baton.ValidateHeartbeat(m, ttl); err != nil {
+		return err
 	}
 	now := s.now()
 	err := s.write(ctx, "", func(tx *sql.Tx) (baton.Signal, error) {
@@ -42,8 +39,8 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 
 // Leave implements baton.Members.
 func (s *Store) Leave(ctx context.Context, node string) error {
-	if node == "" {
-		return baton.Invalidf("node", "empty")
+	if err := baton.ValidateLeave(node); err != nil {
+		return err
 	}
 	err := s.write(ctx, "", func(tx *sql.Tx) (baton.Signal, error) {
 		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node)

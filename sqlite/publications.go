@@ -9,39 +9,11 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-// checkCommit validates a commit's shape before any store access.
-func checkCommit(c baton.Commit) error {
-	if err := baton.ValidTopic(c.Topic); err != nil {
-		return err
-	}
-	if len(c.Items) == 0 {
-		return baton.Invalidf("items", "empty commit")
-	}
-	if c.Holder == "" {
-		return baton.Invalidf("holder", "empty")
-	}
-	if len(c.Leaves) != len(c.Items) {
-		return baton.Invalidf("leaves", "%d leaves for %d items", len(c.Leaves), len(c.Items))
-	}
-	for i, it := range c.Items {
-		if it.Seq != c.PrevSeq+1+uint64(i) {
-			return baton.Invalidf(fmt.Sprintf("items[%d].seq", i), "got %d, want %d (commits are contiguous)", it.Seq, c.PrevSeq+1+uint64(i))
-		}
-		if l := c.Leaves[i]; l.Topic != c.Topic || l.Seq != it.Seq || l.ItemHash != it.Hash || l.Epoch != c.Epoch || l.Publisher != c.Holder {
-			return baton.Invalidf(fmt.Sprintf("leaves[%d]", i), "does not match its item and the commit's lease")
-		}
-	}
-	return nil
-}
-
 // Commit implements baton.Publications: one transaction checks the lease
 // and the cursor, appends the leaves and moves the cursor.
 func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
-	if err := checkCommit(c); err != nil {
-		return baton.Cursor{}, err
-	}
-	if err := baton.CheckCommitCheckpoint(c); err != nil {
-		return baton.Cursor{}, err
+	if err := c.Validate(); err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
 	}
 	last := c.Items[len(c.Items)-1]
 	var cur baton.Cursor
@@ -66,12 +38,8 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 			return 0, fmt.Errorf("commit: %w", wrapErr(err))
 		}
 		defer ins.Close()
-		for _, l := range c.Leaves {
-			at := l.At
-			if at.IsZero() {
-				at = now
-			}
-			if _, err := ins.ExecContext(ctx, c.Topic, l.Seq, l.ItemHash[:], l.Epoch, l.Publisher, nanos(at)); err != nil {
+		for _, l := range c.Leaves() {
+			if _, err := ins.ExecContext(ctx, c.Topic, l.Seq, l.ItemHash[:], l.Epoch, l.Publisher, nanos(l.At)); err != nil {
 				return 0, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
 			}
 		}
@@ -107,10 +75,7 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 // Published implements baton.Publications. The read runs in one
 // transaction so the cursor and the items are one snapshot.
 func (s *Store) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +111,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 
 // Leaves implements baton.Publications.
 func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

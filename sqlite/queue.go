@@ -11,16 +11,11 @@ import (
 
 // Append implements baton.Queue.
 func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
+	if err := baton.ValidateAppend(topic, updates); err != nil {
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	if len(updates) == 0 {
 		return nil, nil
-	}
-	for i, u := range updates {
-		if u.ID == "" || u.MsgID == "" || len(u.Value) == 0 {
-			return nil, baton.Invalidf(fmt.Sprintf("items[%d]", i), "not normalized (id, msg_id and value are required)")
-		}
 	}
 	return s.appends.do(s, &appendReq{ctx: ctx, topic: topic, updates: updates})
 }
@@ -112,19 +107,18 @@ func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) er
 // MaxRead is the most rows one read returns.
 const MaxRead = 10000
 
-func checkLimit(limit int) (int, error) {
-	if limit <= 0 {
-		return 0, baton.Invalidf("limit", "must be positive, got %d", limit)
+// checkRead checks a paged read's arguments (baton.ValidateRead) and caps
+// its limit at MaxRead.
+func checkRead(topic string, limit int) (int, error) {
+	if err := baton.ValidateRead(topic, limit); err != nil {
+		return 0, err
 	}
 	return min(limit, MaxRead), nil
 }
 
 // Items implements baton.Queue.
 func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
-	if err := baton.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	limit, err := checkLimit(limit)
+	limit, err := checkRead(topic, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,13 @@ import (
 //   - K1 AddCheckpoint is fenced like Commit: only the live lease (Epoch,
 //     Node) may add one, else ErrFenced; nothing is stored.
 //   - K2 Size must be in (latest checkpoint's size, cursor]: else ErrInvalid.
+//     A checkpoint without Node, Note or Size is ErrInvalid naming
+//     "checkpoint" (baton.ValidateCheckpoint), before the lease is looked at.
 //   - K3 Checkpoint returns the largest; Checkpoints lists by size ascending
 //     from after; Note and Root round-trip byte for byte; At is stamped.
 //   - K4 Cosign adds (or replaces, per node) a cosignature; cosignatures come
-//     back sorted by node; Cosign of an unknown size is ErrNotFound.
+//     back sorted by node; Cosign of an unknown size is ErrNotFound; one
+//     without Node or Signature is ErrInvalid naming "cosignature".
 //   - K5 NodeKeys keeps every (node, key) pair a heartbeat registered, also
 //     after Leave.
 //   - K6 A Commit may carry a checkpoint of its own lease, of a size up to
@@ -126,6 +129,18 @@ func testCheckpointSizeBounds(e *env) {
 	bad := checkpointOf(l, 3)
 	bad.Topic = "bad topic"
 	e.wantErr(e.s.AddCheckpoint(e.ctx, bad), baton.ErrInvalid, "[Q8] AddCheckpoint with a bad topic")
+	for _, tc := range []struct {
+		name string
+		edit func(cp *baton.Checkpoint)
+	}{
+		{"no node", func(cp *baton.Checkpoint) { cp.Node = "" }},
+		{"no note", func(cp *baton.Checkpoint) { cp.Note = nil }},
+		{"size 0", func(cp *baton.Checkpoint) { cp.Size = 0 }},
+	} {
+		cp := checkpointOf(l, 3)
+		tc.edit(&cp)
+		e.wantField(e.s.AddCheckpoint(e.ctx, cp), "checkpoint", "[K2] AddCheckpoint with %s", tc.name)
+	}
 }
 
 func testCheckpointCosign(e *env) {
@@ -135,6 +150,8 @@ func testCheckpointCosign(e *env) {
 	e.commit(l, 0, its)
 	e.noErr(e.s.AddCheckpoint(e.ctx, checkpointOf(l, 2)), "AddCheckpoint")
 	e.wantErr(e.s.Cosign(e.ctx, topic, 1, baton.Cosignature{Node: "w1", Signature: []byte("x")}), baton.ErrNotFound, "[K4] Cosign of an unknown size")
+	e.wantField(e.s.Cosign(e.ctx, topic, 2, baton.Cosignature{Signature: []byte("x")}), "cosignature", "[K4] Cosign without a node")
+	e.wantField(e.s.Cosign(e.ctx, topic, 2, baton.Cosignature{Node: "w1"}), "cosignature", "[K4] Cosign without a signature")
 	e.noErr(e.s.Cosign(e.ctx, topic, 2, baton.Cosignature{Node: "w2", Signature: []byte("— w2 sig\n")}), "Cosign w2")
 	e.noErr(e.s.Cosign(e.ctx, topic, 2, baton.Cosignature{Node: "w1", Signature: []byte("— w1 old\n")}), "Cosign w1")
 	e.noErr(e.s.Cosign(e.ctx, topic, 2, baton.Cosignature{Node: "w1", Signature: []byte("— w1 sig\n")}), "Cosign w1 again")
@@ -191,12 +208,14 @@ func testCheckpointWithCommit(e *env) {
 	c.Checkpoint = &beyond
 	_, err = e.s.Commit(e.ctx, c)
 	e.wantErr(err, baton.ErrInvalid, "[K6] Commit with a checkpoint beyond its items")
+	e.wantField(err, "checkpoint", "[K6] Commit with a checkpoint beyond its items")
 	other := l
 	other.Holder = "node-b"
 	wrong := checkpointOf(other, 5)
 	c.Checkpoint = &wrong
 	_, err = e.s.Commit(e.ctx, c)
 	e.wantErr(err, baton.ErrInvalid, "[K6] Commit with a checkpoint of another holder")
+	e.wantField(err, "checkpoint", "[K6] Commit with a checkpoint of another holder")
 	e.unchanged("[K6] refused commits", topic, before)
 
 	// A stale size is dropped; the commit goes on.

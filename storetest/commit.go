@@ -64,24 +64,31 @@ func testCommitMovesCursor(e *env) {
 	read := e.cursor(topic)
 	e.checkCursor("Cursor after Commit", read, topic, its[2], l.Epoch)
 	e.checkPublished("Published after Commit", e.published(topic, 0, pageAll), its[:3], l)
-	e.checkLeaves("Leaves after Commit", e.leaves(topic, 0, pageAll), c1.Leaves)
+	e.checkLeaves("Leaves after Commit", e.leaves(topic, 0, pageAll), c1.Leaves())
 	e.checkItems("Items after Commit", e.items(topic, 0, pageAll), its)
 
 	// The holder renews between commits: the same epoch goes on committing.
 	r, err := e.s.Renew(e.ctx, l, liveTTL)
 	e.noErr(err, "Renew")
 	c2 := commitOf(r, 3, its[3:])
-	// Each leaf keeps its own time, even when a commit's leaves differ.
-	for i := range c2.Leaves {
-		c2.Leaves[i].At = c2.Leaves[i].At.Add(time.Duration(i) * time.Microsecond)
-	}
+	c2.At = c1.At.Add(time.Microsecond + time.Nanosecond) // each commit's leaves keep its own time
 	cur, err = e.s.Commit(e.ctx, c2)
 	e.noErr(err, "Commit of items 4..5")
 	e.checkCursor("second Commit's cursor", cur, topic, its[4], l.Epoch)
-	e.checkPublished("Published after two commits", e.published(topic, 0, pageAll), its, l)
-	e.checkLeaves("Leaves after two commits", e.leaves(topic, 0, pageAll), append(c1.Leaves, c2.Leaves...))
-	e.checkLeaves("Leaves(after 3)", e.leaves(topic, 3, pageAll), c2.Leaves)
-	e.checkLeaves("Leaves(after 0, limit 2)", e.leaves(topic, 0, 2), c1.Leaves[:2])
+	ps := e.published(topic, 0, pageAll)
+	e.checkPublished("Published after two commits", ps, its, l)
+	for i, p := range ps {
+		want := c1.At
+		if i >= 3 {
+			want = c2.At
+		}
+		if !p.PublishedAt.Equal(want) {
+			e.t.Fatalf("published %d: PublishedAt %v, want its commit's At %v [C4]", p.Seq, p.PublishedAt, want)
+		}
+	}
+	e.checkLeaves("Leaves after two commits", e.leaves(topic, 0, pageAll), append(c1.Leaves(), c2.Leaves()...))
+	e.checkLeaves("Leaves(after 3)", e.leaves(topic, 3, pageAll), c2.Leaves())
+	e.checkLeaves("Leaves(after 0, limit 2)", e.leaves(topic, 0, 2), c1.Leaves()[:2])
 }
 
 func testPublishedNeverBeyondCursor(e *env) {
@@ -222,69 +229,47 @@ func testCommitMalformed(e *env) {
 	beyond := rest[2]
 	beyond.Seq = 5 // never appended
 
+	// field is the field the error names (baton.InvalidError), "" where
+	// only the store can tell (the item is not in the queue as given).
 	cases := []struct {
-		name string
-		make func() baton.Commit
+		name, field string
+		make        func() baton.Commit
 	}{
-		{"no items", func() baton.Commit { return commitOf(a, 1, nil) }},
-		{"a gap between items", func() baton.Commit { return commitOf(a, 1, []baton.Item{rest[0], rest[2]}) }},
-		{"items not starting at PrevSeq+1", func() baton.Commit { return commitOf(a, 1, rest[1:]) }},
-		{"items out of order", func() baton.Commit { return commitOf(a, 1, []baton.Item{rest[1], rest[0]}) }},
-		{"an item repeated", func() baton.Commit { return commitOf(a, 1, []baton.Item{rest[0], rest[0]}) }},
-		{"fewer leaves than items", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves = c.Leaves[:2]
-			return c
-		}},
-		{"no leaves", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves = nil
-			return c
-		}},
-		{"a leaf with another seq", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves[1].Seq = 9
-			return c
-		}},
-		{"a leaf with another item hash", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves[0].ItemHash = baton.Hash{7}
-			return c
-		}},
-		{"a leaf with another epoch", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves[2].Epoch = a.Epoch + 1
-			return c
-		}},
-		{"a leaf with another publisher", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves[0].Publisher = "node-x"
-			return c
-		}},
-		{"a leaf of another topic", func() baton.Commit {
-			c := commitOf(a, 1, rest)
-			c.Leaves[0].Topic = topic + "x"
-			return c
-		}},
-		{"an item whose hash is not the queue's", func() baton.Commit {
+		{"no items", "items", func() baton.Commit { return commitOf(a, 1, nil) }},
+		{"a gap between items", "items[1].seq", func() baton.Commit { return commitOf(a, 1, []baton.Item{rest[0], rest[2]}) }},
+		{"items not starting at PrevSeq+1", "items[0].seq", func() baton.Commit { return commitOf(a, 1, rest[1:]) }},
+		{"items out of order", "items[0].seq", func() baton.Commit { return commitOf(a, 1, []baton.Item{rest[1], rest[0]}) }},
+		{"an item repeated", "items[1].seq", func() baton.Commit { return commitOf(a, 1, []baton.Item{rest[0], rest[0]}) }},
+		{"an item whose hash is not the queue's", "", func() baton.Commit {
 			return commitOf(a, 1, []baton.Item{tampered, rest[1]})
 		}},
-		{"an item beyond the queue", func() baton.Commit {
+		{"an item beyond the queue", "", func() baton.Commit {
 			return commitOf(a, 1, []baton.Item{rest[0], rest[1], rest[2], beyond})
 		}},
-		{"an empty holder", func() baton.Commit {
+		{"an empty holder", "holder", func() baton.Commit {
 			c := commitOf(a, 1, rest)
 			c.Holder = ""
+			return c
+		}},
+		{"no time", "at", func() baton.Commit {
+			c := commitOf(a, 1, rest)
+			c.At = time.Time{}
+			return c
+		}},
+		{"an invalid topic", "topic", func() baton.Commit {
+			c := commitOf(a, 1, rest)
+			c.Topic = "bad topic"
 			return c
 		}},
 	}
 	for _, tc := range cases {
 		_, err := e.s.Commit(e.ctx, tc.make())
 		e.wantErr(err, baton.ErrInvalid, "Commit with %s [C1]", tc.name)
+		if tc.field != "" {
+			e.wantField(err, tc.field, "Commit with %s [C1]", tc.name)
+		}
 		e.unchanged(fmt.Sprintf("a commit with %s", tc.name), topic, before)
 	}
-	_, err := e.s.Commit(e.ctx, baton.Commit{Topic: "bad topic", Epoch: a.Epoch, Holder: a.Holder, PrevSeq: 1, Items: rest})
-	e.wantErr(err, baton.ErrInvalid, "Commit to an invalid topic [Q8]")
 	e.commit(a, 1, rest)
 }
 
@@ -372,7 +357,7 @@ func testTrimDeletesPublishedBelow(e *env) {
 	}
 	e.checkItems("Items(after 3)", e.items(topic, 3, pageAll), its[3:])
 	e.checkPublished("Published(after 3)", e.published(topic, 3, pageAll), its[3:6], a)
-	e.checkLeaves("Leaves after Trim", e.leaves(topic, 0, pageAll), c.Leaves)
+	e.checkLeaves("Leaves after Trim", e.leaves(topic, 0, pageAll), c.Leaves())
 	for _, it := range its[:3] {
 		_, err := e.s.SeqOfHash(e.ctx, topic, it.Hash)
 		e.wantErr(err, baton.ErrNotFound, "SeqOfHash(trimmed item %d) [T2]", it.Seq)

@@ -113,6 +113,17 @@ func (e *env) wantErr(err, target error, format string, args ...any) {
 	}
 }
 
+// wantField checks that err is an *baton.InvalidError naming field: the
+// engines share the checks (baton.ValidateAppend, baton.Commit.Validate),
+// so they name the same field.
+func (e *env) wantField(err error, field string, format string, args ...any) {
+	e.t.Helper()
+	var ie *baton.InvalidError
+	if !errors.As(err, &ie) || ie.Field != field {
+		e.t.Fatalf("%s: err = %v, want an invalid %q", fmt.Sprintf(format, args...), err, field)
+	}
+}
+
 func (e *env) noErr(err error, format string, args ...any) {
 	e.t.Helper()
 	if err != nil {
@@ -245,17 +256,11 @@ func (e *env) topics() []string {
 
 // Publications.
 
-// commitOf builds the commit of items under l, with one leaf per item.
+// commitOf builds the commit of items under l; the store makes its leaves
+// (c.Leaves()).
 func commitOf(l baton.Lease, prev uint64, items []baton.Item) baton.Commit {
-	at := time.Now() // nanoseconds, to check that leaves round-trip exactly
-	c := baton.Commit{Topic: l.Topic, Epoch: l.Epoch, Holder: l.Holder, PrevSeq: prev, At: at}
-	for _, it := range items {
-		c.Items = append(c.Items, it)
-		c.Leaves = append(c.Leaves, baton.Leaf{
-			Topic: l.Topic, Seq: it.Seq, ItemHash: it.Hash, Epoch: l.Epoch, Publisher: l.Holder, At: at,
-		})
-	}
-	return c
+	// A time with nanoseconds, to check that leaves round-trip exactly.
+	return baton.Commit{Topic: l.Topic, Epoch: l.Epoch, Holder: l.Holder, PrevSeq: prev, Items: items, At: time.Now()}
 }
 
 func (e *env) commit(l baton.Lease, prev uint64, items []baton.Item) baton.Cursor {

@@ -206,6 +206,7 @@ func testReleaseInvalidReason(e *env) {
 	for _, reason := range []baton.ReleaseReason{baton.ReasonExpired, "", "bogus"} {
 		err := e.s.Release(e.ctx, a, reason)
 		e.wantErr(err, baton.ErrInvalid, "Release with reason %q [L4]", reason)
+		e.wantField(err, "reason", "Release with reason %q [L4]", reason)
 	}
 	if st := e.lock(topic); !st.Held || st.Lease.Epoch != a.Epoch {
 		e.t.Fatalf("refused releases ended the lease: %+v [L4]", st)
@@ -560,16 +561,18 @@ func testLockInvalidInput(e *env) {
 		topic  string
 		holder string
 		ttl    time.Duration
+		field  string
 	}{
-		{"empty topic", "", "node-a", liveTTL},
-		{"bad topic", "no spaces", "node-a", liveTTL},
-		{"topic starting with a dot", ".hidden", "node-a", liveTTL},
-		{"empty holder", topic, "", liveTTL},
-		{"zero ttl", topic, "node-a", 0},
-		{"negative ttl", topic, "node-a", -time.Second},
+		{"empty topic", "", "node-a", liveTTL, "topic"},
+		{"bad topic", "no spaces", "node-a", liveTTL, "topic"},
+		{"topic starting with a dot", ".hidden", "node-a", liveTTL, "topic"},
+		{"empty holder", topic, "", liveTTL, "holder"},
+		{"zero ttl", topic, "node-a", 0, "ttl"},
+		{"negative ttl", topic, "node-a", -time.Second, "ttl"},
 	} {
 		_, err := e.s.Acquire(e.ctx, tc.topic, tc.holder, tc.ttl)
 		e.wantErr(err, baton.ErrInvalid, "Acquire with %s", tc.name)
+		e.wantField(err, tc.field, "Acquire with %s [L11]", tc.name)
 	}
 	if st := e.lock(topic); st.Held || st.Lease.Epoch != 0 {
 		e.t.Fatalf("refused Acquires took the lock: %+v", st)
@@ -578,6 +581,7 @@ func testLockInvalidInput(e *env) {
 	for _, ttl := range []time.Duration{0, -time.Second} {
 		_, err := e.s.Renew(e.ctx, l, ttl)
 		e.wantErr(err, baton.ErrInvalid, "Renew with ttl %v", ttl)
+		e.wantField(err, "ttl", "Renew with ttl %v [L11]", ttl)
 	}
 	if st := e.lock(topic); !st.Held || !near(st.Lease.ExpiresAt, l.ExpiresAt, timeSlack) {
 		e.t.Fatalf("refused Renews changed the lease: %+v", st)

@@ -130,14 +130,17 @@ func testMembersSorted(e *env) {
 func testMembersInvalidInput(e *env) {
 	err := e.s.Heartbeat(e.ctx, baton.Member{State: baton.MemberIdle}, liveTTL)
 	e.wantErr(err, baton.ErrInvalid, "Heartbeat without a node [M1]")
+	e.wantField(err, "node", "Heartbeat without a node [M1]")
 	x := e.node("x")
 	for _, ttl := range []time.Duration{0, -time.Second} {
 		err = e.s.Heartbeat(e.ctx, baton.Member{Node: x, State: baton.MemberIdle}, ttl)
 		e.wantErr(err, baton.ErrInvalid, "Heartbeat with ttl %v [M1]", ttl)
+		e.wantField(err, "ttl", "Heartbeat with ttl %v [M1]", ttl)
 	}
 	if _, ok := findMember(e.members(), x); ok {
 		e.t.Fatal("a refused heartbeat registered the member")
 	}
 	err = e.s.Leave(e.ctx, "")
 	e.wantErr(err, baton.ErrInvalid, "Leave(\"\") [M2]")
+	e.wantField(err, "node", "Leave(\"\") [M2]")
 }

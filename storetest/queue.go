@@ -17,6 +17,7 @@ func queueTests() []test {
 		{"ValuesRoundTrip", testValuesRoundTrip},
 		{"AppendCopiesValues", testAppendCopiesValues},
 		{"AppendIsAtomic", testAppendIsAtomic},
+		{"ValuesNotRescanned", testValuesNotRescanned},
 		{"AppendEmpty", testAppendEmpty},
 		{"DuplicateAlone", testDuplicateAlone},
 		{"DuplicateWithOtherContent", testDuplicateWithOtherContent},
@@ -84,6 +85,7 @@ func testItemsPaging(e *env) {
 	for _, limit := range []int{0, -1} {
 		_, err := e.s.Items(e.ctx, topic, 0, limit)
 		e.wantErr(err, baton.ErrInvalid, "Items with limit %d [Q7]", limit)
+		e.wantField(err, "limit", "Items with limit %d [Q7]", limit)
 	}
 }
 
@@ -145,16 +147,31 @@ func testAppendCopiesValues(e *env) {
 func testAppendIsAtomic(e *env) {
 	topic := e.topic("")
 	good := newUpdates(e.t, 2)
+	msgID := func(tag string) string { return "m-" + tag + "-" + runID }
+	one := json.RawMessage(`1`)
 	for _, tc := range []struct {
-		name string
-		bad  baton.Update
+		name, field string // field: the InvalidError's, for the update at index 1
+		bad         baton.Update
 	}{
-		{"no msg id", baton.Update{ID: "x", Value: json.RawMessage(`1`)}},
-		{"no id", baton.Update{Value: json.RawMessage(`1`), MsgID: "m-no-id-" + runID}},
+		{"no msg id", "msg_id", baton.Update{ID: "x", Value: one}},
+		{"no id", "id", baton.Update{Value: one, MsgID: msgID("no-id")}},
+		{"no value", "value", baton.Update{ID: "x", MsgID: msgID("no-value")}},
+		{"an empty value", "value", baton.Update{ID: "x", Value: json.RawMessage{}, MsgID: msgID("empty-value")}},
+		{"an id too long", "id", baton.Update{ID: strings.Repeat("x", baton.MaxIDLen+1), Value: one, MsgID: msgID("long-id")}},
+		{"an id with a control character", "id", baton.Update{ID: "x\n", Value: one, MsgID: msgID("ctl-id")}},
+		{"an id not UTF-8", "id", baton.Update{ID: "x\xff", Value: one, MsgID: msgID("utf8-id")}},
+		{"a msg id too long", "msg_id", baton.Update{ID: "x", Value: one, MsgID: strings.Repeat("m", baton.MaxMsgIDLen+1)}},
+		{"a msg id with a control character", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("ctl") + "\x7f"}},
 	} {
 		batch := []baton.Update{good[0], tc.bad, good[1]}
 		_, err := e.s.Append(e.ctx, topic, batch)
 		e.wantErr(err, baton.ErrInvalid, "Append of a batch with an update with %s [Q2]", tc.name)
+		e.wantField(err, "items[1]."+tc.field, "Append of a batch with an update with %s [Q2]", tc.name)
+	}
+	// Ids at their limits are fine.
+	edge := baton.Update{ID: strings.Repeat("x", baton.MaxIDLen), Value: one, MsgID: strings.Repeat("m", baton.MaxMsgIDLen-len(runID)) + runID}
+	if rs := e.append(e.topic("edge"), []baton.Update{edge}); rs[0].Seq != 1 {
+		e.t.Fatalf("Append of ids at their limits: %+v [Q2]", rs)
 	}
 	if _, err := e.s.Topic(e.ctx, topic); !isErr(err, baton.ErrNotFound) {
 		e.t.Fatalf("after refused batches: Topic = %v, want ErrNotFound: nothing created [Q2]", err)
@@ -176,6 +193,28 @@ func testAppendIsAtomic(e *env) {
 	e.wantErr(err, baton.ErrInvalid, "Append of a batch ending with an update with no msg id")
 	if ti := e.topicInfo(topic); ti.LastSeq != 2 {
 		e.t.Fatalf("a refused batch moved LastSeq to %d, want 2 [Q2]", ti.LastSeq)
+	}
+}
+
+// testValuesNotRescanned: a value's JSON is the caller's to check (the
+// precondition of baton.Queue.Append): the store keeps and hashes what it is
+// given, so that every engine answers alike and the value is scanned once,
+// where it enters.
+func testValuesNotRescanned(e *env) {
+	topic := e.topic("")
+	var ups []baton.Update
+	for i, v := range []string{`{"a": 1}`, " 1 ", `{"a":`, `not json`, "\"\xff\""} {
+		ups = append(ups, baton.Update{ID: fmt.Sprintf("raw.%d", i), Value: json.RawMessage(v), MsgID: fmt.Sprintf("m-raw-%s-%d", runID, i)})
+	}
+	rs := e.append(topic, ups)
+	got := e.items(topic, 0, pageAll)
+	if len(got) != len(ups) {
+		e.t.Fatalf("Items: %d, want %d [Q9]", len(got), len(ups))
+	}
+	for i, it := range got {
+		if !bytes.Equal(it.Value, ups[i].Value) || it.Hash != baton.HashItem(topic, ups[i]) || rs[i].Hash != it.Hash {
+			e.t.Fatalf("value %q came back as %q, hash %s (receipt %s), want it kept and hashed as given [Q9]", ups[i].Value, it.Value, it.Hash, rs[i].Hash)
+		}
 	}
 }
 

@@ -86,7 +86,7 @@ func testSharedCommit(p *pair) {
 	b.wake(sub, "Commit through the other handle")
 	b.checkCursor("Cursor through b", b.cursor(topic), topic, its[2], l.Epoch)
 	b.checkPublished("Published through b", b.published(topic, 0, pageAll), its[:3], l)
-	b.checkLeaves("Leaves through b", b.leaves(topic, 0, pageAll), c.Leaves)
+	b.checkLeaves("Leaves through b", b.leaves(topic, 0, pageAll), c.Leaves())
 	// The holder's commits go through either handle, fenced the same way.
 	b.commit(l, 3, its[3:])
 }

@@ -68,13 +68,22 @@
 //     record first if needed. The newest record has no successor until then.
 //   - L10 Handovers: newest first (epoch descending), at most limit; an unknown
 //     topic gives an empty list and no error.
+//   - L11 Acquire and Renew check their arguments with baton.ValidateLease
+//     (a valid topic, a holder, a positive ttl), Release with
+//     baton.ValidateRelease: a bad one is ErrInvalid, an *baton.InvalidError
+//     naming the field ("topic", "holder", "ttl", "reason"), and changes
+//     nothing.
 //
 // # Decisions: queue
 //
 //   - Q1 Append of an empty batch returns no receipts and no error and creates
 //     nothing: no topic, no signal.
-//   - Q2 Append rejects an update without ID or MsgID with ErrInvalid, and then
-//     adds nothing of the batch (all or none).
+//   - Q2 Append checks its arguments with baton.ValidateAppend: an update
+//     without ID, MsgID or Value, or whose ID or MsgID is over its limit
+//     (baton.MaxIDLen, baton.MaxMsgIDLen), not UTF-8 or holds a control
+//     character, is ErrInvalid, an *baton.InvalidError naming the field as
+//     the HTTP API does ("items[1].msg_id"), and then nothing of the batch is
+//     added (all or none). IDs at their limits are fine.
 //   - Q3 The store hashes and keeps exactly what it is given: Item.Hash =
 //     Receipt.Hash = baton.HashItem(topic, update), Value byte for byte (no
 //     re-normalising). It copies the caller's slices and hands out copies.
@@ -89,27 +98,34 @@
 //     locked. Topic on an unknown topic is ErrNotFound; on a topic only
 //     locked it is {Topic, 0, 0}. Reads never create a topic.
 //   - Q7 Items, Published, Leaves and Handovers with limit <= 0 are
-//     ErrInvalid. Items, Published and Leaves of an unknown topic, or after
+//     ErrInvalid naming "limit" (baton.ValidateRead). Items, Published and Leaves of an unknown topic, or after
 //     the last seq, are an empty list and no error. Cursor of a topic with
 //     nothing published has Seq 0, a zero Hash and Epoch 0.
 //   - Q8 Every method that takes a topic name rejects an invalid one
 //     (baton.ValidTopic) with ErrInvalid.
+//   - Q9 Append does not scan values: valid, compact JSON is its caller's
+//     precondition (baton.Normalize, or the HTTP decoder), checked once where
+//     a value enters. A value that is not compact, or not JSON at all, is
+//     kept and hashed as given, by every engine alike.
 //
 // # Decisions: commit and trim
 //
-//   - C1 A commit is well formed if it has items; Items[i].Seq is
-//     PrevSeq+1+i; Holder is not empty; there is one leaf per item, with the
-//     commit's Topic and Epoch, Publisher = Holder, and the item's Seq and
-//     ItemHash; and every item is in the queue at its seq with that hash.
-//     Otherwise the commit is ErrInvalid and changes nothing.
+//   - C1 A commit is well formed if it passes baton.Commit.Validate (a valid
+//     topic, a Holder, a non-zero At, items with Items[i].Seq = PrevSeq+1+i,
+//     a checkpoint made under the commit's lease) and every item is in the
+//     queue at its seq with that hash. Otherwise the commit is ErrInvalid
+//     (an *baton.InvalidError naming the field Validate names) and changes
+//     nothing.
 //   - C2 A commit whose (Epoch, Holder) is not the live lease (stale, unknown
 //     or future epoch, wrong holder, released, lapsed, never locked) is
 //     ErrFenced, which wraps ErrLeaseLost, and changes nothing.
 //   - C3 The cursor returned by Commit is what Cursor then reads: Topic, the
 //     last item's Seq and Hash, the commit's Epoch, a non-zero UpdatedAt.
-//   - C4 Leaves round-trip exactly, At to the nanosecond (time.Equal): the
-//     ledger hashes and signs them. Published items carry the commit's Epoch
-//     and Holder as Publisher and a non-zero PublishedAt.
+//   - C4 The store appends the commit's leaves, c.Leaves() (built from the
+//     items, the epoch, the holder and At: callers never build them), and
+//     they round-trip exactly, At to the nanosecond (time.Equal): the ledger
+//     hashes and signs them. Published items carry the commit's Epoch,
+//     Holder as Publisher and At as PublishedAt.
 //   - T1 Trim(before) deletes the items with seq < before that are published,
 //     except the item at the cursor, which stays so that the resume point
 //     (SeqOfHash(cursor.Hash), docs/design.md, step 5) always resolves. It
@@ -125,9 +141,10 @@
 //
 //   - M1 Heartbeat stamps Heartbeat = now and ExpiresAt = now+ttl from the
 //     store's clock, ignoring those fields of m; one entry per Node, the latest
-//     heartbeat wins. An empty Node or ttl <= 0 is ErrInvalid.
+//     heartbeat wins. An empty Node or ttl <= 0 is ErrInvalid naming "node"
+//     or "ttl" (baton.ValidateHeartbeat).
 //   - M2 Members lists the live members sorted by Node. Leave of an unknown
-//     node is no error; Leave("") is ErrInvalid.
+//     node is no error; Leave("") is ErrInvalid naming "node".
 //   - N1 A change made after Subscribe has returned is signalled within a few
 //     seconds, also when made through another handle (an engine using Redis
 //     pub/sub waits for the subscription to be confirmed before returning).

@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -27,21 +26,14 @@ func copyCheckpoint(cp baton.Checkpoint) baton.Checkpoint {
 
 // AddCheckpoint stores a checkpoint made under the topic's live lease.
 func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
-	if err := s.check(ctx, "add checkpoint"); err != nil {
+	d, err := s.begin(ctx, "add checkpoint", baton.ValidateCheckpoint(cp))
+	if err != nil {
 		return err
 	}
-	if err := baton.ValidTopic(cp.Topic); err != nil {
-		return fmt.Errorf("add checkpoint: %w", err)
-	}
-	if cp.Node == "" || len(cp.Note) == 0 || cp.Size == 0 {
-		return fmt.Errorf("add checkpoint: %w", baton.Invalidf("checkpoint", "node, note and size are required"))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
-	t := d.topics[cp.Topic]
-	if t == nil || !t.holds(baton.Lease{Holder: cp.Node, Epoch: cp.Epoch}, now) {
+	t := d.holding(cp.Topic, cp.Node, cp.Epoch, now)
+	if t == nil {
 		return fmt.Errorf("add checkpoint %s epoch %d by %s: %w", cp.Topic, cp.Epoch, cp.Node, baton.ErrFenced)
 	}
 	if cp.Size > t.cursor.Seq {
@@ -71,19 +63,11 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (baton.Checkpoint, 
 
 // Checkpoints lists checkpoints with Size > after.
 func (s *Store) Checkpoints(ctx context.Context, name string, after uint64, limit int) ([]baton.Checkpoint, error) {
-	if err := s.check(ctx, "checkpoints"); err != nil {
+	t, err := s.readTopic(ctx, "checkpoints", name, limit)
+	if t == nil {
 		return nil, err
 	}
-	if err := validRead(name, limit); err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil {
-		return nil, nil
-	}
+	defer s.d.mu.Unlock()
 	i := sort.Search(len(t.cps), func(i int) bool { return t.cps[i].Size > after })
 	var out []baton.Checkpoint
 	for _, cp := range t.cps[i:min(len(t.cps), i+limit)] {
@@ -94,17 +78,10 @@ func (s *Store) Checkpoints(ctx context.Context, name string, after uint64, limi
 
 // Cosign adds a witness's cosignature.
 func (s *Store) Cosign(ctx context.Context, name string, size uint64, cs baton.Cosignature) error {
-	if err := s.check(ctx, "cosign"); err != nil {
+	d, err := s.begin(ctx, "cosign", baton.ValidateCosign(name, cs))
+	if err != nil {
 		return err
 	}
-	if err := baton.ValidTopic(name); err != nil {
-		return fmt.Errorf("cosign: %w", err)
-	}
-	if cs.Node == "" || len(cs.Signature) == 0 {
-		return fmt.Errorf("cosign: %w", baton.Invalidf("cosignature", "node and signature are required"))
-	}
-	d := s.d
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := d.topics[name]
 	var cp *baton.Checkpoint
@@ -123,25 +100,4 @@ func (s *Store) Cosign(ctx context.Context, name string, size uint64, cs baton.C
 	cp.Cosignatures = append(cp.Cosignatures, cs)
 	slices.SortFunc(cp.Cosignatures, func(a, b baton.Cosignature) int { return strings.Compare(a.Node, b.Node) })
 	return nil
-}
-
-// NodeKeys lists every registered key.
-func (s *Store) NodeKeys(ctx context.Context) ([]baton.NodeKey, error) {
-	if err := s.check(ctx, "node keys"); err != nil {
-		return nil, err
-	}
-	d := s.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]baton.NodeKey, 0, len(d.keys))
-	for k := range d.keys {
-		out = append(out, baton.NodeKey{Node: k[0], PublicKey: []byte(k[1])})
-	}
-	slices.SortFunc(out, func(a, b baton.NodeKey) int {
-		if c := strings.Compare(a.Node, b.Node); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.PublicKey, b.PublicKey)
-	})
-	return out, nil
 }

@@ -1,0 +1,269 @@
+package baton
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// The checks of what callers hand the store, one per operation, shared by
+// every engine; Normalize and NormalizeCompact are the checks of an update
+// on its way in (the HTTP decoder, the CLI, tests).
+//
+// A value is checked as JSON once, where it enters: Normalize scans and
+// compacts it, and the HTTP decoder does the same while it parses the body
+// (then calls NormalizeCompact). The store takes "valid, compact JSON" as a
+// precondition (see Queue.Append) and does not scan values again.
+
+// ValidTopic checks a topic name: 1 to 128 characters from [A-Za-z0-9._-],
+// starting with a letter or digit. Topics appear in URL paths and store keys,
+// so the alphabet is kept small.
+func ValidTopic(topic string) error {
+	if topic == "" {
+		return Invalidf("topic", "must not be empty")
+	}
+	if len(topic) > MaxTopicLen {
+		return Invalidf("topic", "longer than %d characters", MaxTopicLen)
+	}
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return Invalidf("topic", "must start with a letter or digit")
+		}
+		if !alnum && c != '.' && c != '_' && c != '-' {
+			return Invalidf("topic", "character %q not allowed (use A-Z a-z 0-9 . _ -)", c)
+		}
+	}
+	return nil
+}
+
+// validText checks an id-like string: valid UTF-8, no control characters.
+func validText(field, s string, max int) error {
+	if len(s) > max {
+		return Invalidf(field, "longer than %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return Invalidf(field, "not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return Invalidf(field, "control character not allowed")
+		}
+	}
+	return nil
+}
+
+// checkFields checks what every update must have wherever it is checked,
+// in this order: an id, a msg id that is valid text (it may be empty until
+// normalized), a value. It does not scan the value.
+func checkFields(u Update) error {
+	if u.ID == "" {
+		return Invalidf("id", "missing")
+	}
+	if err := validText("id", u.ID, MaxIDLen); err != nil {
+		return err
+	}
+	if err := validText("msg_id", u.MsgID, MaxMsgIDLen); err != nil {
+		return err
+	}
+	if len(u.Value) == 0 {
+		return Invalidf("value", "missing")
+	}
+	return nil
+}
+
+// itemField names a field of the i-th update of a batch in an error, as the
+// HTTP API does: itemField(3, "id") is "items[3].id".
+func itemField(i int, field string) string {
+	return fmt.Sprintf("items[%d].%s", i, field)
+}
+
+// Normalize validates an update and returns it in canonical form: the value
+// compacted (insignificant JSON white space removed) and a msg id made by the
+// server if the source gave none. It never modifies u's backing arrays. It
+// is how a caller other than the HTTP API meets Queue.Append's precondition.
+func Normalize(u Update) (Update, error) {
+	if err := checkFields(u); err != nil {
+		return u, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(u.Value))
+	if err := json.Compact(&buf, u.Value); err != nil {
+		return u, Invalidf("value", "not valid JSON")
+	}
+	u.Value = json.RawMessage(buf.Bytes())
+	if u.MsgID == "" {
+		u.MsgID = NewMsgID()
+	}
+	return u, nil
+}
+
+// NormalizeCompact is Normalize for an update whose value the caller has
+// already checked and compacted as json.Compact does, e.g. while parsing it
+// out of a request body. It checks the id and msg id as Normalize does,
+// with the same errors, and makes a msg id if there is none; the value is
+// neither scanned nor copied, so u.Value is shared with the result. A value
+// that is not valid, compact JSON breaks the contract and is kept as given.
+func NormalizeCompact(u Update) (Update, error) {
+	if err := checkFields(u); err != nil {
+		return u, err
+	}
+	if u.MsgID == "" {
+		u.MsgID = NewMsgID()
+	}
+	return u, nil
+}
+
+// ValidateAppend checks the arguments of Queue.Append as every engine
+// does before it writes: a valid topic, and updates that are normalized:
+// each with an id, a msg id and a value, the ids valid text within their
+// limits. Errors name the update as the HTTP API does ("items[3].msg_id").
+// It does not scan values: valid, compact JSON is Append's precondition.
+func ValidateAppend(topic string, updates []Update) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	for i, u := range updates {
+		err := checkFields(u)
+		if err == nil && u.MsgID == "" {
+			err = Invalidf("msg_id", "missing (normalize the update first)")
+		}
+		if err != nil {
+			ie := err.(*InvalidError)
+			return &InvalidError{Field: itemField(i, ie.Field), Reason: ie.Reason}
+		}
+	}
+	return nil
+}
+
+// Validate checks a commit's shape as every engine does before it reads
+// the store: a valid topic, a holder, a time, items whose seqs follow
+// PrevSeq one by one, and a checkpoint, if any, made under the commit's
+// lease, of a size within the commit. What needs the store (the lease, the
+// cursor, the items being in the queue with these hashes) the engine checks
+// in the same atomic step as the write.
+func (c Commit) Validate() error {
+	if err := ValidTopic(c.Topic); err != nil {
+		return err
+	}
+	if c.Holder == "" {
+		return Invalidf("holder", "must not be empty")
+	}
+	if c.At.IsZero() {
+		return Invalidf("at", "must be set: it is the time of the commit's leaves")
+	}
+	if len(c.Items) == 0 {
+		return Invalidf("items", "must not be empty")
+	}
+	for i, it := range c.Items {
+		if want := c.PrevSeq + 1 + uint64(i); it.Seq != want {
+			return Invalidf(fmt.Sprintf("items[%d].seq", i), "is %d, want %d (contiguous after prev seq %d)", it.Seq, want, c.PrevSeq)
+		}
+	}
+	cp := c.Checkpoint
+	if cp == nil {
+		return nil
+	}
+	last := c.Items[len(c.Items)-1].Seq
+	switch {
+	case cp.Topic != c.Topic || cp.Epoch != c.Epoch || cp.Node != c.Holder:
+		return Invalidf("checkpoint", "not made under the commit's lease")
+	case cp.Size == 0 || cp.Size > last:
+		return Invalidf("checkpoint", "size %d is not in [1, %d]", cp.Size, last)
+	case len(cp.Note) == 0:
+		return Invalidf("checkpoint", "no note")
+	}
+	return nil
+}
+
+// ValidateLease checks the arguments of Locks.Acquire and Locks.Renew as
+// every engine does: a valid topic, a holder and a positive ttl.
+func ValidateLease(topic, holder string, ttl time.Duration) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if holder == "" {
+		return Invalidf("holder", "must not be empty")
+	}
+	return validTTL(ttl)
+}
+
+// ValidateRelease checks the arguments of Locks.Release: a valid topic, a
+// holder, and a reason of released or failed (an expiry is the store's to
+// record, never a caller's).
+func ValidateRelease(l Lease, reason ReleaseReason) error {
+	if reason != ReasonReleased && reason != ReasonFailed {
+		return Invalidf("reason", "must be %q or %q, got %q", ReasonReleased, ReasonFailed, reason)
+	}
+	if err := ValidTopic(l.Topic); err != nil {
+		return err
+	}
+	if l.Holder == "" {
+		return Invalidf("holder", "must not be empty")
+	}
+	return nil
+}
+
+// ValidateHeartbeat checks the arguments of Members.Heartbeat: a node and a
+// positive ttl. ValidateLeave checks Members.Leave's node.
+func ValidateHeartbeat(m Member, ttl time.Duration) error {
+	if err := ValidateLeave(m.Node); err != nil {
+		return err
+	}
+	return validTTL(ttl)
+}
+
+// ValidateLeave: see ValidateHeartbeat.
+func ValidateLeave(node string) error {
+	if node == "" {
+		return Invalidf("node", "must not be empty")
+	}
+	return nil
+}
+
+// ValidateCheckpoint checks the argument of Checkpoints.AddCheckpoint
+// before the store is read: a valid topic, a node, a note and a size.
+func ValidateCheckpoint(cp Checkpoint) error {
+	if err := ValidTopic(cp.Topic); err != nil {
+		return err
+	}
+	if cp.Node == "" || len(cp.Note) == 0 || cp.Size == 0 {
+		return Invalidf("checkpoint", "node, note and size are required")
+	}
+	return nil
+}
+
+// ValidateCosign checks the arguments of Checkpoints.Cosign: a valid topic,
+// and a cosignature with a node and a signature.
+func ValidateCosign(topic string, cs Cosignature) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if cs.Node == "" || len(cs.Signature) == 0 {
+		return Invalidf("cosignature", "node and signature are required")
+	}
+	return nil
+}
+
+// ValidateRead checks the arguments of a paged read (Items, Published,
+// Leaves, Handovers, Checkpoints): a valid topic and a positive limit. An
+// engine may return fewer than limit.
+func ValidateRead(topic string, limit int) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return Invalidf("limit", "must be positive, got %d", limit)
+	}
+	return nil
+}
+
+func validTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return Invalidf("ttl", "must be positive, got %v", ttl)
+	}
+	return nil
+}
