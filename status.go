@@ -17,9 +17,18 @@ type NodeStatus struct {
 	Store     string        `json:"store"`
 	StartedAt time.Time     `json:"started_at"`
 	LeaseTTL  time.Duration `json:"lease_ttl_ns"`
-	Topics    []TopicStatus `json:"topics"`
-	Members   []Member      `json:"members"`
+	// Access says who may call the node's API: AccessOpen (anyone) or
+	// AccessTokens (docs/security.md).
+	Access  string        `json:"access"`
+	Topics  []TopicStatus `json:"topics"`
+	Members []Member      `json:"members"`
 }
+
+// The values of NodeStatus.Access.
+const (
+	AccessOpen   = "open"
+	AccessTokens = "tokens"
+)
 
 // TopicStatus is one topic as seen by one node.
 type TopicStatus struct {

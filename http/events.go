@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/wire"
 )
 
 // RetryHint is the reconnection delay a stream asks of EventSource clients
@@ -44,7 +46,16 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	onEnd := func() {}
+	if s.limits != nil {
+		var ok bool
+		if onEnd, ok = s.limits.OpenStream(callerOf(r).key); !ok {
+			s.writeError(w, r, wire.Errorf(baton.CodeTooMany, "too many event streams of this client; close one (or use one stream for many topics)"))
+			return
+		}
+	}
 	if err := s.streams.reserve(); err != nil {
+		onEnd()
 		s.writeError(w, r, err)
 		return
 	}
@@ -63,10 +74,14 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if err != nil {
 		cancel()
 		s.streams.release()
+		onEnd()
 		s.writeError(w, r, err)
 		return
 	}
-	st := &eventStream{term: term, cancel: cancel, srv: srv, remote: r.RemoteAddr}
+	st := &eventStream{term: term, cancel: cancel, srv: srv, remote: r.RemoteAddr, onEnd: onEnd}
+	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() {
+		st.expires = max(1, s.streams.now()+int64(time.Until(g.Expires)))
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

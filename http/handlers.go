@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/auth"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -35,6 +36,14 @@ func (s *Server) topic(w nethttp.ResponseWriter, r *nethttp.Request) (string, bo
 func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	topic, ok := s.topic(w, r)
 	if !ok {
+		return
+	}
+	if err := jsonBody(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !s.cors.mayWrite(r) {
+		s.writeError(w, r, wire.Errorf(baton.CodeForbidden, "origin %s may not publish (see --cors-origins)", clip(r.Header.Get("Origin"), 128)))
 		return
 	}
 	if r.ContentLength > s.cfg.MaxBody {
@@ -135,6 +144,9 @@ func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.may(r, auth.Admin, "") {
+		topics = slices.DeleteFunc(slices.Clone(topics), func(t string) bool { return !s.may(r, auth.Subscribe, t) })
+	}
 	topics = slices.Clone(topics)
 	slices.Sort(topics)
 	if topics == nil {
@@ -221,6 +233,10 @@ func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	st.Access = baton.AccessOpen
+	if s.cfg.Auth != nil {
+		st.Access = baton.AccessTokens
 	}
 	writeJSON(w, nethttp.StatusOK, st)
 }

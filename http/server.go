@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/auth"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/internal/limits"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -73,6 +75,19 @@ type Config struct {
 	// StreamWorkers bounds the goroutines of SSEWriterPool; default
 	// max(16, 8*GOMAXPROCS).
 	StreamWorkers int
+	// Auth, if set, checks every request's token against the route's need
+	// (access.go); nil runs the node open: anyone may call every route.
+	Auth *auth.Verifier
+	// PublicLedger opens the ledger's proof routes (checkpoint, proofs)
+	// to anyone, even with Auth: a transparency log is meant to be
+	// checked by anyone.
+	PublicLedger bool
+	// CORSOrigins are the origins of web pages that may publish and send
+	// credentials ("*": every origin, without credentials); every origin
+	// may read. See cors.go.
+	CORSOrigins []string
+	// Limits bound each client's request rate and streams (none if zero).
+	Limits limits.Config
 }
 
 // The values of Config.SSEWriter.
@@ -157,6 +172,8 @@ type Server struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	streams   *streamer // event streams, both writers; Close ends them
+	cors      *corsPolicy
+	limits    *limits.Limits // nil: no per-client limits
 
 	mu  sync.Mutex
 	srv *nethttp.Server
@@ -186,28 +203,41 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), streams: newStreamer(cfg, cfg.Logger),
-		serveErr: make(chan error, 1)}
+		serveErr: make(chan error, 1), cors: newCORS(cfg.CORSOrigins)}
+	if cfg.Limits.Rate > 0 || cfg.Limits.Streams > 0 {
+		s.limits = limits.New(cfg.Limits)
+	}
 
 	mux := nethttp.NewServeMux()
 	// Routes are registered without a method so that a wrong method gets
 	// our JSON 405 (with Allow), not the ServeMux's plain text.
-	mux.Handle("/v1/topics", s.methods(route{"GET": s.listTopics}))
-	mux.Handle("/v1/topics/{topic}", s.methods(route{"GET": s.getTopic}))
-	mux.Handle("/v1/topics/{topic}/items", s.methods(route{"GET": s.listItems, "POST": s.postItems}))
-	mux.Handle("/v1/topics/{topic}/events", s.methods(route{"GET": s.events}))
-	mux.Handle("/v1/topics/{topic}/handovers", s.methods(route{"GET": s.listHandovers}))
-	mux.Handle("/v1/topics/{topic}/lock", s.methods(route{"GET": s.getLock}))
-	mux.Handle("/v1/topics/{topic}/cursor", s.methods(route{"GET": s.getCursor}))
-	mux.Handle("/v1/status", s.methods(route{"GET": s.status}))
-	for path, rt := range s.ledgerRoutes() {
-		mux.Handle(path, s.methods(rt))
+	routes := map[string]route{
+		"/v1/topics":                   {"GET": s.listTopics},
+		"/v1/topics/{topic}":           {"GET": s.getTopic},
+		"/v1/topics/{topic}/items":     {"GET": s.listItems, "POST": s.postItems},
+		"/v1/topics/{topic}/events":    {"GET": s.events},
+		"/v1/topics/{topic}/handovers": {"GET": s.listHandovers},
+		"/v1/topics/{topic}/lock":      {"GET": s.getLock},
+		"/v1/topics/{topic}/cursor":    {"GET": s.getCursor},
+		"/v1/status":                   {"GET": s.status},
+		"/healthz":                     {"GET": s.healthz, "HEAD": s.healthz},
+		"/readyz":                      {"GET": s.readyz, "HEAD": s.readyz},
 	}
-	mux.Handle("/healthz", s.methods(route{"GET": s.healthz, "HEAD": s.healthz}))
-	mux.Handle("/readyz", s.methods(route{"GET": s.readyz, "HEAD": s.readyz}))
+	for path, rt := range s.ledgerRoutes() {
+		routes[path] = rt
+	}
+	needs := s.routeNeeds()
+	for path, rt := range routes {
+		h, err := s.methods(path, rt, needs)
+		if err != nil {
+			return nil, fmt.Errorf("new http server: %w", err)
+		}
+		mux.Handle(path, h)
+	}
 	mux.Handle("/", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, wire.Errorf(baton.CodeNotFound, "no route %s %s", r.Method, clip(r.URL.Path, 256)))
 	}))
-	s.handler = s.logRequests(mux)
+	s.handler = s.logRequests(s.cors.handler(mux))
 	return s, nil
 }
 
@@ -296,10 +326,16 @@ func (s *Server) Close() error {
 type route map[string]nethttp.HandlerFunc
 
 // methods dispatches on the method, answering 405 with Allow otherwise.
-func (s *Server) methods(rt route) nethttp.Handler {
+func (s *Server) methods(path string, rt route, needs map[string]need) (nethttp.Handler, error) {
 	allowed := make([]string, 0, len(rt))
+	byMethod := make(map[string]need, len(rt))
 	for m := range rt {
 		allowed = append(allowed, m)
+		n, ok := needs[m+" "+path]
+		if !ok {
+			return nil, fmt.Errorf("route %s %s has no entry in the access table", m, path)
+		}
+		byMethod[m] = n
 	}
 	sort.Strings(allowed)
 	allow := strings.Join(allowed, ", ")
@@ -310,8 +346,12 @@ func (s *Server) methods(rt route) nethttp.Handler {
 			s.writeError(w, r, wire.Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
 			return
 		}
+		r, ok = s.authorize(w, r, byMethod[r.Method])
+		if !ok {
+			return
+		}
 		h(w, r)
-	})
+	}), nil
 }
 
 // logRequests logs every request at debug level: method, path, status,

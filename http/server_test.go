@@ -62,6 +62,9 @@ func (e *env) do(method, path string, body io.Reader, hdr map[string]string, out
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

@@ -107,6 +107,12 @@ type eventStream struct {
 	// head is the stream's first bytes (the response head and the retry
 	// hint) until gather hands them out; the serving goroutine's.
 	head []byte
+	// expires is when the stream's token expires (0: never), in ns since
+	// streamer.epoch: gather then sends an "auth" event and ends it.
+	expires int64
+	// onEnd, if set, is called once when the stream ends (the caller's
+	// stream count, internal/limits).
+	onEnd func()
 
 	// Guarded by streamer.mu.
 	i     int // index in streamer.streams
@@ -129,6 +135,10 @@ var (
 	heartbeatFrame = []byte(": hb\n\n")
 	// errClientGone ends a stream whose client closed its connection.
 	errClientGone = errors.New("client closed the connection")
+	// errTokenExpired ends a stream whose token expired, after the
+	// authExpiredFrame: the client resumes with a new token.
+	errTokenExpired  = errors.New("token expired")
+	authExpiredFrame = []byte("event: " + wire.EventAuth + "\ndata: {\"code\":\"" + baton.CodeUnauthorized + "\",\"message\":\"token expired\"}\n\n")
 )
 
 func newStreamer(cfg Config, log *slog.Logger) *streamer {
@@ -215,6 +225,9 @@ func (st *streamer) gather(s *eventStream, beat bool, bufs [][]byte) (_ [][]byte
 		bufs = append(bufs, s.head)
 		s.head = nil
 	}
+	if s.expires != 0 && st.now() >= s.expires {
+		return append(bufs, authExpiredFrame), false, errTokenExpired
+	}
 	size := 0
 	for {
 		ev, ok, err := s.term.TryNext(st.ctx)
@@ -288,6 +301,9 @@ func (st *streamer) removeLocked(s *eventStream) {
 // closeStream releases what s holds. s must be ended, and out of the set.
 func (st *streamer) closeStream(s *eventStream, err error) {
 	s.out.close()
+	if s.onEnd != nil {
+		s.onEnd()
+	}
 	last := s.term.Last()
 	s.term.Close()
 	s.cancel()

@@ -55,7 +55,16 @@ type TopicsResponse struct {
 const (
 	EventItem  = "item"
 	EventReset = "reset"
+	EventAuth  = "auth"
 )
+
+// Auth is the data of an "auth" event, the last of a stream whose token
+// expired: the client gets a new token and resumes after the last item it
+// received (Last-Event-ID).
+type Auth struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
 
 // Item is the data of an "item" event: a published item as terminals see
 // it. Value is the stored JSON byte for byte, so that a terminal can check

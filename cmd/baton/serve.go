@@ -46,6 +46,7 @@ type serveConfig struct {
 	Ledger             bool
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
+	Security           securityConfig
 }
 
 // Validate names the first bad field.
@@ -72,6 +73,9 @@ func (c *serveConfig) Validate() error {
 		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
 			return baton.Invalidf("--debug-listen", "%q: %v", c.DebugListen, err)
 		}
+	}
+	if err := c.Security.validate(); err != nil {
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -173,6 +177,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
 	f.Uint64Var(&c.CheckpointEvery, "checkpoint-every", uint64(envInt("BATON_CHECKPOINT_EVERY", ledger.DefaultEvery)), "sign a ledger checkpoint after this many items")
 	f.DurationVar(&c.CheckpointInterval, "checkpoint-interval", envDuration("BATON_CHECKPOINT_INTERVAL", ledger.DefaultInterval), "sign a ledger checkpoint at most this long after an item")
+	c.Security.flags(f)
 	return cmd
 }
 
@@ -180,6 +185,14 @@ func serve(ctx context.Context, c serveConfig) error {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("node", c.Node)
+
+	sec, err := c.Security.build(log)
+	if err != nil {
+		return err
+	}
+	stopReload := make(chan struct{})
+	defer close(stopReload)
+	sec.reloadOnHUP(log, stopReload)
 
 	store, err := openServeStore(ctx, c, log)
 	if err != nil {
@@ -200,6 +213,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
 	addr := ln.Addr().String()
+	ln = sec.listener(ln)
 
 	h := hub.New(store, hub.Options{Logger: log})
 	if err := h.Start(ctx); err != nil {
@@ -241,6 +255,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	if witness != nil {
 		apiCfg.Ledger = witness
 	}
+	c.Security.apply(sec, &apiCfg)
 	api, err := bhttp.NewServer(apiCfg)
 	if err != nil {
 		ln.Close()
@@ -256,7 +271,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	defer n.Close()
-	log.Info("serving", "addr", addr, "store", dial.Redact(c.Store), "lease_ttl", c.LeaseTTL.String())
+	log.Info("serving", "addr", addr, "tls", sec.certs != nil, "access", accessOf(sec), "store", dial.Redact(c.Store), "lease_ttl", c.LeaseTTL.String())
 	if c.ReadyFile != "" {
 		if err := writeReady(c.ReadyFile, c.Node, addr); err != nil {
 			return err
