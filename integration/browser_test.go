@@ -66,13 +66,13 @@ type fetchResult struct {
 }
 
 // publishJS publishes one update from the page with fetch, as a web app
-// does, sending its cookies.
-func publishJS(node, topic, msgID string) string {
-	return fmt.Sprintf(`fetch(%q, {method: 'POST', credentials: 'include',
+// does; credentials is the fetch's mode ('include' sends the cookies).
+func publishJS(node, topic, msgID, credentials string) string {
+	return fmt.Sprintf(`fetch(%q, {method: 'POST', credentials: %q,
 		headers: {'Content-Type': 'application/json'},
 		body: JSON.stringify({id: 'page', value: {from: 'browser'}, msg_id: %q})})
 	.then(r => r.json().then(b => ({status: r.status, seq: b.items && b.items.length ? b.items[0].seq : 0})))
-	.catch(() => ({status: -1, seq: 0}))`, node+"/v1/topics/"+topic+"/items", msgID)
+	.catch(() => ({status: -1, seq: 0}))`, node+"/v1/topics/"+topic+"/items", credentials, msgID)
 }
 
 // pageSeqs reads what the page received.
@@ -263,7 +263,7 @@ func publishFromPage(t *testing.T, ctx context.Context, node *proc.Node, topic, 
 	var r fetchResult
 	poll.Until(t, 30*time.Second, "a publish from the page", func() error {
 		var err error
-		if r, err = browser.Eval[fetchResult](ctx, evalWait, publishJS(node.URL(), topic, msgID)); err != nil {
+		if r, err = browser.Eval[fetchResult](ctx, evalWait, publishJS(node.URL(), topic, msgID, "include")); err != nil {
 			return err
 		}
 		if r.Status == http.StatusServiceUnavailable {
@@ -310,12 +310,14 @@ func strangerPage(t *testing.T, ctx context.Context, pageURL string, open, secur
 		n     *proc.Node
 		topic string
 	}{{open, topic}, {secured, securedTopic}} {
-		r, err := browser.Eval[fetchResult](ctx, evalWait, publishJS(to.n.URL(), to.topic, "stranger"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Status != -1 {
-			t.Errorf("fetch POST from an unlisted origin to %s: status %d, want blocked by the browser", to.n.Name, r.Status)
+		for _, mode := range []string{"include", "omit"} {
+			r, err := browser.Eval[fetchResult](ctx, evalWait, publishJS(to.n.URL(), to.topic, "stranger", mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != -1 {
+				t.Errorf("fetch POST (credentials %s) from an unlisted origin to %s: status %d, want blocked by the browser", mode, to.n.Name, r.Status)
+			}
 		}
 	}
 	if s := publish("go-2"); s != 2 {
