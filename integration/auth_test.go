@@ -259,6 +259,13 @@ func TestAuthEndToEnd(t *testing.T) {
 			if !authEnded {
 				t.Fatalf("the stream of a 3s token ended without an auth event (seqs %v)", first)
 			}
+			// Reopened with the expired token (still within the
+			// verifier's leeway for clock skew), the stream is refused:
+			// an EventSource reconnecting on its own gets an error, not
+			// a stream that ends at once, again and again.
+			if status, b := call(t, http.MethodGet, n.URL()+"/v1/topics/"+topic+"/events", short, inCookie, ""); status != http.StatusUnauthorized || errCode(b) != "unauthorized" {
+				t.Errorf("stream reopened with the expired token: %d %.200s, want 401 unauthorized", status, b)
+			}
 			for i := range 3 {
 				if status, b := publishOnce(t, n.URL(), topic, pub, inHeader, "after-expiry-"+strconv.Itoa(i)); status != http.StatusCreated {
 					t.Fatalf("publish: %d %s", status, b)
