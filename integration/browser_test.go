@@ -36,22 +36,25 @@ func pageServer(t *testing.T) *httptest.Server {
 
 // subscribeJS starts, in the page, what a web app does: a native
 // EventSource on the first node; on an error it closes it and opens one on
-// the next node after the last seq it received. window.got lists every
-// item's seq as received (duplicates included), window.node is the node
-// of the open stream ("" while none is open), window.opens counts the
-// streams opened.
+// the next node after the last seq it received. Its state is window.sub:
+// got lists every item's seq as received (duplicates included), node is
+// the node of the open stream ("" while none is open), errors counts the
+// streams that failed. It stops the page's previous subscription.
 func subscribeJS(nodes []string, topic string, credentials bool) string {
 	ns, _ := json.Marshal(nodes)
 	return fmt.Sprintf(`(() => {
+	if (window.sub) window.sub.stop();
 	const nodes = %s, topic = %q, withCredentials = %t;
-	window.got = []; window.node = ''; window.opens = 0;
+	const st = window.sub = {got: [], node: '', errors: 0, stopped: false, es: null};
+	st.stop = () => { st.stopped = true; if (st.es) st.es.close(); };
 	let last = 0, i = 0;
 	function open() {
+		if (st.stopped) return;
 		const base = nodes[i %% nodes.length];
-		const es = new EventSource(base + '/v1/topics/' + topic + '/events?after=' + last, {withCredentials});
-		es.onopen = () => { window.node = base; window.opens++; };
-		es.addEventListener('item', e => { last = JSON.parse(e.data).seq; window.got.push(last); });
-		es.onerror = () => { es.close(); window.node = ''; i++; setTimeout(open, 100); };
+		const es = st.es = new EventSource(base + '/v1/topics/' + topic + '/events?after=' + last, {withCredentials});
+		es.onopen = () => { st.node = base; };
+		es.addEventListener('item', e => { last = JSON.parse(e.data).seq; st.got.push(last); });
+		es.onerror = () => { es.close(); st.node = ''; st.errors++; i++; setTimeout(open, 100); };
 	}
 	open();
 	return true;
@@ -78,7 +81,7 @@ func publishJS(node, topic, msgID, credentials string) string {
 // pageSeqs reads what the page received.
 func pageSeqs(t *testing.T, ctx context.Context) []uint64 {
 	t.Helper()
-	got, err := browser.Eval[[]uint64](ctx, evalWait, `window.got`)
+	got, err := browser.Eval[[]uint64](ctx, evalWait, `window.sub.got`)
 	if err != nil {
 		t.Fatalf("read the page's seqs: %v", err)
 	}
@@ -196,7 +199,7 @@ func TestBrowserCrossOrigin(t *testing.T) {
 
 			src := startGoSource(t, c.addrs(), pub, topic)
 			poll.True(t, 30*time.Second, "the page to receive 10 items", func() bool { return len(pageSeqs(t, ctx)) >= 10 })
-			reading, err := browser.Eval[string](ctx, evalWait, `window.node`)
+			reading, err := browser.Eval[string](ctx, evalWait, `window.sub.node`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +215,7 @@ func TestBrowserCrossOrigin(t *testing.T) {
 			n := len(pageSeqs(t, ctx))
 			victim.Kill()
 			poll.Until(t, 30*time.Second, "the page to read from another node and receive 20 more items", func() error {
-				node, err := browser.Eval[string](ctx, evalWait, `window.node`)
+				node, err := browser.Eval[string](ctx, evalWait, `window.sub.node`)
 				if err != nil {
 					return err
 				}
@@ -327,4 +330,14 @@ func strangerPage(t *testing.T, ctx context.Context, pageURL string, open, secur
 	if got := pageSeqs(t, ctx); !slices.Equal(got, []uint64{1, 2}) {
 		t.Errorf("the stranger's page received %v, want [1 2]", got)
 	}
+	// With credentials, the stranger's EventSource fails on the secured
+	// node though the browser sends the user's cookie: the node does not
+	// allow credentials to an unlisted origin.
+	if _, err := browser.Eval[bool](ctx, evalWait, subscribeJS([]string{secured.URL()}, securedTopic, true)); err != nil {
+		t.Fatal(err)
+	}
+	poll.True(t, 30*time.Second, "the stranger's credentialed EventSource on the secured node to fail twice", func() bool {
+		n, err := browser.Eval[int](ctx, evalWait, `window.sub.errors`)
+		return err == nil && n >= 2
+	})
 }
