@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,4 +343,83 @@ func strangerPage(t *testing.T, ctx context.Context, pageURL string, open, secur
 		n, err := browser.Eval[int](ctx, evalWait, `window.sub.errors`)
 		return err == nil && n >= 2
 	})
+}
+
+// TestBrowserTokenRenewal: a page whose token lives 3s subscribes with
+// EventSource; at each "auth" event (its token expired) it asks its own
+// server for a new token, which that server sets as the baton_token cookie
+// (one site: the browser sends it to the nodes too), and resumes after the
+// last seq it received. It receives every item once, in order, across two
+// renewals.
+func TestBrowserTokenRenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	for name, eng := range engines {
+		t.Run(name, func(t *testing.T) {
+			key, _ := hmacKey(t)
+			const topic = "quotes.eur"
+			var refreshes atomic.Int64
+			app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/refresh" {
+					fmt.Fprint(w, `<!doctype html><title>app</title>`)
+					return
+				}
+				out, err := exec.Command(batonBin, "token", "--key", key, "--subscribe", topic, "--ttl", "3s").Output()
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: strings.TrimSpace(string(out)), Path: "/",
+					HttpOnly: true, SameSite: http.SameSiteLaxMode})
+				refreshes.Add(1)
+			}))
+			t.Cleanup(app.Close)
+			c := newClusterWith(t, eng, 1, testTTL, "", "--jwt-key", key, "--cors-origins", app.URL)
+			n := c.nodes[0]
+			src := startGoSource(t, c.addrs(), mint(t, key, "--publish", topic), topic)
+
+			ctx := browser.Start(t)
+			if err := browser.Navigate(ctx, app.URL); err != nil {
+				t.Fatal(err)
+			}
+			js := fmt.Sprintf(`(async () => {
+	const st = window.sub = {got: [], auths: 0};
+	let last = 0;
+	async function open() {
+		await fetch('/refresh');
+		const es = new EventSource(%q + '/v1/topics/' + %q + '/events?after=' + last, {withCredentials: true});
+		es.addEventListener('item', e => { last = JSON.parse(e.data).seq; st.got.push(last); });
+		es.addEventListener('auth', () => { es.close(); st.auths++; open(); });
+		es.onerror = () => { es.close(); setTimeout(open, 100); };
+	}
+	await open();
+	return true;
+})()`, n.URL(), topic)
+			if _, err := browser.Eval[bool](ctx, evalWait, js); err != nil {
+				t.Fatal(err)
+			}
+			poll.True(t, 30*time.Second, "two auth events", func() bool {
+				n, err := browser.Eval[int](ctx, evalWait, `window.sub.auths`)
+				return err == nil && n >= 2
+			})
+			src.stop()
+			acked, err := src.acks()
+			if err != nil {
+				t.Fatalf("go source: %v", err)
+			}
+			last := slices.Max(acked)
+			poll.True(t, 30*time.Second, fmt.Sprintf("the page to reach seq %d", last), func() bool {
+				got := pageSeqs(t, ctx)
+				return len(got) > 0 && got[len(got)-1] >= last
+			})
+			got := pageSeqs(t, ctx)
+			for i, s := range got {
+				if s != uint64(i+1) {
+					t.Fatalf("the page received seq %d at position %d (want %d): %v", s, i, i+1, got)
+				}
+			}
+			t.Logf("the page received %d items (%d acknowledged) with %d tokens", len(got), len(acked), refreshes.Load())
+		})
+	}
 }
