@@ -304,13 +304,19 @@ func TestAuthEndToEnd(t *testing.T) {
 			if !strings.Contains(string(log), "level=DEBUG") && !strings.Contains(string(log), `"level":"DEBUG"`) {
 				t.Errorf("the log has no debug line: is --log-level debug in effect?\n%s", tail(log, 2048))
 			}
-			// A token's signature is enough to look for (and never
-			// printed: the failure names the token by its place).
-			for i, s := range append(tokens, secret) {
-				if strings.Contains(string(log), s[strings.LastIndex(s, ".")+1:]) {
-					t.Errorf("the node's log shows secret #%d of %d (the last is the key)", i+1, len(tokens)+1)
-				}
-			}
+			noSecretIn(t, n.Name+"'s log", log, append(tokens, secret))
 		})
+	}
+}
+
+// noSecretIn fails t if b shows one of secrets (tokens or keys). A token's
+// signature is enough to look for; a secret is never printed, the failure
+// names it by its place in secrets.
+func noSecretIn(t *testing.T, what string, b []byte, secrets []string) {
+	t.Helper()
+	for i, s := range secrets {
+		if strings.Contains(string(b), s[strings.LastIndex(s, ".")+1:]) {
+			t.Errorf("%s shows secret #%d of %d", what, i+1, len(secrets))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -159,7 +160,7 @@ func TestBrowserCrossOrigin(t *testing.T) {
 	}
 	for name, eng := range engines {
 		t.Run(name, func(t *testing.T) {
-			key, _ := hmacKey(t)
+			key, secret := hmacKey(t)
 			admin := mint(t, key, "--admin")
 			const topic = "quotes.eur"
 			pub := mint(t, key, "--publish", topic, "--subscribe", topic, "--sub", "go-source")
@@ -258,6 +259,13 @@ func TestBrowserCrossOrigin(t *testing.T) {
 				}
 			}
 			t.Logf("the page received %d items, %d acknowledged, across a SIGKILL of %s", len(got), len(acked), victim.Name)
+			for _, n := range c.nodes {
+				log, err := os.ReadFile(n.Log())
+				if err != nil {
+					t.Fatal(err)
+				}
+				noSecretIn(t, n.Name+"'s log", log, []string{secret, user, pub, admin})
+			}
 		})
 	}
 }
