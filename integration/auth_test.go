@@ -97,9 +97,15 @@ func call(t *testing.T, method, u, token, where, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return do(t, req)
+}
+
+// do sends req and returns the status and body of its answer.
+func do(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
 	resp, err := httpc.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -215,23 +221,32 @@ func TestAuthEndToEnd(t *testing.T) {
 			}
 			for _, tc := range []struct {
 				what, token, where string
+				origin             string // a browser's page, if set
 				status             int
 				code               string
 			}{
-				{"a subscribe-only token", sub, inHeader, http.StatusForbidden, "forbidden"},
-				{"a token for other topics", other, inHeader, http.StatusForbidden, "forbidden"},
-				{"no token", "", inNone, http.StatusUnauthorized, "unauthorized"},
-				{"a token signed with another key", forged, inHeader, http.StatusUnauthorized, "unauthorized"},
-				{"a publish token in a cookie", pub, inCookie, http.StatusCreated, ""},
+				{"a subscribe-only token", sub, inHeader, "", http.StatusForbidden, "forbidden"},
+				{"a token for other topics", other, inHeader, "", http.StatusForbidden, "forbidden"},
+				{"no token", "", inNone, "", http.StatusUnauthorized, "unauthorized"},
+				{"a token signed with another key", forged, inHeader, "", http.StatusUnauthorized, "unauthorized"},
+				{"a cookie token from a page of an unlisted origin", pub, inCookie, "http://127.0.0.1:2", http.StatusForbidden, "forbidden"},
+				{"a publish token in a cookie, from the listed origin", pub, inCookie, "http://127.0.0.1:1", http.StatusCreated, ""},
 			} {
-				status, b := call(t, http.MethodPost, itemsURL, tc.token, tc.where, `{"id":"k","value":2,"msg_id":"`+tc.what+`"}`)
+				req, err := newRequest(context.Background(), http.MethodPost, itemsURL, tc.token, tc.where, `{"id":"k","value":2,"msg_id":"`+tc.what+`"}`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.origin != "" {
+					req.Header.Set("Origin", tc.origin)
+				}
+				status, b := do(t, req)
 				if status != tc.status || (tc.code != "" && errCode(b) != tc.code) {
 					t.Errorf("publish with %s: %d %s, want %d %s", tc.what, status, b, tc.status, tc.code)
 				}
 				// Seqs are given in order: the refused publishes before
 				// this one appended nothing if it has seq 2.
 				if status == http.StatusCreated && receiptSeq(t, b) != 2 {
-					t.Errorf("publish with %s after four refused: seq %d, want 2", tc.what, receiptSeq(t, b))
+					t.Errorf("publish with %s after the refused ones: seq %d, want 2", tc.what, receiptSeq(t, b))
 				}
 			}
 
