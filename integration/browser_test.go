@@ -236,28 +236,7 @@ func TestBrowserCrossOrigin(t *testing.T) {
 				alive = c.nodes[1]
 			}
 			second := publishFromPage(t, ctx, alive, topic, "page-2")
-			src.stop()
-			acked, err := src.acks()
-			if err != nil {
-				t.Fatalf("go source: %v", err)
-			}
-			acked = append(acked, first, second)
-			last := slices.Max(acked)
-			poll.True(t, 30*time.Second, fmt.Sprintf("the page to reach seq %d", last), func() bool {
-				got := pageSeqs(t, ctx)
-				return len(got) > 0 && got[len(got)-1] >= last
-			})
-			got := pageSeqs(t, ctx)
-			for i, s := range got {
-				if s != uint64(i+1) {
-					t.Fatalf("the page received seq %d at position %d (want %d): %v", s, i, i+1, got)
-				}
-			}
-			for _, s := range acked {
-				if s > uint64(len(got)) {
-					t.Errorf("acknowledged seq %d not received by the page", s)
-				}
-			}
+			got, acked := pageGotEvery(t, ctx, src, first, second)
 			t.Logf("the page received %d items, %d acknowledged, across a SIGKILL of %s", len(got), len(acked), victim.Name)
 			for _, n := range c.nodes {
 				log, err := os.ReadFile(n.Log())
@@ -268,6 +247,32 @@ func TestBrowserCrossOrigin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pageGotEvery stops src and waits until the page has received every seq
+// src and the page itself (pageAcked) had acknowledged; the page must have
+// received each seq from 1 once, in order (only they publish to the
+// topic). It returns what the page received and the acknowledged seqs.
+func pageGotEvery(t *testing.T, ctx context.Context, src *goSource, pageAcked ...uint64) (got, acked []uint64) {
+	t.Helper()
+	src.stop()
+	acked, err := src.acks()
+	if err != nil {
+		t.Fatalf("go source: %v", err)
+	}
+	acked = append(acked, pageAcked...)
+	last := slices.Max(acked)
+	poll.True(t, 30*time.Second, fmt.Sprintf("the page to reach seq %d", last), func() bool {
+		got := pageSeqs(t, ctx)
+		return len(got) > 0 && got[len(got)-1] >= last
+	})
+	got = pageSeqs(t, ctx)
+	for i, s := range got {
+		if s != uint64(i+1) {
+			t.Fatalf("the page received seq %d at position %d (want %d): %v", s, i, i+1, got)
+		}
+	}
+	return got, acked
 }
 
 // publishFromPage publishes from the open page with fetch and returns the
@@ -411,22 +416,7 @@ func TestBrowserTokenRenewal(t *testing.T) {
 				n, err := browser.Eval[int](ctx, evalWait, `window.sub.auths`)
 				return err == nil && n >= 2
 			})
-			src.stop()
-			acked, err := src.acks()
-			if err != nil {
-				t.Fatalf("go source: %v", err)
-			}
-			last := slices.Max(acked)
-			poll.True(t, 30*time.Second, fmt.Sprintf("the page to reach seq %d", last), func() bool {
-				got := pageSeqs(t, ctx)
-				return len(got) > 0 && got[len(got)-1] >= last
-			})
-			got := pageSeqs(t, ctx)
-			for i, s := range got {
-				if s != uint64(i+1) {
-					t.Fatalf("the page received seq %d at position %d (want %d): %v", s, i, i+1, got)
-				}
-			}
+			got, acked := pageGotEvery(t, ctx, src)
 			t.Logf("the page received %d items (%d acknowledged) with %d tokens", len(got), len(acked), refreshes.Load())
 		})
 	}
