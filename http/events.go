@@ -46,6 +46,15 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// A token past its exp, though still within the verifier's leeway for
+	// clock skew, would open a stream that ends at once with an "auth"
+	// event, and an EventSource reconnecting with it would loop until the
+	// leeway is over: it is refused as expired instead.
+	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() && !time.Now().Before(g.Expires) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+		s.writeError(w, r, wire.Errorf(baton.CodeUnauthorized, "token expired"))
+		return
+	}
 	onEnd := func() {}
 	if s.limits != nil {
 		var ok bool
