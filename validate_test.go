@@ -72,10 +72,51 @@ func TestValidateAppend(t *testing.T) {
 		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\xff"}, "msg_id"},
 		{baton.Update{ID: "a", Value: ok.Value, MsgID: strings.Repeat("x", baton.MaxMsgIDLen+1)}, "msg_id"},
 		{baton.Update{ID: "a", MsgID: "m"}, "value"},
+		// Not text, or text that would look like another id: see validText.
+		{baton.Update{ID: "coll\xfe", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\xed\xa0\x80", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\u0080", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\u009f", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\u2028", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u2029"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u202a"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u202e"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u2066"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u2069"}, "msg_id"},
 	} {
 		err := baton.ValidateAppend("t", []baton.Update{ok, tc.u})
 		if want := "items[1]." + tc.field; fieldOf(err) != want || !errors.Is(err, baton.ErrInvalid) {
 			t.Errorf("%+v: %v, want an invalid %s", tc.u, err, want)
+		}
+	}
+}
+
+// Ids may hold any other text, U+FFFD and the neighbours of the refused
+// ranges included.
+func TestValidateAppendText(t *testing.T) {
+	for _, id := range []string{"\ufffd", "a\u00a0", "\u007e", "\u2027\u202f\u2065\u206a", "é😀"} {
+		u := baton.Update{ID: id, Value: json.RawMessage(`1`), MsgID: id}
+		if err := baton.ValidateAppend("t", []baton.Update{u}); err != nil {
+			t.Errorf("id %q: %v", id, err)
+		}
+	}
+}
+
+// Normalize and NormalizeCompact refuse a value with a string that is not
+// UTF-8 or escapes an unpaired surrogate: other parsers fail on it, or read
+// a string whose hash a client cannot recompute.
+func TestNormalizeValueText(t *testing.T) {
+	for v, bad := range map[string]bool{
+		"\"\xff\"": true, "{\"k\xc3\":1}": true, `"\ud800"`: true, `"\udc00"`: true, `"\ud800\ud800"`: true,
+		`["\ud83d\u0041"]`: true, `"\uDBFF"`: true, `"x\ud83d"`: true, `{"a":"\\\udfff"}`: true,
+		`"\ud83d\ude00"`: false, `"\uD83D\uDE00"`: false, `"\\ud800"`: false, `"\\\\ud800"`: false,
+		`"\ufffd\u0041\n"`: false, `"é"`: false, `"\""`: false,
+	} {
+		for name, norm := range map[string]func(baton.Update) (baton.Update, error){"Normalize": baton.Normalize, "NormalizeCompact": baton.NormalizeCompact} {
+			_, err := norm(baton.Update{ID: "a", Value: json.RawMessage(v)})
+			if got := err != nil; got != bad || bad && fieldOf(err) != "value" {
+				t.Errorf("%s(%s): %v, want refused %v", name, v, err, bad)
+			}
 		}
 	}
 }

@@ -162,6 +162,13 @@ func testAppendIsAtomic(e *env) {
 		{"an id not UTF-8", "id", baton.Update{ID: "x\xff", Value: one, MsgID: msgID("utf8-id")}},
 		{"a msg id too long", "msg_id", baton.Update{ID: "x", Value: one, MsgID: strings.Repeat("m", baton.MaxMsgIDLen+1)}},
 		{"a msg id with a control character", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("ctl") + "\x7f"}},
+		{"a msg id not UTF-8", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("utf8") + "\xfe"}},
+		{"a msg id with an unpaired surrogate", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("surrogate") + "\xed\xa0\x80"}},
+		{"an id with a C1 control", "id", baton.Update{ID: "x\u0085", Value: one, MsgID: msgID("c1-id")}},
+		{"an id with a line separator", "id", baton.Update{ID: "x\u2028", Value: one, MsgID: msgID("ls-id")}},
+		{"a msg id with a paragraph separator", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("ps") + "\u2029"}},
+		{"an id with a bidi override", "id", baton.Update{ID: "x\u202e", Value: one, MsgID: msgID("bidi-id")}},
+		{"a msg id with a bidi isolate", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("iso") + "\u2066"}},
 	} {
 		batch := []baton.Update{good[0], tc.bad, good[1]}
 		_, err := e.s.Append(e.ctx, topic, batch)

@@ -80,8 +80,10 @@
 //     nothing: no topic, no signal.
 //   - Q2 Append checks its arguments with baton.ValidateAppend: an update
 //     without ID, MsgID or Value, or whose ID or MsgID is over its limit
-//     (baton.MaxIDLen, baton.MaxMsgIDLen), not UTF-8 or holds a control
-//     character, is ErrInvalid, an *baton.InvalidError naming the field as
+//     (baton.MaxIDLen, baton.MaxMsgIDLen), not UTF-8 (an unpaired
+//     surrogate included) or holds a C0 or C1 control character, DEL,
+//     U+2028, U+2029 or a bidi control (U+202A-U+202E, U+2066-U+2069), is
+//     ErrInvalid, an *baton.InvalidError naming the field as
 //     the HTTP API does ("items[1].msg_id"), and then nothing of the batch is
 //     added (all or none). IDs at their limits are fine.
 //   - Q3 The store hashes and keeps exactly what it is given: Item.Hash =
