@@ -98,7 +98,7 @@ func (s *Server) listItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	after, err := queryUint(r, "after", 0, math.MaxUint64)
+	after, err := queryUint(r, "after", 0, baton.MaxSeq)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -101,7 +101,9 @@
 //     locked it is {Topic, 0, 0}. Reads never create a topic.
 //   - Q7 Items, Published, Leaves and Handovers with limit <= 0 are
 //     ErrInvalid naming "limit" (baton.ValidateRead). Items, Published and Leaves of an unknown topic, or after
-//     the last seq, are an empty list and no error. Cursor of a topic with
+//     the last seq, are an empty list and no error; so are they, and
+//     Checkpoints, after any position above baton.MaxSeq (up to 2^64-1),
+//     which no engine holds. Cursor of a topic with
 //     nothing published has Seq 0, a zero Hash and Epoch 0.
 //   - Q8 Every method that takes a topic name rejects an invalid one
 //     (baton.ValidTopic) with ErrInvalid.
