@@ -66,6 +66,12 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if s.cfg.AdmitTopic != nil {
+		if err := s.cfg.AdmitTopic(r.Context(), topic); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	receipts, err := s.cfg.Store.Append(r.Context(), topic, ups)
 	if err != nil {
 		s.writeError(w, r, err)

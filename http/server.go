@@ -65,6 +65,10 @@ type Config struct {
 	// Ledger serves the ledger routes (checkpoint, proofs); if nil they
 	// answer 404.
 	Ledger Ledger
+	// AdmitTopic, if set, is asked before every append whether it may go
+	// to topic; its error (a 403 for a topic over the node's cap, see
+	// node.Node.AdmitTopic) is the answer, and nothing is appended.
+	AdmitTopic func(ctx context.Context, topic string) error
 	// MaxStreams bounds the event streams open at once; over it a new
 	// stream is refused with 503.
 	MaxStreams int
