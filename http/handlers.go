@@ -84,6 +84,25 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writePublishResponse(w, nethttp.StatusCreated, resp)
 }
 
+// boundBody keeps a request body from holding its connection: net/http
+// reads what a handler left of a body, with no deadline, before it answers,
+// so a body declared and never sent held the connection forever. A POST
+// body must arrive within ReadTimeout; any other method takes no body, and
+// one that declares a body is refused and its connection closed. It
+// reports whether the request may go on.
+func (s *Server) boundBody(w nethttp.ResponseWriter, r *nethttp.Request) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	if r.Method == nethttp.MethodPost {
+		return true
+	}
+	w.Header().Set("Connection", "close")
+	s.writeError(w, r, baton.Invalidf("body", "a %s request takes no body", r.Method))
+	return false
+}
+
 // readBody reads the request body, at most max bytes. A body that says
 // its length is read into one buffer of that size, not grown by doubling
 // (the ingest path's largest copy).
