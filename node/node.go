@@ -122,7 +122,7 @@ type Node struct {
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
 	topics   topicCap // has its own lock
-	started  bool // Start was called (and has not failed)
+	started  bool     // Start was called (and has not failed)
 	closing  bool
 
 	cancel context.CancelFunc
