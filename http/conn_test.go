@@ -2,37 +2,19 @@ package http
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/baton-pub/baton/hub"
-	"github.com/baton-pub/baton/internal/memstore"
 )
 
-// openConnServer serves on a real listener with short connection limits.
+// openConnServer serves on a real listener (with the connection limits
+// of cfg) and returns its address.
 func openConnServer(t *testing.T, cfg Config) string {
 	t.Helper()
-	st := memstore.New(nil)
-	h := hub.New(st, hub.Options{})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	cfg.Store, cfg.Hub = st, h
-	srv := mustServer(t, cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Open(ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	_, ln := openServerConfig(t, cfg, nil)
 	return ln.Addr().String()
 }
 

@@ -344,21 +344,11 @@ func (s *bodyScanner) textAt(i, end int) string {
 	return string(append(out, raw...))
 }
 
-// hex4 reads the 4 hex digits that scanString checked at the start of b.
+// hex4 reads the 4 hex digits that scanString checked at the start of b
+// (the slow path of textAt: ids with escapes).
 func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c <= '9':
-			c -= '0'
-		case c >= 'a':
-			c -= 'a' - 10
-		default:
-			c -= 'A' - 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
+	n, _ := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(n)
 }
 
 // scalar checks the string, number or literal at i as encoding/json's Token
