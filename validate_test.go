@@ -212,3 +212,57 @@ func TestValidateOperations(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalizeValueText checks Normalize's refusal of a value's text
+// against encoding/json, which reads an invalid byte or an unpaired
+// surrogate escape as U+FFFD: a valid value is refused exactly when its
+// strings, so read, hold more U+FFFD than it asks for, literally or as an
+// escape.
+func FuzzNormalizeValueText(f *testing.F) {
+	for _, v := range []string{
+		`"a"`, "\"\xff\"", `"\ud800"`, `"\udc00"`, `"\ud83d\ude00"`, `"\\ud800"`, `"\\\ud800"`,
+		`{"\ud800":1}`, `["\ufffd","\uFFFD","` + "\xef\xbf\xbd" + `"]`, `"\ud800\ud800\udc00"`,
+		`"\ud83d\u0041"`, "{\"k\xc3\":[1,\"x\"]}", `"\ud800\\"`, `"\u00e9\n\t"`,
+	} {
+		f.Add([]byte(v))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if !json.Valid(v) {
+			return
+		}
+		_, err := baton.Normalize(baton.Update{ID: "a", Value: v})
+		bad := fieldOf(err) == "value"
+		if err != nil && !bad {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if want := hidesText(v); bad != want {
+			t.Fatalf("%q: refused %v (%v), want %v", v, bad, err, want)
+		}
+	})
+}
+
+// hidesText reports whether encoding/json reads a string of the valid
+// JSON value v with more U+FFFD than v asks for.
+func hidesText(v []byte) bool {
+	asked := bytes.Count(v, []byte("\ufffd"))
+	for i := 0; i < len(v)-1; i++ {
+		if v[i] == '\\' {
+			if i+6 <= len(v) && strings.EqualFold(string(v[i+1:i+6]), "ufffd") {
+				asked++
+			}
+			i++
+		}
+	}
+	got := 0
+	dec := json.NewDecoder(bytes.NewReader(v))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if s, ok := tok.(string); ok {
+			got += strings.Count(s, "\ufffd")
+		}
+	}
+	return got > asked
+}
