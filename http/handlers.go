@@ -89,9 +89,11 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 // so a body declared and never sent held the connection forever. A POST
 // body must arrive within ReadTimeout; any other method takes no body, and
 // one that declares a body is refused and its connection closed. It
-// reports whether the request may go on.
+// reports whether the request may go on. HTTP/2 is left alone: a stream
+// the handler leaves is reset, not read, and a client may leave a GET's
+// stream open after its headers (its length is then unknown, -1).
 func (s *Server) boundBody(w nethttp.ResponseWriter, r *nethttp.Request) bool {
-	if r.ContentLength == 0 {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
 		return true
 	}
 	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
