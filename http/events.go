@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	nethttp "net/http"
 	"strconv"
 	"strings"
@@ -154,7 +153,7 @@ func logStreamEnd(log *slog.Logger, topic, remote string, last uint64, err error
 // the first ?after), else after ?after, else from the beginning.
 func resumePosition(r *nethttp.Request) (uint64, error) {
 	if v := strings.TrimSpace(r.Header.Get("Last-Event-ID")); v != "" {
-		return parseSeq("Last-Event-ID", v, math.MaxUint64)
+		return parseSeq("Last-Event-ID", v, baton.MaxSeq)
 	}
-	return queryUint(r, "after", 0, math.MaxUint64)
+	return queryUint(r, "after", 0, baton.MaxSeq)
 }
