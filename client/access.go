@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/baton-pub/baton/wire"
 )
@@ -133,3 +135,36 @@ type authEnded struct {
 
 func (e authEnded) Error() string { return e.err.Error() }
 func (e authEnded) Unwrap() error { return e.err }
+
+// untrusted reports whether err is a TLS failure that no retry mends: the
+// node's certificate is not trusted (unknown CA, wrong name, expired) or
+// the node refused the client's (bad, unknown or missing certificate).
+func untrusted(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var hostErr x509.HostnameError
+	var caErr x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var record tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &verr), errors.As(err, &hostErr), errors.As(err, &caErr), errors.As(err, &invalid):
+		return true
+	case errors.As(err, &record): // a plain HTTP server on an https:// address
+		return true
+	case errors.As(err, &op) && op.Op == "remote error":
+		// An alert from the node: over TCP its type is not exported, and
+		// every alert about certificates names one ("bad certificate",
+		// "unknown certificate authority", "certificate required").
+		return strings.Contains(op.Err.Error(), "certificate")
+	case errors.As(err, &alert):
+		// bad_certificate, unsupported_certificate, certificate_revoked,
+		// certificate_expired, certificate_unknown, unknown_ca,
+		// certificate_required (RFC 8446, 6.2).
+		switch alert {
+		case 42, 43, 44, 45, 46, 48, 116:
+			return true
+		}
+	}
+	return false
+}

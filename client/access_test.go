@@ -211,6 +211,15 @@ func TestTLS(t *testing.T) {
 	if _, err := status(client.TLSFiles{}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: %v, want a certificate error", err)
 	}
+	// A publish to a node whose certificate is not trusted is not retried:
+	// it ends with the certificate error, not when its context does.
+	plain, _ := client.New([]string{srv.URL}, client.Options{Backoff: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = plain.Publish(ctx, "t", []baton.Update{{ID: "a", Value: json.RawMessage("1")}})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("publish without the CA: %v, want a certificate error at once", err)
+	}
 	if _, err := status(client.TLSFiles{CAFile: ca.CertFile, CertFile: source.CertFile}); err == nil {
 		t.Fatal("a certificate without its key was accepted")
 	}

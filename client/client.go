@@ -214,7 +214,8 @@ func (c *Client) doOnce(ctx context.Context, method, base, path string, body []b
 // receipt for each once they are durable. Updates without a MsgID get one
 // here, before the first attempt, so that retries are idempotent. It retries
 // on network errors and 5xx answers, rotating over the nodes, until ctx
-// ends; a 4xx answer is returned at once.
+// ends; a 4xx answer or a certificate refused either way is returned at
+// once.
 func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
 	if len(updates) == 0 {
 		return nil, errors.New("publish: no updates")
@@ -242,7 +243,7 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 			return out.Items, nil
 		}
 		var ae *wire.Error
-		if errors.As(err, &ae) && !ae.Temporary() {
+		if errors.As(err, &ae) && !ae.Temporary() || untrusted(err) {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 		if ctx.Err() != nil {
@@ -321,6 +322,9 @@ func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn f
 		var stop stopError
 		if errors.As(err, &stop) {
 			return stop.err
+		}
+		if untrusted(err) {
+			return fmt.Errorf("subscribe %s: %w", topic, err)
 		}
 		var ended authEnded
 		if errors.As(err, &ended) {
