@@ -7,13 +7,19 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/auth"
 	"github.com/baton-pub/baton/checker"
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/poll"
@@ -279,4 +285,119 @@ func TestDemoTLS(t *testing.T) {
 	if err != nil || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil || !rep.OK || rep.Acked == 0 {
 		t.Fatalf("demo --tls: %v\n%s", err, out)
 	}
+}
+
+// TestTLSTokenRenewed: over TLS on a node that checks tokens, streams whose
+// token expires end with an auth event; a terminal asks its token source
+// for a fresh token and resumes, and `baton subscribe --token-file` reads
+// the file again: every item arrives once and in order.
+func TestTLSTokenRenewed(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "jwt.key")
+	if err := os.WriteFile(keyFile, []byte("a test secret of more than thirty-two bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, ca, _ := tlsNode(t, "--jwt-key", keyFile)
+	mint := func(rights auth.Rights, ttl time.Duration) string {
+		tok, err := auth.Mint(keyFile, auth.Token{Subject: "it", TTL: ttl, Rights: rights})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	reader := auth.Rights{Subscribe: []string{"quotes"}}
+	cfg, err := client.LoadTLS(client.TLSFiles{CAFile: ca.CertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := checker.NewHistory()
+	src, err := workload.StartSourceWith(context.Background(), "src", "quotes", []string{n.URL()}, h,
+		workload.SourceOptions{Rate: 50, Access: workload.Access{TLS: cfg, Token: mint(auth.Rights{Publish: []string{"quotes"}}, time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	var renewals atomic.Int32
+	term, err := workload.StartTerminal(context.Background(), "t1", "quotes", []string{n.URL()}, h, workload.TerminalOptions{
+		StreamIdle: 2 * time.Second,
+		Access: workload.Access{TLS: cfg, Token: mint(reader, 2*time.Second), TokenSource: func(context.Context) (string, error) {
+			renewals.Add(1)
+			return mint(reader, 2*time.Second), nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Stop()
+
+	// The CLI from here on, for 300 items: at 50/s they take longer than
+	// its first token's 3s, so it renews at least once.
+	poll.True(t, 30*time.Second, "a first acknowledgement", func() bool { return src.Acked() > 0 })
+	acks := h.Acks()
+	after := acks[len(acks)-1].Seq
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(mint(reader, 3*time.Second)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var outMu sync.Mutex
+	cli := exec.Command(batonBin, "subscribe", "quotes", "--node", n.URL(), "--ca-file", ca.CertFile, "--token-file", tokenFile,
+		"--after", strconv.FormatUint(after, 10), "--count", "300")
+	cli.Stdout, cli.Stderr = lockedWriter{&outMu, &out}, lockedWriter{&outMu, &out}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Process.Kill()
+	cliDone := make(chan error, 1)
+	go func() { cliDone <- cli.Wait() }()
+	poll.True(t, 30*time.Second, "the CLI's first item", func() bool {
+		outMu.Lock()
+		defer outMu.Unlock()
+		return out.Len() > 0
+	})
+	if err := os.WriteFile(tokenFile, []byte(mint(reader, time.Hour)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-cliDone:
+		if err != nil {
+			t.Fatalf("baton subscribe: %v\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("baton subscribe still running after 2 minutes:\n%s", out.String())
+	}
+	dec := json.NewDecoder(&out)
+	for want := after + 1; want <= after+300; want++ {
+		var it struct{ Seq uint64 }
+		if err := dec.Decode(&it); err != nil || it.Seq != want {
+			t.Fatalf("CLI item %d: seq %d, %v", want-after, it.Seq, err)
+		}
+	}
+
+	poll.True(t, 30*time.Second, "two renewals of the terminal's token", func() bool { return renewals.Load() >= 2 })
+	if err := src.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	acks = h.Acks()
+	poll.True(t, 30*time.Second, "the terminal to receive every acknowledged item", func() bool { return term.Last() >= acks[len(acks)-1].Seq })
+	if err := term.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := term.Streams(); s < 3 {
+		t.Errorf("the terminal opened %d streams, want one more per renewal", s)
+	}
+	if rep := h.Check(map[string][]string{"t1": {"quotes"}}); !rep.OK() {
+		t.Fatalf("checker: %+v", rep)
+	}
+}
+
+// lockedWriter lets a test read what a child process writes so far.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,8 +23,9 @@ func nodesFlag(cmd *cobra.Command, p *[]string) {
 // access is how a command reaches the nodes: the CA that signed their
 // certificates, a client certificate, a token (docs/operations.md, TLS).
 type access struct {
-	tls   client.TLSFiles
-	token string
+	tls       client.TLSFiles
+	token     string
+	tokenFile string
 }
 
 func (a *access) flags(cmd *cobra.Command) {
@@ -32,6 +34,7 @@ func (a *access) flags(cmd *cobra.Command) {
 	f.StringVar(&a.tls.CertFile, "cert", envOr("BATON_CERT", ""), "present this client certificate (PEM) to nodes run with --tls-client-ca")
 	f.StringVar(&a.tls.KeyFile, "key", envOr("BATON_KEY", ""), "the client certificate's private key (PEM)")
 	f.StringVar(&a.token, "token", "", "access token sent as a bearer token (default: $BATON_TOKEN; see baton token)")
+	f.StringVar(&a.tokenFile, "token-file", envOr("BATON_TOKEN_FILE", ""), "read the access token from this file, and again when a node says it expired (a long subscribe whose token is renewed)")
 }
 
 // client returns a client for nodes with these settings.
@@ -45,7 +48,20 @@ func (a *access) client(nodes []string) (*client.Client, error) {
 	if tok == "" {
 		tok = os.Getenv("BATON_TOKEN")
 	}
-	return client.New(nodes, client.Options{TLS: cfg, Token: tok})
+	o := client.Options{TLS: cfg, Token: tok}
+	if a.tokenFile != "" {
+		if tok != "" {
+			return nil, fmt.Errorf("--token and --token-file: give one")
+		}
+		o.TokenSource = func(context.Context) (string, error) {
+			b, err := os.ReadFile(a.tokenFile)
+			if err != nil {
+				return "", fmt.Errorf("read --token-file: %w", err)
+			}
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	return client.New(nodes, o)
 }
 
 func newPublish() *cobra.Command {

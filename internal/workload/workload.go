@@ -66,10 +66,12 @@ type SourceOptions struct {
 
 // Access is how sources and terminals reach the nodes: the TLS
 // configuration for https:// nodes (a CA to trust, a client certificate)
-// and a bearer token, both optional.
+// and a bearer token with the source of fresh ones (client.Options), all
+// optional.
 type Access struct {
-	TLS   *tls.Config
-	Token string
+	TLS         *tls.Config
+	Token       string
+	TokenSource func(context.Context) (string, error)
 }
 
 // StartSourceWith starts a source with options. Every update it sends has
@@ -81,7 +83,7 @@ func StartSourceWith(ctx context.Context, name, topic string, nodes []string, h 
 		o.RequestTimeout = time.Second
 	}
 	cl, err := client.New(append([]string(nil), nodes...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		RequestTimeout: o.RequestTimeout, OnRetry: func(string, error) { s.retries.Add(1) }, TLS: o.Access.TLS, Token: o.Access.Token})
+		RequestTimeout: o.RequestTimeout, OnRetry: func(string, error) { s.retries.Add(1) }, TLS: o.Access.TLS, Token: o.Access.Token, TokenSource: o.Access.TokenSource})
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +234,7 @@ func (t *Terminal) start(nodes []string) error {
 		order[i] = nodes[(i+len(nodes)-1)%len(nodes)]
 	}
 	cl, err := client.New(order, client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		StreamIdle: t.o.StreamIdle, HTTP: t.httpClient(), Token: t.o.Access.Token})
+		StreamIdle: t.o.StreamIdle, HTTP: t.httpClient(), Token: t.o.Access.Token, TokenSource: t.o.Access.TokenSource})
 	if err != nil {
 		return err
 	}
