@@ -43,7 +43,8 @@ type Options struct {
 	// the one in use (401) or ends a stream with an auth event (the token
 	// expired, docs/api.md): the request is sent again, the stream resumes
 	// after the last item received. It is also asked for the first token
-	// when Token is "".
+	// when Token is "". Requests and streams of one client may call it at
+	// once.
 	TokenSource func(ctx context.Context) (string, error)
 	// RequestTimeout bounds each attempt of a request (not a stream):
 	// a node that accepts connections but never answers (paused, hung) is
