@@ -13,6 +13,10 @@ const (
 	MaxTopicLen = 128
 	MaxIDLen    = 256
 	MaxMsgIDLen = 128
+	// MaxSeq is the largest seq or position the API takes (2^63-1): every
+	// engine can hold it (SQLite keeps seqs as signed 64-bit integers). A
+	// store read after a larger position is empty, as after the last seq.
+	MaxSeq = 1<<63 - 1
 	// ItemHashVersion prefixes the canonical encoding hashed by HashItem.
 	ItemHashVersion = "baton.item.v1"
 )

@@ -40,7 +40,12 @@ func ValidTopic(topic string) error {
 	return nil
 }
 
-// validText checks an id-like string: valid UTF-8, no control characters.
+// validText checks an id-like string: valid UTF-8 (no unpaired surrogate
+// either: the HTTP decoder keeps one as its invalid 3-byte form, so it is
+// refused here), and no character that would make two ids look alike or
+// break a line of a log or an SSE stream: C0 and C1 controls, DEL, the line
+// and paragraph separators U+2028 and U+2029, and the bidirectional
+// embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069.
 func validText(field, s string, max int) error {
 	if len(s) > max {
 		return Invalidf(field, "longer than %d bytes", max)
@@ -49,11 +54,78 @@ func validText(field, s string, max int) error {
 		return Invalidf(field, "not valid UTF-8")
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return Invalidf(field, "control character not allowed")
+		if textForbidden(r) {
+			return Invalidf(field, "character %U not allowed (no control, separator or bidi control characters)", r)
 		}
 	}
 	return nil
+}
+
+// textForbidden reports whether r may not appear in an id: see validText.
+func textForbidden(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r < 0x2028:
+		return false
+	}
+	return r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
+// checkValueText checks the strings of a JSON value: valid UTF-8, and no
+// \u escape of an unpaired surrogate. A parser in another language would
+// fail on the whole page holding such a value, or read a string whose
+// hash a client cannot recompute (RFC 7493, I-JSON). Outside strings JSON
+// is ASCII, so the whole value is checked as UTF-8; a backslash only
+// appears in a string, so the escapes are found without parsing.
+func checkValueText(v []byte) error {
+	if !utf8.Valid(v) {
+		return Invalidf("value", "a string is not valid UTF-8")
+	}
+	for i := bytes.IndexByte(v, '\\'); i >= 0 && i+1 < len(v); {
+		next := i + 2
+		if v[i+1] == 'u' {
+			r := hex4(v, i+2)
+			next = i + 6
+			switch {
+			case r >= 0xdc00 && r <= 0xdfff:
+				return Invalidf("value", "a string has an unpaired surrogate escape")
+			case r >= 0xd800 && r <= 0xdbff:
+				if lo := hex4(v, i+8); i+7 >= len(v) || v[i+6] != '\\' || v[i+7] != 'u' || lo < 0xdc00 || lo > 0xdfff {
+					return Invalidf("value", "a string has an unpaired surrogate escape")
+				}
+				next = i + 12
+			}
+		}
+		j := bytes.IndexByte(v[min(next, len(v)):], '\\')
+		if j < 0 {
+			break
+		}
+		i = next + j
+	}
+	return nil
+}
+
+// hex4 reads the 4 hex digits at v[i:], -1 if there are not 4.
+func hex4(v []byte, i int) rune {
+	if i+4 > len(v) {
+		return -1
+	}
+	var r rune
+	for _, c := range v[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // checkFields checks what every update must have wherever it is checked,
@@ -94,6 +166,9 @@ func Normalize(u Update) (Update, error) {
 	if err := json.Compact(&buf, u.Value); err != nil {
 		return u, Invalidf("value", "not valid JSON")
 	}
+	if err := checkValueText(buf.Bytes()); err != nil {
+		return u, err
+	}
 	u.Value = json.RawMessage(buf.Bytes())
 	if u.MsgID == "" {
 		u.MsgID = NewMsgID()
@@ -103,12 +178,16 @@ func Normalize(u Update) (Update, error) {
 
 // NormalizeCompact is Normalize for an update whose value the caller has
 // already checked and compacted as json.Compact does, e.g. while parsing it
-// out of a request body. It checks the id and msg id as Normalize does,
-// with the same errors, and makes a msg id if there is none; the value is
-// neither scanned nor copied, so u.Value is shared with the result. A value
-// that is not valid, compact JSON breaks the contract and is kept as given.
+// out of a request body. It checks the id, the msg id and the text of the
+// value's strings as Normalize does, with the same errors, and makes a msg
+// id if there is none; the value is not copied, so u.Value is shared with
+// the result. A value that is not valid, compact JSON breaks the contract
+// and is kept as given.
 func NormalizeCompact(u Update) (Update, error) {
 	if err := checkFields(u); err != nil {
+		return u, err
+	}
+	if err := checkValueText(u.Value); err != nil {
 		return u, err
 	}
 	if u.MsgID == "" {

@@ -72,10 +72,51 @@ func TestValidateAppend(t *testing.T) {
 		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\xff"}, "msg_id"},
 		{baton.Update{ID: "a", Value: ok.Value, MsgID: strings.Repeat("x", baton.MaxMsgIDLen+1)}, "msg_id"},
 		{baton.Update{ID: "a", MsgID: "m"}, "value"},
+		// Not text, or text that would look like another id: see validText.
+		{baton.Update{ID: "coll\xfe", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\xed\xa0\x80", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\u0080", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\u009f", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a\u2028", Value: ok.Value, MsgID: "m"}, "id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u2029"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u202a"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u202e"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u2066"}, "msg_id"},
+		{baton.Update{ID: "a", Value: ok.Value, MsgID: "\u2069"}, "msg_id"},
 	} {
 		err := baton.ValidateAppend("t", []baton.Update{ok, tc.u})
 		if want := "items[1]." + tc.field; fieldOf(err) != want || !errors.Is(err, baton.ErrInvalid) {
 			t.Errorf("%+v: %v, want an invalid %s", tc.u, err, want)
+		}
+	}
+}
+
+// Ids may hold any other text, U+FFFD and the neighbours of the refused
+// ranges included.
+func TestValidateAppendText(t *testing.T) {
+	for _, id := range []string{"\ufffd", "a\u00a0", "\u007e", "\u2027\u202f\u2065\u206a", "é😀"} {
+		u := baton.Update{ID: id, Value: json.RawMessage(`1`), MsgID: id}
+		if err := baton.ValidateAppend("t", []baton.Update{u}); err != nil {
+			t.Errorf("id %q: %v", id, err)
+		}
+	}
+}
+
+// Normalize and NormalizeCompact refuse a value with a string that is not
+// UTF-8 or escapes an unpaired surrogate: other parsers fail on it, or read
+// a string whose hash a client cannot recompute.
+func TestNormalizeValueText(t *testing.T) {
+	for v, bad := range map[string]bool{
+		"\"\xff\"": true, "{\"k\xc3\":1}": true, `"\ud800"`: true, `"\udc00"`: true, `"\ud800\ud800"`: true,
+		`["\ud83d\u0041"]`: true, `"\uDBFF"`: true, `"x\ud83d"`: true, `{"a":"\\\udfff"}`: true,
+		`"\ud83d\ude00"`: false, `"\uD83D\uDE00"`: false, `"\\ud800"`: false, `"\\\\ud800"`: false,
+		`"\ufffd\u0041\n"`: false, `"é"`: false, `"\""`: false,
+	} {
+		for name, norm := range map[string]func(baton.Update) (baton.Update, error){"Normalize": baton.Normalize, "NormalizeCompact": baton.NormalizeCompact} {
+			_, err := norm(baton.Update{ID: "a", Value: json.RawMessage(v)})
+			if got := err != nil; got != bad || bad && fieldOf(err) != "value" {
+				t.Errorf("%s(%s): %v, want refused %v", name, v, err, bad)
+			}
 		}
 	}
 }
@@ -170,4 +211,58 @@ func TestValidateOperations(t *testing.T) {
 			t.Errorf("%s: %v, want field %q", tc.name, tc.err, tc.field)
 		}
 	}
+}
+
+// FuzzNormalizeValueText checks Normalize's refusal of a value's text
+// against encoding/json, which reads an invalid byte or an unpaired
+// surrogate escape as U+FFFD: a valid value is refused exactly when its
+// strings, so read, hold more U+FFFD than it asks for, literally or as an
+// escape.
+func FuzzNormalizeValueText(f *testing.F) {
+	for _, v := range []string{
+		`"a"`, "\"\xff\"", `"\ud800"`, `"\udc00"`, `"\ud83d\ude00"`, `"\\ud800"`, `"\\\ud800"`,
+		`{"\ud800":1}`, `["\ufffd","\uFFFD","` + "\xef\xbf\xbd" + `"]`, `"\ud800\ud800\udc00"`,
+		`"\ud83d\u0041"`, "{\"k\xc3\":[1,\"x\"]}", `"\ud800\\"`, `"\u00e9\n\t"`,
+	} {
+		f.Add([]byte(v))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if !json.Valid(v) {
+			return
+		}
+		_, err := baton.Normalize(baton.Update{ID: "a", Value: v})
+		bad := fieldOf(err) == "value"
+		if err != nil && !bad {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if want := hidesText(v); bad != want {
+			t.Fatalf("%q: refused %v (%v), want %v", v, bad, err, want)
+		}
+	})
+}
+
+// hidesText reports whether encoding/json reads a string of the valid
+// JSON value v with more U+FFFD than v asks for.
+func hidesText(v []byte) bool {
+	asked := bytes.Count(v, []byte("\ufffd"))
+	for i := 0; i < len(v)-1; i++ {
+		if v[i] == '\\' {
+			if i+6 <= len(v) && strings.EqualFold(string(v[i+1:i+6]), "ufffd") {
+				asked++
+			}
+			i++
+		}
+	}
+	got := 0
+	dec := json.NewDecoder(bytes.NewReader(v))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if s, ok := tok.(string); ok {
+			got += strings.Count(s, "\ufffd")
+		}
+	}
+	return got > asked
 }

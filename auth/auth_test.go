@@ -432,3 +432,28 @@ func FuzzPattern(f *testing.F) {
 		}
 	})
 }
+
+// TestCachedGrantExpires: a token verified once is remembered, but not
+// past its exp (plus the leeway).
+func TestCachedGrantExpires(t *testing.T) {
+	f := write(t, "s", secret)
+	clock := t0
+	v, err := auth.NewVerifier(auth.Config{KeyFiles: []string{f}, Now: func() time.Time { return clock }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mint(t, f, auth.Token{TTL: time.Minute})
+	for range 2 {
+		if _, err := v.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock = t0.Add(time.Minute + 29*time.Second)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	clock = t0.Add(time.Minute + 31*time.Second)
+	if _, err := v.Verify(tok); !errors.Is(err, auth.ErrUnauthorized) {
+		t.Fatalf("past exp and leeway, from the cache: %v", err)
+	}
+}

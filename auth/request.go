@@ -16,7 +16,7 @@ const QueryParam = "access_token"
 // TokenFrom returns the request's token and where it came from: the
 // Authorization header ("Bearer TOKEN"), the baton_token cookie or the
 // access_token query parameter, in that order. A request that gives a
-// token in two places must give the same one.
+// token in two places (or in two cookies) must give the same one.
 func TokenFrom(r *http.Request) (token, from string, ok bool) {
 	var found []string
 	var where []string
@@ -27,8 +27,13 @@ func TokenFrom(r *http.Request) (token, from string, ok bool) {
 		}
 		found, where = append(found, strings.TrimSpace(t)), append(where, "header")
 	}
-	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
-		found, where = append(found, c.Value), append(where, "cookie")
+	// Every baton_token cookie counts: another page of the host (another
+	// port or path, or a parent domain) may set a second one, and the
+	// browser sends both.
+	for _, c := range r.CookiesNamed(CookieName) {
+		if c.Value != "" {
+			found, where = append(found, c.Value), append(where, "cookie")
+		}
 	}
 	if r.URL.RawQuery != "" {
 		if q := r.URL.Query()[QueryParam]; len(q) > 0 {

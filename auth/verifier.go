@@ -47,7 +47,15 @@ type Verifier struct {
 
 	mu   sync.RWMutex
 	keys []key
+	// cache holds the grants of tokens verified with the keys in use, so
+	// that a client sending the same token on every request pays the
+	// signature check once; Reload empties it. Bounded by cacheSize.
+	cache map[string]*Grant
+	gen   uint64 // bumped by Reload: a grant verified with older keys is not cached
 }
+
+// cacheSize bounds the verified tokens remembered.
+const cacheSize = 4096
 
 // NewVerifier loads the key files. With no key file it returns nil, nil:
 // the node runs open.
@@ -100,6 +108,8 @@ func (v *Verifier) Reload() error {
 	}
 	v.mu.Lock()
 	v.keys = keys
+	v.cache = make(map[string]*Grant)
+	v.gen++
 	v.mu.Unlock()
 	v.log.Info("token keys loaded", "files", len(v.cfg.KeyFiles), "keys", len(keys))
 	return nil
@@ -155,6 +165,39 @@ func (v *Verifier) Verify(token string) (*Grant, error) {
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthorized, MaxTokenLen)
 	}
+	v.mu.RLock()
+	g, ok := v.cache[token]
+	gen := v.gen
+	v.mu.RUnlock()
+	if ok {
+		if !v.cfg.Now().Before(g.Expires.Add(v.cfg.Leeway)) {
+			return nil, fmt.Errorf("%w: token expired", ErrUnauthorized)
+		}
+		return g, nil
+	}
+	g, err := v.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gen != gen {
+		return g, nil
+	}
+	if len(v.cache) >= cacheSize {
+		for t := range v.cache { // map order is random: a random half goes
+			if len(v.cache) < cacheSize/2 {
+				break
+			}
+			delete(v.cache, t)
+		}
+	}
+	v.cache[token] = g
+	return g, nil
+}
+
+// verify checks a token's signature and claims.
+func (v *Verifier) verify(token string) (*Grant, error) {
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFunc); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrUnauthorized, reason(err))

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"io"
 	nethttp "net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/baton-pub/baton/auth"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/limits"
+	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -381,5 +384,66 @@ func TestCORS(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Access-Control-Allow-Origin") == "" {
 		t.Errorf("a read from another origin has no Access-Control-Allow-Origin: %v", resp.Header)
+	}
+}
+
+// BenchmarkAuth measures what checking tokens costs, against an open node
+// in the same run: ingest (one op is a POST of 100 items) and fan-out to
+// 1000 streams opened with a token (one op is 10 items received by every
+// stream). docs/benchmarks.md records the figures.
+func BenchmarkAuth(b *testing.B) {
+	keyFile := filepath.Join(b.TempDir(), "secret")
+	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.Config{KeyFiles: []string{keyFile}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := auth.Mint(keyFile, auth.Token{Subject: "bench", TTL: time.Hour, Rights: auth.Rights{Publish: []string{"*"}, Subscribe: []string{"*"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var batch strings.Builder
+	batch.WriteString("[")
+	for i := range 100 {
+		if i > 0 {
+			batch.WriteString(",")
+		}
+		batch.WriteString(`{"id":"quote.600519","value":{"px":1712.5,"ccy":"CNY","n":` + strconv.Itoa(i) + `}}`)
+	}
+	batch.WriteString("]")
+	body := batch.String()
+	for _, mode := range []string{"open", "tokens"} {
+		cfg := Config{}
+		if mode == "tokens" {
+			cfg.Auth = v
+		}
+		b.Run("ingest/"+mode, func(b *testing.B) {
+			h := hub.New(memstore.New(nil), hub.Options{})
+			cfg := cfg
+			cfg.Store, cfg.Hub = memstore.New(nil), h
+			srv := httptest.NewServer(mustServer(b, cfg))
+			defer srv.Close()
+			b.ResetTimer()
+			for range b.N {
+				req, _ := nethttp.NewRequest("POST", srv.URL+"/v1/topics/quotes/items", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := nethttp.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "items/s")
+		})
+		b.Run("fanout/"+mode, func(b *testing.B) {
+			benchFanout(b, cfg, 1000, "access_token="+tok)
+		})
 	}
 }

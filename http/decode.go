@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/baton-pub/baton"
@@ -254,7 +255,7 @@ func (s *bodyScanner) stringValue(i, item int, name string, nullOK bool) (string
 			return "", err
 		}
 		s.pos = end
-		return s.stringAt(i, end)
+		return s.textAt(i, end), nil
 	case '{', '[':
 		return "", baton.Invalidf(itemField(item, name), "must be a string")
 	}
@@ -291,6 +292,63 @@ func (s *bodyScanner) stringAt(i, end int) (string, error) {
 		return "", baton.Invalidf("body", "invalid JSON at byte %d: %v", i, err)
 	}
 	return str, nil
+}
+
+// textAt returns the string whose quotes are at buf[i] and buf[end-1],
+// scanned already, unquoted without hiding what is not text: invalid UTF-8
+// is kept as it is, and a \u escape of an unpaired surrogate becomes the
+// surrogate's (invalid) 3-byte UTF-8 form, where encoding/json would read
+// either as U+FFFD. The id and msg id checks (baton.ValidateAppend) then
+// refuse them; read as U+FFFD, two different msg ids would be one.
+func (s *bodyScanner) textAt(i, end int) string {
+	raw := s.buf[i+1 : end-1]
+	k := bytes.IndexByte(raw, '\\')
+	if k < 0 {
+		return string(raw)
+	}
+	out := make([]byte, 0, len(raw))
+	for k >= 0 {
+		out = append(out, raw[:k]...)
+		c := raw[k+1]
+		raw = raw[k+2:]
+		switch c {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hex4(raw)
+			raw = raw[4:]
+			if utf16.IsSurrogate(r) && len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u' {
+				if pair := utf16.DecodeRune(r, hex4(raw[2:])); pair != utf8.RuneError {
+					r, raw = pair, raw[6:]
+				}
+			}
+			if utf16.IsSurrogate(r) {
+				// utf8.AppendRune would write U+FFFD.
+				out = append(out, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
+			} else {
+				out = utf8.AppendRune(out, r)
+			}
+		default: // '"', '\\', '/'
+			out = append(out, c)
+		}
+		k = bytes.IndexByte(raw, '\\')
+	}
+	return string(append(out, raw...))
+}
+
+// hex4 reads the 4 hex digits that scanString checked at the start of b
+// (the slow path of textAt: ids with escapes).
+func hex4(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(n)
 }
 
 // scalar checks the string, number or literal at i as encoding/json's Token

@@ -146,6 +146,20 @@ var decodeCases = []string{
 	`{"id":"a","value":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
 	`{"id":"a","value":` + strings.Repeat(`{"a":`, 10001) + `1` + strings.Repeat("}", 10001) + `}`,
 	`{"id":"a","value":` + strings.Repeat("[", 20000),
+	// Text that is not text: refused where encoding/json would read U+FFFD.
+	"{\"id\":\"a\",\"value\":1,\"msg_id\":\"coll\xff\"}", "{\"id\":\"a\",\"value\":1,\"msg_id\":\"coll\xfe\"}",
+	`{"id":"a","value":1,"msg_id":"\udc00"}`, `{"id":"\ud83d\u0041","value":1}`, `{"id":"\ud83d\ud83d\ude00","value":1}`,
+	`{"id":"\ufffd\uFFFD","value":1}`, "{\"id\":\"\xef\xbf\xbd\",\"value\":1}", `{"id":"\\ufffd","value":1}`,
+	"{\"id\":\"\\\\ufffd\xff\",\"value\":1}", "{\"id\":\"\xed\xa0\x80\",\"value\":1}",
+	"{\"id\":\"a\xc2\x85\",\"value\":1}", `{"id":"a\u0085","value":1}`, `{"id":"a\u2028","value":1}`,
+	`{"id":"a\u2029","value":1}`, `{"id":"a\u202e","value":1}`, `{"id":"a\u2066","value":1}`, `{"id":"a\u2069","value":1}`,
+	`{"id":"a\u202f\u2065\u206a\u00a0","value":1}`,
+	"{\"id\":\"a\",\"value\":{\"k\xff\":1}}", "{\"id\":\"a\",\"value\":[\"ok\",\"\xc3\"]}",
+	`{"id":"a","value":"\udc00"}`, `{"id":"a","value":"\ud800x"}`, `{"id":"a","value":"\ud800\n"}`,
+	`{"id":"a","value":"\ud800\u0041"}`, `{"id":"a","value":"\\ud800"}`, `{"id":"a","value":"\\\ud83d\ude00"}`,
+	`{"id":"a","value":{"\ud800":1}}`, `{"id":"a","value":"\ud800\ud800\udc00"}`,
+	`[{"id":"a","value":1},{"id":"b","value":"\udfff","msg_id":"\ud800"}]`,
+	"[{\"id\":\"a\",\"value\":\"\xff\"},{\"id\":\"b\xff\",\"value\":1}]",
 }
 
 // compareDecoders decodes body with decodeUpdates and the reference
@@ -340,7 +354,7 @@ func decodeUpdatesSlow(body []byte, maxBatch int) (ups []baton.Update, single bo
 	var prefixes []string
 	switch tok {
 	case json.Delim('{'):
-		u, err := slowDecodeUpdate(dec, "")
+		u, err := slowDecodeUpdate(dec, body, "")
 		if err != nil {
 			return nil, false, err
 		}
@@ -359,7 +373,7 @@ func decodeUpdatesSlow(body []byte, maxBatch int) (ups []baton.Update, single bo
 			if tok != json.Delim('{') {
 				return nil, false, baton.Invalidf(prefix, "must be a JSON object")
 			}
-			u, err := slowDecodeUpdate(dec, prefix+".")
+			u, err := slowDecodeUpdate(dec, body, prefix+".")
 			if err != nil {
 				return nil, false, err
 			}
@@ -392,7 +406,7 @@ func decodeUpdatesSlow(body []byte, maxBatch int) (ups []baton.Update, single bo
 	return ups, single, nil
 }
 
-func slowDecodeUpdate(dec *json.Decoder, prefix string) (baton.Update, error) {
+func slowDecodeUpdate(dec *json.Decoder, body []byte, prefix string) (baton.Update, error) {
 	var (
 		u                   baton.Update
 		hasID, hasV, hasMsg bool
@@ -421,13 +435,13 @@ func slowDecodeUpdate(dec *json.Decoder, prefix string) (baton.Update, error) {
 		*seen = true
 		switch key {
 		case "id":
-			s, err := slowDecodeString(dec, field, false)
+			s, err := slowDecodeString(dec, body, field, false)
 			if err != nil {
 				return u, err
 			}
 			u.ID = s
 		case "msg_id":
-			s, err := slowDecodeString(dec, field, true)
+			s, err := slowDecodeString(dec, body, field, true)
 			if err != nil {
 				return u, err
 			}
@@ -446,13 +460,19 @@ func slowDecodeUpdate(dec *json.Decoder, prefix string) (baton.Update, error) {
 	return u, nil
 }
 
-func slowDecodeString(dec *json.Decoder, field string, nullOK bool) (string, error) {
+func slowDecodeString(dec *json.Decoder, body []byte, field string, nullOK bool) (string, error) {
+	from := dec.InputOffset()
 	tok, err := dec.Token()
 	if err != nil {
 		return "", slowSyntaxError(err)
 	}
 	switch v := tok.(type) {
 	case string:
+		raw := body[from:dec.InputOffset()]
+		if hidesBadText(raw[bytes.IndexByte(raw, '"'):], v) {
+			// Not text: an invalid string, for the id checks to refuse.
+			return "\xff" + v, nil
+		}
 		return v, nil
 	case nil:
 		if nullOK {
@@ -471,5 +491,53 @@ func slowSyntaxError(err error) error {
 		return baton.Invalidf("body", "invalid JSON: unexpected end of input")
 	default:
 		return baton.Invalidf("body", "invalid JSON: %v", err)
+	}
+}
+
+// hidesBadText reports whether encoding/json read the quoted string raw as
+// s by replacing invalid UTF-8 or an unpaired surrogate escape with U+FFFD:
+// s then has more U+FFFD than raw asks for, literally or as an escape.
+func hidesBadText(raw []byte, s string) bool {
+	asked := bytes.Count(raw, []byte("\ufffd"))
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] == '\\' {
+			if i+6 <= len(raw) && strings.EqualFold(string(raw[i+1:i+6]), "ufffd") {
+				asked++
+			}
+			i++ // the escaped character
+		}
+	}
+	return strings.Count(s, "\ufffd") > asked
+}
+
+// Text that is not text is refused naming the field, never read as U+FFFD:
+// msg ids "coll\xff" and "coll\xfe" would otherwise be one, and the second
+// update dropped as its duplicate.
+func TestDecodeUpdatesText(t *testing.T) {
+	for body, want := range map[string]string{
+		"[{\"id\":\"a\",\"value\":1,\"msg_id\":\"coll\xff\"}]":                            "invalid items[0].msg_id",
+		"[{\"id\":\"a\",\"value\":1},{\"id\":\"a\",\"value\":1,\"msg_id\":\"coll\xfe\"}]": "invalid items[1].msg_id",
+		"{\"id\":\"coll\xff\",\"value\":1}":                                               "invalid id",
+		`{"id":"a\ud800","value":1}`:                                                      "invalid id",
+		`{"id":"a","value":1,"msg_id":"\udc00\ud800"}`:                                    "invalid msg_id",
+		"{\"id\":\"a\xc2\x85\",\"value\":1}":                                              "invalid id",
+		`{"id":"a\u009f","value":1}`:                                                      "invalid id",
+		`{"id":"a\u2028","value":1}`:                                                      "invalid id",
+		`{"id":"a\u2029","value":1}`:                                                      "invalid id",
+		`{"id":"a\u202a","value":1}`:                                                      "invalid id",
+		`{"id":"a\u202e","value":1}`:                                                      "invalid id",
+		`{"id":"a\u2066","value":1}`:                                                      "invalid id",
+		`{"id":"a","value":1,"msg_id":"\u2069"}`:                                          "invalid msg_id",
+		"{\"id\":\"a\",\"value\":\"\xff\"}":                                               "invalid value",
+		"[{\"id\":\"a\",\"value\":1},{\"id\":\"b\",\"value\":{\"k\xfe\":1}}]":             "invalid items[1].value",
+		`{"id":"a","value":["\ud800"]}`:                                                   "invalid value",
+		`{"id":"a","value":"\udc00\ud800"}`:                                               "invalid value",
+		`{"id":"a","value":"x\ud83dy"}`:                                                   "invalid value",
+		`{"id":"a\ufffd\u00a0\u202f\u2065","value":"\ud83d\ude00\\ud800"}`:                "ok",
+		"{\"id\":\"\xef\xbf\xbd\",\"value\":1,\"msg_id\":\"\xe2\x80\xaf\"}":               "ok",
+	} {
+		if _, _, err := decodeUpdates([]byte(body), 2); errorKind(err) != want {
+			t.Errorf("%q: %v, want %s", body, err, want)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	nethttp "net/http"
 	"strconv"
 	"strings"
@@ -44,6 +43,15 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 	after, err := resumePosition(r)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// A token past its exp, though still within the verifier's leeway for
+	// clock skew, would open a stream that ends at once with an "auth"
+	// event, and an EventSource reconnecting with it would loop until the
+	// leeway is over: it is refused as expired instead.
+	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() && !time.Now().Before(g.Expires) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+		s.writeError(w, r, wire.Errorf(baton.CodeUnauthorized, "token expired"))
 		return
 	}
 	onEnd := func() {}
@@ -145,7 +153,7 @@ func logStreamEnd(log *slog.Logger, topic, remote string, last uint64, err error
 // the first ?after), else after ?after, else from the beginning.
 func resumePosition(r *nethttp.Request) (uint64, error) {
 	if v := strings.TrimSpace(r.Header.Get("Last-Event-ID")); v != "" {
-		return parseSeq("Last-Event-ID", v, math.MaxUint64)
+		return parseSeq("Last-Event-ID", v, baton.MaxSeq)
 	}
-	return queryUint(r, "after", 0, math.MaxUint64)
+	return queryUint(r, "after", 0, baton.MaxSeq)
 }

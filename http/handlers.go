@@ -66,6 +66,12 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if s.cfg.AdmitTopic != nil {
+		if err := s.cfg.AdmitTopic(r.Context(), topic); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	receipts, err := s.cfg.Store.Append(r.Context(), topic, ups)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -76,6 +82,27 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		resp.Receipt = &resp.Items[0]
 	}
 	writePublishResponse(w, nethttp.StatusCreated, resp)
+}
+
+// boundBody keeps a request body from holding its connection: net/http
+// reads what a handler left of a body, with no deadline, before it answers,
+// so a body declared and never sent held the connection forever. A POST
+// body must arrive within ReadTimeout; any other method takes no body, and
+// one that declares a body is refused and its connection closed. It
+// reports whether the request may go on. HTTP/2 is left alone: a stream
+// the handler leaves is reset, not read, and a client may leave a GET's
+// stream open after its headers (its length is then unknown, -1).
+func (s *Server) boundBody(w nethttp.ResponseWriter, r *nethttp.Request) bool {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
+		return true
+	}
+	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	if r.Method == nethttp.MethodPost {
+		return true
+	}
+	w.Header().Set("Connection", "close")
+	s.writeError(w, r, baton.Invalidf("body", "a %s request takes no body", r.Method))
+	return false
 }
 
 // readBody reads the request body, at most max bytes. A body that says
@@ -98,7 +125,7 @@ func (s *Server) listItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	after, err := queryUint(r, "after", 0, math.MaxUint64)
+	after, err := queryUint(r, "after", 0, baton.MaxSeq)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

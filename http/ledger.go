@@ -1,7 +1,6 @@
 package http
 
 import (
-	"math"
 	nethttp "net/http"
 	"time"
 
@@ -84,7 +83,7 @@ func (s *Server) getProof(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	seq, err := parseSeq("seq", r.PathValue("seq"), math.MaxUint64)
+	seq, err := parseSeq("seq", r.PathValue("seq"), baton.MaxSeq)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -102,7 +101,7 @@ func (s *Server) getConsistency(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	from, err := queryUint(r, "from", 0, math.MaxUint64)
+	from, err := queryUint(r, "from", 0, baton.MaxSeq)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -111,7 +110,7 @@ func (s *Server) getConsistency(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, baton.Invalidf("from", "missing"))
 		return
 	}
-	to, err := queryUint(r, "to", 0, math.MaxUint64)
+	to, err := queryUint(r, "to", 0, baton.MaxSeq)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

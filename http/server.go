@@ -35,7 +35,11 @@ const (
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultReadyTimeout    = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
-	DefaultMaxStreams      = 100000
+	// DefaultIdleTimeout and DefaultReadHeaderTimeout: see
+	// Config.IdleTimeout.
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultMaxStreams        = 100000
 )
 
 // Config configures a Server. Store and Hub are required; zero values of the
@@ -61,10 +65,18 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// ShutdownTimeout bounds Close's wait for requests in flight.
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// IdleTimeout closes a keep-alive connection idle this long, and
+	// ReadHeaderTimeout one whose request headers take longer (defaults
+	// 2m and 10s).
+	IdleTimeout, ReadHeaderTimeout time.Duration
+	Logger                         *slog.Logger
 	// Ledger serves the ledger routes (checkpoint, proofs); if nil they
 	// answer 404.
 	Ledger Ledger
+	// AdmitTopic, if set, is asked before every append whether it may go
+	// to topic; its error (a 403 for a topic over the node's cap, see
+	// node.Node.AdmitTopic) is the answer, and nothing is appended.
+	AdmitTopic func(ctx context.Context, topic string) error
 	// MaxStreams bounds the event streams open at once; over it a new
 	// stream is refused with 503.
 	MaxStreams int
@@ -145,6 +157,12 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
 	}
@@ -186,15 +204,11 @@ type Server struct {
 	cancelReqs context.CancelFunc
 }
 
-// Limits of the connections Open serves. There is no ReadTimeout or
+// The limit of request headers Open serves. There is no ReadTimeout or
 // WriteTimeout: they would cut event streams; handlers set their own
 // deadlines through http.ResponseController (Config.ReadTimeout,
 // Config.WriteTimeout).
-const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-)
+const maxHeaderBytes = 64 << 10
 
 // NewServer returns a server, or the error of cfg.Validate.
 func NewServer(cfg Config) (*Server, error) {
@@ -243,6 +257,9 @@ func NewServer(cfg Config) (*Server, error) {
 
 // ServeHTTP implements net/http.Handler.
 func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if !s.boundBody(w, r) {
+		return
+	}
 	s.handler.ServeHTTP(w, r)
 }
 
@@ -264,8 +281,8 @@ func (s *Server) Open(ln net.Listener) error {
 	s.cancelReqs = cancel
 	s.srv = &nethttp.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },

@@ -576,13 +576,20 @@ func TestErrorTable(t *testing.T) {
 // listener, wrapped by wrap if not nil. Cleanup closes both.
 func openServer(t *testing.T, wrap func(net.Listener) net.Listener) (*Server, net.Listener) {
 	t.Helper()
+	return openServerConfig(t, Config{}, wrap)
+}
+
+// openServerConfig is openServer with cfg (its Store and Hub set here).
+func openServerConfig(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) (*Server, net.Listener) {
+	t.Helper()
 	st := memstore.New(nil)
 	h := hub.New(st, hub.Options{})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	srv := mustServer(t, Config{Store: st, Hub: h})
+	cfg.Store, cfg.Hub = st, h
+	srv := mustServer(t, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -509,48 +509,57 @@ func TestStreamFallback(t *testing.T) {
 // each writer. One op is one batch received by every stream.
 func BenchmarkStreamFanout(b *testing.B) {
 	for _, writer := range writers {
-		for _, n := range []int{1000} {
-			b.Run(fmt.Sprintf("%s/%d", writer, n), func(b *testing.B) {
-				st := memstore.New(nil)
-				h := hub.New(st, hub.Options{})
-				if err := h.Start(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				defer h.Close()
-				srv := mustServer(b, Config{Store: st, Hub: h, SSEWriter: writer})
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
-				hs := &nethttp.Server{Handler: srv}
-				go hs.Serve(ln)
-				defer func() { srv.Close(); hs.Close() }()
-
-				const batch = 10
-				var got sync.WaitGroup
-				counts := make([]int, n)
-				for i := range n {
-					s := dialStream(b, ln.Addr().String(), "", 0)
-					go func() {
-						_ = wire.ReadEvents(s.resp.Body, func(ev wire.Event) error {
-							counts[i]++
-							if counts[i]%batch == 0 {
-								got.Done()
-							}
-							return nil
-						})
-					}()
-				}
-				p := newPublisher(b, st, testTopic)
-				b.ResetTimer()
-				for range b.N {
-					got.Add(n)
-					p.publish(batch)
-					got.Wait()
-				}
-			})
-		}
+		b.Run(fmt.Sprintf("%s/%d", writer, 1000), func(b *testing.B) {
+			benchFanout(b, Config{SSEWriter: writer}, 1000, "")
+		})
 	}
+}
+
+// benchFanout opens n streams (with query) on a server of cfg and times
+// batches of 10 items received by every stream.
+func benchFanout(b *testing.B, cfg Config, n int, query string) {
+	st := memstore.New(nil)
+	h := hub.New(st, hub.Options{})
+	if err := h.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	cfg.Store, cfg.Hub = st, h
+	srv := mustServer(b, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &nethttp.Server{Handler: srv}
+	go hs.Serve(ln)
+	defer func() { srv.Close(); hs.Close() }()
+
+	const batch = 10
+	var got sync.WaitGroup
+	counts := make([]int, n)
+	for i := range n {
+		s := dialStream(b, ln.Addr().String(), query, 0)
+		if s.resp.StatusCode != 200 {
+			b.Fatalf("stream %d: status %d", i, s.resp.StatusCode)
+		}
+		go func() {
+			_ = wire.ReadEvents(s.resp.Body, func(ev wire.Event) error {
+				counts[i]++
+				if counts[i]%batch == 0 {
+					got.Done()
+				}
+				return nil
+			})
+		}()
+	}
+	p := newPublisher(b, st, testTopic)
+	b.ResetTimer()
+	for range b.N {
+		got.Add(n)
+		p.publish(batch)
+		got.Wait()
+	}
+	b.ReportMetric(float64(b.N*batch*n)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
 func TestPeerClosed(t *testing.T) {

@@ -55,6 +55,10 @@ type cluster struct {
 	ttl   time.Duration
 	nodes []*proc.Node
 	h     *checker.History
+	// extra are more `baton serve` flags for every node; token, if set,
+	// is sent by get (a node started with --jwt-key).
+	extra []string
+	token string
 }
 
 // Engine opens a fresh store URL for a test; the SQLite engine by default.
@@ -66,7 +70,14 @@ func sqliteEngine(t *testing.T) string {
 
 func newCluster(t *testing.T, eng engine, n int, ttl time.Duration) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), store: eng(t), ttl: ttl, h: checker.NewHistory()}
+	return newClusterWith(t, eng, n, ttl, "")
+}
+
+// newClusterWith is newCluster whose nodes get the extra serve flags, and
+// whose own reads (get) send token.
+func newClusterWith(t *testing.T, eng engine, n int, ttl time.Duration, token string, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir(), store: eng(t), ttl: ttl, h: checker.NewHistory(), extra: extra, token: token}
 	for i := 1; i <= n; i++ {
 		c.start("n" + strconv.Itoa(i))
 	}
@@ -96,7 +107,8 @@ func tail(b []byte, n int) []byte {
 
 func (c *cluster) start(name string) *proc.Node {
 	c.t.Helper()
-	n, err := proc.Start(context.Background(), batonBin, c.dir, name, c.store, "--lease-ttl", c.ttl.String(), "--log-level", "debug", "--sse-heartbeat", "200ms")
+	args := append([]string{"--lease-ttl", c.ttl.String(), "--log-level", "debug", "--sse-heartbeat", "200ms"}, c.extra...)
+	n, err := proc.Start(context.Background(), batonBin, c.dir, name, c.store, args...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -128,7 +140,14 @@ func (c *cluster) get(path string, out any) error {
 		if !n.Alive() {
 			continue
 		}
-		resp, err := httpc.Get(n.URL() + path)
+		req, err := http.NewRequest(http.MethodGet, n.URL()+path, nil)
+		if err != nil {
+			return err
+		}
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := httpc.Do(req)
 		if err != nil {
 			last = err
 			continue

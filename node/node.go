@@ -29,6 +29,9 @@ type Config struct {
 	// MaxLeases is how many topics this node may publish at once; 0 means
 	// no limit. A node at its limit is not idle and does not race.
 	MaxLeases int
+	// MaxTopics is how many topics the store may hold before AdmitTopic
+	// refuses to create another; 0 means no limit.
+	MaxTopics int
 	// Batch is the most items one commit publishes (publisher.DefaultBatch
 	// if 0).
 	Batch int
@@ -67,6 +70,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLeases < 0 {
 		return baton.Invalidf("max-leases", "must not be negative")
+	}
+	if c.MaxTopics < 0 {
+		return baton.Invalidf("max-topics", "must not be negative")
 	}
 	if c.Batch <= 0 {
 		c.Batch = publisher.DefaultBatch
@@ -115,7 +121,8 @@ type Node struct {
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
-	started  bool // Start was called (and has not failed)
+	topics   topicCap // has its own lock
+	started  bool     // Start was called (and has not failed)
 	closing  bool
 
 	cancel context.CancelFunc
@@ -128,7 +135,7 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, store: store, log: cfg.Logger,
+	return &Node{cfg: cfg, store: store, log: cfg.Logger, topics: topicCap{max: cfg.MaxTopics},
 		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease)}, nil
 }
 
@@ -205,9 +212,13 @@ func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
 	t := time.NewTicker(max(n.cfg.TTL, time.Second))
 	defer t.Stop()
 	for {
+		at := n.cfg.Clock.Now()
 		topics, err := n.store.Topics(ctx)
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("list topics", "err", err)
+		}
+		if err == nil {
+			n.topics.set(topics, at)
 		}
 		for _, topic := range topics {
 			n.ensure(ctx, topic)

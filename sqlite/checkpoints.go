@@ -73,7 +73,7 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT size, root, epoch, node, at, note FROM checkpoints
-		WHERE topic = ? AND size > ? ORDER BY size LIMIT ?`, topic, after, limit)
+		WHERE topic = ? AND size > ? ORDER BY size LIMIT ?`, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", wrapErr(err))
 	}
@@ -128,7 +128,7 @@ func (s *Store) Cosign(ctx context.Context, topic string, size uint64, cs baton.
 	}
 	return s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE topic = ? AND size = ?`, topic, size).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE topic = ? AND size = ?`, topic, seqArg(size)).Scan(&n); err != nil {
 			return 0, fmt.Errorf("cosign: %w", wrapErr(err))
 		}
 		if n == 0 {

@@ -139,6 +139,24 @@ func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Dura
 }
 
 // checkHeld returns the row if lease is the live lease of its topic.
+// heldOrLapsed returns the row of lease while it is live. If lease's own
+// epoch has lapsed without a record, it records the lapse now (exactly one
+// record per epoch, and the standbys learn of it with this commit) and
+// reports lapsed: the caller commits that and fails as fenced.
+func (s *Store) heldOrLapsed(ctx context.Context, tx *sql.Tx, lease baton.Lease, now int64, op string) (topicRow, bool, error) {
+	r, err := s.checkHeld(ctx, tx, lease, now)
+	if err == nil {
+		return r, false, nil
+	}
+	if r.epoch == lease.Epoch && r.lapsed(now) {
+		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
+			return r, false, err
+		}
+		return r, true, nil
+	}
+	return r, false, fmt.Errorf("%s: %w", op, err)
+}
+
 func (s *Store) checkHeld(ctx context.Context, tx *sql.Tx, lease baton.Lease, now int64) (topicRow, error) {
 	r, ok, err := loadTopic(ctx, tx, lease.Topic)
 	if err != nil {
@@ -162,18 +180,10 @@ func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration)
 	var lapsed bool
 	err := s.writeLease(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
 		now := nanos(s.now())
-		r, err := s.checkHeld(ctx, tx, lease, now)
-		if err != nil {
-			if r.epoch == lease.Epoch && r.lapsed(now) {
-				// Record the lapse now: exactly one record per epoch, and
-				// the standbys learn of it with this commit.
-				if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
-					return 0, err
-				}
-				lapsed = true
-				return baton.SignalLock, nil
-			}
-			return 0, fmt.Errorf("renew: %w", err)
+		var r topicRow
+		var err error
+		if r, lapsed, err = s.heldOrLapsed(ctx, tx, lease, now, "renew"); err != nil || lapsed {
+			return baton.SignalLock, err
 		}
 		r.expiresAt = now + int64(ttl)
 		if _, err := tx.ExecContext(ctx, `UPDATE topics SET expires_at = ? WHERE topic = ?`, r.expiresAt, lease.Topic); err != nil {
@@ -196,16 +206,10 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 	var lapsed bool
 	err := s.writeLease(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
 		now := nanos(s.now())
-		r, err := s.checkHeld(ctx, tx, lease, now)
-		if err != nil {
-			if r.epoch == lease.Epoch && r.lapsed(now) {
-				if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
-					return 0, err
-				}
-				lapsed = true
-				return baton.SignalLock, nil
-			}
-			return 0, fmt.Errorf("release: %w", err)
+		var r topicRow
+		var err error
+		if r, lapsed, err = s.heldOrLapsed(ctx, tx, lease, now, "release"); err != nil || lapsed {
+			return baton.SignalLock, err
 		}
 		if _, err := recordRelease(ctx, tx, lease.Topic, r, reason, now); err != nil {
 			return 0, err

@@ -98,10 +98,17 @@ func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) er
 	if err != nil {
 		return fmt.Errorf("read %s: %w", topic, wrapErr(err))
 	}
-	if after+1 < below {
+	if below > 0 && after < below-1 { // after+1 < below, without overflow
 		return fmt.Errorf("%s after %d: earliest kept is %d: %w", topic, after, below, baton.ErrTrimmed)
 	}
 	return nil
+}
+
+// seqArg passes a position to SQLite, which takes no uint64 above 2^63-1:
+// a larger one is read as baton.MaxSeq, beyond every seq kept (seqs are
+// INTEGER columns), so a read after it is empty, as after the last seq.
+func seqArg(n uint64) int64 {
+	return int64(min(n, baton.MaxSeq))
 }
 
 // MaxRead is the most rows one read returns.
@@ -123,7 +130,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 		return nil, err
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, id, value, msg_id, hash, ingested_at FROM items
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, after, limit)
+		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", wrapErr(err))
 	}

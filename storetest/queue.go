@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -14,6 +15,7 @@ func queueTests() []test {
 	return []test{
 		{"AppendAssignsSeqsAndHashes", testAppendAssignsSeqsAndHashes},
 		{"ItemsPaging", testItemsPaging},
+		{"HugePositions", testHugePositions},
 		{"ValuesRoundTrip", testValuesRoundTrip},
 		{"AppendCopiesValues", testAppendCopiesValues},
 		{"AppendIsAtomic", testAppendIsAtomic},
@@ -86,6 +88,40 @@ func testItemsPaging(e *env) {
 		_, err := e.s.Items(e.ctx, topic, 0, limit)
 		e.wantErr(err, baton.ErrInvalid, "Items with limit %d [Q7]", limit)
 		e.wantField(err, "limit", "Items with limit %d [Q7]", limit)
+	}
+}
+
+// testHugePositions: a position beyond any seq an engine can hold (SQLite
+// keeps seqs as signed 64-bit integers) reads as "after the last seq":
+// an empty page and no error, on every engine [Q7]. Trim up to such a
+// position stops at the cursor, and a cosignature of such a size finds no
+// checkpoint [K4].
+func testHugePositions(e *env) {
+	topic := e.topic("")
+	its := e.appendN(topic, 2)
+	l := e.acquire(topic, "node-a", liveTTL)
+	e.commit(l, 0, its)
+	e.noErr(e.s.AddCheckpoint(e.ctx, checkpointOf(l, 2)), "AddCheckpoint")
+	for _, after := range []uint64{baton.MaxSeq, baton.MaxSeq + 1, math.MaxUint64 - 1, math.MaxUint64} {
+		what := fmt.Sprintf("after %d [Q7]", after)
+		its, err := e.s.Items(e.ctx, topic, after, 10)
+		e.noErr(err, "Items %s", what)
+		ps, err := e.s.Published(e.ctx, topic, after, 10)
+		e.noErr(err, "Published %s", what)
+		ls, err := e.s.Leaves(e.ctx, topic, after, 10)
+		e.noErr(err, "Leaves %s", what)
+		cs, err := e.s.Checkpoints(e.ctx, topic, after, 10)
+		e.noErr(err, "Checkpoints %s", what)
+		if len(its)+len(ps)+len(ls)+len(cs) != 0 {
+			e.t.Fatalf("%s: %d items, %d published, %d leaves, %d checkpoints, want none", what, len(its), len(ps), len(ls), len(cs))
+		}
+		err = e.s.Cosign(e.ctx, topic, after, baton.Cosignature{Node: "w", Signature: []byte("s")})
+		e.wantErr(err, baton.ErrNotFound, "Cosign size %d [K4]", after)
+	}
+	n, err := e.s.Trim(e.ctx, topic, math.MaxUint64)
+	e.noErr(err, "Trim before 2^64-1")
+	if n != 1 || len(e.items(topic, 1, 10)) != 1 {
+		e.t.Fatalf("Trim before 2^64-1 deleted %d, want 1: the cursor's item is kept", n)
 	}
 }
 
@@ -162,6 +198,13 @@ func testAppendIsAtomic(e *env) {
 		{"an id not UTF-8", "id", baton.Update{ID: "x\xff", Value: one, MsgID: msgID("utf8-id")}},
 		{"a msg id too long", "msg_id", baton.Update{ID: "x", Value: one, MsgID: strings.Repeat("m", baton.MaxMsgIDLen+1)}},
 		{"a msg id with a control character", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("ctl") + "\x7f"}},
+		{"a msg id not UTF-8", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("utf8") + "\xfe"}},
+		{"a msg id with an unpaired surrogate", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("surrogate") + "\xed\xa0\x80"}},
+		{"an id with a C1 control", "id", baton.Update{ID: "x\u0085", Value: one, MsgID: msgID("c1-id")}},
+		{"an id with a line separator", "id", baton.Update{ID: "x\u2028", Value: one, MsgID: msgID("ls-id")}},
+		{"a msg id with a paragraph separator", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("ps") + "\u2029"}},
+		{"an id with a bidi override", "id", baton.Update{ID: "x\u202e", Value: one, MsgID: msgID("bidi-id")}},
+		{"a msg id with a bidi isolate", "msg_id", baton.Update{ID: "x", Value: one, MsgID: msgID("iso") + "\u2066"}},
 	} {
 		batch := []baton.Update{good[0], tc.bad, good[1]}
 		_, err := e.s.Append(e.ctx, topic, batch)

@@ -80,8 +80,10 @@
 //     nothing: no topic, no signal.
 //   - Q2 Append checks its arguments with baton.ValidateAppend: an update
 //     without ID, MsgID or Value, or whose ID or MsgID is over its limit
-//     (baton.MaxIDLen, baton.MaxMsgIDLen), not UTF-8 or holds a control
-//     character, is ErrInvalid, an *baton.InvalidError naming the field as
+//     (baton.MaxIDLen, baton.MaxMsgIDLen), not UTF-8 (an unpaired
+//     surrogate included) or holds a C0 or C1 control character, DEL,
+//     U+2028, U+2029 or a bidi control (U+202A-U+202E, U+2066-U+2069), is
+//     ErrInvalid, an *baton.InvalidError naming the field as
 //     the HTTP API does ("items[1].msg_id"), and then nothing of the batch is
 //     added (all or none). IDs at their limits are fine.
 //   - Q3 The store hashes and keeps exactly what it is given: Item.Hash =
@@ -99,7 +101,9 @@
 //     locked it is {Topic, 0, 0}. Reads never create a topic.
 //   - Q7 Items, Published, Leaves and Handovers with limit <= 0 are
 //     ErrInvalid naming "limit" (baton.ValidateRead). Items, Published and Leaves of an unknown topic, or after
-//     the last seq, are an empty list and no error. Cursor of a topic with
+//     the last seq, are an empty list and no error; so are they, and
+//     Checkpoints, after any position above baton.MaxSeq (up to 2^64-1),
+//     which no engine holds. Cursor of a topic with
 //     nothing published has Seq 0, a zero Hash and Epoch 0.
 //   - Q8 Every method that takes a topic name rejects an invalid one
 //     (baton.ValidTopic) with ErrInvalid.

@@ -30,6 +30,7 @@ type serveConfig struct {
 	Node      string
 	LeaseTTL  time.Duration
 	MaxLeases int
+	MaxTopics int
 	MaxBody   int64
 	Retain    uint64
 	ReadyFile string
@@ -53,6 +54,9 @@ type serveConfig struct {
 func (c *serveConfig) Validate() error {
 	if c.LeaseTTL < 50*time.Millisecond || c.LeaseTTL > 10*time.Minute {
 		return baton.Invalidf("--lease-ttl", "%v out of range [50ms, 10m]", c.LeaseTTL)
+	}
+	if c.MaxTopics < 0 {
+		return baton.Invalidf("--max-topics", "%d is negative", c.MaxTopics)
 	}
 	if c.MaxBody < 1024 {
 		return baton.Invalidf("--max-body", "%d is below 1024 bytes", c.MaxBody)
@@ -165,6 +169,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.Node, "node", envOr("BATON_NODE", defaultNode()), "node id, unique among the servers")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("BATON_LEASE_TTL", 2*time.Second), "publish lease time to live")
 	f.IntVar(&c.MaxLeases, "max-leases", int(envInt("BATON_MAX_LEASES", 0)), "most topics this node publishes at once (0: no limit)")
+	f.IntVar(&c.MaxTopics, "max-topics", int(envInt("BATON_MAX_TOPICS", node.DefaultMaxTopics)), "most topics in the store before a publish to a new one is refused with 403 (0: no limit)")
 	f.Int64Var(&c.MaxBody, "max-body", envInt("BATON_MAX_BODY", 1<<20), "largest accepted request body in bytes")
 	f.Uint64Var(&c.Retain, "retain", uint64(envInt("BATON_RETAIN", 1_000_000)), "published items kept per topic for resuming terminals (0: all)")
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
@@ -222,7 +227,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	defer h.Close()
 
 	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
-		MaxLeases: c.MaxLeases, Retain: c.Retain, Logger: log, Terminals: h.Terminals,
+		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, Logger: log, Terminals: h.Terminals,
 		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval}
 	var witness *ledger.Witness
 	if c.Ledger {
@@ -251,7 +256,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
-		ShutdownTimeout: 3 * time.Second, Logger: log}
+		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic}
 	if witness != nil {
 		apiCfg.Ledger = witness
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -75,5 +76,18 @@ func Navigate(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Navigate(url))
+	return err
+}
+
+// SetCookie sets an HttpOnly, SameSite=Lax cookie for the host of url, as
+// a login page of that host would: a page of another origin cannot set it
+// with document.cookie, yet the browser sends it to the host with the
+// page's credentialed requests when both are of one site.
+func SetCookie(ctx context.Context, url, name, value string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	httpOnly := true
+	_, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{
+		Name: name, Value: value, URL: url, Path: "/", HTTPOnly: &httpOnly, SameSite: network.CookieSameSiteLax})
 	return err
 }

@@ -38,3 +38,41 @@ func TestCrossOriginFetch(t *testing.T) {
 		}
 	}
 }
+
+// TestSetCookie: a cookie set for one origin's host is sent with the
+// credentialed requests of a page of another origin of the same site, and
+// the page's script cannot read it (HttpOnly).
+func TestSetCookie(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<!doctype html><title>page</title>`)
+	}))
+	defer page.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", page.URL)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		c, err := r.Cookie("session")
+		if err != nil {
+			fmt.Fprint(w, `"none"`)
+			return
+		}
+		fmt.Fprintf(w, "%q", c.Value)
+	}))
+	defer api.Close()
+	ctx := browser.Start(t)
+	if err := browser.SetCookie(ctx, api.URL, "session", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := browser.Navigate(ctx, page.URL); err != nil {
+		t.Fatal(err)
+	}
+	got, err := browser.Eval[string](ctx, 10*time.Second, fmt.Sprintf(`fetch(%q, {credentials: 'include'}).then(r => r.json())`, api.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "s1" {
+		t.Errorf("the API got cookie %q, want s1", got)
+	}
+	if js, err := browser.Eval[string](ctx, 10*time.Second, `document.cookie`); err != nil || js != "" {
+		t.Errorf("document.cookie = %q (%v), want the HttpOnly cookie hidden", js, err)
+	}
+}
