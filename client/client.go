@@ -309,8 +309,11 @@ var ErrGap = errors.New("gap in the stream")
 
 // Subscribe streams topic's published items with seq > after to fn, in
 // order, resuming after every disconnect (on the next node) from the last
-// seq fn saw, so fn sees each seq once. It returns when ctx ends (nil), when
-// fn returns an error (that error), or on ErrGap.
+// seq fn saw, so fn sees each seq once. A stream that ends with an auth
+// event (its token expired) resumes the same way with a token from
+// Options.TokenSource. It returns when ctx ends (nil), when fn returns an
+// error (that error), on ErrGap, on a 4xx (a 401 that a fresh token does
+// not mend) or on a certificate refused either way.
 func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn func(Event) error) error {
 	last := after
 	refusedFresh := false // the token was refused at a stream's start after a refresh

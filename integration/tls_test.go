@@ -292,12 +292,9 @@ func TestDemoTLS(t *testing.T) {
 // for a fresh token and resumes, and `baton subscribe --token-file` reads
 // the file again: every item arrives once and in order.
 func TestTLSTokenRenewed(t *testing.T) {
-	keyFile := filepath.Join(t.TempDir(), "jwt.key")
-	if err := os.WriteFile(keyFile, []byte("a test secret of more than thirty-two bytes"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile, _ := hmacKey(t)
 	n, ca, _ := tlsNode(t, "--jwt-key", keyFile)
-	mint := func(rights auth.Rights, ttl time.Duration) string {
+	token := func(rights auth.Rights, ttl time.Duration) string {
 		tok, err := auth.Mint(keyFile, auth.Token{Subject: "it", TTL: ttl, Rights: rights})
 		if err != nil {
 			t.Fatal(err)
@@ -311,7 +308,7 @@ func TestTLSTokenRenewed(t *testing.T) {
 	}
 	h := checker.NewHistory()
 	src, err := workload.StartSourceWith(context.Background(), "src", "quotes", []string{n.URL()}, h,
-		workload.SourceOptions{Rate: 50, Access: workload.Access{TLS: cfg, Token: mint(auth.Rights{Publish: []string{"quotes"}}, time.Hour)}})
+		workload.SourceOptions{Rate: 50, Access: workload.Access{TLS: cfg, Token: token(auth.Rights{Publish: []string{"quotes"}}, time.Hour)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,9 +316,9 @@ func TestTLSTokenRenewed(t *testing.T) {
 	var renewals atomic.Int32
 	term, err := workload.StartTerminal(context.Background(), "t1", "quotes", []string{n.URL()}, h, workload.TerminalOptions{
 		StreamIdle: 2 * time.Second,
-		Access: workload.Access{TLS: cfg, Token: mint(reader, 2*time.Second), TokenSource: func(context.Context) (string, error) {
+		Access: workload.Access{TLS: cfg, Token: token(reader, 2*time.Second), TokenSource: func(context.Context) (string, error) {
 			renewals.Add(1)
-			return mint(reader, 2*time.Second), nil
+			return token(reader, 2*time.Second), nil
 		}},
 	})
 	if err != nil {
@@ -335,7 +332,7 @@ func TestTLSTokenRenewed(t *testing.T) {
 	acks := h.Acks()
 	after := acks[len(acks)-1].Seq
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(mint(reader, 3*time.Second)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(token(reader, 3*time.Second)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -354,7 +351,7 @@ func TestTLSTokenRenewed(t *testing.T) {
 		defer outMu.Unlock()
 		return out.Len() > 0
 	})
-	if err := os.WriteFile(tokenFile, []byte(mint(reader, time.Hour)), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(token(reader, time.Hour)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	select {
