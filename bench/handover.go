@@ -166,13 +166,13 @@ func handoverFaults(ctx context.Context, e *env, res *HandoverResult) error {
 	if !waitFor(ctx, 30*time.Second, func() bool { t, _ := ep.after(0); return !t.IsZero() }) {
 		return fmt.Errorf("no item published within 30s")
 	}
-	sc := &http.Client{Timeout: 300 * time.Millisecond}
+	sc := &http.Client{Timeout: 300 * time.Millisecond, Transport: e.newTransport(len(c.nodes))}
 	holder := func() (*proc.Node, uint64) {
 		for _, n := range c.nodes {
 			if !n.Alive() {
 				continue
 			}
-			cl, err := client.New([]string{n.URL()}, client.Options{HTTP: sc, TLS: e.tls})
+			cl, err := client.New([]string{n.URL()}, client.Options{HTTP: sc})
 			if err != nil {
 				continue
 			}

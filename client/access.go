@@ -54,10 +54,13 @@ func LoadTLS(f TLSFiles) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// withTLS returns hc (a new client if nil) with cfg on its transport. The
-// transport must be an *http.Transport (or nil, the default one): a
-// wrapping RoundTripper carries its own TLS settings.
-func withTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
+// WithTLS returns a copy of hc (a new client if nil) whose transport, a
+// clone, uses cfg; hc itself if cfg is nil. The transport must be an
+// *http.Transport (or nil, the default one): a wrapping RoundTripper
+// carries its own TLS settings. Callers making many Clients share one
+// result (Options.HTTP) rather than pass Options.TLS to each, so that
+// they share its connections.
+func WithTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}

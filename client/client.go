@@ -88,7 +88,7 @@ func New(nodes []string, o Options) (*Client, error) {
 		nodes[i] = strings.TrimRight(n, "/")
 	}
 	var err error
-	if o.HTTP, err = withTLS(o.HTTP, o.TLS); err != nil {
+	if o.HTTP, err = WithTLS(o.HTTP, o.TLS); err != nil {
 		return nil, err
 	}
 	if o.Backoff <= 0 {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,7 +76,8 @@ type run struct {
 	epochs epochs
 	// access is how the demo's clients reach the nodes (TLS or none).
 	access  workload.Access
-	tlsArgs []string // the nodes' --tls-cert and --tls-key, if TLS
+	tlsArgs []string     // the nodes' --tls-cert and --tls-key, if TLS
+	http    *http.Client // the demo's own questions to the nodes
 }
 
 // Run carries out the demo and returns its report; progress goes to out as
@@ -105,6 +107,9 @@ func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 		if err := r.makeCerts(); err != nil {
 			return nil, err
 		}
+	}
+	if r.http, err = client.WithTLS(&http.Client{Timeout: 2 * time.Second}, r.access.TLS); err != nil {
+		return nil, err
 	}
 	if err := r.startNodes(ctx); err != nil {
 		return nil, err

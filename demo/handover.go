@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -92,11 +91,9 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 	return ho, nil
 }
 
-var shortHTTP = &http.Client{Timeout: 2 * time.Second}
-
 // nodeClient is a client of one node for the demo's own questions.
 func (r *run) nodeClient(addr string) (*client.Client, error) {
-	return client.New([]string{addr}, client.Options{HTTP: shortHTTP, TLS: r.access.TLS})
+	return client.New([]string{addr}, client.Options{HTTP: r.http})
 }
 
 // currentHolder asks the first node that answers who holds the topic's
