@@ -43,14 +43,9 @@ func (a *access) client(nodes []string) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The token is not the flag's default: --help would print it.
-	tok := a.token
-	if tok == "" {
-		tok = os.Getenv("BATON_TOKEN")
-	}
-	o := client.Options{TLS: cfg, Token: tok}
+	o := client.Options{TLS: cfg, Token: a.token}
 	if a.tokenFile != "" {
-		if tok != "" {
+		if a.token != "" {
 			return nil, fmt.Errorf("--token and --token-file: give one")
 		}
 		o.TokenSource = func(context.Context) (string, error) {
@@ -60,6 +55,10 @@ func (a *access) client(nodes []string) (*client.Client, error) {
 			}
 			return strings.TrimSpace(string(b)), nil
 		}
+	}
+	if o.Token == "" && o.TokenSource == nil {
+		// Not the flag's default: --help would print it.
+		o.Token = os.Getenv("BATON_TOKEN")
 	}
 	return client.New(nodes, o)
 }
