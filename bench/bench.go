@@ -70,6 +70,9 @@ type Config struct {
 	Faults int
 	// Keep keeps the scratch directory (logs, databases).
 	Keep bool
+	// TLS runs the nodes over HTTPS, with a CA and certificates made in
+	// the scratch directory that the bench's clients trust.
+	TLS bool
 	// Command is the command line, for the report.
 	Command string
 }
@@ -200,7 +203,7 @@ func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	p := planFor(c.Quick)
 	host, _ := os.Hostname()
 	r := &Report{
-		Command: c.Command, Engine: e.engine, Quick: c.Quick, Started: start.UTC(),
+		Command: c.Command, Engine: e.engine, Quick: c.Quick, TLS: c.TLS, Started: start.UTC(),
 		Host:       Host{Name: host, CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()},
 		LeaseTTLms: float64(c.LeaseTTL.Milliseconds()), ItemSize: c.ItemSize, Scenarios: c.Scenarios,
 	}

@@ -78,10 +78,10 @@ func runCeilings(ctx context.Context, e *env, p plan, r *Report) error {
 		return err
 	}
 	defer t.stop()
-	hc := &http.Client{Transport: newTransport(64), Timeout: 30 * time.Second}
-	th := &http.Client{Transport: newTransport(p.terminals)}
+	hc := &http.Client{Transport: e.newTransport(64), Timeout: 30 * time.Second}
+	th := &http.Client{Transport: e.newTransport(p.terminals)}
 	for _, rate := range p.rates {
-		row, err := latencyOnce(ctx, e, p, []string{t.addr}, hc, th, "lat-"+strconv.Itoa(int(rate)), rate, pad)
+		row, err := latencyOnce(ctx, e, p, []string{t.base}, hc, th, "lat-"+strconv.Itoa(int(rate)), rate, pad)
 		if err != nil {
 			return fmt.Errorf("raw SSE latency at %.0f items/s: %w", rate, err)
 		}

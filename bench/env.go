@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/internal/testcerts"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -33,6 +35,10 @@ type env struct {
 	redis  *exec.Cmd
 	nonce  string
 	logf   func(string, ...any)
+	// tls is what clients trust when the nodes serve TLS (Config.TLS),
+	// tlsArgs the nodes' --tls-cert and --tls-key; nil when plain HTTP.
+	tls     *tls.Config
+	tlsArgs []string
 }
 
 func newEnv(ctx context.Context, cfg Config, logf func(string, ...any)) (*env, error) {
@@ -57,7 +63,29 @@ func newEnv(ctx context.Context, cfg Config, logf func(string, ...any)) (*env, e
 	default:
 		return nil, fmt.Errorf("bench: --store %q: want sqlite, redis or a redis:// URL", s)
 	}
+	if cfg.TLS {
+		if err := e.makeCerts(); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// makeCerts makes a CA and the nodes' certificate in the scratch
+// directory; the bench's clients trust that CA.
+func (e *env) makeCerts() error {
+	ca, err := testcerts.NewCA(e.dir, "ca")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	p, err := ca.Issue("node", testcerts.Server)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	e.tlsArgs = []string{"--tls-cert", p.CertFile, "--tls-key", p.KeyFile}
+	e.tls, err = client.LoadTLS(client.TLSFiles{CAFile: ca.CertFile})
+	return err
 }
 
 // startRedis runs a redis-server from PATH on a free loopback port, with
@@ -159,15 +187,16 @@ type cluster struct {
 	store string
 	dir   string
 	nodes []*proc.Node
+	tls   *tls.Config // what clients trust, nil for plain HTTP
 }
 
 // startCluster starts n nodes named NAME-1.. on a fresh store.
 func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Duration, extra ...string) (*cluster, error) {
-	c := &cluster{name: name, store: e.storeURL(name), dir: filepath.Join(e.dir, name)}
+	c := &cluster{name: name, store: e.storeURL(name), dir: filepath.Join(e.dir, name), tls: e.tls}
 	if err := os.MkdirAll(c.dir, 0o750); err != nil {
 		return nil, err
 	}
-	args := append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, extra...)
+	args := append(append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, e.tlsArgs...), extra...)
 	for i := range n {
 		nargs := args
 		if port := os.Getenv("BATON_BENCH_PPROF_PORT"); port != "" {
@@ -185,10 +214,11 @@ func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Dur
 	return c, nil
 }
 
-func (c *cluster) addrs() []string {
+// bases are the nodes' base URLs (https:// when they serve TLS).
+func (c *cluster) bases() []string {
 	out := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
-		out[i] = n.Addr
+		out[i] = n.URL()
 	}
 	return out
 }
@@ -207,13 +237,13 @@ func (c *cluster) handovers(ctx context.Context, topic string) ([]wire.Handover,
 	var addrs []string
 	for _, n := range c.nodes {
 		if n.Alive() {
-			addrs = append(addrs, n.Addr)
+			addrs = append(addrs, n.URL())
 		}
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("no node alive")
 	}
-	cl, err := client.New(addrs, client.Options{HTTP: &http.Client{Timeout: 3 * time.Second}})
+	cl, err := client.New(addrs, client.Options{HTTP: &http.Client{Timeout: 3 * time.Second}, TLS: c.tls})
 	if err != nil {
 		return nil, err
 	}

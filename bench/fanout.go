@@ -58,7 +58,7 @@ type FanoutStep struct {
 type fanTarget struct {
 	name   string
 	writer string // Baton's stream writer; "" for the raw broadcaster
-	addr   string
+	base   string // http://host:port, or https:// for Baton over TLS
 	pid    int
 	stop   func()
 }
@@ -96,7 +96,7 @@ func fanoutNode(ctx context.Context, e *env, p plan, n int, w string) (FanoutRow
 	if err != nil {
 		return FanoutRow{}, 0, err
 	}
-	t := fanTarget{name: "baton", writer: w, addr: c.nodes[0].Addr, pid: pid, stop: c.close}
+	t := fanTarget{name: "baton", writer: w, base: c.nodes[0].URL(), pid: pid, stop: c.close}
 	row, err := fanoutRamp(ctx, e, p, t, n)
 	if err != nil {
 		return row, 0, err
@@ -146,7 +146,7 @@ func startRawSSE(ctx context.Context, e *env, name string) (fanTarget, error) {
 		stop()
 		return fanTarget{}, fmt.Errorf("raw broadcaster not serving within 15s; see %s", filepath.Join(e.dir, name+".log"))
 	}
-	return fanTarget{name: "raw", addr: addr, pid: cmd.Process.Pid, stop: stop}, nil
+	return fanTarget{name: "raw", base: "http://" + addr, pid: cmd.Process.Pid, stop: stop}, nil
 }
 
 func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (FanoutRow, error) {
@@ -154,9 +154,9 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 	label := row.label()
 	const topic = "fan"
 	pad := padFor(e.cfg.ItemSize)
-	hc := &http.Client{Transport: newTransport(16), Timeout: 30 * time.Second}
-	ps := newPoster(hc, t.addr, topic)
-	th := &http.Client{Transport: newTransport(n)}
+	hc := &http.Client{Transport: e.newTransport(16), Timeout: 30 * time.Second}
+	ps := newPoster(hc, t.base, topic)
+	th := &http.Client{Transport: e.newTransport(n)}
 	defer th.CloseIdleConnections()
 	time.Sleep(300 * time.Millisecond)
 	var err error
@@ -164,7 +164,7 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		return row, err
 	}
 	e.logf("%s: connecting %d terminals", label, n)
-	g, err := startTerminals(ctx, th, []string{"http://" + t.addr}, topic, n, 4096, 200, 60*time.Second, false)
+	g, err := startTerminals(ctx, th, []string{t.base}, topic, n, 4096, 200, 60*time.Second, false)
 	if err != nil {
 		return row, err
 	}

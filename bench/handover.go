@@ -134,8 +134,8 @@ func handoverFaults(ctx context.Context, e *env, res *HandoverResult) error {
 	ep := &epochs{first: make(map[uint64]time.Time)}
 	var sent atomic.Int64
 	for i, n := range c.nodes {
-		hc := &http.Client{Transport: newTransport(2), Timeout: 300 * time.Millisecond}
-		ps := newPoster(hc, n.Addr, topic)
+		hc := &http.Client{Transport: e.newTransport(2), Timeout: 300 * time.Millisecond}
+		ps := newPoster(hc, n.URL(), topic)
 		wg.Go(func() {
 			src := "h" + strconv.Itoa(i)
 			for k := int64(0); ctx.Err() == nil; k++ {
@@ -149,8 +149,8 @@ func handoverFaults(ctx context.Context, e *env, res *HandoverResult) error {
 				}
 			}
 		})
-		cl, err := client.New([]string{n.Addr}, client.Options{Backoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-			StreamIdle: time.Second})
+		cl, err := client.New([]string{n.URL()}, client.Options{Backoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+			StreamIdle: time.Second, TLS: e.tls})
 		if err != nil {
 			return err
 		}
@@ -166,13 +166,13 @@ func handoverFaults(ctx context.Context, e *env, res *HandoverResult) error {
 	if !waitFor(ctx, 30*time.Second, func() bool { t, _ := ep.after(0); return !t.IsZero() }) {
 		return fmt.Errorf("no item published within 30s")
 	}
-	sc := &http.Client{Timeout: 300 * time.Millisecond}
+	sc := &http.Client{Timeout: 300 * time.Millisecond, Transport: e.newTransport(len(c.nodes))}
 	holder := func() (*proc.Node, uint64) {
 		for _, n := range c.nodes {
 			if !n.Alive() {
 				continue
 			}
-			cl, err := client.New([]string{n.Addr}, client.Options{HTTP: sc})
+			cl, err := client.New([]string{n.URL()}, client.Options{HTTP: sc})
 			if err != nil {
 				continue
 			}
@@ -304,14 +304,13 @@ func soak(ctx context.Context, e *env, p plan, ttl time.Duration) (SoakResult, e
 	defer c.close()
 	const topic = "soak"
 	pad := padFor(e.cfg.ItemSize)
-	var bases []string
 	var posters []*poster
-	hc := &http.Client{Transport: newTransport(e.cfg.Sources + 8), Timeout: 30 * time.Second}
-	for _, a := range c.addrs() {
-		bases = append(bases, "http://"+a)
-		posters = append(posters, newPoster(hc, a, topic))
+	hc := &http.Client{Transport: e.newTransport(e.cfg.Sources + 8), Timeout: 30 * time.Second}
+	bases := c.bases()
+	for _, b := range bases {
+		posters = append(posters, newPoster(hc, b, topic))
 	}
-	g, err := startTerminals(ctx, &http.Client{Transport: newTransport(p.terminals)}, bases, topic, p.terminals, 64<<10, 50, 30*time.Second, false)
+	g, err := startTerminals(ctx, &http.Client{Transport: e.newTransport(p.terminals)}, bases, topic, p.terminals, 64<<10, 50, 30*time.Second, false)
 	if err != nil {
 		return s, err
 	}

@@ -55,8 +55,8 @@ func runIngest(ctx context.Context, e *env, p plan, r *Report) error {
 	defer c.close()
 	res := &IngestResult{Nodes: len(c.nodes), Sources: e.cfg.Sources, Seconds: p.ingestDur.Seconds()}
 	r.Ingest = res
-	hc := &http.Client{Transport: newTransport(e.cfg.Sources + 8), Timeout: 30 * time.Second}
-	th := &http.Client{Transport: newTransport(8)}
+	hc := &http.Client{Transport: e.newTransport(e.cfg.Sources + 8), Timeout: 30 * time.Second}
+	th := &http.Client{Transport: e.newTransport(8)}
 	pad := padFor(e.cfg.ItemSize)
 	for _, b := range ingestBatches {
 		topic := "ingest-b" + strconv.Itoa(b)
@@ -93,20 +93,20 @@ func warmUp(ctx context.Context, g *terminals, ps *poster, pad string) error {
 
 func ingestOnce(ctx context.Context, e *env, p plan, c *cluster, hc, th *http.Client, topic string, batch int, pad string) (IngestRow, error) {
 	row := IngestRow{Batch: batch}
-	addrs := c.addrs()
-	g, err := startTerminals(ctx, th, []string{"http://" + addrs[0]}, topic, 1, 256<<10, 1, 30*time.Second, true)
+	bases := c.bases()
+	g, err := startTerminals(ctx, th, bases[:1], topic, 1, 256<<10, 1, 30*time.Second, true)
 	if err != nil {
 		return row, err
 	}
 	defer g.stop()
-	if err := warmUp(ctx, g, newPoster(hc, addrs[0], topic), pad); err != nil {
+	if err := warmUp(ctx, g, newPoster(hc, bases[0], topic), pad); err != nil {
 		return row, err
 	}
 	start := time.Now()
 	g.reset(start, 1)
 	var posters []*poster
-	for _, a := range addrs {
-		posters = append(posters, newPoster(hc, a, topic))
+	for _, b := range bases {
+		posters = append(posters, newPoster(hc, b, topic))
 	}
 	cl := closedLoop(ctx, posters, e.cfg.Sources, batch, p.ingestDur, pad)
 	row.Acked, row.Requests, row.Errors, row.Request = cl.rate, cl.requests, cl.errors, cl.latency

@@ -47,12 +47,12 @@ func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
 	defer c.close()
 	res := &LatencyResult{Nodes: len(c.nodes), Terminals: p.terminals, Seconds: p.latencyDur.Seconds()}
 	r.Latency = res
-	hc := &http.Client{Transport: newTransport(64), Timeout: 30 * time.Second}
-	th := &http.Client{Transport: newTransport(p.terminals)}
+	hc := &http.Client{Transport: e.newTransport(64), Timeout: 30 * time.Second}
+	th := &http.Client{Transport: e.newTransport(p.terminals)}
 	pad := padFor(e.cfg.ItemSize)
 	for _, rate := range p.rates {
 		topic := "latency-" + strconv.Itoa(int(rate))
-		row, err := latencyOnce(ctx, e, p, c.addrs(), hc, th, topic, rate, pad)
+		row, err := latencyOnce(ctx, e, p, c.bases(), hc, th, topic, rate, pad)
 		if err != nil {
 			return fmt.Errorf("rate %.0f: %w", rate, err)
 		}
@@ -72,20 +72,16 @@ func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
 	return nil
 }
 
-func latencyOnce(ctx context.Context, e *env, p plan, addrs []string, hc, th *http.Client, topic string, rate float64, pad string) (LatencyRow, error) {
+func latencyOnce(ctx context.Context, e *env, p plan, bases []string, hc, th *http.Client, topic string, rate float64, pad string) (LatencyRow, error) {
 	row := LatencyRow{Rate: rate}
-	var bases []string
-	for _, a := range addrs {
-		bases = append(bases, "http://"+a)
-	}
 	g, err := startTerminals(ctx, th, bases, topic, p.terminals, 64<<10, 50, 30*time.Second, false)
 	if err != nil {
 		return row, err
 	}
 	defer g.stop()
 	var posters []*poster
-	for _, a := range addrs {
-		posters = append(posters, newPoster(hc, a, topic))
+	for _, b := range bases {
+		posters = append(posters, newPoster(hc, b, topic))
 	}
 	if err := warmUp(ctx, g, posters[0], pad); err != nil {
 		return row, err

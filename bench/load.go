@@ -53,9 +53,10 @@ func appendUpdate(b []byte, src string, n, t int64, pad string) []byte {
 }
 
 // newTransport is an HTTP transport for many connections to few hosts on
-// the loopback interface.
-func newTransport(conns int) *http.Transport {
+// the loopback interface, trusting the run's CA when the nodes serve TLS.
+func (e *env) newTransport(conns int) *http.Transport {
 	return &http.Transport{
+		TLSClientConfig:     e.tls,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: conns,
@@ -71,8 +72,9 @@ type poster struct {
 	url string
 }
 
-func newPoster(hc *http.Client, addr, topic string) *poster {
-	return &poster{hc: hc, url: "http://" + addr + "/v1/topics/" + url.PathEscape(topic) + "/items"}
+// newPoster posts to the node at base (http://host:port or https://...).
+func newPoster(hc *http.Client, base, topic string) *poster {
+	return &poster{hc: hc, url: base + "/v1/topics/" + url.PathEscape(topic) + "/items"}
 }
 
 // post sends a JSON array of updates and waits for the acknowledgement.

@@ -18,6 +18,7 @@ type Report struct {
 	Command    string    `json:"command,omitempty"`
 	Engine     string    `json:"engine"`
 	Quick      bool      `json:"quick"`
+	TLS        bool      `json:"tls,omitempty"` // the nodes served HTTPS
 	Started    time.Time `json:"started"`
 	Seconds    float64   `json:"seconds"`
 	Host       Host      `json:"host"`
@@ -263,8 +264,8 @@ func num(x float64) string {
 
 // Print writes the summary tables.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\n== Baton bench: %s, %d CPUs, item value %d bytes, lease TTL %.0f ms, %.0fs%s\n",
-		r.Engine, r.Host.CPUs, r.ItemSize, r.LeaseTTLms, r.Seconds, map[bool]string{true: " (quick)"}[r.Quick])
+	fmt.Fprintf(w, "\n== Baton bench: %s%s, %d CPUs, item value %d bytes, lease TTL %.0f ms, %.0fs%s\n",
+		r.Engine, map[bool]string{true: " over TLS"}[r.TLS], r.Host.CPUs, r.ItemSize, r.LeaseTTLms, r.Seconds, map[bool]string{true: " (quick)"}[r.Quick])
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	defer tw.Flush()
 	if r.Ingest != nil {

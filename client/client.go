@@ -8,6 +8,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,11 +29,23 @@ import (
 // Options tune a Client.
 type Options struct {
 	HTTP *http.Client
+	// TLS, if set, is the TLS configuration for https:// nodes (see
+	// LoadTLS): the CAs to trust, a client certificate. It is applied to
+	// HTTP's transport, which must then be an *http.Transport or nil.
+	TLS *tls.Config
 	// Backoff is the first retry delay; it doubles up to MaxBackoff.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// Token, if set, is sent as a bearer token.
+	// Token, if set, is sent as a bearer token (Authorization: Bearer) on
+	// every request and stream.
 	Token string
+	// TokenSource, if set, is asked for a fresh token when a node refuses
+	// the one in use (401) or ends a stream with an auth event (the token
+	// expired, docs/api.md): the request is sent again, the stream resumes
+	// after the last item received. It is also asked for the first token
+	// when Token is "". Requests and streams of one client may call it at
+	// once.
+	TokenSource func(ctx context.Context) (string, error)
 	// RequestTimeout bounds each attempt of a request (not a stream):
 	// a node that accepts connections but never answers (paused, hung) is
 	// given up on. Default 5s.
@@ -53,9 +66,13 @@ type Client struct {
 
 	mu   sync.Mutex
 	down map[string]time.Time // node -> until when it is skipped
+
+	tokMu sync.Mutex
+	token string // the bearer token in use
 }
 
-// New returns a client for the nodes' base URLs (http://host:port).
+// New returns a client for the nodes' base URLs (http://host:port or
+// https://host:port; host:port alone means http).
 func New(nodes []string, o Options) (*Client, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("new client: no node addresses")
@@ -70,8 +87,9 @@ func New(nodes []string, o Options) (*Client, error) {
 		}
 		nodes[i] = strings.TrimRight(n, "/")
 	}
-	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 0}
+	var err error
+	if o.HTTP, err = WithTLS(o.HTTP, o.TLS); err != nil {
+		return nil, err
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 20 * time.Millisecond
@@ -85,7 +103,7 @@ func New(nodes []string, o Options) (*Client, error) {
 	if o.StreamIdle <= 0 {
 		o.StreamIdle = 15 * time.Second
 	}
-	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time)}, nil
+	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time), token: o.Token}, nil
 }
 
 // pick returns the next node in turn, skipping nodes that failed recently
@@ -134,7 +152,20 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 	}
 }
 
+// do sends one request and, if the node refuses the token (401) and a
+// token source can give a fresh one, sends it once more with that.
 func (c *Client) do(ctx context.Context, method, base, path string, body []byte, out any) error {
+	err := c.doOnce(ctx, method, base, path, body, out)
+	if !refused(err) || c.o.TokenSource == nil {
+		return err
+	}
+	if _, rerr := c.refreshToken(ctx); rerr != nil {
+		return fmt.Errorf("%w (%v)", err, rerr)
+	}
+	return c.doOnce(ctx, method, base, path, body, out)
+}
+
+func (c *Client) doOnce(ctx context.Context, method, base, path string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.o.RequestTimeout)
 	defer cancel()
 	var rd io.Reader
@@ -148,8 +179,8 @@ func (c *Client) do(ctx context.Context, method, base, path string, body []byte,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.o.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	if err := c.authorize(req); err != nil {
+		return err
 	}
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
@@ -184,7 +215,8 @@ func (c *Client) do(ctx context.Context, method, base, path string, body []byte,
 // receipt for each once they are durable. Updates without a MsgID get one
 // here, before the first attempt, so that retries are idempotent. It retries
 // on network errors and 5xx answers, rotating over the nodes, until ctx
-// ends; a 4xx answer is returned at once.
+// ends; a 4xx answer or a certificate refused either way is returned at
+// once.
 func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
 	if len(updates) == 0 {
 		return nil, errors.New("publish: no updates")
@@ -212,7 +244,7 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 			return out.Items, nil
 		}
 		var ae *wire.Error
-		if errors.As(err, &ae) && !ae.Temporary() {
+		if errors.As(err, &ae) && !ae.Temporary() || untrusted(err) {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 		if ctx.Err() != nil {
@@ -277,10 +309,14 @@ var ErrGap = errors.New("gap in the stream")
 
 // Subscribe streams topic's published items with seq > after to fn, in
 // order, resuming after every disconnect (on the next node) from the last
-// seq fn saw, so fn sees each seq once. It returns when ctx ends (nil), when
-// fn returns an error (that error), or on ErrGap.
+// seq fn saw, so fn sees each seq once. A stream that ends with an auth
+// event (its token expired) resumes the same way with a token from
+// Options.TokenSource. It returns when ctx ends (nil), when fn returns an
+// error (that error), on ErrGap, on a 4xx (a 401 that a fresh token does
+// not mend) or on a certificate refused either way.
 func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn func(Event) error) error {
 	last := after
+	refusedFresh := false // the token was refused at a stream's start after a refresh
 	for attempt := 0; ; {
 		base := c.pick()
 		progressed, err := c.stream(ctx, base, topic, &last, fn)
@@ -291,6 +327,23 @@ func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn f
 		if errors.As(err, &stop) {
 			return stop.err
 		}
+		if untrusted(err) {
+			return fmt.Errorf("subscribe %s: %w", topic, err)
+		}
+		var ended authEnded
+		if errors.As(err, &ended) {
+			// A new token, then resume at once after the last item:
+			// unless a fresh token was refused too (it cannot help).
+			if ended.atOpen && refusedFresh {
+				return ended.err
+			}
+			if _, err := c.refreshToken(ctx); err != nil {
+				return fmt.Errorf("subscribe %s: %w", topic, err)
+			}
+			refusedFresh = ended.atOpen
+			continue
+		}
+		refusedFresh = false
 		if progressed {
 			attempt = 0
 		}
@@ -322,8 +375,8 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
-	if c.o.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	if err := c.authorize(req); err != nil {
+		return false, stopError{err}
 	}
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
@@ -339,6 +392,9 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 			ae.Status = resp.StatusCode
 		} else {
 			ae.Message = strings.TrimSpace(string(b))
+		}
+		if ae.Status == http.StatusUnauthorized && c.o.TokenSource != nil {
+			return false, authEnded{err: fmt.Errorf("subscribe %s: %w", topic, ae), atOpen: true}
 		}
 		if !ae.Temporary() {
 			return false, stopError{fmt.Errorf("subscribe %s: %w", topic, ae)}
@@ -387,6 +443,13 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 				*last = r.Earliest - 1
 			}
 			progressed = true
+		case wire.EventAuth:
+			a, _ := ev.Auth()
+			ae := &wire.Error{Status: http.StatusUnauthorized, Code: a.Code, Message: a.Message}
+			if c.o.TokenSource == nil {
+				return progressed, stopError{fmt.Errorf("subscribe %s: %w", topic, ae)}
+			}
+			return progressed, authEnded{err: fmt.Errorf("subscribe %s: %w", topic, ae)}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,8 +19,10 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/dial"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/internal/testcerts"
 	"github.com/baton-pub/baton/internal/workload"
 )
 
@@ -36,6 +39,9 @@ type Config struct {
 	Keep bool
 	// Exe is the baton binary run as `serve`; "" means this executable.
 	Exe string
+	// TLS runs the servers over HTTPS, with a CA and certificates made in
+	// the run's directory that the source and terminals trust.
+	TLS bool
 }
 
 // Validate names the first bad field by its flag.
@@ -68,6 +74,10 @@ type run struct {
 	follow map[string][]string
 	src    *workload.Source
 	epochs epochs
+	// access is how the demo's clients reach the nodes (TLS or none).
+	access  workload.Access
+	tlsArgs []string     // the nodes' --tls-cert and --tls-key, if TLS
+	http    *http.Client // the demo's own questions to the nodes
 }
 
 // Run carries out the demo and returns its report; progress goes to out as
@@ -93,6 +103,14 @@ func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 	r.logf("store %s, %d servers, lease TTL %v, logs in %s", dial.Redact(r.store), c.Nodes, c.LeaseTTL, r.dir)
 
 	defer r.teardown()
+	if c.TLS {
+		if err := r.makeCerts(); err != nil {
+			return nil, err
+		}
+	}
+	if r.http, err = client.WithTLS(&http.Client{Timeout: 2 * time.Second}, r.access.TLS); err != nil {
+		return nil, err
+	}
 	if err := r.startNodes(ctx); err != nil {
 		return nil, err
 	}
@@ -123,12 +141,12 @@ func (r *run) logf(format string, args ...any) {
 func (r *run) startNodes(ctx context.Context) error {
 	for i := range r.c.Nodes {
 		name := "n" + strconv.Itoa(i+1)
-		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.store, "--lease-ttl", r.c.LeaseTTL.String())
+		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.store, append([]string{"--lease-ttl", r.c.LeaseTTL.String()}, r.tlsArgs...)...)
 		if err != nil {
 			return err
 		}
-		r.nodes, r.addrs = append(r.nodes, n), append(r.addrs, n.Addr)
-		r.logf("started %s on %s", name, n.Addr)
+		r.nodes, r.addrs = append(r.nodes, n), append(r.addrs, n.URL())
+		r.logf("started %s on %s", name, n.URL())
 	}
 	return nil
 }
@@ -140,7 +158,7 @@ func (r *run) startWorkload(ctx context.Context) error {
 		k := i % len(r.addrs)
 		order := append(append([]string(nil), r.addrs[k:]...), r.addrs[:k]...)
 		name := "t" + strconv.Itoa(i+1)
-		t, err := workload.StartTerminal(ctx, name, r.topic, order, r.h, workload.TerminalOptions{OnItem: r.epochs.seen})
+		t, err := workload.StartTerminal(ctx, name, r.topic, order, r.h, workload.TerminalOptions{OnItem: r.epochs.seen, Access: r.access})
 		if err != nil {
 			return err
 		}
@@ -148,7 +166,24 @@ func (r *run) startWorkload(ctx context.Context) error {
 		r.follow[name] = []string{r.topic}
 	}
 	var err error
-	r.src, err = workload.StartSource(ctx, "source", r.topic, r.addrs, r.c.Rate, r.h)
+	r.src, err = workload.StartSourceWith(ctx, "source", r.topic, r.addrs, r.h, workload.SourceOptions{Rate: r.c.Rate, Access: r.access})
+	return err
+}
+
+// makeCerts makes a CA and a certificate for the nodes in the run's
+// directory, and has the demo's clients trust that CA.
+func (r *run) makeCerts() error {
+	ca, err := testcerts.NewCA(r.dir, "ca")
+	if err != nil {
+		return err
+	}
+	p, err := ca.Issue("node", testcerts.Server)
+	if err != nil {
+		return err
+	}
+	r.tlsArgs = []string{"--tls-cert", p.CertFile, "--tls-key", p.KeyFile}
+	r.access.TLS, err = client.LoadTLS(client.TLSFiles{CAFile: ca.CertFile})
+	r.logf("TLS: the servers' certificate is signed by %s", ca.CertFile)
 	return err
 }
 
@@ -169,7 +204,7 @@ func (r *run) progress(ctx context.Context) func() {
 				for _, t := range r.terms {
 					ds = append(ds, t.Received())
 				}
-				holder, epoch := currentHolder(ctx, r.addrs, r.topic)
+				holder, epoch := r.currentHolder(ctx)
 				r.logf("acked %d, delivered %v, publisher %s (epoch %d)", r.src.Acked(), ds, holder, epoch)
 			}
 		}
@@ -244,7 +279,7 @@ func (r *run) drain(ctx context.Context, rep *Report) {
 // judge fills in the verdict: the store's release records and the checker's
 // report on the history.
 func (r *run) judge(ctx context.Context, rep *Report, srcErr error) {
-	records, err := handoverRecords(ctx, r.addrs, r.topic)
+	records, err := r.handoverRecords(ctx)
 	if err != nil {
 		rep.Problems = append(rep.Problems, "read hand-over records: "+err.Error())
 	}

@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -52,7 +51,7 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 	var victim *proc.Node
 	var epoch uint64
 	err := waitFor(ctx, 20*time.Second, func() bool {
-		holder, e := currentHolder(ctx, r.addrs, r.topic)
+		holder, e := r.currentHolder(ctx)
 		for _, n := range r.nodes {
 			if n.Name == holder && n.Alive() {
 				victim, epoch = n, e
@@ -92,12 +91,17 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 	return ho, nil
 }
 
-var shortHTTP = &http.Client{Timeout: 2 * time.Second}
+// nodeClient is a client of one node for the demo's own questions.
+func (r *run) nodeClient(addr string) (*client.Client, error) {
+	return client.New([]string{addr}, client.Options{HTTP: r.http})
+}
 
-// currentHolder asks the first node that answers who holds topic's lease.
-func currentHolder(ctx context.Context, addrs []string, topic string) (string, uint64) {
-	for _, a := range addrs {
-		cl, err := client.New([]string{a}, client.Options{HTTP: shortHTTP})
+// currentHolder asks the first node that answers who holds the topic's
+// lease.
+func (r *run) currentHolder(ctx context.Context) (string, uint64) {
+	topic := r.topic
+	for _, a := range r.addrs {
+		cl, err := r.nodeClient(a)
 		if err != nil {
 			continue
 		}
@@ -115,16 +119,16 @@ func currentHolder(ctx context.Context, addrs []string, topic string) (string, u
 	return "", 0
 }
 
-// handoverRecords reads topic's release records from the first node that
-// answers.
-func handoverRecords(ctx context.Context, addrs []string, topic string) ([]wire.Handover, error) {
+// handoverRecords reads the topic's release records from the first node
+// that answers.
+func (r *run) handoverRecords(ctx context.Context) ([]wire.Handover, error) {
 	var lastErr error
-	for _, a := range addrs {
-		cl, err := client.New([]string{a}, client.Options{HTTP: shortHTTP})
+	for _, a := range r.addrs {
+		cl, err := r.nodeClient(a)
 		if err != nil {
 			return nil, err
 		}
-		hs, err := cl.Handovers(ctx, topic)
+		hs, err := cl.Handovers(ctx, r.topic)
 		if err == nil {
 			return hs, nil
 		}

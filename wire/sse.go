@@ -56,6 +56,9 @@ func (e Event) Item() (Item, error) { return decodeData[Item](e, EventItem) }
 // Reset decodes the data of a "reset" event.
 func (e Event) Reset() (Reset, error) { return decodeData[Reset](e, EventReset) }
 
+// Auth decodes the data of an "auth" event.
+func (e Event) Auth() (Auth, error) { return decodeData[Auth](e, EventAuth) }
+
 func decodeData[T any](e Event, typ string) (T, error) {
 	var d T
 	if e.Type != typ {

@@ -56,6 +56,7 @@ report.md and PNG pictures.`,
 	f.IntVar(&c.Sources, "sources", 0, "concurrent HTTP sources for ingest and the ceilings (default 16, quick 8)")
 	f.IntVar(&c.Faults, "faults", 0, "hand-overs per fault kind (default 10, quick 2)")
 	f.BoolVar(&c.Keep, "keep", false, "keep the scratch directory (logs, databases)")
+	f.BoolVar(&c.TLS, "tls", false, "run the nodes over HTTPS with a CA and certificates made in the scratch directory (default: plain HTTP)")
 	cmd.AddCommand(newBenchRawSSE())
 	return cmd
 }

@@ -41,5 +41,6 @@ duplicated or reordered.`,
 	f.IntVar(&c.Rate, "rate", 200, "items per second from the source")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", 2*time.Second, "publish lease TTL of the servers")
 	f.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (logs, database)")
+	f.BoolVar(&c.TLS, "tls", false, "run the servers over HTTPS with a CA and certificates made in the temporary directory")
 	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +17,55 @@ import (
 
 func nodesFlag(cmd *cobra.Command, p *[]string) {
 	cmd.Flags().StringSliceVar(p, "node", strings.Split(envOr("BATON_NODES", "127.0.0.1:8080"), ","),
-		"node address(es) host:port, comma separated; requests fail over among them")
+		"node address(es) host:port (http) or https://host:port, comma separated; requests fail over among them")
+}
+
+// access is how a command reaches the nodes: the CA that signed their
+// certificates, a client certificate, a token (docs/operations.md, TLS).
+type access struct {
+	tls       client.TLSFiles
+	token     string
+	tokenFile string
+}
+
+func (a *access) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&a.tls.CAFile, "ca-file", envOr("BATON_CA_FILE", ""), "trust the CAs of this PEM file for https:// nodes (default: the system's)")
+	f.StringVar(&a.tls.CertFile, "cert", envOr("BATON_CERT", ""), "present this client certificate (PEM) to nodes run with --tls-client-ca")
+	f.StringVar(&a.tls.KeyFile, "key", envOr("BATON_KEY", ""), "the client certificate's private key (PEM)")
+	f.StringVar(&a.token, "token", "", "access token sent as a bearer token (default: $BATON_TOKEN; see baton token)")
+	f.StringVar(&a.tokenFile, "token-file", envOr("BATON_TOKEN_FILE", ""), "read the access token from this file, and again when a node says it expired (a long subscribe whose token is renewed)")
+}
+
+// client returns a client for nodes with these settings.
+func (a *access) client(nodes []string) (*client.Client, error) {
+	cfg, err := client.LoadTLS(a.tls)
+	if err != nil {
+		return nil, err
+	}
+	o := client.Options{TLS: cfg, Token: a.token}
+	if a.tokenFile != "" {
+		if a.token != "" {
+			return nil, fmt.Errorf("--token and --token-file: give one")
+		}
+		o.TokenSource = func(context.Context) (string, error) {
+			b, err := os.ReadFile(a.tokenFile)
+			if err != nil {
+				return "", fmt.Errorf("read --token-file: %w", err)
+			}
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	if o.Token == "" && o.TokenSource == nil {
+		// Not the flag's default: --help would print it.
+		o.Token = os.Getenv("BATON_TOKEN")
+	}
+	return client.New(nodes, o)
 }
 
 func newPublish() *cobra.Command {
 	var nodes []string
+	var acc access
 	var id, value, msgID string
 	cmd := &cobra.Command{
 		Use:   "publish TOPIC [--id ID --value JSON | < updates.jsonl]",
@@ -49,7 +94,7 @@ one atomic batch. Prints the receipts (seq and hash) as JSON lines.`,
 					return err
 				}
 			}
-			c, err := client.New(nodes, client.Options{})
+			c, err := acc.client(nodes)
 			if err != nil {
 				return err
 			}
@@ -65,6 +110,7 @@ one atomic batch. Prints the receipts (seq and hash) as JSON lines.`,
 		},
 	}
 	nodesFlag(cmd, &nodes)
+	acc.flags(cmd)
 	cmd.Flags().StringVar(&id, "id", "", "data id")
 	cmd.Flags().StringVar(&value, "value", "", "value (JSON)")
 	cmd.Flags().StringVar(&msgID, "msg-id", "", "message id for idempotent retries (default: made up)")
@@ -102,6 +148,7 @@ func readUpdates(r io.Reader) ([]baton.Update, error) {
 
 func newSubscribe() *cobra.Command {
 	var nodes []string
+	var acc access
 	var after uint64
 	var count int
 	cmd := &cobra.Command{
@@ -112,7 +159,7 @@ func newSubscribe() *cobra.Command {
 			if err := baton.ValidTopic(args[0]); err != nil {
 				return err
 			}
-			c, err := client.New(nodes, client.Options{})
+			c, err := acc.client(nodes)
 			if err != nil {
 				return err
 			}
@@ -138,6 +185,7 @@ func newSubscribe() *cobra.Command {
 		},
 	}
 	nodesFlag(cmd, &nodes)
+	acc.flags(cmd)
 	cmd.Flags().Uint64Var(&after, "after", 0, "start after this seq")
 	cmd.Flags().IntVar(&count, "count", 0, "stop after this many items (0: never)")
 	return cmd
@@ -145,12 +193,13 @@ func newSubscribe() *cobra.Command {
 
 func newStatus() *cobra.Command {
 	var nodes []string
+	var acc access
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show a node's status: topics, roles, holders, epochs, cursors, members",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client.New(nodes, client.Options{})
+			c, err := acc.client(nodes)
 			if err != nil {
 				return err
 			}
@@ -164,5 +213,6 @@ func newStatus() *cobra.Command {
 		},
 	}
 	nodesFlag(cmd, &nodes)
+	acc.flags(cmd)
 	return cmd
 }

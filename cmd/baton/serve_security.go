@@ -31,6 +31,9 @@ type securityConfig struct {
 	TLSCert      string
 	TLSKey       string
 	TLSClientCA  string
+	// TLSRequireClientCert refuses, at the handshake, clients without a
+	// certificate of TLSClientCA (sources only, no browsers).
+	TLSRequireClientCert bool
 	// ClientRate is each client's sustained requests per second, with
 	// ClientBurst at once; ClientStreams its event streams at once.
 	ClientRate    float64
@@ -48,6 +51,7 @@ func (c *securityConfig) flags(f *pflag.FlagSet) {
 	f.StringVar(&c.TLSCert, "tls-cert", envOr("BATON_TLS_CERT", ""), "serve HTTPS with this certificate (PEM; reloaded on change or SIGHUP)")
 	f.StringVar(&c.TLSKey, "tls-key", envOr("BATON_TLS_KEY", ""), "the certificate's private key (PEM)")
 	f.StringVar(&c.TLSClientCA, "tls-client-ca", envOr("BATON_TLS_CLIENT_CA", ""), "ask for client certificates and verify them against these CAs (PEM)")
+	f.BoolVar(&c.TLSRequireClientCert, "tls-require-client-cert", envOr("BATON_TLS_REQUIRE_CLIENT_CERT", "false") == "true", "refuse clients without a certificate of --tls-client-ca at the handshake (default: they are served, their token decides)")
 	f.Float64Var(&c.ClientRate, "client-rate", envFloat("BATON_CLIENT_RATE", 0), "requests per second one client (token subject, else address) may make (0: no limit)")
 	f.IntVar(&c.ClientBurst, "client-burst", int(envInt("BATON_CLIENT_BURST", 0)), "requests one client may make at once (default: --client-rate)")
 	f.IntVar(&c.ClientStreams, "client-streams", int(envInt("BATON_CLIENT_STREAMS", 0)), "event streams one client may hold at once (0: no limit)")
@@ -60,6 +64,9 @@ func (c *securityConfig) validate() error {
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		return baton.Invalidf("--tls-client-ca", "needs --tls-cert and --tls-key")
+	}
+	if c.TLSRequireClientCert && c.TLSClientCA == "" {
+		return baton.Invalidf("--tls-require-client-cert", "needs --tls-client-ca")
 	}
 	for _, o := range c.CORSOrigins {
 		if o != "*" && !(strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://")) || strings.HasSuffix(o, "/") {
@@ -92,7 +99,7 @@ func (c *securityConfig) build(log *slog.Logger) (*security, error) {
 		log.Warn("no --jwt-key: the node is open, anyone who reaches it may publish, subscribe and read its status (docs/security.md)")
 	}
 	if c.TLSCert != "" {
-		if s.certs, err = certs.New(certs.Config{CertFile: c.TLSCert, KeyFile: c.TLSKey, ClientCAFile: c.TLSClientCA}, log); err != nil {
+		if s.certs, err = certs.New(certs.Config{CertFile: c.TLSCert, KeyFile: c.TLSKey, ClientCAFile: c.TLSClientCA, RequireClientCert: c.TLSRequireClientCert}, log); err != nil {
 			return nil, err
 		}
 	}

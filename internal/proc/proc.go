@@ -1,6 +1,6 @@
 // Package proc runs `baton serve` as real child processes and injects
-// faults into them (SIGKILL, SIGSTOP/SIGCONT, SIGTERM). The demo, bench,
-// chaos and the integration tests use it.
+// faults into them (SIGKILL, SIGSTOP/SIGCONT, SIGTERM), or asks them to
+// reload (SIGHUP). The demo, bench, chaos and the integration tests use it.
 package proc
 
 import (
@@ -147,8 +147,13 @@ func (p *Node) Pid() int {
 // Log is the path of the node's log file.
 func (p *Node) Log() string { return filepath.Join(p.dir, p.Name+".log") }
 
-// URL is the node's base URL.
-func (p *Node) URL() string { return "http://" + p.Addr }
+// URL is the node's base URL: https when it runs with --tls-cert.
+func (p *Node) URL() string {
+	if slices.Contains(p.args, "--tls-cert") {
+		return "https://" + p.Addr
+	}
+	return "http://" + p.Addr
+}
 
 // Alive reports whether the process has not exited.
 func (p *Node) Alive() bool {
@@ -189,6 +194,9 @@ func (p *Node) Stop(d time.Duration) {
 
 // Terminate sends SIGTERM and returns at once (see Done).
 func (p *Node) Terminate() error { return p.signal(syscall.SIGTERM) }
+
+// Hangup sends SIGHUP: the node reloads its token keys and certificate.
+func (p *Node) Hangup() error { return p.signal(syscall.SIGHUP) }
 
 // Pause sends SIGSTOP; Resume sends SIGCONT.
 func (p *Node) Pause() error  { return p.signal(syscall.SIGSTOP) }

@@ -6,6 +6,7 @@ package workload
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -38,42 +39,10 @@ type Source struct {
 	done        chan struct{}
 }
 
-// StartSource starts a source publishing rate items/s to topic.
+// StartSource starts a source publishing rate items/s to topic, one
+// update per request.
 func StartSource(ctx context.Context, name, topic string, nodes []string, rate int, h *checker.History) (*Source, error) {
-	s := &Source{Name: name, Topic: topic, done: make(chan struct{})}
-	cl, err := client.New(append([]string(nil), nodes...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		RequestTimeout: time.Second, OnRetry: func(string, error) { s.retries.Add(1) }})
-	if err != nil {
-		return nil, err
-	}
-	ctx, s.cancel = context.WithCancel(ctx)
-	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			u := baton.Update{ID: fmt.Sprintf("%s.k%d", name, i%10), Value: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`),
-				MsgID: fmt.Sprintf("%s-%d", name, i)}
-			h.Sent(topic, u.MsgID)
-			rs, err := cl.Publish(ctx, topic, []baton.Update{u})
-			if err != nil {
-				if ctx.Err() == nil {
-					s.mu.Lock()
-					s.err = err
-					s.mu.Unlock()
-				}
-				return
-			}
-			h.Acked(checker.Ack{Source: name, Topic: topic, MsgID: u.MsgID, Seq: rs[0].Seq, Hash: rs[0].Hash, At: time.Now()})
-			s.acked.Add(1)
-		}
-	}()
-	return s, nil
+	return StartSourceWith(ctx, name, topic, nodes, h, SourceOptions{Rate: rate})
 }
 
 // SourceOptions tune a source started with StartSourceWith.
@@ -91,6 +60,18 @@ type SourceOptions struct {
 	Seed uint64
 	// RequestTimeout: see client.Options (default 1s).
 	RequestTimeout time.Duration
+	// Access is how the source reaches nodes that serve TLS or check tokens.
+	Access Access
+}
+
+// Access is how sources and terminals reach the nodes: the TLS
+// configuration for https:// nodes (a CA to trust, a client certificate)
+// and a bearer token with the source of fresh ones (client.Options), all
+// optional.
+type Access struct {
+	TLS         *tls.Config
+	Token       string
+	TokenSource func(context.Context) (string, error)
 }
 
 // StartSourceWith starts a source with options. Every update it sends has
@@ -102,7 +83,7 @@ func StartSourceWith(ctx context.Context, name, topic string, nodes []string, h 
 		o.RequestTimeout = time.Second
 	}
 	cl, err := client.New(append([]string(nil), nodes...), client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		RequestTimeout: o.RequestTimeout, OnRetry: func(string, error) { s.retries.Add(1) }})
+		RequestTimeout: o.RequestTimeout, OnRetry: func(string, error) { s.retries.Add(1) }, TLS: o.Access.TLS, Token: o.Access.Token, TokenSource: o.Access.TokenSource})
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +203,9 @@ type TerminalOptions struct {
 	// StreamIdle: see client.Options. Nodes run with a short
 	// --sse-heartbeat in tests, so a paused node is left quickly.
 	StreamIdle time.Duration
+	// Access is how the terminal reaches nodes that serve TLS or check
+	// tokens.
+	Access Access
 	// ReadBuffer, if positive, sets the socket receive buffer (SO_RCVBUF)
 	// of the terminal's connections: with a small one, a slow terminal
 	// fills the server's send buffer quickly and the server's write
@@ -250,7 +234,7 @@ func (t *Terminal) start(nodes []string) error {
 		order[i] = nodes[(i+len(nodes)-1)%len(nodes)]
 	}
 	cl, err := client.New(order, client.Options{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		StreamIdle: t.o.StreamIdle, HTTP: t.httpClient()})
+		StreamIdle: t.o.StreamIdle, HTTP: t.httpClient(), Token: t.o.Access.Token, TokenSource: t.o.Access.TokenSource})
 	if err != nil {
 		return err
 	}
@@ -293,9 +277,10 @@ func (t *Terminal) start(nodes []string) error {
 }
 
 // httpClient counts the terminal's event-stream requests and applies
-// ReadBuffer.
+// ReadBuffer and the TLS configuration.
 func (t *Terminal) httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = t.o.Access.TLS
 	if n := t.o.ReadBuffer; n > 0 {
 		d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
