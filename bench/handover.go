@@ -168,26 +168,23 @@ func handoverFaults(ctx context.Context, e *env, res *HandoverResult) error {
 	}
 	sc := &http.Client{Timeout: 300 * time.Millisecond, Transport: e.newTransport(len(c.nodes))}
 	holder := func() (*proc.Node, uint64) {
+		var urls []string
 		for _, n := range c.nodes {
-			if !n.Alive() {
-				continue
+			if n.Alive() {
+				urls = append(urls, n.URL())
 			}
-			cl, err := client.New([]string{n.URL()}, client.Options{HTTP: sc})
-			if err != nil {
-				continue
-			}
-			st, err := cl.Status(ctx, "")
-			if err != nil {
-				continue
-			}
-			for _, t := range st.Topics {
-				if t.Topic == topic && t.Held {
-					for _, h := range c.nodes {
-						if h.Name == t.Holder && h.Alive() {
-							return h, t.Epoch
-						}
-					}
-				}
+		}
+		cl, err := client.New(urls, client.Options{HTTP: sc})
+		if err != nil {
+			return nil, 0
+		}
+		name, epoch, err := cl.Holder(ctx, topic)
+		if err != nil {
+			return nil, 0
+		}
+		for _, h := range c.nodes {
+			if h.Name == name && h.Alive() {
+				return h, epoch
 			}
 		}
 		return nil, 0

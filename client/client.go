@@ -279,6 +279,22 @@ func (c *Client) Status(ctx context.Context, node string) (baton.NodeStatus, err
 	return st, err
 }
 
+// Holder asks the client's nodes in turn, until one answers, who holds
+// topic's lease and under which epoch; "" if no lease is live. Every node
+// reads the lock from the shared store, so the first answer is the answer.
+func (c *Client) Holder(ctx context.Context, topic string) (string, uint64, error) {
+	st, err := c.Status(ctx, "")
+	if err != nil {
+		return "", 0, err
+	}
+	for _, t := range st.Topics {
+		if t.Topic == topic && t.Held {
+			return t.Holder, t.Epoch, nil
+		}
+	}
+	return "", 0, nil
+}
+
 // Handovers fetches a topic's release records.
 func (c *Client) Handovers(ctx context.Context, topic string) ([]wire.Handover, error) {
 	var out wire.HandoversResponse

@@ -168,3 +168,30 @@ func TestSubscribeLineEnds(t *testing.T) {
 		})
 	}
 }
+
+// TestHolder: the first node that answers says who holds the lease; a
+// node that is down is passed over.
+func TestHolder(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(baton.NodeStatus{Topics: []baton.TopicStatus{
+			{Topic: "other", Held: true, Holder: "n9", Epoch: 9},
+			{Topic: "quotes", Held: true, Holder: "n2", Epoch: 4},
+			{Topic: "idle", Held: false, Holder: "n1", Epoch: 2},
+		}})
+	}))
+	defer up.Close()
+	c, err := client.New([]string{down.URL, up.URL}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]string{"quotes": "n2 4", "idle": " 0", "none": " 0"} {
+		h, e, err := c.Holder(context.Background(), topic)
+		if err != nil || fmt.Sprintf("%s %d", h, e) != want {
+			t.Errorf("Holder(%s) = %q %d %v, want %q", topic, h, e, err, want)
+		}
+	}
+}

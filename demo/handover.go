@@ -91,50 +91,30 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 	return ho, nil
 }
 
-// nodeClient is a client of one node for the demo's own questions.
-func (r *run) nodeClient(addr string) (*client.Client, error) {
-	return client.New([]string{addr}, client.Options{HTTP: r.http})
+// client asks the demo's nodes its own questions, the first that answers.
+func (r *run) client() (*client.Client, error) {
+	return client.New(r.addrs, client.Options{HTTP: r.http})
 }
 
 // currentHolder asks the first node that answers who holds the topic's
 // lease.
 func (r *run) currentHolder(ctx context.Context) (string, uint64) {
-	topic := r.topic
-	for _, a := range r.addrs {
-		cl, err := r.nodeClient(a)
-		if err != nil {
-			continue
-		}
-		st, err := cl.Status(ctx, "")
-		if err != nil {
-			continue
-		}
-		for _, t := range st.Topics {
-			if t.Topic == topic && t.Held {
-				return t.Holder, t.Epoch
-			}
-		}
+	cl, err := r.client()
+	if err != nil {
 		return "", 0
 	}
-	return "", 0
+	holder, epoch, _ := cl.Holder(ctx, r.topic)
+	return holder, epoch
 }
 
 // handoverRecords reads the topic's release records from the first node
 // that answers.
 func (r *run) handoverRecords(ctx context.Context) ([]wire.Handover, error) {
-	var lastErr error
-	for _, a := range r.addrs {
-		cl, err := r.nodeClient(a)
-		if err != nil {
-			return nil, err
-		}
-		hs, err := cl.Handovers(ctx, r.topic)
-		if err == nil {
-			return hs, nil
-		}
-		lastErr = err
+	cl, err := r.client()
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	return cl.Handovers(ctx, r.topic)
 }
 
 // waitFor polls cond every 5ms until it holds or d passes.
