@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/baton-pub/baton/auth"
+	"github.com/baton-pub/baton/internal/poll"
 )
 
 var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
@@ -456,4 +457,31 @@ func TestCachedGrantExpires(t *testing.T) {
 	if _, err := v.Verify(tok); !errors.Is(err, auth.ErrUnauthorized) {
 		t.Fatalf("past exp and leeway, from the cache: %v", err)
 	}
+}
+
+// TestWatchTakesNewKeys: replacing a key file is enough, no SIGHUP.
+func TestWatchTakesNewKeys(t *testing.T) {
+	f := write(t, "s", secret)
+	v, err := auth.NewVerifier(auth.Config{KeyFiles: []string{f}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := auth.Mint(f, auth.Token{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go v.Watch(5*time.Millisecond, stop)
+	if err := os.WriteFile(f, []byte("the next secret, 32 bytes or more.."), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Minute)
+	if err := os.Chtimes(f, future, future); err != nil {
+		t.Fatal(err)
+	}
+	poll.True(t, 10*time.Second, "the old key to be dropped", func() bool {
+		_, err := v.Verify(old)
+		return err != nil
+	})
 }

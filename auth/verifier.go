@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/baton-pub/baton/internal/filewatch"
 )
 
 // ErrUnauthorized is a missing, malformed, badly signed, expired or
@@ -44,6 +46,7 @@ type Verifier struct {
 	cfg    Config
 	log    *slog.Logger
 	parser *jwt.Parser
+	files  *filewatch.Files
 
 	mu   sync.RWMutex
 	keys []key
@@ -72,7 +75,7 @@ func NewVerifier(cfg Config, log *slog.Logger) (*Verifier, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &Verifier{cfg: cfg, log: log}
+	v := &Verifier{cfg: cfg, log: log, files: filewatch.New(cfg.KeyFiles...)}
 	if err := v.Reload(); err != nil {
 		return nil, err
 	}
@@ -98,6 +101,7 @@ var allAlgs = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS
 // Reload reads every key file again. On any error the keys in use stay as
 // they were.
 func (v *Verifier) Reload() error {
+	v.files.Mark()
 	var keys []key
 	for _, f := range v.cfg.KeyFiles {
 		ks, err := loadKeyFile(f)
@@ -113,6 +117,14 @@ func (v *Verifier) Reload() error {
 	v.mu.Unlock()
 	v.log.Info("token keys loaded", "files", len(v.cfg.KeyFiles), "keys", len(keys))
 	return nil
+}
+
+// Watch reloads the key files when they change, checking every interval,
+// until stop is closed. A failed reload keeps the keys in use.
+func (v *Verifier) Watch(interval time.Duration, stop <-chan struct{}) {
+	v.files.Watch(interval, stop, v.Reload, func(err error) {
+		v.log.Error("token keys not reloaded; the ones in use stay", "err", err)
+	})
 }
 
 // keyFunc picks the keys that may verify t: those whose algorithms include

@@ -127,12 +127,15 @@ func (s *security) listener(ln net.Listener) net.Listener {
 }
 
 // reloadOnHUP reloads the token keys and the certificate on SIGHUP, and
-// the certificate when its files change, until stop is closed.
+// either when its files change, until stop is closed.
 func (s *security) reloadOnHUP(log *slog.Logger, stop <-chan struct{}) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	if s.certs != nil {
 		go s.certs.Watch(5*time.Second, stop)
+	}
+	if s.verifier != nil {
+		go s.verifier.Watch(5*time.Second, stop)
 	}
 	go func() {
 		defer signal.Stop(hup)

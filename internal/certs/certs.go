@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/baton-pub/baton/internal/filewatch"
 )
 
 // Config names the files.
@@ -30,10 +32,11 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.RWMutex
-	cert    *tls.Certificate
-	pool    *x509.CertPool
-	modTime time.Time
+	files *filewatch.Files
+
+	mu   sync.RWMutex
+	cert *tls.Certificate
+	pool *x509.CertPool
 }
 
 // New reads the files once.
@@ -47,29 +50,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, files: filewatch.New(cfg.CertFile, cfg.KeyFile, cfg.ClientCAFile)}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) newest() time.Time {
-	var t time.Time
-	for _, f := range []string{s.cfg.CertFile, s.cfg.KeyFile, s.cfg.ClientCAFile} {
-		if f == "" {
-			continue
-		}
-		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(t) {
-			t = fi.ModTime()
-		}
-	}
-	return t
-}
-
 // Reload reads the files again. On error the certificate in use stays.
 func (s *Server) Reload() error {
-	mod := s.newest()
+	s.files.Mark()
 	cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
 	if err != nil {
 		return fmt.Errorf("tls: load certificate: %w", err)
@@ -86,7 +76,7 @@ func (s *Server) Reload() error {
 		}
 	}
 	s.mu.Lock()
-	s.cert, s.pool, s.modTime = &cert, pool, mod
+	s.cert, s.pool = &cert, pool
 	s.mu.Unlock()
 	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
 		s.log.Info("tls certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
@@ -94,31 +84,12 @@ func (s *Server) Reload() error {
 	return nil
 }
 
-// reloadIfChanged reloads when a file is newer than what was loaded.
-func (s *Server) reloadIfChanged() {
-	s.mu.RLock()
-	loaded := s.modTime
-	s.mu.RUnlock()
-	if s.newest().After(loaded) {
-		if err := s.Reload(); err != nil {
-			s.log.Warn("tls certificate reload failed; keeping the one in use", "err", err)
-		}
-	}
-}
-
-// Watch checks the files' modification times every interval until stop
-// is closed.
+// Watch reloads the files when they change, checking every interval,
+// until stop is closed. A failed reload keeps the certificate in use.
 func (s *Server) Watch(interval time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			s.reloadIfChanged()
-		}
-	}
+	s.files.Watch(interval, stop, s.Reload, func(err error) {
+		s.log.Warn("tls certificate reload failed; keeping the one in use", "err", err)
+	})
 }
 
 // TLSConfig is the listener's configuration: TLS 1.2 and later, the Go
