@@ -36,6 +36,7 @@ func (s *Server) routeNeeds() map[string]need {
 		"GET /v1/topics/{topic}/lock":              {right: auth.Admin},
 		"GET /v1/topics/{topic}/cursor":            {right: auth.Admin},
 		"GET /v1/status":                           {right: auth.Admin},
+		"GET /metrics":                             {right: auth.Admin},
 		"GET /v1/topics/{topic}/checkpoint":        ledger,
 		"GET /v1/topics/{topic}/items/{seq}/proof": ledger,
 		"GET /v1/topics/{topic}/consistency":       ledger,

@@ -268,6 +268,15 @@ func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, st)
 }
 
+// metrics serves the node's metrics (Config.Metrics), for Prometheus.
+func (s *Server) metrics(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if s.cfg.Metrics == nil {
+		s.writeError(w, r, wire.Errorf(baton.CodeNotFound, "this server exports no metrics"))
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
+}
+
 // healthz answers 200 while the process serves HTTP: liveness only.
 func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})

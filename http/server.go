@@ -100,6 +100,21 @@ type Config struct {
 	CORSOrigins []string
 	// Limits bound each client's request rate and streams (none if zero).
 	Limits limits.Config
+	// Metrics, if set, is served at GET /metrics (the admin right when
+	// Auth is set), and Observer is told of every request and stream end.
+	Metrics  nethttp.Handler
+	Observer Observer
+}
+
+// Observer is told what the API does, for metrics (package metrics).
+type Observer interface {
+	// Request is one request: its route pattern, method, status and
+	// duration (an event stream's: until its head was written, or on the
+	// goroutine writer its whole life).
+	Request(route, method string, status int, d time.Duration)
+	// StreamEnded is an event stream's end: "slow" (the terminal fell too
+	// far behind), "auth" (its token expired) or "other".
+	StreamEnded(reason string)
 }
 
 // The values of Config.SSEWriter.
@@ -236,6 +251,7 @@ func NewServer(cfg Config) (*Server, error) {
 		"/v1/status":                   {"GET": s.status},
 		"/healthz":                     {"GET": s.healthz, "HEAD": s.healthz},
 		"/readyz":                      {"GET": s.readyz, "HEAD": s.readyz},
+		"/metrics":                     {"GET": s.metrics},
 	}
 	for path, rt := range s.ledgerRoutes() {
 		routes[path] = rt
@@ -363,6 +379,18 @@ func (s *Server) methods(path string, rt route, needs map[string]need) (nethttp.
 			s.writeError(w, r, wire.Errorf(baton.CodeMethod, "method %s not allowed on %s (allowed: %s)", clip(r.Method, 16), r.URL.Path, allow))
 			return
 		}
+		if obs := s.cfg.Observer; obs != nil {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() {
+				status := sw.status
+				if status == 0 {
+					status = nethttp.StatusOK
+				}
+				obs.Request(path, r.Method, status, time.Since(start))
+			}()
+		}
 		r, ok = s.authorize(w, r, byMethod[r.Method])
 		if !ok {
 			return
@@ -403,13 +431,13 @@ type statusWriter struct {
 	hijacked bool
 }
 
-// answeredOnConn tells the request log, if w is (or wraps) its writer,
-// that the handler took the connection over and answered status on it.
+// answeredOnConn tells the request log and the metrics, if w is (or
+// wraps) their writers, that the handler took the connection over and
+// answered status on it.
 func answeredOnConn(w nethttp.ResponseWriter, status int) {
 	for {
 		if sw, ok := w.(*statusWriter); ok {
 			sw.status, sw.hijacked = status, true
-			return
 		}
 		u, ok := w.(interface{ Unwrap() nethttp.ResponseWriter })
 		if !ok {

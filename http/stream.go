@@ -63,6 +63,7 @@ type streamer struct {
 	writeTimeout time.Duration
 	maxStreams   int
 	maxWorkers   int
+	observer     Observer // nil: no metrics
 	// ctx bounds the store reads of TryNext; close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -149,6 +150,7 @@ func newStreamer(cfg Config, log *slog.Logger) *streamer {
 		writeTimeout: cfg.WriteTimeout,
 		maxStreams:   cfg.MaxStreams,
 		maxWorkers:   cfg.StreamWorkers,
+		observer:     cfg.Observer,
 		ctx:          ctx,
 		cancel:       cancel,
 		epoch:        time.Now(),
@@ -308,6 +310,16 @@ func (st *streamer) closeStream(s *eventStream, err error) {
 	s.term.Close()
 	s.cancel()
 	logStreamEnd(st.log, s.term.Topic(), s.remote, last, err)
+	if st.observer != nil {
+		reason := "other"
+		switch {
+		case errors.Is(err, hub.ErrSlowTerminal):
+			reason = "slow"
+		case errors.Is(err, errTokenExpired):
+			reason = "auth"
+		}
+		st.observer.StreamEnded(reason)
+	}
 }
 
 // close ends every stream, refuses new ones and waits for the streamer's

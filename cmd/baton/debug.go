@@ -9,19 +9,21 @@ import (
 	"time"
 )
 
-// serveDebug serves Go's profiler on addr, on a listener of its own so that
-// it is never exposed where the API is. It returns a function that stops it.
-func serveDebug(addr string, log *slog.Logger) (func(), error) {
+// serveAside serves h on addr (the value of the flag named what), on a
+// listener of its own so that it is never exposed where the API is, and
+// without authentication: it warns when addr is not loopback. It returns a
+// function that stops it.
+func serveAside(what, addr string, h nethttp.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on --debug-listen %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s %s: %w", what, addr, err)
 	}
-	srv := &nethttp.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &nethttp.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = srv.Serve(ln) }()
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		log.Warn("the profiler is reachable from other machines and has no authentication; bind --debug-listen to 127.0.0.1", "addr", ln.Addr().String())
+		log.Warn("reachable from other machines without authentication; bind it to 127.0.0.1 or a private network", "flag", what, "addr", ln.Addr().String())
 	}
-	log.Info("profiler listening", "addr", ln.Addr().String())
+	log.Info("listening", "flag", what, "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
 }
 

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -17,6 +19,7 @@ import (
 	bhttp "github.com/baton-pub/baton/http"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/metrics"
 	"github.com/baton-pub/baton/node"
 	"github.com/baton-pub/baton/sqlite"
 	"github.com/spf13/cobra"
@@ -42,6 +45,8 @@ type serveConfig struct {
 	StoreWait time.Duration
 	// DebugListen, if set, serves net/http/pprof there (never on Listen).
 	DebugListen string
+	// MetricsListen, if set, serves /metrics there too, without a token.
+	MetricsListen string
 	// The ledger: node key and local copy in DataDir, checkpoint cadence.
 	DataDir            string
 	Ledger             bool
@@ -73,9 +78,12 @@ func (c *serveConfig) Validate() error {
 	if c.StoreWait < 0 || c.StoreWait > time.Hour {
 		return baton.Invalidf("--store-wait", "%v out of range [0, 1h]", c.StoreWait)
 	}
-	if c.DebugListen != "" {
-		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
-			return baton.Invalidf("--debug-listen", "%q: %v", c.DebugListen, err)
+	for flag, addr := range map[string]string{"--debug-listen": c.DebugListen, "--metrics-listen": c.MetricsListen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return baton.Invalidf(flag, "%q: %v", addr, err)
 		}
 	}
 	if err := c.Security.validate(); err != nil {
@@ -177,6 +185,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.SSEWriter, "sse-writer", envOr("BATON_SSE_WRITER", bhttp.SSEWriterPool), "how HTTP/1.x event streams are written: pool (no goroutine per idle stream) or goroutine (one per stream; always so on HTTP/2)")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.DurationVar(&c.StoreWait, "store-wait", envDuration("BATON_STORE_WAIT", 0), "at start-up, keep retrying an unavailable store this long (0: fail at once)")
+	f.StringVar(&c.MetricsListen, "metrics-listen", envOr("BATON_METRICS_LISTEN", ""), "serve Prometheus metrics (/metrics) on this address too, without a token (the API's /metrics needs the admin right when tokens are on)")
 	f.StringVar(&c.DebugListen, "debug-listen", envOr("BATON_DEBUG_LISTEN", ""), "serve Go's profiler (net/http/pprof) on this address; off when empty. Keep it on loopback")
 	f.StringVar(&c.DataDir, "data-dir", envOr("BATON_DATA_DIR", ""), "node key and local ledger copy (default: baton-data/<node> beside the SQLite file, else ./baton-data/<node>)")
 	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
@@ -204,9 +213,26 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("open store %s: %w", dial.Redact(c.Store), err)
 	}
 	defer store.Close()
+	var started atomic.Pointer[node.Node] // the node, once made: --metrics-listen may be scraped before
+	m := metrics.New(metrics.Config{Status: func(ctx context.Context) (baton.NodeStatus, error) {
+		if n := started.Load(); n != nil {
+			return n.Status(ctx)
+		}
+		return baton.NodeStatus{}, baton.ErrUnavailable
+	}})
+	store = m.Store(store)
 
 	if c.DebugListen != "" {
-		stop, err := serveDebug(c.DebugListen, log)
+		stop, err := serveAside("--debug-listen", c.DebugListen, debugMux(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if c.MetricsListen != "" {
+		mux := nethttp.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		stop, err := serveAside("--metrics-listen", c.MetricsListen, mux, log)
 		if err != nil {
 			return err
 		}
@@ -255,8 +281,9 @@ func serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
+	started.Store(n)
 	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
-		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic}
+		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m}
 	if witness != nil {
 		apiCfg.Ledger = witness
 	}

@@ -1,0 +1,135 @@
+// Package metrics exports a node's metrics for Prometheus
+// (github.com/prometheus/client_golang): the store operations and what
+// they say about the data path (items appended and published, leases
+// taken, renewed and lost, hand-overs), the HTTP API, and, at each scrape,
+// every topic's lag, terminals and ledger as the node sees them.
+// docs/operations.md lists every metric.
+package metrics
+
+import (
+	"context"
+	nethttp "net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/baton-pub/baton"
+)
+
+// OtherTopics is the topic label of every topic past Config.MaxTopicLabels.
+const OtherTopics = "_other"
+
+// Config configures Metrics.
+type Config struct {
+	// MaxTopicLabels bounds the topics that get a label of their own
+	// (default 100); the others are summed under OtherTopics, so that the
+	// number of series stays bounded whatever the number of topics.
+	MaxTopicLabels int
+	// Status, if set, is read at each scrape for the per-topic gauges.
+	Status func(ctx context.Context) (baton.NodeStatus, error)
+}
+
+// Metrics holds a node's metrics, in a registry of its own.
+type Metrics struct {
+	cfg Config
+	reg *prometheus.Registry
+
+	storeSeconds *prometheus.HistogramVec
+	storeErrors  *prometheus.CounterVec
+	appended     *prometheus.CounterVec
+	published    *prometheus.CounterVec
+	batch        prometheus.Histogram
+	acquired     prometheus.Counter
+	renewFailed  prometheus.Counter
+	released     *prometheus.CounterVec
+	handovers    *prometheus.CounterVec
+	handoverSec  prometheus.Histogram
+	checkpoints  prometheus.Counter
+	cosigned     prometheus.Counter
+	requests     *prometheus.HistogramVec
+	streamsEnded *prometheus.CounterVec
+
+	mu     sync.Mutex
+	topics map[string]bool // topics with a label of their own
+}
+
+// New returns metrics with the Go runtime and process collectors.
+func New(cfg Config) *Metrics {
+	if cfg.MaxTopicLabels <= 0 {
+		cfg.MaxTopicLabels = 100
+	}
+	m := &Metrics{cfg: cfg, reg: prometheus.NewRegistry(), topics: make(map[string]bool)}
+	latency := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+	m.storeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_store_operation_duration_seconds",
+		Help: "Duration of store operations, by operation (renew is the lease renewal).", Buckets: latency}, []string{"operation"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_store_operation_errors_total",
+		Help: "Store operations that failed, by operation and error code (conflict: a lease or cursor changed; unavailable: the store)."}, []string{"operation", "code"})
+	m.appended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_items_appended_total",
+		Help: "Items this node appended to topics' queues (duplicates of a msg_id not counted)."}, []string{"topic"})
+	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_items_published_total",
+		Help: "Items this node published (committed under its lease)."}, []string{"topic"})
+	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_publish_batch_items",
+		Help: "Items per commit of this node's publishers.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)})
+	m.acquired = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_lease_acquisitions_total",
+		Help: "Topic leases this node acquired."})
+	m.renewFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_lease_renew_failures_total",
+		Help: "Lease renewals of this node that failed (the lease may be lost: see baton_lease_releases_total)."})
+	m.released = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_lease_releases_total",
+		Help: "Leases this node released, by reason (released: graceful; failed: its publisher failed)."}, []string{"reason"})
+	m.handovers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_handovers_total",
+		Help: "Hand-overs to this node: leases it acquired after another ended, by the reason the previous one ended."}, []string{"reason"})
+	m.handoverSec = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_handover_duration_seconds",
+		Help:    "From the end of the previous lease (release, or expiry) to this node's acquisition, on the store's clock.",
+		Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2, 3, 5, 10, 30}})
+	m.checkpoints = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_ledger_checkpoints_signed_total",
+		Help: "Ledger checkpoints this node signed and stored as publisher."})
+	m.cosigned = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_ledger_cosignatures_total",
+		Help: "Cosignatures this node's witness added to other publishers' checkpoints."})
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_http_request_duration_seconds",
+		Help: "HTTP API requests, by route, method and status (an event stream counts when it opens).", Buckets: latency},
+		[]string{"route", "method", "code"})
+	m.streamsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_streams_ended_total",
+		Help: "Event streams that ended, by why: slow (the terminal fell too far behind), auth (token expired), other."}, []string{"reason"})
+	m.reg.MustRegister(m.storeSeconds, m.storeErrors, m.appended, m.published, m.batch, m.acquired, m.renewFailed,
+		m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Status != nil {
+		m.reg.MustRegister(&topicCollector{m: m})
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() nethttp.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Registry is the registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// topic is the label of topic: itself while fewer than MaxTopicLabels
+// topics have one, else OtherTopics.
+func (m *Metrics) topic(t string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.topics[t] {
+		return t
+	}
+	if len(m.topics) >= m.cfg.MaxTopicLabels {
+		return OtherTopics
+	}
+	m.topics[t] = true
+	return t
+}
+
+// Request records one HTTP request (http.Observer).
+func (m *Metrics) Request(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// StreamEnded records why an event stream ended (http.Observer).
+func (m *Metrics) StreamEnded(reason string) { m.streamsEnded.WithLabelValues(reason).Inc() }

@@ -1,0 +1,171 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/metrics"
+)
+
+func value(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, mt := range mf.GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case mt.Counter != nil:
+				return mt.Counter.GetValue()
+			case mt.Gauge != nil:
+				return mt.Gauge.GetValue()
+			case mt.Histogram != nil:
+				return float64(mt.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return -1
+}
+
+// TestStoreEvents: the data path's events are counted from the store's
+// answers: appends without duplicates, commits and their batch, leases
+// acquired, renewals that failed, releases by reason, and the hand-over
+// of a released lease to its successor.
+func TestStoreEvents(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	st := m.Store(memstore.New(nil))
+	ctx := context.Background()
+	up := []baton.Update{{ID: "a", Value: []byte("1"), MsgID: "m1"}, {ID: "b", Value: []byte("2"), MsgID: "m2"}}
+	if _, err := st.Append(ctx, "quotes", up); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, "quotes", up[:1]); err != nil { // a retry: a duplicate
+		t.Fatal(err)
+	}
+	lease, err := st.Acquire(ctx, "quotes", "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := st.Items(ctx, "quotes", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Commit(ctx, baton.Commit{Topic: "quotes", Epoch: lease.Epoch, Holder: "n1", Items: items, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	stale := lease
+	stale.Epoch++
+	if _, err := st.Renew(ctx, stale, time.Minute); err == nil {
+		t.Fatal("a stale renewal succeeded")
+	}
+	if err := st.Release(ctx, lease, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Acquire(ctx, "quotes", "n2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		"baton_items_appended_total":       2,
+		"baton_items_published_total":      2,
+		"baton_publish_batch_items":        1,
+		"baton_lease_acquisitions_total":   2,
+		"baton_lease_renew_failures_total": 1,
+		"baton_lease_releases_total":       1,
+	} {
+		if got := value(t, m, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, m, "baton_store_operation_errors_total", map[string]string{"operation": "renew", "code": baton.CodeConflict}); got != 1 {
+		t.Errorf("renew conflicts = %v, want 1", got)
+	}
+	poll.True(t, 10*time.Second, "the hand-over to be counted", func() bool {
+		return value(t, m, "baton_handovers_total", map[string]string{"reason": "released"}) == 1 &&
+			value(t, m, "baton_handover_duration_seconds", nil) == 1
+	})
+}
+
+// TestTopicLabelsBounded: past MaxTopicLabels topics, the rest share one
+// label, so the series stay bounded however many topics there are.
+func TestTopicLabelsBounded(t *testing.T) {
+	m := metrics.New(metrics.Config{MaxTopicLabels: 2})
+	st := m.Store(memstore.New(nil))
+	for i, topic := range []string{"a", "b", "c", "d", "a"} {
+		if _, err := st.Append(context.Background(), topic, []baton.Update{{ID: "x", Value: []byte("1"), MsgID: string(rune('0' + i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for topic, want := range map[string]float64{"a": 2, "b": 1, metrics.OtherTopics: 2, "c": -1} {
+		if got := value(t, m, "baton_items_appended_total", map[string]string{"topic": topic}); got != want {
+			t.Errorf("appended{topic=%q} = %v, want %v", topic, got, want)
+		}
+	}
+}
+
+// TestTopicGauges: each scrape reads the node's status.
+func TestTopicGauges(t *testing.T) {
+	status := baton.NodeStatus{Topics: []baton.TopicStatus{
+		{Topic: "quotes", Role: baton.RoleActive, Held: true, QueueDepth: 7, Terminals: 3, Ledger: &baton.LedgerStatus{Size: 10, Alarms: 1}},
+		{Topic: "news", Role: baton.RoleStandby, Held: false},
+	}}
+	var down bool
+	m := metrics.New(metrics.Config{Status: func(context.Context) (baton.NodeStatus, error) {
+		if down {
+			return baton.NodeStatus{}, errors.New("store down")
+		}
+		return status, nil
+	}})
+	for name, want := range map[string]float64{
+		"baton_topic_lag_items":       7,
+		"baton_topic_publishing":      1,
+		"baton_terminals":             3,
+		"baton_ledger_leaves":         10,
+		"baton_ledger_witness_alarms": 1,
+	} {
+		if got := value(t, m, name, map[string]string{"topic": "quotes"}); got != want {
+			t.Errorf("%s{quotes} = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, m, "baton_topic_held", map[string]string{"topic": "news"}); got != 0 {
+		t.Errorf("held{news} = %v, want 0 (no publisher)", got)
+	}
+	if got := value(t, m, "baton_status_up", nil); got != 1 {
+		t.Errorf("status_up = %v", got)
+	}
+	down = true
+	if got := value(t, m, "baton_status_up", nil); got != 0 {
+		t.Errorf("status_up with the store down = %v", got)
+	}
+	// The text format, as Prometheus scrapes it.
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"# HELP baton_status_up", "go_goroutines", "process_open_fds", "baton_status_up 0"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the scrape lacks %q", want)
+		}
+	}
+}

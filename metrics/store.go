@@ -1,0 +1,248 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Store returns st with every operation timed and counted, and the data
+// path's events (appends, commits, leases, checkpoints) counted from the
+// operations' results: one place that sees them all, whichever component
+// made the call.
+func (m *Metrics) Store(st baton.Store) baton.Store { return &store{Store: st, m: m} }
+
+type store struct {
+	baton.Store
+	m *Metrics
+}
+
+var _ baton.Store = (*store)(nil)
+
+// done records an operation that began at start and ended with err.
+func (s *store) done(op string, start time.Time, err error) {
+	s.m.storeSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.m.storeErrors.WithLabelValues(op, baton.ErrorCode(err)).Inc()
+	}
+}
+
+func (s *store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
+	start := time.Now()
+	l, err := s.Store.Acquire(ctx, topic, holder, ttl)
+	s.done("acquire", start, err)
+	if err == nil {
+		s.m.acquired.Inc()
+		if l.Epoch > 1 {
+			go s.handover(l)
+		}
+	}
+	return l, err
+}
+
+// handover reads the record of the lease l followed, for the hand-over
+// metrics. It runs apart: an acquisition must not wait for it.
+func (s *store) handover(l baton.Lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	recs, err := s.Store.Handovers(ctx, l.Topic, 4)
+	if err != nil {
+		return
+	}
+	for _, r := range recs {
+		if r.SuccessorEpoch == l.Epoch {
+			s.m.handovers.WithLabelValues(string(r.Reason)).Inc()
+			if d := l.AcquiredAt.Sub(r.At); d >= 0 {
+				s.m.handoverSec.Observe(d.Seconds())
+			}
+			return
+		}
+	}
+}
+
+func (s *store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
+	start := time.Now()
+	l, err := s.Store.Renew(ctx, lease, ttl)
+	s.done("renew", start, err)
+	if err != nil {
+		s.m.renewFailed.Inc()
+	}
+	return l, err
+}
+
+func (s *store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {
+	start := time.Now()
+	err := s.Store.Release(ctx, lease, reason)
+	s.done("release", start, err)
+	if err == nil {
+		s.m.released.WithLabelValues(string(reason)).Inc()
+	}
+	return err
+}
+
+func (s *store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, error) {
+	start := time.Now()
+	r, err := s.Store.Expire(ctx, topic)
+	s.done("expire", start, ignoreExpected(err))
+	return r, err
+}
+
+func (s *store) Lock(ctx context.Context, topic string) (baton.LockState, error) {
+	start := time.Now()
+	l, err := s.Store.Lock(ctx, topic)
+	s.done("lock", start, err)
+	return l, err
+}
+
+func (s *store) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
+	start := time.Now()
+	r, err := s.Store.Handovers(ctx, topic, limit)
+	s.done("handovers", start, err)
+	return r, err
+}
+
+func (s *store) Append(ctx context.Context, topic string, updates []baton.Update) ([]baton.Receipt, error) {
+	start := time.Now()
+	rs, err := s.Store.Append(ctx, topic, updates)
+	s.done("append", start, err)
+	if err == nil {
+		n := 0
+		for _, r := range rs {
+			if !r.Duplicate {
+				n++
+			}
+		}
+		s.m.appended.WithLabelValues(s.m.topic(topic)).Add(float64(n))
+	}
+	return rs, err
+}
+
+func (s *store) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
+	start := time.Now()
+	r, err := s.Store.Items(ctx, topic, after, limit)
+	s.done("items", start, ignoreExpected(err))
+	return r, err
+}
+
+func (s *store) SeqOfHash(ctx context.Context, topic string, h baton.Hash) (uint64, error) {
+	start := time.Now()
+	r, err := s.Store.SeqOfHash(ctx, topic, h)
+	s.done("seq_of_hash", start, err)
+	return r, err
+}
+
+func (s *store) Topics(ctx context.Context) ([]string, error) {
+	start := time.Now()
+	r, err := s.Store.Topics(ctx)
+	s.done("topics", start, err)
+	return r, err
+}
+
+func (s *store) Topic(ctx context.Context, topic string) (baton.TopicInfo, error) {
+	start := time.Now()
+	r, err := s.Store.Topic(ctx, topic)
+	s.done("topic", start, ignoreExpected(err))
+	return r, err
+}
+
+func (s *store) Trim(ctx context.Context, topic string, before uint64) (int, error) {
+	start := time.Now()
+	r, err := s.Store.Trim(ctx, topic, before)
+	s.done("trim", start, err)
+	return r, err
+}
+
+func (s *store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
+	start := time.Now()
+	cur, err := s.Store.Commit(ctx, c)
+	s.done("commit", start, err)
+	if err == nil {
+		s.m.published.WithLabelValues(s.m.topic(c.Topic)).Add(float64(len(c.Items)))
+		s.m.batch.Observe(float64(len(c.Items)))
+		if c.Checkpoint != nil {
+			s.m.checkpoints.Inc()
+		}
+	}
+	return cur, err
+}
+
+func (s *store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) {
+	start := time.Now()
+	r, err := s.Store.Cursor(ctx, topic)
+	s.done("cursor", start, err)
+	return r, err
+}
+
+func (s *store) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
+	start := time.Now()
+	r, err := s.Store.Published(ctx, topic, after, limit)
+	s.done("published", start, ignoreExpected(err))
+	return r, err
+}
+
+func (s *store) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
+	start := time.Now()
+	r, err := s.Store.Leaves(ctx, topic, after, limit)
+	s.done("leaves", start, err)
+	return r, err
+}
+
+func (s *store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
+	start := time.Now()
+	err := s.Store.AddCheckpoint(ctx, cp)
+	s.done("add_checkpoint", start, err)
+	if err == nil {
+		s.m.checkpoints.Inc()
+	}
+	return err
+}
+
+func (s *store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint, error) {
+	start := time.Now()
+	r, err := s.Store.Checkpoint(ctx, topic)
+	s.done("checkpoint", start, ignoreExpected(err))
+	return r, err
+}
+
+func (s *store) Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]baton.Checkpoint, error) {
+	start := time.Now()
+	r, err := s.Store.Checkpoints(ctx, topic, after, limit)
+	s.done("checkpoints", start, err)
+	return r, err
+}
+
+func (s *store) Cosign(ctx context.Context, topic string, size uint64, cs baton.Cosignature) error {
+	start := time.Now()
+	err := s.Store.Cosign(ctx, topic, size, cs)
+	s.done("cosign", start, err)
+	if err == nil {
+		s.m.cosigned.Inc()
+	}
+	return err
+}
+
+func (s *store) Heartbeat(ctx context.Context, mb baton.Member, ttl time.Duration) error {
+	start := time.Now()
+	err := s.Store.Heartbeat(ctx, mb, ttl)
+	s.done("heartbeat", start, err)
+	return err
+}
+
+func (s *store) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := s.Store.Ping(ctx)
+	s.done("ping", start, err)
+	return err
+}
+
+// ignoreExpected drops the answers that are part of normal work (nothing
+// to expire yet, nothing kept there, no checkpoint yet) from the error
+// counts.
+func ignoreExpected(err error) error {
+	switch baton.ErrorCode(err) {
+	case baton.CodeNotFound, baton.CodeGone, baton.CodeConflict:
+		return nil
+	}
+	return err
+}
