@@ -139,7 +139,7 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", "/v1/topics/quotes.a/lock", auth.Admin, "", 200},
 		{"GET", "/v1/topics/quotes.a/cursor", auth.Admin, "", 200},
 		{"GET", "/v1/status", auth.Admin, "", 200},
-		{"GET", "/metrics", auth.Admin, "", 404}, // no metrics on this server
+		{"GET", "/metrics", auth.Admin, "", 404},                                   // no metrics on this server
 		{"GET", "/v1/topics/quotes.a/checkpoint", auth.Subscribe, "quotes.a", 404}, // no ledger on this server
 		{"GET", "/v1/topics/quotes.a/items/1/proof", auth.Subscribe, "quotes.a", 404},
 		{"GET", "/v1/topics/quotes.a/consistency?from=1&to=1", auth.Subscribe, "quotes.a", 404},

@@ -64,7 +64,7 @@ func TestMetricsOfARealNode(t *testing.T) {
 		return scrape(t, api, `baton_items_published_total{topic="m"}`) == 5 && scrape(t, api, `baton_topic_lag_items{topic="m"}`) == 0
 	})
 	for url, series := range map[string]string{
-		api:                           `baton_items_appended_total{topic="m"}`,
+		api:                            `baton_items_appended_total{topic="m"}`,
 		"http://" + aside + "/metrics": `baton_items_appended_total{topic="m"}`,
 	} {
 		if v := scrape(t, url, series); v != 5 {
