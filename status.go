@@ -22,6 +22,9 @@ type NodeStatus struct {
 	Access  string        `json:"access"`
 	Topics  []TopicStatus `json:"topics"`
 	Members []Member      `json:"members"`
+	// Problems are why the node is not ready (GET /readyz answers 503);
+	// none when it is.
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 // The values of NodeStatus.Access.
@@ -45,6 +48,9 @@ type TopicStatus struct {
 	QueueDepth uint64 `json:"queue_depth"`
 	// Terminals is the number of this node's terminals on the topic.
 	Terminals int `json:"terminals"`
+	// Stalled is set when this node publishes the topic, items wait, and
+	// the cursor has not moved for the node's stall time.
+	Stalled bool `json:"stalled,omitempty"`
 	// Ledger is the topic's ledger as this node's witness sees it (absent
 	// when the node runs without a ledger).
 	Ledger *LedgerStatus `json:"ledger,omitempty"`
@@ -67,3 +73,20 @@ type LedgerStatus struct {
 	Alarms    uint64 `json:"alarms"`
 	LastAlarm string `json:"last_alarm,omitempty"`
 }
+
+// Problem is one reason a node is not ready to do its job.
+type Problem struct {
+	// Kind is one of the Problem* constants.
+	Kind string `json:"kind"`
+	// Topic is the topic concerned, if any.
+	Topic   string `json:"topic,omitempty"`
+	Message string `json:"message"`
+}
+
+// The kinds of Problem.
+const (
+	ProblemStore     = "store"     // the store does not answer
+	ProblemHeartbeat = "heartbeat" // the node's membership heartbeats fail
+	ProblemStalled   = "stalled"   // a topic this node publishes does not advance
+	ProblemLedger    = "ledger"    // the witness raised an alarm on a topic
+)

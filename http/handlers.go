@@ -8,6 +8,7 @@ import (
 	nethttp "net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -282,14 +283,42 @@ func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 only if the store answers a ping within ReadyTimeout.
+// readyz answers 200 only if the store answers a ping within ReadyTimeout
+// and the node's status (Config.Status) names no problem: else 503, with
+// the problems (a stalled topic, failing heartbeats, a witness alarm).
 func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
 	defer cancel()
+	notReady := func(ps []baton.Problem) {
+		kinds := make([]string, len(ps))
+		for i, p := range ps {
+			kinds[i] = p.Kind
+			if p.Topic != "" {
+				kinds[i] += " (" + p.Topic + ")"
+			}
+		}
+		s.log.Warn("http: not ready", "problems", kinds)
+		writeJSON(w, nethttp.StatusServiceUnavailable, wire.NotReady{
+			Error:    wire.Errorf(baton.CodeUnavailable, "not ready: %s", strings.Join(kinds, ", ")),
+			Problems: ps,
+		})
+	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		s.log.Warn("http: not ready: store ping failed", "err", err)
-		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "store unavailable"))
+		notReady([]baton.Problem{{Kind: baton.ProblemStore, Message: "store unavailable"}})
 		return
+	}
+	if s.cfg.Status != nil {
+		st, err := s.cfg.Status(ctx)
+		if err != nil {
+			s.log.Warn("http: not ready: status", "err", err)
+			notReady([]baton.Problem{{Kind: baton.ProblemStore, Message: "store unavailable"}})
+			return
+		}
+		if len(st.Problems) > 0 {
+			notReady(st.Problems)
+			return
+		}
 	}
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
 }

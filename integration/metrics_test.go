@@ -15,6 +15,7 @@ import (
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/internal/redistest"
 )
 
 // scrape reads one metric's value from a Prometheus text answer (-1 if
@@ -86,4 +87,32 @@ func TestMetricsOfARealNode(t *testing.T) {
 	if !strings.Contains(string(b), `baton_http_request_duration_seconds_count{code="201",method="POST",route="/v1/topics/{topic}/items"}`) {
 		t.Errorf("no request metric of the publish in:\n%s", b)
 	}
+}
+
+// TestReadinessFollowsTheStore: a real node on a real Redis is ready; with
+// Redis killed its /readyz answers 503 naming the store (and its metrics
+// say the status cannot be read); with Redis back, ready again.
+func TestReadinessFollowsTheStore(t *testing.T) {
+	r := redistest.Start(t, redistest.Options{KeyspaceEvents: "Ex"})
+	c := newClusterWith(t, func(*testing.T) string { return r.URL(0) }, 1, testTTL, "")
+	ready := func() (int, string) {
+		resp, err := httpc.Get(c.nodes[0].URL() + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	poll.True(t, 30*time.Second, "the node ready", func() bool { s, _ := ready(); return s == 200 })
+	r.Kill()
+	poll.True(t, 30*time.Second, "503 naming the store", func() bool {
+		s, body := ready()
+		return s == 503 && strings.Contains(body, `"kind":"store"`)
+	})
+	if v := scrape(t, c.nodes[0].URL()+"/metrics", "baton_status_up"); v != 0 {
+		t.Errorf("baton_status_up = %v with the store down", v)
+	}
+	r.Restart()
+	poll.True(t, 60*time.Second, "ready again", func() bool { s, _ := ready(); return s == 200 })
 }

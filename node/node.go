@@ -55,6 +55,10 @@ type Config struct {
 	// (defaults ledger.DefaultEvery, ledger.DefaultInterval).
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
+	// StallAfter is how long a topic this node publishes may have items
+	// waiting and its cursor still before it is reported stalled (default
+	// max(10s, 5 TTL)).
+	StallAfter time.Duration
 }
 
 // Validate fills defaults and names the first bad field.
@@ -76,6 +80,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Batch <= 0 {
 		c.Batch = publisher.DefaultBatch
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = max(10*time.Second, 5*c.TTL)
 	}
 	if c.Clock == nil {
 		c.Clock = baton.SystemClock{}
@@ -122,6 +129,7 @@ type Node struct {
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
 	topics   topicCap // has its own lock
+	health   health   // has its own lock
 	started  bool     // Start was called (and has not failed)
 	closing  bool
 
@@ -344,8 +352,12 @@ func (n *Node) heartbeats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := n.heartbeat(ctx); err != nil && ctx.Err() == nil {
+		err := n.heartbeat(ctx)
+		if err != nil && ctx.Err() == nil {
 			n.log.Warn("heartbeat", "err", err)
+		}
+		if ctx.Err() == nil {
+			n.health.heartbeat(err, n.cfg.Clock.Now())
 		}
 	}
 }
@@ -413,12 +425,15 @@ func (n *Node) Status(ctx context.Context) (baton.NodeStatus, error) {
 		if n.cfg.Witness != nil {
 			ts.Ledger = n.cfg.Witness.Status(topic)
 		}
+		ts.Stalled = n.health.progress(topic, ts.Role == baton.RoleActive && ts.QueueDepth > 0, ts.Cursor.Seq, n.cfg.Clock.Now(), n.cfg.StallAfter)
 		st.Topics = append(st.Topics, ts)
 	}
+	n.health.forget(topics)
 	sort.Slice(st.Topics, func(i, j int) bool { return st.Topics[i].Topic < st.Topics[j].Topic })
 	st.Members, err = n.store.Members(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return st, err
 	}
+	st.Problems = n.problems(st)
 	return st, nil
 }

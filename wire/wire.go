@@ -91,6 +91,13 @@ type Reset struct {
 	Earliest uint64 `json:"earliest"`
 }
 
+// NotReady is the answer of GET /readyz when the node is not ready: an
+// error body with, beside it, every problem found.
+type NotReady struct {
+	Error    *Error          `json:"error"`
+	Problems []baton.Problem `json:"problems"`
+}
+
 // Error is the body of every error answer, {"error": {...}}. The server
 // answers with it; the SDK returns it, with Status set, for a 4xx or 5xx
 // answer.
