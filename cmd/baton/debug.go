@@ -9,11 +9,12 @@ import (
 	"time"
 )
 
-// serveAside serves h on addr (the value of the flag named what), on a
+// serveAside serves h (the profiler, the metrics: name) on addr (the value
+// of the flag named what), on a
 // listener of its own so that it is never exposed where the API is, and
 // without authentication: it warns when addr is not loopback. It returns a
 // function that stops it.
-func serveAside(what, addr string, h nethttp.Handler, log *slog.Logger) (func(), error) {
+func serveAside(what, name, addr string, h nethttp.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s %s: %w", what, addr, err)
@@ -23,7 +24,7 @@ func serveAside(what, addr string, h nethttp.Handler, log *slog.Logger) (func(),
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("reachable from other machines without authentication; bind it to 127.0.0.1 or a private network", "flag", what, "addr", ln.Addr().String())
 	}
-	log.Info("listening", "flag", what, "addr", ln.Addr().String())
+	log.Info(name+" listening", "flag", what, "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
 }
 

@@ -223,7 +223,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	store = m.Store(store)
 
 	if c.DebugListen != "" {
-		stop, err := serveAside("--debug-listen", c.DebugListen, debugMux(), log)
+		stop, err := serveAside("--debug-listen", "profiler", c.DebugListen, debugMux(), log)
 		if err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	if c.MetricsListen != "" {
 		mux := nethttp.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
-		stop, err := serveAside("--metrics-listen", c.MetricsListen, mux, log)
+		stop, err := serveAside("--metrics-listen", "metrics", c.MetricsListen, mux, log)
 		if err != nil {
 			return err
 		}
