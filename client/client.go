@@ -262,6 +262,9 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 	}
 }
 
+// Nodes returns the base URLs of the client's nodes.
+func (c *Client) Nodes() []string { return append([]string(nil), c.nodes...) }
+
 // Status fetches GET /v1/status from one node (base URL) or, if node is
 // empty, from the first node that answers.
 func (c *Client) Status(ctx context.Context, node string) (baton.NodeStatus, error) {

@@ -157,7 +157,7 @@ func TestTLSClientCert(t *testing.T) {
 // lastSeq reads the last seq of topic quotes with `baton status`.
 func lastSeq(t *testing.T, args ...string) uint64 {
 	t.Helper()
-	out, err := runCLI(t, append([]string{"status"}, args...)...)
+	out, err := runCLI(t, append([]string{"status", "--json"}, args...)...)
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}

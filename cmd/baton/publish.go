@@ -190,29 +190,3 @@ func newSubscribe() *cobra.Command {
 	cmd.Flags().IntVar(&count, "count", 0, "stop after this many items (0: never)")
 	return cmd
 }
-
-func newStatus() *cobra.Command {
-	var nodes []string
-	var acc access
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show a node's status: topics, roles, holders, epochs, cursors, members",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := acc.client(nodes)
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(cmd.Context(), "")
-			if err != nil {
-				return fmt.Errorf("status: %w", err)
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(st)
-		},
-	}
-	nodesFlag(cmd, &nodes)
-	acc.flags(cmd)
-	return cmd
-}

@@ -42,7 +42,7 @@ func TestAccessFlags(t *testing.T) {
 		var out bytes.Buffer
 		cmd.SetOut(&out)
 		cmd.SetErr(&out)
-		cmd.SetArgs(append([]string{"--node", srv.URL}, args...))
+		cmd.SetArgs(append([]string{"--json", "--node", srv.URL}, args...))
 		err := cmd.ExecuteContext(context.Background())
 		return out.String(), err
 	}
