@@ -215,15 +215,20 @@ func (s *Server) listHandovers(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := wire.HandoversResponse{Handovers: make([]wire.Handover, len(recs))}
+	writeJSON(w, nethttp.StatusOK, wire.HandoversResponse{Handovers: handovers(recs)})
+}
+
+// handovers are recs as the API shows them, with the hand-over time.
+func handovers(recs []baton.ReleaseRecord) []wire.Handover {
+	out := make([]wire.Handover, len(recs))
 	for i, rec := range recs {
-		resp.Handovers[i] = wire.Handover{ReleaseRecord: rec}
+		out[i] = wire.Handover{ReleaseRecord: rec}
 		if d := rec.Handover(); d >= 0 {
 			ms := math.Round(float64(d)/float64(time.Microsecond)) / 1000
-			resp.Handovers[i].HandoverMS = &ms
+			out[i].HandoverMS = &ms
 		}
 	}
-	writeJSON(w, nethttp.StatusOK, resp)
+	return out
 }
 
 func (s *Server) getLock(w nethttp.ResponseWriter, r *nethttp.Request) {

@@ -206,6 +206,7 @@ type Server struct {
 	closeOnce sync.Once
 	streams   *streamer // event streams, both writers; Close ends them
 	cors      *corsPolicy
+	uiFiles   nethttp.Handler
 	limits    *limits.Limits // nil: no per-client limits
 
 	mu  sync.Mutex
@@ -232,7 +233,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), streams: newStreamer(cfg, cfg.Logger),
-		serveErr: make(chan error, 1), cors: newCORS(cfg.CORSOrigins)}
+		serveErr: make(chan error, 1), cors: newCORS(cfg.CORSOrigins), uiFiles: uiHandler()}
 	if cfg.Limits.Rate > 0 || cfg.Limits.Streams > 0 {
 		s.limits = limits.New(cfg.Limits)
 	}
@@ -252,6 +253,8 @@ func NewServer(cfg Config) (*Server, error) {
 		"/healthz":                     {"GET": s.healthz, "HEAD": s.healthz},
 		"/readyz":                      {"GET": s.readyz, "HEAD": s.readyz},
 		"/metrics":                     {"GET": s.metrics},
+		"/v1/status/events":            {"GET": s.statusEvents},
+		"/ui/":                         {"GET": s.ui, "HEAD": s.ui},
 	}
 	for path, rt := range s.ledgerRoutes() {
 		routes[path] = rt

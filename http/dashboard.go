@@ -1,0 +1,96 @@
+package http
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"io/fs"
+	nethttp "net/http"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
+)
+
+// The live dashboard: static files under /ui/ (embedded, no build step),
+// fed by GET /v1/status/events, a stream of the node's status and recent
+// hand-overs once a second.
+
+//go:embed ui
+var uiFiles embed.FS
+
+// uiHandler serves the dashboard's files.
+func uiHandler() nethttp.Handler {
+	sub, err := fs.Sub(uiFiles, "ui")
+	if err != nil {
+		panic(err) // the embedded tree is part of the binary
+	}
+	return nethttp.StripPrefix("/ui/", nethttp.FileServerFS(sub))
+}
+
+func (s *Server) ui(w nethttp.ResponseWriter, r *nethttp.Request) {
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.uiFiles.ServeHTTP(w, r)
+}
+
+// dashboardTopics bounds the topics whose hand-overs each status event
+// carries.
+const dashboardTopics = 50
+
+// statusEvent is the data of one "status" event of /v1/status/events.
+type statusEvent struct {
+	Status    baton.NodeStatus           `json:"status"`
+	Handovers map[string][]wire.Handover `json:"handovers"`
+}
+
+// statusEvents streams the node's status and each topic's last hand-overs
+// every second, for the dashboard, until the client goes away or the
+// server closes.
+func (s *Server) statusEvents(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if s.cfg.Status == nil {
+		s.writeError(w, r, wire.Errorf(baton.CodeNotFound, "status not available on this server"))
+		return
+	}
+	rc := nethttp.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(nethttp.StatusOK)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ev := statusEvent{Handovers: make(map[string][]wire.Handover)}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		st, err := s.cfg.Status(ctx)
+		if err == nil {
+			ev.Status = st
+			for i, topic := range st.Topics {
+				if i == dashboardTopics {
+					break
+				}
+				if recs, err := s.cfg.Store.Handovers(ctx, topic.Topic, 10); err == nil {
+					ev.Handovers[topic.Topic] = handovers(recs)
+				}
+			}
+		} else {
+			ev.Status.Problems = []baton.Problem{{Kind: baton.ProblemStore, Message: "store unavailable"}}
+		}
+		cancel()
+		b, _ := json.Marshal(ev)
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := w.Write(append(append([]byte("event: status\ndata: "), b...), "\n\n"...)); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+	}
+}
