@@ -62,7 +62,7 @@ func (s *Server) statusEvents(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for {
 		ev := statusEvent{Handovers: make(map[string][]wire.Handover)}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		st, err := s.cfg.Status(ctx)
+		st, err := s.nodeStatus(ctx)
 		if err == nil {
 			ev.Status = st
 			for i, topic := range st.Topics {

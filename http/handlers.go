@@ -262,16 +262,26 @@ func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "status not available on this server"))
 		return
 	}
-	st, err := s.cfg.Status(r.Context())
+	st, err := s.nodeStatus(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	writeJSON(w, nethttp.StatusOK, st)
+}
+
+// nodeStatus is the node's status as the API shows it: Config.Status, and
+// who may call this node.
+func (s *Server) nodeStatus(ctx context.Context) (baton.NodeStatus, error) {
+	st, err := s.cfg.Status(ctx)
+	if err != nil {
+		return st, err
 	}
 	st.Access = baton.AccessOpen
 	if s.cfg.Auth != nil {
 		st.Access = baton.AccessTokens
 	}
-	writeJSON(w, nethttp.StatusOK, st)
+	return st, nil
 }
 
 // metrics serves the node's metrics (Config.Metrics), for Prometheus.

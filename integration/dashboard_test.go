@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -53,6 +54,12 @@ func TestDashboardShowsAHandover(t *testing.T) {
 		t.Errorf("errors in the page: %s", errs)
 	}
 	t.Logf("timeline: %s", eval(`document.getElementById("timeline").innerText`))
+	// BATON_SCREENSHOT=docs/img/dashboard.png saves the picture of the README.
+	if path := os.Getenv("BATON_SCREENSHOT"); path != "" {
+		if err := browser.Screenshot(ctx, 1100, path); err != nil {
+			t.Error(err)
+		}
+	}
 	rep := c.finish(src, terms, follow)
 	if !rep.OK() {
 		t.Errorf("checker: %+v", rep)

@@ -91,3 +91,17 @@ func SetCookie(ctx context.Context, url, name, value string) error {
 		Name: name, Value: value, URL: url, Path: "/", HTTPOnly: &httpOnly, SameSite: network.CookieSameSiteLax})
 	return err
 }
+
+// Screenshot saves a PNG of the whole page, width pixels wide, to path.
+func Screenshot(ctx context.Context, width int64, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(width, 800)); err != nil {
+		return err
+	}
+	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
