@@ -54,8 +54,14 @@ type Config struct {
 	Logger *slog.Logger
 	Run    Runner
 	// Eligible reports whether the node has capacity for this lease now.
-	// Nil means always.
+	// Nil means always. Every Eligible that reports true is followed by
+	// one Attempted, with whether the lease was acquired, so that a node
+	// may hold a place for the race (and not let two electors take its
+	// last one at once).
 	Eligible func() bool
+	// Attempted ends the race an Eligible opened: acquired and the lease,
+	// or not. Nil means nothing to do. It must not block.
+	Attempted func(acquired bool, lease baton.Lease)
 	// Delay is waited before racing for a free lease; nodes that already
 	// hold leases return more, so leadership spreads. Nil means none.
 	Delay func() time.Duration
@@ -107,6 +113,9 @@ func (c *Config) validate() error {
 	}
 	if c.Eligible == nil {
 		c.Eligible = func() bool { return true }
+	}
+	if c.Attempted == nil {
+		c.Attempted = func(bool, baton.Lease) {}
 	}
 	if c.Delay == nil {
 		c.Delay = func() time.Duration { return 0 }
@@ -288,12 +297,14 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 			t.Reset(d)
 			select {
 			case <-ctx.Done():
+				c.Attempted(false, baton.Lease{})
 				return baton.Lease{}, time.Time{}, false
 			case <-t.C():
 			}
 		}
 		sent := c.Clock.Now()
 		lease, err := c.Store.Acquire(ctx, c.Topic, c.Node, c.TTL)
+		c.Attempted(err == nil, lease)
 		switch {
 		case err == nil:
 			return lease, sent, true

@@ -9,6 +9,10 @@ import (
 	"github.com/baton-pub/baton"
 )
 
+// statusTimeout bounds the status read of a scrape; keep Prometheus'
+// scrape_timeout above it.
+const statusTimeout = 500 * time.Millisecond
+
 // topicCollector reads the node's status at each scrape: what a topic's
 // gauges say is what /v1/status says at that moment.
 type topicCollector struct{ m *Metrics }
@@ -39,7 +43,9 @@ func (c *topicCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *topicCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Short: a store that hangs must not make the whole scrape time out,
+	// which would hide every other metric exactly when they matter.
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 	defer cancel()
 	st, err := c.m.cfg.Status(ctx)
 	if err != nil {

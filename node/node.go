@@ -128,6 +128,7 @@ type Node struct {
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
+	racing   int      // electors between Eligible and Attempted, under MaxLeases
 	topics   topicCap // has its own lock
 	health   health   // has its own lock
 	started  bool     // Start was called (and has not failed)
@@ -252,13 +253,30 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		Run: func(ctx context.Context, lease baton.Lease) error {
 			return n.publish(ctx, lease)
 		},
+		// A race holds a place under MaxLeases until it is decided: two
+		// electors must not both take the last one.
 		Eligible: func() bool {
 			if n.cfg.MaxLeases == 0 {
 				return true
 			}
 			n.mu.Lock()
 			defer n.mu.Unlock()
-			return len(n.active) < n.cfg.MaxLeases
+			if len(n.active)+n.racing >= n.cfg.MaxLeases {
+				return false
+			}
+			n.racing++
+			return true
+		},
+		Attempted: func(acquired bool, lease baton.Lease) {
+			if n.cfg.MaxLeases == 0 {
+				return
+			}
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.racing--
+			if acquired {
+				n.active[lease.Topic] = lease
+			}
 		},
 		Delay: func() time.Duration {
 			// Idle nodes race first: each lease already held costs 5ms.

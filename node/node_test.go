@@ -92,3 +92,47 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxLeasesHoldsUnderARace: topics that appear together start their
+// electors together; a node with MaxLeases 2 takes two of five, never
+// more (each race holds a place until it is decided).
+func TestMaxLeasesHoldsUnderARace(t *testing.T) {
+	ctx := context.Background()
+	st := open(t, filepath.Join(t.TempDir(), "n.db"))
+	topics := []string{"a", "b", "c", "d", "e"}
+	for _, topic := range topics {
+		u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
+		if _, err := st.Append(ctx, topic, []baton.Update{u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := node.New(st, node.Config{Node: "a", Addr: "a:1", TTL: time.Second, MaxLeases: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	held := func() int {
+		k := 0
+		for _, topic := range topics {
+			if l, err := st.Lock(ctx, topic); err == nil && l.Held {
+				k++
+			}
+		}
+		return k
+	}
+	poll.True(t, 10*time.Second, "two leases taken", func() bool { return held() >= 2 })
+	// Every elector has raced by now (their first race comes at once);
+	// a third lease would show within a renewal.
+	for range 5 {
+		if k := held(); k != 2 {
+			t.Fatalf("%d leases held with MaxLeases 2", k)
+		}
+		if k := len(n.Active()); k != 2 {
+			t.Fatalf("%d topics active with MaxLeases 2", k)
+		}
+		time.Sleep(100 * time.Millisecond) // between looks: this test asserts a "never"
+	}
+}
