@@ -89,15 +89,38 @@ type Receipt struct {
 // Lease is the publish lock of one topic as held by one node. Epoch grows by
 // one with every new holder and fences every write the holder makes.
 // AcquiredAt and ExpiresAt are read from the store's clock, never a node's.
+//
+// A lease is held under its holder's node lease (NodeEpoch): it is live only
+// while that node lease is, and its ExpiresAt is the node lease's (see
+// docs/design.md, node leases).
 type Lease struct {
 	Topic      string    `json:"topic"`
 	Holder     string    `json:"holder"`
 	Epoch      uint64    `json:"epoch"`
+	NodeEpoch  uint64    `json:"node_epoch"`
 	AcquiredAt time.Time `json:"acquired_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
 	// Remaining is the lease's time to live as measured by the store when it
 	// answered. Nodes arm timers from it on their own monotonic clock.
 	Remaining time.Duration `json:"-"`
+}
+
+// NodeLease is one node's liveness lease: every topic lease the node holds
+// lives under it. Renewing it renews them all; when it ends (released, or
+// lapsed on the store's clock) they all end together, each with its own
+// release record. Epoch grows with every node lease of the same node, so a
+// restarted node's writes under its old node lease are fenced.
+type NodeLease struct {
+	Node       string    `json:"node"`
+	Epoch      uint64    `json:"epoch"`
+	AcquiredAt time.Time `json:"acquired_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Remaining is the time to live as measured by the store when it
+	// answered (as Lease.Remaining); 0 or less once lapsed.
+	Remaining time.Duration `json:"-"`
+	// Leases is how many topic leases are held under it (set by
+	// NodeLeases only).
+	Leases int `json:"leases"`
 }
 
 // LockState is what anyone can read of a topic's publish lock.

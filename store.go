@@ -25,34 +25,66 @@ type Store interface {
 	Close() error
 }
 
-// Locks is the publish lock of every topic.
+// Locks is the publish lock of every topic, held under node leases.
 //
 // Contract:
-//   - At most one live lease per topic. A lease is live from acquisition
-//     until it is released or its ExpiresAt passes on the store's clock.
-//   - Every successful Acquire gets an epoch strictly greater than every
-//     epoch ever handed out for that topic.
-//   - Exactly one ReleaseRecord exists for every epoch that ended: Release
-//     writes it with its reason; the first Acquire, Renew or Expire that finds
-//     a lease past its expiry writes it with ReasonExpired. The record holds
-//     the cursor as it was when the lease ended.
+//   - A node holds at most one live node lease. Topic leases are acquired
+//     under it, renewed all at once by RenewNode, and live only while it is:
+//     a topic lease is live from acquisition until it is released or its
+//     node lease ends (released, or its ExpiresAt passes on the store's
+//     clock).
+//   - At most one live lease per topic. Every successful Acquire gets an
+//     epoch strictly greater than every epoch ever handed out for that topic;
+//     every AcquireNode an epoch strictly greater than every earlier node
+//     lease of that node.
+//   - Exactly one ReleaseRecord exists for every topic epoch that ended:
+//     Release writes it with its reason, ReleaseNode writes one for every
+//     topic under the node lease, in one step; the first Acquire, AcquireNode,
+//     RenewNode, Expire or ExpireNode that finds a lapsed node lease writes
+//     them with ReasonExpired (ExpireNode for all its topics in one step). The
+//     record holds the cursor as it was when the lease ended.
 //   - Acquire fills in the successor fields of the previous epoch's record.
+//   - Renewing a node lease signals nothing: an idle node costs the store one
+//     write per renewal, whatever the number of its topics. AcquireNode,
+//     ReleaseNode and ExpireNode signal SignalNode (topic ""), and SignalLock
+//     on every topic whose lease they ended.
 type Locks interface {
-	// Acquire takes the topic's lock for holder if it is free (never taken,
-	// released or expired). It returns ErrLeaseHeld if another live lease
-	// exists. If holder itself holds a live lease, that is ErrLeaseHeld too:
-	// renew instead.
-	Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (Lease, error)
-	// Renew extends a live lease to now+ttl. It returns ErrLeaseLost if the
-	// lease has expired, was released, or a newer epoch exists.
-	Renew(ctx context.Context, lease Lease, ttl time.Duration) (Lease, error)
+	// AcquireNode starts a node lease for node, live until now+ttl unless
+	// renewed. It returns ErrLeaseHeld while node has a live node lease. A
+	// lapsed earlier node lease of node is ended in the same step (the
+	// expired records of its topics written).
+	AcquireNode(ctx context.Context, node string, ttl time.Duration) (NodeLease, error)
+	// RenewNode extends a live node lease, and so every topic lease under
+	// it, to now+ttl. It returns ErrLeaseLost if the node lease has ended or
+	// a newer one of the node exists; a lapsed one is ended as ExpireNode
+	// would.
+	RenewNode(ctx context.Context, nl NodeLease, ttl time.Duration) (NodeLease, error)
+	// ReleaseNode ends a live node lease now, and every topic lease under
+	// it with reason (released or failed), in one step, and returns their
+	// records. It returns ErrLeaseLost if the node lease is not live (a
+	// lapsed one is ended as ExpireNode would).
+	ReleaseNode(ctx context.Context, nl NodeLease, reason ReleaseReason) ([]ReleaseRecord, error)
+	// ExpireNode ends node's lapsed node lease: it writes the expired record
+	// of every topic lease under it, in one step, and returns them. It
+	// returns ErrLeaseHeld if the node lease is live and ErrNotFound if node
+	// has no node lease that lapsed without being ended. It is how standbys
+	// turn a crashed node into release records at once.
+	ExpireNode(ctx context.Context, node string) ([]ReleaseRecord, error)
+	// NodeLeases lists the node leases not yet ended, live or lapsed, by
+	// node, each with Remaining and Leases.
+	NodeLeases(ctx context.Context) ([]NodeLease, error)
+	// Acquire takes the topic's lock under the live node lease nl if it is
+	// free (never taken, released or ended with its node lease). It returns
+	// ErrLeaseHeld if another live lease exists, or if nl's node holds it
+	// itself, and ErrLeaseLost if nl is not live.
+	Acquire(ctx context.Context, topic string, nl NodeLease) (Lease, error)
 	// Release ends a live lease now with the given reason (released or
-	// failed). Releasing a lease that is no longer live returns ErrLeaseLost.
+	// failed); its node lease goes on. Releasing a lease that is no longer
+	// live returns ErrLeaseLost.
 	Release(ctx context.Context, lease Lease, reason ReleaseReason) error
-	// Expire writes the release record of a lease found past its expiry and
-	// returns it; it returns ErrLeaseHeld if the lease is still live and
-	// ErrNotFound if there is no lease that ended without a record.
-	// It is how standbys turn a lapsed lease into a release record at once.
+	// Expire writes the release record of a topic lease whose node lease
+	// lapsed and returns it; it returns ErrLeaseHeld if the lease is still
+	// live and ErrNotFound if there is no lease that ended without a record.
 	Expire(ctx context.Context, topic string) (ReleaseRecord, error)
 	// Lock reads the lock's attributes.
 	Lock(ctx context.Context, topic string) (LockState, error)
@@ -156,6 +188,7 @@ const (
 	SignalCommit                    // the cursor moved
 	SignalLock                      // the lock changed: acquired, released or expired
 	SignalTopic                     // a topic appeared (subscribe with topic "")
+	SignalNode                      // a node lease began or ended (subscribe with topic "")
 )
 
 // Notifier tells subscribers that something changed. Wake-ups are hints:

@@ -258,30 +258,64 @@ func (c Commit) Validate() error {
 	return nil
 }
 
-// ValidateLease checks the arguments of Locks.Acquire and Locks.Renew as
-// every engine does: a valid topic, a holder and a positive ttl.
-func ValidateLease(topic, holder string, ttl time.Duration) error {
+// ValidateNodeLease checks the arguments of Locks.AcquireNode and
+// Locks.RenewNode as every engine does: a node and a positive ttl.
+func ValidateNodeLease(node string, ttl time.Duration) error {
+	if err := ValidateLeave(node); err != nil {
+		return err
+	}
+	return validTTL(ttl)
+}
+
+// ValidateNodeRelease checks the arguments of Locks.ReleaseNode: a node, an
+// epoch, and a reason of released or failed.
+func ValidateNodeRelease(nl NodeLease, reason ReleaseReason) error {
+	if err := validReason(reason); err != nil {
+		return err
+	}
+	if err := ValidateLeave(nl.Node); err != nil {
+		return err
+	}
+	if nl.Epoch == 0 {
+		return Invalidf("epoch", "must be positive")
+	}
+	return nil
+}
+
+// ValidateLease checks the arguments of Locks.Acquire as every engine does:
+// a valid topic and a node lease (a node and an epoch).
+func ValidateLease(topic string, nl NodeLease) error {
 	if err := ValidTopic(topic); err != nil {
 		return err
 	}
-	if holder == "" {
+	if nl.Node == "" {
 		return Invalidf("holder", "must not be empty")
 	}
-	return validTTL(ttl)
+	if nl.Epoch == 0 {
+		return Invalidf("epoch", "must be positive")
+	}
+	return nil
 }
 
 // ValidateRelease checks the arguments of Locks.Release: a valid topic, a
 // holder, and a reason of released or failed (an expiry is the store's to
 // record, never a caller's).
 func ValidateRelease(l Lease, reason ReleaseReason) error {
-	if reason != ReasonReleased && reason != ReasonFailed {
-		return Invalidf("reason", "must be %q or %q, got %q", ReasonReleased, ReasonFailed, reason)
+	if err := validReason(reason); err != nil {
+		return err
 	}
 	if err := ValidTopic(l.Topic); err != nil {
 		return err
 	}
 	if l.Holder == "" {
 		return Invalidf("holder", "must not be empty")
+	}
+	return nil
+}
+
+func validReason(reason ReleaseReason) error {
+	if reason != ReasonReleased && reason != ReasonFailed {
+		return Invalidf("reason", "must be %q or %q, got %q", ReasonReleased, ReasonFailed, reason)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func testCommitMovesCursor(e *env) {
 	e.checkItems("Items after Commit", e.items(topic, 0, pageAll), its)
 
 	// The holder renews between commits: the same epoch goes on committing.
-	r, err := e.s.Renew(e.ctx, l, liveTTL)
+	r, err := e.renew(l, liveTTL)
 	e.noErr(err, "Renew")
 	c2 := commitOf(r, 3, its[3:])
 	c2.At = c1.At.Add(time.Microsecond + time.Nanosecond) // each commit's leaves keep its own time

@@ -47,9 +47,13 @@ func raceAcquire(e *env, handles []*env, overExpired bool) {
 		prev = e.lapse(e.acquire(topic, "node-old", liveTTL))
 	}
 	leases := make([]baton.Lease, racers)
+	nls := make([]baton.NodeLease, racers)
+	for i := range nls {
+		nls[i] = handles[i%len(handles)].nodeLease(fmt.Sprintf("node-%d", i), liveTTL)
+	}
 	errs := race(racers, func(i int) error {
 		h := handles[i%len(handles)]
-		l, err := h.s.Acquire(h.ctx, topic, fmt.Sprintf("node-%d", i), liveTTL)
+		l, err := h.s.Acquire(h.ctx, topic, nls[i])
 		leases[i] = l
 		return err
 	})

@@ -69,13 +69,18 @@ type env struct {
 	s        baton.Store
 	ctx      context.Context
 	shortTTL time.Duration
+	// names and leases map a subtest's holder names ("node-a") to unique
+	// node names and their live node leases; a pair's handles share them.
+	names  map[string]string
+	leases map[string]baton.NodeLease
 }
 
 func newEnv(t *testing.T, s baton.Store, cfg config) *env {
 	if s == nil {
 		t.Fatal("factory returned a nil store")
 	}
-	return &env{t: t, s: s, ctx: t.Context(), shortTTL: cfg.shortTTL}
+	return &env{t: t, s: s, ctx: t.Context(), shortTTL: cfg.shortTTL,
+		names: make(map[string]string), leases: make(map[string]baton.NodeLease)}
 }
 
 func (e *env) topic(tag string) string { return uniqueName(e.t, tag) }
@@ -167,11 +172,58 @@ func (e *env) subscribe(topic string, signals baton.Signal) baton.Subscription {
 
 // Locks.
 
+// name is the node name that stands for holder in this subtest: unique to
+// the subtest (node leases outlive it), the same through both handles of a
+// pair.
+func (e *env) name(holder string) string {
+	if holder == "" {
+		return ""
+	}
+	if n, ok := e.names[holder]; ok {
+		return n
+	}
+	n := uniqueName(e.t, holder)
+	e.names[holder] = n
+	return n
+}
+
+// nodeLease returns holder's live node lease, acquiring one with ttl if it
+// has none yet in this subtest (or its last one lapsed through lapse). An
+// empty holder gives a NodeLease with no node, for the invalid-input tests.
+func (e *env) nodeLease(holder string, ttl time.Duration) baton.NodeLease {
+	e.t.Helper()
+	if holder == "" {
+		return baton.NodeLease{Epoch: 1}
+	}
+	if nl, ok := e.leases[holder]; ok {
+		return nl
+	}
+	nl, err := e.s.AcquireNode(e.ctx, e.name(holder), ttl)
+	e.noErr(err, "AcquireNode(%s, %v)", holder, ttl)
+	e.leases[holder] = nl
+	return nl
+}
+
+// nodeOf is the node lease a topic lease is held under.
+func nodeOf(l baton.Lease) baton.NodeLease {
+	return baton.NodeLease{Node: l.Holder, Epoch: l.NodeEpoch}
+}
+
 func (e *env) acquire(topic, holder string, ttl time.Duration) baton.Lease {
 	e.t.Helper()
-	l, err := e.s.Acquire(e.ctx, topic, holder, ttl)
+	l, err := e.s.Acquire(e.ctx, topic, e.nodeLease(holder, ttl))
 	e.noErr(err, "Acquire(%s, %s)", topic, holder)
 	return l
+}
+
+// renew renews the node lease l is held under and returns l as renewed.
+func (e *env) renew(l baton.Lease, ttl time.Duration) (baton.Lease, error) {
+	nl, err := e.s.RenewNode(e.ctx, nodeOf(l), ttl)
+	if err != nil {
+		return baton.Lease{}, err
+	}
+	l.ExpiresAt, l.Remaining = nl.ExpiresAt, nl.Remaining
+	return l, nil
 }
 
 func (e *env) release(l baton.Lease, reason baton.ReleaseReason) {
@@ -193,18 +245,24 @@ func (e *env) handovers(topic string) []baton.ReleaseRecord {
 	return recs
 }
 
-// lapse shortens a live lease to the short ttl (L3) and waits until the
-// store no longer finds it live. It returns the lease as last renewed: its
-// ExpiresAt is when it ended.
+// lapse shortens the node lease of a live lease to the short ttl (L3) and
+// waits until the store no longer finds the lease live. It returns the
+// lease as last renewed: its ExpiresAt is when it ended. The holder's next
+// acquire in the subtest starts a new node lease.
 func (e *env) lapse(l baton.Lease) baton.Lease {
 	e.t.Helper()
-	short, err := e.s.Renew(e.ctx, l, e.shortTTL)
-	e.noErr(err, "Renew(%s epoch %d, %v) to let it lapse", l.Holder, l.Epoch, e.shortTTL)
+	short, err := e.renew(l, e.shortTTL)
+	e.noErr(err, "RenewNode(%s epoch %d, %v) to let it lapse", l.Holder, l.NodeEpoch, e.shortTTL)
 	e.waitFor(fmt.Sprintf("the lease of %s epoch %d to lapse", l.Holder, l.Epoch), func() bool {
 		st, err := e.s.Lock(e.ctx, l.Topic)
 		e.noErr(err, "Lock(%s)", l.Topic)
 		return !st.Held
 	})
+	for holder, nl := range e.leases {
+		if nl.Node == l.Holder && nl.Epoch == l.NodeEpoch {
+			delete(e.leases, holder)
+		}
+	}
 	return short
 }
 

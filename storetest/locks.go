@@ -14,7 +14,7 @@ func lockTests() []test {
 		{"LockUnknownTopic", testLockUnknownTopic},
 		{"LockReadsLiveLease", testLockReadsLiveLease},
 		{"RenewExtends", testRenewExtends},
-		{"RenewWrongEpochOrHolder", testRenewWrongEpochOrHolder},
+		{"RenewAfterTopicRelease", testRenewAfterTopicRelease},
 		{"ReleaseThenAcquire", testReleaseThenAcquire},
 		{"ReleaseFailedRecorded", testReleaseFailedRecorded},
 		{"ReleaseInvalidReason", testReleaseInvalidReason},
@@ -38,7 +38,7 @@ func testAcquireFreshTopic(e *env) {
 	topic := e.topic("")
 	ttl := 30 * time.Second
 	l := e.acquire(topic, "node-a", ttl)
-	if l.Topic != topic || l.Holder != "node-a" || l.Epoch != 1 {
+	if l.Topic != topic || l.Holder != e.name("node-a") || l.Epoch != 1 {
 		e.t.Fatalf("lease {%s %s epoch %d}, want {%s node-a epoch 1} [L1]", l.Topic, l.Holder, l.Epoch, topic)
 	}
 	e.checkNow("AcquiredAt", l.AcquiredAt)
@@ -53,10 +53,10 @@ func testAcquireFreshTopic(e *env) {
 func testAcquireHeldByOther(e *env) {
 	topic := e.topic("")
 	a := e.acquire(topic, "node-a", liveTTL)
-	_, err := e.s.Acquire(e.ctx, topic, "node-b", liveTTL)
+	_, err := e.s.Acquire(e.ctx, topic, e.nodeLease("node-b", liveTTL))
 	e.wantErr(err, baton.ErrLeaseHeld, "Acquire by node-b while node-a holds the lock")
 	st := e.lock(topic)
-	if !st.Held || st.Lease.Holder != "node-a" || st.Lease.Epoch != a.Epoch {
+	if !st.Held || st.Lease.Holder != e.name("node-a") || st.Lease.Epoch != a.Epoch {
 		e.t.Fatalf("after the refused Acquire: Lock = %+v, want held by node-a epoch %d", st, a.Epoch)
 	}
 }
@@ -64,7 +64,7 @@ func testAcquireHeldByOther(e *env) {
 func testAcquireHeldBySelf(e *env) {
 	topic := e.topic("")
 	a := e.acquire(topic, "node-a", liveTTL)
-	_, err := e.s.Acquire(e.ctx, topic, "node-a", liveTTL)
+	_, err := e.s.Acquire(e.ctx, topic, e.nodeLease("node-a", liveTTL))
 	e.wantErr(err, baton.ErrLeaseHeld, "Acquire by node-a while node-a holds the lock [L2]")
 	st := e.lock(topic)
 	if !st.Held || st.Lease.Epoch != a.Epoch {
@@ -103,7 +103,7 @@ func testLockReadsLiveLease(e *env) {
 func testRenewExtends(e *env) {
 	topic := e.topic("")
 	l := e.acquire(topic, "node-a", liveTTL)
-	r, err := e.s.Renew(e.ctx, l, 2*liveTTL)
+	r, err := e.renew(l, 2*liveTTL)
 	e.noErr(err, "Renew")
 	if r.Topic != topic || r.Holder != l.Holder || r.Epoch != l.Epoch || !near(r.AcquiredAt, l.AcquiredAt, timeSlack) {
 		e.t.Fatalf("renewed lease %+v changed identity or AcquiredAt of %+v [L3]", r, l)
@@ -119,10 +119,10 @@ func testRenewExtends(e *env) {
 		e.t.Fatalf("Lock after Renew = %+v, want ExpiresAt %v", st, r.ExpiresAt)
 	}
 	// Any Lease value naming (topic, holder, epoch) renews: the original too.
-	if _, err := e.s.Renew(e.ctx, l, liveTTL); err != nil {
+	if _, err := e.renew(l, liveTTL); err != nil {
 		e.t.Fatalf("Renew with the lease as first acquired: %v [L3]", err)
 	}
-	if _, err := e.s.Renew(e.ctx, r, liveTTL); err != nil {
+	if _, err := e.renew(r, liveTTL); err != nil {
 		e.t.Fatalf("Renew with the renewed lease: %v", err)
 	}
 	if recs := e.handovers(topic); len(recs) != 0 {
@@ -130,26 +130,24 @@ func testRenewExtends(e *env) {
 	}
 }
 
-func testRenewWrongEpochOrHolder(e *env) {
-	topic := e.topic("")
-	a := e.acquire(topic, "node-a", liveTTL)
-	e.release(a, baton.ReasonReleased)
-	b := e.acquire(topic, "node-b", liveTTL)
-
-	_, err := e.s.Renew(e.ctx, a, liveTTL)
-	e.wantErr(err, baton.ErrLeaseLost, "Renew of node-a's stale epoch %d", a.Epoch)
-	wrongHolder := b
-	wrongHolder.Holder = "node-x"
-	_, err = e.s.Renew(e.ctx, wrongHolder, liveTTL)
-	e.wantErr(err, baton.ErrLeaseLost, "Renew of epoch %d by a node that does not hold it", b.Epoch)
-	future := b
-	future.Epoch = b.Epoch + 1
-	_, err = e.s.Renew(e.ctx, future, liveTTL)
-	e.wantErr(err, baton.ErrLeaseLost, "Renew of an epoch never handed out")
-
-	st := e.lock(topic)
-	if !st.Held || st.Lease.Holder != "node-b" || st.Lease.Epoch != b.Epoch || !near(st.Lease.ExpiresAt, b.ExpiresAt, timeSlack) {
-		e.t.Fatalf("refused renewals changed the lock: %+v, want node-b's lease %+v", st, b)
+// testRenewAfterTopicRelease: a released topic lease stays ended when its
+// node lease is renewed; the node's other leases go on.
+func testRenewAfterTopicRelease(e *env) {
+	t1, t2 := e.topic("1"), e.topic("2")
+	a1 := e.acquire(t1, "node-a", liveTTL)
+	a2 := e.acquire(t2, "node-a", liveTTL)
+	e.release(a1, baton.ReasonReleased)
+	r, err := e.renew(a2, 2*liveTTL)
+	e.noErr(err, "RenewNode after one of its topic leases was released")
+	if st := e.lock(t1); st.Held {
+		e.t.Fatalf("RenewNode revived a released lease: %+v [L3]", st)
+	}
+	if st := e.lock(t2); !st.Held || !near(st.Lease.ExpiresAt, r.ExpiresAt, timeSlack) {
+		e.t.Fatalf("Lock of the other topic after RenewNode = %+v, want held until %v [L3]", st, r.ExpiresAt)
+	}
+	e.onlyRecord("after RenewNode", e.handovers(t1), a1.Epoch)
+	if recs := e.handovers(t2); len(recs) != 0 {
+		e.t.Fatalf("RenewNode wrote records of a live lease: %+v", recs)
 	}
 }
 
@@ -159,7 +157,7 @@ func testReleaseThenAcquire(e *env) {
 	e.release(a, baton.ReasonReleased)
 
 	st := e.lock(topic)
-	if st.Held || st.Lease.Holder != "node-a" || st.Lease.Epoch != a.Epoch {
+	if st.Held || st.Lease.Holder != e.name("node-a") || st.Lease.Epoch != a.Epoch {
 		e.t.Fatalf("Lock after Release = %+v, want not held, latest lease node-a epoch %d [L8]", st, a.Epoch)
 	}
 	if st.Lease.Remaining > 0 {
@@ -292,7 +290,7 @@ func testShortLeaseExpires(e *env) {
 	// meanwhile must be ErrLeaseHeld.
 	var b baton.Lease
 	e.waitFor("node-b to acquire after node-a's lease lapsed", func() bool {
-		l, err := e.s.Acquire(e.ctx, topic, "node-b", liveTTL)
+		l, err := e.s.Acquire(e.ctx, topic, e.nodeLease("node-b", liveTTL))
 		if err == nil {
 			b = l
 			return true
@@ -307,7 +305,7 @@ func testShortLeaseExpires(e *env) {
 		e.t.Fatalf("node-b acquired at %v, before node-a's lease expired at %v [L2]", b.AcquiredAt, a.ExpiresAt)
 	}
 	st := e.lock(topic)
-	if !st.Held || st.Lease.Holder != "node-b" {
+	if !st.Held || st.Lease.Holder != e.name("node-b") {
 		e.t.Fatalf("Lock = %+v, want held by node-b", st)
 	}
 }
@@ -316,10 +314,10 @@ func testRenewAfterExpiry(e *env) {
 	topic := e.topic("")
 	a := e.lapse(e.acquire(topic, "node-a", liveTTL))
 	st := e.lock(topic)
-	if st.Held || st.Lease.Holder != "node-a" || st.Lease.Epoch != a.Epoch || st.Lease.Remaining > 0 {
+	if st.Held || st.Lease.Holder != e.name("node-a") || st.Lease.Epoch != a.Epoch || st.Lease.Remaining > 0 {
 		e.t.Fatalf("Lock after expiry = %+v, want not held, latest lease node-a epoch %d, Remaining <= 0 [L8]", st, a.Epoch)
 	}
-	_, err := e.s.Renew(e.ctx, a, liveTTL)
+	_, err := e.renew(a, liveTTL)
 	e.wantErr(err, baton.ErrLeaseLost, "Renew after expiry")
 	if st := e.lock(topic); st.Held {
 		e.t.Fatalf("Renew after expiry revived the lease: %+v", st)
@@ -452,7 +450,7 @@ func testOneRecordPerEpoch(e *env) {
 
 	// 4: lapsed, recorded by Renew.
 	l = e.lapse(e.acquire(topic, "node-a", liveTTL))
-	_, err = e.s.Renew(e.ctx, l, liveTTL)
+	_, err = e.renew(l, liveTTL)
 	e.wantErr(err, baton.ErrLeaseLost, "Renew of lapsed epoch 4")
 	leases, want[4] = append(leases, l), baton.ReasonExpired
 
@@ -556,21 +554,20 @@ func testHandoversNewestFirstWithLimit(e *env) {
 
 func testLockInvalidInput(e *env) {
 	topic := e.topic("")
+	nl := e.nodeLease("node-a", liveTTL)
 	for _, tc := range []struct {
-		name   string
-		topic  string
-		holder string
-		ttl    time.Duration
-		field  string
+		name  string
+		topic string
+		nl    baton.NodeLease
+		field string
 	}{
-		{"empty topic", "", "node-a", liveTTL, "topic"},
-		{"bad topic", "no spaces", "node-a", liveTTL, "topic"},
-		{"topic starting with a dot", ".hidden", "node-a", liveTTL, "topic"},
-		{"empty holder", topic, "", liveTTL, "holder"},
-		{"zero ttl", topic, "node-a", 0, "ttl"},
-		{"negative ttl", topic, "node-a", -time.Second, "ttl"},
+		{"empty topic", "", nl, "topic"},
+		{"bad topic", "no spaces", nl, "topic"},
+		{"topic starting with a dot", ".hidden", nl, "topic"},
+		{"empty holder", topic, baton.NodeLease{Epoch: nl.Epoch}, "holder"},
+		{"zero node epoch", topic, baton.NodeLease{Node: nl.Node}, "epoch"},
 	} {
-		_, err := e.s.Acquire(e.ctx, tc.topic, tc.holder, tc.ttl)
+		_, err := e.s.Acquire(e.ctx, tc.topic, tc.nl)
 		e.wantErr(err, baton.ErrInvalid, "Acquire with %s", tc.name)
 		e.wantField(err, tc.field, "Acquire with %s [L11]", tc.name)
 	}
@@ -579,16 +576,30 @@ func testLockInvalidInput(e *env) {
 	}
 	l := e.acquire(topic, "node-a", liveTTL)
 	for _, ttl := range []time.Duration{0, -time.Second} {
-		_, err := e.s.Renew(e.ctx, l, ttl)
-		e.wantErr(err, baton.ErrInvalid, "Renew with ttl %v", ttl)
-		e.wantField(err, "ttl", "Renew with ttl %v [L11]", ttl)
+		_, err := e.renew(l, ttl)
+		e.wantErr(err, baton.ErrInvalid, "RenewNode with ttl %v", ttl)
+		e.wantField(err, "ttl", "RenewNode with ttl %v [L11]", ttl)
+		_, err = e.s.AcquireNode(e.ctx, e.name("node-z"), ttl)
+		e.wantErr(err, baton.ErrInvalid, "AcquireNode with ttl %v", ttl)
+		e.wantField(err, "ttl", "AcquireNode with ttl %v [L11]", ttl)
 	}
+	_, err := e.s.AcquireNode(e.ctx, "", liveTTL)
+	e.wantErr(err, baton.ErrInvalid, "AcquireNode without a node")
+	e.wantField(err, "node", "AcquireNode without a node [L11]")
+	_, err = e.s.ExpireNode(e.ctx, "")
+	e.wantErr(err, baton.ErrInvalid, "ExpireNode without a node")
+	_, err = e.s.ReleaseNode(e.ctx, nodeOf(l), baton.ReasonExpired)
+	e.wantErr(err, baton.ErrInvalid, "ReleaseNode with reason expired")
+	e.wantField(err, "reason", "ReleaseNode with reason expired [L11]")
+	_, err = e.s.ReleaseNode(e.ctx, baton.NodeLease{Node: l.Holder}, baton.ReasonReleased)
+	e.wantErr(err, baton.ErrInvalid, "ReleaseNode without an epoch")
+	e.wantField(err, "epoch", "ReleaseNode without an epoch [L11]")
 	if st := e.lock(topic); !st.Held || !near(st.Lease.ExpiresAt, l.ExpiresAt, timeSlack) {
-		e.t.Fatalf("refused Renews changed the lease: %+v", st)
+		e.t.Fatalf("refused calls changed the lease: %+v", st)
 	}
 
 	bad := "bad topic"
-	_, err := e.s.Lock(e.ctx, bad)
+	_, err = e.s.Lock(e.ctx, bad)
 	e.wantErr(err, baton.ErrInvalid, "Lock of an invalid topic [Q8]")
 	_, err = e.s.Expire(e.ctx, bad)
 	e.wantErr(err, baton.ErrInvalid, "Expire of an invalid topic [Q8]")

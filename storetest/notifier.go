@@ -112,7 +112,7 @@ func testSlowSubscriberNeverBlocks(e *env) {
 				return
 			}
 		}
-		l, err := e.s.Acquire(e.ctx, topic, "node-a", liveTTL)
+		l, err := e.s.Acquire(e.ctx, topic, e.nodeLease("node-a", liveTTL))
 		if err == nil {
 			err = e.s.Release(e.ctx, l, baton.ReasonReleased)
 		}

@@ -32,15 +32,15 @@ func testSharedLockExclusive(p *pair) {
 	a, b := p.a, p.b
 	topic := a.topic("")
 	l := a.acquire(topic, "node-a", liveTTL)
-	_, err := b.s.Acquire(b.ctx, topic, "node-b", liveTTL)
+	_, err := b.s.Acquire(b.ctx, topic, b.nodeLease("node-b", liveTTL))
 	b.wantErr(err, baton.ErrLeaseHeld, "Acquire through b while node-a holds the lock through a")
 	st := b.lock(topic)
-	if !st.Held || st.Lease.Holder != "node-a" || st.Lease.Epoch != l.Epoch {
+	if !st.Held || st.Lease.Holder != b.name("node-a") || st.Lease.Epoch != l.Epoch {
 		b.t.Fatalf("Lock through b = %+v, want held by node-a epoch %d", st, l.Epoch)
 	}
 	// The holder may renew and release through either handle: the lease is
 	// named by (topic, holder, epoch), not by the connection [L3].
-	_, err = b.s.Renew(b.ctx, l, liveTTL)
+	_, err = b.renew(l, liveTTL)
 	b.noErr(err, "Renew through b of the lease acquired through a")
 	b.release(l, baton.ReasonReleased)
 	if st := a.lock(topic); st.Held {

@@ -74,6 +74,33 @@
 //     naming the field ("topic", "holder", "ttl", "reason"), and changes
 //     nothing.
 //
+// # Decisions: node leases
+//
+//   - N1 The first AcquireNode of a node gets epoch 1, every later one the
+//     previous plus one; ExpiresAt-AcquiredAt is the ttl. AcquireNode while
+//     the node's lease is live is ErrLeaseHeld and changes nothing.
+//   - N2 A topic lease acquired under a node lease carries its Holder (the
+//     node) and NodeEpoch, and its ExpiresAt is the node lease's.
+//   - N3 RenewNode sets the node lease's ExpiresAt to now+ttl, and so that of
+//     every topic lease under it, writing no record; a released lease stays
+//     ended. A released, lapsed, stale or unknown node lease is ErrLeaseLost.
+//   - N4 When a node lease lapses, every topic lease under it is not held,
+//     every Commit under it is ErrFenced, and another node may acquire; the
+//     expired records have At = the node lease's ExpiresAt.
+//   - N5 ReleaseNode writes one record per live topic lease under it, with its
+//     reason and the cursor, returns them, signals SignalLock on each topic
+//     and SignalNode; a second ReleaseNode is ErrLeaseLost.
+//   - N6 ExpireNode: ErrNotFound for an unknown node or one whose lease was
+//     ended (released or expired); ErrLeaseHeld while live; on a lapsed one it
+//     writes the expired record of every topic lease under it that has none
+//     (a released one keeps its record), once, and signals as N5.
+//   - N7 AcquireNode over a lapsed node lease ends it (its topics' expired
+//     records written); writes under the old node lease stay fenced.
+//   - N8 Acquire under a released, unknown or never-handed-out node lease is
+//     ErrLeaseLost and changes nothing.
+//   - N9 NodeLeases lists the node leases not ended, sorted by node, each
+//     with the number of topic leases under it.
+//
 // # Decisions: queue
 //
 //   - Q1 Append of an empty batch returns no receipts and no error and creates
@@ -224,6 +251,7 @@ type group struct {
 func groups() []group {
 	return []group{
 		{"Locks", lockTests()},
+		{"NodeLeases", nodeTests()},
 		{"Queue", queueTests()},
 		{"Commit", commitTests()},
 		{"Trim", trimTests()},
@@ -276,7 +304,9 @@ func runShared(t *testing.T, openPair func(t *testing.T) (a, b baton.Store), cfg
 			if a == nil || b == nil {
 				t.Fatal("pair factory returned a nil store")
 			}
-			tc.fn(&pair{a: newEnv(t, a, cfg), b: newEnv(t, b, cfg)})
+			pa, pb := newEnv(t, a, cfg), newEnv(t, b, cfg)
+			pb.names, pb.leases = pa.names, pa.leases
+			tc.fn(&pair{a: pa, b: pb})
 		})
 	}
 }

@@ -6,8 +6,9 @@
 // lease or member is noticed by the next call that looks at it), and times
 // come from the injected clock, so a test can drive expiry with a manual
 // clock. There is no background goroutine: a lapsed lease is signalled
-// (SignalLock) only when a call writes its expired record (Acquire, Renew,
-// Release or Expire), as the contract allows. Several handles onto the same
+// (SignalLock) only when a call writes its expired record (Acquire,
+// AcquireNode, RenewNode, Release, Expire or ExpireNode), as the contract
+// allows. Several handles onto the same
 // data (Handle) stand for several processes sharing one store.
 package memstore
 
@@ -38,6 +39,7 @@ type data struct {
 	mu      sync.Mutex
 	topics  map[string]*topic
 	members map[string]baton.Member
+	nodes   map[string]*nodeLease
 	keys    map[[2]string]struct{} // {node, public key bytes}: every key ever registered
 	sig     *signal.Hub
 }
@@ -47,10 +49,10 @@ type data struct {
 type topic struct {
 	name string
 
-	// The lock: the latest lease (Epoch 0 if never taken), whether it was
-	// released, and whether its release record was written.
+	// The lock: the latest lease (Epoch 0 if never taken) and whether its
+	// release record was written (it was released, or ended with its node
+	// lease).
 	lease    baton.Lease
-	released bool
 	recorded bool
 	records  []baton.ReleaseRecord // oldest first
 
@@ -75,6 +77,7 @@ func New(clock baton.Clock) *Store {
 		clock:   clock,
 		topics:  make(map[string]*topic),
 		members: make(map[string]baton.Member),
+		nodes:   make(map[string]*nodeLease),
 		sig:     signal.NewHub(),
 	}}
 }

@@ -70,7 +70,11 @@ func TestManualClock(t *testing.T) {
 	ctx := context.Background()
 	clock := &manualClock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	s := open(t, memstore.New(clock))
-	l, err := s.Acquire(ctx, "quotes", "node-a", 10*time.Second)
+	na, err := s.AcquireNode(ctx, "node-a", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Acquire(ctx, "quotes", na)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,11 @@ func TestManualClock(t *testing.T) {
 		t.Fatalf("lease times %v..%v, want from the manual clock", l.AcquiredAt, l.ExpiresAt)
 	}
 	clock.Advance(9 * time.Second)
-	if _, err := s.Acquire(ctx, "quotes", "node-b", time.Second); !errors.Is(err, baton.ErrLeaseHeld) {
+	nb, err := s.AcquireNode(ctx, "node-b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(ctx, "quotes", nb); !errors.Is(err, baton.ErrLeaseHeld) {
 		t.Fatalf("Acquire before expiry: %v, want ErrLeaseHeld", err)
 	}
 	if st, _ := s.Lock(ctx, "quotes"); st.Lease.Remaining != time.Second {
@@ -106,7 +114,7 @@ func TestCanceledContext(t *testing.T) {
 	s := open(t, memstore.New(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Acquire(ctx, "quotes", "node-a", time.Second); !errors.Is(err, context.Canceled) {
+	if _, err := s.AcquireNode(ctx, "node-a", time.Second); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire with a canceled context: %v", err)
 	}
 }
