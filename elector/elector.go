@@ -1,17 +1,22 @@
-// Package elector runs the publish lock of one topic on one node: a small
-// state machine that races for the lease when it is free, renews it while
-// held, and fails closed.
+// Package elector runs the publish locks of one node: a Session keeps the
+// node's liveness lease (one renewal for all its topics), and an Elector per
+// topic races for the topic's lease when it is free and runs the publisher
+// while it holds it.
 //
-// States: standby -> (acquired) -> active -> (lost, lapsed, failed or
-// closed) -> standby. While active, the elector trusts its lease only until
-// the local monotonic time at which it sent its last successful acquire or
-// renew, plus TTL minus a margin; past that it stops the runner without
-// waiting for the store. The store fences every write anyway (the epoch
-// check), so the margin protects what the node does outside the store.
+// Elector states: standby -> (acquired) -> active -> (lost, lapsed, failed
+// or closed) -> standby. A standby costs nothing while the lease is held
+// elsewhere: it wakes on the topic's lock signal (a release, or the end of
+// the holder's node lease, which a Session notices) and on its own
+// session's changes. While active, the elector trusts its lease as long as
+// the session trusts the node lease (see Session): past that it stops the
+// runner without waiting for the store. The store fences every write anyway
+// (the epoch and node-lease check), so the margin protects what the node
+// does outside the store.
 //
 // Goroutines: Start runs one loop goroutine; while active, one runner
 // goroutine. Close cancels the loop, which stops the runner, waits for it,
-// then releases the lease so that a standby takes over at once.
+// then releases the lease so that a standby takes over at once (unless the
+// session is leaving: it then releases every lease of the node in one step).
 package elector
 
 import (
@@ -41,15 +46,16 @@ type Runner func(ctx context.Context, lease baton.Lease) error
 
 // Config configures an Elector.
 type Config struct {
-	Store  Store
-	Topic  string
-	Node   string
-	TTL    time.Duration
-	Renew  time.Duration // default TTL/4
-	Margin time.Duration // default TTL/10
-	// Poll is the longest a standby goes without reading the lock: the
-	// fallback for lost notifications. Default TTL.
-	Poll   time.Duration
+	Store   Store
+	Session *Session
+	Topic   string
+	// Cooldown is how long an elector whose runner failed waits before it
+	// races again, so that another node takes the topic first (default
+	// the session's TTL/2).
+	Cooldown time.Duration
+	// Retry is the longest a standby waits between reads of the lock after
+	// the store failed (default the session's TTL).
+	Retry  time.Duration
 	Clock  baton.Clock
 	Logger *slog.Logger
 	Run    Runner
@@ -62,6 +68,9 @@ type Config struct {
 	// Attempted ends the race an Eligible opened: acquired and the lease,
 	// or not. Nil means nothing to do. It must not block.
 	Attempted func(acquired bool, lease baton.Lease)
+	// Capacity, if set, returns a channel closed when Eligible may have
+	// changed: a standby that was not eligible waits for it.
+	Capacity func() <-chan struct{}
 	// Delay is waited before racing for a free lease; nodes that already
 	// hold leases return more, so leadership spreads. Nil means none.
 	Delay func() time.Duration
@@ -81,29 +90,20 @@ func (c *Config) validate() error {
 	if c.Store == nil {
 		return baton.Invalidf("store", "missing")
 	}
+	if c.Session == nil {
+		return baton.Invalidf("session", "missing")
+	}
 	if err := baton.ValidTopic(c.Topic); err != nil {
 		return err
-	}
-	if c.Node == "" {
-		return baton.Invalidf("node", "empty")
-	}
-	if c.TTL <= 0 {
-		return baton.Invalidf("lease-ttl", "must be positive")
 	}
 	if c.Run == nil {
 		return baton.Invalidf("run", "missing")
 	}
-	if c.Renew <= 0 {
-		c.Renew = c.TTL / 4
+	if c.Cooldown <= 0 {
+		c.Cooldown = c.Session.cfg.TTL / 2
 	}
-	if c.Margin <= 0 {
-		c.Margin = c.TTL / 10
-	}
-	if c.Renew >= c.TTL-c.Margin {
-		return baton.Invalidf("renew", "%v must be shorter than TTL minus margin (%v)", c.Renew, c.TTL-c.Margin)
-	}
-	if c.Poll <= 0 {
-		c.Poll = c.TTL
+	if c.Retry <= 0 {
+		c.Retry = c.Session.cfg.TTL
 	}
 	if c.Clock == nil {
 		c.Clock = baton.SystemClock{}
@@ -116,6 +116,9 @@ func (c *Config) validate() error {
 	}
 	if c.Attempted == nil {
 		c.Attempted = func(bool, baton.Lease) {}
+	}
+	if c.Capacity == nil {
+		c.Capacity = func() <-chan struct{} { return nil }
 	}
 	if c.Delay == nil {
 		c.Delay = func() time.Duration { return 0 }
@@ -206,28 +209,17 @@ func (e *Elector) loop(ctx context.Context) {
 	defer sub.Close()
 	var cooldown time.Duration
 	for {
-		lease, sent, ok := e.standby(ctx, sub, cooldown)
+		lease, trust, ok := e.standby(ctx, sub, cooldown)
 		if !ok {
 			return
 		}
-		cooldown = e.active(ctx, sub, lease, sent)
+		cooldown = e.active(ctx, sub, lease, trust)
 	}
-}
-
-// wait blocks until the timer fires, a lock signal arrives or ctx ends.
-func wait(ctx context.Context, sub baton.Subscription, t baton.Timer) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-sub.C():
-	case <-t.C():
-	}
-	return true
 }
 
 // standby waits for the lease to be free and races for it. It returns the
-// lease and the local time at which the winning request was sent.
-func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown time.Duration) (baton.Lease, time.Time, bool) {
+// lease and the context of the node lease's trust.
+func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown time.Duration) (baton.Lease, context.Context, bool) {
 	c := e.cfg
 	t := c.Clock.NewTimer(cooldown)
 	defer t.Stop()
@@ -235,62 +227,55 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 		// After failing, let another node take the topic first.
 		select {
 		case <-ctx.Done():
-			return baton.Lease{}, time.Time{}, false
+			return baton.Lease{}, nil, false
 		case <-t.C():
 		}
-		t.Reset(0)
 	}
+	t.Reset(0)
 	backoff := 10 * time.Millisecond
-	// unsure is set when an Acquire failed as unavailable: the store may
-	// have granted the lease and lost only the reply (or, with replicas,
-	// the acknowledgement). Such a lease is ours alone, and adopting it
-	// (Renew) beats waiting a whole TTL for it to lapse.
-	unsure := false
-	for wait(ctx, sub, t) {
+	var wake <-chan struct{} // the session's or the node's capacity
+	for {
+		select {
+		case <-ctx.Done():
+			return baton.Lease{}, nil, false
+		case <-sub.C():
+		case <-t.C():
+		case <-wake:
+			wake = nil
+		}
+		// Changed before Current: a change in between closes ch.
+		ch := c.Session.Changed()
+		nl, trust, ok := c.Session.Current()
+		if !ok {
+			wake = ch // wait for the session
+			continue
+		}
 		st, err := c.Store.Lock(ctx, c.Topic)
 		if err != nil {
+			if ctx.Err() != nil {
+				return baton.Lease{}, nil, false
+			}
 			e.log.Warn("read lock", "err", err)
 			t.Reset(jitter(backoff))
-			backoff = min(backoff*2, c.Poll)
+			backoff = min(backoff*2, c.Retry)
 			continue
 		}
 		backoff = 10 * time.Millisecond
-		if st.Held && unsure && st.Lease.Holder == c.Node {
-			sent := c.Clock.Now()
-			lease, err := c.Store.Renew(ctx, st.Lease, c.TTL)
-			if err == nil {
-				e.log.Info("adopted a lease whose acquire was not confirmed", "epoch", lease.Epoch)
-				return lease, sent, true
-			}
-			if ctx.Err() != nil {
-				return baton.Lease{}, time.Time{}, false
-			}
-			if !errors.Is(err, baton.ErrUnavailable) {
-				unsure = false // fenced or lapsed: not ours to adopt
-			}
-			e.log.Warn("adopt lease", "epoch", st.Lease.Epoch, "err", err)
-			t.Reset(jitter(backoff))
-			backoff = min(backoff*2, c.Poll)
-			continue
-		}
-		if st.Held && st.Lease.Holder != c.Node {
-			unsure = false
+		if st.Held && st.Lease.Holder == nl.Node && st.Lease.NodeEpoch == nl.Epoch {
+			// Ours under the node lease we hold: an acquire whose answer
+			// was lost, or a lease kept through a lapse of trust. Nobody
+			// else may hold it while the node lease lives, so adopt it.
+			e.log.Info("adopted a lease held under this node's lease", "epoch", st.Lease.Epoch)
+			return st.Lease, trust, true
 		}
 		if st.Held {
-			// Arm a timer for the moment the lease lapses: a crashed
-			// holder is noticed without waiting for anybody to tell us.
-			t.Reset(min(st.Lease.Remaining+time.Millisecond, c.Poll))
+			// Held elsewhere: its release, or the end of its holder's node
+			// lease (which a Session turns into records), signals the lock.
+			wake = ch
 			continue
 		}
 		if !c.Eligible() {
-			if st.Lease.Epoch > 0 {
-				// Not ours to take, but turn a lapsed lease into a release
-				// record so that idle standbys are told now.
-				if _, err := c.Store.Expire(ctx, c.Topic); err != nil && !errors.Is(err, baton.ErrNotFound) && !errors.Is(err, baton.ErrLeaseHeld) {
-					e.log.Warn("expire lease", "err", err)
-				}
-			}
-			t.Reset(jitter(c.Poll))
+			wake = c.Capacity()
 			continue
 		}
 		if d := c.Delay(); d > 0 {
@@ -298,51 +283,49 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 			select {
 			case <-ctx.Done():
 				c.Attempted(false, baton.Lease{})
-				return baton.Lease{}, time.Time{}, false
+				return baton.Lease{}, nil, false
 			case <-t.C():
 			}
 		}
-		sent := c.Clock.Now()
-		lease, err := c.Store.Acquire(ctx, c.Topic, c.Node, c.TTL)
+		lease, err := c.Store.Acquire(ctx, c.Topic, nl)
 		c.Attempted(err == nil, lease)
 		switch {
 		case err == nil:
-			return lease, sent, true
+			return lease, trust, true
 		case errors.Is(err, baton.ErrLeaseHeld):
 			t.Reset(0) // somebody won the race: read their lease
+		case errors.Is(err, baton.ErrLeaseLost):
+			wake = ch // our node lease ended: wait for the next
 		default:
 			if ctx.Err() != nil {
-				return baton.Lease{}, time.Time{}, false
+				return baton.Lease{}, nil, false
 			}
 			e.log.Warn("acquire lease", "err", err)
-			unsure = unsure || errors.Is(err, baton.ErrUnavailable)
 			t.Reset(jitter(backoff))
-			backoff = min(backoff*2, c.Poll)
+			backoff = min(backoff*2, c.Retry)
 		}
 	}
-	return baton.Lease{}, time.Time{}, false
 }
 
 // active runs the runner while the lease is trusted. It returns the
 // cooldown before racing again.
-func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease baton.Lease, sent time.Time) time.Duration {
+func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease baton.Lease, trust context.Context) time.Duration {
 	c := e.cfg
 	e.log.Info("lease acquired", "epoch", lease.Epoch)
 	e.setRole(baton.RoleActive, lease, "acquired")
-	trustUntil := sent.Add(c.TTL - c.Margin)
 
 	runCtx, stop := context.WithCancel(ctx)
+	stopTrust := context.AfterFunc(trust, stop)
+	defer stopTrust()
 	done := make(chan error, 1)
 	go func(l baton.Lease) { done <- c.Run(runCtx, l) }(lease)
 	stopRunner := func() error { stop(); return <-done }
 
-	renew := c.Clock.NewTimer(c.Renew)
-	defer renew.Stop()
-	trust := c.Clock.NewTimer(trustUntil.Sub(c.Clock.Now()))
-	defer trust.Stop()
-
 	release := func(reason baton.ReleaseReason) {
-		rctx, cancel := context.WithTimeout(context.Background(), c.TTL)
+		if reason == baton.ReasonReleased && c.Session.isLeaving() {
+			return // the session releases every lease of the node at once
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), c.Session.cfg.TTL)
 		defer cancel()
 		if err := c.Store.Release(rctx, lease, reason); err != nil {
 			e.log.Warn("release lease", "epoch", lease.Epoch, "err", err)
@@ -367,6 +350,11 @@ func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease bato
 				step("closed")
 				return 0
 			}
+			if trust.Err() != nil {
+				// Fail closed: the node lease could not be renewed in time.
+				step("lapsed")
+				return 0
+			}
 			if err == nil {
 				err = errors.New("publisher stopped on its own")
 			}
@@ -377,51 +365,15 @@ func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease bato
 			e.log.Error("publisher failed", "epoch", lease.Epoch, "err", err)
 			release(baton.ReasonFailed)
 			step("failed")
-			return c.TTL / 2
-		case <-trust.C():
-			if c.Clock.Now().Before(trustUntil) {
-				trust.Reset(trustUntil.Sub(c.Clock.Now()))
-				continue
-			}
-			// Fail closed: we could not renew in time.
-			stopRunner()
-			step("lapsed")
-			return 0
+			return c.Cooldown
 		case <-sub.C():
 			// Someone changed the lock: if it is not ours any more, stop
-			// now rather than at the next renewal.
+			// now rather than at the next write.
 			st, err := c.Store.Lock(ctx, c.Topic)
 			if err == nil && (st.Lease.Epoch != lease.Epoch || !st.Held) {
 				stopRunner()
 				step("lost")
 				return 0
-			}
-		case <-renew.C():
-			if !c.Clock.Now().Before(trustUntil) {
-				stopRunner()
-				step("lapsed")
-				return 0
-			}
-			sent := c.Clock.Now()
-			rctx, cancel := context.WithTimeout(ctx, trustUntil.Sub(sent))
-			l, err := c.Store.Renew(rctx, lease, c.TTL)
-			cancel()
-			switch {
-			case err == nil:
-				lease = l
-				trustUntil = sent.Add(c.TTL - c.Margin)
-				trust.Reset(trustUntil.Sub(c.Clock.Now()))
-				renew.Reset(c.Renew)
-			case errors.Is(err, baton.ErrLeaseLost):
-				stopRunner()
-				step("lost")
-				return 0
-			default:
-				if ctx.Err() != nil {
-					continue // handled by the ctx.Done case
-				}
-				e.log.Warn("renew lease", "epoch", lease.Epoch, "err", err)
-				renew.Reset(min(c.Renew/4, 100*time.Millisecond))
 			}
 		}
 	}

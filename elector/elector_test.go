@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,37 +13,56 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/elector"
 	"github.com/baton-pub/baton/internal/clocktest"
+	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/publisher"
-	"github.com/baton-pub/baton/sqlite"
 )
 
 const ttl = 2 * time.Second
 
-// flaky wraps a real store and fails renewals on demand (a cut-off node).
+// flaky wraps a store and, while cut, fails every call a node makes to
+// keep or take leases (a node cut off from the store, or paused).
 type flaky struct {
 	elector.Store
 	cut atomic.Bool
 }
 
-func (f *flaky) Renew(ctx context.Context, l baton.Lease, d time.Duration) (baton.Lease, error) {
+func (f *flaky) AcquireNode(ctx context.Context, node string, d time.Duration) (baton.NodeLease, error) {
+	if f.cut.Load() {
+		return baton.NodeLease{}, baton.ErrUnavailable
+	}
+	return f.Store.AcquireNode(ctx, node, d)
+}
+
+func (f *flaky) RenewNode(ctx context.Context, nl baton.NodeLease, d time.Duration) (baton.NodeLease, error) {
+	if f.cut.Load() {
+		return baton.NodeLease{}, baton.ErrUnavailable
+	}
+	return f.Store.RenewNode(ctx, nl, d)
+}
+
+func (f *flaky) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
 	if f.cut.Load() {
 		return baton.Lease{}, baton.ErrUnavailable
 	}
-	return f.Store.Renew(ctx, l, d)
+	return f.Store.Acquire(ctx, topic, nl)
 }
 
-func (f *flaky) Acquire(ctx context.Context, topic, holder string, d time.Duration) (baton.Lease, error) {
+func (f *flaky) NodeLeases(ctx context.Context) ([]baton.NodeLease, error) {
 	if f.cut.Load() {
-		return baton.Lease{}, baton.ErrUnavailable
+		return nil, baton.ErrUnavailable
 	}
-	return f.Store.Acquire(ctx, topic, holder, d)
+	return f.Store.NodeLeases(ctx)
 }
 
-func newStore(t *testing.T, clock baton.Clock) *sqlite.Store {
+// session starts a node's session on st.
+func session(t *testing.T, st elector.Store, clock baton.Clock, node string, ttl time.Duration) *elector.Session {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"), sqlite.Options{Clock: clock, Sync: "normal"})
+	s, err := elector.NewSession(elector.SessionConfig{Store: st, Node: node, TTL: ttl, Clock: clock})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -94,18 +113,18 @@ func (r *runRec) changed(reason string) bool {
 	return false
 }
 
-func start(t *testing.T, st elector.Store, clock baton.Clock, node string) (*elector.Elector, *runRec) {
+func start(t *testing.T, st elector.Store, clock baton.Clock, s *elector.Session, topic string) (*elector.Elector, *runRec) {
 	t.Helper()
 	rec := &runRec{fail: make(chan error, 1)}
-	return startRunner(t, st, clock, node, rec, rec.run), rec
+	return startRunner(t, st, clock, s, topic, rec, rec.run), rec
 }
 
 // startRunner starts an elector that runs run and tells rec of its role
 // changes.
-func startRunner(t *testing.T, st elector.Store, clock baton.Clock, node string, rec *runRec, run elector.Runner) *elector.Elector {
+func startRunner(t *testing.T, st elector.Store, clock baton.Clock, s *elector.Session, topic string, rec *runRec, run elector.Runner) *elector.Elector {
 	t.Helper()
 	onChange := func(c elector.Change) { rec.mu.Lock(); rec.changes = append(rec.changes, c); rec.mu.Unlock() }
-	e, err := elector.New(elector.Config{Store: st, Topic: "t", Node: node, TTL: ttl, Clock: clock, Run: run, OnChange: onChange})
+	e, err := elector.New(elector.Config{Store: st, Session: s, Topic: topic, Clock: clock, Run: run, OnChange: onChange})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,15 +152,17 @@ func eventually(t *testing.T, clock *clocktest.Clock, step time.Duration, what s
 
 func role(e *elector.Elector) baton.Role { r, _ := e.Role(); return r }
 
+func newClock() *clocktest.Clock { return clocktest.New(time.Unix(1_700_000_000, 0)) }
+
 func TestAcquireAndRenew(t *testing.T) {
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	st := newStore(t, clock)
-	e, rec := start(t, st, clock, "a")
+	clock := newClock()
+	st := memstore.New(clock)
+	e, rec := start(t, st, clock, session(t, st, clock, "a", ttl), "t")
 	eventually(t, clock, 0, "a active", func() bool { return role(e) == baton.RoleActive })
 	if _, l := e.Role(); l.Epoch != 1 || l.Holder != "a" {
 		t.Fatalf("lease = %+v", l)
 	}
-	// Renewals keep the lease alive far past one TTL.
+	// The node lease's renewals keep the topic's lease alive far past one TTL.
 	for i := 0; i < 20; i++ {
 		before, _ := st.Lock(context.Background(), "t")
 		eventually(t, clock, 50*time.Millisecond, "renewal", func() bool {
@@ -155,45 +176,71 @@ func TestAcquireAndRenew(t *testing.T) {
 	}
 }
 
-// TestFailClosed: a holder that cannot renew stops its runner before its
-// lease can lapse in the store, and a standby takes over after the TTL.
+// TestFailClosed: a node that cannot renew its node lease stops the runners
+// of all its topics before the lease can lapse in the store, and a standby
+// takes every topic over after the TTL: one node lease ended, one record per
+// topic.
 func TestFailClosed(t *testing.T) {
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	st := newStore(t, clock)
+	clock := newClock()
+	st := memstore.New(clock)
 	fa := &flaky{Store: st}
-	a, recA := start(t, fa, clock, "a")
-	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
-	b, recB := start(t, st, clock, "b")
+	sa := session(t, fa, clock, "a", ttl)
+	sb := session(t, st, clock, "b", ttl)
+	topics := []string{"t1", "t2", "t3"}
+	var as, bs []*elector.Elector
+	var recsA []*runRec
+	for _, topic := range topics {
+		a, rec := start(t, fa, clock, sa, topic)
+		eventually(t, clock, 0, "a active on "+topic, func() bool { return role(a) == baton.RoleActive })
+		as, recsA = append(as, a), append(recsA, rec)
+	}
+	for _, topic := range topics {
+		b, _ := start(t, st, clock, sb, topic)
+		bs = append(bs, b)
+	}
 	fa.cut.Store(true)
-	lock, _ := st.Lock(context.Background(), "t")
+	lock, _ := st.Lock(context.Background(), "t1")
 	// Step time until a steps down; it must do so while the store still
 	// holds its lease (fail closed), that is, before the lease's expiry.
-	eventually(t, clock, 10*time.Millisecond, "a steps down", func() bool { return recA.stops() == 1 })
+	eventually(t, clock, 10*time.Millisecond, "a steps down", func() bool {
+		for _, r := range recsA {
+			if r.stops() != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	if now := clock.Now(); !now.Before(lock.Lease.ExpiresAt) {
 		t.Fatalf("a stopped at %v, not before its lease expired at %v", now, lock.Lease.ExpiresAt)
 	}
-	eventually(t, clock, 10*time.Millisecond, "b active", func() bool { return role(b) == baton.RoleActive })
-	if _, l := b.Role(); l.Epoch != 2 {
-		t.Fatalf("b epoch = %d, want 2", l.Epoch)
+	for i, b := range bs {
+		eventually(t, clock, 10*time.Millisecond, "b active on "+topics[i], func() bool { return role(b) == baton.RoleActive })
+		if _, l := b.Role(); l.Epoch != 2 {
+			t.Fatalf("b epoch on %s = %d, want 2", topics[i], l.Epoch)
+		}
+		hs, _ := st.Handovers(context.Background(), topics[i], 10)
+		if len(hs) != 1 || hs[0].Reason != baton.ReasonExpired || hs[0].Holder != "a" || hs[0].Successor != "b" {
+			t.Fatalf("handovers of %s = %+v", topics[i], hs)
+		}
+		if !hs[0].At.Equal(lock.Lease.ExpiresAt) {
+			t.Fatalf("record of %s ended at %v, want the node lease's expiry %v", topics[i], hs[0].At, lock.Lease.ExpiresAt)
+		}
 	}
-	hs, _ := st.Handovers(context.Background(), "t", 10)
-	if len(hs) != 1 || hs[0].Reason != baton.ReasonExpired || hs[0].Holder != "a" || hs[0].Successor != "b" {
-		t.Fatalf("handovers = %+v", hs)
+	for _, a := range as {
+		if role(a) != baton.RoleStandby {
+			t.Fatalf("a is %v on a topic b took", role(a))
+		}
 	}
-	// The role is set before the runner's goroutine records its start.
-	eventually(t, clock, 0, "b's runner started", func() bool { return recB.runs() == 1 })
 }
 
 // TestGracefulHandover: Close releases at once and the standby acquires
 // without the clock moving: it is told, it does not wait for a timeout.
 func TestGracefulHandover(t *testing.T) {
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	st := newStore(t, clock)
-	a, recA := start(t, st, clock, "a")
+	clock := newClock()
+	st := memstore.New(clock)
+	a, recA := start(t, st, clock, session(t, st, clock, "a", ttl), "t")
 	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
-	b, _ := start(t, st, clock, "b")
-	// b must be waiting on the lease's expiry timer before a leaves.
-	eventually(t, clock, 0, "b armed", func() bool { return clock.Timers() >= 3 })
+	b, _ := start(t, st, clock, session(t, st, clock, "b", ttl), "t")
 	a.Close()
 	if recA.stops() != 1 {
 		t.Fatal("a's runner was not stopped before release")
@@ -205,14 +252,57 @@ func TestGracefulHandover(t *testing.T) {
 	}
 }
 
+// TestNodeLeavesAtOnce: a node that leaves (Leaving, its electors closed,
+// then its session) releases every topic in one step: one record per
+// topic, all at one instant, and the standby takes them all without the
+// clock moving.
+func TestNodeLeavesAtOnce(t *testing.T) {
+	clock := newClock()
+	st := memstore.New(clock)
+	sa := session(t, st, clock, "a", ttl)
+	sb := session(t, st, clock, "b", ttl)
+	var as, bs []*elector.Elector
+	for i := range 5 {
+		topic := fmt.Sprintf("t%d", i)
+		a, _ := start(t, st, clock, sa, topic)
+		eventually(t, clock, 0, "a active on "+topic, func() bool { return role(a) == baton.RoleActive })
+		b, _ := start(t, st, clock, sb, topic)
+		as, bs = append(as, a), append(bs, b)
+	}
+	sa.Leaving()
+	for _, a := range as {
+		a.Close()
+	}
+	for i := range as {
+		if hs, _ := st.Handovers(context.Background(), fmt.Sprintf("t%d", i), 10); len(hs) != 0 {
+			t.Fatalf("an elector released its own lease while its node was leaving: %+v", hs)
+		}
+	}
+	sa.Close()
+	var at time.Time
+	for i, b := range bs {
+		topic := fmt.Sprintf("t%d", i)
+		eventually(t, clock, 0, "b active on "+topic+" without time passing", func() bool { return role(b) == baton.RoleActive })
+		hs, _ := st.Handovers(context.Background(), topic, 10)
+		if len(hs) != 1 || hs[0].Reason != baton.ReasonReleased || hs[0].Holder != "a" || hs[0].Successor != "b" {
+			t.Fatalf("handovers of %s = %+v", topic, hs)
+		}
+		if i == 0 {
+			at = hs[0].At
+		} else if !hs[0].At.Equal(at) {
+			t.Fatalf("records at %v and %v: not one step", at, hs[0].At)
+		}
+	}
+}
+
 // TestRunnerFails: a failing runner releases the lease as failed; a
 // fenced runner steps down without releasing.
 func TestRunnerFails(t *testing.T) {
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	st := newStore(t, clock)
-	a, recA := start(t, st, clock, "a")
+	clock := newClock()
+	st := memstore.New(clock)
+	a, recA := start(t, st, clock, session(t, st, clock, "a", ttl), "t")
 	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
-	b, recB := start(t, st, clock, "b")
+	b, recB := start(t, st, clock, session(t, st, clock, "b", ttl), "t")
 	recA.fail <- errors.New("disk on fire")
 	eventually(t, clock, 0, "b active", func() bool { return role(b) == baton.RoleActive })
 	hs, _ := st.Handovers(context.Background(), "t", 10)
@@ -220,9 +310,9 @@ func TestRunnerFails(t *testing.T) {
 		t.Fatalf("handovers = %+v", hs)
 	}
 	// b's runner reports it was fenced: b steps down without a release, so
-	// the lease stays b's in the store until it lapses (a release would
-	// hand a topic to a standby while the fencing holder may still write).
-	recB.fail <- baton.ErrFenced
+	// the lease stays b's in the store (a release would hand a topic to a
+	// standby while the fencing holder may still write).
+	recB.fail <- fmt.Errorf("commit: %w", baton.ErrFenced)
 	eventually(t, clock, 0, "b fenced", func() bool { return recB.changed("fenced") })
 	if hs, _ = st.Handovers(context.Background(), "t", 10); len(hs) != 1 {
 		t.Fatalf("fenced step-down wrote a release record: %+v", hs)
@@ -231,21 +321,18 @@ func TestRunnerFails(t *testing.T) {
 	if !lock.Held || lock.Lease.Epoch != 2 || lock.Lease.Holder != "b" {
 		t.Fatalf("after a fenced step-down the lock is %+v, want b's epoch 2 still held", lock)
 	}
-	if r := role(b); r != baton.RoleStandby {
-		t.Fatalf("b is %v after it was fenced", r)
-	}
 }
 
-// TestZombie: a holder paused (a SIGSTOP, a GC pause) past its lease
-// wakes to find the topic taken. Its elector has withdrawn trust while it
+// TestZombie: a node paused (a SIGSTOP, a GC pause) past its node lease
+// wakes to find the topic taken. Its session has withdrawn trust while it
 // slept; the publisher, which goes on to commit before it looks at its
 // context (as a write already under way would), is refused by the store,
 // so the zombie commits nothing; and it steps down without touching the
 // successor's lease.
 func TestZombie(t *testing.T) {
 	ctx := context.Background()
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	st := newStore(t, clock)
+	clock := newClock()
+	st := memstore.New(clock)
 	u, err := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
 	if err != nil {
 		t.Fatal(err)
@@ -253,11 +340,12 @@ func TestZombie(t *testing.T) {
 	if _, err := st.Append(ctx, "t", []baton.Update{u}); err != nil {
 		t.Fatal(err)
 	}
+	fa := &flaky{Store: st}
 	wake := make(chan struct{})
 	var runCtx atomic.Pointer[context.Context]
 	published := make(chan error, 1)
 	rec := &runRec{}
-	a := startRunner(t, st, clock, "a", rec, func(ctx context.Context, l baton.Lease) error {
+	a := startRunner(t, fa, clock, session(t, fa, clock, "a", ttl), "t", rec, func(ctx context.Context, l baton.Lease) error {
 		runCtx.Store(&ctx)
 		<-wake
 		// Not ctx: the zombie acts before it notices. A commit that went
@@ -272,16 +360,22 @@ func TestZombie(t *testing.T) {
 	t.Cleanup(func() { woken.Do(func() { close(wake) }) }) // before a's Close, which waits for the runner
 	eventually(t, clock, 0, "a running", func() bool { return runCtx.Load() != nil })
 	_, la := a.Role()
-	// a sleeps past its lease; b takes the topic.
+	// a sleeps (makes no call) past its node lease; b takes the topic.
+	fa.cut.Store(true)
 	clock.Advance(ttl + time.Millisecond)
-	lb, err := st.Acquire(ctx, "t", "b", ttl)
+	nb, err := st.AcquireNode(ctx, "b", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := st.Acquire(ctx, "t", nb)
 	if err != nil {
 		t.Fatalf("b acquires a's lapsed lease: %v", err)
 	}
 	if lb.Epoch != la.Epoch+1 {
 		t.Fatalf("epochs %d then %d", la.Epoch, lb.Epoch)
 	}
-	eventually(t, clock, 0, "a's elector to withdraw its runner's trust", func() bool { return (*runCtx.Load()).Err() != nil })
+	eventually(t, clock, 0, "a's session to withdraw its runner's trust", func() bool { return (*runCtx.Load()).Err() != nil })
+	fa.cut.Store(false)
 	woken.Do(func() { close(wake) })
 	if err := <-published; !errors.Is(err, baton.ErrFenced) {
 		t.Fatalf("the zombie's publisher: %v, want %v", err, baton.ErrFenced)
@@ -307,8 +401,8 @@ type lostReply struct {
 	lose atomic.Bool
 }
 
-func (l *lostReply) Acquire(ctx context.Context, topic, holder string, d time.Duration) (baton.Lease, error) {
-	lease, err := l.Store.Acquire(ctx, topic, holder, d)
+func (l *lostReply) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
+	lease, err := l.Store.Acquire(ctx, topic, nl)
 	if err == nil && l.lose.Load() {
 		return baton.Lease{}, baton.ErrUnavailable
 	}
@@ -316,14 +410,14 @@ func (l *lostReply) Acquire(ctx context.Context, topic, holder string, d time.Du
 }
 
 // TestAdoptUnconfirmedLease: an Acquire whose reply was lost left the lease
-// in the store; the elector adopts it with Renew instead of burning the
-// epoch and waiting a TTL for it to lapse.
+// in the store under this node's lease; the elector adopts it instead of
+// burning the epoch and waiting a TTL for it to lapse.
 func TestAdoptUnconfirmedLease(t *testing.T) {
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	st := newStore(t, clock)
+	clock := newClock()
+	st := memstore.New(clock)
 	lr := &lostReply{Store: st}
 	lr.lose.Store(true)
-	a, rec := start(t, lr, clock, "a")
+	a, rec := start(t, lr, clock, session(t, lr, clock, "a", ttl), "t")
 	eventually(t, clock, 0, "a lost acquire", func() bool {
 		l, _ := st.Lock(context.Background(), "t")
 		return l.Held

@@ -11,6 +11,40 @@ import (
 	"github.com/baton-pub/baton/internal/memstore"
 )
 
+// TestSessionService: the session keeps baton.Service's contract: it holds
+// its node lease after Start's context ends, a second Start fails, Close
+// releases the node lease and is idempotent, Start after Close fails.
+func TestSessionService(t *testing.T) {
+	st := memstore.New(nil)
+	s, err := elector.NewSession(elector.SessionConfig{Store: st, Node: "n1", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, _, ok := s.Current(); !ok {
+		t.Fatal("no node lease after Start")
+	}
+	if err := s.Start(context.Background()); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := st.NodeLeases(context.Background()); err != nil || len(ls) != 0 {
+		t.Fatalf("node leases after Close: %+v, %v: want none (released)", ls, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	if err := s.Start(context.Background()); !errors.Is(err, baton.ErrClosed) {
+		t.Fatalf("Start after Close = %v, want ErrClosed", err)
+	}
+}
+
 // TestService: the elector keeps baton.Service's contract. It runs on after
 // Start's context ends (it takes the free lease), a second Start fails,
 // Close is idempotent and waits for the runner, Start after Close fails
@@ -23,7 +57,9 @@ func TestService(t *testing.T) {
 		close(stopped)
 		return nil
 	}
-	e, err := elector.New(elector.Config{Store: memstore.New(nil), Topic: "t", Node: "n1", TTL: time.Hour, Run: run})
+	st := memstore.New(nil)
+	sess := session(t, st, baton.SystemClock{}, "n1", time.Hour)
+	e, err := elector.New(elector.Config{Store: st, Session: sess, Topic: "t", Run: run})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +86,7 @@ func TestService(t *testing.T) {
 	if err := e.Start(context.Background()); !errors.Is(err, baton.ErrClosed) {
 		t.Fatalf("Start after Close = %v, want ErrClosed", err)
 	}
-	idle, err := elector.New(elector.Config{Store: memstore.New(nil), Topic: "t", Node: "n1", TTL: time.Hour, Run: run})
+	idle, err := elector.New(elector.Config{Store: st, Session: sess, Topic: "t", Run: run})
 	if err != nil {
 		t.Fatal(err)
 	}
