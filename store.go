@@ -195,6 +195,9 @@ const (
 // they may be coalesced and may arrive for changes a subscriber already
 // read, so the subscriber re-reads the state it cares about. A change made by
 // any process sharing the store is signalled, by push where the engine can.
+// An engine that may have lost a notification (a reconnection, a change log
+// read too late) wakes every subscription: subscribers do not poll idle
+// topics, so that an idle topic costs nothing (docs/design.md, node leases).
 type Notifier interface {
 	// Subscribe returns a subscription that wakes on the given signals for
 	// topic ("" for SignalTopic). Close it when done.

@@ -187,10 +187,15 @@ func TestValidateOperations(t *testing.T) {
 		name, field string
 		err         error
 	}{
-		{"lease", "", baton.ValidateLease("t", "n1", time.Second)},
-		{"lease: bad topic", "topic", baton.ValidateLease("", "n1", time.Second)},
-		{"lease: no holder", "holder", baton.ValidateLease("t", "", time.Second)},
-		{"lease: zero ttl", "ttl", baton.ValidateLease("t", "n1", 0)},
+		{"lease", "", baton.ValidateLease("t", baton.NodeLease{Node: "n1", Epoch: 1})},
+		{"lease: bad topic", "topic", baton.ValidateLease("", baton.NodeLease{Node: "n1", Epoch: 1})},
+		{"lease: no holder", "holder", baton.ValidateLease("t", baton.NodeLease{Epoch: 1})},
+		{"lease: no node epoch", "epoch", baton.ValidateLease("t", baton.NodeLease{Node: "n1"})},
+		{"node lease", "", baton.ValidateNodeLease("n1", time.Second)},
+		{"node lease: no node", "node", baton.ValidateNodeLease("", time.Second)},
+		{"node lease: zero ttl", "ttl", baton.ValidateNodeLease("n1", 0)},
+		{"node release: expired", "reason", baton.ValidateNodeRelease(baton.NodeLease{Node: "n1", Epoch: 1}, baton.ReasonExpired)},
+		{"node release: no epoch", "epoch", baton.ValidateNodeRelease(baton.NodeLease{Node: "n1"}, baton.ReasonReleased)},
 		{"release", "", baton.ValidateRelease(l, baton.ReasonFailed)},
 		{"release: expired", "reason", baton.ValidateRelease(l, baton.ReasonExpired)},
 		{"release: no holder", "holder", baton.ValidateRelease(baton.Lease{Topic: "t"}, baton.ReasonReleased)},

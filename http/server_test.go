@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"io"
 	"net"
 	nethttp "net/http"
@@ -128,7 +129,7 @@ type publisher struct {
 
 func newPublisher(tb testing.TB, st baton.Store, topic string) *publisher {
 	tb.Helper()
-	lease, err := st.Acquire(context.Background(), topic, "node-a", time.Hour)
+	lease, err := leasetest.Acquire(context.Background(), st, topic, "node-a", time.Hour)
 	if err != nil {
 		tb.Fatalf("acquire: %v", err)
 	}
@@ -453,7 +454,7 @@ func TestInspectionRoutes(t *testing.T) {
 	if err := e.store.Release(ctx, p.lease, baton.ReasonReleased); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := e.store.Acquire(ctx, testTopic, "node-b", time.Hour)
+	l2, err := leasetest.Acquire(ctx, e.store, testTopic, "node-b", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

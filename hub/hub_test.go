@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -32,7 +33,7 @@ type publisher struct {
 
 func newPublisher(tb testing.TB, st baton.Store, topic string) *publisher {
 	tb.Helper()
-	lease, err := st.Acquire(context.Background(), topic, "node-a", time.Hour)
+	lease, err := leasetest.Acquire(context.Background(), st, topic, "node-a", time.Hour)
 	if err != nil {
 		tb.Fatalf("acquire: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -240,7 +241,7 @@ func TestAlertsFireForReal(t *testing.T) {
 
 		// Mallory takes the orphan's lease behind the node's back, commits
 		// and signs a checkpoint with a key nobody registered.
-		l, err := st.Acquire(ctx, orphan, "mallory", time.Hour)
+		l, err := leasetest.Acquire(ctx, st, orphan, "mallory", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

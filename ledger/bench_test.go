@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"io"
 	"math/rand/v2"
 	nethttp "net/http"
@@ -287,7 +288,7 @@ func publishRound(b *testing.B, st *sqlite.Store, w *ledger.Witness, key *ledger
 			ups = ups[:0]
 		}
 	}
-	lease, err := st.Acquire(ctx, topic, key.Node, time.Hour)
+	lease, err := leasetest.Acquire(ctx, st, topic, key.Node, time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestCatchUpWhileTheWitnessAppends(t *testing.T) {
 	if _, err := st.Append(ctx, topic, ups); err != nil {
 		t.Fatal(err)
 	}
-	l, err := st.Acquire(ctx, topic, "node-a", time.Minute)
+	l, err := leasetest.Acquire(ctx, st, topic, "node-a", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func publish(t *testing.T, st baton.Store, l baton.Lease) []baton.Leaf {
 // acquire takes topic's lease for holder, for a minute.
 func acquire(t *testing.T, st baton.Store, topic, holder string) baton.Lease {
 	t.Helper()
-	l, err := st.Acquire(context.Background(), topic, holder, time.Minute)
+	l, err := leasetest.Acquire(context.Background(), st, topic, holder, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestForgedCheckpointRefused(t *testing.T) {
 			}
 			pkey, _ := ledger.GenerateKey("node-p")
 			register(t, st, pkey)
-			l, err := st.Acquire(ctx, topic, "node-p", time.Minute)
+			l, err := leasetest.Acquire(ctx, st, topic, "node-p", time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +126,7 @@ func TestForgedCheckpointRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			mkey, _ := ledger.GenerateKey("mallory")
-			ml, err := st.Acquire(ctx, topic, "mallory", time.Minute)
+			ml, err := leasetest.Acquire(ctx, st, topic, "mallory", time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +174,7 @@ func TestFencedCheckpointer(t *testing.T) {
 			topic := "zombie-" + e.name
 			key, _ := ledger.GenerateKey("node-a")
 			appendN(t, st, topic, 10)
-			l, err := st.Acquire(ctx, topic, "node-a", time.Minute)
+			l, err := leasetest.Acquire(ctx, st, topic, "node-a", time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +194,7 @@ func TestFencedCheckpointer(t *testing.T) {
 			if err := st.Release(ctx, l, baton.ReasonFailed); err != nil {
 				t.Fatal(err)
 			}
-			l2, err := st.Acquire(ctx, topic, "node-b", time.Minute)
+			l2, err := leasetest.Acquire(ctx, st, topic, "node-b", time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +23,7 @@ func TestWitnessRebuildsItsCopy(t *testing.T) {
 	appendN(t, st, topic, 40)
 	pkey, _ := ledger.GenerateKey("node-p")
 	register(t, st, pkey)
-	l, err := st.Acquire(ctx, topic, "node-p", time.Minute)
+	l, err := leasetest.Acquire(ctx, st, topic, "node-p", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

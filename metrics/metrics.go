@@ -65,7 +65,7 @@ func New(cfg Config) *Metrics {
 	m := &Metrics{cfg: cfg, reg: prometheus.NewRegistry(), topics: make(map[string]bool)}
 	latency := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 	m.storeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_store_operation_duration_seconds",
-		Help: "Duration of store operations, by operation (renew is the lease renewal).", Buckets: latency}, []string{"operation"})
+		Help: "Duration of store operations, by operation (renew_node is the node lease renewal).", Buckets: latency}, []string{"operation"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_store_operation_errors_total",
 		Help: "Store operations that failed, by operation and error code (conflict: a lease or cursor changed; unavailable: the store)."}, []string{"operation", "code"})
 	m.appended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_items_appended_total",

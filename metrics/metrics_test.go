@@ -60,7 +60,11 @@ func TestStoreEvents(t *testing.T) {
 	if _, err := st.Append(ctx, "quotes", up[:1]); err != nil { // a retry: a duplicate
 		t.Fatal(err)
 	}
-	lease, err := st.Acquire(ctx, "quotes", "n1", time.Minute)
+	n1, err := st.AcquireNode(ctx, "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := st.Acquire(ctx, "quotes", n1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,15 +75,19 @@ func TestStoreEvents(t *testing.T) {
 	if _, err := st.Commit(ctx, baton.Commit{Topic: "quotes", Epoch: lease.Epoch, Holder: "n1", Items: items, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	stale := lease
+	stale := n1
 	stale.Epoch++
-	if _, err := st.Renew(ctx, stale, time.Minute); err == nil {
+	if _, err := st.RenewNode(ctx, stale, time.Minute); err == nil {
 		t.Fatal("a stale renewal succeeded")
 	}
 	if err := st.Release(ctx, lease, baton.ReasonReleased); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Acquire(ctx, "quotes", "n2", time.Minute); err != nil {
+	n2, err := st.AcquireNode(ctx, "n2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Acquire(ctx, "quotes", n2); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]float64{
@@ -94,7 +102,7 @@ func TestStoreEvents(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := value(t, m, "baton_store_operation_errors_total", map[string]string{"operation": "renew", "code": baton.CodeConflict}); got != 1 {
+	if got := value(t, m, "baton_store_operation_errors_total", map[string]string{"operation": "renew_node", "code": baton.CodeConflict}); got != 1 {
 		t.Errorf("renew conflicts = %v, want 1", got)
 	}
 	poll.True(t, 10*time.Second, "the hand-over to be counted", func() bool {

@@ -28,9 +28,50 @@ func (s *store) done(op string, start time.Time, err error) {
 	}
 }
 
-func (s *store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
+func (s *store) AcquireNode(ctx context.Context, node string, ttl time.Duration) (baton.NodeLease, error) {
 	start := time.Now()
-	l, err := s.Store.Acquire(ctx, topic, holder, ttl)
+	nl, err := s.Store.AcquireNode(ctx, node, ttl)
+	s.done("acquire_node", start, err)
+	return nl, err
+}
+
+func (s *store) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Duration) (baton.NodeLease, error) {
+	start := time.Now()
+	l, err := s.Store.RenewNode(ctx, nl, ttl)
+	s.done("renew_node", start, err)
+	if err != nil {
+		s.m.renewFailed.Inc()
+	}
+	return l, err
+}
+
+func (s *store) ReleaseNode(ctx context.Context, nl baton.NodeLease, reason baton.ReleaseReason) ([]baton.ReleaseRecord, error) {
+	start := time.Now()
+	recs, err := s.Store.ReleaseNode(ctx, nl, reason)
+	s.done("release_node", start, err)
+	if err == nil {
+		s.m.released.WithLabelValues(string(reason)).Add(float64(len(recs)))
+	}
+	return recs, err
+}
+
+func (s *store) ExpireNode(ctx context.Context, node string) ([]baton.ReleaseRecord, error) {
+	start := time.Now()
+	recs, err := s.Store.ExpireNode(ctx, node)
+	s.done("expire_node", start, ignoreExpected(err))
+	return recs, err
+}
+
+func (s *store) NodeLeases(ctx context.Context) ([]baton.NodeLease, error) {
+	start := time.Now()
+	r, err := s.Store.NodeLeases(ctx)
+	s.done("node_leases", start, err)
+	return r, err
+}
+
+func (s *store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
+	start := time.Now()
+	l, err := s.Store.Acquire(ctx, topic, nl)
 	s.done("acquire", start, err)
 	if err == nil {
 		s.m.acquired.Inc()
@@ -59,16 +100,6 @@ func (s *store) handover(l baton.Lease) {
 			return
 		}
 	}
-}
-
-func (s *store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
-	start := time.Now()
-	l, err := s.Store.Renew(ctx, lease, ttl)
-	s.done("renew", start, err)
-	if err != nil {
-		s.m.renewFailed.Inc()
-	}
-	return l, err
 }
 
 func (s *store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {

@@ -125,13 +125,17 @@ type Node struct {
 	log   *slog.Logger
 	start time.Time
 
+	session  *elector.Session
+	capacity chan struct{} // closed and replaced when a lease ends (MaxLeases)
+
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
-	racing   int      // electors between Eligible and Attempted, under MaxLeases
-	topics   topicCap // has its own lock
-	health   health   // has its own lock
-	started  bool     // Start was called (and has not failed)
+	racing   int        // electors between Eligible and Attempted, under MaxLeases
+	topics   topicCap   // has its own lock
+	health   health     // has its own lock
+	lease    leaseState // has its own lock
+	started  bool       // Start was called (and has not failed)
 	closing  bool
 
 	cancel context.CancelFunc
@@ -144,8 +148,18 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, store: store, log: cfg.Logger, topics: topicCap{max: cfg.MaxTopics},
-		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease)}, nil
+	n := &Node{cfg: cfg, store: store, log: cfg.Logger, topics: topicCap{max: cfg.MaxTopics},
+		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease),
+		capacity: make(chan struct{})}
+	s, err := elector.NewSession(elector.SessionConfig{Store: store, Node: cfg.Node, TTL: cfg.TTL,
+		Clock: cfg.Clock, Logger: cfg.Logger, OnChange: func(nl baton.NodeLease, trusted bool) {
+			n.lease.set(nl, trusted, cfg.Clock.Now())
+		}})
+	if err != nil {
+		return nil, err
+	}
+	n.session = s
+	return n, nil
 }
 
 // Start registers the node and begins racing for every topic's lease (see
@@ -176,6 +190,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("start node: %w", baton.ErrClosed)
 	}
 	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := n.session.Start(ctx); err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
 	sub := n.store.Subscribe("", baton.SignalTopic)
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub) }()
@@ -183,8 +200,9 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close hands every lease over (stops publishing, then releases), leaves the
-// membership and waits for the node's goroutines. It is idempotent.
+// Close hands every lease over (stops publishing, then releases the node
+// lease, which ends every topic lease in one step), leaves the membership
+// and waits for the node's goroutines. It is idempotent.
 func (n *Node) Close() error {
 	n.once.Do(func() {
 		n.mu.Lock()
@@ -200,12 +218,14 @@ func (n *Node) Close() error {
 		}
 		cancel()
 		n.wg.Wait()
-		// Release in parallel: every topic hands over at once.
+		// Stop every publisher, then release every lease in one step.
+		n.session.Leaving()
 		var wg sync.WaitGroup
 		for _, e := range els {
 			wg.Go(func() { e.Close() })
 		}
 		wg.Wait()
+		n.session.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := n.store.Leave(ctx, n.cfg.Node); err != nil {
@@ -215,10 +235,15 @@ func (n *Node) Close() error {
 	return nil
 }
 
+// discoverEvery is how often discover lists the store's topics without a
+// SignalTopic: the fallback for a lost one, spread out because a listing
+// reads every topic.
+const discoverEvery = 30 * time.Second
+
 // discover starts an elector for every topic in the store, now and as
 // topics appear.
 func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
-	t := time.NewTicker(max(n.cfg.TTL, time.Second))
+	t := time.NewTicker(max(n.cfg.TTL, discoverEvery))
 	defer t.Stop()
 	for {
 		at := n.cfg.Clock.Now()
@@ -248,7 +273,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		return
 	}
 	e, err := elector.New(elector.Config{
-		Store: n.store, Topic: topic, Node: n.cfg.Node, TTL: n.cfg.TTL,
+		Store: n.store, Session: n.session, Topic: topic,
 		Clock: n.cfg.Clock, Logger: n.log,
 		Run: func(ctx context.Context, lease baton.Lease) error {
 			return n.publish(ctx, lease)
@@ -276,7 +301,14 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			n.racing--
 			if acquired {
 				n.active[lease.Topic] = lease
+			} else {
+				n.freed()
 			}
+		},
+		Capacity: func() <-chan struct{} {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.capacity
 		},
 		Delay: func() time.Duration {
 			// Idle nodes race first: each lease already held costs 5ms.
@@ -288,8 +320,9 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
 				n.active[c.Topic] = c.Lease
-			} else {
+			} else if _, ok := n.active[c.Topic]; ok {
 				delete(n.active, c.Topic)
+				n.freed()
 			}
 			n.mu.Unlock()
 		},
@@ -310,6 +343,12 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		return
 	}
 	n.electors[topic] = e
+}
+
+// freed wakes the electors waiting for capacity. Callers hold mu.
+func (n *Node) freed() {
+	close(n.capacity)
+	n.capacity = make(chan struct{})
 }
 
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {

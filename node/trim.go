@@ -28,10 +28,11 @@ type trimmer struct {
 
 	mu     sync.Mutex
 	wanted uint64 // trim the items below this seq; 0: nothing yet
+	kick   chan struct{}
 }
 
 func newTrimmer(q baton.Queue, topic string, retain uint64, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
-	return &trimmer{queue: q, topic: topic, retain: retain, every: every, clock: clock, log: log}
+	return &trimmer{queue: q, topic: topic, retain: retain, every: every, clock: clock, log: log, kick: make(chan struct{}, 1)}
 }
 
 // committed records a new cursor. It is the publisher's OnCommit, so it
@@ -43,17 +44,24 @@ func (t *trimmer) committed(c baton.Cursor, _ int) {
 	t.mu.Lock()
 	t.wanted = c.Seq - t.retain + 1
 	t.mu.Unlock()
+	t.retry()
 }
 
-// run trims what committed asked for, every interval, until ctx ends. A
-// trim that fails is logged and tried again at the next interval.
+// run trims what committed asked for, at most once per interval, until
+// ctx ends. An idle topic costs it nothing: it waits for a commit. A trim
+// that fails is logged and tried again an interval later.
 func (t *trimmer) run(ctx context.Context) {
-	timer := t.clock.NewTimer(t.every)
-	defer timer.Stop()
 	var trimmed uint64
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-t.kick:
+		}
+		timer := t.clock.NewTimer(t.every)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
 			return
 		case <-timer.C():
 		}
@@ -63,10 +71,18 @@ func (t *trimmer) run(ctx context.Context) {
 		if w > trimmed {
 			if _, err := t.queue.Trim(ctx, t.topic, w); err != nil {
 				t.log.Warn("trim", "topic", t.topic, "err", err)
+				t.retry()
 			} else {
 				trimmed = w
 			}
 		}
-		timer.Reset(t.every)
+	}
+}
+
+// retry asks run for another try.
+func (t *trimmer) retry() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
 	}
 }

@@ -30,8 +30,8 @@ func (q *trimQueue) Trim(_ context.Context, _ string, before uint64) (int, error
 }
 
 // TestTrimmer: the trimmer keeps the last retain published items, trims
-// only on its interval, not again while nothing new was committed, and
-// tries a failed trim again.
+// only on its interval after a commit, arms no timer while nothing new was
+// committed (an idle topic costs nothing), and tries a failed trim again.
 func TestTrimmer(t *testing.T) {
 	clock := clocktest.New(time.Unix(1000, 0))
 	q := &trimQueue{calls: make(chan uint64, 10), fail: make(chan error, 1)}
@@ -41,13 +41,17 @@ func TestTrimmer(t *testing.T) {
 	go func() { defer close(done); tr.run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	// tick advances the clock by one interval and waits until the
-	// trimmer has armed its timer again: its step is over.
-	tick := func() {
+	// step waits until the trimmer has armed its timer, then advances the
+	// clock by one interval.
+	step := func() {
 		t.Helper()
 		poll.True(t, 10*time.Second, "the trimmer to arm its timer", func() bool { return clock.Timers() == 1 })
 		clock.Advance(time.Second)
-		poll.True(t, 10*time.Second, "the trimmer to finish its step", func() bool { return clock.Timers() == 1 })
+	}
+	// idle waits until the trimmer has no timer armed: it waits for a commit.
+	idle := func() {
+		t.Helper()
+		poll.True(t, 10*time.Second, "the trimmer to wait with no timer", func() bool { return clock.Timers() == 0 })
 	}
 	expect := func(want ...uint64) {
 		t.Helper()
@@ -57,7 +61,7 @@ func TestTrimmer(t *testing.T) {
 				if got != w {
 					t.Fatalf("Trim(before %d), want before %d", got, w)
 				}
-			default:
+			case <-time.After(10 * time.Second):
 				t.Fatalf("no Trim, want Trim(before %d)", w)
 			}
 		}
@@ -69,21 +73,20 @@ func TestTrimmer(t *testing.T) {
 	}
 
 	tr.committed(baton.Cursor{Seq: 10}, 10) // no more than retain published
-	tick()
-	expect()
+	idle()
 	tr.committed(baton.Cursor{Seq: 25}, 15)
 	tr.committed(baton.Cursor{Seq: 30}, 5) // two commits in one interval: one trim
 	expect()                               // nothing before the interval ends
-	tick()
+	step()
 	expect(21) // keeps 21..30
-	tick()
-	expect() // nothing new
+	idle()     // nothing new: no timer
+	expect()
 	tr.committed(baton.Cursor{Seq: 40}, 10)
 	q.fail <- errors.New("store down")
-	tick()
+	step()
 	expect(31)
-	tick()
+	step()
 	expect(31) // tried again
-	tick()
+	idle()
 	expect()
 }

@@ -28,6 +28,9 @@ const DefaultBatch = 4000
 // after one that was not full.
 const startBatch = 1000
 
+// DefaultPoll is Options.Poll's default.
+const DefaultPoll = 5 * time.Minute
+
 // Options tune a publisher.
 type Options struct {
 	// Batch is the most items one commit publishes. Default 4000. Reads
@@ -35,8 +38,10 @@ type Options struct {
 	// full one, up to Batch, so only a publisher behind a backlog commits
 	// batches that big.
 	Batch int
-	// Poll is the fallback re-read of the queue if a notification is lost.
-	// Default 500ms.
+	// Poll is the fallback re-read of an idle queue if a notification is
+	// lost. Default DefaultPoll: the engines wake every subscription after
+	// they may have lost a notification (see baton.Notifier), so this is a
+	// last resort, kept rare because every idle topic pays it.
 	Poll   time.Duration
 	Clock  baton.Clock
 	Logger *slog.Logger
@@ -67,7 +72,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		o.Batch = DefaultBatch
 	}
 	if o.Poll <= 0 {
-		o.Poll = 500 * time.Millisecond
+		o.Poll = DefaultPoll
 	}
 	if o.Clock == nil {
 		o.Clock = baton.SystemClock{}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestPublishAndResume(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New(baton.SystemClock{})
 	appendN(t, st, "t", 0, 250)
-	l1, err := st.Acquire(ctx, "t", "a", time.Minute)
+	l1, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestPublishAndResume(t *testing.T) {
 	}
 
 	appendN(t, st, "t", 250, 50)
-	l2, err := st.Acquire(ctx, "t", "b", time.Minute)
+	l2, err := leasetest.Acquire(ctx, st, "t", "b", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +104,14 @@ func TestFencedPublisherStops(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New(baton.SystemClock{})
 	appendN(t, st, "t", 0, 5)
-	l1, err := st.Acquire(ctx, "t", "a", 100*time.Millisecond)
+	l1, err := leasetest.Acquire(ctx, st, "t", "a", 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The lease lapses and b takes over before a publishes anything.
 	var l2 baton.Lease
 	poll.Until(t, 10*time.Second, "a's lease to lapse", func() (err error) {
-		l2, err = st.Acquire(ctx, "t", "b", time.Minute)
+		l2, err = leasetest.Acquire(ctx, st, "t", "b", time.Minute)
 		return err
 	})
 	err = publisher.Run(ctx, st, l1, publisher.Options{})
@@ -130,7 +131,7 @@ func TestBatchGrowsWithBacklog(t *testing.T) {
 	ctx := t.Context()
 	st := memstore.New(baton.SystemClock{})
 	appendN(t, st, "t", 0, 10000)
-	l, err := st.Acquire(ctx, "t", "a", time.Minute)
+	l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
