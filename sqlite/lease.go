@@ -13,21 +13,30 @@ import (
 	sqlite3lib "modernc.org/sqlite/lib"
 )
 
-// writeLease is write for the lease operations (acquire, renew, release,
-// expire), on a connection of their own, so that they never queue behind
-// this process's appends, and polling for the file's write lock at a finer
-// grain than other writes. Under sustained appends from several processes
-// a renewal that waited its turn could wait past its lease's trust window,
-// and the holder step down with no fault at all (a spurious hand-over).
-// Lease writes are tiny and few, and they are what keeps publishing alive,
-// so they get the lock first.
+// writeLease is write for the lease operations (acquire, release,
+// expire, and the node leases'), on a connection of their own, so that they
+// never queue behind this process's appends, and polling for the file's
+// write lock at a finer grain than other writes. Under sustained appends
+// from several processes a renewal that waited its turn could wait past its
+// lease's trust window, and the holder step down with no fault at all (a
+// spurious hand-over). Lease writes are tiny and few, and they are what
+// keeps publishing alive, so they get the lock first.
 func (s *Store) writeLease(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
+	return s.writeLeaseChanges(ctx, func(tx *sql.Tx) ([]change, error) {
+		sig, err := fn(tx)
+		return []change{{topic: topic, sig: sig}}, err
+	})
+}
+
+// writeLeaseChanges is writeLease for a write that signals several topics
+// (a node lease ending).
+func (s *Store) writeLeaseChanges(ctx context.Context, fn func(tx *sql.Tx) ([]change, error)) error {
 	defer s.beginWrite()()
 	tx, err := s.begin(ctx, s.ldb, 100*time.Microsecond, 2*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	return s.finish(tx, topic, fn)
+	return s.finish(ctx, tx, fn)
 }
 
 // begin starts an immediate transaction on db, whose connections have no
@@ -65,19 +74,71 @@ func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Durati
 	}
 }
 
-// finish runs fn in tx, commits and signals.
-func (s *Store) finish(tx *sql.Tx, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
+// change is a signal a write raises on a topic ("" for SignalNode): on
+// this Store's hub once the write commits, and, through the changes log,
+// on the hubs of the other processes (watch.go). logged marks a change the
+// write already put in the log itself (a node lease ending logs its
+// topics' in one statement).
+type change struct {
+	topic  string
+	sig    baton.Signal
+	logged bool
+}
+
+// Keep the last changesKept rows of the changes log, pruning every
+// pruneEvery rows a Store writes: a watcher polls every few milliseconds,
+// and one that falls further behind wakes every subscription instead.
+var (
+	changesKept int64 = 10000
+	pruneEvery  int64 = 1000
+)
+
+// finish runs fn in tx, logs its changes, commits and signals.
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) ([]change, error)) error {
 	defer tx.Rollback()
-	sig, err := fn(tx)
+	cs, err := fn(tx)
 	if err != nil {
+		return err
+	}
+	if err := s.logChanges(ctx, tx, cs); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return wrapErr(err)
 	}
-	if sig != 0 {
-		s.sig.Notify(topic, sig)
+	for _, c := range cs {
+		if c.sig != 0 {
+			s.sig.Notify(c.topic, c.sig)
+		}
 	}
+	return nil
+}
+
+// logChanges appends the changes not yet logged to the changes log and
+// prunes its front now and then. The newest row is never pruned, so ids
+// never go back and a watcher can tell a gap (rows it missed) from a quiet
+// file.
+func (s *Store) logChanges(ctx context.Context, tx *sql.Tx, cs []change) error {
+	var last int64
+	for _, c := range cs {
+		if c.sig == 0 || c.logged {
+			continue
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO changes (topic, signals, origin) VALUES (?, ?, ?)`, c.topic, int64(c.sig), s.origin)
+		if err != nil {
+			return fmt.Errorf("log change: %w", wrapErr(err))
+		}
+		if last, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("log change: %w", wrapErr(err))
+		}
+	}
+	if last == 0 || last-s.prunedAt.Load() < pruneEvery {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE id <= ?`, last-changesKept); err != nil {
+		return fmt.Errorf("prune changes: %w", wrapErr(err))
+	}
+	s.prunedAt.Store(last) // only a hint: a rolled back prune is redone later
 	return nil
 }
 

@@ -10,19 +10,26 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-// topicRow is the lock and cursor columns of a topic.
+// topicRow is the lock and cursor columns of a topic, with the holder's
+// node lease row (nodeEpoch 0 if it has none).
 type topicRow struct {
 	lastSeq, trimmedBelow uint64
 	epoch, recorded       uint64
 	holder                string
+	leaseNodeEpoch        uint64 // the node lease the topic lease was taken under
 	acquiredAt, expiresAt int64
 	cursorSeq             uint64
 	cursorHash            []byte
 	cursorEpoch           uint64
 	cursorAt              int64
+	node                  nodeRow
 }
 
-const topicCols = `last_seq, trimmed_below, epoch, recorded_epoch, holder, acquired_at, expires_at, cursor_seq, cursor_hash, cursor_epoch, cursor_at`
+// topicQuery reads a topic's row and its holder's node lease in one
+// statement, so that a fenced write checks both in its transaction.
+const topicQuery = `SELECT t.last_seq, t.trimmed_below, t.epoch, t.recorded_epoch, t.holder, t.node_epoch, t.acquired_at, t.expires_at,
+	t.cursor_seq, t.cursor_hash, t.cursor_epoch, t.cursor_at, coalesce(n.epoch, 0), coalesce(n.ended, 1), coalesce(n.acquired_at, 0), coalesce(n.expires_at, 0)
+	FROM topics t LEFT JOIN nodes n ON n.node = t.holder WHERE t.topic = ?`
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -30,29 +37,50 @@ type querier interface {
 
 func loadTopic(ctx context.Context, q querier, topic string) (topicRow, bool, error) {
 	var r topicRow
-	err := q.QueryRowContext(ctx, `SELECT `+topicCols+` FROM topics WHERE topic = ?`, topic).Scan(
-		&r.lastSeq, &r.trimmedBelow, &r.epoch, &r.recorded, &r.holder, &r.acquiredAt, &r.expiresAt,
-		&r.cursorSeq, &r.cursorHash, &r.cursorEpoch, &r.cursorAt)
+	err := q.QueryRowContext(ctx, topicQuery, topic).Scan(
+		&r.lastSeq, &r.trimmedBelow, &r.epoch, &r.recorded, &r.holder, &r.leaseNodeEpoch, &r.acquiredAt, &r.expiresAt,
+		&r.cursorSeq, &r.cursorHash, &r.cursorEpoch, &r.cursorAt, &r.node.epoch, &r.node.ended, &r.node.acquiredAt, &r.node.expiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return topicRow{trimmedBelow: 1}, false, nil
 	}
 	if err != nil {
 		return r, false, fmt.Errorf("read topic %s: %w", topic, wrapErr(err))
 	}
+	r.node.node = r.holder
 	return r, true, nil
 }
 
-// live reports whether the row's lease is live at now.
-func (r topicRow) live(now int64) bool { return r.epoch > r.recorded && r.expiresAt > now }
+// unrecorded reports whether the row's lease has no release record yet.
+func (r topicRow) unrecorded() bool { return r.epoch > r.recorded }
+
+// underNode reports whether the row's unrecorded lease is under its
+// holder's current node lease, not ended: always so (ending a node lease
+// records its topics), but for a lease a version 1 file left (migrate).
+func (r topicRow) underNode() bool {
+	return r.unrecorded() && r.node.epoch == r.leaseNodeEpoch && !r.node.ended
+}
+
+// live reports whether the row's lease is live at now: unrecorded and its
+// node lease live.
+func (r topicRow) live(now int64) bool { return r.underNode() && r.node.live(now) }
 
 // lapsed reports whether the lease ended by expiry without a record yet.
-func (r topicRow) lapsed(now int64) bool { return r.epoch > r.recorded && r.expiresAt <= now }
+func (r topicRow) lapsed(now int64) bool { return r.unrecorded() && !r.live(now) }
+
+// end is when the row's lease ends or ended: its node lease's expiry while
+// unrecorded, else when it was recorded.
+func (r topicRow) end() int64 {
+	if r.underNode() {
+		return r.node.expiresAt
+	}
+	return r.expiresAt
+}
 
 func (r topicRow) lease(topic string, now int64) baton.Lease {
-	l := baton.Lease{Topic: topic, Holder: r.holder, Epoch: r.epoch,
-		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.expiresAt)}
+	l := baton.Lease{Topic: topic, Holder: r.holder, Epoch: r.epoch, NodeEpoch: r.leaseNodeEpoch,
+		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.end())}
 	if r.live(now) {
-		l.Remaining = time.Duration(r.expiresAt - now)
+		l.Remaining = time.Duration(r.end() - now)
 	}
 	return l
 }
@@ -65,7 +93,10 @@ func (s *Store) write(ctx context.Context, topic string, fn func(tx *sql.Tx) (ba
 	if err != nil {
 		return err
 	}
-	return s.finish(tx, topic, fn)
+	return s.finish(ctx, tx, func(tx *sql.Tx) ([]change, error) {
+		sig, err := fn(tx)
+		return []change{{topic: topic, sig: sig}}, err
+	})
 }
 
 // ensureTopic creates the topic's row; it reports whether it was new.
@@ -78,7 +109,7 @@ func ensureTopic(ctx context.Context, tx *sql.Tx, topic string) (bool, error) {
 	return n == 1, nil
 }
 
-// recordRelease writes the release record of the row's epoch.
+// recordRelease writes the release record of the row's epoch, ended at at.
 func recordRelease(ctx context.Context, tx *sql.Tx, topic string, r topicRow, reason baton.ReleaseReason, at int64) (baton.ReleaseRecord, error) {
 	rec := baton.ReleaseRecord{Topic: topic, Holder: r.holder, Epoch: r.epoch, Reason: reason,
 		At: fromNanos(at), LastSeq: r.cursorSeq, LastHash: hashFrom(r.cursorHash)}
@@ -86,19 +117,27 @@ func recordRelease(ctx context.Context, tx *sql.Tx, topic string, r topicRow, re
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, topic, r.epoch, r.holder, string(reason), at, r.cursorSeq, r.cursorHash); err != nil {
 		return rec, fmt.Errorf("record release: %w", wrapErr(err))
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE topics SET recorded_epoch = epoch WHERE topic = ?`, topic); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE topics SET recorded_epoch = epoch, expires_at = ? WHERE topic = ?`, at, topic); err != nil {
 		return rec, fmt.Errorf("record release: %w", wrapErr(err))
 	}
 	return rec, nil
 }
 
 // Acquire implements baton.Locks.
-func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
-	if err := baton.ValidateLease(topic, holder, ttl); err != nil {
+func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
+	if err := baton.ValidateLease(topic, nl); err != nil {
 		return baton.Lease{}, err
 	}
 	var lease baton.Lease
 	err := s.writeLease(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+		now := nanos(s.now())
+		n, err := loadNode(ctx, tx, nl.Node)
+		if err != nil {
+			return 0, err
+		}
+		if n.epoch != nl.Epoch || !n.live(now) {
+			return 0, fmt.Errorf("acquire %s: node lease %s epoch %d is not live: %w", topic, nl.Node, nl.Epoch, baton.ErrLeaseLost)
+		}
 		sig := baton.SignalLock
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
@@ -111,24 +150,23 @@ func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Dura
 		if err != nil {
 			return 0, err
 		}
-		now := nanos(s.now())
 		if r.live(now) {
 			return 0, fmt.Errorf("acquire %s: held by %s at epoch %d: %w", topic, r.holder, r.epoch, baton.ErrLeaseHeld)
 		}
 		if r.lapsed(now) {
-			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
+			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end()); err != nil {
 				return 0, err
 			}
 		}
 		prev := r.epoch
 		r.epoch++
-		r.holder, r.acquiredAt, r.expiresAt = holder, now, now+int64(ttl)
-		if _, err := tx.ExecContext(ctx, `UPDATE topics SET epoch = ?, recorded_epoch = ?, holder = ?, acquired_at = ?, expires_at = ?
-			WHERE topic = ?`, r.epoch, prev, holder, now, r.expiresAt, topic); err != nil {
+		r.holder, r.leaseNodeEpoch, r.acquiredAt, r.expiresAt, r.node = nl.Node, nl.Epoch, now, n.expiresAt, n
+		if _, err := tx.ExecContext(ctx, `UPDATE topics SET epoch = ?, recorded_epoch = ?, holder = ?, node_epoch = ?, acquired_at = ?, expires_at = ?
+			WHERE topic = ?`, r.epoch, prev, nl.Node, nl.Epoch, now, n.expiresAt, topic); err != nil {
 			return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE releases SET successor = ?, successor_epoch = ?, successor_at = ?
-			WHERE topic = ? AND epoch = ?`, holder, r.epoch, now, topic, prev); err != nil {
+			WHERE topic = ? AND epoch = ?`, nl.Node, r.epoch, now, topic, prev); err != nil {
 			return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
 		}
 		r.recorded = prev
@@ -138,7 +176,6 @@ func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Dura
 	return lease, err
 }
 
-// checkHeld returns the row if lease is the live lease of its topic.
 // heldOrLapsed returns the row of lease while it is live. If lease's own
 // epoch has lapsed without a record, it records the lapse now (exactly one
 // record per epoch, and the standbys learn of it with this commit) and
@@ -149,7 +186,7 @@ func (s *Store) heldOrLapsed(ctx context.Context, tx *sql.Tx, lease baton.Lease,
 		return r, false, nil
 	}
 	if r.epoch == lease.Epoch && r.lapsed(now) {
-		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.expiresAt); err != nil {
+		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.end()); err != nil {
 			return r, false, err
 		}
 		return r, true, nil
@@ -157,6 +194,8 @@ func (s *Store) heldOrLapsed(ctx context.Context, tx *sql.Tx, lease baton.Lease,
 	return r, false, fmt.Errorf("%s: %w", op, err)
 }
 
+// checkHeld returns the row if lease is the live lease of its topic: its
+// epoch and holder, unrecorded, and its node lease live, all read in tx.
 func (s *Store) checkHeld(ctx context.Context, tx *sql.Tx, lease baton.Lease, now int64) (topicRow, error) {
 	r, ok, err := loadTopic(ctx, tx, lease.Topic)
 	if err != nil {
@@ -169,33 +208,6 @@ func (s *Store) checkHeld(ctx context.Context, tx *sql.Tx, lease baton.Lease, no
 		return r, nil
 	}
 	return r, fmt.Errorf("%s epoch %d by %s has ended: %w", lease.Topic, lease.Epoch, lease.Holder, baton.ErrFenced)
-}
-
-// Renew implements baton.Locks.
-func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
-	if err := baton.ValidateLease(lease.Topic, lease.Holder, ttl); err != nil {
-		return baton.Lease{}, err
-	}
-	var out baton.Lease
-	var lapsed bool
-	err := s.writeLease(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
-		now := nanos(s.now())
-		var r topicRow
-		var err error
-		if r, lapsed, err = s.heldOrLapsed(ctx, tx, lease, now, "renew"); err != nil || lapsed {
-			return baton.SignalLock, err
-		}
-		r.expiresAt = now + int64(ttl)
-		if _, err := tx.ExecContext(ctx, `UPDATE topics SET expires_at = ? WHERE topic = ?`, r.expiresAt, lease.Topic); err != nil {
-			return 0, fmt.Errorf("renew %s: %w", lease.Topic, wrapErr(err))
-		}
-		out = r.lease(lease.Topic, now)
-		return baton.SignalLock, nil
-	})
-	if err == nil && lapsed {
-		err = fmt.Errorf("renew %s epoch %d: expired: %w", lease.Topic, lease.Epoch, baton.ErrFenced)
-	}
-	return out, err
 }
 
 // Release implements baton.Locks.
@@ -213,9 +225,6 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		}
 		if _, err := recordRelease(ctx, tx, lease.Topic, r, reason, now); err != nil {
 			return 0, err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE topics SET expires_at = ? WHERE topic = ?`, now, lease.Topic); err != nil {
-			return 0, fmt.Errorf("release %s: %w", lease.Topic, wrapErr(err))
 		}
 		return baton.SignalLock, nil
 	})
@@ -243,7 +252,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 		if !ok || !r.lapsed(now) {
 			return 0, fmt.Errorf("expire %s: no lapsed lease: %w", topic, baton.ErrNotFound)
 		}
-		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.expiresAt)
+		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end())
 		if err != nil {
 			return 0, err
 		}

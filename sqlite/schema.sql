@@ -1,21 +1,48 @@
 -- Baton's embedded store. Times are Unix nanoseconds from the store's clock.
+-- PRAGMA user_version is the schema's version (sqlite.go, migrate).
 -- One row per topic holds its lock, its cursor and its queue counters, so that
 -- every fenced write checks and moves them in one transaction.
 CREATE TABLE IF NOT EXISTS topics (
 	topic          TEXT PRIMARY KEY,
 	last_seq       INTEGER NOT NULL DEFAULT 0, -- last appended seq
 	trimmed_below  INTEGER NOT NULL DEFAULT 1, -- earliest seq that may still be kept
-	-- the publish lock: live while epoch > recorded_epoch and expires_at > now
+	-- the publish lock: live while epoch > recorded_epoch and the holder's
+	-- node lease (nodes) is live at node_epoch
 	epoch          INTEGER NOT NULL DEFAULT 0,
 	recorded_epoch INTEGER NOT NULL DEFAULT 0, -- newest epoch with a release record
 	holder         TEXT    NOT NULL DEFAULT '',
 	acquired_at    INTEGER NOT NULL DEFAULT 0,
-	expires_at     INTEGER NOT NULL DEFAULT 0,
+	expires_at     INTEGER NOT NULL DEFAULT 0, -- when a recorded lease ended
 	-- the cursor: last published item
 	cursor_seq     INTEGER NOT NULL DEFAULT 0,
 	cursor_hash    BLOB,
 	cursor_epoch   INTEGER NOT NULL DEFAULT 0,
-	cursor_at      INTEGER NOT NULL DEFAULT 0
+	cursor_at      INTEGER NOT NULL DEFAULT 0,
+	node_epoch     INTEGER NOT NULL DEFAULT 0  -- the holder's node lease
+);
+-- The unrecorded topic leases by holder: the topics a node lease ends.
+CREATE INDEX IF NOT EXISTS topics_held ON topics (holder) WHERE epoch > recorded_epoch;
+
+-- Node leases: each node's latest one. It is live while ended = 0 and
+-- expires_at > now. Ending it (ended = 1) records every topic lease under it
+-- in the same transaction, so an unrecorded topic lease always has its node
+-- row at its node_epoch, not ended.
+CREATE TABLE IF NOT EXISTS nodes (
+	node        TEXT PRIMARY KEY,
+	epoch       INTEGER NOT NULL,
+	ended       INTEGER NOT NULL DEFAULT 0,
+	acquired_at INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The change log the watchers of other processes read (watch.go): one row
+-- per signalling write and topic, written in the write's transaction, pruned
+-- from the front (the newest row is always kept, so ids never go back).
+CREATE TABLE IF NOT EXISTS changes (
+	id      INTEGER PRIMARY KEY,
+	topic   TEXT    NOT NULL,
+	signals INTEGER NOT NULL,
+	origin  INTEGER NOT NULL -- the writing Store's random id
 );
 
 -- The queue. (topic, seq) is the position; the two indexes are the msg id

@@ -4,8 +4,9 @@
 // SQLite cannot push, so each Store runs one watcher that checks
 // PRAGMA data_version every few milliseconds (a read of a shared-memory
 // counter, no I/O) and, when another connection has committed, reads the
-// small topics table to see which topics changed and how. Writes made through
-// this Store are signalled at once, without waiting for the watcher.
+// rows of the changes log written since its last look: which topics changed
+// and how (watch.go). Writes made through this Store are signalled at once,
+// without waiting for the watcher.
 package sqlite
 
 import (
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -69,6 +71,12 @@ type Store struct {
 	rdb *sql.DB // readers (WAL lets them run beside the writer)
 
 	sig *signal.Hub
+	// origin tags the rows this Store writes to the changes log, which its
+	// own watcher skips (finish signals them at once); prunedAt is the id
+	// at which it last pruned the log (see logChanges).
+	origin   int64
+	prunedAt atomic.Int64
+	w        *watcher
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -192,7 +200,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open sqlite store: %w", err)
 		}
 	}
-	s := &Store{path: path, opts: opts, log: opts.Logger, clock: opts.Clock, sig: signal.NewHub()}
+	s := &Store{path: path, opts: opts, log: opts.Logger, clock: opts.Clock, sig: signal.NewHub(), origin: rand.Int64()}
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)",
 		opts.BusyTimeout.Milliseconds(), opts.Sync)
 	dsn := "file:" + path + "?" + pragmas
@@ -240,19 +248,28 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return fail(err)
 	}
-	w, err := s.newWatcher(ctx)
-	if err != nil {
+	if s.w, err = s.newWatcher(ctx); err != nil {
 		return fail(err)
 	}
 	s.wg.Add(1)
-	go func() { defer s.wg.Done(); w.run(wctx) }()
+	go func() { defer s.wg.Done(); s.w.run(wctx) }()
 	return s, nil
 }
 
+// schemaVersion is the schema's version, kept in PRAGMA user_version.
+// Version 1 (user_version 0, the tables present) had a lease per topic;
+// version 2 holds topic leases under node leases (nodes, topics.node_epoch)
+// and logs changes for the watchers (changes).
+const schemaVersion = 2
+
+// migrate creates the schema in a new file and brings a version 1 file to
+// version 2: its topic leases, held under no node lease, read as lapsed and
+// get their expired records from the next Acquire or Expire. A file of a
+// newer version is refused (docs/operations.md, SQLite specifics).
 func (s *Store) migrate(ctx context.Context) error {
 	// Most starts find the schema there: check without taking the write lock.
-	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('topics', 'items', 'leaves', 'releases', 'members', 'node_keys', 'checkpoints', 'cosignatures')`).Scan(&n); err == nil && n == 8 {
+	var v int
+	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err == nil && v == schemaVersion {
 		return nil
 	}
 	// Several processes may start at once on a new file: the immediate
@@ -263,11 +280,35 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("open sqlite store %s: %w", s.path, err)
 	}
 	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version of %s: %w", s.path, wrapErr(err))
+	}
+	switch {
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("open sqlite store %s: schema version %d is newer than this baton's %d: upgrade baton", s.path, v, schemaVersion)
+	}
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'topics'`).Scan(&old); err != nil {
+		return fmt.Errorf("read schema of %s: %w", s.path, wrapErr(err))
+	}
+	if old == 1 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE topics ADD COLUMN node_epoch INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("migrate schema of %s to version %d: %w", s.path, schemaVersion, wrapErr(err))
+		}
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema in %s: %w", s.path, wrapErr(err))
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("create schema in %s: %w", s.path, wrapErr(err))
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create schema in %s: %w", s.path, wrapErr(err))
+	}
+	if old == 1 {
+		s.log.Info("sqlite store migrated", "path", s.path, "from", 1, "to", schemaVersion)
 	}
 	return nil
 }

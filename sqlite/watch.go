@@ -9,19 +9,26 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-// topicState is what the watcher compares to tell which signals to raise.
-type topicState struct {
-	lastSeq, cursorSeq, epoch, recorded uint64
-	expiresAt                           int64
-}
-
-// watcher turns commits by other connections (other processes) into signals.
+// watcher turns commits by other connections (other processes) into
+// signals. Every signalling write logs its changes (topic, signals) in the
+// changes table in its own transaction (finish); the watcher reads the rows
+// after the last id it saw, through the primary key: its cost follows the
+// changes, not the number of topics. A commit that logs nothing (a node
+// lease renewal, a heartbeat) costs it one data_version read and one empty
+// range read.
 type watcher struct {
 	s    *Store
 	conn *sql.Conn
-	ver  int64
-	seen map[string]topicState
+	// The two statements it runs every poll, prepared once: modernc's
+	// SQLite parses every statement it is handed.
+	version, read *sql.Stmt
+	ver           int64
+	last          int64 // id of the last change read
 }
+
+// watchBatch bounds the rows one read takes; the watcher reads on until
+// it has caught up.
+const watchBatch = 1000
 
 func (s *Store) newWatcher(ctx context.Context) (*watcher, error) {
 	conn, err := s.rdb.Conn(ctx)
@@ -29,20 +36,36 @@ func (s *Store) newWatcher(ctx context.Context) (*watcher, error) {
 		return nil, fmt.Errorf("open sqlite watcher: %w", wrapErr(err))
 	}
 	w := &watcher{s: s, conn: conn}
-	if err := w.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&w.ver); err != nil {
-		conn.Close()
+	fail := func(err error) (*watcher, error) {
+		w.close()
 		return nil, fmt.Errorf("open sqlite watcher: %w", wrapErr(err))
 	}
-	w.seen, err = w.snapshot(ctx)
-	if err != nil {
-		conn.Close()
-		return nil, err
+	if w.version, err = conn.PrepareContext(ctx, "PRAGMA data_version"); err != nil {
+		return fail(err)
+	}
+	if w.read, err = conn.PrepareContext(ctx, `SELECT id, topic, signals, origin FROM changes WHERE id > ? ORDER BY id LIMIT ?`); err != nil {
+		return fail(err)
+	}
+	if err := w.version.QueryRowContext(ctx).Scan(&w.ver); err != nil {
+		return fail(err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM changes`).Scan(&w.last); err != nil {
+		return fail(err)
 	}
 	return w, nil
 }
 
+func (w *watcher) close() {
+	for _, st := range []*sql.Stmt{w.version, w.read} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	w.conn.Close()
+}
+
 func (w *watcher) run(ctx context.Context) {
-	defer w.conn.Close()
+	defer w.close()
 	t := time.NewTicker(w.s.opts.Poll)
 	defer t.Stop()
 	for {
@@ -51,62 +74,62 @@ func (w *watcher) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		var ver int64
-		if err := w.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&ver); err != nil {
-			if ctx.Err() == nil {
-				w.s.log.Warn("sqlite watcher", "err", err)
-			}
-			continue
+		if err := w.poll(ctx); err != nil && ctx.Err() == nil {
+			w.s.log.Warn("sqlite watcher", "err", err)
 		}
-		if ver == w.ver {
-			continue
-		}
-		w.ver = ver
-		now, err := w.snapshot(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.s.log.Warn("sqlite watcher", "err", err)
-			}
-			continue
-		}
-		for topic, st := range now {
-			old, ok := w.seen[topic]
-			var sig baton.Signal
-			if !ok {
-				sig |= baton.SignalTopic | baton.SignalLock
-			}
-			if st.lastSeq != old.lastSeq {
-				sig |= baton.SignalAppend
-			}
-			if st.cursorSeq != old.cursorSeq {
-				sig |= baton.SignalCommit
-			}
-			if st.epoch != old.epoch || st.recorded != old.recorded || st.expiresAt != old.expiresAt {
-				sig |= baton.SignalLock
-			}
-			if sig != 0 {
-				w.s.sig.Notify(topic, sig)
-			}
-		}
-		w.seen = now
 	}
 }
 
-func (w *watcher) snapshot(ctx context.Context) (map[string]topicState, error) {
-	rows, err := w.conn.QueryContext(ctx,
-		`SELECT topic, last_seq, cursor_seq, epoch, recorded_epoch, expires_at FROM topics`)
+// poll signals the changes other processes logged since the last poll.
+// Rows this Store wrote are skipped: it signalled them when it wrote them.
+// If rows it had not read were pruned (ids are contiguous, and the newest
+// row is never pruned: a gap is rows missed), it wakes every subscription,
+// as a lost notification must (wake-ups are hints).
+func (w *watcher) poll(ctx context.Context) error {
+	var ver int64
+	if err := w.version.QueryRowContext(ctx).Scan(&ver); err != nil {
+		return err
+	}
+	if ver == w.ver {
+		return nil
+	}
+	for {
+		n, err := w.readChanges(ctx)
+		if err != nil {
+			return err // data_version is not moved on: the next poll retries
+		}
+		if n < watchBatch {
+			break
+		}
+	}
+	w.ver = ver
+	return nil
+}
+
+// readChanges reads and signals up to watchBatch changes after w.last and
+// returns how many it read.
+func (w *watcher) readChanges(ctx context.Context) (int, error) {
+	rows, err := w.read.QueryContext(ctx, w.last, watchBatch)
 	if err != nil {
-		return nil, fmt.Errorf("read topics: %w", wrapErr(err))
+		return 0, fmt.Errorf("read changes: %w", wrapErr(err))
 	}
 	defer rows.Close()
-	m := make(map[string]topicState, len(w.seen)+1)
+	n := 0
 	for rows.Next() {
-		var t string
-		var st topicState
-		if err := rows.Scan(&t, &st.lastSeq, &st.cursorSeq, &st.epoch, &st.recorded, &st.expiresAt); err != nil {
-			return nil, fmt.Errorf("read topics: %w", err)
+		var id, sig, origin int64
+		var topic string
+		if err := rows.Scan(&id, &topic, &sig, &origin); err != nil {
+			return n, fmt.Errorf("read changes: %w", err)
 		}
-		m[t] = st
+		if n == 0 && id != w.last+1 {
+			w.s.log.Debug("sqlite watcher fell behind the changes log: waking every subscription", "last", w.last, "next", id)
+			w.s.sig.NotifyAll()
+		}
+		if origin != w.s.origin {
+			w.s.sig.Notify(topic, baton.Signal(sig))
+		}
+		w.last = id
+		n++
 	}
-	return m, rows.Err()
+	return n, rows.Err()
 }
