@@ -138,6 +138,9 @@ type Elector struct {
 	role  baton.Role
 	lease baton.Lease
 
+	// handoff asks the active loop to hand the lease over (Handoff).
+	handoff chan time.Duration
+
 	// Under mu: set by Start and Close.
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -152,7 +155,8 @@ func New(cfg Config) (*Elector, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("new elector: %w", err)
 	}
-	return &Elector{cfg: cfg, log: cfg.Logger.With("topic", cfg.Topic), role: baton.RoleStandby}, nil
+	return &Elector{cfg: cfg, log: cfg.Logger.With("topic", cfg.Topic), role: baton.RoleStandby,
+		handoff: make(chan time.Duration, 1)}, nil
 }
 
 // Start runs the elector until Close (see baton.Service).
@@ -188,6 +192,22 @@ func (e *Elector) Close() error {
 		}
 	})
 	return nil
+}
+
+// Handoff hands the lease over gracefully if the elector holds it: it
+// stops the runner, releases the lease (a standby takes it at once) and
+// does not race for the topic again before cooldown has passed, so that a
+// less loaded node takes it. It reports whether a hand-off was asked of an
+// active elector; it does not wait for it.
+func (e *Elector) Handoff(cooldown time.Duration) bool {
+	if r, _ := e.Role(); r != baton.RoleActive {
+		return false
+	}
+	select {
+	case e.handoff <- cooldown:
+	default: // one is pending already
+	}
+	return true
 }
 
 // Role reports the elector's role and, when active, its lease.
@@ -312,6 +332,10 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease baton.Lease, trust context.Context) time.Duration {
 	c := e.cfg
 	e.log.Info("lease acquired", "epoch", lease.Epoch)
+	select {
+	case <-e.handoff: // asked of an earlier lease
+	default:
+	}
 	e.setRole(baton.RoleActive, lease, "acquired")
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -366,6 +390,11 @@ func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease bato
 			release(baton.ReasonFailed)
 			step("failed")
 			return c.Cooldown
+		case cooldown := <-e.handoff:
+			stopRunner()
+			release(baton.ReasonReleased)
+			step("handed off")
+			return cooldown
 		case <-sub.C():
 			// Someone changed the lock: if it is not ours any more, stop
 			// now rather than at the next write.

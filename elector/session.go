@@ -98,6 +98,7 @@ type Session struct {
 	untrust context.CancelFunc
 	changed chan struct{} // closed at the next change
 	leaving bool
+	others  []baton.NodeLease // every node lease as the watcher last read them
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -198,6 +199,15 @@ func (s *Session) Current() (nl baton.NodeLease, trust context.Context, ok bool)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lease, s.trust, s.trusted && !s.leaving
+}
+
+// Leases returns every node lease (this node's too) as the session last
+// read them, with the number of topic leases under each: the load of each
+// node, refreshed at least once per TTL.
+func (s *Session) Leases() []baton.NodeLease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.others
 }
 
 // Changed returns a channel closed at the next change of Current.
@@ -368,6 +378,9 @@ func (s *Session) expireLapsed(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.mu.Lock()
+	s.others = leases
+	s.mu.Unlock()
 	next := s.cfg.Watch
 	for _, nl := range leases {
 		if nl.Node == s.cfg.Node {

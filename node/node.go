@@ -136,6 +136,7 @@ type Node struct {
 	health   health     // has its own lock
 	lease    leaseState // has its own lock
 	started  bool       // Start was called (and has not failed)
+	draining bool       // Drain was called: hold no lease
 	closing  bool
 
 	cancel context.CancelFunc
@@ -194,9 +195,10 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("start node: %w", err)
 	}
 	sub := n.store.Subscribe("", baton.SignalTopic)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub) }()
 	go func() { defer n.wg.Done(); n.heartbeats(ctx) }()
+	go func() { defer n.wg.Done(); n.balance(ctx) }()
 	return nil
 }
 
@@ -281,11 +283,14 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		// A race holds a place under MaxLeases until it is decided: two
 		// electors must not both take the last one.
 		Eligible: func() bool {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if n.draining {
+				return false
+			}
 			if n.cfg.MaxLeases == 0 {
 				return true
 			}
-			n.mu.Lock()
-			defer n.mu.Unlock()
 			if len(n.active)+n.racing >= n.cfg.MaxLeases {
 				return false
 			}
@@ -310,12 +315,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			defer n.mu.Unlock()
 			return n.capacity
 		},
-		Delay: func() time.Duration {
-			// Idle nodes race first: each lease already held costs 5ms.
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			return time.Duration(min(len(n.active), 20)) * 5 * time.Millisecond
-		},
+		Delay: n.raceDelay,
 		OnChange: func(c elector.Change) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
@@ -424,7 +424,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 	leases := len(n.active)
 	state := baton.MemberIdle
 	switch {
-	case n.closing:
+	case n.closing, n.draining:
 		state = baton.MemberLeaving
 	case n.cfg.MaxLeases > 0 && leases >= n.cfg.MaxLeases:
 		state = baton.MemberFull

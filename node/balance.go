@@ -1,0 +1,175 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// Leadership spread by load (docs/design.md, node leases): a node's load is
+// the number of topic leases it holds, which every node reads for all nodes
+// in one store call (NodeLeases). Two mechanisms keep it even:
+//
+//   - when a lease is free, loaded nodes wait before they race (raceDelay),
+//     so the least loaded node takes it;
+//   - a node above its share hands topics over gracefully (balance), a few
+//     at a time, while some node is below its share: a node that joins or
+//     comes back fills up within seconds, with no loss (a hand-over releases
+//     after the publisher stopped, and the successor resumes at the cursor).
+
+const (
+	// balanceEvery is how often a node compares its load with the others'.
+	balanceEvery = 500 * time.Millisecond
+	// handoffPace is the most topics a node hands over per balance step:
+	// hand-overs are paced, so that a joining node is not flooded and a
+	// store is not hit by thousands of hand-overs at once.
+	handoffPace = 100
+	// maxRaceDelay bounds raceDelay.
+	maxRaceDelay = 200 * time.Millisecond
+)
+
+// raceDelay is how long this node waits before racing for a free lease:
+// nothing if it is the least loaded live node, else 20 ms plus a
+// millisecond per lease it holds above the least loaded, up to maxRaceDelay.
+func (n *Node) raceDelay() time.Duration {
+	n.mu.Lock()
+	mine := len(n.active)
+	n.mu.Unlock()
+	least := mine
+	for _, nl := range n.session.Leases() {
+		if nl.Remaining > 0 && nl.Node != n.cfg.Node {
+			least = min(least, nl.Leases)
+		}
+	}
+	if mine <= least {
+		return 0
+	}
+	return min(20*time.Millisecond+time.Duration(mine-least)*time.Millisecond, maxRaceDelay)
+}
+
+// share is a node's fair share of total leases over nodes live nodes.
+func share(total, nodes int) int { return (total + nodes - 1) / nodes }
+
+// balance hands topics over while this node holds more than its share and
+// another live node holds less, until ctx ends.
+func (n *Node) balance(ctx context.Context) {
+	t := time.NewTicker(balanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if k := n.excess(n.session.Leases(), nil); k > 0 {
+			// The view may be a TTL old: confirm with a fresh one, and
+			// leave out the nodes that take no more (draining, leaving or
+			// at their --max-leases), which say so in their heartbeats.
+			ls, err := n.store.NodeLeases(ctx)
+			if err != nil {
+				continue
+			}
+			ms, err := n.store.Members(ctx)
+			if err != nil {
+				continue
+			}
+			closed := make(map[string]bool)
+			for _, m := range ms {
+				if m.State == baton.MemberLeaving || m.State == baton.MemberFull {
+					closed[m.Node] = true
+				}
+			}
+			n.handOver(n.excess(ls, closed))
+		}
+	}
+}
+
+// excess is how many topics this node should hand over now, from the node
+// leases ls, leaving out the nodes in closed: its leases above its share,
+// no more than the least loaded node lacks, and at most handoffPace.
+func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
+	n.mu.Lock()
+	mine, draining := len(n.active), n.draining
+	n.mu.Unlock()
+	if draining {
+		return mine
+	}
+	total, nodes, least := mine, 1, mine
+	for _, nl := range ls {
+		if nl.Node == n.cfg.Node || nl.Remaining <= 0 {
+			continue
+		}
+		if closed[nl.Node] {
+			total += nl.Leases // their leases count, not their room
+			continue
+		}
+		total += nl.Leases
+		nodes++
+		least = min(least, nl.Leases)
+	}
+	s := share(total, nodes)
+	if nodes < 2 || mine <= s || least >= s {
+		return 0
+	}
+	return min(mine-s, s-least, handoffPace)
+}
+
+// handOver hands k of this node's topics over.
+func (n *Node) handOver(k int) {
+	if k <= 0 {
+		return
+	}
+	cooldown := max(n.cfg.TTL, time.Second)
+	n.mu.Lock()
+	var els []electorHandoff
+	for topic := range n.active {
+		if e := n.electors[topic]; e != nil {
+			els = append(els, e)
+		}
+		if len(els) == k {
+			break
+		}
+	}
+	n.mu.Unlock()
+	handed := 0
+	for _, e := range els {
+		if e.Handoff(cooldown) {
+			handed++
+		}
+	}
+	if handed > 0 {
+		n.log.Info("handing topics over to less loaded nodes", "topics", handed)
+	}
+}
+
+type electorHandoff interface {
+	Handoff(cooldown time.Duration) bool
+}
+
+// Drain hands every topic of this node over and stops racing for more: the
+// node keeps serving terminals and ingest. It is how an operator empties a
+// node before stopping it (baton drain). Undrain ends it.
+func (n *Node) Drain() {
+	n.mu.Lock()
+	n.draining = true
+	k := len(n.active)
+	n.mu.Unlock()
+	n.log.Info("draining: handing every topic over", "topics", k)
+	n.handOver(k)
+}
+
+// Undrain lets a drained node race for topics again.
+func (n *Node) Undrain() {
+	n.mu.Lock()
+	n.draining = false
+	n.freed()
+	n.mu.Unlock()
+}
+
+// Draining reports whether the node is drained.
+func (n *Node) Draining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.draining
+}

@@ -1,0 +1,111 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/node"
+)
+
+// spread appends one item to each of n topics and waits until every one is
+// published.
+func spread(t *testing.T, st baton.Store, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
+	topics := make([]string, n)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("t%03d", i)
+		if _, err := st.Append(ctx, topics[i], []baton.Update{u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.True(t, 20*time.Second, "every topic published", func() bool {
+		for _, topic := range topics {
+			if c, _ := st.Cursor(ctx, topic); c.Seq != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	return topics
+}
+
+// loads returns how many leases each node holds.
+func loads(ns ...*node.Node) []int {
+	out := make([]int, len(ns))
+	for i, n := range ns {
+		out[i] = len(n.Active())
+	}
+	return out
+}
+
+func balanced(ls []int, total int) bool {
+	lo, hi, sum := ls[0], ls[0], 0
+	for _, l := range ls {
+		lo, hi, sum = min(lo, l), max(hi, l), sum+l
+	}
+	return sum == total && lo > 0 && float64(hi) <= 1.25*float64(lo)
+}
+
+// TestJoinerGetsItsShare: a node that joins three loaded nodes is handed
+// topics until every node holds about as many (max/min <= 1.25), and
+// every topic keeps exactly one publisher meanwhile.
+func TestJoinerGetsItsShare(t *testing.T) {
+	st := memstore.New(nil)
+	const total = 120
+	a := start(t, st.Handle(), "a")
+	topics := spread(t, st, total)
+	b, c := start(t, st.Handle(), "b"), start(t, st.Handle(), "c")
+	poll.True(t, 20*time.Second, "three nodes balanced", func() bool { return balanced(loads(a, b, c), total) })
+	d := start(t, st.Handle(), "d")
+	poll.True(t, 20*time.Second, "the joiner given its share", func() bool { return balanced(loads(a, b, c, d), total) })
+	ctx := context.Background()
+	for _, topic := range topics {
+		lock, err := st.Lock(ctx, topic)
+		if err != nil || !lock.Held {
+			t.Fatalf("%s: lock %+v, %v: want held", topic, lock, err)
+		}
+		holders := 0
+		for _, n := range []*node.Node{a, b, c, d} {
+			if _, ok := n.Active()[topic]; ok {
+				holders++
+			}
+		}
+		if holders > 1 {
+			t.Fatalf("%s is active on %d nodes", topic, holders)
+		}
+	}
+	// Hand-overs were graceful: released, not expired.
+	for _, topic := range topics {
+		hs, _ := st.Handovers(ctx, topic, 100)
+		for _, h := range hs {
+			if h.Reason != baton.ReasonReleased {
+				t.Fatalf("%s: a hand-over %+v, want every one released", topic, h)
+			}
+		}
+	}
+}
+
+// TestDrain: a drained node hands every topic over and takes none back;
+// undrained, it gets its share again.
+func TestDrain(t *testing.T) {
+	st := memstore.New(nil)
+	const total = 40
+	a, b := start(t, st.Handle(), "a"), start(t, st.Handle(), "b")
+	spread(t, st, total)
+	poll.True(t, 20*time.Second, "two nodes balanced", func() bool { return balanced(loads(a, b), total) })
+	a.Drain()
+	poll.True(t, 20*time.Second, "a drained", func() bool { return len(a.Active()) == 0 && len(b.Active()) == total })
+	if !a.Draining() {
+		t.Fatal("a does not report draining")
+	}
+	a.Undrain()
+	poll.True(t, 20*time.Second, "a given its share back", func() bool { return balanced(loads(a, b), total) })
+}
