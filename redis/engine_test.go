@@ -124,10 +124,10 @@ func TestRoundTrips(t *testing.T) {
 		t.Errorf("Published made %d round trips, want 1", n)
 	}
 	for name, fn := range map[string]func() error{
-		"Lock":   func() error { _, err := s.Lock(ctx, topic); return err },
-		"Cursor": func() error { _, err := s.Cursor(ctx, topic); return err },
+		"Lock":      func() error { _, err := s.Lock(ctx, topic); return err },
+		"Cursor":    func() error { _, err := s.Cursor(ctx, topic); return err },
 		"RenewNode": func() error { _, err := s.RenewNode(ctx, nodeOf(l), time.Minute); return err },
-		"Topic":  func() error { _, err := s.Topic(ctx, topic); return err },
+		"Topic":     func() error { _, err := s.Topic(ctx, topic); return err },
 	} {
 		if n := rt.count(func() {
 			if err := fn(); err != nil {
