@@ -64,7 +64,7 @@ func (k keyspace) nodeOfTTL(name string) (string, bool) {
 }
 
 // topicOf extracts the topic from one of its keys or channels with the given
-// suffix ("events", "lease"); ok is false for any other name.
+// suffix ("events"); ok is false for any other name.
 func (k keyspace) topicOf(name, suffix string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, k.p+":{")
 	if !ok {
