@@ -88,10 +88,7 @@ func BenchmarkAppendPublishRead(b *testing.B) {
 	}
 	defer s.Close()
 	ctx := b.Context()
-	l, err := s.Acquire(ctx, "bench", "n1", time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := acquire(b, s, "bench", "n1", time.Hour)
 	batches := make([][]baton.Update, b.N)
 	for i := range batches {
 		batches[i] = benchUpdates(b, benchBatch)

@@ -31,8 +31,8 @@ type cosignJSON struct {
 	AtUs      string `json:"at_us"`
 }
 
-// AddCheckpoint implements baton.Checkpoints: one script checks the lease,
-// the cursor and the latest size, then stores.
+// AddCheckpoint implements baton.Checkpoints: one script checks the lease
+// (with its node lease), the cursor and the latest size, then stores.
 func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 	if err := baton.ValidateCheckpoint(cp); err != nil {
 		return err
@@ -42,8 +42,8 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 		return fmt.Errorf("add checkpoint: %w", err)
 	}
 	t := cp.Topic
-	r, err := s.run(ctx, scriptCheckpoint, true, []string{s.k.lock(t), s.k.cursor(t), s.k.checkpoints(t), s.k.cpsizes(t)},
-		cp.Node, cp.Epoch, cp.Size, js)
+	keys := []string{s.k.lock(t), s.k.cursor(t), s.k.checkpoints(t), s.k.cpsizes(t), s.k.nodeLease(cp.Node)}
+	r, err := s.run(ctx, scriptCheckpoint, true, keys, cp.Node, cp.Epoch, cp.Size, js)
 	if err != nil {
 		return fmt.Errorf("add checkpoint %s size %d: %w", t, cp.Size, err)
 	}

@@ -101,10 +101,7 @@ func TestRoundTrips(t *testing.T) {
 	}); n != 1 {
 		t.Errorf("Items made %d round trips, want 1", n)
 	}
-	l, err := s.Acquire(ctx, topic, "n1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, s, topic, "n1", time.Minute)
 	c := baton.Commit{Topic: topic, Epoch: l.Epoch, Holder: l.Holder, PrevSeq: 0, At: time.Now()}
 	all, err := s.Items(ctx, topic, 0, 1000)
 	if err != nil {
@@ -127,10 +124,10 @@ func TestRoundTrips(t *testing.T) {
 		t.Errorf("Published made %d round trips, want 1", n)
 	}
 	for name, fn := range map[string]func() error{
-		"Lock":   func() error { _, err := s.Lock(ctx, topic); return err },
-		"Cursor": func() error { _, err := s.Cursor(ctx, topic); return err },
-		"Renew":  func() error { _, err := s.Renew(ctx, l, time.Minute); return err },
-		"Topic":  func() error { _, err := s.Topic(ctx, topic); return err },
+		"Lock":      func() error { _, err := s.Lock(ctx, topic); return err },
+		"Cursor":    func() error { _, err := s.Cursor(ctx, topic); return err },
+		"RenewNode": func() error { _, err := s.RenewNode(ctx, nodeOf(l), time.Minute); return err },
+		"Topic":     func() error { _, err := s.Topic(ctx, topic); return err },
 	} {
 		if n := rt.count(func() {
 			if err := fn(); err != nil {
@@ -165,10 +162,7 @@ func TestBigBatches(t *testing.T) {
 	if err != nil || len(items) != n {
 		t.Fatalf("Items: %d, %v", len(items), err)
 	}
-	l, err := s.Acquire(ctx, topic, "n1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, s, topic, "n1", time.Minute)
 	commitAll(t, s, l, items)
 	deleted, err := s.Trim(ctx, topic, 4500)
 	if err != nil || deleted != 4499 {
@@ -214,10 +208,7 @@ func TestTrimDeletesWholeEntries(t *testing.T) {
 	if n := c.XLen(ctx, "baton:{spans}:queue").Val(); n != 3 {
 		t.Fatalf("queue stream has %d entries after 3 appends, want 3", n)
 	}
-	l, err := s.Acquire(ctx, topic, "n1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, s, topic, "n1", time.Minute)
 	commitAll(t, s, l, items)
 	if n, err := s.Trim(ctx, topic, 25); err != nil || n != 24 {
 		t.Fatalf("Trim(before 25) = %d, %v; want 24", n, err)
@@ -243,9 +234,10 @@ func TestTrimDeletesWholeEntries(t *testing.T) {
 	}
 }
 
-// TestKeyspaceExpiryWakes checks the push path of a lapsed lease: with
-// keyspace notifications on (Open enables them), the standby's subscription
-// wakes when the lease's key expires, with no store call from anyone.
+// TestKeyspaceExpiryWakes checks the push path of a lapsed node lease: with
+// keyspace notifications on (Open enables them), the standby's subscriptions
+// wake when the node lease's ttl key expires, with no store call from
+// anyone: SignalNode, and SignalLock on each topic held under it.
 func TestKeyspaceExpiryWakes(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	url := srv.URL(0)
@@ -254,24 +246,26 @@ func TestKeyspaceExpiryWakes(t *testing.T) {
 	const topic = "ks"
 	sub := standby.Subscribe(topic, baton.SignalLock)
 	defer sub.Close()
-	l, err := holder.Acquire(ctx, topic, "n1", 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, holder, topic, "n1", 300*time.Millisecond)
 	waitWake(t, sub, "the acquire")
+	nodes := standby.Subscribe("", baton.SignalNode)
+	defer nodes.Close()
 	select {
 	case <-sub.C():
 		t.Fatal("woken before the lease lapsed")
+	case <-nodes.C():
+		t.Fatal("woken on SignalNode before the node lease lapsed")
 	case <-time.After(150 * time.Millisecond): // well inside the lease
 	}
-	waitWake(t, sub, "the lease key's expiry")
+	waitWake(t, nodes, "the node lease's ttl key expiry (SignalNode)")
+	waitWake(t, sub, "the node lease's ttl key expiry (SignalLock on its topic)")
 	st, err := standby.Lock(ctx, topic)
 	if err != nil || st.Held {
 		t.Fatalf("Lock after the expiry wake-up = %+v, %v; want not held", st, err)
 	}
-	rec, err := standby.Expire(ctx, topic)
-	if err != nil || rec.Epoch != l.Epoch || rec.Reason != baton.ReasonExpired || !rec.At.Equal(l.ExpiresAt) {
-		t.Fatalf("Expire = %+v, %v; want the expired record of epoch %d at %v", rec, err, l.Epoch, l.ExpiresAt)
+	recs, err := standby.ExpireNode(ctx, "n1")
+	if err != nil || len(recs) != 1 || recs[0].Epoch != l.Epoch || recs[0].Reason != baton.ReasonExpired || !recs[0].At.Equal(l.ExpiresAt) {
+		t.Fatalf("ExpireNode = %+v, %v; want the expired record of epoch %d at %v", recs, err, l.Epoch, l.ExpiresAt)
 	}
 }
 
@@ -376,9 +370,7 @@ func TestScriptCacheFlushed(t *testing.T) {
 	if _, err := s.Append(ctx, "flushed", updates(t, 2)); err != nil {
 		t.Fatalf("Append after SCRIPT FLUSH: %v", err)
 	}
-	if _, err := s.Acquire(ctx, "flushed", "n1", time.Minute); err != nil {
-		t.Fatalf("Acquire after SCRIPT FLUSH: %v", err)
-	}
+	acquire(t, s, "flushed", "n1", time.Minute)
 }
 
 // TestWaitReplicas checks WAIT: without a replica, writes that must be
@@ -387,9 +379,9 @@ func TestWaitReplicas(t *testing.T) {
 	master := redistest.Start(t, redistest.Options{})
 	s := open(t, master.URL(0)+"?wait_replicas=1&wait_timeout=100ms", redis.Options{})
 	ctx := t.Context()
-	_, err := s.Acquire(ctx, "w1", "n1", time.Minute)
+	_, err := s.AcquireNode(ctx, "n1", time.Minute)
 	if !errors.Is(err, baton.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
-		t.Fatalf("Acquire without a replica: %v, want ErrUnavailable (0 of 1 replicas)", err)
+		t.Fatalf("AcquireNode without a replica: %v, want ErrUnavailable (0 of 1 replicas)", err)
 	}
 	if _, err := s.Append(ctx, "w1", updates(t, 1)); !errors.Is(err, baton.ErrUnavailable) {
 		t.Fatalf("Append without a replica: %v, want ErrUnavailable", err)
@@ -421,10 +413,7 @@ func TestWaitReplicas(t *testing.T) {
 	// above fast: give these writes a timeout that only a missing replica
 	// would reach.
 	s = open(t, master.URL(0)+"?wait_replicas=1&wait_timeout=10s", redis.Options{})
-	l, err := s.Acquire(ctx, "w2", "n1", time.Minute)
-	if err != nil {
-		t.Fatalf("Acquire with a replica: %v", err)
-	}
+	l := acquire(t, s, "w2", "n2", time.Minute)
 	rs, err := s.Append(ctx, "w2", updates(t, 2))
 	if err != nil {
 		t.Fatalf("Append with a replica: %v", err)
@@ -455,7 +444,9 @@ func TestSentinelFailover(t *testing.T) {
 	ctx := t.Context()
 	const topic = "failover"
 
-	l, err := a.Acquire(ctx, topic, "n1", time.Minute)
+	l := acquire(t, a, topic, "n1", time.Minute)
+	// n2's node lease, taken before the failover with WAIT, survives it.
+	nl2, err := b.AcquireNode(ctx, "n2", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,17 +483,18 @@ func TestSentinelFailover(t *testing.T) {
 	// The first attempts may hit the demoted master or a closed connection,
 	// or be applied on the new master before it has a replica in sync to
 	// acknowledge them (WAIT): then Acquire fails with ErrUnavailable but the
-	// lease exists, and the holder adopts it by renewing it, as the elector
-	// does.
+	// lease exists, and the holder adopts it once its node lease renews, as
+	// the elector does.
 	var l2 baton.Lease
 	start := time.Now()
 	deadline := start.Add(30 * time.Second)
 	for {
-		l2, err = b.Acquire(ctx, topic, "n2", time.Minute)
+		l2, err = b.Acquire(ctx, topic, nl2)
 		if errors.Is(err, baton.ErrLeaseHeld) {
 			st, lerr := b.Lock(ctx, topic)
 			if lerr == nil && st.Held && st.Lease.Holder == "n2" {
-				l2, err = b.Renew(ctx, st.Lease, time.Minute)
+				l2 = st.Lease
+				_, err = b.RenewNode(ctx, nl2, time.Minute)
 			}
 		}
 		if err == nil {

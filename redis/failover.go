@@ -47,8 +47,8 @@ func (s *Store) afterReplicationChange(ctx context.Context, replid string, chang
 		return err
 	}
 	for _, t := range topics {
-		keys := []string{s.k.lock(t), s.k.cursor(t), s.k.releases(t), s.k.lease(t), s.k.meta(t), s.k.queue(t)}
-		r, err := s.run(ctx, scriptFailover, false, keys, t, s.k.events(t), replid)
+		keys := []string{s.k.lock(t), s.k.cursor(t), s.k.releases(t), s.k.meta(t), s.k.queue(t)}
+		r, err := s.run(ctx, scriptFailover, false, keys, t, s.k.events(t), replid, s.k.p)
 		if err != nil {
 			return err
 		}

@@ -30,10 +30,7 @@ func TestReplicationChangeEndsLeases(t *testing.T) {
 	if _, err := s.Append(ctx, "t", []baton.Update{u}); err != nil {
 		t.Fatal(err)
 	}
-	lease, err := s.Acquire(ctx, "t", "a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lease := acquire(t, s, "t", "a", time.Minute)
 	// Let the store see the first replication id, then restart the server.
 	poll.True(t, 10*time.Second, "the replication id recorded", func() bool {
 		v, _ := srv.Client().HGet(ctx, "baton:{t}:lock", "replid").Result()
@@ -56,8 +53,7 @@ func TestReplicationChangeEndsLeases(t *testing.T) {
 	if len(hs) != 1 || hs[0].Reason != baton.ReasonFailed || hs[0].Epoch != lease.Epoch {
 		t.Fatalf("records: %+v", hs)
 	}
-	l2, err := s.Acquire(ctx, "t", "b", time.Minute)
-	if err != nil || l2.Epoch != lease.Epoch+1 {
-		t.Fatalf("re-acquire: %+v %v", l2, err)
+	if l2 := acquire(t, s, "t", "b", time.Minute); l2.Epoch != lease.Epoch+1 {
+		t.Fatalf("re-acquire: %+v, want epoch %d", l2, lease.Epoch+1)
 	}
 }

@@ -16,7 +16,6 @@ type keyspace struct {
 func (k keyspace) topic(t, suffix string) string { return k.p + ":{" + t + "}:" + suffix }
 
 func (k keyspace) lock(t string) string     { return k.topic(t, "lock") }
-func (k keyspace) lease(t string) string    { return k.topic(t, "lease") }
 func (k keyspace) cursor(t string) string   { return k.topic(t, "cursor") }
 func (k keyspace) releases(t string) string { return k.topic(t, "releases") }
 func (k keyspace) queue(t string) string    { return k.topic(t, "queue") }
@@ -30,6 +29,16 @@ func (k keyspace) events(t string) string   { return k.topic(t, "events") }
 // cpsizes is a sorted set of the sizes, for ordered reads.
 func (k keyspace) checkpoints(t string) string { return k.topic(t, "checkpoints") }
 func (k keyspace) cpsizes(t string) string     { return k.topic(t, "cpsizes") }
+
+// Node-lease keys share the hash tag {_nodes} (lua/lib.lua builds the same
+// names, node_keys): the node lease's hash (epoch, ended, acquired_us,
+// expires_us), the set of topics held under it, a string that expires with
+// it (for the keyspace event), and the set of node leases not ended.
+func (k keyspace) node(kind, n string) string { return k.p + ":{_nodes}:" + kind + ":" + n }
+func (k keyspace) nodeLease(n string) string  { return k.node("lease", n) }
+func (k keyspace) nodeTopics(n string) string { return k.node("topics", n) }
+func (k keyspace) nodes() string              { return k.p + ":{_nodes}:all" }
+func (k keyspace) nodesChannel() string       { return k.p + ":nodes" }
 
 // Global keys. The members' keys share the hash tag {_members}, which no
 // topic can have (a topic starts with a letter or digit).
@@ -48,8 +57,14 @@ func (k keyspace) expiredChannel() string {
 	return "__keyevent@" + strconv.Itoa(k.db) + "__:expired"
 }
 
+// nodeOfTTL extracts the node from the name of its node lease's ttl key.
+func (k keyspace) nodeOfTTL(name string) (string, bool) {
+	n, ok := strings.CutPrefix(name, k.node("ttl", ""))
+	return n, ok && n != ""
+}
+
 // topicOf extracts the topic from one of its keys or channels with the given
-// suffix ("events", "lease"); ok is false for any other name.
+// suffix ("events"); ok is false for any other name.
 func (k keyspace) topicOf(name, suffix string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, k.p+":{")
 	if !ok {
@@ -62,7 +77,7 @@ func (k keyspace) topicOf(name, suffix string) (string, bool) {
 	return t, true
 }
 
-// lockKeys are the KEYS of the lock scripts.
+// lockKeys are the KEYS of the topic lock scripts.
 func (k keyspace) lockKeys(t string) []string {
-	return []string{k.lock(t), k.cursor(t), k.releases(t), k.lease(t)}
+	return []string{k.lock(t), k.cursor(t), k.releases(t)}
 }

@@ -29,16 +29,17 @@ func parseMicros(s string) time.Time {
 	return fromMicros(n)
 }
 
-// Acquire implements baton.Locks.
-func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Duration) (baton.Lease, error) {
-	if err := baton.ValidateLease(topic, holder, ttl); err != nil {
+// Acquire implements baton.Locks: one script checks that nl is live and the
+// lock free, and takes it under nl.
+func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
+	if err := baton.ValidateLease(topic, nl); err != nil {
 		return baton.Lease{}, err
 	}
 	if err := s.register(ctx, topic); err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
 	r, err := s.run(ctx, scriptAcquire, true, s.k.lockKeys(topic),
-		topic, s.k.events(topic), holder, micros(ttl))
+		topic, s.k.events(topic), s.k.p, nl.Node, nl.Epoch)
 	if err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
@@ -46,37 +47,17 @@ func (s *Store) Acquire(ctx context.Context, topic, holder string, ttl time.Dura
 	case "ok":
 		s.sig.Notify(topic, baton.SignalLock)
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
-		return baton.Lease{Topic: topic, Holder: holder, Epoch: replyUint(r, 1),
+		return baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
 			AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp),
 			Remaining: time.Duration(exp-acq) * time.Microsecond}, nil
 	case "held":
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
 			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
+	case "lost":
+		return baton.Lease{}, fmt.Errorf("acquire %s under node lease %s epoch %d: %s (its latest epoch is %s): %w",
+			topic, nl.Node, nl.Epoch, replyStr(r, 2), replyStr(r, 1), baton.ErrLeaseLost)
 	}
 	return baton.Lease{}, fmt.Errorf("acquire %s: unexpected reply %v", topic, r)
-}
-
-// Renew implements baton.Locks.
-func (s *Store) Renew(ctx context.Context, lease baton.Lease, ttl time.Duration) (baton.Lease, error) {
-	if err := baton.ValidateLease(lease.Topic, lease.Holder, ttl); err != nil {
-		return baton.Lease{}, err
-	}
-	r, err := s.run(ctx, scriptRenew, true, s.k.lockKeys(lease.Topic),
-		lease.Topic, s.k.events(lease.Topic), lease.Holder, lease.Epoch, micros(ttl))
-	if err != nil {
-		return baton.Lease{}, fmt.Errorf("renew %s epoch %d: %w", lease.Topic, lease.Epoch, err)
-	}
-	switch replyStr(r, 0) {
-	case "ok":
-		exp, now := replyInt(r, 2), replyInt(r, 3)
-		return baton.Lease{Topic: lease.Topic, Holder: lease.Holder, Epoch: lease.Epoch,
-			AcquiredAt: parseMicros(replyStr(r, 1)), ExpiresAt: fromMicros(exp),
-			Remaining: time.Duration(exp-now) * time.Microsecond}, nil
-	case "lost":
-		s.sig.Notify(lease.Topic, baton.SignalLock) // an expired record may have been written
-		return baton.Lease{}, lostErr("renew", lease, r)
-	}
-	return baton.Lease{}, fmt.Errorf("renew %s: unexpected reply %v", lease.Topic, r)
 }
 
 func lostErr(op string, lease baton.Lease, r []any) error {
@@ -90,7 +71,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		return err
 	}
 	r, err := s.run(ctx, scriptRelease, true, s.k.lockKeys(lease.Topic),
-		lease.Topic, s.k.events(lease.Topic), lease.Holder, lease.Epoch, string(reason))
+		lease.Topic, s.k.events(lease.Topic), s.k.p, lease.Holder, lease.Epoch, string(reason))
 	if err != nil {
 		return fmt.Errorf("release %s epoch %d: %w", lease.Topic, lease.Epoch, err)
 	}
@@ -109,7 +90,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.ReleaseRecord{}, err
 	}
-	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic))
+	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic), s.k.p)
 	if err != nil {
 		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: %w", topic, err)
 	}
@@ -126,32 +107,26 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	return baton.ReleaseRecord{}, fmt.Errorf("expire %s: unexpected reply %v", topic, r)
 }
 
-// Lock implements baton.Locks. It reads the lock hash and the server's
-// clock in one round trip.
+// Lock implements baton.Locks: one read-only script reads the lock, the node
+// lease it is held under (whose expiry is the lease's) and the server's
+// clock.
 func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error) {
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.LockState{}, err
 	}
-	if err := s.errClosed(); err != nil {
-		return baton.LockState{}, err
+	r, err := s.run(ctx, scriptLock, false, []string{s.k.lock(topic)}, s.k.p)
+	if err != nil {
+		return baton.LockState{}, fmt.Errorf("read lock %s: %w", topic, err)
 	}
-	pipe := s.rdb.Pipeline()
-	tc := pipe.Time(ctx)
-	hc := pipe.HMGet(ctx, s.k.lock(topic), "holder", "epoch", "acquired_us", "expires_us", "recorded_epoch")
-	if _, err := pipe.Exec(ctx); err != nil {
-		return baton.LockState{}, fmt.Errorf("read lock %s: %w", topic, s.mapErr(err))
-	}
-	v := hc.Val()
 	st := baton.LockState{Topic: topic}
-	epoch := fieldUint(v[1])
+	epoch := replyUint(r, 1)
 	if epoch == 0 {
 		return st, nil
 	}
-	now := tc.Val().UnixMicro()
-	acq, exp, recorded := fieldInt(v[2]), fieldInt(v[3]), fieldUint(v[4])
-	st.Held = epoch > recorded && exp > now
-	st.Lease = baton.Lease{Topic: topic, Holder: fieldStr(v[0]), Epoch: epoch,
-		AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp)}
+	exp, now := replyInt(r, 4), replyInt(r, 6)
+	st.Held = replyInt(r, 5) == 1
+	st.Lease = baton.Lease{Topic: topic, Holder: replyStr(r, 0), Epoch: epoch, NodeEpoch: replyUint(r, 2),
+		AcquiredAt: fromMicros(replyInt(r, 3)), ExpiresAt: fromMicros(exp)}
 	if st.Held {
 		st.Lease.Remaining = time.Duration(exp-now) * time.Microsecond
 	}
@@ -201,6 +176,9 @@ func decodeRecord(topic, js string) (baton.ReleaseRecord, error) {
 	var j recordJSON
 	if err := json.Unmarshal([]byte(js), &j); err != nil {
 		return baton.ReleaseRecord{}, fmt.Errorf("decode release record of %s: %w", topic, err)
+	}
+	if topic == "" { // a record of a node lease's end names its topic
+		topic = j.Topic
 	}
 	rec := baton.ReleaseRecord{Topic: topic, Holder: j.Holder, Reason: baton.ReleaseReason(j.Reason),
 		At: parseMicros(j.AtUs), Successor: j.Successor, SuccessorAt: parseMicros(j.SuccessorUs)}

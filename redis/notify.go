@@ -15,11 +15,15 @@ import (
 //
 //	PREFIX:{*}:events            (pattern) what the scripts publish per topic
 //	PREFIX:topics                a topic's name when it first appears
-//	__keyevent@DB__:expired      expired keys: a lease key's expiry
+//	PREFIX:nodes                 a node lease began or ended, with the topics
+//	                             whose leases ended with it
+//	__keyevent@DB__:expired      expired keys: a node lease's ttl key
 //
 // and fans the messages out in-process through a signal.Hub. Pub/sub drops
 // messages while disconnected, so after every (re)subscription every
 // subscription is woken: subscribers re-read the state they care about.
+// Nothing above the store polls an idle topic, so this wake-up is what
+// stands in for the messages missed meanwhile (TestResubscribe).
 //
 // Goroutines: listen runs alone and owns the PubSub between its creation and
 // its Close; Close may close it concurrently (under psMu) to unblock a read.
@@ -29,16 +33,16 @@ import (
 const pingEvery = 15 * time.Second
 
 // subscribe opens the pub/sub connection and waits until the server has
-// confirmed all three subscriptions.
+// confirmed all four subscriptions.
 func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout+s.opts.ReadTimeout)
 	defer cancel()
 	ps := s.rdb.Subscribe(cctx)
 	err := ps.PSubscribe(cctx, s.k.eventsPattern(), s.k.expiredChannel())
 	if err == nil {
-		err = ps.Subscribe(cctx, s.k.topicsChannel())
+		err = ps.Subscribe(cctx, s.k.topicsChannel(), s.k.nodesChannel())
 	}
-	for confirmed := 0; err == nil && confirmed < 3; {
+	for confirmed := 0; err == nil && confirmed < 4; {
 		var msg any
 		msg, err = ps.ReceiveTimeout(cctx, s.opts.DialTimeout+s.opts.ReadTimeout)
 		if sub, ok := msg.(*goredis.Subscription); ok && (sub.Kind == "subscribe" || sub.Kind == "psubscribe") {
@@ -117,7 +121,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 		pinged = false
 		switch m := msg.(type) {
 		case *goredis.Message:
-			s.dispatch(m)
+			s.dispatch(ctx, m)
 		case *goredis.Subscription:
 			// go-redis re-subscribed on a new connection by itself:
 			// messages may have been missed meanwhile.
@@ -127,15 +131,25 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 }
 
 // dispatch turns one pub/sub message into local signals.
-func (s *Store) dispatch(m *goredis.Message) {
+func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 	switch {
 	case m.Channel == s.k.topicsChannel():
 		if baton.ValidTopic(m.Payload) == nil {
 			s.sig.Notify(m.Payload, baton.SignalTopic)
 		}
+	case m.Channel == s.k.nodesChannel():
+		// "<acquired|ended> <epoch> <topic,topic,...> <node>" (lua/lib.lua,
+		// publish_node): one message for up to 1000 topics.
+		s.sig.Notify("", baton.SignalNode)
+		_, rest, _ := strings.Cut(m.Payload, " ")
+		_, rest, _ = strings.Cut(rest, " ")
+		topics, _, _ := strings.Cut(rest, " ")
+		if topics != "" {
+			s.nodeEnded(strings.Split(topics, ","))
+		}
 	case m.Channel == s.k.expiredChannel():
-		if t, ok := s.k.topicOf(m.Payload, "lease"); ok {
-			s.sig.Notify(t, baton.SignalLock)
+		if node, ok := s.k.nodeOfTTL(m.Payload); ok {
+			s.nodeLapsed(ctx, node)
 		}
 	default:
 		t, ok := s.k.topicOf(m.Channel, "events")
@@ -152,6 +166,25 @@ func (s *Store) dispatch(m *goredis.Message) {
 			s.sig.Notify(t, baton.SignalLock)
 		}
 	}
+}
+
+// nodeLapsed wakes the standbys when a node lease's ttl key expired: the
+// SignalNode subscribers at once, and the SignalLock subscribers of every
+// topic under it once the set of its topics is read (one SMEMBERS per lapse,
+// off the listener's goroutine). Nothing is written: the first standby to
+// call ExpireNode (or Acquire) writes the records.
+func (s *Store) nodeLapsed(ctx context.Context, node string) {
+	s.sig.Notify("", baton.SignalNode)
+	s.wg.Add(1) // listen is running, so the group is not waited on empty
+	go func() {
+		defer s.wg.Done()
+		topics, err := s.rdb.SMembers(ctx, s.k.nodeTopics(node)).Result()
+		if err != nil {
+			s.log.Warn("redis: read the topics of a lapsed node lease", "node", node, "err", err)
+			return
+		}
+		s.nodeEnded(topics)
+	}()
 }
 
 // sleep waits d or until ctx is done; it reports whether d passed.

@@ -117,7 +117,7 @@ func TestOpenAfterClose(t *testing.T) {
 	if _, err := s.Append(t.Context(), "t", []baton.Update{{ID: "a", Value: []byte("1"), MsgID: "m"}}); !errors.Is(err, baton.ErrClosed) {
 		t.Fatalf("Append after Close: %v, want ErrClosed", err)
 	}
-	if _, err := s.Acquire(t.Context(), "t", "n", time.Second); !errors.Is(err, baton.ErrClosed) {
-		t.Fatalf("Acquire after Close: %v, want ErrClosed", err)
+	if _, err := s.AcquireNode(t.Context(), "n", time.Second); !errors.Is(err, baton.ErrClosed) {
+		t.Fatalf("AcquireNode after Close: %v, want ErrClosed", err)
 	}
 }

@@ -25,8 +25,9 @@ func fromNanos(s string) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Commit implements baton.Publications: one script checks the lease and the
-// cursor and that every item is in the queue with its hash, then appends the
+// Commit implements baton.Publications: one script checks the lease (its
+// epoch and holder, and the liveness of the node lease it is held under) and
+// the cursor and that every item is in the queue with its hash, then appends the
 // leaves and moves the cursor.
 func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
 	if err := c.Validate(); err != nil {
@@ -49,7 +50,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		args = append(args, "", "")
 	}
 	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic),
-		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic)}
+		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.nodeLease(c.Holder)}
 	r, err := s.run(ctx, scriptCommit, true, keys, args...)
 	if err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)

@@ -24,6 +24,25 @@ func open(t *testing.T, url string, opts redis.Options) *redis.Store {
 	return s
 }
 
+// acquire takes topic's lock for node under a new node lease of ttl.
+func acquire(t testing.TB, s *redis.Store, topic, node string, ttl time.Duration) baton.Lease {
+	t.Helper()
+	nl, err := s.AcquireNode(t.Context(), node, ttl)
+	if err != nil {
+		t.Fatalf("AcquireNode(%s): %v", node, err)
+	}
+	l, err := s.Acquire(t.Context(), topic, nl)
+	if err != nil {
+		t.Fatalf("Acquire(%s) by %s: %v", topic, node, err)
+	}
+	return l
+}
+
+// nodeOf is the node lease a topic lease is held under.
+func nodeOf(l baton.Lease) baton.NodeLease {
+	return baton.NodeLease{Node: l.Holder, Epoch: l.NodeEpoch}
+}
+
 // TestConformance runs the store conformance suite against a real
 // redis-server that the test starts: every subtest gets its own handle on
 // one shared database (the suite's names are unique), and the Shared

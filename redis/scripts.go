@@ -33,18 +33,24 @@ func newScript(name string) *script {
 }
 
 var (
-	scriptAcquire    = newScript("acquire")
-	scriptRenew      = newScript("renew")
-	scriptRelease    = newScript("release")
-	scriptExpire     = newScript("expire")
-	scriptAppend     = newScript("append")
-	scriptCommit     = newScript("commit")
-	scriptTrim       = newScript("trim")
-	scriptHeartbeat  = newScript("heartbeat")
-	scriptCheckpoint = newScript("checkpoint")
-	scriptCosign     = newScript("cosign")
+	scriptAcquireNode = newScript("acquirenode")
+	scriptRenewNode   = newScript("renewnode")
+	scriptReleaseNode = newScript("releasenode")
+	scriptExpireNode  = newScript("expirenode")
+	scriptNodeLeases  = newScript("nodeleases")
+	scriptAcquire     = newScript("acquire")
+	scriptRelease     = newScript("release")
+	scriptExpire      = newScript("expire")
+	scriptLock        = newScript("lock")
+	scriptAppend      = newScript("append")
+	scriptCommit      = newScript("commit")
+	scriptTrim        = newScript("trim")
+	scriptHeartbeat   = newScript("heartbeat")
+	scriptCheckpoint  = newScript("checkpoint")
+	scriptCosign      = newScript("cosign")
 
-	allScripts = []*script{scriptAcquire, scriptRenew, scriptRelease, scriptExpire,
+	allScripts = []*script{scriptAcquireNode, scriptRenewNode, scriptReleaseNode, scriptExpireNode, scriptNodeLeases,
+		scriptAcquire, scriptRelease, scriptExpire, scriptLock,
 		scriptAppend, scriptCommit, scriptTrim, scriptHeartbeat, scriptCheckpoint, scriptCosign}
 )
 
@@ -150,4 +156,13 @@ func replyInt(r []any, i int) int64 {
 		return n
 	}
 	return 0
+}
+
+// replyStrs is r[from:] as strings.
+func replyStrs(r []any, from int) []string {
+	var out []string
+	for i := from; i < len(r); i++ {
+		out = append(out, replyStr(r, i))
+	}
+	return out
 }

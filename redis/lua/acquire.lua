@@ -1,34 +1,37 @@
--- Acquire the publish lock of a topic.
--- KEYS: lock, cursor, releases, lease
--- ARGV: topic, channel, holder, ttl_us
--- Returns {'ok', epoch, acquired_us, expires_us} or {'held', holder, epoch, remaining_us}.
+-- Acquire the publish lock of a topic under a live node lease.
+-- KEYS: lock, cursor, releases (of the topic)
+-- ARGV: topic, channel, prefix, node, node_epoch
+-- Returns {'ok', epoch, acquired_us, expires_us}, {'held', holder, epoch, remaining_us}
+-- or {'lost', node_epoch, why}: the node lease is not live.
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
-local topic, channel, holder, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local topic, channel, P, node, nepoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local now = now_us()
-local l = read_lock(lk.lock)
+local nk = node_keys(P, node)
+local n = read_node(nk.lease)
+if n.epoch ~= nepoch or not node_live(n, now) then
+  return {'lost', str(n.epoch), 'the node lease is not live'}
+end
+local l = read_lease(P, lk.lock)
 if is_live(l, now) then
   return {'held', l.holder, str(l.epoch), str(l.expires - now)}
 end
-settle(lk, topic, channel, l, now)
+settle(lk, P, topic, channel, l, now)
 local prev = l.epoch
 local epoch = prev + 1
-local exp = now + ttl
-redis.call('HSET', lk.lock, 'holder', holder, 'epoch', str(epoch), 'acquired_us', str(now),
-  'expires_us', str(exp), 'recorded_epoch', str(prev))
--- The lease key lives exactly as long as the lease: its expiry raises a
--- keyspace event that wakes the standbys.
-redis.call('SET', KEYS[4], str(epoch), 'PX', str(math.ceil(ttl / 1000)))
+redis.call('HSET', lk.lock, 'holder', node, 'epoch', str(epoch), 'node_epoch', str(nepoch),
+  'acquired_us', str(now), 'expires_us', str(n.expires), 'recorded_epoch', str(prev))
+redis.call('SADD', nk.topics, topic)
 if prev > 0 then
   local head = redis.call('LINDEX', lk.releases, 0)
   if head then
     local rec = cjson.decode(head)
     if rec.epoch == str(prev) then
-      rec.successor = holder
+      rec.successor = node
       rec.successor_epoch = str(epoch)
       rec.successor_us = str(now)
       redis.call('LSET', lk.releases, 0, cjson.encode(rec))
     end
   end
 end
-redis.call('PUBLISH', channel, 'lock acquired ' .. str(epoch) .. ' ' .. holder)
-return {'ok', str(epoch), str(now), str(exp)}
+redis.call('PUBLISH', channel, 'lock acquired ' .. str(epoch) .. ' ' .. node)
+return {'ok', str(epoch), str(now), str(n.expires)}

@@ -1,6 +1,7 @@
--- Store a signed ledger checkpoint, only under the live lease (epoch, holder),
--- not beyond the cursor and above every stored checkpoint's size.
--- KEYS: lock, cursor, checkpoints (hash size -> json), cpsizes (sorted set)
+-- Store a signed ledger checkpoint, only under the live lease (epoch, holder)
+-- with its node lease live, not beyond the cursor and above every stored
+-- checkpoint's size.
+-- KEYS: lock, cursor, checkpoints (hash size -> json), cpsizes (sorted set), the holder's node-lease hash
 -- ARGV: holder, epoch, size, checkpoint json (the script stamps at_us)
 -- Returns {'ok'}, {'fenced', epoch, holder, why} or {'invalid', why}.
 local holder, epoch, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -9,8 +10,10 @@ local l = read_lock(KEYS[1])
 if l.epoch ~= epoch or l.holder ~= holder then
   return {'fenced', str(l.epoch), l.holder, 'not the current lease'}
 end
+-- The topic lease is live only while the node lease it is held under is.
+attach_node(l, KEYS[5])
 if not is_live(l, now) then
-  return {'fenced', str(l.epoch), l.holder, 'lease ended'}
+  return {'fenced', str(l.epoch), l.holder, 'lease ended (released, or its node lease ended or lapsed)'}
 end
 local cur = num(redis.call('HGET', KEYS[2], 'seq'))
 if size > cur then

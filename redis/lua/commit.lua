@@ -1,6 +1,7 @@
 -- Publish items: move the cursor and append their ledger leaves, only under
--- the live lease (epoch, holder) and with the cursor at prev_seq.
--- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes
+-- the live lease (epoch, holder) with its node lease live, and with the
+-- cursor at prev_seq.
+-- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes, the holder's node-lease hash
 -- ARGV: channel, holder, epoch, prev_seq, n, at_ns (the time of every leaf), then the n item
 --       hashes (seqs prev_seq+1..), then checkpoint size and json ('' '' = none): stored if
 --       above every stored size.
@@ -14,8 +15,10 @@ local l = read_lock(KEYS[1])
 if l.epoch ~= epoch or l.holder ~= holder then
   return {'fenced', str(l.epoch), l.holder, 'not the current lease'}
 end
+-- The topic lease is live only while the node lease it is held under is.
+attach_node(l, KEYS[8])
 if not is_live(l, now) then
-  return {'fenced', str(l.epoch), l.holder, 'lease ended'}
+  return {'fenced', str(l.epoch), l.holder, 'lease ended (released, or its node lease ended or lapsed)'}
 end
 local cur = num(redis.call('HGET', KEYS[2], 'seq'))
 if cur ~= prev then

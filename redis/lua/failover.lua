@@ -4,11 +4,11 @@
 -- this server has it, and check that the cursor still points at its item.
 -- Runs once per topic per replication id: every node runs it, the first
 -- one acts.
--- KEYS: lock, cursor, releases, lease, seq, queue
--- ARGV: topic, channel, replid
+-- KEYS: lock, cursor, releases, seq, queue
+-- ARGV: topic, channel, replid, prefix
 -- Returns {'seen'} | {'first'} | {'ok', ended(0|1), problem}
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
-local topic, channel, replid = ARGV[1], ARGV[2], ARGV[3]
+local topic, channel, replid, P = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local seen = redis.call('HGET', lk.lock, 'replid')
 if seen == replid then
   return {'seen'}
@@ -18,25 +18,24 @@ if not seen then
   return {'first'}
 end
 local now = now_us()
-local l = read_lock(lk.lock)
-settle(lk, topic, channel, l, now)
+local l = read_lease(P, lk.lock)
+settle(lk, P, topic, channel, l, now)
 local ended = 0
 if is_live(l, now) then
-  record(lk, topic, channel, l, 'failed', now)
-  redis.call('HSET', lk.lock, 'expires_us', str(now))
-  redis.call('DEL', KEYS[4])
+  -- The topic lease ends; its node lease goes on (as Release).
+  record(lk, P, topic, channel, l, 'failed', now)
   ended = 1
 end
 local problem = ''
 local c = redis.call('HMGET', lk.cursor, 'seq', 'hash')
 local cseq = num(c[1])
 if cseq > 0 then
-  local last = num(redis.call('HGET', KEYS[5], 'last'))
-  local below = num(redis.call('HGET', KEYS[5], 'below'))
+  local last = num(redis.call('HGET', KEYS[4], 'last'))
+  local below = num(redis.call('HGET', KEYS[4], 'below'))
   if cseq > last then
     problem = 'cursor at seq ' .. str(cseq) .. ' is past the last appended seq ' .. str(last)
   else
-    local h = hash_finder(KEYS[6])(cseq)
+    local h = hash_finder(KEYS[5])(cseq)
     if h == '' then
       if cseq >= below then
         problem = 'the item at the cursor (seq ' .. str(cseq) .. ') is missing'

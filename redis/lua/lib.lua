@@ -90,41 +90,160 @@ local function chunked(cmd, key, list, step)
   return out
 end
 
--- The lock hash. A lease is live while epoch > recorded_epoch (it has no
--- release record yet) and expires_us is in the future.
+-- Key names of a topic and of a node lease, as keys.go builds them from
+-- the prefix P: the scripts that end a node lease reach the keys of every
+-- topic held under it, which the caller cannot list in KEYS beforehand.
+local function topic_keys(P, t)
+  local b = P .. ':{' .. t .. '}:'
+  return {lock = b .. 'lock', cursor = b .. 'cursor', releases = b .. 'releases'}
+end
+
+local function node_keys(P, node)
+  local b = P .. ':{_nodes}:'
+  return {lease = b .. 'lease:' .. node, topics = b .. 'topics:' .. node, ttl = b .. 'ttl:' .. node,
+    all = b .. 'all'}
+end
+
+-- The node-lease hash (doc.go): live while not ended and now < expires_us.
+local function read_node(key)
+  local v = redis.call('HMGET', key, 'epoch', 'ended', 'acquired_us', 'expires_us')
+  return {epoch = num(v[1]), ended = v[2] == '1', acquired = num(v[3]), expires = num(v[4])}
+end
+
+local function node_live(n, now)
+  return n.epoch > 0 and not n.ended and n.expires > now
+end
+
+-- The lock hash. A topic lease is live while epoch > recorded_epoch (it has
+-- no release record yet) and its holder's node lease, of epoch node_epoch,
+-- is live. Ending a node lease records every topic under it in the same
+-- script, so an unrecorded lease always has its node lease at node_epoch,
+-- not ended: only the node lease's expiry is left to judge.
 local function read_lock(key)
-  local v = redis.call('HMGET', key, 'holder', 'epoch', 'acquired_us', 'expires_us', 'recorded_epoch')
-  return {holder = v[1] or '', epoch = num(v[2]), acquired = num(v[3]), expires = num(v[4]), recorded = num(v[5])}
+  local v = redis.call('HMGET', key, 'holder', 'epoch', 'node_epoch', 'acquired_us', 'expires_us', 'recorded_epoch')
+  return {holder = v[1] or '', epoch = num(v[2]), node_epoch = num(v[3]), acquired = num(v[4]),
+    expires = num(v[5]), recorded = num(v[6]), node_ok = false}
+end
+
+-- attach_node reads the node lease (at key nkey) that l's unrecorded lease
+-- is held under: l.expires becomes its expiry and l.node_ok says it is the
+-- same node lease, not ended.
+local function attach_node(l, nkey)
+  if l.epoch > l.recorded then
+    local n = read_node(nkey)
+    if n.epoch == l.node_epoch and not n.ended then
+      l.expires = n.expires
+      l.node_ok = true
+    end
+  end
+  return l
+end
+
+-- read_lease reads the lock and the node lease its holder holds it under.
+local function read_lease(P, key)
+  local l = read_lock(key)
+  return attach_node(l, node_keys(P, l.holder).lease)
 end
 
 local function is_live(l, now)
-  return l.epoch > l.recorded and l.expires > now
+  return l.epoch > l.recorded and l.node_ok and l.expires > now
 end
 
 local function is_lapsed(l, now)
-  return l.epoch > l.recorded and l.expires <= now
+  return l.epoch > l.recorded and not is_live(l, now)
 end
 
 -- record writes the one release record of l's epoch, with the cursor as it
--- is (it cannot have moved since the lease ended: commits are fenced), and
--- publishes it. lk = {lock, cursor, releases} keys.
-local function record(lk, topic, channel, l, reason, at)
+-- is (it cannot have moved since the lease ended: commits are fenced), takes
+-- the topic out of its node lease's set and, with a channel, publishes it.
+-- lk = {lock, cursor, releases} keys.
+local function record(lk, P, topic, channel, l, reason, at)
   local c = redis.call('HMGET', lk.cursor, 'seq', 'hash')
   local js = cjson.encode({
     topic = topic, holder = l.holder, epoch = str(l.epoch), reason = reason,
     at_us = str(at), last_seq = c[1] or '0', last_hash = tohex(c[2] or '')})
   redis.call('LPUSH', lk.releases, js)
-  redis.call('HSET', lk.lock, 'recorded_epoch', str(l.epoch))
+  redis.call('HSET', lk.lock, 'recorded_epoch', str(l.epoch), 'expires_us', str(at))
+  redis.call('SREM', node_keys(P, l.holder).topics, topic)
   l.recorded = l.epoch
-  redis.call('PUBLISH', channel, 'lock ' .. reason .. ' ' .. js)
+  if channel then
+    redis.call('PUBLISH', channel, 'lock ' .. reason .. ' ' .. js)
+  end
   return js
 end
 
 -- settle writes the expired record of a lapsed lease that has none yet.
-local function settle(lk, topic, channel, l, now)
+local function settle(lk, P, topic, channel, l, now)
   if is_lapsed(l, now) then
-    record(lk, topic, channel, l, 'expired', l.expires)
+    record(lk, P, topic, channel, l, 'expired', l.expires)
     return true
   end
   return false
+end
+
+-- publish_node announces on the nodes channel that node's lease epoch
+-- began or ended ('acquired', 'ended'), with the topics whose leases ended
+-- with it: "<kind> <epoch> <topic,topic,...> <node>", at most 1000 topics a
+-- message (topics hold no ',' or ' '; the node, last, may).
+local function publish_node(chan, kind, node, epoch, topics)
+  local i = 1
+  repeat
+    local j = math.min(i + 999, #topics)
+    redis.call('PUBLISH', chan, kind .. ' ' .. str(epoch) .. ' ' .. table.concat(topics, ',', i, j) .. ' ' .. node)
+    i = j + 1
+  until i > #topics
+end
+
+-- end_node ends node lease n (keys nk) of node: it writes the record of
+-- every topic lease under it with reason at time at, drops it from the set
+-- of node leases, and announces it on chan. It returns the records' JSON
+-- and the topics they end.
+local function end_node(P, chan, node, nk, n, reason, at)
+  local topics = redis.call('SMEMBERS', nk.topics)
+  table.sort(topics)
+  local recs, ended = {}, {}
+  for _, t in ipairs(topics) do
+    local lk = topic_keys(P, t)
+    local l = read_lock(lk.lock)
+    if l.epoch > l.recorded and l.holder == node and l.node_epoch == n.epoch then
+      recs[#recs + 1] = record(lk, P, t, nil, l, reason, at)
+      ended[#ended + 1] = t
+    end
+  end
+  redis.call('DEL', nk.topics, nk.ttl)
+  redis.call('SREM', nk.all, node)
+  redis.call('HSET', nk.lease, 'ended', '1', 'expires_us', str(math.min(n.expires, at)))
+  n.ended = true
+  publish_node(chan, 'ended', node, n.epoch, ended)
+  return recs, ended
+end
+
+-- end_lapsed ends n if it lapsed without being ended, as end_node; its
+-- third result says whether it did.
+local function end_lapsed(P, chan, node, nk, n, now)
+  if n.epoch > 0 and not n.ended and n.expires <= now then
+    local recs, ended = end_node(P, chan, node, nk, n, 'expired', n.expires)
+    return recs, ended, true
+  end
+  return {}, {}, false
+end
+
+-- append_all appends the values of list to out.
+local function append_all(out, list)
+  for _, v in ipairs(list) do
+    out[#out + 1] = v
+  end
+  return out
+end
+
+-- why_not says why node lease n is not the live one of epoch.
+local function why_not(n, epoch, now)
+  if n.epoch == 0 then
+    return 'no node lease'
+  elseif n.epoch ~= epoch then
+    return 'the node lease is at epoch ' .. str(n.epoch)
+  elseif n.ended then
+    return 'the node lease ended'
+  end
+  return 'the node lease lapsed'
 end
