@@ -282,6 +282,19 @@ func (c *Client) Status(ctx context.Context, node string) (baton.NodeStatus, err
 	return st, err
 }
 
+// Drain drains one node (base URL): it hands every topic it publishes over
+// to other nodes and takes none back (on), or races again (off). See
+// POST /v1/drain in docs/api.md.
+func (c *Client) Drain(ctx context.Context, node string, on bool) (wire.Drain, error) {
+	method := http.MethodPost
+	if !on {
+		method = http.MethodDelete
+	}
+	var d wire.Drain
+	err := c.do(ctx, method, strings.TrimRight(node, "/"), "/v1/drain", []byte("{}"), &d)
+	return d, err
+}
+
 // Holder asks the client's nodes in turn, until one answers, who holds
 // topic's lease and under which epoch; "" if no lease is live. Every node
 // reads the lock from the shared store, so the first answer is the answer.

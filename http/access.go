@@ -37,6 +37,8 @@ func (s *Server) routeNeeds() map[string]need {
 		"GET /v1/topics/{topic}/cursor":            {right: auth.Admin},
 		"GET /v1/status":                           {right: auth.Admin},
 		"GET /v1/status/events":                    {right: auth.Admin},
+		"POST /v1/drain":                           {right: auth.Admin},
+		"DELETE /v1/drain":                         {right: auth.Admin},
 		"GET /ui/":                                 {public: true},
 		"HEAD /ui/":                                {public: true},
 		"GET /metrics":                             {right: auth.Admin},

@@ -77,6 +77,10 @@ type Config struct {
 	// to topic; its error (a 403 for a topic over the node's cap, see
 	// node.Node.AdmitTopic) is the answer, and nothing is appended.
 	AdmitTopic func(ctx context.Context, topic string) error
+	// Drain, if set, drains the node (on) or lets it race again (off) for
+	// POST and DELETE /v1/drain, and reports the node's state; if nil the
+	// route answers 503.
+	Drain func(on bool) wire.Drain
 	// MaxStreams bounds the event streams open at once; over it a new
 	// stream is refused with 503.
 	MaxStreams int
@@ -255,6 +259,7 @@ func NewServer(cfg Config) (*Server, error) {
 		"/metrics":                     {"GET": s.metrics},
 		"/v1/status/events":            {"GET": s.statusEvents},
 		"/ui/":                         {"GET": s.ui, "HEAD": s.ui},
+		"/v1/drain":                    {"POST": s.drain, "DELETE": s.drain},
 	}
 	for path, rt := range s.ledgerRoutes() {
 		routes[path] = rt

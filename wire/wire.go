@@ -58,6 +58,15 @@ const (
 	EventAuth  = "auth"
 )
 
+// Drain is the answer of POST and DELETE /v1/drain: whether the node is
+// drained (holds no lease and races for none) and how many leases it still
+// held when it answered (they are being handed over).
+type Drain struct {
+	Node     string `json:"node"`
+	Draining bool   `json:"draining"`
+	Leases   int    `json:"leases"`
+}
+
 // Auth is the data of an "auth" event, the last of a stream whose token
 // expired: the client gets a new token and resumes after the last item it
 // received (Last-Event-ID).

@@ -22,6 +22,7 @@ import (
 	"github.com/baton-pub/baton/metrics"
 	"github.com/baton-pub/baton/node"
 	"github.com/baton-pub/baton/sqlite"
+	"github.com/baton-pub/baton/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -283,7 +284,15 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	started.Store(n)
 	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
-		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m}
+		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m,
+		Drain: func(on bool) wire.Drain {
+			if on {
+				n.Drain()
+			} else {
+				n.Undrain()
+			}
+			return wire.Drain{Node: ncfg.Node, Draining: n.Draining(), Leases: len(n.Active())}
+		}}
 	if witness != nil {
 		apiCfg.Ledger = witness
 	}

@@ -1,0 +1,171 @@
+package integration
+
+import (
+	"fmt"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/proc"
+)
+
+// leasesByNode reads every topic's lock and counts the live holders; it
+// fails the poll (an error) while a topic has none.
+func (c *cluster) leasesByNode(topics []string) (map[string]int, error) {
+	by := make(map[string]int)
+	for _, topic := range topics {
+		st := c.lock(topic)
+		if !st.Held {
+			return by, fmt.Errorf("%s has no holder", topic)
+		}
+		by[st.Lease.Holder]++
+	}
+	return by, nil
+}
+
+// balancedOver reports whether every named node holds leases and the most
+// loaded holds at most 1.25 times as many as the least.
+func balancedOver(by map[string]int, nodes ...string) error {
+	lo, hi := -1, 0
+	for _, n := range nodes {
+		k := by[n]
+		if lo < 0 || k < lo {
+			lo = k
+		}
+		hi = max(hi, k)
+	}
+	if lo <= 0 || float64(hi) > 1.25*float64(lo) {
+		return fmt.Errorf("leases by node %v: not balanced over %v", by, nodes)
+	}
+	return nil
+}
+
+// publishedUpTo waits until every topic's cursor is at seq.
+func (c *cluster) publishedUpTo(topics []string, seq uint64) {
+	c.t.Helper()
+	poll.Until(c.t, 60*time.Second, fmt.Sprintf("every topic published up to %d", seq), func() error {
+		for _, topic := range topics {
+			var cur baton.Cursor
+			if err := c.get("/v1/topics/"+topic+"/cursor", &cur); err != nil {
+				return err
+			}
+			if cur.Seq != seq {
+				return fmt.Errorf("%s: cursor at %d", topic, cur.Seq)
+			}
+		}
+		return nil
+	})
+}
+
+// TestManyTopics: the node leases as a user with many topics meets them, on
+// real processes. Topics spread over the nodes; a SIGKILL hands every topic
+// of the killed node over at once (one expired record each, at the node
+// lease's end); a node that joins is handed its share gracefully; `baton
+// drain` empties a node and nothing is lost or published twice.
+func TestManyTopics(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		const n = 60
+		c := newCluster(t, eng, 3, testTTL)
+		topics := make([]string, n)
+		for i := range topics {
+			topics[i] = fmt.Sprintf("instrument.%02d", i)
+			publishOne(t, c, topics[i])
+		}
+		c.publishedUpTo(topics, 1)
+		var by map[string]int
+		poll.Until(t, 30*time.Second, "leases spread over the three nodes", func() (err error) {
+			by, err = c.leasesByNode(topics)
+			if err == nil {
+				err = balancedOver(by, "n1", "n2", "n3")
+			}
+			return err
+		})
+
+		// SIGKILL the node holding the most topics: every one of them
+		// changes hands, with one expired record at the node lease's end.
+		var victim *proc.Node
+		for _, nd := range c.nodes {
+			if victim == nil || by[nd.Name] > by[victim.Name] {
+				victim = nd
+			}
+		}
+		var orphans []string
+		for _, topic := range topics {
+			if c.lock(topic).Lease.Holder == victim.Name {
+				orphans = append(orphans, topic)
+			}
+		}
+		victim.Kill()
+		for _, topic := range topics {
+			publishOne(t, c, topic)
+		}
+		c.publishedUpTo(topics, 2)
+		var ended time.Time
+		for _, topic := range orphans {
+			hs := c.handovers(topic)
+			if len(hs) == 0 || hs[0].Holder != victim.Name || hs[0].Reason != baton.ReasonExpired || hs[0].Successor == "" {
+				t.Fatalf("%s after the SIGKILL of its holder: records %+v", topic, hs)
+			}
+			if ended.IsZero() {
+				ended = hs[0].At
+			} else if !hs[0].At.Equal(ended) {
+				t.Fatalf("%s's lease ended at %v, another of %s's at %v: not with the node lease", topic, hs[0].At, victim.Name, ended)
+			}
+		}
+
+		// A node joins: it is handed its share.
+		c.start("n4")
+		live := []string{"n4"}
+		for _, nd := range c.nodes {
+			if nd.Alive() && nd.Name != "n4" {
+				live = append(live, nd.Name)
+			}
+		}
+		poll.Until(t, 60*time.Second, "the joiner handed its share", func() (err error) {
+			by, err = c.leasesByNode(topics)
+			if err == nil {
+				err = balancedOver(by, live...)
+			}
+			return err
+		})
+
+		// Drain it again: it holds nothing, every topic has a publisher.
+		out, err := exec.Command(batonBin, "drain", "--node", c.node("n4").Addr, "--timeout", "30s").CombinedOutput()
+		if err != nil {
+			t.Fatalf("baton drain: %v\n%s", err, out)
+		}
+		if by, err = c.leasesByNode(topics); err != nil || by["n4"] != 0 {
+			t.Fatalf("after baton drain: leases by node %v, %v", by, err)
+		}
+		for _, topic := range topics {
+			publishOne(t, c, topic)
+		}
+		c.publishedUpTo(topics, 3)
+		for _, topic := range topics {
+			var items struct {
+				Items []baton.Published `json:"items"`
+			}
+			if err := c.get("/v1/topics/"+topic+"/items?after=0&limit=10", &items); err != nil {
+				t.Fatal(err)
+			}
+			seqs := make([]uint64, 0, len(items.Items))
+			for _, it := range items.Items {
+				seqs = append(seqs, it.Seq)
+			}
+			if !slices.Equal(seqs, []uint64{1, 2, 3}) {
+				t.Fatalf("%s: items %v, want 1, 2, 3 once each", topic, seqs)
+			}
+		}
+		// Hand-overs to and from the joiner were graceful.
+		for _, topic := range topics {
+			for _, h := range c.handovers(topic) {
+				if (h.Holder == "n4" || h.Successor == "n4") && h.Reason != baton.ReasonReleased {
+					t.Fatalf("%s: a hand-over involving the joiner %+v, want released", topic, h)
+				}
+			}
+		}
+	})
+}
