@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,26 @@ func balancedOver(by map[string]int, nodes ...string) error {
 		return fmt.Errorf("leases by node %v: not balanced over %v", by, nodes)
 	}
 	return nil
+}
+
+// publishLive appends one item to topic through the first live node.
+func (c *cluster) publishLive(topic string) {
+	c.t.Helper()
+	for _, nd := range c.nodes {
+		if !nd.Alive() {
+			continue
+		}
+		resp, err := httpc.Post(nd.URL()+"/v1/topics/"+topic+"/items", "application/json", strings.NewReader(`{"id":"k","value":1}`))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			c.t.Fatalf("publish to %s: %d", topic, resp.StatusCode)
+		}
+		return
+	}
+	c.t.Fatal("no live node")
 }
 
 // publishedUpTo waits until every topic's cursor is at seq.
@@ -100,19 +121,22 @@ func TestManyTopics(t *testing.T) {
 		}
 		victim.Kill()
 		for _, topic := range topics {
-			publishOne(t, c, topic)
+			c.publishLive(topic)
 		}
 		c.publishedUpTo(topics, 2)
 		var ended time.Time
 		for _, topic := range orphans {
+			// The victim's record; later ones may follow, as the
+			// survivors even out their loads.
 			hs := c.handovers(topic)
-			if len(hs) == 0 || hs[0].Holder != victim.Name || hs[0].Reason != baton.ReasonExpired || hs[0].Successor == "" {
+			i := slices.IndexFunc(hs, func(h baton.ReleaseRecord) bool { return h.Holder == victim.Name })
+			if i < 0 || hs[i].Reason != baton.ReasonExpired || hs[i].Successor == "" {
 				t.Fatalf("%s after the SIGKILL of its holder: records %+v", topic, hs)
 			}
 			if ended.IsZero() {
-				ended = hs[0].At
-			} else if !hs[0].At.Equal(ended) {
-				t.Fatalf("%s's lease ended at %v, another of %s's at %v: not with the node lease", topic, hs[0].At, victim.Name, ended)
+				ended = hs[i].At
+			} else if !hs[i].At.Equal(ended) {
+				t.Fatalf("%s's lease ended at %v, another of %s's at %v: not with the node lease", topic, hs[i].At, victim.Name, ended)
 			}
 		}
 
@@ -137,11 +161,17 @@ func TestManyTopics(t *testing.T) {
 		if err != nil {
 			t.Fatalf("baton drain: %v\n%s", err, out)
 		}
-		if by, err = c.leasesByNode(topics); err != nil || by["n4"] != 0 {
-			t.Fatalf("after baton drain: leases by node %v, %v", by, err)
-		}
+		// The drained node's topics are in the standbys' hands within
+		// milliseconds; every one has a holder, none on n4.
+		poll.Until(t, 30*time.Second, "every topic held, none by the drained node", func() error {
+			by, err := c.leasesByNode(topics)
+			if err == nil && by["n4"] != 0 {
+				err = fmt.Errorf("n4 still holds %d", by["n4"])
+			}
+			return err
+		})
 		for _, topic := range topics {
-			publishOne(t, c, topic)
+			c.publishLive(topic)
 		}
 		c.publishedUpTo(topics, 3)
 		for _, topic := range topics {
