@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/baton-pub/baton"
@@ -17,7 +16,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	}
 	last := c.Items[len(c.Items)-1]
 	var cur baton.Cursor
-	err := s.write(ctx, c.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.write(ctx, c.Topic, func(tx *txn) (baton.Signal, error) {
 		now := s.now()
 		lease := baton.Lease{Topic: c.Topic, Holder: c.Holder, Epoch: c.Epoch}
 		r, err := s.checkHeld(ctx, tx, lease, nanos(now))
@@ -33,7 +32,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		if err := checkHashes(ctx, tx, c); err != nil {
 			return 0, err
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO leaves (topic, seq, item_hash, epoch, publisher, at) VALUES (?, ?, ?, ?, ?, ?)`)
+		ins, err := tx.PrepareContext(ctx, qInsertLeaf)
 		if err != nil {
 			return 0, fmt.Errorf("commit: %w", wrapErr(err))
 		}
@@ -43,7 +42,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 				return 0, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE topics SET cursor_seq = ?, cursor_hash = ?, cursor_epoch = ?, cursor_at = ? WHERE topic = ?`,
+		if _, err := tx.ExecContext(ctx, qSetCursor,
 			last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
 			return 0, fmt.Errorf("commit: %w", wrapErr(err))
 		}
@@ -136,8 +135,8 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 }
 
 // checkHashes makes sure a commit publishes what is in the queue.
-func checkHashes(ctx context.Context, tx *sql.Tx, c baton.Commit) error {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq`,
+func checkHashes(ctx context.Context, tx *txn, c baton.Commit) error {
+	rows, err := tx.QueryContext(ctx, qQueueHashes,
 		c.Topic, c.PrevSeq, c.Items[len(c.Items)-1].Seq)
 	if err != nil {
 		return fmt.Errorf("commit %s: read queue: %w", c.Topic, wrapErr(err))

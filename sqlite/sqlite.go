@@ -77,6 +77,7 @@ type Store struct {
 	origin   int64
 	prunedAt atomic.Int64
 	w        *watcher
+	hot      map[*sql.DB]prepared // see stmts.go
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -248,6 +249,18 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return fail(err)
 	}
+	hot := make(map[*sql.DB]prepared, 2)
+	for _, db := range []*sql.DB{s.wdb, s.ldb} {
+		p, err := prepareHot(ctx, db)
+		if err != nil {
+			for _, p := range hot {
+				p.close()
+			}
+			return fail(fmt.Errorf("open sqlite store %s: %w", s.path, err))
+		}
+		hot[db] = p
+	}
+	s.hot = hot
 	if s.w, err = s.newWatcher(ctx); err != nil {
 		return fail(err)
 	}
@@ -335,6 +348,9 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.wg.Wait()
 		s.sig.Close()
+		for _, p := range s.hot {
+			p.close()
+		}
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close())
 	})
 	return s.closeErr
