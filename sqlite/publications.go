@@ -78,10 +78,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, l.epoch, l.publisher, l.at
-		FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq
-		WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?)
-		ORDER BY i.seq LIMIT ?`, topic, seqArg(after), topic, limit)
+	rows, err := s.rdb.QueryContext(ctx, qPublished, topic, seqArg(after), topic, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read published: %w", wrapErr(err))
 	}
@@ -114,8 +111,7 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, item_hash, epoch, publisher, at FROM leaves
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, seqArg(after), limit)
+	rows, err := s.rdb.QueryContext(ctx, qLeaves, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read leaves: %w", wrapErr(err))
 	}

@@ -128,8 +128,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, id, value, msg_id, hash, ingested_at FROM items
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, seqArg(after), limit)
+	rows, err := s.rdb.QueryContext(ctx, qItems, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", wrapErr(err))
 	}

@@ -21,18 +21,27 @@ const (
 	qLastSeq     = `SELECT last_seq FROM topics WHERE topic = ?`
 	qInsertItem  = `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, msg_id) DO NOTHING`
 	qSetLastSeq  = `UPDATE topics SET last_seq = ? WHERE topic = ?`
+	qItems       = `SELECT seq, id, value, msg_id, hash, ingested_at FROM items WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`
+	qPublished   = `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, l.epoch, l.publisher, l.at FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?) ORDER BY i.seq LIMIT ?`
+	qLeaves      = `SELECT seq, item_hash, epoch, publisher, at FROM leaves WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`
 )
 
-// hotStatements are the statements prepared on each write connection.
-var hotStatements = []string{qLogChange, qEnsureTopic, qLoadNode, qRenewNode, qInsertLeaf, qSetCursor, qQueueHashes, qLastSeq, qInsertItem, qSetLastSeq, topicQuery}
+// hotWrites are the statements prepared on each write connection,
+// hotReads those on the readers: what a terminal's fan-out reads on every
+// wake-up.
+var (
+	hotWrites = []string{qLogChange, qEnsureTopic, qLoadNode, qRenewNode, qInsertLeaf, qSetCursor, qQueueHashes, qLastSeq, qInsertItem, qSetLastSeq, topicQuery}
+	hotReads  = []string{qItems, qPublished, qLeaves, topicQuery}
+)
 
 // prepared is one *sql.DB's prepared hot statements, by text.
 type prepared map[string]*sql.Stmt
 
-// prepareHot prepares the hot statements on db (its one connection).
-func prepareHot(ctx context.Context, db *sql.DB) (prepared, error) {
-	p := make(prepared, len(hotStatements))
-	for _, q := range hotStatements {
+// prepareHot prepares the statements qs on db (on each of its connections
+// as it first uses it).
+func prepareHot(ctx context.Context, db *sql.DB, qs []string) (prepared, error) {
+	p := make(prepared, len(qs))
+	for _, q := range qs {
 		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			p.close()
@@ -83,4 +92,24 @@ func (t *txn) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
 		return t.StmtContext(ctx, st), nil
 	}
 	return t.Tx.PrepareContext(ctx, q)
+}
+
+// reader is the readers' pool, running the hot reads as prepared.
+type reader struct {
+	*sql.DB
+	hot prepared
+}
+
+func (r *reader) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := r.hot[q]; st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return r.DB.QueryContext(ctx, q, args...)
+}
+
+func (r *reader) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := r.hot[q]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return r.DB.QueryRowContext(ctx, q, args...)
 }
