@@ -11,7 +11,7 @@ import (
 )
 
 // topicRow is the lock and cursor columns of a topic, with the holder's
-// node lease row (nodeEpoch 0 if it has none).
+// node lease row (node.epoch 0 if it has none).
 type topicRow struct {
 	lastSeq, trimmedBelow uint64
 	epoch, recorded       uint64
@@ -68,19 +68,23 @@ func (r topicRow) live(now int64) bool { return r.underNode() && r.node.live(now
 func (r topicRow) lapsed(now int64) bool { return r.unrecorded() && !r.live(now) }
 
 // end is when the row's lease ends or ended: its node lease's expiry while
-// unrecorded, else when it was recorded.
-func (r topicRow) end() int64 {
-	if r.underNode() {
+// under it, when it was recorded once recorded. A lease a version 1 file
+// left ended at the migration, now at the latest.
+func (r topicRow) end(now int64) int64 {
+	switch {
+	case r.underNode():
 		return r.node.expiresAt
+	case r.unrecorded():
+		return min(r.expiresAt, now)
 	}
 	return r.expiresAt
 }
 
 func (r topicRow) lease(topic string, now int64) baton.Lease {
 	l := baton.Lease{Topic: topic, Holder: r.holder, Epoch: r.epoch, NodeEpoch: r.leaseNodeEpoch,
-		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.end())}
+		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.end(now))}
 	if r.live(now) {
-		l.Remaining = time.Duration(r.end() - now)
+		l.Remaining = time.Duration(r.end(now) - now)
 	}
 	return l
 }
@@ -154,7 +158,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 			return 0, fmt.Errorf("acquire %s: held by %s at epoch %d: %w", topic, r.holder, r.epoch, baton.ErrLeaseHeld)
 		}
 		if r.lapsed(now) {
-			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end()); err != nil {
+			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now)); err != nil {
 				return 0, err
 			}
 		}
@@ -186,7 +190,7 @@ func (s *Store) heldOrLapsed(ctx context.Context, tx *txn, lease baton.Lease, no
 		return r, false, nil
 	}
 	if r.epoch == lease.Epoch && r.lapsed(now) {
-		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.end()); err != nil {
+		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.end(now)); err != nil {
 			return r, false, err
 		}
 		return r, true, nil
@@ -252,7 +256,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 		if !ok || !r.lapsed(now) {
 			return 0, fmt.Errorf("expire %s: no lapsed lease: %w", topic, baton.ErrNotFound)
 		}
-		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end())
+		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now))
 		if err != nil {
 			return 0, err
 		}

@@ -172,6 +172,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Epoch != 1 || recs[0].Reason != baton.ReasonExpired || recs[0].Successor != "new" {
 		t.Fatalf("records after the migration = %+v, %v; want epoch 1 expired, succeeded by new", recs, err)
 	}
+	if recs[0].At.After(l.AcquiredAt) {
+		t.Fatalf("the version 1 lease's record is dated %v, after its successor acquired at %v", recs[0].At, l.AcquiredAt)
+	}
 	s.Close()
 	openStore(t, path, sqlite.Options{}).Close() // a migrated file opens as is
 
