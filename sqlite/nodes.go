@@ -53,7 +53,7 @@ const heldBy = `holder = ? AND epoch > recorded_epoch AND node_epoch = ?`
 // under it with reason, ended at at, logs a SignalLock change for each, in
 // three statements whatever their number, and marks n ended. The caller
 // adds the SignalNode change.
-func endNode(ctx context.Context, s *Store, tx *txn, n nodeRow, reason baton.ReleaseReason, at int64) ([]baton.ReleaseRecord, []change, error) {
+func (s *Store) endNode(ctx context.Context, tx *txn, n nodeRow, reason baton.ReleaseReason, at int64) ([]baton.ReleaseRecord, []change, error) {
 	rows, err := tx.QueryContext(ctx, `INSERT INTO releases (topic, epoch, holder, reason, at, last_seq, last_hash)
 		SELECT topic, epoch, holder, ?, ?, cursor_seq, cursor_hash FROM topics WHERE `+heldBy+`
 		RETURNING topic, epoch, last_seq, last_hash`, string(reason), at, n.node, n.epoch)
@@ -113,7 +113,7 @@ func (s *Store) AcquireNode(ctx context.Context, node string, ttl time.Duration)
 		}
 		cs := []change{{sig: baton.SignalNode}}
 		if n.lapsed(now) {
-			if _, cs, err = endNode(ctx, s, tx, n, baton.ReasonExpired, n.expiresAt); err != nil {
+			if _, cs, err = s.endNode(ctx, tx, n, baton.ReasonExpired, n.expiresAt); err != nil {
 				return nil, err
 			}
 		}
@@ -142,7 +142,7 @@ func (s *Store) liveNode(ctx context.Context, tx *txn, nl baton.NodeLease, now i
 		return n, nil, false, nil
 	}
 	if n.epoch == nl.Epoch && n.lapsed(now) {
-		_, cs, err = endNode(ctx, s, tx, n, baton.ReasonExpired, n.expiresAt)
+		_, cs, err = s.endNode(ctx, tx, n, baton.ReasonExpired, n.expiresAt)
 		return n, cs, err == nil, err
 	}
 	return n, nil, false, fmt.Errorf("%s %s epoch %d: %w", op, nl.Node, nl.Epoch, baton.ErrLeaseLost)
@@ -188,7 +188,7 @@ func (s *Store) ReleaseNode(ctx context.Context, nl baton.NodeLease, reason bato
 		if lost = l; err != nil || lost {
 			return cs, err
 		}
-		recs, cs, err = endNode(ctx, s, tx, n, reason, now)
+		recs, cs, err = s.endNode(ctx, tx, n, reason, now)
 		return cs, err
 	})
 	if err == nil && lost {
@@ -216,7 +216,7 @@ func (s *Store) ExpireNode(ctx context.Context, node string) ([]baton.ReleaseRec
 			return nil, fmt.Errorf("expire node %s: no lapsed node lease: %w", node, baton.ErrNotFound)
 		}
 		var cs []change
-		recs, cs, err = endNode(ctx, s, tx, n, baton.ReasonExpired, n.expiresAt)
+		recs, cs, err = s.endNode(ctx, tx, n, baton.ReasonExpired, n.expiresAt)
 		return cs, err
 	})
 	return recs, err
