@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		holdWriteLock(path)
 		return
 	}
+	if arg := os.Getenv("BATON_TEST_WATCH"); arg != "" {
+		watchProcess(arg)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -21,8 +21,8 @@ import (
 // lease's trust window, and the holder step down with no fault at all (a
 // spurious hand-over). Lease writes are tiny and few, and they are what
 // keeps publishing alive, so they get the lock first.
-func (s *Store) writeLease(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
-	return s.writeLeaseChanges(ctx, func(tx *sql.Tx) ([]change, error) {
+func (s *Store) writeLease(ctx context.Context, topic string, fn func(tx *txn) (baton.Signal, error)) error {
+	return s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
 		sig, err := fn(tx)
 		return []change{{topic: topic, sig: sig}}, err
 	})
@@ -30,7 +30,7 @@ func (s *Store) writeLease(ctx context.Context, topic string, fn func(tx *sql.Tx
 
 // writeLeaseChanges is writeLease for a write that signals several topics
 // (a node lease ending).
-func (s *Store) writeLeaseChanges(ctx context.Context, fn func(tx *sql.Tx) ([]change, error)) error {
+func (s *Store) writeLeaseChanges(ctx context.Context, fn func(tx *txn) ([]change, error)) error {
 	defer s.beginWrite()()
 	tx, err := s.begin(ctx, s.ldb, 100*time.Microsecond, 2*time.Millisecond)
 	if err != nil {
@@ -45,12 +45,12 @@ func (s *Store) writeLeaseChanges(ctx context.Context, fn func(tx *sql.Tx) ([]ch
 // handler sleeps 1, 2, 5, ... up to 100 ms between tries; under writes
 // from several processes the lock is seldom free when it wakes, and those
 // sleeps were the tail of every write's latency.
-func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Duration) (*sql.Tx, error) {
+func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Duration) (*txn, error) {
 	var deadline <-chan time.Time
 	for {
 		tx, err := db.BeginTx(ctx, nil)
 		if err == nil {
-			return tx, nil
+			return &txn{Tx: tx, hot: s.hot[db]}, nil
 		}
 		if !isBusy(err) {
 			return nil, wrapErr(err)
@@ -94,7 +94,7 @@ var (
 )
 
 // finish runs fn in tx, logs its changes, commits and signals.
-func (s *Store) finish(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) ([]change, error)) error {
+func (s *Store) finish(ctx context.Context, tx *txn, fn func(tx *txn) ([]change, error)) error {
 	defer tx.Rollback()
 	cs, err := fn(tx)
 	if err != nil {
@@ -118,13 +118,13 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) ([]c
 // prunes its front now and then. The newest row is never pruned, so ids
 // never go back and a watcher can tell a gap (rows it missed) from a quiet
 // file.
-func (s *Store) logChanges(ctx context.Context, tx *sql.Tx, cs []change) error {
+func (s *Store) logChanges(ctx context.Context, tx *txn, cs []change) error {
 	var last int64
 	for _, c := range cs {
 		if c.sig == 0 || c.logged {
 			continue
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO changes (topic, signals, origin) VALUES (?, ?, ?)`, c.topic, int64(c.sig), s.origin)
+		res, err := tx.ExecContext(ctx, qLogChange, c.topic, int64(c.sig), s.origin)
 		if err != nil {
 			return fmt.Errorf("log change: %w", wrapErr(err))
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // topicRow is the lock and cursor columns of a topic, with the holder's
-// node lease row (nodeEpoch 0 if it has none).
+// node lease row (node.epoch 0 if it has none).
 type topicRow struct {
 	lastSeq, trimmedBelow uint64
 	epoch, recorded       uint64
@@ -68,40 +68,44 @@ func (r topicRow) live(now int64) bool { return r.underNode() && r.node.live(now
 func (r topicRow) lapsed(now int64) bool { return r.unrecorded() && !r.live(now) }
 
 // end is when the row's lease ends or ended: its node lease's expiry while
-// unrecorded, else when it was recorded.
-func (r topicRow) end() int64 {
-	if r.underNode() {
+// under it, when it was recorded once recorded. A lease a version 1 file
+// left ended at the migration, now at the latest.
+func (r topicRow) end(now int64) int64 {
+	switch {
+	case r.underNode():
 		return r.node.expiresAt
+	case r.unrecorded():
+		return min(r.expiresAt, now)
 	}
 	return r.expiresAt
 }
 
 func (r topicRow) lease(topic string, now int64) baton.Lease {
 	l := baton.Lease{Topic: topic, Holder: r.holder, Epoch: r.epoch, NodeEpoch: r.leaseNodeEpoch,
-		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.end())}
+		AcquiredAt: fromNanos(r.acquiredAt), ExpiresAt: fromNanos(r.end(now))}
 	if r.live(now) {
-		l.Remaining = time.Duration(r.end() - now)
+		l.Remaining = time.Duration(r.end(now) - now)
 	}
 	return l
 }
 
 // write runs fn in one immediate transaction and raises sig for topic after
 // it commits.
-func (s *Store) write(ctx context.Context, topic string, fn func(tx *sql.Tx) (baton.Signal, error)) error {
+func (s *Store) write(ctx context.Context, topic string, fn func(tx *txn) (baton.Signal, error)) error {
 	defer s.beginWrite()()
 	tx, err := s.begin(ctx, s.wdb, 200*time.Microsecond, 4*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	return s.finish(ctx, tx, func(tx *sql.Tx) ([]change, error) {
+	return s.finish(ctx, tx, func(tx *txn) ([]change, error) {
 		sig, err := fn(tx)
 		return []change{{topic: topic, sig: sig}}, err
 	})
 }
 
 // ensureTopic creates the topic's row; it reports whether it was new.
-func ensureTopic(ctx context.Context, tx *sql.Tx, topic string) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO topics (topic) VALUES (?)`, topic)
+func ensureTopic(ctx context.Context, tx *txn, topic string) (bool, error) {
+	res, err := tx.ExecContext(ctx, qEnsureTopic, topic)
 	if err != nil {
 		return false, wrapErr(err)
 	}
@@ -110,7 +114,7 @@ func ensureTopic(ctx context.Context, tx *sql.Tx, topic string) (bool, error) {
 }
 
 // recordRelease writes the release record of the row's epoch, ended at at.
-func recordRelease(ctx context.Context, tx *sql.Tx, topic string, r topicRow, reason baton.ReleaseReason, at int64) (baton.ReleaseRecord, error) {
+func recordRelease(ctx context.Context, tx *txn, topic string, r topicRow, reason baton.ReleaseReason, at int64) (baton.ReleaseRecord, error) {
 	rec := baton.ReleaseRecord{Topic: topic, Holder: r.holder, Epoch: r.epoch, Reason: reason,
 		At: fromNanos(at), LastSeq: r.cursorSeq, LastHash: hashFrom(r.cursorHash)}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO releases (topic, epoch, holder, reason, at, last_seq, last_hash)
@@ -129,7 +133,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		return baton.Lease{}, err
 	}
 	var lease baton.Lease
-	err := s.writeLease(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, topic, func(tx *txn) (baton.Signal, error) {
 		now := nanos(s.now())
 		n, err := loadNode(ctx, tx, nl.Node)
 		if err != nil {
@@ -154,7 +158,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 			return 0, fmt.Errorf("acquire %s: held by %s at epoch %d: %w", topic, r.holder, r.epoch, baton.ErrLeaseHeld)
 		}
 		if r.lapsed(now) {
-			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end()); err != nil {
+			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now)); err != nil {
 				return 0, err
 			}
 		}
@@ -180,13 +184,13 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 // epoch has lapsed without a record, it records the lapse now (exactly one
 // record per epoch, and the standbys learn of it with this commit) and
 // reports lapsed: the caller commits that and fails as fenced.
-func (s *Store) heldOrLapsed(ctx context.Context, tx *sql.Tx, lease baton.Lease, now int64, op string) (topicRow, bool, error) {
+func (s *Store) heldOrLapsed(ctx context.Context, tx *txn, lease baton.Lease, now int64, op string) (topicRow, bool, error) {
 	r, err := s.checkHeld(ctx, tx, lease, now)
 	if err == nil {
 		return r, false, nil
 	}
 	if r.epoch == lease.Epoch && r.lapsed(now) {
-		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.end()); err != nil {
+		if _, err := recordRelease(ctx, tx, lease.Topic, r, baton.ReasonExpired, r.end(now)); err != nil {
 			return r, false, err
 		}
 		return r, true, nil
@@ -196,7 +200,7 @@ func (s *Store) heldOrLapsed(ctx context.Context, tx *sql.Tx, lease baton.Lease,
 
 // checkHeld returns the row if lease is the live lease of its topic: its
 // epoch and holder, unrecorded, and its node lease live, all read in tx.
-func (s *Store) checkHeld(ctx context.Context, tx *sql.Tx, lease baton.Lease, now int64) (topicRow, error) {
+func (s *Store) checkHeld(ctx context.Context, tx *txn, lease baton.Lease, now int64) (topicRow, error) {
 	r, ok, err := loadTopic(ctx, tx, lease.Topic)
 	if err != nil {
 		return r, err
@@ -216,7 +220,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		return err
 	}
 	var lapsed bool
-	err := s.writeLease(ctx, lease.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, lease.Topic, func(tx *txn) (baton.Signal, error) {
 		now := nanos(s.now())
 		var r topicRow
 		var err error
@@ -240,7 +244,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 		return baton.ReleaseRecord{}, err
 	}
 	var rec baton.ReleaseRecord
-	err := s.writeLease(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.writeLease(ctx, topic, func(tx *txn) (baton.Signal, error) {
 		r, ok, err := loadTopic(ctx, tx, topic)
 		if err != nil {
 			return 0, err
@@ -252,7 +256,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 		if !ok || !r.lapsed(now) {
 			return 0, fmt.Errorf("expire %s: no lapsed lease: %w", topic, baton.ErrNotFound)
 		}
-		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end())
+		rec, err = recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now))
 		if err != nil {
 			return 0, err
 		}

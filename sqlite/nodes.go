@@ -37,7 +37,7 @@ func (n nodeRow) lease(now int64) baton.NodeLease {
 
 func loadNode(ctx context.Context, q querier, node string) (nodeRow, error) {
 	n := nodeRow{node: node}
-	err := q.QueryRowContext(ctx, `SELECT epoch, ended, acquired_at, expires_at FROM nodes WHERE node = ?`, node).Scan(
+	err := q.QueryRowContext(ctx, qLoadNode, node).Scan(
 		&n.epoch, &n.ended, &n.acquiredAt, &n.expiresAt)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return n, fmt.Errorf("read node lease %s: %w", node, wrapErr(err))
@@ -53,7 +53,7 @@ const heldBy = `holder = ? AND epoch > recorded_epoch AND node_epoch = ?`
 // under it with reason, ended at at, logs a SignalLock change for each, in
 // three statements whatever their number, and marks n ended. The caller
 // adds the SignalNode change.
-func endNode(ctx context.Context, s *Store, tx *sql.Tx, n nodeRow, reason baton.ReleaseReason, at int64) ([]baton.ReleaseRecord, []change, error) {
+func (s *Store) endNode(ctx context.Context, tx *txn, n nodeRow, reason baton.ReleaseReason, at int64) ([]baton.ReleaseRecord, []change, error) {
 	rows, err := tx.QueryContext(ctx, `INSERT INTO releases (topic, epoch, holder, reason, at, last_seq, last_hash)
 		SELECT topic, epoch, holder, ?, ?, cursor_seq, cursor_hash FROM topics WHERE `+heldBy+`
 		RETURNING topic, epoch, last_seq, last_hash`, string(reason), at, n.node, n.epoch)
@@ -102,7 +102,7 @@ func (s *Store) AcquireNode(ctx context.Context, node string, ttl time.Duration)
 		return baton.NodeLease{}, err
 	}
 	var out baton.NodeLease
-	err := s.writeLeaseChanges(ctx, func(tx *sql.Tx) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, err := loadNode(ctx, tx, node)
 		if err != nil {
@@ -113,7 +113,7 @@ func (s *Store) AcquireNode(ctx context.Context, node string, ttl time.Duration)
 		}
 		cs := []change{{sig: baton.SignalNode}}
 		if n.lapsed(now) {
-			if _, cs, err = endNode(ctx, s, tx, n, baton.ReasonExpired, n.expiresAt); err != nil {
+			if _, cs, err = s.endNode(ctx, tx, n, baton.ReasonExpired, n.expiresAt); err != nil {
 				return nil, err
 			}
 		}
@@ -133,7 +133,7 @@ func (s *Store) AcquireNode(ctx context.Context, node string, ttl time.Duration)
 // nl lapsed without being ended, it ends it (the changes to commit) and
 // reports lost; otherwise it returns ErrLeaseLost. A caller that gets lost
 // commits and then fails with ErrLeaseLost.
-func (s *Store) liveNode(ctx context.Context, tx *sql.Tx, nl baton.NodeLease, now int64, op string) (n nodeRow, cs []change, lost bool, err error) {
+func (s *Store) liveNode(ctx context.Context, tx *txn, nl baton.NodeLease, now int64, op string) (n nodeRow, cs []change, lost bool, err error) {
 	n, err = loadNode(ctx, tx, nl.Node)
 	if err != nil {
 		return n, nil, false, err
@@ -142,7 +142,7 @@ func (s *Store) liveNode(ctx context.Context, tx *sql.Tx, nl baton.NodeLease, no
 		return n, nil, false, nil
 	}
 	if n.epoch == nl.Epoch && n.lapsed(now) {
-		_, cs, err = endNode(ctx, s, tx, n, baton.ReasonExpired, n.expiresAt)
+		_, cs, err = s.endNode(ctx, tx, n, baton.ReasonExpired, n.expiresAt)
 		return n, cs, err == nil, err
 	}
 	return n, nil, false, fmt.Errorf("%s %s epoch %d: %w", op, nl.Node, nl.Epoch, baton.ErrLeaseLost)
@@ -156,14 +156,14 @@ func (s *Store) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Dura
 	}
 	var out baton.NodeLease
 	var lost bool
-	err := s.writeLeaseChanges(ctx, func(tx *sql.Tx) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, cs, l, err := s.liveNode(ctx, tx, nl, now, "renew node")
 		if lost = l; err != nil || lost {
 			return cs, err
 		}
 		n.expiresAt = now + int64(ttl)
-		if _, err := tx.ExecContext(ctx, `UPDATE nodes SET expires_at = ? WHERE node = ?`, n.expiresAt, nl.Node); err != nil {
+		if _, err := tx.ExecContext(ctx, qRenewNode, n.expiresAt, nl.Node); err != nil {
 			return nil, fmt.Errorf("renew node %s: %w", nl.Node, wrapErr(err))
 		}
 		out = n.lease(now)
@@ -182,13 +182,13 @@ func (s *Store) ReleaseNode(ctx context.Context, nl baton.NodeLease, reason bato
 	}
 	var recs []baton.ReleaseRecord
 	var lost bool
-	err := s.writeLeaseChanges(ctx, func(tx *sql.Tx) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, cs, l, err := s.liveNode(ctx, tx, nl, now, "release node")
 		if lost = l; err != nil || lost {
 			return cs, err
 		}
-		recs, cs, err = endNode(ctx, s, tx, n, reason, now)
+		recs, cs, err = s.endNode(ctx, tx, n, reason, now)
 		return cs, err
 	})
 	if err == nil && lost {
@@ -203,7 +203,7 @@ func (s *Store) ExpireNode(ctx context.Context, node string) ([]baton.ReleaseRec
 		return nil, err
 	}
 	var recs []baton.ReleaseRecord
-	err := s.writeLeaseChanges(ctx, func(tx *sql.Tx) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, err := loadNode(ctx, tx, node)
 		if err != nil {
@@ -216,7 +216,7 @@ func (s *Store) ExpireNode(ctx context.Context, node string) ([]baton.ReleaseRec
 			return nil, fmt.Errorf("expire node %s: no lapsed node lease: %w", node, baton.ErrNotFound)
 		}
 		var cs []change
-		recs, cs, err = endNode(ctx, s, tx, n, baton.ReasonExpired, n.expiresAt)
+		recs, cs, err = s.endNode(ctx, tx, n, baton.ReasonExpired, n.expiresAt)
 		return cs, err
 	})
 	return recs, err

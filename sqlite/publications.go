@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/baton-pub/baton"
@@ -17,7 +16,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	}
 	last := c.Items[len(c.Items)-1]
 	var cur baton.Cursor
-	err := s.write(ctx, c.Topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.write(ctx, c.Topic, func(tx *txn) (baton.Signal, error) {
 		now := s.now()
 		lease := baton.Lease{Topic: c.Topic, Holder: c.Holder, Epoch: c.Epoch}
 		r, err := s.checkHeld(ctx, tx, lease, nanos(now))
@@ -33,7 +32,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		if err := checkHashes(ctx, tx, c); err != nil {
 			return 0, err
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO leaves (topic, seq, item_hash, epoch, publisher, at) VALUES (?, ?, ?, ?, ?, ?)`)
+		ins, err := tx.PrepareContext(ctx, qInsertLeaf)
 		if err != nil {
 			return 0, fmt.Errorf("commit: %w", wrapErr(err))
 		}
@@ -43,7 +42,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 				return 0, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE topics SET cursor_seq = ?, cursor_hash = ?, cursor_epoch = ?, cursor_at = ? WHERE topic = ?`,
+		if _, err := tx.ExecContext(ctx, qSetCursor,
 			last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
 			return 0, fmt.Errorf("commit: %w", wrapErr(err))
 		}
@@ -79,10 +78,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, l.epoch, l.publisher, l.at
-		FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq
-		WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?)
-		ORDER BY i.seq LIMIT ?`, topic, seqArg(after), topic, limit)
+	rows, err := s.rdb.QueryContext(ctx, qPublished, topic, seqArg(after), topic, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read published: %w", wrapErr(err))
 	}
@@ -115,8 +111,7 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, item_hash, epoch, publisher, at FROM leaves
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, seqArg(after), limit)
+	rows, err := s.rdb.QueryContext(ctx, qLeaves, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read leaves: %w", wrapErr(err))
 	}
@@ -136,8 +131,8 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 }
 
 // checkHashes makes sure a commit publishes what is in the queue.
-func checkHashes(ctx context.Context, tx *sql.Tx, c baton.Commit) error {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq`,
+func checkHashes(ctx context.Context, tx *txn, c baton.Commit) error {
+	rows, err := tx.QueryContext(ctx, qQueueHashes,
 		c.Topic, c.PrevSeq, c.Items[len(c.Items)-1].Seq)
 	if err != nil {
 		return fmt.Errorf("commit %s: read queue: %w", c.Topic, wrapErr(err))

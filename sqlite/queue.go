@@ -24,7 +24,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 // one transaction, in order, as if each had been appended alone: each
 // request's receipts are set; an error fails them all (nothing is written).
 func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq) error {
-	return s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	return s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
 		var sig baton.Signal
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
@@ -34,14 +34,13 @@ func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq
 			sig |= baton.SignalTopic | baton.SignalLock
 		}
 		var last uint64
-		if err := tx.QueryRowContext(ctx, `SELECT last_seq FROM topics WHERE topic = ?`, topic).Scan(&last); err != nil {
+		if err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last); err != nil {
 			return 0, fmt.Errorf("append: %w", wrapErr(err))
 		}
 		// The msg id index decides: an insert that conflicts on it is a
 		// retry, and only then is the original looked up. A fresh update,
 		// the common case, costs one statement.
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (topic, msg_id) DO NOTHING`)
+		ins, err := tx.PrepareContext(ctx, qInsertItem)
 		if err != nil {
 			return 0, fmt.Errorf("append: %w", wrapErr(err))
 		}
@@ -80,7 +79,7 @@ func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq
 			r.receipts = receipts
 		}
 		if last != first {
-			if _, err := tx.ExecContext(ctx, `UPDATE topics SET last_seq = ? WHERE topic = ?`, last, topic); err != nil {
+			if _, err := tx.ExecContext(ctx, qSetLastSeq, last, topic); err != nil {
 				return 0, fmt.Errorf("append: %w", wrapErr(err))
 			}
 			sig |= baton.SignalAppend
@@ -129,8 +128,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, id, value, msg_id, hash, ingested_at FROM items
-		WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`, topic, seqArg(after), limit)
+	rows, err := s.rdb.QueryContext(ctx, qItems, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", wrapErr(err))
 	}
@@ -224,7 +222,7 @@ func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, err
 		return 0, err
 	}
 	var n int64
-	err := s.write(ctx, topic, func(tx *sql.Tx) (baton.Signal, error) {
+	err := s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
 		r, ok, err := loadTopic(ctx, tx, topic)
 		if err != nil || !ok {
 			return 0, err

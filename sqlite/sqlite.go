@@ -68,7 +68,7 @@ type Store struct {
 
 	wdb *sql.DB // one connection: writes are serialised in-process
 	ldb *sql.DB // one connection for lease writes, see writeLease
-	rdb *sql.DB // readers (WAL lets them run beside the writer)
+	rdb *reader // readers (WAL lets them run beside the writer)
 
 	sig *signal.Hub
 	// origin tags the rows this Store writes to the changes log, which its
@@ -77,6 +77,7 @@ type Store struct {
 	origin   int64
 	prunedAt atomic.Int64
 	w        *watcher
+	hot      map[*sql.DB]prepared // see stmts.go
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -222,7 +223,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.ldb.SetMaxOpenConns(1)
 	s.ldb.SetConnMaxIdleTime(0)
-	s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	s.rdb = &reader{DB: rdb}
 	if err != nil {
 		s.wdb.Close()
 		s.ldb.Close()
@@ -248,6 +250,22 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return fail(err)
 	}
+	hot := make(map[*sql.DB]prepared, 3)
+	for _, db := range []*sql.DB{s.wdb, s.ldb, s.rdb.DB} {
+		qs := hotWrites
+		if db == s.rdb.DB {
+			qs = hotReads
+		}
+		p, err := prepareHot(ctx, db, qs)
+		if err != nil {
+			for _, p := range hot {
+				p.close()
+			}
+			return fail(fmt.Errorf("open sqlite store %s: %w", s.path, err))
+		}
+		hot[db] = p
+	}
+	s.hot, s.rdb.hot = hot, hot[s.rdb.DB]
 	if s.w, err = s.newWatcher(ctx); err != nil {
 		return fail(err)
 	}
@@ -335,6 +353,9 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.wg.Wait()
 		s.sig.Close()
+		for _, p := range s.hot {
+			p.close()
+		}
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close())
 	})
 	return s.closeErr
