@@ -39,6 +39,19 @@ func (s *Store) writeLeaseChanges(ctx context.Context, fn func(tx *txn) ([]chang
 	return s.finish(ctx, tx, fn)
 }
 
+// writeNode is writeLease for node lease renewals, on a connection of
+// their own: one renewal keeps every topic lease of the node alive, so it
+// must never queue behind this process's acquisitions (a node that takes a
+// thousand topics at once makes a thousand of them).
+func (s *Store) writeNode(ctx context.Context, fn func(tx *txn) ([]change, error)) error {
+	defer s.beginWrite()()
+	tx, err := s.begin(ctx, s.ndb, 50*time.Microsecond, time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return s.finish(ctx, tx, fn)
+}
+
 // begin starts an immediate transaction on db, whose connections have no
 // busy timeout, polling for the file's write lock: first after about wait,
 // doubling up to maxWait, for the busy timeout at most. SQLite's own busy

@@ -156,7 +156,7 @@ func (s *Store) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Dura
 	}
 	var out baton.NodeLease
 	var lost bool
-	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
+	err := s.writeNode(ctx, func(tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, cs, l, err := s.liveNode(ctx, tx, nl, now, "renew node")
 		if lost = l; err != nil || lost {

@@ -68,6 +68,7 @@ type Store struct {
 
 	wdb *sql.DB // one connection: writes are serialised in-process
 	ldb *sql.DB // one connection for lease writes, see writeLease
+	ndb *sql.DB // one connection for node lease renewals, see writeNode
 	rdb *reader // readers (WAL lets them run beside the writer)
 
 	sig *signal.Hub
@@ -223,11 +224,21 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.ldb.SetMaxOpenConns(1)
 	s.ldb.SetConnMaxIdleTime(0)
+	// So have node lease renewals (see writeNode).
+	s.ndb, err = sql.Open("sqlite", wdsn+"&_txlock=immediate")
+	if err != nil {
+		s.wdb.Close()
+		s.ldb.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s.ndb.SetMaxOpenConns(1)
+	s.ndb.SetConnMaxIdleTime(0)
 	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	s.rdb = &reader{DB: rdb}
 	if err != nil {
 		s.wdb.Close()
 		s.ldb.Close()
+		s.ndb.Close()
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(8)
@@ -245,13 +256,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.rdb.Close()
 		s.wdb.Close()
 		s.ldb.Close()
+		s.ndb.Close()
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		return fail(err)
 	}
-	hot := make(map[*sql.DB]prepared, 3)
-	for _, db := range []*sql.DB{s.wdb, s.ldb, s.rdb.DB} {
+	hot := make(map[*sql.DB]prepared, 4)
+	for _, db := range []*sql.DB{s.wdb, s.ldb, s.ndb, s.rdb.DB} {
 		qs := hotWrites
 		if db == s.rdb.DB {
 			qs = hotReads
@@ -356,7 +368,7 @@ func (s *Store) Close() error {
 		for _, p := range s.hot {
 			p.close()
 		}
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close())
+		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close(), s.ndb.Close())
 	})
 	return s.closeErr
 }
