@@ -88,6 +88,7 @@ type Witness struct {
 	smu     sync.Mutex
 	cond    *sync.Cond // on smu: a topic is ready, or the witness stops
 	ready   []*topicWitness
+	busy    int // rounds running
 	due     dueHeap
 	kick    chan struct{} // the earliest due round changed
 	order   []*topicWitness

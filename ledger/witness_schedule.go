@@ -111,12 +111,14 @@ func (w *Witness) work(ctx context.Context) {
 		w.ready[0] = nil
 		w.ready = w.ready[1:]
 		tw.queued, tw.running = false, true
+		w.busy++
 		w.smu.Unlock()
 
 		next := tw.round(ctx)
 
 		w.smu.Lock()
 		tw.running = false
+		w.busy--
 		if tw.again {
 			tw.again = false
 			w.readyLocked(tw)
@@ -155,8 +157,7 @@ func (w *Witness) schedule(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C():
-		case <-w.kick:
-			t.Stop()
+		case <-w.kick: // the next Reset moves the timer
 		}
 	}
 }

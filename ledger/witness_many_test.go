@@ -1,0 +1,343 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/clocktest"
+	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/ledger"
+)
+
+// countingStore counts the reads of the store, by topic ("" for the
+// node keys).
+type countingStore struct {
+	ledger.Store
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func newCountingStore(st ledger.Store) *countingStore {
+	return &countingStore{Store: st, reads: make(map[string]int)}
+}
+
+func (s *countingStore) count(topic string) {
+	s.mu.Lock()
+	s.reads[topic]++
+	s.mu.Unlock()
+}
+
+// take returns the reads so far and starts counting afresh.
+func (s *countingStore) take() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reads
+	s.reads = make(map[string]int)
+	return r
+}
+
+func (s *countingStore) Cursor(ctx context.Context, topic string) (baton.Cursor, error) {
+	s.count(topic)
+	return s.Store.Cursor(ctx, topic)
+}
+
+func (s *countingStore) Leaves(ctx context.Context, topic string, after uint64, limit int) ([]baton.Leaf, error) {
+	s.count(topic)
+	return s.Store.Leaves(ctx, topic, after, limit)
+}
+
+func (s *countingStore) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
+	s.count(topic)
+	return s.Store.Published(ctx, topic, after, limit)
+}
+
+func (s *countingStore) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint, error) {
+	s.count(topic)
+	return s.Store.Checkpoint(ctx, topic)
+}
+
+func (s *countingStore) Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]baton.Checkpoint, error) {
+	s.count(topic)
+	return s.Store.Checkpoints(ctx, topic, after, limit)
+}
+
+func (s *countingStore) Lock(ctx context.Context, topic string) (baton.LockState, error) {
+	s.count(topic)
+	return s.Store.Lock(ctx, topic)
+}
+
+func (s *countingStore) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
+	s.count(topic)
+	return s.Store.Handovers(ctx, topic, limit)
+}
+
+func (s *countingStore) NodeKeys(ctx context.Context) ([]baton.NodeKey, error) {
+	s.count("")
+	return s.Store.NodeKeys(ctx)
+}
+
+// ledgerTopic is one topic published by node-p: its leaves so far.
+type ledgerTopic struct {
+	lease  baton.Lease
+	leaves []baton.Leaf
+}
+
+// commitSigned commits every appended item of the topic with a checkpoint
+// of the whole log in the same commit, as a busy publisher does.
+func (lt *ledgerTopic) commitSigned(t *testing.T, st baton.Store, k *ledger.Key) baton.Checkpoint {
+	t.Helper()
+	ctx := context.Background()
+	l := lt.lease
+	prev := uint64(len(lt.leaves))
+	its, err := st.Items(ctx, l.Topic, prev, 1000)
+	if err != nil || len(its) == 0 {
+		t.Fatalf("items after %d: %d, %v", prev, len(its), err)
+	}
+	c := baton.Commit{Topic: l.Topic, Epoch: l.Epoch, Holder: l.Holder, PrevSeq: prev, Items: its, At: time.Now()}
+	lt.leaves = append(lt.leaves, c.Leaves()...)
+	rng := (&compact.RangeFactory{Hash: ledger.Hasher.HashChildren}).NewEmptyRange(0)
+	for _, lf := range lt.leaves {
+		if err := rng.Append(ledger.LeafHash(lf), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := rng.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root baton.Hash
+	copy(root[:], h)
+	cp := signAt(t, st, l, k, uint64(len(lt.leaves)), root)
+	c.Checkpoint = &cp
+	if _, err := st.Commit(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// publishTopics publishes n items in each of topics with a checkpoint.
+func publishTopics(t *testing.T, st baton.Store, k *ledger.Key, topics []string, n int) map[string]*ledgerTopic {
+	t.Helper()
+	out := make(map[string]*ledgerTopic, len(topics))
+	for _, topic := range topics {
+		appendN(t, st, topic, n)
+		lt := &ledgerTopic{lease: acquire(t, st, topic, k.Node)}
+		lt.commitSigned(t, st, k)
+		out[topic] = lt
+	}
+	return out
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(es)
+}
+
+func topicNames(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%03d", prefix, i)
+	}
+	return out
+}
+
+// settled says whether every topic's copy holds size leaves covered by an
+// accepted checkpoint that this witness cosigned, without an alarm.
+func settled(w *ledger.Witness, topics []string, size uint64) error {
+	for _, topic := range topics {
+		s := w.Status(topic)
+		if s == nil || s.Size != size || s.CheckpointSize != size || s.CosignedSize != size || s.Alarms != 0 {
+			return fmt.Errorf("%s: %+v", topic, s)
+		}
+	}
+	return nil
+}
+
+// TestWitnessBoundsOpenFiles: a witness following 300 topics with at most
+// 16 copies open keeps the process's descriptors bounded, while every
+// copy is checked and cosigned; evicted copies reopen with the same root,
+// serve proofs that verify and take new leaves.
+func TestWitnessBoundsOpenFiles(t *testing.T) {
+	const nTopics, maxOpen, perTree = 300, 16, 4 // 3 leaves: entries.dat, entries.idx, level-00, level-01
+	m := memstore.New(nil)
+	st := m.Handle()
+	pkey, _ := ledger.GenerateKey("node-p")
+	wkey, _ := ledger.GenerateKey("node-w")
+	register(t, st, pkey)
+	register(t, st, wkey)
+	topics := topicNames("fd", nTopics)
+	pub := publishTopics(t, st, pkey, topics, 3)
+
+	base := openFDs(t)
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+		Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond, MaxOpenTrees: maxOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start(context.Background())
+	defer w.Close()
+	// The bound: maxOpen copies, each in use by at most one call beyond
+	// it (the workers and this test), and a few files open for a moment
+	// (state files, this count).
+	limit := base + (maxOpen+ledger.DefaultWitnessWorkers+2)*perTree + 16
+	most := 0
+	sample := func() {
+		n := openFDs(t)
+		most = max(most, n)
+		if n > limit {
+			t.Fatalf("%d descriptors open, above the bound %d (%d before the witness)", n, limit, base)
+		}
+	}
+	for _, topic := range topics {
+		if err := w.Follow(topic); err != nil {
+			t.Fatal(err)
+		}
+		sample()
+	}
+	poll.Until(t, 30*time.Second, "every copy checked and cosigned", func() error {
+		sample()
+		return settled(w, topics, 3)
+	})
+	if n := ledger.WitnessOpenTrees(w); n > maxOpen {
+		t.Fatalf("%d copies open, max %d", n, maxOpen)
+	}
+	ks := ledger.NewKeys(nil)
+	v, _ := pkey.VerifierKey()
+	ks.AddVerifierKey(v)
+	for _, topic := range topics {
+		cp, err := w.Checkpoint(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if root, err := w.Tree(topic).Root(cp.Size); err != nil || root != cp.Root {
+			t.Fatalf("%s: reopened copy has root %s (%v), checkpoint %s", topic, root, err, cp.Root)
+		}
+		pr, err := w.Proof(topic, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ledger.VerifyProof(pr, topic, 2, ks); err != nil {
+			t.Fatalf("%s: proof from a reopened copy: %v", topic, err)
+		}
+		sample()
+	}
+	// New leaves in every topic are appended to copies that were closed.
+	for _, topic := range topics {
+		appendN(t, st, topic, 5) // m3, m4 are new
+		pub[topic].commitSigned(t, st, pkey)
+	}
+	poll.Until(t, 30*time.Second, "every copy to take the new leaves", func() error {
+		sample()
+		return settled(w, topics, 5)
+	})
+	t.Logf("descriptors: %d before the witness, at most %d with %d topics (bound %d)", base, most, nTopics, limit)
+}
+
+// TestIdleWitnessReadsNothing: once its topics are idle and settled, a
+// witness reads the store only for its sweep, one topic at a time: over a
+// minute, no topic is read in more than one round; and a commit in one
+// topic out of many makes it read that topic only.
+func TestIdleWitnessReadsNothing(t *testing.T) {
+	const nTopics = 50
+	m := memstore.New(nil)
+	st := m.Handle()
+	pkey, _ := ledger.GenerateKey("node-p")
+	wkey, _ := ledger.GenerateKey("node-w")
+	register(t, st, pkey)
+	register(t, st, wkey)
+	topics := topicNames("idle", nTopics)
+	pub := publishTopics(t, st, pkey, topics, 3)
+
+	clk := clocktest.New(time.Unix(1800000000, 0))
+	cs := newCountingStore(m.Handle())
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: cs, Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+		Poll: time.Second, CosignEvery: time.Second, Sweep: time.Minute, SweepRate: 5, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start(context.Background())
+	defer w.Close()
+	for _, topic := range topics {
+		if err := w.Follow(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// quiet waits until the witness has done what is due now (its one
+	// timer re-armed: it is the only user of clk).
+	quiet := func() {
+		t.Helper()
+		poll.True(t, 10*time.Second, "the witness to finish what is due", func() bool {
+			return clk.Timers() == 1 && ledger.WitnessIdle(w)
+		})
+	}
+	poll.Until(t, 10*time.Second, "the catch-up", func() error { return settled(w, topics, 3) })
+	// Let every follow-up round run: the topics settle within a few
+	// delays (1, 2, 4 ... 32 Poll).
+	for i := 0; ; i++ {
+		quiet()
+		at, ok := ledger.WitnessNextDue(w)
+		if !ok {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the witness still has rounds due after %d delays (next at %s)", i, at.Sub(clk.Now()))
+		}
+		clk.Advance(at.Sub(clk.Now()))
+	}
+
+	cs.take()
+	const steps = 60
+	for range steps {
+		clk.Advance(time.Second)
+		quiet()
+	}
+	reads := cs.take()
+	rounds := 0
+	for topic, n := range reads {
+		// A sweep's round of a settled topic: its new leaves (none) and
+		// its latest checkpoint.
+		if n > 2 {
+			t.Errorf("%s: %d reads in a simulated minute idle, want at most one sweep round (2 reads)", topic, n)
+		}
+		rounds++
+	}
+	// The sweep takes one topic every Sweep/nTopics.
+	if most := int(steps*time.Second/(time.Minute/nTopics)) + 1; rounds > most {
+		t.Errorf("%d topics read in a simulated minute idle, want at most %d: %v", rounds, most, reads)
+	}
+	t.Logf("reads in a simulated idle minute, %d topics: %v", nTopics, reads)
+
+	// A commit in one topic: that topic is read, no other (the clock does
+	// not move: no sweep).
+	busy := topics[7]
+	appendN(t, st, busy, 5)
+	pub[busy].commitSigned(t, st, pkey)
+	poll.Until(t, 10*time.Second, "the commit witnessed", func() error { return settled(w, []string{busy}, 5) })
+	quiet()
+	reads = cs.take()
+	if reads[busy] == 0 {
+		t.Errorf("the committed topic was not read: %v", reads)
+	}
+	for topic, n := range reads {
+		if topic != busy && topic != "" {
+			t.Errorf("%s read %d times after a commit in %s", topic, n, busy)
+		}
+	}
+	others := append(append([]string(nil), topics[:7]...), topics[8:]...)
+	if err := settled(w, others, 3); err != nil {
+		t.Fatalf("another topic changed: %v", err)
+	}
+}
