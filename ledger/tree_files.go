@@ -44,7 +44,8 @@ func (o *OpenFiles) Open() int {
 }
 
 // touch makes t the most recently used open tree and closes the files of
-// the least recently used idle ones beyond the bound.
+// the least recently used idle ones beyond the bound (never t's: it was
+// just opened or is in use).
 func (o *OpenFiles) touch(t *Tree) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -55,7 +56,7 @@ func (o *OpenFiles) touch(t *Tree) {
 	}
 	for e := o.lru.Back(); e != nil && o.lru.Len() > o.max; {
 		prev := e.Prev()
-		if v := e.Value.(*Tree); v.evict() {
+		if v := e.Value.(*Tree); v != t && v.evict() {
 			o.lru.Remove(e)
 			v.elem = nil
 		}
