@@ -116,6 +116,18 @@ func fileSize(f *os.File) (int64, error) {
 	return fi.Size(), nil
 }
 
+// cut truncates f to size if it is longer. A truncate that changes nothing
+// is not free: on ext4 a file truncated to zero is flushed by its next
+// close (auto_da_alloc), which made every eviction of a new copy
+// (OpenFiles) cost a write-back.
+func cut(f *os.File, size int64) error {
+	n, err := fileSize(f)
+	if err != nil || n <= size {
+		return err
+	}
+	return f.Truncate(size)
+}
+
 // recover finds the longest prefix that every file holds, cuts the files to
 // it and rebuilds the in-memory compact range from the stored hashes.
 func (t *Tree) recover() error {
@@ -175,11 +187,11 @@ func (t *Tree) recover() error {
 	}
 	// Cut every file to the prefix.
 	for level, f := range t.levels {
-		if err := f.Truncate(int64(size>>level) * hashSize); err != nil {
+		if err := cut(f, int64(size>>level)*hashSize); err != nil {
 			return err
 		}
 	}
-	if err := t.idx.Truncate(int64(size) * 8); err != nil {
+	if err := cut(t.idx, int64(size)*8); err != nil {
 		return err
 	}
 	t.upper = nil
@@ -205,7 +217,7 @@ func (t *Tree) recover() error {
 		}
 		t.datEnd = off + 4 + int64(binary.BigEndian.Uint32(lb[:]))
 	}
-	if err := t.dat.Truncate(t.datEnd); err != nil {
+	if err := cut(t.dat, t.datEnd); err != nil {
 		return err
 	}
 	t.size = size

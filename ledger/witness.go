@@ -58,7 +58,12 @@ type WitnessConfig struct {
 // from its copy. What it refuses it counts as an alarm, logs at error and
 // reports in Status.
 //
-// One file per job: mirroring the store's leaves (witness_mirror.go),
+// It works on a topic when the store signals a commit, with a few workers
+// and delayed follow-ups, never on a timer per topic, and keeps at most
+// MaxOpenTrees copies' files open (witness_schedule.go, OpenFiles).
+//
+// One file per job: when each topic is worked on (witness_schedule.go),
+// mirroring the store's leaves (witness_mirror.go),
 // checking checkpoints (witness_verify.go), cosigning them
 // (witness_cosign.go), the per-topic state kept on disk
 // (witness_state.go) and proofs served from the copy (proof.go).

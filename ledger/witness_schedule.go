@@ -37,7 +37,7 @@ const settleAfter = 32
 
 // Default scheduling of the witness.
 const (
-	DefaultWitnessWorkers = 4
+	DefaultWitnessWorkers = 16
 	DefaultSweep          = time.Minute
 	DefaultSweepRate      = 5.0
 )
