@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton/internal/clocktest"
-	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/ledger"
 )
@@ -18,14 +17,8 @@ import (
 // serve proofs that verify and take new leaves.
 func TestWitnessBoundsOpenFiles(t *testing.T) {
 	const nTopics, maxOpen, perTree = 300, 16, 4 // 3 leaves: entries.dat, entries.idx, level-00, level-01
-	m := memstore.New(nil)
-	st := m.Handle()
-	pkey, _ := ledger.GenerateKey("node-p")
-	wkey, _ := ledger.GenerateKey("node-w")
-	register(t, st, pkey)
-	register(t, st, wkey)
-	topics := topicNames("fd", nTopics)
-	pub := publishTopics(t, st, pkey, topics, 3)
+	mt := newManyTopics(t, "fd", nTopics)
+	m, st, pkey, wkey, topics, pub := mt.m, mt.st, mt.pkey, mt.wkey, mt.topics, mt.pub
 
 	base := openFDs(t)
 	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
@@ -98,14 +91,8 @@ func TestWitnessBoundsOpenFiles(t *testing.T) {
 // topic out of many makes it read that topic only.
 func TestIdleWitnessReadsNothing(t *testing.T) {
 	const nTopics = 50
-	m := memstore.New(nil)
-	st := m.Handle()
-	pkey, _ := ledger.GenerateKey("node-p")
-	wkey, _ := ledger.GenerateKey("node-w")
-	register(t, st, pkey)
-	register(t, st, wkey)
-	topics := topicNames("idle", nTopics)
-	pub := publishTopics(t, st, pkey, topics, 3)
+	mt := newManyTopics(t, "idle", nTopics)
+	m, st, pkey, wkey, topics, pub := mt.m, mt.st, mt.pkey, mt.wkey, mt.topics, mt.pub
 
 	clk := clocktest.New(time.Unix(1800000000, 0))
 	cs := newCountingStore(m.Handle())

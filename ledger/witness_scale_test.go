@@ -138,6 +138,28 @@ func publishTopics(t *testing.T, st baton.Store, k *ledger.Key, topics []string,
 	return out
 }
 
+// manyTopics is a memstore with topics published by node-p (3 leaves and
+// a checkpoint each), node-p's key and a witness's, node-w's.
+type manyTopics struct {
+	m          *memstore.Store
+	st         baton.Store
+	pkey, wkey *ledger.Key
+	topics     []string
+	pub        map[string]*ledgerTopic
+}
+
+func newManyTopics(t *testing.T, prefix string, n int) *manyTopics {
+	t.Helper()
+	mt := &manyTopics{m: memstore.New(nil), topics: topicNames(prefix, n)}
+	mt.st = mt.m.Handle()
+	mt.pkey, _ = ledger.GenerateKey("node-p")
+	mt.wkey, _ = ledger.GenerateKey("node-w")
+	register(t, mt.st, mt.pkey)
+	register(t, mt.st, mt.wkey)
+	mt.pub = publishTopics(t, mt.st, mt.pkey, mt.topics, 3)
+	return mt
+}
+
 func openFDs(t *testing.T) int {
 	t.Helper()
 	es, err := os.ReadDir("/proc/self/fd")
@@ -184,14 +206,8 @@ func TestWitnessAtManyTopics(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("BATON_WITNESS_SETTLE")); err == nil {
 		settle = d
 	}
-	m := memstore.New(nil)
-	st := m.Handle()
-	pkey, _ := ledger.GenerateKey("node-p")
-	wkey, _ := ledger.GenerateKey("node-w")
-	register(t, st, pkey)
-	register(t, st, wkey)
-	topics := topicNames("many", n)
-	publishTopics(t, st, pkey, topics, 3)
+	mt := newManyTopics(t, "many", n)
+	m, wkey, topics := mt.m, mt.wkey, mt.topics
 	heap := func() float64 {
 		runtime.GC()
 		var ms runtime.MemStats
