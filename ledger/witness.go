@@ -31,7 +31,8 @@ type WitnessConfig struct {
 	// not per topic. Defaults 1 min and 5/s; a negative Sweep turns it off.
 	Sweep     time.Duration
 	SweepRate float64
-	// Workers bound the topics worked on at once (default 4).
+	// Workers bound the topics worked on at once (default 16: a round waits
+	// on the store and on an fsync more than it computes).
 	Workers int
 	// MaxOpenTrees bounds the topic copies whose files are open at once
 	// (DefaultMaxOpenTrees): the least recently used idle copy is closed
