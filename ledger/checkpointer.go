@@ -53,6 +53,8 @@ type CheckpointerConfig struct {
 	// OnAlarm is told when the ledger in the store does not match the last
 	// checkpoint (the checkpointer then stops signing).
 	OnAlarm func(msg string)
+	// Clock drives Interval and the flush (default the system clock).
+	Clock baton.Clock
 }
 
 // Checkpointer runs beside the lease holder's commit loop: it keeps the
@@ -104,6 +106,9 @@ func NewCheckpointer(cfg CheckpointerConfig) (*Checkpointer, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = baton.SystemClock{}
 	}
 	return &Checkpointer{cfg: cfg, log: cfg.Logger.With("topic", cfg.Lease.Topic, "epoch", cfg.Lease.Epoch),
 		ch: make(chan []baton.Leaf, 1024), done: make(chan struct{})}, nil
@@ -269,10 +274,12 @@ func (c *Checkpointer) run(ctx context.Context) error {
 			return err
 		}
 		c.log.Warn("checkpointer: read the ledger from the store", "err", err, "retry_in", wait)
+		t := c.cfg.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(wait):
+		case <-t.C():
 		}
 	}
 	return c.loop(ctx)
@@ -329,18 +336,31 @@ func (c *Checkpointer) setup(ctx context.Context) error {
 
 // loop adds committed leaves, signs and stores checkpoints until ctx ends
 // or the lease is lost.
+//
+// Its timers run only while there is work: tick while leaves are not
+// signed yet (or the log lags the store), flush while a signed checkpoint
+// waits for a commit. An idle topic whose checkpoint covers the cursor
+// arms neither: it costs no wake-up and no read (docs/ledger.md).
 func (c *Checkpointer) loop(ctx context.Context) error {
-	t := time.NewTicker(c.cfg.Interval)
-	defer t.Stop()
+	clock := c.cfg.Clock
+	tick := clock.NewTimer(c.cfg.Interval)
+	tick.Stop()
+	ticking := false
 	// flush stores a checkpoint no commit took.
 	flushAfter := min(c.cfg.Interval, 100*time.Millisecond)
-	flush := time.NewTimer(flushAfter)
+	flush := clock.NewTimer(flushAfter)
+	flush.Stop()
+	defer tick.Stop()
 	defer flush.Stop()
 	for {
+		if !ticking && (c.log2.End() > c.signed || c.lagging.Load()) {
+			tick.Reset(c.cfg.Interval)
+			ticking = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-flush.C:
+		case <-flush.C():
 			if cp := c.Checkpoint(); cp != nil {
 				if err := c.store(ctx, cp); err != nil {
 					return err
@@ -359,7 +379,8 @@ func (c *Checkpointer) loop(ctx context.Context) error {
 				}
 				flush.Reset(flushAfter)
 			}
-		case <-t.C:
+		case <-tick.C():
+			ticking = false
 			if c.lagging.Swap(false) {
 				cur, err := c.cfg.Store.Cursor(ctx, c.cfg.Lease.Topic)
 				if err != nil {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/clocktest"
 	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/ledger"
 )
 
@@ -67,6 +69,51 @@ func TestCheckpointerRidesOutAnUnreachableStore(t *testing.T) {
 	case <-cp.Done():
 		t.Fatalf("checkpointer stopped: %v", cp.Err())
 	default:
+	}
+	if got, err := st.Checkpoint(ctx, topic); err != nil || got.Size != 45 {
+		t.Fatalf("latest stored checkpoint: %d %v", got.Size, err)
+	}
+}
+
+// TestIdleCheckpointerArmsNoTimer: once its checkpoint covers the cursor,
+// the checkpointer of an idle topic arms no timer (no wake-up, no read);
+// a new commit arms it again, and it signs and stores that too.
+func TestIdleCheckpointerArmsNoTimer(t *testing.T) {
+	ctx := context.Background()
+	m := memstore.New(nil)
+	st := newCountingStore(m.Handle())
+	const topic = "quiet"
+	appendN(t, m.Handle(), topic, 30)
+	key, _ := ledger.GenerateKey("node-a")
+	l := acquire(t, m.Handle(), topic, "node-a")
+	publish(t, m.Handle(), l)
+	clk := clocktest.New(time.Unix(1800000000, 0))
+	cp, err := ledger.NewCheckpointer(ledger.CheckpointerConfig{Store: st, Lease: l, Key: key, Every: 1000, Interval: time.Second, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.Start(ctx)
+	defer cp.Close()
+	// advance moves the clock once the checkpointer armed a timer.
+	advance := func(d time.Duration) {
+		t.Helper()
+		poll.True(t, 10*time.Second, "a timer armed", func() bool { return clk.Timers() > 0 })
+		clk.Advance(d)
+	}
+	for _, size := range []uint64{30, 45} {
+		if size == 45 {
+			appendN(t, m.Handle(), topic, 45)
+			cp.Committed(publish(t, m.Handle(), l), nil)
+		}
+		advance(time.Second)            // sign
+		advance(100 * time.Millisecond) // no commit took it: store it
+		poll.True(t, 10*time.Second, fmt.Sprintf("checkpoint %d stored", size), func() bool { return cp.Signed() == size })
+		poll.True(t, 10*time.Second, "no timer armed when idle", func() bool { return clk.Timers() == 0 })
+		st.take()
+		clk.Advance(time.Minute)
+		if reads := st.take(); len(reads) != 0 {
+			t.Fatalf("an idle checkpointer read the store: %v", reads)
+		}
 	}
 	if got, err := st.Checkpoint(ctx, topic); err != nil || got.Size != 45 {
 		t.Fatalf("latest stored checkpoint: %d %v", got.Size, err)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,6 +41,17 @@ import (
 type Tree struct {
 	dir string
 
+	// files bounds the open trees (nil: no bound); elem is t's place in
+	// its list (guarded by files.mu).
+	files *OpenFiles
+	elem  *list.Element
+
+	fmu     sync.Mutex // guards users, evicted, closed and nlevels
+	users   int        // calls in progress that read or write the files
+	evicted bool       // files closed by OpenFiles, reopened by the next call
+	closed  bool
+	nlevels int // level files to reopen
+
 	wmu sync.Mutex // serialises appends; guards the writer-only state below mu's
 
 	mu     sync.RWMutex // guards size, levels (the slice; files are safe for concurrent ReadAt/WriteAt) and upper
@@ -68,12 +80,16 @@ const memLevel = 8
 
 const hashSize = 32
 
-// OpenTree opens (creating) the tree in dir.
-func OpenTree(dir string) (*Tree, error) {
+// OpenTree opens (creating) the tree in dir, its files open until Close.
+func OpenTree(dir string) (*Tree, error) { return OpenTreeWith(dir, nil) }
+
+// OpenTreeWith opens (creating) the tree in dir; files, if not nil,
+// bounds the trees with open files that it shares (see OpenFiles).
+func OpenTreeWith(dir string, files *OpenFiles) (*Tree, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open ledger copy: %w", err)
 	}
-	t := &Tree{dir: dir}
+	t := &Tree{dir: dir, files: files}
 	var err error
 	if t.dat, err = os.OpenFile(filepath.Join(dir, "entries.dat"), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
 		return nil, fmt.Errorf("open ledger copy: %w", err)
@@ -86,6 +102,9 @@ func OpenTree(dir string) (*Tree, error) {
 		t.Close()
 		return nil, fmt.Errorf("open ledger copy %s: %w", dir, err)
 	}
+	if files != nil {
+		files.touch(t)
+	}
 	return t, nil
 }
 
@@ -95,6 +114,18 @@ func fileSize(f *os.File) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// cut truncates f to size if it is longer. A truncate that changes nothing
+// is not free: on ext4 a file truncated to zero is flushed by its next
+// close (auto_da_alloc), which made every eviction of a new copy
+// (OpenFiles) cost a write-back.
+func cut(f *os.File, size int64) error {
+	n, err := fileSize(f)
+	if err != nil || n <= size {
+		return err
+	}
+	return f.Truncate(size)
 }
 
 // recover finds the longest prefix that every file holds, cuts the files to
@@ -133,7 +164,7 @@ func (t *Tree) recover() error {
 	}
 	// Each level L must hold size>>L hashes.
 	for level := 0; ; level++ {
-		path := filepath.Join(t.dir, fmt.Sprintf("level-%02d", level))
+		path := filepath.Join(t.dir, levelName(level))
 		if level > 0 && size>>level == 0 {
 			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 				break
@@ -156,11 +187,11 @@ func (t *Tree) recover() error {
 	}
 	// Cut every file to the prefix.
 	for level, f := range t.levels {
-		if err := f.Truncate(int64(size>>level) * hashSize); err != nil {
+		if err := cut(f, int64(size>>level)*hashSize); err != nil {
 			return err
 		}
 	}
-	if err := t.idx.Truncate(int64(size) * 8); err != nil {
+	if err := cut(t.idx, int64(size)*8); err != nil {
 		return err
 	}
 	t.upper = nil
@@ -186,7 +217,7 @@ func (t *Tree) recover() error {
 		}
 		t.datEnd = off + 4 + int64(binary.BigEndian.Uint32(lb[:]))
 	}
-	if err := t.dat.Truncate(t.datEnd); err != nil {
+	if err := cut(t.dat, t.datEnd); err != nil {
 		return err
 	}
 	t.size = size
@@ -200,20 +231,15 @@ func (t *Tree) recover() error {
 
 // Close closes the files. Reads after Close fail.
 func (t *Tree) Close() error {
+	if t.files != nil {
+		t.files.forget(t)
+	}
+	t.fmu.Lock()
+	defer t.fmu.Unlock()
+	t.closed = true
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var errs []error
-	for _, f := range t.levels {
-		errs = append(errs, f.Close())
-	}
-	t.levels = nil
-	if t.dat != nil {
-		errs = append(errs, t.dat.Close())
-	}
-	if t.idx != nil {
-		errs = append(errs, t.idx.Close())
-	}
-	return errors.Join(errs...)
+	return t.closeFiles()
 }
 
 // Size is the number of leaves.
@@ -227,6 +253,11 @@ func (t *Tree) Size() uint64 {
 func (t *Tree) Append(leaves []baton.Leaf) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	release, err := t.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	return t.appendLocked(leaves)
 }
 
@@ -239,6 +270,14 @@ func (t *Tree) AppendFrom(leaves []baton.Leaf) error {
 	for len(leaves) > 0 && leaves[0].Seq <= size {
 		leaves = leaves[1:]
 	}
+	if len(leaves) == 0 {
+		return nil
+	}
+	release, err := t.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	return t.appendLocked(leaves)
 }
 
@@ -324,6 +363,11 @@ func (t *Tree) appendLocked(leaves []baton.Leaf) error {
 func (t *Tree) AppendHashes(hashes [][]byte) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	release, err := t.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	t.mu.RLock()
 	size := t.size
 	t.mu.RUnlock()
@@ -387,7 +431,7 @@ func (t *Tree) level(level int) (*os.File, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for len(t.levels) <= level {
-		f, err := os.OpenFile(filepath.Join(t.dir, fmt.Sprintf("level-%02d", len(t.levels))), os.O_RDWR|os.O_CREATE, 0o640)
+		f, err := os.OpenFile(filepath.Join(t.dir, levelName(len(t.levels))), os.O_RDWR|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("append to ledger copy: %w", err)
 		}
@@ -455,6 +499,11 @@ func (t *Tree) Range(size uint64) (*compact.Range, error) {
 	if err := t.checkSize(size); err != nil {
 		return nil, err
 	}
+	release, err := t.use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return t.rangeAt(size)
 }
 
@@ -489,6 +538,11 @@ func (t *Tree) InclusionProof(index, size uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	release, err := t.use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	hs, err := t.nodes(ns.IDs)
 	if err != nil {
 		return nil, err
@@ -508,6 +562,11 @@ func (t *Tree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	release, err := t.use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	hs, err := t.nodes(ns.IDs)
 	if err != nil {
 		return nil, err
@@ -523,6 +582,11 @@ func (t *Tree) Entry(seq uint64) (baton.Leaf, []byte, error) {
 	if err := t.checkSize(seq); err != nil {
 		return baton.Leaf{}, nil, err
 	}
+	release, err := t.use()
+	if err != nil {
+		return baton.Leaf{}, nil, err
+	}
+	defer release()
 	t.mu.RLock()
 	idx, dat := t.idx, t.dat
 	t.mu.RUnlock()
@@ -550,6 +614,11 @@ func (t *Tree) Entry(seq uint64) (baton.Leaf, []byte, error) {
 func (t *Tree) Reset() error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	release, err := t.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	t.mu.Lock()
 	for _, f := range t.levels {
 		f.Close()
@@ -559,7 +628,7 @@ func (t *Tree) Reset() error {
 	t.size = 0
 	t.mu.Unlock()
 	for level := 0; ; level++ {
-		err := os.Remove(filepath.Join(t.dir, fmt.Sprintf("level-%02d", level)))
+		err := os.Remove(filepath.Join(t.dir, levelName(level)))
 		if errors.Is(err, os.ErrNotExist) {
 			break
 		}

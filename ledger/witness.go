@@ -19,10 +19,27 @@ type WitnessConfig struct {
 	Key *Key
 	// Dir holds one directory per topic with the node's copy of its log.
 	Dir string
-	// Poll is the fallback re-read of the store. Commits are signalled
-	// (and most checkpoints ride with a commit); a checkpoint stored on its
-	// own (an idle topic) is seen within Poll. Default 1s.
+	// Poll is how soon a topic is looked at again after a commit, for the
+	// checkpoint that covers it (the holder may store it on its own a
+	// little later); then after 2, 4 ... Poll while nothing changes, until
+	// the topic settles (witness_schedule.go). An idle, settled topic is
+	// not read at all, but by the sweep. Default 1s.
 	Poll time.Duration
+	// Sweep is the period in which every followed topic is re-read once,
+	// in case a notification was lost, at most SweepRate topics per second
+	// (so a sweep of many topics takes longer): the idle cost is per node,
+	// not per topic. Defaults 1 min and 5/s; a negative Sweep turns it off.
+	Sweep     time.Duration
+	SweepRate float64
+	// Workers bound the topics worked on at once (default 16: a round waits
+	// on the store and on an fsync more than it computes).
+	Workers int
+	// MaxOpenTrees bounds the topic copies whose files are open at once
+	// (DefaultMaxOpenTrees): the least recently used idle copy is closed
+	// and reopened when next used (OpenFiles).
+	MaxOpenTrees int
+	// Clock drives the witness's delays (default the system clock).
+	Clock baton.Clock
 	// CosignEvery bounds the cosignature writes: every checkpoint is
 	// checked, but a witness cosigns at most one per topic per CosignEvery,
 	// the latest it accepted (a cosignature on a checkpoint vouches for
@@ -42,13 +59,21 @@ type WitnessConfig struct {
 // from its copy. What it refuses it counts as an alarm, logs at error and
 // reports in Status.
 //
-// One file per job: mirroring the store's leaves (witness_mirror.go),
+// It works on a topic when the store signals a commit, with a few workers
+// and delayed follow-ups, never on a timer per topic, and keeps at most
+// MaxOpenTrees copies' files open (witness_schedule.go, OpenFiles).
+//
+// One file per job: when each topic is worked on (witness_schedule.go),
+// mirroring the store's leaves (witness_mirror.go),
 // checking checkpoints (witness_verify.go), cosigning them
 // (witness_cosign.go), the per-topic state kept on disk
 // (witness_state.go) and proofs served from the copy (proof.go).
 type Witness struct {
 	cfg WitnessConfig
 	log *slog.Logger
+
+	clock baton.Clock
+	files *OpenFiles
 
 	mu     sync.Mutex
 	topics map[string]*topicWitness
@@ -63,6 +88,17 @@ type Witness struct {
 	keysMu sync.Mutex
 	keys   *Keys
 	keysAt time.Time
+
+	// The schedule of the topics' rounds (witness_schedule.go). Lock
+	// order: mu, then smu, then a topic's mu.
+	smu     sync.Mutex
+	cond    *sync.Cond // on smu: a topic is ready, or the witness stops
+	ready   []*topicWitness
+	busy    int // rounds running
+	due     dueHeap
+	kick    chan struct{} // the earliest due round changed
+	order   []*topicWitness
+	sweepAt int
 }
 
 var _ baton.Service = (*Witness)(nil)
@@ -78,13 +114,31 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if cfg.CosignEvery <= 0 {
 		cfg.CosignEvery = time.Second
 	}
+	if cfg.Sweep == 0 {
+		cfg.Sweep = DefaultSweep
+	}
+	if cfg.SweepRate <= 0 {
+		cfg.SweepRate = DefaultSweepRate
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWitnessWorkers
+	}
+	if cfg.MaxOpenTrees <= 0 {
+		cfg.MaxOpenTrees = DefaultMaxOpenTrees
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = baton.SystemClock{}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("new witness: %w", err)
 	}
-	return &Witness{cfg: cfg, log: cfg.Logger, topics: make(map[string]*topicWitness), keys: NewKeys(nil)}, nil
+	w := &Witness{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, files: NewOpenFiles(cfg.MaxOpenTrees),
+		topics: make(map[string]*topicWitness), keys: NewKeys(nil), kick: make(chan struct{}, 1)}
+	w.cond = sync.NewCond(&w.smu)
+	return w, nil
 }
 
 // Start makes the witness ready to follow topics (see baton.Service).
@@ -98,6 +152,11 @@ func (w *Witness) Start(ctx context.Context) error {
 		return errors.New("start witness: already started")
 	}
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	w.wg.Add(1 + w.cfg.Workers)
+	go func() { defer w.wg.Done(); w.schedule(w.ctx) }()
+	for range w.cfg.Workers {
+		go func() { defer w.wg.Done(); w.work(w.ctx) }()
+	}
 	return nil
 }
 
@@ -112,6 +171,9 @@ func (w *Witness) Close() error {
 			w.cancel()
 		}
 		w.mu.Unlock()
+		w.smu.Lock()
+		w.cond.Broadcast() // the workers see the context ended
+		w.smu.Unlock()
 		w.wg.Wait()
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -145,8 +207,28 @@ func (w *Witness) Follow(topic string) error {
 		return err
 	}
 	w.topics[topic] = tw
+	// One goroutine per topic, blocked until a commit: the store's
+	// subscriptions are per topic (a subscription to every topic's
+	// commits would make it one per node).
+	sub := w.cfg.Store.Subscribe(topic, baton.SignalCommit)
+	ctx := w.ctx
 	w.wg.Add(1)
-	go func() { defer w.wg.Done(); tw.run(w.ctx) }()
+	go func() {
+		defer w.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.C():
+				w.signalled(tw)
+			}
+		}
+	}()
+	w.smu.Lock()
+	w.order = append(w.order, tw)
+	w.readyLocked(tw) // catch up
+	w.smu.Unlock()
 	return nil
 }
 
@@ -164,7 +246,7 @@ func (w *Witness) topic(topic string) (*topicWitness, error) {
 // copy of topic.
 func (w *Witness) Fed(topic string) {
 	if tw, err := w.topic(topic); err == nil {
-		tw.fedAt.Store(time.Now().UnixNano())
+		tw.fedAt.Store(w.clock.Now().UnixNano())
 	}
 }
 

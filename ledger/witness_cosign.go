@@ -16,8 +16,12 @@ func (tw *topicWitness) cosign(ctx context.Context) error {
 	cp, ok := tw.latest, tw.hasCP
 	tw.mu.Unlock()
 	me := tw.w.cfg.Key.Node
-	if !ok || cp.Node == me || hasCosigner(cp, me) || tw.cosigned.Load() >= cp.Size ||
-		time.Since(tw.lastCosign) < tw.w.cfg.CosignEvery {
+	tw.cosignAt = time.Time{}
+	if !ok || cp.Node == me || hasCosigner(cp, me) || tw.cosigned.Load() >= cp.Size {
+		return nil
+	}
+	if at := tw.lastCosign.Add(tw.w.cfg.CosignEvery); tw.w.clock.Now().Before(at) {
+		tw.cosignAt = at // the round asks to be run again then
 		return nil
 	}
 	if tw.dirty {
@@ -36,7 +40,7 @@ func (tw *topicWitness) cosign(ctx context.Context) error {
 	if err := tw.w.cfg.Store.Cosign(ctx, tw.topic, cp.Size, cs); err != nil {
 		return fmt.Errorf("cosign checkpoint %d: %w", cp.Size, err)
 	}
-	tw.lastCosign = time.Now()
+	tw.lastCosign = tw.w.clock.Now()
 	tw.cosigned.Store(cp.Size)
 	cs.At = tw.lastCosign
 	tw.mu.Lock()

@@ -4,38 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/baton-pub/baton"
 )
-
-func (tw *topicWitness) run(ctx context.Context) {
-	sub := tw.w.cfg.Store.Subscribe(tw.topic, baton.SignalCommit)
-	defer sub.Close()
-	t := time.NewTicker(tw.w.cfg.Poll)
-	defer t.Stop()
-	for {
-		if err := tw.mirror(ctx); err != nil && ctx.Err() == nil {
-			tw.log.Warn("ledger copy: mirror", "err", err)
-		}
-		if err := tw.check(ctx); err != nil && ctx.Err() == nil {
-			tw.log.Warn("ledger copy: check checkpoints", "err", err)
-		}
-	wait:
-		select {
-		case <-ctx.Done():
-			return
-		case <-sub.C():
-			// While this node publishes, its checkpointer appends the
-			// commits to the copy: no need to read them back now.
-			// Checkpoints are checked on the next tick.
-			if time.Since(time.Unix(0, tw.fedAt.Load())) < tw.w.cfg.Poll {
-				goto wait
-			}
-		case <-t.C:
-		}
-	}
-}
 
 // mirror appends the store's new leaves to the copy.
 func (tw *topicWitness) mirror(ctx context.Context) error {

@@ -38,11 +38,19 @@ type topicWitness struct {
 	refused    map[uint64]bool
 	rewritten  map[baton.Hash]bool
 	lastCosign time.Time
-	fedAt      atomic.Int64 // Unix ns of the last append by this node's checkpointer
-	dirty      bool         // state not saved since it changed
-	gapAt      uint64       // the seq of the last gap alarm
-	recheck    bool         // the copy was rebuilt: compare it with state once long enough
+	cosignAt   time.Time     // when the cosignature CosignEvery held back is due (zero: none)
+	backoff    time.Duration // the delay before the next follow-up round (zero: settled)
+	fedAt      atomic.Int64  // Unix ns (the witness's clock) of the last append by this node's checkpointer
+	signalled  atomic.Bool   // a commit was signalled since the last round started
+	dirty      bool          // state not saved since it changed
+	gapAt      uint64        // the seq of the last gap alarm
+	recheck    bool          // the copy was rebuilt: compare it with state once long enough
 	lastSave   time.Time
+
+	// Guarded by w.smu (witness_schedule.go).
+	queued, running, again bool
+	dueAt                  time.Time
+	heapIdx                int // in w.due; -1: not there
 
 	// Read by others.
 	mu       sync.Mutex
@@ -55,11 +63,11 @@ type topicWitness struct {
 
 func (w *Witness) open(topic string) (*topicWitness, error) {
 	dir := filepath.Join(w.cfg.Dir, topic)
-	tree, err := OpenTree(dir)
+	tree, err := OpenTreeWith(dir, w.files)
 	if err != nil {
 		return nil, err
 	}
-	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic),
+	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic), heapIdx: -1,
 		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool)}
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	switch {
@@ -139,6 +147,6 @@ func (tw *topicWitness) saveState() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("save witness state: %w", err)
 	}
-	tw.dirty, tw.lastSave = false, time.Now()
+	tw.dirty, tw.lastSave = false, tw.w.clock.Now()
 	return nil
 }

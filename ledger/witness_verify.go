@@ -23,7 +23,7 @@ func (tw *topicWitness) check(ctx context.Context) error {
 	// The state is synced at most once per CosignEvery (and before every
 	// cosignature): after a crash, an older accepted checkpoint is as good
 	// a starting point.
-	if tw.dirty && time.Since(tw.lastSave) >= tw.w.cfg.CosignEvery {
+	if tw.dirty && tw.w.clock.Now().Sub(tw.lastSave) >= tw.w.cfg.CosignEvery {
 		return tw.saveState()
 	}
 	return nil
@@ -182,12 +182,12 @@ func (tw *topicWitness) keys(ctx context.Context, node string, refresh bool) (*K
 	w := tw.w
 	w.keysMu.Lock()
 	defer w.keysMu.Unlock()
-	if !w.keys.Has(node) || refresh && time.Since(w.keysAt) > 10*time.Second {
+	if !w.keys.Has(node) || refresh && w.clock.Now().Sub(w.keysAt) > 10*time.Second {
 		nks, err := w.cfg.Store.NodeKeys(ctx)
 		if err != nil {
 			return nil, err
 		}
-		w.keys, w.keysAt = NewKeys(nks), time.Now()
+		w.keys, w.keysAt = NewKeys(nks), w.clock.Now()
 	}
 	return w.keys, nil
 }

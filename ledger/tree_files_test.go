@@ -1,0 +1,133 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// TestOpenFilesEvictAndReopen: with room for one open tree, two trees used
+// at once by their own goroutines (appends, proofs, entries) close each
+// other's files between calls and never under one: every call succeeds
+// and the roots are those of the leaves. A closed tree stays closed.
+func TestOpenFilesEvictAndReopen(t *testing.T) {
+	files := NewOpenFiles(1)
+	const n = 600
+	type one struct {
+		tr *Tree
+		hs [][]byte
+	}
+	trees := make([]one, 2)
+	for i := range trees {
+		tr, err := OpenTreeWith(filepath.Join(t.TempDir(), fmt.Sprint(i)), files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		trees[i].tr = tr
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(trees))
+	for i := range trees {
+		o := &trees[i]
+		leaves := testLeaves(fmt.Sprintf("t%d", i), 1, n)
+		for _, l := range leaves {
+			o.hs = append(o.hs, LeafHash(l))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				for s := uint64(0); s < n; s += 20 {
+					if err := o.tr.Append(leaves[s : s+20]); err != nil {
+						return err
+					}
+					size := s + 20
+					root, err := o.tr.Root(size)
+					if err != nil {
+						return err
+					}
+					p, err := o.tr.InclusionProof(s, size)
+					if err != nil {
+						return err
+					}
+					if err := proof.VerifyInclusion(Hasher, s, size, o.hs[s], p, root[:]); err != nil {
+						return fmt.Errorf("inclusion of %d in %d: %w", s, size, err)
+					}
+					if l, _, err := o.tr.Entry(s + 1); err != nil || l.Seq != s+1 {
+						return fmt.Errorf("entry %d: %+v %w", s+1, l, err)
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := files.Open(); o != 1 {
+		t.Fatalf("%d trees open, want 1", o)
+	}
+	for i, o := range trees {
+		// One of the two was evicted last: its root comes from reopened files.
+		root, err := o.tr.Root(n)
+		if err != nil || string(root[:]) != string(naiveRoot(o.hs)) {
+			t.Fatalf("tree %d: root after eviction differs (%v)", i, err)
+		}
+	}
+	trees[0].tr.Close()
+	if _, _, err := trees[0].tr.Entry(1); !errors.Is(err, errTreeClosed) {
+		t.Fatalf("entry of a closed tree: %v", err)
+	}
+	if _, err := trees[1].tr.Root(n); err != nil || files.Open() != 1 {
+		t.Fatalf("the other tree after a close: %v, %d open", err, files.Open())
+	}
+}
+
+// TestOpenFilesKeepATreeInUse: a tree in the middle of a call is not
+// evicted, however many others are opened; once the call ends, the next
+// use of another tree evicts it.
+func TestOpenFilesKeepATreeInUse(t *testing.T) {
+	files := NewOpenFiles(1)
+	open := func(name string) *Tree {
+		tr, err := OpenTreeWith(filepath.Join(t.TempDir(), name), files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		return tr
+	}
+	a := open("a")
+	if err := a.Append(testLeaves("a", 1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	release, err := a.use()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c := open("b"), open("c")
+	if a.evicted || !b.evicted || c.evicted {
+		t.Fatalf("evicted: a %v (in use), b %v, c %v", a.evicted, b.evicted, c.evicted)
+	}
+	if _, _, err := a.Entry(3); err != nil {
+		t.Fatalf("a tree in use lost its files: %v", err)
+	}
+	release()
+	if _, err := b.Root(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Range(0); err != nil || !a.evicted || b.evicted {
+		t.Fatalf("after the call ended: a evicted %v, b evicted %v (%v)", a.evicted, b.evicted, err)
+	}
+	if l, _, err := a.Entry(3); err != nil || l.Seq != 3 || files.Open() != 1 {
+		t.Fatalf("a reopened: %+v %v, %d open", l, err, files.Open())
+	}
+}

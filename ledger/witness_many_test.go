@@ -1,0 +1,176 @@
+package ledger_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton/internal/clocktest"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/ledger"
+)
+
+// TestWitnessBoundsOpenFiles: a witness following 300 topics with at most
+// 16 copies open keeps the process's descriptors bounded, while every
+// copy is checked and cosigned; evicted copies reopen with the same root,
+// serve proofs that verify and take new leaves.
+func TestWitnessBoundsOpenFiles(t *testing.T) {
+	const nTopics, maxOpen, perTree = 300, 16, 4 // 3 leaves: entries.dat, entries.idx, level-00, level-01
+	mt := newManyTopics(t, "fd", nTopics)
+	m, st, pkey, wkey, topics, pub := mt.m, mt.st, mt.pkey, mt.wkey, mt.topics, mt.pub
+
+	base := openFDs(t)
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+		Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond, MaxOpenTrees: maxOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start(context.Background())
+	defer w.Close()
+	// The bound: maxOpen copies, each in use by at most one call beyond
+	// it (the workers and this test), and a few files open for a moment
+	// (state files, this count).
+	limit := base + (maxOpen+ledger.DefaultWitnessWorkers+2)*perTree + 16
+	most := 0
+	sample := func() {
+		n := openFDs(t)
+		most = max(most, n)
+		if n > limit {
+			t.Fatalf("%d descriptors open, above the bound %d (%d before the witness)", n, limit, base)
+		}
+	}
+	for _, topic := range topics {
+		if err := w.Follow(topic); err != nil {
+			t.Fatal(err)
+		}
+		sample()
+	}
+	poll.Until(t, 30*time.Second, "every copy checked and cosigned", func() error {
+		sample()
+		return settled(w, topics, 3)
+	})
+	if n := ledger.WitnessOpenTrees(w); n > maxOpen {
+		t.Fatalf("%d copies open, max %d", n, maxOpen)
+	}
+	ks := ledger.NewKeys(nil)
+	v, _ := pkey.VerifierKey()
+	ks.AddVerifierKey(v)
+	for _, topic := range topics {
+		cp, err := w.Checkpoint(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if root, err := w.Tree(topic).Root(cp.Size); err != nil || root != cp.Root {
+			t.Fatalf("%s: reopened copy has root %s (%v), checkpoint %s", topic, root, err, cp.Root)
+		}
+		pr, err := w.Proof(topic, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ledger.VerifyProof(pr, topic, 2, ks); err != nil {
+			t.Fatalf("%s: proof from a reopened copy: %v", topic, err)
+		}
+		sample()
+	}
+	// New leaves in every topic are appended to copies that were closed.
+	for _, topic := range topics {
+		appendN(t, st, topic, 5) // m3, m4 are new
+		pub[topic].commitSigned(t, st, pkey)
+	}
+	poll.Until(t, 30*time.Second, "every copy to take the new leaves", func() error {
+		sample()
+		return settled(w, topics, 5)
+	})
+	t.Logf("descriptors: %d before the witness, at most %d with %d topics (bound %d)", base, most, nTopics, limit)
+}
+
+// TestIdleWitnessReadsNothing: once its topics are idle and settled, a
+// witness reads the store only for its sweep, one topic at a time: over a
+// minute, no topic is read in more than one round; and a commit in one
+// topic out of many makes it read that topic only.
+func TestIdleWitnessReadsNothing(t *testing.T) {
+	const nTopics = 50
+	mt := newManyTopics(t, "idle", nTopics)
+	m, st, pkey, wkey, topics, pub := mt.m, mt.st, mt.pkey, mt.wkey, mt.topics, mt.pub
+
+	clk := clocktest.New(time.Unix(1800000000, 0))
+	cs := newCountingStore(m.Handle())
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: cs, Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+		Poll: time.Second, CosignEvery: time.Second, Sweep: time.Minute, SweepRate: 5, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start(context.Background())
+	defer w.Close()
+	for _, topic := range topics {
+		if err := w.Follow(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// quiet waits until the witness has done what is due now (its one
+	// timer re-armed: it is the only user of clk).
+	quiet := func() {
+		t.Helper()
+		poll.True(t, 10*time.Second, "the witness to finish what is due", func() bool {
+			return clk.Timers() == 1 && ledger.WitnessIdle(w)
+		})
+	}
+	poll.Until(t, 10*time.Second, "the catch-up", func() error { return settled(w, topics, 3) })
+	// Let every follow-up round run: the topics settle within a few
+	// delays (1, 2, 4 ... 32 Poll).
+	for i := 0; ; i++ {
+		quiet()
+		at, ok := ledger.WitnessNextDue(w)
+		if !ok {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the witness still has rounds due after %d delays (next at %s)", i, at.Sub(clk.Now()))
+		}
+		clk.Advance(at.Sub(clk.Now()))
+	}
+
+	cs.take()
+	const steps = 60
+	for range steps {
+		clk.Advance(time.Second)
+		quiet()
+	}
+	reads := cs.take()
+	rounds := 0
+	for topic, n := range reads {
+		// A sweep's round of a settled topic: its new leaves (none) and
+		// its latest checkpoint.
+		if n > 2 {
+			t.Errorf("%s: %d reads in a simulated minute idle, want at most one sweep round (2 reads)", topic, n)
+		}
+		rounds++
+	}
+	// The sweep takes one topic every Sweep/nTopics.
+	if most := int(steps*time.Second/(time.Minute/nTopics)) + 1; rounds > most {
+		t.Errorf("%d topics read in a simulated minute idle, want at most %d: %v", rounds, most, reads)
+	}
+	t.Logf("reads in a simulated idle minute, %d topics: %v", nTopics, reads)
+
+	// A commit in one topic: that topic is read, no other (the clock does
+	// not move: no sweep).
+	busy := topics[7]
+	appendN(t, st, busy, 5)
+	pub[busy].commitSigned(t, st, pkey)
+	poll.Until(t, 10*time.Second, "the commit witnessed", func() error { return settled(w, []string{busy}, 5) })
+	quiet()
+	reads = cs.take()
+	if reads[busy] == 0 {
+		t.Errorf("the committed topic was not read: %v", reads)
+	}
+	for topic, n := range reads {
+		if topic != busy && topic != "" {
+			t.Errorf("%s read %d times after a commit in %s", topic, n, busy)
+		}
+	}
+	others := append(append([]string(nil), topics[:7]...), topics[8:]...)
+	if err := settled(w, others, 3); err != nil {
+		t.Fatalf("another topic changed: %v", err)
+	}
+}
