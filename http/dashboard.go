@@ -40,7 +40,7 @@ const dashboardTopics = 50
 
 // statusEvent is the data of one "status" event of /v1/status/events.
 type statusEvent struct {
-	Status    baton.NodeStatus           `json:"status"`
+	Status    wire.Status                `json:"status"`
 	Handovers map[string][]wire.Handover `json:"handovers"`
 }
 
@@ -62,7 +62,7 @@ func (s *Server) statusEvents(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for {
 		ev := statusEvent{Handovers: make(map[string][]wire.Handover)}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		st, err := s.nodeStatus(ctx)
+		st, err := s.nodeStatus(ctx, wire.DefaultTopicsLimit)
 		if err == nil {
 			ev.Status = st
 			for i, topic := range st.Topics {
