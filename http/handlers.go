@@ -170,12 +170,10 @@ func (s *Server) gone(ctx context.Context, topic string, after uint64, err error
 // order, after the topic named by ?after; with ?status=true (the admin
 // right) each one's status too, read for this page only.
 func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
-	after := r.URL.Query().Get("after")
-	if after != "" {
-		if err := baton.ValidTopic(after); err != nil {
-			s.writeError(w, r, baton.Invalidf("after", "not a topic name: %v", err))
-			return
-		}
+	after, err := queryAfter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	limit, err := queryLimit(r, wire.DefaultTopicsLimit, wire.MaxTopicsLimit)
 	if err != nil {
@@ -195,10 +193,21 @@ func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "status not available on this server"))
 		return
 	}
-	topics, err := s.cfg.Store.Topics(r.Context())
+	resp, err := s.topicPage(r.Context(), r, after, limit, withStatus)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	writeJSON(w, nethttp.StatusOK, resp)
+}
+
+// topicPage is the page of at most limit topics after after, in name
+// order, among those r's caller may read; with withStatus, each one's
+// status too (the caller's admin right is checked before).
+func (s *Server) topicPage(ctx context.Context, r *nethttp.Request, after string, limit int, withStatus bool) (wire.TopicsResponse, error) {
+	topics, err := s.cfg.Store.Topics(ctx)
+	if err != nil {
+		return wire.TopicsResponse{}, err
 	}
 	topics = slices.Clone(topics)
 	if !s.may(r, auth.Admin, "") {
@@ -208,12 +217,11 @@ func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
 	page, next := wire.PageTopics(topics, after, limit)
 	resp := wire.TopicsResponse{Topics: append([]string{}, page...), Next: next}
 	if withStatus {
-		if resp.Statuses, err = s.cfg.TopicStatuses(r.Context(), page); err != nil {
-			s.writeError(w, r, err)
-			return
+		if resp.Statuses, err = s.cfg.TopicStatuses(ctx, page); err != nil {
+			return wire.TopicsResponse{}, err
 		}
 	}
-	writeJSON(w, nethttp.StatusOK, resp)
+	return resp, nil
 }
 
 func (s *Server) getTopic(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -389,6 +397,18 @@ func queryUint(r *nethttp.Request, name string, def, max uint64) (uint64, error)
 		return def, nil
 	}
 	return parseSeq(name, q.Get(name), max)
+}
+
+// queryAfter reads the after of a page of topics: a topic name, or "" for
+// the first page.
+func queryAfter(r *nethttp.Request) (string, error) {
+	after := r.URL.Query().Get("after")
+	if after != "" {
+		if err := baton.ValidTopic(after); err != nil {
+			return "", baton.Invalidf("after", "not a topic name: %v", err)
+		}
+	}
+	return after, nil
 }
 
 // queryBool reads a boolean query parameter (true, false, 1, 0): false if

@@ -1,8 +1,11 @@
 package http
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	nethttp "net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -146,5 +149,41 @@ func TestTopicsPagesFiltered(t *testing.T) {
 	a.do("GET", "/v1/topics?status=true&limit=2&after=quotes.c", nil, bearer(auth.Rights{Admin: true}), &got)
 	if strings.Join(got.Topics, " ") != "rates" || len(got.Statuses) != 1 || got.Statuses[0].Topic != "rates" {
 		t.Errorf("an admin's page with statuses: %+v", got)
+	}
+}
+
+// TestStatusEventsPage: the dashboard's stream carries one page of topics,
+// those after ?after=NAME, with the next page's after.
+func TestStatusEventsPage(t *testing.T) {
+	store := memstore.New(nil)
+	for i := range 205 {
+		appendN(t, store, fmt.Sprintf("t%03d", i), 1)
+	}
+	n := statusNode(t, store)
+	e := newEnv(t, store, hub.Options{}, Config{Status: n.Status, TopicStatuses: n.TopicStatuses})
+	for after, want := range map[string]string{"": "100 t000 t099", "t099": "100 t100 t199", "t199": "5 t200 "} {
+		resp, err := nethttp.Get(e.url + "/v1/status/events?after=" + after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev statusEvent
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<22)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		resp.Body.Close()
+		st := ev.Status
+		if len(st.Topics) == 0 {
+			t.Fatalf("after %q: no topics in the event", after)
+		}
+		if got := fmt.Sprintf("%d %s %s", len(st.Topics), st.Topics[0].Topic, st.TopicsNext); got != want || st.Counts.Topics != 205 {
+			t.Errorf("after %q: %q (counts %+v), want %q", after, got, st.Counts, want)
+		}
 	}
 }
