@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/wire"
@@ -50,44 +51,73 @@ func (n *Node) Status(ctx context.Context, limit int) (wire.Status, error) {
 	return st, nil
 }
 
+// statusReaders bounds the topics TopicStatuses reads at once: a page's
+// reads overlap (on Redis each is a round trip) without taking every
+// connection of the store's pool from the publishers.
+const statusReaders = 8
+
 // TopicStatuses reads the status of each of topics as this node sees it,
 // in the order given: three store reads per topic (its lock, cursor and
-// queue). A topic not in the store is reported empty.
+// queue), statusReaders topics at a time. A topic not in the store is
+// reported empty.
 func (n *Node) TopicStatuses(ctx context.Context, topics []string) ([]baton.TopicStatus, error) {
 	active := n.Active()
-	out := make([]baton.TopicStatus, 0, len(topics))
-	for _, topic := range topics {
-		ts := baton.TopicStatus{Topic: topic, Role: baton.RoleStandby, Terminals: n.cfg.Terminals(topic)}
-		if _, ok := active[topic]; ok {
-			ts.Role = baton.RoleActive
-		}
-		lock, err := n.store.Lock(ctx, topic)
+	out := make([]baton.TopicStatus, len(topics))
+	errs := make([]error, len(topics))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(statusReaders, len(topics)) {
+		wg.Go(func() {
+			for i := range next {
+				_, publishing := active[topics[i]]
+				out[i], errs[i] = n.topicStatus(ctx, topics[i], publishing)
+			}
+		})
+	}
+	for i := range topics {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		ts.Held, ts.Holder, ts.Epoch = lock.Held, lock.Lease.Holder, lock.Lease.Epoch
-		if lock.Held {
-			ts.ExpiresAt = lock.Lease.ExpiresAt
-		}
-		if ts.Cursor, err = n.store.Cursor(ctx, topic); err != nil {
-			return nil, err
-		}
-		info, err := n.store.Topic(ctx, topic)
-		if err != nil && !errors.Is(err, baton.ErrNotFound) {
-			return nil, err
-		}
-		ts.FirstSeq, ts.LastSeq = info.FirstSeq, info.LastSeq
-		if info.LastSeq > ts.Cursor.Seq {
-			ts.QueueDepth = info.LastSeq - ts.Cursor.Seq
-		}
-		if n.cfg.Witness != nil {
-			ts.Ledger = n.cfg.Witness.Status(topic)
-		}
-		ts.Stalled = n.health.progress(topic, ts.Role == baton.RoleActive && ts.QueueDepth > 0, ts.Cursor.Seq, ts.QueueDepth,
-			n.cfg.Clock.Now(), n.cfg.StallAfter)
-		out = append(out, ts)
 	}
 	return out, nil
+}
+
+// topicStatus reads one topic's status (see TopicStatuses).
+func (n *Node) topicStatus(ctx context.Context, topic string, publishing bool) (baton.TopicStatus, error) {
+	ts := baton.TopicStatus{Topic: topic, Role: baton.RoleStandby, Terminals: n.cfg.Terminals(topic)}
+	if publishing {
+		ts.Role = baton.RoleActive
+	}
+	lock, err := n.store.Lock(ctx, topic)
+	if err != nil {
+		return ts, err
+	}
+	ts.Held, ts.Holder, ts.Epoch = lock.Held, lock.Lease.Holder, lock.Lease.Epoch
+	if lock.Held {
+		ts.ExpiresAt = lock.Lease.ExpiresAt
+	}
+	if ts.Cursor, err = n.store.Cursor(ctx, topic); err != nil {
+		return ts, err
+	}
+	info, err := n.store.Topic(ctx, topic)
+	if err != nil && !errors.Is(err, baton.ErrNotFound) {
+		return ts, err
+	}
+	ts.FirstSeq, ts.LastSeq = info.FirstSeq, info.LastSeq
+	if info.LastSeq > ts.Cursor.Seq {
+		ts.QueueDepth = info.LastSeq - ts.Cursor.Seq
+	}
+	if n.cfg.Witness != nil {
+		ts.Ledger = n.cfg.Witness.Status(topic)
+	}
+	ts.Stalled = n.health.progress(topic, publishing && ts.QueueDepth > 0, ts.Cursor.Seq, ts.QueueDepth,
+		n.cfg.Clock.Now(), n.cfg.StallAfter)
+	return ts, nil
 }
 
 // Publishing lists the topics this node publishes now, in name order.
