@@ -266,8 +266,8 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 func (c *Client) Nodes() []string { return append([]string(nil), c.nodes...) }
 
 // Status fetches GET /v1/status from one node (base URL) or, if node is
-// empty, from the first node that answers: the node's summary, its topic
-// counts and its first wire.DefaultTopicsLimit topics (Topics pages on).
+// empty, from the first node that answers: the node's summary and its
+// topic counts, without topics (Topics reads them a page at a time).
 func (c *Client) Status(ctx context.Context, node string) (wire.Status, error) {
 	var st wire.Status
 	err := c.first(ctx, node, func(base string) error {

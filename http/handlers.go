@@ -298,14 +298,16 @@ func (s *Server) getCursor(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, cur)
 }
 
-// status answers the node's summary and its first topics: ?topics=N of
-// them (default wire.DefaultTopicsLimit, 0 for none).
+// status answers the node's summary and, with ?topics=N, the status of
+// its first N topics: by default none, so that the answer costs the same
+// few store reads however many topics there are (GET /v1/topics pages
+// through them).
 func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if s.cfg.Status == nil {
 		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "status not available on this server"))
 		return
 	}
-	n, err := queryUint(r, "topics", wire.DefaultTopicsLimit, wire.MaxTopicsLimit)
+	n, err := queryUint(r, "topics", 0, wire.MaxTopicsLimit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

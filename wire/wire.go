@@ -139,9 +139,9 @@ const (
 	MaxTopicsLimit     = 1000
 )
 
-// Status answers GET /v1/status: the node, its topic counts and the first
-// page of its topics in name order (DefaultTopicsLimit, or ?topics=N);
-// GET /v1/topics?status=true&after=TopicsNext pages on.
+// Status answers GET /v1/status: the node, its topic counts and, with
+// ?topics=N, the first N of its topics in name order; GET
+// /v1/topics?status=true pages through them (after TopicsNext).
 type Status struct {
 	baton.NodeStatus
 	Counts TopicCounts `json:"counts"`

@@ -122,11 +122,11 @@ func (p *page) flags(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&p.limit, "limit", 0, fmt.Sprintf("topics to show (default %d, at most %d)", wire.DefaultTopicsLimit, wire.MaxTopicsLimit))
 }
 
-// status reads one node's status with the page's topics: those of GET
-// /v1/status for the first page, else GET /v1/topics?status=true.
+// status reads one node's status (GET /v1/status) with the page's topics
+// (GET /v1/topics?status=true).
 func (p page) status(ctx context.Context, c *client.Client, node string) (wire.Status, error) {
 	st, err := c.Status(ctx, node)
-	if err != nil || (p.after == "" && p.limit == 0) {
+	if err != nil {
 		return st, err
 	}
 	resp, err := c.Topics(ctx, node, client.TopicsQuery{After: p.after, Limit: p.limit, Status: true})

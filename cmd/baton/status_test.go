@@ -15,28 +15,31 @@ import (
 	"github.com/baton-pub/baton/wire"
 )
 
-// statusServer answers GET /v1/status with st, its cursor moved on by
-// step at every answer, and GET /v1/topics with st's topics after ?after.
+// statusServer answers GET /v1/status with st without its topics, and GET
+// /v1/topics?status=true with st's topics after ?after (the first page
+// with st's TopicsNext), their cursors moved on by step at every answer.
 func statusServer(t *testing.T, st wire.Status, step uint64) *httptest.Server {
 	var n atomic.Uint64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/topics" {
-			var page wire.TopicsResponse
-			for _, t := range st.Topics {
-				if t.Topic > r.URL.Query().Get("after") {
-					page.Topics, page.Statuses = append(page.Topics, t.Topic), append(page.Statuses, t)
-				}
-			}
-			_ = json.NewEncoder(w).Encode(page)
+		if r.URL.Path == "/v1/status" {
+			s := st
+			s.Topics, s.TopicsNext = nil, ""
+			_ = json.NewEncoder(w).Encode(s)
 			return
 		}
-		s := st
-		s.Topics = append([]baton.TopicStatus(nil), st.Topics...)
 		k := n.Add(1)
-		for i := range s.Topics {
-			s.Topics[i].Cursor.Seq += k * step
+		after := r.URL.Query().Get("after")
+		var page wire.TopicsResponse
+		for _, t := range st.Topics {
+			if t.Topic > after {
+				t.Cursor.Seq += k * step
+				page.Topics, page.Statuses = append(page.Topics, t.Topic), append(page.Statuses, t)
+			}
 		}
-		_ = json.NewEncoder(w).Encode(s)
+		if after == "" {
+			page.Next = st.TopicsNext
+		}
+		_ = json.NewEncoder(w).Encode(page)
 	}))
 	t.Cleanup(srv.Close)
 	return srv
