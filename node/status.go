@@ -15,19 +15,18 @@ import (
 // in name order (none if limit is 0; TopicStatuses reads any others).
 //
 // Its store reads do not grow with the topics in the store (GET /v1/status
-// answers in milliseconds at 10,000 topics): one listing of the topics,
-// one of the members, three reads per topic of the page, and two per topic
-// of the stall check's batch (see checkStalls). The counts come from the
-// listing and the members' heartbeats, not from every topic's lock.
+// answers in milliseconds at 10,000 topics): the members, three reads per
+// topic of the page, and two per topic of the stall check's batch (see
+// checkStalls). The topics are those the node knows (topicNames), and the
+// counts come from them and the members' heartbeats, not from every
+// topic's lock.
 func (n *Node) Status(ctx context.Context, limit int) (wire.Status, error) {
 	st := wire.Status{NodeStatus: baton.NodeStatus{Node: n.cfg.Node, Addr: n.cfg.Addr, Store: n.cfg.Store,
 		StartedAt: n.start, LeaseTTL: n.cfg.TTL}}
-	topics, err := n.store.Topics(ctx)
+	topics, err := n.topicNames(ctx)
 	if err != nil {
 		return st, err
 	}
-	topics = slices.Clone(topics)
-	slices.Sort(topics)
 	page, next := wire.PageTopics(topics, "", limit)
 	if st.Topics, err = n.TopicStatuses(ctx, page); err != nil {
 		return st, err
@@ -49,6 +48,23 @@ func (n *Node) Status(ctx context.Context, limit int) (wire.Status, error) {
 	}
 	st.Problems = n.problems(topics)
 	return st, nil
+}
+
+// topicNames is the store's topics in name order, as the node last listed
+// them (discover: at start, on every new topic, and every max(TTL, 1s))
+// with those admitted since (AdmitTopic): no store read. Before the first
+// listing, it lists the store. The caller must not modify it.
+func (n *Node) topicNames(ctx context.Context) ([]string, error) {
+	if names, ok := n.topics.names(); ok {
+		return names, nil
+	}
+	topics, err := n.store.Topics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	topics = slices.Clone(topics)
+	slices.Sort(topics)
+	return topics, nil
 }
 
 // statusReaders bounds the topics TopicStatuses reads at once: a page's
