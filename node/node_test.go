@@ -13,7 +13,7 @@ import (
 	"github.com/baton-pub/baton/sqlite"
 )
 
-func open(t testing.TB, path string) *sqlite.Store {
+func open(t *testing.T, path string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), path, sqlite.Options{Sync: "normal"})
 	if err != nil {
