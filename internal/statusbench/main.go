@@ -24,7 +24,7 @@ import (
 func main() {
 	base := flag.String("url", "http://127.0.0.1:8080", "the node's base URL")
 	topics := flag.Int("topics", 10000, "topics to create first (0: none)")
-	n := flag.Int("n", 100, "requests per path")
+	n := flag.Int("n", 100, "requests per path (0: only create the topics)")
 	paths := flag.String("paths", "/v1/status,/v1/topics?status=true", "paths to time, comma-separated")
 	timeout := flag.Duration("timeout", 60*time.Second, "timeout of each request")
 	flag.Parse()
@@ -32,6 +32,9 @@ func main() {
 	if err := create(c, *base, *topics); err != nil {
 		fmt.Fprintln(os.Stderr, "statusbench:", err)
 		os.Exit(1)
+	}
+	if *n == 0 {
+		return
 	}
 	for _, p := range strings.Split(*paths, ",") {
 		var ds []time.Duration
