@@ -16,7 +16,7 @@ import (
 // store reads each), so that a node publishing thousands of topics answers
 // GET /v1/status and /readyz in milliseconds: the checks go round the
 // topics it publishes, stallBatch at a time, and a stall is seen within
-// StallAfter plus one round (docs/operations.md, readiness).
+// StallAfter plus one round (docs/api.md, "Health").
 const stallBatch = 64
 
 // health remembers what the node's readiness depends on beyond a single
