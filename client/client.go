@@ -266,20 +266,65 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 func (c *Client) Nodes() []string { return append([]string(nil), c.nodes...) }
 
 // Status fetches GET /v1/status from one node (base URL) or, if node is
-// empty, from the first node that answers.
-func (c *Client) Status(ctx context.Context, node string) (baton.NodeStatus, error) {
-	var st baton.NodeStatus
+// empty, from the first node that answers: the node's summary and its
+// topic counts, without topics (Topics reads them a page at a time).
+func (c *Client) Status(ctx context.Context, node string) (wire.Status, error) {
+	var st wire.Status
+	err := c.first(ctx, node, func(base string) error {
+		return c.do(ctx, http.MethodGet, base, "/v1/status", nil, &st)
+	})
+	return st, err
+}
+
+// TopicsQuery asks GET /v1/topics for one page of topics.
+type TopicsQuery struct {
+	// After is the topic the page starts after ("": the first page); the
+	// answer's Next is the After of the next page.
+	After string
+	// Limit bounds the page (0: the server's default, wire.DefaultTopicsLimit).
+	Limit int
+	// Status asks for each topic's status too (the admin right).
+	Status bool
+}
+
+// Topics fetches one page of GET /v1/topics from one node (base URL) or,
+// if node is empty, from the first node that answers.
+func (c *Client) Topics(ctx context.Context, node string, q TopicsQuery) (wire.TopicsResponse, error) {
+	v := url.Values{}
+	if q.After != "" {
+		v.Set("after", q.After)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Status {
+		v.Set("status", "true")
+	}
+	path := "/v1/topics"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var resp wire.TopicsResponse
+	err := c.first(ctx, node, func(base string) error {
+		return c.do(ctx, http.MethodGet, base, path, nil, &resp)
+	})
+	return resp, err
+}
+
+// first calls get with node's base URL or, if node is empty, with each of
+// the client's nodes in turn until one answers.
+func (c *Client) first(ctx context.Context, node string, get func(base string) error) error {
 	bases := c.nodes
 	if node != "" {
 		bases = []string{strings.TrimRight(node, "/")}
 	}
 	var err error
 	for _, b := range bases {
-		if err = c.do(ctx, http.MethodGet, b, "/v1/status", nil, &st); err == nil {
-			return st, nil
+		if err = get(b); err == nil || ctx.Err() != nil {
+			return err
 		}
 	}
-	return st, err
+	return err
 }
 
 // Drain drains one node (base URL): it hands every topic it publishes over
@@ -299,16 +344,14 @@ func (c *Client) Drain(ctx context.Context, node string, on bool) (wire.Drain, e
 // topic's lease and under which epoch; "" if no lease is live. Every node
 // reads the lock from the shared store, so the first answer is the answer.
 func (c *Client) Holder(ctx context.Context, topic string) (string, uint64, error) {
-	st, err := c.Status(ctx, "")
-	if err != nil {
+	var lock baton.LockState
+	err := c.first(ctx, "", func(base string) error {
+		return c.do(ctx, http.MethodGet, base, "/v1/topics/"+url.PathEscape(topic)+"/lock", nil, &lock)
+	})
+	if err != nil || !lock.Held {
 		return "", 0, err
 	}
-	for _, t := range st.Topics {
-		if t.Topic == topic && t.Held {
-			return t.Holder, t.Epoch, nil
-		}
-	}
-	return "", 0, nil
+	return lock.Lease.Holder, lock.Lease.Epoch, nil
 }
 
 // Handovers fetches a topic's release records.

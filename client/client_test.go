@@ -176,12 +176,18 @@ func TestHolder(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
+	locks := map[string]baton.LockState{
+		"other":  {Topic: "other", Held: true, Lease: baton.Lease{Holder: "n9", Epoch: 9}},
+		"quotes": {Topic: "quotes", Held: true, Lease: baton.Lease{Holder: "n2", Epoch: 4}},
+		"idle":   {Topic: "idle", Held: false, Lease: baton.Lease{Holder: "n1", Epoch: 2}},
+	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(baton.NodeStatus{Topics: []baton.TopicStatus{
-			{Topic: "other", Held: true, Holder: "n9", Epoch: 9},
-			{Topic: "quotes", Held: true, Holder: "n2", Epoch: 4},
-			{Topic: "idle", Held: false, Holder: "n1", Epoch: 2},
-		}})
+		topic, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/v1/topics/"), "/lock")
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(locks[topic])
 	}))
 	defer up.Close()
 	c, err := client.New([]string{down.URL, up.URL}, client.Options{})
@@ -193,5 +199,30 @@ func TestHolder(t *testing.T) {
 		if err != nil || fmt.Sprintf("%s %d", h, e) != want {
 			t.Errorf("Holder(%s) = %q %d %v, want %q", topic, h, e, err, want)
 		}
+	}
+}
+
+// TestTopicsQuery: Topics asks for the page it is given, and only for
+// what is set.
+func TestTopicsQuery(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.RequestURI())
+		_ = json.NewEncoder(w).Encode(wire.TopicsResponse{Topics: []string{"b"}, Next: "b"})
+	}))
+	defer srv.Close()
+	c, err := client.New([]string{srv.URL}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Topics(context.Background(), "", client.TopicsQuery{After: "a b", Limit: 5, Status: true})
+	if err != nil || resp.Next != "b" {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if _, err := c.Topics(context.Background(), srv.URL, client.TopicsQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "/v1/topics?after=a+b&limit=5&status=true /v1/topics"; strings.Join(got, " ") != want {
+		t.Errorf("asked %q, want %q", strings.Join(got, " "), want)
 	}
 }

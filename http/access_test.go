@@ -43,8 +43,8 @@ func newAuthEnv(t *testing.T, cfg Config) *authEnv {
 		t.Fatal(err)
 	}
 	cfg.Auth = v
-	cfg.Status = func(context.Context) (baton.NodeStatus, error) {
-		return baton.NodeStatus{Node: "n1", Store: "redis://:xxxxx@h:6379/0"}, nil
+	cfg.Status = func(context.Context, int) (wire.Status, error) {
+		return wire.Status{NodeStatus: baton.NodeStatus{Node: "n1", Store: "redis://:xxxxx@h:6379/0"}}, nil
 	}
 	return &authEnv{env: newEnv(t, nil, hub.Options{}, cfg), keyFile: keyFile}
 }

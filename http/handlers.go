@@ -166,21 +166,62 @@ func (s *Server) gone(ctx context.Context, topic string, after uint64, err error
 	return e
 }
 
+// listTopics answers a page of the topics the caller may read, in name
+// order, after the topic named by ?after; with ?status=true (the admin
+// right) each one's status too, read for this page only.
 func (s *Server) listTopics(w nethttp.ResponseWriter, r *nethttp.Request) {
-	topics, err := s.cfg.Store.Topics(r.Context())
+	after, err := queryAfter(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if !s.may(r, auth.Admin, "") {
-		topics = slices.DeleteFunc(slices.Clone(topics), func(t string) bool { return !s.may(r, auth.Subscribe, t) })
+	limit, err := queryLimit(r, wire.DefaultTopicsLimit, wire.MaxTopicsLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	withStatus, err := queryBool(r, "status")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if withStatus && !s.may(r, auth.Admin, "") {
+		s.writeError(w, r, wire.Errorf(baton.CodeForbidden, "topic statuses (?status=true) need the admin right"))
+		return
+	}
+	if withStatus && s.cfg.TopicStatuses == nil {
+		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "status not available on this server"))
+		return
+	}
+	resp, err := s.topicPage(r.Context(), r, after, limit, withStatus)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, resp)
+}
+
+// topicPage is the page of at most limit topics after after, in name
+// order, among those r's caller may read; with withStatus, each one's
+// status too (the caller's admin right is checked before).
+func (s *Server) topicPage(ctx context.Context, r *nethttp.Request, after string, limit int, withStatus bool) (wire.TopicsResponse, error) {
+	topics, err := s.cfg.Store.Topics(ctx)
+	if err != nil {
+		return wire.TopicsResponse{}, err
 	}
 	topics = slices.Clone(topics)
-	slices.Sort(topics)
-	if topics == nil {
-		topics = []string{}
+	if !s.may(r, auth.Admin, "") {
+		topics = slices.DeleteFunc(topics, func(t string) bool { return !s.may(r, auth.Subscribe, t) })
 	}
-	writeJSON(w, nethttp.StatusOK, wire.TopicsResponse{Topics: topics})
+	slices.Sort(topics)
+	page, next := wire.PageTopics(topics, after, limit)
+	resp := wire.TopicsResponse{Topics: append([]string{}, page...), Next: next}
+	if withStatus {
+		if resp.Statuses, err = s.cfg.TopicStatuses(ctx, page); err != nil {
+			return wire.TopicsResponse{}, err
+		}
+	}
+	return resp, nil
 }
 
 func (s *Server) getTopic(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -257,12 +298,21 @@ func (s *Server) getCursor(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, cur)
 }
 
+// status answers the node's summary and, with ?topics=N, the status of
+// its first N topics: by default none, so that the answer costs the same
+// few store reads however many topics there are (GET /v1/topics pages
+// through them).
 func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if s.cfg.Status == nil {
 		s.writeError(w, r, wire.Errorf(baton.CodeUnavailable, "status not available on this server"))
 		return
 	}
-	st, err := s.nodeStatus(r.Context())
+	n, err := queryUint(r, "topics", 0, wire.MaxTopicsLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.nodeStatus(r.Context(), int(n))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -270,12 +320,15 @@ func (s *Server) status(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, st)
 }
 
-// nodeStatus is the node's status as the API shows it: Config.Status, and
-// who may call this node.
-func (s *Server) nodeStatus(ctx context.Context) (baton.NodeStatus, error) {
-	st, err := s.cfg.Status(ctx)
+// nodeStatus is the node's status as the API shows it: Config.Status with
+// its first topics, and who may call this node.
+func (s *Server) nodeStatus(ctx context.Context, topics int) (wire.Status, error) {
+	st, err := s.cfg.Status(ctx, topics)
 	if err != nil {
 		return st, err
+	}
+	if st.Topics == nil {
+		st.Topics = []baton.TopicStatus{}
 	}
 	st.Access = baton.AccessOpen
 	if s.cfg.Auth != nil {
@@ -324,7 +377,7 @@ func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	if s.cfg.Status != nil {
-		st, err := s.cfg.Status(ctx)
+		st, err := s.cfg.Status(ctx, 0)
 		if err != nil {
 			s.log.Warn("http: not ready: status", "err", err)
 			notReady([]baton.Problem{{Kind: baton.ProblemStore, Message: "store unavailable"}})
@@ -346,6 +399,34 @@ func queryUint(r *nethttp.Request, name string, def, max uint64) (uint64, error)
 		return def, nil
 	}
 	return parseSeq(name, q.Get(name), max)
+}
+
+// queryAfter reads the after of a page of topics: a topic name, or "" for
+// the first page.
+func queryAfter(r *nethttp.Request) (string, error) {
+	after := r.URL.Query().Get("after")
+	if after != "" {
+		if err := baton.ValidTopic(after); err != nil {
+			return "", baton.Invalidf("after", "not a topic name: %v", err)
+		}
+	}
+	return after, nil
+}
+
+// queryBool reads a boolean query parameter (true, false, 1, 0): false if
+// absent, 400 if malformed.
+func queryBool(r *nethttp.Request, name string) (bool, error) {
+	q := r.URL.Query()
+	if !q.Has(name) {
+		return false, nil
+	}
+	switch q.Get(name) {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, baton.Invalidf(name, "want true or false, got %q", clip(q.Get(name), 32))
 }
 
 // queryLimit reads a limit in [1, max], def if absent.

@@ -18,8 +18,8 @@ import (
 // once there is none.
 func TestReadyzReflectsProblems(t *testing.T) {
 	var problems atomic.Pointer[[]baton.Problem]
-	e := newEnv(t, nil, hub.Options{}, Config{Status: func(context.Context) (baton.NodeStatus, error) {
-		return baton.NodeStatus{Problems: *problems.Load()}, nil
+	e := newEnv(t, nil, hub.Options{}, Config{Status: func(context.Context, int) (wire.Status, error) {
+		return wire.Status{NodeStatus: baton.NodeStatus{Problems: *problems.Load()}}, nil
 	}})
 	get := func() (int, wire.NotReady) {
 		resp, err := nethttp.Get(e.url + "/readyz")

@@ -47,9 +47,13 @@ const (
 type Config struct {
 	Store baton.Store
 	Hub   *hub.Hub
-	// Status reports the node for GET /v1/status. If nil, the route answers
-	// 503.
-	Status func(ctx context.Context) (baton.NodeStatus, error)
+	// Status reports the node for GET /v1/status, with the statuses of its
+	// first topics (at most the given number) in name order; TopicStatuses
+	// reads the statuses of the named topics, for GET
+	// /v1/topics?status=true (node.Node's methods). If nil, those routes
+	// answer 503.
+	Status        func(ctx context.Context, topics int) (wire.Status, error)
+	TopicStatuses func(ctx context.Context, topics []string) ([]baton.TopicStatus, error)
 	// MaxBody bounds a request body, in bytes.
 	MaxBody int64
 	// MaxBatch bounds the updates in one POST.

@@ -413,8 +413,8 @@ func TestListItems(t *testing.T) {
 
 func TestInspectionRoutes(t *testing.T) {
 	e := newEnv(t, nil, hub.Options{}, Config{
-		Status: func(ctx context.Context) (baton.NodeStatus, error) {
-			return baton.NodeStatus{Node: "node-a", Store: "mem"}, nil
+		Status: func(context.Context, int) (wire.Status, error) {
+			return wire.Status{NodeStatus: baton.NodeStatus{Node: "node-a", Store: "mem"}}, nil
 		},
 	})
 	ctx := context.Background()
@@ -444,7 +444,7 @@ func TestInspectionRoutes(t *testing.T) {
 	if strings.Join(topics.Topics, ",") != "alpha,quotes" {
 		t.Fatalf("topics %v", topics.Topics)
 	}
-	var st baton.NodeStatus
+	var st wire.Status
 	e.do("GET", "/v1/status", nil, nil, &st)
 	if st.Node != "node-a" {
 		t.Fatalf("status %+v", st)
@@ -490,8 +490,8 @@ func TestStatusErrors(t *testing.T) {
 	if resp := e.do("GET", "/v1/status", nil, nil, &bad); resp.StatusCode != 503 {
 		t.Fatalf("nil Status: %d", resp.StatusCode)
 	}
-	e2 := newEnv(t, nil, hub.Options{}, Config{Status: func(context.Context) (baton.NodeStatus, error) {
-		return baton.NodeStatus{}, errors.New("dial redis://:hunter2@10.0.0.1: refused")
+	e2 := newEnv(t, nil, hub.Options{}, Config{Status: func(context.Context, int) (wire.Status, error) {
+		return wire.Status{}, errors.New("dial redis://:hunter2@10.0.0.1: refused")
 	}})
 	resp := e2.do("GET", "/v1/status", nil, nil, &bad)
 	if resp.StatusCode != 500 || bad.Error.Code != baton.CodeInternal || strings.Contains(bad.Error.Message, "hunter2") {

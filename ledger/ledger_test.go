@@ -244,7 +244,7 @@ func TestLedger(t *testing.T) {
 				}
 			}
 			// Status shows the ledger.
-			status, err := nodes[1].node.Status(ctx)
+			status, err := nodes[1].node.Status(ctx, 10)
 			if err != nil {
 				t.Fatal(err)
 			}

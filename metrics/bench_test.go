@@ -15,6 +15,7 @@ import (
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/metrics"
+	"github.com/baton-pub/baton/wire"
 )
 
 // BenchmarkMetricsCost measures ingest (one op: a POST of 100 items) on a
@@ -36,7 +37,7 @@ func BenchmarkMetricsCost(b *testing.B) {
 			var st baton.Store = memstore.New(nil)
 			cfg := bhttp.Config{}
 			if mode == "on" {
-				m := metrics.New(metrics.Config{Status: func(context.Context) (baton.NodeStatus, error) { return baton.NodeStatus{}, nil }})
+				m := metrics.New(metrics.Config{Status: func(context.Context, int) (wire.Status, error) { return wire.Status{}, nil }})
 				st = m.Store(st)
 				cfg.Metrics, cfg.Observer = m.Handler(), m
 				stop := make(chan struct{})

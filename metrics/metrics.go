@@ -2,7 +2,8 @@
 // (github.com/prometheus/client_golang): the store operations and what
 // they say about the data path (items appended and published, leases
 // taken, renewed and lost, hand-overs), the HTTP API, and, at each scrape,
-// every topic's lag, terminals and ledger as the node sees them.
+// the node's topic counts and a bounded set of topics' lag, terminals and
+// ledger as the node sees them.
 // docs/operations.md lists every metric.
 package metrics
 
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
 )
 
 // OtherTopics is the topic label of every topic past Config.MaxTopicLabels.
@@ -29,8 +31,15 @@ type Config struct {
 	// (default 100); the others are summed under OtherTopics, so that the
 	// number of series stays bounded whatever the number of topics.
 	MaxTopicLabels int
-	// Status, if set, is read at each scrape for the per-topic gauges.
-	Status func(ctx context.Context) (baton.NodeStatus, error)
+	// Status, if set, is read at each scrape for the node's topic counts
+	// and the per-topic gauges: the node's summary with the statuses of its
+	// first topics in name order, at most the number asked for
+	// (node.Node.Status). Publishing lists the topics this node publishes
+	// (in memory) and TopicStatuses reads the named topics' statuses: the
+	// topics this node publishes get their labels first (see topics.go).
+	Status        func(ctx context.Context, topics int) (wire.Status, error)
+	Publishing    func() []string
+	TopicStatuses func(ctx context.Context, topics []string) ([]baton.TopicStatus, error)
 }
 
 // Metrics holds a node's metrics, in a registry of its own.

@@ -3,8 +3,10 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/metrics"
+	"github.com/baton-pub/baton/wire"
 )
 
 func value(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) float64 {
@@ -128,16 +131,20 @@ func TestTopicLabelsBounded(t *testing.T) {
 	}
 }
 
-// TestTopicGauges: each scrape reads the node's status.
+// TestTopicGauges: each scrape reads the node's status: its counts and
+// problems, and its topics' gauges.
 func TestTopicGauges(t *testing.T) {
-	status := baton.NodeStatus{Topics: []baton.TopicStatus{
-		{Topic: "quotes", Role: baton.RoleActive, Held: true, QueueDepth: 7, Terminals: 3, Ledger: &baton.LedgerStatus{Size: 10, Alarms: 1}},
-		{Topic: "news", Role: baton.RoleStandby, Held: false},
-	}}
+	status := wire.Status{
+		NodeStatus: baton.NodeStatus{Topics: []baton.TopicStatus{
+			{Topic: "quotes", Role: baton.RoleActive, Held: true, QueueDepth: 7, Terminals: 3, Ledger: &baton.LedgerStatus{Size: 10, Alarms: 1}},
+			{Topic: "news", Role: baton.RoleStandby, Held: false},
+		}, Problems: []baton.Problem{{Kind: baton.ProblemLedger, Topic: "quotes"}}},
+		Counts: wire.TopicCounts{Topics: 9000, Held: 8000, Unheld: 1000},
+	}
 	var down bool
-	m := metrics.New(metrics.Config{Status: func(context.Context) (baton.NodeStatus, error) {
+	m := metrics.New(metrics.Config{Status: func(context.Context, int) (wire.Status, error) {
 		if down {
-			return baton.NodeStatus{}, errors.New("store down")
+			return wire.Status{}, errors.New("store down")
 		}
 		return status, nil
 	}})
@@ -155,8 +162,15 @@ func TestTopicGauges(t *testing.T) {
 	if got := value(t, m, "baton_topic_held", map[string]string{"topic": "news"}); got != 0 {
 		t.Errorf("held{news} = %v, want 0 (no publisher)", got)
 	}
-	if got := value(t, m, "baton_status_up", nil); got != 1 {
-		t.Errorf("status_up = %v", got)
+	for name, want := range map[string]float64{"baton_topics": 9000, "baton_topics_unheld": 1000, "baton_status_up": 1} {
+		if got := value(t, m, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for kind, want := range map[string]float64{baton.ProblemLedger: 1, baton.ProblemStalled: 0} {
+		if got := value(t, m, "baton_node_problems", map[string]string{"kind": kind}); got != want {
+			t.Errorf("problems{%s} = %v, want %v", kind, got, want)
+		}
 	}
 	down = true
 	if got := value(t, m, "baton_status_up", nil); got != 0 {
@@ -175,5 +189,51 @@ func TestTopicGauges(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("the scrape lacks %q", want)
 		}
+	}
+}
+
+// TestTopicGaugesBounded: a scrape reads at most MaxTopicLabels topics,
+// the ones this node publishes first; those past the bound count under
+// OtherTopics, and no topic is read twice.
+func TestTopicGaugesBounded(t *testing.T) {
+	var mine []string
+	for i := range 5 {
+		mine = append(mine, fmt.Sprintf("m%d", i))
+	}
+	var asked int
+	var read []string
+	m := metrics.New(metrics.Config{
+		MaxTopicLabels: 3,
+		Publishing:     func() []string { return slices.Clone(mine) },
+		Status: func(_ context.Context, topics int) (wire.Status, error) {
+			asked = topics
+			var st wire.Status
+			for _, t := range []string{"a", "b", "m0"}[:min(topics, 3)] {
+				st.Topics = append(st.Topics, baton.TopicStatus{Topic: t, Held: true})
+			}
+			read = append(read, []string{"a", "b", "m0"}[:min(topics, 3)]...)
+			return st, nil
+		},
+		TopicStatuses: func(_ context.Context, topics []string) ([]baton.TopicStatus, error) {
+			var out []baton.TopicStatus
+			for _, t := range topics {
+				out = append(out, baton.TopicStatus{Topic: t, Role: baton.RoleActive, Held: true})
+			}
+			read = append(read, topics...)
+			return out, nil
+		},
+	})
+	if got := value(t, m, "baton_topic_publishing", map[string]string{"topic": metrics.OtherTopics}); got != 2 {
+		t.Errorf("publishing{_other} = %v, want 2 (5 topics published, 3 labels)", got)
+	}
+	if asked != 0 || strings.Join(read, ",") != "m0,m1,m2" {
+		t.Errorf("5 topics published, 3 labels: asked the status of %d first topics and read %v, want 0 and m0,m1,m2", asked, read)
+	}
+	mine, read = mine[:1], nil
+	if got := value(t, m, "baton_topic_publishing", map[string]string{"topic": "m0"}); got != 1 {
+		t.Errorf("publishing{m0} = %v, want 1", got)
+	}
+	if asked != 2 || strings.Join(read, ",") != "a,b,m0" {
+		t.Errorf("1 topic published, 3 labels: asked for %d first topics and read %v, want 2 and a,b,m0", asked, read)
 	}
 }

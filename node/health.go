@@ -1,12 +1,23 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/baton-pub/baton"
 )
+
+// stallBatch bounds the topics one status read checks for a stall (two
+// store reads each), so that a node publishing thousands of topics answers
+// GET /v1/status and /readyz in milliseconds: the checks go round the
+// topics it publishes, stallBatch at a time, and a stall is seen within
+// StallAfter plus one round (docs/api.md, "Health").
+const stallBatch = 64
 
 // health remembers what the node's readiness depends on beyond a single
 // store answer: since when its heartbeats fail, and since when each topic
@@ -16,11 +27,16 @@ type health struct {
 	beatFailing time.Time // zero while heartbeats succeed
 	beatErr     error
 	cursors     map[string]cursorSince
+	// checked is the topic the stall check read last: the next check
+	// goes on after it, in name order.
+	checked string
 }
 
+// cursorSince is what the last look at a waiting topic found.
 type cursorSince struct {
-	seq   uint64
-	since time.Time
+	seq, depth uint64
+	since      time.Time
+	stalled    bool
 }
 
 func (h *health) heartbeat(err error, now time.Time) {
@@ -36,10 +52,10 @@ func (h *health) heartbeat(err error, now time.Time) {
 	h.beatErr = err
 }
 
-// progress records topic's cursor at now and reports whether it is
-// stalled: waiting (published by this node, items behind the cursor) with
-// the cursor unmoved for longer than after.
-func (h *health) progress(topic string, waiting bool, seq uint64, now time.Time, after time.Duration) bool {
+// progress records topic's cursor (seq, with depth items behind it) at now
+// and reports whether it is stalled: waiting (published by this node,
+// items behind the cursor) with the cursor unmoved for longer than after.
+func (h *health) progress(topic string, waiting bool, seq, depth uint64, now time.Time, after time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !waiting {
@@ -51,35 +67,69 @@ func (h *health) progress(topic string, waiting bool, seq uint64, now time.Time,
 	}
 	c, ok := h.cursors[topic]
 	if !ok || c.seq != seq {
-		h.cursors[topic] = cursorSince{seq: seq, since: now}
-		return false
+		c = cursorSince{seq: seq, since: now}
 	}
-	return now.Sub(c.since) > after
+	c.depth, c.stalled = depth, now.Sub(c.since) > after
+	h.cursors[topic] = c
+	return c.stalled
 }
 
-// forget drops the topics no longer in the store.
-func (h *health) forget(topics []string) {
+// due returns the next topics to check for a stall among publishing (the
+// topics this node publishes, in name order): at most batch of them, going
+// round after the one checked last. It forgets the topics this node no
+// longer publishes.
+func (h *health) due(publishing []string, batch int) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.cursors) == 0 {
-		return
-	}
-	keep := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		keep[t] = true
-	}
 	for t := range h.cursors {
-		if !keep[t] {
+		if _, ok := slices.BinarySearch(publishing, t); !ok {
 			delete(h.cursors, t)
 		}
 	}
+	if len(publishing) <= batch {
+		return publishing
+	}
+	i, found := slices.BinarySearch(publishing, h.checked)
+	if found {
+		i++
+	}
+	out := make([]string, 0, batch)
+	for len(out) < batch {
+		out = append(out, publishing[(i+len(out))%len(publishing)])
+	}
+	h.checked = out[len(out)-1]
+	return out
 }
 
-// problems lists why the node cannot do its job, as st (its status, just
-// read from the store) and its own state say: its heartbeats have failed
-// for more than a lease TTL, a topic it publishes is stalled, a witness
-// alarm was raised. (A store that does not answer fails Status itself.)
-func (n *Node) problems(st baton.NodeStatus) []baton.Problem {
+// checkStalls reads the cursor and queue of the next stallBatch topics
+// this node publishes (health.due) and records their progress: the stall
+// check reads the topics this node publishes, never every topic, since
+// only a topic this node publishes can be stalled by it.
+func (n *Node) checkStalls(ctx context.Context, publishing []string) error {
+	for _, topic := range n.health.due(publishing, stallBatch) {
+		cur, err := n.store.Cursor(ctx, topic)
+		if err != nil {
+			return err
+		}
+		info, err := n.store.Topic(ctx, topic)
+		if err != nil && !errors.Is(err, baton.ErrNotFound) {
+			return err
+		}
+		var depth uint64
+		if info.LastSeq > cur.Seq {
+			depth = info.LastSeq - cur.Seq
+		}
+		n.health.progress(topic, depth > 0, cur.Seq, depth, n.cfg.Clock.Now(), n.cfg.StallAfter)
+	}
+	return nil
+}
+
+// problems lists why the node cannot do its job, as its own state says:
+// its heartbeats have failed for more than a lease TTL, a topic it
+// publishes was stalled at its last check, the witness raised an alarm on
+// one of topics (its copy is in memory: no store read). A store that does
+// not answer fails Status itself.
+func (n *Node) problems(topics []string) []baton.Problem {
 	var ps []baton.Problem
 	now := n.cfg.Clock.Now()
 	n.health.mu.Lock()
@@ -87,15 +137,22 @@ func (n *Node) problems(st baton.NodeStatus) []baton.Problem {
 		ps = append(ps, baton.Problem{Kind: baton.ProblemHeartbeat,
 			Message: fmt.Sprintf("heartbeats failing for %v (%s)", now.Sub(f).Round(time.Millisecond), baton.ErrorCode(n.health.beatErr))})
 	}
-	n.health.mu.Unlock()
-	for _, t := range st.Topics {
-		if t.Stalled {
-			ps = append(ps, baton.Problem{Kind: baton.ProblemStalled, Topic: t.Topic,
-				Message: fmt.Sprintf("published by this node, %d items waiting, cursor at %d for more than %v", t.QueueDepth, t.Cursor.Seq, n.cfg.StallAfter)})
+	var stalled []baton.Problem
+	for t, c := range n.health.cursors {
+		if c.stalled {
+			stalled = append(stalled, baton.Problem{Kind: baton.ProblemStalled, Topic: t,
+				Message: fmt.Sprintf("published by this node, %d items waiting, cursor at %d for more than %v", c.depth, c.seq, n.cfg.StallAfter)})
 		}
-		if t.Ledger != nil && t.Ledger.Alarms > 0 {
-			ps = append(ps, baton.Problem{Kind: baton.ProblemLedger, Topic: t.Topic,
-				Message: fmt.Sprintf("%d witness alarms; last: %s", t.Ledger.Alarms, t.Ledger.LastAlarm)})
+	}
+	n.health.mu.Unlock()
+	slices.SortFunc(stalled, func(a, b baton.Problem) int { return strings.Compare(a.Topic, b.Topic) })
+	ps = append(ps, stalled...)
+	if n.cfg.Witness != nil {
+		for _, t := range topics {
+			if l := n.cfg.Witness.Status(t); l != nil && l.Alarms > 0 {
+				ps = append(ps, baton.Problem{Kind: baton.ProblemLedger, Topic: t,
+					Message: fmt.Sprintf("%d witness alarms; last: %s", l.Alarms, l.LastAlarm)})
+			}
 		}
 	}
 	return ps

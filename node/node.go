@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -445,52 +444,4 @@ func (n *Node) Active() map[string]baton.Lease {
 		out[k] = v
 	}
 	return out
-}
-
-// Status reports the node and every topic as this node sees them.
-func (n *Node) Status(ctx context.Context) (baton.NodeStatus, error) {
-	st := baton.NodeStatus{Node: n.cfg.Node, Addr: n.cfg.Addr, Store: n.cfg.Store, StartedAt: n.start, LeaseTTL: n.cfg.TTL}
-	topics, err := n.store.Topics(ctx)
-	if err != nil {
-		return st, err
-	}
-	active := n.Active()
-	for _, topic := range topics {
-		ts := baton.TopicStatus{Topic: topic, Role: baton.RoleStandby, Terminals: n.cfg.Terminals(topic)}
-		if _, ok := active[topic]; ok {
-			ts.Role = baton.RoleActive
-		}
-		lock, err := n.store.Lock(ctx, topic)
-		if err != nil {
-			return st, err
-		}
-		ts.Held, ts.Holder, ts.Epoch = lock.Held, lock.Lease.Holder, lock.Lease.Epoch
-		if lock.Held {
-			ts.ExpiresAt = lock.Lease.ExpiresAt
-		}
-		if ts.Cursor, err = n.store.Cursor(ctx, topic); err != nil {
-			return st, err
-		}
-		info, err := n.store.Topic(ctx, topic)
-		if err != nil {
-			return st, err
-		}
-		ts.FirstSeq, ts.LastSeq = info.FirstSeq, info.LastSeq
-		if info.LastSeq > ts.Cursor.Seq {
-			ts.QueueDepth = info.LastSeq - ts.Cursor.Seq
-		}
-		if n.cfg.Witness != nil {
-			ts.Ledger = n.cfg.Witness.Status(topic)
-		}
-		ts.Stalled = n.health.progress(topic, ts.Role == baton.RoleActive && ts.QueueDepth > 0, ts.Cursor.Seq, n.cfg.Clock.Now(), n.cfg.StallAfter)
-		st.Topics = append(st.Topics, ts)
-	}
-	n.health.forget(topics)
-	sort.Slice(st.Topics, func(i, j int) bool { return st.Topics[i].Topic < st.Topics[j].Topic })
-	st.Members, err = n.store.Members(ctx)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return st, err
-	}
-	st.Problems = n.problems(st)
-	return st, nil
 }

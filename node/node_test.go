@@ -62,7 +62,7 @@ func TestNodesShareTopics(t *testing.T) {
 	if active(b) {
 		holder, other, otherName = b, a, "a"
 	}
-	st, err := other.Status(ctx)
+	st, err := other.Status(ctx, 10)
 	if err != nil || len(st.Topics) != 1 || st.Topics[0].Role != baton.RoleStandby || !st.Topics[0].Held ||
 		st.Topics[0].Cursor.Seq != 1 || st.Topics[0].QueueDepth != 0 || len(st.Members) != 2 {
 		t.Fatalf("status of the standby: %+v, %v", st, err)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ type topicCap struct {
 	known      map[string]struct{}
 	listedAt   time.Time
 	listedOnce bool
+	// sorted is known in name order, for Status; nil when stale.
+	sorted []string
 }
 
 // set replaces the known topics with the store's list.
@@ -41,8 +44,26 @@ func (c *topicCap) set(topics []string, at time.Time) {
 		known[t] = struct{}{}
 	}
 	c.mu.Lock()
-	c.known, c.listedAt, c.listedOnce = known, at, true
+	c.known, c.listedAt, c.listedOnce, c.sorted = known, at, true, nil
 	c.mu.Unlock()
+}
+
+// names returns the known topics in name order (the caller must not
+// modify it), and false if the store's topics were never listed.
+func (c *topicCap) names() ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.listedOnce {
+		return nil, false
+	}
+	if c.sorted == nil {
+		c.sorted = make([]string, 0, len(c.known))
+		for t := range c.known {
+			c.sorted = append(c.sorted, t)
+		}
+		slices.Sort(c.sorted)
+	}
+	return c.sorted, true
 }
 
 // admit admits topic if it is known, or new and under the cap (then it is
@@ -59,6 +80,7 @@ func (c *topicCap) admit(topic string, now time.Time) (ok, stale bool) {
 	}
 	if len(c.known) < c.max {
 		c.known[topic] = struct{}{}
+		c.sorted = nil
 		return true, false
 	}
 	return false, now.Sub(c.listedAt) >= topicRefresh

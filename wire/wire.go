@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/baton-pub/baton"
 )
@@ -44,11 +45,6 @@ type Handover struct {
 // HandoversResponse answers GET /v1/topics/{topic}/handovers.
 type HandoversResponse struct {
 	Handovers []Handover `json:"handovers"`
-}
-
-// TopicsResponse answers GET /v1/topics.
-type TopicsResponse struct {
-	Topics []string `json:"topics"`
 }
 
 // Event types of the event stream (GET /v1/topics/{topic}/events).
@@ -144,4 +140,64 @@ func Errorf(code, format string, args ...any) *Error {
 // ErrorResponse is the JSON envelope of an error answer.
 type ErrorResponse struct {
 	Error *Error `json:"error"`
+}
+
+// Limits of GET /v1/topics (and of the topics of GET /v1/status).
+const (
+	DefaultTopicsLimit = 100
+	MaxTopicsLimit     = 1000
+)
+
+// Status answers GET /v1/status: the node, its topic counts and, with
+// ?topics=N, the first N of its topics in name order; GET
+// /v1/topics?status=true pages through them (after TopicsNext).
+type Status struct {
+	baton.NodeStatus
+	Counts TopicCounts `json:"counts"`
+	// TopicsNext, set when more topics follow those in Topics, is the
+	// `after` of the next page of GET /v1/topics.
+	TopicsNext string `json:"topics_next,omitempty"`
+}
+
+// TopicCounts are the topics of a node's status, counted without reading
+// each topic (docs/api.md, GET /v1/status).
+type TopicCounts struct {
+	// Topics is the number of topics in the store.
+	Topics int `json:"topics"`
+	// Publishing is the number of topics this node publishes.
+	Publishing int `json:"publishing"`
+	// Held is the number of leases the live members hold, as their last
+	// heartbeats report them (at most Topics); Unheld is Topics - Held.
+	Held   int `json:"held"`
+	Unheld int `json:"unheld"`
+}
+
+// TopicsResponse answers GET /v1/topics: a page of topic names in name
+// order and, with ?status=true, each one's status.
+type TopicsResponse struct {
+	Topics []string `json:"topics"`
+	// Statuses are the statuses of Topics, in the same order (only with
+	// ?status=true).
+	Statuses []baton.TopicStatus `json:"statuses,omitempty"`
+	// Next, set when more topics follow, is the `after` of the next page.
+	Next string `json:"next,omitempty"`
+}
+
+// PageTopics returns the topics of sorted (in name order) that come after
+// after, at most limit of them, and next: the last one returned if more
+// follow, else "". It is the paging of GET /v1/topics and of the topics of
+// GET /v1/status.
+func PageTopics(sorted []string, after string, limit int) (page []string, next string) {
+	i, found := slices.BinarySearch(sorted, after)
+	if found {
+		i++
+	}
+	page = sorted[i:]
+	if len(page) > limit {
+		page = page[:max(limit, 0)]
+		if len(page) > 0 {
+			next = page[len(page)-1]
+		}
+	}
+	return page, next
 }

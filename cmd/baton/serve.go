@@ -215,12 +215,26 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	defer store.Close()
 	var started atomic.Pointer[node.Node] // the node, once made: --metrics-listen may be scraped before
-	m := metrics.New(metrics.Config{Status: func(ctx context.Context) (baton.NodeStatus, error) {
-		if n := started.Load(); n != nil {
-			return n.Status(ctx)
-		}
-		return baton.NodeStatus{}, baton.ErrUnavailable
-	}})
+	m := metrics.New(metrics.Config{
+		Status: func(ctx context.Context, topics int) (wire.Status, error) {
+			if n := started.Load(); n != nil {
+				return n.Status(ctx, topics)
+			}
+			return wire.Status{}, baton.ErrUnavailable
+		},
+		Publishing: func() []string {
+			if n := started.Load(); n != nil {
+				return n.Publishing()
+			}
+			return nil
+		},
+		TopicStatuses: func(ctx context.Context, topics []string) ([]baton.TopicStatus, error) {
+			if n := started.Load(); n != nil {
+				return n.TopicStatuses(ctx, topics)
+			}
+			return nil, baton.ErrUnavailable
+		},
+	})
 	store = m.Store(store)
 
 	if c.DebugListen != "" {
@@ -283,7 +297,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	started.Store(n)
-	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
+	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, TopicStatuses: n.TopicStatuses, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
 		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m,
 		Drain: func(on bool) wire.Drain {
 			if on {

@@ -14,19 +14,23 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 )
 
 func newStatus() *cobra.Command {
 	var nodes []string
 	var acc access
+	var pg page
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes: topics, holders, epochs, lag, terminals, problems",
 		Long: `Ask every node of --node for its status and print a summary: one line per
-node (access, topics it publishes, problems), one per topic (holder, epoch,
-lease left, last seq, cursor, lag, terminals on all nodes). --json prints
-the first node's status as JSON.`,
+node (access, topics it publishes, topics in the store, problems), the
+topic counts, and one line per topic of one page (holder, epoch, lease
+left, last seq, cursor, lag, terminals on all nodes): the first 100 topics
+in name order, or --limit of them after --after. --json prints the first
+node's status as JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := acc.client(nodes)
@@ -34,7 +38,7 @@ the first node's status as JSON.`,
 				return err
 			}
 			if asJSON {
-				st, err := c.Status(cmd.Context(), "")
+				st, err := pg.status(cmd.Context(), c, "")
 				if err != nil {
 					return fmt.Errorf("status: %w", err)
 				}
@@ -42,7 +46,7 @@ the first node's status as JSON.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			v := gather(cmd.Context(), c)
+			v := gather(cmd.Context(), c, pg)
 			if len(v.answered) == 0 {
 				return fmt.Errorf("status: no node answered: %w", v.errs[0].err)
 			}
@@ -52,6 +56,7 @@ the first node's status as JSON.`,
 	}
 	nodesFlag(cmd, &nodes)
 	acc.flags(cmd)
+	pg.flags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the first node's status as JSON")
 	return cmd
 }
@@ -59,13 +64,15 @@ the first node's status as JSON.`,
 func newTop() *cobra.Command {
 	var nodes []string
 	var acc access
+	var pg page
 	var every time.Duration
 	var rounds int
 	cmd := &cobra.Command{
 		Use:   "top",
 		Short: "A live view of the nodes and topics, refreshed every second",
 		Long: `Like status, redrawn every --interval, with each topic's publishing rate
-(items/s) since the last round. Plain text and ANSI clears: it works in any
+(items/s) since the last round, for one page of topics (the first 100, or
+--limit after --after). Plain text and ANSI clears: it works in any
 terminal and over SSH. Ctrl-C ends it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,7 +85,7 @@ terminal and over SSH. Ctrl-C ends it.`,
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for i := 0; rounds == 0 || i < rounds; i++ {
-				v := gather(cmd.Context(), c)
+				v := gather(cmd.Context(), c, pg)
 				fmt.Fprint(out, "\x1b[H\x1b[2J")
 				fmt.Fprintf(out, "baton top, every %v, %s (Ctrl-C ends)\n\n", every, time.Now().Format("15:04:05"))
 				v.print(out, time.Now(), prev)
@@ -97,16 +104,43 @@ terminal and over SSH. Ctrl-C ends it.`,
 	}
 	nodesFlag(cmd, &nodes)
 	acc.flags(cmd)
+	pg.flags(cmd)
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "refresh interval")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "stop after this many rounds (0: until Ctrl-C)")
 	_ = cmd.Flags().MarkHidden("rounds")
 	return cmd
 }
 
+// page is the page of topics status and top show.
+type page struct {
+	after string
+	limit int
+}
+
+func (p *page) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&p.after, "after", "", "show the topics after this one, in name order")
+	cmd.Flags().IntVar(&p.limit, "limit", 0, fmt.Sprintf("topics to show (default %d, at most %d)", wire.DefaultTopicsLimit, wire.MaxTopicsLimit))
+}
+
+// status reads one node's status (GET /v1/status) with the page's topics
+// (GET /v1/topics?status=true).
+func (p page) status(ctx context.Context, c *client.Client, node string) (wire.Status, error) {
+	st, err := c.Status(ctx, node)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.Topics(ctx, node, client.TopicsQuery{After: p.after, Limit: p.limit, Status: true})
+	if err != nil {
+		return st, err
+	}
+	st.Topics, st.TopicsNext = resp.Statuses, resp.Next
+	return st, nil
+}
+
 // view is the nodes' statuses at one moment.
 type view struct {
 	at       time.Time
-	answered []baton.NodeStatus
+	answered []wire.Status
 	errs     []nodeErr
 }
 
@@ -115,11 +149,11 @@ type nodeErr struct {
 	err  error
 }
 
-func gather(ctx context.Context, c *client.Client) view {
+func gather(ctx context.Context, c *client.Client, p page) view {
 	v := view{at: time.Now()}
 	for _, n := range c.Nodes() {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		st, err := c.Status(ctx, n)
+		st, err := p.status(ctx, c, n)
 		cancel()
 		if err != nil {
 			v.errs = append(v.errs, nodeErr{n, err})
@@ -136,13 +170,7 @@ func (v view) print(w io.Writer, now time.Time, prev *view) {
 	fmt.Fprintln(tw, "NODE\tADDR\tACCESS\tPUBLISHING\tTOPICS\tPROBLEMS")
 	var problems []string
 	for _, st := range v.answered {
-		publishing := 0
-		for _, t := range st.Topics {
-			if t.Role == baton.RoleActive {
-				publishing++
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", st.Node, st.Addr, st.Access, publishing, len(st.Topics), len(st.Problems))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", st.Node, st.Addr, st.Access, st.Counts.Publishing, st.Counts.Topics, len(st.Problems))
 		for _, p := range st.Problems {
 			where := ""
 			if p.Topic != "" {
@@ -173,9 +201,11 @@ func (v view) print(w io.Writer, now time.Time, prev *view) {
 			before[t.Topic] = t.Cursor.Seq
 		}
 	}
-	topics := append([]baton.TopicStatus(nil), v.answered[0].Topics...)
+	first := v.answered[0]
+	topics := append([]baton.TopicStatus(nil), first.Topics...)
 	sort.Slice(topics, func(i, j int) bool { return topics[i].Topic < topics[j].Topic })
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\n%d topics, %d with a publisher, %d without (as the members' heartbeats report)\n",
+		first.Counts.Topics, first.Counts.Held, first.Counts.Unheld)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "TOPIC\tHOLDER\tEPOCH\tLEASE LEFT\tLAST\tCURSOR\tLAG\tTERMINALS"
 	if prev != nil {
@@ -203,6 +233,9 @@ func (v view) print(w io.Writer, now time.Time, prev *view) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	if first.TopicsNext != "" {
+		fmt.Fprintf(w, "(%d topics shown; the next ones: --after %s)\n", len(topics), first.TopicsNext)
+	}
 	if len(problems) > 0 {
 		fmt.Fprintf(w, "\nPROBLEMS\n  %s\n", strings.Join(problems, "\n  "))
 	}

@@ -1,11 +1,15 @@
 // The dashboard: renders each "status" event of /v1/status/events (the
-// node's status and recent hand-overs, once a second). Errors are kept in
-// window.batonErrors for the browser test.
+// node's status with one page of its topics, and their recent hand-overs,
+// once a second). "next topics" reconnects for the page after the last
+// topic shown. Errors are kept in window.batonErrors for the browser test.
 "use strict";
 window.batonErrors = [];
 window.addEventListener("error", (e) => window.batonErrors.push(String(e.message)));
 
-const lags = new Map(); // topic -> last 60 lag values
+const lags = new Map(); // topic -> last 60 lag values, for the topics shown
+let after = ""; // the page of topics shown: those after this one
+let next = ""; // the after of the next page, if there is one
+let es = null;
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -56,6 +60,16 @@ function render(d) {
   nodes.replaceChildren();
   for (const m of st.members || []) nodes.appendChild(row([m.node, m.addr, m.state, String(m.leases), left(m.expires_at)]));
 
+  const c = st.counts || {};
+  const shown = (st.topics || []).length;
+  document.getElementById("counts").textContent = `${c.topics || 0} topics, ${c.held || 0} with a publisher, ${c.unheld || 0} without; ` +
+    `${c.publishing || 0} published by this node. Shown: ${shown}` + (after ? ` after ${after}` : "") + ".";
+  next = st.topics_next || "";
+  document.getElementById("more").hidden = !next;
+  document.getElementById("first").hidden = !after;
+  const onPage = new Set((st.topics || []).map((t) => t.topic));
+  for (const k of lags.keys()) if (!onPage.has(k)) lags.delete(k);
+
   const topics = document.querySelector("#topics tbody");
   topics.replaceChildren();
   for (const t of st.topics || []) {
@@ -89,7 +103,8 @@ function render(d) {
 
 function connect() {
   const conn = document.getElementById("conn");
-  const es = new EventSource("../v1/status/events");
+  if (es) es.close();
+  es = new EventSource("../v1/status/events" + (after ? "?after=" + encodeURIComponent(after) : ""));
   es.addEventListener("status", (e) => {
     conn.textContent = "live";
     conn.className = "ok";
@@ -101,4 +116,6 @@ function connect() {
   };
 }
 
+document.getElementById("more").addEventListener("click", () => { after = next; connect(); });
+document.getElementById("first").addEventListener("click", () => { after = ""; connect(); });
 connect();
