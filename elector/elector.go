@@ -306,6 +306,13 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 				return baton.Lease{}, nil, false
 			case <-t.C():
 			}
+			// Somebody ahead of us may have taken it meanwhile: a read
+			// costs less than a refused acquire (a write).
+			if st, err := c.Store.Lock(ctx, c.Topic); err == nil && st.Held {
+				c.Attempted(false, baton.Lease{})
+				t.Reset(0)
+				continue
+			}
 		}
 		lease, err := c.Store.Acquire(ctx, c.Topic, nl)
 		c.Attempted(err == nil, lease)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"hash/fnv"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -29,23 +30,49 @@ const (
 	maxRaceDelay = 200 * time.Millisecond
 )
 
-// raceDelay is how long this node waits before racing for a free lease:
-// nothing if it is the least loaded live node, else 20 ms plus a
-// millisecond per lease it holds above the least loaded, up to maxRaceDelay.
-func (n *Node) raceDelay() time.Duration {
+// raceDelay is how long this node waits before racing for topic's free
+// lease. A node more than a little above the least loaded live node waits
+// 20 ms plus a millisecond per lease above it, up to maxRaceDelay. Among the
+// others, the topic's rendezvous order (a hash of topic and node) decides:
+// the first races at once, the next after rankDelay, and so on. So usually
+// one node alone tries for a free lease (one store write, not one per node),
+// and new or orphaned topics spread evenly over the least loaded nodes.
+func (n *Node) raceDelay(topic string) time.Duration {
 	n.mu.Lock()
 	mine := len(n.active)
 	n.mu.Unlock()
+	ls := n.session.Leases()
 	least := mine
-	for _, nl := range n.session.Leases() {
+	for _, nl := range ls {
 		if nl.Remaining > 0 && nl.Node != n.cfg.Node {
 			least = min(least, nl.Leases)
 		}
 	}
-	if mine <= least {
-		return 0
+	slack := max(2, least/8)
+	if mine > least+slack {
+		return min(20*time.Millisecond+time.Duration(mine-least)*time.Millisecond, maxRaceDelay)
 	}
-	return min(20*time.Millisecond+time.Duration(mine-least)*time.Millisecond, maxRaceDelay)
+	own := rendezvous(topic, n.cfg.Node)
+	rank := 0
+	for _, nl := range ls {
+		if nl.Remaining > 0 && nl.Node != n.cfg.Node && nl.Leases <= least+slack && rendezvous(topic, nl.Node) > own {
+			rank++
+		}
+	}
+	return time.Duration(rank) * rankDelay
+}
+
+// rankDelay is how long each node ahead in a topic's rendezvous order is
+// given to take its free lease.
+const rankDelay = 15 * time.Millisecond
+
+// rendezvous is node's score for topic (highest random weight hashing).
+func rendezvous(topic, node string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(topic))
+	h.Write([]byte{0})
+	h.Write([]byte(node))
+	return h.Sum64()
 }
 
 // share is a node's fair share of total leases over nodes live nodes.

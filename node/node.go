@@ -241,6 +241,9 @@ func (n *Node) Close() error {
 // reads every topic.
 const discoverEvery = 30 * time.Second
 
+// discoverGap is the least time between two listings woken by new topics.
+const discoverGap = 100 * time.Millisecond
+
 // discover starts an elector for every topic in the store, now and as
 // topics appear.
 func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
@@ -262,6 +265,15 @@ func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
 		case <-ctx.Done():
 			return
 		case <-sub.C():
+			// Topics created in a burst are listed together: a listing
+			// reads every topic, one per new topic would cost the square.
+			wait := time.NewTimer(discoverGap)
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return
+			case <-wait.C:
+			}
 		case <-t.C:
 		}
 	}
@@ -314,7 +326,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			defer n.mu.Unlock()
 			return n.capacity
 		},
-		Delay: n.raceDelay,
+		Delay: func() time.Duration { return n.raceDelay(topic) },
 		OnChange: func(c elector.Change) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
