@@ -45,7 +45,8 @@ type Options struct {
 	Logger *slog.Logger
 	Clock  baton.Clock
 	// Poll is how often the watcher checks for changes made by other
-	// processes. Default 2ms.
+	// processes. Default 2ms; after a second with no change from another
+	// process it backs off to ten times that (see watcher.run).
 	Poll time.Duration
 	// Sync is the SQLite synchronous level: "full" (default: an
 	// acknowledged item survives power loss) or "normal" (survives a process

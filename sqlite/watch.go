@@ -64,19 +64,38 @@ func (w *watcher) close() {
 	w.conn.Close()
 }
 
+// quietAfter is how long without a change from another process before
+// the watcher polls less often: it backs off from Options.Poll to
+// quietPolls times it (2 ms to 20 ms by default), so that an idle store
+// costs its processes little, and a busy one keeps its signals prompt.
+const (
+	quietAfter = time.Second
+	quietPolls = 10
+)
+
 func (w *watcher) run(ctx context.Context) {
 	defer w.close()
-	t := time.NewTicker(w.s.opts.Poll)
+	every := w.s.opts.Poll
+	t := time.NewTimer(every)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := w.poll(ctx); err != nil && ctx.Err() == nil {
+		seen, err := w.poll(ctx)
+		if err != nil && ctx.Err() == nil {
 			w.s.log.Warn("sqlite watcher", "err", err)
 		}
+		switch {
+		case seen:
+			last, every = time.Now(), w.s.opts.Poll
+		case time.Since(last) > quietAfter:
+			every = min(every*2, quietPolls*w.s.opts.Poll)
+		}
+		t.Reset(every)
 	}
 }
 
@@ -85,41 +104,44 @@ func (w *watcher) run(ctx context.Context) {
 // If rows it had not read were pruned (ids are contiguous, and the newest
 // row is never pruned: a gap is rows missed), it wakes every subscription,
 // as a lost notification must (wake-ups are hints).
-func (w *watcher) poll(ctx context.Context) error {
+// It reports whether it signalled anything.
+func (w *watcher) poll(ctx context.Context) (bool, error) {
 	var ver int64
 	if err := w.version.QueryRowContext(ctx).Scan(&ver); err != nil {
-		return err
+		return false, err
 	}
 	if ver == w.ver {
-		return nil
+		return false, nil
 	}
+	seen := false
 	for {
-		n, err := w.readChanges(ctx)
+		n, signalled, err := w.readChanges(ctx)
+		seen = seen || signalled
 		if err != nil {
-			return err // data_version is not moved on: the next poll retries
+			return seen, err // data_version is not moved on: the next poll retries
 		}
 		if n < watchBatch {
 			break
 		}
 	}
 	w.ver = ver
-	return nil
+	return seen, nil
 }
 
 // readChanges reads and signals up to watchBatch changes after w.last and
-// returns how many it read.
-func (w *watcher) readChanges(ctx context.Context) (int, error) {
+// returns how many it read, and whether it signalled any.
+func (w *watcher) readChanges(ctx context.Context) (int, bool, error) {
 	rows, err := w.read.QueryContext(ctx, w.last, watchBatch)
 	if err != nil {
-		return 0, fmt.Errorf("read changes: %w", wrapErr(err))
+		return 0, false, fmt.Errorf("read changes: %w", wrapErr(err))
 	}
 	defer rows.Close()
-	n := 0
+	n, signalled := 0, false
 	for rows.Next() {
 		var id, sig, origin int64
 		var topic string
 		if err := rows.Scan(&id, &topic, &sig, &origin); err != nil {
-			return n, fmt.Errorf("read changes: %w", err)
+			return n, signalled, fmt.Errorf("read changes: %w", err)
 		}
 		if n == 0 && id != w.last+1 {
 			w.s.log.Debug("sqlite watcher fell behind the changes log: waking every subscription", "last", w.last, "next", id)
@@ -127,9 +149,10 @@ func (w *watcher) readChanges(ctx context.Context) (int, error) {
 		}
 		if origin != w.s.origin {
 			w.s.sig.Notify(topic, baton.Signal(sig))
+			signalled = true
 		}
 		w.last = id
 		n++
 	}
-	return n, rows.Err()
+	return n, signalled, rows.Err()
 }

@@ -51,14 +51,14 @@ func TestWatcherFallsBehind(t *testing.T) {
 	}
 
 	appendTo(2)
-	if err := b.w.poll(ctx); err != nil {
-		t.Fatal(err)
+	if seen, err := b.w.poll(ctx); err != nil || !seen {
+		t.Fatalf("poll after another handle's appends: signalled %v, %v", seen, err)
 	}
 	if !woken(busy) || woken(quiet) {
 		t.Fatal("a watcher that kept up: want busy woken, quiet not")
 	}
 	appendTo(20) // far more than the 5 rows kept
-	if err := b.w.poll(ctx); err != nil {
+	if _, err := b.w.poll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !woken(busy) || !woken(quiet) {
