@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,13 +77,8 @@ func (s LeaseSpread) balanced(ratio float64) bool {
 
 // most is the live node holding the most topics ("" if none holds any).
 func (s LeaseSpread) most() string {
-	names := make([]string, 0, len(s.PerNode))
-	for n := range s.PerNode {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	best := ""
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(s.PerNode)) {
 		if s.PerNode[n] > 0 && (best == "" || s.PerNode[n] > s.PerNode[best]) {
 			best = n
 		}

@@ -3,7 +3,8 @@ package bench
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -63,13 +64,8 @@ func (row TopicsRow) cpuText() string {
 	if row.Idle == nil {
 		return "-"
 	}
-	names := make([]string, 0, len(row.Idle.CPU))
-	for n := range row.Idle.CPU {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var parts []string
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(row.Idle.CPU)) {
 		parts = append(parts, fmt.Sprintf("%.1f", row.Idle.CPU[n]))
 	}
 	return strings.Join(parts, " / ") + "%"
