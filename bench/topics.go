@@ -38,14 +38,17 @@ type TopicsRow struct {
 	CreateSeconds float64 `json:"create_seconds"`
 	// PublishedMs is the time from the last acknowledgement until every
 	// created topic's item was published (its cursor at 1); nil if not
-	// within PublishDeadlineS, when Published counts those that were.
-	PublishedMs      *float64     `json:"all_published_ms"`
-	Published        int          `json:"published"`
-	PublishDeadlineS float64      `json:"publish_deadline_s"`
-	Idle             *IdleFigures `json:"idle,omitempty"`
-	// Status is GET /v1/status while idle, StatusFailed the requests that
-	// failed or passed statusTimeout.
+	// within DeadlineS (each later phase's deadline), when Published
+	// counts those that were.
+	PublishedMs *float64     `json:"all_published_ms"`
+	Published   int          `json:"published"`
+	DeadlineS   float64      `json:"phase_deadline_s"`
+	Idle        *IdleFigures `json:"idle,omitempty"`
+	// Status is GET /v1/status while idle, one request at a time:
+	// StatusFailed of the StatusAsked failed, passed statusTimeout or were
+	// not made before the phase's deadline.
 	Status       Percentiles  `json:"status_latency"`
+	StatusAsked  int          `json:"status_asked"`
 	StatusFailed int          `json:"status_failed"`
 	Leases       *LeaseSpread `json:"leases,omitempty"`
 	Kill         *KillFigures `json:"kill,omitempty"`
@@ -121,7 +124,7 @@ func runTopics(ctx context.Context, e *env, p plan, r *Report) error {
 // topicsRow runs one topic count on a fresh cluster. Only a cluster that
 // does not start is an error; a phase past its deadline is a figure.
 func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
-	row := TopicsRow{Topics: n, PublishDeadlineS: p.topicsDeadline.Seconds()}
+	row := TopicsRow{Topics: n, DeadlineS: p.topicsDeadline.Seconds()}
 	note := func(format string, args ...any) {
 		s := fmt.Sprintf(format, args...)
 		row.Notes = append(row.Notes, s)
@@ -169,8 +172,9 @@ func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
 		e.logf("%d topics idle: CPU %v %% of a core, %.0f store ops/s", n, idle.CPU, idle.StoreOps)
 	}
 
+	row.StatusAsked = p.topicsStatusReqs
 	row.Status, row.StatusFailed = statusLatency(ctx, hc, c, p.topicsStatusReqs, p.topicsDeadline)
-	e.logf("%d topics: /v1/status p50 %.1f ms, p99 %.1f ms, %d failed", n, row.Status.P50, row.Status.P99, row.StatusFailed)
+	e.logf("%d topics: /v1/status %s", n, row.statusText())
 
 	spread, holders := probe.spread(ctx, created, topicsInFlight)
 	row.Leases = &spread

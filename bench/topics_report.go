@@ -53,7 +53,7 @@ func (row TopicsRow) publishedText() string {
 	if row.PublishedMs != nil {
 		return fmt.Sprintf("%.0f ms", *row.PublishedMs)
 	}
-	s := fmt.Sprintf("not within %.0f s (%d of %d had one)", row.PublishDeadlineS, row.Published, row.Created)
+	s := fmt.Sprintf("not within %.0f s (%d of %d had one)", row.DeadlineS, row.Published, row.Created)
 	if row.Created < row.Topics {
 		s += fmt.Sprintf("; %d of %d created", row.Created, row.Topics)
 	}
@@ -84,11 +84,11 @@ func (row TopicsRow) opsText() string {
 
 func (row TopicsRow) statusText() string {
 	if row.Status.Count == 0 {
-		return fmt.Sprintf("no answer within %.0f s", statusTimeout.Seconds())
+		return fmt.Sprintf("no answer (each request bounded to %.0f s, all to %.0f s)", statusTimeout.Seconds(), row.DeadlineS)
 	}
 	s := fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", row.Status.P50, row.Status.P99)
 	if row.StatusFailed > 0 {
-		s += fmt.Sprintf(", %d failed", row.StatusFailed)
+		s += fmt.Sprintf(" (%d of %d answered within %.0f s)", row.StatusAsked-row.StatusFailed, row.StatusAsked, row.DeadlineS)
 	}
 	return s
 }
