@@ -176,9 +176,11 @@ func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
 	row.Status, row.StatusFailed = statusLatency(ctx, hc, c, p.topicsStatusReqs, p.topicsDeadline)
 	e.logf("%d topics: /v1/status %s", n, row.statusText())
 
-	spread, holders := probe.spread(ctx, created, topicsInFlight)
+	lctx, cancel := context.WithTimeout(ctx, p.topicsDeadline)
+	spread, holders := probe.spread(lctx, created, topicsInFlight)
+	cancel()
 	row.Leases = &spread
-	e.logf("%d topics: leases %v (%d unheld)", n, spread.PerNode, spread.Unheld)
+	e.logf("%d topics: leases %v (%d unheld, %d not read within %v)", n, spread.PerNode, spread.Unheld, spread.Unread, p.topicsDeadline)
 
 	if victim := spread.most(); victim != "" {
 		var orphans []string
@@ -258,11 +260,11 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 		}
 		return sum, nil
 	}
+	tm0 := time.Now()
 	m0, err := scrape()
 	if err != nil {
 		return nil, err
 	}
-	tm0 := time.Now()
 	cpu0 := cpuOf(c)
 	var r0 map[string]int64
 	var rcpu0 time.Duration
@@ -301,22 +303,24 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 			f.RSSMB[n.Name] = round1(float64(kb) / 1024)
 		}
 	}
+	tm1 := time.Now()
 	m1, err := scrape()
 	if err != nil {
 		return f, err
 	}
-	opsSecs := time.Since(tm0).Seconds()
+	tm2 := time.Now()
 	m2, err := scrape()
 	if err != nil {
 		return f, err
 	}
+	opsSecs := tm1.Sub(tm0).Seconds()
 	f.StoreOpsByOp = make(map[string]float64)
 	var scrapeOps float64
 	for op, v := range m2 {
 		scrapeOps += v - m1[op]
 	}
-	e.logf("idle: one scrape of every node's metrics made %.0f store operations, taken out", scrapeOps)
-	for op, v := range idleOps(m0, m1, m2) {
+	e.logf("idle: a scrape of every node's metrics made %.0f store operations in %v, taken out", scrapeOps, tm2.Sub(tm1).Round(time.Millisecond))
+	for op, v := range idleOps(m0, m1, m2, tm2.Sub(tm1).Seconds()/opsSecs) {
 		f.StoreOpsByOp[op] = round1(v / opsSecs)
 		f.StoreOps += v / opsSecs
 	}

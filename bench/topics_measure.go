@@ -162,16 +162,21 @@ func storeOps(text []byte) (map[string]float64, error) {
 	return out, nil
 }
 
-// idleOps is the store operations of a window by operation: the counts of
-// the scrape after the window (b) less those of the scrape before it (a),
-// less one scrape's own operations, measured as the counts of a scrape made
-// right after b (c) less b's. A scrape reads the node's status, which
-// reads every topic's lock, cursor and queue (metrics/topics.go): at many
-// topics that would swamp the idle figure.
-func idleOps(a, b, c map[string]float64) map[string]float64 {
+// idleOps is the store operations of a window by operation. Three scrapes
+// of the nodes' metrics are made: a before the window, b after it and c
+// right after b; a scrape reads the node's status, which reads every
+// topic's lock, cursor and queue (metrics/topics.go), and at many topics
+// that would swamp the idle figure. b-a is the window's operations plus one
+// scrape's own; c-b is one scrape's own plus the idle operations of the
+// short time between b and c, which is f times the window (f < 1). So the
+// window's operations W solve W = (b-a) - ((c-b) - f*W).
+func idleOps(a, b, c map[string]float64, f float64) map[string]float64 {
+	if f < 0 || f > 0.5 {
+		f = 0 // b and c too far apart to correct for: the figure is low
+	}
 	out := make(map[string]float64)
 	for op, n := range b {
-		if d := (n - a[op]) - (c[op] - n); d > 0 {
+		if d := ((n - a[op]) - (c[op] - n)) / (1 - f); d > 0 {
 			out[op] = d
 		}
 	}
@@ -293,25 +298,27 @@ func (p *topicProbe) spread(ctx context.Context, topics []string, conc int) (Lea
 func (p *topicProbe) waitPublished(ctx context.Context, topics []string, seq uint64, conc int, d time.Duration) (time.Time, int) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	var seen atomic.Int64
 	left := slices.Clone(topics)
 	for {
 		var mu sync.Mutex
 		var still []string
 		forEach(ctx, left, conc, func(_ int, t string) {
-			if s, err := p.cursor(ctx, t); err != nil || s < seq {
-				mu.Lock()
-				still = append(still, t)
-				mu.Unlock()
+			if s, err := p.cursor(ctx, t); err == nil && s >= seq {
+				seen.Add(1)
+				return
 			}
+			mu.Lock()
+			still = append(still, t)
+			mu.Unlock()
 		})
-		if ctx.Err() != nil {
-			// Topics not reached in the last round count as not seen.
-			return time.Time{}, len(topics) - len(left)
-		}
-		left = still
-		if len(left) == 0 {
+		if int(seen.Load()) == len(topics) {
 			return time.Now(), len(topics)
 		}
+		if ctx.Err() != nil {
+			return time.Time{}, int(seen.Load())
+		}
+		left = still
 		select {
 		case <-ctx.Done():
 		case <-time.After(50 * time.Millisecond): // between rounds, not synchronisation

@@ -102,6 +102,9 @@ func (row TopicsRow) leasesText() string {
 	if l.Unheld > 0 {
 		s += fmt.Sprintf(", %d unheld", l.Unheld)
 	}
+	if l.Unread > 0 {
+		s += fmt.Sprintf(", %d not read within %.0f s", l.Unread, row.DeadlineS)
+	}
 	return s
 }
 

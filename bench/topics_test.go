@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -96,14 +97,18 @@ baton_store_operation_errors_total{operation="renew",code="conflict"} 2
 	if a["renew"] != 100 || a["lock"] != 1000 || len(a) != 3 {
 		t.Fatalf("parsed %v", a)
 	}
-	// Over the window: 40 renewals, 5 lock reads of the node's own, and
+	// Over the window: 40 renewals, 4 lock reads of the node's own, and
 	// one scrape's status read of 1,000 locks and cursors (made by the
-	// scrape before the window), which the scrape after it repeats.
-	b := parse(text("140", "2005", "2000"))
-	c := parse(text("141", "3005", "3000"))
-	got := idleOps(a, b, c)
-	if len(got) != 2 || got["renew"] != 39 || got["lock"] != 5 {
-		t.Errorf("idle ops %v; want renew 39, lock 5", got)
+	// scrape before the window), which the scrape after it repeats in a
+	// tenth of the window's time, with 4 renewals and 1 lock read more.
+	b := parse(text("140", "2004", "2000"))
+	c := parse(text("144", "3005", "3000"))
+	got := idleOps(a, b, c, 0.1)
+	if len(got) != 2 || got["renew"] != 40 || math.Abs(got["lock"]-3/0.9) > 1e-9 {
+		t.Errorf("idle ops %v; want renew 40, lock 3.33", got)
+	}
+	if got := idleOps(a, b, c, 0.9); got["renew"] != 36 {
+		t.Errorf("idle ops with scrapes too far apart to correct %v; want renew 36", got)
 	}
 	if _, err := storeOps([]byte(storeOpsMetric + `{operation="x"} y`)); err == nil {
 		t.Error("no error on a bad value")
