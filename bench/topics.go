@@ -453,10 +453,13 @@ func joinOne(ctx context.Context, c *cluster, probe *topicProbe, topics []string
 	defer cancel()
 	for {
 		s, _ := probe.spread(dctx, topics, topicsInFlight)
+		if dctx.Err() != nil && len(j.Final.PerNode) > 0 {
+			break // a read cut short: the last whole one stands
+		}
+		j.Final = s
 		if dctx.Err() != nil {
 			break
 		}
-		j.Final = s
 		if s.balanced(balanceRatio) {
 			ms := float64(time.Since(t0).Microseconds()) / 1000
 			j.BalancedMs = &ms

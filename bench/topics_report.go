@@ -113,6 +113,9 @@ func (row TopicsRow) killText() string {
 	if k == nil {
 		return "-"
 	}
+	if k.Stats.Count == 0 {
+		return fmt.Sprintf("%d topics: none within %.0f s", k.Topics, k.DeadlineS)
+	}
 	s := fmt.Sprintf("%d topics: p50 %.0f, p99 %.0f, max %.0f ms", k.Topics, k.Stats.P50, k.Stats.P99, k.Stats.Max)
 	if k.Late > 0 {
 		s += fmt.Sprintf("; %d not within %.0f s", k.Late, k.DeadlineS)
