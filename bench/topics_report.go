@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 )
@@ -51,11 +52,11 @@ func (r *Report) topicsTargets(add func(Target)) {
 
 func (row TopicsRow) publishedText() string {
 	if row.PublishedMs != nil {
-		return fmt.Sprintf("%.0f ms", *row.PublishedMs)
+		return msText(*row.PublishedMs) + " ms"
 	}
-	s := fmt.Sprintf("not within %.0f s (%d of %d had one)", row.DeadlineS, row.Published, row.Created)
+	s := fmt.Sprintf("not within %.0f s (%s of %s had one)", row.DeadlineS, thousands(row.Published), thousands(row.Created))
 	if row.Created < row.Topics {
-		s += fmt.Sprintf("; %d of %d created", row.Created, row.Topics)
+		s += fmt.Sprintf("; only %s of %s created, in %.0f s", thousands(row.Created), thousands(row.Topics), row.CreateSeconds)
 	}
 	return s
 }
@@ -75,9 +76,9 @@ func (row TopicsRow) opsText() string {
 	if row.Idle == nil {
 		return "-"
 	}
-	s := fmt.Sprintf("%.0f", row.Idle.StoreOps)
+	s := msText(row.Idle.StoreOps)
 	if row.Idle.RedisCommands != nil {
-		s += fmt.Sprintf(" (Redis: %.0f commands/s, %.0f scripts/s)", *row.Idle.RedisCommands, *row.Idle.RedisScripts)
+		s += fmt.Sprintf(" (Redis: %s commands/s, %s scripts/s)", msText(*row.Idle.RedisCommands), msText(*row.Idle.RedisScripts))
 	}
 	return s
 }
@@ -86,7 +87,7 @@ func (row TopicsRow) statusText() string {
 	if row.Status.Count == 0 {
 		return fmt.Sprintf("no answer (each request bounded to %.0f s, all to %.0f s)", statusTimeout.Seconds(), row.DeadlineS)
 	}
-	s := fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", row.Status.P50, row.Status.P99)
+	s := fmt.Sprintf("p50 %s ms, p99 %s ms", msText(row.Status.P50), msText(row.Status.P99))
 	if row.StatusFailed > 0 {
 		s += fmt.Sprintf(" (%d of %d answered within %.0f s)", row.StatusAsked-row.StatusFailed, row.StatusAsked, row.DeadlineS)
 	}
@@ -116,7 +117,7 @@ func (row TopicsRow) killText() string {
 	if k.Stats.Count == 0 {
 		return fmt.Sprintf("%d topics: none within %.0f s", k.Topics, k.DeadlineS)
 	}
-	s := fmt.Sprintf("%d topics: p50 %.0f, p99 %.0f, max %.0f ms", k.Topics, k.Stats.P50, k.Stats.P99, k.Stats.Max)
+	s := fmt.Sprintf("%d topics: p50 %s, p99 %s, max %s ms", k.Topics, msText(k.Stats.P50), msText(k.Stats.P99), msText(k.Stats.Max))
 	if k.Late > 0 {
 		s += fmt.Sprintf("; %d not within %.0f s", k.Late, k.DeadlineS)
 	}
@@ -133,7 +134,7 @@ func (row TopicsRow) joinText() string {
 		ratio = fmt.Sprintf("%.2f", *j.Final.Ratio)
 	}
 	if j.BalancedMs != nil {
-		return fmt.Sprintf("%.0f ms (max/min %s)", *j.BalancedMs, ratio)
+		return fmt.Sprintf("%s ms (max/min %s)", msText(*j.BalancedMs), ratio)
 	}
 	return fmt.Sprintf("not within %.0f s (max/min %s)", j.DeadlineS, ratio)
 }
@@ -187,6 +188,15 @@ func (r *Report) topicsMarkdownRow(row TopicsRow) string {
 	}
 	return fmt.Sprintf("| %s, %s | %s | %s | %s | %s | %s | %s | %s |", thousands(row.Topics), name, row.publishedText(), row.cpuText(),
 		row.opsText(), row.statusText(), row.leasesText(), row.killText(), row.joinText())
+}
+
+// msText writes a figure (milliseconds, or a rate) to a tenth below 100,
+// else whole with thousands separated.
+func msText(x float64) string {
+	if x < 100 {
+		return fmt.Sprintf("%.1f", x)
+	}
+	return thousands(int(math.Round(x)))
 }
 
 // thousands writes n with a comma between groups of three digits.
