@@ -136,6 +136,9 @@ func (row TopicsRow) joinText() string {
 	if j.BalancedMs != nil {
 		return fmt.Sprintf("%s ms (max/min %s)", msText(*j.BalancedMs), ratio)
 	}
+	if n := j.Final.Unheld + j.Final.Unread; n > 0 {
+		ratio += fmt.Sprintf(", %s topics unheld or unread", thousands(n))
+	}
 	return fmt.Sprintf("not within %.0f s (max/min %s)", j.DeadlineS, ratio)
 }
 
