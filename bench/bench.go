@@ -180,10 +180,13 @@ type plan struct {
 	fanoutRamp  []float64 // deliveries/s tried, in order
 	soakDur     time.Duration
 	grace       time.Duration
-	// The topics scenario: the idle window, the GET /v1/status requests
-	// timed, the deadline of creating every topic and that of each later
-	// phase (every topic published, the kill's items, the balance after
-	// a join).
+	// The topics scenario: the settle time before the idle window (the
+	// checkpoints signed a second after the last item, and their
+	// witnessing, see ledger.DefaultInterval), the window, the GET
+	// /v1/status requests timed, the deadline of creating every topic and
+	// that of each later phase (every topic published, the kill's items,
+	// the balance after a join).
+	topicsSettle     time.Duration
 	topicsIdle       time.Duration
 	topicsStatusReqs int
 	topicsCreate     time.Duration
@@ -198,7 +201,7 @@ func planFor(quick bool) plan {
 			fanoutSizes: []int{1000}, fanoutStep: 1500 * time.Millisecond,
 			fanoutRamp: []float64{5e3, 20e3, 100e3, 400e3},
 			soakDur:    3 * time.Second, grace: 3 * time.Second,
-			topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
+			topicsSettle: time.Second, topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
 		}
 	}
 	return plan{
@@ -207,7 +210,7 @@ func planFor(quick bool) plan {
 		fanoutSizes: []int{1000, 10000}, fanoutStep: 3 * time.Second,
 		fanoutRamp: []float64{5e3, 10e3, 25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
 		soakDur:    10 * time.Second, grace: 5 * time.Second,
-		topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
+		topicsSettle: 5 * time.Second, topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
 	}
 }
 

@@ -163,6 +163,10 @@ func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
 		e.logf("%d topics: all published %.0f ms after the last creation", n, ms)
 	}
 
+	select {
+	case <-ctx.Done():
+	case <-time.After(p.topicsSettle): // let the last checkpoints be signed and witnessed
+	}
 	idle, err := measureIdle(ctx, e, c, p.topicsIdle)
 	if err != nil {
 		note("idle: %v", err)
