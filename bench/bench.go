@@ -21,6 +21,11 @@
 //     terminal receives the successor's first item; and spurious hand-overs
 //     (release records with no fault injected) under full load at the
 //     configured TTL and at 1s;
+//   - topics: per topic count (1,000 and 10,000), 3 nodes and one item
+//     published to each topic: the time until every topic has a
+//     publisher, idle CPU, store operations and GET /v1/status latency,
+//     leases per node, the hand-over of every topic of the busiest node
+//     when it is SIGKILLed, and the time until one node more has its share;
 //   - ceilings: the raw figures the others are compared with.
 //
 // Every load loop is bounded in count and in time, and all traffic goes to
@@ -41,7 +46,7 @@ import (
 )
 
 // Scenarios in the order they run.
-var Scenarios = []string{"ceilings", "ingest", "latency", "fanout", "handover"}
+var Scenarios = []string{"ceilings", "ingest", "latency", "fanout", "handover", "topics"}
 
 // Config is one bench run.
 type Config struct {
@@ -68,6 +73,9 @@ type Config struct {
 	Sources int
 	// Faults is the number of hand-overs per fault kind.
 	Faults int
+	// Topics are the topic counts of the topics scenario, each on a fresh
+	// cluster (default 1,000 and 10,000; quick 200).
+	Topics []int
 	// Keep keeps the scratch directory (logs, databases).
 	Keep bool
 	// TLS runs the nodes over HTTPS, with a CA and certificates made in
@@ -142,6 +150,20 @@ func (c *Config) Validate() error {
 	if c.Faults < 1 || c.Faults > 100 {
 		return baton.Invalidf("--faults", "%d out of range [1, 100]", c.Faults)
 	}
+	if len(c.Topics) == 0 {
+		c.Topics = []int{1000, 10000}
+		if c.Quick {
+			c.Topics = []int{200}
+		}
+	}
+	for _, n := range c.Topics {
+		if n < 1 || n > 100000 {
+			return baton.Invalidf("--topics", "%d out of range [1, 100000]", n)
+		}
+	}
+	if c.Nodes < 2 && c.has("topics") {
+		return baton.Invalidf("--nodes", "the topics scenario needs at least 2")
+	}
 	return nil
 }
 
@@ -158,6 +180,17 @@ type plan struct {
 	fanoutRamp  []float64 // deliveries/s tried, in order
 	soakDur     time.Duration
 	grace       time.Duration
+	// The topics scenario: the settle time before the idle window (the
+	// checkpoints signed a second after the last item, and their
+	// witnessing, see ledger.DefaultInterval), the window, the GET
+	// /v1/status requests timed, the deadline of creating every topic and
+	// that of each later phase (every topic published, the kill's items,
+	// the balance after a join).
+	topicsSettle     time.Duration
+	topicsIdle       time.Duration
+	topicsStatusReqs int
+	topicsCreate     time.Duration
+	topicsDeadline   time.Duration
 }
 
 func planFor(quick bool) plan {
@@ -168,6 +201,7 @@ func planFor(quick bool) plan {
 			fanoutSizes: []int{1000}, fanoutStep: 1500 * time.Millisecond,
 			fanoutRamp: []float64{5e3, 20e3, 100e3, 400e3},
 			soakDur:    3 * time.Second, grace: 3 * time.Second,
+			topicsSettle: time.Second, topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
 		}
 	}
 	return plan{
@@ -176,6 +210,7 @@ func planFor(quick bool) plan {
 		fanoutSizes: []int{1000, 10000}, fanoutStep: 3 * time.Second,
 		fanoutRamp: []float64{5e3, 10e3, 25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
 		soakDur:    10 * time.Second, grace: 5 * time.Second,
+		topicsSettle: 5 * time.Second, topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
 	}
 }
 
@@ -238,6 +273,9 @@ func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	}
 	if c.has("handover") {
 		step("handover", func() error { return runHandover(ctx, e, p, r) })
+	}
+	if c.has("topics") {
+		step("topics", func() error { return runTopics(ctx, e, p, r) })
 	}
 	if err := ctx.Err(); err != nil {
 		return r, fmt.Errorf("bench: %w", err)

@@ -15,7 +15,7 @@ func TestConfigValidate(t *testing.T) {
 	if got := strings.Join(c.Scenarios, ","); got != "ingest,handover" {
 		t.Errorf("scenarios %q, want canonical order without repeats", got)
 	}
-	if c.LeaseTTL != 2*time.Second || c.Nodes != 3 || c.ItemSize != 128 || c.Sources != 16 || c.Faults != 10 {
+	if c.LeaseTTL != 2*time.Second || c.Nodes != 3 || c.ItemSize != 128 || c.Sources != 16 || c.Faults != 10 || len(c.Topics) != 2 || c.Topics[1] != 10000 {
 		t.Errorf("defaults: %+v", c)
 	}
 	for _, bad := range []Config{
@@ -23,6 +23,8 @@ func TestConfigValidate(t *testing.T) {
 		{Nodes: 1, Scenarios: []string{"handover"}},
 		{ItemSize: 3},
 		{LeaseTTL: time.Millisecond},
+		{Topics: []int{0}},
+		{Nodes: 1, Scenarios: []string{"topics"}},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: no error", bad)
@@ -31,6 +33,10 @@ func TestConfigValidate(t *testing.T) {
 	all := Config{}
 	if err := all.Validate(); err != nil || len(all.Scenarios) != len(Scenarios) {
 		t.Errorf("default scenarios %v, %v", all.Scenarios, err)
+	}
+	quick := Config{Quick: true}
+	if err := quick.Validate(); err != nil || len(quick.Topics) != 1 || quick.Topics[0] != 200 {
+		t.Errorf("quick topics %v, %v", quick.Topics, err)
 	}
 }
 

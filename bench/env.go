@@ -188,15 +188,17 @@ type cluster struct {
 	dir   string
 	nodes []*proc.Node
 	tls   *tls.Config // what clients trust, nil for plain HTTP
+	exe   string
+	args  []string // every node's serve flags beyond store, name and listen
 }
 
 // startCluster starts n nodes named NAME-1.. on a fresh store.
 func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Duration, extra ...string) (*cluster, error) {
-	c := &cluster{name: name, store: e.storeURL(name), dir: filepath.Join(e.dir, name), tls: e.tls}
+	args := append(append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, e.tlsArgs...), extra...)
+	c := &cluster{name: name, store: e.storeURL(name), dir: filepath.Join(e.dir, name), tls: e.tls, exe: e.cfg.Exe, args: args}
 	if err := os.MkdirAll(c.dir, 0o750); err != nil {
 		return nil, err
 	}
-	args := append(append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, e.tlsArgs...), extra...)
 	for i := range n {
 		nargs := args
 		if port := os.Getenv("BATON_BENCH_PPROF_PORT"); port != "" {
@@ -212,6 +214,18 @@ func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Dur
 		c.nodes = append(c.nodes, p)
 	}
 	return c, nil
+}
+
+// join starts one more node, named after the count of nodes so far, with
+// the same flags as the others.
+func (c *cluster) join(ctx context.Context) (*proc.Node, error) {
+	name := "n" + strconv.Itoa(len(c.nodes)+1)
+	p, err := proc.Start(ctx, c.exe, c.dir, name, c.store, c.args...)
+	if err != nil {
+		return nil, fmt.Errorf("bench: start %s node %s: %w", c.name, name, err)
+	}
+	c.nodes = append(c.nodes, p)
+	return p, nil
 }
 
 // bases are the nodes' base URLs (https:// when they serve TLS).

@@ -31,6 +31,7 @@ type Report struct {
 	Latency  *LatencyResult  `json:"latency,omitempty"`
 	Fanout   *FanoutResult   `json:"fanout,omitempty"`
 	Handover *HandoverResult `json:"handover,omitempty"`
+	Topics   *TopicsResult   `json:"topics,omitempty"`
 
 	// Spurious is every release record counted under load with no fault,
 	// at the configured TTL (ingest, latency, fan-out and the soak).
@@ -206,6 +207,7 @@ func (r *Report) finish() {
 		t.Value, t.Met = fmt.Sprint(n), met(n == 0)
 	}
 	add(t)
+	r.topicsTargets(add)
 }
 
 func (r *Report) write(dir string) error {
@@ -321,6 +323,7 @@ func (r *Report) Print(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	r.printTopics(w)
 	fmt.Fprintln(w, "\ntargets:")
 	for _, t := range r.Targets {
 		v := t.Value
@@ -414,6 +417,7 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 			fmt.Fprintf(w, "| %.0f ms | %.0f | %.0f | %d | %d %s |\n", s.TTLms, s.Seconds, s.Acked, s.Terminals, s.Spurious, reasons(s.Reasons))
 		}
 	}
+	r.topicsMarkdown(w)
 	if len(pics) > 0 {
 		fmt.Fprintln(w, "\n## Pictures")
 		for _, p := range pics {

@@ -72,6 +72,12 @@ func TestBench(t *testing.T) {
 					Acked float64 `json:"acked_items_per_s"`
 				}
 			}
+			Topics *struct {
+				Rows []struct {
+					Topics  int
+					Created int
+				}
+			}
 			Targets []struct {
 				Name string
 			}
@@ -79,7 +85,7 @@ func TestBench(t *testing.T) {
 		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 			t.Fatalf("report: %v\n%s", err, stdout.String())
 		}
-		if len(rep.Failures) > 0 || len(rep.Scenarios) != 5 {
+		if len(rep.Failures) > 0 || len(rep.Scenarios) != 6 {
 			t.Fatalf("scenarios %v, failures %v\n%s", rep.Scenarios, rep.Failures, stderr.String())
 		}
 		if c := rep.Ceilings; c == nil || len(c.Rows) != 3 || len(c.SSE) == 0 {
@@ -135,6 +141,9 @@ func TestBench(t *testing.T) {
 			if s.Acked <= 0 {
 				t.Errorf("soak: %+v", s)
 			}
+		}
+		if rep.Topics == nil || len(rep.Topics.Rows) != 1 || rep.Topics.Rows[0].Created != rep.Topics.Rows[0].Topics {
+			t.Errorf("topics: %+v", rep.Topics)
 		}
 		if len(rep.Targets) == 0 {
 			t.Error("no targets checked")

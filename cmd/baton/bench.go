@@ -27,6 +27,12 @@ func newBench() *cobra.Command {
   handover  SIGKILL, SIGSTOP past the TTL and SIGTERM of the active
             publisher, each K times: time until the successor's first item
             reaches a terminal; spurious hand-overs under full load
+  topics    3 nodes and one item published to each of N topics (--topics,
+            default 1,000 and 10,000; quick 200): time until every topic
+            has a publisher, idle CPU per node, store operations/s and
+            GET /v1/status latency while idle, leases per node, SIGKILL of
+            the busiest node (time until each of its topics publishes its
+            next item), and the time until a node that joins has its share
   ceilings  what the machine allows, in the same run: pipelined XADD or
             batched SQLite inserts with Baton's schema, and a minimal SSE
             broadcaster
@@ -46,7 +52,7 @@ report.md and PNG pictures.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.Store, "store", "sqlite", "store: sqlite (fresh files), redis (a redis-server started from PATH) or a redis:// URL")
-	f.StringSliceVar(&c.Scenarios, "scenario", []string{"all"}, "scenarios: ingest,latency,fanout,handover,ceilings or all")
+	f.StringSliceVar(&c.Scenarios, "scenario", []string{"all"}, "scenarios: ingest,latency,fanout,handover,topics,ceilings or all")
 	f.BoolVar(&c.Quick, "quick", false, "short runs (under two minutes in all): checks that everything works, not how fast")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON (progress goes to stderr)")
 	f.StringVar(&c.Out, "out", "", "directory for report.json, report.md and the pictures")
@@ -55,6 +61,7 @@ report.md and PNG pictures.`,
 	f.IntVar(&c.ItemSize, "item-size", 0, "bytes of each item's value (default 128)")
 	f.IntVar(&c.Sources, "sources", 0, "concurrent HTTP sources for ingest and the ceilings (default 16, quick 8)")
 	f.IntVar(&c.Faults, "faults", 0, "hand-overs per fault kind (default 10, quick 2)")
+	f.IntSliceVar(&c.Topics, "topics", nil, "topic counts of the topics scenario, each on a fresh cluster (default 1000,10000; quick 200)")
 	f.BoolVar(&c.Keep, "keep", false, "keep the scratch directory (logs, databases)")
 	f.BoolVar(&c.TLS, "tls", false, "run the nodes over HTTPS with a CA and certificates made in the scratch directory (default: plain HTTP)")
 	cmd.AddCommand(newBenchRawSSE())

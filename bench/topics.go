@@ -1,0 +1,479 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/client"
+)
+
+// TopicsResult is the many-topics scenario: per topic count, a fresh
+// cluster with one item published to each topic, then left idle, then its
+// busiest node killed, then one node more.
+type TopicsResult struct {
+	Nodes int         `json:"nodes"`
+	TTLms float64     `json:"lease_ttl_ms"`
+	Rows  []TopicsRow `json:"rows"`
+}
+
+// TopicsRow is one topic count. A phase that did not finish within its
+// deadline says so in its figures (nil times, counts of what is missing)
+// and in Notes; the phases after it still run.
+type TopicsRow struct {
+	Topics int `json:"topics"`
+	// Created counts the topics whose first item was acknowledged, in
+	// CreateSeconds with topicsInFlight requests in flight.
+	Created       int     `json:"created"`
+	CreateSeconds float64 `json:"create_seconds"`
+	// PublishedMs is the time from the last acknowledgement until every
+	// created topic's item was published (its cursor at 1); nil if not
+	// within DeadlineS (each later phase's deadline), when Published
+	// counts those that were.
+	PublishedMs *float64     `json:"all_published_ms"`
+	Published   int          `json:"published"`
+	DeadlineS   float64      `json:"phase_deadline_s"`
+	Idle        *IdleFigures `json:"idle,omitempty"`
+	// Status is GET /v1/status while idle, one request at a time:
+	// StatusFailed of the StatusAsked failed, passed statusTimeout or were
+	// not made before the phase's deadline.
+	Status       Percentiles  `json:"status_latency"`
+	StatusAsked  int          `json:"status_asked"`
+	StatusFailed int          `json:"status_failed"`
+	Leases       *LeaseSpread `json:"leases,omitempty"`
+	Kill         *KillFigures `json:"kill,omitempty"`
+	Join         *JoinFigures `json:"join,omitempty"`
+	Notes        []string     `json:"notes,omitempty"`
+}
+
+// IdleFigures are measured over a window with no request to the nodes.
+type IdleFigures struct {
+	Seconds float64 `json:"seconds"`
+	// CPU is each node's CPU time over the window, in % of one core.
+	CPU    map[string]float64 `json:"cpu_percent"`
+	CPUMax float64            `json:"cpu_percent_max"`
+	RSSMB  map[string]float64 `json:"rss_mb"`
+	// StoreOps is the store operations per second of all nodes together,
+	// as their metrics count them (one per store call, a script is one),
+	// and by operation.
+	StoreOps     float64            `json:"store_ops_per_s"`
+	StoreOpsByOp map[string]float64 `json:"store_ops_per_s_by_op"`
+	// RedisCommands is every command Redis ran per second (INFO
+	// commandstats; a script's own commands count too), RedisScripts the
+	// scripts alone, RedisCPU the server's CPU in % of one core.
+	RedisCommands *float64 `json:"redis_commands_per_s,omitempty"`
+	RedisScripts  *float64 `json:"redis_scripts_per_s,omitempty"`
+	RedisCPU      *float64 `json:"redis_cpu_percent,omitempty"`
+}
+
+// KillFigures are the SIGKILL of the node holding the most topics: for
+// each of its topics, the time from the signal until a terminal got the
+// item published to it right after.
+type KillFigures struct {
+	Victim string      `json:"victim"`
+	Topics int         `json:"topics"`
+	Stats  Percentiles `json:"stats"`
+	// Late counts topics whose item no terminal got within DeadlineS.
+	Late      int     `json:"late"`
+	DeadlineS float64 `json:"deadline_s"`
+}
+
+// JoinFigures are one node more joining the survivors: the time until the
+// locks are spread within balanceRatio, or nil if not within DeadlineS,
+// and the spread at the end.
+type JoinFigures struct {
+	Node       string      `json:"node"`
+	BalancedMs *float64    `json:"balanced_ms"`
+	DeadlineS  float64     `json:"deadline_s"`
+	Final      LeaseSpread `json:"final"`
+}
+
+const (
+	// topicsInFlight bounds the requests the bench makes at once.
+	topicsInFlight = 32
+	// balanceRatio is max/min leases per node that counts as balanced.
+	balanceRatio = 1.25
+	// statusTimeout bounds one GET /v1/status.
+	statusTimeout = 10 * time.Second
+)
+
+func runTopics(ctx context.Context, e *env, p plan, r *Report) error {
+	res := &TopicsResult{Nodes: e.cfg.Nodes, TTLms: float64(e.cfg.LeaseTTL.Milliseconds())}
+	r.Topics = res
+	var errs []error
+	for _, n := range e.cfg.Topics {
+		row, err := topicsRow(ctx, e, p, n)
+		res.Rows = append(res.Rows, row)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%d topics: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// topicsRow runs one topic count on a fresh cluster. Only a cluster that
+// does not start is an error; a phase past its deadline is a figure.
+func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
+	row := TopicsRow{Topics: n, DeadlineS: p.topicsDeadline.Seconds()}
+	note := func(format string, args ...any) {
+		s := fmt.Sprintf(format, args...)
+		row.Notes = append(row.Notes, s)
+		e.logf("%d topics: %s", n, s)
+	}
+	c, err := e.startCluster(ctx, "topics-"+strconv.Itoa(n), e.cfg.Nodes, e.cfg.LeaseTTL, "--max-topics", strconv.Itoa(2*n))
+	if err != nil {
+		return row, err
+	}
+	defer c.close()
+	hc := &http.Client{Transport: e.newTransport(topicsInFlight * 2), Timeout: statusTimeout}
+	probe := &topicProbe{hc: hc, c: c}
+	topics := make([]string, n)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("tp-%05d", i)
+	}
+
+	// Create: one item to each topic.
+	start := time.Now()
+	created, last := publishEach(ctx, e, hc, c.bases(), topics, 1, p.topicsCreate)
+	row.Created = len(created)
+	row.CreateSeconds = round1(last.Sub(start).Seconds())
+	e.logf("%d topics: %d created", n, len(created))
+	if len(created) < n {
+		note("%d of %d topics created within %v", len(created), n, p.topicsCreate)
+	}
+
+	// Every topic has a publisher once its item is published.
+	at, seen := probe.waitPublished(ctx, created, 1, topicsInFlight, p.topicsDeadline)
+	row.Published = seen
+	if at.IsZero() {
+		note("not every topic published within %v: %d of %d", p.topicsDeadline, seen, len(created))
+	} else {
+		ms := float64(at.Sub(last).Microseconds()) / 1000
+		row.PublishedMs = &ms
+		e.logf("%d topics: all published %.0f ms after the last creation", n, ms)
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-time.After(p.topicsSettle): // let the last checkpoints be signed and witnessed
+	}
+	idle, err := measureIdle(ctx, e, c, p.topicsIdle)
+	if err != nil {
+		note("idle: %v", err)
+	}
+	row.Idle = idle
+	if idle != nil {
+		e.logf("%d topics idle: CPU %v %% of a core, %.0f store ops/s", n, idle.CPU, idle.StoreOps)
+	}
+
+	row.StatusAsked = p.topicsStatusReqs
+	row.Status, row.StatusFailed = statusLatency(ctx, hc, c, p.topicsStatusReqs, p.topicsDeadline)
+	e.logf("%d topics: /v1/status %s", n, row.statusText())
+
+	lctx, cancel := context.WithTimeout(ctx, p.topicsDeadline)
+	spread, holders := probe.spread(lctx, created, topicsInFlight)
+	cancel()
+	row.Leases = &spread
+	e.logf("%d topics: leases %v (%d unheld, %d not read within %v)", n, spread.PerNode, spread.Unheld, spread.Unread, p.topicsDeadline)
+
+	if victim := spread.most(); victim != "" {
+		var orphans []string
+		for t, h := range holders {
+			if h == victim {
+				orphans = append(orphans, t)
+			}
+		}
+		slices.Sort(orphans)
+		row.Kill = killBusiest(ctx, e, c, hc, victim, orphans, p.topicsDeadline, note)
+	} else {
+		note("no node held a topic: no kill")
+	}
+
+	row.Join = joinOne(ctx, c, probe, created, p.topicsDeadline, note)
+	return row, nil
+}
+
+// publishEach publishes one item at seq to each topic, topicsInFlight at
+// a time, through the Go client, until d passes. It returns the topics
+// acknowledged and when the last acknowledgement came.
+func publishEach(ctx context.Context, e *env, hc *http.Client, bases, topics []string, seq int, d time.Duration) ([]string, time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cl, err := client.New(bases, client.Options{HTTP: hc, Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		return nil, time.Now()
+	}
+	pad := padFor(e.cfg.ItemSize)
+	var mu sync.Mutex
+	var done []string
+	var last time.Time
+	forEach(ctx, topics, topicsInFlight, func(i int, t string) {
+		u := baton.Update{ID: "k", Value: appendValue(nil, time.Now().UnixNano(), pad), MsgID: t + "-" + strconv.Itoa(seq)}
+		if _, err := cl.Publish(ctx, t, []baton.Update{u}); err != nil {
+			return
+		}
+		mu.Lock()
+		done = append(done, t)
+		last = time.Now()
+		mu.Unlock()
+	})
+	if last.IsZero() {
+		last = time.Now()
+	}
+	return done, last
+}
+
+// measureIdle measures the nodes over a window in which the bench sends
+// them nothing (see IdleFigures).
+func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) (*IdleFigures, error) {
+	var rc *goredis.Client
+	if e.engine == "redis" {
+		if o, err := e.redisOptions(); err == nil {
+			rc = goredis.NewClient(o)
+			defer rc.Close()
+		}
+	}
+	hc := &http.Client{Transport: e.newTransport(len(c.nodes)), Timeout: statusTimeout}
+	scrape := func() (map[string]float64, error) {
+		sum := make(map[string]float64)
+		for _, n := range c.nodes {
+			if !n.Alive() {
+				continue
+			}
+			var b []byte
+			if err := getJSON(ctx, hc, n.URL()+"/metrics", &b); err != nil {
+				return nil, fmt.Errorf("scrape %s: %w", n.Name, err)
+			}
+			ops, err := storeOps(b)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range ops {
+				sum[k] += v
+			}
+		}
+		return sum, nil
+	}
+	tm0 := time.Now()
+	m0, err := scrape()
+	if err != nil {
+		return nil, err
+	}
+	cpu0 := cpuOf(c)
+	var r0 map[string]int64
+	var rcpu0 time.Duration
+	if rc != nil {
+		if r0, rcpu0, err = redisSnapshot(ctx, rc); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(window): // the measurement window itself
+	}
+	cpu1 := cpuOf(c)
+	secs := time.Since(t0).Seconds()
+	f := &IdleFigures{Seconds: round1(secs), CPU: make(map[string]float64), RSSMB: make(map[string]float64)}
+	if rc != nil {
+		r1, rcpu1, err := redisSnapshot(ctx, rc)
+		if err != nil {
+			return nil, err
+		}
+		cmds, scripts := redisDelta(r0, r1)
+		a, b, cp := round1(float64(cmds)/secs), round1(float64(scripts)/secs), round1(100*(rcpu1-rcpu0).Seconds()/secs)
+		f.RedisCommands, f.RedisScripts, f.RedisCPU = &a, &b, &cp
+	}
+	for name, d := range cpu1 {
+		if d0, ok := cpu0[name]; ok {
+			pct := round1(100 * (d - d0).Seconds() / secs)
+			f.CPU[name] = pct
+			f.CPUMax = max(f.CPUMax, pct)
+		}
+	}
+	for _, n := range c.nodes {
+		if kb, err := rssKB(n.Pid()); err == nil && n.Alive() {
+			f.RSSMB[n.Name] = round1(float64(kb) / 1024)
+		}
+	}
+	tm1 := time.Now()
+	m1, err := scrape()
+	if err != nil {
+		return f, err
+	}
+	tm2 := time.Now()
+	m2, err := scrape()
+	if err != nil {
+		return f, err
+	}
+	opsSecs := tm1.Sub(tm0).Seconds()
+	f.StoreOpsByOp = make(map[string]float64)
+	var scrapeOps float64
+	for op, v := range m2 {
+		scrapeOps += v - m1[op]
+	}
+	e.logf("idle: a scrape of every node's metrics made %.0f store operations in %v, taken out", scrapeOps, tm2.Sub(tm1).Round(time.Millisecond))
+	for op, v := range idleOps(m0, m1, m2, tm2.Sub(tm1).Seconds()/opsSecs) {
+		f.StoreOpsByOp[op] = round1(v / opsSecs)
+		f.StoreOps += v / opsSecs
+	}
+	f.StoreOps = round1(f.StoreOps)
+	return f, nil
+}
+
+// statusLatency times k GET /v1/status, to each live node in turn, one at
+// a time, until d passes.
+func statusLatency(ctx context.Context, hc *http.Client, c *cluster, k int, d time.Duration) (Percentiles, int) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	bases := c.bases()
+	var ms []float64
+	for i := 0; i < k && ctx.Err() == nil; i++ {
+		t0 := time.Now()
+		if getJSON(ctx, hc, bases[i%len(bases)]+"/v1/status", nil) == nil {
+			ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
+		}
+	}
+	// Failed, or not tried before d passed.
+	return sampleStats(ms), k - len(ms)
+}
+
+// killBusiest subscribes a terminal to each of the victim's topics on the
+// other nodes, SIGKILLs the victim, publishes one item more to each of its
+// topics at once and times each topic from the signal until its terminal
+// got that item.
+func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victim string, orphans []string, d time.Duration, note func(string, ...any)) *KillFigures {
+	k := &KillFigures{Victim: victim, Topics: len(orphans), DeadlineS: d.Seconds()}
+	var others []string
+	var vn = c.nodes[0]
+	for _, n := range c.nodes {
+		if n.Name == victim {
+			vn = n
+		} else if n.Alive() {
+			others = append(others, n.URL())
+		}
+	}
+	if len(others) == 0 {
+		note("kill: no other node")
+		return k
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	arrived := make([]atomic.Int64, len(orphans)) // Unix ns, 0 until the new item arrives
+	var connected atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	shc := &http.Client{Transport: e.newTransport(len(orphans))}
+	sem := make(chan struct{}, topicsInFlight)
+	for i, t := range orphans {
+		wg.Go(func() {
+			sem <- struct{}{}
+			held := true
+			release := func() {
+				if held {
+					held = false
+					<-sem
+				}
+			}
+			defer release()
+			path := "/v1/topics/" + url.PathEscape(t) + "/events"
+			for try := 0; sctx.Err() == nil && arrived[i].Load() == 0; try++ {
+				last := uint64(1) // the item made at creation
+				_ = stream(sctx, shc, others[(i+try)%len(others)], path, 4096, &last, func() {
+					if try == 0 {
+						connected.Add(1)
+						release()
+					}
+				}, func(data []byte, at time.Time) {
+					if field(data, `"seq":`) >= 2 {
+						arrived[i].CompareAndSwap(0, at.UnixNano())
+					}
+				})
+				release()
+				if try > 0 {
+					select {
+					case <-sctx.Done():
+					case <-time.After(100 * time.Millisecond): // a reconnection delay
+					}
+				}
+			}
+		})
+	}
+	if !waitFor(ctx, d, func() bool { return int(connected.Load()) == len(orphans) }) {
+		note("kill: %d of %d terminals connected within %v", connected.Load(), len(orphans), d)
+	}
+	t0 := time.Now()
+	vn.Kill()
+	e.logf("SIGKILL %s, holder of %d topics", victim, len(orphans))
+	wg.Go(func() { publishEach(sctx, e, hc, others, orphans, 2, d) })
+	all := func() bool {
+		for i := range arrived {
+			if arrived[i].Load() == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(ctx, d, all)
+	var ms []float64
+	for i := range arrived {
+		if at := arrived[i].Load(); at != 0 {
+			ms = append(ms, float64(at-t0.UnixNano())/1e6)
+		} else {
+			k.Late++
+		}
+	}
+	k.Stats = sampleStats(ms)
+	if k.Late > 0 {
+		note("kill: %d of %d topics not published within %v", k.Late, len(orphans), d)
+	}
+	e.logf("kill of %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d late", victim, k.Stats.P50, k.Stats.P99, k.Stats.Max, k.Late)
+	return k
+}
+
+// joinOne starts one node more and reads the spread of the locks until it
+// is within balanceRatio, or d passes.
+func joinOne(ctx context.Context, c *cluster, probe *topicProbe, topics []string, d time.Duration, note func(string, ...any)) *JoinFigures {
+	n, err := c.join(ctx)
+	if err != nil {
+		note("join: %v", err)
+		return nil
+	}
+	j := &JoinFigures{Node: n.Name, DeadlineS: d.Seconds()}
+	t0 := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		s, _ := probe.spread(dctx, topics, topicsInFlight)
+		if dctx.Err() != nil && len(j.Final.PerNode) > 0 {
+			break // a read cut short: the last whole one stands
+		}
+		j.Final = s
+		if dctx.Err() != nil {
+			break
+		}
+		if s.balanced(balanceRatio) {
+			ms := float64(time.Since(t0).Microseconds()) / 1000
+			j.BalancedMs = &ms
+			return j
+		}
+		select {
+		case <-dctx.Done():
+		case <-time.After(200 * time.Millisecond): // between reads, not synchronisation
+		}
+	}
+	note("join: leases not within %.2f max/min after %v: %v", balanceRatio, d, j.Final.PerNode)
+	return j
+}
