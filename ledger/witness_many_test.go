@@ -118,7 +118,7 @@ func TestIdleWitnessReadsNothing(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "the catch-up", func() error { return settled(w, topics, 3) })
 	// Let every follow-up round run: the topics settle within a few
-	// delays (1, 2, 4 ... 32 Poll).
+	// delays (1, 2, 4, 8 Poll).
 	for i := 0; ; i++ {
 		quiet()
 		at, ok := ledger.WitnessNextDue(w)

@@ -32,8 +32,12 @@ import (
 // topicWitness are guarded by Witness.smu.
 
 // settleAfter: a topic is followed up after a change until the next delay
-// would exceed settleAfter times Poll (about 1 minute at the default).
-const settleAfter = 32
+// would exceed settleAfter times Poll (rounds 1, 2, 4 and 8 s after it at
+// the default: a checkpoint the holder stores on its own comes within
+// Interval + 100 ms, the other witnesses' cosignatures within CosignEvery).
+// Each follow-up costs two reads per topic, so a burst of new topics keeps
+// the witnesses busy for this long.
+const settleAfter = 8
 
 // Default scheduling of the witness.
 const (
