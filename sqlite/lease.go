@@ -21,35 +21,31 @@ import (
 // lease's trust window, and the holder step down with no fault at all (a
 // spurious hand-over). Lease writes are tiny and few, and they are what
 // keeps publishing alive, so they get the lock first.
-func (s *Store) writeLease(ctx context.Context, topic string, fn func(tx *txn) (baton.Signal, error)) error {
-	return s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
-		sig, err := fn(tx)
+func (s *Store) writeLease(ctx context.Context, topic string, fn func(ctx context.Context, tx *txn) (baton.Signal, error)) error {
+	return s.writeLeaseChanges(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
+		sig, err := fn(ctx, tx)
 		return []change{{topic: topic, sig: sig}}, err
 	})
 }
 
 // writeLeaseChanges is writeLease for a write that signals several topics
-// (a node lease ending).
-func (s *Store) writeLeaseChanges(ctx context.Context, fn func(tx *txn) ([]change, error)) error {
-	defer s.beginWrite()()
-	tx, err := s.begin(ctx, s.ldb, 100*time.Microsecond, 2*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	return s.finish(ctx, tx, fn)
+// (a node lease ending). Lease writes that wait for the lease connection at
+// the same time share one transaction (leasebatch.go).
+func (s *Store) writeLeaseChanges(ctx context.Context, fn func(ctx context.Context, tx *txn) ([]change, error)) error {
+	return s.leases.do(ctx, fn)
 }
 
 // writeNode is writeLease for node lease renewals, on a connection of
 // their own: one renewal keeps every topic lease of the node alive, so it
 // must never queue behind this process's acquisitions (a node that takes a
 // thousand topics at once makes a thousand of them).
-func (s *Store) writeNode(ctx context.Context, fn func(tx *txn) ([]change, error)) error {
+func (s *Store) writeNode(ctx context.Context, fn func(ctx context.Context, tx *txn) ([]change, error)) error {
 	defer s.beginWrite()()
 	tx, err := s.begin(ctx, s.ndb, 50*time.Microsecond, time.Millisecond)
 	if err != nil {
 		return err
 	}
-	return s.finish(ctx, tx, fn)
+	return s.finish(ctx, tx, func(tx *txn) ([]change, error) { return fn(ctx, tx) })
 }
 
 // begin starts an immediate transaction on db, whose connections have no

@@ -133,7 +133,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		return baton.Lease{}, err
 	}
 	var lease baton.Lease
-	err := s.writeLease(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	err := s.writeLease(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		now := nanos(s.now())
 		n, err := loadNode(ctx, tx, nl.Node)
 		if err != nil {
@@ -220,7 +220,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		return err
 	}
 	var lapsed bool
-	err := s.writeLease(ctx, lease.Topic, func(tx *txn) (baton.Signal, error) {
+	err := s.writeLease(ctx, lease.Topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		now := nanos(s.now())
 		var r topicRow
 		var err error
@@ -244,7 +244,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 		return baton.ReleaseRecord{}, err
 	}
 	var rec baton.ReleaseRecord
-	err := s.writeLease(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	err := s.writeLease(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		r, ok, err := loadTopic(ctx, tx, topic)
 		if err != nil {
 			return 0, err

@@ -102,7 +102,7 @@ func (s *Store) AcquireNode(ctx context.Context, node string, ttl time.Duration)
 		return baton.NodeLease{}, err
 	}
 	var out baton.NodeLease
-	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, err := loadNode(ctx, tx, node)
 		if err != nil {
@@ -156,7 +156,7 @@ func (s *Store) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Dura
 	}
 	var out baton.NodeLease
 	var lost bool
-	err := s.writeNode(ctx, func(tx *txn) ([]change, error) {
+	err := s.writeNode(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, cs, l, err := s.liveNode(ctx, tx, nl, now, "renew node")
 		if lost = l; err != nil || lost {
@@ -182,7 +182,7 @@ func (s *Store) ReleaseNode(ctx context.Context, nl baton.NodeLease, reason bato
 	}
 	var recs []baton.ReleaseRecord
 	var lost bool
-	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, cs, l, err := s.liveNode(ctx, tx, nl, now, "release node")
 		if lost = l; err != nil || lost {
@@ -203,7 +203,7 @@ func (s *Store) ExpireNode(ctx context.Context, node string) ([]baton.ReleaseRec
 		return nil, err
 	}
 	var recs []baton.ReleaseRecord
-	err := s.writeLeaseChanges(ctx, func(tx *txn) ([]change, error) {
+	err := s.writeLeaseChanges(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
 		now := nanos(s.now())
 		n, err := loadNode(ctx, tx, node)
 		if err != nil {

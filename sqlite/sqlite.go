@@ -73,6 +73,8 @@ type Store struct {
 	rdb *reader // readers (WAL lets them run beside the writer)
 
 	sig *signal.Hub
+	// leases batches the lease writes (leasebatch.go).
+	leases leaseBatcher
 	// origin tags the rows this Store writes to the changes log, which its
 	// own watcher skips (finish signals them at once); prunedAt is the id
 	// at which it last pruned the log (see logChanges).
@@ -204,6 +206,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{path: path, opts: opts, log: opts.Logger, clock: opts.Clock, sig: signal.NewHub(), origin: rand.Int64()}
+	s.leases.s = s
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)",
 		opts.BusyTimeout.Milliseconds(), opts.Sync)
 	dsn := "file:" + path + "?" + pragmas

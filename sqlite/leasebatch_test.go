@@ -1,0 +1,104 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/sqlite"
+)
+
+// TestLeaseWritesBatched: many lease writes at once (as when a node lease
+// ends and hundreds of topics are raced for) share transactions, and each
+// keeps its own outcome: the acquires under a live node lease succeed and
+// signal; those under a released one fail and leave nothing behind, not even
+// the topic their savepoint created; a race for one topic has one winner.
+func TestLeaseWritesBatched(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "b.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live, err := s.AcquireNode(ctx, "live", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rival, err := s.AcquireNode(ctx, "rival", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := s.AcquireNode(ctx, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReleaseNode(ctx, dead, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	const n = 150
+	subs := make([]baton.Subscription, n)
+	for i := range subs {
+		subs[i] = s.Subscribe(fmt.Sprintf("good-%03d", i), baton.SignalLock)
+		defer subs[i].Close()
+	}
+	var wg sync.WaitGroup
+	good := make([]error, n)
+	bad := make([]error, n)
+	race := make([]error, 2)
+	for i := range n {
+		wg.Go(func() { _, good[i] = s.Acquire(ctx, fmt.Sprintf("good-%03d", i), live) })
+		wg.Go(func() { _, bad[i] = s.Acquire(ctx, fmt.Sprintf("bad-%03d", i), dead) })
+	}
+	wg.Go(func() { _, race[0] = s.Acquire(ctx, "contested", live) })
+	wg.Go(func() { _, race[1] = s.Acquire(ctx, "contested", rival) })
+	wg.Wait()
+	for i := range n {
+		if good[i] != nil {
+			t.Fatalf("acquire good-%03d under a live node lease: %v", i, good[i])
+		}
+		if !errors.Is(bad[i], baton.ErrLeaseLost) {
+			t.Fatalf("acquire bad-%03d under a released node lease: %v, want ErrLeaseLost", i, bad[i])
+		}
+		select {
+		case <-subs[i].C():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("good-%03d acquired without a lock signal", i)
+		}
+	}
+	if (race[0] == nil) == (race[1] == nil) {
+		t.Fatalf("race for one topic: %v and %v, want exactly one winner", race[0], race[1])
+	}
+	topics, err := s.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(topics, func(t string) bool { return len(t) > 4 && t[:4] == "bad-" }); i >= 0 {
+		t.Fatalf("a refused acquire left its topic %s behind", topics[i])
+	}
+	if len(topics) != n+1 {
+		t.Fatalf("%d topics, want %d", len(topics), n+1)
+	}
+	ls, err := s.NodeLeases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.Node == "live" && l.Leases != n+boolInt(race[0] == nil) {
+			t.Fatalf("live holds %d leases, want %d", l.Leases, n+boolInt(race[0] == nil))
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
