@@ -11,6 +11,7 @@ import (
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/node"
 	"github.com/baton-pub/baton/sqlite"
+	"github.com/baton-pub/baton/wire"
 )
 
 func open(t *testing.T, path string) *sqlite.Store {
@@ -62,7 +63,14 @@ func TestNodesShareTopics(t *testing.T) {
 	if active(b) {
 		holder, other, otherName = b, a, "a"
 	}
-	st, err := other.Status(ctx, 10)
+	// The standby lists the store's topics at most every discoverGap
+	// after a new one appears.
+	var st wire.Status
+	var err error
+	poll.True(t, 10*time.Second, "the standby to list the topic", func() bool {
+		st, err = other.Status(ctx, 10)
+		return err != nil || len(st.Topics) == 1
+	})
 	if err != nil || len(st.Topics) != 1 || st.Topics[0].Role != baton.RoleStandby || !st.Topics[0].Held ||
 		st.Topics[0].Cursor.Seq != 1 || st.Topics[0].QueueDepth != 0 || len(st.Members) != 2 {
 		t.Fatalf("status of the standby: %+v, %v", st, err)
