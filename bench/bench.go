@@ -182,7 +182,9 @@ type plan struct {
 	grace       time.Duration
 	// The topics scenario: the settle time before the idle window (the
 	// checkpoints signed a second after the last item, and their
-	// witnessing, see ledger.DefaultInterval), the window, the GET
+	// witnessing: every witness mirrors, checks and cosigns every new
+	// topic, and follows it up 1, 2, 4 and 8 s later, see ledger.Witness;
+	// at 10,000 new topics that takes tens of seconds), the window, the GET
 	// /v1/status requests timed, the deadline of creating every topic and
 	// that of each later phase (every topic published, the kill's items,
 	// the balance after a join).
@@ -210,7 +212,7 @@ func planFor(quick bool) plan {
 		fanoutSizes: []int{1000, 10000}, fanoutStep: 3 * time.Second,
 		fanoutRamp: []float64{5e3, 10e3, 25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
 		soakDur:    10 * time.Second, grace: 5 * time.Second,
-		topicsSettle: 5 * time.Second, topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
+		topicsSettle: 30 * time.Second, topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
 	}
 }
 
