@@ -26,7 +26,8 @@ type Proof struct {
 }
 
 // Proof proves the leaf of seq in the latest checkpoint this node accepted.
-// It reads O(log n) hashes from the node's copy and nothing from the store.
+// It reads O(log n) hashes from the node's copy, and the checkpoint's
+// cosignatures from the store (refreshed).
 func (w *Witness) Proof(topic string, seq uint64) (Proof, error) {
 	tw, err := w.topic(topic)
 	if err != nil {
@@ -35,9 +36,7 @@ func (w *Witness) Proof(topic string, seq uint64) (Proof, error) {
 	if seq == 0 {
 		return Proof{}, baton.Invalidf("seq", "seqs start at 1")
 	}
-	tw.mu.Lock()
-	cp, ok := tw.latest, tw.hasCP
-	tw.mu.Unlock()
+	cp, ok := tw.refreshed()
 	if !ok || seq > cp.Size {
 		return Proof{}, fmt.Errorf("seq %d of %s is not in a checkpoint yet (latest covers 1..%d): %w", seq, topic, cp.Size, baton.ErrNotFound)
 	}

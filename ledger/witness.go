@@ -278,16 +278,15 @@ func (w *Witness) Status(topic string) *baton.LedgerStatus {
 }
 
 // Checkpoint is the latest checkpoint this node checked and accepted, with
-// its cosignatures as last read.
+// its cosignatures as the store has them (refreshed).
 func (w *Witness) Checkpoint(topic string) (baton.Checkpoint, error) {
 	tw, err := w.topic(topic)
 	if err != nil {
 		return baton.Checkpoint{}, err
 	}
-	tw.mu.Lock()
-	defer tw.mu.Unlock()
-	if !tw.hasCP {
+	cp, ok := tw.refreshed()
+	if !ok {
 		return baton.Checkpoint{}, fmt.Errorf("no checkpoint of %s accepted yet: %w", topic, baton.ErrNotFound)
 	}
-	return tw.latest, nil
+	return cp, nil
 }

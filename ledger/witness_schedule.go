@@ -212,8 +212,17 @@ func (tw *topicWitness) round(ctx context.Context) time.Time {
 		tw.log.Warn("ledger copy: check checkpoints", "err", err)
 	}
 	poll := tw.w.cfg.Poll
+	after := tw.progress()
 	switch {
-	case kicked || tw.progress() != before:
+	case !failed && after.size > 0 && after.accepted == after.size && !tw.dirty && tw.cosignAt.IsZero():
+		// Settled: every leaf of the copy is under a checkpoint this
+		// witness accepted (and cosigned, unless it signed it), and nothing
+		// is left to save or cosign: until the next commit, which signals,
+		// there is nothing to look at. (Proofs and checkpoints served from
+		// the copy read the other witnesses' cosignatures when asked:
+		// topicWitness.refreshed.)
+		tw.backoff = 0
+	case kicked || after != before:
 		tw.backoff = poll
 	case tw.backoff > 0:
 		tw.backoff *= 2

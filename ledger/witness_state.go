@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,38 @@ func (tw *topicWitness) setLatest(cp baton.Checkpoint) {
 	tw.mu.Lock()
 	tw.latest, tw.hasCP = cp, true
 	tw.mu.Unlock()
+}
+
+// refreshTimeout bounds the store read of refreshed.
+const refreshTimeout = time.Second
+
+// refreshed returns the latest accepted checkpoint with its cosignatures
+// as the store has them now: a settled topic's copy is not read again
+// after the other witnesses cosign it (see round), so a proof or a
+// checkpoint served from it reads them when it is asked for. The store's
+// checkpoint of that size must have the accepted root; if it has not, or
+// the store does not answer within refreshTimeout, the cosignatures last
+// read are kept.
+func (tw *topicWitness) refreshed() (baton.Checkpoint, bool) {
+	tw.mu.Lock()
+	cp, ok := tw.latest, tw.hasCP
+	tw.mu.Unlock()
+	if !ok {
+		return cp, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	defer cancel()
+	cps, err := tw.w.cfg.Store.Checkpoints(ctx, tw.topic, cp.Size-1, 1)
+	if err != nil || len(cps) != 1 || cps[0].Size != cp.Size || cps[0].Root != cp.Root {
+		return cp, true
+	}
+	cp.Cosignatures = cps[0].Cosignatures
+	tw.mu.Lock()
+	if tw.latest.Size == cp.Size {
+		tw.latest.Cosignatures = cp.Cosignatures
+	}
+	tw.mu.Unlock()
+	return cp, true
 }
 
 func (tw *topicWitness) saveState() error {
