@@ -99,6 +99,20 @@ func (d *data) holding(name, holder string, epoch uint64, now time.Time) *topic 
 	return nil
 }
 
+// liveNode returns nl's node lease if it is live; nil if not, after ending
+// it if it lapsed without being ended. Callers hold mu.
+func (d *data) liveNode(nl baton.NodeLease, now time.Time) *nodeLease {
+	n := d.nodes[nl.Node]
+	if n == nil || n.lease.Epoch != nl.Epoch {
+		return nil
+	}
+	if !n.live(now) {
+		d.endLapsed(n, now)
+		return nil
+	}
+	return n
+}
+
 // AcquireNode starts a node lease.
 func (s *Store) AcquireNode(ctx context.Context, node string, ttl time.Duration) (baton.NodeLease, error) {
 	d, err := s.begin(ctx, "acquire node", baton.ValidateNodeLease(node, ttl))
@@ -133,11 +147,8 @@ func (s *Store) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Dura
 	}
 	defer d.mu.Unlock()
 	now := d.now()
-	n := d.nodes[nl.Node]
-	if n == nil || n.lease.Epoch != nl.Epoch || !n.live(now) {
-		if n != nil && n.lease.Epoch == nl.Epoch {
-			d.endLapsed(n, now)
-		}
+	n := d.liveNode(nl, now)
+	if n == nil {
 		return baton.NodeLease{}, fmt.Errorf("renew node %s epoch %d: %w", nl.Node, nl.Epoch, baton.ErrLeaseLost)
 	}
 	n.lease.ExpiresAt = now.Add(ttl)
@@ -154,11 +165,8 @@ func (s *Store) ReleaseNode(ctx context.Context, nl baton.NodeLease, reason bato
 	}
 	defer d.mu.Unlock()
 	now := d.now()
-	n := d.nodes[nl.Node]
-	if n == nil || n.lease.Epoch != nl.Epoch || !n.live(now) {
-		if n != nil && n.lease.Epoch == nl.Epoch {
-			d.endLapsed(n, now)
-		}
+	n := d.liveNode(nl, now)
+	if n == nil {
 		return nil, fmt.Errorf("release node %s epoch %d: %w", nl.Node, nl.Epoch, baton.ErrLeaseLost)
 	}
 	return d.endNode(n, reason, now), nil
