@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/elector"
 )
 
 // Leadership spread by load (docs/design.md, node leases): a node's load is
@@ -149,7 +150,7 @@ func (n *Node) handOver(k int) {
 	}
 	cooldown := max(n.cfg.TTL, time.Second)
 	n.mu.Lock()
-	var els []electorHandoff
+	var els []*elector.Elector
 	for topic := range n.active {
 		if e := n.electors[topic]; e != nil {
 			els = append(els, e)
@@ -168,10 +169,6 @@ func (n *Node) handOver(k int) {
 	if handed > 0 {
 		n.log.Info("handing topics over to less loaded nodes", "topics", handed)
 	}
-}
-
-type electorHandoff interface {
-	Handoff(cooldown time.Duration) bool
 }
 
 // Drain hands every topic of this node over and stops racing for more: the

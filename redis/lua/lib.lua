@@ -247,3 +247,20 @@ local function why_not(n, epoch, now)
   end
   return 'the node lease lapsed'
 end
+
+-- lost_reply is the answer of a script that found node lease n not the
+-- live one of epoch: {'lost', why, topic...}, after ending n if it is that
+-- epoch and lapsed (the topics listed are those whose leases it ended).
+-- It returns nil when n is live.
+local function lost_reply(P, chan, node, nk, n, epoch, now)
+  if n.epoch == epoch and node_live(n, now) then
+    return nil
+  end
+  local why = why_not(n, epoch, now)
+  local ended = {}
+  if n.epoch == epoch then
+    local _
+    _, ended = end_lapsed(P, chan, node, nk, n, now)
+  end
+  return append_all({'lost', why}, ended)
+end

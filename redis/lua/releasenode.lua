@@ -7,14 +7,9 @@ local P, chan, node, epoch, reason = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]
 local now = now_us()
 local nk = node_keys(P, node)
 local n = read_node(nk.lease)
-if n.epoch ~= epoch or not node_live(n, now) then
-  local why = why_not(n, epoch, now)
-  local ended = {}
-  if n.epoch == epoch then
-    local _
-    _, ended = end_lapsed(P, chan, node, nk, n, now)
-  end
-  return append_all({'lost', why}, ended)
+local lost = lost_reply(P, chan, node, nk, n, epoch, now)
+if lost then
+  return lost
 end
 local recs = end_node(P, chan, node, nk, n, reason, now)
 return append_all({'ok'}, recs)
