@@ -80,10 +80,13 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 	if err := s.errClosed(); err != nil {
 		return baton.Cursor{}, err
 	}
-	v, err := s.rdb.HMGet(ctx, s.k.cursor(topic), "seq", "hash", "epoch", "updated_us").Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	vc := pipe.HMGet(ctx, s.k.cursor(topic), "seq", "hash", "epoch", "updated_us")
+	if err := s.send(ctx, pipe); err != nil {
 		return baton.Cursor{}, fmt.Errorf("read cursor of %s: %w", topic, s.mapErr(err))
 	}
+	v := vc.Val()
+	var err error
 	cur := baton.Cursor{Topic: topic, Seq: fieldUint(v[0]), Epoch: fieldUint(v[2]), UpdatedAt: fromMicros(fieldInt(v[3]))}
 	if h := fieldStr(v[1]); h != "" {
 		if cur.Hash, err = hashOf(h); err != nil {
@@ -106,8 +109,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
 	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read published items of %s: %w", topic, s.mapErr(err))
 	}
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
@@ -140,8 +142,7 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	}
 	pipe := s.rdb.Pipeline()
 	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
 	}
 	return decodeLeaves(topic, ledger(), after, int(n))

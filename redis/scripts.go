@@ -65,7 +65,7 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 	var v any
 	var err error
 	if !wait || s.opts.WaitReplicas <= 0 {
-		v, err = sc.Run(ctx, s.rdb, keys, args...).Result()
+		v, err = s.batch.run(ctx, sc, keys, args)
 	} else {
 		v, err = s.runAndWait(ctx, sc, keys, args)
 	}
