@@ -365,12 +365,10 @@ func (n *Node) freed() {
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log}
 	if n.cfg.Retain > 0 {
-		t := newTrimmer(n.store, lease.Topic, n.cfg.Retain, trimEvery, n.cfg.Clock, n.log)
-		o.OnCommit = t.committed
 		tctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); t.run(tctx) }()
-		defer func() { stop(); <-done }()
+		t := newTrimmer(tctx, n.store, lease.Topic, n.cfg.Retain, trimEvery, n.cfg.Clock, n.log)
+		o.OnCommit = t.committed
+		defer func() { stop(); t.wait() }()
 	}
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
@@ -381,13 +379,6 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 			cc.Tree = w.Tree(lease.Topic)
 			cc.OnAppend = func() { w.Fed(lease.Topic) }
 		}
-		cp, err := ledger.NewCheckpointer(cc)
-		if err != nil {
-			return err
-		}
-		cp.Start(ctx)
-		defer cp.Close()
-		o.Ledger = cp
 		// A lease whose publications are no longer signed must not go on:
 		// if the checkpointer stops on its own (fenced, or the ledger in
 		// the store does not add up), publishing stops too and the
@@ -395,13 +386,14 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		// checkpointer starts over from the store.
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go func() {
-			select {
-			case <-cp.Done():
-				cancel()
-			case <-pctx.Done():
-			}
-		}()
+		cc.OnStop = cancel
+		cp, err := ledger.NewCheckpointer(cc)
+		if err != nil {
+			return err
+		}
+		cp.Start(ctx)
+		defer cp.Close()
+		o.Ledger = cp
 		err = publisher.Run(pctx, n.store, lease, o)
 		if cerr := cp.Err(); cerr != nil && ctx.Err() == nil {
 			return fmt.Errorf("ledger of %s: %w", lease.Topic, cerr)

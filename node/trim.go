@@ -14,10 +14,12 @@ const trimEvery = time.Second
 
 // trimmer keeps a topic's queue to its last retain published items, for
 // the topic's lease holder. The publisher reports each commit (committed);
-// the trimmer's own goroutine (run) trims at most once per interval, so a
-// trim never sits on the commit path. Store.Trim deletes only published
-// items and never the cursor's own, whose hash a successor looks up (see
-// docs/design.md, step 5).
+// a goroutine of the trimmer's trims at most once per interval, so a trim
+// never sits on the commit path, and exists only while there is something
+// to trim: an idle topic costs no goroutine and no timer (docs/design.md,
+// node leases). Store.Trim deletes only published items and never the
+// cursor's own, whose hash a successor looks up (see docs/design.md, step
+// 5).
 type trimmer struct {
 	queue  baton.Queue
 	topic  string
@@ -25,14 +27,19 @@ type trimmer struct {
 	every  time.Duration
 	clock  baton.Clock
 	log    *slog.Logger
+	ctx    context.Context
 
-	mu     sync.Mutex
-	wanted uint64 // trim the items below this seq; 0: nothing yet
-	kick   chan struct{}
+	mu      sync.Mutex
+	wanted  uint64 // trim the items below this seq; 0: nothing yet
+	trimmed uint64 // the last trim that succeeded
+	running bool   // a goroutine trims
+	wg      sync.WaitGroup
 }
 
-func newTrimmer(q baton.Queue, topic string, retain uint64, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
-	return &trimmer{queue: q, topic: topic, retain: retain, every: every, clock: clock, log: log, kick: make(chan struct{}, 1)}
+// newTrimmer returns a trimmer that trims until ctx ends; wait waits for
+// it then.
+func newTrimmer(ctx context.Context, q baton.Queue, topic string, retain uint64, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
+	return &trimmer{queue: q, topic: topic, retain: retain, every: every, clock: clock, log: log, ctx: ctx}
 }
 
 // committed records a new cursor. It is the publisher's OnCommit, so it
@@ -42,47 +49,60 @@ func (t *trimmer) committed(c baton.Cursor, _ int) {
 		return
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.wanted = c.Seq - t.retain + 1
-	t.mu.Unlock()
-	t.retry()
+	if t.running || t.wanted <= t.trimmed || t.ctx.Err() != nil {
+		return
+	}
+	t.running = true
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		t.run()
+	}()
 }
 
-// run trims what committed asked for, at most once per interval, until
-// ctx ends. An idle topic costs it nothing: it waits for a commit. A trim
-// that fails is logged and tried again an interval later.
-func (t *trimmer) run(ctx context.Context) {
-	var trimmed uint64
+// run trims what committed asked for, an interval after it asked, until
+// nothing is left to trim or ctx ends. A trim that fails is logged and
+// tried again an interval later.
+func (t *trimmer) run() {
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.kick:
-		}
 		timer := t.clock.NewTimer(t.every)
 		select {
-		case <-ctx.Done():
+		case <-t.ctx.Done():
 			timer.Stop()
+			t.mu.Lock()
+			t.running = false
+			t.mu.Unlock()
 			return
 		case <-timer.C():
 		}
 		t.mu.Lock()
 		w := t.wanted
 		t.mu.Unlock()
-		if w > trimmed {
-			if _, err := t.queue.Trim(ctx, t.topic, w); err != nil {
-				t.log.Warn("trim", "topic", t.topic, "err", err)
-				t.retry()
-			} else {
-				trimmed = w
-			}
+		_, err := t.queue.Trim(t.ctx, t.topic, w)
+		if err != nil && t.ctx.Err() == nil {
+			t.log.Warn("trim", "topic", t.topic, "err", err)
 		}
+		t.mu.Lock()
+		if err == nil {
+			t.trimmed = max(t.trimmed, w)
+		}
+		if t.wanted <= t.trimmed || t.ctx.Err() != nil {
+			t.running = false
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
 	}
 }
 
-// retry asks run for another try.
-func (t *trimmer) retry() {
-	select {
-	case t.kick <- struct{}{}:
-	default:
-	}
+// wait waits, once ctx has ended, for the trim under way.
+func (t *trimmer) wait() { t.wg.Wait() }
+
+// idle reports whether no goroutine trims (for tests).
+func (t *trimmer) idle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.running
 }

@@ -30,16 +30,14 @@ func (q *trimQueue) Trim(_ context.Context, _ string, before uint64) (int, error
 }
 
 // TestTrimmer: the trimmer keeps the last retain published items, trims
-// only on its interval after a commit, arms no timer while nothing new was
-// committed (an idle topic costs nothing), and tries a failed trim again.
+// only on its interval after a commit, arms no timer and holds no goroutine
+// while nothing new was committed (an idle topic costs nothing), and tries a failed trim again.
 func TestTrimmer(t *testing.T) {
 	clock := clocktest.New(time.Unix(1000, 0))
 	q := &trimQueue{calls: make(chan uint64, 10), fail: make(chan error, 1)}
-	tr := newTrimmer(q, "t", 10, time.Second, clock, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); tr.run(ctx) }()
-	defer func() { cancel(); <-done }()
+	tr := newTrimmer(ctx, q, "t", 10, time.Second, clock, slog.New(slog.DiscardHandler))
+	defer func() { cancel(); tr.wait() }()
 
 	// step waits until the trimmer has armed its timer, then advances the
 	// clock by one interval.
@@ -48,10 +46,13 @@ func TestTrimmer(t *testing.T) {
 		poll.True(t, 10*time.Second, "the trimmer to arm its timer", func() bool { return clock.Timers() == 1 })
 		clock.Advance(time.Second)
 	}
-	// idle waits until the trimmer has no timer armed: it waits for a commit.
+	// idle waits until the trimmer has no timer armed and no goroutine: it
+	// waits for a commit.
 	idle := func() {
 		t.Helper()
-		poll.True(t, 10*time.Second, "the trimmer to wait with no timer", func() bool { return clock.Timers() == 0 })
+		poll.True(t, 10*time.Second, "the trimmer to wait with no timer and no goroutine", func() bool {
+			return clock.Timers() == 0 && tr.idle()
+		})
 	}
 	expect := func(want ...uint64) {
 		t.Helper()

@@ -429,6 +429,11 @@ func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription
 	return s.sig.Subscribe(topic, signals)
 }
 
+// SubscribeFunc implements baton.Notifier.
+func (s *Store) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+	return s.sig.SubscribeFunc(topic, signals, fn)
+}
+
 // errClosed is returned by every method after Close.
 func (s *Store) errClosed() error {
 	if s.closed.Load() {

@@ -382,6 +382,11 @@ func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription
 	return s.sig.Subscribe(topic, signals)
 }
 
+// SubscribeFunc implements baton.Notifier.
+func (s *Store) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+	return s.sig.SubscribeFunc(topic, signals, fn)
+}
+
 func (s *Store) now() time.Time { return s.clock.Now() }
 
 // wrapErr maps driver errors onto baton's sentinels.
