@@ -74,7 +74,8 @@ type Store struct {
 
 	sig *signal.Hub
 	// leases batches the lease writes (leasebatch.go).
-	leases leaseBatcher
+	leases leaseBatcher // lease writes, on ldb
+	batch  leaseBatcher // the other fenced writes, on wdb
 	// origin tags the rows this Store writes to the changes log, which its
 	// own watcher skips (finish signals them at once); prunedAt is the id
 	// at which it last pruned the log (see logChanges).
@@ -206,7 +207,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{path: path, opts: opts, log: opts.Logger, clock: opts.Clock, sig: signal.NewHub(), origin: rand.Int64()}
-	s.leases.s = s
+	s.leases.s, s.batch.s = s, s
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)",
 		opts.BusyTimeout.Milliseconds(), opts.Sync)
 	dsn := "file:" + path + "?" + pragmas
@@ -247,6 +248,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
+	s.leases.db, s.leases.spin, s.leases.maxSpin = s.ldb, 100*time.Microsecond, 2*time.Millisecond
+	s.batch.db, s.batch.spin, s.batch.maxSpin = s.wdb, 200*time.Microsecond, 4*time.Millisecond
 
 	// The watchdog runs from the start: even creating the schema may wait
 	// behind a stopped writer.
