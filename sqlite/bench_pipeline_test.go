@@ -23,16 +23,7 @@ func BenchmarkPipeline(b *testing.B) {
 	for _, batch := range []int{10, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			ctx := b.Context()
-			path := filepath.Join(b.TempDir(), "p.db")
-			var hs []*sqlite.Store
-			for range 3 {
-				s, err := sqlite.Open(ctx, "sqlite://"+path+"?sync=normal", sqlite.Options{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				hs = append(hs, s)
-			}
+			hs := openHandles(b, 3)
 			pub, follower := hs[0], hs[1]
 			l := acquireForBench(b, pub, "t")
 			appended := pub.Subscribe("t", baton.SignalAppend)
@@ -85,6 +76,22 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
+// openHandles opens n handles on one new file (sync=normal: the CPU of the
+// statements, not the disk's fsync), closed when b ends.
+func openHandles(b *testing.B, n int) []*sqlite.Store {
+	path := filepath.Join(b.TempDir(), "b.db")
+	hs := make([]*sqlite.Store, n)
+	for i := range hs {
+		s, err := sqlite.Open(b.Context(), "sqlite://"+path+"?sync=normal", sqlite.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		hs[i] = s
+	}
+	return hs
+}
+
 // acquireForBench takes the topic's lock under a node lease of an hour.
 func acquireForBench(b *testing.B, s *sqlite.Store, topic string) baton.Lease {
 	nl, err := s.AcquireNode(context.Background(), "pub", time.Hour)
@@ -102,17 +109,8 @@ func acquireForBench(b *testing.B, s *sqlite.Store, topic string) baton.Lease {
 // handle's subscriber (its watcher's hop, as between two nodes).
 func BenchmarkWatchHop(b *testing.B) {
 	ctx := b.Context()
-	path := filepath.Join(b.TempDir(), "h.db")
-	a, err := sqlite.Open(ctx, "sqlite://"+path+"?sync=normal", sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
-	o, err := sqlite.Open(ctx, "sqlite://"+path+"?sync=normal", sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer o.Close()
+	hs := openHandles(b, 2)
+	a, o := hs[0], hs[1]
 	sub := o.Subscribe("t", baton.SignalAppend)
 	defer sub.Close()
 	var appending, waking time.Duration
