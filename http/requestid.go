@@ -1,0 +1,67 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	nethttp "net/http"
+)
+
+// RequestIDHeader carries a request's id: taken from the request if sane
+// (validRequestID), else generated, and always echoed in the response. The
+// id is in every log line of the request and in its JSON error body
+// (docs/operations.md, "Logs"), so that a client's report and the node's
+// log meet on one string.
+const RequestIDHeader = "X-Request-Id"
+
+// maxRequestID bounds a client's request id: longer ones are replaced, so
+// that a client cannot make every log line of its requests large.
+const maxRequestID = 128
+
+type requestIDKey struct{}
+
+// validRequestID reports whether a client's id may be kept: 1 to
+// maxRequestID bytes of printable ASCII without spaces, so that it cannot
+// forge a log line or a header, nor carry a payload of any size.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 16 random bytes in hex.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// withRequestID gives r its id (the client's if sane, else a new one),
+// echoes it in w's header and returns r with it in its context.
+func withRequestID(w nethttp.ResponseWriter, r *nethttp.Request) *nethttp.Request {
+	id := r.Header.Get(RequestIDHeader)
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	w.Header().Set(RequestIDHeader, id)
+	return r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+}
+
+// requestID is r's id ("" outside ServeHTTP, e.g. in a test calling a
+// handler directly).
+func requestID(r *nethttp.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// logFor is the logger of r's log lines: the server's, with its request id.
+func (s *Server) logFor(r *nethttp.Request) *slog.Logger {
+	return s.log.With("request_id", requestID(r))
+}
