@@ -140,5 +140,14 @@ func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
 }
 
+// Handover records a hand-over to this node, with the record of the lease
+// it followed (node.Config.OnHandover).
+func (m *Metrics) Handover(r baton.ReleaseRecord) {
+	m.handovers.WithLabelValues(string(r.Reason)).Inc()
+	if d := r.Handover(); d >= 0 {
+		m.handoverSec.Observe(d.Seconds())
+	}
+}
+
 // StreamEnded records why an event stream ended (http.Observer).
 func (m *Metrics) StreamEnded(reason string) { m.streamsEnded.WithLabelValues(reason).Inc() }

@@ -58,6 +58,10 @@ type Config struct {
 	// waiting and its cursor still before it is reported stalled (default
 	// max(10s, 5 TTL)).
 	StallAfter time.Duration
+	// OnHandover, if set, is told of each hand-over to this node once,
+	// with the record of the lease it followed (for the metrics). It runs
+	// on a goroutine of its own, after the store answered.
+	OnHandover func(baton.ReleaseRecord)
 }
 
 // Validate fills defaults and names the first bad field.
@@ -140,6 +144,7 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	handed handovers // has its own lock
 	once   sync.Once
 }
 
@@ -232,6 +237,7 @@ func (n *Node) Close() error {
 		if err := n.store.Leave(ctx, n.cfg.Node); err != nil {
 			n.log.Warn("leave membership", "err", err)
 		}
+		n.handed.wg.Wait()
 	})
 	return nil
 }
@@ -331,6 +337,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
 				n.active[c.Topic] = c.Lease
+				n.acquired(c.Lease)
 			} else if _, ok := n.active[c.Topic]; ok {
 				delete(n.active, c.Topic)
 				n.freed()

@@ -269,7 +269,7 @@ func serve(ctx context.Context, c serveConfig) error {
 
 	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
 		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, Logger: log, Terminals: h.Terminals,
-		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval}
+		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover}
 	var witness *ledger.Witness
 	if c.Ledger {
 		dir := c.DataDir

@@ -1,0 +1,68 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+)
+
+// handoverRead bounds the read of a hand-over's record.
+const handoverRead = 5 * time.Second
+
+// handovers logs each hand-over to this node once, with the record of the
+// lease it followed (docs/operations.md, "Logs"), and tells
+// Config.OnHandover (the metrics). The record is read apart, on a
+// goroutine of its own: an elector must not wait for it.
+type handovers struct {
+	mu sync.Mutex
+	// told is the epoch last reported per topic: a lease kept through a
+	// lapse of trust becomes active again, and is not a new hand-over.
+	told map[string]uint64
+	wg   sync.WaitGroup
+}
+
+// acquired is told of every lease this node starts publishing under.
+func (n *Node) acquired(l baton.Lease) {
+	if l.Epoch <= 1 {
+		return // the topic's first lease: nobody handed it over
+	}
+	h := &n.handed
+	h.mu.Lock()
+	if h.told == nil {
+		h.told = make(map[string]uint64)
+	}
+	if h.told[l.Topic] >= l.Epoch {
+		h.mu.Unlock()
+		return
+	}
+	h.told[l.Topic] = l.Epoch
+	h.mu.Unlock()
+	h.wg.Go(func() { n.reportHandover(l) })
+}
+
+// reportHandover reads the record of the lease l followed, logs the
+// hand-over and tells OnHandover.
+func (n *Node) reportHandover(l baton.Lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), handoverRead)
+	defer cancel()
+	recs, err := n.store.Handovers(ctx, l.Topic, 4)
+	if err != nil {
+		n.log.Warn("hand-over: read its record", "topic", l.Topic, "epoch", l.Epoch, "err", err)
+		return
+	}
+	for _, r := range recs {
+		if r.SuccessorEpoch != l.Epoch {
+			continue
+		}
+		n.log.Info("hand-over", "topic", l.Topic, "epoch", l.Epoch, "previous_epoch", r.Epoch,
+			"previous_holder", r.Holder, "reason", r.Reason, "last_seq", r.LastSeq, "without_holder", r.Handover())
+		if n.cfg.OnHandover != nil {
+			n.cfg.OnHandover(r)
+		}
+		return
+	}
+	// The records name later successors already: this lease was short.
+	n.log.Info("hand-over", "topic", l.Topic, "epoch", l.Epoch, "record", "not found")
+}

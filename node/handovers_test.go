@@ -1,0 +1,71 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/testlog"
+	"github.com/baton-pub/baton/node"
+)
+
+// TestHandoverLoggedOnce: the node a topic is handed over to logs the
+// hand-over once, at info, with the topic, both epochs, the previous
+// holder, the reason and how long the topic was without a holder, and
+// tells OnHandover the record (the metrics).
+func TestHandoverLoggedOnce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "n.db")
+	sa, sb := open(t, path), open(t, path)
+	a := start(t, sa, "a")
+	u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
+	if _, err := sa.Append(ctx, "moving", []baton.Update{u}); err != nil {
+		t.Fatal(err)
+	}
+	poll.True(t, 10*time.Second, "a publishes the topic", func() bool {
+		_, ok := a.Active()["moving"]
+		return ok
+	})
+	var logs testlog.Buffer
+	var mu sync.Mutex
+	var told []baton.ReleaseRecord
+	b, err := node.New(sb, node.Config{Node: "b", Addr: "b:1", TTL: time.Second, Logger: logs.Logger(),
+		OnHandover: func(r baton.ReleaseRecord) { mu.Lock(); told = append(told, r); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a.Close()
+	poll.True(t, 10*time.Second, "the hand-over logged by b", func() bool {
+		return strings.Contains(logs.String(), "msg=hand-over")
+	})
+	b.Close() // waits for its hand-over reports
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "msg=hand-over") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d hand-over lines, want 1:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for _, want := range []string{"level=INFO", "topic=moving", "epoch=2", "previous_epoch=1", "previous_holder=a", "reason=released", "without_holder="} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("the hand-over line lacks %q: %s", want, lines[0])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 1 || told[0].Epoch != 1 || told[0].SuccessorEpoch != 2 || told[0].Reason != baton.ReasonReleased {
+		t.Errorf("OnHandover told %+v", told)
+	}
+}
