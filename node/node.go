@@ -62,6 +62,10 @@ type Config struct {
 	// with the record of the lease it followed (for the metrics). It runs
 	// on a goroutine of its own, after the store answered.
 	OnHandover func(baton.ReleaseRecord)
+	// Notifications, if set, reports nil while the store's change
+	// notifications are subscribed, else why not (redis.Store's): lost
+	// for longer than TTL, it is a problem (GET /readyz answers 503).
+	Notifications func() error
 }
 
 // Validate fills defaults and names the first bad field.
@@ -433,6 +437,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 		}
 		if ctx.Err() == nil {
 			n.health.heartbeat(err, n.cfg.Clock.Now())
+			n.checkNotifications()
 		}
 	}
 }
