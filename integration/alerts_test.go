@@ -282,6 +282,10 @@ func TestAlertsFireForReal(t *testing.T) {
 		r.Pause()
 		p.waitFiring("BatonLeaseRenewalsFailing", nil)
 		p.waitFiring("BatonNodeNotReady", nil)
+		// Its renewals failing, the node gave its topics up, fail-closed.
+		if v := scrape(t, c.nodes[0].URL()+"/metrics", "baton_lease_fail_closed_total"); v < 1 {
+			t.Errorf("baton_lease_fail_closed_total = %v after renewals failed for minutes", v)
+		}
 		r.Resume()
 	})
 }

@@ -243,3 +243,14 @@ func TestTopicGaugesBounded(t *testing.T) {
 		t.Errorf("1 topic published, 3 labels: asked for %d first topics and read %v, want 2 and a,b,m0", asked, read)
 	}
 }
+
+// TestFailClosedCounted: each topic lease given up fail-closed counts
+// once (node.Config.OnFailClosed).
+func TestFailClosedCounted(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	m.FailClosed("a")
+	m.FailClosed("b")
+	if got := value(t, m, "baton_lease_fail_closed_total", nil); got != 2 {
+		t.Errorf("baton_lease_fail_closed_total = %v, want 2", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/elector"
 )
 
 // handoverRead bounds the read of a hand-over's record.
@@ -65,4 +66,17 @@ func (n *Node) reportHandover(l baton.Lease) {
 	}
 	// The records name later successors already: this lease was short.
 	n.log.Info("hand-over", "topic", l.Topic, "epoch", l.Epoch, "record", "not found")
+}
+
+// reasonLapsed is the reason of an elector.Change when the elector stepped
+// down because its node lease could not be renewed in time (elector/
+// elector.go, Elector.active: "Fail closed").
+const reasonLapsed = "lapsed"
+
+// steppedDown is told of every lease this node stops publishing under.
+// The elector has logged it ("lease ended", with its reason).
+func (n *Node) steppedDown(c elector.Change) {
+	if c.Reason == reasonLapsed && n.cfg.OnFailClosed != nil {
+		n.cfg.OnFailClosed(c.Topic)
+	}
 }

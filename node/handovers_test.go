@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/testlog"
 	"github.com/baton-pub/baton/node"
@@ -67,5 +69,50 @@ func TestHandoverLoggedOnce(t *testing.T) {
 	defer mu.Unlock()
 	if len(told) != 1 || told[0].Epoch != 1 || told[0].SuccessorEpoch != 2 || told[0].Reason != baton.ReasonReleased {
 		t.Errorf("OnHandover told %+v", told)
+	}
+}
+
+// failingRenewals fails every node lease renewal while fail is set: the
+// node cannot renew in time and must fail closed.
+type failingRenewals struct {
+	baton.Store
+	fail atomic.Bool
+}
+
+func (s *failingRenewals) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Duration) (baton.NodeLease, error) {
+	if s.fail.Load() {
+		return baton.NodeLease{}, baton.ErrUnavailable
+	}
+	return s.Store.RenewNode(ctx, nl, ttl)
+}
+
+// TestFailClosedCounted: a node whose renewals fail stops publishing its
+// topic before its lease lapses, and tells OnFailClosed (the metrics'
+// baton_lease_fail_closed_total) once for the topic.
+func TestFailClosedCounted(t *testing.T) {
+	st := &failingRenewals{Store: memstore.New(nil)}
+	var mu sync.Mutex
+	var told []string
+	n, err := node.New(st, node.Config{Node: "a", Addr: "a:1", TTL: 300 * time.Millisecond,
+		OnFailClosed: func(topic string) { mu.Lock(); told = append(told, topic); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
+	if _, err := st.Append(context.Background(), "q", []baton.Update{u}); err != nil {
+		t.Fatal(err)
+	}
+	poll.True(t, 10*time.Second, "q published", func() bool { _, ok := n.Active()["q"]; return ok })
+	st.fail.Store(true)
+	poll.True(t, 10*time.Second, "q given up", func() bool { _, ok := n.Active()["q"]; return !ok })
+	st.fail.Store(false)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 1 || told[0] != "q" {
+		t.Errorf("OnFailClosed told %v, want [q]", told)
 	}
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// notifications are subscribed, else why not (redis.Store's): lost
 	// for longer than TTL, it is a problem (GET /readyz answers 503).
 	Notifications func() error
+	// OnFailClosed, if set, is told of each topic lease this node stopped
+	// publishing under because its node lease could not be renewed in
+	// time (it failed closed, see elector.Session). It must not block.
+	OnFailClosed func(topic string)
 }
 
 // Validate fills defaults and names the first bad field.
@@ -343,6 +347,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 				n.active[c.Topic] = c.Lease
 				n.acquired(c.Lease)
 			} else if _, ok := n.active[c.Topic]; ok {
+				n.steppedDown(c)
 				delete(n.active, c.Topic)
 				n.freed()
 			}

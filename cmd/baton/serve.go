@@ -271,7 +271,8 @@ func serve(ctx context.Context, c serveConfig) error {
 
 	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
 		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, Logger: log, Terminals: h.Terminals,
-		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover}
+		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover,
+		OnFailClosed: m.FailClosed}
 	if notifications != nil {
 		ncfg.Notifications = notifications.Notifications
 	}
