@@ -171,11 +171,12 @@ func (p *prometheus) waitValue(query string, want float64) {
 // TestAlertsFireForReal causes each alert's condition with real nodes, a
 // real store and a real Prometheus evaluating deploy/prometheus/alerts.yml,
 // and waits for the alert: a topic left without a publisher (the only
-// node is full), a witness alarm (a checkpoint signed by a key nobody
-// registered, written straight into the store), lag past 10,000 and
+// node is full; per topic and in the count over every topic), a witness
+// alarm (a checkpoint signed by a key nobody registered, written straight
+// into the store), lag past 10,000 and
 // growing (sources go on appending to the orphan), renewals failing and
-// the node not ready (its Redis paused). BatonHandoverStorm is tested on
-// synthetic series only (deploy/prometheus/alerts_test.yml).
+// the node not ready (its Redis paused). BatonHandoverStorm has its own
+// test (TestHandoverStormFiresForReal, alerts_storm_test.go).
 func TestAlertsFireForReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Prometheus, Redis and real nodes")
@@ -211,6 +212,8 @@ func TestAlertsFireForReal(t *testing.T) {
 			return orphan != ""
 		})
 		p.waitFiring("BatonTopicWithoutPublisher", map[string]string{"topic": orphan})
+		// The count over every topic says the same.
+		p.waitFiring("BatonTopicsWithoutPublisher", nil)
 
 		// With no publisher its lag only grows: past 10,000 and rising.
 		stop := make(chan struct{})

@@ -109,6 +109,12 @@ func New(cfg Config) *Metrics {
 	m.reg.MustRegister(m.storeSeconds, m.storeErrors, m.appended, m.published, m.batch, m.acquired, m.renewFailed,
 		m.failClosed, m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every reason has its series from the start: increase() over a
+	// series born at its first hand-over would miss that hand-over, and a
+	// storm of them (deploy/prometheus/alerts.yml, BatonHandoverStorm).
+	for _, r := range []baton.ReleaseReason{baton.ReasonReleased, baton.ReasonExpired, baton.ReasonFailed} {
+		m.handovers.WithLabelValues(string(r))
+	}
 	if cfg.Status != nil {
 		m.reg.MustRegister(&topicCollector{m: m})
 	}
