@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,15 +42,24 @@ func TestHandoverStormFiresForReal(t *testing.T) {
 		}
 		return err
 	})
-	// Prometheus must have seen both nodes' counters before the storm,
-	// or it sees no increase.
-	var before float64
-	for _, n := range c.nodes {
-		for _, reason := range []string{"released", "expired", "failed"} {
-			before += scrape(t, n.URL()+"/metrics", `baton_handovers_total{reason="`+reason+`"}`)
+	// Prometheus must have seen both nodes' counters as they stand before
+	// the storm, or it sees no increase. They may still move: a hand-over
+	// is counted once its record is read.
+	poll.Until(t, 60*time.Second, "prometheus to scrape the hand-overs so far", func() error {
+		var now float64
+		for _, n := range c.nodes {
+			for _, reason := range []string{"released", "expired", "failed"} {
+				now += scrape(t, n.URL()+"/metrics", `baton_handovers_total{reason="`+reason+`"}`)
+			}
 		}
-	}
-	p.waitValue(`sum(baton_handovers_total)`, before)
+		if n, _ := p.value(`count(baton_handovers_total)`); n != 6 {
+			return fmt.Errorf("prometheus has %v hand-over series, want 3 reasons on 2 nodes", n)
+		}
+		if got, ok := p.value(`sum(baton_handovers_total)`); !ok || got != now {
+			return fmt.Errorf("prometheus has %v (%v), the nodes %v", got, ok, now)
+		}
+		return nil
+	})
 	if got := p.firing("BatonHandoverStorm"); len(got) != 0 {
 		t.Fatalf("BatonHandoverStorm firing before any hand-over: %v", got)
 	}
@@ -76,6 +86,46 @@ func TestHandoverStormFiresForReal(t *testing.T) {
 	drain("n2")
 	allOn("n1")
 	p.waitFiring("BatonHandoverStorm", nil)
+
+	// Each hand-over is logged once, by its successor, with the epochs of
+	// its record in the store (docs/operations.md, "Logs").
+	want := make(map[string]bool)
+	for _, topic := range topics {
+		for _, h := range c.handovers(topic) {
+			if h.SuccessorEpoch != 0 {
+				want[fmt.Sprintf("%s %d->%d by %s", topic, h.Epoch, h.SuccessorEpoch, h.Successor)] = true
+			}
+		}
+	}
+	poll.Until(t, 30*time.Second, "every hand-over logged once", func() error {
+		got := make(map[string]int)
+		for _, n := range c.nodes {
+			b, err := os.ReadFile(n.Log())
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				var rec struct {
+					Msg, Topic, Node string
+					Epoch            uint64
+					PreviousEpoch    uint64 `json:"previous_epoch"`
+				}
+				if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "hand-over" {
+					continue
+				}
+				got[fmt.Sprintf("%s %d->%d by %s", rec.Topic, rec.PreviousEpoch, rec.Epoch, rec.Node)]++
+			}
+		}
+		for k := range want {
+			if got[k] != 1 {
+				return fmt.Errorf("hand-over %s logged %d times", k, got[k])
+			}
+		}
+		if len(got) != len(want) {
+			return fmt.Errorf("%d hand-overs logged, %d in the store", len(got), len(want))
+		}
+		return nil
+	})
 }
 
 // TestEveryAlertTested: every alert of deploy/prometheus/alerts.yml is

@@ -148,24 +148,31 @@ func metricsTarget(n *proc.Node) string { return n.Addr }
 func (p *prometheus) waitValue(query string, want float64) {
 	p.t.Helper()
 	poll.True(p.t, 60*time.Second, "prometheus to scrape "+query, func() bool {
-		resp, err := httpc.Get(p.url + "/api/v1/query?query=" + url.QueryEscape(query))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var out struct {
-			Data struct {
-				Result []struct {
-					Value [2]any
-				}
+		v, ok := p.value(query)
+		return ok && v == want
+	})
+}
+
+// value is the value of query's first series now, if it has one.
+func (p *prometheus) value(query string) (float64, bool) {
+	resp, err := httpc.Get(p.url + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct {
+			Result []struct {
+				Value [2]any
 			}
 		}
-		if json.NewDecoder(resp.Body).Decode(&out) != nil || len(out.Data.Result) == 0 {
-			return false
-		}
-		v, _ := out.Data.Result[0].Value[1].(string)
-		return v == strconv.FormatFloat(want, 'f', -1, 64)
-	})
+	}
+	if json.NewDecoder(resp.Body).Decode(&out) != nil || len(out.Data.Result) == 0 {
+		return 0, false
+	}
+	s, _ := out.Data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
 }
 
 // TestAlertsFireForReal causes each alert's condition with real nodes, a
