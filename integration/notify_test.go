@@ -18,11 +18,13 @@ import (
 // connection is lost and not re-established, /readyz answers 503 naming
 // the notifications while the store still answers, and the metrics count
 // the problem; with SUBSCRIBE allowed again, ready again. Both changes are
-// logged once.
+// logged once. A real Prometheus evaluating deploy/prometheus/alerts.yml
+// fires BatonNodeProblem meanwhile.
 func TestReadinessFollowsTheNotifications(t *testing.T) {
 	r := redistest.Start(t, redistest.Options{KeyspaceEvents: "Ex"})
 	c := newClusterWith(t, func(*testing.T) string { return r.URL(0) }, 1, testTTL, "")
 	n := c.nodes[0]
+	p := startPrometheus(t, []string{metricsTarget(n)})
 	ctx := context.Background()
 	ready := func() (int, string) {
 		resp, err := httpc.Get(n.URL() + "/readyz")
@@ -64,6 +66,7 @@ func TestReadinessFollowsTheNotifications(t *testing.T) {
 	if v := scrape(t, n.URL()+"/metrics", `baton_node_problems{kind="notifications"}`); v != 1 {
 		t.Errorf(`baton_node_problems{kind="notifications"} = %v while lost`, v)
 	}
+	p.waitFiring("BatonNodeProblem", map[string]string{"kind": "notifications"})
 	redis("ACL", "SETUSER", "default", "+subscribe", "+psubscribe")
 	poll.True(t, 60*time.Second, "ready again", func() bool { s, _ := ready(); return s == 200 })
 	if v := scrape(t, n.URL()+"/metrics", `baton_node_problems{kind="notifications"}`); v != 0 {
