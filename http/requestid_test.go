@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	nethttp "net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -163,5 +164,27 @@ func TestRequestIDs(t *testing.T) {
 	})
 	if lines := log.withID(t, "stream-1"); lines[0]["msg"] != "http: stream opened" {
 		t.Errorf("stream log lines: %v", lines)
+	}
+}
+
+// BenchmarkRequestID is what a request's id costs every request: kept
+// from the client, or generated.
+func BenchmarkRequestID(b *testing.B) {
+	for _, sent := range []string{"client-id-1", ""} {
+		name := "kept"
+		if sent == "" {
+			name = "generated"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := httptest.NewRequest("GET", "/healthz", nil)
+			if sent != "" {
+				r.Header.Set(RequestIDHeader, sent)
+			}
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = withRequestID(w, r)
+			}
+		})
 	}
 }
