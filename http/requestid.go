@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	nethttp "net/http"
+	"runtime/debug"
 	"sync/atomic"
 )
 
@@ -82,4 +84,19 @@ func requestID(r *nethttp.Request) string {
 // logFor is the logger of r's log lines: the server's, with its request id.
 func (s *Server) logFor(r *nethttp.Request) *slog.Logger {
 	return s.log.With("request_id", requestID(r))
+}
+
+// logPanic, deferred by ServeHTTP, logs a handler's panic with its request
+// id and stack, then lets net/http end the connection as it does for any
+// panic (nethttp.ErrAbortHandler: without logging it a second time).
+func (s *Server) logPanic(r *nethttp.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v != nethttp.ErrAbortHandler {
+		s.logFor(r).Error("http: panic serving request", "method", r.Method, "path", r.URL.Path,
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
+	panic(nethttp.ErrAbortHandler)
 }

@@ -188,3 +188,29 @@ func BenchmarkRequestID(b *testing.B) {
 		})
 	}
 }
+
+// TestPanicLoggedWithRequestID: a handler's panic is logged once, at
+// error level, with the request's id and the stack; the client's
+// connection is closed, as net/http does for any panic.
+func TestPanicLoggedWithRequestID(t *testing.T) {
+	var log jsonLog
+	e := newEnv(t, nil, hub.Options{}, Config{Logger: log.logger(), Status: func(context.Context, int) (wire.Status, error) {
+		panic("status exploded")
+	}})
+	req, _ := nethttp.NewRequest("GET", e.url+"/v1/status", nil)
+	req.Header.Set(RequestIDHeader, "boom-1")
+	if resp, err := nethttp.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a panicking handler answered %d", resp.StatusCode)
+	}
+	var panics []map[string]any
+	for _, m := range log.withID(t, "boom-1") {
+		if m["msg"] == "http: panic serving request" {
+			panics = append(panics, m)
+		}
+	}
+	if len(panics) != 1 || panics[0]["level"] != "ERROR" || panics[0]["panic"] != "status exploded" ||
+		!strings.Contains(panics[0]["stack"].(string), "requestid_test.go") {
+		t.Errorf("panic log lines: %v", panics)
+	}
+}

@@ -286,6 +286,7 @@ func NewServer(cfg Config) (*Server, error) {
 // ServeHTTP implements net/http.Handler.
 func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 	r = withRequestID(w, r)
+	defer s.logPanic(r)
 	if !s.boundBody(w, r) {
 		return
 	}
