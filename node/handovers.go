@@ -20,6 +20,8 @@ type handovers struct {
 	mu sync.Mutex
 	// told is the epoch last reported per topic: a lease kept through a
 	// lapse of trust becomes active again, and is not a new hand-over.
+	// (Only the same epoch is skipped: a topic deleted and made again
+	// starts its epochs over.)
 	told map[string]uint64
 	wg   sync.WaitGroup
 }
@@ -34,7 +36,7 @@ func (n *Node) acquired(l baton.Lease) {
 	if h.told == nil {
 		h.told = make(map[string]uint64)
 	}
-	if h.told[l.Topic] >= l.Epoch {
+	if h.told[l.Topic] == l.Epoch {
 		h.mu.Unlock()
 		return
 	}
