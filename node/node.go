@@ -58,6 +58,18 @@ type Config struct {
 	// waiting and its cursor still before it is reported stalled (default
 	// max(10s, 5 TTL)).
 	StallAfter time.Duration
+	// OnHandover, if set, is told of each hand-over to this node once,
+	// with the record of the lease it followed (for the metrics). It runs
+	// on a goroutine of its own, after the store answered.
+	OnHandover func(baton.ReleaseRecord)
+	// Notifications, if set, reports nil while the store's change
+	// notifications are subscribed, else why not (redis.Store's): lost
+	// for longer than TTL, it is a problem (GET /readyz answers 503).
+	Notifications func() error
+	// OnFailClosed, if set, is told of each topic lease this node stopped
+	// publishing under because its node lease could not be renewed in
+	// time (it failed closed, see elector.Session). It must not block.
+	OnFailClosed func(topic string)
 }
 
 // Validate fills defaults and names the first bad field.
@@ -140,6 +152,7 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	handed handovers // has its own lock
 	once   sync.Once
 }
 
@@ -232,6 +245,7 @@ func (n *Node) Close() error {
 		if err := n.store.Leave(ctx, n.cfg.Node); err != nil {
 			n.log.Warn("leave membership", "err", err)
 		}
+		n.handed.wg.Wait()
 	})
 	return nil
 }
@@ -331,7 +345,9 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
 				n.active[c.Topic] = c.Lease
+				n.acquired(c.Lease)
 			} else if _, ok := n.active[c.Topic]; ok {
+				n.steppedDown(c)
 				delete(n.active, c.Topic)
 				n.freed()
 			}
@@ -418,6 +434,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 		}
 		if ctx.Err() == nil {
 			n.health.heartbeat(err, n.cfg.Clock.Now())
+			n.checkNotifications()
 		}
 	}
 }

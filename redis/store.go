@@ -91,6 +91,7 @@ type Store struct {
 	known sync.Map // topics this Store has registered in the topics set
 
 	closed    atomic.Bool
+	notify    notifyState // whether the listener is subscribed (notifyhealth.go)
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
