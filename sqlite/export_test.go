@@ -11,3 +11,6 @@ func QueuedWrites(s *Store) int {
 	defer s.batch.mu.Unlock()
 	return len(s.batch.pending) + s.batch.current
 }
+
+// MaxWriteBatch bounds the fenced writes of one transaction.
+const MaxWriteBatch = maxWriteBatch

@@ -30,6 +30,9 @@ type leaseBatcher struct {
 	db *sql.DB // one connection
 	// The file's write lock is polled from spin up to maxSpin.
 	spin, maxSpin time.Duration
+	// max bounds a batch, so that one transaction does not hold the
+	// write lock for long.
+	max int
 
 	mu      sync.Mutex
 	pending []*leaseReq
@@ -40,9 +43,20 @@ type leaseBatcher struct {
 	batches atomic.Int64
 }
 
-// maxLeaseBatch bounds a batch, so that one transaction does not hold the
-// write lock for long.
-const maxLeaseBatch = 256
+// The bounds of a batch: lease writes are tiny; the other writes carry
+// leaves and checkpoints.
+const (
+	maxLeaseBatch = 256
+	maxWriteBatch = 64
+)
+
+// batchYield is the pause between two batches when more writes wait: the
+// file's write lock is polled by the other connections and processes, and
+// batches back to back would take it again before any of them looked, the
+// node lease renewals (which poll at most a millisecond apart, see
+// writeNode) included. A renewal starved past its node lease's trust would
+// make the node give up every topic with no fault at all.
+const batchYield = time.Millisecond
 
 type leaseReq struct {
 	ctx  context.Context
@@ -71,7 +85,7 @@ func (b *leaseBatcher) do(ctx context.Context, fn func(ctx context.Context, tx *
 func (b *leaseBatcher) run() {
 	for {
 		b.mu.Lock()
-		n := min(len(b.pending), maxLeaseBatch)
+		n := min(len(b.pending), b.max)
 		if n == 0 {
 			b.running, b.current = false, 0
 			b.mu.Unlock()
@@ -82,6 +96,12 @@ func (b *leaseBatcher) run() {
 		b.current = n
 		b.mu.Unlock()
 		b.commit(batch)
+		b.mu.Lock()
+		more := len(b.pending) > 0
+		b.mu.Unlock()
+		if more {
+			time.Sleep(batchYield)
+		}
 	}
 }
 

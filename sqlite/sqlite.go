@@ -248,8 +248,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
-	s.leases.db, s.leases.spin, s.leases.maxSpin = s.ldb, 100*time.Microsecond, 2*time.Millisecond
-	s.batch.db, s.batch.spin, s.batch.maxSpin = s.wdb, 200*time.Microsecond, 4*time.Millisecond
+	s.leases.db, s.leases.spin, s.leases.maxSpin, s.leases.max = s.ldb, 100*time.Microsecond, 2*time.Millisecond, maxLeaseBatch
+	s.batch.db, s.batch.spin, s.batch.maxSpin, s.batch.max = s.wdb, 200*time.Microsecond, 4*time.Millisecond, maxWriteBatch
 
 	// The watchdog runs from the start: even creating the schema may wait
 	// behind a stopped writer.
