@@ -394,6 +394,7 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.Context) time.Duration {
 	c := e.cfg
 	e.log.Info("lease acquired", "epoch", lease.Epoch)
+	since := c.Clock.Now()
 	select {
 	case <-e.handoff: // asked of an earlier lease
 	default:
@@ -418,7 +419,7 @@ func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.C
 		}
 	}
 	step := func(reason string) {
-		e.log.Info("lease ended", "epoch", lease.Epoch, "reason", reason)
+		e.log.Info("lease ended", "epoch", lease.Epoch, "reason", reason, "held", c.Clock.Now().Sub(since))
 		e.setRole(baton.RoleStandby, baton.Lease{}, reason)
 	}
 	for {
