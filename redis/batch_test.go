@@ -36,8 +36,8 @@ func (g *gate) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.Pro
 }
 
 // TestBatchesConcurrentCalls: calls made while every sender is busy go out
-// together, each with its own reply, and a caller that gives up does not
-// wait for the batch.
+// together, each with its own reply, a caller that gives up does not wait
+// for the batch, and a node lease renewal is never batched.
 func TestBatchesConcurrentCalls(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := open(t, srv.URL(0), redis.Options{})
@@ -47,6 +47,10 @@ func TestBatchesConcurrentCalls(t *testing.T) {
 		if _, err := s.Append(ctx, fmt.Sprintf("b%d", i), updates(t, 1+i%5)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	nl, err := s.AcquireNode(ctx, "batch-node", time.Minute)
+	if err != nil {
+		t.Fatal(err)
 	}
 	g := &gate{open: make(chan struct{})}
 	s.Client().AddHook(g)
@@ -68,6 +72,13 @@ func TestBatchesConcurrentCalls(t *testing.T) {
 	poll.True(t, 10*time.Second, "every call held or queued", func() bool {
 		return g.pipelines.Load() == redis.BatchSenders && g.held.Load()+2*redis.Queued(s) == 2*topics
 	})
+
+	// A node lease renewal does not wait behind the batches.
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	if _, err := s.RenewNode(rctx, nl, time.Minute); err != nil {
+		t.Errorf("RenewNode while every sender is busy: %v", err)
+	}
+	rcancel()
 
 	// A caller that gives up returns while its call waits.
 	gone, cancel := context.WithCancel(ctx)

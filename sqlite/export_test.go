@@ -14,3 +14,9 @@ func QueuedWrites(s *Store) int {
 
 // MaxWriteBatch bounds the fenced writes of one transaction.
 const MaxWriteBatch = maxWriteBatch
+
+// Announce announces a renewal of s until the returned func is called.
+func Announce(s *Store) func() { return s.announce() }
+
+// Announced reports whether s sees a renewal of another handle announced.
+func Announced(s *Store) bool { return s.prio != nil && s.prio.announced() }

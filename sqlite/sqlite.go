@@ -74,6 +74,7 @@ type Store struct {
 
 	sig *signal.Hub
 	// leases batches the lease writes (leasebatch.go).
+	prio   *renewals    // renewals first (priority.go); nil if not supported
 	leases leaseBatcher // lease writes, on ldb
 	batch  leaseBatcher // the other fenced writes, on wdb
 	// origin tags the rows this Store writes to the changes log, which its
@@ -250,6 +251,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	s.rdb.SetMaxIdleConns(8)
 	s.leases.db, s.leases.spin, s.leases.maxSpin, s.leases.max = s.ldb, 100*time.Microsecond, 2*time.Millisecond, maxLeaseBatch
 	s.batch.db, s.batch.spin, s.batch.maxSpin, s.batch.max = s.wdb, 200*time.Microsecond, 4*time.Millisecond, maxWriteBatch
+	if s.prio, err = openRenewals(path); err != nil {
+		s.log.Debug("renewals compete for the write lock like any write", "err", err)
+		s.prio = nil
+	}
 
 	// The watchdog runs from the start: even creating the schema may wait
 	// behind a stopped writer.
@@ -376,6 +381,9 @@ func (s *Store) Close() error {
 			p.close()
 		}
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close(), s.ndb.Close())
+		if s.prio != nil {
+			s.closeErr = errors.Join(s.closeErr, s.prio.close())
+		}
 	})
 	return s.closeErr
 }
