@@ -35,9 +35,10 @@ func (r *run) claim(target string, node bool, f nemesis.Fault) bool {
 		return false
 	}
 	if node {
+		// Only the nodes started first count: a joined node leaves.
 		n := 0
 		for t := range r.impaired {
-			if r.nodeByName(t) != nil {
+			if slices.ContainsFunc(r.nodes, func(x *proc.Node) bool { return x.Name == t }) {
 				n++
 			}
 		}
@@ -63,7 +64,7 @@ func (r *run) isImpaired(target string) bool {
 }
 
 func (r *run) nodeByName(name string) *proc.Node {
-	for _, n := range r.nodes {
+	for _, n := range r.allNodes() {
 		if n.Name == name {
 			return n
 		}
@@ -140,6 +141,12 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	case nemesis.RestartStore:
 		r.restartStore(ctx, f)
 		return
+	case nemesis.Join:
+		r.join(ctx, f)
+		return
+	case nemesis.Drain:
+		r.drain(ctx, f)
+		return
 	}
 	topic := r.topics[f.Topic%len(r.topics)]
 	st, err := r.lock(ctx, topic)
@@ -153,7 +160,7 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	switch {
 	case f.Kind == nemesis.RestartStandby:
 		var standbys []*proc.Node
-		for _, x := range r.nodes {
+		for _, x := range r.allNodes() {
 			if x.Alive() && !r.isImpaired(x.Name) && !(st.Held && st.Lease.Holder == x.Name) {
 				standbys = append(standbys, x)
 			}
@@ -183,6 +190,10 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	}
 	if !n.Alive() {
 		r.skip(f, n.Name+" is down")
+		return
+	}
+	if f.Kind == nemesis.Partition && !slices.Contains(r.nodes, n) {
+		r.skip(f, n.Name+" joined during the run and has no proxy to cut")
 		return
 	}
 	if !r.claim(n.Name, true, f) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/dial"
 	"github.com/baton-pub/baton/internal/nemesis"
 	"github.com/baton-pub/baton/internal/netproxy"
@@ -41,6 +42,9 @@ type run struct {
 	// may reach it through proxies.
 	store   string
 	redis   *proc.Redis // our own redis-server, if any
+	// nodes are the servers started first; faults that need a proxy or
+	// an index (partition, drain) pick among them. A join fault adds one
+	// more for a while, in joined (under mu).
 	nodes   []*proc.Node
 	proxies []*netproxy.Proxy // per node, Redis only
 	topics  []string
@@ -49,6 +53,7 @@ type run struct {
 	follow  map[string][]string
 	h       *checker.History
 	httpc   *nethttp.Client
+	admin   *client.Client // drains nodes
 
 	mu       sync.Mutex
 	impaired map[string]string // node name or "store" or terminal name -> fault
@@ -56,6 +61,8 @@ type run struct {
 	victims  []victim
 	counts   map[nemesis.Kind]*FaultCount
 	problems []string
+	joined   []*proc.Node
+	joins    int // join faults injected so far: names the next node
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -110,12 +117,16 @@ func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 	}
 	kinds := r.kinds()
 	plan, err := nemesis.Plan(nemesis.Config{Seed: c.Seed, Duration: c.Duration, Interval: c.Interval, TTL: c.LeaseTTL,
-		Nodes: c.Nodes, Topics: c.Topics, Terminals: c.Topics * c.Terminals, Kinds: kinds})
+		Nodes: c.Nodes, Topics: c.Topics, Terminals: c.TotalTerminals(), Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}
-	r.logf("seed %d, store %s (%s), %d servers, lease TTL %v, %d topics x %d sources x %d terminals, %v of faults every ~%v; work dir %s",
-		c.Seed, dial.Redact(r.store), r.engine, c.Nodes, c.LeaseTTL, c.Topics, c.Sources, c.Terminals, c.Duration, c.Interval, r.dir)
+	shape := fmt.Sprintf("%d topics x %d sources x %d terminals", c.Topics, c.Sources, c.Terminals)
+	if c.Many() {
+		shape = fmt.Sprintf("%d topics, %d sources and %d terminals in all", c.Topics, c.Sources, c.Terminals)
+	}
+	r.logf("seed %d, store %s (%s), %d servers, lease TTL %v, %s, %v of faults every ~%v; work dir %s",
+		c.Seed, dial.Redact(r.store), r.engine, c.Nodes, c.LeaseTTL, shape, c.Duration, c.Interval, r.dir)
 	r.logf("replay: %s", r.replay())
 	r.logf("schedule (%d faults):", len(plan))
 	for _, f := range plan {
@@ -238,14 +249,19 @@ func (r *run) nodeStore(i int) string {
 	return u.String()
 }
 
+// serveArgs are the flags of every `baton serve` of the run.
+func (r *run) serveArgs() []string {
+	args := []string{"--lease-ttl", r.c.LeaseTTL.String(), "--sse-heartbeat", "200ms", "--log-level", "info"}
+	if r.c.Retain > 0 {
+		args = append(args, "--retain", strconv.FormatUint(r.c.Retain, 10))
+	}
+	return args
+}
+
 func (r *run) startNodes(ctx context.Context) error {
 	for i := range r.c.Nodes {
 		name := "n" + strconv.Itoa(i+1)
-		args := []string{"--lease-ttl", r.c.LeaseTTL.String(), "--sse-heartbeat", "200ms", "--log-level", "info"}
-		if r.c.Retain > 0 {
-			args = append(args, "--retain", strconv.FormatUint(r.c.Retain, 10))
-		}
-		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.nodeStore(i), args...)
+		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.nodeStore(i), r.serveArgs()...)
 		if err != nil {
 			return err
 		}
@@ -256,7 +272,16 @@ func (r *run) startNodes(ctx context.Context) error {
 		}
 		r.logf("started %s on %s%s", name, n.Addr, via)
 	}
-	return nil
+	var err error
+	r.admin, err = client.New(r.addrs(), client.Options{RequestTimeout: 5 * time.Second})
+	return err
+}
+
+// allNodes are the nodes started first and the one joined, if any.
+func (r *run) allNodes() []*proc.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append(slices.Clip(r.nodes), r.joined...)
 }
 
 func (r *run) addrs() []string {
@@ -283,6 +308,9 @@ func (r *run) startWorkload(ctx context.Context) error {
 	for k := range r.c.Topics {
 		r.topics = append(r.topics, fmt.Sprintf("chaos-%d-%s-t%d", r.c.Seed, stamp, k+1))
 	}
+	if r.c.Many() {
+		return r.startSpread(ctx, rng)
+	}
 	for k, topic := range r.topics {
 		for j := range r.c.Terminals {
 			name := fmt.Sprintf("t%d.term%d", k+1, j+1)
@@ -305,6 +333,38 @@ func (r *run) startWorkload(ctx context.Context) error {
 			}
 			r.srcs = append(r.srcs, s)
 		}
+	}
+	return nil
+}
+
+// startSpread starts the workload of a run with many topics: Terminals
+// terminals, each on one topic drawn from the seed (distinct topics while
+// there are enough), and Sources sources that each publish to every
+// topic, starting at its own offset so that together they give every
+// topic an item early, then to topics drawn at random.
+func (r *run) startSpread(ctx context.Context, rng *rand.Rand) error {
+	perm := rng.Perm(len(r.topics))
+	for j := range r.c.Terminals {
+		topic := r.topics[perm[j%len(perm)]]
+		name := fmt.Sprintf("term%d", j+1)
+		t, err := workload.StartTerminal(ctx, name, topic, r.rotate(rng.IntN(len(r.nodes))), r.h,
+			workload.TerminalOptions{StreamIdle: time.Second, ReadBuffer: 8 << 10})
+		if err != nil {
+			return err
+		}
+		r.terms = append(r.terms, t)
+		r.follow[name] = []string{topic}
+	}
+	for j := range r.c.Sources {
+		off := j * len(r.topics) / r.c.Sources
+		topics := append(slices.Clone(r.topics[off:]), r.topics[:off]...)
+		name := fmt.Sprintf("src%d", j+1)
+		s, err := workload.StartSourceWith(ctx, name, topics[0], r.rotate(rng.IntN(len(r.nodes))), r.h, workload.SourceOptions{
+			Rate: r.c.Rate, MaxBatch: r.c.MaxBatch, Resend: r.c.Resend, Seed: rng.Uint64(), Topics: topics})
+		if err != nil {
+			return err
+		}
+		r.srcs = append(r.srcs, s)
 	}
 	return nil
 }
@@ -354,7 +414,7 @@ func (r *run) teardown() {
 		t.Stop()
 	}
 	var wg sync.WaitGroup
-	for _, n := range r.nodes {
+	for _, n := range r.allNodes() {
 		if n.Alive() {
 			wg.Go(func() { n.Stop(5 * time.Second) })
 		}
