@@ -63,6 +63,7 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 		rep.Workload.Streams += t.Streams()
 	}
 	var hmu sync.Mutex
+	recsOf := make(map[string][]baton.ReleaseRecord, len(r.topics))
 	r.eachTopic(ctx, func(topic string) {
 		recs, err := r.handovers(ctx, topic)
 		if err != nil {
@@ -72,6 +73,7 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 		r.h.HandoversSeen(topic, recs, len(recs) < 1000)
 		hmu.Lock()
 		defer hmu.Unlock()
+		recsOf[topic] = recs
 		for _, h := range recs {
 			rep.Handovers++
 			e := Event{At: h.At.Sub(r.start).Seconds(), Kind: "handover", Target: topic,
@@ -146,7 +148,11 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 	}
 
 	rep.Check = r.h.Check(r.follow)
-	rep.HandoverMS = r.handoverTimes()
+	rep.HandoverMS = r.handoverTimes(recsOf)
+	rep.HandoverTo = "the first item a terminal got from its successor"
+	if r.c.Many() {
+		rep.HandoverTo = "its successor's acquisition of the lease (release records)"
+	}
 	rep.Workload.Acked, rep.Workload.Delivered = rep.Check.Acked, rep.Check.Delivered
 
 	r.mu.Lock()
@@ -402,8 +408,11 @@ func (r *run) settle(ctx context.Context, topic string, d time.Duration) (uint64
 }
 
 // handoverTimes measures, per kind of fault, the time from the fault to the
-// first item any terminal received under a later epoch of the topic.
-func (r *run) handoverTimes() map[string]HandoverTime {
+// first item any terminal received under a later epoch of the topic; with
+// many topics, where a topic gets an item now and then and few have a
+// terminal, to the successor's acquisition of the lease as the topic's
+// release record (recs) tells it.
+func (r *run) handoverTimes(recs map[string][]baton.ReleaseRecord) map[string]HandoverTime {
 	first := make(map[string]map[uint64]time.Time) // topic -> epoch -> first delivery
 	for _, d := range r.h.Deliveries() {
 		if d.Terminal == auditor {
@@ -424,8 +433,15 @@ func (r *run) handoverTimes() map[string]HandoverTime {
 	ms := make(map[string][]float64)
 	for _, v := range vs {
 		var next time.Time
+		if r.c.Many() {
+			for _, h := range recs[v.topic] {
+				if h.Epoch == v.epoch && h.SuccessorEpoch != 0 {
+					next = h.SuccessorAt
+				}
+			}
+		}
 		for e, t := range first[v.topic] {
-			if e > v.epoch && (next.IsZero() || t.Before(next)) {
+			if !r.c.Many() && e > v.epoch && (next.IsZero() || t.Before(next)) {
 				next = t
 			}
 		}

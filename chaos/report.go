@@ -30,6 +30,8 @@ type Report struct {
 	// HandoverMS is, per kind of fault on a publisher, the time from the
 	// fault to the first item a terminal received from a later epoch.
 	HandoverMS map[string]HandoverTime `json:"handover_ms"`
+	// HandoverTo says where HandoverMS ends.
+	HandoverTo string `json:"handover_to"`
 	Workload   WorkloadStats           `json:"workload"`
 	Check      checker.Report          `json:"check"`
 	Ledger     LedgerCheck             `json:"ledger"`
@@ -146,7 +148,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %-16s %4d / %4d / %4d%s\n", k, c.Planned, c.Injected, c.Skipped, extra)
 	}
 	fmt.Fprintf(w, "  %-16s        %4d injected in all; %d hand-over records\n", "total", r.Injected, r.Handovers)
-	fmt.Fprintf(w, "\nhand-over time, from the fault on a publisher to the first item a terminal got from its successor (lease TTL %s):\n", r.LeaseTTL)
+	fmt.Fprintf(w, "\nhand-over time, from the fault on a publisher to %s (lease TTL %s):\n", r.HandoverTo, r.LeaseTTL)
 	for _, k := range nemesis.AllKinds {
 		if h, ok := r.HandoverMS[string(k)]; ok {
 			fmt.Fprintf(w, "  %-16s %4d  p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms\n", k, h.N, h.P50, h.P99, h.Max)
