@@ -44,7 +44,7 @@ func TestChaosValidate(t *testing.T) {
 		{"--rate", func(c *Config) { c.Topics, c.Sources, c.Rate = ManyTopics, 20, 3 }},
 		{"--rate", func(c *Config) { c.Topics, c.Sources, c.Rate = 1000, 100, 51 }},
 		// Too short a run to give every topic an item.
-		{"--duration", func(c *Config) { c.Topics, c.Sources, c.Rate, c.Duration = MaxTopics, 10, 20, 30 * time.Second }},
+		{"--duration", func(c *Config) { c.Topics, c.Sources, c.Rate, c.Duration = MaxTopics, 10, 20, 30*time.Second }},
 	} {
 		c := defaultConfig()
 		tc.mut(&c)

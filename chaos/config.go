@@ -23,10 +23,10 @@ type Config struct {
 	// redis-server of our own, which may be restarted as a fault) or
 	// redis://HOST:PORT/DB (an existing one, reached through a proxy per
 	// node so that nodes can be cut off).
-	Store     string
-	Nodes     int
-	Duration  time.Duration
-	Seed      uint64
+	Store    string
+	Nodes    int
+	Duration time.Duration
+	Seed     uint64
 	// Topics is the number of topics. Up to ManyTopics, Sources and
 	// Terminals are per topic; above, they are totals spread over the
 	// topics (Many): each source publishes to every topic, each terminal
@@ -37,11 +37,11 @@ type Config struct {
 	Terminals int
 	// Rate is requests per second per source: Sources x Rate (per topic,
 	// or in all) is bounded by MaxRequestRate.
-	Rate int
-	MaxBatch  int
-	Resend    float64
-	Interval  time.Duration
-	LeaseTTL  time.Duration
+	Rate     int
+	MaxBatch int
+	Resend   float64
+	Interval time.Duration
+	LeaseTTL time.Duration
 	// Retain, if positive, is the servers' --retain: published items kept
 	// per topic. A small one makes terminals that fall behind get resets.
 	Retain uint64

@@ -31,10 +31,10 @@ type Report struct {
 	// fault to the first item a terminal received from a later epoch.
 	HandoverMS map[string]HandoverTime `json:"handover_ms"`
 	// HandoverTo says where HandoverMS ends.
-	HandoverTo string `json:"handover_to"`
-	Workload   WorkloadStats           `json:"workload"`
-	Check      checker.Report          `json:"check"`
-	Ledger     LedgerCheck             `json:"ledger"`
+	HandoverTo string         `json:"handover_to"`
+	Workload   WorkloadStats  `json:"workload"`
+	Check      checker.Report `json:"check"`
+	Ledger     LedgerCheck    `json:"ledger"`
 	// Cursors is each topic's final cursor, once every appended item was
 	// published.
 	Cursors  map[string]uint64 `json:"cursors"`

@@ -40,8 +40,8 @@ type run struct {
 	engine string
 	// store is the URL as the user gave it (or of our own Redis); nodes
 	// may reach it through proxies.
-	store   string
-	redis   *proc.Redis // our own redis-server, if any
+	store string
+	redis *proc.Redis // our own redis-server, if any
 	// nodes are the servers started first; faults that need a proxy or
 	// an index (partition, drain) pick among them. A join fault adds one
 	// more for a while, in joined (under mu).
