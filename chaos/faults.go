@@ -50,6 +50,19 @@ func (r *run) claim(target string, node bool, f nemesis.Fault) bool {
 	return true
 }
 
+// claimNode claims a live node for fault f, or records f as skipped.
+func (r *run) claimNode(f nemesis.Fault, n *proc.Node) bool {
+	if !n.Alive() {
+		r.skip(f, n.Name+" is down")
+		return false
+	}
+	if !r.claim(n.Name, true, f) {
+		r.skip(f, n.Name+" is impaired already, or it is the last healthy node")
+		return false
+	}
+	return true
+}
+
 func (r *run) release(target string) {
 	r.mu.Lock()
 	delete(r.impaired, target)
@@ -188,16 +201,11 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 		role = fmt.Sprintf("publisher of %s (epoch %d)", topic, st.Lease.Epoch)
 		publisher = true
 	}
-	if !n.Alive() {
-		r.skip(f, n.Name+" is down")
-		return
-	}
 	if f.Kind == nemesis.Partition && !slices.Contains(r.nodes, n) {
 		r.skip(f, n.Name+" joined during the run and has no proxy to cut")
 		return
 	}
-	if !r.claim(n.Name, true, f) {
-		r.skip(f, n.Name+" is impaired already, or it is the last healthy node")
+	if !r.claimNode(f, n) {
 		return
 	}
 	defer r.release(n.Name)

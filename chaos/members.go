@@ -111,12 +111,7 @@ func (r *run) join(ctx context.Context, f nemesis.Fault) {
 // keeps it drained for Hold and undrains it (DELETE /v1/drain).
 func (r *run) drain(ctx context.Context, f nemesis.Fault) {
 	n := r.nodes[f.Node%len(r.nodes)]
-	if !n.Alive() {
-		r.skip(f, n.Name+" is down")
-		return
-	}
-	if !r.claim(n.Name, true, f) {
-		r.skip(f, n.Name+" is impaired already, or it is the last healthy node")
+	if !r.claimNode(f, n) {
 		return
 	}
 	defer r.release(n.Name)

@@ -313,14 +313,9 @@ func (r *run) startWorkload(ctx context.Context) error {
 	}
 	for k, topic := range r.topics {
 		for j := range r.c.Terminals {
-			name := fmt.Sprintf("t%d.term%d", k+1, j+1)
-			t, err := workload.StartTerminal(ctx, name, topic, r.rotate(rng.IntN(len(r.nodes))), r.h,
-				workload.TerminalOptions{StreamIdle: time.Second, ReadBuffer: 8 << 10})
-			if err != nil {
+			if err := r.startTerminal(ctx, rng, fmt.Sprintf("t%d.term%d", k+1, j+1), topic); err != nil {
 				return err
 			}
-			r.terms = append(r.terms, t)
-			r.follow[name] = []string{topic}
 		}
 	}
 	for k, topic := range r.topics {
@@ -337,6 +332,18 @@ func (r *run) startWorkload(ctx context.Context) error {
 	return nil
 }
 
+// startTerminal starts a terminal on topic, first on a node drawn from rng.
+func (r *run) startTerminal(ctx context.Context, rng *rand.Rand, name, topic string) error {
+	t, err := workload.StartTerminal(ctx, name, topic, r.rotate(rng.IntN(len(r.nodes))), r.h,
+		workload.TerminalOptions{StreamIdle: time.Second, ReadBuffer: 8 << 10})
+	if err != nil {
+		return err
+	}
+	r.terms = append(r.terms, t)
+	r.follow[name] = []string{topic}
+	return nil
+}
+
 // startSpread starts the workload of a run with many topics: Terminals
 // terminals, each on one topic drawn from the seed (distinct topics while
 // there are enough), and Sources sources that each publish to every
@@ -345,15 +352,9 @@ func (r *run) startWorkload(ctx context.Context) error {
 func (r *run) startSpread(ctx context.Context, rng *rand.Rand) error {
 	perm := rng.Perm(len(r.topics))
 	for j := range r.c.Terminals {
-		topic := r.topics[perm[j%len(perm)]]
-		name := fmt.Sprintf("term%d", j+1)
-		t, err := workload.StartTerminal(ctx, name, topic, r.rotate(rng.IntN(len(r.nodes))), r.h,
-			workload.TerminalOptions{StreamIdle: time.Second, ReadBuffer: 8 << 10})
-		if err != nil {
+		if err := r.startTerminal(ctx, rng, fmt.Sprintf("term%d", j+1), r.topics[perm[j%len(perm)]]); err != nil {
 			return err
 		}
-		r.terms = append(r.terms, t)
-		r.follow[name] = []string{topic}
 	}
 	for j := range r.c.Sources {
 		off := j * len(r.topics) / r.c.Sources
