@@ -273,22 +273,28 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 // append-only file after a restart-store fault), so it is retried with
 // backoff for up to a minute.
 func (r *run) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Node, detail string) {
-	var err error
-	deadline := time.Now().Add(time.Minute)
-	for attempt := 0; ; attempt++ {
-		if err = n.Restart(ctx); err == nil {
-			if attempt > 0 {
-				detail += fmt.Sprintf(" (%d attempts: the store was not ready)", attempt+1)
-			}
-			r.healed(f, n.Name, detail)
-			return
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			break
-		}
-		sleep(ctx, min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)) // back off, then retry
+	attempts, err := supervise(ctx, func() error { return n.Restart(ctx) })
+	if err != nil {
+		r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
+		return
 	}
-	r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
+	if attempts > 1 {
+		detail += fmt.Sprintf(" (%d attempts: the store was not ready)", attempts)
+	}
+	r.healed(f, n.Name, detail)
+}
+
+// supervise calls start until it succeeds, with backoff, for up to a
+// minute, as a supervisor would; it returns the attempts made.
+func supervise(ctx context.Context, start func() error) (int, error) {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return attempt, err
+		}
+		sleep(ctx, min(time.Duration(attempt)*200*time.Millisecond, time.Second)) // back off, then retry
+	}
 }
 
 func (r *run) restartStore(ctx context.Context, f nemesis.Fault) {

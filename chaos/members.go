@@ -8,7 +8,6 @@ import (
 
 	"github.com/baton-pub/baton/internal/nemesis"
 	"github.com/baton-pub/baton/internal/proc"
-	"github.com/baton-pub/baton/wire"
 )
 
 // Membership faults: a node joins for a while, or is drained and undrained.
@@ -23,11 +22,8 @@ const drainWait = 30 * time.Second
 
 // publishing is how many topics node n publishes, from its status.
 func (r *run) publishing(ctx context.Context, n *proc.Node) (int, error) {
-	var st wire.Status
-	if err := r.getJSON(ctx, n.URL()+"/v1/status", &st); err != nil {
-		return 0, err
-	}
-	return st.Counts.Publishing, nil
+	st, err := r.admin.Status(ctx, n.URL())
+	return st.Counts.Publishing, err
 }
 
 // join starts one more node, watches balancing hand it topics while it
@@ -44,7 +40,18 @@ func (r *run) join(ctx context.Context, f nemesis.Fault) {
 	name := fmt.Sprintf("n%d", len(r.nodes)+r.joins)
 	r.mu.Unlock()
 	start := time.Now()
-	n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.store, r.serveArgs()...)
+	// `baton serve` exits at once if the store is not ready (Redis
+	// loading after a restart-store fault): started as a supervisor would.
+	var n *proc.Node
+	_, err := supervise(ctx, func() error {
+		var err error
+		if n == nil {
+			n, err = proc.Start(ctx, r.c.Exe, r.dir, name, r.store, r.serveArgs()...)
+		} else {
+			err = n.Restart(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		r.problem("join %s (fault #%d): %v", name, f.N, err)
 		return
@@ -54,18 +61,22 @@ func (r *run) join(ctx context.Context, f nemesis.Fault) {
 	r.mu.Unlock()
 	r.injected(f, name, fmt.Sprintf("started on %s for %v: balancing must hand it topics", n.Addr, f.Hold.Round(time.Millisecond)))
 
-	// Watch its leases while it stays; another fault may hit it meanwhile.
+	// Watch its leases while it stays; another fault may hit it meanwhile,
+	// and a busy node may not answer every poll.
 	var first time.Duration
-	most, impaired := 0, false
+	most, answered, unanswered, impaired := 0, 0, 0, false
 	until := start.Add(f.Hold)
 	for time.Now().Before(until) && ctx.Err() == nil {
 		if r.isImpaired(name) || !n.Alive() {
 			impaired = true
 		} else if k, err := r.publishing(ctx, n); err == nil {
+			answered++
 			if k > 0 && first == 0 {
 				first = time.Since(start)
 			}
 			most = max(most, k)
+		} else {
+			unanswered++
 		}
 		sleep(ctx, 100*time.Millisecond) // poll interval
 	}
@@ -98,9 +109,13 @@ func (r *run) join(ctx context.Context, f nemesis.Fault) {
 	r.mu.Unlock()
 	detail := fmt.Sprintf("%s after %v; it published up to %d topics, the first %v after it started", left,
 		time.Since(start).Round(time.Millisecond), most, first.Round(time.Millisecond))
+	if unanswered > 0 {
+		detail += fmt.Sprintf(" (%d of %d status polls unanswered)", unanswered, answered+unanswered)
+	}
 	if most == 0 {
-		detail = fmt.Sprintf("%s after %v; it was never handed a topic", left, time.Since(start).Round(time.Millisecond))
-		if !impaired && f.Hold >= drainWait/6 {
+		detail = fmt.Sprintf("%s after %v; no status poll of %d answered showed a topic (%d unanswered)", left,
+			time.Since(start).Round(time.Millisecond), answered, unanswered)
+		if !impaired && answered >= 3*unanswered && f.Hold >= drainWait/6 {
 			r.problem("%s joined (fault #%d) and published no topic within %v: balancing did not hand it any", name, f.N, f.Hold.Round(time.Millisecond))
 		}
 	}
