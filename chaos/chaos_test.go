@@ -112,4 +112,8 @@ func TestChaosReplay(t *testing.T) {
 	if strings.Contains(got, "secret") {
 		t.Errorf("replay %q shows the password", got)
 	}
+	c.Store = "redis" // our own: no URL to redact
+	if got := (&run{c: c}).replay(); !strings.Contains(got, "--store redis ") {
+		t.Errorf("replay %q does not name the store", got)
+	}
 }

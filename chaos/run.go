@@ -432,11 +432,14 @@ func (r *run) teardown() {
 // replay is the command line that runs this schedule again.
 func (r *run) replay() string {
 	store := r.c.Store
-	if store == "" {
+	switch {
+	case store == "":
 		store = "sqlite"
+	case strings.Contains(store, "://"):
+		store = dial.Redact(store) // the words sqlite and redis are no URL to redact
 	}
 	s := fmt.Sprintf("baton chaos --store %s --nodes %d --duration %v --seed %d --topics %d --sources %d --terminals %d --rate %d --max-batch %d --resend %v --interval %v --lease-ttl %v",
-		dial.Redact(store), r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
+		store, r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
 	if r.c.Retain > 0 {
 		s += fmt.Sprintf(" --retain %d", r.c.Retain)
 	}
