@@ -399,7 +399,13 @@ func (r *run) progress(ctx context.Context) func() {
 				injected += c.Injected
 			}
 			r.mu.Unlock()
-			r.logf("acked %d, slowest terminal %d, faults injected %d, impaired now %d", acked, minD, injected, impaired)
+			// Leases held, as the members' heartbeats report them: with
+			// many topics, how much of the run has a publisher at all.
+			held := "?"
+			if st, err := r.admin.Status(ctx, ""); err == nil {
+				held = fmt.Sprintf("%d of %d", st.Counts.Held, st.Counts.Topics)
+			}
+			r.logf("acked %d, slowest terminal %d, faults injected %d, impaired now %d, topics held %s", acked, minD, injected, impaired, held)
 		}
 	}()
 	return func() { cancel(); <-done }
