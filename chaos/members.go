@@ -123,10 +123,19 @@ func (r *run) join(ctx context.Context, f nemesis.Fault) {
 }
 
 // drain drains a node (POST /v1/drain), waits until it holds no lease,
-// keeps it drained for Hold and undrains it (DELETE /v1/drain).
+// keeps it drained for Hold and undrains it (DELETE /v1/drain). The node
+// is node #Node or, if another fault holds that one, the next one free.
 func (r *run) drain(ctx context.Context, f nemesis.Fault) {
-	n := r.nodes[f.Node%len(r.nodes)]
-	if !r.claimNode(f, n) {
+	var n *proc.Node
+	for i := range r.nodes {
+		x := r.nodes[(f.Node+i)%len(r.nodes)]
+		if x.Alive() && r.claim(x.Name, true, f) {
+			n = x
+			break
+		}
+	}
+	if n == nil {
+		r.skip(f, "every node is down or impaired, but for the last healthy one")
 		return
 	}
 	defer r.release(n.Name)
