@@ -117,3 +117,31 @@ func TestChaosReplay(t *testing.T) {
 		t.Errorf("replay %q does not name the store", got)
 	}
 }
+
+// TestChaosClaim: a node is hit by one fault at a time, and one of the
+// nodes started first is always left alone; a joined node does not count
+// towards that, so it may be hit while two of three are.
+func TestChaosClaim(t *testing.T) {
+	r := &run{impaired: make(map[string]string)}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		r.nodes = append(r.nodes, &proc.Node{Name: name})
+	}
+	r.joined = []*proc.Node{{Name: "n4"}}
+	f := nemesis.Fault{N: 1, Kind: nemesis.KillPublisher}
+	if !r.claim("n1", true, f) || r.claim("n1", true, f) {
+		t.Fatal("n1: claimed once, and only once")
+	}
+	if !r.claim("n2", true, f) {
+		t.Fatal("n2: two of three may be impaired")
+	}
+	if r.claim("n3", true, f) {
+		t.Fatal("n3: the last healthy node was claimed")
+	}
+	if !r.claim("n4", true, f) {
+		t.Fatal("n4: a joined node is not one of the nodes to leave alone")
+	}
+	r.release("n1")
+	if !r.claim("n3", true, f) {
+		t.Fatal("n3: n1 was released")
+	}
+}

@@ -35,14 +35,18 @@ func (r *run) claim(target string, node bool, f nemesis.Fault) bool {
 		return false
 	}
 	if node {
-		// Only the nodes started first count: a joined node leaves.
+		// Only the nodes started first count: a joined node leaves, and
+		// impairing it leaves them as they are.
+		first := func(name string) bool {
+			return slices.ContainsFunc(r.nodes, func(x *proc.Node) bool { return x.Name == name })
+		}
 		n := 0
 		for t := range r.impaired {
-			if slices.ContainsFunc(r.nodes, func(x *proc.Node) bool { return x.Name == t }) {
+			if first(t) {
 				n++
 			}
 		}
-		if n+1 >= len(r.nodes) {
+		if first(target) && n+1 >= len(r.nodes) {
 			return false
 		}
 	}
