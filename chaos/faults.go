@@ -165,8 +165,7 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 		r.drain(ctx, f)
 		return
 	}
-	topic := r.topics[f.Topic%len(r.topics)]
-	st, err := r.lock(ctx, topic)
+	topic, st, err := r.target(ctx, f)
 	if err != nil {
 		r.skip(f, "read the lock of "+topic+": "+err.Error())
 		return
@@ -270,6 +269,30 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 		r.proxies[i].Heal()
 		r.healed(f, n.Name, "reconnected to the store")
 	}
+}
+
+// manyTries is how many topics, from the one drawn on, a fault on a
+// publisher tries in a run with many topics, where a topic may well be
+// between two holders (or have had no item yet) when the fault comes.
+const manyTries = 10
+
+// target is the topic a fault falls on and its lock: topic #Topic or, with
+// many topics, if that one has no publisher now, the next that has one.
+func (r *run) target(ctx context.Context, f nemesis.Fault) (string, baton.LockState, error) {
+	tries := 1
+	if r.c.Many() && f.Kind != nemesis.RestartStandby && !(f.Kind == nemesis.Partition && f.Node >= 0) {
+		tries = manyTries
+	}
+	var topic string
+	var st baton.LockState
+	var err error
+	for i := range tries {
+		topic = r.topics[(f.Topic+i)%len(r.topics)]
+		if st, err = r.lock(ctx, topic); err != nil || st.Held {
+			break
+		}
+	}
+	return topic, st, err
 }
 
 // restartNode starts a node again, as a supervisor would: `baton serve`
