@@ -228,6 +228,11 @@ func (tw *topicWitness) round(ctx context.Context) time.Time {
 		tw.backoff *= 2
 		if tw.backoff > settleAfter*poll {
 			tw.backoff = 0
+			if failed {
+				// Not settled: the store could not be read. Keep trying,
+				// at the longest follow-up's pace.
+				tw.backoff = settleAfter * poll
+			}
 		}
 	case failed:
 		tw.backoff = poll // a sweep's round failed: try again soon
