@@ -63,8 +63,18 @@ func newBatcher(rdb goredis.UniversalClient) *batcher {
 
 // stop tells the senders to stop taking calls; wait waits for the batches
 // in flight (close the client between the two: they then fail at once).
-func (b *batcher) stop() { close(b.quit) }
-func (b *batcher) wait() { b.wg.Wait() }
+// Both do nothing on a nil batcher (batching off).
+func (b *batcher) stop() {
+	if b != nil {
+		close(b.quit)
+	}
+}
+
+func (b *batcher) wait() {
+	if b != nil {
+		b.wg.Wait()
+	}
+}
 
 // do sends cmds in a batch and waits for their replies: each cmd holds its
 // own. It returns ctx's error if ctx ends first (cmds must then be left
@@ -160,8 +170,19 @@ func (b *batcher) exec(batch []*call) {
 // key); the commands hold their replies.
 func (s *Store) send(ctx context.Context, pipe goredis.Pipeliner) error {
 	cmds := pipe.Cmds()
-	if err := s.batch.do(ctx, cmds...); err != nil {
+	if s.batch == nil {
+		_, _ = pipe.Exec(ctx)
+	} else if err := s.batch.do(ctx, cmds...); err != nil {
 		return err
 	}
 	return pipeErr(cmds)
 }
+
+// batched reports whether commands are batched: not behind Sentinel nor
+// with wait_replicas. Through a failover, shared batches on connections to
+// the demoted master made the Sentinel end-to-end test see a write that
+// the failover lost delivered to terminals (integration,
+// TestSentinelFailoverEndToEnd); each call on its own connection and
+// context did not. Deployments that need a failover to lose nothing
+// (wait_replicas) get the per-call path.
+func batched(cfg Config, opts Options) bool { return !cfg.Sentinel && opts.WaitReplicas <= 0 }

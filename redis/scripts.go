@@ -76,7 +76,7 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 	var v any
 	var err error
 	switch {
-	case (!wait || s.opts.WaitReplicas <= 0) && sc.direct:
+	case (!wait || s.opts.WaitReplicas <= 0) && (sc.direct || s.batch == nil):
 		v, err = sc.Run(ctx, s.rdb, keys, args...).Result()
 	case !wait || s.opts.WaitReplicas <= 0:
 		v, err = s.batch.run(ctx, sc, keys, args)

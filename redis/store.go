@@ -146,7 +146,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if s.rdb, err = newClient(cfg, opts); err != nil {
 		return nil, err
 	}
-	s.batch = newBatcher(s.rdb)
+	if batched(cfg, opts) {
+		s.batch = newBatcher(s.rdb)
+	}
 	if err := s.check(ctx); err != nil {
 		s.batch.stop()
 		_ = s.rdb.Close()
