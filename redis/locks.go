@@ -38,7 +38,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	if err := s.register(ctx, topic); err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
-	r, err := s.run(ctx, scriptAcquire, true, s.k.lockKeys(topic),
+	r, err := s.run(ctx, scriptAcquire, true, append(s.k.lockKeys(topic), s.k.meta(topic)),
 		topic, s.k.events(topic), s.k.p, nl.Node, nl.Epoch)
 	if err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
@@ -53,6 +53,11 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	case "held":
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
 			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
+	case "deleted":
+		if err := s.unlist(ctx, topic); err != nil {
+			return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
+		}
+		return baton.Lease{}, fmt.Errorf("acquire %s: topic deleted: %w", topic, baton.ErrNotFound)
 	case "lost":
 		return baton.Lease{}, fmt.Errorf("acquire %s under node lease %s epoch %d: %s (its latest epoch is %s): %w",
 			topic, nl.Node, nl.Epoch, replyStr(r, 2), replyStr(r, 1), baton.ErrLeaseLost)
