@@ -88,7 +88,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 // boundBody keeps a request body from holding its connection: net/http
 // reads what a handler left of a body, with no deadline, before it answers,
 // so a body declared and never sent held the connection forever. A POST
-// body must arrive within ReadTimeout; any other method takes no body, and
+// or PUT body must arrive within ReadTimeout; any other method takes no body, and
 // one that declares a body is refused and its connection closed. It
 // reports whether the request may go on. HTTP/2 is left alone: a stream
 // the handler leaves is reset, not read, and a client may leave a GET's
@@ -98,7 +98,7 @@ func (s *Server) boundBody(w nethttp.ResponseWriter, r *nethttp.Request) bool {
 		return true
 	}
 	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
-	if r.Method == nethttp.MethodPost {
+	if r.Method == nethttp.MethodPost || r.Method == nethttp.MethodPut {
 		return true
 	}
 	w.Header().Set("Connection", "close")
