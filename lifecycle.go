@@ -10,13 +10,15 @@ import (
 //
 // Contract:
 //   - DeleteTopic removes, in one atomic step, the topic's queue (published
-//     or not), its msg id and hash indexes, its lock and its release
-//     records, and its retention. A live lease of the topic ends with no
-//     release record: the holder's next fenced write (commit, checkpoint)
-//     returns ErrFenced. The lock's epoch counter survives the delete, so a
-//     fencing epoch of the topic is never handed out twice.
-//   - With opts.Ledger false the ledger (leaves, checkpoints) and the
-//     cursor, which is its head, are kept: the topic's log is append-only
+//     or not), its msg id and hash indexes, its lock lease and its
+//     retention. A live lease of the topic ends with a release record of
+//     reason ReasonDeleted (a lapsed one with its expired record): the
+//     holder's next fenced write (commit, checkpoint) returns ErrFenced.
+//     The lock's epoch counter survives the delete, so a fencing epoch of
+//     the topic is never handed out twice.
+//   - With opts.Ledger false the ledger (leaves, checkpoints), the release
+//     records (who held each epoch of its leaves: its provenance) and the
+//     cursor, the ledger's head, are kept: the topic's log is append-only
 //     for ever, and a topic of the same name appended to later continues it
 //     at seq cursor+1. Reads at or below the old cursor return ErrTrimmed.
 //     With opts.Ledger true they go too, and a later topic starts at seq 1.

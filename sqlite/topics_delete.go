@@ -15,7 +15,8 @@ import (
 // cursor answers as for an unknown topic, and Topics does not list it. What
 // outlives it is its tombstone: the lock's epoch, so that no fencing epoch
 // of the topic is handed out twice, and the cursor, the head of the kept
-// ledger (zero if the ledger went too). ensureTopic brings the tombstone
+// ledger (zero if the ledger went too); and, kept with the ledger, the
+// release records, which say who held each epoch of its leaves. ensureTopic brings the tombstone
 // back into the topics row when an Append creates the topic again.
 
 // lifecycleSchema is the lifecycle's tables. It is its own migration
@@ -110,11 +111,22 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 			return 0, fmt.Errorf("delete topic %s: %w", topic, wrapErr(err))
 		}
 		d.Epoch = r.epoch
-		drop := []string{`DELETE FROM items WHERE topic = ?`, `DELETE FROM releases WHERE topic = ?`,
-			`DELETE FROM topic_retention WHERE topic = ?`, `DELETE FROM topics WHERE topic = ?`}
+		// A lease not yet recorded ends here, with its one record: the
+		// delete's if it was live, its expiry's if it had lapsed.
+		if now := nanos(s.now()); r.live(now) {
+			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonDeleted, now); err != nil {
+				return 0, err
+			}
+		} else if r.lapsed(now) {
+			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now)); err != nil {
+				return 0, err
+			}
+		}
+		drop := []string{`DELETE FROM items WHERE topic = ?`, `DELETE FROM topic_retention WHERE topic = ?`,
+			`DELETE FROM topics WHERE topic = ?`}
 		if opts.Ledger {
 			drop = append(drop, `DELETE FROM leaves WHERE topic = ?`, `DELETE FROM checkpoints WHERE topic = ?`,
-				`DELETE FROM cosignatures WHERE topic = ?`)
+				`DELETE FROM cosignatures WHERE topic = ?`, `DELETE FROM releases WHERE topic = ?`)
 			r.cursorSeq, r.cursorHash, r.cursorEpoch, r.cursorAt = 0, nil, 0, 0
 		}
 		for _, q := range drop {

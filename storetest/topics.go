@@ -10,15 +10,16 @@ import (
 // # Decisions: topic lifecycle (see baton.Lifecycle)
 //
 //   - D1 DeleteTopic reports the queue's items (published or not), the
-//     unpublished ones, the lock's epoch and the ledger size kept. After
-//     it the topic is not in Topics, Topic and Retention are ErrNotFound,
-//     Handovers is empty, the lock is not held, and a second DeleteTopic
-//     is ErrNotFound.
+//     unpublished ones, the lock's epoch and the ledger size kept. It
+//     writes the release record of a live lease, reason deleted, with the
+//     cursor. After it the topic is not in Topics, Topic and Retention are
+//     ErrNotFound, the lock is not held, and a second DeleteTopic is
+//     ErrNotFound.
 //   - D2 A lease live at the delete is fenced: its Commit and its
 //     AddCheckpoint are ErrFenced, and Acquire of the deleted topic is
 //     ErrNotFound (nothing brings it back but an Append).
-//   - D3 By default the ledger stays: Leaves and Checkpoints read as
-//     before. The rest reads as an unknown topic's: Items and Published
+//   - D3 By default the ledger stays: Leaves, Checkpoints and Handovers
+//     read as before (with the delete's record). The rest reads as an unknown topic's: Items and Published
 //     empty, Cursor zero, SeqOfHash ErrNotFound.
 //   - D4 An Append after the delete creates the topic again (SignalTopic):
 //     the cursor is the kept ledger's head again and the queue continues
@@ -26,8 +27,8 @@ import (
 //     msg ids of the deleted queue are not duplicates any more; the next
 //     Acquire gets the deleted lock's epoch plus one, and its commit
 //     (after the cursor) extends the ledger.
-//   - D5 With DeleteOptions.Ledger the leaves, the checkpoints and the
-//     cursor go too.
+//   - D5 With DeleteOptions.Ledger the leaves, the checkpoints, the release
+//     records and the cursor go too.
 //   - D6 DeleteTopic of an unknown topic is ErrNotFound, of an invalid name
 //     ErrInvalid; neither creates anything.
 //   - D7 DeleteTopic wakes the topic's SignalLock, SignalAppend and
@@ -85,9 +86,11 @@ func testDeleteKeepsLedger(e *env) {
 	e.wantErr(err, baton.ErrNotFound, "Topic after delete [D1]")
 	_, err = e.s.Retention(e.ctx, topic)
 	e.wantErr(err, baton.ErrNotFound, "Retention after delete [D1]")
-	if recs := e.handovers(topic); len(recs) != 0 {
-		e.t.Fatalf("Handovers after delete: %d records, want none [D1]", len(recs))
+	recs := e.handovers(topic)
+	if len(recs) != 1 {
+		e.t.Fatalf("Handovers after delete: %d records, want the delete's [D1]", len(recs))
 	}
+	e.checkRecord("the delete's record [D1]", recs[0], l, baton.ReasonDeleted, 3, its[2].Hash)
 	if st := e.lock(topic); st.Held {
 		e.t.Fatalf("Lock after delete: held by %s epoch %d [D1]", st.Lease.Holder, st.Lease.Epoch)
 	}
@@ -191,6 +194,9 @@ func testDeleteLedger(e *env) {
 	e.wantErr(err, baton.ErrNotFound, "Checkpoint after a ledger delete [D5]")
 	if cur := e.cursor(topic); cur.Seq != 0 {
 		e.t.Fatalf("Cursor after a ledger delete: seq %d, want 0 [D5]", cur.Seq)
+	}
+	if recs := e.handovers(topic); len(recs) != 0 {
+		e.t.Fatalf("Handovers after a ledger delete: %d records, want none [D5]", len(recs))
 	}
 	rs := e.append(topic, newUpdates(e.t, 2))
 	if rs[0].Seq != 1 {

@@ -8,8 +8,9 @@ import (
 )
 
 // DeleteTopic deletes a topic (see baton.Lifecycle): what it keeps is the
-// lock's epoch and, unless opts.Ledger, the ledger with the cursor, its
-// head, which a topic of the same name created later continues from.
+// lock's epoch and, unless opts.Ledger, the ledger with its release
+// records and the cursor, its head, which a topic of the same name created
+// later continues from.
 func (s *Store) DeleteTopic(ctx context.Context, name string, opts baton.DeleteOptions) (baton.Deletion, error) {
 	d, err := s.begin(ctx, "delete topic", baton.ValidateDelete(name))
 	if err != nil {
@@ -26,21 +27,21 @@ func (s *Store) DeleteTopic(ctx context.Context, name string, opts baton.DeleteO
 			del.Unpublished++
 		}
 	}
-	// The lease ends without a record: the records go with the topic.
-	if !t.recorded && t.lease.Epoch > 0 {
-		if n := d.nodes[t.lease.Holder]; n != nil {
-			delete(n.topics, name)
+	// A lease not yet recorded ends here, with its one record: the delete's
+	// if it was live, its expiry's if it had lapsed.
+	if now := d.now(); t.lease.Epoch > 0 && !t.recorded {
+		if d.live(t, now) {
+			d.record(t, baton.ReasonDeleted, now)
+		} else {
+			d.recordExpired(t, now)
 		}
-		t.recorded = true
-		t.lease.ExpiresAt = d.now()
 	}
-	t.records = nil
 	t.items = nil
 	t.byMsgID = make(map[string]baton.Receipt)
 	t.byHash = make(map[baton.Hash]uint64)
 	t.retention = baton.Retention{}
 	if opts.Ledger {
-		t.cursor, t.leaves, t.cps = baton.Cursor{}, nil, nil
+		t.cursor, t.leaves, t.cps, t.records = baton.Cursor{}, nil, nil, nil
 	}
 	t.last, t.trimmed = t.cursor.Seq, t.cursor.Seq
 	del.LedgerSize = t.cursor.Seq
