@@ -147,27 +147,7 @@ func TestDeleteTopicLive(t *testing.T) {
 				}
 			}
 		}
-		poll.Until(t, 30*time.Second, "no node to list or hold the deleted topic", func() error {
-			for _, n := range c.nodes {
-				var tr wire.TopicsResponse
-				resp, err := httpc.Get(n.URL() + "/v1/topics")
-				if err != nil {
-					return err
-				}
-				err = json.NewDecoder(resp.Body).Decode(&tr)
-				resp.Body.Close()
-				if err != nil {
-					return err
-				}
-				if slices.Contains(tr.Topics, "doomed") {
-					return fmt.Errorf("%s still lists it", n.Name)
-				}
-			}
-			if st := c.lock("doomed"); st.Held {
-				return fmt.Errorf("held by %s epoch %d", st.Lease.Holder, st.Lease.Epoch)
-			}
-			return nil
-		})
+		c.unlisted("doomed")
 
 		// Used again: the queue continues the kept ledger, under a new epoch.
 		again := c.post(c.nodes[2].URL(), "doomed", 5)
@@ -236,5 +216,76 @@ func TestRetentionByAge(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rr); err != nil || rr.Retention.Age != "" || rr.Effective.Age != "1h0m0s" {
 			t.Fatalf("baton topic retention kept said %q (%v)", out, err)
 		}
+	})
+}
+
+// TestDeleteTopicLedger: `baton topic delete --ledger=delete` takes the
+// ledger too; the topic used again starts a new log at seq 1, which is
+// published and signed, every node's witness restarting its copy of the
+// old log, and which `baton ledger verify` finds sound.
+func TestDeleteTopicLedger(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		c := newCluster(t, eng, 2, testTTL)
+		n1 := c.nodes[0].URL()
+		c.post(n1, "erased", 5)
+		c.publishedUpTo([]string{"erased"}, 5)
+		out := batonCLI(t, "topic", "delete", "erased", "--ledger", "delete", "--node", c.addrs()[1])
+		if !strings.Contains(out, "ledger deleted") {
+			t.Fatalf("baton topic delete said %q", out)
+		}
+		c.unlisted("erased")
+		again := c.post(n1, "erased", 3)
+		if again[0].Seq != 1 {
+			t.Fatalf("first seq after a ledger delete: %d, want 1", again[0].Seq)
+		}
+		c.publishedUpTo([]string{"erased"}, 3)
+		// Every node's witness restarted its copy and accepts the new log.
+		poll.Until(t, 30*time.Second, "every node to serve a checkpoint of the new log", func() error {
+			for _, n := range c.nodes {
+				resp, err := httpc.Get(n.URL() + "/v1/topics/erased/checkpoint")
+				if err != nil {
+					return err
+				}
+				var cp struct{ Size uint64 }
+				err = json.NewDecoder(resp.Body).Decode(&cp)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || cp.Size != 3 {
+					return fmt.Errorf("%s: %d, checkpoint of size %d (%v)", n.Name, resp.StatusCode, cp.Size, err)
+				}
+			}
+			return nil
+		})
+		verify := batonCLI(t, "ledger", "verify", "--quiet", "--store", c.store, "erased")
+		if !strings.Contains(verify, "erased: 3 leaves") || !strings.Contains(verify, ": OK") {
+			t.Fatalf("ledger verify: %s", verify)
+		}
+	})
+}
+
+// unlisted waits until no node lists topic, nor holds its lease. A node
+// finds a topic deleted through another when it lists the store's topics
+// next (within 100 ms of the delete's signal).
+func (c *cluster) unlisted(topic string) {
+	c.t.Helper()
+	poll.Until(c.t, 30*time.Second, "no node to list or hold "+topic, func() error {
+		for _, n := range c.nodes {
+			var tr wire.TopicsResponse
+			resp, err := httpc.Get(n.URL() + "/v1/topics")
+			if err != nil {
+				return err
+			}
+			err = json.NewDecoder(resp.Body).Decode(&tr)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if slices.Contains(tr.Topics, topic) {
+				return fmt.Errorf("%s still lists it", n.Name)
+			}
+		}
+		if st := c.lock(topic); st.Held {
+			return fmt.Errorf("held by %s epoch %d", st.Lease.Holder, st.Lease.Epoch)
+		}
+		return nil
 	})
 }

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/baton-pub/baton/elector"
 )
@@ -22,7 +24,8 @@ import (
 // read is gone.
 
 // Forget stops serving a deleted topic: its elector stops (a lease it
-// held was ended by the delete) and TopicDeleted is told. It is safe to
+// held was ended by the delete), the witness restarts its copy if the
+// ledger went too, and TopicDeleted is told. It is safe to
 // call for a topic the node does not know, and more than once.
 func (n *Node) Forget(topic string) {
 	n.mu.Lock()
@@ -30,6 +33,7 @@ func (n *Node) Forget(topic string) {
 	delete(n.electors, topic)
 	n.mu.Unlock()
 	n.stopElectors([]*elector.Elector{e})
+	n.restartCopy(topic)
 	if n.cfg.TopicDeleted != nil {
 		n.cfg.TopicDeleted(topic)
 	}
@@ -67,4 +71,56 @@ func (n *Node) stopElectors(els []*elector.Elector) {
 		}
 	}
 	wg.Wait()
+}
+
+// copyFits reports whether this node's ledger copy of topic (its
+// witness's) may be signed from: it is no longer than the store's ledger.
+// A longer one is the log of a topic deleted with ?ledger=delete and
+// created again: the new log starts at seq 1, and the checkpointer then
+// keeps its own range, built from the store (the witness's alarms about
+// the old copy are what an explicit ledger delete costs; docs/operations.md,
+// "Retention and deleting topics").
+func (n *Node) copyFits(ctx context.Context, topic string) bool {
+	t := n.cfg.Witness.Tree(topic)
+	if t == nil {
+		return false
+	}
+	cur, err := n.store.Cursor(ctx, topic)
+	if err != nil || t.Size() <= cur.Seq {
+		return true // the checkpointer reads the cursor too, and says what is wrong
+	}
+	n.log.Warn("this node's ledger copy is longer than the store's ledger (deleted with ?ledger=delete?): signing from the store",
+		"topic", topic, "copy_size", t.Size(), "ledger_size", cur.Seq)
+	// Not restarted here: a store that lost writes (a failover) looks the
+	// same, and the witness must go on saying so. Only a delete seen by
+	// Forget restarts the copy.
+	return false
+}
+
+// restartCopy restarts the witness's copy of a deleted topic whose ledger
+// was deleted too: the store no longer has the copy's last leaf.
+func (n *Node) restartCopy(topic string) {
+	w := n.cfg.Witness
+	if w == nil {
+		return
+	}
+	t := w.Tree(topic)
+	if t == nil || t.Size() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	size := t.Size()
+	mine, _, err := t.Entry(size)
+	if err != nil {
+		return
+	}
+	ls, err := n.store.Leaves(ctx, topic, size-1, 1)
+	if err != nil || len(ls) == 1 && ls[0].Seq == mine.Seq && ls[0].ItemHash == mine.ItemHash && ls[0].Epoch == mine.Epoch {
+		return // kept (or unreadable now: the witness's alarms will say)
+	}
+	n.log.Info("the deleted topic's ledger went with it: restarting this node's copy", "topic", topic, "copy_size", size)
+	if err := w.Restart(topic); err != nil {
+		n.log.Warn("restart ledger copy", "topic", topic, "err", err)
+	}
 }

@@ -386,7 +386,7 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
 			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log}
-		if w := n.cfg.Witness; w != nil {
+		if w := n.cfg.Witness; w != nil && n.copyFits(ctx, lease.Topic) {
 			// Sign from (and append to) this node's copy: each leaf is
 			// hashed once on this node.
 			cc.Tree = w.Tree(lease.Topic)
