@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	nethttp "net/http"
@@ -47,16 +48,25 @@ func (s *Server) deleteTopic(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 // getRetention serves GET /v1/topics/{topic}/retention.
 func (s *Server) getRetention(w nethttp.ResponseWriter, r *nethttp.Request) {
+	serveTopicRead(s, w, r, func(ctx context.Context, topic string) (wire.RetentionResponse, error) {
+		rt, err := s.cfg.Store.Retention(ctx, topic)
+		return s.retentionResponse(topic, rt), err
+	})
+}
+
+// serveTopicRead answers a GET of one topic's state: read's answer as JSON,
+// or its error.
+func serveTopicRead[T any](s *Server, w nethttp.ResponseWriter, r *nethttp.Request, read func(ctx context.Context, topic string) (T, error)) {
 	topic, ok := s.topic(w, r)
 	if !ok {
 		return
 	}
-	rt, err := s.cfg.Store.Retention(r.Context(), topic)
+	v, err := read(r.Context(), topic)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, s.retentionResponse(topic, rt))
+	writeJSON(w, nethttp.StatusOK, v)
 }
 
 // putRetention serves PUT /v1/topics/{topic}/retention: the body replaces

@@ -32,10 +32,10 @@ func newTopicDelete() *cobra.Command {
 		Use:   "delete TOPIC",
 		Short: "Delete a topic: its queue, lock and retention; its ledger only with --ledger=delete",
 		Long: `Delete a topic at once, on every node: its items (published or not), its
-msg id and hash indexes, its lock and release records, its retention. Its
-publisher is fenced, its terminals get a "deleted" event. The ledger and its
-checkpoints are kept unless --ledger=delete: they are the audit trail of what
-was published, and a topic of the same name created later continues them
+msg id and hash indexes, its lock and its retention. Its publisher is fenced,
+its terminals get a "deleted" event. The ledger, its checkpoints and release
+records are kept unless --ledger=delete: they are the audit trail of what was
+published, and a topic of the same name created later continues them
 (docs/design.md, "Topic lifecycle").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,10 +64,8 @@ was published, and a topic of the same name created later continues them
 			return nil
 		},
 	}
-	nodesFlag(cmd, &nodes)
-	acc.flags(cmd)
+	topicFlags(cmd, &nodes, &acc, &timeout)
 	cmd.Flags().StringVar(&ledger, "ledger", "keep", "keep or delete the topic's ledger and checkpoints")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to try")
 	return cmd
 }
 
@@ -115,11 +113,17 @@ nodes' default (--retain, --retain-age). --reset sets both to the default.`,
 			return nil
 		},
 	}
-	nodesFlag(cmd, &nodes)
-	acc.flags(cmd)
+	topicFlags(cmd, &nodes, &acc, &timeout)
 	cmd.Flags().Int64Var(&items, "items", 0, "published items kept (0: the nodes' default, -1: no count limit)")
 	cmd.Flags().StringVar(&age, "age", "", `how long published items are kept ("24h"; "": the nodes' default, "none": no age limit)`)
 	cmd.Flags().BoolVar(&reset, "reset", false, "go back to the nodes' defaults")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to try")
 	return cmd
+}
+
+// topicFlags are the flags every topic command has: the nodes, how to
+// reach them, and how long to try.
+func topicFlags(cmd *cobra.Command, nodes *[]string, acc *access, timeout *time.Duration) {
+	nodesFlag(cmd, nodes)
+	acc.flags(cmd)
+	cmd.Flags().DurationVar(timeout, "timeout", 30*time.Second, "how long to try")
 }

@@ -17,8 +17,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string, opts baton.DeleteO
 		return baton.Deletion{}, err
 	}
 	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil || t.deleted {
+	t := d.existing(name)
+	if t == nil {
 		return baton.Deletion{}, fmt.Errorf("delete topic %s: %w", name, baton.ErrNotFound)
 	}
 	del := baton.Deletion{Topic: name, Items: len(t.items), Epoch: t.lease.Epoch, LedgerDeleted: opts.Ledger}
@@ -57,8 +57,8 @@ func (s *Store) SetRetention(ctx context.Context, name string, r baton.Retention
 		return err
 	}
 	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil || t.deleted {
+	t := d.existing(name)
+	if t == nil {
 		return fmt.Errorf("set retention of %s: %w", name, baton.ErrNotFound)
 	}
 	t.retention = r
@@ -73,8 +73,8 @@ func (s *Store) Retention(ctx context.Context, name string) (baton.Retention, er
 		return baton.Retention{}, err
 	}
 	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil || t.deleted {
+	t := d.existing(name)
+	if t == nil {
 		return baton.Retention{}, fmt.Errorf("retention of %s: %w", name, baton.ErrNotFound)
 	}
 	return t.retention, nil
@@ -88,4 +88,13 @@ func (s *Store) unlockDeleted(t *topic, err error) error {
 		s.d.mu.Unlock()
 	}
 	return err
+}
+
+// existing returns the topic if it exists: created, and not deleted since.
+// Callers hold mu.
+func (d *data) existing(name string) *topic {
+	if t := d.topics[name]; t != nil && !t.deleted {
+		return t
+	}
+	return nil
 }

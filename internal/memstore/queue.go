@@ -134,8 +134,8 @@ func (s *Store) Topic(ctx context.Context, name string) (baton.TopicInfo, error)
 		return baton.TopicInfo{}, err
 	}
 	defer d.mu.Unlock()
-	t := d.topics[name]
-	if t == nil || t.deleted {
+	t := d.existing(name)
+	if t == nil {
 		return baton.TopicInfo{}, fmt.Errorf("topic %s: %w", name, baton.ErrNotFound)
 	}
 	ti := baton.TopicInfo{Topic: name, LastSeq: t.last}
