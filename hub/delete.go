@@ -1,6 +1,9 @@
 package hub
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // ErrTopicDeleted ends the terminals of a deleted topic (EndTopic): the
 // HTTP API writes a "deleted" event as the stream's last.
@@ -18,6 +21,37 @@ func (h *Hub) EndTopic(topic string) {
 		return
 	}
 	f.mu.Lock() // lock order feed.mu → Terminal.mu (terminal.go)
+	defer f.mu.Unlock()
+	for t := range f.terms {
+		t.fail(ErrTopicDeleted)
+	}
+}
+
+// checkDeleted ends the feed's terminals if its topic was deleted: the
+// cursor went back below what the feed or one of its terminals read (a
+// delete takes the cursor with it, and a topic of that name continues the
+// kept ledger from the old cursor, or starts again from 0). The feed calls
+// it when a wake-up found nothing new (the delete signals SignalCommit): a
+// node sees a deletion from its own feeds, whatever its topic listing saw.
+func (f *feed) checkDeleted(ctx context.Context, last uint64) {
+	if last == 0 {
+		// The feed started after the delete: its terminals caught up
+		// from the store before it.
+		f.mu.Lock()
+		for t := range f.terms {
+			last = max(last, t.Last())
+		}
+		f.mu.Unlock()
+		if last == 0 {
+			return
+		}
+	}
+	cur, err := f.h.store.Cursor(ctx, f.topic)
+	if err != nil || cur.Seq >= last {
+		return
+	}
+	f.h.log.Info("hub: topic deleted: ending its terminals", "topic", f.topic, "read", last, "cursor", cur.Seq)
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	for t := range f.terms {
 		t.fail(ErrTopicDeleted)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,25 +261,27 @@ func TestDeleteTopicLedger(t *testing.T) {
 	})
 }
 
-// unlisted waits until no node lists topic, nor holds its lease. A node
-// finds a topic deleted through another when it lists the store's topics
-// next (within 100 ms of the delete's signal).
+// unlisted waits until no node lists topic as one it serves, nor holds
+// its lease: each has seen it deleted (node.Node.Forget), when it listed the
+// store's topics next (within 100 ms of the delete's signal).
 func (c *cluster) unlisted(topic string) {
 	c.t.Helper()
-	poll.Until(c.t, 30*time.Second, "no node to list or hold "+topic, func() error {
+	poll.Until(c.t, 30*time.Second, "no node to serve or hold "+topic, func() error {
 		for _, n := range c.nodes {
-			var tr wire.TopicsResponse
-			resp, err := httpc.Get(n.URL() + "/v1/topics")
+			var st wire.Status
+			resp, err := httpc.Get(n.URL() + "/v1/status?topics=1000")
 			if err != nil {
 				return err
 			}
-			err = json.NewDecoder(resp.Body).Decode(&tr)
+			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 			if err != nil {
 				return err
 			}
-			if slices.Contains(tr.Topics, topic) {
-				return fmt.Errorf("%s still lists it", n.Name)
+			for _, ts := range st.Topics {
+				if ts.Topic == topic {
+					return fmt.Errorf("%s still serves it", n.Name)
+				}
 			}
 		}
 		if st := c.lock(topic); st.Held {

@@ -98,28 +98,31 @@ func (n *Node) copyFits(ctx context.Context, topic string) bool {
 }
 
 // restartCopy restarts the witness's copy of a deleted topic whose ledger
-// was deleted too: the store no longer has the copy's last leaf.
+// was deleted too: the store no longer has the copy's last leaf. An empty
+// copy is restarted too: a round of the witness may be appending the old
+// log's leaves to it right now (the restart runs after that round).
 func (n *Node) restartCopy(topic string) {
 	w := n.cfg.Witness
 	if w == nil {
 		return
 	}
 	t := w.Tree(topic)
-	if t == nil || t.Size() == 0 {
+	if t == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	size := t.Size()
-	mine, _, err := t.Entry(size)
-	if err != nil {
-		return
+	if size := t.Size(); size > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		mine, _, err := t.Entry(size)
+		if err != nil {
+			return
+		}
+		ls, err := n.store.Leaves(ctx, topic, size-1, 1)
+		if err != nil || len(ls) == 1 && ls[0].Seq == mine.Seq && ls[0].ItemHash == mine.ItemHash && ls[0].Epoch == mine.Epoch {
+			return // kept (or unreadable now: the witness's alarms will say)
+		}
+		n.log.Info("the deleted topic's ledger went with it: restarting this node's copy", "topic", topic, "copy_size", size)
 	}
-	ls, err := n.store.Leaves(ctx, topic, size-1, 1)
-	if err != nil || len(ls) == 1 && ls[0].Seq == mine.Seq && ls[0].ItemHash == mine.ItemHash && ls[0].Epoch == mine.Epoch {
-		return // kept (or unreadable now: the witness's alarms will say)
-	}
-	n.log.Info("the deleted topic's ledger went with it: restarting this node's copy", "topic", topic, "copy_size", size)
 	if err := w.Restart(topic); err != nil {
 		n.log.Warn("restart ledger copy", "topic", topic, "err", err)
 	}

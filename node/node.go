@@ -265,8 +265,10 @@ func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
 			n.log.Warn("list topics", "err", err)
 		}
 		if err == nil {
-			n.topics.set(topics, at)
+			// Forget the deleted topics before the node stops listing
+			// them (Status): once it does not, it has stopped serving them.
 			n.prune(listed, topics)
+			n.topics.set(topics, at)
 			listed = topics
 		}
 		for _, topic := range topics {

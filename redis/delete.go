@@ -13,8 +13,8 @@ import (
 // A deleted topic's tombstone is in its meta hash (lua/deletetopic.lua):
 // Append brings the topic back (lua/append.lua), Acquire refuses it
 // (lua/acquire.lua). The topics set is a global key: the delete script
-// and unlist reach it beside the topic's keys, as acquire.lua reaches the
-// node lease's.
+// and listtopic reach it beside the topic's keys, as acquire.lua reaches
+// the node lease's.
 
 // retention is a hash items, age_ns: the topic's baton.Retention.
 func (k keyspace) retention(t string) string { return k.topic(t, "retention") }
@@ -22,11 +22,11 @@ func (k keyspace) retention(t string) string { return k.topic(t, "retention") }
 var (
 	scriptDeleteTopic = newScript("deletetopic")
 	scriptRetention   = newScript("retention")
-	scriptUnlist      = newScript("unlist")
+	scriptListTopic   = newScript("listtopic")
 )
 
 func init() {
-	allScripts = append(allScripts, scriptDeleteTopic, scriptRetention, scriptUnlist)
+	allScripts = append(allScripts, scriptDeleteTopic, scriptRetention, scriptListTopic)
 }
 
 // deleteKeys are the KEYS of lua/deletetopic.lua.
@@ -65,12 +65,25 @@ func (s *Store) deleted(topic string) {
 	s.sig.Notify(topic, baton.SignalTopic|baton.SignalLock|baton.SignalAppend|baton.SignalCommit)
 }
 
-// unlist undoes the registration an Acquire of a deleted topic made.
-func (s *Store) unlist(ctx context.Context, topic string) error {
-	s.known.Delete(topic)
-	if _, err := s.run(ctx, scriptUnlist, false, []string{s.k.topics(), s.k.meta(topic)}, topic); err != nil {
-		return fmt.Errorf("unlist deleted topic %s: %w", topic, err)
+// listAcquired lists a topic an Acquire just ran on, unless it is
+// deleted, and announces it if new: unlike register (Append's), it runs
+// after the acquire script and checks the tombstone in the same step, so
+// that an elector racing a delete never puts the topic back in the list.
+func (s *Store) listAcquired(ctx context.Context, topic string) error {
+	if _, ok := s.known.Load(topic); ok {
+		return nil
 	}
+	r, err := s.run(ctx, scriptListTopic, false, []string{s.k.topics(), s.k.meta(topic)}, topic)
+	if err != nil {
+		return fmt.Errorf("list topic %s: %w", topic, err)
+	}
+	if replyInt(r, 1) == 1 {
+		if err := s.rdb.Publish(ctx, s.k.topicsChannel(), topic).Err(); err != nil {
+			s.log.Warn("announce new topic", "topic", topic, "err", err)
+		}
+		s.sig.Notify(topic, baton.SignalTopic)
+	}
+	s.known.Store(topic, struct{}{})
 	return nil
 }
 
