@@ -32,7 +32,7 @@ import (
 //   - SetRetention replaces the topic's retention; Retention reads it (the
 //     zero Retention, "the node's defaults", if none was set). Both return
 //     ErrNotFound for a topic that does not exist. SetRetention signals
-//     SignalLock on the topic: its publisher re-reads it.
+//     SignalLock on the topic.
 type Lifecycle interface {
 	DeleteTopic(ctx context.Context, topic string, opts DeleteOptions) (Deletion, error)
 	SetRetention(ctx context.Context, topic string, r Retention) error

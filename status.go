@@ -89,4 +89,7 @@ const (
 	ProblemHeartbeat = "heartbeat" // the node's membership heartbeats fail
 	ProblemStalled   = "stalled"   // a topic this node publishes does not advance
 	ProblemLedger    = "ledger"    // the witness raised an alarm on a topic
+	// ProblemNotify: the store's change notifications (Redis pub/sub)
+	// are lost and not re-established.
+	ProblemNotify = "notifications"
 )

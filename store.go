@@ -203,6 +203,13 @@ type Notifier interface {
 	// Subscribe returns a subscription that wakes on the given signals for
 	// topic ("" for SignalTopic). Close it when done.
 	Subscribe(topic string, signals Signal) Subscription
+	// SubscribeFunc is Subscribe with a function called after one or more
+	// matching changes instead of a channel (the Subscription's C is nil),
+	// so that a component waiting on thousands of idle topics holds no
+	// goroutine per topic. fn runs on one goroutine of the engine's, not
+	// under any lock of the store's, and must not block; it is not called
+	// once Close has returned, except for a call already under way.
+	SubscribeFunc(topic string, signals Signal, fn func()) Subscription
 }
 
 // Subscription is a coalescing wake-up channel.

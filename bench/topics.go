@@ -16,6 +16,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/wire"
 )
 
 // TopicsResult is the many-topics scenario: per topic count, a fresh
@@ -83,6 +84,12 @@ type KillFigures struct {
 	Victim string      `json:"victim"`
 	Topics int         `json:"topics"`
 	Stats  Percentiles `json:"stats"`
+	// LapseMs is when the victim's node lease ended (the at of its topics'
+	// expired records), after the signal: it depends on where in its
+	// renewal period the node died (TTL*3/4 to TTL). AfterLapse is each
+	// topic's next item after that: the hand-over's own work.
+	LapseMs    *float64    `json:"lapse_ms,omitempty"`
+	AfterLapse Percentiles `json:"after_lapse"`
 	// Late counts topics whose item no terminal got within DeadlineS.
 	Late      int     `json:"late"`
 	DeadlineS float64 `json:"deadline_s"`
@@ -436,11 +443,36 @@ func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victi
 		}
 	}
 	k.Stats = sampleStats(ms)
+	if at, ok := lapsedAt(ctx, hc, others[0], orphans[0], victim); ok {
+		lapse := float64(at.Sub(t0)) / 1e6
+		k.LapseMs = &lapse
+		after := make([]float64, len(ms))
+		for i, m := range ms {
+			after[i] = m - lapse
+		}
+		k.AfterLapse = sampleStats(after)
+	}
 	if k.Late > 0 {
 		note("kill: %d of %d topics not published within %v", k.Late, len(orphans), d)
 	}
-	e.logf("kill of %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d late", victim, k.Stats.P50, k.Stats.P99, k.Stats.Max, k.Late)
+	e.logf("kill of %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d late; after the lapse p50 %.0f ms, p99 %.0f ms",
+		victim, k.Stats.P50, k.Stats.P99, k.Stats.Max, k.Late, k.AfterLapse.P50, k.AfterLapse.P99)
 	return k
+}
+
+// lapsedAt reads when victim's lease of topic ended: the at of its
+// expired record.
+func lapsedAt(ctx context.Context, hc *http.Client, base, topic, victim string) (time.Time, bool) {
+	var out wire.HandoversResponse
+	if err := getJSON(ctx, hc, base+"/v1/topics/"+url.PathEscape(topic)+"/handovers?limit=10", &out); err != nil {
+		return time.Time{}, false
+	}
+	for _, h := range out.Handovers {
+		if h.Holder == victim && h.Reason == baton.ReasonExpired {
+			return h.At, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // joinOne starts one node more and reads the spread of the locks until it

@@ -118,6 +118,9 @@ func (row TopicsRow) killText() string {
 		return fmt.Sprintf("%d topics: none within %.0f s", k.Topics, k.DeadlineS)
 	}
 	s := fmt.Sprintf("%d topics: p50 %s, p99 %s, max %s ms", k.Topics, msText(k.Stats.P50), msText(k.Stats.P99), msText(k.Stats.Max))
+	if k.LapseMs != nil {
+		s += fmt.Sprintf(" (lease lapsed at %s ms; after it p50 %s, p99 %s ms)", msText(*k.LapseMs), msText(k.AfterLapse.P50), msText(k.AfterLapse.P99))
+	}
 	if k.Late > 0 {
 		s += fmt.Sprintf("; %d not within %.0f s", k.Late, k.DeadlineS)
 	}

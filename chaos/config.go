@@ -9,6 +9,7 @@
 package chaos
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -22,18 +23,25 @@ type Config struct {
 	// redis-server of our own, which may be restarted as a fault) or
 	// redis://HOST:PORT/DB (an existing one, reached through a proxy per
 	// node so that nodes can be cut off).
-	Store     string
-	Nodes     int
-	Duration  time.Duration
-	Seed      uint64
+	Store    string
+	Nodes    int
+	Duration time.Duration
+	Seed     uint64
+	// Topics is the number of topics. Up to ManyTopics, Sources and
+	// Terminals are per topic; above, they are totals spread over the
+	// topics (Many): each source publishes to every topic, each terminal
+	// follows one topic drawn from the seed, and every topic is audited
+	// through the API at the end.
 	Topics    int
 	Sources   int
 	Terminals int
-	Rate      int
-	MaxBatch  int
-	Resend    float64
-	Interval  time.Duration
-	LeaseTTL  time.Duration
+	// Rate is requests per second per source: Sources x Rate (per topic,
+	// or in all) is bounded by MaxRequestRate.
+	Rate     int
+	MaxBatch int
+	Resend   float64
+	Interval time.Duration
+	LeaseTTL time.Duration
 	// Retain, if positive, is the servers' --retain: published items kept
 	// per topic. A small one makes terminals that fall behind get resets.
 	Retain uint64
@@ -52,21 +60,66 @@ type Config struct {
 	Exe string
 }
 
+// The bounds of the workload's size.
+const (
+	// ManyTopics is the most topics with sources and terminals per topic;
+	// above it they are totals (Config.Many).
+	ManyTopics = 100
+	// MaxTopics bounds --topics: every one is audited at the end.
+	MaxTopics = 10_000
+	// MaxRequestRate bounds the requests per second of all sources
+	// together, whatever the number of topics: the servers share the
+	// machine with the harness.
+	MaxRequestRate = 5000
+)
+
+// Many reports whether Sources and Terminals are totals spread over the
+// topics rather than per topic.
+func (c *Config) Many() bool { return c.Topics > ManyTopics }
+
+// TotalSources is the number of sources of the run.
+func (c *Config) TotalSources() int {
+	if c.Many() {
+		return c.Sources
+	}
+	return c.Topics * c.Sources
+}
+
+// TotalTerminals is the number of terminals of the run.
+func (c *Config) TotalTerminals() int {
+	if c.Many() {
+		return c.Terminals
+	}
+	return c.Topics * c.Terminals
+}
+
 // Validate names the first bad field.
 func (c *Config) Validate() error {
+	maxSources, maxTerminals, per := 20, 50, " per topic"
+	if c.Many() {
+		maxSources, maxTerminals, per = 200, 500, fmt.Sprintf(" in all (with more than %d topics)", ManyTopics)
+	}
 	switch {
 	case c.Nodes < 2 || c.Nodes > 9:
 		return baton.Invalidf("--nodes", "%d out of range [2, 9]", c.Nodes)
 	case c.Duration < time.Second || c.Duration > 24*time.Hour:
 		return baton.Invalidf("--duration", "%v out of range [1s, 24h]", c.Duration)
-	case c.Topics < 1 || c.Topics > 100:
-		return baton.Invalidf("--topics", "%d out of range [1, 100]", c.Topics)
-	case c.Sources < 1 || c.Sources > 20:
-		return baton.Invalidf("--sources", "%d out of range [1, 20]", c.Sources)
-	case c.Terminals < 1 || c.Terminals > 50:
-		return baton.Invalidf("--terminals", "%d out of range [1, 50]", c.Terminals)
+	case c.Topics < 1 || c.Topics > MaxTopics:
+		return baton.Invalidf("--topics", "%d out of range [1, %d]", c.Topics, MaxTopics)
+	case c.Sources < 1 || c.Sources > maxSources:
+		return baton.Invalidf("--sources", "%d out of range [1, %d]%s", c.Sources, maxSources, per)
+	case c.Terminals < 1 || c.Terminals > maxTerminals:
+		return baton.Invalidf("--terminals", "%d out of range [1, %d]%s", c.Terminals, maxTerminals, per)
 	case c.Rate < 1 || c.Rate > 1000:
 		return baton.Invalidf("--rate", "%d out of range [1, 1000]", c.Rate)
+	case c.TotalSources()*c.Rate > MaxRequestRate:
+		return baton.Invalidf("--rate", "%d sources x %d requests/s is above %d requests/s in all", c.TotalSources(), c.Rate, MaxRequestRate)
+	case c.Many() && float64(c.Sources*c.Rate)*c.Duration.Seconds() < 2*float64(c.Topics):
+		// Each source goes round every topic before it draws them at
+		// random: the run must be long enough for each topic to get an
+		// item, with room for faults.
+		return baton.Invalidf("--duration", "%v at %d sources x %d requests/s is %d requests, fewer than 2 per topic of %d: raise --duration, --sources or --rate",
+			c.Duration, c.Sources, c.Rate, int(float64(c.Sources*c.Rate)*c.Duration.Seconds()), c.Topics)
 	case c.MaxBatch < 1 || c.MaxBatch > 100:
 		return baton.Invalidf("--max-batch", "%d out of range [1, 100]", c.MaxBatch)
 	case c.Resend < 0 || c.Resend > 1:

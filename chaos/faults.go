@@ -35,17 +35,35 @@ func (r *run) claim(target string, node bool, f nemesis.Fault) bool {
 		return false
 	}
 	if node {
+		// Only the nodes started first count: a joined node leaves, and
+		// impairing it leaves them as they are.
+		first := func(name string) bool {
+			return slices.ContainsFunc(r.nodes, func(x *proc.Node) bool { return x.Name == name })
+		}
 		n := 0
 		for t := range r.impaired {
-			if r.nodeByName(t) != nil {
+			if first(t) {
 				n++
 			}
 		}
-		if n+1 >= len(r.nodes) {
+		if first(target) && n+1 >= len(r.nodes) {
 			return false
 		}
 	}
 	r.impaired[target] = fmt.Sprintf("#%d %s", f.N, f.Kind)
+	return true
+}
+
+// claimNode claims a live node for fault f, or records f as skipped.
+func (r *run) claimNode(f nemesis.Fault, n *proc.Node) bool {
+	if !n.Alive() {
+		r.skip(f, n.Name+" is down")
+		return false
+	}
+	if !r.claim(n.Name, true, f) {
+		r.skip(f, n.Name+" is impaired already, or it is the last healthy node")
+		return false
+	}
 	return true
 }
 
@@ -63,7 +81,7 @@ func (r *run) isImpaired(target string) bool {
 }
 
 func (r *run) nodeByName(name string) *proc.Node {
-	for _, n := range r.nodes {
+	for _, n := range r.allNodes() {
 		if n.Name == name {
 			return n
 		}
@@ -140,9 +158,14 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	case nemesis.RestartStore:
 		r.restartStore(ctx, f)
 		return
+	case nemesis.Join:
+		r.join(ctx, f)
+		return
+	case nemesis.Drain:
+		r.drain(ctx, f)
+		return
 	}
-	topic := r.topics[f.Topic%len(r.topics)]
-	st, err := r.lock(ctx, topic)
+	topic, st, err := r.target(ctx, f)
 	if err != nil {
 		r.skip(f, "read the lock of "+topic+": "+err.Error())
 		return
@@ -153,7 +176,7 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	switch {
 	case f.Kind == nemesis.RestartStandby:
 		var standbys []*proc.Node
-		for _, x := range r.nodes {
+		for _, x := range r.allNodes() {
 			if x.Alive() && !r.isImpaired(x.Name) && !(st.Held && st.Lease.Holder == x.Name) {
 				standbys = append(standbys, x)
 			}
@@ -181,12 +204,11 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 		role = fmt.Sprintf("publisher of %s (epoch %d)", topic, st.Lease.Epoch)
 		publisher = true
 	}
-	if !n.Alive() {
-		r.skip(f, n.Name+" is down")
+	if f.Kind == nemesis.Partition && !slices.Contains(r.nodes, n) {
+		r.skip(f, n.Name+" joined during the run and has no proxy to cut")
 		return
 	}
-	if !r.claim(n.Name, true, f) {
-		r.skip(f, n.Name+" is impaired already, or it is the last healthy node")
+	if !r.claimNode(f, n) {
 		return
 	}
 	defer r.release(n.Name)
@@ -249,27 +271,57 @@ func (r *run) inject(ctx context.Context, f nemesis.Fault) {
 	}
 }
 
+// manyTries is how many topics, from the one drawn on, a fault on a
+// publisher tries in a run with many topics, where a topic may well be
+// between two holders (or have had no item yet) when the fault comes.
+const manyTries = 10
+
+// target is the topic a fault falls on and its lock: topic #Topic or, with
+// many topics, if that one has no publisher now, the next that has one.
+func (r *run) target(ctx context.Context, f nemesis.Fault) (string, baton.LockState, error) {
+	tries := 1
+	if r.c.Many() && f.Kind != nemesis.RestartStandby && !(f.Kind == nemesis.Partition && f.Node >= 0) {
+		tries = manyTries
+	}
+	var topic string
+	var st baton.LockState
+	var err error
+	for i := range tries {
+		topic = r.topics[(f.Topic+i)%len(r.topics)]
+		if st, err = r.lock(ctx, topic); err != nil || st.Held {
+			break
+		}
+	}
+	return topic, st, err
+}
+
 // restartNode starts a node again, as a supervisor would: `baton serve`
 // exits at once if it cannot open the store (Redis down, or loading its
 // append-only file after a restart-store fault), so it is retried with
 // backoff for up to a minute.
 func (r *run) restartNode(ctx context.Context, f nemesis.Fault, n *proc.Node, detail string) {
-	var err error
-	deadline := time.Now().Add(time.Minute)
-	for attempt := 0; ; attempt++ {
-		if err = n.Restart(ctx); err == nil {
-			if attempt > 0 {
-				detail += fmt.Sprintf(" (%d attempts: the store was not ready)", attempt+1)
-			}
-			r.healed(f, n.Name, detail)
-			return
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			break
-		}
-		sleep(ctx, min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)) // back off, then retry
+	attempts, err := supervise(ctx, func() error { return n.Restart(ctx) })
+	if err != nil {
+		r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
+		return
 	}
-	r.problem("restart %s (fault #%d): %v", n.Name, f.N, err)
+	if attempts > 1 {
+		detail += fmt.Sprintf(" (%d attempts: the store was not ready)", attempts)
+	}
+	r.healed(f, n.Name, detail)
+}
+
+// supervise calls start until it succeeds, with backoff, for up to a
+// minute, as a supervisor would; it returns the attempts made.
+func supervise(ctx context.Context, start func() error) (int, error) {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return attempt, err
+		}
+		sleep(ctx, min(time.Duration(attempt)*200*time.Millisecond, time.Second)) // back off, then retry
+	}
 }
 
 func (r *run) restartStore(ctx context.Context, f nemesis.Fault) {

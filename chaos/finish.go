@@ -62,13 +62,18 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 		rep.Workload.Moves += t.Moves()
 		rep.Workload.Streams += t.Streams()
 	}
-	for _, topic := range r.topics {
+	var hmu sync.Mutex
+	recsOf := make(map[string][]baton.ReleaseRecord, len(r.topics))
+	r.eachTopic(ctx, func(topic string) {
 		recs, err := r.handovers(ctx, topic)
 		if err != nil {
 			r.problem("read the hand-over records of %s: %v", topic, err)
-			continue
+			return
 		}
 		r.h.HandoversSeen(topic, recs, len(recs) < 1000)
+		hmu.Lock()
+		defer hmu.Unlock()
+		recsOf[topic] = recs
 		for _, h := range recs {
 			rep.Handovers++
 			e := Event{At: h.At.Sub(r.start).Seconds(), Kind: "handover", Target: topic,
@@ -81,7 +86,7 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 			r.timeline = append(r.timeline, e)
 			r.mu.Unlock()
 		}
-	}
+	})
 	if r.c.Sabotage && len(r.terms) > 0 {
 		t := r.terms[0]
 		u := baton.Update{ID: "sabotage", Value: json.RawMessage(`"sabotage"`), MsgID: "sabotage"}
@@ -92,20 +97,43 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 	// Every item appended must end up published, and no terminal may hold
 	// one beyond the final cursor.
 	rep.Cursors = make(map[string]uint64)
-	for _, topic := range r.topics {
+	audited := make([]string, 0, len(r.topics))
+	var cmu sync.Mutex
+	r.eachTopic(ctx, func(topic string) {
 		cur, err := r.settle(ctx, topic, 30*time.Second)
 		if err != nil {
 			r.problem("%s: %v", topic, err)
-			continue
+			return
 		}
-		rep.Cursors[topic] = cur
 		r.h.PublishedSeen(topic, cur)
+		err = r.audit(ctx, topic, cur)
+		cmu.Lock()
+		defer cmu.Unlock()
+		rep.Cursors[topic] = cur
+		if err != nil {
+			r.problem("audit %s: %v", topic, err)
+			return
+		}
+		audited = append(audited, topic)
+	})
+	r.follow[auditor] = audited
+	if len(r.topics) != len(audited) {
+		r.logf("audited %d topics of %d", len(audited), len(r.topics))
+	}
+	var silent []string
+	for _, topic := range r.topics {
+		if _, ok := maxSeq[topic]; !ok {
+			silent = append(silent, topic)
+		}
+	}
+	if len(silent) > 0 {
+		r.problem("%d topics got no acknowledged item, so nothing was checked on them: %s", len(silent), strings.Join(silent[:min(len(silent), 5)], ", "))
 	}
 
 	// Stop the servers gracefully before the ledger is verified, so that
 	// it is read at rest.
 	var wg sync.WaitGroup
-	for _, n := range r.nodes {
+	for _, n := range r.allNodes() {
 		if n.Alive() {
 			wg.Go(func() { n.Stop(10 * time.Second) })
 		}
@@ -120,7 +148,11 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 	}
 
 	rep.Check = r.h.Check(r.follow)
-	rep.HandoverMS = r.handoverTimes()
+	rep.HandoverMS = r.handoverTimes(recsOf)
+	rep.HandoverTo = "the first item a terminal got from its successor"
+	if r.c.Many() {
+		rep.HandoverTo = "its successor's acquisition of the lease (release records)"
+	}
 	rep.Workload.Acked, rep.Workload.Delivered = rep.Check.Acked, rep.Check.Delivered
 
 	r.mu.Lock()
@@ -150,6 +182,82 @@ func (r *run) finish(ctx context.Context, plan []nemesis.Fault) *Report {
 	return rep
 }
 
+// auditor is the name under which the final read of every topic's
+// published items (audit) is recorded, as if a terminal had read them all.
+const auditor = "audit"
+
+// finishWorkers bounds the topics read at once at the end of a run.
+const finishWorkers = 8
+
+// eachTopic calls fn for every topic of the run, finishWorkers at a time.
+func (r *run) eachTopic(ctx context.Context, fn func(topic string)) {
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(finishWorkers, len(r.topics)) {
+		wg.Go(func() {
+			for t := range work {
+				fn(t)
+			}
+		})
+	}
+	for _, t := range r.topics {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- t
+	}
+	close(work)
+	wg.Wait()
+}
+
+// audit reads every published item of topic still kept, up to cursor
+// (GET /v1/topics/{t}/items), into the history as deliveries to auditor: the
+// checker then holds every topic, followed by a terminal or not, to the
+// same guarantees (every acknowledged item published once, in order, with
+// the content the source was told, within its epoch's range). Items
+// trimmed by --retain are excused as a terminal's reset would be.
+func (r *run) audit(ctx context.Context, topic string, cursor uint64) error {
+	var info baton.TopicInfo
+	var err error
+	for _, n := range r.nodes {
+		if err = r.getJSON(ctx, n.URL()+"/v1/topics/"+topic, &info); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	r.h.TerminalStarted(auditor, topic, 0)
+	after := uint64(0)
+	if info.FirstSeq > 1 {
+		r.h.ResetSeen(checker.Reset{Terminal: auditor, Topic: topic, Earliest: info.FirstSeq})
+		after = info.FirstSeq - 1
+	}
+	for after < cursor {
+		var page wire.ItemsResponse
+		for _, n := range r.nodes {
+			if err = r.getJSON(ctx, fmt.Sprintf("%s/v1/topics/%s/items?after=%d&limit=1000", n.URL(), topic, after), &page); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if len(page.Items) == 0 {
+			return fmt.Errorf("no item after seq %d, yet the cursor is at %d", after, cursor)
+		}
+		now := time.Now()
+		for _, p := range page.Items {
+			if p.Seq > cursor {
+				break
+			}
+			r.h.Delivered(checker.Delivery{Terminal: auditor, Topic: topic, Item: wire.ItemOf(p), At: now})
+		}
+		after = page.NextAfter
+	}
+	return nil
+}
+
 // handovers reads a topic's release records from any node.
 func (r *run) handovers(ctx context.Context, topic string) ([]baton.ReleaseRecord, error) {
 	var out struct {
@@ -168,7 +276,8 @@ func (r *run) handovers(ctx context.Context, topic string) ([]baton.ReleaseRecor
 }
 
 // verifyLedger runs `baton ledger verify --store URL --json TOPIC` on each
-// of the run's topics and reports its exit status. From the JSON it also
+// of the run's topics (with many topics, once on every topic of the store,
+// keeping the run's) and reports its exit status. From the JSON it also
 // learns each topic's number of leaves, which the checker compares with
 // the cursor.
 func (r *run) verifyLedger(ctx context.Context) LedgerCheck {
@@ -181,11 +290,24 @@ func (r *run) verifyLedger(ctx context.Context) LedgerCheck {
 	}
 	lc := LedgerCheck{Ran: true, OK: true, Leaves: make(map[string]uint64)}
 	var outs []string
-	for _, topic := range r.topics {
-		args := []string{"ledger", "verify", "--store", r.store, "--json"}
-		vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	batches := make([][]string, 0, len(r.topics))
+	if r.c.Many() {
+		batches = append(batches, nil) // every topic of the store
+	} else {
+		for _, topic := range r.topics {
+			batches = append(batches, []string{topic})
+		}
+	}
+	ours := make(map[string]bool, len(r.topics))
+	for _, t := range r.topics {
+		ours[t] = true
+	}
+	clean := 0
+	for _, batch := range batches {
+		args := []string{"ledger", "verify", "--store", r.store, "--json", "--quiet"}
+		vctx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(len(r.topics))*100*time.Millisecond)
 		var stdout, stderr bytes.Buffer
-		vc := exec.CommandContext(vctx, exe, append(args, topic)...)
+		vc := exec.CommandContext(vctx, exe, append(args, batch...)...)
 		vc.Stdout, vc.Stderr = &stdout, &stderr
 		err := vc.Run()
 		cancel()
@@ -194,33 +316,52 @@ func (r *run) verifyLedger(ctx context.Context) LedgerCheck {
 			Leaves   uint64
 			Problems []struct{ Where, What string }
 		}
-		parsed := json.Unmarshal(stdout.Bytes(), &reps) == nil && len(reps) == 1
-		switch {
-		case parsed:
-			lc.Leaves[topic] = reps[0].Leaves
-			line := fmt.Sprintf("%s: %d leaves", topic, reps[0].Leaves)
-			for i, p := range reps[0].Problems {
+		what := strings.Join(batch, " ")
+		if what == "" {
+			what = "every topic"
+		}
+		if json.Unmarshal(stdout.Bytes(), &reps) != nil {
+			lc.OK = false
+			outs = append(outs, fmt.Sprintf("%s: %v: %s %s", what, err, strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String())))
+			continue
+		}
+		for _, rep := range reps {
+			if !ours[rep.Topic] {
+				continue
+			}
+			lc.Leaves[rep.Topic] = rep.Leaves
+			if len(rep.Problems) == 0 && r.c.Many() {
+				clean++ // one line for all of them, below
+				continue
+			}
+			line := fmt.Sprintf("%s: %d leaves", rep.Topic, rep.Leaves)
+			for i, p := range rep.Problems {
 				if i == 5 {
-					line += fmt.Sprintf("; and %d more", len(reps[0].Problems)-5)
+					line += fmt.Sprintf("; and %d more", len(rep.Problems)-5)
 					break
 				}
 				line += fmt.Sprintf("; %s: %s", p.Where, p.What)
 			}
-			if err == nil {
+			if len(rep.Problems) == 0 {
 				line += ": OK"
 			}
 			outs = append(outs, line)
-		default:
-			outs = append(outs, strings.TrimSpace(stdout.String()))
 		}
 		if err != nil {
 			lc.OK = false
 			if msg := strings.TrimSpace(stderr.String()); msg != "" {
-				outs = append(outs, topic+": "+msg)
-			} else if !parsed {
-				outs = append(outs, topic+": "+err.Error())
+				outs = append(outs, what+": "+msg)
 			}
 		}
+	}
+	for _, t := range r.topics {
+		if _, ok := lc.Leaves[t]; !ok && lc.OK {
+			lc.OK = false
+			outs = append(outs, t+": not audited")
+		}
+	}
+	if clean > 0 {
+		outs = append(outs, fmt.Sprintf("%d topics: OK", clean))
 	}
 	lc.Output = strings.Join(outs, "\n")
 	if len(lc.Output) > 4000 {
@@ -267,10 +408,16 @@ func (r *run) settle(ctx context.Context, topic string, d time.Duration) (uint64
 }
 
 // handoverTimes measures, per kind of fault, the time from the fault to the
-// first item any terminal received under a later epoch of the topic.
-func (r *run) handoverTimes() map[string]HandoverTime {
+// first item any terminal received under a later epoch of the topic; with
+// many topics, where a topic gets an item now and then and few have a
+// terminal, to the successor's acquisition of the lease as the topic's
+// release record (recs) tells it.
+func (r *run) handoverTimes(recs map[string][]baton.ReleaseRecord) map[string]HandoverTime {
 	first := make(map[string]map[uint64]time.Time) // topic -> epoch -> first delivery
 	for _, d := range r.h.Deliveries() {
+		if d.Terminal == auditor {
+			continue // read at the end, not as published
+		}
 		m := first[d.Topic]
 		if m == nil {
 			m = make(map[uint64]time.Time)
@@ -286,8 +433,15 @@ func (r *run) handoverTimes() map[string]HandoverTime {
 	ms := make(map[string][]float64)
 	for _, v := range vs {
 		var next time.Time
+		if r.c.Many() {
+			for _, h := range recs[v.topic] {
+				if h.Epoch == v.epoch && h.SuccessorEpoch != 0 {
+					next = h.SuccessorAt
+				}
+			}
+		}
 		for e, t := range first[v.topic] {
-			if e > v.epoch && (next.IsZero() || t.Before(next)) {
+			if !r.c.Many() && e > v.epoch && (next.IsZero() || t.Before(next)) {
 				next = t
 			}
 		}

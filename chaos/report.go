@@ -30,9 +30,11 @@ type Report struct {
 	// HandoverMS is, per kind of fault on a publisher, the time from the
 	// fault to the first item a terminal received from a later epoch.
 	HandoverMS map[string]HandoverTime `json:"handover_ms"`
-	Workload   WorkloadStats           `json:"workload"`
-	Check      checker.Report          `json:"check"`
-	Ledger     LedgerCheck             `json:"ledger"`
+	// HandoverTo says where HandoverMS ends.
+	HandoverTo string         `json:"handover_to"`
+	Workload   WorkloadStats  `json:"workload"`
+	Check      checker.Report `json:"check"`
+	Ledger     LedgerCheck    `json:"ledger"`
 	// Cursors is each topic's final cursor, once every appended item was
 	// published.
 	Cursors  map[string]uint64 `json:"cursors"`
@@ -55,6 +57,9 @@ type FaultCount struct {
 	// Fenced: paused nodes the SQLite store killed (sqlite/fence.go)
 	// because they were stopped inside a write transaction.
 	Fenced int `json:"fenced,omitempty"`
+	// Balanced: joined nodes that were handed topics, drained nodes that
+	// handed every topic over.
+	Balanced int `json:"balanced,omitempty"`
 }
 
 // HandoverTime summarises hand-over times in milliseconds.
@@ -97,17 +102,29 @@ type LedgerCheck struct {
 	Leaves map[string]uint64 `json:"leaves,omitempty"`
 }
 
+// maxPrintedHandovers is the most hand-over records Print lists.
+const maxPrintedHandovers = 300
+
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\n== Baton chaos report: seed %d, %s store %s, %d servers, %.1fs\n", r.Seed, r.Engine, r.Store, r.Nodes, r.Seconds)
 	fmt.Fprintf(w, "replay: %s\n", r.Replay)
 	fmt.Fprintln(w, "\ntimeline:")
+	// With many topics a drain or a join moves hundreds: the hand-over
+	// records stay in the JSON report.
+	quiet := r.Handovers > maxPrintedHandovers
 	for _, e := range r.Timeline {
+		if quiet && e.Kind == "handover" {
+			continue
+		}
 		n := ""
 		if e.Fault > 0 {
 			n = fmt.Sprintf("#%d ", e.Fault)
 		}
 		fmt.Fprintf(w, "  %8.3fs  %s%-15s %s: %s\n", e.At, n, e.Kind, e.Target, e.Detail)
+	}
+	if quiet {
+		fmt.Fprintf(w, "  (%d hand-over records not shown: see --json)\n", r.Handovers)
 	}
 	fmt.Fprintln(w, "\nfaults (planned / injected / skipped):")
 	for _, k := range nemesis.AllKinds {
@@ -119,19 +136,29 @@ func (r *Report) Print(w io.Writer) {
 		if k == nemesis.SlowTerminal {
 			extra = fmt.Sprintf("   (%d cut off by the server and resumed)", c.Disconnected)
 		}
+		if k == nemesis.Join {
+			extra = fmt.Sprintf("   (%d handed topics by balancing)", c.Balanced)
+		}
+		if k == nemesis.Drain {
+			extra = fmt.Sprintf("   (%d handed every topic over)", c.Balanced)
+		}
 		if (k == nemesis.PausePublisher || k == nemesis.HiccupPublisher) && c.Fenced > 0 {
 			extra = fmt.Sprintf("   (%d fenced by the store while stopped, and restarted)", c.Fenced)
 		}
 		fmt.Fprintf(w, "  %-16s %4d / %4d / %4d%s\n", k, c.Planned, c.Injected, c.Skipped, extra)
 	}
 	fmt.Fprintf(w, "  %-16s        %4d injected in all; %d hand-over records\n", "total", r.Injected, r.Handovers)
-	fmt.Fprintf(w, "\nhand-over time, from the fault on a publisher to the first item a terminal got from its successor (lease TTL %s):\n", r.LeaseTTL)
+	fmt.Fprintf(w, "\nhand-over time, from the fault on a publisher to %s (lease TTL %s):\n", r.HandoverTo, r.LeaseTTL)
 	for _, k := range nemesis.AllKinds {
 		if h, ok := r.HandoverMS[string(k)]; ok {
 			fmt.Fprintf(w, "  %-16s %4d  p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms\n", k, h.N, h.P50, h.P99, h.Max)
 		}
 	}
-	fmt.Fprintf(w, "\nworkload: topics %s\n", strings.Join(r.Topics, ", "))
+	if len(r.Topics) > 10 {
+		fmt.Fprintf(w, "\nworkload: %d topics, %s to %s\n", len(r.Topics), r.Topics[0], r.Topics[len(r.Topics)-1])
+	} else {
+		fmt.Fprintf(w, "\nworkload: topics %s\n", strings.Join(r.Topics, ", "))
+	}
 	fmt.Fprintf(w, "  acknowledged %d messages (%d attempts retried; %d taken before their answer was lost, acknowledged on retry as duplicates; %d resent after their acknowledgement)\n",
 		r.Workload.Acked, r.Workload.Retries, r.Workload.LostAcks, r.Workload.Resent)
 	names := make([]string, 0, len(r.Workload.Delivered))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/checker"
+	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/dial"
 	"github.com/baton-pub/baton/internal/nemesis"
 	"github.com/baton-pub/baton/internal/netproxy"
@@ -39,8 +40,11 @@ type run struct {
 	engine string
 	// store is the URL as the user gave it (or of our own Redis); nodes
 	// may reach it through proxies.
-	store   string
-	redis   *proc.Redis // our own redis-server, if any
+	store string
+	redis *proc.Redis // our own redis-server, if any
+	// nodes are the servers started first; faults that need a proxy or
+	// an index (partition, drain) pick among them. A join fault adds one
+	// more for a while, in joined (under mu).
 	nodes   []*proc.Node
 	proxies []*netproxy.Proxy // per node, Redis only
 	topics  []string
@@ -49,6 +53,7 @@ type run struct {
 	follow  map[string][]string
 	h       *checker.History
 	httpc   *nethttp.Client
+	admin   *client.Client // drains nodes
 
 	mu       sync.Mutex
 	impaired map[string]string // node name or "store" or terminal name -> fault
@@ -56,6 +61,8 @@ type run struct {
 	victims  []victim
 	counts   map[nemesis.Kind]*FaultCount
 	problems []string
+	joined   []*proc.Node
+	joins    int // join faults injected so far: names the next node
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -110,12 +117,16 @@ func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 	}
 	kinds := r.kinds()
 	plan, err := nemesis.Plan(nemesis.Config{Seed: c.Seed, Duration: c.Duration, Interval: c.Interval, TTL: c.LeaseTTL,
-		Nodes: c.Nodes, Topics: c.Topics, Terminals: c.Topics * c.Terminals, Kinds: kinds})
+		Nodes: c.Nodes, Topics: c.Topics, Terminals: c.TotalTerminals(), Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}
-	r.logf("seed %d, store %s (%s), %d servers, lease TTL %v, %d topics x %d sources x %d terminals, %v of faults every ~%v; work dir %s",
-		c.Seed, dial.Redact(r.store), r.engine, c.Nodes, c.LeaseTTL, c.Topics, c.Sources, c.Terminals, c.Duration, c.Interval, r.dir)
+	shape := fmt.Sprintf("%d topics x %d sources x %d terminals", c.Topics, c.Sources, c.Terminals)
+	if c.Many() {
+		shape = fmt.Sprintf("%d topics, %d sources and %d terminals in all", c.Topics, c.Sources, c.Terminals)
+	}
+	r.logf("seed %d, store %s (%s), %d servers, lease TTL %v, %s, %v of faults every ~%v; work dir %s",
+		c.Seed, dial.Redact(r.store), r.engine, c.Nodes, c.LeaseTTL, shape, c.Duration, c.Interval, r.dir)
 	r.logf("replay: %s", r.replay())
 	r.logf("schedule (%d faults):", len(plan))
 	for _, f := range plan {
@@ -238,14 +249,19 @@ func (r *run) nodeStore(i int) string {
 	return u.String()
 }
 
+// serveArgs are the flags of every `baton serve` of the run.
+func (r *run) serveArgs() []string {
+	args := []string{"--lease-ttl", r.c.LeaseTTL.String(), "--sse-heartbeat", "200ms", "--log-level", "info"}
+	if r.c.Retain > 0 {
+		args = append(args, "--retain", strconv.FormatUint(r.c.Retain, 10))
+	}
+	return args
+}
+
 func (r *run) startNodes(ctx context.Context) error {
 	for i := range r.c.Nodes {
 		name := "n" + strconv.Itoa(i+1)
-		args := []string{"--lease-ttl", r.c.LeaseTTL.String(), "--sse-heartbeat", "200ms", "--log-level", "info"}
-		if r.c.Retain > 0 {
-			args = append(args, "--retain", strconv.FormatUint(r.c.Retain, 10))
-		}
-		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.nodeStore(i), args...)
+		n, err := proc.Start(ctx, r.c.Exe, r.dir, name, r.nodeStore(i), r.serveArgs()...)
 		if err != nil {
 			return err
 		}
@@ -256,7 +272,16 @@ func (r *run) startNodes(ctx context.Context) error {
 		}
 		r.logf("started %s on %s%s", name, n.Addr, via)
 	}
-	return nil
+	var err error
+	r.admin, err = client.New(r.addrs(), client.Options{RequestTimeout: 5 * time.Second})
+	return err
+}
+
+// allNodes are the nodes started first and the one joined, if any.
+func (r *run) allNodes() []*proc.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append(slices.Clip(r.nodes), r.joined...)
 }
 
 func (r *run) addrs() []string {
@@ -283,16 +308,14 @@ func (r *run) startWorkload(ctx context.Context) error {
 	for k := range r.c.Topics {
 		r.topics = append(r.topics, fmt.Sprintf("chaos-%d-%s-t%d", r.c.Seed, stamp, k+1))
 	}
+	if r.c.Many() {
+		return r.startSpread(ctx, rng)
+	}
 	for k, topic := range r.topics {
 		for j := range r.c.Terminals {
-			name := fmt.Sprintf("t%d.term%d", k+1, j+1)
-			t, err := workload.StartTerminal(ctx, name, topic, r.rotate(rng.IntN(len(r.nodes))), r.h,
-				workload.TerminalOptions{StreamIdle: time.Second, ReadBuffer: 8 << 10})
-			if err != nil {
+			if err := r.startTerminal(ctx, rng, fmt.Sprintf("t%d.term%d", k+1, j+1), topic); err != nil {
 				return err
 			}
-			r.terms = append(r.terms, t)
-			r.follow[name] = []string{topic}
 		}
 	}
 	for k, topic := range r.topics {
@@ -305,6 +328,44 @@ func (r *run) startWorkload(ctx context.Context) error {
 			}
 			r.srcs = append(r.srcs, s)
 		}
+	}
+	return nil
+}
+
+// startTerminal starts a terminal on topic, first on a node drawn from rng.
+func (r *run) startTerminal(ctx context.Context, rng *rand.Rand, name, topic string) error {
+	t, err := workload.StartTerminal(ctx, name, topic, r.rotate(rng.IntN(len(r.nodes))), r.h,
+		workload.TerminalOptions{StreamIdle: time.Second, ReadBuffer: 8 << 10})
+	if err != nil {
+		return err
+	}
+	r.terms = append(r.terms, t)
+	r.follow[name] = []string{topic}
+	return nil
+}
+
+// startSpread starts the workload of a run with many topics: Terminals
+// terminals, each on one topic drawn from the seed (distinct topics while
+// there are enough), and Sources sources that each publish to every
+// topic, starting at its own offset so that together they give every
+// topic an item early, then to topics drawn at random.
+func (r *run) startSpread(ctx context.Context, rng *rand.Rand) error {
+	perm := rng.Perm(len(r.topics))
+	for j := range r.c.Terminals {
+		if err := r.startTerminal(ctx, rng, fmt.Sprintf("term%d", j+1), r.topics[perm[j%len(perm)]]); err != nil {
+			return err
+		}
+	}
+	for j := range r.c.Sources {
+		off := j * len(r.topics) / r.c.Sources
+		topics := append(slices.Clone(r.topics[off:]), r.topics[:off]...)
+		name := fmt.Sprintf("src%d", j+1)
+		s, err := workload.StartSourceWith(ctx, name, topics[0], r.rotate(rng.IntN(len(r.nodes))), r.h, workload.SourceOptions{
+			Rate: r.c.Rate, MaxBatch: r.c.MaxBatch, Resend: r.c.Resend, Seed: rng.Uint64(), Topics: topics})
+		if err != nil {
+			return err
+		}
+		r.srcs = append(r.srcs, s)
 	}
 	return nil
 }
@@ -338,7 +399,13 @@ func (r *run) progress(ctx context.Context) func() {
 				injected += c.Injected
 			}
 			r.mu.Unlock()
-			r.logf("acked %d, slowest terminal %d, faults injected %d, impaired now %d", acked, minD, injected, impaired)
+			// Leases held, as the members' heartbeats report them: with
+			// many topics, how much of the run has a publisher at all.
+			held := "?"
+			if st, err := r.admin.Status(ctx, ""); err == nil {
+				held = fmt.Sprintf("%d of %d", st.Counts.Held, st.Counts.Topics)
+			}
+			r.logf("acked %d, slowest terminal %d, faults injected %d, impaired now %d, topics held %s", acked, minD, injected, impaired, held)
 		}
 	}()
 	return func() { cancel(); <-done }
@@ -354,7 +421,7 @@ func (r *run) teardown() {
 		t.Stop()
 	}
 	var wg sync.WaitGroup
-	for _, n := range r.nodes {
+	for _, n := range r.allNodes() {
 		if n.Alive() {
 			wg.Go(func() { n.Stop(5 * time.Second) })
 		}
@@ -371,11 +438,14 @@ func (r *run) teardown() {
 // replay is the command line that runs this schedule again.
 func (r *run) replay() string {
 	store := r.c.Store
-	if store == "" {
+	switch {
+	case store == "":
 		store = "sqlite"
+	case strings.Contains(store, "://"):
+		store = dial.Redact(store) // the words sqlite and redis are no URL to redact
 	}
 	s := fmt.Sprintf("baton chaos --store %s --nodes %d --duration %v --seed %d --topics %d --sources %d --terminals %d --rate %d --max-batch %d --resend %v --interval %v --lease-ttl %v",
-		dial.Redact(store), r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
+		store, r.c.Nodes, r.c.Duration, r.c.Seed, r.c.Topics, r.c.Sources, r.c.Terminals, r.c.Rate, r.c.MaxBatch, r.c.Resend, r.c.Interval, r.c.LeaseTTL)
 	if r.c.Retain > 0 {
 		s += fmt.Sprintf(" --retain %d", r.c.Retain)
 	}

@@ -331,12 +331,13 @@ func (c *Client) first(ctx context.Context, node string, get func(base string) e
 // to other nodes and takes none back (on), or races again (off). See
 // POST /v1/drain in docs/api.md.
 func (c *Client) Drain(ctx context.Context, node string, on bool) (wire.Drain, error) {
-	method := http.MethodPost
+	method, body := http.MethodPost, []byte("{}")
 	if !on {
-		method = http.MethodDelete
+		// A DELETE takes no body: the server refuses one (docs/api.md).
+		method, body = http.MethodDelete, nil
 	}
 	var d wire.Drain
-	err := c.do(ctx, method, strings.TrimRight(node, "/"), "/v1/drain", []byte("{}"), &d)
+	err := c.do(ctx, method, strings.TrimRight(node, "/"), "/v1/drain", body, &d)
 	return d, err
 }
 

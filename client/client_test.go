@@ -16,6 +16,9 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	bhttp "github.com/baton-pub/baton/http"
+	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -224,5 +227,31 @@ func TestTopicsQuery(t *testing.T) {
 	}
 	if want := "/v1/topics?after=a+b&limit=5&status=true /v1/topics"; strings.Join(got, " ") != want {
 		t.Errorf("asked %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestDrainAndUndrain: the client drains and undrains a node through the
+// real HTTP API, which refuses a DELETE that carries a body.
+func TestDrainAndUndrain(t *testing.T) {
+	var calls []bool
+	srv, err := bhttp.NewServer(bhttp.Config{Store: memstore.New(nil), Hub: hub.New(memstore.New(nil), hub.Options{}),
+		Drain: func(on bool) wire.Drain {
+			calls = append(calls, on)
+			return wire.Drain{Node: "n1", Draining: on}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c, _ := client.New([]string{ts.URL}, client.Options{})
+	for _, on := range []bool{true, false} {
+		d, err := c.Drain(context.Background(), ts.URL, on)
+		if err != nil || d.Draining != on {
+			t.Fatalf("drain %v: %+v, %v", on, d, err)
+		}
+	}
+	if len(calls) != 2 || !calls[0] || calls[1] {
+		t.Fatalf("the node was asked %v", calls)
 	}
 }

@@ -14,7 +14,10 @@
 // does outside the store.
 //
 // Goroutines: Start runs one loop goroutine; while active, one runner
-// goroutine. Close cancels the loop, which stops the runner, waits for it,
+// goroutine. A standby waiting for a lock held elsewhere parks: its
+// goroutine ends, and the topic's lock signal (a SubscribeFunc callback)
+// starts it again, so a node standing by for thousands of topics holds no
+// goroutine for them. Close cancels the loop, which stops the runner, waits for it,
 // then releases the lease so that a standby takes over at once (unless the
 // session is leaving: it then releases every lease of the node in one step).
 package elector
@@ -140,11 +143,19 @@ type Elector struct {
 
 	// handoff asks the active loop to hand the lease over (Handoff).
 	handoff chan time.Duration
+	// wake holds a pending wake-up of the topic's lock signal (kick).
+	wake chan struct{}
+	sub  baton.Subscription // the lock signal, calling kick
+	wg   sync.WaitGroup     // the goroutine, while there is one
 
 	// Under mu: set by Start and Close.
-	cancel context.CancelFunc
-	done   chan struct{}
-	closed bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	started bool
+	closed  bool
+	// parked: a standby waiting for a lock held elsewhere, with no
+	// goroutine; kick starts one.
+	parked bool
 	once   sync.Once
 }
 
@@ -156,7 +167,7 @@ func New(cfg Config) (*Elector, error) {
 		return nil, fmt.Errorf("new elector: %w", err)
 	}
 	return &Elector{cfg: cfg, log: cfg.Logger.With("topic", cfg.Topic), role: baton.RoleStandby,
-		handoff: make(chan time.Duration, 1)}, nil
+		handoff: make(chan time.Duration, 1), wake: make(chan struct{}, 1)}, nil
 }
 
 // Start runs the elector until Close (see baton.Service).
@@ -166,15 +177,13 @@ func (e *Elector) Start(ctx context.Context) error {
 	switch {
 	case e.closed:
 		return fmt.Errorf("start elector %s: %w", e.cfg.Topic, baton.ErrClosed)
-	case e.done != nil:
+	case e.started:
 		return fmt.Errorf("start elector %s: already started", e.cfg.Topic)
 	}
-	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	e.done = make(chan struct{})
-	go func() {
-		defer close(e.done)
-		e.loop(ctx)
-	}()
+	e.started = true
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.sub = e.cfg.Store.SubscribeFunc(e.cfg.Topic, baton.SignalLock, e.kick)
+	e.spawnLocked()
 	return nil
 }
 
@@ -184,14 +193,56 @@ func (e *Elector) Close() error {
 	e.once.Do(func() {
 		e.mu.Lock()
 		e.closed = true
-		cancel, done := e.cancel, e.done
+		started := e.started
+		if started {
+			e.cancel()
+		}
 		e.mu.Unlock()
-		if cancel != nil {
-			cancel()
-			<-done
+		if started {
+			e.wg.Wait()
+			e.sub.Close()
 		}
 	})
 	return nil
+}
+
+// spawnLocked starts the elector's goroutine. Callers hold mu.
+func (e *Elector) spawnLocked() {
+	e.parked = false
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.loop(e.ctx)
+	}()
+}
+
+// kick is the lock signal: it wakes the goroutine, or starts one for a
+// parked standby. It does not block (baton.Notifier.SubscribeFunc).
+func (e *Elector) kick() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.parked && !e.closed {
+		e.spawnLocked()
+		return
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// park lets the goroutine of a standby whose lock is held elsewhere end:
+// thousands of idle topics then hold no goroutine (docs/design.md, node
+// leases). It reports false if a wake-up is already pending, or the
+// elector closing: the caller goes on.
+func (e *Elector) park() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.wake) > 0 || e.closed {
+		return false
+	}
+	e.parked = true
+	return true
 }
 
 // Handoff hands the lease over gracefully if the elector holds it: it
@@ -224,22 +275,23 @@ func (e *Elector) setRole(role baton.Role, lease baton.Lease, reason string) {
 	e.cfg.OnChange(Change{Topic: e.cfg.Topic, Role: role, Lease: lease, Reason: reason})
 }
 
+// loop runs the elector: standby, then active while it holds the lease,
+// and so on, until ctx ends or a standby parks.
 func (e *Elector) loop(ctx context.Context) {
-	sub := e.cfg.Store.Subscribe(e.cfg.Topic, baton.SignalLock)
-	defer sub.Close()
 	var cooldown time.Duration
 	for {
-		lease, trust, ok := e.standby(ctx, sub, cooldown)
+		lease, trust, ok := e.standby(ctx, cooldown)
 		if !ok {
 			return
 		}
-		cooldown = e.active(ctx, sub, lease, trust)
+		cooldown = e.active(ctx, lease, trust)
 	}
 }
 
 // standby waits for the lease to be free and races for it. It returns the
-// lease and the context of the node lease's trust.
-func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown time.Duration) (baton.Lease, context.Context, bool) {
+// lease and the context of the node lease's trust, or false when ctx ended
+// or it parked (the lock held elsewhere: kick goes on).
+func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Lease, context.Context, bool) {
 	c := e.cfg
 	t := c.Clock.NewTimer(cooldown)
 	defer t.Stop()
@@ -258,7 +310,7 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 		select {
 		case <-ctx.Done():
 			return baton.Lease{}, nil, false
-		case <-sub.C():
+		case <-e.wake:
 		case <-t.C():
 		case <-wake:
 			wake = nil
@@ -290,8 +342,11 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 		}
 		if st.Held {
 			// Held elsewhere: its release, or the end of its holder's node
-			// lease (which a Session turns into records), signals the lock.
-			wake = ch
+			// lease (which a Session turns into records), signals the lock
+			// (kick). Wait for it with no goroutine.
+			if e.park() {
+				return baton.Lease{}, nil, false
+			}
 			continue
 		}
 		if !c.Eligible() {
@@ -336,9 +391,10 @@ func (e *Elector) standby(ctx context.Context, sub baton.Subscription, cooldown 
 
 // active runs the runner while the lease is trusted. It returns the
 // cooldown before racing again.
-func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease baton.Lease, trust context.Context) time.Duration {
+func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.Context) time.Duration {
 	c := e.cfg
 	e.log.Info("lease acquired", "epoch", lease.Epoch)
+	since := c.Clock.Now()
 	select {
 	case <-e.handoff: // asked of an earlier lease
 	default:
@@ -363,7 +419,7 @@ func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease bato
 		}
 	}
 	step := func(reason string) {
-		e.log.Info("lease ended", "epoch", lease.Epoch, "reason", reason)
+		e.log.Info("lease ended", "epoch", lease.Epoch, "reason", reason, "held", c.Clock.Now().Sub(since))
 		e.setRole(baton.RoleStandby, baton.Lease{}, reason)
 	}
 	for {
@@ -402,7 +458,7 @@ func (e *Elector) active(ctx context.Context, sub baton.Subscription, lease bato
 			release(baton.ReasonReleased)
 			step("handed off")
 			return cooldown
-		case <-sub.C():
+		case <-e.wake:
 			// Someone changed the lock: if it is not ours any more, stop
 			// now rather than at the next write.
 			st, err := c.Store.Lock(ctx, c.Topic)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -433,5 +434,31 @@ func TestAdoptUnconfirmedLease(t *testing.T) {
 	hs, err := st.Handovers(context.Background(), "t", 10)
 	if err != nil || len(hs) != 0 {
 		t.Fatalf("release records %+v, %v: want none", hs, err)
+	}
+}
+
+// TestStandbysPark: standbys of topics held elsewhere hold no goroutine,
+// and each still takes its topic over when the holder's node leaves.
+func TestStandbysPark(t *testing.T) {
+	clock := newClock()
+	st := memstore.New(clock)
+	sa := session(t, st, clock, "a", ttl)
+	sb := session(t, st, clock, "b", ttl)
+	const topics = 200
+	var bs []*elector.Elector
+	for i := range topics {
+		a, _ := start(t, st, clock, sa, fmt.Sprintf("t%d", i))
+		eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
+	}
+	base := runtime.NumGoroutine()
+	for i := range topics {
+		b, _ := start(t, st, clock, sb, fmt.Sprintf("t%d", i))
+		bs = append(bs, b)
+	}
+	poll.True(t, 10*time.Second, "the standbys to park", func() bool { return runtime.NumGoroutine() <= base+topics/10 })
+	sa.Leaving()
+	sa.Close() // one release for every topic, one lock signal each
+	for i, b := range bs {
+		eventually(t, clock, 0, fmt.Sprintf("b active on t%d", i), func() bool { return role(b) == baton.RoleActive })
 	}
 }

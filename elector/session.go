@@ -112,7 +112,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("new session: %w", err)
 	}
-	s := &Session{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), changed: make(chan struct{})}
+	s := &Session{cfg: cfg, log: cfg.Logger, changed: make(chan struct{})}
 	s.trust, s.untrust = context.WithCancel(context.Background())
 	s.untrust()
 	return s, nil
@@ -282,7 +282,8 @@ func (s *Session) keep(ctx context.Context, a acquired) {
 				was := s.trusted
 				s.mu.Unlock()
 				if was {
-					s.log.Warn("node lease not renewed in time: stepping down", "epoch", a.lease.Epoch)
+					s.log.Warn("node lease not renewed in time: stepping down", "epoch", a.lease.Epoch,
+						"since_renewal", c.Clock.Now().Sub(trustUntil.Add(-(c.TTL - c.Margin))))
 					s.set(a.lease, false)
 				}
 			}

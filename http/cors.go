@@ -26,8 +26,8 @@ type corsPolicy struct {
 }
 
 var (
-	corsHeaders = []string{"Authorization", "Content-Type", "Last-Event-ID"}
-	corsExposed = []string{"Retry-After", "WWW-Authenticate"}
+	corsHeaders = []string{"Authorization", "Content-Type", "Last-Event-ID", RequestIDHeader}
+	corsExposed = []string{"Retry-After", "WWW-Authenticate", RequestIDHeader}
 )
 
 func newCORS(origins []string) *corsPolicy {

@@ -15,6 +15,6 @@ func (s *Server) drain(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	d := s.cfg.Drain(r.Method == nethttp.MethodPost)
-	s.log.Info("drain", "draining", d.Draining, "leases", d.Leases)
+	s.logFor(r).Info("drain", "draining", d.Draining, "leases", d.Leases)
 	writeJSON(w, nethttp.StatusOK, d)
 }

@@ -61,15 +61,18 @@ func toError(err error) *wire.Error {
 	return out
 }
 
-// writeError answers with err as JSON. Server-side failures are logged with
-// their detail; client errors only at debug level, and never with payloads.
+// writeError answers with err as JSON, with the request's id. Server-side
+// failures are logged with their detail; client errors only at debug level,
+// and never with payloads.
 func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
-	e := toError(err)
+	e := *toError(err) // a copy: toError may return a shared *wire.Error
+	e.RequestID = requestID(r)
 	status := StatusOf(e.Code)
+	log := s.logFor(r)
 	if status >= 500 {
-		s.log.Error("http: request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		log.Error("http: request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	} else {
-		s.log.Debug("http: request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", e.Message)
+		log.Debug("http: request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", e.Message)
 	}
-	writeJSON(w, status, wire.ErrorResponse{Error: e})
+	writeJSON(w, status, wire.ErrorResponse{Error: &e})
 }

@@ -86,7 +86,7 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st := &eventStream{term: term, cancel: cancel, srv: srv, remote: r.RemoteAddr, onEnd: onEnd}
+	st := &eventStream{term: term, cancel: cancel, srv: srv, remote: r.RemoteAddr, reqID: requestID(r), onEnd: onEnd}
 	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() {
 		st.expires = max(1, s.streams.now()+int64(time.Until(g.Expires)))
 	}
@@ -106,7 +106,7 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 			stopReq()
 			answeredOnConn(w, nethttp.StatusOK)
 			st.head = responseHead(h)
-			s.log.Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "writer", SSEWriterPool)
+			s.logFor(r).Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "writer", SSEWriterPool)
 			s.streams.startPooled(st, conn)
 			return
 		case !errors.Is(err, nethttp.ErrNotSupported):
@@ -117,7 +117,7 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		}
 	}
 	st.head = []byte(retryLine)
-	s.log.Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "writer", SSEWriterGoroutine)
+	s.logFor(r).Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "writer", SSEWriterGoroutine)
 	s.streams.serveResponse(st, w)
 }
 
@@ -140,7 +140,8 @@ var retryLine = "retry: " + strconv.FormatInt(RetryHint.Milliseconds(), 10) + "\
 
 // logStreamEnd logs the end of a stream: at info level for a slow terminal
 // (the node dropped a client), else at debug level.
-func logStreamEnd(log *slog.Logger, topic, remote string, last uint64, err error) {
+func logStreamEnd(log *slog.Logger, reqID, topic, remote string, last uint64, err error) {
+	log = log.With("request_id", reqID)
 	level := log.Debug
 	if errors.Is(err, hub.ErrSlowTerminal) {
 		level = log.Info

@@ -341,21 +341,20 @@ func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
 				kinds[i] += " (" + p.Topic + ")"
 			}
 		}
-		s.log.Warn("http: not ready", "problems", kinds)
-		writeJSON(w, nethttp.StatusServiceUnavailable, wire.NotReady{
-			Error:    wire.Errorf(baton.CodeUnavailable, "not ready: %s", strings.Join(kinds, ", ")),
-			Problems: ps,
-		})
+		s.logFor(r).Warn("http: not ready", "problems", kinds)
+		e := wire.Errorf(baton.CodeUnavailable, "not ready: %s", strings.Join(kinds, ", "))
+		e.RequestID = requestID(r)
+		writeJSON(w, nethttp.StatusServiceUnavailable, wire.NotReady{Error: e, Problems: ps})
 	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		s.log.Warn("http: not ready: store ping failed", "err", err)
+		s.logFor(r).Warn("http: not ready: store ping failed", "err", err)
 		notReady([]baton.Problem{{Kind: baton.ProblemStore, Message: "store unavailable"}})
 		return
 	}
 	if s.cfg.Status != nil {
 		st, err := s.cfg.Status(ctx, 0)
 		if err != nil {
-			s.log.Warn("http: not ready: status", "err", err)
+			s.logFor(r).Warn("http: not ready: status", "err", err)
 			notReady([]baton.Problem{{Kind: baton.ProblemStore, Message: "store unavailable"}})
 			return
 		}

@@ -294,6 +294,8 @@ func NewServer(cfg Config) (*Server, error) {
 
 // ServeHTTP implements net/http.Handler.
 func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+	r = withRequestID(w, r)
+	defer s.logPanic(r)
 	if !s.boundBody(w, r) {
 		return
 	}
@@ -420,8 +422,8 @@ func (s *Server) methods(path string, rt route, needs map[string]need) (nethttp.
 	}), nil
 }
 
-// logRequests logs every request at debug level: method, path, status,
-// duration. Never bodies or query values beyond the path.
+// logRequests logs every request at debug level: its id, method, path,
+// status, duration. Never bodies or query values beyond the path.
 func (s *Server) logRequests(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -439,7 +441,7 @@ func (s *Server) logRequests(next nethttp.Handler) nethttp.Handler {
 		} else {
 			attrs = append(attrs, "bytes", sw.n)
 		}
-		s.log.Debug("http: request", append(attrs, "duration", time.Since(start))...)
+		s.logFor(r).Debug("http: request", append(attrs, "duration", time.Since(start))...)
 	})
 }
 

@@ -105,6 +105,7 @@ type eventStream struct {
 	cancel context.CancelFunc // the terminal's context
 	srv    *nethttp.Server    // the net/http server it came from, if known
 	remote string
+	reqID  string // the request's id, for the stream's log lines
 	// head is the stream's first bytes (the response head and the retry
 	// hint) until gather hands them out; the serving goroutine's.
 	head []byte
@@ -254,7 +255,7 @@ func (st *streamer) gather(s *eventStream, beat bool, bufs [][]byte) (_ [][]byte
 				size += len(ev.Frames[i].SSE)
 			}
 		case hub.EventReset:
-			st.log.Info("http: stream reset: position no longer kept", "topic", s.term.Topic(), "earliest", ev.Earliest)
+			st.log.Info("http: stream reset: position no longer kept", "request_id", s.reqID, "topic", s.term.Topic(), "earliest", ev.Earliest)
 			f := hub.AppendResetSSE(nil, ev.Earliest)
 			bufs = append(bufs, f)
 			size += len(f)
@@ -317,7 +318,7 @@ func (st *streamer) closeStream(s *eventStream, err error) {
 	last := s.term.Last()
 	s.term.Close()
 	s.cancel()
-	logStreamEnd(st.log, s.term.Topic(), s.remote, last, err)
+	logStreamEnd(st.log, s.reqID, s.term.Topic(), s.remote, last, err)
 	if st.observer != nil {
 		reason := "other"
 		switch {

@@ -148,34 +148,42 @@ func metricsTarget(n *proc.Node) string { return n.Addr }
 func (p *prometheus) waitValue(query string, want float64) {
 	p.t.Helper()
 	poll.True(p.t, 60*time.Second, "prometheus to scrape "+query, func() bool {
-		resp, err := httpc.Get(p.url + "/api/v1/query?query=" + url.QueryEscape(query))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var out struct {
-			Data struct {
-				Result []struct {
-					Value [2]any
-				}
+		v, ok := p.value(query)
+		return ok && v == want
+	})
+}
+
+// value is the value of query's first series now, if it has one.
+func (p *prometheus) value(query string) (float64, bool) {
+	resp, err := httpc.Get(p.url + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct {
+			Result []struct {
+				Value [2]any
 			}
 		}
-		if json.NewDecoder(resp.Body).Decode(&out) != nil || len(out.Data.Result) == 0 {
-			return false
-		}
-		v, _ := out.Data.Result[0].Value[1].(string)
-		return v == strconv.FormatFloat(want, 'f', -1, 64)
-	})
+	}
+	if json.NewDecoder(resp.Body).Decode(&out) != nil || len(out.Data.Result) == 0 {
+		return 0, false
+	}
+	s, _ := out.Data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
 }
 
 // TestAlertsFireForReal causes each alert's condition with real nodes, a
 // real store and a real Prometheus evaluating deploy/prometheus/alerts.yml,
 // and waits for the alert: a topic left without a publisher (the only
-// node is full), a witness alarm (a checkpoint signed by a key nobody
-// registered, written straight into the store), lag past 10,000 and
+// node is full; per topic and in the count over every topic), a witness
+// alarm (a checkpoint signed by a key nobody registered, written straight
+// into the store), lag past 10,000 and
 // growing (sources go on appending to the orphan), renewals failing and
-// the node not ready (its Redis paused). BatonHandoverStorm is tested on
-// synthetic series only (deploy/prometheus/alerts_test.yml).
+// the node not ready (its Redis paused). BatonHandoverStorm has its own
+// test (TestHandoverStormFiresForReal, alerts_storm_test.go).
 func TestAlertsFireForReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Prometheus, Redis and real nodes")
@@ -211,6 +219,8 @@ func TestAlertsFireForReal(t *testing.T) {
 			return orphan != ""
 		})
 		p.waitFiring("BatonTopicWithoutPublisher", map[string]string{"topic": orphan})
+		// The count over every topic says the same.
+		p.waitFiring("BatonTopicsWithoutPublisher", nil)
 
 		// With no publisher its lag only grows: past 10,000 and rising.
 		stop := make(chan struct{})
@@ -282,6 +292,10 @@ func TestAlertsFireForReal(t *testing.T) {
 		r.Pause()
 		p.waitFiring("BatonLeaseRenewalsFailing", nil)
 		p.waitFiring("BatonNodeNotReady", nil)
+		// Its renewals failing, the node gave its topics up, fail-closed.
+		if v := scrape(t, c.nodes[0].URL()+"/metrics", "baton_lease_fail_closed_total"); v < 1 {
+			t.Errorf("baton_lease_fail_closed_total = %v after renewals failed for minutes", v)
+		}
 		r.Resume()
 	})
 }

@@ -35,6 +35,7 @@ type chaosReport struct {
 			Seq                           uint64
 		}
 	}
+	Cursors  map[string]uint64
 	Problems []string
 	Dir      string
 }
@@ -110,25 +111,81 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// TestChaosManyTopics runs `baton chaos` with more topics than
+// chaos.ManyTopics on each engine: sources and terminals in all, spread over
+// the topics; nodes join, are drained and undrained, killed and paused.
+// Every topic must be read back and found clean.
+func TestChaosManyTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two 15-second chaos runs")
+	}
+	for _, tc := range []struct{ name, seed string }{{"sqlite", "9"}, {"redis", "21"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "redis" {
+				redistest.Binary(t, "redis-server") // skip without Redis, fail under CI
+			}
+			t.Parallel()
+			const topics = 150
+			rep, code := runChaos(t, "--store", tc.name, "--duration", "15s", "--seed", tc.seed, "--interval", "700ms",
+				"--topics", "150", "--sources", "5", "--terminals", "8", "--faults", "join,drain,kill-publisher,pause-publisher,term-publisher")
+			if code != 0 || !rep.OK {
+				t.Fatalf("chaos exited %d: ok %v, anomalies %+v, problems %v (logs in %s)", code, rep.OK, rep.Check.Anomalies, rep.Problems, rep.Dir)
+			}
+			for _, k := range []string{"join", "drain"} {
+				if rep.Faults[k].Injected == 0 {
+					t.Errorf("no %s injected: %+v", k, rep.Faults)
+				}
+			}
+			if rep.Faults["kill-publisher"].Injected+rep.Faults["pause-publisher"].Injected == 0 {
+				t.Errorf("no publisher killed or paused: %+v", rep.Faults)
+			}
+			// Sources and terminals are totals; every topic has an item
+			// and was read back whole by the audit.
+			if len(rep.Workload.Delivered) != 8+1 || rep.Workload.Delivered["audit"] < rep.Workload.Acked {
+				t.Errorf("delivered %v of %d acknowledged", rep.Workload.Delivered, rep.Workload.Acked)
+			}
+			if len(rep.Cursors) != topics {
+				t.Errorf("%d topics settled of %d", len(rep.Cursors), topics)
+			}
+			for topic, c := range rep.Cursors {
+				if c == 0 {
+					t.Errorf("%s: nothing published", topic)
+				}
+			}
+			t.Logf("seed %s: %d faults %v, %d hand-overs, %d acknowledged", tc.seed, rep.Injected, rep.Faults, rep.Handovers, rep.Workload.Acked)
+		})
+	}
+}
+
 // TestChaosFailsOnAnomaly: the harness itself can fail. --sabotage records
 // one delivery no source sent, after a gap; the checker must report it with
 // its seq and terminal, and chaos must exit 1.
 func TestChaosFailsOnAnomaly(t *testing.T) {
-	rep, code := runChaos(t, "--store", "sqlite", "--duration", "3s", "--seed", "5", "--faults", "move-terminal", "--sabotage")
-	if rep.Dir != "" {
-		// A failed run keeps its directory for the user; this one failed
-		// on purpose.
-		t.Cleanup(func() { os.RemoveAll(rep.Dir) })
-	}
-	if code != 1 || rep.OK {
-		t.Fatalf("sabotaged run exited %d, ok %v", code, rep.OK)
-	}
-	var phantom, lost bool
-	for _, a := range rep.Check.Anomalies {
-		phantom = phantom || a.Kind == "phantom" && a.Terminal == "t1.term1" && a.Seq > 0
-		lost = lost || a.Kind == "lost" && a.Terminal == "t1.term1"
-	}
-	if !phantom || !lost {
-		t.Fatalf("anomalies %+v", rep.Check.Anomalies)
+	for _, tc := range []struct {
+		name, terminal string
+		args           []string
+	}{
+		{"per-topic", "t1.term1", nil},
+		{"many-topics", "term1", []string{"--topics", "150", "--sources", "10", "--terminals", "4"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, code := runChaos(t, append([]string{"--store", "sqlite", "--duration", "3s", "--seed", "5", "--faults", "move-terminal", "--sabotage"}, tc.args...)...)
+			if rep.Dir != "" {
+				// A failed run keeps its directory for the user; this one
+				// failed on purpose.
+				t.Cleanup(func() { os.RemoveAll(rep.Dir) })
+			}
+			if code != 1 || rep.OK {
+				t.Fatalf("sabotaged run exited %d, ok %v", code, rep.OK)
+			}
+			var phantom, lost bool
+			for _, a := range rep.Check.Anomalies {
+				phantom = phantom || a.Kind == "phantom" && a.Terminal == tc.terminal && a.Seq > 0
+				lost = lost || a.Kind == "lost" && a.Terminal == tc.terminal
+			}
+			if !phantom || !lost {
+				t.Fatalf("anomalies %+v", rep.Check.Anomalies)
+			}
+		})
 	}
 }

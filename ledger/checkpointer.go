@@ -21,7 +21,7 @@ type Store interface {
 	Lock(ctx context.Context, topic string) (baton.LockState, error)
 	Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error)
 	NodeKeys(ctx context.Context) ([]baton.NodeKey, error)
-	Subscribe(topic string, signals baton.Signal) baton.Subscription
+	baton.Notifier
 }
 
 // Defaults of the checkpoint cadence.
@@ -55,7 +55,16 @@ type CheckpointerConfig struct {
 	OnAlarm func(msg string)
 	// Clock drives Interval and the flush (default the system clock).
 	Clock baton.Clock
+	// OnStop, if set, is called once the checkpointer has stopped, on
+	// Close or on its own (fenced, failed): the publisher it signs for
+	// stops with it without a goroutine waiting on Done.
+	OnStop func()
 }
+
+// committedQueue is how many commits' leaves wait for the checkpointer
+// before Committed drops them (it then catches up from the store): enough
+// for a publisher's bursts, small for a node holding thousands of leases.
+const committedQueue = 64
 
 // Checkpointer runs beside the lease holder's commit loop: it keeps the
 // compact range of the topic's log in memory, fed by Committed with the
@@ -111,7 +120,7 @@ func NewCheckpointer(cfg CheckpointerConfig) (*Checkpointer, error) {
 		cfg.Clock = baton.SystemClock{}
 	}
 	return &Checkpointer{cfg: cfg, log: cfg.Logger.With("topic", cfg.Lease.Topic, "epoch", cfg.Lease.Epoch),
-		ch: make(chan []baton.Leaf, 1024), done: make(chan struct{})}, nil
+		ch: make(chan []baton.Leaf, committedQueue), done: make(chan struct{})}, nil
 }
 
 // Start runs the checkpointer until Close or the lease is lost.
@@ -121,6 +130,9 @@ func (c *Checkpointer) Start(ctx context.Context) {
 	go func() {
 		defer c.wg.Done()
 		defer close(c.done)
+		if c.cfg.OnStop != nil {
+			defer c.cfg.OnStop()
+		}
 		if err := c.run(ctx); err != nil && ctx.Err() == nil {
 			c.err = err
 			if errors.Is(err, baton.ErrLeaseLost) {

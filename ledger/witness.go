@@ -170,6 +170,9 @@ func (w *Witness) Close() error {
 		if w.cancel != nil {
 			w.cancel()
 		}
+		for _, tw := range w.topics {
+			tw.sub.Close()
+		}
 		w.mu.Unlock()
 		w.smu.Lock()
 		w.cond.Broadcast() // the workers see the context ended
@@ -207,24 +210,8 @@ func (w *Witness) Follow(topic string) error {
 		return err
 	}
 	w.topics[topic] = tw
-	// One goroutine per topic, blocked until a commit: the store's
-	// subscriptions are per topic (a subscription to every topic's
-	// commits would make it one per node).
-	sub := w.cfg.Store.Subscribe(topic, baton.SignalCommit)
-	ctx := w.ctx
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer sub.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sub.C():
-				w.signalled(tw)
-			}
-		}
-	}()
+	// No goroutine per topic: the store calls signalled after commits.
+	tw.sub = w.cfg.Store.SubscribeFunc(topic, baton.SignalCommit, func() { w.signalled(tw) })
 	w.smu.Lock()
 	w.order = append(w.order, tw)
 	w.readyLocked(tw) // catch up

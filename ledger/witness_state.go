@@ -30,6 +30,7 @@ type topicWitness struct {
 	dir   string
 	tree  *Tree
 	log   *slog.Logger
+	sub   baton.Subscription // calls signalled after each commit
 
 	// Owned by run.
 	state      witnessState

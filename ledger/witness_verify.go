@@ -82,6 +82,11 @@ func (tw *topicWitness) checkNew(ctx context.Context) error {
 				continue
 			}
 			if err := tw.verify(ctx, cp); err != nil {
+				if storeAway(ctx, err) {
+					// Not a verdict on the checkpoint: the store could
+					// not be read. The round is tried again.
+					return err
+				}
 				tw.refused[cp.Size] = true
 				tw.alarm(fmt.Sprintf("refused checkpoint %d (epoch %d by %s): %v", cp.Size, cp.Epoch, cp.Node, err))
 				continue
@@ -215,4 +220,12 @@ func (tw *topicWitness) holder(ctx context.Context, epoch uint64) (string, error
 		}
 	}
 	return tw.holders[epoch], nil
+}
+
+// storeAway reports whether err says only that the store could not be read
+// (unavailable, closed, or this node shutting down), not that a checkpoint
+// is wrong: a witness raises no alarm for that.
+func storeAway(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, baton.ErrUnavailable) || errors.Is(err, baton.ErrClosed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

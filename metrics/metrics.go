@@ -54,6 +54,7 @@ type Metrics struct {
 	batch        prometheus.Histogram
 	acquired     prometheus.Counter
 	renewFailed  prometheus.Counter
+	failClosed   prometheus.Counter
 	released     *prometheus.CounterVec
 	handovers    *prometheus.CounterVec
 	handoverSec  prometheus.Histogram
@@ -87,6 +88,8 @@ func New(cfg Config) *Metrics {
 		Help: "Topic leases this node acquired."})
 	m.renewFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_lease_renew_failures_total",
 		Help: "Lease renewals of this node that failed (the lease may be lost: see baton_lease_releases_total)."})
+	m.failClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_lease_fail_closed_total",
+		Help: "Topic leases this node stopped publishing under because its node lease could not be renewed in time (it failed closed: the topics move)."})
 	m.released = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_lease_releases_total",
 		Help: "Leases this node released, by reason (released: graceful; failed: its publisher failed)."}, []string{"reason"})
 	m.handovers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_handovers_total",
@@ -104,8 +107,14 @@ func New(cfg Config) *Metrics {
 	m.streamsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_streams_ended_total",
 		Help: "Event streams that ended, by why: slow (the terminal fell too far behind), auth (token expired), other."}, []string{"reason"})
 	m.reg.MustRegister(m.storeSeconds, m.storeErrors, m.appended, m.published, m.batch, m.acquired, m.renewFailed,
-		m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded,
+		m.failClosed, m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every reason has its series from the start: increase() over a
+	// series born at its first hand-over would miss that hand-over, and a
+	// storm of them (deploy/prometheus/alerts.yml, BatonHandoverStorm).
+	for _, r := range []baton.ReleaseReason{baton.ReasonReleased, baton.ReasonExpired, baton.ReasonFailed} {
+		m.handovers.WithLabelValues(string(r))
+	}
 	if cfg.Status != nil {
 		m.reg.MustRegister(&topicCollector{m: m})
 	}
@@ -139,6 +148,19 @@ func (m *Metrics) topic(t string) string {
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
 }
+
+// Handover records a hand-over to this node, with the record of the lease
+// it followed (node.Config.OnHandover).
+func (m *Metrics) Handover(r baton.ReleaseRecord) {
+	m.handovers.WithLabelValues(string(r.Reason)).Inc()
+	if d := r.Handover(); d >= 0 {
+		m.handoverSec.Observe(d.Seconds())
+	}
+}
+
+// FailClosed records a topic lease given up because the node lease could
+// not be renewed in time (node.Config.OnFailClosed).
+func (m *Metrics) FailClosed(string) { m.failClosed.Inc() }
 
 // StreamEnded records why an event stream ended (http.Observer).
 func (m *Metrics) StreamEnded(reason string) { m.streamsEnded.WithLabelValues(reason).Inc() }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
-	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/metrics"
 	"github.com/baton-pub/baton/wire"
 )
@@ -108,10 +107,17 @@ func TestStoreEvents(t *testing.T) {
 	if got := value(t, m, "baton_store_operation_errors_total", map[string]string{"operation": "renew_node", "code": baton.CodeConflict}); got != 1 {
 		t.Errorf("renew conflicts = %v, want 1", got)
 	}
-	poll.True(t, 10*time.Second, "the hand-over to be counted", func() bool {
-		return value(t, m, "baton_handovers_total", map[string]string{"reason": "released"}) == 1 &&
-			value(t, m, "baton_handover_duration_seconds", nil) == 1
-	})
+	// The node reads the hand-over's record and tells the metrics
+	// (node.Config.OnHandover; node/handovers.go).
+	recs, err := st.Handovers(ctx, "quotes", 1)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("handovers: %v %v", recs, err)
+	}
+	m.Handover(recs[0])
+	if value(t, m, "baton_handovers_total", map[string]string{"reason": "released"}) != 1 ||
+		value(t, m, "baton_handover_duration_seconds", nil) != 1 {
+		t.Error("the hand-over not counted")
+	}
 }
 
 // TestTopicLabelsBounded: past MaxTopicLabels topics, the rest share one
@@ -235,5 +241,16 @@ func TestTopicGaugesBounded(t *testing.T) {
 	}
 	if asked != 2 || strings.Join(read, ",") != "a,b,m0" {
 		t.Errorf("1 topic published, 3 labels: asked for %d first topics and read %v, want 2 and a,b,m0", asked, read)
+	}
+}
+
+// TestFailClosedCounted: each topic lease given up fail-closed counts
+// once (node.Config.OnFailClosed).
+func TestFailClosedCounted(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	m.FailClosed("a")
+	m.FailClosed("b")
+	if got := value(t, m, "baton_lease_fail_closed_total", nil); got != 2 {
+		t.Errorf("baton_lease_fail_closed_total = %v, want 2", got)
 	}
 }

@@ -75,31 +75,8 @@ func (s *store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	s.done("acquire", start, err)
 	if err == nil {
 		s.m.acquired.Inc()
-		if l.Epoch > 1 {
-			go s.handover(l)
-		}
 	}
 	return l, err
-}
-
-// handover reads the record of the lease l followed, for the hand-over
-// metrics. It runs apart: an acquisition must not wait for it.
-func (s *store) handover(l baton.Lease) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	recs, err := s.Store.Handovers(ctx, l.Topic, 4)
-	if err != nil {
-		return
-	}
-	for _, r := range recs {
-		if r.SuccessorEpoch == l.Epoch {
-			s.m.handovers.WithLabelValues(string(r.Reason)).Inc()
-			if d := l.AcquiredAt.Sub(r.At); d >= 0 {
-				s.m.handoverSec.Observe(d.Seconds())
-			}
-			return
-		}
-	}
 }
 
 func (s *store) Release(ctx context.Context, lease baton.Lease, reason baton.ReleaseReason) error {

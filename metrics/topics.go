@@ -44,13 +44,13 @@ var (
 	unheldDesc = prometheus.NewDesc("baton_topics_unheld",
 		"Topics in the store minus the leases the live members hold, as their heartbeats report them: topics without a publisher.", nil, nil)
 	problemsDesc = prometheus.NewDesc("baton_node_problems",
-		"Problems that keep this node from being ready (GET /readyz), by kind: store, heartbeat, stalled, ledger.", []string{"kind"}, nil)
+		"Problems that keep this node from being ready (GET /readyz), by kind: store, heartbeat, stalled, ledger, notifications.", []string{"kind"}, nil)
 	statusUpDesc = prometheus.NewDesc("baton_status_up",
 		"1 if the node's status could be read at this scrape (the store answered).", nil, nil)
 )
 
 // problemKinds are the kinds baton_node_problems always has a series for.
-var problemKinds = []string{baton.ProblemStore, baton.ProblemHeartbeat, baton.ProblemStalled, baton.ProblemLedger}
+var problemKinds = []string{baton.ProblemStore, baton.ProblemHeartbeat, baton.ProblemStalled, baton.ProblemLedger, baton.ProblemNotify}
 
 func (c *topicCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{lagDesc, publishingDesc, heldDesc, terminalsDesc, ledgerSizeDesc, alarmsDesc,

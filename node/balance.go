@@ -25,8 +25,11 @@ const (
 	balanceEvery = 500 * time.Millisecond
 	// handoffPace is the most topics a node hands over per balance step:
 	// hand-overs are paced, so that a joining node is not flooded and a
-	// store is not hit by thousands of hand-overs at once.
-	handoffPace = 100
+	// store is not hit by all of them at once. A node joining three that
+	// hold 10,000 topics gets its 2,500 in two or three steps: a hand-off
+	// costs a release and an acquire, each batched with the others by the
+	// engines (redis/batch.go, sqlite/leasebatch.go).
+	handoffPace = 500
 	// maxRaceDelay bounds raceDelay.
 	maxRaceDelay = 200 * time.Millisecond
 )
@@ -115,7 +118,8 @@ func (n *Node) balance(ctx context.Context) {
 
 // excess is how many topics this node should hand over now, from the node
 // leases ls, leaving out the nodes in closed: its leases above its share,
-// no more than the least loaded node lacks, and at most handoffPace.
+// no more than its part of what the nodes below their share lack, and at
+// most handoffPace.
 func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
 	n.mu.Lock()
 	mine, draining := len(n.active), n.draining
@@ -123,24 +127,37 @@ func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
 	if draining {
 		return mine
 	}
-	total, nodes, least := mine, 1, mine
+	total, nodes := mine, 1
 	for _, nl := range ls {
 		if nl.Node == n.cfg.Node || nl.Remaining <= 0 {
 			continue
 		}
-		if closed[nl.Node] {
-			total += nl.Leases // their leases count, not their room
-			continue
+		total += nl.Leases // a closed node's leases count, not its room
+		if !closed[nl.Node] {
+			nodes++
 		}
-		total += nl.Leases
-		nodes++
-		least = min(least, nl.Leases)
 	}
 	s := share(total, nodes)
-	if nodes < 2 || mine <= s || least >= s {
+	if nodes < 2 || mine <= s {
 		return 0
 	}
-	return min(mine-s, s-least, handoffPace)
+	// The room below the share, and the nodes above it that fill it: each
+	// gives its part, so that together they do not overshoot.
+	lack, donors := 0, 1
+	for _, nl := range ls {
+		if nl.Node == n.cfg.Node || nl.Remaining <= 0 || closed[nl.Node] {
+			continue
+		}
+		if nl.Leases < s {
+			lack += s - nl.Leases
+		} else if nl.Leases > s {
+			donors++
+		}
+	}
+	if lack == 0 {
+		return 0
+	}
+	return min(mine-s, max(1, lack/donors), handoffPace)
 }
 
 // handOver hands k of this node's topics over.

@@ -26,6 +26,8 @@ type health struct {
 	mu          sync.Mutex
 	beatFailing time.Time // zero while heartbeats succeed
 	beatErr     error
+	notifyLost  time.Time // zero while the store's notifications are subscribed
+	notifyTold  bool      // the loss is a problem, and was logged as one
 	cursors     map[string]cursorSince
 	// checked is the topic the stall check read last: the next check
 	// goes on after it, in name order.
@@ -50,6 +52,35 @@ func (h *health) heartbeat(err error, now time.Time) {
 		h.beatFailing = now
 	}
 	h.beatErr = err
+}
+
+// checkNotifications records whether the store's change notifications
+// are subscribed (Config.Notifications), on the node's clock: a problem
+// once lost for longer than a lease TTL, so that a connection dropped and
+// subscribed again at once is not one. The problem's start and end are
+// logged once each.
+func (n *Node) checkNotifications() {
+	if n.cfg.Notifications == nil {
+		return
+	}
+	lost := n.cfg.Notifications() != nil
+	now := n.cfg.Clock.Now()
+	h := &n.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case !lost && h.notifyTold:
+		n.log.Info("store change notifications back: ready", "lost_for", now.Sub(h.notifyLost))
+		h.notifyLost, h.notifyTold = time.Time{}, false
+	case !lost:
+		h.notifyLost = time.Time{}
+	case h.notifyLost.IsZero():
+		h.notifyLost = now
+	case !h.notifyTold && now.Sub(h.notifyLost) > n.cfg.TTL:
+		h.notifyTold = true
+		n.log.Warn("store change notifications lost and not re-established: not ready; hand-overs wait for lease expiry",
+			"lost_for", now.Sub(h.notifyLost))
+	}
 }
 
 // progress records topic's cursor (seq, with depth items behind it) at now
@@ -136,6 +167,10 @@ func (n *Node) problems(topics []string) []baton.Problem {
 	if f := n.health.beatFailing; !f.IsZero() && now.Sub(f) > n.cfg.TTL {
 		ps = append(ps, baton.Problem{Kind: baton.ProblemHeartbeat,
 			Message: fmt.Sprintf("heartbeats failing for %v (%s)", now.Sub(f).Round(time.Millisecond), baton.ErrorCode(n.health.beatErr))})
+	}
+	if f := n.health.notifyLost; n.health.notifyTold {
+		ps = append(ps, baton.Problem{Kind: baton.ProblemNotify,
+			Message: fmt.Sprintf("store change notifications lost for %v and not re-established: hand-overs wait for lease expiry", now.Sub(f).Round(time.Millisecond))})
 	}
 	var stalled []baton.Problem
 	for t, c := range n.health.cursors {

@@ -3,12 +3,16 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/testlog"
 	"github.com/baton-pub/baton/node"
 	"github.com/baton-pub/baton/wire"
 )
@@ -68,4 +72,49 @@ func TestStalledTopicIsAProblem(t *testing.T) {
 		s := status(1)
 		return len(s.Topics) == 1 && !s.Topics[0].Stalled && s.Topics[0].QueueDepth == 0 && len(s.Problems) == 0
 	})
+}
+
+// TestLostNotificationsAreAProblem: the store's change notifications lost
+// for longer than a lease TTL are a problem (what makes /readyz answer
+// 503), logged once when it starts and once when it ends.
+func TestLostNotificationsAreAProblem(t *testing.T) {
+	var lost atomic.Bool
+	var logs testlog.Buffer
+	n, err := node.New(memstore.New(nil), node.Config{Node: "a", Addr: "a:1", TTL: 200 * time.Millisecond, Logger: logs.Logger(),
+		Notifications: func() error {
+			if lost.Load() {
+				return errors.New("pub/sub down")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	problems := func() []baton.Problem {
+		s, err := n.Status(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Problems
+	}
+	if ps := problems(); len(ps) != 0 {
+		t.Fatalf("problems before: %+v", ps)
+	}
+	lost.Store(true)
+	poll.True(t, 20*time.Second, "lost notifications reported", func() bool {
+		ps := problems()
+		return len(ps) == 1 && ps[0].Kind == baton.ProblemNotify && strings.Contains(ps[0].Message, "not re-established")
+	})
+	lost.Store(false)
+	poll.True(t, 20*time.Second, "the problem cleared", func() bool { return len(problems()) == 0 })
+	poll.True(t, 20*time.Second, "the end logged", func() bool {
+		return strings.Contains(logs.String(), "store change notifications back")
+	})
+	if c := strings.Count(logs.String(), "store change notifications lost"); c != 1 {
+		t.Errorf("the loss logged %d times, want once:\n%s", c, logs.String())
+	}
 }

@@ -64,6 +64,18 @@ type Config struct {
 	// waiting and its cursor still before it is reported stalled (default
 	// max(10s, 5 TTL)).
 	StallAfter time.Duration
+	// OnHandover, if set, is told of each hand-over to this node once,
+	// with the record of the lease it followed (for the metrics). It runs
+	// on a goroutine of its own, after the store answered.
+	OnHandover func(baton.ReleaseRecord)
+	// Notifications, if set, reports nil while the store's change
+	// notifications are subscribed, else why not (redis.Store's): lost
+	// for longer than TTL, it is a problem (GET /readyz answers 503).
+	Notifications func() error
+	// OnFailClosed, if set, is told of each topic lease this node stopped
+	// publishing under because its node lease could not be renewed in
+	// time (it failed closed, see elector.Session). It must not block.
+	OnFailClosed func(topic string)
 }
 
 // Validate fills defaults and names the first bad field.
@@ -152,6 +164,7 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	handed handovers // has its own lock
 	once   sync.Once
 }
 
@@ -240,6 +253,7 @@ func (n *Node) Close() error {
 		if err := n.store.Leave(ctx, n.cfg.Node); err != nil {
 			n.log.Warn("leave membership", "err", err)
 		}
+		n.handed.wg.Wait()
 	})
 	return nil
 }
@@ -344,7 +358,9 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
 				n.active[c.Topic] = c.Lease
+				n.acquired(c.Lease)
 			} else if _, ok := n.active[c.Topic]; ok {
+				n.steppedDown(c)
 				delete(n.active, c.Topic)
 				n.freed()
 			}
@@ -378,13 +394,11 @@ func (n *Node) freed() {
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log}
 	// A trimmer for every lease: a topic's own retention may ask for one
-	// whatever the node's defaults.
-	t := newTrimmer(n.store, lease.Topic, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
-	o.OnCommit = t.committed
+	// whatever the node's defaults. It holds no goroutine while idle.
 	tctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); t.run(tctx) }()
-	defer func() { stop(); <-done }()
+	t := newTrimmer(tctx, n.store, lease.Topic, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
+	o.OnCommit = t.committed
+	defer func() { stop(); t.wait() }()
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
 			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log}
@@ -394,13 +408,6 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 			cc.Tree = w.Tree(lease.Topic)
 			cc.OnAppend = func() { w.Fed(lease.Topic) }
 		}
-		cp, err := ledger.NewCheckpointer(cc)
-		if err != nil {
-			return err
-		}
-		cp.Start(ctx)
-		defer cp.Close()
-		o.Ledger = cp
 		// A lease whose publications are no longer signed must not go on:
 		// if the checkpointer stops on its own (fenced, or the ledger in
 		// the store does not add up), publishing stops too and the
@@ -408,13 +415,14 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		// checkpointer starts over from the store.
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go func() {
-			select {
-			case <-cp.Done():
-				cancel()
-			case <-pctx.Done():
-			}
-		}()
+		cc.OnStop = cancel
+		cp, err := ledger.NewCheckpointer(cc)
+		if err != nil {
+			return err
+		}
+		cp.Start(ctx)
+		defer cp.Close()
+		o.Ledger = cp
 		err = publisher.Run(pctx, n.store, lease, o)
 		if cerr := cp.Err(); cerr != nil && ctx.Err() == nil {
 			return fmt.Errorf("ledger of %s: %w", lease.Topic, cerr)
@@ -439,6 +447,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 		}
 		if ctx.Err() == nil {
 			n.health.heartbeat(err, n.cfg.Clock.Now())
+			n.checkNotifications()
 		}
 	}
 }

@@ -12,6 +12,10 @@ import (
 // trimEvery is how often a lease holder trims its topic at most.
 const trimEvery = time.Second
 
+// retentionRecheck is how often, at most, a publishing trimmer reads the
+// topic's retention again: a change applies at the first commit after it.
+const retentionRecheck = 10 * time.Second
+
 // ageSlots bounds the commit times a trimmer remembers for age retention:
 // commits closer together than age/ageSlots share one entry, so an item is
 // trimmed at most age/ageSlots late, never early.
@@ -22,7 +26,6 @@ type trimStore interface {
 	Trim(ctx context.Context, topic string, before uint64) (int, error)
 	Cursor(ctx context.Context, topic string) (baton.Cursor, error)
 	Retention(ctx context.Context, topic string) (baton.Retention, error)
-	Subscribe(topic string, signals baton.Signal) baton.Subscription
 }
 
 // published is a commit as age retention sees it: every item up to seq
@@ -34,25 +37,24 @@ type published struct {
 
 // trimmer keeps a topic's queue to its retention (baton.Retention: the
 // topic's own, else the node's --retain and --retain-age), for the
-// topic's lease holder. The publisher reports each commit (committed);
-// the trimmer's own goroutine (run) trims at most once per interval, so a
-// trim never sits on the commit path. Store.Trim deletes only published
-// items and never the cursor's own (see docs/design.md, step 5).
-//
-// An idle topic costs it nothing: it waits for a commit, a change of the
-// topic's lock or retention (SignalLock), or, only while it remembers
-// commits that age retention will trim, a timer at the oldest one's
-// expiry (docs/design.md, "Topic lifecycle").
+// topic's lease holder. The publisher reports each commit (committed); a
+// goroutine of the trimmer's trims at most once per interval, so a trim
+// never sits on the commit path, and exists only while there is something
+// to trim, now or by age later: an idle topic costs no goroutine and no
+// timer (docs/design.md, node leases and "Topic lifecycle"). It reads the
+// topic's retention when it starts (at the lease's start, with the cursor:
+// what an earlier holder published ages from the cursor's time) and before
+// every trim, so a change applies at the next commit. Store.Trim deletes
+// only published items and never the cursor's own (docs/design.md, step 5).
 type trimmer struct {
-	store   trimStore
-	topic   string
-	defN    uint64        // --retain: 0 keeps every item
-	defAge  time.Duration // --retain-age: 0 has no age limit
-	every   time.Duration
-	clock   baton.Clock
-	log     *slog.Logger
-	kick    chan struct{}
-	started chan struct{} // closed once run read the retention (tests)
+	store  trimStore
+	topic  string
+	defN   uint64        // --retain: 0 keeps every item
+	defAge time.Duration // --retain-age: 0 has no age limit
+	every  time.Duration
+	clock  baton.Clock
+	log    *slog.Logger
+	ctx    context.Context
 
 	mu        sync.Mutex
 	items     uint64        // the count kept; 0: no limit
@@ -60,28 +62,58 @@ type trimmer struct {
 	cursor    uint64        // the latest cursor seen
 	entries   []published   // oldest first, while age > 0
 	ageBefore uint64        // age retention trims below this seq
+	trimmed   uint64        // the last trim that succeeded
+	readAt    time.Time     // when the retention was last read (zero: never)
+	running   bool          // a goroutine trims or waits for an age to pass
+	wg        sync.WaitGroup
 }
 
-func newTrimmer(st trimStore, topic string, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
-	return &trimmer{store: st, topic: topic, defN: items, defAge: age, every: every, clock: clock, log: log,
-		items: items, age: age, kick: make(chan struct{}, 1), started: make(chan struct{})}
+// newTrimmer returns a trimmer that trims until ctx ends (wait waits for
+// it then). It starts one goroutine, which reads the retention and the
+// cursor and ends at once if there is nothing to trim.
+func newTrimmer(ctx context.Context, st trimStore, topic string, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
+	t := &trimmer{store: st, topic: topic, defN: items, defAge: age, every: every, clock: clock, log: log, ctx: ctx,
+		items: items, age: age}
+	t.mu.Lock()
+	t.start(true)
+	t.mu.Unlock()
+	return t
 }
 
 // committed records a new cursor. It is the publisher's OnCommit, so it
 // must not block.
 func (t *trimmer) committed(c baton.Cursor, _ int) {
-	t.observe(c)
-	select {
-	case t.kick <- struct{}{}:
-	default:
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.observeLocked(c)
+	now := t.clock.Now()
+	before, due := t.planLocked(now)
+	stale := now.Sub(t.readAt) >= retentionRecheck
+	if before > t.trimmed || !due.IsZero() || stale {
+		t.start(stale)
 	}
 }
 
-// observe records cursor c: its seq for count retention, its time for
-// age retention.
-func (t *trimmer) observe(c baton.Cursor) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// start starts the goroutine unless it runs; with reload it reads the
+// retention first. Callers hold mu.
+func (t *trimmer) start(reload bool) {
+	if t.running || t.ctx.Err() != nil {
+		return
+	}
+	t.running = true
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		if reload {
+			t.reload()
+		}
+		t.run()
+	}()
+}
+
+// observeLocked records cursor c: its seq for count retention, its time
+// for age retention. Callers hold mu.
+func (t *trimmer) observeLocked(c baton.Cursor) {
 	if c.Seq <= t.cursor {
 		return
 	}
@@ -97,11 +129,9 @@ func (t *trimmer) observe(c baton.Cursor) {
 	t.entries = append(t.entries, e)
 }
 
-// plan returns the seq to trim below at now, and when age retention has
-// more to trim (zero if nothing is waiting for it).
-func (t *trimmer) plan(now time.Time) (before uint64, due time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// planLocked returns the seq to trim below at now, and when age retention
+// has more to trim (zero if nothing is waiting for it). Callers hold mu.
+func (t *trimmer) planLocked(now time.Time) (before uint64, due time.Time) {
 	if t.items > 0 && t.cursor > t.items {
 		before = t.cursor - t.items + 1
 	}
@@ -115,96 +145,97 @@ func (t *trimmer) plan(now time.Time) (before uint64, due time.Time) {
 	return max(before, t.ageBefore), due
 }
 
-// reload reads the topic's retention and its cursor: at the start of the
-// lease (what an earlier holder published ages from the cursor's time),
-// and when SignalLock says the retention may have changed.
-func (t *trimmer) reload(ctx context.Context) {
-	r, err := t.store.Retention(ctx, t.topic)
-	if err != nil && ctx.Err() == nil {
+// reload reads the topic's retention, and the cursor if age retention has
+// no commit time to go by (the lease's start, or an age just set).
+func (t *trimmer) reload() {
+	r, err := t.store.Retention(t.ctx, t.topic)
+	if err != nil && t.ctx.Err() == nil {
 		t.log.Debug("read retention", "topic", t.topic, "err", err)
 	}
 	items, age := r.Effective(t.defN, t.defAge)
 	t.mu.Lock()
+	t.readAt = t.clock.Now()
 	if age != t.age {
 		t.entries, t.ageBefore = nil, 0
 	}
 	t.items, t.age = items, age
-	fresh := age > 0 && len(t.entries) == 0
-	if fresh {
+	seed := t.cursor == 0 || age > 0 && len(t.entries) == 0
+	if seed {
 		t.cursor = 0 // observe the cursor again, with its time
 	}
 	t.mu.Unlock()
-	c, err := t.store.Cursor(ctx, t.topic)
+	if !seed {
+		return
+	}
+	c, err := t.store.Cursor(t.ctx, t.topic)
 	if err != nil {
-		if ctx.Err() == nil {
+		if t.ctx.Err() == nil {
 			t.log.Warn("read cursor", "topic", t.topic, "err", err)
 		}
 		return
 	}
-	t.observe(c)
+	t.mu.Lock()
+	t.observeLocked(c)
+	t.mu.Unlock()
 }
 
-// run trims until ctx ends: at most once per interval, an interval after
-// there is something to trim. A trim that fails is logged and tried again
-// an interval later.
-func (t *trimmer) run(ctx context.Context) {
-	sub := t.store.Subscribe(t.topic, baton.SignalLock)
-	defer sub.Close()
-	t.reload(ctx)
-	close(t.started)
-	var trimmed uint64
+// run trims, an interval after there is something to trim, at most once
+// per interval, and waits for an age to pass while age retention holds
+// commits; it ends when neither is left, or ctx ends. A trim that fails is
+// logged and tried again an interval later.
+func (t *trimmer) run() {
 	for {
-		before, due := t.plan(t.clock.Now())
-		if before > trimmed {
-			if !t.wait(ctx, t.every, sub) {
-				return
-			}
-			before, _ = t.plan(t.clock.Now())
-			if _, err := t.store.Trim(ctx, t.topic, before); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				t.log.Warn("trim", "topic", t.topic, "err", err)
-			} else {
-				trimmed = before
-			}
-			continue
-		}
-		var timer baton.Timer
-		var fire <-chan time.Time
-		if !due.IsZero() {
-			timer = t.clock.NewTimer(max(due.Sub(t.clock.Now()), 0))
-			fire = timer.C()
-		}
-		select {
-		case <-ctx.Done():
-		case <-t.kick:
-		case <-sub.C():
-			t.reload(ctx)
-		case <-fire:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		if ctx.Err() != nil {
+		t.mu.Lock()
+		before, due := t.planLocked(t.clock.Now())
+		// A trim comes an interval after there is something to trim, so
+		// at most one per interval; an age to pass is only waited for.
+		wait, trim := t.every, before > t.trimmed
+		switch {
+		case t.ctx.Err() != nil, !trim && due.IsZero():
+			t.running = false
+			t.mu.Unlock()
 			return
+		case !trim:
+			wait = max(due.Sub(t.clock.Now()), 0)
+		}
+		t.mu.Unlock()
+		if !t.sleep(wait) || !trim {
+			continue // ctx ended (the next turn ends), or the age passed
+		}
+		t.reload()
+		t.mu.Lock()
+		before, _ = t.planLocked(t.clock.Now())
+		t.mu.Unlock()
+		_, err := t.store.Trim(t.ctx, t.topic, before)
+		if err != nil && t.ctx.Err() == nil {
+			t.log.Warn("trim", "topic", t.topic, "err", err)
+		}
+		if err == nil {
+			t.mu.Lock()
+			t.trimmed = max(t.trimmed, before)
+			t.mu.Unlock()
 		}
 	}
 }
 
-// wait waits d, re-reading the retention on SignalLock meanwhile; it
-// reports false if ctx ended.
-func (t *trimmer) wait(ctx context.Context, d time.Duration, sub baton.Subscription) bool {
+// sleep waits d; it reports false if ctx ended first.
+func (t *trimmer) sleep(d time.Duration) bool {
 	timer := t.clock.NewTimer(d)
 	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-sub.C():
-			t.reload(ctx)
-		case <-timer.C():
-			return true
-		}
+	select {
+	case <-t.ctx.Done():
+		return false
+	case <-timer.C():
+		return true
 	}
+}
+
+// wait waits, once ctx has ended, for the trim under way.
+func (t *trimmer) wait() { t.wg.Wait() }
+
+// idle reports whether no goroutine trims or waits (for tests).
+func (t *trimmer) idle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.running
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/clocktest"
 	"github.com/baton-pub/baton/internal/poll"
-	"github.com/baton-pub/baton/internal/signal"
 )
 
 // trimQueue records the trims asked of it, and answers the cursor and the
@@ -20,7 +19,6 @@ import (
 type trimQueue struct {
 	calls chan uint64
 	fail  chan error // an error here is returned by the next Trim
-	sig   *signal.Hub
 
 	mu        sync.Mutex
 	cursor    baton.Cursor
@@ -28,7 +26,7 @@ type trimQueue struct {
 }
 
 func newTrimQueue() *trimQueue {
-	return &trimQueue{calls: make(chan uint64, 10), fail: make(chan error, 1), sig: signal.NewHub()}
+	return &trimQueue{calls: make(chan uint64, 10), fail: make(chan error, 1)}
 }
 
 func (q *trimQueue) Trim(_ context.Context, _ string, before uint64) (int, error) {
@@ -53,25 +51,19 @@ func (q *trimQueue) Retention(context.Context, string) (baton.Retention, error) 
 	return q.retention, nil
 }
 
-func (q *trimQueue) Subscribe(topic string, signals baton.Signal) baton.Subscription {
-	return q.sig.Subscribe(topic, signals)
-}
-
 // setRetention changes the topic's retention as SetRetention would.
 func (q *trimQueue) setRetention(r baton.Retention) {
 	q.mu.Lock()
 	q.retention = r
 	q.mu.Unlock()
-	q.sig.Notify("t", baton.SignalLock)
 }
 
-// startTrimmer runs tr until the test ends, once it read its retention.
-func startTrimmer(t *testing.T, tr *trimmer) {
+// startTrimmer starts a trimmer on q until the test ends.
+func startTrimmer(t *testing.T, q *trimQueue, items uint64, age time.Duration, clock baton.Clock) *trimmer {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); tr.run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-tr.started
+	tr := newTrimmer(ctx, q, "t", items, age, time.Second, clock, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { cancel(); tr.wait() })
+	return tr
 }
 
 // expectTrims checks the trims asked of q since the last call.
@@ -100,8 +92,7 @@ func expectTrims(t *testing.T, q *trimQueue, want ...uint64) {
 func TestTrimmer(t *testing.T) {
 	clock := clocktest.New(time.Unix(1000, 0))
 	q := newTrimQueue()
-	tr := newTrimmer(q, "t", 10, 0, time.Second, clock, slog.New(slog.DiscardHandler))
-	startTrimmer(t, tr)
+	tr := startTrimmer(t, q, 10, 0, clock)
 
 	// step waits until the trimmer has armed its timer, then advances the
 	// clock by one interval.
@@ -110,10 +101,13 @@ func TestTrimmer(t *testing.T) {
 		poll.True(t, 10*time.Second, "the trimmer to arm its timer", func() bool { return clock.Timers() == 1 })
 		clock.Advance(time.Second)
 	}
-	// idle waits until the trimmer has no timer armed: it waits for a commit.
+	// idle waits until the trimmer has no timer armed and no goroutine: it
+	// waits for a commit.
 	idle := func() {
 		t.Helper()
-		poll.True(t, 10*time.Second, "the trimmer to wait with no timer", func() bool { return clock.Timers() == 0 })
+		poll.True(t, 10*time.Second, "the trimmer to wait with no timer and no goroutine", func() bool {
+			return clock.Timers() == 0 && tr.idle()
+		})
 	}
 	expect := func(want ...uint64) { t.Helper(); expectTrims(t, q, want...) }
 
@@ -138,19 +132,21 @@ func TestTrimmer(t *testing.T) {
 
 // TestTrimmerAge: age retention trims what was published longer ago than
 // the topic's age, counting an earlier holder's items from the cursor's
-// time; it arms a timer only while it remembers commits to trim, and a
-// change of the topic's retention (SignalLock) takes effect at once.
+// time; it arms a timer and holds a goroutine only while it remembers
+// commits to trim, and a change of the topic's retention applies at the
+// first commit after the recheck interval.
 func TestTrimmerAge(t *testing.T) {
 	t0 := time.Unix(100000, 0)
 	clock := clocktest.New(t0)
 	q := newTrimQueue()
 	q.cursor = baton.Cursor{Seq: 5, UpdatedAt: t0.Add(-30 * time.Minute)} // the last holder's
 	q.retention = baton.Retention{Age: time.Hour}
-	tr := newTrimmer(q, "t", 0, 0, time.Second, clock, slog.New(slog.DiscardHandler))
-	startTrimmer(t, tr)
+	tr := startTrimmer(t, q, 0, 0, clock)
 	timers := func(n int) {
 		t.Helper()
-		poll.True(t, 10*time.Second, fmt.Sprintf("the trimmer to hold %d timers", n), func() bool { return clock.Timers() == n })
+		poll.True(t, 10*time.Second, fmt.Sprintf("the trimmer to hold %d timers", n), func() bool {
+			return clock.Timers() == n && (n > 0 || tr.idle())
+		})
 	}
 
 	timers(1) // the earlier holder's items expire at t0+30m
@@ -172,13 +168,10 @@ func TestTrimmerAge(t *testing.T) {
 	expectTrims(t, q, 10)
 	timers(0)
 
-	// A count of its own, set while it publishes.
+	// A count of its own, set while it publishes: read at the first commit
+	// after the recheck interval.
 	q.setRetention(baton.Retention{Items: 3, Age: baton.Unlimited})
-	poll.True(t, 10*time.Second, "the trimmer to read the new retention", func() bool {
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		return tr.items == 3 && tr.age == 0
-	})
+	clock.Advance(retentionRecheck)
 	tr.committed(baton.Cursor{Seq: 20, UpdatedAt: clock.Now()}, 11)
 	timers(1)
 	clock.Advance(time.Second)

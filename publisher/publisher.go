@@ -93,6 +93,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		return err
 	}
 	log.Info("publishing", "after_seq", cur.Seq)
+	began := o.Clock.Now()
 
 	poll := o.Clock.NewTimer(o.Poll)
 	defer poll.Stop()
@@ -166,7 +167,9 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 				o.OnCommit(cur, len(items))
 			}
 		case errors.Is(err, baton.ErrLeaseLost):
-			log.Info("fenced: stopping", "err", err)
+			// A fence refusal: logged once, here; the elector logs the
+			// step-down that follows ("lease ended", reason fenced).
+			log.Info("fenced: stopping", "cursor", cur.Seq, "published_for", o.Clock.Now().Sub(began), "err", err)
 			return fmt.Errorf("publish %s: %w", topic, err)
 		case ctx.Err() != nil:
 			return nil

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"github.com/baton-pub/baton/internal/leasetest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/testlog"
 	"github.com/baton-pub/baton/publisher"
 )
 
@@ -114,7 +116,8 @@ func TestFencedPublisherStops(t *testing.T) {
 		l2, err = leasetest.Acquire(ctx, st, "t", "b", time.Minute)
 		return err
 	})
-	err = publisher.Run(ctx, st, l1, publisher.Options{})
+	var logs testlog.Buffer
+	err = publisher.Run(ctx, st, l1, publisher.Options{Logger: logs.Logger()})
 	if !errors.Is(err, baton.ErrLeaseLost) {
 		t.Fatalf("zombie publisher returned %v, want ErrLeaseLost", err)
 	}
@@ -122,6 +125,16 @@ func TestFencedPublisherStops(t *testing.T) {
 		t.Fatalf("zombie moved the cursor to %d", c.Seq)
 	}
 	_ = l2
+	// The refusal is logged once, at info, with the topic, the epoch and
+	// where the publisher stood (docs/operations.md, "Logs").
+	if n := strings.Count(logs.String(), "fenced: stopping"); n != 1 {
+		t.Fatalf("the fence refusal logged %d times:\n%s", n, logs.String())
+	}
+	for _, want := range []string{"level=INFO", "topic=t", fmt.Sprintf("epoch=%d", l1.Epoch), "cursor=0", "published_for="} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the fence refusal's line lacks %q:\n%s", want, logs.String())
+		}
+	}
 }
 
 // TestBatchGrowsWithBacklog: a publisher behind a backlog doubles its

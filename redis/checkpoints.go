@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -72,22 +73,26 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 	if err := s.errClosed(); err != nil {
 		return baton.Checkpoint{}, err
 	}
-	top, err := s.rdb.ZRevRangeWithScores(ctx, s.k.cpsizes(topic), 0, 0).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	tc := pipe.ZRevRangeWithScores(ctx, s.k.cpsizes(topic), 0, 0)
+	if err := s.send(ctx, pipe); err != nil {
 		return baton.Checkpoint{}, fmt.Errorf("read checkpoint of %s: %w", topic, s.mapErr(err))
 	}
+	top := tc.Val()
 	if len(top) == 0 {
 		return baton.Checkpoint{}, fmt.Errorf("checkpoint of %s: %w", topic, baton.ErrNotFound)
 	}
-	size := uint64(top[0].Score)
-	cps, err := s.Checkpoints(ctx, topic, size-1, 1)
-	if err != nil {
-		return baton.Checkpoint{}, err
+	size := strconv.FormatUint(uint64(top[0].Score), 10)
+	pipe = s.rdb.Pipeline()
+	vc := pipe.HGet(ctx, s.k.checkpoints(topic), size)
+	if err := s.send(ctx, pipe); err != nil {
+		return baton.Checkpoint{}, fmt.Errorf("read checkpoint of %s: %w", topic, s.mapErr(err))
 	}
-	if len(cps) == 0 || cps[0].Size != size {
-		return baton.Checkpoint{}, fmt.Errorf("checkpoint of %s size %d: %w", topic, size, baton.ErrNotFound)
+	if errors.Is(vc.Err(), goredis.Nil) {
+		// The sorted set and the hash disagree.
+		return baton.Checkpoint{}, fmt.Errorf("checkpoint of %s size %s: %w", topic, size, baton.ErrNotFound)
 	}
-	return cps[0], nil
+	return decodeCheckpoint(topic, size, vc.Val())
 }
 
 // Checkpoints implements baton.Checkpoints.
@@ -99,18 +104,22 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
-	sizes, err := s.rdb.ZRangeByScore(ctx, s.k.cpsizes(topic), &goredis.ZRangeBy{
-		Min: "(" + strconv.FormatUint(after, 10), Max: "+inf", Count: n}).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	sc := pipe.ZRangeByScore(ctx, s.k.cpsizes(topic), &goredis.ZRangeBy{
+		Min: "(" + strconv.FormatUint(after, 10), Max: "+inf", Count: n})
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read checkpoints of %s: %w", topic, s.mapErr(err))
 	}
+	sizes := sc.Val()
 	if len(sizes) == 0 {
 		return nil, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, s.k.checkpoints(topic), sizes...).Result()
-	if err != nil {
+	pipe = s.rdb.Pipeline()
+	vc := pipe.HMGet(ctx, s.k.checkpoints(topic), sizes...)
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read checkpoints of %s: %w", topic, s.mapErr(err))
 	}
+	vals := vc.Val()
 	out := make([]baton.Checkpoint, 0, len(sizes))
 	for i, v := range vals {
 		js, ok := v.(string)

@@ -122,8 +122,7 @@ func (s *Store) Retention(ctx context.Context, topic string) (baton.Retention, e
 	pipe := s.rdb.Pipeline()
 	ex := pipe.SIsMember(ctx, s.k.topics(), topic)
 	rc := pipe.HMGet(ctx, s.k.retention(topic), "items", "age_ns")
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return baton.Retention{}, fmt.Errorf("read retention of %s: %w", topic, s.mapErr(err))
 	}
 	if !ex.Val() {

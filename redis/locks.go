@@ -146,12 +146,13 @@ func (s *Store) Handovers(ctx context.Context, topic string, limit int) ([]baton
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.LRange(ctx, s.k.releases(topic), 0, n-1).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	rc := pipe.LRange(ctx, s.k.releases(topic), 0, n-1)
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("list handovers of %s: %w", topic, s.mapErr(err))
 	}
 	var out []baton.ReleaseRecord
-	for _, js := range raw {
+	for _, js := range rc.Val() {
 		rec, err := decodeRecord(topic, js)
 		if err != nil {
 			return nil, err

@@ -94,6 +94,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 			}
 			cur = ps
 			mu.Unlock()
+			s.notify.set(false)
 			s.log.Info("redis pub/sub: subscribed again; waking every subscription")
 			s.sig.NotifyAll()
 			backoff, pinged = 50*time.Millisecond, false
@@ -111,6 +112,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 				}
 			}
 			s.log.Warn("redis pub/sub: connection lost; subscribing again", "err", err)
+			s.notify.set(true)
 			mu.Lock()
 			cur = nil
 			mu.Unlock()

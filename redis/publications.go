@@ -83,8 +83,7 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 	pipe := s.rdb.Pipeline()
 	vc := pipe.HMGet(ctx, s.k.cursor(topic), "seq", "hash", "epoch", "updated_us")
 	dc := pipe.HExists(ctx, s.k.meta(topic), "deleted")
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return baton.Cursor{}, fmt.Errorf("read cursor of %s: %w", topic, s.mapErr(err))
 	}
 	if dc.Val() {
@@ -116,8 +115,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	dc := pipe.HExists(ctx, s.k.meta(topic), "deleted")
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read published items of %s: %w", topic, s.mapErr(err))
 	}
 	if dc.Val() {
@@ -153,8 +151,7 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	}
 	pipe := s.rdb.Pipeline()
 	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
 	}
 	return decodeLeaves(topic, ledger(), after, int(n))

@@ -189,8 +189,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 	pipe := s.rdb.Pipeline()
 	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read items of %s: %w", topic, s.mapErr(err))
 	}
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
@@ -207,12 +206,14 @@ func (s *Store) SeqOfHash(ctx context.Context, topic string, h baton.Hash) (uint
 	if err := s.errClosed(); err != nil {
 		return 0, err
 	}
-	v, err := s.rdb.HGet(ctx, s.k.hashes(topic), rawHash(h)).Result()
+	pipe := s.rdb.Pipeline()
+	vc := pipe.HGet(ctx, s.k.hashes(topic), rawHash(h))
+	if err := s.send(ctx, pipe); err != nil {
+		return 0, fmt.Errorf("look up hash in %s: %w", topic, s.mapErr(err))
+	}
+	v, err := vc.Result()
 	if errors.Is(err, goredis.Nil) {
 		return 0, fmt.Errorf("hash %s in %s: %w", h, topic, baton.ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("look up hash in %s: %w", topic, s.mapErr(err))
 	}
 	return strconv.ParseUint(v, 10, 64)
 }
@@ -244,8 +245,7 @@ func (s *Store) Topic(ctx context.Context, topic string) (baton.TopicInfo, error
 	pipe := s.rdb.Pipeline()
 	ex := pipe.SIsMember(ctx, s.k.topics(), topic)
 	mc := pipe.HMGet(ctx, s.k.meta(topic), "last", "below")
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
+	if err := s.send(ctx, pipe); err != nil {
 		return baton.TopicInfo{}, fmt.Errorf("read topic %s: %w", topic, s.mapErr(err))
 	}
 	if !ex.Val() {

@@ -18,6 +18,10 @@ var luaFiles embed.FS
 type script struct {
 	name string
 	*goredis.Script
+	// direct: never batched (batch.go). A node lease renewal keeps every
+	// topic of its node and must not wait behind a batch of a takeover's
+	// thousands of commands.
+	direct bool
 }
 
 func newScript(name string) *script {
@@ -32,9 +36,16 @@ func newScript(name string) *script {
 	return &script{name: name, Script: goredis.NewScript(string(lib) + "\n" + string(body))}
 }
 
+// directScript is newScript for a script that is never batched.
+func directScript(name string) *script {
+	sc := newScript(name)
+	sc.direct = true
+	return sc
+}
+
 var (
 	scriptAcquireNode = newScript("acquirenode")
-	scriptRenewNode   = newScript("renewnode")
+	scriptRenewNode   = directScript("renewnode")
 	scriptReleaseNode = newScript("releasenode")
 	scriptExpireNode  = newScript("expirenode")
 	scriptNodeLeases  = newScript("nodeleases")
@@ -64,9 +75,12 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 	}
 	var v any
 	var err error
-	if !wait || s.opts.WaitReplicas <= 0 {
+	switch {
+	case (!wait || s.opts.WaitReplicas <= 0) && sc.direct:
 		v, err = sc.Run(ctx, s.rdb, keys, args...).Result()
-	} else {
+	case !wait || s.opts.WaitReplicas <= 0:
+		v, err = s.batch.run(ctx, sc, keys, args)
+	default:
 		v, err = s.runAndWait(ctx, sc, keys, args)
 	}
 	if err != nil {

@@ -84,11 +84,14 @@ type Store struct {
 	log  *slog.Logger
 	rdb  *goredis.Client
 	k    keyspace
+	// batch sends scripts run at the same moment in one round trip.
+	batch *batcher
 
 	sig   *signal.Hub
 	known sync.Map // topics this Store has registered in the topics set
 
 	closed    atomic.Bool
+	notify    notifyState // whether the listener is subscribed (notifyhealth.go)
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -143,12 +146,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if s.rdb, err = newClient(cfg, opts); err != nil {
 		return nil, err
 	}
+	s.batch = newBatcher(s.rdb)
 	if err := s.check(ctx); err != nil {
+		s.batch.stop()
 		_ = s.rdb.Close()
 		return nil, err
 	}
 	sub, err := s.subscribe(ctx)
 	if err != nil {
+		s.batch.stop()
 		_ = s.rdb.Close()
 		return nil, s.openErr("subscribe to change channels", err)
 	}
@@ -410,7 +416,9 @@ func (s *Store) Close() error {
 		// Wake every waiter: it re-reads and learns that the store is closed.
 		s.sig.NotifyAll()
 		s.sig.Close()
+		s.batch.stop()
 		s.closeErr = s.rdb.Close()
+		s.batch.wait()
 	})
 	return s.closeErr
 }
@@ -420,6 +428,11 @@ func (s *Store) Close() error {
 // signalled.
 func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription {
 	return s.sig.Subscribe(topic, signals)
+}
+
+// SubscribeFunc implements baton.Notifier.
+func (s *Store) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+	return s.sig.SubscribeFunc(topic, signals, fn)
 }
 
 // errClosed is returned by every method after Close.

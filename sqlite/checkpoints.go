@@ -13,7 +13,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 	if err := baton.ValidateCheckpoint(cp); err != nil {
 		return err
 	}
-	return s.write(ctx, cp.Topic, func(tx *txn) (baton.Signal, error) {
+	return s.write(ctx, cp.Topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		now := nanos(s.now())
 		r, err := s.checkHeld(ctx, tx, baton.Lease{Topic: cp.Topic, Holder: cp.Node, Epoch: cp.Epoch}, now)
 		if err != nil {
@@ -125,7 +125,7 @@ func (s *Store) Cosign(ctx context.Context, topic string, size uint64, cs baton.
 	if err := baton.ValidateCosign(topic, cs); err != nil {
 		return err
 	}
-	return s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	return s.write(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE topic = ? AND size = ?`, topic, seqArg(size)).Scan(&n); err != nil {
 			return 0, fmt.Errorf("cosign: %w", wrapErr(err))

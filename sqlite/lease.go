@@ -41,6 +41,7 @@ func (s *Store) writeLeaseChanges(ctx context.Context, fn func(ctx context.Conte
 // thousand topics at once makes a thousand of them).
 func (s *Store) writeNode(ctx context.Context, fn func(ctx context.Context, tx *txn) ([]change, error)) error {
 	defer s.beginWrite()()
+	defer s.announce()()
 	tx, err := s.begin(ctx, s.ndb, 50*time.Microsecond, time.Millisecond)
 	if err != nil {
 		return err
@@ -57,6 +58,9 @@ func (s *Store) writeNode(ctx context.Context, fn func(ctx context.Context, tx *
 func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Duration) (*txn, error) {
 	var deadline <-chan time.Time
 	for {
+		if db != s.ndb {
+			s.standBack()
+		}
 		tx, err := db.BeginTx(ctx, nil)
 		if err == nil {
 			return &txn{Tx: tx, hot: s.hot[db]}, nil

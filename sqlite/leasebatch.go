@@ -2,32 +2,61 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
 )
 
-// leaseBatcher runs the lease writes of one Store (acquire, release,
-// expire, the node leases' but their renewals) on the lease connection,
-// and those that wait for it at the same time in one transaction, each in
-// a savepoint of its own: a group commit. When a node lease ends, every
-// node races for hundreds of topics at once; one write transaction each
-// would queue them on the file's one write lock for seconds, and a batch
-// takes the lock once. Each write still succeeds or fails on its own (a
-// refused acquire rolls back to its savepoint), and its signals are raised
-// once the batch commits.
+// leaseBatcher runs writes of one Store on one connection, and those that
+// wait for it at the same time in one transaction, each in a savepoint of
+// its own: a group commit. There are two: the lease writes (acquire,
+// release, expire, the node leases' but their renewals) on the lease
+// connection, and the other fenced writes (commits, checkpoints,
+// cosignatures, trims, heartbeats) on the write connection. When a node
+// lease ends, every node races for hundreds of topics at once, then
+// commits their next items, signs and cosigns their checkpoints; one write
+// transaction each would queue them on the file's one write lock (and one
+// fsync each) for seconds, and a batch takes the lock once. Each write
+// still succeeds or fails on its own (a refused acquire or a fenced commit
+// rolls back to its savepoint), and its signals are raised once the batch
+// commits. A write that finds no batch running starts one at once: a lone
+// write waits for nobody.
 type leaseBatcher struct {
-	s       *Store
+	s  *Store
+	db *sql.DB // one connection
+	// The file's write lock is polled from spin up to maxSpin.
+	spin, maxSpin time.Duration
+	// max bounds a batch, so that one transaction does not hold the
+	// write lock for long.
+	max int
+
 	mu      sync.Mutex
 	pending []*leaseReq
 	running bool
+	// For tests: the writes of the batch under way (under mu), and the
+	// transactions committed.
+	current int
+	batches atomic.Int64
 }
 
-// maxLeaseBatch bounds a batch, so that one transaction does not hold the
-// write lock for long.
-const maxLeaseBatch = 256
+// The bounds of a batch: lease writes are tiny; the other writes carry
+// leaves and checkpoints.
+const (
+	maxLeaseBatch = 256
+	maxWriteBatch = 64
+)
+
+// batchYield is the pause between two batches when more writes wait: the
+// file's write lock is polled by the other connections and processes, and
+// batches back to back would take it again before any of them looked, the
+// node lease renewals (which poll at most a millisecond apart, see
+// writeNode) included. A renewal starved past its node lease's trust would
+// make the node give up every topic with no fault at all.
+const batchYield = time.Millisecond
 
 type leaseReq struct {
 	ctx  context.Context
@@ -56,16 +85,23 @@ func (b *leaseBatcher) do(ctx context.Context, fn func(ctx context.Context, tx *
 func (b *leaseBatcher) run() {
 	for {
 		b.mu.Lock()
-		n := min(len(b.pending), maxLeaseBatch)
+		n := min(len(b.pending), b.max)
 		if n == 0 {
-			b.running = false
+			b.running, b.current = false, 0
 			b.mu.Unlock()
 			return
 		}
 		batch := b.pending[:n:n]
 		b.pending = b.pending[n:]
+		b.current = n
 		b.mu.Unlock()
 		b.commit(batch)
+		b.mu.Lock()
+		more := len(b.pending) > 0
+		b.mu.Unlock()
+		if more {
+			time.Sleep(batchYield)
+		}
 	}
 }
 
@@ -91,7 +127,7 @@ func (b *leaseBatcher) commit(batch []*leaseReq) {
 	defer s.beginWrite()()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.BusyTimeout+time.Second)
 	defer cancel()
-	tx, err := s.begin(ctx, s.ldb, 100*time.Microsecond, 2*time.Millisecond)
+	tx, err := s.begin(ctx, b.db, b.spin, b.maxSpin)
 	if err != nil {
 		fail(err)
 		return
@@ -136,6 +172,7 @@ func (b *leaseBatcher) commit(batch []*leaseReq) {
 		fail(wrapErr(err))
 		return
 	}
+	b.batches.Add(1)
 	for _, c := range all {
 		if c.sig != 0 {
 			s.sig.Notify(c.topic, c.sig)

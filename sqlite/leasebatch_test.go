@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/sqlite"
 )
 
@@ -101,4 +103,94 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestCommitsBatched: commits of many topics that wait for the write lock
+// together share one transaction, and each keeps its own outcome: a fenced
+// commit fails alone, the others publish and signal.
+func TestCommitsBatched(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: "normal", BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	nl, err := s.AcquireNode(ctx, "n", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	commits := make([]baton.Commit, n)
+	subs := make([]baton.Subscription, n)
+	for i := range n {
+		topic := fmt.Sprintf("c-%03d", i)
+		u, _ := baton.Normalize(baton.Update{ID: "k", MsgID: topic, Value: []byte("1")})
+		if _, err := s.Append(ctx, topic, []baton.Update{u}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Acquire(ctx, topic, nl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := s.Items(ctx, topic, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits[i] = baton.Commit{Topic: topic, Epoch: l.Epoch, Holder: l.Holder, Items: items, At: time.Now()}
+		if i%10 == 0 {
+			commits[i].Epoch++ // not the lease: fenced
+		}
+		subs[i] = s.Subscribe(topic, baton.SignalCommit)
+		defer subs[i].Close()
+	}
+
+	// Another process holds the write lock while every commit queues.
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	hold, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sqlite.WriteBatches(s)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { _, errs[i] = s.Commit(ctx, commits[i]) })
+	}
+	poll.True(t, 10*time.Second, "every commit waiting", func() bool { return sqlite.QueuedWrites(s) == n })
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	// Those that began waiting, then the rest in batches of at most
+	// MaxWriteBatch.
+	if got, most := sqlite.WriteBatches(s)-before, int64(1+(n-1+sqlite.MaxWriteBatch-1)/sqlite.MaxWriteBatch); got < 1 || got > most {
+		t.Errorf("%d commits in %d transactions, want at most %d", n, got, most)
+	}
+	for i := range n {
+		if i%10 == 0 {
+			if !errors.Is(errs[i], baton.ErrFenced) {
+				t.Fatalf("commit %d with a stale epoch: %v, want ErrFenced", i, errs[i])
+			}
+			if c, _ := s.Cursor(ctx, commits[i].Topic); c.Seq != 0 {
+				t.Fatalf("a fenced commit moved the cursor of %s to %d", commits[i].Topic, c.Seq)
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Fatalf("commit %d: %v", i, errs[i])
+		}
+		if c, _ := s.Cursor(ctx, commits[i].Topic); c.Seq != 1 {
+			t.Fatalf("cursor of %s at %d, want 1", commits[i].Topic, c.Seq)
+		}
+		select {
+		case <-subs[i].C():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s committed without a commit signal", commits[i].Topic)
+		}
+	}
 }

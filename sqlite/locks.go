@@ -89,16 +89,13 @@ func (r topicRow) lease(topic string, now int64) baton.Lease {
 	return l
 }
 
-// write runs fn in one immediate transaction and raises sig for topic after
-// it commits.
-func (s *Store) write(ctx context.Context, topic string, fn func(tx *txn) (baton.Signal, error)) error {
-	defer s.beginWrite()()
-	tx, err := s.begin(ctx, s.wdb, 200*time.Microsecond, 4*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	return s.finish(ctx, tx, func(tx *txn) ([]change, error) {
-		sig, err := fn(tx)
+// write runs fn in an immediate transaction, shared with the writes that
+// wait at the same time (leasebatch.go: each in its savepoint, its
+// statements on the batch's ctx), and raises sig for topic after it
+// commits.
+func (s *Store) write(ctx context.Context, topic string, fn func(ctx context.Context, tx *txn) (baton.Signal, error)) error {
+	return s.batch.do(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
+		sig, err := fn(ctx, tx)
 		return []change{{topic: topic, sig: sig}}, err
 	})
 }

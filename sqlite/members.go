@@ -14,7 +14,7 @@ func (s *Store) Heartbeat(ctx context.Context, m baton.Member, ttl time.Duration
 		return err
 	}
 	now := s.now()
-	err := s.write(ctx, "", func(tx *txn) (baton.Signal, error) {
+	err := s.write(ctx, "", func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO members (node, addr, state, leases, public_key, heartbeat, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (node) DO UPDATE SET addr = excluded.addr, state = excluded.state, leases = excluded.leases,
@@ -41,7 +41,7 @@ func (s *Store) Leave(ctx context.Context, node string) error {
 	if err := baton.ValidateLeave(node); err != nil {
 		return err
 	}
-	err := s.write(ctx, "", func(tx *txn) (baton.Signal, error) {
+	err := s.write(ctx, "", func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE node = ?`, node)
 		return 0, wrapErr(err)
 	})

@@ -16,7 +16,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	}
 	last := c.Items[len(c.Items)-1]
 	var cur baton.Cursor
-	err := s.write(ctx, c.Topic, func(tx *txn) (baton.Signal, error) {
+	err := s.write(ctx, c.Topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		now := s.now()
 		lease := baton.Lease{Topic: c.Topic, Holder: c.Holder, Epoch: c.Epoch}
 		r, err := s.checkHeld(ctx, tx, lease, nanos(now))

@@ -24,7 +24,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 // one transaction, in order, as if each had been appended alone: each
 // request's receipts are set; an error fails them all (nothing is written).
 func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq) error {
-	return s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	return s.write(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		var sig baton.Signal
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
@@ -222,7 +222,7 @@ func (s *Store) Trim(ctx context.Context, topic string, before uint64) (int, err
 		return 0, err
 	}
 	var n int64
-	err := s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	err := s.write(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		r, ok, err := loadTopic(ctx, tx, topic)
 		if err != nil || !ok {
 			return 0, err

@@ -74,7 +74,9 @@ type Store struct {
 
 	sig *signal.Hub
 	// leases batches the lease writes (leasebatch.go).
-	leases leaseBatcher
+	prio   *renewals    // renewals first (priority.go); nil if not supported
+	leases leaseBatcher // lease writes, on ldb
+	batch  leaseBatcher // the other fenced writes, on wdb
 	// origin tags the rows this Store writes to the changes log, which its
 	// own watcher skips (finish signals them at once); prunedAt is the id
 	// at which it last pruned the log (see logChanges).
@@ -206,7 +208,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{path: path, opts: opts, log: opts.Logger, clock: opts.Clock, sig: signal.NewHub(), origin: rand.Int64()}
-	s.leases.s = s
+	s.leases.s, s.batch.s = s, s
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(off)",
 		opts.BusyTimeout.Milliseconds(), opts.Sync)
 	dsn := "file:" + path + "?" + pragmas
@@ -247,6 +249,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
+	s.leases.db, s.leases.spin, s.leases.maxSpin, s.leases.max = s.ldb, 100*time.Microsecond, 2*time.Millisecond, maxLeaseBatch
+	s.batch.db, s.batch.spin, s.batch.maxSpin, s.batch.max = s.wdb, 200*time.Microsecond, 4*time.Millisecond, maxWriteBatch
+	if s.prio, err = openRenewals(path); err != nil {
+		s.log.Debug("renewals compete for the write lock like any write", "err", err)
+		s.prio = nil
+	}
 
 	// The watchdog runs from the start: even creating the schema may wait
 	// behind a stopped writer.
@@ -376,6 +384,9 @@ func (s *Store) Close() error {
 			p.close()
 		}
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close(), s.ndb.Close())
+		if s.prio != nil {
+			s.closeErr = errors.Join(s.closeErr, s.prio.close())
+		}
 	})
 	return s.closeErr
 }
@@ -383,6 +394,11 @@ func (s *Store) Close() error {
 // Subscribe implements baton.Notifier.
 func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription {
 	return s.sig.Subscribe(topic, signals)
+}
+
+// SubscribeFunc implements baton.Notifier.
+func (s *Store) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+	return s.sig.SubscribeFunc(topic, signals, fn)
 }
 
 func (s *Store) now() time.Time { return s.clock.Now() }

@@ -98,7 +98,7 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 		return baton.Deletion{}, fmt.Errorf("delete topic: %w", err)
 	}
 	d := baton.Deletion{Topic: topic, LedgerDeleted: opts.Ledger}
-	err := s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	err := s.write(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		r, ok, err := loadTopic(ctx, tx, topic)
 		if err != nil {
 			return 0, err
@@ -152,7 +152,7 @@ func (s *Store) SetRetention(ctx context.Context, topic string, r baton.Retentio
 	if err := baton.ValidateRetention(topic, r); err != nil {
 		return fmt.Errorf("set retention: %w", err)
 	}
-	return s.write(ctx, topic, func(tx *txn) (baton.Signal, error) {
+	return s.write(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		if _, ok, err := loadTopic(ctx, tx, topic); err != nil {
 			return 0, err
 		} else if !ok {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -18,6 +19,7 @@ func notifierTests() []test {
 		{"ManySubscribers", testManySubscribers},
 		{"SlowSubscriberNeverBlocks", testSlowSubscriberNeverBlocks},
 		{"CloseSubscription", testCloseSubscription},
+		{"SubscribeFunc", testSubscribeFunc},
 	}
 }
 
@@ -135,4 +137,60 @@ func testCloseSubscription(e *env) {
 	other := e.subscribe(topic, baton.SignalAppend)
 	e.appendN(topic, 1)
 	e.wake(other, "Append, after another subscription was closed")
+}
+
+// testSubscribeFunc: a subscription with a function is called after the
+// changes it subscribed to, has no channel, and is not called once closed.
+func testSubscribeFunc(e *env) {
+	topic := e.topic("")
+	var calls atomic.Int64
+	woke := make(chan struct{}, 1)
+	sub := e.s.SubscribeFunc(topic, baton.SignalAppend|baton.SignalCommit, func() {
+		calls.Add(1)
+		select {
+		case woke <- struct{}{}:
+		default:
+		}
+	})
+	if sub == nil {
+		e.t.Fatal("SubscribeFunc returned nil")
+	}
+	defer sub.Close()
+	if sub.C() != nil {
+		e.t.Error("a SubscribeFunc subscription has a channel")
+	}
+	called := func(what string) {
+		e.t.Helper()
+		select {
+		case <-woke:
+		case <-time.After(waitTimeout):
+			e.t.Fatalf("no call within %v after %s [N1]", waitTimeout, what)
+		}
+	}
+	its := e.appendN(topic, 2)
+	called("Append")
+	l := e.acquire(topic, "node-a", liveTTL)
+	e.commit(l, 0, its)
+	called("Commit")
+
+	sub.Close()
+	n := calls.Load()
+	// A second subscription's call shows that the next change went by.
+	after := make(chan struct{}, 1)
+	other := e.s.SubscribeFunc(topic, baton.SignalAppend, func() {
+		select {
+		case after <- struct{}{}:
+		default:
+		}
+	})
+	defer other.Close()
+	e.appendN(topic, 1)
+	select {
+	case <-after:
+	case <-time.After(waitTimeout):
+		e.t.Fatalf("no call within %v after an Append [N1]", waitTimeout)
+	}
+	if got := calls.Load(); got != n {
+		e.t.Errorf("a closed subscription was called %d more times [N4]", got-n)
+	}
 }

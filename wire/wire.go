@@ -117,6 +117,9 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 	// Earliest is the earliest seq still kept, on a "gone" error.
 	Earliest uint64 `json:"earliest,omitempty"`
+	// RequestID is the request's id (its X-Request-Id header), also in
+	// every log line of the request: quote it when reporting the error.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (e *Error) Error() string {

@@ -27,6 +27,15 @@ reordered, mismatched or published by two holders at once.
 
 Faults: ` + chaos.KindList() + `.
 On SQLite there is no partition (one file on one machine) and no store restart.
+join starts one more server for a while (balancing must hand it topics) and
+stops it with SIGTERM; drain drains a server (POST /v1/drain) and undrains it.
+
+Up to 100 topics, --sources and --terminals are per topic. With more (up to
+10,000) they are totals spread over the topics: each source publishes to
+every topic in turn, then to topics drawn from the seed; each terminal
+follows one topic drawn from the seed. Every topic is read back through the
+API at the end, so the checker holds each one to the same guarantees.
+--sources x --rate (requests per second in all) is at most 5,000.
 
 Replay a run with the same flags and --seed.`,
 		Args: cobra.NoArgs,
@@ -49,9 +58,9 @@ Replay a run with the same flags and --seed.`,
 	f.IntVar(&c.Nodes, "nodes", 3, "servers to run")
 	f.DurationVar(&c.Duration, "duration", 5*time.Minute, "how long to inject faults")
 	f.Uint64Var(&c.Seed, "seed", 0, "seed of the fault schedule and the workload (default: from the clock; printed)")
-	f.IntVar(&c.Topics, "topics", 3, "topics")
-	f.IntVar(&c.Sources, "sources", 2, "sources per topic")
-	f.IntVar(&c.Terminals, "terminals", 3, "terminals per topic")
+	f.IntVar(&c.Topics, "topics", 3, "topics (at most 10,000)")
+	f.IntVar(&c.Sources, "sources", 2, "sources per topic; in all with more than 100 topics")
+	f.IntVar(&c.Terminals, "terminals", 3, "terminals per topic; in all with more than 100 topics")
 	f.IntVar(&c.Rate, "rate", 20, "requests per second per source")
 	f.IntVar(&c.MaxBatch, "max-batch", 3, "each request carries 1 to this many updates (an atomic batch)")
 	f.Float64Var(&c.Resend, "resend", 0.05, "probability that a source sends an acknowledged request again, as if the acknowledgement was lost")

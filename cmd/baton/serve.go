@@ -243,6 +243,8 @@ func serve(ctx context.Context, c serveConfig) error {
 			return nil, baton.ErrUnavailable
 		},
 	})
+	// The store's own, before the metrics wrap it (redis.Store.Notifications).
+	notifications, _ := store.(interface{ Notifications() error })
 	store = m.Store(store)
 
 	if c.DebugListen != "" {
@@ -278,7 +280,11 @@ func serve(ctx context.Context, c serveConfig) error {
 	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
 		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, RetainAge: c.RetainAge, Logger: log, Terminals: h.Terminals,
 		TopicDeleted:    h.EndTopic,
-		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval}
+		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover,
+		OnFailClosed: m.FailClosed}
+	if notifications != nil {
+		ncfg.Notifications = notifications.Notifications
+	}
 	var witness *ledger.Witness
 	if c.Ledger {
 		dir := c.DataDir

@@ -168,3 +168,11 @@ func (s *Store) Subscribe(name string, signals baton.Signal) baton.Subscription 
 	}
 	return s.d.sig.Subscribe(name, signals)
 }
+
+// SubscribeFunc is Subscribe calling fn (see baton.Notifier).
+func (s *Store) SubscribeFunc(name string, signals baton.Signal, fn func()) baton.Subscription {
+	if s.closed.Load() {
+		return signal.NewHub().Subscribe(name, signals)
+	}
+	return s.d.sig.SubscribeFunc(name, signals, fn)
+}

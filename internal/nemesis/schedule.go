@@ -50,22 +50,32 @@ const (
 	// MoveTerminal: a terminal disconnects and resumes on another node
 	// (Node is the offset from its current one) from its last seq.
 	MoveTerminal Kind = "move-terminal"
+	// Join: start one more node for Hold, then stop it with SIGTERM (a
+	// graceful leave). The others hand it topics by balancing (graceful
+	// hand-overs, docs/design.md "Node leases"); on leaving it hands them
+	// back. One joined node at a time.
+	Join Kind = "join"
+	// Drain: drain node Node (POST /v1/drain: it hands every topic over
+	// and takes none), keep it drained for Hold, then undrain it (DELETE
+	// /v1/drain) so that balancing hands it topics again.
+	Drain Kind = "drain"
 )
 
 // AllKinds lists every kind, in the order of reports.
-var AllKinds = []Kind{KillPublisher, PausePublisher, HiccupPublisher, TermPublisher, RestartStandby, Partition, RestartStore, SlowTerminal, MoveTerminal}
+var AllKinds = []Kind{KillPublisher, PausePublisher, HiccupPublisher, TermPublisher, RestartStandby, Partition, RestartStore, SlowTerminal, MoveTerminal,
+	Join, Drain}
 
 // DefaultWeights is how often each kind is drawn, relative to the others.
 var DefaultWeights = map[Kind]int{
 	KillPublisher: 4, PausePublisher: 3, HiccupPublisher: 2, TermPublisher: 3, RestartStandby: 2,
-	Partition: 3, RestartStore: 1, SlowTerminal: 1, MoveTerminal: 3,
+	Partition: 3, RestartStore: 1, SlowTerminal: 1, MoveTerminal: 3, Join: 1, Drain: 2,
 }
 
 // ProcessFault reports whether k signals or cuts a node (as opposed to the
 // store or a terminal).
 func (k Kind) ProcessFault() bool {
 	switch k {
-	case KillPublisher, PausePublisher, HiccupPublisher, TermPublisher, RestartStandby, Partition:
+	case KillPublisher, PausePublisher, HiccupPublisher, TermPublisher, RestartStandby, Partition, Join, Drain:
 		return true
 	}
 	return false
@@ -147,6 +157,10 @@ func (f Fault) String() string {
 		target = fmt.Sprintf("terminal #%d", f.Terminal)
 	case MoveTerminal:
 		target = fmt.Sprintf("terminal #%d to node +%d", f.Terminal, f.Node)
+	case Join:
+		target = "one more node"
+	case Drain:
+		target = fmt.Sprintf("node #%d", f.Node)
 	}
 	return fmt.Sprintf("#%d at %.3fs: %s %s for %v", f.N, f.At.Seconds(), f.Kind, target, f.Hold.Round(time.Millisecond))
 }
@@ -214,6 +228,11 @@ func Plan(c Config) ([]Fault, error) {
 			f.Hold = between(12*time.Second, 16*time.Second)
 		case MoveTerminal:
 			f.Node = 1 + rng.IntN(max(c.Nodes-1, 1))
+		case Join:
+			// Long enough for balancing to hand the new node its share.
+			f.Hold = between(5*time.Second, 15*time.Second)
+		case Drain:
+			f.Hold = between(c.TTL, 4*c.TTL)
 		}
 		if k == Partition && rng.IntN(3) != 0 {
 			f.Node = -1 // mostly the publisher, whose lease must move; else any node

@@ -30,7 +30,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	// The order of the kinds given does not matter.
 	cfg := config(42)
 	cfg.Kinds = []nemesis.Kind{nemesis.MoveTerminal, nemesis.SlowTerminal, nemesis.RestartStore, nemesis.Partition,
-		nemesis.RestartStandby, nemesis.TermPublisher, nemesis.HiccupPublisher, nemesis.PausePublisher, nemesis.KillPublisher}
+		nemesis.RestartStandby, nemesis.TermPublisher, nemesis.HiccupPublisher, nemesis.PausePublisher, nemesis.KillPublisher, nemesis.Drain, nemesis.Join}
 	d, _ := nemesis.Plan(cfg)
 	if !reflect.DeepEqual(a, d) {
 		t.Fatal("the order of Kinds changed the plan")
@@ -43,7 +43,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 func TestScheduleShape(t *testing.T) {
 	cfg := config(7)
 	cfg.Kinds = []nemesis.Kind{nemesis.KillPublisher, nemesis.PausePublisher, nemesis.HiccupPublisher, nemesis.TermPublisher,
-		nemesis.RestartStandby, nemesis.SlowTerminal, nemesis.MoveTerminal} // SQLite: no partition, no store restart
+		nemesis.RestartStandby, nemesis.SlowTerminal, nemesis.MoveTerminal, nemesis.Join, nemesis.Drain} // SQLite: no partition, no store restart
 	fs, err := nemesis.Plan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +71,12 @@ func TestScheduleShape(t *testing.T) {
 		}
 		if f.Kind == nemesis.HiccupPublisher && (f.Hold < cfg.TTL*3/10 || f.Hold > cfg.TTL*6/5) {
 			t.Fatalf("%v: a hiccup ends around the TTL", f)
+		}
+		if f.Kind == nemesis.Drain && (f.Hold < cfg.TTL || f.Node < 0 || f.Node >= cfg.Nodes) {
+			t.Fatalf("%v: a drain lasts at least a TTL, on one of the nodes", f)
+		}
+		if f.Kind == nemesis.Join && f.Hold < 5*time.Second {
+			t.Fatalf("%v: a joined node stays long enough to be handed topics", f)
 		}
 		if f.Topic < 0 || f.Topic >= cfg.Topics || f.Terminal < 0 || f.Terminal >= cfg.Terminals {
 			t.Fatalf("%v: target out of range", f)

@@ -4,6 +4,7 @@ package signal
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/baton-pub/baton"
 )
@@ -13,6 +14,13 @@ type Hub struct {
 	mu     sync.Mutex
 	subs   map[string]map[*sub]struct{} // topic -> subscriptions
 	closed bool
+
+	// The callbacks of SubscribeFunc run on one goroutine, started with
+	// the first: due holds the subscriptions woken since it last looked,
+	// each once (sub.pending), and kick wakes it.
+	due  []*sub
+	kick chan struct{}
+	quit chan struct{}
 }
 
 // NewHub returns an empty hub.
@@ -24,12 +32,18 @@ type sub struct {
 	signals baton.Signal
 	c       chan struct{}
 	once    sync.Once
+
+	// A SubscribeFunc subscription: fn instead of c.
+	fn      func()
+	pending bool // under h.mu: in h.due
+	closed  atomic.Bool
 }
 
 func (s *sub) C() <-chan struct{} { return s.c }
 
 func (s *sub) Close() {
 	s.once.Do(func() {
+		s.closed.Store(true)
 		s.h.mu.Lock()
 		defer s.h.mu.Unlock()
 		if m := s.h.subs[s.topic]; m != nil {
@@ -41,7 +55,19 @@ func (s *sub) Close() {
 	})
 }
 
+// wake is called with h.mu held.
 func (s *sub) wake() {
+	if s.fn != nil {
+		if !s.pending {
+			s.pending = true
+			s.h.due = append(s.h.due, s)
+			select {
+			case s.h.kick <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
 	select {
 	case s.c <- struct{}{}:
 	default: // a wake-up is already pending: coalesce
@@ -60,6 +86,56 @@ func (h *Hub) Subscribe(topic string, signals baton.Signal) baton.Subscription {
 	}
 	m[s] = struct{}{}
 	return s
+}
+
+// SubscribeFunc registers a subscription for topic and signals that calls
+// fn instead of filling a channel: a component waiting on thousands of
+// topics needs no goroutine per topic (docs/design.md, node leases). fn
+// runs on the hub's one callback goroutine, never under a lock of the
+// store's, once after one or more matching changes (coalesced, as C is).
+// It is not called once Close has returned, except that a call already
+// under way may finish after it. fn must not block.
+func (h *Hub) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+	s := &sub{h: h, topic: topic, signals: signals, fn: fn}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.kick == nil {
+		h.kick, h.quit = make(chan struct{}, 1), make(chan struct{})
+		if !h.closed {
+			go h.callbacks(h.kick, h.quit)
+		}
+	}
+	m := h.subs[topic]
+	if m == nil {
+		m = make(map[*sub]struct{})
+		h.subs[topic] = m
+	}
+	m[s] = struct{}{}
+	return s
+}
+
+// callbacks calls the functions of the woken SubscribeFunc subscriptions,
+// in the order they were woken, until the hub closes.
+func (h *Hub) callbacks(kick, quit <-chan struct{}) {
+	for {
+		select {
+		case <-kick:
+		case <-quit:
+			return
+		}
+		h.mu.Lock()
+		due := h.due
+		h.due = nil
+		for _, s := range due {
+			s.pending = false
+		}
+		h.mu.Unlock()
+		for _, s := range due {
+			if !s.closed.Load() {
+				s.fn()
+			}
+		}
+	}
 }
 
 // Notify wakes the subscriptions of topic that want any of signals.
@@ -110,4 +186,9 @@ func (h *Hub) Close() {
 	defer h.mu.Unlock()
 	h.closed = true
 	h.subs = make(map[string]map[*sub]struct{})
+	h.due = nil
+	if h.quit != nil {
+		close(h.quit)
+		h.quit = nil
+	}
 }

@@ -62,6 +62,11 @@ type SourceOptions struct {
 	RequestTimeout time.Duration
 	// Access is how the source reaches nodes that serve TLS or check tokens.
 	Access Access
+	// Topics, if set, are the topics the source publishes to instead of
+	// its one topic: each request to one of them, to each in order first
+	// (so that every topic gets an item early), then to one drawn at
+	// random (Seed).
+	Topics []string
 }
 
 // Access is how sources and terminals reach the nodes: the TLS
@@ -94,11 +99,18 @@ func StartSourceWith(ctx context.Context, name, topic string, nodes []string, h 
 		tick := time.NewTicker(time.Second / time.Duration(max(o.Rate, 1)))
 		defer tick.Stop()
 		next := 0
-		for {
+		for req := 0; ; req++ {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			}
+			if n := len(o.Topics); n > 0 {
+				if req < n {
+					topic = o.Topics[req]
+				} else {
+					topic = o.Topics[rng.IntN(n)]
+				}
 			}
 			us := make([]baton.Update, 1+rng.IntN(max(o.MaxBatch, 1)))
 			for j := range us {

@@ -1,0 +1,84 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/elector"
+)
+
+// handoverRead bounds the read of a hand-over's record.
+const handoverRead = 5 * time.Second
+
+// handovers logs each hand-over to this node once, with the record of the
+// lease it followed (docs/operations.md, "Logs"), and tells
+// Config.OnHandover (the metrics). The record is read apart, on a
+// goroutine of its own: an elector must not wait for it.
+type handovers struct {
+	mu sync.Mutex
+	// told is the epoch last reported per topic: a lease kept through a
+	// lapse of trust becomes active again, and is not a new hand-over.
+	// (Only the same epoch is skipped: a topic deleted and made again
+	// starts its epochs over.)
+	told map[string]uint64
+	wg   sync.WaitGroup
+}
+
+// acquired is told of every lease this node starts publishing under.
+func (n *Node) acquired(l baton.Lease) {
+	if l.Epoch <= 1 {
+		return // the topic's first lease: nobody handed it over
+	}
+	h := &n.handed
+	h.mu.Lock()
+	if h.told == nil {
+		h.told = make(map[string]uint64)
+	}
+	if h.told[l.Topic] == l.Epoch {
+		h.mu.Unlock()
+		return
+	}
+	h.told[l.Topic] = l.Epoch
+	h.mu.Unlock()
+	h.wg.Go(func() { n.reportHandover(l) })
+}
+
+// reportHandover reads the record of the lease l followed, logs the
+// hand-over and tells OnHandover.
+func (n *Node) reportHandover(l baton.Lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), handoverRead)
+	defer cancel()
+	recs, err := n.store.Handovers(ctx, l.Topic, 4)
+	if err != nil {
+		n.log.Warn("hand-over: read its record", "topic", l.Topic, "epoch", l.Epoch, "err", err)
+		return
+	}
+	for _, r := range recs {
+		if r.SuccessorEpoch != l.Epoch {
+			continue
+		}
+		n.log.Info("hand-over", "topic", l.Topic, "epoch", l.Epoch, "previous_epoch", r.Epoch,
+			"previous_holder", r.Holder, "reason", r.Reason, "last_seq", r.LastSeq, "without_holder", r.Handover())
+		if n.cfg.OnHandover != nil {
+			n.cfg.OnHandover(r)
+		}
+		return
+	}
+	// The records name later successors already: this lease was short.
+	n.log.Info("hand-over", "topic", l.Topic, "epoch", l.Epoch, "record", "not found")
+}
+
+// reasonLapsed is the reason of an elector.Change when the elector stepped
+// down because its node lease could not be renewed in time (elector/
+// elector.go, Elector.active: "Fail closed").
+const reasonLapsed = "lapsed"
+
+// steppedDown is told of every lease this node stops publishing under.
+// The elector has logged it ("lease ended", with its reason).
+func (n *Node) steppedDown(c elector.Change) {
+	if c.Reason == reasonLapsed && n.cfg.OnFailClosed != nil {
+		n.cfg.OnFailClosed(c.Topic)
+	}
+}
