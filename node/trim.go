@@ -12,10 +12,6 @@ import (
 // trimEvery is how often a lease holder trims its topic at most.
 const trimEvery = time.Second
 
-// retentionRecheck is how often, at most, a publishing trimmer reads the
-// topic's retention again: a change applies at the first commit after it.
-const retentionRecheck = 10 * time.Second
-
 // ageSlots bounds the commit times a trimmer remembers for age retention:
 // commits closer together than age/ageSlots share one entry, so an item is
 // trimmed at most age/ageSlots late, never early.
@@ -88,7 +84,7 @@ func (t *trimmer) committed(c baton.Cursor, _ int) {
 	t.observeLocked(c)
 	now := t.clock.Now()
 	before, due := t.planLocked(now)
-	stale := now.Sub(t.readAt) >= retentionRecheck
+	stale := now.Sub(t.readAt) >= t.every // a retention change applies at the next commit
 	if before > t.trimmed || !due.IsZero() || stale {
 		t.start(stale)
 	}

@@ -171,7 +171,7 @@ func TestTrimmerAge(t *testing.T) {
 	// A count of its own, set while it publishes: read at the first commit
 	// after the recheck interval.
 	q.setRetention(baton.Retention{Items: 3, Age: baton.Unlimited})
-	clock.Advance(retentionRecheck)
+	clock.Advance(time.Second) // the recheck interval
 	tr.committed(baton.Cursor{Seq: 20, UpdatedAt: clock.Now()}, 11)
 	timers(1)
 	clock.Advance(time.Second)
