@@ -60,7 +60,10 @@ type trimmer struct {
 	ageBefore uint64        // age retention trims below this seq
 	trimmed   uint64        // the last trim that succeeded
 	readAt    time.Time     // when the retention was last read (zero: never)
+	reloadDue bool          // committed asks run to read the retention again
 	running   bool          // a goroutine trims or waits for an age to pass
+	waitAge   bool          // it waits for an age to pass: kick wakes it
+	kick      chan struct{} // capacity 1
 	wg        sync.WaitGroup
 }
 
@@ -69,7 +72,7 @@ type trimmer struct {
 // cursor and ends at once if there is nothing to trim.
 func newTrimmer(ctx context.Context, st trimStore, topic string, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
 	t := &trimmer{store: st, topic: topic, defN: items, defAge: age, every: every, clock: clock, log: log, ctx: ctx,
-		items: items, age: age}
+		items: items, age: age, kick: make(chan struct{}, 1)}
 	t.mu.Lock()
 	t.start(true)
 	t.mu.Unlock()
@@ -85,24 +88,31 @@ func (t *trimmer) committed(c baton.Cursor, _ int) {
 	now := t.clock.Now()
 	before, due := t.planLocked(now)
 	stale := now.Sub(t.readAt) >= t.every // a retention change applies at the next commit
-	if before > t.trimmed || !due.IsZero() || stale {
-		t.start(stale)
+	t.reloadDue = t.reloadDue || stale
+	switch {
+	case t.running && t.waitAge && (stale || before > t.trimmed):
+		// Waiting for an age to pass: come back for the retention, or
+		// for the count's trim.
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	case before > t.trimmed || !due.IsZero() || stale:
+		t.start(false)
 	}
 }
 
 // start starts the goroutine unless it runs; with reload it reads the
-// retention first. Callers hold mu.
+// retention first (run does, when reloadDue). Callers hold mu.
 func (t *trimmer) start(reload bool) {
 	if t.running || t.ctx.Err() != nil {
 		return
 	}
 	t.running = true
 	t.wg.Add(1)
+	t.reloadDue = t.reloadDue || reload
 	go func() {
 		defer t.wg.Done()
-		if reload {
-			t.reload()
-		}
 		t.run()
 	}()
 }
@@ -182,6 +192,12 @@ func (t *trimmer) reload() {
 func (t *trimmer) run() {
 	for {
 		t.mu.Lock()
+		if t.reloadDue {
+			t.reloadDue = false
+			t.mu.Unlock()
+			t.reload()
+			t.mu.Lock()
+		}
 		before, due := t.planLocked(t.clock.Now())
 		// A trim comes an interval after there is something to trim, so
 		// at most one per interval; an age to pass is only waited for.
@@ -194,9 +210,14 @@ func (t *trimmer) run() {
 		case !trim:
 			wait = max(due.Sub(t.clock.Now()), 0)
 		}
+		t.waitAge = !trim
 		t.mu.Unlock()
-		if !t.sleep(wait) || !trim {
-			continue // ctx ended (the next turn ends), or the age passed
+		ok := t.sleep(wait, !trim)
+		t.mu.Lock()
+		t.waitAge = false
+		t.mu.Unlock()
+		if !ok || !trim {
+			continue // ctx ended (the next turn ends), the age passed, or a kick
 		}
 		t.reload()
 		t.mu.Lock()
@@ -214,12 +235,19 @@ func (t *trimmer) run() {
 	}
 }
 
-// sleep waits d; it reports false if ctx ended first.
-func (t *trimmer) sleep(d time.Duration) bool {
+// sleep waits d, or, with kickable, until committed kicks it; it reports
+// false if ctx ended first or it was kicked.
+func (t *trimmer) sleep(d time.Duration, kickable bool) bool {
+	var kick chan struct{}
+	if kickable {
+		kick = t.kick
+	}
 	timer := t.clock.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-t.ctx.Done():
+		return false
+	case <-kick:
 		return false
 	case <-timer.C():
 		return true

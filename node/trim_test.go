@@ -178,3 +178,24 @@ func TestTrimmerAge(t *testing.T) {
 	expectTrims(t, q, 18)
 	timers(0)
 }
+
+// TestTrimmerCountWhileAgeWaits: while the trimmer waits for an age to
+// pass, a commit that gives the count limit something to trim, or a
+// retention changed since, is not left waiting for that age.
+func TestTrimmerCountWhileAgeWaits(t *testing.T) {
+	clock := clocktest.New(time.Unix(100000, 0))
+	q := newTrimQueue()
+	tr := startTrimmer(t, q, 10, time.Hour, clock)
+	poll.True(t, 10*time.Second, "the trimmer's first look", tr.idle)
+	tr.committed(baton.Cursor{Seq: 5, UpdatedAt: clock.Now()}, 5)
+	poll.True(t, 10*time.Second, "the trimmer to wait for the age", func() bool { return clock.Timers() == 1 })
+	tr.committed(baton.Cursor{Seq: 30, UpdatedAt: clock.Now()}, 25)
+	poll.True(t, 10*time.Second, "the trimmer to wait an interval", func() bool {
+		clock.Advance(0) // let a timer armed for now fire
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return !tr.waitAge && clock.Timers() == 1
+	})
+	clock.Advance(time.Second)
+	expectTrims(t, q, 21)
+}
