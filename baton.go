@@ -139,11 +139,12 @@ const (
 	ReasonExpired  ReleaseReason = "expired"  // the holder stopped renewing
 	ReasonReleased ReleaseReason = "released" // the holder gave it up (graceful)
 	ReasonFailed   ReleaseReason = "failed"   // the holder failed while publishing
+	ReasonDeleted  ReleaseReason = "deleted"  // the topic was deleted (Lifecycle.DeleteTopic)
 )
 
 // Valid reports whether r is one of the known reasons.
 func (r ReleaseReason) Valid() bool {
-	return r == ReasonExpired || r == ReasonReleased || r == ReasonFailed
+	return r == ReasonExpired || r == ReasonReleased || r == ReasonFailed || r == ReasonDeleted
 }
 
 // ReleaseRecord is generated exactly once for every epoch whose lease ended.

@@ -19,6 +19,7 @@ type Store interface {
 	Checkpoints
 	Members
 	Notifier
+	Lifecycle
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources. It is idempotent.
@@ -187,7 +188,7 @@ const (
 	SignalAppend Signal = 1 << iota // items were appended to the queue
 	SignalCommit                    // the cursor moved
 	SignalLock                      // the lock changed: acquired, released or expired
-	SignalTopic                     // a topic appeared (subscribe with topic "")
+	SignalTopic                     // a topic appeared or was deleted (subscribe with topic "")
 	SignalNode                      // a node lease began or ended (subscribe with topic "")
 )
 

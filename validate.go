@@ -380,3 +380,28 @@ func validTTL(ttl time.Duration) error {
 	}
 	return nil
 }
+
+// ValidateDelete checks the arguments of Lifecycle.DeleteTopic.
+func ValidateDelete(topic string) error { return ValidTopic(topic) }
+
+// ValidateRetention checks the arguments of Lifecycle.SetRetention: each
+// field is 0 (the default), Unlimited, or within its bounds (1 to
+// MaxRetainItems items; MinRetainAge to MaxRetainAge, in whole
+// milliseconds).
+func ValidateRetention(topic string, r Retention) error {
+	if err := ValidTopic(topic); err != nil {
+		return err
+	}
+	if r.Items != 0 && r.Items != Unlimited && (r.Items < 0 || r.Items > MaxRetainItems) {
+		return Invalidf("items", "%d is out of range (1 to %d, 0 for the default, -1 for no limit)", r.Items, int64(MaxRetainItems))
+	}
+	if r.Age != 0 && r.Age != Unlimited {
+		if r.Age < MinRetainAge || r.Age > MaxRetainAge {
+			return Invalidf("age", "%v is out of range (%v to %v, 0 for the default, \"none\" for no limit)", r.Age, MinRetainAge, MaxRetainAge)
+		}
+		if r.Age%time.Millisecond != 0 {
+			return Invalidf("age", "%v is not a whole number of milliseconds", r.Age)
+		}
+	}
+	return nil
+}

@@ -388,7 +388,7 @@ var ErrGap = errors.New("gap in the stream")
 // seq fn saw, so fn sees each seq once. A stream that ends with an auth
 // event (its token expired) resumes the same way with a token from
 // Options.TokenSource. It returns when ctx ends (nil), when fn returns an
-// error (that error), on ErrGap, on a 4xx (a 401 that a fresh token does
+// error (that error), on ErrGap, on ErrTopicDeleted, on a 4xx (a 401 that a fresh token does
 // not mend) or on a certificate refused either way.
 func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn func(Event) error) error {
 	last := after
@@ -526,6 +526,8 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 				return progressed, stopError{fmt.Errorf("subscribe %s: %w", topic, ae)}
 			}
 			return progressed, authEnded{err: fmt.Errorf("subscribe %s: %w", topic, ae)}
+		case wire.EventDeleted:
+			return progressed, stopError{fmt.Errorf("subscribe %s: %w", topic, ErrTopicDeleted)}
 		}
 	}
 }

@@ -29,6 +29,9 @@ func (s *Server) routeNeeds() map[string]need {
 	return map[string]need{
 		"GET /v1/topics":                           {right: auth.Subscribe}, // filtered to the topics the token may read
 		"GET /v1/topics/{topic}":                   {right: auth.Subscribe},
+		"DELETE /v1/topics/{topic}":                {right: auth.Admin},
+		"GET /v1/topics/{topic}/retention":         {right: auth.Admin},
+		"PUT /v1/topics/{topic}/retention":         {right: auth.Admin},
 		"GET /v1/topics/{topic}/items":             {right: auth.Subscribe},
 		"POST /v1/topics/{topic}/items":            {right: auth.Publish},
 		"GET /v1/topics/{topic}/events":            {right: auth.Subscribe},

@@ -65,8 +65,11 @@ func (a *authEnv) call(method, path, tok, place string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var body io.Reader
-	if method == "POST" {
+	switch method {
+	case "POST":
 		body = strings.NewReader(`{"id":"a","value":1}`)
+	case "PUT":
+		body = strings.NewReader(`{"items":5}`)
 	}
 	if tok != "" && place == "query" {
 		sep := "?"
@@ -139,6 +142,9 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", "/v1/topics/quotes.a/lock", auth.Admin, "", 200},
 		{"GET", "/v1/topics/quotes.a/cursor", auth.Admin, "", 200},
 		{"GET", "/v1/status", auth.Admin, "", 200},
+		{"GET", "/v1/topics/quotes.a/retention", auth.Admin, "", 200},
+		{"PUT", "/v1/topics/quotes.a/retention", auth.Admin, "", 200},
+		{"DELETE", "/v1/topics/quotes.none", auth.Admin, "", 404},
 		{"GET", "/metrics", auth.Admin, "", 404},                                   // no metrics on this server
 		{"GET", "/v1/topics/quotes.a/checkpoint", auth.Subscribe, "quotes.a", 404}, // no ledger on this server
 		{"GET", "/v1/topics/quotes.a/items/1/proof", auth.Subscribe, "quotes.a", 404},

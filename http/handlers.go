@@ -88,7 +88,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 // boundBody keeps a request body from holding its connection: net/http
 // reads what a handler left of a body, with no deadline, before it answers,
 // so a body declared and never sent held the connection forever. A POST
-// body must arrive within ReadTimeout; any other method takes no body, and
+// or PUT body must arrive within ReadTimeout; any other method takes no body, and
 // one that declares a body is refused and its connection closed. It
 // reports whether the request may go on. HTTP/2 is left alone: a stream
 // the handler leaves is reset, not read, and a client may leave a GET's
@@ -98,7 +98,7 @@ func (s *Server) boundBody(w nethttp.ResponseWriter, r *nethttp.Request) bool {
 		return true
 	}
 	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
-	if r.Method == nethttp.MethodPost {
+	if r.Method == nethttp.MethodPost || r.Method == nethttp.MethodPut {
 		return true
 	}
 	w.Header().Set("Connection", "close")
@@ -225,20 +225,14 @@ func (s *Server) topicPage(ctx context.Context, r *nethttp.Request, after string
 }
 
 func (s *Server) getTopic(w nethttp.ResponseWriter, r *nethttp.Request) {
-	topic, ok := s.topic(w, r)
-	if !ok {
-		return
-	}
-	info, err := s.cfg.Store.Topic(r.Context(), topic)
-	if errors.Is(err, baton.ErrNotFound) {
-		// Topics need no creation: one never used is empty.
-		info, err = baton.TopicInfo{Topic: topic}, nil
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, nethttp.StatusOK, info)
+	serveTopicRead(s, w, r, func(ctx context.Context, topic string) (baton.TopicInfo, error) {
+		info, err := s.cfg.Store.Topic(ctx, topic)
+		if errors.Is(err, baton.ErrNotFound) {
+			// Topics need no creation: one never used is empty.
+			return baton.TopicInfo{Topic: topic}, nil
+		}
+		return info, err
+	})
 }
 
 func (s *Server) listHandovers(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -273,29 +267,11 @@ func handovers(recs []baton.ReleaseRecord) []wire.Handover {
 }
 
 func (s *Server) getLock(w nethttp.ResponseWriter, r *nethttp.Request) {
-	topic, ok := s.topic(w, r)
-	if !ok {
-		return
-	}
-	st, err := s.cfg.Store.Lock(r.Context(), topic)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, nethttp.StatusOK, st)
+	serveTopicRead(s, w, r, s.cfg.Store.Lock)
 }
 
 func (s *Server) getCursor(w nethttp.ResponseWriter, r *nethttp.Request) {
-	topic, ok := s.topic(w, r)
-	if !ok {
-		return
-	}
-	cur, err := s.cfg.Store.Cursor(r.Context(), topic)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, nethttp.StatusOK, cur)
+	serveTopicRead(s, w, r, s.cfg.Store.Cursor)
 }
 
 // status answers the node's summary and, with ?topics=N, the status of

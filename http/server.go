@@ -85,6 +85,14 @@ type Config struct {
 	// POST and DELETE /v1/drain, and reports the node's state; if nil the
 	// route answers 503.
 	Drain func(on bool) wire.Drain
+	// TopicDeleted, if set, is told of a topic this server deleted (DELETE
+	// /v1/topics/{topic}), after the store's delete: the node ends its
+	// terminals and stops serving it at once.
+	TopicDeleted func(topic string)
+	// Retain and RetainAge are the node's retention defaults, reported with
+	// a topic's own (GET /v1/topics/{topic}/retention); 0 is no limit.
+	Retain    uint64
+	RetainAge time.Duration
 	// MaxStreams bounds the event streams open at once; over it a new
 	// stream is refused with 503.
 	MaxStreams int
@@ -251,7 +259,8 @@ func NewServer(cfg Config) (*Server, error) {
 	// our JSON 405 (with Allow), not the ServeMux's plain text.
 	routes := map[string]route{
 		"/v1/topics":                   {"GET": s.listTopics},
-		"/v1/topics/{topic}":           {"GET": s.getTopic},
+		"/v1/topics/{topic}":           {"GET": s.getTopic, "DELETE": s.deleteTopic},
+		"/v1/topics/{topic}/retention": {"GET": s.getRetention, "PUT": s.putRetention},
 		"/v1/topics/{topic}/items":     {"GET": s.listItems, "POST": s.postItems},
 		"/v1/topics/{topic}/events":    {"GET": s.events},
 		"/v1/topics/{topic}/handovers": {"GET": s.listHandovers},

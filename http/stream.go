@@ -141,6 +141,11 @@ var (
 	// authExpiredFrame: the client resumes with a new token.
 	errTokenExpired  = errors.New("token expired")
 	authExpiredFrame = []byte("event: " + wire.EventAuth + "\ndata: {\"code\":\"" + baton.CodeUnauthorized + "\",\"message\":\"token expired\"}\n\n")
+	// deletedFrame ends the stream of a deleted topic (hub.ErrTopicDeleted):
+	// a topic name needs no JSON escaping (baton.ValidTopic).
+	deletedFrame = func(topic string) []byte {
+		return []byte("event: " + wire.EventDeleted + "\ndata: {\"topic\":\"" + topic + "\"}\n\n")
+	}
 )
 
 func newStreamer(cfg Config, log *slog.Logger) *streamer {
@@ -235,6 +240,9 @@ func (st *streamer) gather(s *eventStream, beat bool, bufs [][]byte) (_ [][]byte
 	for {
 		ev, ok, err := s.term.TryNext(st.ctx)
 		if err != nil {
+			if errors.Is(err, hub.ErrTopicDeleted) {
+				bufs = append(bufs, deletedFrame(s.term.Topic()))
+			}
 			return bufs, false, err
 		}
 		if !ok {

@@ -329,6 +329,7 @@ func (f *feed) pump(ctx context.Context, last uint64) (uint64, error) {
 			return last, err
 		}
 		if len(ps) == 0 {
+			f.checkDeleted(ctx, last)
 			return last, nil
 		}
 		frames, err := newFrames(ps)

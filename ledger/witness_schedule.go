@@ -203,6 +203,10 @@ func (tw *topicWitness) round(ctx context.Context) time.Time {
 	kicked := tw.signalled.Swap(false)
 	before := tw.progress()
 	var failed bool
+	if err := tw.restarted(); err != nil {
+		failed = true
+		tw.log.Warn("ledger copy: restart", "err", err)
+	}
 	if err := tw.mirror(ctx); err != nil && ctx.Err() == nil {
 		failed = true
 		tw.log.Warn("ledger copy: mirror", "err", err)

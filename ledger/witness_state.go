@@ -44,6 +44,7 @@ type topicWitness struct {
 	backoff    time.Duration // the delay before the next follow-up round (zero: settled)
 	fedAt      atomic.Int64  // Unix ns (the witness's clock) of the last append by this node's checkpointer
 	signalled  atomic.Bool   // a commit was signalled since the last round started
+	restart    atomic.Bool   // Restart was asked (witness_restart.go)
 	dirty      bool          // state not saved since it changed
 	gapAt      uint64        // the seq of the last gap alarm
 	recheck    bool          // the copy was rebuilt: compare it with state once long enough

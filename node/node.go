@@ -34,11 +34,17 @@ type Config struct {
 	// Batch is the most items one commit publishes (publisher.DefaultBatch
 	// if 0).
 	Batch int
-	// Retain is how many published items a topic keeps; older ones are
-	// trimmed by the topic's publisher. 0 keeps everything.
-	Retain uint64
-	Clock  baton.Clock
-	Logger *slog.Logger
+	// Retain is how many published items a topic keeps, and RetainAge
+	// for how long, unless the topic has a retention of its own
+	// (baton.Retention); older ones are trimmed by the topic's publisher.
+	// 0 is no limit.
+	Retain    uint64
+	RetainAge time.Duration
+	// TopicDeleted, if set, is told of every topic deleted while the node
+	// serves it (Forget): the hub ends its terminals.
+	TopicDeleted func(topic string)
+	Clock        baton.Clock
+	Logger       *slog.Logger
 	// Terminals counts this node's terminals on a topic (from the hub).
 	Terminals func(topic string) int
 	// PublicKey is registered with the membership (ledger signatures).
@@ -85,6 +91,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLeases < 0 {
 		return baton.Invalidf("max-leases", "must not be negative")
+	}
+	if c.RetainAge != 0 && (c.RetainAge < baton.MinRetainAge || c.RetainAge > baton.MaxRetainAge) {
+		return baton.Invalidf("retain-age", "%v is out of range (0 for none, or %v to %v)", c.RetainAge, baton.MinRetainAge, baton.MaxRetainAge)
+	}
+	if c.Retain > baton.MaxRetainItems {
+		return baton.Invalidf("retain", "%d is more than %d", c.Retain, int64(baton.MaxRetainItems))
 	}
 	if c.MaxTopics < 0 {
 		return baton.Invalidf("max-topics", "must not be negative")
@@ -234,11 +246,7 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		// Stop every publisher, then release every lease in one step.
 		n.session.Leaving()
-		var wg sync.WaitGroup
-		for _, e := range els {
-			wg.Go(func() { e.Close() })
-		}
-		wg.Wait()
+		n.stopElectors(els)
 		n.session.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -263,6 +271,7 @@ const discoverGap = 100 * time.Millisecond
 func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
 	t := time.NewTicker(max(n.cfg.TTL, discoverEvery))
 	defer t.Stop()
+	var listed []string // the last listing, sorted
 	for {
 		at := n.cfg.Clock.Now()
 		topics, err := n.store.Topics(ctx)
@@ -270,7 +279,11 @@ func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
 			n.log.Warn("list topics", "err", err)
 		}
 		if err == nil {
+			// Forget the deleted topics before the node stops listing
+			// them (Status): once it does not, it has stopped serving them.
+			n.prune(listed, topics)
 			n.topics.set(topics, at)
+			listed = topics
 		}
 		for _, topic := range topics {
 			n.ensure(ctx, topic)
@@ -380,16 +393,16 @@ func (n *Node) freed() {
 
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log}
-	if n.cfg.Retain > 0 {
-		tctx, stop := context.WithCancel(ctx)
-		t := newTrimmer(tctx, n.store, lease.Topic, n.cfg.Retain, trimEvery, n.cfg.Clock, n.log)
-		o.OnCommit = t.committed
-		defer func() { stop(); t.wait() }()
-	}
+	// A trimmer for every lease: a topic's own retention may ask for one
+	// whatever the node's defaults. It holds no goroutine while idle.
+	tctx, stop := context.WithCancel(ctx)
+	t := newTrimmer(tctx, n.store, lease.Topic, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
+	o.OnCommit = t.committed
+	defer func() { stop(); t.wait() }()
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
 			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log}
-		if w := n.cfg.Witness; w != nil {
+		if w := n.cfg.Witness; w != nil && n.copyFits(ctx, lease.Topic) {
 			// Sign from (and append to) this node's copy: each leaf is
 			// hashed once on this node.
 			cc.Tree = w.Tree(lease.Topic)

@@ -12,95 +12,252 @@ import (
 // trimEvery is how often a lease holder trims its topic at most.
 const trimEvery = time.Second
 
-// trimmer keeps a topic's queue to its last retain published items, for
-// the topic's lease holder. The publisher reports each commit (committed);
-// a goroutine of the trimmer's trims at most once per interval, so a trim
+// ageSlots bounds the commit times a trimmer remembers for age retention:
+// commits closer together than age/ageSlots share one entry, so an item is
+// trimmed at most age/ageSlots late, never early.
+const ageSlots = 32
+
+// trimStore is what a trimmer needs of the store.
+type trimStore interface {
+	Trim(ctx context.Context, topic string, before uint64) (int, error)
+	Cursor(ctx context.Context, topic string) (baton.Cursor, error)
+	Retention(ctx context.Context, topic string) (baton.Retention, error)
+}
+
+// published is a commit as age retention sees it: every item up to seq
+// was published at or before at.
+type published struct {
+	seq uint64
+	at  time.Time
+}
+
+// trimmer keeps a topic's queue to its retention (baton.Retention: the
+// topic's own, else the node's --retain and --retain-age), for the
+// topic's lease holder. The publisher reports each commit (committed); a
+// goroutine of the trimmer's trims at most once per interval, so a trim
 // never sits on the commit path, and exists only while there is something
-// to trim: an idle topic costs no goroutine and no timer (docs/design.md,
-// node leases). Store.Trim deletes only published items and never the
-// cursor's own, whose hash a successor looks up (see docs/design.md, step
-// 5).
+// to trim, now or by age later: an idle topic costs no goroutine and no
+// timer (docs/design.md, node leases and "Topic lifecycle"). It reads the
+// topic's retention when it starts (at the lease's start, with the cursor:
+// what an earlier holder published ages from the cursor's time) and before
+// every trim, so a change applies at the next commit. Store.Trim deletes
+// only published items and never the cursor's own (docs/design.md, step 5).
 type trimmer struct {
-	queue  baton.Queue
+	store  trimStore
 	topic  string
-	retain uint64
+	defN   uint64        // --retain: 0 keeps every item
+	defAge time.Duration // --retain-age: 0 has no age limit
 	every  time.Duration
 	clock  baton.Clock
 	log    *slog.Logger
 	ctx    context.Context
 
-	mu      sync.Mutex
-	wanted  uint64 // trim the items below this seq; 0: nothing yet
-	trimmed uint64 // the last trim that succeeded
-	running bool   // a goroutine trims
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	items     uint64        // the count kept; 0: no limit
+	age       time.Duration // the age kept; 0: no limit
+	cursor    uint64        // the latest cursor seen
+	entries   []published   // oldest first, while age > 0
+	ageBefore uint64        // age retention trims below this seq
+	trimmed   uint64        // the last trim that succeeded
+	readAt    time.Time     // when the retention was last read (zero: never)
+	reloadDue bool          // committed asks run to read the retention again
+	running   bool          // a goroutine trims or waits for an age to pass
+	waitAge   bool          // it waits for an age to pass: kick wakes it
+	kick      chan struct{} // capacity 1
+	wg        sync.WaitGroup
 }
 
-// newTrimmer returns a trimmer that trims until ctx ends; wait waits for
-// it then.
-func newTrimmer(ctx context.Context, q baton.Queue, topic string, retain uint64, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
-	return &trimmer{queue: q, topic: topic, retain: retain, every: every, clock: clock, log: log, ctx: ctx}
+// newTrimmer returns a trimmer that trims until ctx ends (wait waits for
+// it then). It starts one goroutine, which reads the retention and the
+// cursor and ends at once if there is nothing to trim.
+func newTrimmer(ctx context.Context, st trimStore, topic string, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
+	t := &trimmer{store: st, topic: topic, defN: items, defAge: age, every: every, clock: clock, log: log, ctx: ctx,
+		items: items, age: age, kick: make(chan struct{}, 1)}
+	t.mu.Lock()
+	t.start(true)
+	t.mu.Unlock()
+	return t
 }
 
 // committed records a new cursor. It is the publisher's OnCommit, so it
 // must not block.
 func (t *trimmer) committed(c baton.Cursor, _ int) {
-	if c.Seq <= t.retain {
-		return
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.wanted = c.Seq - t.retain + 1
-	if t.running || t.wanted <= t.trimmed || t.ctx.Err() != nil {
+	t.observeLocked(c)
+	now := t.clock.Now()
+	before, due := t.planLocked(now)
+	stale := now.Sub(t.readAt) >= t.every // a retention change applies at the next commit
+	t.reloadDue = t.reloadDue || stale
+	switch {
+	case t.running && t.waitAge && (stale || before > t.trimmed):
+		// Waiting for an age to pass: come back for the retention, or
+		// for the count's trim.
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	case before > t.trimmed || !due.IsZero() || stale:
+		t.start(false)
+	}
+}
+
+// start starts the goroutine unless it runs; with reload it reads the
+// retention first (run does, when reloadDue). Callers hold mu.
+func (t *trimmer) start(reload bool) {
+	if t.running || t.ctx.Err() != nil {
 		return
 	}
 	t.running = true
 	t.wg.Add(1)
+	t.reloadDue = t.reloadDue || reload
 	go func() {
 		defer t.wg.Done()
 		t.run()
 	}()
 }
 
-// run trims what committed asked for, an interval after it asked, until
-// nothing is left to trim or ctx ends. A trim that fails is logged and
-// tried again an interval later.
+// observeLocked records cursor c: its seq for count retention, its time
+// for age retention. Callers hold mu.
+func (t *trimmer) observeLocked(c baton.Cursor) {
+	if c.Seq <= t.cursor {
+		return
+	}
+	t.cursor = c.Seq
+	if t.age <= 0 {
+		return
+	}
+	e := published{seq: c.Seq, at: c.UpdatedAt}
+	if n := len(t.entries); n > 0 && e.at.Sub(t.entries[n-1].at) < t.age/ageSlots {
+		t.entries[n-1] = e // later, so never early
+		return
+	}
+	t.entries = append(t.entries, e)
+}
+
+// planLocked returns the seq to trim below at now, and when age retention
+// has more to trim (zero if nothing is waiting for it). Callers hold mu.
+func (t *trimmer) planLocked(now time.Time) (before uint64, due time.Time) {
+	if t.items > 0 && t.cursor > t.items {
+		before = t.cursor - t.items + 1
+	}
+	for len(t.entries) > 0 && !t.entries[0].at.Add(t.age).After(now) {
+		t.ageBefore = max(t.ageBefore, t.entries[0].seq+1)
+		t.entries = t.entries[1:]
+	}
+	if len(t.entries) > 0 {
+		due = t.entries[0].at.Add(t.age)
+	}
+	return max(before, t.ageBefore), due
+}
+
+// reload reads the topic's retention, and the cursor if age retention has
+// no commit time to go by (the lease's start, or an age just set).
+func (t *trimmer) reload() {
+	r, err := t.store.Retention(t.ctx, t.topic)
+	if err != nil && t.ctx.Err() == nil {
+		t.log.Debug("read retention", "topic", t.topic, "err", err)
+	}
+	items, age := r.Effective(t.defN, t.defAge)
+	t.mu.Lock()
+	t.readAt = t.clock.Now()
+	if age != t.age {
+		t.entries, t.ageBefore = nil, 0
+	}
+	t.items, t.age = items, age
+	seed := t.cursor == 0 || age > 0 && len(t.entries) == 0
+	if seed {
+		t.cursor = 0 // observe the cursor again, with its time
+	}
+	t.mu.Unlock()
+	if !seed {
+		return
+	}
+	c, err := t.store.Cursor(t.ctx, t.topic)
+	if err != nil {
+		if t.ctx.Err() == nil {
+			t.log.Warn("read cursor", "topic", t.topic, "err", err)
+		}
+		return
+	}
+	t.mu.Lock()
+	t.observeLocked(c)
+	t.mu.Unlock()
+}
+
+// run trims, an interval after there is something to trim, at most once
+// per interval, and waits for an age to pass while age retention holds
+// commits; it ends when neither is left, or ctx ends. A trim that fails is
+// logged and tried again an interval later.
 func (t *trimmer) run() {
 	for {
-		timer := t.clock.NewTimer(t.every)
-		select {
-		case <-t.ctx.Done():
-			timer.Stop()
+		t.mu.Lock()
+		if t.reloadDue {
+			t.reloadDue = false
+			t.mu.Unlock()
+			t.reload()
 			t.mu.Lock()
+		}
+		before, due := t.planLocked(t.clock.Now())
+		// A trim comes an interval after there is something to trim, so
+		// at most one per interval; an age to pass is only waited for.
+		wait, trim := t.every, before > t.trimmed
+		switch {
+		case t.ctx.Err() != nil, !trim && due.IsZero():
 			t.running = false
 			t.mu.Unlock()
 			return
-		case <-timer.C():
+		case !trim:
+			wait = max(due.Sub(t.clock.Now()), 0)
 		}
-		t.mu.Lock()
-		w := t.wanted
+		t.waitAge = !trim
 		t.mu.Unlock()
-		_, err := t.queue.Trim(t.ctx, t.topic, w)
+		ok := t.sleep(wait, !trim)
+		t.mu.Lock()
+		t.waitAge = false
+		t.mu.Unlock()
+		if !ok || !trim {
+			continue // ctx ended (the next turn ends), the age passed, or a kick
+		}
+		t.reload()
+		t.mu.Lock()
+		before, _ = t.planLocked(t.clock.Now())
+		t.mu.Unlock()
+		_, err := t.store.Trim(t.ctx, t.topic, before)
 		if err != nil && t.ctx.Err() == nil {
 			t.log.Warn("trim", "topic", t.topic, "err", err)
 		}
-		t.mu.Lock()
 		if err == nil {
-			t.trimmed = max(t.trimmed, w)
-		}
-		if t.wanted <= t.trimmed || t.ctx.Err() != nil {
-			t.running = false
+			t.mu.Lock()
+			t.trimmed = max(t.trimmed, before)
 			t.mu.Unlock()
-			return
 		}
-		t.mu.Unlock()
+	}
+}
+
+// sleep waits d, or, with kickable, until committed kicks it; it reports
+// false if ctx ended first or it was kicked.
+func (t *trimmer) sleep(d time.Duration, kickable bool) bool {
+	var kick chan struct{}
+	if kickable {
+		kick = t.kick
+	}
+	timer := t.clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.ctx.Done():
+		return false
+	case <-kick:
+		return false
+	case <-timer.C():
+		return true
 	}
 }
 
 // wait waits, once ctx has ended, for the trim under way.
 func (t *trimmer) wait() { t.wg.Wait() }
 
-// idle reports whether no goroutine trims (for tests).
+// idle reports whether no goroutine trims or waits (for tests).
 func (t *trimmer) idle() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()

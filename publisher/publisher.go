@@ -188,6 +188,10 @@ type itemsRead struct {
 // Resume finds where publishing must carry on: it reads the cursor's hash
 // and looks it up in the index (docs/design.md, step 5). A cursor whose hash is not where
 // the cursor says is a corrupt store: publishing stops rather than guess.
+// A topic deleted with its ledger kept and appended to again has an empty
+// queue behind a cursor (docs/design.md, "Topic lifecycle"): there the
+// ledger's leaf at the cursor, written in the same step as the cursor,
+// stands for the index.
 func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 	cur, err := st.Cursor(ctx, topic)
 	if err != nil {
@@ -197,6 +201,12 @@ func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 		return cur, nil
 	}
 	seq, err := st.SeqOfHash(ctx, topic, cur.Hash)
+	if errors.Is(err, baton.ErrNotFound) {
+		ls, lerr := st.Leaves(ctx, topic, cur.Seq-1, 1)
+		if lerr == nil && len(ls) == 1 && ls[0].Seq == cur.Seq && ls[0].ItemHash == cur.Hash {
+			seq, err = cur.Seq, nil
+		}
+	}
 	if err != nil {
 		return cur, fmt.Errorf("resume %s: look up last published hash %s: %w", topic, cur.Hash, err)
 	}

@@ -35,16 +35,18 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	if err := baton.ValidateLease(topic, nl); err != nil {
 		return baton.Lease{}, err
 	}
-	if err := s.register(ctx, topic); err != nil {
-		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
-	}
-	r, err := s.run(ctx, scriptAcquire, true, s.k.lockKeys(topic),
+	r, err := s.run(ctx, scriptAcquire, true, append(s.k.lockKeys(topic), s.k.meta(topic)),
 		topic, s.k.events(topic), s.k.p, nl.Node, nl.Epoch)
 	if err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
 	switch replyStr(r, 0) {
 	case "ok":
+		// Listed after the script, unless a delete came in between
+		// (delete.go): the lease is taken either way.
+		if err := s.listAcquired(ctx, topic); err != nil {
+			s.log.Warn("list acquired topic", "topic", topic, "err", err)
+		}
 		s.sig.Notify(topic, baton.SignalLock)
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
 		return baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
@@ -53,6 +55,8 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	case "held":
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
 			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
+	case "deleted":
+		return baton.Lease{}, fmt.Errorf("acquire %s: topic deleted: %w", topic, baton.ErrNotFound)
 	case "lost":
 		return baton.Lease{}, fmt.Errorf("acquire %s under node lease %s epoch %d: %s (its latest epoch is %s): %w",
 			topic, nl.Node, nl.Epoch, replyStr(r, 2), replyStr(r, 1), baton.ErrLeaseLost)

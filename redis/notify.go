@@ -166,6 +166,8 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 			s.sig.Notify(t, baton.SignalCommit)
 		case "lock":
 			s.sig.Notify(t, baton.SignalLock)
+		case "deleted":
+			s.deleted(t)
 		}
 	}
 }

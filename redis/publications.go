@@ -82,13 +82,18 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 	}
 	pipe := s.rdb.Pipeline()
 	vc := pipe.HMGet(ctx, s.k.cursor(topic), "seq", "hash", "epoch", "updated_us")
+	dc := pipe.HExists(ctx, s.k.meta(topic), "deleted")
 	if err := s.send(ctx, pipe); err != nil {
 		return baton.Cursor{}, fmt.Errorf("read cursor of %s: %w", topic, s.mapErr(err))
 	}
+	if dc.Val() {
+		// Deleted: it reads as unknown until an Append brings it back.
+		return baton.Cursor{Topic: topic}, nil
+	}
 	v := vc.Val()
-	var err error
 	cur := baton.Cursor{Topic: topic, Seq: fieldUint(v[0]), Epoch: fieldUint(v[2]), UpdatedAt: fromMicros(fieldInt(v[3]))}
 	if h := fieldStr(v[1]); h != "" {
+		var err error
 		if cur.Hash, err = hashOf(h); err != nil {
 			return cur, fmt.Errorf("read cursor of %s: %w", topic, err)
 		}
@@ -109,8 +114,12 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
 	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
+	dc := pipe.HExists(ctx, s.k.meta(topic), "deleted")
 	if err := s.send(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("read published items of %s: %w", topic, s.mapErr(err))
+	}
+	if dc.Val() {
+		return nil, nil // deleted: its kept leaves have no items (delete.go)
 	}
 	if err := checkTrimmed(topic, after, below(bc)); err != nil {
 		return nil, fmt.Errorf("read published items: %w", err)

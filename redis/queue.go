@@ -70,6 +70,11 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 			}
 			uniq = nil
 			s.sig.Notify(topic, baton.SignalAppend)
+			if replyStr(r, 2) == "1" {
+				if err := s.revived(ctx, topic); err != nil {
+					return nil, fmt.Errorf("append to %s: %w", topic, err)
+				}
+			}
 		case "dup":
 			if (len(r)-1)%3 != 0 || len(r) < 4 {
 				return nil, fmt.Errorf("append to %s: script returned %d values for %d updates", topic, len(r), n)

@@ -100,14 +100,17 @@ func (s *Store) write(ctx context.Context, topic string, fn func(ctx context.Con
 	})
 }
 
-// ensureTopic creates the topic's row; it reports whether it was new.
+// ensureTopic creates the topic's row, from its tombstone if it was
+// deleted (topics_delete.go); it reports whether it was new.
 func ensureTopic(ctx context.Context, tx *txn, topic string) (bool, error) {
 	res, err := tx.ExecContext(ctx, qEnsureTopic, topic)
 	if err != nil {
 		return false, wrapErr(err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	return true, reviveTopic(ctx, tx, topic)
 }
 
 // recordRelease writes the release record of the row's epoch, ended at at.
@@ -140,6 +143,9 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 			return 0, fmt.Errorf("acquire %s: node lease %s epoch %d is not live: %w", topic, nl.Node, nl.Epoch, baton.ErrLeaseLost)
 		}
 		sig := baton.SignalLock
+		if err := checkNotDeleted(ctx, tx, topic); err != nil {
+			return 0, err
+		}
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
 			return 0, err

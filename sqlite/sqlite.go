@@ -274,6 +274,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return fail(err)
 	}
+	if err := s.migrateLifecycle(ctx); err != nil {
+		return fail(err)
+	}
 	hot := make(map[*sql.DB]prepared, 4)
 	for _, db := range []*sql.DB{s.wdb, s.ldb, s.ndb, s.rdb.DB} {
 		qs := hotWrites

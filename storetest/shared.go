@@ -25,6 +25,7 @@ func sharedTests() []sharedTest {
 		{"RaceAppendSameMsgID", func(p *pair) { raceAppendSameMsgID(p.a, []*env{p.a, p.b}) }},
 		{"Members", testSharedMembers},
 		{"CloseOneHandle", testSharedCloseOneHandle},
+		{"DeleteTopic", testSharedDelete},
 	}
 }
 

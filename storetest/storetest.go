@@ -260,6 +260,7 @@ func groups() []group {
 		{"Notifier", notifierTests()},
 		{"Concurrency", concurrencyTests()},
 		{"Lifecycle", lifecycleTests()},
+		{"Topics", topicTests()},
 	}
 }
 

@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newPublish(), newSubscribe(), newStatus(), newDemo(), newBench(), newChaos(), newLedger(), newToken(), newTop(), newDrain())
+	root.AddCommand(newServe(), newPublish(), newSubscribe(), newStatus(), newDemo(), newBench(), newChaos(), newLedger(), newToken(), newTop(), newDrain(), newTopic())
 	return root
 }
 

@@ -37,6 +37,7 @@ type serveConfig struct {
 	MaxTopics int
 	MaxBody   int64
 	Retain    uint64
+	RetainAge time.Duration
 	ReadyFile string
 	LogLevel  string
 	Heartbeat time.Duration
@@ -63,6 +64,12 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.MaxTopics < 0 {
 		return baton.Invalidf("--max-topics", "%d is negative", c.MaxTopics)
+	}
+	if err := baton.ValidateRetention("retain", baton.Retention{Age: c.RetainAge}); err != nil {
+		return baton.Invalidf("--retain-age", "%v out of range (0, or %v to %v)", c.RetainAge, baton.MinRetainAge, baton.MaxRetainAge)
+	}
+	if c.Retain > baton.MaxRetainItems {
+		return baton.Invalidf("--retain", "%d is more than %d", c.Retain, int64(baton.MaxRetainItems))
 	}
 	if c.MaxBody < 1024 {
 		return baton.Invalidf("--max-body", "%d is below 1024 bytes", c.MaxBody)
@@ -180,7 +187,8 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.IntVar(&c.MaxLeases, "max-leases", int(envInt("BATON_MAX_LEASES", 0)), "most topics this node publishes at once (0: no limit)")
 	f.IntVar(&c.MaxTopics, "max-topics", int(envInt("BATON_MAX_TOPICS", node.DefaultMaxTopics)), "most topics in the store before a publish to a new one is refused with 403 (0: no limit)")
 	f.Int64Var(&c.MaxBody, "max-body", envInt("BATON_MAX_BODY", 1<<20), "largest accepted request body in bytes")
-	f.Uint64Var(&c.Retain, "retain", uint64(envInt("BATON_RETAIN", 1_000_000)), "published items kept per topic for resuming terminals (0: all)")
+	f.Uint64Var(&c.Retain, "retain", uint64(envInt("BATON_RETAIN", 1_000_000)), "published items kept per topic for resuming terminals (0: all); a topic's own retention overrides it (baton topic retention)")
+	f.DurationVar(&c.RetainAge, "retain-age", envDuration("BATON_RETAIN_AGE", 0), "how long published items are kept per topic (0: no age limit); a topic's own retention overrides it")
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
 	f.StringVar(&c.SSEWriter, "sse-writer", envOr("BATON_SSE_WRITER", bhttp.SSEWriterPool), "how HTTP/1.x event streams are written: pool (no goroutine per idle stream) or goroutine (one per stream; always so on HTTP/2)")
@@ -270,7 +278,8 @@ func serve(ctx context.Context, c serveConfig) error {
 	defer h.Close()
 
 	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
-		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, Logger: log, Terminals: h.Terminals,
+		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, RetainAge: c.RetainAge, Logger: log, Terminals: h.Terminals,
+		TopicDeleted:    h.EndTopic,
 		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover,
 		OnFailClosed: m.FailClosed}
 	if notifications != nil {
@@ -305,6 +314,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	started.Store(n)
 	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, TopicStatuses: n.TopicStatuses, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
 		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m,
+		TopicDeleted: n.Forget, Retain: c.Retain, RetainAge: c.RetainAge,
 		Drain: func(on bool) wire.Drain {
 			if on {
 				n.Drain()

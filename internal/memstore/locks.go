@@ -225,6 +225,9 @@ func (s *Store) Acquire(ctx context.Context, name string, nl baton.NodeLease) (b
 	if n == nil || n.lease.Epoch != nl.Epoch || !n.live(now) {
 		return baton.Lease{}, fmt.Errorf("acquire %s: node lease %s epoch %d is not live: %w", name, nl.Node, nl.Epoch, baton.ErrLeaseLost)
 	}
+	if t := d.topics[name]; t != nil && t.deleted {
+		return baton.Lease{}, fmt.Errorf("acquire %s: topic deleted: %w", name, baton.ErrNotFound)
+	}
 	t, created := d.topicForWrite(name)
 	if d.live(t, now) {
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s epoch %d: %w", name, t.lease.Holder, t.lease.Epoch, baton.ErrLeaseHeld)
@@ -298,7 +301,7 @@ func (s *Store) Lock(ctx context.Context, name string) (baton.LockState, error) 
 	defer d.mu.Unlock()
 	st := baton.LockState{Topic: name}
 	t := d.topics[name]
-	if t == nil || t.lease.Epoch == 0 {
+	if t == nil || t.lease.Epoch == 0 || t.deleted {
 		return st, nil
 	}
 	now := d.now()

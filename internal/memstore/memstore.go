@@ -66,6 +66,11 @@ type topic struct {
 	cursor baton.Cursor
 	leaves []baton.Leaf       // leaves[i] has seq i+1: never trimmed
 	cps    []baton.Checkpoint // by size ascending
+
+	// deleted: DeleteTopic removed it and no Append created it again; it
+	// is kept for its lock epoch and, if kept, its ledger (lifecycle.go).
+	deleted   bool
+	retention baton.Retention
 }
 
 // New returns an empty store on clock (the system clock if nil).
@@ -123,11 +128,12 @@ func (s *Store) begin(ctx context.Context, op string, valid error) (*data, error
 // would: expiry compares wall times.
 func (d *data) now() time.Time { return d.clock.Now().Round(0) }
 
-// topicForWrite returns the topic, creating it; created reports whether it
-// is new. Callers hold mu.
+// topicForWrite returns the topic, creating it (or a deleted one again);
+// created reports whether it is new. Callers hold mu.
 func (d *data) topicForWrite(name string) (t *topic, created bool) {
 	if t := d.topics[name]; t != nil {
-		return t, false
+		created, t.deleted = t.deleted, false
+		return t, created
 	}
 	t = &topic{
 		name:    name,

@@ -49,7 +49,7 @@ func (s *Store) Cursor(ctx context.Context, name string) (baton.Cursor, error) {
 		return baton.Cursor{}, err
 	}
 	defer d.mu.Unlock()
-	if t := d.topics[name]; t != nil {
+	if t := d.topics[name]; t != nil && !t.deleted {
 		return t.cursor, nil
 	}
 	return baton.Cursor{}, nil
@@ -58,8 +58,8 @@ func (s *Store) Cursor(ctx context.Context, name string) (baton.Cursor, error) {
 // Published returns up to limit published items with seq > after.
 func (s *Store) Published(ctx context.Context, name string, after uint64, limit int) ([]baton.Published, error) {
 	t, err := s.readTopic(ctx, "published", name, limit)
-	if t == nil {
-		return nil, err
+	if t == nil || t.deleted {
+		return nil, s.unlockDeleted(t, err)
 	}
 	defer s.d.mu.Unlock()
 	kept, err := t.kept(after)

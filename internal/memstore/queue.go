@@ -78,8 +78,8 @@ func (t *topic) kept(after uint64) ([]baton.Item, error) {
 // Items returns up to limit items with seq > after.
 func (s *Store) Items(ctx context.Context, name string, after uint64, limit int) ([]baton.Item, error) {
 	t, err := s.readTopic(ctx, "items", name, limit)
-	if t == nil {
-		return nil, err
+	if t == nil || t.deleted {
+		return nil, s.unlockDeleted(t, err)
 	}
 	defer s.d.mu.Unlock()
 	kept, err := t.kept(after)
@@ -117,7 +117,10 @@ func (s *Store) Topics(ctx context.Context) ([]string, error) {
 	}
 	defer d.mu.Unlock()
 	out := make([]string, 0, len(d.topics))
-	for name := range d.topics {
+	for name, t := range d.topics {
+		if t.deleted {
+			continue
+		}
 		out = append(out, name)
 	}
 	sort.Strings(out)
@@ -131,7 +134,7 @@ func (s *Store) Topic(ctx context.Context, name string) (baton.TopicInfo, error)
 		return baton.TopicInfo{}, err
 	}
 	defer d.mu.Unlock()
-	t := d.topics[name]
+	t := d.existing(name)
 	if t == nil {
 		return baton.TopicInfo{}, fmt.Errorf("topic %s: %w", name, baton.ErrNotFound)
 	}

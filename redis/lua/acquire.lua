@@ -1,8 +1,8 @@
 -- Acquire the publish lock of a topic under a live node lease.
--- KEYS: lock, cursor, releases (of the topic)
+-- KEYS: lock, cursor, releases, meta (of the topic)
 -- ARGV: topic, channel, prefix, node, node_epoch
 -- Returns {'ok', epoch, acquired_us, expires_us}, {'held', holder, epoch, remaining_us}
--- or {'lost', node_epoch, why}: the node lease is not live.
+-- {'lost', node_epoch, why}: the node lease is not live, or {'deleted'} (deletetopic.lua).
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
 local topic, channel, P, node, nepoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local now = now_us()
@@ -10,6 +10,9 @@ local nk = node_keys(P, node)
 local n = read_node(nk.lease)
 if n.epoch ~= nepoch or not node_live(n, now) then
   return {'lost', str(n.epoch), 'the node lease is not live'}
+end
+if redis.call('HEXISTS', KEYS[4], 'deleted') == 1 then
+  return {'deleted'}
 end
 local l = read_lease(P, lk.lock)
 if is_live(l, now) then

@@ -3,7 +3,8 @@
 -- ARGV: channel, n, then the n msg ids, then their n hashes, then the entry's body:
 --   "<ingested_us> " and the n records (lib.lua, entry.go). The msg ids are distinct
 --   (the caller folds repeats within a batch).
--- Returns {'ok', last}: the updates took the seqs after last, in order, as one entry;
+-- Returns {'ok', last, revived}: the updates took the seqs after last, in order, as one entry
+-- (revived: '1' if the topic had been deleted);
 -- or {'dup', then 3 values per update already in the queue: its index (1-based), its
 -- seq, its stored hash}, and nothing is written: the caller sends the others again.
 --
@@ -28,6 +29,15 @@ end
 if #dup > 1 then
   return dup
 end
+-- A deleted topic comes back (deletetopic.lua): its queue continues after
+-- the kept ledger's head.
+local revived = '0'
+if redis.call('HEXISTS', KEYS[4], 'deleted') == 1 then
+  local r = num(redis.call('HGET', KEYS[4], 'resume'))
+  redis.call('HSET', KEYS[4], 'last', str(r), 'below', str(r + 1))
+  redis.call('HDEL', KEYS[4], 'deleted', 'resume')
+  revived = '1'
+end
 local last = num(redis.call('HGET', KEYS[4], 'last'))
 local mi, hi = {}, {}
 for i = 1, n do
@@ -43,4 +53,4 @@ chunked('HSET', KEYS[2], mi, 2000)
 chunked('HSET', KEYS[3], hi, 2000)
 redis.call('HSET', KEYS[4], 'last', upto)
 redis.call('PUBLISH', channel, 'append ' .. upto)
-return {'ok', str(last)}
+return {'ok', str(last), revived}
