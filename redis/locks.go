@@ -38,8 +38,20 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	if err := s.register(ctx, topic); err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
-	r, err := s.run(ctx, scriptAcquire, true, s.k.lockKeys(topic),
-		topic, s.k.events(topic), s.k.p, nl.Node, nl.Epoch)
+	acquire := func() ([]any, error) {
+		return s.run(ctx, scriptAcquire, true, s.k.lockKeys(topic),
+			topic, s.k.events(topic), s.k.space(topic), nl.Node, nl.Epoch)
+	}
+	r, err := acquire()
+	if err == nil && replyStr(r, 0) == "lost" && s.k.cluster() {
+		// The bucket has no live copy of nl (a push failed, or another
+		// handle of the store holds the node lease): copy it from {_nodes}
+		// if it is live there, and try once more.
+		var ok bool
+		if ok, err = s.copyNode(ctx, s.k.bucket(topic), nl); err == nil && ok {
+			r, err = acquire()
+		}
+	}
 	if err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
@@ -71,7 +83,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		return err
 	}
 	r, err := s.run(ctx, scriptRelease, true, s.k.lockKeys(lease.Topic),
-		lease.Topic, s.k.events(lease.Topic), s.k.p, lease.Holder, lease.Epoch, string(reason))
+		lease.Topic, s.k.events(lease.Topic), s.k.space(lease.Topic), lease.Holder, lease.Epoch, string(reason))
 	if err != nil {
 		return fmt.Errorf("release %s epoch %d: %w", lease.Topic, lease.Epoch, err)
 	}
@@ -90,7 +102,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.ReleaseRecord{}, err
 	}
-	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic), s.k.p)
+	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic), s.k.space(topic))
 	if err != nil {
 		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: %w", topic, err)
 	}
@@ -114,7 +126,7 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.LockState{}, err
 	}
-	r, err := s.run(ctx, scriptLock, false, []string{s.k.lock(topic)}, s.k.p)
+	r, err := s.run(ctx, scriptLock, false, []string{s.k.lock(topic)}, s.k.space(topic))
 	if err != nil {
 		return baton.LockState{}, fmt.Errorf("read lock %s: %w", topic, err)
 	}

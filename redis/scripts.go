@@ -80,14 +80,19 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 }
 
 // runAndWait pipelines EVALSHA and WAIT: a pipeline runs on one connection,
-// and WAIT covers the writes of its own connection. Too few acknowledgements
+// and WAIT covers the writes of its own connection (on Redis Cluster, one to
+// the master of the script's slot: waitClient). Too few acknowledgements
 // fail the call only if the script wrote what the caller relies on: a reply
 // other than "ok" (held, lost, fenced, moved) reports that nothing of the
 // caller's was written.
 func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args []any) (any, error) {
 	ms := s.opts.WaitTimeout.Milliseconds()
+	c, err := s.waitClient(ctx, keys[0])
+	if err != nil {
+		return nil, err
+	}
 	exec := func(eval func(p goredis.Pipeliner) *goredis.Cmd) (any, error) {
-		pipe := s.rdb.Pipeline()
+		pipe := c.Pipeline()
 		ev := eval(pipe)
 		w := pipe.Do(ctx, "WAIT", s.opts.WaitReplicas, ms)
 		_, _ = pipe.Exec(ctx)
@@ -111,6 +116,11 @@ func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args 
 	v, err := exec(func(p goredis.Pipeliner) *goredis.Cmd { return p.EvalSha(ctx, sc.Hash(), keys, args...) })
 	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
 		v, err = exec(func(p goredis.Pipeliner) *goredis.Cmd { return sc.Eval(ctx, p, keys, args...) })
+	}
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok && err != nil &&
+		(goredis.HasErrorPrefix(err, "MOVED") || goredis.HasErrorPrefix(err, "ASK")) {
+		// The slot moved (a failover): the caller retries on the new map.
+		cc.ReloadState(ctx)
 	}
 	return v, err
 }

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -82,7 +83,7 @@ type Store struct {
 	cfg  Config
 	opts Options
 	log  *slog.Logger
-	rdb  *goredis.Client
+	rdb  goredis.UniversalClient
 	k    keyspace
 
 	sig   *signal.Hub
@@ -140,6 +141,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	routeDriverLogs.Do(func() { goredis.SetLogger(driverLogger{}) })
 	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", cfg.Redacted()), k: keyspace{p: opts.Prefix, db: cfg.DB}, sig: signal.NewHub()}
+	if cfg.Cluster {
+		s.k.buckets = bucketTags(cmp.Or(cfg.Buckets, DefaultBuckets))
+	}
 	if s.rdb, err = newClient(cfg, opts); err != nil {
 		return nil, err
 	}
@@ -180,7 +184,7 @@ func (driverLogger) Printf(ctx context.Context, format string, v ...any) {
 // elector, the publisher, a source) retries with knowledge of what it was
 // doing. A silent client retry of a script whose reply was lost could, for
 // example, acquire a lock and then report it held.
-func newClient(cfg Config, opts Options) (*goredis.Client, error) {
+func newClient(cfg Config, opts Options) (goredis.UniversalClient, error) {
 	var tlsCfg *tls.Config
 	if cfg.TLS {
 		if opts.TLS != nil {
@@ -202,7 +206,7 @@ func newClient(cfg Config, opts Options) (*goredis.Client, error) {
 		if cfg.SkipVerify {
 			tlsCfg.InsecureSkipVerify = true
 		}
-		if tlsCfg.ServerName == "" && !cfg.Sentinel {
+		if tlsCfg.ServerName == "" && !cfg.Sentinel && !cfg.Cluster {
 			host, _, _ := net.SplitHostPort(cfg.Addrs[0])
 			tlsCfg.ServerName = host
 		}
@@ -211,6 +215,26 @@ func newClient(cfg Config, opts Options) (*goredis.Client, error) {
 	// unreachable server, and a later outage surfaces as ErrUnavailable at
 	// once rather than after a hidden backoff.
 	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if cfg.Cluster {
+		// MaxRedirects -1: no second attempt, not even after MOVED or ASK
+		// (it is ErrUnavailable, and the client reloads the slot map): the
+		// Cluster client would also retry a command whose reply was lost.
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs:                    cfg.Addrs,
+			Username:                 cfg.Username,
+			Password:                 cfg.Password,
+			TLSConfig:                tlsCfg,
+			MaxRedirects:             -1,
+			MaxRetries:               -1,
+			DialTimeout:              opts.DialTimeout,
+			DialerRetries:            1,
+			ReadTimeout:              opts.ReadTimeout,
+			WriteTimeout:             opts.ReadTimeout,
+			ContextTimeoutEnabled:    true,
+			DisableIdentity:          true,
+			MaintNotificationsConfig: noMaint,
+		}), nil
+	}
 	if cfg.Sentinel {
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName:       cfg.MasterName,
@@ -288,8 +312,16 @@ func (s *Store) check(ctx context.Context) error {
 			return s.openErr("load script "+sc.name, err)
 		}
 	}
-	s.log.Info("redis store open", "version", version, "prefix", s.k.p, "wait_replicas", s.opts.WaitReplicas)
-	if !s.opts.KeepServerConfig {
+	if s.k.cluster() {
+		if err := s.checkBuckets(cctx); err != nil {
+			return err
+		}
+	}
+	s.log.Info("redis store open", "version", version, "prefix", s.k.p, "wait_replicas", s.opts.WaitReplicas,
+		"buckets", len(s.k.buckets))
+	// On Redis Cluster keyspace events are per server: the elector's own
+	// timers stand in for them (doc.go, "Cluster").
+	if !s.opts.KeepServerConfig && !s.k.cluster() {
 		s.enableKeyspaceEvents(cctx)
 	}
 	return nil
@@ -385,8 +417,9 @@ func (s *Store) Config() Config { return s.cfg }
 // Prefix is the key namespace.
 func (s *Store) Prefix() string { return s.k.p }
 
-// Client is the underlying go-redis client, for diagnostics and tests.
-func (s *Store) Client() *goredis.Client { return s.rdb }
+// Client is the underlying go-redis client, for diagnostics and tests: a
+// *goredis.ClusterClient on Redis Cluster, a *goredis.Client otherwise.
+func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 
 // Ping implements baton.Store.
 func (s *Store) Ping(ctx context.Context) error {
@@ -451,7 +484,7 @@ func unavailable(err error) bool {
 		errors.Is(err, goredis.ErrPoolTimeout) || isConnErr(err) || isTimeout(err) {
 		return true
 	}
-	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK",
 		"BUSY", "NOREPLICAS", "OOM", "MISCONF", "NOAUTH", "WRONGPASS"} {
 		if goredis.HasErrorPrefix(err, p) {
 			return true
