@@ -107,7 +107,7 @@ func (s *Store) pushCopies(ctx context.Context, nl baton.NodeLease, t0 time.Time
 	}
 	rs, errs := s.runBuckets(ctx, scriptCopyNode, func(tag string) bucketCall {
 		return bucketCall{[]string{s.k.copyLease(tag, nl.Node)},
-			[]any{s.k.bucketSpace(tag), s.k.nodesChannel(), nl.Node, nl.Epoch, micros(rem)}}
+			[]any{s.k.bucketSpace(tag), s.k.nodesChannel(), nl.Node, nl.Epoch, nl.ExpiresAt.UnixMicro(), micros(rem)}}
 	})
 	var failed []error
 	for i, r := range rs {
@@ -169,12 +169,13 @@ func (s *Store) copyNode(ctx context.Context, tag string, nl baton.NodeLease) (b
 	if replyUint(r, 0) != nl.Epoch || replyInt(r, 1) == 1 {
 		return false, nil
 	}
-	rem := time.Duration(replyInt(r, 2)-replyInt(r, 3))*time.Microsecond - time.Since(t0)
+	exp := replyInt(r, 2)
+	rem := time.Duration(exp-replyInt(r, 3))*time.Microsecond - time.Since(t0)
 	if rem <= 0 {
 		return false, nil
 	}
 	r, err = s.run(ctx, scriptCopyNode, false, []string{s.k.copyLease(tag, nl.Node)},
-		s.k.bucketSpace(tag), s.k.nodesChannel(), nl.Node, nl.Epoch, micros(rem))
+		s.k.bucketSpace(tag), s.k.nodesChannel(), nl.Node, nl.Epoch, exp, micros(rem))
 	if err != nil || replyStr(r, 0) != "ok" {
 		return false, err
 	}

@@ -29,6 +29,14 @@ func parseMicros(s string) time.Time {
 	return fromMicros(n)
 }
 
+// heldFor is the Remaining of a live lease, us microseconds before its
+// ExpiresAt. On Redis Cluster a bucket may keep a lease live a moment past
+// the node lease's expiry, which it reports (lua/copynode.lua): the lease
+// is live, so Remaining stays positive.
+func heldFor(us int64) time.Duration {
+	return max(time.Duration(us)*time.Microsecond, time.Microsecond)
+}
+
 // Acquire implements baton.Locks: one script checks that nl is live and the
 // lock free, and takes it under nl.
 func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
@@ -61,7 +69,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
 		return baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
 			AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp),
-			Remaining: time.Duration(exp-acq) * time.Microsecond}, nil
+			Remaining: heldFor(exp - acq)}, nil
 	case "held":
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
 			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
@@ -140,7 +148,7 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 	st.Lease = baton.Lease{Topic: topic, Holder: replyStr(r, 0), Epoch: epoch, NodeEpoch: replyUint(r, 2),
 		AcquiredAt: fromMicros(replyInt(r, 3)), ExpiresAt: fromMicros(exp)}
 	if st.Held {
-		st.Lease.Remaining = time.Duration(exp-now) * time.Microsecond
+		st.Lease.Remaining = heldFor(exp - now)
 	}
 	return st, nil
 }

@@ -2,15 +2,22 @@
 -- "Cluster"), after the node lease was started or renewed on {_nodes}.
 -- KEYS: the bucket's copy of the node lease
 -- ARGV: key space (lib.lua, space: with the bucket's tag), nodes channel,
---       node, epoch, remaining_us (what is left of the node lease's ttl,
---       measured by the caller from before it ran the {_nodes} script)
--- Returns {'ok', expires_us, record_json...} (the records of the topics of
--- an earlier epoch's copy that this one ends) or {'stale', why}: the copy
--- is at a later epoch, or this one ended, and is left as it is.
+--       node, epoch, expires_us (the node lease's, as {_nodes} set it),
+--       remaining_us (what is left of its ttl, measured by the caller from
+--       before it ran the {_nodes} script)
+-- Returns {'ok', live_us, record_json...} (the records of the topics of an
+-- earlier epoch's copy that this one ends) or {'stale', why}: the copy is at
+-- a later epoch, or this one ended, and is left as it is.
 --
--- The copy never moves backwards within its epoch and is never revived once
--- ended: a late or repeated push cannot lengthen what an end cut short.
-local S, chan, node, epoch, rem = space(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- The copy keeps expires_us, which Lock and the records report, and is live
+-- until live_us = max(expires_us, now + remaining_us) by this master's
+-- clock: never before the holder stops trusting its node lease (it does so
+-- remaining_us after it sent the {_nodes} script, at the latest), whatever
+-- the skew between the two masters' clocks. A copy is never revived once
+-- ended, nor taken back to an earlier epoch. Within its epoch it takes the
+-- latest push, shorter or longer, as the node lease does on {_nodes}.
+local S, chan, node, epoch = space(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local exp, rem = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_us()
 local nk = holder_keys(S, node)
 local n = read_node(nk.lease)
@@ -26,9 +33,6 @@ if n.epoch < epoch and n.epoch > 0 and not n.ended then
   -- one began, so its topic leases in this bucket end now, as expired.
   recs = end_node(S, chan, node, nk, n, 'expired', math.min(n.expires, now))
 end
-local exp = now + rem
-if n.epoch == epoch then
-  exp = math.max(exp, n.expires)
-end
-redis.call('HSET', nk.lease, 'epoch', str(epoch), 'ended', '0', 'expires_us', str(exp))
-return append_all({'ok', str(exp)}, recs)
+local live = math.max(exp, now + rem)
+redis.call('HSET', nk.lease, 'epoch', str(epoch), 'ended', '0', 'expires_us', str(exp), 'live_us', str(live))
+return append_all({'ok', str(live)}, recs)

@@ -15,7 +15,7 @@ if n.epoch > epoch then
 end
 local recs = {}
 if n.epoch > 0 and not n.ended then
-  if n.epoch < epoch or n.expires <= now then
+  if n.epoch < epoch or n.live <= now then
     -- An earlier epoch, or lapsed here already: its leases expired.
     recs = end_node(S, chan, node, nk, n, 'expired', math.min(n.expires, now))
   else

@@ -131,14 +131,19 @@ local function holder_keys(S, node)
   return node_keys(S.P, node)
 end
 
--- The node-lease hash (doc.go): live while not ended and now < expires_us.
+-- The node-lease hash (doc.go): live while not ended and now < live_us.
+-- live_us is expires_us but in a bucket's copy on Redis Cluster, which
+-- keeps the node lease's expires_us (what is reported) and its own live_us,
+-- judged by its own master's clock (copynode.lua).
 local function read_node(key)
-  local v = redis.call('HMGET', key, 'epoch', 'ended', 'acquired_us', 'expires_us')
-  return {epoch = num(v[1]), ended = v[2] == '1', acquired = num(v[3]), expires = num(v[4])}
+  local v = redis.call('HMGET', key, 'epoch', 'ended', 'acquired_us', 'expires_us', 'live_us')
+  local n = {epoch = num(v[1]), ended = v[2] == '1', acquired = num(v[3]), expires = num(v[4])}
+  n.live = num(v[5] or v[4])
+  return n
 end
 
 local function node_live(n, now)
-  return n.epoch > 0 and not n.ended and n.expires > now
+  return n.epoch > 0 and not n.ended and n.live > now
 end
 
 -- The lock hash. A topic lease is live while epoch > recorded_epoch (it has
@@ -149,17 +154,18 @@ end
 local function read_lock(key)
   local v = redis.call('HMGET', key, 'holder', 'epoch', 'node_epoch', 'acquired_us', 'expires_us', 'recorded_epoch')
   return {holder = v[1] or '', epoch = num(v[2]), node_epoch = num(v[3]), acquired = num(v[4]),
-    expires = num(v[5]), recorded = num(v[6]), node_ok = false}
+    expires = num(v[5]), live = 0, recorded = num(v[6]), node_ok = false}
 end
 
 -- attach_node reads the node lease (at key nkey) that l's unrecorded lease
--- is held under: l.expires becomes its expiry and l.node_ok says it is the
--- same node lease, not ended.
+-- is held under: l.expires becomes its expiry, l.live until when it is
+-- live, and l.node_ok says it is the same node lease, not ended.
 local function attach_node(l, nkey)
   if l.epoch > l.recorded then
     local n = read_node(nkey)
     if n.epoch == l.node_epoch and not n.ended then
       l.expires = n.expires
+      l.live = n.live
       l.node_ok = true
     end
   end
@@ -173,7 +179,7 @@ local function read_lease(S, key)
 end
 
 local function is_live(l, now)
-  return l.epoch > l.recorded and l.node_ok and l.expires > now
+  return l.epoch > l.recorded and l.node_ok and l.live > now
 end
 
 local function is_lapsed(l, now)
@@ -253,7 +259,7 @@ end
 -- end_lapsed ends n if it lapsed without being ended, as end_node; its
 -- third result says whether it did.
 local function end_lapsed(S, chan, node, nk, n, now)
-  if n.epoch > 0 and not n.ended and n.expires <= now then
+  if n.epoch > 0 and not n.ended and n.live <= now then
     local recs, ended = end_node(S, chan, node, nk, n, 'expired', n.expires)
     return recs, ended, true
   end
