@@ -117,11 +117,6 @@ func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args 
 	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
 		v, err = exec(func(p goredis.Pipeliner) *goredis.Cmd { return sc.Eval(ctx, p, keys, args...) })
 	}
-	if cc, ok := s.rdb.(*goredis.ClusterClient); ok && err != nil &&
-		(goredis.HasErrorPrefix(err, "MOVED") || goredis.HasErrorPrefix(err, "ASK")) {
-		// The slot moved (a failover): the caller retries on the new map.
-		cc.ReloadState(ctx)
-	}
 	return v, err
 }
 

@@ -88,6 +88,8 @@ type Store struct {
 
 	sig   *signal.Hub
 	known sync.Map // topics this Store has registered in the topics set
+	// reloaded is when reloadSlots last asked for the slot map (UnixNano).
+	reloaded atomic.Int64
 
 	closed    atomic.Bool
 	cancel    context.CancelFunc
@@ -233,6 +235,10 @@ func newClient(cfg Config, opts Options) (goredis.UniversalClient, error) {
 			ContextTimeoutEnabled:    true,
 			DisableIdentity:          true,
 			MaintNotificationsConfig: noMaint,
+			// The slot map is re-read at most this long after a
+			// failover went unnoticed (mapErr re-reads it at once on an
+			// error that may mean one).
+			ClusterStateReloadInterval: time.Second,
 		}), nil
 	}
 	if cfg.Sentinel {
@@ -474,9 +480,31 @@ func (s *Store) mapErr(err error) error {
 		return fmt.Errorf("%w: %w", baton.ErrClosed, err)
 	}
 	if unavailable(err) {
+		s.reloadSlots()
 		return fmt.Errorf("%w: %w", baton.ErrUnavailable, err)
 	}
 	return err
+}
+
+// reloadSlots re-reads the Cluster's slot map, in the background and at
+// most every 100ms, after an error that may mean a master failed or moved:
+// the client would otherwise keep sending to the old master until its next
+// periodic reload.
+func (s *Store) reloadSlots() {
+	cc, ok := s.rdb.(*goredis.ClusterClient)
+	if !ok || s.closed.Load() {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.reloaded.Load()
+	if now-last < int64(100*time.Millisecond) || !s.reloaded.CompareAndSwap(last, now) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.DialTimeout+s.opts.ReadTimeout)
+		defer cancel()
+		cc.ReloadState(ctx)
+	}()
 }
 
 func unavailable(err error) bool {
