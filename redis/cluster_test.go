@@ -4,8 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/redistest"
 	"github.com/baton-pub/baton/redis"
 	"github.com/baton-pub/baton/storetest"
@@ -52,4 +54,35 @@ func TestClusterBuckets(t *testing.T) {
 	if !errors.Is(err, baton.ErrInvalid) || !strings.Contains(err.Error(), "buckets=6") {
 		t.Fatalf("Open with another number of buckets: %v, want ErrInvalid naming buckets=6", err)
 	}
+}
+
+// TestClusterWaitOnSlotMaster: with wait_replicas=1, WAIT goes to the
+// master of the script's slot. With that master's replica paused an
+// append must fail as unavailable, every time (a WAIT sent to another
+// master would count that master's healthy replica); once it resumes,
+// appends are acknowledged again.
+func TestClusterWaitOnSlotMaster(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: 1})
+	s := open(t, c.URL()+"?wait_replicas=1&wait_timeout=100ms&prefix=wt", redis.Options{})
+	ctx := t.Context()
+	const topic = "w"
+	if _, err := s.Append(ctx, topic, updates(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	_, replica, err := c.MasterOf(ctx, redis.LockKey(s, topic))
+	if err != nil || replica == nil {
+		t.Fatalf("the replica of %s's master: %v, %v", topic, replica, err)
+	}
+	replica.Pause()
+	for i := range 6 {
+		if _, err := s.Append(ctx, topic, updates(t, 1)); !errors.Is(err, baton.ErrUnavailable) {
+			replica.Resume()
+			t.Fatalf("append %d with the slot master's replica paused: %v, want ErrUnavailable", i, err)
+		}
+	}
+	replica.Resume()
+	poll.Until(t, 10*time.Second, "an acknowledged append", func() error {
+		_, err := s.Append(ctx, topic, updates(t, 1))
+		return err
+	})
 }

@@ -186,11 +186,17 @@ func (c *Cluster) MasterOf(ctx context.Context, key string) (master, replica *Se
 			continue
 		}
 		master = c.Server(s.Nodes[0].Addr)
-		if len(s.Nodes) > 1 {
-			replica = c.Server(s.Nodes[1].Addr)
-		}
 		if master == nil {
 			return nil, nil, fmt.Errorf("master %s of slot %d is not a node of the cluster", s.Nodes[0].Addr, slot)
+		}
+		// A node's CLUSTER SLOTS may not list a replica yet (gossip): ask
+		// the replicas whose master they follow.
+		for _, n := range c.running() {
+			v, err := n.Do(ctx, "INFO", "replication")
+			if info, _ := v.(string); err == nil && strings.Contains(info, "role:slave") &&
+				strings.Contains(info, "master_port:"+strconv.Itoa(master.Port)+"\r\n") {
+				replica = n
+			}
 		}
 		return master, replica, nil
 	}
