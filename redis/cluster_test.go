@@ -86,3 +86,33 @@ func TestClusterWaitOnSlotMaster(t *testing.T) {
 		return err
 	})
 }
+
+// TestClusterAcquireCopiesNodeLease: a bucket that missed the push of a
+// node lease (its copy is gone here) gets it at the first Acquire there,
+// from {_nodes}, as long as the node lease is live; once it ended, the
+// Acquire is refused as lost.
+func TestClusterAcquireCopiesNodeLease(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	s := open(t, c.URL()+"?prefix=cp", redis.Options{})
+	ctx := t.Context()
+	nl, err := s.AcquireNode(ctx, "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client().Del(ctx, redis.CopyKey(s, "a", "n1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Acquire(ctx, "a", nl)
+	if err != nil || l.NodeEpoch != nl.Epoch || !l.ExpiresAt.Equal(nl.ExpiresAt) {
+		t.Fatalf("Acquire in a bucket without a copy: %+v, %v; want held until %v", l, err, nl.ExpiresAt)
+	}
+	if _, err := s.ReleaseNode(ctx, nl, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client().Del(ctx, redis.CopyKey(s, "b", "n1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(ctx, "b", nl); !errors.Is(err, baton.ErrLeaseLost) {
+		t.Fatalf("Acquire under an ended node lease: %v, want ErrLeaseLost", err)
+	}
+}
