@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -210,13 +211,48 @@ func (s *Store) decodeRecords(r []any, from int) ([]baton.ReleaseRecord, error) 
 	return recs, nil
 }
 
+// countsFor is how long bucketCounts reuses its last answer if no lock
+// changed meanwhile (countsChanged: every lock change, here or announced
+// on pub/sub, makes it stale at once). Every node's elector reads the node
+// leases at each expiry it knows of, about once per TTL, and a fresh count
+// costs a script per bucket; an idle cluster's counts do not change. The
+// bound only covers a lock change whose message was lost.
+const countsFor = 10 * time.Second
+
+// countCache is bucketCounts' last answer.
+type countCache struct {
+	sync.Mutex
+	gen uint64 // countsGen when it was read
+	at  time.Time
+	by  map[string]int
+}
+
+// countsChanged marks the cached counts stale: a lock was taken or ended,
+// here or (by pub/sub) through another store.
+func (s *Store) countsChanged() { s.countsGen.Add(1) }
+
 // bucketCounts adds up, over the buckets, how many topics each node holds:
-// one read-only script per bucket.
+// one read-only script per bucket, or the answer of less than countsFor ago
+// if no lock changed since.
 func (s *Store) bucketCounts(ctx context.Context, nodes []string) ([]int, error) {
 	counts := make([]int, len(nodes))
 	if len(nodes) == 0 {
 		return counts, nil
 	}
+	gen := s.countsGen.Load()
+	s.counts.Lock()
+	fresh := s.counts.by != nil && s.counts.gen == gen && time.Since(s.counts.at) < countsFor
+	for i, n := range nodes {
+		c, ok := s.counts.by[n]
+		fresh = fresh && ok
+		counts[i] = c
+	}
+	s.counts.Unlock()
+	if fresh {
+		return counts, nil
+	}
+	clear(counts)
+	at := time.Now()
 	rs, errs := s.runBuckets(ctx, scriptBucketCounts, func(tag string) bucketCall {
 		keys := make([]string, len(nodes))
 		for i, n := range nodes {
@@ -232,6 +268,13 @@ func (s *Store) bucketCounts(ctx context.Context, nodes []string) ([]int, error)
 			counts[j] += int(replyInt(r, j))
 		}
 	}
+	by := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		by[n] = counts[i]
+	}
+	s.counts.Lock()
+	s.counts.gen, s.counts.at, s.counts.by = gen, at, by
+	s.counts.Unlock()
 	return counts, nil
 }
 

@@ -65,6 +65,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 	}
 	switch replyStr(r, 0) {
 	case "ok":
+		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
 		return baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
@@ -95,6 +96,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 	if err != nil {
 		return fmt.Errorf("release %s epoch %d: %w", lease.Topic, lease.Epoch, err)
 	}
+	s.countsChanged()
 	s.sig.Notify(lease.Topic, baton.SignalLock)
 	switch replyStr(r, 0) {
 	case "ok":
@@ -116,6 +118,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	}
 	switch replyStr(r, 0) {
 	case "ok":
+		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		return decodeRecord(topic, replyStr(r, 1))
 	case "held":

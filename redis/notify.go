@@ -170,6 +170,7 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 		case "commit":
 			s.sig.Notify(t, baton.SignalCommit)
 		case "lock":
+			s.countsChanged()
 			s.sig.Notify(t, baton.SignalLock)
 		}
 	}

@@ -90,6 +90,10 @@ type Store struct {
 	known sync.Map // topics this Store has registered in the topics set
 	// reloaded is when reloadSlots last asked for the slot map (UnixNano).
 	reloaded atomic.Int64
+	// countsGen grows with every lock change seen; counts caches the
+	// per-node topic counts on Cluster (cluster.go, bucketCounts).
+	countsGen atomic.Uint64
+	counts    countCache
 
 	closed    atomic.Bool
 	cancel    context.CancelFunc
