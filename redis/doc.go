@@ -299,16 +299,21 @@
 //     the read), then tries once more; else ErrLeaseLost.
 //
 // Cost. An idle node's renewal is one {_nodes} script plus B copy scripts
-// every TTL/4, so B/TTL*4 scripts per second per node spread over the
-// masters, about B/masters per renewal each (16 buckets, 3 masters, TTL 2s:
-// 34 scripts/s per node, 11 per master). NodeLeases adds B read-only
-// scripts (the per-bucket counts of each node's topics). That is the least
-// a design with one-slot scripts can do while a topic's commit checks its
-// holder in the same step: a copy per (node, slot in use) is needed, and
-// buckets bound the slots in use to B whatever the number of topics. The
-// price is that topics spread over masters by bucket, so B should be a few
-// times the number of masters; more buckets spread them more finely and
-// cost more per renewal, linearly.
+// every TTL/4, so 4(B+1)/TTL scripts per second per node, the copies spread
+// over the masters, about B/masters each per renewal (16 buckets, 3
+// masters, TTL 2s: 34 scripts/s per node, 11 of them on each master).
+// NodeLeases adds B read-only scripts (the per-bucket counts of each
+// node's topics), reused until a lock changes (bucketCounts). Measured
+// with 3 nodes and 300 idle topics (docs/benchmarks.md): 111 scripts/s in
+// all, 31 to 42 per master, whatever the number of topics. That is the
+// least a design with one-slot scripts can do while a topic's commit checks
+// its holder in the same step: a copy per (node, slot in use) is needed,
+// and buckets bound the slots in use to B whatever the number of topics.
+// The price is that topics spread over masters by bucket, so B should be a
+// few times the number of masters; more buckets spread them more finely and
+// cost more per renewal, linearly. (The other design the issue names, the
+// node lease's expiry carried in each topic lock, costs a write per topic
+// per renewal: O(topics), the cost the node lease removed.)
 //
 // Also on Cluster:
 //
