@@ -219,67 +219,42 @@ func newClient(cfg Config, opts Options) (goredis.UniversalClient, error) {
 	}
 	// The dial budget is one attempt per address: Open must fail fast on an
 	// unreachable server, and a later outage surfaces as ErrUnavailable at
-	// once rather than after a hidden backoff.
-	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	if cfg.Cluster {
-		// MaxRedirects -1: no second attempt, not even after MOVED or ASK
-		// (it is ErrUnavailable, and the client reloads the slot map): the
-		// Cluster client would also retry a command whose reply was lost.
-		return goredis.NewClusterClient(&goredis.ClusterOptions{
-			Addrs:                    cfg.Addrs,
-			Username:                 cfg.Username,
-			Password:                 cfg.Password,
-			TLSConfig:                tlsCfg,
-			MaxRedirects:             -1,
-			MaxRetries:               -1,
-			DialTimeout:              opts.DialTimeout,
-			DialerRetries:            1,
-			ReadTimeout:              opts.ReadTimeout,
-			WriteTimeout:             opts.ReadTimeout,
-			ContextTimeoutEnabled:    true,
-			DisableIdentity:          true,
-			MaintNotificationsConfig: noMaint,
-			// The slot map is re-read at most this long after a
-			// failover went unnoticed (mapErr re-reads it at once on an
-			// error that may mean one).
-			ClusterStateReloadInterval: time.Second,
-		}), nil
-	}
-	if cfg.Sentinel {
-		return goredis.NewFailoverClient(&goredis.FailoverOptions{
-			MasterName:       cfg.MasterName,
-			SentinelAddrs:    cfg.Addrs,
-			SentinelUsername: cfg.SentinelUsername,
-			SentinelPassword: cfg.SentinelPassword,
-			Username:         cfg.Username,
-			Password:         cfg.Password,
-			DB:               cfg.DB,
-			TLSConfig:        tlsCfg,
-			MaxRetries:       -1,
-			DialTimeout:      opts.DialTimeout,
-			DialerRetries:    1,
-			ReadTimeout:      opts.ReadTimeout,
-			WriteTimeout:     opts.ReadTimeout,
-			// Cancelling a context must not wait for the read timeout.
-			ContextTimeoutEnabled: true,
-			DisableIdentity:       true,
-		}), nil
-	}
-	return goredis.NewClient(&goredis.Options{
-		Addr:                     cfg.Addrs[0],
-		Username:                 cfg.Username,
-		Password:                 cfg.Password,
-		DB:                       cfg.DB,
-		TLSConfig:                tlsCfg,
-		MaxRetries:               -1,
-		DialTimeout:              opts.DialTimeout,
-		DialerRetries:            1,
-		ReadTimeout:              opts.ReadTimeout,
-		WriteTimeout:             opts.ReadTimeout,
+	// once rather than after a hidden backoff. MaxRedirects -1 (Cluster): no
+	// second attempt, not even after MOVED or ASK (it is ErrUnavailable, and
+	// the store re-reads the slot map, mapErr): the Cluster client would
+	// also retry a command whose reply was lost.
+	uo := &goredis.UniversalOptions{
+		Addrs:            cfg.Addrs,
+		MasterName:       cfg.MasterName,
+		SentinelUsername: cfg.SentinelUsername,
+		SentinelPassword: cfg.SentinelPassword,
+		Username:         cfg.Username,
+		Password:         cfg.Password,
+		DB:               cfg.DB,
+		TLSConfig:        tlsCfg,
+		MaxRetries:       -1,
+		MaxRedirects:     -1,
+		DialTimeout:      opts.DialTimeout,
+		DialerRetries:    1,
+		ReadTimeout:      opts.ReadTimeout,
+		WriteTimeout:     opts.ReadTimeout,
+		// Cancelling a context must not wait for the read timeout.
 		ContextTimeoutEnabled:    true,
 		DisableIdentity:          true,
-		MaintNotificationsConfig: noMaint,
-	}), nil
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	switch {
+	case cfg.Cluster:
+		co := uo.Cluster()
+		// The slot map is re-read at most this long after a failover went
+		// unnoticed (mapErr re-reads it at once on an error that may mean
+		// one).
+		co.ClusterStateReloadInterval = time.Second
+		return goredis.NewClusterClient(co), nil
+	case cfg.Sentinel:
+		return goredis.NewFailoverClient(uo.Failover()), nil
+	}
+	return goredis.NewClient(uo.Simple()), nil
 }
 
 // check runs Open's checks in order, each with its own clear error: reach
