@@ -83,15 +83,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 // every slot served, and every replica's link to its master is up.
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
-	deadline := time.Now().Add(4 * ReadyTimeout)
-	var why string
-	for time.Now().Before(deadline) {
-		if why = c.notReady(); why == "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-	c.t.Fatalf("redistest: cluster not ready after %v: %s", 4*ReadyTimeout, why)
+	waitReady(c.t, "cluster", c.notReady)
 }
 
 func (c *Cluster) notReady() string {
