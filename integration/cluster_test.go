@@ -64,6 +64,15 @@ func TestClusterKillNode(t *testing.T) {
 			t.Errorf("%s after the SIGKILL of its holder: records %+v", topic, hs)
 		}
 	}
+	// No lease of a live node lapsed: the buckets' copies of the node
+	// leases were renewed with them.
+	for _, topic := range append(topics, "orders") {
+		for _, h := range c.handovers(topic) {
+			if h.Reason == baton.ReasonExpired && h.Holder != victim.Name {
+				t.Errorf("%s: a lease of live node %s expired: %+v", topic, h.Holder, h)
+			}
+		}
+	}
 	rep := c.finish(src, terms, follow)
 	t.Logf("%d other topics of the killed node handed over; acked %d, delivered %v", len(orphans), rep.Acked, rep.Delivered)
 }

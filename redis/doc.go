@@ -278,8 +278,12 @@
 //     epoch, ended) even in a bucket that had no copy. A push of a later
 //     epoch ends the earlier epoch's copy and records its topics
 //     ("expired"). A push that fails leaves the copy at its earlier
-//     live_us: that bucket's topics fence early (safe), and the next
-//     renewal or Acquire there mends it.
+//     live_us: that bucket's topics fence early (safe). If the copy lapsed
+//     before the next push (or the next Acquire there) mends it, that push
+//     first records its topic leases as expired, as one server does for a
+//     lapsed node lease: a lapsed topic lease never comes back, and the node
+//     goes on in the bucket with new ones (integration/cluster_test.go
+//     fails if a renewal does not reach the buckets).
 //   - Ended with the node lease. ReleaseNode and ExpireNode mark the node
 //     lease ended on {_nodes} first (its script writes no topic: the
 //     {_nodes} topics sets are empty on Cluster), then end every bucket's

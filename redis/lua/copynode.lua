@@ -14,8 +14,9 @@
 -- clock: never before the holder stops trusting its node lease (it does so
 -- remaining_us after it sent the {_nodes} script, at the latest), whatever
 -- the skew between the two masters' clocks. A copy is never revived once
--- ended, nor taken back to an earlier epoch. Within its epoch it takes the
--- latest push, shorter or longer, as the node lease does on {_nodes}.
+-- ended, nor taken back to an earlier epoch, nor are the topic leases of a
+-- copy that lapsed. Within its epoch it takes the latest push, shorter or
+-- longer, as the node lease does on {_nodes}.
 local S, chan, node, epoch = space(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local exp, rem = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_us()
@@ -31,6 +32,12 @@ local recs = {}
 if n.epoch < epoch and n.epoch > 0 and not n.ended then
   -- An earlier node lease of the node: it ended on {_nodes} before this
   -- one began, so its topic leases in this bucket end now, as expired.
+  recs = end_node(S, chan, node, nk, n, 'expired', math.min(n.expires, now))
+elseif n.epoch == epoch and not n.ended and n.live <= now then
+  -- This epoch's copy lapsed here (pushes went missing for longer than the
+  -- holder's margin): its topic leases ended then and stay ended, one
+  -- record each, as a lapsed node lease's do on one server; the node goes
+  -- on in this bucket with new topic leases.
   recs = end_node(S, chan, node, nk, n, 'expired', math.min(n.expires, now))
 end
 local live = math.max(exp, now + rem)
