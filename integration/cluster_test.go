@@ -32,11 +32,7 @@ func TestClusterKillNode(t *testing.T) {
 	}
 	_, eng := clusterStore(t)
 	c := newCluster(t, eng, 3, testTTL)
-	topics := make([]string, 12)
-	for i := range topics {
-		topics[i] = fmt.Sprintf("desk.%02d", i)
-		publishOne(t, c, topics[i])
-	}
+	topics := publishEach(t, c, "desk", 12, "first")
 	src, terms, follow := c.run("orders", 200)
 	progress(t, src, 100)
 	c.publishedUpTo(topics, 1)
@@ -53,9 +49,7 @@ func TestClusterKillNode(t *testing.T) {
 	if l2.Epoch <= lease.Epoch {
 		t.Fatalf("after the kill: %s holds epoch %d, was %s at %d", next.Name, l2.Epoch, victim.Name, lease.Epoch)
 	}
-	for _, topic := range topics {
-		c.publishLive(topic)
-	}
+	publishEach(t, c, "desk", 12, "second")
 	c.publishedUpTo(topics, 2)
 	for _, topic := range append(orphans, "orders") {
 		hs := c.handovers(topic)
@@ -89,11 +83,7 @@ func TestClusterMasterFailover(t *testing.T) {
 	}
 	rc, eng := clusterStore(t)
 	c := newCluster(t, eng, 3, testTTL)
-	topics := make([]string, 6)
-	for i := range topics {
-		topics[i] = fmt.Sprintf("book.%02d", i)
-		publishOne(t, c, topics[i])
-	}
+	topics := publishEach(t, c, "book", 6, "first")
 	src, terms, follow := c.run("fills", 200)
 	progress(t, src, 100)
 	for _, replica := range replicas(t, rc) {
@@ -124,25 +114,42 @@ func TestClusterMasterFailover(t *testing.T) {
 		t.Logf("killed master %s, now a replica", master.Addr)
 		progressWithin(t, src, 100, 60*time.Second)
 	}
-	for _, topic := range topics {
-		// A node may answer 503 once while it re-reads the slot map: a
-		// client retries (the msg id makes a repeat a duplicate).
-		poll.Until(t, 30*time.Second, "an append to "+topic, func() error {
-			resp, err := httpc.Post(c.nodes[0].URL()+"/v1/topics/"+topic+"/items", "application/json",
-				strings.NewReader(`{"id":"k","value":2,"msg_id":"after-failover"}`))
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 201 && resp.StatusCode != 200 {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
-		})
-	}
+	publishEach(t, c, "book", 6, "second")
 	c.publishedUpTo(topics, 2)
 	rep := c.finish(src, terms, follow)
 	t.Logf("acked %d, delivered %v, source retries %d", rep.Acked, rep.Delivered, src.Retries())
+}
+
+// publishEach appends one item (msg id msgID) to each of n topics
+// PREFIX.00..., through the first live node, and returns the topics. A
+// node may answer 503 while a master fails over, or while a replica is
+// slow to acknowledge (wait_replicas): a client retries, and the msg id
+// makes a repeat a duplicate.
+func publishEach(t *testing.T, c *cluster, prefix string, n int, msgID string) []string {
+	t.Helper()
+	topics := make([]string, n)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("%s.%02d", prefix, i)
+		poll.Until(t, 30*time.Second, "an append to "+topics[i], func() error {
+			for _, nd := range c.nodes {
+				if !nd.Alive() {
+					continue
+				}
+				resp, err := httpc.Post(nd.URL()+"/v1/topics/"+topics[i]+"/items", "application/json",
+					strings.NewReader(`{"id":"k","value":1,"msg_id":"`+msgID+`"}`))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 201 && resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			}
+			return fmt.Errorf("no live node")
+		})
+	}
+	return topics
 }
 
 // replicas are the cluster's replicas now, masters its masters.

@@ -66,9 +66,11 @@ func TestClusterWaitOnSlotMaster(t *testing.T) {
 	s := open(t, c.URL()+"?wait_replicas=1&wait_timeout=100ms&prefix=wt", redis.Options{})
 	ctx := t.Context()
 	const topic = "w"
-	if _, err := s.Append(ctx, topic, updates(t, 1)); err != nil {
-		t.Fatal(err)
-	}
+	// A replica just started may take more than wait_timeout to answer.
+	poll.Until(t, 10*time.Second, "a first acknowledged append", func() error {
+		_, err := s.Append(ctx, topic, updates(t, 1))
+		return err
+	})
 	_, replica, err := c.MasterOf(ctx, redis.LockKey(s, topic))
 	if err != nil || replica == nil {
 		t.Fatalf("the replica of %s's master: %v, %v", topic, replica, err)
