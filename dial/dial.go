@@ -2,7 +2,8 @@
 // its URL syntax and its redaction; this package only picks the engine:
 //
 //	sqlite:///abs/path.db, sqlite://rel/path.db           the embedded engine
-//	redis://, rediss://, redis+sentinel://, rediss+sentinel://  the Redis engine
+//	redis://, rediss://, redis+sentinel://, rediss+sentinel://,
+//	redis+cluster://, rediss+cluster://                    the Redis engine
 package dial
 
 import (

@@ -84,7 +84,7 @@ func TestOpenErrorsHideSecrets(t *testing.T) {
 // ones dial opens (rediss+sentinel was once refused here while the Redis
 // engine took it), and an unknown one is refused by name.
 func TestEverySchemeReachesItsEngine(t *testing.T) {
-	want := []string{"sqlite", "redis", "rediss", "redis+sentinel", "rediss+sentinel"}
+	want := []string{"sqlite", "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"}
 	if got := dial.Schemes(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Schemes() = %v, want %v", got, want)
 	}

@@ -43,7 +43,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 		return fmt.Errorf("add checkpoint: %w", err)
 	}
 	t := cp.Topic
-	keys := []string{s.k.lock(t), s.k.cursor(t), s.k.checkpoints(t), s.k.cpsizes(t), s.k.nodeLease(cp.Node)}
+	keys := []string{s.k.lock(t), s.k.cursor(t), s.k.checkpoints(t), s.k.cpsizes(t), s.k.holderLease(t, cp.Node)}
 	r, err := s.run(ctx, scriptCheckpoint, true, keys, cp.Node, cp.Epoch, cp.Size, js)
 	if err != nil {
 		return fmt.Errorf("add checkpoint %s size %d: %w", t, cp.Size, err)

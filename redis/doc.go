@@ -1,15 +1,18 @@
 // Package redis is Baton's Redis engine of baton.Store (the shared store of
 // docs/design.md, step 4), for servers that span machines. It runs on a
-// standalone Redis, over TLS, or behind Sentinel, chosen by URL:
+// standalone Redis, over TLS, behind Sentinel, or on Redis Cluster, chosen
+// by URL:
 //
 //	redis://[user:pass@]host:port/db
 //	rediss://[user:pass@]host:port/db                    (TLS)
 //	redis+sentinel://[user:pass@]h1:26379,h2:26379/MASTER/db
 //	rediss+sentinel://...                                (TLS)
+//	redis+cluster://[user:pass@]h1:6379,h2:6379/         (seed nodes)
+//	rediss+cluster://...                                 (TLS)
 //
 // with optional parameters (prefix, dial_timeout, wait_replicas,
-// wait_timeout, sentinel_user, sentinel_password, ca_file, skip_verify; see
-// Config). It needs Redis 6.2 or later with Lua scripting (EVAL) allowed.
+// wait_timeout, buckets, sentinel_user, sentinel_password, ca_file,
+// skip_verify; see Config). It needs Redis 6.2 or later with Lua scripting (EVAL) allowed.
 // Open checks all of that up front and fails with one error naming the
 // problem: a bad URL, a wrong password, an unreachable or silent server, a
 // missing database, an old server, a user not allowed to run scripts.
@@ -30,7 +33,8 @@
 // # Keys
 //
 // Every key of a topic T carries the hash tag {T}, so one topic lives in
-// one Redis Cluster slot and each script touches one slot. PREFIX is
+// one slot and each script touches one slot; on Redis Cluster the tag is
+// that of T's bucket instead (see Cluster). PREFIX is
 // "baton" unless set (Options.Prefix or ?prefix=). Times of the lock, the
 // cursor, releases and members are microseconds from the server's clock
 // (TIME), never a node's, because leases are judged by them. An item's
@@ -221,36 +225,125 @@
 //
 // # Cluster
 //
-// Open builds a standalone or Sentinel client; Cluster is not supported or
-// tested yet. A topic's keys share one slot ({T}), but the node-lease scripts
-// are not Cluster-ready: acquire, release, expire, commit and checkpoint
-// read the holder's node-lease hash in {_nodes}, and the scripts that end a
-// node lease write the records of its topics, each in its own slot. What
-// Cluster would need (issue 12, item 5):
+// On Redis Cluster (redis+cluster://) every script must touch one slot, but
+// a topic's fenced scripts read its holder's node lease, which lives in
+// {_nodes}, and ending a node lease writes the records of topics in many
+// slots. So the topics are grouped in B buckets (buckets=B, default 16),
+// and each bucket keeps a copy of every node lease:
 //
-//   - A copy of the node lease in each topic slot: a hash per (node, slot)
-//     with the node epoch, expires_us and ended, whose key carries a hash tag
-//     that lands in that slot (a table of one tag per slot, as Redisson
-//     builds). Commit and checkpoint read the copy in their topic's slot;
-//     acquire writes it.
-//   - RenewNode renews the node's hash in {_nodes}, then pushes the same
-//     expiry into every copy, one script per slot, pipelined per master. A
-//     copy only moves forward within its epoch and never revives an ended
-//     one, and carries an expiry the node lease had, so it is never live
-//     longer than the node lease was. The idle cost is then the number of
-//     slots holding a node's topics, not its node count; to keep it O(nodes)
-//     topics would be grouped in a fixed number of buckets per master (the
-//     topic's keys tagged by bucket instead of by topic, so one copy serves
-//     a bucket), trading how finely topics spread over masters for a bounded
-//     renewal cost (buckets x nodes scripts per renewal).
-//   - Ending a node lease marks its hash ended first, then ends each copy
-//     and writes its topics' records per slot: one step per slot rather than
-//     one, each exactly once (guarded by recorded_epoch, as now); a copy a
-//     crash left behind lapses at its own expiry.
-//   - Masters have their own clocks: a copy's expiry set from the {_nodes}
-//     master's TIME is judged by the topic master's, so their clocks must
-//     stay within a known skew, subtracted from the copies' expiry.
-//   - PUBLISH in Cluster reaches every node of the cluster; the per-topic
-//     events would move to SPUBLISH on the topic's slot and SSUBSCRIBE, one
-//     connection per master.
+//	PREFIX:{K}:T:lock, ...        every key of topic T, as above but tagged
+//	                              by T's bucket K instead of {T}
+//	PREFIX:{K}:_node:N   hash     bucket K's copy of node N's lease: epoch,
+//	                              ended, expires_us (the node lease's, as
+//	                              {_nodes} set it), live_us
+//	PREFIX:{K}:_topics:N set      N's topics in bucket K with unrecorded
+//	                              leases
+//	PREFIX:{_nodes}:buckets       B, set by the first store opened: a store
+//	                              opened with another B is refused
+//
+// T's bucket is FNV-1a(T) mod B, and bucket i's tag is "_b<i>-<j>", j the
+// least that puts it in the i-th of B equal ranges of slots, so that the
+// buckets spread evenly over masters that hold equal ranges (keys.go). B
+// must never change for an existing deployment: every topic's keys would be
+// looked for in another slot. Channels keep their names (PUBLISH reaches
+// every node of a cluster). Standalone and Sentinel keep the layout above
+// unchanged: one set of scripts serves both, given the key space ("P" or
+// "P TAG", lua/lib.lua) and, for commit and checkpoint, the holder's
+// node-lease hash as a key: the node lease itself, or its copy in the
+// topic's bucket. The topics set and the members stay global, written by
+// commands of their own.
+//
+// Liveness within a bucket is decided in the bucket alone: a topic lease is
+// live while it has no record and its holder's copy in the bucket is at its
+// node_epoch, not ended, and now < live_us by that master's clock. Acquire,
+// commit, checkpoint, release and expire all read the lock and the copy in
+// one script, so two holders can never both be live for one topic, and
+// exactly one record is written per ended epoch (recorded_epoch), whatever
+// the copies hold. What the copies must also get right is the timing:
+//
+//   - Never live shorter than the holder trusts its node lease. AcquireNode
+//     and RenewNode note the local monotonic time t0 before the {_nodes}
+//     script, then push the lease into every bucket (lua/copynode.lua, one
+//     script per bucket, pipelined: one round trip per master, in
+//     parallel), each with remaining = ttl - (time elapsed since t0). The
+//     copy is live until live_us = max(expires_us, its own TIME +
+//     remaining): by real time at least t0 + ttl, whatever the skew between
+//     the two masters' clocks. The elector trusts its node lease until
+//     sent+ttl-margin, sent <= t0 (elector/session.go), so it stops before
+//     any copy lapses: fail-closed as on one server. expires_us is what Lock
+//     and the records report (a lapsed lease's record is dated at it), so
+//     on a cluster with synchronised clocks they read as on one server.
+//   - Never revived. A copy only takes a push of its own epoch or a later
+//     one, and never once ended: lua/endcopy.lua leaves a tombstone (the
+//     epoch, ended) even in a bucket that had no copy. A push of a later
+//     epoch ends the earlier epoch's copy and records its topics
+//     ("expired"). A push that fails leaves the copy at its earlier
+//     live_us: that bucket's topics fence early (safe). If the copy lapsed
+//     before the next push (or the next Acquire there) mends it, that push
+//     first records its topic leases as expired, as one server does for a
+//     lapsed node lease: a lapsed topic lease never comes back, and the node
+//     goes on in the bucket with new ones (integration/cluster_test.go
+//     fails if a renewal does not reach the buckets).
+//   - Ended with the node lease. ReleaseNode and ExpireNode mark the node
+//     lease ended on {_nodes} first (its script writes no topic: the
+//     {_nodes} topics sets are empty on Cluster), then end every bucket's
+//     copy, writing the records of its topics, one script per bucket. A
+//     copy may outlive the node lease by the difference in delivery delay
+//     of the two scripts: ending it at once is as safe as on one server,
+//     since the holder stopped trusting the node lease before {_nodes} let
+//     it lapse. A bucket a crash or an outage kept from being ended keeps
+//     its copy until live_us; its topics are then recorded ("expired") by
+//     the next Acquire or Expire of each, as any lapsed lease, and an
+//     ExpireNode of a node lease already ended sweeps the buckets again.
+//   - Acquire needs a live copy of the caller's node lease in the bucket.
+//     If there is none (a missed push, or the node lease was taken through
+//     another store handle) Acquire reads the node lease on {_nodes} and,
+//     if it is live at that epoch, copies it with what is left of it (the
+//     {_nodes} master's expiry minus its TIME, less the local time since
+//     the read), then tries once more; else ErrLeaseLost.
+//
+// Cost. An idle node's renewal is one {_nodes} script plus B copy scripts
+// every TTL/4, so 4(B+1)/TTL scripts per second per node, the copies spread
+// over the masters, about B/masters each per renewal (16 buckets, 3
+// masters, TTL 2s: 34 scripts/s per node, 11 of them on each master).
+// NodeLeases adds B read-only scripts (the per-bucket counts of each
+// node's topics), reused until a lock changes (bucketCounts). Measured
+// with 3 nodes and 300 idle topics (docs/benchmarks.md): 111 scripts/s in
+// all, 31 to 42 per master, whatever the number of topics. That is the
+// least a design with one-slot scripts can do while a topic's commit checks
+// its holder in the same step: a copy per (node, slot in use) is needed,
+// and buckets bound the slots in use to B whatever the number of topics.
+// The price is that topics spread over masters by bucket, so B should be a
+// few times the number of masters; more buckets spread them more finely and
+// cost more per renewal, linearly. (The other design the issue names, the
+// node lease's expiry carried in each topic lock, costs a write per topic
+// per renewal: O(topics), the cost the node lease removed.)
+//
+// Also on Cluster:
+//
+//   - WAIT (wait_replicas) is sent on a connection to the master of the
+//     script's slot, pipelined with the script: WAIT counts the replicas of
+//     its own server. The bucket copy pipelines are not waited on: a copy
+//     lost in a failover only makes its topics fence early, and a lost end
+//     leaves a copy that lapses by itself.
+//   - The replication watch (failover.go) reads each bucket's master's
+//     replication id, one INFO per master, and after a change runs
+//     lua/failover.lua on the topics of that master's buckets only.
+//   - Notifications: PUBLISH reaches every node, so the one pub/sub
+//     connection (to any node) hears every channel. Keyspace events are per
+//     server, so the expired-key channel is not used on Cluster and Open
+//     does not CONFIG SET: the elector needs no push for a lapsed node
+//     lease, its watch re-reads NodeLeases at each expiry it knows of
+//     (elector/session.go), and standbys arm timers from Lease.Remaining.
+//   - Client: no retries and no redirects (MaxRedirects -1): a MOVED or
+//     ASK, like a dropped connection, is ErrUnavailable and makes the store
+//     re-read the slot map at once (at most every 100ms); the caller
+//     retries. The slot map is also re-read every second.
+//   - Members' TIME is read from whichever master the pipeline picks: their
+//     expiry is judged with the masters' clocks in step (NTP), as Sentinel
+//     failover already requires.
+//
+// TestClusterConformance runs the conformance suite on three masters with a
+// replica each; integration/cluster_test.go kills a Baton node, and fails
+// over and kills every master, with nothing acknowledged lost.
 package redis

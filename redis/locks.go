@@ -29,14 +29,34 @@ func parseMicros(s string) time.Time {
 	return fromMicros(n)
 }
 
+// heldFor is the Remaining of a live lease, us microseconds before its
+// ExpiresAt. On Redis Cluster a bucket may keep a lease live a moment past
+// the node lease's expiry, which it reports (lua/copynode.lua): the lease
+// is live, so Remaining stays positive.
+func heldFor(us int64) time.Duration {
+	return max(time.Duration(us)*time.Microsecond, time.Microsecond)
+}
+
 // Acquire implements baton.Locks: one script checks that nl is live and the
 // lock free, and takes it under nl.
 func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
 	if err := baton.ValidateLease(topic, nl); err != nil {
 		return baton.Lease{}, err
 	}
-	r, err := s.run(ctx, scriptAcquire, true, append(s.k.lockKeys(topic), s.k.meta(topic)),
-		topic, s.k.events(topic), s.k.p, nl.Node, nl.Epoch)
+	acquire := func() ([]any, error) {
+		return s.run(ctx, scriptAcquire, true, append(s.k.lockKeys(topic), s.k.meta(topic)),
+			topic, s.k.events(topic), s.k.space(topic), nl.Node, nl.Epoch)
+	}
+	r, err := acquire()
+	if err == nil && replyStr(r, 0) == "lost" && s.k.cluster() {
+		// The bucket has no live copy of nl (a push failed, or another
+		// handle of the store holds the node lease): copy it from {_nodes}
+		// if it is live there, and try once more.
+		var ok bool
+		if ok, err = s.copyNode(ctx, s.k.bucket(topic), nl); err == nil && ok {
+			r, err = acquire()
+		}
+	}
 	if err != nil {
 		return baton.Lease{}, fmt.Errorf("acquire %s: %w", topic, err)
 	}
@@ -47,11 +67,12 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		if err := s.listAcquired(ctx, topic); err != nil {
 			s.log.Warn("list acquired topic", "topic", topic, "err", err)
 		}
+		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
 		return baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
 			AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp),
-			Remaining: time.Duration(exp-acq) * time.Microsecond}, nil
+			Remaining: heldFor(exp - acq)}, nil
 	case "held":
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
 			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
@@ -75,10 +96,11 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 		return err
 	}
 	r, err := s.run(ctx, scriptRelease, true, s.k.lockKeys(lease.Topic),
-		lease.Topic, s.k.events(lease.Topic), s.k.p, lease.Holder, lease.Epoch, string(reason))
+		lease.Topic, s.k.events(lease.Topic), s.k.space(lease.Topic), lease.Holder, lease.Epoch, string(reason))
 	if err != nil {
 		return fmt.Errorf("release %s epoch %d: %w", lease.Topic, lease.Epoch, err)
 	}
+	s.countsChanged()
 	s.sig.Notify(lease.Topic, baton.SignalLock)
 	switch replyStr(r, 0) {
 	case "ok":
@@ -94,12 +116,13 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.ReleaseRecord{}, err
 	}
-	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic), s.k.p)
+	r, err := s.run(ctx, scriptExpire, true, s.k.lockKeys(topic), topic, s.k.events(topic), s.k.space(topic))
 	if err != nil {
 		return baton.ReleaseRecord{}, fmt.Errorf("expire %s: %w", topic, err)
 	}
 	switch replyStr(r, 0) {
 	case "ok":
+		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		return decodeRecord(topic, replyStr(r, 1))
 	case "held":
@@ -118,7 +141,7 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.LockState{}, err
 	}
-	r, err := s.run(ctx, scriptLock, false, []string{s.k.lock(topic)}, s.k.p)
+	r, err := s.run(ctx, scriptLock, false, []string{s.k.lock(topic)}, s.k.space(topic))
 	if err != nil {
 		return baton.LockState{}, fmt.Errorf("read lock %s: %w", topic, err)
 	}
@@ -132,7 +155,7 @@ func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error)
 	st.Lease = baton.Lease{Topic: topic, Holder: replyStr(r, 0), Epoch: epoch, NodeEpoch: replyUint(r, 2),
 		AcquiredAt: fromMicros(replyInt(r, 3)), ExpiresAt: fromMicros(exp)}
 	if st.Held {
-		st.Lease.Remaining = time.Duration(exp-now) * time.Microsecond
+		st.Lease.Remaining = heldFor(exp - now)
 	}
 	return st, nil
 }

@@ -33,16 +33,23 @@ import (
 const pingEvery = 15 * time.Second
 
 // subscribe opens the pub/sub connection and waits until the server has
-// confirmed all four subscriptions.
+// confirmed all the subscriptions. On Redis Cluster a PUBLISH reaches every
+// node, so one connection to any node hears every channel; keyspace events
+// do not (each server raises its own), so the expired-key channel is left
+// out there (doc.go, "Cluster").
 func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout+s.opts.ReadTimeout)
 	defer cancel()
 	ps := s.rdb.Subscribe(cctx)
-	err := ps.PSubscribe(cctx, s.k.eventsPattern(), s.k.expiredChannel())
+	patterns := []string{s.k.eventsPattern(), s.k.expiredChannel()}
+	if s.k.cluster() {
+		patterns = patterns[:1]
+	}
+	err := ps.PSubscribe(cctx, patterns...)
 	if err == nil {
 		err = ps.Subscribe(cctx, s.k.topicsChannel(), s.k.nodesChannel())
 	}
-	for confirmed := 0; err == nil && confirmed < 4; {
+	for confirmed := 0; err == nil && confirmed < len(patterns)+2; {
 		var msg any
 		msg, err = ps.ReceiveTimeout(cctx, s.opts.DialTimeout+s.opts.ReadTimeout)
 		if sub, ok := msg.(*goredis.Subscription); ok && (sub.Kind == "subscribe" || sub.Kind == "psubscribe") {
@@ -165,6 +172,7 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 		case "commit":
 			s.sig.Notify(t, baton.SignalCommit)
 		case "lock":
+			s.countsChanged()
 			s.sig.Notify(t, baton.SignalLock)
 		case "deleted":
 			s.deleted(t)

@@ -50,7 +50,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		args = append(args, "", "")
 	}
 	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic),
-		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.nodeLease(c.Holder)}
+		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.holderLease(c.Topic, c.Holder)}
 	r, err := s.run(ctx, scriptCommit, true, keys, args...)
 	if err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)

@@ -94,14 +94,19 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 }
 
 // runAndWait pipelines EVALSHA and WAIT: a pipeline runs on one connection,
-// and WAIT covers the writes of its own connection. Too few acknowledgements
+// and WAIT covers the writes of its own connection (on Redis Cluster, one to
+// the master of the script's slot: waitClient). Too few acknowledgements
 // fail the call only if the script wrote what the caller relies on: a reply
 // other than "ok" (held, lost, fenced, moved) reports that nothing of the
 // caller's was written.
 func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args []any) (any, error) {
 	ms := s.opts.WaitTimeout.Milliseconds()
+	c, err := s.waitClient(ctx, keys[0])
+	if err != nil {
+		return nil, err
+	}
 	exec := func(eval func(p goredis.Pipeliner) *goredis.Cmd) (any, error) {
-		pipe := s.rdb.Pipeline()
+		pipe := c.Pipeline()
 		ev := eval(pipe)
 		w := pipe.Do(ctx, "WAIT", s.opts.WaitReplicas, ms)
 		_, _ = pipe.Exec(ctx)

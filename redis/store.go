@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -82,13 +83,19 @@ type Store struct {
 	cfg  Config
 	opts Options
 	log  *slog.Logger
-	rdb  *goredis.Client
+	rdb  goredis.UniversalClient
 	k    keyspace
 	// batch sends scripts run at the same moment in one round trip.
 	batch *batcher
 
 	sig   *signal.Hub
 	known sync.Map // topics this Store has registered in the topics set
+	// reloaded is when reloadSlots last asked for the slot map (UnixNano).
+	reloaded atomic.Int64
+	// countsGen grows with every lock change seen; counts caches the
+	// per-node topic counts on Cluster (cluster.go, bucketCounts).
+	countsGen atomic.Uint64
+	counts    countCache
 
 	closed    atomic.Bool
 	notify    notifyState // whether the listener is subscribed (notifyhealth.go)
@@ -143,6 +150,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	routeDriverLogs.Do(func() { goredis.SetLogger(driverLogger{}) })
 	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", cfg.Redacted()), k: keyspace{p: opts.Prefix, db: cfg.DB}, sig: signal.NewHub()}
+	if cfg.Cluster {
+		s.k.buckets = bucketTags(cmp.Or(cfg.Buckets, DefaultBuckets))
+	}
 	if s.rdb, err = newClient(cfg, opts); err != nil {
 		return nil, err
 	}
@@ -188,7 +198,7 @@ func (driverLogger) Printf(ctx context.Context, format string, v ...any) {
 // elector, the publisher, a source) retries with knowledge of what it was
 // doing. A silent client retry of a script whose reply was lost could, for
 // example, acquire a lock and then report it held.
-func newClient(cfg Config, opts Options) (*goredis.Client, error) {
+func newClient(cfg Config, opts Options) (goredis.UniversalClient, error) {
 	var tlsCfg *tls.Config
 	if cfg.TLS {
 		if opts.TLS != nil {
@@ -210,50 +220,49 @@ func newClient(cfg Config, opts Options) (*goredis.Client, error) {
 		if cfg.SkipVerify {
 			tlsCfg.InsecureSkipVerify = true
 		}
-		if tlsCfg.ServerName == "" && !cfg.Sentinel {
+		if tlsCfg.ServerName == "" && !cfg.Sentinel && !cfg.Cluster {
 			host, _, _ := net.SplitHostPort(cfg.Addrs[0])
 			tlsCfg.ServerName = host
 		}
 	}
 	// The dial budget is one attempt per address: Open must fail fast on an
 	// unreachable server, and a later outage surfaces as ErrUnavailable at
-	// once rather than after a hidden backoff.
-	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	if cfg.Sentinel {
-		return goredis.NewFailoverClient(&goredis.FailoverOptions{
-			MasterName:       cfg.MasterName,
-			SentinelAddrs:    cfg.Addrs,
-			SentinelUsername: cfg.SentinelUsername,
-			SentinelPassword: cfg.SentinelPassword,
-			Username:         cfg.Username,
-			Password:         cfg.Password,
-			DB:               cfg.DB,
-			TLSConfig:        tlsCfg,
-			MaxRetries:       -1,
-			DialTimeout:      opts.DialTimeout,
-			DialerRetries:    1,
-			ReadTimeout:      opts.ReadTimeout,
-			WriteTimeout:     opts.ReadTimeout,
-			// Cancelling a context must not wait for the read timeout.
-			ContextTimeoutEnabled: true,
-			DisableIdentity:       true,
-		}), nil
-	}
-	return goredis.NewClient(&goredis.Options{
-		Addr:                     cfg.Addrs[0],
-		Username:                 cfg.Username,
-		Password:                 cfg.Password,
-		DB:                       cfg.DB,
-		TLSConfig:                tlsCfg,
-		MaxRetries:               -1,
-		DialTimeout:              opts.DialTimeout,
-		DialerRetries:            1,
-		ReadTimeout:              opts.ReadTimeout,
-		WriteTimeout:             opts.ReadTimeout,
+	// once rather than after a hidden backoff. MaxRedirects -1 (Cluster): no
+	// second attempt, not even after MOVED or ASK (it is ErrUnavailable, and
+	// the store re-reads the slot map, mapErr): the Cluster client would
+	// also retry a command whose reply was lost.
+	uo := &goredis.UniversalOptions{
+		Addrs:            cfg.Addrs,
+		MasterName:       cfg.MasterName,
+		SentinelUsername: cfg.SentinelUsername,
+		SentinelPassword: cfg.SentinelPassword,
+		Username:         cfg.Username,
+		Password:         cfg.Password,
+		DB:               cfg.DB,
+		TLSConfig:        tlsCfg,
+		MaxRetries:       -1,
+		MaxRedirects:     -1,
+		DialTimeout:      opts.DialTimeout,
+		DialerRetries:    1,
+		ReadTimeout:      opts.ReadTimeout,
+		WriteTimeout:     opts.ReadTimeout,
+		// Cancelling a context must not wait for the read timeout.
 		ContextTimeoutEnabled:    true,
 		DisableIdentity:          true,
-		MaintNotificationsConfig: noMaint,
-	}), nil
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	switch {
+	case cfg.Cluster:
+		co := uo.Cluster()
+		// The slot map is re-read at most this long after a failover went
+		// unnoticed (mapErr re-reads it at once on an error that may mean
+		// one).
+		co.ClusterStateReloadInterval = time.Second
+		return goredis.NewClusterClient(co), nil
+	case cfg.Sentinel:
+		return goredis.NewFailoverClient(uo.Failover()), nil
+	}
+	return goredis.NewClient(uo.Simple()), nil
 }
 
 // check runs Open's checks in order, each with its own clear error: reach
@@ -296,8 +305,16 @@ func (s *Store) check(ctx context.Context) error {
 			return s.openErr("load script "+sc.name, err)
 		}
 	}
-	s.log.Info("redis store open", "version", version, "prefix", s.k.p, "wait_replicas", s.opts.WaitReplicas)
-	if !s.opts.KeepServerConfig {
+	if s.k.cluster() {
+		if err := s.checkBuckets(cctx); err != nil {
+			return err
+		}
+	}
+	s.log.Info("redis store open", "version", version, "prefix", s.k.p, "wait_replicas", s.opts.WaitReplicas,
+		"buckets", len(s.k.buckets))
+	// On Redis Cluster keyspace events are per server: the elector's own
+	// timers stand in for them (doc.go, "Cluster").
+	if !s.opts.KeepServerConfig && !s.k.cluster() {
 		s.enableKeyspaceEvents(cctx)
 	}
 	return nil
@@ -393,8 +410,9 @@ func (s *Store) Config() Config { return s.cfg }
 // Prefix is the key namespace.
 func (s *Store) Prefix() string { return s.k.p }
 
-// Client is the underlying go-redis client, for diagnostics and tests.
-func (s *Store) Client() *goredis.Client { return s.rdb }
+// Client is the underlying go-redis client, for diagnostics and tests: a
+// *goredis.ClusterClient on Redis Cluster, a *goredis.Client otherwise.
+func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 
 // Ping implements baton.Store.
 func (s *Store) Ping(ctx context.Context) error {
@@ -456,9 +474,31 @@ func (s *Store) mapErr(err error) error {
 		return fmt.Errorf("%w: %w", baton.ErrClosed, err)
 	}
 	if unavailable(err) {
+		s.reloadSlots()
 		return fmt.Errorf("%w: %w", baton.ErrUnavailable, err)
 	}
 	return err
+}
+
+// reloadSlots re-reads the Cluster's slot map, in the background and at
+// most every 100ms, after an error that may mean a master failed or moved:
+// the client would otherwise keep sending to the old master until its next
+// periodic reload.
+func (s *Store) reloadSlots() {
+	cc, ok := s.rdb.(*goredis.ClusterClient)
+	if !ok || s.closed.Load() {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.reloaded.Load()
+	if now-last < int64(100*time.Millisecond) || !s.reloaded.CompareAndSwap(last, now) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.DialTimeout+s.opts.ReadTimeout)
+		defer cancel()
+		cc.ReloadState(ctx)
+	}()
 }
 
 func unavailable(err error) bool {
@@ -466,7 +506,7 @@ func unavailable(err error) bool {
 		errors.Is(err, goredis.ErrPoolTimeout) || isConnErr(err) || isTimeout(err) {
 		return true
 	}
-	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK",
 		"BUSY", "NOREPLICAS", "OOM", "MISCONF", "NOAUTH", "WRONGPASS"} {
 		if goredis.HasErrorPrefix(err, p) {
 			return true

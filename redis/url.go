@@ -29,6 +29,8 @@ const (
 //	rediss://...                                      (TLS)
 //	redis+sentinel://[user:pass@]h1[:port],h2[:port]/MASTER[/db][?...]
 //	rediss+sentinel://...                             (TLS to sentinels and servers)
+//	redis+cluster://[user:pass@]h1[:port],h2[:port][/][?...]   (Redis Cluster: seed nodes)
+//	rediss+cluster://...                              (TLS)
 //
 // The user and password are percent-decoded; with Sentinel they are those of
 // the data servers (sentinel_user and sentinel_password are the sentinels').
@@ -42,9 +44,16 @@ const (
 //	sentinel_password=P    (Sentinel) the sentinels' password
 //	ca_file=/path/ca.pem   (TLS) trust this CA instead of the system roots
 //	skip_verify=true       (TLS) do not verify the server's certificate
+//	buckets=16             (Cluster) how many buckets topics are spread over
+//	                       (doc.go, "Cluster"); fixed for the life of a
+//	                       deployment: Open refuses another number
 type Config struct {
 	TLS      bool
 	Sentinel bool
+	// Cluster is Redis Cluster (Addrs are seed nodes; the database is 0).
+	Cluster bool
+	// Buckets is the number of buckets on Redis Cluster (0: DefaultBuckets).
+	Buckets int
 	// Addrs are host:port: the server, or the sentinels.
 	Addrs []string
 	// MasterName is the Sentinel master name.
@@ -64,7 +73,7 @@ type Config struct {
 }
 
 // Schemes are the URL schemes this engine opens.
-var Schemes = []string{"redis", "rediss", "redis+sentinel", "rediss+sentinel"}
+var Schemes = []string{"redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"}
 
 // Redact returns raw with every password replaced by "xxxxx", for logs,
 // status and error messages. A URL that ParseURL refuses is not shown at
@@ -90,7 +99,7 @@ func ParseURL(raw string) (Config, error) {
 	var c Config
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return c, urlErr("not a URL (want redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,.../MASTER/DB)")
+		return c, urlErr("not a URL (want redis://HOST:PORT/DB, redis+sentinel://HOST:PORT,.../MASTER/DB or redis+cluster://HOST:PORT,...)")
 	}
 	switch scheme {
 	case "redis":
@@ -100,8 +109,12 @@ func ParseURL(raw string) (Config, error) {
 		c.Sentinel = true
 	case "rediss+sentinel":
 		c.TLS, c.Sentinel = true, true
+	case "redis+cluster":
+		c.Cluster = true
+	case "rediss+cluster":
+		c.TLS, c.Cluster = true, true
 	default:
-		return c, urlErr("unknown scheme %q (want redis, rediss, redis+sentinel or rediss+sentinel)", scheme)
+		return c, urlErr("unknown scheme %q (want redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster or rediss+cluster)", scheme)
 	}
 	if strings.ContainsAny(rest, "#") {
 		return c, urlErr("a fragment (#) is not allowed; percent-encode '#' in a password as %%23")
@@ -152,8 +165,8 @@ func (c *Config) parseHosts(authority string) error {
 		return urlErr("missing host")
 	}
 	hosts := strings.Split(authority, ",")
-	if len(hosts) > 1 && !c.Sentinel {
-		return urlErr("several hosts are only allowed with redis+sentinel://")
+	if len(hosts) > 1 && !c.Sentinel && !c.Cluster {
+		return urlErr("several hosts are only allowed with redis+sentinel:// or redis+cluster://")
 	}
 	port := DefaultPort
 	if c.Sentinel {
@@ -245,6 +258,9 @@ func (c *Config) parsePath(path string) error {
 		if err != nil || n < 0 || n >= maxDB || parts[0][0] == '+' || (parts[0][0] == '0' && len(parts[0]) > 1) {
 			return urlErr("database %q is not a number from 0 to %d", parts[0], maxDB-1)
 		}
+		if c.Cluster && n != 0 {
+			return urlErr("Redis Cluster has database 0 only, not %d", n)
+		}
 		c.DB = n
 		return nil
 	default:
@@ -288,6 +304,15 @@ func (c *Config) parseQuery(query string) error {
 				return urlErr("wait_replicas=%q is not a number from 0 to 1000", v)
 			}
 			c.WaitReplicas = n
+		case "buckets":
+			if !c.Cluster {
+				return urlErr("buckets is only for redis+cluster://")
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1024 || v[0] == '+' || v[0] == '0' {
+				return urlErr("buckets=%q is not a number from 1 to 1024", v)
+			}
+			c.Buckets = n
 		case "sentinel_user", "sentinel_password":
 			if !c.Sentinel {
 				return urlErr("%s is only for redis+sentinel://", k)
@@ -318,7 +343,7 @@ func (c *Config) parseQuery(query string) error {
 			}
 			c.SkipVerify = b
 		default:
-			return urlErr("unknown parameter %q (known: prefix, dial_timeout, wait_replicas, wait_timeout, sentinel_user, sentinel_password, ca_file, skip_verify)", k)
+			return urlErr("unknown parameter %q (known: prefix, dial_timeout, wait_replicas, wait_timeout, buckets, sentinel_user, sentinel_password, ca_file, skip_verify)", k)
 		}
 	}
 	return nil
@@ -355,6 +380,9 @@ func (c Config) render(redact bool) string {
 	if c.Sentinel {
 		b.WriteString("+sentinel")
 	}
+	if c.Cluster {
+		b.WriteString("+cluster")
+	}
 	b.WriteString("://")
 	if c.Username != "" || c.Password != "" {
 		pass := c.Password
@@ -370,8 +398,13 @@ func (c Config) render(redact bool) string {
 		b.WriteString(url.PathEscape(c.MasterName))
 		b.WriteString("/")
 	}
-	b.WriteString(strconv.Itoa(c.DB))
+	if !c.Cluster {
+		b.WriteString(strconv.Itoa(c.DB))
+	}
 	q := url.Values{}
+	if c.Buckets > 0 {
+		q.Set("buckets", strconv.Itoa(c.Buckets))
+	}
 	if c.Prefix != "" {
 		q.Set("prefix", c.Prefix)
 	}

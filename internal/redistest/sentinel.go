@@ -102,16 +102,22 @@ func (g *SentinelGroup) startSentinel(o SentinelOptions) *Server {
 // replica and two other sentinels.
 func (g *SentinelGroup) waitReady() {
 	g.t.Helper()
+	waitReady(g.t, "sentinel group", g.notReady)
+}
+
+// waitReady polls notReady, which says what is not ready yet ("" once all
+// is), for up to 4*ReadyTimeout, and fails t if it never is.
+func waitReady(t testing.TB, what string, notReady func() string) {
+	t.Helper()
 	deadline := time.Now().Add(4 * ReadyTimeout)
 	var why string
 	for time.Now().Before(deadline) {
-		why = g.notReady()
-		if why == "" {
+		if why = notReady(); why == "" {
 			return
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
 	}
-	g.t.Fatalf("redistest: sentinel group not ready after %v: %s", 4*ReadyTimeout, why)
+	t.Fatalf("redistest: %s not ready after %v: %s", what, 4*ReadyTimeout, why)
 }
 
 func (g *SentinelGroup) notReady() string {

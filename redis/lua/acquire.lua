@@ -1,12 +1,13 @@
 -- Acquire the publish lock of a topic under a live node lease.
 -- KEYS: lock, cursor, releases, meta (of the topic)
--- ARGV: topic, channel, prefix, node, node_epoch
+-- ARGV: topic, channel, key space (lib.lua, space), node, node_epoch
 -- Returns {'ok', epoch, acquired_us, expires_us}, {'held', holder, epoch, remaining_us}
 -- {'lost', node_epoch, why}: the node lease is not live, or {'deleted'} (deletetopic.lua).
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
-local topic, channel, P, node, nepoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local topic, channel, S, node, nepoch = ARGV[1], ARGV[2], space(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local now = now_us()
-local nk = node_keys(P, node)
+-- The node lease, or on Redis Cluster its copy in the topic's bucket.
+local nk = holder_keys(S, node)
 local n = read_node(nk.lease)
 if n.epoch ~= nepoch or not node_live(n, now) then
   return {'lost', str(n.epoch), 'the node lease is not live'}
@@ -14,11 +15,11 @@ end
 if redis.call('HEXISTS', KEYS[4], 'deleted') == 1 then
   return {'deleted'}
 end
-local l = read_lease(P, lk.lock)
+local l = read_lease(S, lk.lock)
 if is_live(l, now) then
   return {'held', l.holder, str(l.epoch), str(l.expires - now)}
 end
-settle(lk, P, topic, channel, l, now)
+settle(lk, S, topic, channel, l, now)
 local prev = l.epoch
 local epoch = prev + 1
 redis.call('HSET', lk.lock, 'holder', node, 'epoch', str(epoch), 'node_epoch', str(nepoch),

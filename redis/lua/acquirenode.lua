@@ -1,17 +1,17 @@
 -- Start a node lease, ending a lapsed earlier one of the node.
 -- KEYS: the node-lease hash (the script reaches the node's other keys, and
 --       those of its topics, by name: lib.lua)
--- ARGV: prefix, nodes channel, node, ttl_us
+-- ARGV: prefix (lib.lua, space), nodes channel, node, ttl_us
 -- Returns {'ok', epoch, acquired_us, expires_us, topic...} (the topics whose
 -- leases ended with a lapsed earlier node lease) or {'held', epoch, remaining_us}.
-local P, chan, node, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local S, chan, node, ttl = space(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = now_us()
-local nk = node_keys(P, node)
+local nk = node_keys(S.P, node)
 local n = read_node(nk.lease)
 if node_live(n, now) then
   return {'held', str(n.epoch), str(n.expires - now)}
 end
-local _, ended = end_lapsed(P, chan, node, nk, n, now)
+local _, ended = end_lapsed(S, chan, node, nk, n, now)
 local epoch = n.epoch + 1
 local exp = now + ttl
 redis.call('HSET', nk.lease, 'epoch', str(epoch), 'ended', '0', 'acquired_us', str(now), 'expires_us', str(exp))

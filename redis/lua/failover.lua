@@ -5,10 +5,10 @@
 -- Runs once per topic per replication id: every node runs it, the first
 -- one acts.
 -- KEYS: lock, cursor, releases, seq, queue
--- ARGV: topic, channel, replid, prefix
+-- ARGV: topic, channel, replid, key space (lib.lua, space)
 -- Returns {'seen'} | {'first'} | {'ok', ended(0|1), problem}
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
-local topic, channel, replid, P = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local topic, channel, replid, S = ARGV[1], ARGV[2], ARGV[3], space(ARGV[4])
 local seen = redis.call('HGET', lk.lock, 'replid')
 if seen == replid then
   return {'seen'}
@@ -18,12 +18,12 @@ if not seen then
   return {'first'}
 end
 local now = now_us()
-local l = read_lease(P, lk.lock)
-settle(lk, P, topic, channel, l, now)
+local l = read_lease(S, lk.lock)
+settle(lk, S, topic, channel, l, now)
 local ended = 0
 if is_live(l, now) then
   -- The topic lease ends; its node lease goes on (as Release).
-  record(lk, P, topic, channel, l, 'failed', now)
+  record(lk, S, topic, channel, l, 'failed', now)
   ended = 1
 end
 local problem = ''

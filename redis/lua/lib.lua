@@ -90,11 +90,26 @@ local function chunked(cmd, key, list, step)
   return out
 end
 
--- Key names of a topic and of a node lease, as keys.go builds them from
--- the prefix P: the scripts that end a node lease reach the keys of every
--- topic held under it, which the caller cannot list in KEYS beforehand.
-local function topic_keys(P, t)
-  local b = P .. ':{' .. t .. '}:'
+-- The key space of a script (keys.go, space): ARGV gives it as "P", the
+-- prefix, in standalone and Sentinel mode, or as "P TAG" on Redis Cluster,
+-- TAG being the hash tag of the bucket of the topics the script touches (a
+-- prefix holds no space).
+local function space(arg)
+  local P, tag = string.match(arg, '^(%S+) (%S+)$')
+  if P then
+    return {P = P, tag = tag}
+  end
+  return {P = arg}
+end
+
+-- Key names of a topic and of a node lease, as keys.go builds them: the
+-- scripts that end a node lease reach the keys of every topic held under
+-- it, which the caller cannot list in KEYS beforehand.
+local function topic_keys(S, t)
+  local b = S.P .. ':{' .. t .. '}:'
+  if S.tag then
+    b = S.P .. ':{' .. S.tag .. '}:' .. t .. ':'
+  end
   return {lock = b .. 'lock', cursor = b .. 'cursor', releases = b .. 'releases'}
 end
 
@@ -104,14 +119,31 @@ local function node_keys(P, node)
     all = b .. 'all'}
 end
 
--- The node-lease hash (doc.go): live while not ended and now < expires_us.
+-- holder_keys are the node-lease hash that the topics of S read for node,
+-- and the set of node's topics that S holds: the node lease's own keys, or
+-- on Redis Cluster the bucket's copy of it and the bucket's set (doc.go,
+-- "Cluster"), which have the same fields.
+local function holder_keys(S, node)
+  if S.tag then
+    local b = S.P .. ':{' .. S.tag .. '}:_'
+    return {lease = b .. 'node:' .. node, topics = b .. 'topics:' .. node}
+  end
+  return node_keys(S.P, node)
+end
+
+-- The node-lease hash (doc.go): live while not ended and now < live_us.
+-- live_us is expires_us but in a bucket's copy on Redis Cluster, which
+-- keeps the node lease's expires_us (what is reported) and its own live_us,
+-- judged by its own master's clock (copynode.lua).
 local function read_node(key)
-  local v = redis.call('HMGET', key, 'epoch', 'ended', 'acquired_us', 'expires_us')
-  return {epoch = num(v[1]), ended = v[2] == '1', acquired = num(v[3]), expires = num(v[4])}
+  local v = redis.call('HMGET', key, 'epoch', 'ended', 'acquired_us', 'expires_us', 'live_us')
+  local n = {epoch = num(v[1]), ended = v[2] == '1', acquired = num(v[3]), expires = num(v[4])}
+  n.live = num(v[5] or v[4])
+  return n
 end
 
 local function node_live(n, now)
-  return n.epoch > 0 and not n.ended and n.expires > now
+  return n.epoch > 0 and not n.ended and n.live > now
 end
 
 -- The lock hash. A topic lease is live while epoch > recorded_epoch (it has
@@ -122,17 +154,18 @@ end
 local function read_lock(key)
   local v = redis.call('HMGET', key, 'holder', 'epoch', 'node_epoch', 'acquired_us', 'expires_us', 'recorded_epoch')
   return {holder = v[1] or '', epoch = num(v[2]), node_epoch = num(v[3]), acquired = num(v[4]),
-    expires = num(v[5]), recorded = num(v[6]), node_ok = false}
+    expires = num(v[5]), live = 0, recorded = num(v[6]), node_ok = false}
 end
 
 -- attach_node reads the node lease (at key nkey) that l's unrecorded lease
--- is held under: l.expires becomes its expiry and l.node_ok says it is the
--- same node lease, not ended.
+-- is held under: l.expires becomes its expiry, l.live until when it is
+-- live, and l.node_ok says it is the same node lease, not ended.
 local function attach_node(l, nkey)
   if l.epoch > l.recorded then
     local n = read_node(nkey)
     if n.epoch == l.node_epoch and not n.ended then
       l.expires = n.expires
+      l.live = n.live
       l.node_ok = true
     end
   end
@@ -140,13 +173,13 @@ local function attach_node(l, nkey)
 end
 
 -- read_lease reads the lock and the node lease its holder holds it under.
-local function read_lease(P, key)
+local function read_lease(S, key)
   local l = read_lock(key)
-  return attach_node(l, node_keys(P, l.holder).lease)
+  return attach_node(l, holder_keys(S, l.holder).lease)
 end
 
 local function is_live(l, now)
-  return l.epoch > l.recorded and l.node_ok and l.expires > now
+  return l.epoch > l.recorded and l.node_ok and l.live > now
 end
 
 local function is_lapsed(l, now)
@@ -157,14 +190,14 @@ end
 -- is (it cannot have moved since the lease ended: commits are fenced), takes
 -- the topic out of its node lease's set and, with a channel, publishes it.
 -- lk = {lock, cursor, releases} keys.
-local function record(lk, P, topic, channel, l, reason, at)
+local function record(lk, S, topic, channel, l, reason, at)
   local c = redis.call('HMGET', lk.cursor, 'seq', 'hash')
   local js = cjson.encode({
     topic = topic, holder = l.holder, epoch = str(l.epoch), reason = reason,
     at_us = str(at), last_seq = c[1] or '0', last_hash = tohex(c[2] or '')})
   redis.call('LPUSH', lk.releases, js)
   redis.call('HSET', lk.lock, 'recorded_epoch', str(l.epoch), 'expires_us', str(at))
-  redis.call('SREM', node_keys(P, l.holder).topics, topic)
+  redis.call('SREM', holder_keys(S, l.holder).topics, topic)
   l.recorded = l.epoch
   if channel then
     redis.call('PUBLISH', channel, 'lock ' .. reason .. ' ' .. js)
@@ -173,9 +206,9 @@ local function record(lk, P, topic, channel, l, reason, at)
 end
 
 -- settle writes the expired record of a lapsed lease that has none yet.
-local function settle(lk, P, topic, channel, l, now)
+local function settle(lk, S, topic, channel, l, now)
   if is_lapsed(l, now) then
-    record(lk, P, topic, channel, l, 'expired', l.expires)
+    record(lk, S, topic, channel, l, 'expired', l.expires)
     return true
   end
   return false
@@ -198,31 +231,36 @@ end
 -- every topic lease under it with reason at time at, drops it from the set
 -- of node leases, and announces it on chan. It returns the records' JSON
 -- and the topics they end.
-local function end_node(P, chan, node, nk, n, reason, at)
+local function end_node(S, chan, node, nk, n, reason, at)
   local topics = redis.call('SMEMBERS', nk.topics)
   table.sort(topics)
   local recs, ended = {}, {}
   for _, t in ipairs(topics) do
-    local lk = topic_keys(P, t)
+    local lk = topic_keys(S, t)
     local l = read_lock(lk.lock)
     if l.epoch > l.recorded and l.holder == node and l.node_epoch == n.epoch then
-      recs[#recs + 1] = record(lk, P, t, nil, l, reason, at)
+      recs[#recs + 1] = record(lk, S, t, nil, l, reason, at)
       ended[#ended + 1] = t
     end
   end
-  redis.call('DEL', nk.topics, nk.ttl)
-  redis.call('SREM', nk.all, node)
+  redis.call('DEL', nk.topics)
+  if nk.ttl then -- the node lease itself, not a bucket's copy
+    redis.call('DEL', nk.ttl)
+    redis.call('SREM', nk.all, node)
+  end
   redis.call('HSET', nk.lease, 'ended', '1', 'expires_us', str(math.min(n.expires, at)))
   n.ended = true
-  publish_node(chan, 'ended', node, n.epoch, ended)
+  if nk.ttl or #ended > 0 then -- a bucket's copy announces only what it ended
+    publish_node(chan, 'ended', node, n.epoch, ended)
+  end
   return recs, ended
 end
 
 -- end_lapsed ends n if it lapsed without being ended, as end_node; its
 -- third result says whether it did.
-local function end_lapsed(P, chan, node, nk, n, now)
-  if n.epoch > 0 and not n.ended and n.expires <= now then
-    local recs, ended = end_node(P, chan, node, nk, n, 'expired', n.expires)
+local function end_lapsed(S, chan, node, nk, n, now)
+  if n.epoch > 0 and not n.ended and n.live <= now then
+    local recs, ended = end_node(S, chan, node, nk, n, 'expired', n.expires)
     return recs, ended, true
   end
   return {}, {}, false
@@ -252,7 +290,7 @@ end
 -- live one of epoch: {'lost', why, topic...}, after ending n if it is that
 -- epoch and lapsed (the topics listed are those whose leases it ended).
 -- It returns nil when n is live.
-local function lost_reply(P, chan, node, nk, n, epoch, now)
+local function lost_reply(S, chan, node, nk, n, epoch, now)
   if n.epoch == epoch and node_live(n, now) then
     return nil
   end
@@ -260,7 +298,7 @@ local function lost_reply(P, chan, node, nk, n, epoch, now)
   local ended = {}
   if n.epoch == epoch then
     local _
-    _, ended = end_lapsed(P, chan, node, nk, n, now)
+    _, ended = end_lapsed(S, chan, node, nk, n, now)
   end
   return append_all({'lost', why}, ended)
 end

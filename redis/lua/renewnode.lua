@@ -2,14 +2,14 @@
 -- It writes the node's keys only and publishes nothing: an idle node costs
 -- one script per renewal, whatever the number of its topics.
 -- KEYS: the node-lease hash
--- ARGV: prefix, nodes channel, node, epoch, ttl_us
+-- ARGV: prefix (lib.lua, space), nodes channel, node, epoch, ttl_us
 -- Returns {'ok', acquired_us, expires_us, now_us} or {'lost', why, topic...}
 -- (the topics whose leases ended if it found the node lease lapsed).
-local P, chan, node, epoch, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local S, chan, node, epoch, ttl = space(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_us()
-local nk = node_keys(P, node)
+local nk = node_keys(S.P, node)
 local n = read_node(nk.lease)
-local lost = lost_reply(P, chan, node, nk, n, epoch, now)
+local lost = lost_reply(S, chan, node, nk, n, epoch, now)
 if lost then
   return lost
 end
