@@ -44,13 +44,23 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 	if opts.Ledger {
 		drop = "1"
 	}
-	r, err := s.run(ctx, scriptDeleteTopic, true, s.k.deleteKeys(topic),
-		topic, s.k.events(topic), s.k.topicsChannel(), s.k.p, drop)
+	keys, unlist := s.k.deleteKeys(topic), "1"
+	if s.k.cluster() {
+		// One slot per script: the topics set is taken care of below.
+		keys[len(keys)-1], unlist = s.k.meta(topic), "0"
+	}
+	r, err := s.run(ctx, scriptDeleteTopic, true, keys,
+		topic, s.k.events(topic), s.k.topicsChannel(), s.k.space(topic), drop, unlist)
 	if err != nil {
 		return baton.Deletion{}, fmt.Errorf("delete topic %s: %w", topic, err)
 	}
 	if replyStr(r, 0) != "ok" {
 		return baton.Deletion{}, fmt.Errorf("delete topic %s: %w", topic, baton.ErrNotFound)
+	}
+	if s.k.cluster() {
+		if err := s.unlistDeleted(ctx, topic); err != nil {
+			return baton.Deletion{}, fmt.Errorf("delete topic %s: %w", topic, err)
+		}
 	}
 	s.deleted(topic)
 	return baton.Deletion{Topic: topic, Items: int(replyInt(r, 1)), Unpublished: int(replyInt(r, 2)),
@@ -73,11 +83,29 @@ func (s *Store) listAcquired(ctx context.Context, topic string) error {
 	if _, ok := s.known.Load(topic); ok {
 		return nil
 	}
-	r, err := s.run(ctx, scriptListTopic, false, []string{s.k.topics(), s.k.meta(topic)}, topic)
-	if err != nil {
-		return fmt.Errorf("list topic %s: %w", topic, err)
+	var added int64
+	if s.k.cluster() {
+		// The topics set and the tombstone are in two slots: the
+		// tombstone is read first, and a delete that lands between the
+		// two takes the topic out again (unlistDeleted).
+		deleted, err := s.rdb.HExists(ctx, s.k.meta(topic), "deleted").Result()
+		if err != nil {
+			return fmt.Errorf("list topic %s: %w", topic, s.mapErr(err))
+		}
+		if deleted {
+			return s.unlistDeleted(ctx, topic)
+		}
+		if added, err = s.rdb.SAdd(ctx, s.k.topics(), topic).Result(); err != nil {
+			return fmt.Errorf("list topic %s: %w", topic, s.mapErr(err))
+		}
+	} else {
+		r, err := s.run(ctx, scriptListTopic, false, []string{s.k.topics(), s.k.meta(topic)}, topic)
+		if err != nil {
+			return fmt.Errorf("list topic %s: %w", topic, err)
+		}
+		added = replyInt(r, 1)
 	}
-	if replyInt(r, 1) == 1 {
+	if added == 1 {
 		if err := s.rdb.Publish(ctx, s.k.topicsChannel(), topic).Err(); err != nil {
 			s.log.Warn("announce new topic", "topic", topic, "err", err)
 		}
@@ -132,4 +160,24 @@ func (s *Store) Retention(ctx context.Context, topic string) (baton.Retention, e
 	items, _ := strconv.ParseInt(fieldStr(v[0]), 10, 64)
 	age, _ := strconv.ParseInt(fieldStr(v[1]), 10, 64)
 	return baton.Retention{Items: items, Age: time.Duration(age)}, nil
+}
+
+// unlistDeleted takes a deleted topic out of the topics set on Redis
+// Cluster, where the set is in another slot than the topic's tombstone:
+// then it reads the tombstone again, and lists the topic once more if an
+// Append brought it back in between.
+func (s *Store) unlistDeleted(ctx context.Context, topic string) error {
+	if err := s.rdb.SRem(ctx, s.k.topics(), topic).Err(); err != nil {
+		return fmt.Errorf("unlist %s: %w", topic, s.mapErr(err))
+	}
+	deleted, err := s.rdb.HExists(ctx, s.k.meta(topic), "deleted").Result()
+	if err != nil {
+		return fmt.Errorf("unlist %s: %w", topic, s.mapErr(err))
+	}
+	if !deleted {
+		if err := s.rdb.SAdd(ctx, s.k.topics(), topic).Err(); err != nil {
+			return fmt.Errorf("unlist %s: %w", topic, s.mapErr(err))
+		}
+	}
+	return nil
 }

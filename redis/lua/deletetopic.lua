@@ -8,9 +8,12 @@
 -- checkpoints and the release records (who held each epoch of its leaves)
 -- stay; with drop_ledger they go and resume is 0.
 -- KEYS: lock, cursor, releases, queue, msgids, hashes, meta, ledger, checkpoints, cpsizes, retention, topics set
--- ARGV: topic, channel, topics channel, prefix, drop_ledger (0/1)
+-- ARGV: topic, channel, topics channel, key space (lib.lua, space), drop_ledger (0/1),
+--   unlist (0/1: take it out of the topics set here; on Redis Cluster the
+--   set is in another slot, KEYS[12] is the meta hash again and the caller
+--   takes it out)
 -- Returns {'ok', items, unpublished, epoch, ledger_size} or {'unknown'}.
-local topic, channel, tchannel, P, drop = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
+local topic, channel, tchannel, S, drop = ARGV[1], ARGV[2], ARGV[3], space(ARGV[4]), ARGV[5] == '1'
 local meta = KEYS[7]
 if redis.call('HEXISTS', meta, 'deleted') == 1 or
   (redis.call('EXISTS', meta) == 0 and redis.call('EXISTS', KEYS[1]) == 0) then
@@ -18,13 +21,13 @@ if redis.call('HEXISTS', meta, 'deleted') == 1 or
 end
 local now = now_us()
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
-local l = read_lease(P, lk.lock)
+local l = read_lease(S, lk.lock)
 -- A lease not yet recorded ends here, with its one record: the delete's if
 -- it was live, its expiry's if it had lapsed.
 if is_live(l, now) then
-  record(lk, P, topic, channel, l, 'deleted', now)
+  record(lk, S, topic, channel, l, 'deleted', now)
 else
-  settle(lk, P, topic, channel, l, now)
+  settle(lk, S, topic, channel, l, now)
 end
 local cur = num(redis.call('HGET', KEYS[2], 'seq'))
 local m = redis.call('HMGET', meta, 'last', 'below')
@@ -36,7 +39,9 @@ if drop then
   cur = 0
 end
 redis.call('HSET', meta, 'deleted', '1', 'resume', str(cur))
-redis.call('SREM', KEYS[12], topic)
+if ARGV[6] == '1' then
+  redis.call('SREM', KEYS[12], topic)
+end
 redis.call('PUBLISH', channel, 'deleted')
 redis.call('PUBLISH', tchannel, topic)
 return {'ok', str(items), str(unpublished), str(l.epoch), str(cur)}
