@@ -131,7 +131,9 @@ func TestMaxLeasesHoldsUnderARace(t *testing.T) {
 		}
 		return k
 	}
-	poll.True(t, 10*time.Second, "two leases taken", func() bool { return held() >= 2 })
+	// Held in the store before the acquire's answer reaches the node:
+	// wait for both.
+	poll.True(t, 10*time.Second, "two leases taken", func() bool { return held() >= 2 && len(n.Active()) >= 2 })
 	// Every elector has raced by now (their first race comes at once);
 	// a third lease would show within a renewal.
 	for range 5 {

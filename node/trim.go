@@ -25,10 +25,14 @@ type trimStore interface {
 }
 
 // published is a commit as age retention sees it: every item up to seq
-// was published at or before at.
+// was published at or before at. One entry holds the commits of one slot
+// (age/ageSlots from its first, since): merged commits move at and seq
+// forward, never since, so that under steady traffic the oldest entry
+// still ages out (at most one slot late).
 type published struct {
-	seq uint64
-	at  time.Time
+	seq   uint64
+	at    time.Time
+	since time.Time
 }
 
 // trimmer keeps a topic's queue to its retention (baton.Retention: the
@@ -127,9 +131,9 @@ func (t *trimmer) observeLocked(c baton.Cursor) {
 	if t.age <= 0 {
 		return
 	}
-	e := published{seq: c.Seq, at: c.UpdatedAt}
-	if n := len(t.entries); n > 0 && e.at.Sub(t.entries[n-1].at) < t.age/ageSlots {
-		t.entries[n-1] = e // later, so never early
+	e := published{seq: c.Seq, at: c.UpdatedAt, since: c.UpdatedAt}
+	if n := len(t.entries); n > 0 && e.at.Sub(t.entries[n-1].since) < t.age/ageSlots {
+		t.entries[n-1].seq, t.entries[n-1].at = e.seq, e.at // later, so never early
 		return
 	}
 	t.entries = append(t.entries, e)

@@ -199,3 +199,38 @@ func TestTrimmerCountWhileAgeWaits(t *testing.T) {
 	clock.Advance(time.Second)
 	expectTrims(t, q, 21)
 }
+
+// TestTrimmerAgeUnderSteadyTraffic: commits closer together than a slot
+// (age/ageSlots) share an entry, but the entry still ages out: under
+// steady traffic what is older than the age is trimmed, at most a slot
+// late.
+func TestTrimmerAgeUnderSteadyTraffic(t *testing.T) {
+	t0 := time.Unix(200000, 0)
+	clock := clocktest.New(t0)
+	q := newTrimQueue()
+	q.retention = baton.Retention{Age: 32 * time.Second} // slots of 1 s
+	tr := startTrimmer(t, q, 0, 0, clock)
+	poll.True(t, 10*time.Second, "the first look read the retention", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.age == 32*time.Second
+	})
+	var seq uint64
+	trimmed := uint64(0)
+	// A commit every 100 ms of the clock, going on until a trim of what is
+	// older than the age: it must not wait for the traffic to stop.
+	poll.True(t, 10*time.Second, "a trim while commits go on", func() bool {
+		seq++
+		tr.committed(baton.Cursor{Seq: seq, UpdatedAt: clock.Now()}, 1)
+		clock.Advance(100 * time.Millisecond)
+		select {
+		case before := <-q.calls:
+			trimmed = max(trimmed, before)
+		default:
+		}
+		return trimmed > 1
+	})
+	if at := clock.Now().Sub(t0); at > 32*time.Second+3*time.Second+time.Second {
+		t.Errorf("first trim at %v of the clock, want within the age (32s) plus a slot and an interval or two", at)
+	}
+}
