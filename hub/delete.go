@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"errors"
+
+	"github.com/baton-pub/baton"
 )
 
 // ErrTopicDeleted ends the terminals of a deleted topic (EndTopic): the
@@ -48,6 +50,14 @@ func (f *feed) checkDeleted(ctx context.Context, last uint64) {
 	}
 	cur, err := f.h.store.Cursor(ctx, f.topic)
 	if err != nil || cur.Seq >= last {
+		return
+	}
+	// A cursor that went back is a deletion only if the topic is gone: a
+	// store that lost writes (a Redis failover without wait_replicas, or
+	// one whose replicas did not acknowledge) also moves it back, and its
+	// terminals must go on when publishing catches up, not be told of a
+	// deletion (docs/reliability.md, "Limits").
+	if _, err := f.h.store.Topic(ctx, f.topic); !errors.Is(err, baton.ErrNotFound) {
 		return
 	}
 	f.h.log.Info("hub: topic deleted: ending its terminals", "topic", f.topic, "read", last, "cursor", cur.Seq)
