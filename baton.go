@@ -50,11 +50,15 @@ func ParseHash(s string) (Hash, error) {
 }
 
 // Update is what a source pushes: a data id and a value, and an optional
-// client message id that makes retries idempotent.
+// client message id that makes retries idempotent. Deleted makes it a
+// tombstone: published and delivered like any update, it removes the data
+// id from the topic's snapshot (Snapshots); its value may be left out
+// (Normalize makes it null).
 type Update struct {
-	ID    string          `json:"id"`
-	Value json.RawMessage `json:"value"`
-	MsgID string          `json:"msg_id,omitempty"`
+	ID      string          `json:"id"`
+	Value   json.RawMessage `json:"value"`
+	MsgID   string          `json:"msg_id,omitempty"`
+	Deleted bool            `json:"deleted,omitempty"`
 }
 
 // Item is an update once it is durable in a topic's queue.
@@ -66,6 +70,13 @@ type Item struct {
 	MsgID      string          `json:"msg_id"`
 	Hash       Hash            `json:"hash"`
 	IngestedAt time.Time       `json:"ingested_at"`
+	// Deleted marks a tombstone (see Update).
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// Update returns the update the item was appended from, as HashItem hashes it.
+func (it Item) Update() Update {
+	return Update{ID: it.ID, Value: it.Value, MsgID: it.MsgID, Deleted: it.Deleted}
 }
 
 // Published is an item together with the publication that committed it.
@@ -103,6 +114,11 @@ type Lease struct {
 	// Remaining is the lease's time to live as measured by the store when it
 	// answered. Nodes arm timers from it on their own monotonic clock.
 	Remaining time.Duration `json:"-"`
+	// Cursor, if not nil, is the topic's cursor as it stood when Acquire
+	// took the lease, read in the same step: where its holder resumes
+	// (nobody else commits under the lease), without reading it again. An
+	// engine may leave it nil; Lock never sets it.
+	Cursor *Cursor `json:"-"`
 }
 
 // NodeLease is one node's liveness lease: every topic lease the node holds

@@ -21,6 +21,9 @@ const (
 	ItemHashVersion = "baton.item.v1"
 )
 
+// deletedMark is the field a tombstone's hash encoding ends with.
+const deletedMark = "deleted"
+
 // NewMsgID returns a random server-made message id.
 func NewMsgID() string {
 	var b [16]byte
@@ -32,7 +35,10 @@ func NewMsgID() string {
 //
 //	"baton.item.v1" || len(topic) topic || len(msg_id) msg_id || len(id) id || len(value) value
 //
-// with each length a big-endian uint32 and value the compacted JSON.
+// with each length a big-endian uint32 and value the compacted JSON. A
+// tombstone (Deleted) appends one more field, len("deleted") "deleted":
+// the encoding of every other item, and so every hash and ledger made
+// before tombstones existed, is unchanged (docs/ledger.md).
 func HashItem(topic string, u Update) Hash {
 	h := sha256.New()
 	var n [4]byte
@@ -46,6 +52,9 @@ func HashItem(topic string, u Update) Hash {
 	put([]byte(u.MsgID))
 	put([]byte(u.ID))
 	put(u.Value)
+	if u.Deleted {
+		put([]byte(deletedMark))
+	}
 	var out Hash
 	h.Sum(out[:0])
 	return out
@@ -53,5 +62,5 @@ func HashItem(topic string, u Update) Hash {
 
 // Verify recomputes the item's hash and reports whether it matches.
 func (it Item) Verify() bool {
-	return HashItem(it.Topic, Update{ID: it.ID, Value: it.Value, MsgID: it.MsgID}) == it.Hash
+	return HashItem(it.Topic, it.Update()) == it.Hash
 }

@@ -111,3 +111,34 @@ func FuzzParseHash(f *testing.F) {
 		}
 	})
 }
+
+// A tombstone's hash differs from the same update's without the mark, and
+// every other item's hash is the one made before tombstones existed (a
+// known vector, so that no ledger made before changes).
+func TestTombstoneHash(t *testing.T) {
+	u := baton.Update{ID: "k", Value: json.RawMessage(`1`), MsgID: "m"}
+	const before = "c75113948bc8a95b66b27eb942e9dcd0e07ff0cee228d48927600a23e2905170"
+	if got := baton.HashItem("t", u).String(); got != before {
+		t.Fatalf("hash of a plain item = %s, want %s", got, before)
+	}
+	d := u
+	d.Deleted = true
+	if baton.HashItem("t", d) == baton.HashItem("t", u) {
+		t.Fatal("the tombstone mark is not in the hash")
+	}
+	it := baton.Item{Topic: "t", ID: "k", Value: d.Value, MsgID: "m", Hash: baton.HashItem("t", d), Deleted: true}
+	if !it.Verify() {
+		t.Fatal("a tombstone does not verify")
+	}
+	it.Deleted = false
+	if it.Verify() {
+		t.Fatal("a tombstone verifies without its mark")
+	}
+	n, err := baton.Normalize(baton.Update{ID: "k", Deleted: true})
+	if err != nil || string(n.Value) != "null" || !n.Deleted {
+		t.Fatalf("Normalize(tombstone without value) = %+v, %v", n, err)
+	}
+	if err := baton.ValidateAppend("t", []baton.Update{{ID: "k", MsgID: "m", Deleted: true}}); err == nil {
+		t.Fatal("ValidateAppend took a tombstone that was not normalized")
+	}
+}

@@ -72,7 +72,35 @@ type LedgerStatus struct {
 	// checkpoints, a root differing from one seen before, epochs going back.
 	Alarms    uint64 `json:"alarms"`
 	LastAlarm string `json:"last_alarm,omitempty"`
+	// Halted is set while the store's ledger no longer adds up against
+	// this node's copy: the store lost writes the copy holds. The witness
+	// checks and cosigns nothing of the topic until a re-anchor resolves
+	// it (docs/ledger.md, "Lost writes and re-anchoring").
+	Halted *LedgerHalt `json:"halted,omitempty"`
 }
+
+// LedgerHalt says why a topic's ledger halted on a node.
+type LedgerHalt struct {
+	// Check is the check that failed: one of the Halt* constants.
+	Check string `json:"check"`
+	// Agreed is the last seq on which the store's ledger and this node's
+	// copy agree: a re-anchor resumes from it.
+	Agreed  uint64 `json:"agreed"`
+	Message string `json:"message"`
+}
+
+// The checks of LedgerHalt.
+const (
+	// HaltCursorBehind: the store's ledger ends before this node's copy
+	// does (its cursor went back).
+	HaltCursorBehind = "cursor_behind"
+	// HaltLeafMismatch: the store holds another leaf than this node's
+	// copy at a seq (the store lost writes, then took others).
+	HaltLeafMismatch = "leaf_mismatch"
+	// HaltCheckpointLost: a checkpoint this node accepted is no longer in
+	// the store.
+	HaltCheckpointLost = "checkpoint_lost"
+)
 
 // Problem is one reason a node is not ready to do its job.
 type Problem struct {
@@ -92,4 +120,7 @@ const (
 	// ProblemNotify: the store's change notifications (Redis pub/sub)
 	// are lost and not re-established.
 	ProblemNotify = "notifications"
+	// ProblemLease: the node's node-lease renewals fail (its lease is
+	// not trusted), so it publishes nothing.
+	ProblemLease = "lease"
 )

@@ -16,7 +16,9 @@ type Store interface {
 	Locks
 	Queue
 	Publications
+	Snapshots
 	Checkpoints
+	Reanchors
 	Members
 	Notifier
 	Lifecycle
@@ -142,6 +144,33 @@ type Publications interface {
 	Leaves(ctx context.Context, topic string, after uint64, limit int) ([]Leaf, error)
 }
 
+// Snapshots are each topic's latest published item per data id
+// (docs/design.md, "Snapshots").
+//
+// Contract:
+//   - Commit moves the snapshot in its atomic step, fenced as the cursor
+//     is: for each committed item in seq order, a tombstone (Item.Deleted)
+//     removes its id's row, any other item becomes its id's row (the item
+//     as stored in the queue, with the commit's epoch, holder and time, as
+//     Published returns it). A commit that changes nothing else (fenced,
+//     refused) leaves the snapshot as it was. A commit's Items are the
+//     queue's items as Items returned them: an engine may build the rows
+//     from them once it has checked their hashes (redis does).
+//   - Trim leaves the snapshot alone: it holds its rows' items whatever the
+//     queue keeps. DeleteTopic removes the snapshot (with or without the
+//     ledger).
+//   - Snapshot reads, in one atomic step, the topic's cursor seq (as
+//     Cursor reads it) and the rows with id > afterID, in byte order of
+//     id, at most limit of them: every row's Seq is at most seq, and the
+//     rows are exactly the snapshot as of seq within (afterID, last id
+//     returned]. next is the last id returned when more rows may follow,
+//     "" when none do. Each page is read at its own seq: a reader stitches
+//     pages into one state (hub.ReadSnapshot, docs/design.md). An unknown
+//     or deleted topic has an empty snapshot at seq 0.
+type Snapshots interface {
+	Snapshot(ctx context.Context, topic, afterID string, limit int) (seq uint64, items []Published, next string, err error)
+}
+
 // Checkpoints are the ledger's signed checkpoints and their witnesses'
 // cosignatures.
 //
@@ -165,6 +194,18 @@ type Checkpoints interface {
 	Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]Checkpoint, error)
 	// Cosign adds a witness's cosignature to the checkpoint of that size.
 	Cosign(ctx context.Context, topic string, size uint64, cs Cosignature) error
+}
+
+// Reanchors are the topics' re-anchor records (Reanchor), kept forever
+// beside the checkpoints.
+//
+// Contract: AddReanchor appends r to its topic's records, in the order of
+// the calls, and signals SignalCommit on the topic, so that every witness
+// looks at the topic again; a topic holds at most MaxReanchors (else
+// ErrInvalid). Reanchors lists them oldest first.
+type Reanchors interface {
+	AddReanchor(ctx context.Context, r Reanchor) error
+	Reanchors(ctx context.Context, topic string) ([]Reanchor, error)
 }
 
 // Members is the membership registry.

@@ -141,11 +141,14 @@ func checkFields(u Update) error {
 	if err := validText("msg_id", u.MsgID, MaxMsgIDLen); err != nil {
 		return err
 	}
-	if len(u.Value) == 0 {
+	if len(u.Value) == 0 && !u.Deleted {
 		return Invalidf("value", "missing")
 	}
 	return nil
 }
+
+// tombstoneValue is the value of a tombstone that was given none.
+var tombstoneValue = json.RawMessage("null")
 
 // itemField names a field of the i-th update of a batch in an error, as the
 // HTTP API does: itemField(3, "id") is "items[3].id".
@@ -154,12 +157,16 @@ func itemField(i int, field string) string {
 }
 
 // Normalize validates an update and returns it in canonical form: the value
-// compacted (insignificant JSON white space removed) and a msg id made by the
+// compacted (insignificant JSON white space removed), a tombstone's missing
+// value made null, and a msg id made by the
 // server if the source gave none. It never modifies u's backing arrays. It
 // is how a caller other than the HTTP API meets Queue.Append's precondition.
 func Normalize(u Update) (Update, error) {
 	if err := checkFields(u); err != nil {
 		return u, err
+	}
+	if len(u.Value) == 0 { // a tombstone (checkFields)
+		u.Value = tombstoneValue
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(u.Value))
@@ -187,6 +194,9 @@ func NormalizeCompact(u Update) (Update, error) {
 	if err := checkFields(u); err != nil {
 		return u, err
 	}
+	if len(u.Value) == 0 { // a tombstone (checkFields)
+		u.Value = tombstoneValue
+	}
 	if err := checkValueText(u.Value); err != nil {
 		return u, err
 	}
@@ -209,6 +219,9 @@ func ValidateAppend(topic string, updates []Update) error {
 		err := checkFields(u)
 		if err == nil && u.MsgID == "" {
 			err = Invalidf("msg_id", "missing (normalize the update first)")
+		}
+		if err == nil && len(u.Value) == 0 {
+			err = Invalidf("value", "missing (normalize the update first)")
 		}
 		if err != nil {
 			ie := err.(*InvalidError)
@@ -370,6 +383,19 @@ func ValidateRead(topic string, limit int) error {
 	}
 	if limit <= 0 {
 		return Invalidf("limit", "must be positive, got %d", limit)
+	}
+	return nil
+}
+
+// ValidateSnapshot checks the arguments of Snapshots.Snapshot: those of a
+// paged read, and an afterID within the id limit (any other string is a
+// position between ids, so it is not checked as text).
+func ValidateSnapshot(topic, afterID string, limit int) error {
+	if err := ValidateRead(topic, limit); err != nil {
+		return err
+	}
+	if len(afterID) > MaxIDLen {
+		return Invalidf("after_id", "longer than %d bytes", MaxIDLen)
 	}
 	return nil
 }

@@ -83,6 +83,9 @@ type Config struct {
 	TLS bool
 	// Command is the command line, for the report.
 	Command string
+	// Peers are the systems measured beside Baton in the same run (Peers:
+	// nats, centrifugo), on the scenarios that apply to them (peer.go).
+	Peers []string
 }
 
 // Validate fills defaults and names the first bad field.
@@ -164,6 +167,13 @@ func (c *Config) Validate() error {
 	if c.Nodes < 2 && c.has("topics") {
 		return baton.Invalidf("--nodes", "the topics scenario needs at least 2")
 	}
+	var err error
+	if c.Peers, err = validatePeers(c.Peers); err != nil {
+		return err
+	}
+	if len(c.Peers) > 0 && !slices.ContainsFunc(c.Scenarios, func(s string) bool { return slices.Contains(peerScenarios, s) }) {
+		return baton.Invalidf("--peers", "none of the scenarios %s applies to a peer (want some of %s)", strings.Join(c.Scenarios, ","), strings.Join(peerScenarios, ","))
+	}
 	return nil
 }
 
@@ -237,6 +247,11 @@ func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	defer e.close()
+	stopProfile, err := profileSelf()
+	if err != nil {
+		return nil, err
+	}
+	defer stopProfile()
 	p := planFor(c.Quick)
 	host, _ := os.Hostname()
 	r := &Report{
@@ -264,17 +279,27 @@ func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	if c.has("ceilings") {
 		step("ceilings", func() error { return runCeilings(ctx, e, p, r) })
 	}
+	// Each peer runs a scenario right after Baton's (peer.go).
+	peers := func(sc string) {
+		for _, peer := range c.Peers {
+			step("peer "+peer+" "+sc, func() error { return runPeer(ctx, e, r, peer, sc) })
+		}
+	}
 	if c.has("ingest") {
 		step("ingest", func() error { return runIngest(ctx, e, p, r) })
+		peers("ingest")
 	}
 	if c.has("latency") {
 		step("latency", func() error { return runLatency(ctx, e, p, r) })
+		peers("latency")
 	}
 	if c.has("fanout") {
 		step("fanout", func() error { return runFanout(ctx, e, p, r) })
+		peers("fanout")
 	}
 	if c.has("handover") {
 		step("handover", func() error { return runHandover(ctx, e, p, r) })
+		peers("handover")
 	}
 	if c.has("topics") {
 		step("topics", func() error { return runTopics(ctx, e, p, r) })

@@ -39,6 +39,8 @@ type env struct {
 	// tlsArgs the nodes' --tls-cert and --tls-key; nil when plain HTTP.
 	tls     *tls.Config
 	tlsArgs []string
+	// peers are the peers built in this run (peers.go).
+	peers map[string]*peerBuild
 }
 
 func newEnv(ctx context.Context, cfg Config, logf func(string, ...any)) (*env, error) {
@@ -91,37 +93,60 @@ func (e *env) makeCerts() error {
 // startRedis runs a redis-server from PATH on a free loopback port, with
 // append-only persistence and expiry notifications, until close.
 func (e *env) startRedis(ctx context.Context) error {
+	cmd, addr, err := startRedisServer(ctx, filepath.Join(e.dir, "redis"), e.logf)
+	if err != nil {
+		return err
+	}
+	e.redis = cmd
+	e.base = "redis://" + addr + "/0"
+	return nil
+}
+
+// StartRedis runs a redis-server as the bench runs its own (append-only
+// persistence, fsync every second, the Debian default) in dir, for a
+// peer's driver (bench/peers); stop ends it.
+func StartRedis(ctx context.Context, dir string, logf func(string, ...any)) (addr string, stop func(), err error) {
+	cmd, addr, err := startRedisServer(ctx, dir, logf)
+	if err != nil {
+		return "", nil, err
+	}
+	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+}
+
+// startRedisServer runs redis-server from PATH on a free loopback port with
+// its files in rdir and waits until it answers.
+func startRedisServer(ctx context.Context, rdir string, logf func(string, ...any)) (*exec.Cmd, string, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return fmt.Errorf("bench: --store redis needs redis-server on PATH (Debian/Ubuntu: apt-get install redis-server), or give a redis:// URL")
+		return nil, "", fmt.Errorf("bench: --store redis needs redis-server on PATH (Debian/Ubuntu: apt-get install redis-server), or give a redis:// URL")
 	}
 	port, err := freePort()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	rdir := filepath.Join(e.dir, "redis")
 	if err := os.MkdirAll(rdir, 0o750); err != nil {
-		return err
+		return nil, "", err
 	}
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "no",
 		"--daemonize", "no", "--dir", rdir, "--save", "", "--appendonly", "yes",
 		"--notify-keyspace-events", "Ex", "--logfile", filepath.Join(rdir, "redis.log"))
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("bench: start redis-server: %w", err)
+		return nil, "", fmt.Errorf("bench: start redis-server: %w", err)
 	}
-	e.redis = cmd
-	e.base = "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
-	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for c.Ping(ctx).Err() != nil {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("bench: redis-server on port %d not answering; see %s", port, filepath.Join(rdir, "redis.log"))
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, "", fmt.Errorf("bench: redis-server on port %d not answering; see %s", port, filepath.Join(rdir, "redis.log"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.logf("started redis-server %s on 127.0.0.1:%d", redisVersion(ctx, c), port)
-	return nil
+	logf("started redis-server %s on %s", redisVersion(ctx, c), addr)
+	return cmd, addr, nil
 }
 
 func redisVersion(ctx context.Context, c *goredis.Client) string {

@@ -37,8 +37,10 @@ type FanoutRow struct {
 	Steps []FanoutStep `json:"steps"`
 	// Best is the highest measured deliveries/s of a step that passed.
 	Best float64 `json:"best_deliveries_per_s"`
-	// BestP99 is that step's p99 latency.
-	BestP99 float64 `json:"best_p99_ms"`
+	// BestP99 is that step's p99 latency, BestGenCPU the load generator's
+	// CPU in that step, in cores.
+	BestP99    float64 `json:"best_p99_ms"`
+	BestGenCPU float64 `json:"best_generator_cpu_cores"`
 	// Ceiling and Ratio compare Baton with the raw broadcaster.
 	Ceiling float64 `json:"ceiling_deliveries_per_s,omitempty"`
 	Ratio   float64 `json:"ratio,omitempty"`
@@ -51,7 +53,9 @@ type FanoutStep struct {
 	Latency    Percentiles `json:"latency"`
 	Missing    int64       `json:"missing_deliveries"`
 	OK         bool        `json:"ok"`
-	Note       string      `json:"note,omitempty"`
+	// GenCPU is the load generator's own CPU in this step, in cores.
+	GenCPU float64 `json:"generator_cpu_cores"`
+	Note   string  `json:"note,omitempty"`
 }
 
 // fanTarget is a server terminals connect to.
@@ -150,21 +154,30 @@ func startRawSSE(ctx context.Context, e *env, name string) (fanTarget, error) {
 }
 
 func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (FanoutRow, error) {
-	row := FanoutRow{Server: t.name, Writer: t.writer, Terminals: n}
-	label := row.label()
 	const topic = "fan"
-	pad := padFor(e.cfg.ItemSize)
 	hc := &http.Client{Transport: e.newTransport(16), Timeout: 30 * time.Second}
-	ps := newPoster(hc, t.base, topic)
 	th := &http.Client{Transport: e.newTransport(n)}
 	defer th.CloseIdleConnections()
+	connect := func(ctx context.Context) (*terminals, error) {
+		return startTerminals(ctx, th, []string{t.base}, topic, n, 4096, 200, 60*time.Second, false)
+	}
+	row := FanoutRow{Server: t.name, Writer: t.writer, Terminals: n}
+	return rampOn(ctx, e.logf, p, row, t.pid, newPoster(hc, t.base, topic), connect, padFor(e.cfg.ItemSize))
+}
+
+// rampOn measures row.Terminals terminals (connected by connect) of the
+// server process pid: its RSS growth per idle terminal, then the ramp of
+// delivery rates published through ps, until the first step that fails.
+func rampOn(ctx context.Context, logf func(string, ...any), p plan, row FanoutRow, pid int, ps Sender,
+	connect func(context.Context) (*terminals, error), pad string) (FanoutRow, error) {
+	label, n := row.label(), row.Terminals
 	time.Sleep(300 * time.Millisecond)
 	var err error
-	if row.RSSBeforeKB, err = rssKB(t.pid); err != nil {
+	if row.RSSBeforeKB, err = rssKB(pid); err != nil {
 		return row, err
 	}
-	e.logf("%s: connecting %d terminals", label, n)
-	g, err := startTerminals(ctx, th, []string{t.base}, topic, n, 4096, 200, 60*time.Second, false)
+	logf("%s: connecting %d terminals", label, n)
+	g, err := connect(ctx)
 	if err != nil {
 		return row, err
 	}
@@ -173,11 +186,11 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		return row, err
 	}
 	time.Sleep(time.Second)
-	if row.RSSAfterKB, err = rssKB(t.pid); err != nil {
+	if row.RSSAfterKB, err = rssKB(pid); err != nil {
 		return row, err
 	}
 	row.IdleKB = float64(row.RSSAfterKB-row.RSSBeforeKB) / float64(n)
-	e.logf("%s: %d idle terminals: RSS %d -> %d KiB, %.1f KiB per connection", label, n, row.RSSBeforeKB, row.RSSAfterKB, row.IdleKB)
+	logf("%s: %d idle terminals: RSS %d -> %d KiB, %.1f KiB per connection", label, n, row.RSSBeforeKB, row.RSSAfterKB, row.IdleKB)
 
 	prev := 0.0
 	for i, d := range p.fanoutRamp {
@@ -192,10 +205,12 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		// At least 5 items per step, so that a step is not one burst.
 		dur := max(p.fanoutStep, time.Duration(5/rate*float64(time.Second)))
 		loop := &openLoop{Rate: rate, Dur: dur, Batch: 100, Senders: 4, Src: fmt.Sprintf("f%d-%.0f", i, rate), Pad: pad,
-			Posters: []*poster{ps}, MaxLag: time.Second}
+			Posters: []Sender{ps}, MaxLag: time.Second}
+		cpu := startCPU()
 		lr := loop.run(ctx)
 		want := lr.Acked
 		complete := waitFor(ctx, 2*time.Second, func() bool { return g.min() >= want || g.failed.Load() > 0 })
+		st.GenCPU = cpu.cores()
 		got := g.total()
 		st.Missing = max(0, want*int64(n)-got)
 		if el := time.Unix(0, g.lastAt.Load()).Sub(start); el > 0 {
@@ -221,13 +236,13 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 		if !st.OK {
 			verdict = "FAILED: " + st.Note
 		}
-		e.logf("%s, %d terminals, %6.0f items/s: %9.0f deliveries/s, p50 %.1f p99 %.1f max %.1f ms: %s",
-			label, n, rate, st.Deliveries, st.Latency.P50, st.Latency.P99, st.Latency.Max, verdict)
+		logf("%s, %d terminals, %6.0f items/s: %9.0f deliveries/s, p50 %.1f p99 %.1f max %.1f ms, generator %.2f cores: %s",
+			label, n, rate, st.Deliveries, st.Latency.P50, st.Latency.P99, st.Latency.Max, st.GenCPU, verdict)
 		if !st.OK {
 			break
 		}
 		if st.Deliveries > row.Best {
-			row.Best, row.BestP99 = st.Deliveries, st.Latency.P99
+			row.Best, row.BestP99, row.BestGenCPU = st.Deliveries, st.Latency.P99, st.GenCPU
 		}
 	}
 	return row, nil

@@ -301,7 +301,7 @@ func soak(ctx context.Context, e *env, p plan, ttl time.Duration) (SoakResult, e
 	defer c.close()
 	const topic = "soak"
 	pad := padFor(e.cfg.ItemSize)
-	var posters []*poster
+	var posters []Sender
 	hc := &http.Client{Transport: e.newTransport(e.cfg.Sources + 8), Timeout: 30 * time.Second}
 	bases := c.bases()
 	for _, b := range bases {

@@ -79,10 +79,9 @@ func runIngest(ctx context.Context, e *env, p plan, r *Report) error {
 // warmUp publishes one item (due at Unix ns 1, so no window counts it) and
 // waits until the group's terminals have it: the topic exists, a publisher
 // holds its lease, and the path to the terminals works.
-func warmUp(ctx context.Context, g *terminals, ps *poster, pad string) error {
+func warmUp(ctx context.Context, g *terminals, ps Sender, pad string) error {
 	g.win.Store(&window{since: 0, lat: newShardedHist(1)})
-	body := append(appendUpdate([]byte{'['}, "warm", time.Now().UnixNano(), 1, pad), ']')
-	if err := ps.post(ctx, body); err != nil {
+	if err := ps.Send(ctx, Batch{Src: "warm", First: time.Now().UnixNano(), Due: []int64{1}, Pad: pad}); err != nil {
 		return fmt.Errorf("warm up: %w", err)
 	}
 	if !waitFor(ctx, 30*time.Second, func() bool { return g.min() >= 1 }) {
@@ -92,23 +91,29 @@ func warmUp(ctx context.Context, g *terminals, ps *poster, pad string) error {
 }
 
 func ingestOnce(ctx context.Context, e *env, p plan, c *cluster, hc, th *http.Client, topic string, batch int, pad string) (IngestRow, error) {
-	row := IngestRow{Batch: batch}
 	bases := c.bases()
 	g, err := startTerminals(ctx, th, bases[:1], topic, 1, 256<<10, 1, 30*time.Second, true)
 	if err != nil {
-		return row, err
+		return IngestRow{Batch: batch}, err
 	}
 	defer g.stop()
-	if err := warmUp(ctx, g, newPoster(hc, bases[0], topic), pad); err != nil {
+	var posters []Sender
+	for _, b := range bases {
+		posters = append(posters, newPoster(hc, b, topic))
+	}
+	return ingestWith(ctx, p, posters, g, e.cfg.Sources, batch, pad)
+}
+
+// ingestWith runs one batch size of the ingest scenario: sources closed
+// loops over posters (warmed up through the first) and one terminal, g.
+func ingestWith(ctx context.Context, p plan, posters []Sender, g *terminals, sources, batch int, pad string) (IngestRow, error) {
+	row := IngestRow{Batch: batch}
+	if err := warmUp(ctx, g, posters[0], pad); err != nil {
 		return row, err
 	}
 	start := time.Now()
 	g.reset(start, 1)
-	var posters []*poster
-	for _, b := range bases {
-		posters = append(posters, newPoster(hc, b, topic))
-	}
-	cl := closedLoop(ctx, posters, e.cfg.Sources, batch, p.ingestDur, pad)
+	cl := closedLoop(ctx, posters, sources, batch, p.ingestDur, pad)
 	row.Acked, row.Requests, row.Errors, row.Request = cl.rate, cl.requests, cl.errors, cl.latency
 	acked, firstErr := cl.acked, cl.firstErr
 	// Requests cut short at the end may still have been appended: wait for
@@ -136,7 +141,7 @@ type closedResult struct {
 
 // closedLoop runs sources, source i posting to posters[i%len], each sending
 // its next batch as soon as the last is acknowledged, for dur.
-func closedLoop(ctx context.Context, posters []*poster, sources, batch int, dur time.Duration, pad string) closedResult {
+func closedLoop(ctx context.Context, posters []Sender, sources, batch int, dur time.Duration, pad string) closedResult {
 	lat := newShardedHist(sources)
 	var acked, reqs, errs atomic.Int64
 	var firstErr error
@@ -149,21 +154,17 @@ func closedLoop(ctx context.Context, posters []*poster, sources, batch int, dur 
 		wg.Go(func() {
 			ps := posters[s%len(posters)]
 			src := "s" + strconv.Itoa(s)
-			body := make([]byte, 0, batch*(len(pad)+120)+2)
+			due := make([]int64, batch)
 			var n int64
 			for rctx.Err() == nil {
-				body = append(body[:0], '[')
 				now := time.Now().UnixNano()
-				for i := range batch {
-					if i > 0 {
-						body = append(body, ',')
-					}
-					body = appendUpdate(body, src, n, now, pad)
-					n++
+				for i := range due {
+					due[i] = now
 				}
-				body = append(body, ']')
+				b := Batch{Src: src, First: n, Due: due, Pad: pad}
+				n += int64(batch)
 				t0 := time.Now()
-				err := ps.post(rctx, body)
+				err := ps.Send(rctx, b)
 				if rctx.Err() != nil {
 					return // cut short by the end of the run: not counted
 				}

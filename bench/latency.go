@@ -37,6 +37,9 @@ type LatencyRow struct {
 	// arrival at each terminal; Ack to its acknowledgement.
 	Terminal Percentiles `json:"terminal_latency"`
 	Ack      Percentiles `json:"ack_latency"`
+	// GenCPU is the load generator's own CPU over the run, in cores (see
+	// cpuMeter): what the bench itself took from the machine.
+	GenCPU float64 `json:"generator_cpu_cores"`
 }
 
 func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
@@ -73,16 +76,22 @@ func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
 }
 
 func latencyOnce(ctx context.Context, e *env, p plan, bases []string, hc, th *http.Client, topic string, rate float64, pad string) (LatencyRow, error) {
-	row := LatencyRow{Rate: rate}
 	g, err := startTerminals(ctx, th, bases, topic, p.terminals, 64<<10, 50, 30*time.Second, false)
 	if err != nil {
-		return row, err
+		return LatencyRow{Rate: rate}, err
 	}
 	defer g.stop()
-	var posters []*poster
+	var posters []Sender
 	for _, b := range bases {
 		posters = append(posters, newPoster(hc, b, topic))
 	}
+	return latencyWith(ctx, p, posters, g, rate, pad)
+}
+
+// latencyWith runs one rate of the latency scenario: an open loop over
+// posters (warmed up through the first) to the terminals g.
+func latencyWith(ctx context.Context, p plan, posters []Sender, g *terminals, rate float64, pad string) (LatencyRow, error) {
+	row := LatencyRow{Rate: rate}
 	if err := warmUp(ctx, g, posters[0], pad); err != nil {
 		return row, err
 	}
@@ -90,12 +99,14 @@ func latencyOnce(ctx context.Context, e *env, p plan, bases []string, hc, th *ht
 	w := g.reset(time.Now(), 64)
 	loop := &openLoop{Rate: rate, Dur: p.latencyDur, Batch: 100, Senders: 32, Src: "l", Pad: pad,
 		Posters: posters, MaxLag: time.Second, Acks: acks}
+	cpu := startCPU()
 	lr := loop.run(ctx)
 	row.Sent, row.Acked = lr.Sent, lr.Acked
 	row.Achieved = float64(lr.Acked) / lr.Elapsed.Seconds()
 	want := lr.Acked
 	complete := waitFor(ctx, p.grace, func() bool { return g.min() >= want })
-	row.Missing = max(0, want*int64(p.terminals)-g.total())
+	row.GenCPU = cpu.cores()
+	row.Missing = max(0, want*int64(g.n)-g.total())
 	row.Terminal = percentilesOf(w.lat.Merge())
 	row.Ack = percentilesOf(acks.Merge())
 	row.Sustained = true

@@ -52,6 +52,58 @@ func appendUpdate(b []byte, src string, n, t int64, pad string) []byte {
 	return append(b, `"}`...)
 }
 
+// Batch is items to publish in one request: item i is update (Src,
+// First+i), due at Due[i] (Unix ns), with the value padded by Pad. The load
+// loops make batches and a Sender encodes them the way its system takes
+// them: Baton's JSON array of updates, a NATS message per item, a Centrifugo
+// batch of publish commands (bench/peers).
+type Batch struct {
+	Src   string
+	First int64
+	Due   []int64
+	Pad   string
+}
+
+// Len is the number of items.
+func (b Batch) Len() int { return len(b.Due) }
+
+// AppendItem appends item i as the JSON a peer publishes: Baton's update
+// without its msg_id (a peer carries that in its own dedup field), so that
+// a terminal reads the due time from it as from Baton's frames (sentAt).
+func (b Batch) AppendItem(dst []byte, i int) []byte {
+	n := b.First + int64(i)
+	dst = append(dst, `{"id":"q.`...)
+	dst = strconv.AppendInt(dst, n%50, 10)
+	dst = append(dst, `","value":`...)
+	dst = appendValue(dst, b.Due[i], b.Pad)
+	return append(dst, '}')
+}
+
+// AppendMsgID appends item i's idempotency key, the msg_id Baton gets.
+func (b Batch) AppendMsgID(dst []byte, i int) []byte {
+	dst = append(dst, b.Src...)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, b.First+int64(i), 10)
+}
+
+// appendBody appends the batch as Baton's publish request body.
+func (b Batch) appendBody(dst []byte) []byte {
+	dst = append(dst, '[')
+	for i, t := range b.Due {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendUpdate(dst, b.Src, b.First+int64(i), t, b.Pad)
+	}
+	return append(dst, ']')
+}
+
+// Sender publishes a batch durably and returns once it is acknowledged.
+// One Sender is used by one goroutine at a time.
+type Sender interface {
+	Send(ctx context.Context, b Batch) error
+}
+
 // newTransport is an HTTP transport for many connections to few hosts on
 // the loopback interface, trusting the run's CA when the nodes serve TLS.
 func (e *env) newTransport(conns int) *http.Transport {
@@ -75,6 +127,11 @@ type poster struct {
 // newPoster posts to the node at base (http://host:port or https://...).
 func newPoster(hc *http.Client, base, topic string) *poster {
 	return &poster{hc: hc, url: base + "/v1/topics/" + url.PathEscape(topic) + "/items"}
+}
+
+// Send posts the batch as one request (Sender).
+func (p *poster) Send(ctx context.Context, b Batch) error {
+	return p.post(ctx, b.appendBody(make([]byte, 0, b.Len()*(len(b.Pad)+120)+2)))
 }
 
 // post sends a JSON array of updates and waits for the acknowledgement.
@@ -110,7 +167,7 @@ type openLoop struct {
 	Senders int
 	Src     string
 	Pad     string
-	Posters []*poster
+	Posters []Sender
 	// MaxLag ends the run early, unsustained, when the items due but not
 	// yet acknowledged exceed MaxLag's worth of the rate.
 	MaxLag time.Duration
@@ -125,14 +182,9 @@ type loopResult struct {
 	FirstErr            error
 }
 
-type loopJob struct {
-	body []byte
-	due  []int64 // Unix ns due times of the items in body
-}
-
 func (o *openLoop) run(ctx context.Context) loopResult {
 	const tick = time.Millisecond
-	jobs := make(chan loopJob, 8192)
+	jobs := make(chan Batch, 8192)
 	var acked, errs atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -141,7 +193,7 @@ func (o *openLoop) run(ctx context.Context) loopResult {
 		wg.Go(func() {
 			p := o.Posters[i%len(o.Posters)]
 			for j := range jobs {
-				err := p.post(ctx, j.body)
+				err := p.Send(ctx, j)
 				now := time.Now().UnixNano()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -150,9 +202,9 @@ func (o *openLoop) run(ctx context.Context) loopResult {
 					}
 					continue
 				}
-				acked.Add(int64(len(j.due)))
+				acked.Add(int64(j.Len()))
 				if o.Acks != nil {
-					for _, d := range j.due {
+					for _, d := range j.Due {
 						o.Acks.Record(i, time.Duration(now-d))
 					}
 				}
@@ -174,20 +226,12 @@ loop:
 		due := min(int64(elapsed.Seconds()*o.Rate)+1, total)
 		for k < due {
 			n := min(int64(o.Batch), due-k)
-			body := make([]byte, 0, int(n)*(len(o.Pad)+110)+2)
-			body = append(body, '[')
 			dues := make([]int64, n)
 			for i := range n {
-				t := startNs + int64(float64(k+i)*interval)
-				dues[i] = t
-				if i > 0 {
-					body = append(body, ',')
-				}
-				body = appendUpdate(body, o.Src, k+i, t, o.Pad)
+				dues[i] = startNs + int64(float64(k+i)*interval)
 			}
-			body = append(body, ']')
 			select {
-			case jobs <- loopJob{body: body, due: dues}:
+			case jobs <- Batch{Src: o.Src, First: k, Due: dues, Pad: o.Pad}:
 			default:
 				res.Aborted = true
 				break loop
@@ -218,12 +262,12 @@ loop:
 
 // stream reads a topic's Server-Sent Events from one node: connected is
 // called once the stream's first bytes arrive, fn for every event's data (the
-// item's JSON, valid until fn returns), with the time it was read. It returns when ctx ends (nil) or the stream
+// item's JSON, valid until fn returns). It returns when ctx ends (nil) or the stream
 // fails.
 //
 // If last is not nil, the stream resumes after *last (Last-Event-ID) when
 // it is not 0, and *last follows the id of every event read.
-func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int, last *uint64, connected func(), fn func(data []byte, at time.Time)) error {
+func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int, last *uint64, connected func(), fn func(data []byte)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return err
@@ -256,7 +300,7 @@ func stream(ctx context.Context, hc *http.Client, base, path string, bufSize int
 			}
 			return fmt.Errorf("stream %s: %w", path, err)
 		}
-		fn(ev.Data, time.Now())
+		fn(ev.Data)
 		if last != nil {
 			if id, err := ev.Seq(); err == nil {
 				*last = id

@@ -27,6 +27,13 @@ func (r *Report) plot(dir string) ([]string, error) {
 		}
 		out = append(out, name)
 	}
+	if r.Latency != nil && len(r.Peers) > 0 {
+		name := "latency-peers-" + r.Engine + ".png"
+		if err := r.plotPeerLatency(filepath.Join(dir, name)); err != nil {
+			return out, err
+		}
+		out = append(out, name)
+	}
 	if r.Handover != nil && len(r.Handover.Kinds) > 0 {
 		name := "handover-" + r.Engine + ".png"
 		if err := r.plotHandover(filepath.Join(dir, name)); err != nil {
@@ -40,17 +47,7 @@ func (r *Report) plot(dir string) ([]string, error) {
 // plotLatency draws the classic HDR percentile plot: latency against
 // 1/(1-percentile) on log scales, one curve per rate.
 func (r *Report) plotLatency(path string) error {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Baton on %s: intended send -> terminal latency (%d terminals)", r.Engine, r.Latency.Terminals)
-	p.X.Label.Text = "percentile"
-	p.Y.Label.Text = "latency (ms)"
-	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 1, Label: "0%"}, {Value: 2, Label: "50%"}, {Value: 10, Label: "90%"},
-		{Value: 100, Label: "99%"}, {Value: 1000, Label: "99.9%"}, {Value: 10000, Label: "99.99%"}, {Value: 100000, Label: "99.999%"}})
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Legend.XOffs, p.Legend.YOffs = -vg.Millimeter*2, vg.Millimeter*2
-	p.Add(plotter.NewGrid())
+	p := newLatencyPlot(fmt.Sprintf("Baton on %s: intended send -> terminal latency (%d terminals)", r.Engine, r.Latency.Terminals))
 	type curve struct {
 		row    LatencyRow
 		raw    bool
@@ -64,36 +61,16 @@ func (r *Report) plotLatency(path string) error {
 		}
 	}
 	for _, cv := range curves {
-		row := cv.row
-		var xys plotter.XYs
-		n := float64(row.Terminal.Count)
-		for _, c := range row.Terminal.Curve {
-			x := 1 / (1 - c.Percentile/100)
-			if c.Percentile >= 100 || math.IsInf(x, 0) || x > n {
-				x = max(n, 1)
-			}
-			xys = append(xys, plotter.XY{X: x, Y: max(c.Millis, 0.01)})
+		var dashes []vg.Length
+		width := vg.Points(1.5)
+		label := fmt.Sprintf("%.0f items/s", cv.row.Rate)
+		if cv.raw {
+			dashes, width = []vg.Length{vg.Points(5), vg.Points(3)}, vg.Points(1)
+			label = fmt.Sprintf("raw broadcaster, %.0f items/s", cv.row.Rate)
 		}
-		if len(xys) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(xys)
-		if err != nil {
+		if err := addLatencyCurve(p, cv.row, plotutil.Color(cv.colour), dashes, width, label); err != nil {
 			return err
 		}
-		l.Color = plotutil.Color(cv.colour)
-		l.Width = vg.Points(1.5)
-		label := fmt.Sprintf("%.0f items/s", row.Rate)
-		if cv.raw {
-			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-			l.Width = vg.Points(1)
-			label = fmt.Sprintf("raw broadcaster, %.0f items/s", row.Rate)
-		}
-		if !row.Sustained {
-			label += " (not sustained)"
-		}
-		p.Add(l)
-		p.Legend.Add(label, l)
 	}
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }
@@ -155,4 +132,76 @@ func (r *Report) plotHandover(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// addLatencyCurve draws a latency row's percentile curve (x is
+// 1/(1-percentile), capped at the sample count) with its legend entry;
+// an empty row draws nothing.
+func addLatencyCurve(p *plot.Plot, row LatencyRow, c color.Color, dashes []vg.Length, width vg.Length, label string) error {
+	var xys plotter.XYs
+	n := float64(row.Terminal.Count)
+	for _, c := range row.Terminal.Curve {
+		x := 1 / (1 - c.Percentile/100)
+		if c.Percentile >= 100 || math.IsInf(x, 0) || x > n {
+			x = max(n, 1)
+		}
+		xys = append(xys, plotter.XY{X: x, Y: max(c.Millis, 0.01)})
+	}
+	if len(xys) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return err
+	}
+	l.Color, l.Dashes, l.Width = c, dashes, width
+	if !row.Sustained {
+		label += " (not sustained)"
+	}
+	p.Add(l)
+	p.Legend.Add(label, l)
+	return nil
+}
+
+// newLatencyPlot is an HDR percentile plot: latency against
+// 1/(1-percentile), both on log scales.
+func newLatencyPlot(title string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "percentile"
+	p.Y.Label.Text = "latency (ms)"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.X.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 1, Label: "0%"}, {Value: 2, Label: "50%"}, {Value: 10, Label: "90%"},
+		{Value: 100, Label: "99%"}, {Value: 1000, Label: "99.9%"}, {Value: 10000, Label: "99.99%"}, {Value: 100000, Label: "99.999%"}})
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Millimeter*2, vg.Millimeter*2
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// plotPeerLatency draws Baton's latency curves beside each peer's, from
+// the same run: a colour per system, a line style per rate.
+func (r *Report) plotPeerLatency(path string) error {
+	p := newLatencyPlot(fmt.Sprintf("Baton on %s beside its peers: intended send -> terminal latency (%d terminals)", r.Engine, r.Latency.Terminals))
+	styles := [][]vg.Length{nil, {vg.Points(5), vg.Points(3)}, {vg.Points(1), vg.Points(2)}}
+	series := []struct {
+		name string
+		rows []LatencyRow
+	}{{"Baton", r.Latency.Rows}}
+	for _, pr := range r.Peers {
+		series = append(series, struct {
+			name string
+			rows []LatencyRow
+		}{pr.Peer, pr.Latency})
+	}
+	for i, s := range series {
+		for j, row := range s.rows {
+			label := fmt.Sprintf("%s, %.0f items/s", s.name, row.Rate)
+			if err := addLatencyCurve(p, row, plotutil.Color(i), styles[j%len(styles)], vg.Points(1.5), label); err != nil {
+				return err
+			}
+		}
+	}
+	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }

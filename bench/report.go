@@ -32,6 +32,10 @@ type Report struct {
 	Fanout   *FanoutResult   `json:"fanout,omitempty"`
 	Handover *HandoverResult `json:"handover,omitempty"`
 	Topics   *TopicsResult   `json:"topics,omitempty"`
+	// Peers are the peers measured in the same run, and Compare each of
+	// their figures beside Baton's (peers_report.go).
+	Peers   []PeerResult  `json:"peers,omitempty"`
+	Compare []PeerCompare `json:"compare,omitempty"`
 
 	// Spurious is every release record counted under load with no fault,
 	// at the configured TTL (ingest, latency, fan-out and the soak).
@@ -88,6 +92,7 @@ func (r *Report) finish() {
 			}
 		}
 	}
+	r.Compare = comparePeers(r)
 	met := func(b bool) *bool { return &b }
 	add := func(t Target) { r.Targets = append(r.Targets, t) }
 
@@ -282,7 +287,7 @@ func (r *Report) Print(w io.Writer) {
 		}
 	}
 	if r.Latency != nil {
-		fmt.Fprintf(tw, "\nlatency (%d terminals)\tsustained\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tack p99 ms\traw p99 ms\t\n", r.Latency.Terminals)
+		fmt.Fprintf(tw, "\nlatency (%d terminals)\tsustained\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tack p99 ms\traw p99 ms\tgen cores\t\n", r.Latency.Terminals)
 		for _, row := range r.Latency.Rows {
 			s := "yes"
 			if !row.Sustained {
@@ -295,16 +300,16 @@ func (r *Report) Print(w io.Writer) {
 					raw += " (NO)"
 				}
 			}
-			fmt.Fprintf(tw, "%.0f items/s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%s\t\n", row.Rate, s, row.Terminal.P50, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99, raw)
+			fmt.Fprintf(tw, "%.0f items/s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%s\t%.2f\t\n", row.Rate, s, row.Terminal.P50, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99, raw, row.GenCPU)
 		}
 	}
 	fan := func(rows []FanoutRow) {
 		for _, row := range rows {
-			fmt.Fprintf(tw, "%s, %d terminals\t%.0f\t%.1f\t%s\t%s\t%.1f\t\n", row.label(), row.Terminals, row.Best, row.BestP99, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.IdleKB)
+			fmt.Fprintf(tw, "%s, %d terminals\t%.0f\t%.1f\t%s\t%s\t%.1f\t%.2f\t\n", row.label(), row.Terminals, row.Best, row.BestP99, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.IdleKB, row.BestGenCPU)
 		}
 	}
 	if r.Fanout != nil || (r.Ceilings != nil && len(r.Ceilings.SSE) > 0) {
-		fmt.Fprintf(tw, "\nfan-out (one node)\tdeliveries/s\tp99 ms\tceiling /s\tratio\tKiB/idle conn\t\n")
+		fmt.Fprintf(tw, "\nfan-out (one node)\tdeliveries/s\tp99 ms\tceiling /s\tratio\tKiB/idle conn\tgen cores\t\n")
 		if r.Fanout != nil {
 			fan(r.Fanout.Rows)
 		}
@@ -324,6 +329,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	tw.Flush()
 	r.printTopics(w)
+	r.printPeers(w)
 	fmt.Fprintln(w, "\ntargets:")
 	for _, t := range r.Targets {
 		v := t.Value
@@ -387,9 +393,9 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 	}
 	if len(fans) > 0 {
 		fmt.Fprint(w, "\n## Fan-out\n\nTerminals on one node; the best step of a ramp of delivery rates whose p99 stayed under 100 ms with nothing missing; RSS growth per idle connection. Baton runs once with each stream writer (`--sse-writer`); the targets are about the default, "+SSEWriters[0]+".\n\n")
-		fmt.Fprintln(w, "| server | terminals | deliveries/s | p99 ms | ceiling /s | ratio | KiB per idle connection |\n|---|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| server | terminals | deliveries/s | p99 ms | ceiling /s | ratio | KiB per idle connection | load generator, cores |\n|---|---:|---:|---:|---:|---:|---:|---:|")
 		for _, row := range fans {
-			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %s | %s | %.1f |\n", row.label(), row.Terminals, row.Best, row.BestP99, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.IdleKB)
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %s | %s | %.1f | %.2f |\n", row.label(), row.Terminals, row.Best, row.BestP99, num(row.Ceiling), ratio(row.Ceiling, row.Ratio), row.IdleKB, row.BestGenCPU)
 		}
 		fmt.Fprintln(w, "\nRamps (items/s -> deliveries/s, p99):")
 		for _, row := range fans {
@@ -418,6 +424,7 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 		}
 	}
 	r.topicsMarkdown(w)
+	r.peersMarkdown(w)
 	if len(pics) > 0 {
 		fmt.Fprintln(w, "\n## Pictures")
 		for _, p := range pics {

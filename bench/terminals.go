@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,14 +20,17 @@ type terminals struct {
 	failed    atomic.Int64
 	// resumed counts streams the server ended that were opened again
 	// after their last event, as a client does (only with resume).
-	resumed  atomic.Int64
-	counts   []atomic.Int64
+	resumed atomic.Int64
+	counts  []atomic.Int64
+	// sample: terminals i%sample == 0 timestamp their items (sampleEvery).
+	sample   int
 	win      atomic.Pointer[window]
 	mu       sync.Mutex
 	firstErr error
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	// lastAt is the Unix ns of the latest counted arrival.
+	// lastAt is the Unix ns of the latest arrival a timestamping terminal
+	// counted.
 	lastAt atomic.Int64
 }
 
@@ -39,6 +43,30 @@ type window struct {
 	lat   *shardedHist
 }
 
+// Subscribe opens terminal i's stream and reads it: connected is called
+// once the stream is open (items published after that reach it), fn for
+// every item's data (valid until fn returns). It returns nil when ctx ends,
+// an error when the stream fails. Baton's is an SSE stream (stream); a
+// peer's is its own client (bench/peers). It is called from one goroutine
+// per terminal.
+type Subscribe func(ctx context.Context, i int, connected func(), fn func(data []byte)) error
+
+// sampleEvery is the share of terminals that timestamp: of n terminals,
+// every sampleEvery(n)-th records latencies (at most about 100 of them),
+// while all count their items. A timestamp and a histogram record per
+// delivery at 10k terminals cost the load generator more CPU than reading;
+// 100 terminals spread over the connection order give the same
+// percentiles (docs/benchmarks.md "The load generator").
+//
+// BATON_BENCH_TIMESTAMP_ALL=1 makes every terminal timestamp, as before
+// sampling, to compare the generator's CPU.
+func sampleEvery(n int) int {
+	if os.Getenv("BATON_BENCH_TIMESTAMP_ALL") == "1" {
+		return 1
+	}
+	return max(1, n/100)
+}
+
 // startTerminals connects n terminals, terminal i to base URL bases[i%len],
 // at most dialers at a time, and waits (up to d) until all are connected.
 // With resume, a terminal whose stream the server ends (a slow consumer
@@ -46,12 +74,42 @@ type window struct {
 // event, as Baton's client does, up to maxResumes times; without, that
 // terminal has failed.
 func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic string, n, bufSize, dialers int, d time.Duration, resume bool) (*terminals, error) {
-	g := &terminals{n: n, counts: make([]atomic.Int64, n)}
+	g := newTerminals(n)
+	path := "/v1/topics/" + url.PathEscape(topic) + "/events"
+	sub := func(ctx context.Context, i int, connected func(), fn func([]byte)) error {
+		var last uint64
+		var lastp *uint64
+		if resume {
+			lastp = &last
+		}
+		for tries := 0; ; tries++ {
+			err := stream(ctx, hc, bases[i%len(bases)], path, bufSize, lastp, func() {
+				if tries == 0 {
+					connected()
+				}
+			}, fn)
+			if err == nil || ctx.Err() != nil || !resume || last == 0 || tries == maxResumes {
+				return err
+			}
+			g.resumed.Add(1)
+		}
+	}
+	return g, g.start(ctx, sub, dialers, d)
+}
+
+func newTerminals(n int) *terminals {
+	g := &terminals{n: n, counts: make([]atomic.Int64, n), sample: sampleEvery(n)}
 	g.win.Store(&window{since: 1<<63 - 1, lat: newShardedHist(1)})
+	return g
+}
+
+// start runs the n terminals with sub, at most dialers connecting at a
+// time, and waits (up to d) until all are connected; on failure it stops
+// them.
+func (g *terminals) start(ctx context.Context, sub Subscribe, dialers int, d time.Duration) error {
 	ctx, g.cancel = context.WithCancel(ctx)
 	sem := make(chan struct{}, dialers)
-	path := "/v1/topics/" + url.PathEscape(topic) + "/events"
-	for i := range n {
+	for i := range g.n {
 		sem <- struct{}{}
 		if ctx.Err() != nil {
 			break
@@ -65,35 +123,24 @@ func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic 
 				}
 			}
 			defer release()
-			var last uint64
-			var lastp *uint64
-			if resume {
-				lastp = &last
-			}
-			onData := func(data []byte, at time.Time) {
+			timed := i%g.sample == 0
+			onData := func(data []byte) {
 				w := g.win.Load()
 				t := sentAt(data)
 				if t < w.since {
 					return
 				}
-				now := at.UnixNano()
-				w.lat.Record(i, time.Duration(now-t))
 				g.counts[i].Add(1)
-				g.lastAt.Store(now)
-			}
-			var err error
-			for tries := 0; ; tries++ {
-				err = stream(ctx, hc, bases[i%len(bases)], path, bufSize, lastp, func() {
-					if tries == 0 {
-						g.connected.Add(1)
-						release()
-					}
-				}, onData)
-				if err == nil || ctx.Err() != nil || !resume || last == 0 || tries == maxResumes {
-					break
+				if timed {
+					now := time.Now().UnixNano()
+					w.lat.Record(i/g.sample, time.Duration(now-t))
+					g.lastAt.Store(now)
 				}
-				g.resumed.Add(1)
 			}
+			err := sub(ctx, i, func() {
+				g.connected.Add(1)
+				release()
+			}, onData)
 			if err != nil && ctx.Err() == nil {
 				g.failed.Add(1)
 				g.mu.Lock()
@@ -104,15 +151,15 @@ func startTerminals(ctx context.Context, hc *http.Client, bases []string, topic 
 			}
 		})
 	}
-	if !waitFor(ctx, d, func() bool { return g.connected.Load()+g.failed.Load() >= int64(n) }) || g.failed.Load() > 0 {
+	if !waitFor(ctx, d, func() bool { return g.connected.Load()+g.failed.Load() >= int64(g.n) }) || g.failed.Load() > 0 {
 		err := g.err()
 		g.stop()
 		if err == nil {
-			err = fmt.Errorf("%d of %d terminals connected within %v", g.connected.Load(), n, d)
+			err = fmt.Errorf("%d of %d terminals connected within %v", g.connected.Load(), g.n, d)
 		}
-		return nil, err
+		return err
 	}
-	return g, nil
+	return nil
 }
 
 // reset starts a new window: counts from zero, items due from since on.

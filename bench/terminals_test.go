@@ -74,3 +74,39 @@ func TestTerminalResumesAfterACut(t *testing.T) {
 		t.Fatalf("a terminal without resume asked for %q", asked[len(asked)-1])
 	}
 }
+
+// TestSampledTimestamps: every terminal counts every item, and only every
+// sampleEvery(n)-th records its latency, unless BATON_BENCH_TIMESTAMP_ALL.
+func TestSampledTimestamps(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		if all {
+			t.Setenv("BATON_BENCH_TIMESTAMP_ALL", "1")
+		}
+		const n, items = 250, 3
+		g := newTerminals(n)
+		due := time.Now().UnixNano()
+		sub := func(ctx context.Context, i int, connected func(), fn func([]byte)) error {
+			connected()
+			for k := range items {
+				fn([]byte(fmt.Sprintf(`{"seq":%d,"value":{"t":%d}}`, k+1, due)))
+			}
+			<-ctx.Done()
+			return nil
+		}
+		w := g.reset(time.Unix(0, due), 8)
+		if err := g.start(context.Background(), sub, 50, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(context.Background(), 5*time.Second, func() bool { return g.total() == n*items }) {
+			t.Fatalf("counted %d of %d", g.total(), n*items)
+		}
+		g.stop()
+		timed := int64(n / 2) // sampleEvery(250) is 2
+		if all {
+			timed = n
+		}
+		if got := w.lat.Merge().TotalCount(); got != timed*items {
+			t.Errorf("all=%v: %d latencies recorded, want %d", all, got, timed*items)
+		}
+	}
+}

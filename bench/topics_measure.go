@@ -22,6 +22,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/wire"
 )
 
 // LeaseSpread is how the held topic locks are spread over the live nodes.
@@ -290,6 +291,42 @@ func (p *topicProbe) spread(ctx context.Context, topics []string, conc int) (Lea
 	s := spreadOf(live, h)
 	s.Unread = unread
 	return s, h
+}
+
+// publishing reads how many topics each live node publishes now, from
+// its GET /v1/status (counts.publishing: its own leases, live), one
+// request per node: at 10,000 topics far quicker than reading every
+// topic's lock (spread), so that a join is seen balanced when it is, not
+// a whole pass of 10,000 reads later. A node that does not answer leaves
+// the spread unread.
+func (p *topicProbe) publishing(ctx context.Context, total int) LeaseSpread {
+	h := make(map[string]string, total)
+	var live []string
+	unread, i := 0, 0
+	for _, n := range p.c.nodes {
+		if !n.Alive() {
+			continue
+		}
+		live = append(live, n.Name)
+		var st wire.Status
+		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		err := getJSON(sctx, p.hc, n.URL()+"/v1/status", &st)
+		cancel()
+		if err != nil {
+			unread++
+			continue
+		}
+		for range st.Counts.Publishing {
+			h[strconv.Itoa(i)] = n.Name
+			i++
+		}
+	}
+	for ; i < total; i++ {
+		h[strconv.Itoa(i)] = "" // unheld, or held twice in the counts' race
+	}
+	s := spreadOf(live, h)
+	s.Unread = unread
+	return s
 }
 
 // waitPublished polls the cursors of the topics not yet seen at seq or

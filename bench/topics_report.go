@@ -121,6 +121,10 @@ func (row TopicsRow) killText() string {
 	if k.LapseMs != nil {
 		s += fmt.Sprintf(" (lease lapsed at %s ms; after it p50 %s, p99 %s ms)", msText(*k.LapseMs), msText(k.AfterLapse.P50), msText(k.AfterLapse.P99))
 	}
+	if k.AfterAppend.Count > 0 {
+		s += fmt.Sprintf("; items appended by %s ms, each published after the later of the signal and its append p50 %s, p99 %s ms",
+			msText(k.AppendedMs), msText(k.AfterAppend.P50), msText(k.AfterAppend.P99))
+	}
 	if k.Late > 0 {
 		s += fmt.Sprintf("; %d not within %.0f s", k.Late, k.DeadlineS)
 	}

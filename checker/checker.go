@@ -332,7 +332,7 @@ func (h *History) Check(terminals map[string][]string) Report {
 				Detail: fmt.Sprintf("epoch %d published by %s and %s", d.Epoch, p, d.Publisher)})
 		}
 		epochOwner[d.Topic][d.Epoch] = d.Publisher
-		it := baton.Item{Topic: d.Topic, Seq: d.Seq, ID: d.ID, Value: d.Value, MsgID: d.MsgID, Hash: d.Hash}
+		it := baton.Item{Topic: d.Topic, Seq: d.Seq, ID: d.ID, Value: d.Value, MsgID: d.MsgID, Hash: d.Hash, Deleted: d.Deleted}
 		if !it.Verify() {
 			rep.add(Anomaly{Kind: "mismatched", Topic: d.Topic, Terminal: d.Terminal, Seq: d.Seq, Detail: "content does not match its hash"})
 		}

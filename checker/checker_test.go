@@ -14,17 +14,22 @@ import (
 // run builds a clean history of n items on topic "t", published by p1 at
 // epoch 1, delivered to terminals a and b; mutate may break it.
 func run(n int, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery)) checker.Report {
+	return runWith(n, false, mutate)
+}
+
+// runWith is run whose every third update is a tombstone if tombstones.
+func runWith(n int, tombstones bool, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery)) checker.Report {
 	var acks []checker.Ack
 	ds := map[string][]checker.Delivery{}
 	h := checker.NewHistory()
 	for i := 1; i <= n; i++ {
-		u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)}
+		u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i), Deleted: tombstones && i%3 == 0}
 		hash := baton.HashItem("t", u)
 		h.Sent("t", u.MsgID)
 		acks = append(acks, checker.Ack{Source: "s", Topic: "t", MsgID: u.MsgID, Seq: uint64(i), Hash: hash})
 		for _, term := range []string{"a", "b"} {
 			ds[term] = append(ds[term], checker.Delivery{Terminal: term, Topic: "t", Item: wire.Item{Seq: uint64(i), ID: u.ID, Value: u.Value,
-				MsgID: u.MsgID, Hash: hash, Epoch: 1, Publisher: "p1"}})
+				MsgID: u.MsgID, Hash: hash, Epoch: 1, Publisher: "p1", Deleted: u.Deleted}})
 		}
 	}
 	if mutate != nil {
@@ -44,6 +49,14 @@ func run(n int, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery
 func TestCleanHistory(t *testing.T) {
 	if r := run(50, nil); !r.OK() || r.Acked != 50 || r.Delivered["a"] != 50 {
 		t.Fatalf("clean history judged %+v", r)
+	}
+}
+
+// TestTombstonesDelivered: tombstones are items like any other; their mark
+// is in their hash.
+func TestTombstonesDelivered(t *testing.T) {
+	if r := runWith(30, true, nil); !r.OK() || r.Delivered["a"] != 30 {
+		t.Fatalf("history with tombstones judged %+v", r)
 	}
 }
 

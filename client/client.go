@@ -369,12 +369,20 @@ func (c *Client) Handovers(ctx context.Context, topic string) ([]wire.Handover, 
 
 // Event is one event of a terminal's stream.
 type Event struct {
-	// Type is wire.EventItem or wire.EventReset.
+	// Type is wire.EventItem, wire.EventReset or, on a Subscriber of many
+	// topics, wire.EventDeleted (the topic was deleted; the others go on);
+	// with a snapshot (WithSnapshot, SubscribeOptions.Snapshot) also
+	// EventSnapshotStart, wire.EventSnapshot and wire.EventSnapshotEnd.
 	Type string
+	// Topic is the event's topic.
+	Topic string
 	// Item is set for "item" events.
 	Item wire.Item
 	// Earliest is set for "reset": the earliest seq still kept.
 	Earliest uint64
+	// Seq is set for "snapshot_end": the snapshot is the topic's state as
+	// of Seq, and the items that follow have seqs from Seq+1.
+	Seq uint64
 	// Node is the base URL of the node that sent the event.
 	Node string
 }
@@ -389,13 +397,34 @@ var ErrGap = errors.New("gap in the stream")
 // event (its token expired) resumes the same way with a token from
 // Options.TokenSource. It returns when ctx ends (nil), when fn returns an
 // error (that error), on ErrGap, on ErrTopicDeleted, on a 4xx (a 401 that a fresh token does
-// not mend) or on a certificate refused either way.
-func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn func(Event) error) error {
-	last := after
+// not mend) or on a certificate refused either way. It is a Subscriber of
+// one topic over SSE.
+//
+// With WithSnapshot, the stream starts with the topic's snapshot (after is
+// ignored): see WithSnapshot.
+func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn func(Event) error, opts ...SubscribeOption) error {
+	if strings.Contains(topic, "*") {
+		return fmt.Errorf("subscribe %s: a topic name, not a pattern (see Subscriber)", topic)
+	}
+	o := SubscribeOptions{Topics: []string{topic}, Positions: map[string]uint64{topic: after}}
+	if subscribeOptionsOf(opts).snapshot {
+		o.Snapshot, o.Positions = true, nil // from the snapshot: after is ignored
+	}
+	s, err := c.Subscriber(o)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx, fn)
+}
+
+// resume runs conn on one node after another until it ends for good: the
+// retry loop of every subscriber. conn reports whether it delivered
+// anything (the backoff then starts again) and why it ended.
+func (c *Client) resume(ctx context.Context, what string, conn func(ctx context.Context, base string) (bool, error)) error {
 	refusedFresh := false // the token was refused at a stream's start after a refresh
 	for attempt := 0; ; {
 		base := c.pick()
-		progressed, err := c.stream(ctx, base, topic, &last, fn)
+		progressed, err := conn(ctx, base)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -404,7 +433,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn f
 			return stop.err
 		}
 		if untrusted(err) {
-			return fmt.Errorf("subscribe %s: %w", topic, err)
+			return fmt.Errorf("subscribe %s: %w", what, err)
 		}
 		var ended authEnded
 		if errors.As(err, &ended) {
@@ -414,7 +443,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, after uint64, fn f
 				return ended.err
 			}
 			if _, err := c.refreshToken(ctx); err != nil {
-				return fmt.Errorf("subscribe %s: %w", topic, err)
+				return fmt.Errorf("subscribe %s: %w", what, err)
 			}
 			refusedFresh = ended.atOpen
 			continue
@@ -438,47 +467,81 @@ type stopError struct{ err error }
 
 func (e stopError) Error() string { return e.err.Error() }
 
-// stream reads one SSE connection.
-func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, fn func(Event) error) (bool, error) {
-	// The stream is abandoned when nothing arrives for StreamIdle.
+// stream reads one SSE connection of topic. With *snap (the snapshot is
+// still to come) it asks for the snapshot first, and hands fn
+// EventSnapshotStart before it; snapshot_end clears *snap.
+func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, snap *bool, fn func(Event) error) (bool, error) {
+	u := base + "/v1/topics/" + url.PathEscape(topic) + "/events"
+	lastID := strconv.FormatUint(*last, 10)
+	if *snap {
+		// A Last-Event-ID would resume instead of sending the snapshot.
+		u, lastID = u+"?snapshot=1", ""
+	}
+	started := false // this connection's snapshot began
+	return c.readStream(ctx, u, lastID, topic, func(ev wire.Event) (bool, error) {
+		switch ev.Type {
+		case wire.EventSnapshot, wire.EventSnapshotEnd:
+			if *snap && !started {
+				started = true
+				if err := fn(Event{Type: EventSnapshotStart, Node: base}); err != nil {
+					return false, stopError{err}
+				}
+			}
+			if err := snapshotEvent(ev, base, last, snap, fn); err != nil {
+				return false, err
+			}
+			// A snapshot is progress once whole: a node that breaks
+			// every snapshot off is backed off from.
+			return !*snap, nil
+		case wire.EventItem:
+			d, err := ev.Item()
+			if err != nil {
+				return false, stopError{fmt.Errorf("subscribe %s: bad item from %s: %w", topic, base, err)}
+			}
+			if d.Seq <= *last {
+				return false, nil // already seen (at least once on the wire)
+			}
+			if d.Seq != *last+1 {
+				return false, stopError{fmt.Errorf("subscribe %s: %w: got seq %d after %d from %s", topic, ErrGap, d.Seq, *last, base)}
+			}
+			if err := fn(Event{Type: wire.EventItem, Item: d, Node: base}); err != nil {
+				return false, stopError{err}
+			}
+			*last = d.Seq
+			return true, nil
+		case wire.EventReset:
+			r, err := ev.Reset()
+			if err != nil {
+				return false, stopError{fmt.Errorf("subscribe %s: bad reset from %s: %w", topic, base, err)}
+			}
+			if err := fn(Event{Type: wire.EventReset, Earliest: r.Earliest, Node: base}); err != nil {
+				return false, stopError{err}
+			}
+			if r.Earliest > 0 && r.Earliest-1 > *last {
+				*last = r.Earliest - 1
+			}
+			return true, nil
+		case wire.EventDeleted:
+			return false, stopError{fmt.Errorf("subscribe %s: %w", topic, ErrTopicDeleted)}
+		}
+		return false, nil
+	})
+}
+
+// readStream reads the event stream at u (openStream) and hands each
+// event to handle, which reports whether it delivered anything, until the
+// stream ends: for resume, whether anything was delivered and why it
+// ended. An auth event (the token expired) ends it for handle.
+func (c *Client) readStream(ctx context.Context, u, lastID, what string, handle func(wire.Event) (bool, error)) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	idle := time.AfterFunc(c.o.StreamIdle, cancel)
-	defer idle.Stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/topics/"+url.PathEscape(topic)+"/events", nil)
-	if err != nil {
-		return false, stopError{err}
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
-	if err := c.authorize(req); err != nil {
-		return false, stopError{err}
-	}
-	resp, err := c.o.HTTP.Do(req)
+	resp, body, err := c.openStream(ctx, cancel, u, lastID, what)
 	if err != nil {
 		return false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		ae := &wire.Error{Status: resp.StatusCode}
-		var env wire.ErrorResponse
-		if json.Unmarshal(b, &env) == nil && env.Error != nil {
-			ae = env.Error
-			ae.Status = resp.StatusCode
-		} else {
-			ae.Message = strings.TrimSpace(string(b))
-		}
-		if ae.Status == http.StatusUnauthorized && c.o.TokenSource != nil {
-			return false, authEnded{err: fmt.Errorf("subscribe %s: %w", topic, ae), atOpen: true}
-		}
-		if !ae.Temporary() {
-			return false, stopError{fmt.Errorf("subscribe %s: %w", topic, ae)}
-		}
-		return false, ae
-	}
+	defer body.t.Stop()
 	progressed := false
-	body := &idleReader{r: resp.Body, t: idle, d: c.o.StreamIdle}
 	er := wire.NewEventReader(body, 0)
 	for {
 		ev, err := er.Next()
@@ -490,46 +553,78 @@ func (c *Client) stream(ctx context.Context, base, topic string, last *uint64, f
 		if err != nil {
 			return progressed, err
 		}
-		switch ev.Type {
-		case wire.EventItem:
-			d, err := ev.Item()
-			if err != nil {
-				return progressed, stopError{fmt.Errorf("subscribe %s: bad item from %s: %w", topic, base, err)}
-			}
-			if d.Seq <= *last {
-				continue // already seen (at least once on the wire)
-			}
-			if d.Seq != *last+1 {
-				return progressed, stopError{fmt.Errorf("subscribe %s: %w: got seq %d after %d from %s", topic, ErrGap, d.Seq, *last, base)}
-			}
-			if err := fn(Event{Type: wire.EventItem, Item: d, Node: base}); err != nil {
-				return progressed, stopError{err}
-			}
-			*last = d.Seq
-			progressed = true
-		case wire.EventReset:
-			r, err := ev.Reset()
-			if err != nil {
-				return progressed, stopError{fmt.Errorf("subscribe %s: bad reset from %s: %w", topic, base, err)}
-			}
-			if err := fn(Event{Type: wire.EventReset, Earliest: r.Earliest, Node: base}); err != nil {
-				return progressed, stopError{err}
-			}
-			if r.Earliest > 0 && r.Earliest-1 > *last {
-				*last = r.Earliest - 1
-			}
-			progressed = true
-		case wire.EventAuth:
+		if ev.Type == wire.EventAuth {
 			a, _ := ev.Auth()
-			ae := &wire.Error{Status: http.StatusUnauthorized, Code: a.Code, Message: a.Message}
-			if c.o.TokenSource == nil {
-				return progressed, stopError{fmt.Errorf("subscribe %s: %w", topic, ae)}
-			}
-			return progressed, authEnded{err: fmt.Errorf("subscribe %s: %w", topic, ae)}
-		case wire.EventDeleted:
-			return progressed, stopError{fmt.Errorf("subscribe %s: %w", topic, ErrTopicDeleted)}
+			return progressed, c.authEnd(what, &wire.Error{Status: http.StatusUnauthorized, Code: a.Code, Message: a.Message})
+		}
+		p, err := handle(ev)
+		progressed = progressed || p
+		if err != nil {
+			return progressed, err
 		}
 	}
+}
+
+// openStream opens an event stream at u (with Last-Event-ID lastID, if
+// set) and returns the response and its body, which cancel (the
+// context's) ends when nothing arrives for StreamIdle. An answer other
+// than 200 is the error, as resume wants it.
+func (c *Client) openStream(ctx context.Context, cancel context.CancelFunc, u, lastID, what string) (*http.Response, *idleReader, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, stopError{err}
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	if err := c.authorize(req); err != nil {
+		return nil, nil, stopError{err}
+	}
+	// The stream is abandoned when nothing arrives for StreamIdle.
+	idle := time.AfterFunc(c.o.StreamIdle, cancel)
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		idle.Stop()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		idle.Stop()
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, nil, c.refusal(what, resp.StatusCode, b)
+	}
+	return resp, &idleReader{r: resp.Body, t: idle, d: c.o.StreamIdle}, nil
+}
+
+// refusal is the error of a stream's opening answered with status and
+// body: for resume, an auth end (401 with a token source), a stop (a
+// lasting refusal) or a temporary error.
+func (c *Client) refusal(what string, status int, body []byte) error {
+	ae := &wire.Error{Status: status}
+	var env wire.ErrorResponse
+	if json.Unmarshal(body, &env) == nil && env.Error != nil {
+		ae = env.Error
+		ae.Status = status
+	} else {
+		ae.Message = strings.TrimSpace(string(body))
+	}
+	if ae.Status == http.StatusUnauthorized && c.o.TokenSource != nil {
+		return authEnded{err: fmt.Errorf("subscribe %s: %w", what, ae), atOpen: true}
+	}
+	if !ae.Temporary() {
+		return stopError{fmt.Errorf("subscribe %s: %w", what, ae)}
+	}
+	return ae
+}
+
+// authEnd is the end of a stream by an auth event: resume with a new
+// token if a token source can give one.
+func (c *Client) authEnd(what string, ae *wire.Error) error {
+	if c.o.TokenSource == nil {
+		return stopError{fmt.Errorf("subscribe %s: %w", what, ae)}
+	}
+	return authEnded{err: fmt.Errorf("subscribe %s: %w", what, ae)}
 }
 
 // idleReader re-arms an idle timer on every read that returns data.

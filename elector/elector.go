@@ -74,9 +74,10 @@ type Config struct {
 	// Capacity, if set, returns a channel closed when Eligible may have
 	// changed: a standby that was not eligible waits for it.
 	Capacity func() <-chan struct{}
-	// Delay is waited before racing for a free lease; nodes that already
+	// Delay is waited before racing for a free lease, given the node that
+	// held it last ("" if none); nodes that already
 	// hold leases return more, so leadership spreads. Nil means none.
-	Delay func() time.Duration
+	Delay func(last string) time.Duration
 	// OnChange is told of every role change. It must not block.
 	OnChange func(Change)
 }
@@ -124,7 +125,7 @@ func (c *Config) validate() error {
 		c.Capacity = func() <-chan struct{} { return nil }
 	}
 	if c.Delay == nil {
-		c.Delay = func() time.Duration { return 0 }
+		c.Delay = func(string) time.Duration { return 0 }
 	}
 	if c.OnChange == nil {
 		c.OnChange = func(Change) {}
@@ -353,7 +354,7 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			wake = c.Capacity()
 			continue
 		}
-		if d := c.Delay(); d > 0 {
+		if d := c.Delay(st.Lease.Holder); d > 0 {
 			t.Reset(d)
 			select {
 			case <-ctx.Done():
@@ -362,7 +363,14 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			case <-t.C():
 			}
 			// Somebody ahead of us may have taken it meanwhile: a read
-			// costs less than a refused acquire (a write).
+			// costs less than a refused acquire (a write). The read
+			// answers for every change signalled so far: drop a pending
+			// wake-up, so that a standby that loses the race reads the
+			// lock once more, not twice, before it parks.
+			select {
+			case <-e.wake:
+			default:
+			}
 			if st, err := c.Store.Lock(ctx, c.Topic); err == nil && st.Held {
 				c.Attempted(false, baton.Lease{})
 				t.Reset(0)
@@ -422,6 +430,15 @@ func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.C
 		e.log.Info("lease ended", "epoch", lease.Epoch, "reason", reason, "held", c.Clock.Now().Sub(since))
 		e.setRole(baton.RoleStandby, baton.Lease{}, reason)
 	}
+	// check reads the lock a while after a change was signalled: at once
+	// would read it for this lease's own acquisition, which is signalled
+	// too, and so add a read to every hand-over while thousands of them
+	// happen together. The store fences every write of a lease that is not
+	// live anyway; the read only stops an idle runner sooner.
+	check := c.Clock.NewTimer(time.Hour)
+	check.Stop()
+	defer check.Stop()
+	checking := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -459,6 +476,16 @@ func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.C
 			step("handed off")
 			return cooldown
 		case <-e.wake:
+			if !checking {
+				checking = true
+				check.Reset(c.Session.cfg.TTL)
+			}
+		case <-check.C():
+			checking = false
+			select {
+			case <-e.wake: // answered by this read
+			default:
+			}
 			// Someone changed the lock: if it is not ours any more, stop
 			// now rather than at the next write.
 			st, err := c.Store.Lock(ctx, c.Topic)

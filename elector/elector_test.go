@@ -462,3 +462,17 @@ func TestStandbysPark(t *testing.T) {
 		eventually(t, clock, 0, fmt.Sprintf("b active on t%d", i), func() bool { return role(b) == baton.RoleActive })
 	}
 }
+
+// TestActiveNoticesLostLock: an active elector whose lock is ended under it
+// (here by the topic's deletion, which fences its lease) stops its idle
+// runner after the lock signal, without a write of its own.
+func TestActiveNoticesLostLock(t *testing.T) {
+	clock := newClock()
+	st := memstore.New(clock)
+	a, rec := start(t, st, clock, session(t, st, clock, "a", ttl), "t")
+	eventually(t, clock, 5*time.Millisecond, "a active", func() bool { return role(a) == baton.RoleActive && rec.runs() == 1 })
+	if _, err := st.DeleteTopic(context.Background(), "t", baton.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, clock, 50*time.Millisecond, "a stepped down, lost", func() bool { return rec.changed("lost") && rec.stops() == 1 })
+}

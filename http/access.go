@@ -35,6 +35,9 @@ func (s *Server) routeNeeds() map[string]need {
 		"GET /v1/topics/{topic}/items":             {right: auth.Subscribe},
 		"POST /v1/topics/{topic}/items":            {right: auth.Publish},
 		"GET /v1/topics/{topic}/events":            {right: auth.Subscribe},
+		"GET /v1/events":                           {right: auth.Subscribe}, // each topic and pattern checked by the handler (multi.go)
+		"GET /v1/ws":                               {right: auth.Subscribe}, // each frame's topic checked by the handler (ws.go)
+		"GET /v1/topics/{topic}/snapshot":          {right: auth.Subscribe},
 		"GET /v1/topics/{topic}/handovers":         {right: auth.Admin},
 		"GET /v1/topics/{topic}/lock":              {right: auth.Admin},
 		"GET /v1/topics/{topic}/cursor":            {right: auth.Admin},
@@ -48,6 +51,8 @@ func (s *Server) routeNeeds() map[string]need {
 		"GET /v1/topics/{topic}/checkpoint":        ledger,
 		"GET /v1/topics/{topic}/items/{seq}/proof": ledger,
 		"GET /v1/topics/{topic}/consistency":       ledger,
+		"GET /v1/topics/{topic}/ledger/diagnose":   {right: auth.Admin},
+		"POST /v1/topics/{topic}/ledger/reanchor":  {right: auth.Admin},
 		"GET /healthz":                             {public: true},
 		"HEAD /healthz":                            {public: true},
 		"GET /readyz":                              {public: true},

@@ -86,9 +86,21 @@ func (p *corsPolicy) mayWrite(r *nethttp.Request) bool {
 	if origin == "" || slices.Contains(p.origins, origin) || slices.Contains(p.origins, "*") {
 		return true
 	}
-	scheme := "http://"
+	return origin == selfOrigin(r)
+}
+
+// mayCredential reports whether a request from its origin may act with
+// the browser's credentials (the baton_token cookie): no Origin, a listed
+// origin ("*" lists none: it goes without credentials), or the node's own.
+func (p *corsPolicy) mayCredential(r *nethttp.Request) bool {
+	origin := r.Header.Get("Origin")
+	return origin == "" || slices.Contains(p.origins, origin) || origin == selfOrigin(r)
+}
+
+// selfOrigin is the node's own origin as the request reached it.
+func selfOrigin(r *nethttp.Request) string {
 	if r.TLS != nil {
-		scheme = "https://"
+		return "https://" + r.Host
 	}
-	return origin == scheme+r.Host
+	return "http://" + r.Host
 }

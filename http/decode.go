@@ -17,7 +17,7 @@ import (
 const maxValueDepth = 10000
 
 // decodeUpdates parses a publish request body: one JSON object
-// {"id", "value", "msg_id"} or a non-empty array of them, and nothing after
+// {"id", "value", "msg_id", "deleted"} or a non-empty array of them, and nothing after
 // it. Keys match exactly (no case folding); unknown and repeated keys are
 // refused. Every update is normalized (as by baton.Normalize), so the result
 // is ready for Store.Append. single is true for a lone object. Errors name
@@ -190,7 +190,7 @@ func (s *bodyScanner) update(item int) (baton.Update, error) {
 				return u, err
 			}
 			if key = keyOf([]byte(k)); key == keyUnknown {
-				return u, baton.Invalidf(itemField(item, clip(k, 64)), "unknown field (want id, value, msg_id)")
+				return u, baton.Invalidf(itemField(item, clip(k, 64)), "unknown field (want id, value, msg_id, deleted)")
 			}
 		}
 		if seen[key] {
@@ -211,6 +211,8 @@ func (s *bodyScanner) update(item int) (baton.Update, error) {
 			u.MsgID, err = s.stringValue(i, item, "msg_id", true)
 		case keyValue:
 			u.Value, err = s.value(i)
+		case keyDeleted:
+			u.Deleted, err = s.boolValue(i, item)
 		}
 		if err != nil {
 			return u, err
@@ -223,11 +225,12 @@ const (
 	keyID = iota
 	keyValue
 	keyMsgID
+	keyDeleted
 	numKeys
 	keyUnknown = -1
 )
 
-var keyNames = [numKeys]string{keyID: "id", keyValue: "value", keyMsgID: "msg_id"}
+var keyNames = [numKeys]string{keyID: "id", keyValue: "value", keyMsgID: "msg_id", keyDeleted: "deleted"}
 
 // keyOf matches an unquoted key exactly.
 func keyOf(k []byte) int {
@@ -238,6 +241,8 @@ func keyOf(k []byte) int {
 		return keyValue
 	case "msg_id":
 		return keyMsgID
+	case "deleted":
+		return keyDeleted
 	}
 	return keyUnknown
 }
@@ -267,6 +272,24 @@ func (s *bodyScanner) stringValue(i, item int, name string, nullOK bool) (string
 		return "", nil
 	}
 	return "", baton.Invalidf(itemField(item, name), "must be a string")
+}
+
+// boolValue reads the "deleted" member's value at i of update item: true,
+// false, or null (read as false).
+func (s *bodyScanner) boolValue(i, item int) (bool, error) {
+	if i < len(s.buf) && (s.buf[i] == '{' || s.buf[i] == '[') {
+		return false, baton.Invalidf(itemField(item, "deleted"), "must be a boolean")
+	}
+	null, err := s.scalar(i)
+	switch {
+	case err != nil:
+		return false, err
+	case string(s.buf[i:s.pos]) == "true":
+		return true, nil
+	case null || string(s.buf[i:s.pos]) == "false":
+		return false, nil
+	}
+	return false, baton.Invalidf(itemField(item, "deleted"), "must be a boolean")
 }
 
 // itemField names field of batch element item ("items[3].id"), or of the

@@ -42,6 +42,10 @@ func FuzzDecodeUpdates(f *testing.F) {
 		`{"id":"a","value":1}`,
 		`{"id":"a","value":{"x":[1,2,{"y":null}]},"msg_id":"m"}`,
 		`[{"id":"a","value":1},{"id":"b","value":"s","msg_id":"m2"}]`,
+		`{"id":"a","deleted":true}`, `{"id":"a","deleted":true,"value":{"x":1}}`, `{"id":"a","value":1,"deleted":false}`,
+		`{"id":"a","deleted":null}`, `{"id":"a","deleted":"true"}`, `{"id":"a","deleted":1}`, `{"id":"a","deleted":[]}`,
+		`{"id":"a","deleted":{}}`, `{"id":"a","deleted":tru}`, `{"id":"a","deleted":true,"deleted":true}`,
+		`[{"id":"a","deleted":true},{"id":"b","value":2}]`, `{"id":"a","deleted":"\ud800"}`,
 		`[]`, `{}`, `[{}]`, `null`, `"x"`, `{"id":"a"}`, `{"value":1}`,
 		`{"id":"a","value":1,"x":2}`, `{"id":"a","id":"a","value":1}`,
 		`{"id":"a","value":1} {}`, `[{"id":"a","value":1}]]`, `{"id":"a","value":1`,
@@ -101,6 +105,10 @@ func FuzzDecodeUpdates(f *testing.F) {
 // decodeCases are bodies that reach the corners of the decoder: they seed
 // the fuzz tests and are checked against the reference decoder.
 var decodeCases = []string{
+	`{"id":"a","deleted":true}`, `{"id":"a","deleted":true,"value":{"x":1}}`, `{"id":"a","value":1,"deleted":false}`,
+	`{"id":"a","deleted":null}`, `{"id":"a","deleted":"true"}`, `{"id":"a","deleted":1}`, `{"id":"a","deleted":[]}`,
+	`{"id":"a","deleted":{}}`, `{"id":"a","deleted":tru}`, `{"id":"a","deleted":true,"deleted":true}`,
+	`[{"id":"a","deleted":true},{"id":"b","value":2}]`, `{"id":"a","deleted":"\ud800"}`, `{"id":"a","deleted":1e999}`,
 	`{"id":"a","value":1}`,
 	`{"id":"a","value":{"x":[1,2,{"y":null}]},"msg_id":"m"}`,
 	`[{"id":"a","value":1},{"id":"b","value":"s","msg_id":"m2"}]`,
@@ -186,6 +194,9 @@ func compareDecoders(t *testing.T, body []byte, maxBatch int) {
 		w := want[i]
 		if u.ID != w.ID || !bytes.Equal(u.Value, w.Value) || cap(u.Value) != len(u.Value) {
 			t.Fatalf("body %q: update %d is %q %q, reference %q %q", body, i, u.ID, u.Value, w.ID, w.Value)
+		}
+		if u.Deleted != w.Deleted {
+			t.Fatalf("body %q: update %d deleted %v, reference %v", body, i, u.Deleted, w.Deleted)
 		}
 		if u.MsgID != w.MsgID && !(madeMsgID(u.MsgID) && madeMsgID(w.MsgID)) {
 			t.Fatalf("body %q: update %d msg id %q, reference %q", body, i, u.MsgID, w.MsgID)
@@ -408,8 +419,8 @@ func decodeUpdatesSlow(body []byte, maxBatch int) (ups []baton.Update, single bo
 
 func slowDecodeUpdate(dec *json.Decoder, body []byte, prefix string) (baton.Update, error) {
 	var (
-		u                   baton.Update
-		hasID, hasV, hasMsg bool
+		u                         baton.Update
+		hasID, hasV, hasMsg, hasD bool
 	)
 	for dec.More() {
 		tok, err := dec.Token()
@@ -426,8 +437,10 @@ func slowDecodeUpdate(dec *json.Decoder, body []byte, prefix string) (baton.Upda
 			seen = &hasV
 		case "msg_id":
 			seen = &hasMsg
+		case "deleted":
+			seen = &hasD
 		default:
-			return u, baton.Invalidf(field, "unknown field (want id, value, msg_id)")
+			return u, baton.Invalidf(field, "unknown field (want id, value, msg_id, deleted)")
 		}
 		if *seen {
 			return u, baton.Invalidf(field, "repeated")
@@ -452,6 +465,18 @@ func slowDecodeUpdate(dec *json.Decoder, body []byte, prefix string) (baton.Upda
 				return u, slowSyntaxError(err)
 			}
 			u.Value = raw
+		case "deleted":
+			tok, err := dec.Token()
+			if err != nil {
+				return u, slowSyntaxError(err)
+			}
+			switch v := tok.(type) {
+			case bool:
+				u.Deleted = v
+			case nil:
+			default:
+				return u, baton.Invalidf(field, "must be a boolean")
+			}
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing }

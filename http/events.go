@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	nethttp "net/http"
 	"strconv"
 	"strings"
@@ -45,6 +46,64 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	snap, err := wantSnapshot(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, ok := s.admitStream(w, r)
+	if !ok {
+		return
+	}
+	st := &eventStream{}
+	var first func(streamWriter) error
+	if snap {
+		// The terminal is subscribed once the snapshot is sent, after
+		// its seq (startSnapshot, snapshot.go).
+		first = func(out streamWriter) error { return s.startSnapshot(a.ctx, st, out, topic) }
+	} else {
+		term, err := s.cfg.Hub.Subscribe(a.ctx, topic, after)
+		if err != nil {
+			s.refuse(w, r, a, err)
+			return
+		}
+		st.src = oneTopic{term}
+	}
+	s.serveStream(w, r, st, a, first, "topic", topic, "after", after, "snapshot", snap)
+}
+
+// admission is an event stream admitted and not served yet: its
+// reservation (streams, and the caller's own count, released by onEnd),
+// and the context of its terminals. The terminals may outlive the request
+// (a request's context ends when its handler returns, hijacked or not):
+// until stopReq (a hand-over to the pool), the request's end (the client
+// gone) ends them.
+type admission struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stopReq func() bool
+	onEnd   func()
+}
+
+// release gives back what a holds, for a stream that will not be served.
+func (a *admission) release(s *Server) {
+	a.stopReq()
+	a.cancel()
+	s.streams.release()
+	a.onEnd()
+}
+
+// refuse releases a and answers err.
+func (s *Server) refuse(w nethttp.ResponseWriter, r *nethttp.Request, a *admission, err error) {
+	a.release(s)
+	s.writeError(w, r, err)
+}
+
+// admitStream checks that the caller may open one more event stream (its
+// token not expired, its own count and the node's MaxStreams not reached)
+// and reserves it: the caller hands the admission to serveStream, or
+// gives it back with refuse or release. It answers a refusal itself.
+func (s *Server) admitStream(w nethttp.ResponseWriter, r *nethttp.Request) (*admission, bool) {
 	// A token past its exp, though still within the verifier's leeway for
 	// clock skew, would open a stream that ends at once with an "auth"
 	// event, and an EventSource reconnecting with it would loop until the
@@ -52,44 +111,47 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() && !time.Now().Before(g.Expires) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
 		s.writeError(w, r, wire.Errorf(baton.CodeUnauthorized, "token expired"))
-		return
+		return nil, false
 	}
 	onEnd := func() {}
 	if s.limits != nil {
 		var ok bool
 		if onEnd, ok = s.limits.OpenStream(callerOf(r).key); !ok {
 			s.writeError(w, r, wire.Errorf(baton.CodeTooMany, "too many event streams of this client; close one (or use one stream for many topics)"))
-			return
+			return nil, false
 		}
 	}
 	if err := s.streams.reserve(); err != nil {
 		onEnd()
 		s.writeError(w, r, err)
-		return
+		return nil, false
 	}
 	// The net/http server, to end its streams on its Shutdown.
-	srv, _ := r.Context().Value(nethttp.ServerContextKey).(*nethttp.Server)
-	if srv != nil {
+	if srv, _ := r.Context().Value(nethttp.ServerContextKey).(*nethttp.Server); srv != nil {
 		s.streams.watch(srv)
 	}
-	// The terminal may outlive the request: a request's context ends when
-	// its handler returns, hijacked or not. Until a hand-over to the pool,
-	// the request's end (the client gone) ends the terminal.
-	ctx, cancel := context.WithCancel(context.Background())
-	stopReq := context.AfterFunc(r.Context(), cancel)
-	defer stopReq()
-	term, err := s.cfg.Hub.Subscribe(ctx, topic, after)
-	if err != nil {
-		cancel()
-		s.streams.release()
-		onEnd()
-		s.writeError(w, r, err)
-		return
-	}
-	st := &eventStream{term: term, cancel: cancel, srv: srv, remote: r.RemoteAddr, reqID: requestID(r), onEnd: onEnd}
+	a := &admission{onEnd: onEnd}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.stopReq = context.AfterFunc(r.Context(), a.cancel)
+	return a, true
+}
+
+// serveStream serves st as an event stream, with a, the admission of its
+// source's terminals; attrs go to the log line of its opening (and of its
+// end, if first fails). first, if not nil, writes the stream's first
+// events (its head first) before it is served, on the handler's
+// goroutine, and sets st's source or adds to it (snapshots, then the
+// terminals after them: snapshot.go); if it fails the stream ends there
+// (abandon). Otherwise st's source is set.
+func (s *Server) serveStream(w nethttp.ResponseWriter, r *nethttp.Request, st *eventStream, a *admission, first func(streamWriter) error, attrs ...any) {
+	defer a.stopReq()
+	st.cancel, st.onEnd = a.cancel, a.onEnd
+	st.srv, _ = r.Context().Value(nethttp.ServerContextKey).(*nethttp.Server)
+	st.remote, st.reqID = r.RemoteAddr, requestID(r)
 	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() {
 		st.expires = max(1, s.streams.now()+int64(time.Until(g.Expires)))
 	}
+	opened := append(attrs[:len(attrs):len(attrs)], "remote", r.RemoteAddr)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -103,11 +165,19 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		conn, _, err := nethttp.NewResponseController(w).Hijack()
 		switch {
 		case err == nil:
-			stopReq()
+			a.stopReq()
 			answeredOnConn(w, nethttp.StatusOK)
 			st.head = responseHead(h)
-			s.logFor(r).Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "writer", SSEWriterPool)
-			s.streams.startPooled(st, conn)
+			out := connWriter{conn}
+			if first != nil {
+				if err := first(out); err != nil {
+					s.abandon(st, a, out, err, attrs...)
+					return
+				}
+			}
+			s.logFor(r).Debug("http: stream opened", append(opened, "writer", SSEWriterPool)...)
+			_, sliced := conn.(*net.TCPConn)
+			s.streams.startPooled(st, out, sliced)
 			return
 		case !errors.Is(err, nethttp.ErrNotSupported):
 			// net/http gave the connection up but could not hand it over.
@@ -117,7 +187,16 @@ func (s *Server) events(w nethttp.ResponseWriter, r *nethttp.Request) {
 		}
 	}
 	st.head = []byte(retryLine)
-	s.logFor(r).Debug("http: stream opened", "topic", topic, "after", after, "remote", r.RemoteAddr, "writer", SSEWriterGoroutine)
+	if first != nil {
+		rc := nethttp.NewResponseController(w)
+		if err := first(responseWriter{w: w, rc: rc}); err != nil {
+			_ = rc.SetWriteDeadline(time.Time{})
+			s.abandon(st, a, responseWriter{}, err, attrs...)
+			return
+		}
+		st.started = true
+	}
+	s.logFor(r).Debug("http: stream opened", append(opened, "writer", SSEWriterGoroutine)...)
 	s.streams.serveResponse(st, w)
 }
 
@@ -140,13 +219,13 @@ var retryLine = "retry: " + strconv.FormatInt(RetryHint.Milliseconds(), 10) + "\
 
 // logStreamEnd logs the end of a stream: at info level for a slow terminal
 // (the node dropped a client), else at debug level.
-func logStreamEnd(log *slog.Logger, reqID, topic, remote string, last uint64, err error) {
+func logStreamEnd(log *slog.Logger, reqID, remote string, err error, attrs ...any) {
 	log = log.With("request_id", reqID)
 	level := log.Debug
 	if errors.Is(err, hub.ErrSlowTerminal) {
 		level = log.Info
 	}
-	level("http: stream ended", "topic", topic, "last", last, "remote", remote, "reason", err)
+	level("http: stream ended", append(attrs, "remote", remote, "reason", err)...)
 }
 
 // resumePosition reads where a stream starts: after the Last-Event-ID header

@@ -3,6 +3,7 @@ package http
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -66,6 +67,19 @@ func (s *stream) run() *stream {
 		s.done <- err
 	}()
 	return s
+}
+
+// ended says why a stream's events ended, if they did.
+func (s *stream) ended() error {
+	select {
+	case err := <-s.done:
+		if err == nil {
+			return errors.New("stream ended by the server")
+		}
+		return err
+	default:
+		return nil
+	}
 }
 
 func (s *stream) close() {

@@ -45,6 +45,8 @@ func (s *Server) ledgerRoutes() map[string]route {
 		"/v1/topics/{topic}/checkpoint":        {"GET": s.getCheckpoint},
 		"/v1/topics/{topic}/items/{seq}/proof": {"GET": s.getProof},
 		"/v1/topics/{topic}/consistency":       {"GET": s.getConsistency},
+		"/v1/topics/{topic}/ledger/diagnose":   {"GET": s.getDiagnosis},
+		"/v1/topics/{topic}/ledger/reanchor":   {"POST": s.postReanchor},
 	}
 }
 

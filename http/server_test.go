@@ -125,6 +125,9 @@ type publisher struct {
 	topic string
 	lease baton.Lease
 	n     int
+	// readSeq and progress pace publishing (snapshot_test.go).
+	readSeq  atomic.Uint64
+	progress chan struct{}
 }
 
 func newPublisher(tb testing.TB, st baton.Store, topic string) *publisher {

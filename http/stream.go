@@ -80,7 +80,8 @@ type streamer struct {
 	// servers are the net/http servers streams came from, with whether
 	// they shut down; see watch.
 	servers map[*nethttp.Server]bool
-	wg      sync.WaitGroup // workers, stall writers, the heartbeat goroutine
+	wsPoll  *wsPoller      // the WebSockets' input (ws_poll.go), made with the first
+	wg      sync.WaitGroup // workers, stall writers, the heartbeat goroutine, WebSocket readers
 }
 
 // streamWriter is how one stream's bytes reach its client: the only part
@@ -101,7 +102,7 @@ type streamWriter interface {
 // eventStream is one event stream, whichever writer serves it.
 type eventStream struct {
 	out    streamWriter
-	term   *hub.Terminal
+	src    streamSource
 	cancel context.CancelFunc // the terminal's context
 	srv    *nethttp.Server    // the net/http server it came from, if known
 	remote string
@@ -115,6 +116,9 @@ type eventStream struct {
 	// onEnd, if set, is called once when the stream ends (the caller's
 	// stream count, internal/limits).
 	onEnd func()
+	// started: the response head went out before the stream was served
+	// (a snapshot went first, snapshot.go).
+	started bool
 
 	// Guarded by streamer.mu.
 	i     int // index in streamer.streams
@@ -126,6 +130,67 @@ type eventStream struct {
 	queued    bool  // on the run queue, or to go back on it when running ends
 	running   bool  // a worker or a stall writer serves the stream
 	beat      bool  // a heartbeat is due
+}
+
+// streamSource is what a stream reads: one hub terminal (oneTopic) or the
+// terminals of many topics (multiSource, multi_source.go), with the frames
+// of its format: Server-Sent Events, or WebSocket messages (ws.go).
+type streamSource interface {
+	// frames appends the frames of the events ready to bufs, stopping
+	// once about turnBytes are gathered (more: more is ready). Its error
+	// ends the stream once bufs are written. Only the stream's serving
+	// goroutine calls it.
+	frames(st *streamer, s *eventStream, bufs [][]byte) (_ [][]byte, more bool, err error)
+	// authExpired is the stream's last frame when its token expires.
+	authExpired() []byte
+	// Ready and OnReady are hub.Terminal's: something may be ready.
+	Ready() <-chan struct{}
+	OnReady(func())
+	// end closes the source's terminals and returns what the log line of
+	// the stream's end says of it.
+	end() []any
+}
+
+// oneTopic is the source of a one-topic event stream (events.go).
+type oneTopic struct{ *hub.Terminal }
+
+func (t oneTopic) authExpired() []byte { return authExpiredFrame }
+
+func (t oneTopic) end() []any {
+	last := t.Last()
+	t.Close()
+	return []any{"topic", t.Topic(), "last", last}
+}
+
+func (t oneTopic) frames(st *streamer, s *eventStream, bufs [][]byte) (_ [][]byte, more bool, err error) {
+	size := 0
+	for {
+		ev, ok, err := t.TryNext(st.ctx)
+		if err != nil {
+			if errors.Is(err, hub.ErrTopicDeleted) {
+				bufs = append(bufs, deletedFrame(t.Topic()))
+			}
+			return bufs, false, err
+		}
+		if !ok {
+			return bufs, false, nil
+		}
+		switch ev.Kind {
+		case hub.EventItems:
+			for i := range ev.Frames {
+				bufs = append(bufs, ev.Frames[i].SSE)
+				size += len(ev.Frames[i].SSE)
+			}
+		case hub.EventReset:
+			st.log.Info("http: stream reset: position no longer kept", "request_id", s.reqID, "topic", t.Topic(), "earliest", ev.Earliest)
+			f := hub.AppendResetSSE(nil, ev.Earliest)
+			bufs = append(bufs, f)
+			size += len(f)
+		}
+		if size >= turnBytes {
+			return bufs, true, nil
+		}
+	}
 }
 
 // turnBytes is about the most one turn gathers (a terminal catching up
@@ -234,35 +299,11 @@ func (st *streamer) gather(s *eventStream, beat bool, bufs [][]byte) (_ [][]byte
 		s.head = nil
 	}
 	if s.expires != 0 && st.now() >= s.expires {
-		return append(bufs, authExpiredFrame), false, errTokenExpired
+		return append(bufs, s.src.authExpired()), false, errTokenExpired
 	}
-	size := 0
-	for {
-		ev, ok, err := s.term.TryNext(st.ctx)
-		if err != nil {
-			if errors.Is(err, hub.ErrTopicDeleted) {
-				bufs = append(bufs, deletedFrame(s.term.Topic()))
-			}
-			return bufs, false, err
-		}
-		if !ok {
-			break
-		}
-		switch ev.Kind {
-		case hub.EventItems:
-			for i := range ev.Frames {
-				bufs = append(bufs, ev.Frames[i].SSE)
-				size += len(ev.Frames[i].SSE)
-			}
-		case hub.EventReset:
-			st.log.Info("http: stream reset: position no longer kept", "request_id", s.reqID, "topic", s.term.Topic(), "earliest", ev.Earliest)
-			f := hub.AppendResetSSE(nil, ev.Earliest)
-			bufs = append(bufs, f)
-			size += len(f)
-		}
-		if size >= turnBytes {
-			return bufs, true, nil
-		}
+	bufs, more, err := s.src.frames(st, s, bufs)
+	if err != nil || more {
+		return bufs, more, err
 	}
 	if beat && len(bufs) == 0 {
 		// Idle: the one moment to check for a client gone without a
@@ -311,14 +352,17 @@ func (st *streamer) removeLocked(s *eventStream) {
 
 // closeStream releases what s holds. s must be ended, and out of the set.
 func (st *streamer) closeStream(s *eventStream, err error) {
-	s.out.close()
+	if c, ok := s.out.(interface{ closeFor(error) }); ok {
+		c.closeFor(err) // a WebSocket says why (ws.go)
+	} else {
+		s.out.close()
+	}
 	if s.onEnd != nil {
 		s.onEnd()
 	}
-	last := s.term.Last()
-	s.term.Close()
+	attrs := s.src.end()
 	s.cancel()
-	logStreamEnd(st.log, s.reqID, s.term.Topic(), s.remote, last, err)
+	logStreamEnd(st.log, s.reqID, s.remote, err, attrs...)
 	if st.observer != nil {
 		reason := "other"
 		switch {
@@ -346,6 +390,7 @@ func (st *streamer) close() {
 	for _, s := range streams {
 		st.end(s, baton.ErrClosed)
 	}
+	st.closePoller()
 	st.wg.Wait()
 }
 

@@ -55,16 +55,16 @@ func (c connWriter) write(bufs *net.Buffers, deadline time.Time) error {
 func (c connWriter) clientGone() bool { return peerClosed(c.conn) }
 func (c connWriter) close()           { _ = c.conn.Close() }
 
-// startPooled serves s, whose writer is a connWriter, on the pool. s.head
-// is its first write.
-func (st *streamer) startPooled(s *eventStream, conn net.Conn) {
-	s.out = connWriter{conn}
-	_, s.sliced = conn.(*net.TCPConn)
+// startPooled serves s on the pool, writing to out; sliced: a write may
+// be handed over to a stall writer (see writeSlice). s.head is its first
+// write.
+func (st *streamer) startPooled(s *eventStream, out streamWriter, sliced bool) {
+	s.out, s.sliced = out, sliced
 	s.pooled = true
 	if !st.add(s) {
 		return
 	}
-	s.term.OnReady(func() { st.schedule(s) })
+	s.src.OnReady(func() { st.schedule(s) })
 	st.schedule(s) // what Subscribe read, and any wake-up before OnReady
 }
 

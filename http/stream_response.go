@@ -51,7 +51,9 @@ func (st *streamer) serveResponse(s *eventStream, w nethttp.ResponseWriter) {
 	if !st.add(s) {
 		return
 	}
-	w.WriteHeader(nethttp.StatusOK)
+	if !s.started {
+		w.WriteHeader(nethttp.StatusOK)
+	}
 	hb := time.NewTimer(st.heartbeat)
 	defer hb.Stop()
 	var (
@@ -81,7 +83,7 @@ func (st *streamer) serveResponse(s *eventStream, w nethttp.ResponseWriter) {
 			continue
 		}
 		select {
-		case <-s.term.Ready(): // new events, or the terminal ended
+		case <-s.src.Ready(): // new events, or the terminal ended
 		case <-hb.C:
 			beat = true
 		}

@@ -518,27 +518,13 @@ func BenchmarkStreamFanout(b *testing.B) {
 // benchFanout opens n streams (with query) on a server of cfg and times
 // batches of 10 items received by every stream.
 func benchFanout(b *testing.B, cfg Config, n int, query string) {
-	st := memstore.New(nil)
-	h := hub.New(st, hub.Options{})
-	if err := h.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close()
-	cfg.Store, cfg.Hub = st, h
-	srv := mustServer(b, cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := &nethttp.Server{Handler: srv}
-	go hs.Serve(ln)
-	defer func() { srv.Close(); hs.Close() }()
+	addr, ps := benchServer(b, cfg)
 
 	const batch = 10
 	var got sync.WaitGroup
 	counts := make([]int, n)
 	for i := range n {
-		s := dialStream(b, ln.Addr().String(), query, 0)
+		s := dialStream(b, addr, query, 0)
 		if s.resp.StatusCode != 200 {
 			b.Fatalf("stream %d: status %d", i, s.resp.StatusCode)
 		}
@@ -552,7 +538,7 @@ func benchFanout(b *testing.B, cfg Config, n int, query string) {
 			})
 		}()
 	}
-	p := newPublisher(b, st, testTopic)
+	p := ps.publisher(testTopic)
 	b.ResetTimer()
 	for range b.N {
 		got.Add(n)

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -76,13 +77,9 @@ func (s *Server) putRetention(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	if err := jsonBody(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(w, r, maxRetentionBody)
+	body, err := readJSON(w, r, maxRetentionBody)
 	if err != nil {
-		s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", maxRetentionBody))
+		s.writeError(w, r, err)
 		return
 	}
 	rt, err := decodeRetention(body, topic)
@@ -106,13 +103,38 @@ func (s *Server) retentionResponse(topic string, rt baton.Retention) wire.Retent
 // /v1/topics/{topic}/retention: one wire.Retention object, no other field.
 func decodeRetention(body []byte, topic string) (baton.Retention, error) {
 	var in *wire.Retention
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || in == nil {
-		return baton.Retention{}, baton.Invalidf("body", "not a retention object {\"items\": N, \"age\": \"24h\"}")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return baton.Retention{}, baton.Invalidf("body", "more than one JSON value")
+	if err := decodeObject(body, &in); err != nil || in == nil {
+		return baton.Retention{}, cmp.Or(err, baton.Invalidf("body", "not %s", retentionShape))
 	}
 	return in.Parse(topic)
+}
+
+const retentionShape = `a retention object {"items": N, "age": "24h"}`
+
+// readJSON reads the body of an admin write: declared JSON (jsonBody),
+// at most max bytes.
+func readJSON(w nethttp.ResponseWriter, r *nethttp.Request, max int64) ([]byte, error) {
+	if err := jsonBody(r); err != nil {
+		return nil, err
+	}
+	body, err := readBody(w, r, max)
+	if err != nil {
+		return nil, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", max)
+	}
+	return body, nil
+}
+
+// decodeObject decodes body into out (a pointer to a pointer to a
+// struct): one JSON value with no field out does not have, and nothing
+// after it. A body that does not fit is ErrInvalid on "body".
+func decodeObject(body []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return baton.Invalidf("body", "not the object this route takes (%s)", clip(err.Error(), 128))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return baton.Invalidf("body", "more than one JSON value")
+	}
+	return nil
 }

@@ -33,8 +33,9 @@ func (h *Hub) EndTopic(topic string) {
 // cursor went back below what the feed or one of its terminals read (a
 // delete takes the cursor with it, and a topic of that name continues the
 // kept ledger from the old cursor, or starts again from 0). The feed calls
-// it when a wake-up found nothing new (the delete signals SignalCommit): a
-// node sees a deletion from its own feeds, whatever its topic listing saw.
+// it when a wake-up found nothing new (the delete signals SignalCommit), at
+// most once per checkGap: a node sees a deletion from its own feeds,
+// whatever its topic listing saw.
 func (f *feed) checkDeleted(ctx context.Context, last uint64) {
 	if last == 0 {
 		// The feed started after the delete: its terminals caught up

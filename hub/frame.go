@@ -52,13 +52,38 @@ func NewFrame(p baton.Published) (Frame, error) {
 // encoder would not change: it is stored compact, and no '<', '>', '&'
 // matter (HTML escaping is off). It reports false when p does not qualify.
 func appendFrame(p baton.Published) ([]byte, bool) {
-	if !plainASCII(p.ID) || !plainASCII(p.MsgID) || !plainASCII(p.Publisher) || !plainValue(p.Value) {
+	if !plainItem(p) {
 		return nil, false
 	}
 	b := make([]byte, 0, len(p.Value)+len(p.ID)+len(p.MsgID)+len(p.Publisher)+160)
 	b = append(b, "id: "...)
 	b = strconv.AppendUint(b, p.Seq, 10)
-	b = append(b, "\nevent: "+wire.EventItem+"\ndata: {\"seq\":"...)
+	b = append(b, "\nevent: "+wire.EventItem...)
+	return appendData(b, p), true
+}
+
+// AppendEventSSE appends p as an SSE event of type event with no id line
+// (a snapshot's events, http/snapshot.go): the data of its "item" frame.
+func AppendEventSSE(b []byte, event string, p baton.Published) ([]byte, error) {
+	b = append(append(b, "event: "...), event...)
+	if plainItem(p) {
+		return appendData(b, p), nil
+	}
+	f, err := NewFrame(p)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, f.SSE[bytes.Index(f.SSE, []byte("\ndata: ")):]...), nil
+}
+
+// plainItem reports whether appendData may encode p (see appendFrame).
+func plainItem(p baton.Published) bool {
+	return plainASCII(p.ID) && plainASCII(p.MsgID) && plainASCII(p.Publisher) && plainValue(p.Value)
+}
+
+// appendData appends "\ndata: <wire.Item>\n\n" for a plainItem.
+func appendData(b []byte, p baton.Published) []byte {
+	b = append(b, "\ndata: {\"seq\":"...)
 	b = strconv.AppendUint(b, p.Seq, 10)
 	b = append(b, `,"id":"`...)
 	b = append(b, p.ID...)
@@ -72,8 +97,11 @@ func appendFrame(p baton.Published) ([]byte, bool) {
 	b = append(b, p.Publisher...)
 	b = append(b, `","msg_id":"`...)
 	b = append(b, p.MsgID...)
-	b = append(b, "\"}\n\n"...)
-	return b, true
+	if p.Deleted {
+		b = append(b, `","deleted":true`...)
+		return append(b, "}\n\n"...)
+	}
+	return append(b, "\"}\n\n"...)
 }
 
 // plainASCII reports whether s needs no escaping in a JSON string.

@@ -18,7 +18,7 @@ func encodeFrame(t *testing.T, p baton.Published) []byte {
 	buf.WriteString("\nevent: item\ndata: ")
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(wire.Item{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID}); err != nil {
+	if err := enc.Encode(wire.Item{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID, Deleted: p.Deleted}); err != nil {
 		t.Fatal(err)
 	}
 	buf.WriteByte('\n')
@@ -36,22 +36,25 @@ func TestFrameFastPath(t *testing.T) {
 		id, msgID, pub string
 		value          string
 		fast           bool
+		deleted        bool
 	}{
-		{"q.1", "m-1", "n1", `{"px":1.5,"s":"a<b>&c","n":null,"l":[1,2,{"x":"y"}]}`, true},
-		{"q.1", "m-1", "n1", `"a string with \" and \\ and \u00e9"`, true},
-		{"q.1", "m-1", "n1", `12345`, true},
-		{"q.1", "m-1", "n1", `"caf` + "\u00e9" + `"`, false}, // non-ASCII value
-		{"q.1", "m-1", "n1", `"line` + "\u2028" + `sep"`, false},
-		{`q."1"`, "m-1", "n1", `1`, false},
-		{"q.1", `m\1`, "n1", `1`, false},
-		{"q.é", "m-1", "n1", `1`, false},
+		{"q.1", "m-1", "n1", `null`, true, true}, // a tombstone
+		{"q.é", "m-1", "n1", `null`, false, true},
+		{"q.1", "m-1", "n1", `{"px":1.5,"s":"a<b>&c","n":null,"l":[1,2,{"x":"y"}]}`, true, false},
+		{"q.1", "m-1", "n1", `"a string with \" and \\ and \u00e9"`, true, false},
+		{"q.1", "m-1", "n1", `12345`, true, false},
+		{"q.1", "m-1", "n1", `"caf` + "\u00e9" + `"`, false, false}, // non-ASCII value
+		{"q.1", "m-1", "n1", `"line` + "\u2028" + `sep"`, false, false},
+		{`q."1"`, "m-1", "n1", `1`, false, false},
+		{"q.1", `m\1`, "n1", `1`, false, false},
+		{"q.é", "m-1", "n1", `1`, false, false},
 		// Invalid, so it breaks the store's precondition; not ASCII, so it
 		// goes to the encoder, which reports it.
-		{"q.1", "m-1", "n1", `{"a":"` + "\u00e9" + `"`, false},
+		{"q.1", "m-1", "n1", `{"a":"` + "\u00e9" + `"`, false, false},
 	}
 	for _, c := range cases {
 		p := base
-		p.ID, p.MsgID, p.Publisher, p.Value = c.id, c.msgID, c.pub, json.RawMessage(c.value)
+		p.ID, p.MsgID, p.Publisher, p.Value, p.Deleted = c.id, c.msgID, c.pub, json.RawMessage(c.value), c.deleted
 		got, ok := appendFrame(p)
 		if ok != c.fast {
 			t.Errorf("%q %q: fast path %v, want %v", c.id, c.value, ok, c.fast)
@@ -73,6 +76,13 @@ func TestFrameFastPath(t *testing.T) {
 		}
 		if ok && !bytes.Equal(got, want) {
 			t.Errorf("fast path:\n got %q\nwant %q", got, want)
+		}
+		// A snapshot event is the item frame's data under its own name,
+		// without the id line, by either path.
+		ev, err := AppendEventSSE([]byte("x"), "snapshot", p)
+		wantEv := "xevent: snapshot" + string(want[bytes.Index(want, []byte("\ndata: ")):])
+		if err != nil || string(ev) != wantEv {
+			t.Errorf("AppendEventSSE:\n got %q\nwant %q (%v)", ev, wantEv, err)
 		}
 	}
 }

@@ -38,8 +38,22 @@ import (
 const (
 	DefaultBufferItems = 4096
 	DefaultReadBatch   = 1000
-	DefaultRecheck     = time.Second
+	// DefaultRecheck is rare: the engines wake every subscription after
+	// they may have lost a notification (baton.Notifier), and every feed
+	// pays each re-read, so at thousands of followed topics a short one
+	// would read the store thousands of times a second for nothing.
+	DefaultRecheck = 30 * time.Second
 )
+
+// checkGap is the least time between two deletion checks of a feed (a
+// read of the cursor when a wake-up found nothing new, checkDeleted): a
+// burst of wake-ups, as when thousands of topics are handed over at once,
+// costs one check a second per feed, not one per wake-up.
+const checkGap = time.Second
+
+// retryFirst is the first wait before a feed reads again after a failed
+// read; it doubles up to Recheck.
+const retryFirst = 50 * time.Millisecond
 
 // ErrSlowTerminal ends a terminal whose queue overflowed because its
 // consumer did not keep up with the live feed. The consumer may resume from
@@ -102,7 +116,8 @@ type Hub struct {
 	ctx    context.Context // set by Start; cancelled by Close
 	cancel context.CancelFunc
 	feeds  map[string]*feed // active topics
-	wg     sync.WaitGroup   // feed goroutines
+	topics topicWatcher     // multi.go
+	wg     sync.WaitGroup   // feed goroutines, the topic watcher
 }
 
 // New returns a hub reading from store. Call Start before Subscribe.
@@ -265,14 +280,29 @@ func (f *feed) run(ctx context.Context) {
 	defer sub.Close()
 	tick := time.NewTicker(h.opts.Recheck)
 	defer tick.Stop()
+	// check fires a deletion check put off by checkGap.
+	check := time.NewTimer(time.Hour)
+	check.Stop()
+	defer check.Stop()
+
+	// retry reads again after a failed read (a store unavailable, or a
+	// read the replicas did not confirm: redis/confirm.go) without waiting
+	// for the next commit or Recheck.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	backoff := retryFirst
 
 	var (
-		last    uint64
-		started bool
-		failing bool
+		last     uint64
+		started  bool
+		failing  bool
+		checked  time.Time // when checkDeleted last ran
+		checking bool      // check is armed
 	)
 	for {
 		var err error
+		var empty bool
 		if !started {
 			var cur baton.Cursor
 			if cur, err = h.store.Cursor(ctx, f.topic); err == nil {
@@ -284,7 +314,16 @@ func (f *feed) run(ctx context.Context) {
 			}
 		}
 		if started {
-			last, err = f.pump(ctx, last)
+			last, empty, err = f.pump(ctx, last)
+		}
+		if empty && !checking {
+			if wait := checkGap - time.Since(checked); wait > 0 {
+				check.Reset(wait)
+				checking = true
+			} else {
+				f.checkDeleted(ctx, last)
+				checked = time.Now()
+			}
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -296,18 +335,29 @@ func (f *feed) run(ctx context.Context) {
 			failing = false
 			h.log.Info("hub: reading published items again", "topic", f.topic)
 		}
+		if err != nil {
+			retry.Reset(backoff)
+			backoff = min(2*backoff, h.opts.Recheck)
+		} else {
+			backoff = retryFirst
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-sub.C():
+		case <-retry.C:
 		case <-tick.C:
+		case <-check.C:
+			checking = false
+			f.checkDeleted(ctx, last)
+			checked = time.Now()
 		}
 	}
 }
 
 // pump reads and delivers every published item after last, in batches, and
-// returns the new position.
-func (f *feed) pump(ctx context.Context, last uint64) (uint64, error) {
+// returns the new position, and empty if there was nothing new.
+func (f *feed) pump(ctx context.Context, last uint64) (uint64, bool, error) {
 	h := f.h
 	for {
 		ps, err := h.store.Published(ctx, f.topic, last, h.opts.ReadBatch)
@@ -317,7 +367,7 @@ func (f *feed) pump(ctx context.Context, last uint64) (uint64, error) {
 			// the store.
 			cur, cerr := h.store.Cursor(ctx, f.topic)
 			if cerr != nil {
-				return last, cerr
+				return last, false, cerr
 			}
 			h.log.Warn("hub: feed position trimmed; terminals resync from the store",
 				"topic", f.topic, "after", last, "cursor", cur.Seq)
@@ -326,20 +376,19 @@ func (f *feed) pump(ctx context.Context, last uint64) (uint64, error) {
 			continue
 		}
 		if err != nil {
-			return last, err
+			return last, false, err
 		}
 		if len(ps) == 0 {
-			f.checkDeleted(ctx, last)
-			return last, nil
+			return last, true, nil
 		}
 		frames, err := newFrames(ps)
 		if err != nil {
-			return last, err
+			return last, false, err
 		}
 		f.deliver(frames)
 		last = ps[len(ps)-1].Seq
 		if len(ps) < h.opts.ReadBatch {
-			return last, nil
+			return last, false, nil
 		}
 	}
 }

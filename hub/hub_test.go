@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -713,4 +714,42 @@ func TestOnReady(t *testing.T) {
 			t.Fatalf("terminal %d ended with %v", i, err)
 		}
 	}
+}
+
+// unavailableStore fails every read of published items while down is set,
+// as a Redis store does when the replicas do not confirm a read
+// (redis/confirm.go).
+type unavailableStore struct {
+	baton.Store
+	down  atomic.Bool
+	fails atomic.Int64
+}
+
+func (s *unavailableStore) Published(ctx context.Context, topic string, after uint64, limit int) ([]baton.Published, error) {
+	if s.down.Load() {
+		s.fails.Add(1)
+		return nil, fmt.Errorf("read: %w", baton.ErrUnavailable)
+	}
+	return s.Store.Published(ctx, topic, after, limit)
+}
+
+// TestFailedReadRetried: a feed whose read failed reads again by itself,
+// with no further commit to wake it and long before Recheck.
+func TestFailedReadRetried(t *testing.T) {
+	st := &unavailableStore{Store: memstore.New(nil)}
+	p := newPublisher(t, st, testTopic)
+	h := startHub(t, st, Options{Recheck: time.Hour})
+	term := subscribe(t, h, testTopic, 0)
+	// Caught up and live: what comes next comes from the feed.
+	p.publish(1)
+	r := newReceiver(t, term, 0)
+	r.until(1, 5*time.Second)
+	if ev, ok, err := term.TryNext(t.Context()); ok || err != nil {
+		t.Fatalf("after seq 1: %+v, %v; want nothing yet", ev, err)
+	}
+	st.down.Store(true)
+	p.publish(3)
+	poll.True(t, 5*time.Second, "the feed's read to fail", func() bool { return st.fails.Load() > 0 })
+	st.down.Store(false)
+	r.until(4, 10*time.Second)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/transparency-dev/merkle/compact"
+
 	"github.com/baton-pub/baton"
 )
 
@@ -28,14 +30,18 @@ func (p Problem) String() string { return p.Topic + ": " + p.Where + ": " + p.Wh
 
 // AuditReport is the result of auditing one topic.
 type AuditReport struct {
-	Topic        string    `json:"topic"`
-	Leaves       uint64    `json:"leaves"`
-	ItemsChecked uint64    `json:"items_checked"`
-	ItemsTrimmed uint64    `json:"items_trimmed"`
-	Checkpoints  int       `json:"checkpoints"`
-	Cosignatures int       `json:"cosignatures"`
-	Epochs       int       `json:"epochs"`
-	Problems     []Problem `json:"problems"`
+	Topic        string `json:"topic"`
+	Leaves       uint64 `json:"leaves"`
+	ItemsChecked uint64 `json:"items_checked"`
+	ItemsTrimmed uint64 `json:"items_trimmed"`
+	Checkpoints  int    `json:"checkpoints"`
+	Cosignatures int    `json:"cosignatures"`
+	Epochs       int    `json:"epochs"`
+	// Reanchors are the topic's re-anchors, oldest first: each says which
+	// witnessed leaves the store lost and who accepted the loss. A
+	// re-anchor that verifies is reported here, not as a problem.
+	Reanchors []ReanchorBody `json:"reanchors,omitempty"`
+	Problems  []Problem      `json:"problems"`
 	// Omitted counts problems beyond AuditOptions.MaxProblems.
 	Omitted int `json:"omitted,omitempty"`
 }
@@ -61,6 +67,45 @@ type epochInfo struct {
 	lastSeq uint64
 }
 
+// auditReanchors reads the topic's re-anchors and checks their
+// signatures; a bad one is a problem, and left out.
+func auditReanchors(ctx context.Context, st AuditStore, topic string, keys *Keys, add func(where, format string, args ...any)) ([]ReanchorBody, error) {
+	rs, err := st.Reanchors(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []ReanchorBody
+	for i, r := range rs {
+		b, err := VerifyReanchor(r, keys)
+		if err != nil {
+			add(fmt.Sprintf("re-anchor #%d", i+1), "%v", err)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// checkReanchors compares the root of the leaves so far with every
+// re-anchor from that seq.
+func checkReanchors(ras []ReanchorBody, rng *compact.Range, add func(where, format string, args ...any)) {
+	for _, b := range ras {
+		if b.Seq != rng.End() {
+			continue
+		}
+		var root baton.Hash
+		if b.Seq == 0 {
+			copy(root[:], Hasher.EmptyRoot())
+		} else {
+			h, _ := rng.GetRootHash(nil)
+			root = toHash(h)
+		}
+		if root != b.Root {
+			add(fmt.Sprintf("re-anchor %d", b.Seq), "root %s, but leaves 1..%d hash to %s (the store's ledger changed below the re-anchor)", b.Root, b.Seq, root)
+		}
+	}
+}
+
 // Audit checks everything the store holds about a topic's ledger:
 //
 //   - every leaf: seqs 1..n without gap, the topic, the lease of its epoch
@@ -72,7 +117,9 @@ type epochInfo struct {
 //     note states what the record says, the signer held the lease of its
 //     epoch, epochs never go back, it covers no leaf of a later epoch, its
 //     root is the root of the leaves, and every cosignature verifies;
-//   - the cursor: at the last leaf, with its item hash and epoch.
+//   - the cursor: at the last leaf, with its item hash and epoch;
+//   - every re-anchor: its signature, and its root is the root of the
+//     leaves up to its seq (the re-anchors themselves are reported).
 //
 // It returns an error only if the store cannot be read; what is wrong is in
 // the report's Problems.
@@ -144,9 +191,16 @@ func Audit(ctx context.Context, st AuditStore, topic string, o AuditOptions) (Au
 	}
 	rep.Checkpoints = len(cps)
 
+	ras, err := auditReanchors(ctx, st, topic, keys, add)
+	if err != nil {
+		return rep, err
+	}
+	rep.Reanchors = ras
+
 	// Stream the leaves, with the items of the same window.
 	rng := rangeFactory.NewEmptyRange(0)
-	next := 0 // next checkpoint to compare
+	checkReanchors(ras, rng, add) // a re-anchor from seq 0
+	next := 0                     // next checkpoint to compare
 	epochAt := make(map[uint64]uint64, len(cps))
 	var prevEpoch uint64
 	var cursorLeaf *baton.Leaf
@@ -219,6 +273,7 @@ func Audit(ctx context.Context, st AuditStore, topic string, o AuditOptions) (Au
 				lc := l
 				cursorLeaf = &lc
 			}
+			checkReanchors(ras, rng, add)
 			for next < len(cps) && cps[next].Size == rng.End() {
 				cp := cps[next]
 				epochAt[cp.Size] = l.Epoch
@@ -267,6 +322,12 @@ func Audit(ctx context.Context, st AuditStore, topic string, o AuditOptions) (Au
 			add(where, "signed under epoch %d but covers leaf %d of the later epoch %d", cp.Epoch, cp.Size, le)
 		}
 		prevCP = &cps[i]
+	}
+
+	for _, b := range ras {
+		if b.Seq > rep.Leaves {
+			add(fmt.Sprintf("re-anchor %d", b.Seq), "resumes from seq %d, but the ledger has %d leaves", b.Seq, rep.Leaves)
+		}
 	}
 
 	// The cursor.

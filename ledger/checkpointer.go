@@ -18,6 +18,7 @@ import (
 type Store interface {
 	baton.Publications
 	baton.Checkpoints
+	baton.Reanchors
 	Lock(ctx context.Context, topic string) (baton.LockState, error)
 	Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error)
 	NodeKeys(ctx context.Context) ([]baton.NodeKey, error)
@@ -55,6 +56,17 @@ type CheckpointerConfig struct {
 	OnAlarm func(msg string)
 	// Clock drives Interval and the flush (default the system clock).
 	Clock baton.Clock
+	// Halted, if set, says whether the node's witness halts the topic
+	// (Witness.Halted): the store lost ledger writes the node's copy
+	// holds. The checkpointer then signs nothing and stops, at setup or
+	// before its next signature, and the lease with it: a fail-closed
+	// halt even when it signs from the store (docs/ledger.md, "Lost
+	// writes and re-anchoring").
+	Halted func() *baton.LedgerHalt
+	// Cursor, if set, is the topic's cursor as read after the lease was
+	// taken: the first setup starts from it instead of reading it again (a
+	// crash hands thousands of topics over at once; each read counts).
+	Cursor *baton.Cursor
 	// OnStop, if set, is called once the checkpointer has stopped, on
 	// Close or on its own (fenced, failed): the publisher it signs for
 	// stops with it without a goroutine waiting on Done.
@@ -302,9 +314,17 @@ func (c *Checkpointer) run(ctx context.Context) error {
 func (c *Checkpointer) setup(ctx context.Context) error {
 	topic := c.cfg.Lease.Topic
 	st := c.cfg.Store
-	cur, err := st.Cursor(ctx, topic)
-	if err != nil {
-		return readError{fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)}
+	var cur baton.Cursor
+	// The cursor read at takeover will do: a copy grown past it since is
+	// checked against a fresh read (sameHistory).
+	if c.cfg.Cursor != nil {
+		cur = *c.cfg.Cursor
+		c.cfg.Cursor = nil // a setup tried again reads it
+	} else {
+		var err error
+		if cur, err = st.Cursor(ctx, topic); err != nil {
+			return readError{fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)}
+		}
 	}
 	if c.cfg.Tree != nil {
 		c.log2 = treeLog{c.cfg.Tree, c.cfg.OnAppend}
@@ -337,6 +357,14 @@ func (c *Checkpointer) setup(ctx context.Context) error {
 				c.cfg.OnAlarm(msg)
 			}
 			return errors.New(msg)
+		}
+	}
+	if err := c.halted(); err != nil {
+		return err
+	}
+	if c.cfg.Tree != nil {
+		if err := c.sameHistory(ctx, cur.Seq); err != nil {
+			return err
 		}
 	}
 	if err := c.catchUp(ctx, cur.Seq); err != nil {
@@ -492,6 +520,9 @@ func (c *Checkpointer) catchUp(ctx context.Context, upto uint64) error {
 // sign signs the range as it is and leaves the checkpoint pending for the
 // next commit (replacing an older one no commit took).
 func (c *Checkpointer) sign() error {
+	if err := c.halted(); err != nil {
+		return err
+	}
 	var size uint64
 	var root baton.Hash
 	var err error
@@ -535,5 +566,63 @@ func (c *Checkpointer) store(ctx context.Context, cp *baton.Checkpoint) error {
 	}
 	c.stored(cp.Size)
 	c.log.Debug("checkpoint stored", "size", cp.Size)
+	return nil
+}
+
+// sameHistory checks that the node's copy and the store's ledger, whose
+// last leaf is cursor, are one history: the copy's leaf at the shorter
+// end is the store's. If not, the store lost writes the copy holds
+// (docs/ledger.md, "Lost writes and re-anchoring"): signing on would
+// sign a history the witnesses refuse, so the checkpointer stops, and the
+// lease with it.
+func (c *Checkpointer) sameHistory(ctx context.Context, cursor uint64) error {
+	topic, t := c.cfg.Lease.Topic, c.cfg.Tree
+	size := t.Size()
+	if size > cursor {
+		// The copy may have grown since cursor was read: the witness
+		// mirrors the publisher's commits into it meanwhile. It holds
+		// only committed leaves, so a cursor read after its size is at
+		// least that size, unless the store lost writes.
+		cur, err := c.cfg.Store.Cursor(ctx, topic)
+		if err != nil {
+			return readError{fmt.Errorf("checkpointer %s: read cursor: %w", topic, err)}
+		}
+		cursor = cur.Seq
+	}
+	m := min(size, cursor)
+	if m == 0 {
+		return nil
+	}
+	sh, ok, err := storeLeafHash(ctx, c.cfg.Store, topic, m)
+	if err != nil {
+		return readError{err}
+	}
+	ch, err := copyLeafHash(t, m)
+	if err != nil {
+		return err
+	}
+	var msg string
+	switch {
+	case size > cursor:
+		msg = fmt.Sprintf("ledger of %s: the store's cursor is at %d, but this node's copy holds %d leaves (the store lost writes)", topic, cursor, size)
+	case !ok || sh != ch:
+		msg = fmt.Sprintf("ledger of %s: leaf %d of the store hashes to %s, this node's copy's to %s (the store lost writes)", topic, m, sh, ch)
+	default:
+		return nil
+	}
+	if c.cfg.OnAlarm != nil {
+		c.cfg.OnAlarm(msg)
+	}
+	return errors.New(msg)
+}
+
+// halted is an error if the node's witness halts the topic (Halted).
+func (c *Checkpointer) halted() error {
+	if c.cfg.Halted == nil {
+		return nil
+	}
+	if h := c.cfg.Halted(); h != nil {
+		return fmt.Errorf("ledger of %s halted (%s): %s", c.cfg.Lease.Topic, h.Check, h.Message)
+	}
 	return nil
 }

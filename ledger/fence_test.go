@@ -71,7 +71,11 @@ func TestForgedCheckpointRefused(t *testing.T) {
 			st := e.open(t)
 			topic := "forged-" + e.name
 			wkey, _ := ledger.GenerateKey("node-w")
-			w, err := ledger.NewWitness(ledger.WitnessConfig{Store: e.open(t), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"), Poll: 10 * time.Millisecond, CosignEvery: 10 * time.Millisecond})
+			// A rewrite in place signals nothing: the witness's sweep finds
+			// it (every 100 ms here, once per Sweep in production), whatever
+			// the follow-up rounds after the last signal did.
+			w, err := ledger.NewWitness(ledger.WitnessConfig{Store: e.open(t), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+				Poll: 10 * time.Millisecond, CosignEvery: 10 * time.Millisecond, Sweep: 100 * time.Millisecond, SweepRate: 100})
 			if err != nil {
 				t.Fatal(err)
 			}

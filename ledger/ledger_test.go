@@ -91,13 +91,19 @@ type testNode struct {
 
 func startNode(t *testing.T, st baton.Store, id string) *testNode {
 	t.Helper()
+	return startNodeIn(t, st, id, t.TempDir(), 0)
+}
+
+// startNodeIn starts a node whose key and ledger copies are in dir, its
+// witness sweeping every topic once per sweep (0: the default).
+func startNodeIn(t *testing.T, st baton.Store, id, dir string, sweep time.Duration) *testNode {
+	t.Helper()
 	log := testlog.New(t).With("node", id)
-	dir := t.TempDir()
 	key, err := ledger.LoadOrCreateKey(dir, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond, Logger: log})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond, Sweep: sweep, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,12 +126,17 @@ func (n *testNode) stop() {
 	n.witness.Close()
 }
 
+// update is the j-th item appendN appends.
+func update(j int) baton.Update {
+	return baton.Update{ID: fmt.Sprintf("k%d", j%7), Value: json.RawMessage(fmt.Sprintf(`{"n":%d}`, j)), MsgID: fmt.Sprintf("m%d", j)}
+}
+
 func appendN(t *testing.T, st baton.Store, topic string, n int) {
 	t.Helper()
 	for i := 0; i < n; i += 50 {
 		var ups []baton.Update
 		for j := i; j < min(n, i+50); j++ {
-			ups = append(ups, baton.Update{ID: fmt.Sprintf("k%d", j%7), Value: json.RawMessage(fmt.Sprintf(`{"n":%d}`, j)), MsgID: fmt.Sprintf("m%d", j)})
+			ups = append(ups, update(j))
 		}
 		if _, err := st.Append(context.Background(), topic, ups); err != nil {
 			t.Fatal(err)

@@ -174,7 +174,9 @@ func (t *Tree) recover() error {
 		if err != nil {
 			return err
 		}
+		t.mu.Lock()
 		t.levels = append(t.levels, f)
+		t.mu.Unlock()
 		n, err := fileSize(f)
 		if err != nil {
 			return err
@@ -194,16 +196,16 @@ func (t *Tree) recover() error {
 	if err := cut(t.idx, int64(size)*8); err != nil {
 		return err
 	}
-	t.upper = nil
+	var upper [][]byte
 	for level := memLevel; level < len(t.levels); level++ {
-		for len(t.upper) <= level {
-			t.upper = append(t.upper, nil)
+		for len(upper) <= level {
+			upper = append(upper, nil)
 		}
 		b := make([]byte, int64(size>>level)*hashSize)
 		if _, err := t.levels[level].ReadAt(b, 0); err != nil && len(b) > 0 {
 			return err
 		}
-		t.upper[level] = b
+		upper[level] = b
 	}
 	if size > 0 {
 		var b [8]byte
@@ -220,7 +222,11 @@ func (t *Tree) recover() error {
 	if err := cut(t.dat, t.datEnd); err != nil {
 		return err
 	}
-	t.size = size
+	// Readers (Size, proofs) may run meanwhile: Reset recovers a live
+	// tree.
+	t.mu.Lock()
+	t.upper, t.size = upper, size
+	t.mu.Unlock()
 	rng, err := t.rangeAt(size)
 	if err != nil {
 		return err

@@ -261,7 +261,23 @@ func (w *Witness) Status(topic string) *baton.LedgerStatus {
 		s.Cosignatures = len(tw.latest.Cosignatures)
 	}
 	s.LastAlarm = tw.lastErr
+	if tw.halt != nil {
+		h := *tw.halt
+		s.Halted = &h
+	}
 	return s
+}
+
+// Halted is the topic's halt (nil if none, or if the topic is not
+// followed): the store lost ledger writes this node's copy holds
+// (witness_halt.go). A node must not publish a halted topic: its
+// checkpoints would sign a history the witnesses refuse.
+func (w *Witness) Halted(topic string) *baton.LedgerHalt {
+	tw, err := w.topic(topic)
+	if err != nil {
+		return nil
+	}
+	return tw.halted()
 }
 
 // Checkpoint is the latest checkpoint this node checked and accepted, with

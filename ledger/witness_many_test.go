@@ -153,20 +153,31 @@ func TestIdleWitnessReadsNothing(t *testing.T) {
 	}
 	t.Logf("reads in a simulated idle minute, %d topics: %v", nTopics, reads)
 
-	// A commit in one topic: that topic is read, no other (the clock does
-	// not move: no sweep).
+	// A commit in one topic: that topic is read Poll later, no other but
+	// the one topic the sweep may take meanwhile.
 	busy := topics[7]
 	appendN(t, st, busy, 5)
 	pub[busy].commitSigned(t, st, pkey)
+	var at time.Time
+	poll.True(t, 10*time.Second, "a round of the commit's topic due", func() bool {
+		var ok bool
+		at, ok = ledger.WitnessNextDue(w)
+		return ok && at.Sub(clk.Now()) <= 2*time.Second
+	})
+	clk.Advance(at.Sub(clk.Now()))
 	poll.Until(t, 10*time.Second, "the commit witnessed", func() error { return settled(w, []string{busy}, 5) })
 	quiet()
 	reads = cs.take()
 	if reads[busy] == 0 {
 		t.Errorf("the committed topic was not read: %v", reads)
 	}
+	swept := 0
 	for topic, n := range reads {
 		if topic != busy && topic != "" {
-			t.Errorf("%s read %d times after a commit in %s", topic, n, busy)
+			swept++
+			if n > 2 || swept > 1 {
+				t.Errorf("%s read %d times after a commit in %s (more than one sweep round)", topic, n, busy)
+			}
 		}
 	}
 	others := append(append([]string(nil), topics[:7]...), topics[8:]...)

@@ -1,10 +1,6 @@
 package ledger
 
-import (
-	"fmt"
-
-	"github.com/baton-pub/baton"
-)
+import "fmt"
 
 // Restart drops this node's copy of a followed topic's log and what the
 // witness accepted of it, and starts over from the store's ledger. It is
@@ -36,16 +32,9 @@ func (tw *topicWitness) restarted() error {
 		tw.restart.Store(true) // the next round tries again
 		return fmt.Errorf("restart ledger copy of %s: %w", tw.topic, err)
 	}
-	tw.state, tw.lastEpoch, tw.gapAt, tw.recheck = witnessState{}, 0, 0, false
-	tw.holders = make(map[uint64]string)
-	tw.seen = make(map[uint64]baton.Hash)
-	tw.refused = make(map[uint64]bool)
-	tw.rewritten = make(map[baton.Hash]bool)
-	tw.dirty = true
-	tw.mu.Lock()
-	tw.latest, tw.hasCP, tw.lastErr = baton.Checkpoint{}, false, ""
-	tw.mu.Unlock()
-	tw.cosigned.Store(0)
+	tw.forget()
+	// The alarms (and a halt) were about the log that was deleted.
+	tw.alarms.Store(0)
 	tw.log.Info("ledger copy restarted: the topic's ledger was deleted")
 	return nil
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"time"
 )
 
@@ -10,7 +11,8 @@ import (
 // topic (docs/ledger.md, "Idle topics cost nothing"):
 //
 //   - each followed topic has one goroutine blocked on its SignalCommit
-//     subscription, which marks the topic ready;
+//     subscription, which schedules a round of the topic Poll later
+//     (signalled);
 //   - a few workers (WitnessConfig.Workers) run rounds (mirror the new
 //     leaves, check the new checkpoints, cosign) of ready topics, one
 //     round of a topic at a time;
@@ -52,13 +54,18 @@ func (w *Witness) signalled(tw *topicWitness) {
 	now := w.clock.Now()
 	w.smu.Lock()
 	defer w.smu.Unlock()
-	if now.Sub(time.Unix(0, tw.fedAt.Load())) < w.cfg.Poll {
-		// This node's checkpointer appends the commits to the copy: no
-		// need to read them back now; the checkpoint is checked soon.
-		w.atLocked(tw, now.Add(w.cfg.Poll))
-		return
-	}
-	w.readyLocked(tw)
+	// The round comes about Poll after the first commit of a burst, not at
+	// once: the holder stores the checkpoint that covers a commit within
+	// its Interval (a second by default), so one round then mirrors the
+	// leaves and checks the checkpoint, where a round at once would read
+	// the leaves and find no checkpoint yet, and need a second (each round
+	// reads the leaves and the checkpoints: at a hand-over of thousands of
+	// topics, every witness does it for every one). Later commits within
+	// Poll are taken by the same round. (This node's own commits are in
+	// the copy already: its checkpointer appends them.) A quarter of Poll
+	// more leaves the holder the time to store it: it signs Interval
+	// after the commit, and both are a second by default.
+	w.atLocked(tw, now.Add(w.cfg.Poll+w.cfg.Poll/4))
 }
 
 // readyLocked queues a round of tw (again after the current one, if one
@@ -207,13 +214,21 @@ func (tw *topicWitness) round(ctx context.Context) time.Time {
 		failed = true
 		tw.log.Warn("ledger copy: restart", "err", err)
 	}
-	if err := tw.mirror(ctx); err != nil && ctx.Err() == nil {
-		failed = true
-		tw.log.Warn("ledger copy: mirror", "err", err)
+	// A halted topic is not mirrored nor checked until a re-anchor lifts
+	// the halt (witness_halt.go); the re-anchor's write wakes the round.
+	warn := func(what string, err error) {
+		if err != nil && !errors.Is(err, errHalted) && ctx.Err() == nil {
+			failed = true
+			tw.log.Warn("ledger copy: "+what, "err", err)
+		}
 	}
-	if err := tw.check(ctx); err != nil && ctx.Err() == nil {
-		failed = true
-		tw.log.Warn("ledger copy: check checkpoints", "err", err)
+	if err := tw.reanchored(ctx); err != nil {
+		warn("re-anchor", err)
+	} else {
+		warn("mirror", tw.mirror(ctx))
+		if tw.halted() == nil {
+			warn("check checkpoints", tw.check(ctx))
+		}
 	}
 	poll := tw.w.cfg.Poll
 	after := tw.progress()

@@ -22,6 +22,9 @@ type witnessState struct {
 	Root  baton.Hash `json:"root"`
 	Epoch uint64     `json:"epoch"`
 	Node  string     `json:"node"`
+	// Reanchor: Size and Root are those of a re-anchor this node resumed
+	// from (witness_halt.go), not of a stored checkpoint.
+	Reanchor bool `json:"reanchor,omitempty"`
 }
 
 type topicWitness struct {
@@ -33,22 +36,25 @@ type topicWitness struct {
 	sub   baton.Subscription // calls signalled after each commit
 
 	// Owned by run.
-	state      witnessState
-	lastEpoch  uint64 // epoch of the last mirrored leaf
-	holders    map[uint64]string
-	seen       map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
-	refused    map[uint64]bool
-	rewritten  map[baton.Hash]bool
-	lastCosign time.Time
-	cosignAt   time.Time     // when the cosignature CosignEvery held back is due (zero: none)
-	backoff    time.Duration // the delay before the next follow-up round (zero: settled)
-	fedAt      atomic.Int64  // Unix ns (the witness's clock) of the last append by this node's checkpointer
-	signalled  atomic.Bool   // a commit was signalled since the last round started
-	restart    atomic.Bool   // Restart was asked (witness_restart.go)
-	dirty      bool          // state not saved since it changed
-	gapAt      uint64        // the seq of the last gap alarm
-	recheck    bool          // the copy was rebuilt: compare it with state once long enough
-	lastSave   time.Time
+	state     witnessState
+	lastEpoch uint64 // epoch of the last mirrored leaf
+	holders   map[uint64]string
+	seen      map[uint64]baton.Hash // checked checkpoints' roots, by size (recent)
+	refused   map[uint64]bool
+	// refusedReanchor: re-anchors (by signing time) refused with an alarm.
+	refusedReanchor map[int64]bool
+	rewritten       map[baton.Hash]bool
+	lastCosign      time.Time
+	cosignAt        time.Time     // when the cosignature CosignEvery held back is due (zero: none)
+	backoff         time.Duration // the delay before the next follow-up round (zero: settled)
+	fedAt           atomic.Int64  // Unix ns (the witness's clock) of the last append by this node's checkpointer
+	signalled       atomic.Bool   // a commit was signalled since the last round started
+	restart         atomic.Bool   // Restart was asked (witness_restart.go)
+	dirty           bool          // state not saved since it changed
+	gapAt           uint64        // the seq of the last gap alarm
+	recheck         bool          // the copy was rebuilt: compare it with state once long enough
+	haltWhat        string        // what the halt's check found (witness_halt.go)
+	lastSave        time.Time
 
 	// Guarded by w.smu (witness_schedule.go).
 	queued, running, again bool
@@ -62,6 +68,7 @@ type topicWitness struct {
 	alarms   atomic.Uint64
 	lastErr  string
 	cosigned atomic.Uint64
+	halt     *baton.LedgerHalt // set by the round (witness_halt.go)
 }
 
 func (w *Witness) open(topic string) (*topicWitness, error) {
@@ -71,7 +78,7 @@ func (w *Witness) open(topic string) (*topicWitness, error) {
 		return nil, err
 	}
 	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic), heapIdx: -1,
-		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), rewritten: make(map[baton.Hash]bool)}
+		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), refusedReanchor: make(map[int64]bool), rewritten: make(map[baton.Hash]bool)}
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	switch {
 	case err == nil:

@@ -41,37 +41,33 @@ func (tw *topicWitness) checkNew(ctx context.Context) error {
 				tw.state.Size, root, tw.state.Root))
 		}
 	}
+	// One read gives the checkpoint last accepted, read again (it must not
+	// have changed, nor gone: the store lost writes, witness_halt.go), and
+	// every newer one, oldest first: the latest is the last of them. A
+	// state from a re-anchor has no checkpoint of its size to read.
 	st := tw.w.cfg.Store
-	latest, err := st.Checkpoint(ctx, tw.topic)
-	if errors.Is(err, baton.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	tw.sameSize(latest)
-	if latest.Size != tw.state.Size && tw.state.Size > 0 {
-		// Re-read the checkpoint last accepted: it must not have changed.
-		acc, err := st.Checkpoints(ctx, tw.topic, tw.state.Size-1, 1)
-		if err != nil {
-			return err
-		}
-		if len(acc) == 1 {
-			tw.sameSize(acc[0])
-		}
-	}
-	if latest.Size == tw.state.Size && latest.Root == tw.state.Root {
-		tw.setLatest(latest)
-		return nil
-	}
+	reread := tw.state.Size > 0 && !tw.state.Reanchor
 	after := tw.state.Size
+	if reread {
+		after--
+	}
 	for {
-		cps, err := st.Checkpoints(ctx, tw.topic, after, 100)
+		cps, err := st.Checkpoints(ctx, tw.topic, after, checkpointsPage)
 		if err != nil {
 			return err
 		}
-		if len(cps) == 0 {
-			return nil
+		full := len(cps) == checkpointsPage
+		if reread {
+			reread = false
+			if len(cps) == 0 || cps[0].Size != tw.state.Size {
+				return tw.haltOn(ctx, baton.HaltCheckpointLost, fmt.Sprintf("the store no longer has checkpoint %d (root %s, epoch %d by %s) that this node accepted",
+					tw.state.Size, tw.state.Root, tw.state.Epoch, tw.state.Node))
+			}
+			tw.sameSize(cps[0])
+			if cps[0].Root == tw.state.Root {
+				tw.setLatest(cps[0])
+			}
+			after, cps = cps[0].Size, cps[1:]
 		}
 		for _, cp := range cps {
 			if cp.Size > tw.tree.Size() {
@@ -95,8 +91,14 @@ func (tw *topicWitness) checkNew(ctx context.Context) error {
 				return err
 			}
 		}
+		if !full {
+			return nil
+		}
 	}
 }
+
+// checkpointsPage is how many checkpoints a witness reads at a time.
+const checkpointsPage = 100
 
 func (tw *topicWitness) verify(ctx context.Context, cp baton.Checkpoint) error {
 	keys, err := tw.keys(ctx, cp.Node, false)
@@ -117,7 +119,7 @@ func (tw *topicWitness) verify(ctx context.Context, cp baton.Checkpoint) error {
 	if cp.Epoch < tw.state.Epoch {
 		return fmt.Errorf("epoch %d is below epoch %d of checkpoint %d: epochs went back", cp.Epoch, tw.state.Epoch, tw.state.Size)
 	}
-	h, err := tw.holder(ctx, cp.Epoch)
+	h, err := tw.signer(ctx, cp)
 	if err != nil {
 		return err
 	}
@@ -195,6 +197,19 @@ func (tw *topicWitness) keys(ctx context.Context, node string, refresh bool) (*K
 		w.keys, w.keysAt = NewKeys(nks), w.clock.Now()
 	}
 	return w.keys, nil
+}
+
+// signer returns who held the lease of cp's epoch ("" if unknown). The
+// copy's leaf at cp's size names it when that leaf is of cp's epoch: a
+// commit writes its holder into its leaves, fenced by the lease as the
+// lock's records are, so no read of the store is needed. A checkpoint
+// that covers no leaf of its own epoch (a holder that signed before it
+// published) is looked up in the lock and its records.
+func (tw *topicWitness) signer(ctx context.Context, cp baton.Checkpoint) (string, error) {
+	if l, _, err := tw.tree.Entry(cp.Size); err == nil && l.Epoch == cp.Epoch {
+		return l.Publisher, nil
+	}
+	return tw.holder(ctx, cp.Epoch)
 }
 
 // holder returns who held the lease of epoch ("" if unknown).

@@ -39,21 +39,23 @@ var (
 		"Leaves in this node's copy of the topic's ledger.", []string{"topic"}, nil)
 	alarmsDesc = prometheus.NewDesc("baton_ledger_witness_alarms",
 		"Checkpoints or leaves this node's witness refused for the topic (forged, inconsistent, epochs going back).", []string{"topic"}, nil)
+	haltedDesc = prometheus.NewDesc("baton_topic_halted",
+		"1 while this node's witness halts the topic: the store lost ledger writes its copy holds (docs/ledger.md, \"Lost writes and re-anchoring\"); check names the check that failed.", []string{"topic", "check"}, nil)
 	topicsDesc = prometheus.NewDesc("baton_topics",
 		"Topics in the store.", nil, nil)
 	unheldDesc = prometheus.NewDesc("baton_topics_unheld",
 		"Topics in the store minus the leases the live members hold, as their heartbeats report them: topics without a publisher.", nil, nil)
 	problemsDesc = prometheus.NewDesc("baton_node_problems",
-		"Problems that keep this node from being ready (GET /readyz), by kind: store, heartbeat, stalled, ledger, notifications.", []string{"kind"}, nil)
+		"Problems that keep this node from being ready (GET /readyz), by kind: store, heartbeat, stalled, ledger, notifications, lease.", []string{"kind"}, nil)
 	statusUpDesc = prometheus.NewDesc("baton_status_up",
 		"1 if the node's status could be read at this scrape (the store answered).", nil, nil)
 )
 
 // problemKinds are the kinds baton_node_problems always has a series for.
-var problemKinds = []string{baton.ProblemStore, baton.ProblemHeartbeat, baton.ProblemStalled, baton.ProblemLedger, baton.ProblemNotify}
+var problemKinds = []string{baton.ProblemStore, baton.ProblemHeartbeat, baton.ProblemStalled, baton.ProblemLedger, baton.ProblemNotify, baton.ProblemLease}
 
 func (c *topicCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{lagDesc, publishingDesc, heldDesc, terminalsDesc, ledgerSizeDesc, alarmsDesc,
+	for _, d := range []*prometheus.Desc{lagDesc, publishingDesc, heldDesc, terminalsDesc, ledgerSizeDesc, alarmsDesc, haltedDesc,
 		topicsDesc, unheldDesc, problemsDesc, statusUpDesc} {
 		ch <- d
 	}
@@ -97,7 +99,8 @@ func (c *topicCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, t := range topics {
-		var publishing, held, leaves, alarms float64
+		var publishing, held, leaves, alarms, halted float64
+		var check string
 		if t.Role == baton.RoleActive {
 			publishing = 1
 		}
@@ -106,6 +109,9 @@ func (c *topicCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if t.Ledger != nil {
 			leaves, alarms = float64(t.Ledger.Size), float64(t.Ledger.Alarms)
+			if h := t.Ledger.Halted; h != nil {
+				halted, check = 1, h.Check
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(t.QueueDepth), t.Topic)
 		ch <- prometheus.MustNewConstMetric(publishingDesc, prometheus.GaugeValue, publishing, t.Topic)
@@ -113,6 +119,7 @@ func (c *topicCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(terminalsDesc, prometheus.GaugeValue, float64(t.Terminals), t.Topic)
 		ch <- prometheus.MustNewConstMetric(ledgerSizeDesc, prometheus.GaugeValue, leaves, t.Topic)
 		ch <- prometheus.MustNewConstMetric(alarmsDesc, prometheus.GaugeValue, alarms, t.Topic)
+		ch <- prometheus.MustNewConstMetric(haltedDesc, prometheus.GaugeValue, halted, t.Topic, check)
 	}
 	if over > 0 {
 		ch <- prometheus.MustNewConstMetric(publishingDesc, prometheus.GaugeValue, float64(over), OtherTopics)

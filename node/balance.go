@@ -41,14 +41,54 @@ const (
 // the first races at once, the next after rankDelay, and so on. So usually
 // one node alone tries for a free lease (one store write, not one per node),
 // and new or orphaned topics spread evenly over the least loaded nodes.
-func (n *Node) raceDelay(topic string) time.Duration {
+//
+// Every load it compares comes from the same read of the node leases, this
+// node's own included: after a crash every survivor takes its part of the
+// orphans at once, and a live count of its own against a read of the
+// others' (up to a TTL old) would soon make each look loaded to itself,
+// and delay every survivor for the rest of the hand-over.
+//
+// A node racing for many free leases at once (a crash handed it its part
+// of thousands) is slow to get to each, and so are the others: the later
+// ranks wait longer, racePerBusy per race under way on this node (up to
+// TTL/2), so that the first in a topic's order gets to it before the next
+// tries too. Otherwise, under such a burst, every survivor would race for
+// nearly every orphan, and half of the attempts, with the reads that
+// follow them, would be refused for nothing.
+func (n *Node) raceDelay(topic, last string) time.Duration {
 	n.mu.Lock()
-	mine := len(n.active)
+	live, busy := len(n.active), n.racing
 	n.mu.Unlock()
-	ls := n.session.Leases()
+	d := raceDelayOf(topic, n.cfg.Node, last, n.session.Leases(), live)
+	if d > 0 && d < maxRaceDelay {
+		d += min(time.Duration(busy)*racePerBusy, n.cfg.TTL/2)
+	}
+	return d
+}
+
+// racePerBusy is how much later a node's later ranks race per race under
+// way on the node (raceDelay).
+const racePerBusy = 500 * time.Microsecond
+
+// raceDelayOf is raceDelay for node, from the node leases ls and its live
+// count of leases (used only while ls does not list node). last, the node
+// that held the lease last, is not ranked: it let the lease go (it left,
+// crashed or handed it off, and then does not race before its cooldown),
+// though the read of the node leases, up to a TTL old, may still show it
+// live; ranked, it would delay every other node by a rank for nothing.
+func raceDelayOf(topic, node, last string, ls []baton.NodeLease, live int) time.Duration {
+	mine := -1
+	for _, nl := range ls {
+		if nl.Node == node {
+			mine = nl.Leases
+		}
+	}
+	if mine < 0 {
+		mine = live
+	}
 	least := mine
 	for _, nl := range ls {
-		if nl.Remaining > 0 && nl.Node != n.cfg.Node {
+		if nl.Remaining > 0 && nl.Node != node {
 			least = min(least, nl.Leases)
 		}
 	}
@@ -56,10 +96,10 @@ func (n *Node) raceDelay(topic string) time.Duration {
 	if mine > least+slack {
 		return min(20*time.Millisecond+time.Duration(mine-least)*time.Millisecond, maxRaceDelay)
 	}
-	own := rendezvous(topic, n.cfg.Node)
+	own := rendezvous(topic, node)
 	rank := 0
 	for _, nl := range ls {
-		if nl.Remaining > 0 && nl.Node != n.cfg.Node && nl.Leases <= least+slack && rendezvous(topic, nl.Node) > own {
+		if nl.Remaining > 0 && nl.Node != node && nl.Node != last && nl.Leases <= least+slack && rendezvous(topic, nl.Node) > own {
 			rank++
 		}
 	}
@@ -84,14 +124,29 @@ func share(total, nodes int) int { return (total + nodes - 1) / nodes }
 
 // balance hands topics over while this node holds more than its share and
 // another live node holds less, until ctx ends.
+//
+// Hand-overs settle before the next step: a step waits until a TTL after
+// this node last handed topics over or took one. Hand-offs still in
+// flight (released, not yet taken) show in no read of the node leases: a
+// step sooner would see the joiner still short, hand it more and
+// overshoot, and its excess would flow back. And while this node takes
+// leases (a crash's orphans, a burst of new topics), the loads are in
+// motion: balancing in the middle of a crash hand-over would move topics
+// that are still being taken over.
 func (n *Node) balance(ctx context.Context) {
 	t := time.NewTicker(balanceEvery)
 	defer t.Stop()
+	var handed time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		settle := max(n.cfg.TTL, balanceEvery)
+		now := n.cfg.Clock.Now()
+		if now.Sub(handed) < settle || now.Sub(n.lastTaken()) < settle {
+			continue
 		}
 		if k := n.excess(n.session.Leases(), nil); k > 0 {
 			// The view may be a TTL old: confirm with a fresh one, and
@@ -111,7 +166,9 @@ func (n *Node) balance(ctx context.Context) {
 					closed[m.Node] = true
 				}
 			}
-			n.handOver(n.excess(ls, closed))
+			if n.handOver(n.excess(ls, closed)) > 0 {
+				handed = n.cfg.Clock.Now()
+			}
 		}
 	}
 }
@@ -161,9 +218,9 @@ func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
 }
 
 // handOver hands k of this node's topics over.
-func (n *Node) handOver(k int) {
+func (n *Node) handOver(k int) int {
 	if k <= 0 {
-		return
+		return 0
 	}
 	cooldown := max(n.cfg.TTL, time.Second)
 	n.mu.Lock()
@@ -186,6 +243,14 @@ func (n *Node) handOver(k int) {
 	if handed > 0 {
 		n.log.Info("handing topics over to less loaded nodes", "topics", handed)
 	}
+	return handed
+}
+
+// lastTaken is when this node last took a lease.
+func (n *Node) lastTaken() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.taken
 }
 
 // Drain hands every topic of this node over and stops racing for more: the

@@ -42,3 +42,55 @@ func TestExcess(t *testing.T) {
 		})
 	}
 }
+
+// TestRaceDelayFromOneRead: loads are compared from one read of the node
+// leases. A survivor that already took many orphans since that read is not
+// delayed as if loaded (it would be, for the rest of a crash hand-over, on
+// every survivor at once); a node loaded in the read is; for a topic, one
+// of two equal nodes races at once and the other a rank later.
+func TestRaceDelayFromOneRead(t *testing.T) {
+	nl := func(node string, leases int) baton.NodeLease {
+		return baton.NodeLease{Node: node, Remaining: time.Second, Leases: leases}
+	}
+	even := []baton.NodeLease{nl("a", 3334), nl("b", 3333)}
+	zero := 0
+	for i := range 100 {
+		topic := fmt.Sprint("t", i)
+		da := raceDelayOf(topic, "a", "", even, 3334+1000)
+		db := raceDelayOf(topic, "b", "", even, 3333+1000)
+		if min(da, db) != 0 || max(da, db) != rankDelay {
+			t.Fatalf("%s: delays a %v, b %v: want one at once and one after %v", topic, da, db, rankDelay)
+		}
+		if da == 0 {
+			zero++
+		}
+	}
+	if zero < 20 || zero > 80 {
+		t.Errorf("a races first for %d of 100 topics: the rendezvous order should split them", zero)
+	}
+	loaded := []baton.NodeLease{nl("a", 3000), nl("b", 100)}
+	if d := raceDelayOf("t", "a", "", loaded, 0); d != maxRaceDelay {
+		t.Errorf("loaded node: delay %v, want %v", d, maxRaceDelay)
+	}
+	if d := raceDelayOf("t", "a", "", nil, 5); d != 0 {
+		t.Errorf("alone, not read yet: delay %v, want 0", d)
+	}
+}
+
+// TestRaceDelaySkipsLastHolder: the node that let a lease go is not ranked
+// ahead of the others, although the read of the node leases still shows
+// it live: of two survivors, one races at once.
+func TestRaceDelaySkipsLastHolder(t *testing.T) {
+	ls := []baton.NodeLease{
+		{Node: "a", Remaining: time.Second, Leases: 0},
+		{Node: "b", Remaining: time.Second, Leases: 0},
+		{Node: "gone", Remaining: time.Second, Leases: 1},
+	}
+	for i := range 50 {
+		topic := fmt.Sprint("t", i)
+		da, db := raceDelayOf(topic, "a", "gone", ls, 0), raceDelayOf(topic, "b", "gone", ls, 0)
+		if min(da, db) != 0 || max(da, db) != rankDelay {
+			t.Fatalf("%s: delays a %v, b %v: want one at once and one a rank later", topic, da, db)
+		}
+	}
+}

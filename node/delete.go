@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/elector"
 )
 
@@ -80,14 +81,13 @@ func (n *Node) stopElectors(els []*elector.Elector) {
 // keeps its own range, built from the store (the witness's alarms about
 // the old copy are what an explicit ledger delete costs; docs/operations.md,
 // "Retention and deleting topics").
-func (n *Node) copyFits(ctx context.Context, topic string) bool {
+func (n *Node) copyFits(topic string, cur baton.Cursor) bool {
 	t := n.cfg.Witness.Tree(topic)
 	if t == nil {
 		return false
 	}
-	cur, err := n.store.Cursor(ctx, topic)
-	if err != nil || t.Size() <= cur.Seq {
-		return true // the checkpointer reads the cursor too, and says what is wrong
+	if t.Size() <= cur.Seq {
+		return true
 	}
 	n.log.Warn("this node's ledger copy is longer than the store's ledger (deleted with ?ledger=delete?): signing from the store",
 		"topic", topic, "copy_size", t.Size(), "ledger_size", cur.Seq)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -24,7 +25,35 @@ type handovers struct {
 	// starts its epochs over.)
 	told map[string]uint64
 	wg   sync.WaitGroup
+	// pending counts the reports not yet read: past burstReports, a
+	// report waits a while first (see reportHandover).
+	pending int
+	// quit is closed when the node closes: waiting reports give up.
+	quit     chan struct{}
+	quitOnce sync.Once
 }
+
+// quitC returns the channel closed when the node closes.
+func (h *handovers) quitC() chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.quit == nil {
+		h.quit = make(chan struct{})
+	}
+	return h.quit
+}
+
+// stop makes waiting reports give up, and waits for the others.
+func (h *handovers) stop() {
+	h.quitOnce.Do(func() { close(h.quitC()) })
+	h.wg.Wait()
+}
+
+// burstReports is how many hand-over reports may read their records at
+// once: a crash hands over thousands of topics together, and their reads
+// would compete with the hand-overs themselves; past it, a report waits
+// up to a TTL (spread at random) before it reads.
+const burstReports = 8
 
 // acquired is told of every lease this node starts publishing under.
 func (n *Node) acquired(l baton.Lease) {
@@ -41,8 +70,29 @@ func (n *Node) acquired(l baton.Lease) {
 		return
 	}
 	h.told[l.Topic] = l.Epoch
+	h.pending++
+	var wait time.Duration
+	if h.pending > burstReports {
+		wait = rand.N(n.cfg.TTL) + n.cfg.TTL/2
+	}
 	h.mu.Unlock()
-	h.wg.Go(func() { n.reportHandover(l) })
+	h.wg.Go(func() {
+		defer func() {
+			h.mu.Lock()
+			h.pending--
+			h.mu.Unlock()
+		}()
+		if wait > 0 {
+			t := n.cfg.Clock.NewTimer(wait)
+			select {
+			case <-t.C():
+			case <-h.quitC():
+				t.Stop()
+				return
+			}
+		}
+		n.reportHandover(l)
+	})
 }
 
 // reportHandover reads the record of the lease l followed, logs the

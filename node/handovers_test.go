@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/testlog"
+	"github.com/baton-pub/baton/ledger"
 	"github.com/baton-pub/baton/node"
 )
 
@@ -118,5 +120,124 @@ func TestFailClosedCounted(t *testing.T) {
 	defer mu.Unlock()
 	if len(told) == 0 || slices.ContainsFunc(told, func(s string) bool { return s != "q" }) {
 		t.Errorf("OnFailClosed told %v, want q", told)
+	}
+}
+
+// TestHandoverBurstReported: when many topics are handed over at once (a
+// node leaving with 40), the successor reports every hand-over, once: the
+// reports past the first few wait a while, so that their reads do not
+// compete with the hand-overs, but none is dropped.
+func TestHandoverBurstReported(t *testing.T) {
+	ctx := context.Background()
+	st := &gatedHandovers{Store: memstore.New(nil), open: make(chan struct{})}
+	a := start(t, st, "a")
+	u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(`1`)})
+	const topics = 40
+	for i := range topics {
+		if _, err := st.Append(ctx, "t"+strconv.Itoa(i), []baton.Update{u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.True(t, 10*time.Second, "a publishes every topic", func() bool { return len(a.Active()) == topics })
+	var mu sync.Mutex
+	told := make(map[string]int)
+	b, err := node.New(st, node.Config{Node: "b", Addr: "b:1", TTL: time.Second,
+		OnHandover: func(r baton.ReleaseRecord) { mu.Lock(); told[r.Topic]++; mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a.Close()
+	// The reads of the records wait until b holds every topic: the
+	// reports pile up, as in a crash of a node with thousands.
+	poll.True(t, 10*time.Second, "b publishes every topic", func() bool { return len(b.Active()) == topics })
+	close(st.open)
+	poll.True(t, 20*time.Second, "every hand-over reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(told) == topics
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for topic, k := range told {
+		if k != 1 {
+			t.Errorf("%s reported %d times", topic, k)
+		}
+	}
+}
+
+// gatedHandovers holds every read of the release records until open is
+// closed.
+type gatedHandovers struct {
+	baton.Store
+	open chan struct{}
+}
+
+func (g *gatedHandovers) Handovers(ctx context.Context, topic string, limit int) ([]baton.ReleaseRecord, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.Store.Handovers(ctx, topic, limit)
+}
+
+// countCursor counts the reads of the cursor.
+type countCursor struct {
+	baton.Store
+	n atomic.Int64
+}
+
+func (c *countCursor) Cursor(ctx context.Context, topic string) (baton.Cursor, error) {
+	c.n.Add(1)
+	return c.Store.Cursor(ctx, topic)
+}
+
+// TestOneCursorReadPerLease: taking a lease over reads the topic's cursor
+// once, in the acquire itself (Lease.Cursor), for the publisher, its
+// trimmer and its checkpointer together (a crash hands thousands of topics
+// over at once, and every read counts), and they all start from it: the
+// next item is published and signed.
+func TestOneCursorReadPerLease(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New(nil)
+	up := func(v string) baton.Update {
+		u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(v), MsgID: "m" + v})
+		return u
+	}
+	if _, err := mem.Append(ctx, "q", []baton.Update{up("1"), up("2")}); err != nil {
+		t.Fatal(err)
+	}
+	a := start(t, mem, "a")
+	poll.True(t, 10*time.Second, "a publishes", func() bool { c, _ := mem.Cursor(ctx, "q"); return c.Seq == 2 })
+	a.Close()
+	st := &countCursor{Store: mem}
+	key, err := ledger.GenerateKey("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := node.New(st, node.Config{Node: "b", Addr: "b:1", TTL: time.Second, Key: key, Retain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	poll.True(t, 10*time.Second, "b publishes q", func() bool { _, ok := b.Active()["q"]; return ok })
+	if _, err := mem.Append(ctx, "q", []baton.Update{up("3")}); err != nil {
+		t.Fatal(err)
+	}
+	poll.True(t, 10*time.Second, "the next item published, signed and the rest trimmed", func() bool {
+		cp, err := mem.Checkpoint(ctx, "q")
+		info, _ := mem.Topic(ctx, "q")
+		return err == nil && cp.Size == 3 && info.FirstSeq == 3
+	})
+	// None at all: the acquire read it in the same step (Lease.Cursor).
+	if n := st.n.Load(); n != 0 {
+		t.Errorf("%d reads of the cursor for one lease, want 0 (the acquire's)", n)
 	}
 }

@@ -163,6 +163,14 @@ func (n *Node) checkStalls(ctx context.Context, publishing []string) error {
 func (n *Node) problems(topics []string) []baton.Problem {
 	var ps []baton.Problem
 	now := n.cfg.Clock.Now()
+	// The node lease first, under its own lock (never nested in health's).
+	n.lease.mu.Lock()
+	since := n.lease.untrusted
+	n.lease.mu.Unlock()
+	if !since.IsZero() && now.Sub(since) > n.cfg.TTL {
+		ps = append(ps, baton.Problem{Kind: baton.ProblemLease,
+			Message: fmt.Sprintf("node lease not renewed for %v: this node publishes nothing", now.Sub(since).Round(time.Millisecond))})
+	}
 	n.health.mu.Lock()
 	if f := n.health.beatFailing; !f.IsZero() && now.Sub(f) > n.cfg.TTL {
 		ps = append(ps, baton.Problem{Kind: baton.ProblemHeartbeat,

@@ -77,6 +77,46 @@ func TestStalledTopicIsAProblem(t *testing.T) {
 // TestLostNotificationsAreAProblem: the store's change notifications lost
 // for longer than a lease TTL are a problem (what makes /readyz answer
 // 503), logged once when it starts and once when it ends.
+// TestFailingRenewalsAreAProblem: a node whose node-lease renewals fail
+// for longer than its TTL reports it (GET /readyz then answers 503), and
+// the problem clears once a renewal succeeds again.
+func TestFailingRenewalsAreAProblem(t *testing.T) {
+	st := &cutOff{failingRenewals: failingRenewals{Store: memstore.New(nil)}}
+	n, err := node.New(st, node.Config{Node: "a", Addr: "a:1", TTL: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	problems := func() []baton.Problem { return problemsOf(t, n) }
+	poll.True(t, 20*time.Second, "the node lease trusted", func() bool { _, ok := n.NodeLease(); return ok })
+	if ps := problems(); len(ps) != 0 {
+		t.Fatalf("problems before: %+v", ps)
+	}
+	st.fail.Store(true)
+	poll.True(t, 20*time.Second, "failing renewals reported", func() bool {
+		ps := problems()
+		return len(ps) == 1 && ps[0].Kind == baton.ProblemLease && strings.Contains(ps[0].Message, "not renewed")
+	})
+	st.fail.Store(false)
+	poll.True(t, 20*time.Second, "the problem cleared", func() bool { return len(problems()) == 0 })
+}
+
+// cutOff fails every node lease renewal and acquisition while fail is set:
+// a node cut off from the store.
+type cutOff struct {
+	failingRenewals
+}
+
+func (s *cutOff) AcquireNode(ctx context.Context, node string, ttl time.Duration) (baton.NodeLease, error) {
+	if s.fail.Load() {
+		return baton.NodeLease{}, baton.ErrUnavailable
+	}
+	return s.Store.AcquireNode(ctx, node, ttl)
+}
+
 func TestLostNotificationsAreAProblem(t *testing.T) {
 	var lost atomic.Bool
 	var logs testlog.Buffer
@@ -94,13 +134,7 @@ func TestLostNotificationsAreAProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	problems := func() []baton.Problem {
-		s, err := n.Status(context.Background(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s.Problems
-	}
+	problems := func() []baton.Problem { return problemsOf(t, n) }
 	if ps := problems(); len(ps) != 0 {
 		t.Fatalf("problems before: %+v", ps)
 	}
@@ -117,4 +151,14 @@ func TestLostNotificationsAreAProblem(t *testing.T) {
 	if c := strings.Count(logs.String(), "store change notifications lost"); c != 1 {
 		t.Errorf("the loss logged %d times, want once:\n%s", c, logs.String())
 	}
+}
+
+// problemsOf reads the problems n reports in its status.
+func problemsOf(t *testing.T, n *node.Node) []baton.Problem {
+	t.Helper()
+	s, err := n.Status(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Problems
 }

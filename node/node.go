@@ -154,7 +154,8 @@ type Node struct {
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
-	racing   int        // electors between Eligible and Attempted, under MaxLeases
+	racing   int        // electors between Eligible and Attempted
+	taken    time.Time  // when the node last took a lease (balance)
 	topics   topicCap   // has its own lock
 	health   health     // has its own lock
 	lease    leaseState // has its own lock
@@ -208,19 +209,34 @@ func (n *Node) Start(ctx context.Context) error {
 		n.mu.Unlock()
 		return fmt.Errorf("start node: %w", err)
 	}
+	// Electors for the topics there are now, before the node lease: once
+	// the other nodes see this node's lease they hand it topics
+	// (balance), and a topic handed to a node that has no elector for it
+	// yet is taken back by another, to be handed over again. (Until the
+	// session starts, the electors wait for it.)
+	sub := n.store.Subscribe("", baton.SignalTopic)
+	listed := n.discoverOnce(ctx, nil)
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closing {
 		// Closed while registering: the membership lapses on its own.
+		// Close found no cancel: it left the electors to us.
+		els := make([]*elector.Elector, 0, len(n.electors))
+		for _, e := range n.electors {
+			els = append(els, e)
+		}
+		n.mu.Unlock()
+		sub.Close()
+		n.stopElectors(els)
 		return fmt.Errorf("start node: %w", baton.ErrClosed)
 	}
+	defer n.mu.Unlock()
 	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := n.session.Start(ctx); err != nil {
+		sub.Close()
 		return fmt.Errorf("start node: %w", err)
 	}
-	sub := n.store.Subscribe("", baton.SignalTopic)
 	n.wg.Add(3)
-	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub) }()
+	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub, listed) }()
 	go func() { defer n.wg.Done(); n.heartbeats(ctx) }()
 	go func() { defer n.wg.Done(); n.balance(ctx) }()
 	return nil
@@ -253,7 +269,7 @@ func (n *Node) Close() error {
 		if err := n.store.Leave(ctx, n.cfg.Node); err != nil {
 			n.log.Warn("leave membership", "err", err)
 		}
-		n.handed.wg.Wait()
+		n.handed.stop()
 	})
 	return nil
 }
@@ -268,25 +284,12 @@ const discoverGap = 100 * time.Millisecond
 
 // discover starts an elector for every topic in the store, now and as
 // topics appear.
-func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
+func (n *Node) discover(ctx context.Context, sub baton.Subscription, listed []string) {
 	t := time.NewTicker(max(n.cfg.TTL, discoverEvery))
 	defer t.Stop()
-	var listed []string // the last listing, sorted
-	for {
-		at := n.cfg.Clock.Now()
-		topics, err := n.store.Topics(ctx)
-		if err != nil && ctx.Err() == nil {
-			n.log.Warn("list topics", "err", err)
-		}
-		if err == nil {
-			// Forget the deleted topics before the node stops listing
-			// them (Status): once it does not, it has stopped serving them.
-			n.prune(listed, topics)
-			n.topics.set(topics, at)
-			listed = topics
-		}
-		for _, topic := range topics {
-			n.ensure(ctx, topic)
+	for first := true; ; first = false {
+		if !first {
+			listed = n.discoverOnce(ctx, listed)
 		}
 		select {
 		case <-ctx.Done():
@@ -304,6 +307,29 @@ func (n *Node) discover(ctx context.Context, sub baton.Subscription) {
 		case <-t.C:
 		}
 	}
+}
+
+// discoverOnce lists the store's topics, forgets those gone since listed
+// (the previous listing, sorted) and starts an elector for every new one.
+// It returns the new listing (listed again if the store could not be
+// read).
+func (n *Node) discoverOnce(ctx context.Context, listed []string) []string {
+	at := n.cfg.Clock.Now()
+	topics, err := n.store.Topics(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Warn("list topics", "err", err)
+		}
+		return listed
+	}
+	// Forget the deleted topics before the node stops listing them
+	// (Status): once it does not, it has stopped serving them.
+	n.prune(listed, topics)
+	n.topics.set(topics, at)
+	for _, topic := range topics {
+		n.ensure(ctx, topic)
+	}
+	return topics
 }
 
 func (n *Node) ensure(ctx context.Context, topic string) {
@@ -326,10 +352,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			if n.draining {
 				return false
 			}
-			if n.cfg.MaxLeases == 0 {
-				return true
-			}
-			if len(n.active)+n.racing >= n.cfg.MaxLeases {
+			if n.cfg.MaxLeases != 0 && len(n.active)+n.racing >= n.cfg.MaxLeases {
 				return false
 			}
 			n.racing++
@@ -337,6 +360,9 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 		},
 		Attempted: func(acquired bool, lease baton.Lease) {
 			if n.cfg.MaxLeases == 0 {
+				n.mu.Lock()
+				n.racing--
+				n.mu.Unlock()
 				return
 			}
 			n.mu.Lock()
@@ -353,10 +379,11 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 			defer n.mu.Unlock()
 			return n.capacity
 		},
-		Delay: func() time.Duration { return n.raceDelay(topic) },
+		Delay: func(last string) time.Duration { return n.raceDelay(topic, last) },
 		OnChange: func(c elector.Change) {
 			n.mu.Lock()
 			if c.Role == baton.RoleActive {
+				n.taken = n.cfg.Clock.Now()
 				n.active[c.Topic] = c.Lease
 				n.acquired(c.Lease)
 			} else if _, ok := n.active[c.Topic]; ok {
@@ -392,17 +419,42 @@ func (n *Node) freed() {
 }
 
 func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
-	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log}
+	// Where publishing resumes, once for the publisher, its trimmer, its
+	// checkpointer and the witness's copy: a crash hands thousands of
+	// topics over at once, and every read counts. The engines read the
+	// cursor in the acquire itself (Lease.Cursor); an adopted lease has
+	// none, and reads it here.
+	var cur baton.Cursor
+	var err error
+	if lease.Cursor != nil {
+		cur = *lease.Cursor
+	} else if cur, err = n.store.Cursor(ctx, lease.Topic); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("resume %s: read cursor: %w", lease.Topic, err)
+	}
+	// The cursor is checked against the index beside the first read of
+	// the queue, not before it: the publisher commits nothing until the
+	// check is done.
+	checked := make(chan error, 1)
+	var checking sync.WaitGroup
+	checking.Go(func() { checked <- publisher.CheckResume(ctx, n.store, lease.Topic, cur) })
+	defer checking.Wait()
+	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log, From: &cur, Checked: checked}
 	// A trimmer for every lease: a topic's own retention may ask for one
 	// whatever the node's defaults. It holds no goroutine while idle.
 	tctx, stop := context.WithCancel(ctx)
-	t := newTrimmer(tctx, n.store, lease.Topic, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
+	t := newTrimmerFrom(tctx, n.store, lease.Topic, cur, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
 	o.OnCommit = t.committed
 	defer func() { stop(); t.wait() }()
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
-			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log}
-		if w := n.cfg.Witness; w != nil && n.copyFits(ctx, lease.Topic) {
+			Every: n.cfg.CheckpointEvery, Interval: n.cfg.CheckpointInterval, Logger: n.log, Cursor: &cur}
+		if w := n.cfg.Witness; w != nil {
+			cc.Halted = func() *baton.LedgerHalt { return w.Halted(lease.Topic) }
+		}
+		if w := n.cfg.Witness; w != nil && n.copyFits(lease.Topic, cur) {
 			// Sign from (and append to) this node's copy: each leaf is
 			// hashed once on this node.
 			cc.Tree = w.Tree(lease.Topic)

@@ -75,9 +75,16 @@ type trimmer struct {
 // it then). It starts one goroutine, which reads the retention and the
 // cursor and ends at once if there is nothing to trim.
 func newTrimmer(ctx context.Context, st trimStore, topic string, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
+	return newTrimmerFrom(ctx, st, topic, baton.Cursor{}, items, age, every, clock, log)
+}
+
+// newTrimmerFrom is newTrimmer for a lease whose cursor was read just
+// now (cur): the trimmer starts from it rather than reading it again.
+func newTrimmerFrom(ctx context.Context, st trimStore, topic string, cur baton.Cursor, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
 	t := &trimmer{store: st, topic: topic, defN: items, defAge: age, every: every, clock: clock, log: log, ctx: ctx,
 		items: items, age: age, kick: make(chan struct{}, 1)}
 	t.mu.Lock()
+	t.observeLocked(cur)
 	t.start(true)
 	t.mu.Unlock()
 	return t

@@ -47,6 +47,14 @@ type Options struct {
 	Logger *slog.Logger
 	// OnCommit is told of every commit (metrics, tests). It must not block.
 	OnCommit func(baton.Cursor, int)
+	// From, if set, is where publishing resumes, as Resume found it after
+	// the lease was taken: Run does not read it again.
+	From *baton.Cursor
+	// Checked, if set, delivers the result of CheckResume of From, made
+	// meanwhile: Run reads the queue but commits nothing before it has
+	// it, and stops on an error. A crash hands thousands of topics over
+	// at once, and every store round trip before the first commit counts.
+	Checked <-chan error
 	// Ledger, if set, is the lease's checkpointer (see package ledger): it
 	// is handed the leaves of every successful commit, in order, and may
 	// give a signed checkpoint to store with the next commit. Its methods
@@ -88,8 +96,11 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	sub := st.Subscribe(topic, baton.SignalAppend)
 	defer sub.Close()
 
-	cur, err := Resume(ctx, st, topic)
-	if err != nil {
+	var cur baton.Cursor
+	var err error
+	if o.From != nil {
+		cur = *o.From
+	} else if cur, err = Resume(ctx, st, topic); err != nil {
 		return err
 	}
 	log.Info("publishing", "after_seq", cur.Seq)
@@ -154,6 +165,17 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		if o.Ledger != nil {
 			cp = o.Ledger.Checkpoint()
 		}
+		if o.Checked != nil {
+			select {
+			case err := <-o.Checked:
+				if err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return nil
+			}
+			o.Checked = nil
+		}
 		c := baton.Commit{Topic: topic, Epoch: lease.Epoch, Holder: lease.Holder,
 			PrevSeq: cur.Seq, Items: items, At: o.Clock.Now(), Checkpoint: cp}
 		next, err := st.Commit(ctx, c)
@@ -197,8 +219,14 @@ func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 	if err != nil {
 		return cur, fmt.Errorf("resume %s: read cursor: %w", topic, err)
 	}
+	return cur, CheckResume(ctx, st, topic, cur)
+}
+
+// CheckResume checks a cursor read by Resume against the index, as Resume
+// does (Options.Checked runs it beside the first read of the queue).
+func CheckResume(ctx context.Context, st Store, topic string, cur baton.Cursor) error {
 	if cur.Seq == 0 {
-		return cur, nil
+		return nil
 	}
 	seq, err := st.SeqOfHash(ctx, topic, cur.Hash)
 	if errors.Is(err, baton.ErrNotFound) {
@@ -208,10 +236,10 @@ func Resume(ctx context.Context, st Store, topic string) (baton.Cursor, error) {
 		}
 	}
 	if err != nil {
-		return cur, fmt.Errorf("resume %s: look up last published hash %s: %w", topic, cur.Hash, err)
+		return fmt.Errorf("resume %s: look up last published hash %s: %w", topic, cur.Hash, err)
 	}
 	if seq != cur.Seq {
-		return cur, fmt.Errorf("resume %s: index puts hash %s at %d, cursor says %d", topic, cur.Hash, seq, cur.Seq)
+		return fmt.Errorf("resume %s: index puts hash %s at %d, cursor says %d", topic, cur.Hash, seq, cur.Seq)
 	}
-	return cur, nil
+	return nil
 }

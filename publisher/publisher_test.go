@@ -171,3 +171,43 @@ func TestBatchGrowsWithBacklog(t *testing.T) {
 		t.Fatalf("commit sizes %v, want %v", got, want)
 	}
 }
+
+// TestCheckedBeforeCommit: a publisher given a check of its starting
+// cursor (Options.Checked) commits nothing until the check is done, and
+// stops on a failed one with nothing committed.
+func TestCheckedBeforeCommit(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(baton.SystemClock{})
+	appendN(t, st, "t", 0, 5)
+	l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := baton.Cursor{Topic: "t"}
+	bad := make(chan error, 1)
+	bad <- errors.New("index puts the hash elsewhere")
+	// Bounded: a publisher that ignored the check would publish and wait
+	// for more.
+	first, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = publisher.Run(first, st, l, publisher.Options{From: &cur, Checked: bad})
+	if err == nil || !strings.Contains(err.Error(), "index puts the hash elsewhere") {
+		t.Fatalf("Run with a failed check = %v, want the check's error", err)
+	}
+	if c, _ := st.Cursor(ctx, "t"); c.Seq != 0 {
+		t.Fatalf("cursor at %d after a failed check, want nothing committed", c.Seq)
+	}
+
+	// A check that passes, however late, lets the items be published.
+	pending := make(chan error, 1)
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- publisher.Run(run, st, l, publisher.Options{From: &cur, Checked: pending}) }()
+	pending <- nil
+	waitCursor(t, st, "t", 5)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

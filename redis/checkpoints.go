@@ -83,9 +83,14 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 		return baton.Checkpoint{}, fmt.Errorf("checkpoint of %s: %w", topic, baton.ErrNotFound)
 	}
 	size := strconv.FormatUint(uint64(top[0].Score), 10)
-	pipe = s.rdb.Pipeline()
+	// The second read is the one confirmed (confirm.go): a size whose
+	// checkpoint a failover dropped in between reads as not found.
+	pipe, err := s.readPipe(ctx, topic)
+	if err != nil {
+		return baton.Checkpoint{}, fmt.Errorf("read checkpoint of %s: %w", topic, err)
+	}
 	vc := pipe.HGet(ctx, s.k.checkpoints(topic), size)
-	if err := s.send(ctx, pipe); err != nil {
+	if err := s.sendRead(ctx, topic, pipe); err != nil {
 		return baton.Checkpoint{}, fmt.Errorf("read checkpoint of %s: %w", topic, s.mapErr(err))
 	}
 	if errors.Is(vc.Err(), goredis.Nil) {
@@ -114,9 +119,12 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 	if len(sizes) == 0 {
 		return nil, nil
 	}
-	pipe = s.rdb.Pipeline()
+	// The second read is the one confirmed (confirm.go), as in Checkpoint.
+	if pipe, err = s.readPipe(ctx, topic); err != nil {
+		return nil, fmt.Errorf("read checkpoints of %s: %w", topic, err)
+	}
 	vc := pipe.HMGet(ctx, s.k.checkpoints(topic), sizes...)
-	if err := s.send(ctx, pipe); err != nil {
+	if err := s.sendRead(ctx, topic, pipe); err != nil {
 		return nil, fmt.Errorf("read checkpoints of %s: %w", topic, s.mapErr(err))
 	}
 	vals := vc.Val()

@@ -32,7 +32,7 @@ func init() {
 // deleteKeys are the KEYS of lua/deletetopic.lua.
 func (k keyspace) deleteKeys(t string) []string {
 	return []string{k.lock(t), k.cursor(t), k.releases(t), k.queue(t), k.msgids(t), k.hashes(t), k.meta(t),
-		k.ledger(t), k.checkpoints(t), k.cpsizes(t), k.retention(t), k.topics()}
+		k.ledger(t), k.checkpoints(t), k.cpsizes(t), k.retention(t), k.topics(), k.snapRows(t), k.snapIDs(t)}
 }
 
 // DeleteTopic implements baton.Lifecycle: one script.
@@ -47,7 +47,7 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 	keys, unlist := s.k.deleteKeys(topic), "1"
 	if s.k.cluster() {
 		// One slot per script: the topics set is taken care of below.
-		keys[len(keys)-1], unlist = s.k.meta(topic), "0"
+		keys[11], unlist = s.k.meta(topic), "0"
 	}
 	r, err := s.run(ctx, scriptDeleteTopic, true, keys,
 		topic, s.k.events(topic), s.k.topicsChannel(), s.k.space(topic), drop, unlist)
@@ -56,6 +56,13 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 	}
 	if replyStr(r, 0) != "ok" {
 		return baton.Deletion{}, fmt.Errorf("delete topic %s: %w", topic, baton.ErrNotFound)
+	}
+	if opts.Ledger {
+		// The re-anchors belong to the ledger that went (apart from the
+		// script: the list is added by reanchors.go, after it was written).
+		if err := s.rdb.Del(ctx, s.k.reanchors(topic)).Err(); err != nil {
+			return baton.Deletion{}, fmt.Errorf("delete topic %s: re-anchors: %w", topic, s.mapErr(err))
+		}
 	}
 	if s.k.cluster() {
 		if err := s.unlistDeleted(ctx, topic); err != nil {

@@ -192,9 +192,16 @@
 // baton.ErrUnavailable. The write is then on the master and may or may not
 // survive a failover, so the caller treats it as not done: a source retries
 // (the msg id makes it a duplicate), a publisher re-reads the cursor. An
-// Acquire that failed this way may have taken the lease: Lock shows it, and
-// its holder may adopt it once a RenewNode of its node lease is
-// acknowledged; an AcquireNode that failed this way shows in NodeLeases.
+// Acquire that failed this way may have taken the lease: Lock shows it once
+// the replicas have it, and its holder adopts it; an AcquireNode that
+// failed this way shows in NodeLeases.
+//
+// Such a write is on the master, though, until a failover drops it: the
+// reads that serve terminals, feed witnesses or decide a hand-over (Cursor,
+// Published, Leaves, Checkpoint(s), Snapshot, Lock) are therefore confirmed
+// by the replicas (confirm.go): a probe write and WAIT after the read, on
+// its connection; too few acknowledgements is ErrUnavailable, never an
+// answer that a failover can take back.
 //
 // What TestSentinelFailover shows (one master, one replica, three
 // sentinels, wait_replicas=1, SENTINEL FAILOVER while a topic is

@@ -391,23 +391,7 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	redistest.Start(t, redistest.Options{ReplicaOf: master.Addr})
-	// Poll with the very condition: a write that WAIT sees acknowledged.
-	// (A replica counts for WAIT only once the master has its first ACK,
-	// up to a second after the replica reports its link up.)
-	mc := master.Client()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pipe := mc.Pipeline()
-		pipe.Set(ctx, "probe", "1", 0)
-		w := pipe.Do(ctx, "WAIT", 1, 50)
-		_, _ = pipe.Exec(ctx)
-		if n, _ := w.Int(); n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica never acknowledged: %v", w.Err())
-		}
-	}
+	waitAcked(t, master)
 	// A replica in sync acknowledges in well under a millisecond, but on a
 	// loaded machine not always within the 100 ms that kept the checks
 	// above fast: give these writes a timeout that only a missing replica
@@ -426,6 +410,28 @@ func TestWaitReplicas(t *testing.T) {
 	c.Items = items
 	if cur, err := s.Commit(ctx, c); err != nil || cur.Hash != rs[1].Hash {
 		t.Fatalf("Commit with a replica: %+v, %v", cur, err)
+	}
+}
+
+// waitAcked waits until master's replica acknowledges writes. It polls
+// with the very condition: a write that WAIT sees acknowledged. (A replica
+// counts for WAIT only once the master has its first ACK, up to a second
+// after the replica reports its link up.)
+func waitAcked(t *testing.T, master *redistest.Server) {
+	t.Helper()
+	mc := master.Client()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pipe := mc.Pipeline()
+		pipe.Set(t.Context(), "probe", "1", 0)
+		w := pipe.Do(t.Context(), "WAIT", 1, 50)
+		_, _ = pipe.Exec(t.Context())
+		if n, _ := w.Int(); n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica never acknowledged: %v", w.Err())
+		}
 	}
 }
 
@@ -491,8 +497,14 @@ func TestSentinelFailover(t *testing.T) {
 	for {
 		l2, err = b.Acquire(ctx, topic, nl2)
 		if errors.Is(err, baton.ErrLeaseHeld) {
+			// A read of the lock is confirmed by the replicas too
+			// (confirm.go): until the new master has one in sync, it is
+			// unavailable, and the holder tries again.
 			st, lerr := b.Lock(ctx, topic)
-			if lerr == nil && st.Held && st.Lease.Holder == "n2" {
+			switch {
+			case lerr != nil:
+				err = lerr
+			case st.Held && st.Lease.Holder == "n2":
 				l2 = st.Lease
 				_, err = b.RenewNode(ctx, nl2, time.Minute)
 			}

@@ -65,9 +65,14 @@ func hashOf(s string) (baton.Hash, error) {
 }
 
 // appendRecord appends the record of an item to a queue entry's body:
-// "<hash, 32 bytes><len(msg_id)> <len(id)> <len(value)> <msg_id><id><value>".
+// "<hash, 32 bytes><len(msg_id)> <len(id)> <len(value)> <msg_id><id><value>",
+// with the tombstone mark 'd' after the hash for a tombstone (lua/lib.lua,
+// each_record, skips it; records made before tombstones have none).
 func appendRecord(b []byte, h baton.Hash, u baton.Update) []byte {
 	b = append(b, h[:]...)
+	if u.Deleted {
+		b = append(b, tombstoneMark)
+	}
 	b = strconv.AppendInt(b, int64(len(u.MsgID)), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(u.ID)), 10)
@@ -77,6 +82,35 @@ func appendRecord(b []byte, h baton.Hash, u baton.Update) []byte {
 	b = append(b, u.MsgID...)
 	b = append(b, u.ID...)
 	return append(b, u.Value...)
+}
+
+// tombstoneMark follows a tombstone's hash in its record.
+const tombstoneMark = 'd'
+
+// parseRecord parses the record (appendRecord) at the start of b: the item
+// it holds (hash, msg id, id, value, deleted) and what follows it.
+func parseRecord(b string) (baton.Item, string, error) {
+	var it baton.Item
+	if len(b) < hashLen+6 {
+		return it, "", fmt.Errorf("short")
+	}
+	copy(it.Hash[:], b)
+	b = b[hashLen:]
+	if b[0] == tombstoneMark {
+		it.Deleted, b = true, b[1:]
+	}
+	ml, r, ok1 := strings.Cut(b, " ")
+	il, r, ok2 := strings.Cut(r, " ")
+	vl, r, ok3 := strings.Cut(r, " ")
+	m, err1 := strconv.Atoi(ml)
+	n, err2 := strconv.Atoi(il)
+	v, err3 := strconv.Atoi(vl)
+	if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil ||
+		m < 0 || n < 0 || v < 0 || m > len(r) || n > len(r) || v > len(r) || m+n+v > len(r) {
+		return it, "", fmt.Errorf("bad lengths")
+	}
+	it.MsgID, it.ID, it.Value = r[:m], r[m:m+n], []byte(r[m+n:m+n+v])
+	return it, r[m+n+v:], nil
 }
 
 // entryAt returns entry i of an XRANGE reply: its seq (its id's, the last
@@ -128,27 +162,16 @@ func decodeItems(topic string, es []any, after uint64, limit int) ([]baton.Item,
 		}
 		at := fromMicros(us)
 		for ; rest != "" && len(out) < limit; seq++ {
-			if len(rest) < hashLen+6 {
-				return nil, bad("a short record")
+			it, r, err := parseRecord(rest)
+			if err != nil {
+				return nil, bad(fmt.Sprintf("record %d: %v", seq, err))
 			}
-			var h baton.Hash
-			copy(h[:], rest)
-			ml, r, ok1 := strings.Cut(rest[hashLen:], " ")
-			il, r, ok2 := strings.Cut(r, " ")
-			vl, r, ok3 := strings.Cut(r, " ")
-			m, err1 := strconv.Atoi(ml)
-			n, err2 := strconv.Atoi(il)
-			v, err3 := strconv.Atoi(vl)
-			if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil ||
-				m < 0 || n < 0 || v < 0 || m > len(r) || n > len(r) || v > len(r) || m+n+v > len(r) {
-				return nil, bad(fmt.Sprintf("record %d", seq))
-			}
-			rest = r[m+n+v:]
+			rest = r
 			if seq < next {
 				continue
 			}
-			out = append(out, baton.Item{Topic: topic, Seq: seq, Hash: h, MsgID: r[:m], ID: r[m : m+n],
-				Value: []byte(r[m+n : m+n+v]), IngestedAt: at})
+			it.Topic, it.Seq, it.IngestedAt = topic, seq, at
+			out = append(out, it)
 		}
 		if rest == "" && seq != last+1 {
 			return nil, bad(fmt.Sprintf("records end at %d", seq-1))

@@ -67,6 +67,10 @@ func (k keyspace) events(t string) string { return k.p + ":{" + t + "}:events" }
 func (k keyspace) checkpoints(t string) string { return k.topic(t, "checkpoints") }
 func (k keyspace) cpsizes(t string) string     { return k.topic(t, "cpsizes") }
 
+// reanchors is a list of the topic's re-anchor notes (base64), oldest
+// first.
+func (k keyspace) reanchors(t string) string { return k.topic(t, "reanchors") }
+
 // Node-lease keys share the hash tag {_nodes} (lua/lib.lua builds the same
 // names, node_keys): the node lease's hash (epoch, ended, acquired_us,
 // expires_us), the set of topics held under it, a string that expires with

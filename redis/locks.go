@@ -70,9 +70,15 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
-		return baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
+		l := baton.Lease{Topic: topic, Holder: nl.Node, Epoch: replyUint(r, 1), NodeEpoch: nl.Epoch,
 			AcquiredAt: fromMicros(acq), ExpiresAt: fromMicros(exp),
-			Remaining: heldFor(exp - acq)}, nil
+			Remaining: heldFor(exp - acq)}
+		if cur, err := acquiredCursor(topic, r); err == nil {
+			l.Cursor = &cur
+		} else {
+			s.log.Warn("acquire: cursor in the reply", "topic", topic, "err", err) // read again by the holder
+		}
+		return l, nil
 	case "held":
 		return baton.Lease{}, fmt.Errorf("acquire %s: held by %s at epoch %s for %v more: %w",
 			topic, replyStr(r, 1), replyStr(r, 2), time.Duration(replyInt(r, 3))*time.Microsecond, baton.ErrLeaseHeld)
@@ -83,6 +89,18 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 			topic, nl.Node, nl.Epoch, replyStr(r, 2), replyStr(r, 1), baton.ErrLeaseLost)
 	}
 	return baton.Lease{}, fmt.Errorf("acquire %s: unexpected reply %v", topic, r)
+}
+
+// acquiredCursor decodes the cursor an acquire script replied with (r[4:8]).
+func acquiredCursor(topic string, r []any) (baton.Cursor, error) {
+	if len(r) < 8 {
+		return baton.Cursor{}, fmt.Errorf("acquire %s: no cursor in the reply", topic)
+	}
+	cur, err := cursorOf(topic, r[4:8])
+	if err != nil {
+		return cur, fmt.Errorf("acquire %s: cursor: %w", topic, err)
+	}
+	return cur, nil
 }
 
 func lostErr(op string, lease baton.Lease, r []any) error {
@@ -134,14 +152,15 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	return baton.ReleaseRecord{}, fmt.Errorf("expire %s: unexpected reply %v", topic, r)
 }
 
-// Lock implements baton.Locks: one read-only script reads the lock, the node
+// Lock implements baton.Locks (confirmed by the replicas under wait_replicas:
+// confirm.go): one read-only script reads the lock, the node
 // lease it is held under (whose expiry is the lease's) and the server's
 // clock.
 func (s *Store) Lock(ctx context.Context, topic string) (baton.LockState, error) {
 	if err := baton.ValidTopic(topic); err != nil {
 		return baton.LockState{}, err
 	}
-	r, err := s.run(ctx, scriptLock, false, []string{s.k.lock(topic)}, s.k.space(topic))
+	r, err := s.runRead(ctx, scriptLock, topic, []string{s.k.lock(topic)}, s.k.space(topic))
 	if err != nil {
 		return baton.LockState{}, fmt.Errorf("read lock %s: %w", topic, err)
 	}

@@ -28,7 +28,7 @@ func fromNanos(s string) time.Time {
 // Commit implements baton.Publications: one script checks the lease (its
 // epoch and holder, and the liveness of the node lease it is held under) and
 // the cursor and that every item is in the queue with its hash, then appends the
-// leaves and moves the cursor.
+// leaves, moves the snapshot (snapshot.go) and the cursor.
 func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
 	if err := c.Validate(); err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
@@ -49,8 +49,9 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	} else {
 		args = append(args, "", "")
 	}
+	args = appendSnapshotArgs(args, c)
 	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic),
-		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.holderLease(c.Topic, c.Holder)}
+		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.holderLease(c.Topic, c.Holder), s.k.snapRows(c.Topic), s.k.snapIDs(c.Topic)}
 	r, err := s.run(ctx, scriptCommit, true, keys, args...)
 	if err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)
@@ -80,22 +81,34 @@ func (s *Store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) 
 	if err := s.errClosed(); err != nil {
 		return baton.Cursor{}, err
 	}
-	pipe := s.rdb.Pipeline()
+	pipe, err := s.readPipe(ctx, topic)
+	if err != nil {
+		return baton.Cursor{}, fmt.Errorf("read cursor of %s: %w", topic, err)
+	}
 	vc := pipe.HMGet(ctx, s.k.cursor(topic), "seq", "hash", "epoch", "updated_us")
 	dc := pipe.HExists(ctx, s.k.meta(topic), "deleted")
-	if err := s.send(ctx, pipe); err != nil {
+	if err := s.sendRead(ctx, topic, pipe); err != nil {
 		return baton.Cursor{}, fmt.Errorf("read cursor of %s: %w", topic, s.mapErr(err))
 	}
 	if dc.Val() {
 		// Deleted: it reads as unknown until an Append brings it back.
 		return baton.Cursor{Topic: topic}, nil
 	}
-	v := vc.Val()
+	cur, err := cursorOf(topic, vc.Val())
+	if err != nil {
+		return cur, fmt.Errorf("read cursor of %s: %w", topic, err)
+	}
+	return cur, nil
+}
+
+// cursorOf decodes a cursor's fields seq, hash, epoch and updated_us, as
+// HMGET reads them (and acquire.lua replies with them).
+func cursorOf(topic string, v []any) (baton.Cursor, error) {
 	cur := baton.Cursor{Topic: topic, Seq: fieldUint(v[0]), Epoch: fieldUint(v[2]), UpdatedAt: fromMicros(fieldInt(v[3]))}
 	if h := fieldStr(v[1]); h != "" {
 		var err error
 		if cur.Hash, err = hashOf(h); err != nil {
-			return cur, fmt.Errorf("read cursor of %s: %w", topic, err)
+			return cur, err
 		}
 	}
 	return cur, nil
@@ -110,12 +123,15 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 	if !ok {
 		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
+	pipe, err := s.readPipe(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read published items of %s: %w", topic, err)
+	}
 	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
 	queue := spans(ctx, pipe, s.k.queue(topic), after, n)
 	bc := pipe.HGet(ctx, s.k.meta(topic), "below")
 	dc := pipe.HExists(ctx, s.k.meta(topic), "deleted")
-	if err := s.send(ctx, pipe); err != nil {
+	if err := s.sendRead(ctx, topic, pipe); err != nil {
 		return nil, fmt.Errorf("read published items of %s: %w", topic, s.mapErr(err))
 	}
 	if dc.Val() {
@@ -149,9 +165,12 @@ func (s *Store) Leaves(ctx context.Context, topic string, after uint64, limit in
 	if !ok {
 		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
+	pipe, err := s.readPipe(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read leaves of %s: %w", topic, err)
+	}
 	ledger := spans(ctx, pipe, s.k.ledger(topic), after, n)
-	if err := s.send(ctx, pipe); err != nil {
+	if err := s.sendRead(ctx, topic, pipe); err != nil {
 		return nil, fmt.Errorf("read leaves of %s: %w", topic, s.mapErr(err))
 	}
 	return decodeLeaves(topic, ledger(), after, int(n))

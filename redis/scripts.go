@@ -7,8 +7,6 @@ import (
 	"strconv"
 
 	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/baton-pub/baton"
 )
 
 //go:embed lua/*.lua
@@ -59,10 +57,11 @@ var (
 	scriptHeartbeat   = newScript("heartbeat")
 	scriptCheckpoint  = newScript("checkpoint")
 	scriptCosign      = newScript("cosign")
+	scriptReanchor    = newScript("reanchor")
 
 	allScripts = []*script{scriptAcquireNode, scriptRenewNode, scriptReleaseNode, scriptExpireNode, scriptNodeLeases,
 		scriptAcquire, scriptRelease, scriptExpire, scriptLock,
-		scriptAppend, scriptCommit, scriptTrim, scriptHeartbeat, scriptCheckpoint, scriptCosign}
+		scriptAppend, scriptCommit, scriptTrim, scriptHeartbeat, scriptCheckpoint, scriptCosign, scriptReanchor}
 )
 
 // run calls a script by SHA (EVALSHA), falling back to EVAL if the server
@@ -81,8 +80,13 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 	case !wait || s.opts.WaitReplicas <= 0:
 		v, err = s.batch.run(ctx, sc, keys, args)
 	default:
-		v, err = s.runAndWait(ctx, sc, keys, args)
+		v, err = s.runAndWait(ctx, sc, "", keys, args)
 	}
+	return s.scriptReply(sc, v, err)
+}
+
+// scriptReply is the array every script answers with, or the call's error.
+func (s *Store) scriptReply(sc *script, v any, err error) ([]any, error) {
 	if err != nil {
 		return nil, s.mapErr(err)
 	}
@@ -98,8 +102,10 @@ func (s *Store) run(ctx context.Context, sc *script, wait bool, keys []string, a
 // the master of the script's slot: waitClient). Too few acknowledgements
 // fail the call only if the script wrote what the caller relies on: a reply
 // other than "ok" (held, lost, fenced, moved) reports that nothing of the
-// caller's was written.
-func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args []any) (any, error) {
+// caller's was written. A confirmed read (confirm.go) names the topic whose
+// probe key is written between the two, and fails on too few whatever the
+// reply.
+func (s *Store) runAndWait(ctx context.Context, sc *script, probe string, keys []string, args []any) (any, error) {
 	ms := s.opts.WaitTimeout.Milliseconds()
 	c, err := s.waitClient(ctx, keys[0])
 	if err != nil {
@@ -108,22 +114,22 @@ func (s *Store) runAndWait(ctx context.Context, sc *script, keys []string, args 
 	exec := func(eval func(p goredis.Pipeliner) *goredis.Cmd) (any, error) {
 		pipe := c.Pipeline()
 		ev := eval(pipe)
-		w := pipe.Do(ctx, "WAIT", s.opts.WaitReplicas, ms)
+		var w *goredis.Cmd
+		if probe != "" {
+			w = s.probeAndWait(ctx, pipe, probe)
+		} else {
+			w = pipe.Do(ctx, "WAIT", s.opts.WaitReplicas, ms)
+		}
 		_, _ = pipe.Exec(ctx)
 		v, err := ev.Result()
 		if err != nil {
 			return nil, err
 		}
-		if r, ok := v.([]any); ok && len(r) > 0 && sc != scriptAppend && replyStr(r, 0) != "ok" {
+		if r, ok := v.([]any); ok && len(r) > 0 && probe == "" && sc != scriptAppend && replyStr(r, 0) != "ok" {
 			return v, nil
 		}
-		n, err := w.Int()
-		if err != nil {
+		if err := s.acknowledged(w, sc.name); err != nil {
 			return nil, err
-		}
-		if n < s.opts.WaitReplicas {
-			return nil, fmt.Errorf("%d of %d replicas acknowledged within %v (the %s is on the master only and may be lost in a failover): %w",
-				n, s.opts.WaitReplicas, s.opts.WaitTimeout, sc.name, baton.ErrUnavailable)
 		}
 		return v, nil
 	}

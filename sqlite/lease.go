@@ -55,12 +55,16 @@ func (s *Store) writeNode(ctx context.Context, fn func(ctx context.Context, tx *
 // handler sleeps 1, 2, 5, ... up to 100 ms between tries; under writes
 // from several processes the lock is seldom free when it wakes, and those
 // sleeps were the tail of every write's latency.
+//
+// While it waits it announces so, and tries again at the next ring of the
+// bell too, which a commit rings while a writer waits (turn.go).
 func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Duration) (*txn, error) {
 	var deadline <-chan time.Time
 	for {
 		if db != s.ndb {
 			s.standBack()
 		}
+		_, rung := s.heardSoFar()
 		tx, err := db.BeginTx(ctx, nil)
 		if err == nil {
 			return &txn{Tx: tx, hot: s.hot[db]}, nil
@@ -72,6 +76,7 @@ func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Durati
 			d := time.NewTimer(s.opts.BusyTimeout)
 			defer d.Stop()
 			deadline = d.C
+			defer s.announceWaiting()()
 		}
 		t := time.NewTimer(wait/2 + rand.N(wait))
 		select {
@@ -81,6 +86,8 @@ func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Durati
 		case <-deadline:
 			t.Stop()
 			return nil, fmt.Errorf("%w: waiting for the write lock: %v", baton.ErrUnavailable, err)
+		case <-rung:
+			t.Stop()
 		case <-t.C:
 		}
 		wait = min(wait*2, maxWait)
@@ -119,12 +126,28 @@ func (s *Store) finish(ctx context.Context, tx *txn, fn func(tx *txn) ([]change,
 	if err := tx.Commit(); err != nil {
 		return wrapErr(err)
 	}
+	s.signalled(cs)
+	return nil
+}
+
+// signalled tells this process's subscribers of the changes cs, committed
+// just now, and rings the bell for the other processes' watchers if any
+// was logged, or for a writer that waits for the write lock (turn.go).
+func (s *Store) signalled(cs []change) {
+	rang := false
 	for _, c := range cs {
-		if c.sig != 0 {
-			s.sig.Notify(c.topic, c.sig)
+		if c.sig == 0 {
+			continue
+		}
+		s.sig.Notify(c.topic, c.sig)
+		if !rang && s.bell != nil {
+			s.bell.ring()
+			rang = true
 		}
 	}
-	return nil
+	if !rang && s.othersWait() {
+		s.bell.ring()
+	}
 }
 
 // logChanges appends the changes not yet logged to the changes log and

@@ -50,9 +50,9 @@ const (
 	maxWriteBatch = 64
 )
 
-// batchYield is the pause between two batches when more writes wait: the
-// file's write lock is polled by the other connections and processes, and
-// batches back to back would take it again before any of them looked, the
+// batchYield bounds the pause between two batches when more writes wait
+// and another writer waits for the file's write lock (handOn, turn.go):
+// batches back to back would take it again before the others looked, the
 // node lease renewals (which poll at most a millisecond apart, see
 // writeNode) included. A renewal starved past its node lease's trust would
 // make the node give up every topic with no fault at all.
@@ -95,18 +95,19 @@ func (b *leaseBatcher) run() {
 		b.pending = b.pending[n:]
 		b.current = n
 		b.mu.Unlock()
-		b.commit(batch)
+		held := b.commit(batch)
 		b.mu.Lock()
 		more := len(b.pending) > 0
 		b.mu.Unlock()
 		if more {
-			time.Sleep(batchYield)
+			b.s.handOn(held)
 		}
 	}
 }
 
-// commit runs one batch in one transaction.
-func (b *leaseBatcher) commit(batch []*leaseReq) {
+// commit runs one batch in one transaction. It returns the bell's count
+// of wake-ups heard while it had the write lock (see handOn).
+func (b *leaseBatcher) commit(batch []*leaseReq) (held uint64) {
 	s := b.s
 	live := batch[:0:0]
 	for _, r := range batch {
@@ -133,6 +134,7 @@ func (b *leaseBatcher) commit(batch []*leaseReq) {
 		return
 	}
 	defer tx.Rollback()
+	held, _ = s.heardSoFar()
 	errs := make([]error, len(live))
 	var all []change
 	for i, r := range live {
@@ -173,12 +175,9 @@ func (b *leaseBatcher) commit(batch []*leaseReq) {
 		return
 	}
 	b.batches.Add(1)
-	for _, c := range all {
-		if c.sig != 0 {
-			s.sig.Notify(c.topic, c.sig)
-		}
-	}
+	s.signalled(all)
 	for i, r := range live {
 		r.done <- errs[i]
 	}
+	return held
 }

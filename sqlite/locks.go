@@ -178,6 +178,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		}
 		r.recorded = prev
 		lease = r.lease(topic, now)
+		lease.Cursor = &baton.Cursor{Topic: topic, Seq: r.cursorSeq, Hash: hashFrom(r.cursorHash), Epoch: r.cursorEpoch, UpdatedAt: fromNanos(r.cursorAt)}
 		return sig, nil
 	})
 	return lease, err

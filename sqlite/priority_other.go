@@ -12,3 +12,5 @@ func openRenewals(string) (*renewals, error) { return nil, errors.New("not suppo
 func (*renewals) close() error               { return nil }
 func (*renewals) announce() func()           { return func() {} }
 func (*renewals) announced() bool            { return false }
+func (*renewals) wait() func()               { return func() {} }
+func (*renewals) waited() bool               { return false }

@@ -9,7 +9,8 @@ import (
 )
 
 // Commit implements baton.Publications: one transaction checks the lease
-// and the cursor, appends the leaves and moves the cursor.
+// and the cursor, appends the leaves, moves the snapshot (snapshot.go) and
+// the cursor.
 func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error) {
 	if err := c.Validate(); err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
@@ -41,6 +42,9 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 			if _, err := ins.ExecContext(ctx, c.Topic, l.Seq, l.ItemHash[:], l.Epoch, l.Publisher, nanos(l.At)); err != nil {
 				return 0, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
 			}
+		}
+		if err := commitSnapshot(ctx, tx, c); err != nil {
+			return 0, err
 		}
 		if _, err := tx.ExecContext(ctx, qSetCursor,
 			last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
@@ -88,7 +92,7 @@ func (s *Store) Published(ctx context.Context, topic string, after uint64, limit
 		p := baton.Published{Item: baton.Item{Topic: topic}}
 		var hb, v []byte
 		var at, pat int64
-		if err := rows.Scan(&p.Seq, &p.ID, &v, &p.MsgID, &hb, &at, &p.Epoch, &p.Publisher, &pat); err != nil {
+		if err := rows.Scan(&p.Seq, &p.ID, &v, &p.MsgID, &hb, &at, &p.Deleted, &p.Epoch, &p.Publisher, &pat); err != nil {
 			return nil, fmt.Errorf("read published: %w", err)
 		}
 		p.Value, p.Hash, p.IngestedAt, p.PublishedAt = v, hashFrom(hb), fromNanos(at), fromNanos(pat)

@@ -57,7 +57,7 @@ func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq
 					continue
 				}
 				h := baton.HashItem(topic, u)
-				res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now)
+				res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now, u.Deleted)
 				if err != nil {
 					return 0, fmt.Errorf("append: %w", wrapErr(err))
 				}
@@ -138,7 +138,7 @@ func (s *Store) Items(ctx context.Context, topic string, after uint64, limit int
 		it := baton.Item{Topic: topic}
 		var hb, v []byte
 		var at int64
-		if err := rows.Scan(&it.Seq, &it.ID, &v, &it.MsgID, &hb, &at); err != nil {
+		if err := rows.Scan(&it.Seq, &it.ID, &v, &it.MsgID, &hb, &at, &it.Deleted); err != nil {
 			return nil, fmt.Errorf("read items: %w", err)
 		}
 		it.Value, it.Hash, it.IngestedAt = v, hashFrom(hb), fromNanos(at)

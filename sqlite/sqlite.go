@@ -75,6 +75,7 @@ type Store struct {
 	sig *signal.Hub
 	// leases batches the lease writes (leasebatch.go).
 	prio   *renewals    // renewals first (priority.go); nil if not supported
+	bell   *bell        // wakes the other processes' watchers (bell.go); nil if not supported
 	leases leaseBatcher // lease writes, on ldb
 	batch  leaseBatcher // the other fenced writes, on wdb
 	// origin tags the rows this Store writes to the changes log, which its
@@ -255,6 +256,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.log.Debug("renewals compete for the write lock like any write", "err", err)
 		s.prio = nil
 	}
+	if !bellOn {
+		s.bell = nil
+	} else if s.bell, err = openBell(path); err != nil {
+		s.log.Debug("no bell: watchers find changes by polling alone", "err", err)
+		s.bell = nil
+	}
 
 	// The watchdog runs from the start: even creating the schema may wait
 	// behind a stopped writer.
@@ -275,6 +282,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	if err := s.migrateLifecycle(ctx); err != nil {
+		return fail(err)
+	}
+	if err := s.migrateReanchors(ctx); err != nil {
+		return fail(err)
+	}
+	if err := s.migrateSnapshot(ctx); err != nil {
 		return fail(err)
 	}
 	hot := make(map[*sql.DB]prepared, 4)
@@ -386,6 +399,9 @@ func (s *Store) Close() error {
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close(), s.ldb.Close(), s.ndb.Close())
 		if s.prio != nil {
 			s.closeErr = errors.Join(s.closeErr, s.prio.close())
+		}
+		if s.bell != nil {
+			s.closeErr = errors.Join(s.closeErr, s.bell.close())
 		}
 	})
 	return s.closeErr

@@ -19,10 +19,10 @@ const (
 	qSetCursor   = `UPDATE topics SET cursor_seq = ?, cursor_hash = ?, cursor_epoch = ?, cursor_at = ? WHERE topic = ?`
 	qQueueHashes = `SELECT seq, hash FROM items WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq`
 	qLastSeq     = `SELECT last_seq FROM topics WHERE topic = ?`
-	qInsertItem  = `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, msg_id) DO NOTHING`
+	qInsertItem  = `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, msg_id) DO NOTHING`
 	qSetLastSeq  = `UPDATE topics SET last_seq = ? WHERE topic = ?`
-	qItems       = `SELECT seq, id, value, msg_id, hash, ingested_at FROM items WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`
-	qPublished   = `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, l.epoch, l.publisher, l.at FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?) ORDER BY i.seq LIMIT ?`
+	qItems       = `SELECT seq, id, value, msg_id, hash, ingested_at, deleted FROM items WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`
+	qPublished   = `SELECT i.seq, i.id, i.value, i.msg_id, i.hash, i.ingested_at, i.deleted, l.epoch, l.publisher, l.at FROM items i JOIN leaves l ON l.topic = i.topic AND l.seq = i.seq WHERE i.topic = ? AND i.seq > ? AND i.seq <= (SELECT cursor_seq FROM topics WHERE topic = ?) ORDER BY i.seq LIMIT ?`
 	qLeaves      = `SELECT seq, item_hash, epoch, publisher, at FROM leaves WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`
 )
 
@@ -30,8 +30,8 @@ const (
 // hotReads those on the readers: what a terminal's fan-out reads on every
 // wake-up.
 var (
-	hotWrites = []string{qLogChange, qEnsureTopic, qLoadNode, qRenewNode, qInsertLeaf, qSetCursor, qQueueHashes, qLastSeq, qInsertItem, qSetLastSeq, topicQuery}
-	hotReads  = []string{qItems, qPublished, qLeaves, topicQuery}
+	hotWrites = []string{qLogChange, qEnsureTopic, qLoadNode, qRenewNode, qInsertLeaf, qSetCursor, qQueueHashes, qLastSeq, qInsertItem, qSetLastSeq, topicQuery, qSnapshotUpsert, qSnapshotDelete}
+	hotReads  = []string{qItems, qPublished, qLeaves, topicQuery, qSnapshotRows}
 )
 
 // prepared is one *sql.DB's prepared hot statements, by text.

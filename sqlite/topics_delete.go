@@ -40,23 +40,7 @@ CREATE TABLE IF NOT EXISTS topic_retention (
 
 // migrateLifecycle creates the lifecycle's tables if the file lacks them.
 func (s *Store) migrateLifecycle(ctx context.Context) error {
-	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('topic_tombstones', 'topic_retention')`).Scan(&n); err == nil && n == 2 {
-		return nil
-	}
-	defer s.beginWrite()()
-	tx, err := s.begin(ctx, s.wdb, 200*time.Microsecond, 4*time.Millisecond)
-	if err != nil {
-		return fmt.Errorf("create lifecycle tables in %s: %w", s.path, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, lifecycleSchema); err != nil {
-		return fmt.Errorf("create lifecycle tables in %s: %w", s.path, wrapErr(err))
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create lifecycle tables in %s: %w", s.path, wrapErr(err))
-	}
-	return nil
+	return s.ensureTables(ctx, []string{"topic_tombstones", "topic_retention"}, lifecycleSchema)
 }
 
 // reviveTopic moves the tombstone of a deleted topic, if any, into its
@@ -123,10 +107,11 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 			}
 		}
 		drop := []string{`DELETE FROM items WHERE topic = ?`, `DELETE FROM topic_retention WHERE topic = ?`,
-			`DELETE FROM topics WHERE topic = ?`}
+			`DELETE FROM topics WHERE topic = ?`, qSnapshotDrop}
 		if opts.Ledger {
 			drop = append(drop, `DELETE FROM leaves WHERE topic = ?`, `DELETE FROM checkpoints WHERE topic = ?`,
-				`DELETE FROM cosignatures WHERE topic = ?`, `DELETE FROM releases WHERE topic = ?`)
+				`DELETE FROM cosignatures WHERE topic = ?`, `DELETE FROM releases WHERE topic = ?`,
+				`DELETE FROM reanchors WHERE topic = ?`)
 			r.cursorSeq, r.cursorHash, r.cursorEpoch, r.cursorAt = 0, nil, 0, 0
 		}
 		for _, q := range drop {

@@ -85,11 +85,20 @@ func (w *watcher) run(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last := time.Now()
+	// With a bell, a ring wakes the watcher at once and the ticker is the
+	// fallback: it slows down to bellQuietPoll (bell.go).
+	var rung <-chan struct{}
+	quiet := quietPolls * w.s.opts.Poll
+	if w.s.bell != nil {
+		rung = w.s.bell.heard()
+		quiet = max(quiet, bellQuietPoll)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-rung:
 		}
 		seen, err := w.poll(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -100,7 +109,7 @@ func (w *watcher) run(ctx context.Context) {
 		case seen:
 			last, next = time.Now(), w.s.opts.Poll
 		case time.Since(last) > quietAfter:
-			next = min(every*2, quietPolls*w.s.opts.Poll)
+			next = min(every*2, quiet)
 		}
 		if next != every {
 			every = next

@@ -17,8 +17,8 @@ import (
 // The watcher of b polls only when the test calls poll.
 func TestWatcherFallsBehind(t *testing.T) {
 	kept, every := changesKept, pruneEvery
-	changesKept, pruneEvery = 5, 2
-	defer func() { changesKept, pruneEvery = kept, every }()
+	changesKept, pruneEvery, bellOn = 5, 2, false
+	defer func() { changesKept, pruneEvery, bellOn = kept, every, true }()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "w.db")
 	a, err := Open(ctx, path, Options{})

@@ -29,6 +29,7 @@ func lockTests() []test {
 		{"AcquireOverExpired", testAcquireOverExpired},
 		{"OneRecordPerEpoch", testOneRecordPerEpoch},
 		{"RecordHoldsCursor", testRecordHoldsCursor},
+		{"AcquireReportsCursor", testAcquireReportsCursor},
 		{"HandoversNewestFirstWithLimit", testHandoversNewestFirstWithLimit},
 		{"InvalidInput", testLockInvalidInput},
 	}
@@ -514,6 +515,36 @@ func testRecordHoldsCursor(e *env) {
 	e.noErr(err, "Expire")
 	r = e.onlyRecord("after Expire", e.handovers(topic), c.Epoch)
 	e.checkRecord("after Expire", r, c, baton.ReasonExpired, 5, its[4].Hash)
+}
+
+// testAcquireReportsCursor: a lease's Cursor, where the engine sets it, is
+// the cursor as the acquire found it: what Cursor reads, before anything
+// was published, and after publications of earlier epochs. Every engine
+// here sets it (a holder then resumes without reading the cursor again).
+func testAcquireReportsCursor(e *env) {
+	topic := e.topic("")
+	its := e.appendN(topic, 5)
+	check := func(what string, l baton.Lease) {
+		e.t.Helper()
+		want := e.cursor(topic)
+		want.Topic = topic
+		switch {
+		case l.Cursor == nil:
+			e.t.Fatalf("%s: Acquire set no Cursor", what)
+		case l.Cursor.Topic != topic || l.Cursor.Seq != want.Seq || l.Cursor.Hash != want.Hash || l.Cursor.Epoch != want.Epoch ||
+			!near(l.Cursor.UpdatedAt, want.UpdatedAt, time.Millisecond):
+			e.t.Fatalf("%s: Acquire's Cursor = %+v, Cursor reads %+v", what, *l.Cursor, want)
+		}
+	}
+	a := e.acquire(topic, "node-a", liveTTL)
+	check("a fresh topic", a)
+	e.commit(a, 0, its[:3])
+	e.release(a, baton.ReasonReleased)
+	b := e.acquire(topic, "node-b", liveTTL)
+	check("after epoch 1 published 3", b)
+	if b.Cursor.Seq != 3 || b.Cursor.Hash != its[2].Hash || b.Cursor.Epoch != a.Epoch {
+		e.t.Fatalf("Acquire's Cursor after epoch %d published 3 = %+v", a.Epoch, *b.Cursor)
+	}
 }
 
 func testHandoversNewestFirstWithLimit(e *env) {

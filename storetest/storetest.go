@@ -256,11 +256,13 @@ func groups() []group {
 		{"Commit", commitTests()},
 		{"Trim", trimTests()},
 		{"Checkpoints", checkpointTests()},
+		{"Reanchors", reanchorTests()},
 		{"Members", memberTests()},
 		{"Notifier", notifierTests()},
 		{"Concurrency", concurrencyTests()},
 		{"Lifecycle", lifecycleTests()},
 		{"Topics", topicTests()},
+		{"Snapshot", snapshotTests()},
 	}
 }
 

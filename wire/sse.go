@@ -53,6 +53,14 @@ func (e Event) Seq() (uint64, error) {
 // Item decodes the data of an "item" event.
 func (e Event) Item() (Item, error) { return decodeData[Item](e, EventItem) }
 
+// SnapshotItem decodes the data of a "snapshot" event.
+func (e Event) SnapshotItem() (Item, error) { return decodeData[Item](e, EventSnapshot) }
+
+// SnapshotEnd decodes the data of a "snapshot_end" event.
+func (e Event) SnapshotEnd() (SnapshotEnd, error) {
+	return decodeData[SnapshotEnd](e, EventSnapshotEnd)
+}
+
 // Reset decodes the data of a "reset" event.
 func (e Event) Reset() (Reset, error) { return decodeData[Reset](e, EventReset) }
 

@@ -52,7 +52,34 @@ const (
 	EventItem  = "item"
 	EventReset = "reset"
 	EventAuth  = "auth"
+	// EventSnapshot carries one Item of the snapshot a stream opened with
+	// ?snapshot=1 sends first (no event id); EventSnapshotEnd ends it (id
+	// and SnapshotEnd.Seq: the seq the live stream continues after).
+	EventSnapshot    = "snapshot"
+	EventSnapshotEnd = "snapshot_end"
 )
+
+// SnapshotResponse answers GET /v1/topics/{topic}/snapshot: a page of the
+// topic's latest item per data id, in byte order of id, as of Seq.
+type SnapshotResponse struct {
+	// Seq is the topic's cursor when the page was read: every item's seq
+	// is at most Seq. Pages read while commits go on name later seqs
+	// (docs/api.md, "Snapshots", says how to stitch them).
+	Seq   uint64            `json:"seq"`
+	Items []baton.Published `json:"items"`
+	// NextAfterID, set when more ids may follow, is the after_id of the
+	// next page.
+	NextAfterID string `json:"next_after_id,omitempty"`
+}
+
+// SnapshotEnd is the data of a "snapshot_end" event: the snapshot sent
+// before it is the topic's state as of Seq; the live stream goes on after.
+type SnapshotEnd struct {
+	// Topic is set on a stream of many topics: the topic whose snapshot
+	// ended.
+	Topic string `json:"topic,omitempty"`
+	Seq   uint64 `json:"seq"`
+}
 
 // Drain is the answer of POST and DELETE /v1/drain: whether the node is
 // drained (holds no lease and races for none) and how many leases it still
@@ -82,11 +109,14 @@ type Item struct {
 	Epoch     uint64          `json:"epoch"`
 	Publisher string          `json:"publisher"`
 	MsgID     string          `json:"msg_id"`
+	// Deleted marks a tombstone: the id left the topic's snapshot. Absent
+	// (false) for every other item.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // ItemOf is p as an "item" event carries it.
 func ItemOf(p baton.Published) Item {
-	return Item{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID}
+	return Item{Seq: p.Seq, ID: p.ID, Value: p.Value, Hash: p.Hash, Epoch: p.Epoch, Publisher: p.Publisher, MsgID: p.MsgID, Deleted: p.Deleted}
 }
 
 // Reset is the data of a "reset" event: the terminal's position is no

@@ -38,7 +38,11 @@ func newBench() *cobra.Command {
             broadcaster
 
 Every Baton figure is printed beside its ceiling with the ratio: shared
-machines are noisy, and the ratio is what holds. --out writes report.json,
+machines are noisy, and the ratio is what holds. --peers nats,centrifugo
+runs the ingest, latency and fanout scenarios (and NATS's leader
+fail-over for handover) on NATS JetStream and Centrifugo in the same run,
+each figure beside Baton's (the peers' driver, bench/peers, is built with
+the Go toolchain on first use). --out writes report.json,
 report.md and PNG pictures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -63,6 +67,7 @@ report.md and PNG pictures.`,
 	f.IntVar(&c.Faults, "faults", 0, "hand-overs per fault kind (default 10, quick 2)")
 	f.IntSliceVar(&c.Topics, "topics", nil, "topic counts of the topics scenario, each on a fresh cluster (default 1000,10000; quick 200)")
 	f.BoolVar(&c.Keep, "keep", false, "keep the scratch directory (logs, databases)")
+	f.StringSliceVar(&c.Peers, "peers", nil, "peers to measure beside Baton in the same run: nats, centrifugo (built from source with the Go toolchain; see docs/benchmarks.md)")
 	f.BoolVar(&c.TLS, "tls", false, "run the nodes over HTTPS with a CA and certificates made in the scratch directory (default: plain HTTP)")
 	cmd.AddCommand(newBenchRawSSE())
 	return cmd

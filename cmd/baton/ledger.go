@@ -28,7 +28,7 @@ func newLedger() *cobra.Command {
 which item, as an RFC 6962 Merkle log with signed, cosigned checkpoints
 (see docs/ledger.md).`,
 	}
-	cmd.AddCommand(newLedgerVerify(), newLedgerProve(), newLedgerKeys())
+	cmd.AddCommand(newLedgerVerify(), newLedgerProve(), newLedgerKeys(), newLedgerDiagnose(), newLedgerReanchor())
 	return cmd
 }
 
@@ -107,8 +107,16 @@ is 1 if anything is wrong.`,
 				if !rep.OK() {
 					status = fmt.Sprintf("%d PROBLEMS", len(rep.Problems)+rep.Omitted)
 				}
-				fmt.Fprintf(out, "%s: %d leaves, %d items checked (%d no longer kept), %d checkpoints, %d cosignatures, %d epochs: %s\n",
-					topic, rep.Leaves, rep.ItemsChecked, rep.ItemsTrimmed, rep.Checkpoints, rep.Cosignatures, rep.Epochs, status)
+				reanchored := ""
+				if n := len(rep.Reanchors); n > 0 {
+					reanchored = fmt.Sprintf(", %d re-anchors", n)
+				}
+				fmt.Fprintf(out, "%s: %d leaves, %d items checked (%d no longer kept), %d checkpoints, %d cosignatures, %d epochs%s: %s\n",
+					topic, rep.Leaves, rep.ItemsChecked, rep.ItemsTrimmed, rep.Checkpoints, rep.Cosignatures, rep.Epochs, reanchored, status)
+				for _, r := range rep.Reanchors {
+					fmt.Fprintf(out, "  re-anchored from seq %d: leaves %d..%d of the witnessed ledger (root %s) were lost; signed by %s for %s at %s: %s\n",
+						r.Seq, r.Seq+1, r.LostSize, r.LostRoot, r.Node, r.By, r.At.Format(time.RFC3339), r.Reason)
+				}
 				for _, p := range rep.Problems {
 					fmt.Fprintf(out, "  %s: %s\n", p.Where, p.What)
 				}

@@ -222,6 +222,9 @@ func (v view) print(w io.Writer, now time.Time, prev *view) {
 		if t.Stalled {
 			lag += " STALLED"
 		}
+		if l := t.Ledger; l != nil && l.Halted != nil {
+			lag += " HALTED (" + l.Halted.Check + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%d", t.Topic, holder, t.Epoch, left, t.LastSeq, t.Cursor.Seq, lag, terms[t.Topic])
 		if prev != nil {
 			rate := "-"

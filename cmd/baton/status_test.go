@@ -63,12 +63,13 @@ func run(t *testing.T, cmdArgs ...string) string {
 
 // TestStatusSummary: every node of --node gets a line (one that does not
 // answer says so), every topic one, with its terminals summed over the
-// nodes, a stalled topic marked, and the problems listed.
+// nodes, a stalled and a halted topic marked, and the problems listed.
 func TestStatusSummary(t *testing.T) {
 	topics := func(terms int) []baton.TopicStatus {
 		return []baton.TopicStatus{
 			{Topic: "quotes", Held: true, Holder: "n1", Epoch: 7, ExpiresAt: time.Now().Add(time.Hour), LastSeq: 120, Cursor: baton.Cursor{Seq: 100}, QueueDepth: 20, Terminals: terms, Stalled: true},
-			{Topic: "news", LastSeq: 5, Cursor: baton.Cursor{Seq: 5}, Terminals: terms},
+			{Topic: "news", LastSeq: 5, Cursor: baton.Cursor{Seq: 5}, Terminals: terms,
+				Ledger: &baton.LedgerStatus{Size: 9, Halted: &baton.LedgerHalt{Check: baton.HaltCursorBehind, Agreed: 5}}},
 		}
 	}
 	counts := wire.TopicCounts{Topics: 5000, Publishing: 1, Held: 4990, Unheld: 10}
@@ -81,7 +82,7 @@ func TestStatusSummary(t *testing.T) {
 	for _, want := range []string{
 		"NODE", "n1", "n2", "127.0.0.1:1", "does not answer", "a:1   tokens  1           5000",
 		"5000 topics, 4990 with a publisher, 10 without", "the next ones: --after quotes",
-		"quotes  n1", "20 STALLED", "PROBLEMS", "n1: stalled quotes: cursor still",
+		"quotes  n1", "20 STALLED", "0 HALTED (cursor_behind)", "PROBLEMS", "n1: stalled quotes: cursor still",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the summary lacks %q:\n%s", want, out)

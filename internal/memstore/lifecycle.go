@@ -40,8 +40,10 @@ func (s *Store) DeleteTopic(ctx context.Context, name string, opts baton.DeleteO
 	t.byMsgID = make(map[string]baton.Receipt)
 	t.byHash = make(map[baton.Hash]uint64)
 	t.retention = baton.Retention{}
+	t.snap, t.snapIDs = nil, nil
 	if opts.Ledger {
 		t.cursor, t.leaves, t.cps, t.records = baton.Cursor{}, nil, nil, nil
+		delete(d.reanchors, name)
 	}
 	t.last, t.trimmed = t.cursor.Seq, t.cursor.Seq
 	del.LedgerSize = t.cursor.Seq

@@ -248,6 +248,9 @@ func (s *Store) Acquire(ctx context.Context, name string, nl baton.NodeLease) (b
 	d.sig.Notify(name, sig)
 	l := t.lease
 	l.Remaining = l.ExpiresAt.Sub(now)
+	cur := t.cursor
+	cur.Topic = name
+	l.Cursor = &cur
 	return l, nil
 }
 

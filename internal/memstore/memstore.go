@@ -41,7 +41,10 @@ type data struct {
 	members map[string]baton.Member
 	nodes   map[string]*nodeLease
 	keys    map[[2]string]struct{} // {node, public key bytes}: every key ever registered
-	sig     *signal.Hub
+	// reanchors are the topics' re-anchor records (reanchors.go), apart
+	// from topic: a record does not create a topic.
+	reanchors map[string][]baton.Reanchor
+	sig       *signal.Hub
 }
 
 // topic is one topic's lock, queue, cursor and ledger. A topic exists once it
@@ -67,6 +70,11 @@ type topic struct {
 	leaves []baton.Leaf       // leaves[i] has seq i+1: never trimmed
 	cps    []baton.Checkpoint // by size ascending
 
+	// The snapshot (snapshot.go): the latest published item of each id,
+	// and the ids in byte order for paging (nil when they changed).
+	snap    map[string]baton.Published
+	snapIDs []string
+
 	// deleted: DeleteTopic removed it and no Append created it again; it
 	// is kept for its lock epoch and, if kept, its ledger (lifecycle.go).
 	deleted   bool
@@ -79,11 +87,12 @@ func New(clock baton.Clock) *Store {
 		clock = baton.SystemClock{}
 	}
 	return &Store{d: &data{
-		clock:   clock,
-		topics:  make(map[string]*topic),
-		members: make(map[string]baton.Member),
-		nodes:   make(map[string]*nodeLease),
-		sig:     signal.NewHub(),
+		clock:     clock,
+		topics:    make(map[string]*topic),
+		members:   make(map[string]baton.Member),
+		nodes:     make(map[string]*nodeLease),
+		reanchors: make(map[string][]baton.Reanchor),
+		sig:       signal.NewHub(),
 	}}
 }
 

@@ -33,6 +33,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	last := c.Items[len(c.Items)-1]
 	t.cursor = baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch, UpdatedAt: now}
 	t.leaves = append(t.leaves, c.Leaves()...)
+	t.commitSnapshot(c)
 	if cp := c.Checkpoint; cp != nil && (len(t.cps) == 0 || t.cps[len(t.cps)-1].Size < cp.Size) {
 		k := copyCheckpoint(*cp)
 		k.Cosignatures, k.At = nil, now

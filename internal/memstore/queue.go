@@ -39,6 +39,7 @@ func (s *Store) Append(ctx context.Context, name string, updates []baton.Update)
 			MsgID:      u.MsgID,
 			Hash:       baton.HashItem(name, u),
 			IngestedAt: now,
+			Deleted:    u.Deleted,
 		}
 		t.last = it.Seq
 		t.items = append(t.items, it)

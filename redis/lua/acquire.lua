@@ -1,7 +1,8 @@
 -- Acquire the publish lock of a topic under a live node lease.
 -- KEYS: lock, cursor, releases, meta (of the topic)
 -- ARGV: topic, channel, key space (lib.lua, space), node, node_epoch
--- Returns {'ok', epoch, acquired_us, expires_us}, {'held', holder, epoch, remaining_us}
+-- Returns {'ok', epoch, acquired_us, expires_us, cursor seq, hash, epoch, updated_us},
+-- {'held', holder, epoch, remaining_us}
 -- {'lost', node_epoch, why}: the node lease is not live, or {'deleted'} (deletetopic.lua).
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
 local topic, channel, S, node, nepoch = ARGV[1], ARGV[2], space(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -38,4 +39,6 @@ if prev > 0 then
   end
 end
 redis.call('PUBLISH', channel, 'lock acquired ' .. str(epoch) .. ' ' .. node)
-return {'ok', str(epoch), str(now), str(n.expires)}
+-- The cursor as the lease finds it: where its holder resumes.
+local c = redis.call('HMGET', lk.cursor, 'seq', 'hash', 'epoch', 'updated_us')
+return {'ok', str(epoch), str(now), str(n.expires), c[1] or '', c[2] or '', c[3] or '', c[4] or ''}

@@ -1,10 +1,12 @@
 -- Publish items: move the cursor and append their ledger leaves, only under
 -- the live lease (epoch, holder) with its node lease live, and with the
 -- cursor at prev_seq.
--- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes, the holder's node-lease hash
+-- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes, the holder's node-lease hash,
+--       snapshot rows (hash id -> row), snapshot ids (sorted set, score 0)
 -- ARGV: channel, holder, epoch, prev_seq, n, at_ns (the time of every leaf), then the n item
 --       hashes (seqs prev_seq+1..), then checkpoint size and json ('' '' = none): stored if
---       above every stored size.
+--       above every stored size; then m and m pairs (id, row): the snapshot's moves
+--       (snapshot.go), row '' for a tombstone, which removes the id.
 -- The leaves become one ledger segment (entry.go): entry id "<its last seq>-0",
 -- s = "<first seq> <epoch> <at_ns> <len(publisher)> <publisher><item hashes, 32 bytes each>".
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
@@ -52,6 +54,18 @@ if cpsize and cpsize ~= '' then
     cp.at_us = str(now)
     redis.call('HSET', KEYS[6], cpsize, cjson.encode(cp))
     redis.call('ZADD', KEYS[7], cpsize, cpsize)
+  end
+end
+local sbase = cpbase + 2
+local m = tonumber(ARGV[sbase]) or 0
+for i = 1, m do
+  local id, row = ARGV[sbase + 2 * i - 1], ARGV[sbase + 2 * i]
+  if row == '' then
+    redis.call('HDEL', KEYS[9], id)
+    redis.call('ZREM', KEYS[10], id)
+  else
+    redis.call('HSET', KEYS[9], id, row)
+    redis.call('ZADD', KEYS[10], 0, id)
   end
 end
 redis.call('PUBLISH', channel, 'commit ' .. str(upto))

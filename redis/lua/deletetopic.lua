@@ -7,7 +7,8 @@
 -- topic back. With the ledger kept, the cursor (its head), the ledger, the
 -- checkpoints and the release records (who held each epoch of its leaves)
 -- stay; with drop_ledger they go and resume is 0.
--- KEYS: lock, cursor, releases, queue, msgids, hashes, meta, ledger, checkpoints, cpsizes, retention, topics set
+-- KEYS: lock, cursor, releases, queue, msgids, hashes, meta, ledger, checkpoints, cpsizes, retention, topics set,
+--   snapshot rows, snapshot ids (snapshot.go: they go whatever drop_ledger says)
 -- ARGV: topic, channel, topics channel, key space (lib.lua, space), drop_ledger (0/1),
 --   unlist (0/1: take it out of the topics set here; on Redis Cluster the
 --   set is in another slot, KEYS[12] is the meta hash again and the caller
@@ -33,7 +34,7 @@ local cur = num(redis.call('HGET', KEYS[2], 'seq'))
 local m = redis.call('HMGET', meta, 'last', 'below')
 local last, below = num(m[1]), math.max(num(m[2]), 1)
 local items, unpublished = math.max(last - below + 1, 0), math.max(last - math.max(cur, below - 1), 0)
-redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], meta, KEYS[11])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], meta, KEYS[11], KEYS[13], KEYS[14])
 if drop then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[8], KEYS[9], KEYS[10])
   cur = 0

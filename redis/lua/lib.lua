@@ -36,7 +36,8 @@ local function each_record(b, f)
     local a = string.find(b, ' ', pos + 32, true)
     local c = string.find(b, ' ', a + 1, true)
     local d = string.find(b, ' ', c + 1, true)
-    local ml = tonumber(string.sub(b, pos + 32, a - 1))
+    -- a tombstone's record has the mark 'd' after its hash (entry.go)
+    local ml = tonumber(string.sub(b, pos + 32 + (string.byte(b, pos + 32) == 100 and 1 or 0), a - 1))
     if f(seq, string.sub(b, pos, pos + 31), string.sub(b, d + 1, d + ml)) then
       return
     end

@@ -1,0 +1,167 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/client"
+	bhttp "github.com/baton-pub/baton/http"
+	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/internal/leasetest"
+	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/wire"
+)
+
+// snapshotNode serves a memstore with items of 5 ids published, one of
+// them deleted again, and returns it with a function that publishes more.
+func snapshotNode(t *testing.T) (*client.Client, func(ups ...baton.Update)) {
+	t.Helper()
+	ctx := context.Background()
+	st := memstore.New(nil)
+	h := hub.New(st, hub.Options{})
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := bhttp.NewServer(bhttp.Config{Store: st, Hub: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close(); srv.Close(); h.Close() })
+	lease, err := leasetest.Acquire(ctx, st, "t", "n1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(ups ...baton.Update) {
+		rs, err := st.Append(ctx, "t", ups)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		its, err := st.Items(ctx, "t", rs[0].Seq-1, len(ups))
+		if err == nil {
+			_, err = st.Commit(ctx, baton.Commit{Topic: "t", Epoch: lease.Epoch, Holder: "n1", PrevSeq: rs[0].Seq - 1, Items: its, At: time.Now()})
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var ups []baton.Update
+	for i := range 12 {
+		ups = append(ups, baton.Update{ID: fmt.Sprintf("id%d", i%5), Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i)})
+	}
+	ups = append(ups, baton.Update{ID: "id3", Value: json.RawMessage("null"), MsgID: "m-del", Deleted: true})
+	publish(ups...)
+	c, err := client.New([]string{ts.URL}, client.Options{Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, publish
+}
+
+func TestSnapshotPages(t *testing.T) {
+	c, _ := snapshotNode(t)
+	var ids []string
+	after := ""
+	for {
+		page, err := c.Snapshot(context.Background(), "t", after, 3)
+		if err != nil || page.Seq != 13 {
+			t.Fatalf("snapshot after %q: seq %d, %v", after, page.Seq, err)
+		}
+		for _, it := range page.Items {
+			ids = append(ids, fmt.Sprintf("%s=%s", it.ID, it.Value))
+		}
+		if after = page.NextAfterID; after == "" {
+			break
+		}
+	}
+	if fmt.Sprint(ids) != "[id0=10 id1=11 id2=7 id4=9]" {
+		t.Fatalf("snapshot %v", ids)
+	}
+	_, err := c.Snapshot(context.Background(), "t", "", 100000)
+	var ae *wire.Error
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "limit" {
+		t.Fatalf("limit too large: %v", err)
+	}
+}
+
+func TestSubscribeWithSnapshot(t *testing.T) {
+	c, publish := snapshotNode(t)
+	var got []string
+	stop := errors.New("stop")
+	err := c.Subscribe(context.Background(), "t", 0, func(ev client.Event) error {
+		switch ev.Type {
+		case client.EventSnapshotStart:
+			got = append(got, "start")
+		case wire.EventSnapshot:
+			got = append(got, fmt.Sprintf("%s=%s", ev.Item.ID, ev.Item.Value))
+		case wire.EventSnapshotEnd:
+			got = append(got, fmt.Sprint("end ", ev.Seq))
+			publish(baton.Update{ID: "id3", Value: json.RawMessage("99"), MsgID: "m-live"})
+		case wire.EventItem:
+			got = append(got, fmt.Sprintf("item %d %s=%s", ev.Item.Seq, ev.Item.ID, ev.Item.Value))
+			return stop
+		}
+		return nil
+	}, client.WithSnapshot())
+	if !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[start id0=10 id1=11 id2=7 id4=9 end 13 item 14 id3=99]" {
+		t.Fatalf("events %v", got)
+	}
+}
+
+// TestSubscriberSnapshotManyTopics follows two named topics with
+// Snapshot, on a multi-topic stream and on a WebSocket: each topic at
+// position 0 gets its snapshot (start, items, end) and then its items;
+// the empty one's snapshot is its end at 0.
+func TestSubscriberSnapshotManyTopics(t *testing.T) {
+	for _, tr := range []client.Transport{client.TransportSSE, client.TransportWebSocket} {
+		t.Run(string(tr), func(t *testing.T) {
+			c, publish := snapshotNode(t)
+			s, err := c.Subscriber(client.SubscribeOptions{Topics: []string{"t", "u"}, Transport: tr, Snapshot: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			stop := errors.New("stop")
+			err = s.Run(context.Background(), func(ev client.Event) error {
+				switch ev.Type {
+				case client.EventSnapshotStart:
+					got[ev.Topic] = append(got[ev.Topic], "start")
+				case wire.EventSnapshot:
+					got[ev.Topic] = append(got[ev.Topic], fmt.Sprintf("%s=%s", ev.Item.ID, ev.Item.Value))
+				case wire.EventSnapshotEnd:
+					got[ev.Topic] = append(got[ev.Topic], fmt.Sprint("end ", ev.Seq))
+					if ev.Topic == "t" {
+						publish(baton.Update{ID: "id3", Value: json.RawMessage("99"), MsgID: "m-live"})
+					}
+				case wire.EventItem:
+					got[ev.Topic] = append(got[ev.Topic], fmt.Sprintf("item %d %s=%s", ev.Item.Seq, ev.Item.ID, ev.Item.Value))
+					return stop
+				}
+				return nil
+			})
+			if !errors.Is(err, stop) {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != "map[t:[start id0=10 id1=11 id2=7 id4=9 end 13 item 14 id3=99] u:[start end 0]]" {
+				t.Fatalf("events %v", got)
+			}
+			if pos := s.Positions(); pos["t"] != 13 || pos["u"] != 0 { // item 14 was refused by fn
+				t.Fatalf("positions %v", pos)
+			}
+		})
+	}
+	c, _ := snapshotNode(t)
+	if _, err := c.Subscriber(client.SubscribeOptions{Topics: []string{"t", "q.*"}, Snapshot: true}); err == nil {
+		t.Fatal("a snapshot with a pattern: no error")
+	}
+}

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package http
+
+import "errors"
+
+// epoller is Linux's (ws_poll_linux.go): elsewhere each socket has a
+// reader goroutine (ws_poll.go).
+type epoller struct{}
+
+func newEpoller(*wsPoller) (*epoller, error) {
+	return nil, errors.New("epoll: not on this system")
+}
+
+func (*epoller) add(*wsConn) bool { return false }
+func (*epoller) rearm(*wsConn)    {}
+func (*epoller) remove(*wsConn)   {}
+func (*epoller) close()           {}
