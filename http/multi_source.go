@@ -34,30 +34,30 @@ type multiSource struct {
 	ctx context.Context
 
 	// The consumer's; topics is written under mu too, for end.
-	topics map[string]*topicTerm
+	topics smallMap[*topicTerm]
 	id     *wire.StreamID // the Last-Event-ID (SSE only)
 	arena  []byte         // this turn's frame bytes; see alloc
 
 	mu       sync.Mutex
 	ready    []*topicTerm // terminals that may have events, each once
 	ops      []sourceOp
-	members  map[string]struct{} // topics in topics or in ops to add
-	patterns []patternSub        // active patterns
+	members  smallMap[struct{}] // topics in topics or in ops to add
+	patterns []patternSub       // active patterns
 	watch    *hub.TopicWatch
 	onReady  func()
-	wake     chan struct{} // capacity 1
-	ended    bool
+	// wake is made by Ready, with a token in it: a stream on the pool
+	// never waits on it, and one that does looks at frames again first.
+	wake  chan struct{} // capacity 1
+	ended bool
 }
 
 // topicTerm is one topic of a multiSource.
 type topicTerm struct {
-	topic string
-	term  *hub.Terminal
-	named bool   // subscribed by name, not only found by a pattern
-	from  string // the pattern that found it, if not named
-	// prefix is what comes before an item's fields: `"id: ` is not in it.
-	prefix []byte
-	queued bool // on multiSource.ready; guarded by multiSource.mu
+	topic  string
+	term   *hub.Terminal
+	named  bool   // subscribed by name, not only found by a pattern
+	from   string // the pattern that found it, if not named
+	queued bool   // on multiSource.ready; guarded by multiSource.mu
 }
 
 // patternSub is an active pattern with the positions its topics start at.
@@ -91,15 +91,14 @@ type sourceOp struct {
 const maxPendingDropped = 64
 
 func newMultiSource(h *hub.Hub, ctx context.Context, ws bool) *multiSource {
-	return &multiSource{hub: h, ctx: ctx, ws: ws, topics: make(map[string]*topicTerm),
-		members: make(map[string]struct{}), wake: make(chan struct{}, 1)}
+	return &multiSource{hub: h, ctx: ctx, ws: ws}
 }
 
 // count is the number of topics the stream follows or is about to.
 func (m *multiSource) count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.members)
+	return m.members.len()
 }
 
 // add hands the source a subscribed terminal (named: by its name, and on
@@ -108,13 +107,13 @@ func (m *multiSource) count() int {
 // the source ended or the topic is already followed.
 func (m *multiSource) add(term *hub.Terminal, named bool, from, ref string) bool {
 	m.mu.Lock()
-	_, dup := m.members[term.Topic()]
+	dup := m.members.has(term.Topic())
 	if m.ended || dup {
 		m.mu.Unlock()
 		term.Close()
 		return false
 	}
-	m.members[term.Topic()] = struct{}{}
+	m.members.set(term.Topic(), struct{}{})
 	m.ops = append(m.ops, sourceOp{kind: opAdd, topic: term.Topic(), term: term, named: named, from: from, ref: ref})
 	m.wakeLocked()
 	m.mu.Unlock()
@@ -125,8 +124,7 @@ func (m *multiSource) add(term *hub.Terminal, named bool, from, ref string) bool
 func (m *multiSource) has(topic string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.members[topic]
-	return ok
+	return m.members.has(topic)
 }
 
 // addPattern makes p find topics from now on: every topic the hub's
@@ -176,14 +174,14 @@ func (m *multiSource) found(topics []string) {
 	}
 	woke := false
 	for _, t := range topics {
-		if _, ok := m.members[t]; ok {
+		if m.members.has(t) {
 			continue
 		}
 		for _, ps := range m.patterns {
 			if !ps.p.Match(t) {
 				continue
 			}
-			if len(m.members) >= wire.MaxStreamTopics {
+			if m.members.len() >= wire.MaxStreamTopics {
 				if dropped < maxPendingDropped {
 					dropped++
 					m.ops = append(m.ops, sourceOp{kind: opDropped, topic: t})
@@ -191,7 +189,7 @@ func (m *multiSource) found(topics []string) {
 				}
 				break
 			}
-			m.members[t] = struct{}{}
+			m.members.set(t, struct{}{})
 			m.ops = append(m.ops, sourceOp{kind: opAdd, topic: t, from: string(ps.p), after: ps.pos[t]})
 			woke = true
 			break
@@ -229,7 +227,15 @@ func (m *multiSource) hasPattern(p string) bool {
 }
 
 // Ready implements streamSource.
-func (m *multiSource) Ready() <-chan struct{} { return m.wake }
+func (m *multiSource) Ready() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.wake == nil {
+		m.wake = make(chan struct{}, 1)
+		m.wake <- struct{}{}
+	}
+	return m.wake
+}
 
 // OnReady implements streamSource.
 func (m *multiSource) OnReady(f func()) {
@@ -242,9 +248,11 @@ func (m *multiSource) wakeLocked() {
 	if m.onReady != nil {
 		m.onReady()
 	}
-	select {
-	case m.wake <- struct{}{}:
-	default:
+	if m.wake != nil {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -266,8 +274,8 @@ func (m *multiSource) end() []any {
 	ops := m.ops
 	m.ops, m.ready = nil, nil
 	w := m.watch
-	terms := make([]*hub.Terminal, 0, len(m.topics))
-	for _, t := range m.topics {
+	terms := make([]*hub.Terminal, 0, m.topics.len())
+	for _, t := range m.topics.all() {
 		terms = append(terms, t.term)
 	}
 	m.mu.Unlock()
@@ -328,7 +336,7 @@ func (m *multiSource) frames(st *streamer, s *eventStream, bufs [][]byte) (_ [][
 		m.ready = m.ready[1:]
 		t.queued = false
 		m.mu.Unlock()
-		if m.topics[t.topic] != t {
+		if cur, _ := m.topics.get(t.topic); cur != t {
 			continue // removed
 		}
 		ev, ok, err := t.term.TryNext(st.ctx)
@@ -366,20 +374,19 @@ func (m *multiSource) apply(st *streamer, s *eventStream, op sourceOp, bufs [][]
 			term, err = m.hub.Subscribe(m.ctx, op.topic, op.after)
 			if err != nil {
 				m.mu.Lock()
-				delete(m.members, op.topic)
+				m.members.del(op.topic)
 				m.mu.Unlock()
 				return bufs, err
 			}
 		}
 		t := &topicTerm{topic: op.topic, term: term, named: op.named, from: op.from}
-		t.prefix = m.itemPrefix(op.topic)
 		m.mu.Lock()
 		if m.ended {
 			m.mu.Unlock()
 			term.Close()
 			return bufs, nil
 		}
-		m.topics[op.topic] = t
+		m.topics.set(op.topic, t)
 		m.mu.Unlock()
 		if m.id != nil && !m.id.Has(op.topic) {
 			m.id.Add(op.topic, op.after)
@@ -391,10 +398,10 @@ func (m *multiSource) apply(st *streamer, s *eventStream, op sourceOp, bufs [][]
 		m.termReady(t)
 	case opRemove:
 		var gone []*topicTerm
-		if t := m.topics[op.topic]; t != nil && t.named {
+		if t, _ := m.topics.get(op.topic); t != nil && t.named {
 			gone = append(gone, t)
 		}
-		for _, t := range m.topics {
+		for _, t := range m.topics.all() {
 			if t.named || t.from != op.topic {
 				continue
 			}
@@ -420,8 +427,8 @@ func (m *multiSource) apply(st *streamer, s *eventStream, op sourceOp, bufs [][]
 // drop stops following t. The consumer's.
 func (m *multiSource) drop(t *topicTerm) {
 	m.mu.Lock()
-	delete(m.topics, t.topic)
-	delete(m.members, t.topic)
+	m.topics.del(t.topic)
+	m.members.del(t.topic)
 	m.mu.Unlock()
 	t.term.Close()
 }
@@ -464,11 +471,13 @@ var (
 func (m *multiSource) item(t *topicTerm, f hub.Frame, bufs [][]byte) [][]byte {
 	data := f.Data()
 	if m.ws {
-		return append(bufs, t.prefix, data[1:], wsItemEnd)
+		b := m.alloc(len(wsItemPrefix) + len(t.topic) + 2)
+		b = append(append(append(b, wsItemPrefix...), t.topic...), `",`...)
+		return append(bufs, b, data[1:], wsItemEnd)
 	}
 	m.id.Set(t.topic, f.Item.Seq)
 	b := m.idLine()
-	b = append(b, t.prefix...)
+	b = append(append(append(b, sseItemPrefix...), t.topic...), `",`...)
 	return append(bufs, b, data[1:], sseItemEnd)
 }
 
@@ -507,13 +516,14 @@ func (m *multiSource) errorFrame(topic string, e *wire.Error) []byte {
 	return append(append([]byte("event: dropped\ndata: "), body...), "\n\n"...)
 }
 
-// itemPrefix is what precedes the item's fields in its frame.
-func (m *multiSource) itemPrefix(topic string) []byte {
-	if m.ws {
-		return []byte(`{"type":"` + wire.EventItem + `","topic":"` + topic + `",`)
-	}
-	return []byte("event: " + wire.EventItem + "\ndata: {\"topic\":\"" + topic + "\",")
-}
+// What precedes an item's topic in its frame (after the id line, in an
+// event stream); `",` and the item's fields follow the topic. Built per
+// item in the turn's arena rather than kept per topic: an idle socket
+// holds no bytes for its topics.
+const (
+	wsItemPrefix  = `{"type":"` + wire.EventItem + `","topic":"`
+	sseItemPrefix = "event: " + wire.EventItem + "\ndata: {\"topic\":\""
+)
 
 // idLine returns a frame buffer holding the id line of the current id,
 // with room for the rest of a frame's head.
