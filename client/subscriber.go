@@ -38,11 +38,12 @@ type SubscribeOptions struct {
 	Positions map[string]uint64
 	// Transport is TransportSSE ("" too) or TransportWebSocket.
 	Transport Transport
-	// Snapshot starts each named topic at position 0 with its snapshot
-	// (as WithSnapshot does for Subscribe): fn gets EventSnapshotStart,
-	// wire.EventSnapshot events and wire.EventSnapshotEnd (Seq, the
-	// topic's position from then on) for it, then its items. Not with
-	// patterns, for now.
+	// Snapshot starts each topic at position 0 with its snapshot (as
+	// WithSnapshot does for Subscribe), named or found by a pattern when
+	// the connection begins: fn gets EventSnapshotStart, wire.EventSnapshot
+	// events and wire.EventSnapshotEnd (Seq, the topic's position from
+	// then on) for it, then its items. A topic a pattern finds later is
+	// new: its items from the beginning.
 	Snapshot bool
 }
 
@@ -96,8 +97,6 @@ func (c *Client) Subscriber(o SubscribeOptions) (*Subscriber, error) {
 		return nil, errors.New("new subscriber: no topics")
 	case len(s.named) > wire.MaxStreamTopics || len(s.patterns) > wire.MaxStreamPatterns:
 		return nil, fmt.Errorf("new subscriber: at most %d topics and %d patterns", wire.MaxStreamTopics, wire.MaxStreamPatterns)
-	case s.snap && len(s.patterns) > 0:
-		return nil, errors.New("new subscriber: a snapshot is served for named topics only, not with patterns")
 	}
 	return s, nil
 }
@@ -263,7 +262,7 @@ func (s *Subscriber) deliver(base string, f wire.ServerFrame, fn func(Event) err
 // snapshot is progress once whole.
 func (s *Subscriber) snapshotEvent(base string, f wire.ServerFrame, fn func(Event) error) (bool, error) {
 	_, named := slices.BinarySearch(s.named, f.Topic)
-	if !s.snap || !named || s.position(f.Topic) != 0 {
+	if !s.snap || !named && !s.patterns.Match(f.Topic) || s.position(f.Topic) != 0 {
 		return false, stopError{fmt.Errorf("subscribe: %s sent a %s event of %q, not a topic whose snapshot is to come", base, f.Type, f.Topic)}
 	}
 	if s.snapping == nil {

@@ -106,7 +106,7 @@ func (s *Subscriber) subscribeFrames() []byte {
 				sel[t] = seq
 			}
 		}
-		f, _ := json.Marshal(wire.ClientFrame{Type: wire.FrameSubscribe, Ref: "s", Topic: string(p), Positions: sel})
+		f, _ := json.Marshal(wire.ClientFrame{Type: wire.FrameSubscribe, Ref: "s", Topic: string(p), Positions: sel, Snapshot: s.snap})
 		b = append(append(b, f...), '\n')
 	}
 	return b

@@ -27,14 +27,11 @@ func (s *Server) multiEvents(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// With a snapshot, each named topic at position 0 starts with its
-	// snapshot, as on a one-topic stream (startSnapshots, snapshot.go).
+	// With a snapshot, each topic at position 0, named or found by a
+	// pattern when the stream starts, starts with its snapshot, as on a
+	// one-topic stream (startSnapshots, snapshot.go). Topics a pattern
+	// finds later are new: they start at their beginning.
 	snap, err := queryBool(r, "snapshot")
-	if err == nil && snap && len(sel.patterns) > 0 {
-		// A pattern's watcher would subscribe the topics it finds from
-		// their beginning while their snapshots are written.
-		err = baton.Invalidf("snapshot", "served for named topics only, not with patterns yet")
-	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -71,20 +68,25 @@ func (s *Server) multiEvents(w nethttp.ResponseWriter, r *nethttp.Request) {
 		pos[i] = named[t]
 	}
 	m.id = wire.NewStreamID(sel.named, pos)
-	var snaps []string // the topics whose snapshot goes first
+	var snaps []snapTopic // the topics whose snapshot goes first, reserved
 	for i, t := range sel.named {
-		if snap && pos[i] == 0 {
-			snaps = append(snaps, t)
+		if snap && pos[i] == 0 && m.reserve(t) {
+			snaps = append(snaps, snapTopic{topic: t})
 			continue
 		}
-		if err := m.subscribe(t, pos[i], true, ""); err != nil {
+		if err := m.subscribe(t, pos[i], true, "", false); err != nil {
 			fail(err)
 			return
 		}
 	}
 	for _, t := range sortedKeys(found) {
 		m.id.Add(t, found[t])
-		if err := m.subscribe(t, found[t], false, patternOf(sel.patterns, t)); err != nil {
+		from := patternOf(sel.patterns, t)
+		if snap && found[t] == 0 && m.reserve(t) {
+			snaps = append(snaps, snapTopic{topic: t, from: from})
+			continue
+		}
+		if err := m.subscribe(t, found[t], false, from, false); err != nil {
 			fail(err)
 			return
 		}
@@ -103,14 +105,20 @@ func (s *Server) multiEvents(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s.serveStream(w, r, st, a, first, "topics", len(sel.named)+len(found), "patterns", len(sel.patterns), "snapshots", len(snaps))
 }
 
-// subscribe adds a terminal of topic from after.
-func (m *multiSource) subscribe(topic string, after uint64, named bool, from string) error {
+// subscribe adds a terminal of topic from after (see add).
+func (m *multiSource) subscribe(topic string, after uint64, named bool, from string, reserved bool) error {
 	term, err := m.hub.Subscribe(m.ctx, topic, after)
 	if err != nil {
 		return err
 	}
-	m.add(term, named, from, "")
+	m.add(term, named, from, "", reserved)
 	return nil
+}
+
+// snapTopic is a topic whose snapshot starts a stream of many topics:
+// named, or found by the pattern from.
+type snapTopic struct {
+	topic, from string
 }
 
 // selection is what a multi-topic stream follows: named topics (sorted,

@@ -38,11 +38,13 @@ type multiSource struct {
 	id     *wire.StreamID // the Last-Event-ID (SSE only)
 	arena  []byte         // this turn's frame bytes; see alloc
 
-	mu       sync.Mutex
-	ready    []*topicTerm // terminals that may have events, each once
-	ops      []sourceOp
-	members  smallMap[struct{}] // topics in topics or in ops to add
-	patterns []patternSub       // active patterns
+	mu    sync.Mutex
+	ready []*topicTerm // terminals that may have events, each once
+	ops   []sourceOp
+	// members: topics in topics, in ops to add, or reserved (true) while
+	// their snapshot is written (reserve).
+	members  smallMap[bool]
+	patterns []patternSub // active patterns
 	watch    *hub.TopicWatch
 	onReady  func()
 	// wake is made by Ready, with a token in it: a stream on the pool
@@ -104,20 +106,46 @@ func (m *multiSource) count() int {
 // add hands the source a subscribed terminal (named: by its name, and on
 // a WebSocket the consumer answers "subscribed" before its items; else
 // found by the pattern from). It reports false, having closed term, if
-// the source ended or the topic is already followed.
-func (m *multiSource) add(term *hub.Terminal, named bool, from, ref string) bool {
+// the source ended or the topic is already followed (unless reserved,
+// and the caller is the one that reserved it).
+func (m *multiSource) add(term *hub.Terminal, named bool, from, ref string, reserved bool) bool {
 	m.mu.Lock()
-	dup := m.members.has(term.Topic())
-	if m.ended || dup {
+	r, dup := m.members.get(term.Topic())
+	if m.ended || dup && !(reserved && r) {
 		m.mu.Unlock()
 		term.Close()
 		return false
 	}
-	m.members.set(term.Topic(), struct{}{})
+	m.members.set(term.Topic(), false)
 	m.ops = append(m.ops, sourceOp{kind: opAdd, topic: term.Topic(), term: term, named: named, from: from, ref: ref})
 	m.wakeLocked()
 	m.mu.Unlock()
 	return true
+}
+
+// reserve marks topic followed before it has a terminal, while its
+// snapshot is written: a pattern's watcher leaves it alone (it would
+// subscribe it from its beginning) and a subscription to it is refused as
+// a duplicate. The one that reserved it adds its terminal with reserved
+// set, or unreserves it. It reports false if the topic is followed
+// already or the source follows as many topics as it may.
+func (m *multiSource) reserve(topic string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.members.has(topic) || m.members.len() >= wire.MaxStreamTopics {
+		return false
+	}
+	m.members.set(topic, true)
+	return true
+}
+
+// unreserve gives up a reservation whose terminal will not come.
+func (m *multiSource) unreserve(topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.members.get(topic); ok && r {
+		m.members.del(topic)
+	}
 }
 
 // has reports whether topic is followed.
@@ -189,7 +217,7 @@ func (m *multiSource) found(topics []string) {
 				}
 				break
 			}
-			m.members.set(t, struct{}{})
+			m.members.set(t, false)
 			m.ops = append(m.ops, sourceOp{kind: opAdd, topic: t, from: string(ps.p), after: ps.pos[t]})
 			woke = true
 			break

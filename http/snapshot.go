@@ -156,16 +156,18 @@ func headFirst(s *Server, st *eventStream, out streamWriter) func(frames [][]byt
 	}
 }
 
-// startSnapshots is startSnapshot for the named topics of m, a stream of
-// many topics, one after the other: each topic's "snapshot" events (their
-// data name the topic), then its "snapshot_end" (data: topic and seq N;
-// id: the stream's, with the topic at N), then its terminal after N.
-func (s *Server) startSnapshots(ctx context.Context, st *eventStream, m *multiSource, out streamWriter, topics []string) error {
+// startSnapshots is startSnapshot for topics of m, a stream of many
+// topics, reserved in m (multiSource.reserve), one after the other: each
+// topic's "snapshot" events (their data name the topic), then its
+// "snapshot_end" (data: topic and seq N; id: the stream's, with the
+// topic at N), then its terminal after N.
+func (s *Server) startSnapshots(ctx context.Context, st *eventStream, m *multiSource, out streamWriter, topics []snapTopic) error {
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	defer context.AfterFunc(s.streams.ctx, stop)()
 	write := headFirst(s, st, out)
-	for _, t := range topics {
+	for _, tp := range topics {
+		t := tp.topic
 		prefix, end := m.snapshotFrame(t)
 		seq, err := s.writeSnapshotItems(rctx, t, prefix, end, write)
 		if err != nil {
@@ -180,7 +182,7 @@ func (s *Server) startSnapshots(ctx context.Context, st *eventStream, m *multiSo
 		if err := write([][]byte{append(b, "}\n\n"...)}); err != nil {
 			return err
 		}
-		if err := m.subscribe(t, seq, true, ""); err != nil {
+		if err := m.subscribe(t, seq, tp.from == "", tp.from, true); err != nil {
 			return err
 		}
 	}

@@ -405,3 +405,233 @@ func TestWebSocketSnapshotMessages(t *testing.T) {
 		t.Fatalf("%d snapshot frames in %d messages, want 40 in at least 3", frames, msgs)
 	}
 }
+
+// patternSnapshotCheck follows the topics of a pattern stream or socket
+// through their snapshots and items: a topic's snapshot events come
+// before its end and none after; its items start after its end's seq (or
+// at 1 for a topic created later) with no gap and no duplicate.
+type patternSnapshotCheck struct {
+	t    *testing.T
+	got  map[string]map[string]uint64 // each topic's snapshot so far
+	ends map[string]uint64
+	next map[string]uint64 // each topic's next item
+}
+
+func newPatternSnapshotCheck(t *testing.T, topics ...string) *patternSnapshotCheck {
+	c := &patternSnapshotCheck{t: t, got: map[string]map[string]uint64{}, ends: map[string]uint64{}, next: map[string]uint64{}}
+	for _, tp := range topics {
+		c.got[tp] = map[string]uint64{}
+	}
+	return c
+}
+
+func (c *patternSnapshotCheck) snapshot(topic, id string, seq uint64, deleted bool) {
+	c.t.Helper()
+	if _, ok := c.got[topic]; !ok {
+		c.t.Fatalf("snapshot event of %s: not a topic the pattern selected when it began", topic)
+	}
+	if _, done := c.ends[topic]; done {
+		c.t.Fatalf("snapshot event of %s after its end", topic)
+	}
+	if deleted {
+		delete(c.got[topic], id)
+	} else {
+		c.got[topic][id] = seq
+	}
+}
+
+func (c *patternSnapshotCheck) end(topic string, seq uint64) {
+	c.t.Helper()
+	if _, ok := c.got[topic]; !ok {
+		c.t.Fatalf("snapshot_end of %s: not a topic the pattern selected when it began", topic)
+	}
+	if _, done := c.ends[topic]; done {
+		c.t.Fatalf("second snapshot_end of %s", topic)
+	}
+	c.ends[topic], c.next[topic] = seq, seq+1
+}
+
+func (c *patternSnapshotCheck) item(topic string, seq uint64) {
+	c.t.Helper()
+	want, ok := c.next[topic]
+	if !ok {
+		if _, snapped := c.got[topic]; snapped {
+			c.t.Fatalf("item %s/%d before its snapshot ended", topic, seq)
+		}
+		want = 1 // created after the stream began: from its beginning
+	}
+	if seq != want {
+		c.t.Fatalf("item %s/%d, want %d", topic, seq, want)
+	}
+	c.next[topic] = seq + 1
+}
+
+// verify compares each snapshot with the state of its topic at its end.
+func (c *patternSnapshotCheck) verify(st baton.Store) {
+	c.t.Helper()
+	for tp, got := range c.got {
+		seq, ok := c.ends[tp]
+		if !ok {
+			c.t.Fatalf("no snapshot_end for %s", tp)
+		}
+		if want := stateAt(c.t, st, tp, seq); fmt.Sprint(got) != fmt.Sprint(want) {
+			c.t.Fatalf("snapshot of %s at %d:\n got %v\nwant %v", tp, seq, got, want)
+		}
+	}
+}
+
+// TestPatternStreamSnapshot opens GET /v1/events?topic=q.*&snapshot=1
+// while one of the topics it selects is published to, on both writers:
+// each topic the pattern selects when the stream begins starts with its
+// snapshot (events naming it, then snapshot_end with the stream's id at
+// its seq), then its items after that seq; a topic created later starts
+// at its beginning; a topic the pattern does not select is not sent. A
+// reconnection with the last id resumes without a snapshot.
+func TestPatternStreamSnapshot(t *testing.T) {
+	defer func(n int) { snapshotPage = n }(snapshotPage)
+	snapshotPage = 5
+	forEachWriter(t, func(t *testing.T, writer string) {
+		e := newEnv(t, nil, hub.Options{}, Config{SSEWriter: writer})
+		rng := rand.New(rand.NewPCG(21, 22))
+		pubs := map[string]*publisher{}
+		for _, tp := range []string{"q.a", "q.b", "x.z"} {
+			pubs[tp] = newPublisher(t, e.store, tp)
+			pubs[tp].publishIDs(rng, 80, 25, true)
+		}
+		defer pubs["q.a"].publishing(23, 25)()
+		s := openStream(t, nethttp.DefaultClient, multiURL(e.url, []string{"q.*"}, "snapshot=1"), "").run()
+		c := newPatternSnapshotCheck(t, "q.a", "q.b")
+		var lastID string
+		created := false
+		for len(c.ends) < 2 || c.next["q.a"] < c.ends["q.a"]+20 || c.next["q.b"] < c.ends["q.b"]+4 || c.next["q.c"] < 4 {
+			if len(c.ends) == 2 && !created {
+				created = true
+				pubs["q.b"].publishIDs(rng, 3, 25, false)
+				pubs["q.c"] = newPublisher(t, e.store, "q.c")
+				pubs["q.c"].publishIDs(rng, 3, 25, false)
+				pubs["x.z"].publishIDs(rng, 3, 25, false)
+			}
+			ev, ok := s.next(t, 10*time.Second)
+			if !ok {
+				t.Fatalf("stream ended: %v", s.ended())
+			}
+			switch ev.Type {
+			case wire.EventSnapshot:
+				var it wire.TopicItem
+				if err := json.Unmarshal(ev.Data, &it); err != nil || string(ev.ID) != lastID {
+					t.Fatalf("snapshot event id %q data %s: %v", ev.ID, ev.Data, err)
+				}
+				c.snapshot(it.Topic, it.ID, it.Seq, it.Deleted)
+			case wire.EventSnapshotEnd:
+				var end wire.SnapshotEnd
+				if err := json.Unmarshal(ev.Data, &end); err != nil {
+					t.Fatalf("snapshot_end %s: %v", ev.Data, err)
+				}
+				sp, err := wire.ParseStreamID(string(ev.ID), nil)
+				if err != nil || sp.Found[end.Topic] != end.Seq {
+					t.Fatalf("snapshot_end %s: id %q (%+v, %v)", ev.Data, ev.ID, sp, err)
+				}
+				c.end(end.Topic, end.Seq)
+				if end.Topic == "q.a" {
+					pubs["q.a"].read(end.Seq)
+				}
+			case wire.EventItem:
+				var it wire.TopicItem
+				if err := json.Unmarshal(ev.Data, &it); err != nil {
+					t.Fatalf("item %s: %v", ev.Data, err)
+				}
+				c.item(it.Topic, it.Seq)
+				if it.Topic == "q.a" {
+					pubs["q.a"].read(it.Seq)
+				}
+			default:
+				t.Fatalf("event %q %s", ev.Type, ev.Data)
+			}
+			lastID = string(ev.ID)
+		}
+		c.verify(e.store)
+		s.close()
+		r := openStream(t, nethttp.DefaultClient, multiURL(e.url, []string{"q.*"}, "snapshot=1"), lastID).run()
+		pubs["q.b"].publishIDs(rng, 1, 25, false)
+		for {
+			d, _ := nextTopicItem(t, r)
+			if d.Topic == "q.b" {
+				if d.Seq != c.next["q.b"] {
+					t.Fatalf("resumed with q.b/%d, want %d", d.Seq, c.next["q.b"])
+				}
+				break
+			}
+			if d.Topic != "q.a" || d.Seq < c.next["q.a"] {
+				t.Fatalf("resumed with %s/%d: before where the stream was", d.Topic, d.Seq)
+			}
+		}
+		r.close()
+	})
+}
+
+// TestWebSocketPatternSnapshot subscribes to q.* with "snapshot": true
+// while one of its topics is published to: each topic it selects starts
+// with its "snapshot" frames and "snapshot_end" (with the subscribe's
+// ref), then its items after that seq; "subscribed" for the pattern
+// follows the snapshots; a topic created later starts at its beginning;
+// a topic subscribed by name beforehand is not snapshotted again.
+func TestWebSocketPatternSnapshot(t *testing.T) {
+	defer func(n int) { snapshotPage = n }(snapshotPage)
+	snapshotPage = 5
+	e := newEnv(t, nil, hub.Options{}, Config{})
+	rng := rand.New(rand.NewPCG(31, 32))
+	pubs := map[string]*publisher{}
+	for _, tp := range []string{"q.a", "q.b", "q.n", "x.z"} {
+		pubs[tp] = newPublisher(t, e.store, tp)
+		pubs[tp].publishIDs(rng, 80, 25, true)
+	}
+	w := dialWS(t, e.url, nil)
+	w.send(t, wire.ClientFrame{Type: wire.FrameSubscribe, Topic: "q.n", After: 80, Ref: "n1"})
+	if f := w.next(t); f.Type != wire.FrameSubscribed || f.Topic != "q.n" {
+		t.Fatalf("frame %+v, want subscribed q.n", f)
+	}
+	defer pubs["q.a"].publishing(33, 25)()
+	w.send(t, wire.ClientFrame{Type: wire.FrameSubscribe, Topic: "q.*", Snapshot: true, Ref: "p1"})
+	c := newPatternSnapshotCheck(t, "q.a", "q.b")
+	c.next["q.n"] = 81
+	subscribed, created := false, false
+	for !subscribed || c.next["q.a"] < c.ends["q.a"]+20 || c.next["q.b"] < c.ends["q.b"]+4 || c.next["q.c"] < 4 || c.next["q.n"] < 82 {
+		if subscribed && !created {
+			created = true
+			for _, tp := range []string{"q.b", "q.n", "x.z"} {
+				pubs[tp].publishIDs(rng, 3, 25, false)
+			}
+			pubs["q.c"] = newPublisher(t, e.store, "q.c")
+			pubs["q.c"].publishIDs(rng, 3, 25, false)
+		}
+		f := w.next(t)
+		switch f.Type {
+		case wire.EventSnapshot:
+			if h := baton.HashItem(f.Topic, baton.Update{ID: f.ID, Value: f.Value, MsgID: f.MsgID, Deleted: f.Deleted}); h != f.Hash {
+				t.Fatalf("snapshot frame %+v not verified", f)
+			}
+			c.snapshot(f.Topic, f.ID, f.Seq, f.Deleted)
+		case wire.EventSnapshotEnd:
+			if f.Ref != "p1" {
+				t.Fatalf("snapshot_end %+v, want ref p1", f)
+			}
+			c.end(f.Topic, f.Seq)
+			if f.Topic == "q.a" {
+				pubs["q.a"].read(f.Seq)
+			}
+		case wire.FrameSubscribed:
+			if f.Topic != "q.*" || f.Ref != "p1" || len(c.ends) != 2 {
+				t.Fatalf("frame %+v after %d snapshots, want subscribed q.* after 2", f, len(c.ends))
+			}
+			subscribed = true
+		case wire.EventItem:
+			c.item(f.Topic, f.Seq)
+			if f.Topic == "q.a" {
+				pubs["q.a"].read(f.Seq)
+			}
+		default:
+			t.Fatalf("frame %+v", f)
+		}
+	}
+	c.verify(e.store)
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/auth"
+	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -152,11 +153,6 @@ func (k *wsSocket) serve(line []byte) error {
 // subscribe checks and opens a subscription to a topic or a pattern.
 func (k *wsSocket) subscribe(f wire.ClientFrame) error {
 	if strings.Contains(f.Topic, "*") {
-		if f.Snapshot {
-			// Its watcher would subscribe the topics it finds from their
-			// beginning while their snapshots are written.
-			return baton.Invalidf("snapshot", "served for named topics only, not patterns yet")
-		}
 		p, err := auth.ParsePattern(f.Topic)
 		if err != nil {
 			return baton.Invalidf("topic", "%v", err)
@@ -178,6 +174,11 @@ func (k *wsSocket) subscribe(f wire.ClientFrame) error {
 				return baton.Invalidf("positions", "topic %q: not selected by %q, or a position beyond %d", clip(t, 160), p, uint64(baton.MaxSeq))
 			}
 		}
+		if f.Snapshot {
+			if err := k.patternSnapshots(p, f.Positions, f.Ref); err != nil {
+				return err
+			}
+		}
 		return k.m.addPattern(p, f.Positions, f.Ref)
 	}
 	if err := baton.ValidTopic(f.Topic); err != nil {
@@ -192,26 +193,63 @@ func (k *wsSocket) subscribe(f wire.ClientFrame) error {
 	if f.Snapshot && f.After > 0 {
 		return baton.Invalidf("snapshot", "a snapshot starts the topic after it: leave out after")
 	}
-	if k.m.has(f.Topic) {
-		return wire.Errorf(baton.CodeConflict, "already subscribed to %q", f.Topic)
-	}
-	if k.m.count() >= wire.MaxStreamTopics {
+	if !k.m.reserve(f.Topic) {
+		if k.m.has(f.Topic) {
+			return wire.Errorf(baton.CodeConflict, "already subscribed to %q", f.Topic)
+		}
 		return wire.Errorf(baton.CodeTooLarge, "a socket follows at most %d topics", wire.MaxStreamTopics)
 	}
 	after := f.After
+	var err error
 	if f.Snapshot {
 		// The snapshot first, then the terminal after it
 		// (snapshot.go): "subscribed" follows "snapshot_end".
-		var err error
-		if after, err = k.wsSnapshot(f.Topic, f.Ref); err != nil {
-			return err
-		}
+		after, err = k.wsSnapshot(f.Topic, f.Ref)
 	}
-	term, err := k.s.cfg.Hub.Subscribe(k.ctx, f.Topic, after)
+	var term *hub.Terminal
+	if err == nil {
+		term, err = k.s.cfg.Hub.Subscribe(k.ctx, f.Topic, after)
+	}
+	if err != nil {
+		k.m.unreserve(f.Topic)
+		return err
+	}
+	k.m.add(term, true, "", f.Ref, true)
+	return nil
+}
+
+// patternSnapshots starts each topic that p selects now, and that pos
+// does not place, with its snapshot, as a named subscription with a
+// snapshot does: its "snapshot" frames and "snapshot_end" (with the
+// pattern's ref), then its items after. Topics the pattern finds later
+// are new: they start at their beginning. The topics are reserved first
+// so that the pattern's watcher leaves them alone; those over the
+// socket's limit are left to it (it says they are dropped).
+func (k *wsSocket) patternSnapshots(p auth.Pattern, pos map[string]uint64, ref string) error {
+	all, err := k.s.cfg.Store.Topics(k.ctx)
 	if err != nil {
 		return err
 	}
-	k.m.add(term, true, "", f.Ref)
+	var snaps []string
+	for _, t := range all {
+		if p.Match(t) && pos[t] == 0 && k.m.reserve(t) {
+			snaps = append(snaps, t)
+		}
+	}
+	for i, t := range snaps {
+		seq, err := k.wsSnapshot(t, ref)
+		var term *hub.Terminal
+		if err == nil {
+			term, err = k.s.cfg.Hub.Subscribe(k.ctx, t, seq)
+		}
+		if err != nil {
+			for _, u := range snaps[i:] {
+				k.m.unreserve(u)
+			}
+			return err
+		}
+		k.m.add(term, false, string(p), "", true)
+	}
 	return nil
 }
 

@@ -161,7 +161,7 @@ func TestWebSocketBadFrames(t *testing.T) {
 		{`{"type":"dance","ref":"r"}`, baton.CodeInvalid},
 		{`{"type":"subscribe","topic":"a b","ref":"r"}`, baton.CodeInvalid},
 		{`{"type":"subscribe","topic":"qu*","ref":"r"}`, baton.CodeInvalid},
-		{`{"type":"subscribe","topic":"q.*","snapshot":true,"ref":"r"}`, baton.CodeInvalid},
+		{`{"type":"subscribe","topic":"q.*","snapshot":"yes","ref":"r"}`, baton.CodeInvalid},
 		{`{"type":"subscribe","topic":"a","snapshot":true,"after":3,"ref":"r"}`, baton.CodeInvalid},
 		{`{"type":"subscribe","topic":"q.*","positions":{"z":1},"ref":"r"}`, baton.CodeInvalid},
 		{`{"type":"unsubscribe","topic":"never","ref":"r"}`, baton.CodeNotFound},

@@ -38,7 +38,7 @@ export class SSETransport implements Transport {
     } else {
       url = new URL(`${req.node}/v1/events`);
       for (const t of [...req.topics, ...req.patterns]) url.searchParams.append("topic", t);
-      if (req.snapshot.size > 0) url.searchParams.set("snapshot", "1"); // for the named topics at 0
+      if (req.snapshot.size > 0 || req.snapshotFound) url.searchParams.set("snapshot", "1"); // for the topics at 0
       authorize(this.#s, url, headers, req.token);
       const moved = new Map([...req.positions].filter(([, p]) => p > 0));
       if (moved.size > 0) {

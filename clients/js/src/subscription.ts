@@ -17,9 +17,11 @@ export interface SubscribeOptions {
   /** Where topics start (topic to the last seq seen; absent: 0), e.g. Subscription.positions saved by an earlier run. */
   positions?: Record<string, number> | ReadonlyMap<string, number>;
   /**
-   * Start each named topic at position 0 with its snapshot (docs/api.md,
-   * "Starting from the snapshot"): `snapshot_start`, `snapshot` events,
-   * `snapshot_end`, then its items. Not with patterns.
+   * Start each topic at position 0 with its snapshot (docs/api.md,
+   * "Starting from the snapshot"), named or selected by a pattern when the
+   * connection begins: `snapshot_start`, `snapshot` events, `snapshot_end`,
+   * then its items. A topic a pattern finds later is new: its items from
+   * the beginning.
    */
   snapshot?: boolean;
   /** Aborting it ends the iteration (quietly: the for-await loop ends). */
@@ -65,7 +67,6 @@ export class Subscription implements AsyncIterable<SubscriptionEvent> {
     this.topic = this.#sel.topics[0] ?? this.#sel.patterns[0];
     this.#single = this.#sel.topics.length === 1 && this.#sel.patterns.length === 0;
     this.#snapshot = opts.snapshot === true;
-    if (this.#snapshot && this.#sel.patterns.length > 0) throw new UsageError("subscribe: a snapshot is served for named topics only, not with patterns");
     this.#positions = new Map(this.#sel.topics.map((t) => [t, 0]));
     const given = opts.positions instanceof Map ? opts.positions : Object.entries(opts.positions ?? {});
     for (const [t, p] of given) {
@@ -125,7 +126,7 @@ export class Subscription implements AsyncIterable<SubscriptionEvent> {
           this.#snapping.clear();
           const snapshot = new Set(this.#snapshot ? this.#sel.topics.filter((t) => this.#positions.get(t) === 0) : []);
           const stream = c.transport.open({
-            node, topics: this.#sel.topics, patterns: this.#sel.patterns, positions: this.#positions, snapshot, token: c.token, signal: conn.ctl.signal,
+            node, topics: this.#sel.topics, patterns: this.#sel.patterns, positions: this.#positions, snapshot, snapshotFound: this.#snapshot && this.#sel.patterns.length > 0, token: c.token, signal: conn.ctl.signal,
           });
           for await (const ev of stream) {
             opened = true;
@@ -161,7 +162,7 @@ export class Subscription implements AsyncIterable<SubscriptionEvent> {
                 break;
               case "snapshot":
               case "snapshot_end":
-                if (!this.#snapshot || !this.#sel.isNamed(ev.topic) || last !== 0) {
+                if (!this.#snapshot || last !== 0) {
                   throw new ProtocolError(node, `a ${ev.type} event of ${JSON.stringify(ev.topic)}, not a topic whose snapshot is to come`);
                 }
                 if (!this.#snapping.has(ev.topic)) {

@@ -27,6 +27,8 @@ export interface OpenRequest {
   positions: ReadonlyMap<string, number>;
   /** The named topics to start with their snapshot (each at position 0). */
   snapshot: ReadonlySet<string>;
+  /** Whether the topics the patterns select when the connection begins, at position 0, start with their snapshot too. */
+  snapshotFound: boolean;
   /** The token to send, if any. */
   token: string | undefined;
   /** Aborted when the subscription ends or gives up on this connection. */

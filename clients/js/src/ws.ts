@@ -60,7 +60,7 @@ function subscribeFrames(req: OpenRequest): object[] {
   for (const p of req.patterns) {
     const positions: Record<string, number> = {};
     for (const [t, seq] of req.positions) if (seq > 0 && matchPattern(p, t) && !named.has(t)) positions[t] = seq;
-    frames.push({ type: "subscribe", topic: p, positions, ref: "s" });
+    frames.push(req.snapshotFound ? { type: "subscribe", topic: p, positions, snapshot: true, ref: "s" } : { type: "subscribe", topic: p, positions, ref: "s" });
   }
   return frames;
 }

@@ -63,14 +63,14 @@ describe("many topics, patterns and snapshots on one connection", () => {
       b.close();
     });
 
-    it(`${tr}: starts with the snapshot, then the live items without gap, one topic or many`, { timeout: 60000 }, async () => {
+    it(`${tr}: starts with the snapshot, then the live items without gap, one topic, many or a pattern`, { timeout: 60000 }, async () => {
       const b = new Baton({ nodes: c.urls, transport: tr, ...quick });
-      const topic = `${tr}-snap`;
+      const topic = `${tr}-snap.main`;
       const other = `${tr}-snap.empty`;
       await b.publish(topic, [{ id: "k1", value: 1 }, { id: "k2", value: 2 }, { id: "k1", value: 3 }, { id: "k3", value: 4 }]);
       await b.publish(topic, { id: "k3", deleted: true });
       let last = 5;
-      for (const topics of [topic, [topic, other]]) {
+      for (const topics of [topic, [topic, other], [`${tr}-snap.*`]]) {
         // A publish is acknowledged once appended; the snapshot is of what the lease holder published.
         await until(`seq ${last} published`, 10000, async () => (await c.get(`/v1/topics/${topic}/cursor`)).seq >= last);
         const sub = b.subscribe(topics, { snapshot: true });
@@ -86,7 +86,7 @@ describe("many topics, patterns and snapshots on one connection", () => {
         assert.deepEqual(Object.fromEntries(state), { k1: 3, k2: 2 });
         assert.deepEqual(of.find((e) => e.type === "snapshot_end").seq, last);
         assert.equal(sub.positions.get(topic), last);
-        if (Array.isArray(topics)) {
+        if (Array.isArray(topics) && topics.includes(other)) {
           // A topic with nothing published has an empty snapshot at 0.
           await until(`${other}'s snapshot_end`, 10000, () => st.got.some((e) => e.type === "snapshot_end" && e.topic === other));
         }
@@ -111,7 +111,6 @@ describe("many topics, patterns and snapshots on one connection", () => {
       assert.equal(err.code, "invalid");
       assert.equal(err.field, "topic");
       assert.throws(() => b.subscribe(["a*"]), UsageError);
-      assert.throws(() => b.subscribe(["a.*"], { snapshot: true }), UsageError);
       assert.throws(() => b.subscribe(["a", "b"], { after: 3 }), UsageError);
       assert.throws(() => b.subscribe(["a.*"], { positions: { b: 1 } }), UsageError);
       b.close();
