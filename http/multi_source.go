@@ -55,11 +55,14 @@ type multiSource struct {
 
 // topicTerm is one topic of a multiSource.
 type topicTerm struct {
-	topic  string
-	term   *hub.Terminal
-	named  bool   // subscribed by name, not only found by a pattern
-	from   string // the pattern that found it, if not named
-	queued bool   // on multiSource.ready; guarded by multiSource.mu
+	topic string
+	term  *hub.Terminal
+	named bool   // subscribed by name, not only found by a pattern
+	from  string // the pattern that found it, if not named
+	// prefix is what comes before an item's fields (`"id: ` is not in
+	// it), made at the topic's first item: an idle topic holds none.
+	prefix []byte
+	queued bool // on multiSource.ready; guarded by multiSource.mu
 }
 
 // patternSub is an active pattern with the positions its topics start at.
@@ -498,14 +501,15 @@ var (
 // encoding of the item (hub.Frame.Data), which is shared, not copied.
 func (m *multiSource) item(t *topicTerm, f hub.Frame, bufs [][]byte) [][]byte {
 	data := f.Data()
+	if t.prefix == nil {
+		t.prefix = m.itemPrefix(t.topic)
+	}
 	if m.ws {
-		b := m.alloc(len(wsItemPrefix) + len(t.topic) + 2)
-		b = append(append(append(b, wsItemPrefix...), t.topic...), `",`...)
-		return append(bufs, b, data[1:], wsItemEnd)
+		return append(bufs, t.prefix, data[1:], wsItemEnd)
 	}
 	m.id.Set(t.topic, f.Item.Seq)
 	b := m.idLine()
-	b = append(append(append(b, sseItemPrefix...), t.topic...), `",`...)
+	b = append(b, t.prefix...)
 	return append(bufs, b, data[1:], sseItemEnd)
 }
 
@@ -544,14 +548,13 @@ func (m *multiSource) errorFrame(topic string, e *wire.Error) []byte {
 	return append(append([]byte("event: dropped\ndata: "), body...), "\n\n"...)
 }
 
-// What precedes an item's topic in its frame (after the id line, in an
-// event stream); `",` and the item's fields follow the topic. Built per
-// item in the turn's arena rather than kept per topic: an idle socket
-// holds no bytes for its topics.
-const (
-	wsItemPrefix  = `{"type":"` + wire.EventItem + `","topic":"`
-	sseItemPrefix = "event: " + wire.EventItem + "\ndata: {\"topic\":\""
-)
+// itemPrefix is what precedes the item's fields in its frame.
+func (m *multiSource) itemPrefix(topic string) []byte {
+	if m.ws {
+		return []byte(`{"type":"` + wire.EventItem + `","topic":"` + topic + `",`)
+	}
+	return []byte("event: " + wire.EventItem + "\ndata: {\"topic\":\"" + topic + "\",")
+}
 
 // idLine returns a frame buffer holding the id line of the current id,
 // with room for the rest of a frame's head.
