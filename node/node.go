@@ -150,6 +150,7 @@ type Node struct {
 
 	session  *elector.Session
 	capacity chan struct{} // closed and replaced when a lease ends (MaxLeases)
+	resume   *resumeGate   // leases resuming hold back checkpointers (resume.go)
 
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
@@ -175,7 +176,7 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, store: store, log: cfg.Logger, topics: topicCap{max: cfg.MaxTopics},
-		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease),
+		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease), resume: newResumeGate(),
 		capacity: make(chan struct{})}
 	s, err := elector.NewSession(elector.SessionConfig{Store: store, Node: cfg.Node, TTL: cfg.TTL,
 		Clock: cfg.Clock, Logger: cfg.Logger, OnChange: func(nl baton.NodeLease, trusted bool) {
@@ -441,7 +442,9 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	var checking sync.WaitGroup
 	checking.Go(func() { checked <- publisher.CheckResume(ctx, n.store, lease.Topic, cur) })
 	defer checking.Wait()
-	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log, From: &cur, Checked: checked}
+	resumed := n.resume.begin()
+	defer resumed()
+	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log, From: &cur, Checked: checked, Resumed: resumed}
 	// A trimmer for every lease: a topic's own retention may ask for one
 	// whatever the node's defaults. It holds no goroutine while idle.
 	tctx, stop := context.WithCancel(ctx)
@@ -472,8 +475,18 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		if err != nil {
 			return err
 		}
-		cp.Start(ctx)
+		// Started once this node's leases have resumed (resume.go): in a
+		// mass hand-over the first commits go first. Until it starts it
+		// only queues the leaves it is handed.
+		sctx, stopStarting := context.WithCancel(ctx)
+		var starting sync.WaitGroup
+		starting.Go(func() {
+			if n.resume.wait(sctx, n.cfg.Clock, resumeHoldMax) {
+				cp.Start(ctx)
+			}
+		})
 		defer cp.Close()
+		defer func() { stopStarting(); starting.Wait() }()
 		o.Ledger = cp
 		err = publisher.Run(pctx, n.store, lease, o)
 		if cerr := cp.Err(); cerr != nil && ctx.Err() == nil {

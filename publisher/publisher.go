@@ -47,6 +47,11 @@ type Options struct {
 	Logger *slog.Logger
 	// OnCommit is told of every commit (metrics, tests). It must not block.
 	OnCommit func(baton.Cursor, int)
+	// Resumed, if set, is called once, when the publisher has resumed:
+	// its first commit is done, or its first read found the queue empty.
+	// A node holds back a new lease's other work until its leases have
+	// resumed (node/resume.go). It must not block.
+	Resumed func()
 	// From, if set, is where publishing resumes, as Resume found it after
 	// the lease was taken: Run does not read it again.
 	From *baton.Cursor
@@ -143,6 +148,10 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			return fmt.Errorf("publish %s: read queue after %d: %w", topic, cur.Seq, err)
 		}
 		if len(items) == 0 {
+			if o.Resumed != nil {
+				o.Resumed()
+				o.Resumed = nil
+			}
 			poll.Reset(o.Poll)
 			select {
 			case <-ctx.Done():
@@ -187,6 +196,10 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			}
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))
+			}
+			if o.Resumed != nil {
+				o.Resumed()
+				o.Resumed = nil
 			}
 		case errors.Is(err, baton.ErrLeaseLost):
 			// A fence refusal: logged once, here; the elector logs the

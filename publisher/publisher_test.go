@@ -211,3 +211,47 @@ func TestCheckedBeforeCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResumedOnce: Resumed is called once, after the first commit of a
+// backlog (the cursor has moved when it is called), or at the first read
+// of an empty queue.
+func TestResumedOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, backlog := range []int{0, 5} {
+		st := memstore.New(baton.SystemClock{})
+		if backlog > 0 {
+			appendN(t, st, "t", 0, backlog)
+		}
+		l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := make(chan uint64, 10)
+		run, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- publisher.Run(run, st, l, publisher.Options{Resumed: func() {
+				c, _ := st.Cursor(ctx, "t")
+				calls <- c.Seq
+			}})
+		}()
+		select {
+		case seq := <-calls:
+			if seq != uint64(backlog) {
+				t.Fatalf("backlog %d: resumed with the cursor at %d", backlog, seq)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("backlog %d: not resumed", backlog)
+		}
+		// More commits call it no more.
+		appendN(t, st, "t", backlog, 3)
+		waitCursor(t, st, "t", uint64(backlog+3))
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n := len(calls); n != 0 {
+			t.Fatalf("backlog %d: resumed %d more times", backlog, n)
+		}
+	}
+}
