@@ -38,9 +38,10 @@ type TopicsRow struct {
 	Created       int     `json:"created"`
 	CreateSeconds float64 `json:"create_seconds"`
 	// PublishedMs is the time from the last acknowledgement until every
-	// created topic's item was published (its cursor at 1); nil if not
-	// within DeadlineS (each later phase's deadline), when Published
-	// counts those that were.
+	// created topic's item was published (its cursor at 1): the latest of
+	// the cursors' commit times, not when the bench's probe saw it; nil if
+	// not seen within DeadlineS (each later phase's deadline), when
+	// Published counts those that were.
 	PublishedMs *float64     `json:"all_published_ms"`
 	Published   int          `json:"published"`
 	DeadlineS   float64      `json:"phase_deadline_s"`
