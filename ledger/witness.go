@@ -77,10 +77,12 @@ type Witness struct {
 
 	mu     sync.Mutex
 	topics map[string]*topicWitness
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed bool
+	// opening holds the topics whose copy Follow is opening, outside mu.
+	opening map[string]bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  bool
 
 	closeOnce sync.Once
 	closeErr  error // of the first Close
@@ -198,16 +200,33 @@ func (w *Witness) Follow(topic string) error {
 		return err
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed || w.ctx == nil {
+		w.mu.Unlock()
 		return fmt.Errorf("follow %s: %w", topic, baton.ErrClosed)
 	}
-	if w.topics[topic] != nil {
+	if w.topics[topic] != nil || w.opening[topic] {
+		w.mu.Unlock()
 		return nil
 	}
+	// The copy is opened outside mu: a new one is a directory and files
+	// made (about a millisecond), and a burst of new topics would hold
+	// every lookup of the witness (a publisher's Tree and Halted, the
+	// status) behind it.
+	if w.opening == nil {
+		w.opening = make(map[string]bool)
+	}
+	w.opening[topic] = true
+	w.mu.Unlock()
 	tw, err := w.open(topic)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.opening, topic)
 	if err != nil {
 		return err
+	}
+	if w.closed {
+		tw.tree.Close()
+		return fmt.Errorf("follow %s: %w", topic, baton.ErrClosed)
 	}
 	w.topics[topic] = tw
 	// No goroutine per topic: the store calls signalled after commits.
