@@ -199,22 +199,31 @@ func (k *wsSocket) subscribe(f wire.ClientFrame) error {
 		}
 		return wire.Errorf(baton.CodeTooLarge, "a socket follows at most %d topics", wire.MaxStreamTopics)
 	}
-	after := f.After
+	// With a snapshot, "subscribed" follows "snapshot_end".
+	return k.follow(f.Topic, f.After, f.Snapshot, "", f.Ref)
+}
+
+// follow subscribes topic, reserved in the socket's source, from after
+// or, with snap, after its snapshot (snapshot.go), and hands the terminal
+// to the source: named (from "") answered with ref, or found by the
+// pattern from. On an error it gives the reservation up.
+func (k *wsSocket) follow(topic string, after uint64, snap bool, from, ref string) error {
 	var err error
-	if f.Snapshot {
-		// The snapshot first, then the terminal after it
-		// (snapshot.go): "subscribed" follows "snapshot_end".
-		after, err = k.wsSnapshot(f.Topic, f.Ref)
+	if snap {
+		after, err = k.wsSnapshot(topic, ref)
 	}
 	var term *hub.Terminal
 	if err == nil {
-		term, err = k.s.cfg.Hub.Subscribe(k.ctx, f.Topic, after)
+		term, err = k.s.cfg.Hub.Subscribe(k.ctx, topic, after)
 	}
 	if err != nil {
-		k.m.unreserve(f.Topic)
+		k.m.unreserve(topic)
 		return err
 	}
-	k.m.add(term, true, "", f.Ref, true)
+	if from != "" {
+		ref = "" // a found topic gets no answer of its own
+	}
+	k.m.add(term, from == "", from, ref, true)
 	return nil
 }
 
@@ -237,18 +246,12 @@ func (k *wsSocket) patternSnapshots(p auth.Pattern, pos map[string]uint64, ref s
 		}
 	}
 	for i, t := range snaps {
-		seq, err := k.wsSnapshot(t, ref)
-		var term *hub.Terminal
-		if err == nil {
-			term, err = k.s.cfg.Hub.Subscribe(k.ctx, t, seq)
-		}
-		if err != nil {
-			for _, u := range snaps[i:] {
+		if err := k.follow(t, 0, true, string(p), ref); err != nil {
+			for _, u := range snaps[i+1:] {
 				k.m.unreserve(u)
 			}
 			return err
 		}
-		k.m.add(term, false, string(p), "", true)
 	}
 	return nil
 }

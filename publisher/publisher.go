@@ -109,6 +109,12 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		return err
 	}
 	log.Info("publishing", "after_seq", cur.Seq)
+	resumed := func() { // o.Resumed, once
+		if o.Resumed != nil {
+			o.Resumed()
+			o.Resumed = nil
+		}
+	}
 	began := o.Clock.Now()
 
 	poll := o.Clock.NewTimer(o.Poll)
@@ -148,10 +154,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			return fmt.Errorf("publish %s: read queue after %d: %w", topic, cur.Seq, err)
 		}
 		if len(items) == 0 {
-			if o.Resumed != nil {
-				o.Resumed()
-				o.Resumed = nil
-			}
+			resumed()
 			poll.Reset(o.Poll)
 			select {
 			case <-ctx.Done():
@@ -197,10 +200,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))
 			}
-			if o.Resumed != nil {
-				o.Resumed()
-				o.Resumed = nil
-			}
+			resumed()
 		case errors.Is(err, baton.ErrLeaseLost):
 			// A fence refusal: logged once, here; the elector logs the
 			// step-down that follows ("lease ended", reason fenced).
