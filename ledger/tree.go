@@ -49,6 +49,7 @@ type Tree struct {
 	fmu     sync.Mutex // guards users, evicted, closed and nlevels
 	users   int        // calls in progress that read or write the files
 	evicted bool       // files closed by OpenFiles, reopened by the next call
+	absent  bool       // no files yet (a new copy): the next call creates them
 	closed  bool
 	nlevels int // level files to reopen
 
@@ -85,8 +86,18 @@ func OpenTree(dir string) (*Tree, error) { return OpenTreeWith(dir, nil) }
 
 // OpenTreeWith opens (creating) the tree in dir; files, if not nil,
 // bounds the trees with open files that it shares (see OpenFiles).
+//
+// A tree whose directory does not exist yet is empty and has no files
+// until its first call that reads or writes them (as if evicted): a node
+// follows every new topic's ledger, and a burst of thousands of new topics
+// should not wait for directories and files made one after the other
+// before their first publication (docs/benchmarks.md, "Every topic
+// published after a creation burst").
 func OpenTreeWith(dir string, files *OpenFiles) (*Tree, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	switch _, err := os.Stat(dir); {
+	case errors.Is(err, os.ErrNotExist):
+		return &Tree{dir: dir, files: files, evicted: true, absent: true, rng: rangeFactory.NewEmptyRange(0)}, nil
+	case err != nil:
 		return nil, fmt.Errorf("open ledger copy: %w", err)
 	}
 	t := &Tree{dir: dir, files: files}

@@ -127,9 +127,18 @@ func (t *Tree) evict() bool {
 // reopen opens the files evict closed (t.fmu held). They hold what the
 // tree had: the in-memory state (size, compact range, upper levels) is
 // kept across an eviction.
+//
+// A tree opened absent (OpenTreeWith) makes its directory and files here.
 func (t *Tree) reopen() error {
+	flag := os.O_RDWR
+	if t.absent {
+		if err := os.MkdirAll(t.dir, 0o750); err != nil {
+			return fmt.Errorf("open ledger copy: %w", err)
+		}
+		flag |= os.O_CREATE
+	}
 	open := func(name string) (*os.File, error) {
-		f, err := os.OpenFile(filepath.Join(t.dir, name), os.O_RDWR, 0)
+		f, err := os.OpenFile(filepath.Join(t.dir, name), flag, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("reopen ledger copy: %w", err)
 		}
@@ -153,6 +162,7 @@ func (t *Tree) reopen() error {
 		}
 		t.levels = append(t.levels, f)
 	}
+	t.absent = false
 	return nil
 }
 

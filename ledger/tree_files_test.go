@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -113,7 +114,12 @@ func TestOpenFilesKeepATreeInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, c := open("b"), open("c")
+	b, c := open("b"), open("c") // new copies: no files until used
+	for _, tr := range []*Tree{b, c} {
+		if _, err := tr.Range(0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if a.evicted || !b.evicted || c.evicted {
 		t.Fatalf("evicted: a %v (in use), b %v, c %v", a.evicted, b.evicted, c.evicted)
 	}
@@ -129,5 +135,57 @@ func TestOpenFilesKeepATreeInUse(t *testing.T) {
 	}
 	if l, _, err := a.Entry(3); err != nil || l.Seq != 3 || files.Open() != 1 {
 		t.Fatalf("a reopened: %+v %v, %d open", l, err, files.Open())
+	}
+}
+
+// TestNewCopyHasNoFilesUntilUsed: a copy opened where no directory exists
+// makes nothing (a burst of new topics must not wait for files), counts
+// no open files, answers its size and empty root, and makes its directory
+// and files at its first append; reopened, it holds what was appended.
+func TestNewCopyHasNoFilesUntilUsed(t *testing.T) {
+	files := NewOpenFiles(4)
+	dir := filepath.Join(t.TempDir(), "new-topic")
+	tr, err := OpenTreeWith(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("opening a new copy made its directory (stat: %v)", err)
+	}
+	if n := files.Open(); n != 0 {
+		t.Fatalf("open trees = %d, want 0 before the first use", n)
+	}
+	empty, err := tr.Root(0)
+	if err != nil || tr.Size() != 0 {
+		t.Fatalf("size %d, root err %v", tr.Size(), err)
+	}
+	if n, root, err := tr.Latest(); err != nil || n != 0 || root != empty {
+		t.Fatalf("latest = %d %x %v, want the empty root", n, root, err)
+	}
+	leaves := testLeaves("new-topic", 1, 5)
+	if err := tr.Append(leaves); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "entries.dat")); err != nil {
+		t.Fatalf("the first append made no files: %v", err)
+	}
+	if n := files.Open(); n != 1 {
+		t.Fatalf("open trees = %d, want 1 after the first append", n)
+	}
+	want, err := tr.Root(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenTreeWith(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	got, err := again.Root(5)
+	if err != nil || got != want || again.Size() != 5 {
+		t.Fatalf("reopened: size %d root %x (%v), want 5 and %x", again.Size(), got, err, want)
 	}
 }

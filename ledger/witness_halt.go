@@ -162,6 +162,9 @@ func (tw *topicWitness) applyReanchor(b ReanchorBody) error {
 		Halt     *baton.LedgerHalt `json:"halt"`
 		Reanchor ReanchorBody      `json:"reanchor"`
 	}{tw.state, tw.tree.Size(), tw.halted(), b})
+	if err := os.MkdirAll(tw.dir, 0o750); err != nil { // a new copy has none yet (OpenTreeWith)
+		return fmt.Errorf("re-anchor ledger copy of %s: %w", tw.topic, err)
+	}
 	if err := os.WriteFile(filepath.Join(tw.dir, fmt.Sprintf("reanchor-%d.json", b.Seq)), rec, 0o640); err != nil {
 		return fmt.Errorf("re-anchor ledger copy of %s: %w", tw.topic, err)
 	}

@@ -173,6 +173,12 @@ func (tw *topicWitness) saveState() error {
 	b, _ := json.Marshal(tw.state)
 	path := filepath.Join(tw.dir, "state.json")
 	f, err := os.CreateTemp(tw.dir, "state-*.tmp")
+	if errors.Is(err, os.ErrNotExist) {
+		// A new copy has no directory until its first leaf (OpenTreeWith).
+		if err = os.MkdirAll(tw.dir, 0o750); err == nil {
+			f, err = os.CreateTemp(tw.dir, "state-*.tmp")
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("save witness state: %w", err)
 	}
