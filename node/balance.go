@@ -125,14 +125,17 @@ func share(total, nodes int) int { return (total + nodes - 1) / nodes }
 // balance hands topics over while this node holds more than its share and
 // another live node holds less, until ctx ends.
 //
-// Hand-overs settle before the next step: a step waits until a TTL after
-// this node last handed topics over or took one. Hand-offs still in
-// flight (released, not yet taken) show in no read of the node leases: a
-// step sooner would see the joiner still short, hand it more and
-// overshoot, and its excess would flow back. And while this node takes
-// leases (a crash's orphans, a burst of new topics), the loads are in
-// motion: balancing in the middle of a crash hand-over would move topics
-// that are still being taken over.
+// Hand-overs settle before the next step: hand-offs still in flight
+// (released, not yet taken) show in no read of the node leases, and a step
+// sooner would see the joiner still short, hand it more and overshoot, and
+// its excess would flow back. So a step waits until a fresh read counts a
+// live holder for every topic this node knows (every topic it or another
+// node handed over has been taken again), or a TTL after its last
+// hand-over at most (some topics may have no holder for other reasons:
+// every node at --max-leases, a topic deleted meanwhile). And while this node takes leases (a crash's orphans, a burst of
+// new topics), the loads are in motion: balancing in the middle of a crash
+// hand-over would move topics that are still being taken over, so a step
+// also waits a TTL after this node last took one.
 func (n *Node) balance(ctx context.Context) {
 	t := time.NewTicker(balanceEvery)
 	defer t.Stop()
@@ -145,16 +148,27 @@ func (n *Node) balance(ctx context.Context) {
 		}
 		settle := max(n.cfg.TTL, balanceEvery)
 		now := n.cfg.Clock.Now()
-		if now.Sub(handed) < settle || now.Sub(n.lastTaken()) < settle {
+		if now.Sub(n.lastTaken()) < settle {
 			continue
 		}
-		if k := n.excess(n.session.Leases(), nil); k > 0 {
+		var fresh []baton.NodeLease
+		if !handed.IsZero() && now.Sub(handed) < settle {
+			ls, err := n.store.NodeLeases(ctx)
+			if err != nil || !settled(ls, n.known()) {
+				continue
+			}
+			fresh = ls
+		}
+		if k := n.excess(n.session.Leases(), nil); k > 0 || fresh != nil {
 			// The view may be a TTL old: confirm with a fresh one, and
 			// leave out the nodes that take no more (draining, leaving or
 			// at their --max-leases), which say so in their heartbeats.
-			ls, err := n.store.NodeLeases(ctx)
-			if err != nil {
-				continue
+			ls := fresh
+			if ls == nil {
+				var err error
+				if ls, err = n.store.NodeLeases(ctx); err != nil {
+					continue
+				}
 			}
 			ms, err := n.store.Members(ctx)
 			if err != nil {
@@ -166,11 +180,31 @@ func (n *Node) balance(ctx context.Context) {
 					closed[m.Node] = true
 				}
 			}
+			handed = time.Time{}
 			if n.handOver(n.excess(ls, closed)) > 0 {
 				handed = n.cfg.Clock.Now()
 			}
 		}
 	}
+}
+
+// known counts the topics this node has an elector for.
+func (n *Node) known() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.electors)
+}
+
+// settled reports whether the live node leases of ls hold a lease for
+// each of the known topics: no hand-off is in flight.
+func settled(ls []baton.NodeLease, known int) bool {
+	held := 0
+	for _, nl := range ls {
+		if nl.Remaining > 0 {
+			held += nl.Leases
+		}
+	}
+	return held >= known
 }
 
 // excess is how many topics this node should hand over now, from the node

@@ -94,3 +94,34 @@ func TestRaceDelaySkipsLastHolder(t *testing.T) {
 		}
 	}
 }
+
+// TestSettled: a balance step waits while a hand-off is in flight (a topic
+// this node knows that no live node holds), however many leases moved,
+// and counts no lapsed node's leases.
+func TestSettled(t *testing.T) {
+	nl := func(node string, leases int, live bool) baton.NodeLease {
+		l := baton.NodeLease{Node: node, Leases: leases}
+		if live {
+			l.Remaining = time.Second
+		}
+		return l
+	}
+	for _, c := range []struct {
+		name  string
+		ls    []baton.NodeLease
+		known int
+		want  bool
+	}{
+		{"every topic held", []baton.NodeLease{nl("b", 30, true), nl("c", 20, true)}, 50, true},
+		{"held over two nodes", []baton.NodeLease{nl("a", 50, true), nl("b", 50, true)}, 100, true},
+		{"hand-offs in flight", []baton.NodeLease{nl("a", 40, true), nl("b", 55, true)}, 100, false},
+		{"a lapsed node's leases are not held", []baton.NodeLease{nl("a", 50, true), nl("b", 50, false)}, 100, false},
+		{"more held than known (a topic this node has not seen yet)", []baton.NodeLease{nl("a", 60, true), nl("b", 41, true)}, 100, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := settled(c.ls, c.known); got != c.want {
+				t.Errorf("settled = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
