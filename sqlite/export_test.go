@@ -20,3 +20,10 @@ func Announce(s *Store) func() { return s.announce() }
 
 // Announced reports whether s sees a renewal of another handle announced.
 func Announced(s *Store) bool { return s.prio != nil && s.prio.announced() }
+
+// QueuedAppends is how many appends of s wait for a group.
+func QueuedAppends(s *Store) int {
+	s.appends.mu.Lock()
+	defer s.appends.mu.Unlock()
+	return len(s.appends.pending)
+}

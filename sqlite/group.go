@@ -22,13 +22,18 @@ import (
 // There is no timer and no added wait: a request that finds no group
 // running leads one at once. While a group commits, later requests queue;
 // when it is done the leader hands the lead to the oldest queued request,
-// which commits every queued request for its topic (up to maxGroupItems
-// updates) as the next group. A leader thus commits its own request in the
+// which commits every queued request (up to maxGroupItems updates and
+// maxGroupTopics topics) as the next group. A leader thus commits its own request in the
 // group it leads and returns; nobody leads twice.
 
 // maxGroupItems bounds the updates one group transaction takes (a single
 // request may exceed it: it then goes alone).
 const maxGroupItems = 5000
+
+// maxGroupTopics bounds the topics of one group: the write batcher's
+// bound (maxWriteBatch), so that one group is one transaction when no
+// other write waits.
+const maxGroupTopics = maxWriteBatch
 
 // appendGroup is the queue of appends waiting for a group commit.
 type appendGroup struct {
@@ -72,44 +77,73 @@ func (g *appendGroup) do(s *Store, r *appendReq) ([]baton.Receipt, error) {
 	}
 }
 
-// commitNext commits the oldest pending request and the other pending
-// requests for its topic, then hands the lead on or stops leading.
+// commitNext commits the pending requests of up to maxGroupTopics topics,
+// the oldest request's first, then hands the lead on or stops leading.
+// Each topic's requests are appended in one write, and the topics' writes
+// are queued together, so that the store's write batcher (leasebatch.go)
+// commits them in one transaction, each topic in a savepoint of its own:
+// appends to many topics (a creation burst, a new item for each of a
+// crashed node's topics) cost a turn of the write lock and an fsync per
+// group, not per topic.
 func (g *appendGroup) commitNext(s *Store) {
 	g.mu.Lock()
-	topic := g.pending[0].topic
-	var batch, rest []*appendReq
+	byTopic := make(map[string][]*appendReq)
+	var topics []string
+	var rest []*appendReq
+	held := make(map[string]bool) // topics with a request left for a later group: their later ones wait too
 	n := 0
 	for _, r := range g.pending {
-		if r.topic == topic && (len(batch) == 0 || n+len(r.updates) <= maxGroupItems) {
-			batch = append(batch, r)
-			n += len(r.updates)
-		} else {
+		_, in := byTopic[r.topic]
+		fits := n == 0 || n+len(r.updates) <= maxGroupItems
+		if held[r.topic] || !fits || (!in && len(topics) == maxGroupTopics) {
+			held[r.topic] = true
 			rest = append(rest, r)
+			continue
 		}
+		if !in {
+			topics = append(topics, r.topic)
+		}
+		byTopic[r.topic] = append(byTopic[r.topic], r)
+		n += len(r.updates)
 	}
 	g.pending = rest
 	g.mu.Unlock()
 
-	var live []*appendReq
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			close(r.done)
+	// The group outlives any one request's context: their owners may give
+	// up, the others still want their items.
+	var ctx context.Context
+	var live [][]*appendReq
+	var names []string
+	var fns []func(ctx context.Context, tx *txn) (baton.Signal, error)
+	for _, topic := range topics {
+		var rs []*appendReq
+		for _, r := range byTopic[topic] {
+			if err := r.ctx.Err(); err != nil {
+				r.err = err
+				close(r.done)
+				continue
+			}
+			rs = append(rs, r)
+		}
+		if len(rs) == 0 {
 			continue
 		}
-		live = append(live, r)
+		if ctx == nil {
+			ctx = context.WithoutCancel(rs[0].ctx)
+		}
+		live, names, fns = append(live, rs), append(names, topic), append(fns, s.appendFn(topic, rs))
 	}
-	if len(live) > 0 {
-		// The group outlives any one request's context: their owners
-		// may give up, the others still want their items.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), s.opts.BusyTimeout+5*time.Second)
-		err := s.appendBatch(ctx, topic, live)
+	if len(fns) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, s.opts.BusyTimeout+5*time.Second)
+		errs := s.writeAll(ctx, names, fns)
 		cancel()
-		for _, r := range live {
-			if err != nil {
-				r.receipts, r.err = nil, err
+		for i, rs := range live {
+			for _, r := range rs {
+				if errs[i] != nil {
+					r.receipts, r.err = nil, errs[i]
+				}
+				close(r.done)
 			}
-			close(r.done)
 		}
 	}
 

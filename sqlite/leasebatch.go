@@ -70,16 +70,29 @@ type leaseReq struct {
 // a transaction would roll back the whole batch), bounded by the busy
 // timeout.
 func (b *leaseBatcher) do(ctx context.Context, fn func(ctx context.Context, tx *txn) ([]change, error)) error {
-	r := &leaseReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return b.doAll(ctx, fn)[0]
+}
+
+// doAll is do for several writes at once: queued together, they share a
+// batch (as far as its bound allows); each succeeds or fails on its own.
+func (b *leaseBatcher) doAll(ctx context.Context, fns ...func(ctx context.Context, tx *txn) ([]change, error)) []error {
+	rs := make([]*leaseReq, len(fns))
+	for i, fn := range fns {
+		rs[i] = &leaseReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	}
 	b.mu.Lock()
-	b.pending = append(b.pending, r)
+	b.pending = append(b.pending, rs...)
 	start := !b.running
 	b.running = true
 	b.mu.Unlock()
 	if start {
 		go b.run()
 	}
-	return <-r.done
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		errs[i] = <-r.done
+	}
+	return errs
 }
 
 func (b *leaseBatcher) run() {

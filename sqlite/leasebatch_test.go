@@ -194,3 +194,59 @@ func TestCommitsBatched(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendsToManyTopicsGrouped: appends to many topics that wait for the
+// write lock together are committed in a few transactions (a group takes
+// up to MaxWriteBatch topics), not one each, and each gets its own
+// receipts: a burst of new topics, or a new item for each of a crashed
+// node's topics, costs an fsync per group.
+func TestAppendsToManyTopicsGrouped(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "a.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: "normal", BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	hold, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	before := sqlite.WriteBatches(s)
+	var wg sync.WaitGroup
+	receipts := make([][]baton.Receipt, n)
+	errs := make([]error, n)
+	for i := range n {
+		topic := fmt.Sprintf("a-%03d", i)
+		u, _ := baton.Normalize(baton.Update{ID: "k", MsgID: topic, Value: []byte(fmt.Sprint(i))})
+		wg.Go(func() { receipts[i], errs[i] = s.Append(ctx, topic, []baton.Update{u, u}) })
+	}
+	// The first leads a group of its own, which waits for the lock; the
+	// others queue behind it.
+	poll.True(t, 10*time.Second, "every append waiting", func() bool { return sqlite.QueuedAppends(s) == n-1 })
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got, most := sqlite.WriteBatches(s)-before, int64(1+(n-1+sqlite.MaxWriteBatch-1)/sqlite.MaxWriteBatch); got < 1 || got > most {
+		t.Errorf("appends to %d topics in %d transactions, want at most %d", n, got, most)
+	}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("append %d: %v", i, errs[i])
+		}
+		if len(receipts[i]) != 2 || receipts[i][0].Seq != 1 || receipts[i][0].Duplicate || receipts[i][1].Seq != 1 || !receipts[i][1].Duplicate {
+			t.Fatalf("append %d: receipts %+v, want seq 1 then its duplicate", i, receipts[i])
+		}
+		items, err := s.Items(ctx, fmt.Sprintf("a-%03d", i), 0, 10)
+		if err != nil || len(items) != 1 || string(items[0].Value) != fmt.Sprint(i) {
+			t.Fatalf("topic %d holds %+v (%v), want its one item", i, items, err)
+		}
+	}
+}

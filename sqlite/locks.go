@@ -94,10 +94,25 @@ func (r topicRow) lease(topic string, now int64) baton.Lease {
 // statements on the batch's ctx), and raises sig for topic after it
 // commits.
 func (s *Store) write(ctx context.Context, topic string, fn func(ctx context.Context, tx *txn) (baton.Signal, error)) error {
-	return s.batch.do(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
+	return s.batch.do(ctx, topicWrite(topic, fn))
+}
+
+// writeAll is write for several topics at once (fns[i] writes topics[i]),
+// in one batch as far as its bound allows; each succeeds or fails on its
+// own.
+func (s *Store) writeAll(ctx context.Context, topics []string, fns []func(ctx context.Context, tx *txn) (baton.Signal, error)) []error {
+	ws := make([]func(ctx context.Context, tx *txn) ([]change, error), len(fns))
+	for i, fn := range fns {
+		ws[i] = topicWrite(topics[i], fn)
+	}
+	return s.batch.doAll(ctx, ws...)
+}
+
+func topicWrite(topic string, fn func(ctx context.Context, tx *txn) (baton.Signal, error)) func(ctx context.Context, tx *txn) ([]change, error) {
+	return func(ctx context.Context, tx *txn) ([]change, error) {
 		sig, err := fn(ctx, tx)
 		return []change{{topic: topic, sig: sig}}, err
-	})
+	}
 }
 
 // ensureTopic creates the topic's row, from its tombstone if it was

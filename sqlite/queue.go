@@ -20,11 +20,11 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	return s.appends.do(s, &appendReq{ctx: ctx, topic: topic, updates: updates})
 }
 
-// appendBatch appends the updates of every request (all to one topic) in
-// one transaction, in order, as if each had been appended alone: each
-// request's receipts are set; an error fails them all (nothing is written).
-func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq) error {
-	return s.write(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
+// appendFn appends the updates of every request (all to one topic) in one
+// write, in order, as if each had been appended alone: each request's
+// receipts are set; an error fails them all (nothing is written).
+func (s *Store) appendFn(topic string, reqs []*appendReq) func(ctx context.Context, tx *txn) (baton.Signal, error) {
+	return func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		var sig baton.Signal
 		created, err := ensureTopic(ctx, tx, topic)
 		if err != nil {
@@ -85,7 +85,7 @@ func (s *Store) appendBatch(ctx context.Context, topic string, reqs []*appendReq
 			sig |= baton.SignalAppend
 		}
 		return sig, nil
-	})
+	}
 }
 
 func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) error {
