@@ -30,8 +30,22 @@ type OpenFiles struct {
 	lru list.List // of *Tree with files open, most recently used at the front
 }
 
-// DefaultMaxOpenTrees is the default bound of WitnessConfig.MaxOpenTrees.
+// DefaultMaxOpenTrees is the least default bound of
+// WitnessConfig.MaxOpenTrees; see defaultMaxOpenTrees.
 const DefaultMaxOpenTrees = 64
+
+// maxOpenTreesCap is the most trees a default bound keeps open.
+const maxOpenTreesCap = 1024
+
+// defaultMaxOpenTrees is the bound of open trees when none is configured:
+// a 32nd of the process's open-file limit (a tree holds 3 to 40 files,
+// a handful for most), between DefaultMaxOpenTrees and maxOpenTreesCap.
+// With 64 alone, a crash that hands a node thousands of topics made its
+// witness close and reopen copies' files for nearly every round (a tenth
+// of a survivor's CPU in openat and close on SQLite).
+func defaultMaxOpenTrees() int {
+	return min(max(openFileLimit()/32, DefaultMaxOpenTrees), maxOpenTreesCap)
+}
 
 // NewOpenFiles returns a bound of max trees with open files (at least 1).
 func NewOpenFiles(n int) *OpenFiles { return &OpenFiles{max: max(n, 1)} }

@@ -189,3 +189,15 @@ func TestNewCopyHasNoFilesUntilUsed(t *testing.T) {
 		t.Fatalf("reopened: size %d root %x (%v), want 5 and %x", again.Size(), got, err, want)
 	}
 }
+
+// TestDefaultMaxOpenTrees: the default bound follows the open-file limit
+// within its bounds.
+func TestDefaultMaxOpenTrees(t *testing.T) {
+	got := defaultMaxOpenTrees()
+	if got < DefaultMaxOpenTrees || got > maxOpenTreesCap {
+		t.Fatalf("default bound %d, want within [%d, %d]", got, DefaultMaxOpenTrees, maxOpenTreesCap)
+	}
+	if lim := openFileLimit(); lim/32 >= DefaultMaxOpenTrees && lim/32 <= maxOpenTreesCap && got != lim/32 {
+		t.Fatalf("default bound %d with a limit of %d, want %d", got, lim, lim/32)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -35,7 +36,7 @@ type WitnessConfig struct {
 	// on the store and on an fsync more than it computes).
 	Workers int
 	// MaxOpenTrees bounds the topic copies whose files are open at once
-	// (DefaultMaxOpenTrees): the least recently used idle copy is closed
+	// (default: a 32nd of the open-file limit, 64 to 1,024): the least recently used idle copy is closed
 	// and reopened when next used (OpenFiles).
 	MaxOpenTrees int
 	// Clock drives the witness's delays (default the system clock).
@@ -84,6 +85,9 @@ type Witness struct {
 	wg      sync.WaitGroup
 	closed  bool
 
+	// hold, if set, is called by a worker before each round (HoldRounds).
+	hold atomic.Pointer[func(ctx context.Context)]
+
 	closeOnce sync.Once
 	closeErr  error // of the first Close
 
@@ -126,7 +130,7 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 		cfg.Workers = DefaultWitnessWorkers
 	}
 	if cfg.MaxOpenTrees <= 0 {
-		cfg.MaxOpenTrees = DefaultMaxOpenTrees
+		cfg.MaxOpenTrees = defaultMaxOpenTrees()
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = baton.SystemClock{}
@@ -192,6 +196,15 @@ func (w *Witness) Close() error {
 		w.closeErr = errors.Join(errs...)
 	})
 	return w.closeErr
+}
+
+// HoldRounds makes every worker call hold before each round, which returns
+// when the round may go on: a node holds its witness back while its leases
+// resume after a crash hands it thousands of topics, so that their first
+// commits go first (node/resume.go). A round is never skipped, only
+// delayed: hold must return, at the latest when ctx ends.
+func (w *Witness) HoldRounds(hold func(ctx context.Context)) {
+	w.hold.Store(&hold)
 }
 
 // Follow starts mirroring and witnessing a topic (idempotent).

@@ -118,6 +118,17 @@ func (w *Witness) work(ctx context.Context) {
 			w.smu.Unlock()
 			return
 		}
+		if hold := w.hold.Load(); hold != nil && len(w.ready) > 0 {
+			// Held outside smu, with the topic still queued: a signal
+			// meanwhile finds it queued and adds nothing.
+			w.smu.Unlock()
+			(*hold)(ctx)
+			w.smu.Lock()
+			if len(w.ready) == 0 || ctx.Err() != nil {
+				w.smu.Unlock()
+				continue
+			}
+		}
 		tw := w.ready[0]
 		w.ready[0] = nil
 		w.ready = w.ready[1:]

@@ -5,6 +5,7 @@ import (
 	"github.com/baton-pub/baton/internal/leasetest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,4 +85,56 @@ func TestWitnessRebuildsItsCopy(t *testing.T) {
 	if _, err := ledger.VerifyProof(pr, topic, 1, ks); err != nil {
 		t.Fatalf("proof from the rebuilt copy: %v", err)
 	}
+}
+
+// TestWitnessHoldsRounds: while the hold given to HoldRounds blocks (a node
+// whose leases are resuming), no round runs: the copy stays empty; once it
+// returns, the witness catches up and accepts the checkpoint.
+func TestWitnessHoldsRounds(t *testing.T) {
+	ctx := context.Background()
+	m := memstore.New(nil)
+	st := m.Handle()
+	topic := "held"
+	appendN(t, st, topic, 40)
+	pkey, _ := ledger.GenerateKey("node-p")
+	register(t, st, pkey)
+	l, err := leasetest.Acquire(ctx, st, topic, "node-p", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := publish(t, st, l)
+	cp, err := ledger.NewCheckpointer(ledger.CheckpointerConfig{Store: st, Lease: l, Key: pkey, Every: 10, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.Start(ctx)
+	defer cp.Close()
+	cp.Committed(leaves, nil)
+
+	wkey, _ := ledger.GenerateKey("node-w")
+	register(t, st, wkey)
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: t.TempDir(), Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := make(chan struct{})
+	var holding atomic.Int32
+	w.HoldRounds(func(ctx context.Context) {
+		holding.Add(1)
+		select {
+		case <-open:
+		case <-ctx.Done():
+		}
+	})
+	w.Start(ctx)
+	defer w.Close()
+	if err := w.Follow(topic); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, "a worker to wait on the hold", 10*time.Second, func() bool { return holding.Load() > 0 })
+	if s := w.Status(topic); s.Size != 0 || s.CheckpointSize != 0 {
+		t.Fatalf("a round ran while held: %+v", s)
+	}
+	close(open)
+	checkFor(t, "the witness to accept checkpoint 40 once let go", 10*time.Second, func() bool { return w.Status(topic).CheckpointSize == 40 })
 }

@@ -178,6 +178,11 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, store: store, log: cfg.Logger, topics: topicCap{max: cfg.MaxTopics},
 		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease), resume: newResumeGate(),
 		capacity: make(chan struct{})}
+	if cfg.Witness != nil {
+		// The witness's rounds wait, as checkpointers do, while leases of
+		// this node resume (resume.go).
+		cfg.Witness.HoldRounds(func(ctx context.Context) { n.resume.wait(ctx, cfg.Clock, resumeHoldMax) })
+	}
 	s, err := elector.NewSession(elector.SessionConfig{Store: store, Node: cfg.Node, TTL: cfg.TTL,
 		Clock: cfg.Clock, Logger: cfg.Logger, OnChange: func(nl baton.NodeLease, trusted bool) {
 			n.lease.set(nl, trusted, cfg.Clock.Now())
