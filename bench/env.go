@@ -245,7 +245,12 @@ func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Dur
 // the same flags as the others.
 func (c *cluster) join(ctx context.Context) (*proc.Node, error) {
 	name := "n" + strconv.Itoa(len(c.nodes)+1)
-	p, err := proc.Start(ctx, c.exe, c.dir, name, c.store, c.args...)
+	args := c.args
+	if port := os.Getenv("BATON_BENCH_PPROF_PORT"); port != "" {
+		base, _ := strconv.Atoi(port) // as startCluster's: node i on PORT+i
+		args = append(slices.Clip(args), "--debug-listen", "127.0.0.1:"+strconv.Itoa(base+len(c.nodes)))
+	}
+	p, err := proc.Start(ctx, c.exe, c.dir, name, c.store, args...)
 	if err != nil {
 		return nil, fmt.Errorf("bench: start %s node %s: %w", c.name, name, err)
 	}
