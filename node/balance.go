@@ -59,7 +59,7 @@ func (n *Node) raceDelay(topic, last string) time.Duration {
 	n.mu.Lock()
 	live, busy := len(n.active), n.racing
 	n.mu.Unlock()
-	d := raceDelayOf(topic, n.cfg.Node, last, n.session.Leases(), live)
+	d := raceDelayOf(topic, n.cfg.Node, last, n.session.Leases(), live, n.cfg.TTL)
 	if d > 0 && d < maxRaceDelay {
 		d += min(time.Duration(busy)*racePerBusy, n.cfg.TTL/2)
 	}
@@ -76,7 +76,14 @@ const racePerBusy = 500 * time.Microsecond
 // crashed or handed it off, and then does not race before its cooldown),
 // though the read of the node leases, up to a TTL old, may still show it
 // live; ranked, it would delay every other node by a rank for nothing.
-func raceDelayOf(topic, node, last string, ls []baton.NodeLease, live int) time.Duration {
+//
+// A loaded node waits longer, up to TTL/2, for a lease that another loaded
+// node let go while alive (a balancing hand-off, meant for the least
+// loaded): a joining node, busy with the hundreds it is handed at once,
+// took only about two thirds of them within maxRaceDelay, and the rest
+// went from one loaded node to another (docs/benchmarks.md, "A new topic's
+// copy at first use").
+func raceDelayOf(topic, node, last string, ls []baton.NodeLease, live int, ttl time.Duration) time.Duration {
 	mine := -1
 	for _, nl := range ls {
 		if nl.Node == node {
@@ -88,13 +95,19 @@ func raceDelayOf(topic, node, last string, ls []baton.NodeLease, live int) time.
 	}
 	least := mine
 	for _, nl := range ls {
-		if nl.Remaining > 0 && nl.Node != node {
+		if nl.Remaining > 0 && nl.Node != node && nl.Node != last {
 			least = min(least, nl.Leases)
 		}
 	}
 	slack := max(2, least/8)
 	if mine > least+slack {
-		return min(20*time.Millisecond+time.Duration(mine-least)*time.Millisecond, maxRaceDelay)
+		most := maxRaceDelay
+		for _, nl := range ls {
+			if nl.Node == last && nl.Remaining > 0 && nl.Leases > least+slack {
+				most = max(most, ttl/2)
+			}
+		}
+		return min(20*time.Millisecond+time.Duration(mine-least)*time.Millisecond, most)
 	}
 	own := rendezvous(topic, node)
 	rank := 0

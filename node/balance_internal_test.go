@@ -56,8 +56,8 @@ func TestRaceDelayFromOneRead(t *testing.T) {
 	zero := 0
 	for i := range 100 {
 		topic := fmt.Sprint("t", i)
-		da := raceDelayOf(topic, "a", "", even, 3334+1000)
-		db := raceDelayOf(topic, "b", "", even, 3333+1000)
+		da := raceDelayOf(topic, "a", "", even, 3334+1000, 2*time.Second)
+		db := raceDelayOf(topic, "b", "", even, 3333+1000, 2*time.Second)
 		if min(da, db) != 0 || max(da, db) != rankDelay {
 			t.Fatalf("%s: delays a %v, b %v: want one at once and one after %v", topic, da, db, rankDelay)
 		}
@@ -69,10 +69,10 @@ func TestRaceDelayFromOneRead(t *testing.T) {
 		t.Errorf("a races first for %d of 100 topics: the rendezvous order should split them", zero)
 	}
 	loaded := []baton.NodeLease{nl("a", 3000), nl("b", 100)}
-	if d := raceDelayOf("t", "a", "", loaded, 0); d != maxRaceDelay {
+	if d := raceDelayOf("t", "a", "", loaded, 0, 2*time.Second); d != maxRaceDelay {
 		t.Errorf("loaded node: delay %v, want %v", d, maxRaceDelay)
 	}
-	if d := raceDelayOf("t", "a", "", nil, 5); d != 0 {
+	if d := raceDelayOf("t", "a", "", nil, 5, 2*time.Second); d != 0 {
 		t.Errorf("alone, not read yet: delay %v, want 0", d)
 	}
 }
@@ -88,10 +88,53 @@ func TestRaceDelaySkipsLastHolder(t *testing.T) {
 	}
 	for i := range 50 {
 		topic := fmt.Sprint("t", i)
-		da, db := raceDelayOf(topic, "a", "gone", ls, 0), raceDelayOf(topic, "b", "gone", ls, 0)
+		da, db := raceDelayOf(topic, "a", "gone", ls, 0, 2*time.Second), raceDelayOf(topic, "b", "gone", ls, 0, 2*time.Second)
 		if min(da, db) != 0 || max(da, db) != rankDelay {
 			t.Fatalf("%s: delays a %v, b %v: want one at once and one a rank later", topic, da, db)
 		}
+	}
+}
+
+// TestRaceDelayForAHandOff: of two loaded nodes and one that joined, the
+// loaded one waits TTL/2 for a lease the other loaded one handed over
+// alive (a balancing hand-off, meant for the joiner), but only
+// maxRaceDelay for one a lapsed node left; and a drained node that let a
+// lease go does not count as the least loaded: two even nodes race for it
+// in rendezvous order.
+func TestRaceDelayForAHandOff(t *testing.T) {
+	const ttl = 2 * time.Second
+	nl := func(node string, leases int, live bool) baton.NodeLease {
+		l := baton.NodeLease{Node: node, Leases: leases}
+		if live {
+			l.Remaining = time.Second
+		}
+		return l
+	}
+	join := []baton.NodeLease{nl("a", 5000, true), nl("b", 5000, true), nl("new", 0, true)}
+	if d := raceDelayOf("t", "b", "a", join, 0, ttl); d != ttl/2 {
+		t.Errorf("a loaded node, for a balancing hand-off: delay %v, want %v", d, ttl/2)
+	}
+	if d := raceDelayOf("t", "new", "a", join, 0, ttl); d != 0 {
+		t.Errorf("the joiner, for a balancing hand-off: delay %v, want 0", d)
+	}
+	crashed := []baton.NodeLease{nl("a", 5000, false), nl("b", 5000, true), nl("new", 0, true)}
+	if d := raceDelayOf("t", "b", "a", crashed, 0, ttl); d != maxRaceDelay {
+		t.Errorf("a loaded node, for a lapsed node's lease: delay %v, want %v", d, maxRaceDelay)
+	}
+	drain := []baton.NodeLease{nl("a", 500, true), nl("b", 500, true), nl("drained", 0, true)}
+	first := 0
+	for i := range 50 {
+		topic := fmt.Sprint("t", i)
+		da, db := raceDelayOf(topic, "a", "drained", drain, 0, ttl), raceDelayOf(topic, "b", "drained", drain, 0, ttl)
+		if min(da, db) != 0 || max(da, db) != rankDelay {
+			t.Fatalf("%s, from a drained node: delays a %v, b %v: want one at once and one a rank later", topic, da, db)
+		}
+		if da == 0 {
+			first++
+		}
+	}
+	if first == 0 || first == 50 {
+		t.Errorf("a races first for %d of 50 drained topics: the rendezvous order should split them", first)
 	}
 }
 
