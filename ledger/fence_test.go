@@ -124,6 +124,9 @@ func TestForgedCheckpointRefused(t *testing.T) {
 			if s := w.Status(topic); !strings.Contains(s.LastAlarm, "refused checkpoint 8") || !strings.Contains(s.LastAlarm, "hashes to") {
 				t.Fatalf("alarm: %q", s.LastAlarm)
 			}
+			if a := w.Alarmed(); len(a) != 1 || a[0].Topic != topic || a[0].Alarms != 1 || !strings.Contains(a[0].Last, "refused checkpoint 8") {
+				t.Fatalf("alarmed topics: %+v, want %s with its one alarm", a, topic)
+			}
 
 			// A key nobody registered, for a holder that did not register.
 			if err := st.Release(ctx, l, baton.ReasonReleased); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -298,6 +300,36 @@ func (w *Witness) Status(topic string) *baton.LedgerStatus {
 		s.Halted = &h
 	}
 	return s
+}
+
+// Alarm is a followed topic's alarm count and last alarm (Alarmed).
+type Alarm struct {
+	Topic  string
+	Alarms uint64
+	Last   string
+}
+
+// Alarmed lists the followed topics whose copy raised an alarm, in topic
+// order: one pass over the topics in memory, with nothing allocated for a
+// topic without one (GET /v1/status asks at every call, over thousands of
+// topics).
+func (w *Witness) Alarmed() []Alarm {
+	w.mu.Lock()
+	var hit []*topicWitness
+	for _, tw := range w.topics {
+		if tw.alarms.Load() > 0 {
+			hit = append(hit, tw)
+		}
+	}
+	w.mu.Unlock()
+	out := make([]Alarm, 0, len(hit))
+	for _, tw := range hit {
+		tw.mu.Lock()
+		out = append(out, Alarm{Topic: tw.topic, Alarms: tw.alarms.Load(), Last: tw.lastErr})
+		tw.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Alarm) int { return strings.Compare(a.Topic, b.Topic) })
+	return out
 }
 
 // Halted is the topic's halt (nil if none, or if the topic is not
