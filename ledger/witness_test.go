@@ -2,26 +2,25 @@ package ledger_test
 
 import (
 	"context"
-	"github.com/baton-pub/baton/internal/leasetest"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/ledger"
 )
 
-// TestWitnessRebuildsItsCopy: a witness whose copy was damaged while it was
-// down (a torn level file) rebuilds it from the store on restart, without
-// an alarm, and goes on accepting checkpoints; proofs from it verify.
-func TestWitnessRebuildsItsCopy(t *testing.T) {
+// signed appends n items to topic, publishes them under a lease of
+// "node-p" (its key registered) and starts that lease's checkpointer (a
+// checkpoint every 10 leaves), closed when the test ends.
+func signed(t *testing.T, st baton.Store, topic string, n int) (baton.Lease, *ledger.Key, *ledger.Checkpointer) {
+	t.Helper()
 	ctx := context.Background()
-	m := memstore.New(nil)
-	st := m.Handle()
-	topic := "rebuild"
-	appendN(t, st, topic, 40)
+	appendN(t, st, topic, n)
 	pkey, _ := ledger.GenerateKey("node-p")
 	register(t, st, pkey)
 	l, err := leasetest.Acquire(ctx, st, topic, "node-p", time.Minute)
@@ -34,8 +33,20 @@ func TestWitnessRebuildsItsCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp.Start(ctx)
-	defer cp.Close()
+	t.Cleanup(func() { cp.Close() })
 	cp.Committed(leaves, nil)
+	return l, pkey, cp
+}
+
+// TestWitnessRebuildsItsCopy: a witness whose copy was damaged while it was
+// down (a torn level file) rebuilds it from the store on restart, without
+// an alarm, and goes on accepting checkpoints; proofs from it verify.
+func TestWitnessRebuildsItsCopy(t *testing.T) {
+	ctx := context.Background()
+	m := memstore.New(nil)
+	st := m.Handle()
+	topic := "rebuild"
+	l, pkey, cp := signed(t, st, topic, 40)
 
 	dir := filepath.Join(t.TempDir(), "w")
 	wkey, _ := ledger.GenerateKey("node-w")
@@ -95,21 +106,7 @@ func TestWitnessHoldsRounds(t *testing.T) {
 	m := memstore.New(nil)
 	st := m.Handle()
 	topic := "held"
-	appendN(t, st, topic, 40)
-	pkey, _ := ledger.GenerateKey("node-p")
-	register(t, st, pkey)
-	l, err := leasetest.Acquire(ctx, st, topic, "node-p", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaves := publish(t, st, l)
-	cp, err := ledger.NewCheckpointer(ledger.CheckpointerConfig{Store: st, Lease: l, Key: pkey, Every: 10, Interval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp.Start(ctx)
-	defer cp.Close()
-	cp.Committed(leaves, nil)
+	signed(t, st, topic, 40)
 
 	wkey, _ := ledger.GenerateKey("node-w")
 	register(t, st, wkey)

@@ -146,15 +146,7 @@ func TestCommitsBatched(t *testing.T) {
 	}
 
 	// Another process holds the write lock while every commit queues.
-	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	hold, err := other.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hold := takeWriteLock(t, path)
 	before := sqlite.WriteBatches(s)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -208,15 +200,7 @@ func TestAppendsToManyTopicsGrouped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	hold, err := other.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hold := takeWriteLock(t, path)
 	const n = 100
 	before := sqlite.WriteBatches(s)
 	var wg sync.WaitGroup
@@ -249,4 +233,21 @@ func TestAppendsToManyTopicsGrouped(t *testing.T) {
 			t.Fatalf("topic %d holds %+v (%v), want its one item", i, items, err)
 		}
 	}
+}
+
+// takeWriteLock takes the write lock of the database at path on a
+// connection of its own, as another process would, until the returned
+// transaction ends (or the test does).
+func takeWriteLock(t *testing.T, path string) *sql.Tx {
+	t.Helper()
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	hold, err := other.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hold
 }
