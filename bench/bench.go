@@ -213,7 +213,7 @@ func planFor(quick bool) plan {
 			fanoutSizes: []int{1000}, fanoutStep: 1500 * time.Millisecond,
 			fanoutRamp: []float64{5e3, 20e3, 100e3, 400e3},
 			soakDur:    3 * time.Second, grace: 3 * time.Second,
-			topicsSettle: time.Second, topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
+			topicsSettle: 10 * time.Second, topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
 		}
 	}
 	return plan{
