@@ -38,8 +38,9 @@ type WitnessConfig struct {
 	// on the store and on an fsync more than it computes).
 	Workers int
 	// MaxOpenTrees bounds the topic copies whose files are open at once
-	// (default: a 32nd of the open-file limit, 64 to 1,024): the least recently used idle copy is closed
-	// and reopened when next used (OpenFiles).
+	// (default: a 32nd of the open-file limit, 64 to 1,024): the least
+	// recently used idle copy is closed and reopened when next used
+	// (OpenFiles).
 	MaxOpenTrees int
 	// Clock drives the witness's delays (default the system clock).
 	Clock baton.Clock

@@ -145,10 +145,11 @@ func share(total, nodes int) int { return (total + nodes - 1) / nodes }
 // live holder for every topic this node knows (every topic it or another
 // node handed over has been taken again), or a TTL after its last
 // hand-over at most (some topics may have no holder for other reasons:
-// every node at --max-leases, a topic deleted meanwhile). And while this node takes leases (a crash's orphans, a burst of
-// new topics), the loads are in motion: balancing in the middle of a crash
-// hand-over would move topics that are still being taken over, so a step
-// also waits a TTL after this node last took one.
+// every node at --max-leases, a topic deleted meanwhile). And while this
+// node takes leases (a crash's orphans, a burst of new topics), the loads
+// are in motion: balancing in the middle of a crash hand-over would move
+// topics that are still being taken over, so a step also waits a TTL
+// after this node last took one.
 func (n *Node) balance(ctx context.Context) {
 	t := time.NewTicker(balanceEvery)
 	defer t.Stop()

@@ -137,27 +137,12 @@ func (h *health) due(publishing []string, batch int) []string {
 // check reads the topics this node publishes, never every topic, since
 // only a topic this node publishes can be stalled by it.
 //
-// The batch's topics are read statusReaders at a time: one after the
-// other, their 128 reads were most of a status call's time on Redis.
+// The batch's topics are read statusReaders at a time (readEach): one
+// after the other, their 128 reads were most of a status call's time on
+// Redis.
 func (n *Node) checkStalls(ctx context.Context, publishing []string) error {
 	due := n.health.due(publishing, stallBatch)
-	errs := make([]error, len(due))
-	sem := make(chan struct{}, statusReaders)
-	var wg sync.WaitGroup
-	for i, topic := range due {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = n.checkStall(ctx, topic)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return readEach(len(due), func(i int) error { return n.checkStall(ctx, due[i]) })
 }
 
 // checkStall reads one topic's cursor and queue for checkStalls.

@@ -79,28 +79,42 @@ const statusReaders = 8
 func (n *Node) TopicStatuses(ctx context.Context, topics []string) ([]baton.TopicStatus, error) {
 	active := n.Active()
 	out := make([]baton.TopicStatus, len(topics))
-	errs := make([]error, len(topics))
+	err := readEach(len(topics), func(i int) error {
+		_, publishing := active[topics[i]]
+		var err error
+		out[i], err = n.topicStatus(ctx, topics[i], publishing)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readEach calls read(i) for i in [0, n), statusReaders at a time, and
+// returns the error of the first i that failed.
+func readEach(n int, read func(i int) error) error {
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(statusReaders, len(topics)) {
+	for range min(statusReaders, n) {
 		wg.Go(func() {
 			for i := range next {
-				_, publishing := active[topics[i]]
-				out[i], errs[i] = n.topicStatus(ctx, topics[i], publishing)
+				errs[i] = read(i)
 			}
 		})
 	}
-	for i := range topics {
+	for i := range n {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // topicStatus reads one topic's status (see TopicStatuses).

@@ -23,8 +23,8 @@ import (
 // running leads one at once. While a group commits, later requests queue;
 // when it is done the leader hands the lead to the oldest queued request,
 // which commits every queued request (up to maxGroupItems updates and
-// maxGroupTopics topics) as the next group. A leader thus commits its own request in the
-// group it leads and returns; nobody leads twice.
+// maxGroupTopics topics) as the next group. A leader thus commits its own
+// request in the group it leads and returns; nobody leads twice.
 
 // maxGroupItems bounds the updates one group transaction takes (a single
 // request may exceed it: it then goes alone).

@@ -70,7 +70,9 @@ type leaseReq struct {
 // a transaction would roll back the whole batch), bounded by the busy
 // timeout.
 func (b *leaseBatcher) do(ctx context.Context, fn func(ctx context.Context, tx *txn) ([]change, error)) error {
-	return b.doAll(ctx, fn)[0]
+	r := &leaseReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	b.enqueue(r)
+	return <-r.done
 }
 
 // doAll is do for several writes at once: queued together, they share a
@@ -80,6 +82,16 @@ func (b *leaseBatcher) doAll(ctx context.Context, fns ...func(ctx context.Contex
 	for i, fn := range fns {
 		rs[i] = &leaseReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	}
+	b.enqueue(rs...)
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		errs[i] = <-r.done
+	}
+	return errs
+}
+
+// enqueue queues rs together and starts a batch if none is running.
+func (b *leaseBatcher) enqueue(rs ...*leaseReq) {
 	b.mu.Lock()
 	b.pending = append(b.pending, rs...)
 	start := !b.running
@@ -88,11 +100,6 @@ func (b *leaseBatcher) doAll(ctx context.Context, fns ...func(ctx context.Contex
 	if start {
 		go b.run()
 	}
-	errs := make([]error, len(rs))
-	for i, r := range rs {
-		errs[i] = <-r.done
-	}
-	return errs
 }
 
 func (b *leaseBatcher) run() {
