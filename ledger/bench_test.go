@@ -42,10 +42,11 @@ func benchLeaves() uint64 {
 }
 
 var (
-	bigOnce sync.Once
-	bigTree *ledger.Tree
-	bigErr  error
-	bigDir  string
+	bigOnce   sync.Once
+	bigTree   *ledger.Tree
+	bigCopies ledger.Copies
+	bigErr    error
+	bigDir    string
 )
 
 // buildBig builds a node copy of benchLeaves real leaves once per process,
@@ -58,7 +59,11 @@ func buildBig(b *testing.B) *ledger.Tree {
 		}
 		n := benchLeaves()
 		start := time.Now()
-		bigTree, bigErr = ledger.OpenTree(filepath.Join(bigDir, "t"))
+		bigCopies, bigErr = sqlite.OpenCopies(filepath.Join(bigDir, "copies.db"), sqlite.CopiesOptions{})
+		if bigErr != nil {
+			return
+		}
+		bigTree, bigErr = ledger.OpenTree(bigCopies, "t")
 		if bigErr != nil {
 			return
 		}
@@ -148,13 +153,13 @@ func BenchmarkProofHTTP(b *testing.B) {
 	ctx := context.Background()
 	st := memstore.New(nil)
 	key, _ := ledger.GenerateKey("node-a")
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: bigDir, Poll: time.Hour})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Copies: bigCopies, Dir: bigDir, Poll: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
 	w.Start(ctx)
 	defer w.Close()
-	if err := w.Follow("t"); err != nil { // bigDir/t is the copy
+	if err := w.Follow("t"); err != nil { // bigCopies holds the copy
 		b.Fatal(err)
 	}
 	cp, err := ledger.Sign(ledger.Body{Topic: "t", Size: size, Root: root, Epoch: 1, Node: "node-a"}, key)
@@ -242,7 +247,7 @@ func BenchmarkPublish(b *testing.B) {
 	defer st.Close()
 	key, _ := ledger.GenerateKey("node-a")
 	register(b, st, key)
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "w")})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Copies: copiesIn(b, filepath.Join(dir, "w")), Dir: filepath.Join(dir, "w")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestCatchUpWhileTheWitnessAppends(t *testing.T) {
 	if _, err := st.Commit(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	tree, err := OpenTree(t.TempDir())
+	tree, err := OpenTree(NewMemCopies(), topic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,3 @@ func WitnessNextDue(w *Witness) (time.Time, bool) {
 	}
 	return w.due[0].dueAt, true
 }
-
-// WitnessOpenTrees counts w's topic copies whose files are open.
-func WitnessOpenTrees(w *Witness) int { return w.files.Open() }

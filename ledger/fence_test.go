@@ -74,7 +74,7 @@ func TestForgedCheckpointRefused(t *testing.T) {
 			// A rewrite in place signals nothing: the witness's sweep finds
 			// it (every 100 ms here, once per Sweep in production), whatever
 			// the follow-up rounds after the last signal did.
-			w, err := ledger.NewWitness(ledger.WitnessConfig{Store: e.open(t), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+			w, err := ledger.NewWitness(ledger.WitnessConfig{Store: e.open(t), Key: wkey, Copies: ledger.NewMemCopies(), Dir: filepath.Join(t.TempDir(), "w"),
 				Poll: 10 * time.Millisecond, CosignEvery: 10 * time.Millisecond, Sweep: 100 * time.Millisecond, SweepRate: 100})
 			if err != nil {
 				t.Fatal(err)
@@ -93,7 +93,7 @@ func TestForgedCheckpointRefused(t *testing.T) {
 			}
 			leaves := publish(t, st, l)
 			rootOf := func(ls []baton.Leaf) baton.Hash {
-				tr, err := ledger.OpenTree(t.TempDir())
+				tr, err := ledger.OpenTree(ledger.NewMemCopies(), topic)
 				if err != nil {
 					t.Fatal(err)
 				}

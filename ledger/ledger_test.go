@@ -103,7 +103,7 @@ func startNodeIn(t *testing.T, st baton.Store, id, dir string, sweep time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond, Sweep: sweep, Logger: log})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: st, Key: key, Copies: copiesIn(t, filepath.Join(dir, "ledger")), Dir: filepath.Join(dir, "ledger"), Poll: 20 * time.Millisecond, CosignEvery: 20 * time.Millisecond, Sweep: sweep, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

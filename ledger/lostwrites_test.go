@@ -289,7 +289,7 @@ func TestCheckpointerRefusesAnotherHistory(t *testing.T) {
 			for i := range leaves {
 				tc.alter(&leaves[i])
 			}
-			tree, err := ledger.OpenTree(t.TempDir())
+			tree, err := ledger.OpenTree(ledger.NewMemCopies(), topic)
 			if err != nil {
 				t.Fatal(err)
 			}

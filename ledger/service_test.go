@@ -23,7 +23,7 @@ func TestWitnessService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: memstore.New(nil), Key: key, Dir: filepath.Join(dir, "ledger")})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: memstore.New(nil), Key: key, Copies: copiesIn(t, filepath.Join(dir, "ledger")), Dir: filepath.Join(dir, "ledger")})
 	if err != nil {
 		t.Fatal(err)
 	}

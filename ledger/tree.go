@@ -1,13 +1,7 @@
 package ledger
 
 import (
-	"container/list"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -16,247 +10,67 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-// Tree is a topic's Merkle log kept in local files, the node's own copy of
-// the ledger:
-//
-//	entries.dat  every leaf's canonical encoding, u32-length-prefixed
-//	entries.idx  u64 offset in entries.dat of the leaf at each index
-//	level-NN     the hash of every perfect subtree of height NN, by index
-//	             (level-00 holds the leaf hashes), 32 bytes each
-//
-// Every node hash of the tree is stored once, so an inclusion or
-// consistency proof of any size up to Size is O(log n) reads of 32 bytes
-// (proof.Inclusion names the nodes; the ones on the right border are
-// rehashed from stored perfect subtrees) and the root of any size is too.
-// Storage is about 2 x 32 bytes of hashes plus the encoding (about 100
-// bytes) per leaf.
+// Tree is a topic's Merkle log as this node keeps it, the node's own copy
+// of the ledger, stored in the node's Copies: every leaf's canonical
+// encoding, and the hash of every perfect subtree (level 0: the leaf
+// hashes), each stored once. An inclusion or consistency proof of any size
+// up to Size is O(log n) node reads (proof.Inclusion names the nodes; the
+// ones on the right border are rehashed from stored perfect subtrees) and
+// the root of any size is too.
 //
 // Appends are serialised (the witness mirroring from the store and, on the
 // publishing node, the checkpointer may both append); any number of
-// goroutines read. Appends write the files first and publish the new size
-// last, so a reader never sees a node that is not written. Files are not synced per append: on open, the tree is cut back to
-// its longest consistent prefix, and the witness checks its root against
-// the last checkpoint it cosigned (a copy that fails is rebuilt from the
-// store).
+// goroutines read. An append stores its leaves and nodes in one step and
+// publishes the new size after, so a reader never asks for a node that is
+// not stored. Appends are not synced one by one: the witness checks the
+// copy's root against the last checkpoint it accepted (saved durably,
+// which makes the appends before it durable too) and rebuilds from the
+// store a copy that fails.
+//
+// An idle tree holds no file and no goroutine: its compact range (a hash
+// per set bit of its size) and a few words.
 type Tree struct {
-	dir string
+	topic  string
+	copies Copies
 
-	// files bounds the open trees (nil: no bound); elem is t's place in
-	// its list (guarded by files.mu).
-	files *OpenFiles
-	elem  *list.Element
+	wmu sync.Mutex // serialises appends and resets; guards the writer-only state
 
-	fmu     sync.Mutex // guards users, evicted, closed and nlevels
-	users   int        // calls in progress that read or write the files
-	evicted bool       // files closed by OpenFiles, reopened by the next call
-	absent  bool       // no files yet (a new copy): the next call creates them
-	closed  bool
-	nlevels int // level files to reopen
-
-	wmu sync.Mutex // serialises appends; guards the writer-only state below mu's
-
-	mu     sync.RWMutex // guards size, levels (the slice; files are safe for concurrent ReadAt/WriteAt) and upper
-	size   uint64
-	levels []*os.File
-	// upper holds the levels from memLevel up in memory as well (1/256 of
-	// the hashes: 2.5 MB for 10M leaves), so a proof reads at most
-	// memLevel hashes from files.
-	upper [][]byte
-	dat   *os.File
-	idx   *os.File
+	mu   sync.RWMutex // guards size and closed
+	size uint64
+	// closed: calls fail (the witness stopped following the topic).
+	closed bool
 
 	// Writer-only state.
-	datEnd  int64
 	rng     *compact.Range
-	pending [][]byte // per level: hashes to write, starting at index base[level]
-	base    []uint64
-	buf     []byte
-	ibuf    []byte
 	scratch []byte
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
 
-const memLevel = 8
-
 const hashSize = 32
 
-// OpenTree opens (creating) the tree in dir, its files open until Close.
-func OpenTree(dir string) (*Tree, error) { return OpenTreeWith(dir, nil) }
+var errTreeClosed = fmt.Errorf("ledger copy is closed")
 
-// OpenTreeWith opens (creating) the tree in dir; files, if not nil,
-// bounds the trees with open files that it shares (see OpenFiles).
-//
-// A tree whose directory does not exist yet is empty and has no files
-// until its first call that reads or writes them (as if evicted): a node
-// follows every new topic's ledger, and a burst of thousands of new topics
-// should not wait for directories and files made one after the other
-// before their first publication (docs/benchmarks.md, "Every topic
-// published after a creation burst").
-func OpenTreeWith(dir string, files *OpenFiles) (*Tree, error) {
-	switch _, err := os.Stat(dir); {
-	case errors.Is(err, os.ErrNotExist):
-		return &Tree{dir: dir, files: files, evicted: true, absent: true, rng: rangeFactory.NewEmptyRange(0)}, nil
-	case err != nil:
-		return nil, fmt.Errorf("open ledger copy: %w", err)
+// OpenTree opens topic's tree in copies: as long as what copies holds,
+// empty for a topic never written.
+func OpenTree(copies Copies, topic string) (*Tree, error) {
+	size, err := copies.Size(topic)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger copy of %s: %w", topic, err)
 	}
-	t := &Tree{dir: dir, files: files}
-	var err error
-	if t.dat, err = os.OpenFile(filepath.Join(dir, "entries.dat"), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
-		return nil, fmt.Errorf("open ledger copy: %w", err)
-	}
-	if t.idx, err = os.OpenFile(filepath.Join(dir, "entries.idx"), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
-		t.dat.Close()
-		return nil, fmt.Errorf("open ledger copy: %w", err)
-	}
-	if err := t.recover(); err != nil {
-		t.Close()
-		return nil, fmt.Errorf("open ledger copy %s: %w", dir, err)
-	}
-	if files != nil {
-		files.touch(t)
+	t := &Tree{topic: topic, copies: copies, size: size}
+	if t.rng, err = t.rangeAt(size); err != nil {
+		return nil, fmt.Errorf("open ledger copy of %s: %w", topic, err)
 	}
 	return t, nil
 }
 
-func fileSize(f *os.File) (int64, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return fi.Size(), nil
-}
-
-// cut truncates f to size if it is longer. A truncate that changes nothing
-// is not free: on ext4 a file truncated to zero is flushed by its next
-// close (auto_da_alloc), which made every eviction of a new copy
-// (OpenFiles) cost a write-back.
-func cut(f *os.File, size int64) error {
-	n, err := fileSize(f)
-	if err != nil || n <= size {
-		return err
-	}
-	return f.Truncate(size)
-}
-
-// recover finds the longest prefix that every file holds, cuts the files to
-// it and rebuilds the in-memory compact range from the stored hashes.
-func (t *Tree) recover() error {
-	isz, err := fileSize(t.idx)
-	if err != nil {
-		return err
-	}
-	size := uint64(isz / 8)
-	dsz, err := fileSize(t.dat)
-	if err != nil {
-		return err
-	}
-	// The last leaf's record must be whole.
-	for size > 0 {
-		var b [8]byte
-		if _, err := t.idx.ReadAt(b[:], int64(size-1)*8); err != nil {
-			return err
-		}
-		off := int64(binary.BigEndian.Uint64(b[:]))
-		var lb [4]byte
-		if off+4 <= dsz {
-			if _, err := t.dat.ReadAt(lb[:], off); err != nil {
-				return err
-			}
-			if end := off + 4 + int64(binary.BigEndian.Uint32(lb[:])); end <= dsz {
-				t.datEnd = end
-				break
-			}
-		}
-		size--
-	}
-	if size == 0 {
-		t.datEnd = 0
-	}
-	// Each level L must hold size>>L hashes.
-	for level := 0; ; level++ {
-		path := filepath.Join(t.dir, levelName(level))
-		if level > 0 && size>>level == 0 {
-			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-				break
-			}
-		}
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
-		if err != nil {
-			return err
-		}
-		t.mu.Lock()
-		t.levels = append(t.levels, f)
-		t.mu.Unlock()
-		n, err := fileSize(f)
-		if err != nil {
-			return err
-		}
-		have := uint64(n / hashSize)
-		if want := size >> level; have < want {
-			// Keep what the level supports: whole subtrees plus the rest.
-			size = have<<level | size&(1<<level-1)
-		}
-	}
-	// Cut every file to the prefix.
-	for level, f := range t.levels {
-		if err := cut(f, int64(size>>level)*hashSize); err != nil {
-			return err
-		}
-	}
-	if err := cut(t.idx, int64(size)*8); err != nil {
-		return err
-	}
-	var upper [][]byte
-	for level := memLevel; level < len(t.levels); level++ {
-		for len(upper) <= level {
-			upper = append(upper, nil)
-		}
-		b := make([]byte, int64(size>>level)*hashSize)
-		if _, err := t.levels[level].ReadAt(b, 0); err != nil && len(b) > 0 {
-			return err
-		}
-		upper[level] = b
-	}
-	if size > 0 {
-		var b [8]byte
-		if _, err := t.idx.ReadAt(b[:], int64(size-1)*8); err != nil {
-			return err
-		}
-		off := int64(binary.BigEndian.Uint64(b[:]))
-		var lb [4]byte
-		if _, err := t.dat.ReadAt(lb[:], off); err != nil {
-			return err
-		}
-		t.datEnd = off + 4 + int64(binary.BigEndian.Uint32(lb[:]))
-	}
-	if err := cut(t.dat, t.datEnd); err != nil {
-		return err
-	}
-	// Readers (Size, proofs) may run meanwhile: Reset recovers a live
-	// tree.
-	t.mu.Lock()
-	t.upper, t.size = upper, size
-	t.mu.Unlock()
-	rng, err := t.rangeAt(size)
-	if err != nil {
-		return err
-	}
-	t.rng = rng
-	return nil
-}
-
-// Close closes the files. Reads after Close fail.
+// Close makes later calls fail; what the tree stored stays in its Copies.
 func (t *Tree) Close() error {
-	if t.files != nil {
-		t.files.forget(t)
-	}
-	t.fmu.Lock()
-	defer t.fmu.Unlock()
-	t.closed = true
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.closeFiles()
+	t.closed = true
+	return nil
 }
 
 // Size is the number of leaves.
@@ -266,15 +80,19 @@ func (t *Tree) Size() uint64 {
 	return t.size
 }
 
+func (t *Tree) open() error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return errTreeClosed
+	}
+	return nil
+}
+
 // Append adds leaves, which must carry the next seqs (Size+1 onwards).
 func (t *Tree) Append(leaves []baton.Leaf) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	release, err := t.use()
-	if err != nil {
-		return err
-	}
-	defer release()
 	return t.appendLocked(leaves)
 }
 
@@ -287,14 +105,6 @@ func (t *Tree) AppendFrom(leaves []baton.Leaf) error {
 	for len(leaves) > 0 && leaves[0].Seq <= size {
 		leaves = leaves[1:]
 	}
-	if len(leaves) == 0 {
-		return nil
-	}
-	release, err := t.use()
-	if err != nil {
-		return err
-	}
-	defer release()
 	return t.appendLocked(leaves)
 }
 
@@ -318,179 +128,97 @@ func (t *Tree) appendLocked(leaves []baton.Leaf) error {
 	if len(leaves) == 0 {
 		return nil
 	}
-	t.mu.RLock()
-	size := t.size
-	t.mu.RUnlock()
+	if err := t.open(); err != nil {
+		return err
+	}
+	size := t.Size()
 	for i, l := range leaves {
 		if l.Seq != size+1+uint64(i) {
 			return fmt.Errorf("append to ledger copy: leaf seq %d, want %d", l.Seq, size+1+uint64(i))
 		}
 	}
-	t.buf, t.ibuf = t.buf[:0], t.ibuf[:0]
-	for i := range t.pending {
-		t.pending[i] = t.pending[i][:0]
-	}
+	encs := make([][]byte, len(leaves))
+	nodes := make([]Node, 0, 2*len(leaves)+1)
 	visit := func(id compact.NodeID, h []byte) {
-		for int(id.Level) >= len(t.pending) {
-			t.pending = append(t.pending, nil)
-			t.base = append(t.base, 0)
-		}
-		if len(t.pending[id.Level]) == 0 {
-			t.base[id.Level] = id.Index
-		}
-		t.pending[id.Level] = append(t.pending[id.Level], h...)
+		nodes = append(nodes, Node{NodeID: NodeID{Level: id.Level, Index: id.Index}, Hash: h})
 	}
-	off := t.datEnd
-	for _, l := range leaves {
-		start := len(t.buf)
-		t.buf = append(t.buf, 0, 0, 0, 0)
-		t.buf = appendLeaf(t.buf, l)
-		binary.BigEndian.PutUint32(t.buf[start:], uint32(len(t.buf)-start-4))
-		t.ibuf = binary.BigEndian.AppendUint64(t.ibuf, uint64(off+int64(start)))
-		if err := t.rng.Append(hashLeafEnc(&t.scratch, t.buf[start+4:]), visit); err != nil {
+	// The range is extended on a clone: a failed store leaves it as the
+	// stored tree has it.
+	rng, err := cloneRange(t.rng)
+	if err != nil {
+		return err
+	}
+	for i, l := range leaves {
+		encs[i] = EncodeLeaf(l)
+		if err := rng.Append(hashLeafEnc(&t.scratch, encs[i]), visit); err != nil {
 			return fmt.Errorf("append to ledger copy: %w", err)
 		}
 	}
-	if _, err := t.dat.WriteAt(t.buf, off); err != nil {
+	if err := t.copies.Append(t.topic, size+1, encs, nodes); err != nil {
 		return fmt.Errorf("append to ledger copy: %w", err)
 	}
-	if _, err := t.idx.WriteAt(t.ibuf, int64(size)*8); err != nil {
-		return fmt.Errorf("append to ledger copy: %w", err)
-	}
-	for level, p := range t.pending {
-		if len(p) == 0 {
-			continue
-		}
-		f, err := t.level(level)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteAt(p, int64(t.base[level])*hashSize); err != nil {
-			return fmt.Errorf("append to ledger copy: %w", err)
-		}
-	}
-	t.datEnd = off + int64(len(t.buf))
+	t.rng = rng
 	t.publish(size + uint64(len(leaves)))
 	return nil
 }
 
 // AppendHashes adds leaf hashes without entries: only for building large
-// benchmark trees quickly. Such a tree has no entries and must not be
-// reopened (it would open empty).
+// benchmark trees quickly. Such a tree has no entries (Entry fails).
 func (t *Tree) AppendHashes(hashes [][]byte) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	release, err := t.use()
+	if err := t.open(); err != nil {
+		return err
+	}
+	size := t.Size()
+	var nodes []Node
+	visit := func(id compact.NodeID, h []byte) {
+		nodes = append(nodes, Node{NodeID: NodeID{Level: id.Level, Index: id.Index}, Hash: h})
+	}
+	rng, err := cloneRange(t.rng)
 	if err != nil {
 		return err
 	}
-	defer release()
-	t.mu.RLock()
-	size := t.size
-	t.mu.RUnlock()
-	for i := range t.pending {
-		t.pending[i] = t.pending[i][:0]
-	}
-	visit := func(id compact.NodeID, h []byte) {
-		for int(id.Level) >= len(t.pending) {
-			t.pending = append(t.pending, nil)
-			t.base = append(t.base, 0)
-		}
-		if len(t.pending[id.Level]) == 0 {
-			t.base[id.Level] = id.Index
-		}
-		t.pending[id.Level] = append(t.pending[id.Level], h...)
-	}
 	for _, h := range hashes {
-		if err := t.rng.Append(h, visit); err != nil {
+		if err := rng.Append(h, visit); err != nil {
 			return err
 		}
 	}
-	for level, p := range t.pending {
-		if len(p) == 0 {
-			continue
-		}
-		f, err := t.level(level)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteAt(p, int64(t.base[level])*hashSize); err != nil {
-			return err
-		}
+	if err := t.copies.Append(t.topic, size+1, nil, nodes); err != nil {
+		return err
 	}
+	t.rng = rng
 	t.publish(size + uint64(len(hashes)))
 	return nil
 }
 
-// publish makes the appended leaves visible to readers, with the upper
-// levels' new hashes.
+// cloneRange copies r (the hashes are not modified in place: appends
+// replace them).
+func cloneRange(r *compact.Range) (*compact.Range, error) {
+	return rangeFactory.NewRange(r.Begin(), r.End(), append([][]byte(nil), r.Hashes()...))
+}
+
+// publish makes the appended leaves visible to readers.
 func (t *Tree) publish(size uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for level := memLevel; level < len(t.pending); level++ {
-		for len(t.upper) <= level {
-			t.upper = append(t.upper, nil)
-		}
-		t.upper[level] = append(t.upper[level], t.pending[level]...)
-	}
 	t.size = size
 }
 
-// level returns the file of a level, creating it (writer only).
-func (t *Tree) level(level int) (*os.File, error) {
-	t.mu.RLock()
-	if level < len(t.levels) {
-		f := t.levels[level]
-		t.mu.RUnlock()
-		return f, nil
-	}
-	t.mu.RUnlock()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for len(t.levels) <= level {
-		f, err := os.OpenFile(filepath.Join(t.dir, levelName(len(t.levels))), os.O_RDWR|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("append to ledger copy: %w", err)
-		}
-		t.levels = append(t.levels, f)
-	}
-	return t.levels[level], nil
-}
-
-// node reads the stored hash of a perfect subtree.
-func (t *Tree) node(id compact.NodeID) ([]byte, error) {
-	t.mu.RLock()
-	if int(id.Level) >= memLevel && int(id.Level) < len(t.upper) {
-		u := t.upper[id.Level]
-		if off := id.Index * hashSize; off+hashSize <= uint64(len(u)) {
-			h := append([]byte(nil), u[off:off+hashSize]...)
-			t.mu.RUnlock()
-			return h, nil
-		}
-	}
-	var f *os.File
-	if int(id.Level) < len(t.levels) {
-		f = t.levels[id.Level]
-	}
-	t.mu.RUnlock()
-	if f == nil {
-		return nil, fmt.Errorf("ledger copy: no node at level %d", id.Level)
-	}
-	h := make([]byte, hashSize)
-	if _, err := f.ReadAt(h, int64(id.Index)*hashSize); err != nil {
-		return nil, fmt.Errorf("ledger copy: read node %d/%d: %w", id.Level, id.Index, err)
-	}
-	return h, nil
-}
-
 func (t *Tree) nodes(ids []compact.NodeID) ([][]byte, error) {
-	hs := make([][]byte, len(ids))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := t.open(); err != nil {
+		return nil, err
+	}
+	nids := make([]NodeID, len(ids))
 	for i, id := range ids {
-		h, err := t.node(id)
-		if err != nil {
-			return nil, err
-		}
-		hs[i] = h
+		nids[i] = NodeID{Level: id.Level, Index: id.Index}
+	}
+	hs, err := t.copies.Nodes(t.topic, nids)
+	if err != nil {
+		return nil, fmt.Errorf("ledger copy: %w", err)
 	}
 	return hs, nil
 }
@@ -502,7 +230,7 @@ func (t *Tree) checkSize(size uint64) error {
 	return nil
 }
 
-// rangeAt is the compact range [0, size), read from the level files.
+// rangeAt is the compact range [0, size), read from the stored nodes.
 func (t *Tree) rangeAt(size uint64) (*compact.Range, error) {
 	hs, err := t.nodes(compact.RangeNodes(0, size, nil))
 	if err != nil {
@@ -516,11 +244,6 @@ func (t *Tree) Range(size uint64) (*compact.Range, error) {
 	if err := t.checkSize(size); err != nil {
 		return nil, err
 	}
-	release, err := t.use()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	return t.rangeAt(size)
 }
 
@@ -555,11 +278,6 @@ func (t *Tree) InclusionProof(index, size uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	release, err := t.use()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	hs, err := t.nodes(ns.IDs)
 	if err != nil {
 		return nil, err
@@ -579,11 +297,6 @@ func (t *Tree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	release, err := t.use()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	hs, err := t.nodes(ns.IDs)
 	if err != nil {
 		return nil, err
@@ -599,25 +312,11 @@ func (t *Tree) Entry(seq uint64) (baton.Leaf, []byte, error) {
 	if err := t.checkSize(seq); err != nil {
 		return baton.Leaf{}, nil, err
 	}
-	release, err := t.use()
-	if err != nil {
+	if err := t.open(); err != nil {
 		return baton.Leaf{}, nil, err
 	}
-	defer release()
-	t.mu.RLock()
-	idx, dat := t.idx, t.dat
-	t.mu.RUnlock()
-	var b [8]byte
-	if _, err := idx.ReadAt(b[:], int64(seq-1)*8); err != nil {
-		return baton.Leaf{}, nil, fmt.Errorf("ledger copy: read entry %d: %w", seq, err)
-	}
-	off := int64(binary.BigEndian.Uint64(b[:]))
-	var lb [4]byte
-	if _, err := dat.ReadAt(lb[:], off); err != nil {
-		return baton.Leaf{}, nil, fmt.Errorf("ledger copy: read entry %d: %w", seq, err)
-	}
-	enc := make([]byte, binary.BigEndian.Uint32(lb[:]))
-	if _, err := dat.ReadAt(enc, off+4); err != nil && !(errors.Is(err, io.EOF) && len(enc) == 0) {
+	enc, err := t.copies.Entry(t.topic, seq)
+	if err != nil {
 		return baton.Leaf{}, nil, fmt.Errorf("ledger copy: read entry %d: %w", seq, err)
 	}
 	l, err := DecodeLeaf(enc)
@@ -627,41 +326,17 @@ func (t *Tree) Entry(seq uint64) (baton.Leaf, []byte, error) {
 	return l, enc, nil
 }
 
-// Reset deletes the copy's files and starts empty.
+// Reset deletes the copy's leaves and nodes and starts empty.
 func (t *Tree) Reset() error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	release, err := t.use()
-	if err != nil {
+	if err := t.open(); err != nil {
 		return err
 	}
-	defer release()
-	t.mu.Lock()
-	for _, f := range t.levels {
-		f.Close()
-	}
-	t.levels = nil
-	t.upper = nil
-	t.size = 0
-	t.mu.Unlock()
-	for level := 0; ; level++ {
-		err := os.Remove(filepath.Join(t.dir, levelName(level)))
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("reset ledger copy: %w", err)
-		}
-	}
-	if err := t.dat.Truncate(0); err != nil {
+	if err := t.copies.Reset(t.topic); err != nil {
 		return fmt.Errorf("reset ledger copy: %w", err)
 	}
-	if err := t.idx.Truncate(0); err != nil {
-		return fmt.Errorf("reset ledger copy: %w", err)
-	}
-	t.mu.Lock()
-	t.datEnd = 0
-	t.pending, t.base = nil, nil
-	t.mu.Unlock()
-	return t.recover()
+	t.rng = rangeFactory.NewEmptyRange(0)
+	t.publish(0)
+	return nil
 }

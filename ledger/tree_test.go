@@ -1,9 +1,8 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -60,8 +59,8 @@ func TestTreeProofsAndRecovery(t *testing.T) {
 }
 
 func testTree(t *testing.T, n uint64) {
-	dir := t.TempDir()
-	tr, err := OpenTree(dir)
+	copies := NewMemCopies()
+	tr, err := OpenTree(copies, "quotes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,37 +117,54 @@ func testTree(t *testing.T, n uint64) {
 	}
 	tr.Close()
 
-	// A torn write: level 0 and the index lose their tail.
-	for _, name := range []string{"level-00", "entries.idx"} {
-		p := filepath.Join(dir, name)
-		fi, _ := os.Stat(p)
-		cut := int64(32 * 5)
-		if name == "entries.idx" {
-			cut = 8 * 3
-		}
-		if err := os.Truncate(p, fi.Size()-cut); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tr, err = OpenTree(dir)
+	// Opened again (a restart), the tree is what was stored.
+	tr, err = OpenTree(copies.Reopen(), "quotes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	if tr.Size() != n-5 {
-		t.Fatalf("recovered size %d, want %d", tr.Size(), n-5)
+	if tr.Size() != n {
+		t.Fatalf("reopened size %d, want %d", tr.Size(), n)
 	}
-	root, _ := tr.Root(n - 5)
-	if string(root[:]) != string(naiveRoot(hs[:n-5])) {
-		t.Fatal("recovered root differs")
+	if size, root, err := tr.Latest(); err != nil || size != n || string(root[:]) != string(naiveRoot(hs)) {
+		t.Fatalf("reopened tree's latest = %d, %x, %v; want %d leaves and the naive root", size, root, err, n)
 	}
-	if err := tr.Append(leaves[n-5:]); err != nil {
+	more := testLeaves("quotes", n+1, 3)
+	// An append the store refuses changes nothing: the next one fits.
+	failing := &failCopies{Copies: tr.copies}
+	tr.copies = failing
+	if err := tr.Append(more); err == nil {
+		t.Fatal("append through a failing store: no error")
+	}
+	if tr.Size() != n {
+		t.Fatalf("size after a failed append %d, want %d", tr.Size(), n)
+	}
+	failing.ok = true
+	if err := tr.Append(more); err != nil {
 		t.Fatal(err)
 	}
-	root, _ = tr.Root(n)
-	if string(root[:]) != string(naiveRoot(hs)) {
-		t.Fatal("root after re-append differs")
+	for _, l := range more {
+		hs = append(hs, LeafHash(l))
 	}
+	if size, root, err := tr.Latest(); err != nil || size != n+3 || string(root[:]) != string(naiveRoot(hs)) {
+		t.Fatalf("latest after the retried append = %d, %v; want %d leaves and the naive root", size, err, n+3)
+	}
+	if root, err := tr.Root(n + 3); err != nil || string(root[:]) != string(naiveRoot(hs)) {
+		t.Fatalf("root read back after the retried append differs: %v", err)
+	}
+}
+
+// failCopies fails every Append until ok.
+type failCopies struct {
+	Copies
+	ok bool
+}
+
+func (f *failCopies) Append(topic string, first uint64, encs [][]byte, nodes []Node) error {
+	if !f.ok {
+		return errors.New("disk full")
+	}
+	return f.Copies.Append(topic, first, encs, nodes)
 }
 
 func TestFastHashesAreRFC6962(t *testing.T) {

@@ -20,7 +20,11 @@ type WitnessConfig struct {
 	Store Store
 	// Key signs cosignatures; Key.Node is this node.
 	Key *Key
-	// Dir holds one directory per topic with the node's copy of its log.
+	// Copies keeps the node's copy of every topic's log and what the
+	// witness accepted of it (the caller opens and closes it).
+	Copies Copies
+	// Dir holds what a re-anchor replaced, a file per re-anchor
+	// (reanchors/TOPIC-SEQ.json, witness_halt.go).
 	Dir string
 	// Poll is how soon a topic is looked at again after a commit, for the
 	// checkpoint that covers it (the holder may store it on its own a
@@ -37,11 +41,6 @@ type WitnessConfig struct {
 	// Workers bound the topics worked on at once (default 16: a round waits
 	// on the store and on an fsync more than it computes).
 	Workers int
-	// MaxOpenTrees bounds the topic copies whose files are open at once
-	// (default: a 32nd of the open-file limit, 64 to 1,024): the least
-	// recently used idle copy is closed and reopened when next used
-	// (OpenFiles).
-	MaxOpenTrees int
 	// Clock drives the witness's delays (default the system clock).
 	Clock baton.Clock
 	// CosignEvery bounds the cosignature writes: every checkpoint is
@@ -55,7 +54,7 @@ type WitnessConfig struct {
 }
 
 // Witness is one node's ledger role for every topic: it mirrors each
-// topic's log from the store into its own files (a Tree), recomputes the
+// topic's log from the store into its copy (a Tree in Copies), recomputes the
 // roots, checks every new checkpoint (the signer's registered key, the
 // signer held the lease of that epoch, epochs never go back, the root is
 // that of the node's copy and consistent with the last checkpoint it
@@ -64,8 +63,8 @@ type WitnessConfig struct {
 // reports in Status.
 //
 // It works on a topic when the store signals a commit, with a few workers
-// and delayed follow-ups, never on a timer per topic, and keeps at most
-// MaxOpenTrees copies' files open (witness_schedule.go, OpenFiles).
+// and delayed follow-ups, never on a timer per topic (witness_schedule.go);
+// an idle topic holds no file and no goroutine.
 //
 // One file per job: when each topic is worked on (witness_schedule.go),
 // mirroring the store's leaves (witness_mirror.go),
@@ -77,7 +76,6 @@ type Witness struct {
 	log *slog.Logger
 
 	clock baton.Clock
-	files *OpenFiles
 
 	mu     sync.Mutex
 	topics map[string]*topicWitness
@@ -114,8 +112,8 @@ var _ baton.Service = (*Witness)(nil)
 
 // NewWitness returns a witness; Start runs it and Follow adds topics.
 func NewWitness(cfg WitnessConfig) (*Witness, error) {
-	if cfg.Store == nil || cfg.Key == nil || cfg.Dir == "" {
-		return nil, baton.Invalidf("witness", "store, key and dir are required")
+	if cfg.Store == nil || cfg.Key == nil || cfg.Copies == nil || cfg.Dir == "" {
+		return nil, baton.Invalidf("witness", "store, key, copies and dir are required")
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
@@ -132,9 +130,6 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWitnessWorkers
 	}
-	if cfg.MaxOpenTrees <= 0 {
-		cfg.MaxOpenTrees = defaultMaxOpenTrees()
-	}
 	if cfg.Clock == nil {
 		cfg.Clock = baton.SystemClock{}
 	}
@@ -144,7 +139,7 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("new witness: %w", err)
 	}
-	w := &Witness{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, files: NewOpenFiles(cfg.MaxOpenTrees),
+	w := &Witness{cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
 		topics: make(map[string]*topicWitness), keys: NewKeys(nil), kick: make(chan struct{}, 1)}
 	w.cond = sync.NewCond(&w.smu)
 	return w, nil

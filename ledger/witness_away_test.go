@@ -45,7 +45,7 @@ func TestWitnessNoAlarmWhenStoreAway(t *testing.T) {
 	away := &lockAwayStore{Store: m.Handle()}
 	const topic = "away-w"
 	wkey, _ := ledger.GenerateKey("node-w")
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: away, Key: wkey, Dir: filepath.Join(t.TempDir(), "w"), Poll: 10 * time.Millisecond, CosignEvery: 10 * time.Millisecond})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: away, Key: wkey, Copies: copiesIn(t, filepath.Join(t.TempDir(), "w")), Dir: filepath.Join(t.TempDir(), "w"), Poll: 10 * time.Millisecond, CosignEvery: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestWitnessNoAlarmWhenStoreAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaves := publish(t, st, l)
-	tr, err := ledger.OpenTree(t.TempDir())
+	tr, err := ledger.OpenTree(ledger.NewMemCopies(), topic)
 	if err != nil {
 		t.Fatal(err)
 	}

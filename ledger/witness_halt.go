@@ -150,7 +150,7 @@ func (w *Witness) keysNow() *Keys {
 }
 
 // applyReanchor keeps what the copy was (the accepted state and the halt,
-// in reanchor-SEQ.json beside it), empties the copy and resumes from the
+// in reanchors/TOPIC-SEQ.json in the witness's Dir), empties the copy and resumes from the
 // re-anchor: the next rounds mirror the store's ledger again, and the
 // copy's root at b.Seq must be b.Root (recheck), or the witness raises an
 // alarm. The alarms raised up to the re-anchor are acknowledged by it:
@@ -162,10 +162,11 @@ func (tw *topicWitness) applyReanchor(b ReanchorBody) error {
 		Halt     *baton.LedgerHalt `json:"halt"`
 		Reanchor ReanchorBody      `json:"reanchor"`
 	}{tw.state, tw.tree.Size(), tw.halted(), b})
-	if err := os.MkdirAll(tw.dir, 0o750); err != nil { // a new copy has none yet (OpenTreeWith)
+	dir := filepath.Join(tw.w.cfg.Dir, "reanchors")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("re-anchor ledger copy of %s: %w", tw.topic, err)
 	}
-	if err := os.WriteFile(filepath.Join(tw.dir, fmt.Sprintf("reanchor-%d.json", b.Seq)), rec, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.json", tw.topic, b.Seq)), rec, 0o640); err != nil {
 		return fmt.Errorf("re-anchor ledger copy of %s: %w", tw.topic, err)
 	}
 	if err := tw.tree.Reset(); err != nil {

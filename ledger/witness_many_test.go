@@ -2,36 +2,41 @@ package ledger_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/clocktest"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/ledger"
 )
 
-// TestWitnessBoundsOpenFiles: a witness following 300 topics with at most
-// 16 copies open keeps the process's descriptors bounded, while every
-// copy is checked and cosigned; evicted copies reopen with the same root,
-// serve proofs that verify and take new leaves.
-func TestWitnessBoundsOpenFiles(t *testing.T) {
-	const nTopics, maxOpen, perTree = 300, 16, 4 // 3 leaves: entries.dat, entries.idx, level-00, level-01
+// TestWitnessFilesDoNotGrowWithTopics: a witness following 300 topics
+// keeps every copy in the node's one copies file: its descriptors and the
+// files in its directory are the same few whatever the number of topics,
+// while every copy is checked and cosigned, serves proofs that verify and
+// takes new leaves; the witness opened again on the file finds every copy
+// whole.
+func TestWitnessFilesDoNotGrowWithTopics(t *testing.T) {
+	const nTopics = 300
 	mt := newManyTopics(t, "fd", nTopics)
 	m, st, pkey, wkey, topics, pub := mt.m, mt.st, mt.pkey, mt.wkey, mt.topics, mt.pub
 
+	dir := filepath.Join(t.TempDir(), "w")
 	base := openFDs(t)
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
-		Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond, MaxOpenTrees: maxOpen})
+	copies := copiesIn(t, dir)
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Copies: copies, Dir: dir,
+		Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Start(context.Background())
 	defer w.Close()
-	// The bound: maxOpen copies, each in use by at most one call beyond
-	// it (the workers and this test), and a few files open for a moment
-	// (state files, this count).
-	limit := base + (maxOpen+ledger.DefaultWitnessWorkers+2)*perTree + 16
+	// The bound: the copies file, its WAL and shared memory on each of
+	// its connections, and this count; nothing per topic.
+	limit := base + 32
 	most := 0
 	sample := func() {
 		n := openFDs(t)
@@ -50,9 +55,6 @@ func TestWitnessBoundsOpenFiles(t *testing.T) {
 		sample()
 		return settled(w, topics, 3)
 	})
-	if n := ledger.WitnessOpenTrees(w); n > maxOpen {
-		t.Fatalf("%d copies open, max %d", n, maxOpen)
-	}
 	ks := ledger.NewKeys(nil)
 	v, _ := pkey.VerifierKey()
 	ks.AddVerifierKey(v)
@@ -62,18 +64,18 @@ func TestWitnessBoundsOpenFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		if root, err := w.Tree(topic).Root(cp.Size); err != nil || root != cp.Root {
-			t.Fatalf("%s: reopened copy has root %s (%v), checkpoint %s", topic, root, err, cp.Root)
+			t.Fatalf("%s: copy has root %s (%v), checkpoint %s", topic, root, err, cp.Root)
 		}
 		pr, err := w.Proof(topic, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ledger.VerifyProof(pr, topic, 2, ks); err != nil {
-			t.Fatalf("%s: proof from a reopened copy: %v", topic, err)
+			t.Fatalf("%s: proof from the copy: %v", topic, err)
 		}
 		sample()
 	}
-	// New leaves in every topic are appended to copies that were closed.
+	// New leaves in every topic.
 	for _, topic := range topics {
 		appendN(t, st, topic, 5) // m3, m4 are new
 		pub[topic].commitSigned(t, st, pkey)
@@ -83,6 +85,45 @@ func TestWitnessBoundsOpenFiles(t *testing.T) {
 		return settled(w, topics, 5)
 	})
 	t.Logf("descriptors: %d before the witness, at most %d with %d topics (bound %d)", base, most, nTopics, limit)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) > 3 { // copies.db, and its -wal and -shm while open
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("%d entries in the witness's directory, want the copies file only: %v", len(ents), names)
+	}
+
+	// A restart: the witness opened again on the same copies finds each
+	// copy whole (the root of the checkpoint it accepted), before any round.
+	accepted := map[string]baton.Checkpoint{}
+	for _, topic := range topics {
+		if accepted[topic], err = w.Checkpoint(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	w2, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Copies: copies, Dir: dir, Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.Start(context.Background())
+	defer w2.Close()
+	for _, topic := range topics {
+		if err := w2.Follow(topic); err != nil {
+			t.Fatal(err)
+		}
+		cp := accepted[topic]
+		if tr := w2.Tree(topic); tr.Size() != cp.Size {
+			t.Fatalf("%s after a restart: copy of %d leaves, checkpoint of %d", topic, tr.Size(), cp.Size)
+		}
+		if root, err := w2.Tree(topic).Root(cp.Size); err != nil || root != cp.Root {
+			t.Fatalf("%s after a restart: root %s (%v), checkpoint %s", topic, root, err, cp.Root)
+		}
+	}
 }
 
 // TestIdleWitnessReadsNothing: once its topics are idle and settled, a
@@ -96,7 +137,7 @@ func TestIdleWitnessReadsNothing(t *testing.T) {
 
 	clk := clocktest.New(time.Unix(1800000000, 0))
 	cs := newCountingStore(m.Handle())
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: cs, Key: wkey, Dir: filepath.Join(t.TempDir(), "w"),
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: cs, Key: wkey, Copies: copiesIn(t, filepath.Join(t.TempDir(), "w")), Dir: filepath.Join(t.TempDir(), "w"),
 		Poll: time.Second, CosignEvery: time.Second, Sweep: time.Minute, SweepRate: 5, Clock: clk})
 	if err != nil {
 		t.Fatal(err)

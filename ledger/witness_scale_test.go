@@ -217,7 +217,7 @@ func TestWitnessAtManyTopics(t *testing.T) {
 	fds0, gr0, heap0 := openFDs(t), runtime.NumGoroutine(), heap()
 
 	cs := newCountingStore(m.Handle())
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: cs, Key: wkey, Dir: filepath.Join(t.TempDir(), "w")})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: cs, Key: wkey, Copies: copiesIn(t, filepath.Join(t.TempDir(), "w")), Dir: filepath.Join(t.TempDir(), "w")})
 	if err != nil {
 		t.Fatal(err)
 	}

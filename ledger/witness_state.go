@@ -3,11 +3,8 @@ package ledger
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +12,7 @@ import (
 	"github.com/baton-pub/baton"
 )
 
-// witnessState is what a witness remembers of a topic, in state.json: the
+// witnessState is what a witness remembers of a topic, in its Copies: the
 // last checkpoint it checked and accepted.
 type witnessState struct {
 	Size  uint64     `json:"size"`
@@ -30,7 +27,6 @@ type witnessState struct {
 type topicWitness struct {
 	w     *Witness
 	topic string
-	dir   string
 	tree  *Tree
 	log   *slog.Logger
 	sub   baton.Subscription // calls signalled after each commit
@@ -72,23 +68,22 @@ type topicWitness struct {
 }
 
 func (w *Witness) open(topic string) (*topicWitness, error) {
-	dir := filepath.Join(w.cfg.Dir, topic)
-	tree, err := OpenTreeWith(dir, w.files)
+	tree, err := OpenTree(w.cfg.Copies, topic)
 	if err != nil {
 		return nil, err
 	}
-	tw := &topicWitness{w: w, topic: topic, dir: dir, tree: tree, log: w.log.With("topic", topic), heapIdx: -1,
+	tw := &topicWitness{w: w, topic: topic, tree: tree, log: w.log.With("topic", topic), heapIdx: -1,
 		holders: make(map[uint64]string), seen: make(map[uint64]baton.Hash), refused: make(map[uint64]bool), refusedReanchor: make(map[int64]bool), rewritten: make(map[baton.Hash]bool)}
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	b, err := w.cfg.Copies.State(topic)
 	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &tw.state); err != nil {
-			tw.log.Warn("ledger copy: bad state file, starting over", "err", err)
-			tw.state = witnessState{}
-		}
-	case !errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		tree.Close()
 		return nil, fmt.Errorf("open ledger copy of %s: %w", topic, err)
+	case b != nil:
+		if err := json.Unmarshal(b, &tw.state); err != nil {
+			tw.log.Warn("ledger copy: bad state, starting over", "err", err)
+			tw.state = witnessState{}
+		}
 	}
 	// A copy that no longer matches what it accepted (a crash lost or tore
 	// unsynced writes) is rebuilt from the store.
@@ -169,30 +164,10 @@ func (tw *topicWitness) refreshed() (baton.Checkpoint, bool) {
 	return cp, true
 }
 
+// saveState stores the accepted state, durably (Copies.SaveState).
 func (tw *topicWitness) saveState() error {
 	b, _ := json.Marshal(tw.state)
-	path := filepath.Join(tw.dir, "state.json")
-	f, err := os.CreateTemp(tw.dir, "state-*.tmp")
-	if errors.Is(err, os.ErrNotExist) {
-		// A new copy has no directory until its first leaf (OpenTreeWith).
-		if err = os.MkdirAll(tw.dir, 0o750); err == nil {
-			f, err = os.CreateTemp(tw.dir, "state-*.tmp")
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("save witness state: %w", err)
-	}
-	if _, err := f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := tw.w.cfg.Copies.SaveState(tw.topic, b); err != nil {
 		return fmt.Errorf("save witness state: %w", err)
 	}
 	tw.dirty, tw.lastSave = false, tw.w.clock.Now()

@@ -2,7 +2,7 @@ package ledger_test
 
 import (
 	"context"
-	"os"
+	"database/sql"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -51,8 +51,9 @@ func TestWitnessRebuildsItsCopy(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "w")
 	wkey, _ := ledger.GenerateKey("node-w")
 	register(t, st, wkey)
+	copies := copiesIn(t, dir)
 	start := func() *ledger.Witness {
-		w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: dir, Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond})
+		w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Copies: copies, Dir: dir, Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,16 +67,22 @@ func TestWitnessRebuildsItsCopy(t *testing.T) {
 	checkFor(t, "the witness to accept checkpoint 40", 10*time.Second, func() bool { return w.Status(topic).CheckpointSize == 40 })
 	w.Close()
 
-	// Tear the copy: level 0 loses its last hashes, one other is flipped.
-	p := filepath.Join(dir, topic, "level-00")
-	b, err := os.ReadFile(p)
+	// Tear the copy behind the node's back: its last two leaves are lost
+	// and the first leaf's hash is flipped.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "copies.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[0] ^= 0xff
-	if err := os.WriteFile(p, b[:len(b)-64], 0o640); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{
+		`DELETE FROM copy_leaves WHERE topic = 'rebuild' AND seq > 38`,
+		`DELETE FROM copy_nodes WHERE topic = 'rebuild' AND level = 0 AND idx >= 38`,
+		`UPDATE copy_nodes SET hash = zeroblob(32) WHERE topic = 'rebuild' AND level = 0 AND idx = 0`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
 	}
+	db.Close()
 	w = start()
 	defer w.Close()
 	checkFor(t, "the rebuilt copy to catch up", 10*time.Second, func() bool { return w.Status(topic).Size == 40 })
@@ -110,7 +117,7 @@ func TestWitnessHoldsRounds(t *testing.T) {
 
 	wkey, _ := ledger.GenerateKey("node-w")
 	register(t, st, wkey)
-	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Dir: t.TempDir(), Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond})
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: m.Handle(), Key: wkey, Copies: ledger.NewMemCopies(), Dir: t.TempDir(), Poll: 10 * time.Millisecond, CosignEvery: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 package sqlite
 
+import "context"
+
 // WriteBatches counts the transactions of s's fenced writes (commits,
 // checkpoints, cosignatures, trims, heartbeats).
 func WriteBatches(s *Store) int64 { return s.batch.batches.Load() }
@@ -26,4 +28,30 @@ func QueuedAppends(s *Store) int {
 	s.appends.mu.Lock()
 	defer s.appends.mu.Unlock()
 	return len(s.appends.pending)
+}
+
+// CopiesTransactions counts the transactions c's writer committed, all
+// and those committed with synchronous=FULL (carrying a SaveState).
+func CopiesTransactions(c *Copies) (all, durable int64) {
+	return c.txs.Load(), c.durableTxs.Load()
+}
+
+// QueuedCopyWrites is how many writes of c wait for a batch, and how many
+// are in the batch under way.
+func QueuedCopyWrites(c *Copies) (waiting, current int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending), c.current
+}
+
+// MaxCopyBatch bounds the writes of one copies transaction.
+const MaxCopyBatch = maxCopyBatch
+
+// CopiesSynchronous is the synchronous level (PRAGMA synchronous: 1
+// NORMAL, 2 FULL) of c's writer connection. Call it with no write under
+// way.
+func CopiesSynchronous(c *Copies) (int, error) {
+	var level int
+	err := c.wconn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&level)
+	return level, err
 }

@@ -297,7 +297,14 @@ func serve(ctx context.Context, c serveConfig) error {
 		}
 		vkey, _ := key.VerifierKey()
 		log.Info("ledger key", "data_dir", dir, "public_key", vkey)
-		witness, err = ledger.NewWitness(ledger.WitnessConfig{Store: store, Key: key, Dir: filepath.Join(dir, "ledger"), Logger: log})
+		// Every topic's copy in one file (docs/ledger.md, "The node's
+		// copy"), closed after the witness.
+		copies, err := sqlite.OpenCopies(filepath.Join(dir, "ledger", "copies.db"), sqlite.CopiesOptions{Logger: log})
+		if err != nil {
+			return err
+		}
+		defer copies.Close()
+		witness, err = ledger.NewWitness(ledger.WitnessConfig{Store: store, Key: key, Copies: copies, Dir: filepath.Join(dir, "ledger"), Logger: log})
 		if err != nil {
 			return err
 		}

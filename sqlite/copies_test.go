@@ -1,0 +1,808 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton/ledger"
+	"github.com/baton-pub/baton/ledger/copiestest"
+	"github.com/baton-pub/baton/sqlite"
+)
+
+func TestCopiesConformance(t *testing.T) {
+	copiestest.Run(t, func(t *testing.T) copiestest.Opener {
+		path := filepath.Join(t.TempDir(), "copies.db")
+		return func() (ledger.Copies, error) { return sqlite.OpenCopies(path, sqlite.CopiesOptions{}) }
+	})
+}
+
+func openCopies(t testing.TB, path string) *sqlite.Copies {
+	t.Helper()
+	c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// copyLeafNodes are the node hashes a tree gains with leaf seq (1-based):
+// its leaf hash and the parents it completes, two per leaf on average.
+func copyLeafNodes(topic string, seq uint64) []ledger.Node {
+	var ns []ledger.Node
+	for level := range uint(bits.TrailingZeros64(seq)) + 1 {
+		id := ledger.NodeID{Level: level, Index: seq>>level - 1}
+		h := make([]byte, 32)
+		copy(h, fmt.Sprintf("%s/%d/%d", topic, id.Level, id.Index))
+		ns = append(ns, ledger.Node{NodeID: id, Hash: h})
+	}
+	return ns
+}
+
+// copyLeaves are the encodings and node hashes of n leaves from first.
+func copyLeaves(topic string, first uint64, n int) ([][]byte, []ledger.Node) {
+	encs := make([][]byte, 0, n)
+	var nodes []ledger.Node
+	for seq := first; seq < first+uint64(n); seq++ {
+		encs = append(encs, fmt.Appendf(nil, `{"topic":%q,"seq":%d,"item":"0123456789abcdef0123456789abcdef"}`, topic, seq))
+		nodes = append(nodes, copyLeafNodes(topic, seq)...)
+	}
+	return encs, nodes
+}
+
+func appendCopyLeaves(t testing.TB, c ledger.Copies, topic string, first uint64, n int) {
+	t.Helper()
+	encs, nodes := copyLeaves(topic, first, n)
+	if err := c.Append(topic, first, encs, nodes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holdCopiesLock takes the file's write lock on a connection of its own
+// until the returned func: the write that leads the next batch then waits
+// in BEGIN, and the writes behind it queue.
+func holdCopiesLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Error(err)
+			}
+			conn.Close()
+			db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitCopyWrites waits until c has waiting writes queued and current in the
+// batch under way.
+func waitCopyWrites(t *testing.T, c *sqlite.Copies, waiting, current int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w, cur := sqlite.QueuedCopyWrites(c)
+		if w == waiting && cur == current {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queued writes: %d waiting, %d in the batch; want %d and %d", w, cur, waiting, current)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestCopiesCreatesFileAndDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var", "baton")
+	path := filepath.Join(dir, "copies.db")
+	c := openCopies(t, path)
+	appendCopyLeaves(t, c, "t", 1, 1)
+	if err := c.SaveState("t", []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&^0o750 != 0 {
+		t.Errorf("directory mode %v, want 0750 or tighter", fi.Mode())
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&^0o640 != 0 {
+			t.Errorf("%s: mode %v, want 0640 or tighter", filepath.Base(name), fi.Mode())
+		}
+	}
+	if c.Path() != path {
+		t.Errorf("Path() = %q, want %q", c.Path(), path)
+	}
+}
+
+// TestCopiesPathCharacters: the path is a file name, not a URI: '?', '#'
+// and '%' are its own.
+func TestCopiesPathCharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a?b#c%20d.db")
+	c := openCopies(t, path)
+	appendCopyLeaves(t, c, "t", 1, 3)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the file is not where the path says: %v", err)
+	}
+	c = openCopies(t, path)
+	if n, err := c.Size("t"); err != nil || n != 3 {
+		t.Fatalf("Size after reopening = %d, %v; want 3", n, err)
+	}
+}
+
+func TestCopiesBadPath(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"", filepath.Join(file, "copies.db"), dir} {
+		c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+		if err == nil {
+			c.Close()
+			t.Errorf("OpenCopies(%q): no error", path)
+			continue
+		}
+		if !strings.Contains(err.Error(), "open ledger copies") || !strings.Contains(err.Error(), path) {
+			t.Errorf("OpenCopies(%q): %v; want an error naming the operation and the path", path, err)
+		}
+	}
+	// A file that is not SQLite.
+	if _, err := sqlite.OpenCopies(file, sqlite.CopiesOptions{}); err == nil {
+		t.Errorf("OpenCopies of a file that is not a database: no error")
+	}
+}
+
+// TestCopiesTwoHandles: a second OpenCopies of a file open already works;
+// both handles read each other's writes, and Append's check that it follows
+// on holds across them (it runs in the write transaction).
+func TestCopiesTwoHandles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	a := openCopies(t, path)
+	b := openCopies(t, path)
+	appendCopyLeaves(t, a, "t", 1, 3)
+	if n, err := b.Size("t"); err != nil || n != 3 {
+		t.Fatalf("Size through the other handle = %d, %v; want 3", n, err)
+	}
+	appendCopyLeaves(t, b, "t", 4, 1)
+	encs, nodes := copyLeaves("t", 4, 1)
+	if err := a.Append("t", 4, encs, nodes); !errors.Is(err, ledger.ErrCopyGap) {
+		t.Fatalf("Append of a seq the other handle stored: %v, want ErrCopyGap", err)
+	}
+	if err := b.SaveState("t", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := a.State("t"); err != nil || string(s) != "b" {
+		t.Fatalf("State through the other handle = %q, %v", s, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := b.Entry("t", 4); err != nil || !bytes.Equal(e, encs[0]) {
+		t.Fatalf("Entry after the other handle closed = %q, %v", e, err)
+	}
+}
+
+// TestCopiesLikeMem: edge inputs the suite does not try read as they do
+// from MemCopies.
+func TestCopiesLikeMem(t *testing.T) {
+	c := openCopies(t, filepath.Join(t.TempDir(), "copies.db"))
+	m := ledger.NewMemCopies()
+	for _, cs := range []ledger.Copies{c, m} {
+		name := fmt.Sprintf("%T", cs)
+		if err := cs.Append("e", 1, [][]byte{{}, nil}, []ledger.Node{
+			{NodeID: ledger.NodeID{Level: 0, Index: 0}, Hash: []byte{}},
+			{NodeID: ledger.NodeID{Level: 0, Index: 1}, Hash: nil},
+		}); err != nil {
+			t.Fatalf("%s: Append of empty encodings and hashes: %v", name, err)
+		}
+		for seq := uint64(1); seq <= 2; seq++ {
+			if e, err := cs.Entry("e", seq); err != nil || len(e) != 0 {
+				t.Errorf("%s: Entry(e, %d) = %q, %v; want empty", name, seq, e, err)
+			}
+		}
+		if hs, err := cs.Nodes("e", []ledger.NodeID{{Level: 0, Index: 0}}); err != nil || hs[0] == nil || len(hs[0]) != 0 {
+			t.Errorf("%s: Nodes of an empty hash = %#v, %v; want an empty hash", name, hs, err)
+		}
+		if _, err := cs.Nodes("e", []ledger.NodeID{{Level: 0, Index: 1}}); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Errorf("%s: Nodes of a nil hash: %v; want ErrCopyMissing", name, err)
+		}
+		if hs, err := cs.Nodes("e", nil); err != nil || len(hs) != 0 {
+			t.Errorf("%s: Nodes of no ids = %v, %v", name, hs, err)
+		}
+		if err := cs.SaveState("e", []byte{}); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := cs.State("e"); err != nil || s == nil || len(s) != 0 {
+			t.Errorf("%s: State after saving an empty state = %#v, %v; want empty, not nil", name, s, err)
+		}
+		if err := cs.SaveState("e", nil); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := cs.State("e"); err != nil || s != nil {
+			t.Errorf("%s: State after saving nil = %#v, %v; want nil", name, s, err)
+		}
+		// Seqs and indexes past SQLite's int64.
+		const big = uint64(1) << 63
+		if err := cs.Append("e", big, [][]byte{{1}}, nil); !errors.Is(err, ledger.ErrCopyGap) {
+			t.Errorf("%s: Append at seq 2^63: %v; want ErrCopyGap", name, err)
+		}
+		if _, err := cs.Entry("e", big); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Errorf("%s: Entry(2^63): %v; want ErrCopyMissing", name, err)
+		}
+		if _, err := cs.Nodes("e", []ledger.NodeID{{Level: 0, Index: 0}, {Level: 0, Index: big}}); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Errorf("%s: Nodes of index 2^63: %v; want ErrCopyMissing", name, err)
+		}
+	}
+	// What MemCopies could store and SQLite cannot is refused, not wrapped
+	// round.
+	if err := c.Append("e", 3, nil, []ledger.Node{{NodeID: ledger.NodeID{Level: 0, Index: 1 << 63}, Hash: []byte{1}}}); err == nil {
+		t.Error("Append of a node index past 2^63-1: no error")
+	}
+	if n, err := c.Size("e"); err != nil || n != 2 {
+		t.Errorf("Size = %d, %v; want 2", n, err)
+	}
+}
+
+// TestCopiesNodesMany: reads of many node hashes (more than one
+// statement reads, in any order, some asked twice) give what MemCopies
+// gives, each hash a slice of its own.
+func TestCopiesNodesMany(t *testing.T) {
+	c := openCopies(t, filepath.Join(t.TempDir(), "copies.db"))
+	m := ledger.NewMemCopies()
+	encs, nodes := copyLeaves("n", 1, 300)
+	for _, cs := range []ledger.Copies{c, m} {
+		if err := cs.Append("n", 1, encs, nodes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []int{2, 3, 5, 24, 128, 129, 300, 600} {
+		ids := make([]ledger.NodeID, k)
+		for i := range ids {
+			n := nodes[(i*7919)%len(nodes)] // a stride that revisits past 300
+			ids[i] = n.NodeID
+		}
+		got, err := c.Nodes("n", ids)
+		if err != nil {
+			t.Fatalf("Nodes of %d ids: %v", k, err)
+		}
+		want, err := m.Nodes("n", ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ids {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("Nodes of %d ids: [%d] (node %d/%d) = %x, want %x", k, i, ids[i].Level, ids[i].Index, got[i], want[i])
+			}
+		}
+		for i := range got {
+			got[i][0] ^= 0xff // each its own: the others do not change
+		}
+		for i := range got {
+			if got[i][0]^0xff != want[i][0] {
+				t.Fatalf("Nodes of %d ids: [%d] shares its bytes with another", k, i)
+			}
+		}
+		missing := append(ids[:k-1:k-1], ledger.NodeID{Level: 9, Index: 1})
+		if _, err := c.Nodes("n", missing); !errors.Is(err, ledger.ErrCopyMissing) || !strings.Contains(err.Error(), "node 9/1") {
+			t.Fatalf("Nodes of %d ids, the last not stored: %v; want ErrCopyMissing naming it", k, err)
+		}
+	}
+}
+
+// TestCopiesGroupCommit: writes that wait while a transaction runs are
+// committed together, each in its own savepoint: a refused one fails
+// alone, the others commit.
+func TestCopiesGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	c := openCopies(t, path)
+	appendCopyLeaves(t, c, "gap", 1, 2)
+	tx0, dur0 := sqlite.CopiesTransactions(c)
+
+	release := holdCopiesLock(t, path)
+	var wg sync.WaitGroup
+	first := make(chan error, 1)
+	wg.Go(func() {
+		encs, nodes := copyLeaves("lead", 1, 1)
+		first <- c.Append("lead", 1, encs, nodes)
+	})
+	waitCopyWrites(t, c, 0, 1) // its batch under way, waiting for the lock
+
+	const topics = 60
+	errs := make(chan error, 4*topics)
+	for i := range topics {
+		topic := fmt.Sprintf("g%d", i)
+		wg.Go(func() {
+			encs, nodes := copyLeaves(topic, 1, i%5+1)
+			errs <- c.Append(topic, 1, encs, nodes)
+		})
+		wg.Go(func() { errs <- c.SaveState(topic, []byte(topic)) })
+		wg.Go(func() { errs <- c.Reset(topic + "-none") })
+	}
+	gapErr := make(chan error, 1)
+	wg.Go(func() {
+		encs, nodes := copyLeaves("gap", 5, 1)
+		gapErr <- c.Append("gap", 5, encs, nodes)
+	})
+	waitCopyWrites(t, c, 3*topics+1, 1)
+	release()
+	wg.Wait()
+	close(errs)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-gapErr; !errors.Is(err, ledger.ErrCopyGap) || !strings.Contains(err.Error(), "append to gap") {
+		t.Fatalf("the append with a gap: %v; want ErrCopyGap naming the topic", err)
+	}
+	tx, dur := sqlite.CopiesTransactions(c)
+	if tx-tx0 != 2 || dur-dur0 != 1 {
+		t.Errorf("%d transactions (%d durable) for %d writes; want 2 (1): the lone first and the rest", tx-tx0, dur-dur0, 3*topics+2)
+	}
+	for i := range topics {
+		topic := fmt.Sprintf("g%d", i)
+		if n, err := c.Size(topic); err != nil || n != uint64(i%5+1) {
+			t.Errorf("Size(%s) = %d, %v; want %d", topic, n, err, i%5+1)
+		}
+		if s, err := c.State(topic); err != nil || string(s) != topic {
+			t.Errorf("State(%s) = %q, %v", topic, s, err)
+		}
+	}
+	if n, err := c.Size("gap"); err != nil || n != 2 {
+		t.Errorf("Size(gap) = %d, %v; want 2: the refused append stored nothing", n, err)
+	}
+
+	// More than a batch takes wait for the next.
+	release = holdCopiesLock(t, path)
+	wg.Go(func() { first <- c.Reset("lead") })
+	waitCopyWrites(t, c, 0, 1)
+	n := sqlite.MaxCopyBatch + 10
+	errs = make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			topic := fmt.Sprintf("m%d", i)
+			encs, nodes := copyLeaves(topic, 1, 1)
+			errs <- c.Append(topic, 1, encs, nodes)
+		})
+	}
+	waitCopyWrites(t, c, n, 1)
+	release()
+	wg.Wait()
+	close(errs)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tx2, _ := sqlite.CopiesTransactions(c); tx2-tx != 3 {
+		t.Errorf("%d transactions for 1 + %d writes; want 3 (batches of at most %d)", tx2-tx, n, sqlite.MaxCopyBatch)
+	}
+}
+
+// TestCopiesConcurrentWritesGroup: many goroutines appending and saving
+// at once share transactions without any help.
+func TestCopiesConcurrentWritesGroup(t *testing.T) {
+	c := openCopies(t, filepath.Join(t.TempDir(), "copies.db"))
+	const writers, rounds = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		topic := fmt.Sprintf("w%d", i)
+		wg.Go(func() {
+			for r := range uint64(rounds) {
+				encs, nodes := copyLeaves(topic, r+1, 1)
+				if err := c.Append(topic, r+1, encs, nodes); err != nil {
+					errs <- err
+					return
+				}
+				if err := c.SaveState(topic, fmt.Appendf(nil, "%d", r)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	tx, dur := sqlite.CopiesTransactions(c)
+	t.Logf("%d writes in %d transactions (%d durable)", writers*rounds*2, tx, dur)
+	if tx >= writers*rounds*2 {
+		t.Errorf("%d transactions for %d writes: none grouped", tx, writers*rounds*2)
+	}
+}
+
+// TestCopiesDurableCommits: only a transaction carrying a SaveState is
+// committed with synchronous=FULL, and the writer's connection runs FULL
+// when it is.
+func TestCopiesDurableCommits(t *testing.T) {
+	c := openCopies(t, filepath.Join(t.TempDir(), "copies.db"))
+	const normal, full = 1, 2
+	wantSync := func(when string, want int) {
+		t.Helper()
+		if level, err := sqlite.CopiesSynchronous(c); err != nil || level != want {
+			t.Fatalf("synchronous %s = %d, %v; want %d", when, level, err, want)
+		}
+	}
+	wantSync("at open", normal)
+	appendCopyLeaves(t, c, "d", 1, 2)
+	if err := c.Reset("x"); err != nil {
+		t.Fatal(err)
+	}
+	wantSync("after an append and a reset", normal)
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 2 || dur != 0 {
+		t.Fatalf("after an append and a reset: %d transactions, %d durable; want 2, 0", tx, dur)
+	}
+	for range 2 {
+		if err := c.SaveState("d", []byte("s")); err != nil {
+			t.Fatal(err)
+		}
+		// The level a SaveState's commit ran at (it stays until a batch
+		// that need not be durable).
+		wantSync("after a save", full)
+	}
+	appendCopyLeaves(t, c, "d", 3, 1)
+	wantSync("after an append that followed a save", normal)
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 5 || dur != 2 {
+		t.Fatalf("after two saves and an append: %d transactions, %d durable; want 5, 2", tx, dur)
+	}
+}
+
+// TestCopiesSurviveProcessExit: what a process wrote is there after it
+// exits without Close (its WAL is recovered).
+func TestCopiesSurviveProcessExit(t *testing.T) {
+	if path := os.Getenv("BATON_COPIES_CRASH"); path != "" {
+		c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		appendCopyLeaves(t, c, "p", 1, 10)
+		if err := c.SaveState("p", []byte("10")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		appendCopyLeaves(t, c, "p", 11, 5) // after the durable save: NORMAL
+		os.Exit(0)                         // no Close
+	}
+	path := filepath.Join(t.TempDir(), "copies.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCopiesSurviveProcessExit$")
+	cmd.Env = append(os.Environ(), "BATON_COPIES_CRASH="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	c := openCopies(t, path)
+	if n, err := c.Size("p"); err != nil || n != 15 {
+		t.Fatalf("Size after the writer's exit = %d, %v; want 15", n, err)
+	}
+	if s, err := c.State("p"); err != nil || string(s) != "10" {
+		t.Fatalf("State after the writer's exit = %q, %v", s, err)
+	}
+}
+
+// TestCopiesClose: the batch under way at Close commits, the writes queued
+// behind it fail, later calls fail, and no goroutine is left.
+func TestCopiesClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	path := filepath.Join(t.TempDir(), "copies.db")
+	c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendCopyLeaves(t, c, "a", 1, 1)
+
+	release := holdCopiesLock(t, path)
+	inBatch := make(chan error, 1)
+	go func() {
+		encs, nodes := copyLeaves("a", 2, 1)
+		inBatch <- c.Append("a", 2, encs, nodes)
+	}()
+	waitCopyWrites(t, c, 0, 1)
+	queued := make(chan error, 3)
+	go func() { queued <- c.SaveState("a", []byte("s")) }()
+	go func() { queued <- c.Reset("a") }()
+	go func() {
+		encs, nodes := copyLeaves("b", 1, 1)
+		queued <- c.Append("b", 1, encs, nodes)
+	}()
+	waitCopyWrites(t, c, 3, 1)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	for range 3 {
+		if err := <-queued; !errors.Is(err, ledger.ErrCopiesClosed) {
+			t.Errorf("a write queued at Close: %v; want ErrCopiesClosed", err)
+		}
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) before the batch under way ended", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	release()
+	if err := <-inBatch; err != nil {
+		t.Errorf("the write in the batch under way at Close: %v; want it committed", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	closedErrs := map[string]error{}
+	_, closedErrs["Size"] = c.Size("a")
+	_, closedErrs["Entry"] = c.Entry("a", 1)
+	_, closedErrs["Nodes"] = c.Nodes("a", []ledger.NodeID{{}})
+	_, closedErrs["State"] = c.State("a")
+	closedErrs["Append"] = c.Append("a", 3, [][]byte{{1}}, nil)
+	closedErrs["Reset"] = c.Reset("a")
+	closedErrs["SaveState"] = c.SaveState("a", nil)
+	for name, err := range closedErrs {
+		if !errors.Is(err, ledger.ErrCopiesClosed) || !strings.Contains(err.Error(), " a") {
+			t.Errorf("%s after Close: %v; want ErrCopiesClosed naming the topic", name, err)
+		}
+	}
+
+	// The pools' goroutines are gone (the writes start none).
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	c = openCopies(t, path)
+	if n, err := c.Size("a"); err != nil || n != 2 {
+		t.Errorf("Size(a) after reopening = %d, %v; want 2", n, err)
+	}
+	if n, err := c.Size("b"); err != nil || n != 0 {
+		t.Errorf("Size(b) after reopening = %d, %v; want 0: its append failed", n, err)
+	}
+}
+
+// TestCopiesCloseUnderLoad: Close while many goroutines write (the lead
+// being handed on, or not): every call returns, and a write that returned
+// nil is kept while one refused as closed is not.
+func TestCopiesCloseUnderLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	const writers = 16
+	kept := make([]uint64, writers)
+	for round := range 10 {
+		c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		started := make(chan struct{}, writers)
+		errs := make(chan error, writers)
+		for i := range writers {
+			topic := fmt.Sprintf("w%d", i)
+			wg.Go(func() {
+				started <- struct{}{}
+				for {
+					seq := kept[i] + 1
+					encs, nodes := copyLeaves(topic, seq, 1)
+					var err error
+					if seq%3 == 0 {
+						err = c.SaveState(topic, fmt.Appendf(nil, "%d", seq))
+						if err == nil {
+							err = c.Append(topic, seq, encs, nodes)
+						}
+					} else {
+						err = c.Append(topic, seq, encs, nodes)
+					}
+					if errors.Is(err, ledger.ErrCopiesClosed) {
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					kept[i] = seq
+				}
+			})
+		}
+		for range writers {
+			<-started
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	c := openCopies(t, path)
+	for i := range writers {
+		topic := fmt.Sprintf("w%d", i)
+		if n, err := c.Size(topic); err != nil || n != kept[i] {
+			t.Errorf("Size(%s) = %d, %v; want %d, the appends that returned nil", topic, n, err, kept[i])
+		}
+	}
+}
+
+// BenchmarkCopiesAppend: the mirror's write path. batch=N appends N leaves
+// (and two node hashes a leaf) to one topic per op; topics=1000 appends one
+// leaf to each of 1,000 topics per op, one after another (serial) or from
+// 100 goroutines at once (concurrent, which the group commit batches).
+func BenchmarkCopiesAppend(b *testing.B) {
+	for _, batch := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			c := openCopies(b, filepath.Join(b.TempDir(), "copies.db"))
+			seq := uint64(1)
+			b.ResetTimer()
+			for range b.N {
+				// Building the leaves is in the timing: a small part of it.
+				encs, nodes := copyLeaves("t", seq, batch)
+				if err := c.Append("t", seq, encs, nodes); err != nil {
+					b.Fatal(err)
+				}
+				seq += uint64(batch)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/leaf")
+		})
+	}
+	const topics = 1000
+	for _, mode := range []string{"serial", "concurrent"} {
+		b.Run("topics=1000/"+mode, func(b *testing.B) {
+			c := openCopies(b, filepath.Join(b.TempDir(), "copies.db"))
+			names := make([]string, topics)
+			for i := range names {
+				names[i] = fmt.Sprintf("topic-%04d", i)
+			}
+			const workers = 100
+			b.ResetTimer()
+			for r := range uint64(b.N) {
+				b.StopTimer()
+				encs := make([][][]byte, topics)
+				nodes := make([][]ledger.Node, topics)
+				for i, topic := range names {
+					encs[i], nodes[i] = copyLeaves(topic, r+1, 1)
+				}
+				b.StartTimer()
+				if mode == "serial" {
+					for i, topic := range names {
+						if err := c.Append(topic, r+1, encs[i], nodes[i]); err != nil {
+							b.Fatal(err)
+						}
+					}
+					continue
+				}
+				var wg sync.WaitGroup
+				errs := make(chan error, workers)
+				for w := range workers {
+					wg.Go(func() {
+						for i := w; i < topics; i += workers {
+							if err := c.Append(names[i], r+1, encs[i], nodes[i]); err != nil {
+								errs <- err
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*topics), "ns/topic")
+			tx, _ := sqlite.CopiesTransactions(c)
+			b.ReportMetric(float64(tx)/float64(b.N), "tx/op")
+		})
+	}
+}
+
+// BenchmarkCopiesSaveState: a durable commit (an fsync of the WAL) each,
+// from one goroutine and from 8 a CPU at once (which share fsyncs).
+func BenchmarkCopiesSaveState(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		c := openCopies(b, filepath.Join(b.TempDir(), "copies.db"))
+		for i := range b.N {
+			if err := c.SaveState("t", fmt.Appendf(nil, "state %d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		c := openCopies(b, filepath.Join(b.TempDir(), "copies.db"))
+		b.SetParallelism(8)
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			topic := fmt.Sprintf("t%d", n.Add(1))
+			for i := 0; pb.Next(); i++ {
+				if err := c.SaveState(topic, fmt.Appendf(nil, "state %d", i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		tx, _ := sqlite.CopiesTransactions(c)
+		b.ReportMetric(float64(b.N)/float64(tx), "writes/tx")
+	})
+}
+
+// BenchmarkCopiesRead: the reads a proof or a consistency check makes.
+func BenchmarkCopiesRead(b *testing.B) {
+	c := openCopies(b, filepath.Join(b.TempDir(), "copies.db"))
+	const n = 4096
+	for first := uint64(1); first <= n; first += 256 {
+		appendCopyLeaves(b, c, "t", first, 256)
+	}
+	b.Run("Size", func(b *testing.B) {
+		for range b.N {
+			if _, err := c.Size("t"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Entry", func(b *testing.B) {
+		for i := range uint64(b.N) {
+			if _, err := c.Entry("t", i%n+1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, k := range []int{1, 24} {
+		b.Run(fmt.Sprintf("Nodes=%d", k), func(b *testing.B) {
+			ids := make([]ledger.NodeID, k)
+			for i := range b.N {
+				for j := range ids {
+					ids[j] = ledger.NodeID{Level: 0, Index: uint64(i*k+j) % n}
+				}
+				if _, err := c.Nodes("t", ids); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
