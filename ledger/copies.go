@@ -20,8 +20,11 @@ type Copies interface {
 	// size, are stored.
 	Size(topic string) (uint64, error)
 	// Append stores the leaf encodings of seqs first, first+1, ... and the
-	// node hashes, all or none. first must be Size+1 (ErrCopyGap
-	// otherwise). A node hash stored already is replaced.
+	// node hashes, all or none. first must be Size+1, and the nodes of
+	// each level must continue that level's stored nodes: in order of
+	// index, the first one's index the number stored at its level, no gap
+	// (as a tree's appends make them); ErrCopyGap otherwise. This lets an
+	// engine pack consecutive hashes together.
 	Append(topic string, first uint64, encs [][]byte, nodes []Node) error
 	// Nodes reads node hashes (ErrCopyMissing if one is not stored).
 	Nodes(topic string, ids []NodeID) ([][]byte, error)

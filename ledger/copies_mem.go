@@ -18,7 +18,9 @@ type MemCopies struct {
 type memCopy struct {
 	encs  [][]byte
 	nodes map[NodeID][]byte
-	state []byte
+	// levels counts the nodes stored at each level.
+	levels []uint64
+	state  []byte
 }
 
 var _ Copies = (*MemCopies)(nil)
@@ -59,6 +61,23 @@ func (m *MemCopies) Append(topic string, first uint64, encs [][]byte, nodes []No
 	}
 	if first != uint64(len(c.encs))+1 {
 		return fmt.Errorf("%w: first seq %d, %d stored", ErrCopyGap, first, len(c.encs))
+	}
+	next := map[uint]uint64{}
+	for _, n := range nodes {
+		want, ok := next[n.Level]
+		if !ok && n.Level < uint(len(c.levels)) {
+			want = c.levels[n.Level]
+		}
+		if n.Index != want {
+			return fmt.Errorf("%w: node %d/%d, next at that level %d", ErrCopyGap, n.Level, n.Index, want)
+		}
+		next[n.Level] = want + 1
+	}
+	for l, n := range next {
+		for uint(len(c.levels)) <= l {
+			c.levels = append(c.levels, 0)
+		}
+		c.levels[l] = n
 	}
 	for _, e := range encs {
 		c.encs = append(c.encs, bytes.Clone(e))
@@ -113,7 +132,7 @@ func (m *MemCopies) Reset(topic string) error {
 	if err != nil || c == nil {
 		return err
 	}
-	c.encs, c.nodes = nil, map[NodeID][]byte{}
+	c.encs, c.nodes, c.levels = nil, map[NodeID][]byte{}, nil
 	return nil
 }
 

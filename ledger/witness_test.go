@@ -74,9 +74,9 @@ func TestWitnessRebuildsItsCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
-		`DELETE FROM copy_leaves WHERE topic = 'rebuild' AND seq > 38`,
-		`DELETE FROM copy_nodes WHERE topic = 'rebuild' AND level = 0 AND idx >= 38`,
-		`UPDATE copy_nodes SET hash = zeroblob(32) WHERE topic = 'rebuild' AND level = 0 AND idx = 0`,
+		`UPDATE copy_leaves SET n = 38 WHERE topic = 'rebuild' AND chunk = 0`,
+		`UPDATE copy_nodes SET hashes = substr(hashes, 1, 38 * 32) WHERE topic = 'rebuild' AND level = 0 AND chunk = 0`,
+		`UPDATE copy_nodes SET hashes = CAST(zeroblob(32) || substr(hashes, 33) AS BLOB) WHERE topic = 'rebuild' AND level = 0 AND chunk = 0`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)

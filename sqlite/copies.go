@@ -5,8 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -50,40 +52,71 @@ import (
 // up to CopiesOptions.BusyTimeout. One Copies per file is the intended use:
 // two group commits contend for the lock.
 
-// The copies' schema. WITHOUT ROWID: each table is its primary key's
-// B-tree, so a topic's rows are contiguous and each lookup is one search.
+// The copies' layout. A topic's leaves and the hashes of each level of its
+// tree are packed in chunks, rows of consecutive values: leaves seq
+// chunk*copyLeafChunk+1 .. in a copy_leaves row (each encoding prefixed
+// with its length, a uvarint; n counts them), the hashes of indexes
+// chunk*copyNodeChunk .. of a level in a copy_nodes row (32 bytes each,
+// concatenated). An append extends the last chunk in SQL (the row is not
+// read into Go) and starts the next ones: it writes a row per chunk it
+// touches, not three per leaf (a leaf's, its hash's and, on average, a
+// parent's), which had a node spend about 11 µs of CPU a leaf mirrored.
+//
+// Chunks are filled in order: a topic's leaf chunks, and each level's node
+// chunks, are 0..k, all full but the last. The statements that extend a
+// chunk check its count (an UPDATE ... WHERE n = count), and those that
+// start one check that it is new and that the one before is full: so an
+// append that does not follow on changes no row, and is refused
+// (ErrCopyGap) with nothing of it stored.
+//
+// copy_leaves and copy_nodes are rowid tables, their primary keys an index:
+// WITHOUT ROWID, a chunk (kilobytes, past a page) is in its key's B-tree,
+// interior pages included, and every search compared whole chunks read
+// from their overflow pages (append cost half again as much). copy_states
+// is WITHOUT ROWID: its rows are small.
 const copiesSchema = `
 CREATE TABLE IF NOT EXISTS copy_leaves (
 	topic TEXT NOT NULL,
-	seq   INTEGER NOT NULL,
-	enc   BLOB,
-	PRIMARY KEY (topic, seq)
-) WITHOUT ROWID;
+	chunk INTEGER NOT NULL,
+	n     INTEGER NOT NULL,
+	encs  BLOB NOT NULL,
+	PRIMARY KEY (topic, chunk)
+);
 CREATE TABLE IF NOT EXISTS copy_nodes (
-	topic TEXT NOT NULL,
-	level INTEGER NOT NULL,
-	idx   INTEGER NOT NULL,
-	hash  BLOB,
-	PRIMARY KEY (topic, level, idx)
-) WITHOUT ROWID;
+	topic  TEXT NOT NULL,
+	level  INTEGER NOT NULL,
+	chunk  INTEGER NOT NULL,
+	hashes BLOB NOT NULL,
+	PRIMARY KEY (topic, level, chunk)
+);
 CREATE TABLE IF NOT EXISTS copy_states (
 	topic TEXT NOT NULL PRIMARY KEY,
 	state BLOB
 ) WITHOUT ROWID;
 `
 
+// copiesLayout is the layout's version, kept in the file's user_version:
+// 0 is the first (a row per leaf and per node, in tables of the same
+// names). A file of an older layout has its leaves and nodes dropped at
+// open (a copy is rebuilt from the store: the witness finds it shorter
+// than the checkpoint it accepted), its states kept. Chunk sizes are part
+// of the layout: changing one is a new version.
+const copiesLayout = 1
+
+// Chunk sizes. Measured with BenchmarkCopiesAppend: 32 and 64 cost the
+// same (a commit's WAL frames are what counts); 64 makes fewer rows.
+const (
+	copyLeafChunk = 64
+	copyNodeChunk = 64
+	copyHashSize  = 32
+)
+
 // maxCopyBatch bounds the writes of one transaction, so that one commit
 // does not hold the file's write lock, or its callers, for long.
 const maxCopyBatch = 256
 
-// copyRows are the row counts of the multi-row INSERTs prepared for
-// Append, largest first: n rows go in at most one statement of each size
-// below 64 and n/64 of 64. Running a statement costs several times what
-// binding a row does, so 100 leaves go in 3 statements, not 100.
-var copyRows = [...]int{64, 32, 16, 8, 4, 2, 1}
-
-// maxNodesQuery is the most node hashes one statement reads; nodesRows are
-// the sizes prepared, a read padded to the next (by repeating its last id).
+// maxNodesQuery is the most chunks one statement reads; nodesRows are the
+// sizes prepared, a read padded to the next (by repeating its last chunk).
 const maxNodesQuery = 128
 
 var nodesRows = [...]int{1, 2, 4, 8, 16, 32, 64, 128}
@@ -103,9 +136,13 @@ const (
 	cwSavepoint
 	cwRollbackTo
 	cwRelease
-	cwLeaves // + i: copyRows[i] leaves
-	cwNodes  = cwLeaves + len(copyRows)
-	cwCount  = cwNodes + len(copyRows)
+	cwLeavesExtend
+	cwLeavesFirst
+	cwLeavesNext
+	cwNodesExtend
+	cwNodesFirst
+	cwNodesNext
+	cwCount
 )
 
 const (
@@ -114,7 +151,7 @@ const (
 	crEntry
 	crState
 	crNode
-	crNodes // + i: nodesRows[i] nodes
+	crNodes // + i: nodesRows[i] chunks
 	crCount = crNodes + len(nodesRows)
 )
 
@@ -123,7 +160,7 @@ var copyWriterSQL = func() [cwCount]string {
 	q[cwBegin] = `BEGIN IMMEDIATE`
 	q[cwCommit] = `COMMIT`
 	q[cwRollback] = `ROLLBACK`
-	q[cwSize] = `SELECT max(seq) FROM copy_leaves WHERE topic = ?`
+	q[cwSize] = `SELECT chunk, n FROM copy_leaves WHERE topic = ? ORDER BY chunk DESC LIMIT 1`
 	q[cwResetLeaves] = `DELETE FROM copy_leaves WHERE topic = ?`
 	q[cwResetNodes] = `DELETE FROM copy_nodes WHERE topic = ?`
 	q[cwPutState] = `INSERT OR REPLACE INTO copy_states (topic, state) VALUES (?, ?)`
@@ -131,29 +168,31 @@ var copyWriterSQL = func() [cwCount]string {
 	q[cwSavepoint] = `SAVEPOINT copy_write`
 	q[cwRollbackTo] = `ROLLBACK TO copy_write`
 	q[cwRelease] = `RELEASE copy_write`
-	// OR FAIL, and an upsert rather than INSERT OR REPLACE (the same row
-	// in the end): a statement that may write several rows and abort has
-	// SQLite keep a statement journal, to undo its own rows; an Append is
-	// undone whole anyway (its savepoint, or the transaction), and the
-	// journal cost a tenth of a batch's time.
-	for i, n := range copyRows {
-		q[cwLeaves+i] = `INSERT OR FAIL INTO copy_leaves (topic, seq, enc) VALUES ` + rowsOf("(?, ?, ?)", n)
-		q[cwNodes+i] = `INSERT OR FAIL INTO copy_nodes (topic, level, idx, hash) VALUES ` + rowsOf("(?, ?, ?, ?)", n) +
-			` ON CONFLICT (topic, level, idx) DO UPDATE SET hash = excluded.hash`
-	}
+	// Each changes one row, or none if the append does not follow on
+	// (see copiesSchema). The CAST: || makes text of blobs (the bytes
+	// unchanged), whose length() would count characters. Extend: the chunk holds count values. First: no
+	// chunk 0 yet. Next: no chunk k yet, and chunk k-1 is full.
+	q[cwLeavesExtend] = `UPDATE copy_leaves SET encs = CAST(encs || ? AS BLOB), n = n + ? WHERE topic = ? AND chunk = ? AND n = ?`
+	q[cwLeavesFirst] = `INSERT INTO copy_leaves (topic, chunk, n, encs) VALUES (?, 0, ?, ?) ON CONFLICT DO NOTHING`
+	q[cwLeavesNext] = `INSERT INTO copy_leaves (topic, chunk, n, encs) SELECT ?1, ?2, ?3, ?4
+		WHERE (SELECT n FROM copy_leaves WHERE topic = ?1 AND chunk = ?2 - 1) = ` + fmt.Sprint(copyLeafChunk) + ` ON CONFLICT DO NOTHING`
+	q[cwNodesExtend] = `UPDATE copy_nodes SET hashes = CAST(hashes || ? AS BLOB) WHERE topic = ? AND level = ? AND chunk = ? AND length(hashes) = ?`
+	q[cwNodesFirst] = `INSERT INTO copy_nodes (topic, level, chunk, hashes) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING`
+	q[cwNodesNext] = `INSERT INTO copy_nodes (topic, level, chunk, hashes) SELECT ?1, ?2, ?3, ?4
+		WHERE (SELECT length(hashes) FROM copy_nodes WHERE topic = ?1 AND level = ?2 AND chunk = ?3 - 1) = ` +
+		fmt.Sprint(copyNodeChunk*copyHashSize) + ` ON CONFLICT DO NOTHING`
 	return q
 }()
 
 var copyReaderSQL = func() [crCount]string {
 	var q [crCount]string
-	q[crSize] = `SELECT max(seq) FROM copy_leaves WHERE topic = ?`
-	q[crEntry] = `SELECT enc FROM copy_leaves WHERE topic = ? AND seq = ?`
+	q[crSize] = `SELECT chunk, n FROM copy_leaves WHERE topic = ? ORDER BY chunk DESC LIMIT 1`
+	q[crEntry] = `SELECT n, encs FROM copy_leaves WHERE topic = ? AND chunk = ?`
 	q[crState] = `SELECT state FROM copy_states WHERE topic = ?`
-	// One search of the primary key per id. A NULL hash (a Node stored
-	// with a nil Hash) reads as not stored, as in MemCopies.
-	q[crNode] = `SELECT hash FROM copy_nodes WHERE topic = ? AND level = ? AND idx = ? AND hash IS NOT NULL`
+	// One hash: cut from its chunk in SQL (empty past the chunk's end).
+	q[crNode] = `SELECT substr(hashes, ?, ` + fmt.Sprint(copyHashSize) + `) FROM copy_nodes WHERE topic = ? AND level = ? AND chunk = ?`
 	for i, n := range nodesRows {
-		q[crNodes+i] = `SELECT level, idx, hash FROM copy_nodes WHERE topic = ? AND hash IS NOT NULL AND (level, idx) IN (VALUES ` + rowsOf("(?, ?)", n) + `)`
+		q[crNodes+i] = `SELECT level, chunk, hashes FROM copy_nodes WHERE topic = ? AND (level, chunk) IN (VALUES ` + rowsOf("(?, ?)", n) + `)`
 	}
 	return q
 }()
@@ -302,8 +341,8 @@ func (c *Copies) open() error {
 		// synchronous=NORMAL would not keep what it does.
 		return fmt.Errorf("journal mode is %s, not WAL (a file system without shared memory?)", mode)
 	}
-	if _, err := c.wconn.ExecContext(ctx, copiesSchema); err != nil {
-		return fmt.Errorf("create schema: %w", err)
+	if err := c.migrate(ctx); err != nil {
+		return err
 	}
 	if err := c.wconn.Raw(c.w.prepare); err != nil {
 		return err
@@ -312,6 +351,51 @@ func (c *Copies) open() error {
 		if c.rst[i], err = c.rdb.PrepareContext(ctx, q); err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
+	}
+	return nil
+}
+
+// migrate creates the schema, or brings the file's to copiesLayout: the
+// leaves and nodes of an older layout are dropped (the witness rebuilds
+// them from the store), the states kept. In a transaction of its own, so
+// that handles opening the file at once do it once.
+func (c *Copies) migrate(ctx context.Context) (err error) {
+	if _, err := c.wconn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = c.wconn.ExecContext(ctx, `ROLLBACK`) // failed already
+		}
+	}()
+	var version int
+	if err := c.wconn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read layout version: %w", err)
+	}
+	if version > copiesLayout {
+		return fmt.Errorf("the file's layout is version %d, newer than this program's (%d)", version, copiesLayout)
+	}
+	if version < copiesLayout {
+		var old int
+		if err := c.wconn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('copy_leaves', 'copy_nodes')`).Scan(&old); err != nil {
+			return fmt.Errorf("read schema: %w", err)
+		}
+		if old > 0 {
+			if _, err := c.wconn.ExecContext(ctx, `DROP TABLE IF EXISTS copy_leaves; DROP TABLE IF EXISTS copy_nodes`); err != nil {
+				return fmt.Errorf("drop the copies of layout %d: %w", version, err)
+			}
+			c.log.Info("ledger copies: dropped the leaves and nodes of an older layout; the witness rebuilds them from the store",
+				"path", c.path, "layout", version, "new_layout", copiesLayout)
+		}
+		if _, err := c.wconn.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, copiesLayout)); err != nil {
+			return fmt.Errorf("set layout version: %w", err)
+		}
+	}
+	if _, err := c.wconn.ExecContext(ctx, copiesSchema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if _, err := c.wconn.ExecContext(ctx, `COMMIT`); err != nil {
+		return fmt.Errorf("create schema: %w", err)
 	}
 	return nil
 }
@@ -546,7 +630,7 @@ func (w *copyWriter) prepare(dc any) error {
 		}
 		w.st[i] = cs
 	}
-	w.dest = make([]driver.Value, 1)
+	w.dest = make([]driver.Value, 2)
 	return nil
 }
 
@@ -683,8 +767,8 @@ func (w *copyWriter) apply(cw *copyWrite) error {
 	return nil
 }
 
-// size reads the largest seq stored for topic.
-func (w *copyWriter) size(topic string) (int64, error) {
+// size reads the number of leaves stored for topic.
+func (w *copyWriter) size(topic string) (uint64, error) {
 	w.arg(topic)
 	rows, err := w.st[cwSize].QueryContext(context.Background(), w.args)
 	clear(w.args)
@@ -693,6 +777,9 @@ func (w *copyWriter) size(topic string) (int64, error) {
 		return 0, err
 	}
 	err = rows.Next(w.dest)
+	if err == io.EOF { // no leaf
+		err, w.dest[0], w.dest[1] = nil, nil, nil
+	}
 	// The statement holds its read of the table until reset, which Close
 	// does.
 	if cerr := rows.Close(); err == nil {
@@ -701,63 +788,171 @@ func (w *copyWriter) size(topic string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, _ := w.dest[0].(int64) // NULL (nil): no leaf
-	w.dest[0] = nil
-	return n, nil
+	chunk, _ := w.dest[0].(int64)
+	n, _ := w.dest[1].(int64)
+	clear(w.dest)
+	return uint64(chunk)*copyLeafChunk + uint64(n), nil
 }
 
-// append checks that cw follows on from the stored leaves and stores them
-// and the node hashes, in as few statements as copyRows allows.
+// changed runs statement id with the arguments added since the last and
+// reports whether it changed a row.
+func (w *copyWriter) changed(id int) (bool, error) {
+	res, err := w.st[id].ExecContext(context.Background(), w.args)
+	clear(w.args)
+	w.args = w.args[:0]
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// levelRun is the nodes of one level in an append: consecutive indexes
+// from first, their hashes concatenated.
+type levelRun struct {
+	level  uint
+	first  uint64
+	hashes []byte
+}
+
+// levelRuns groups nodes by level, checking that each level's are
+// consecutive (whether the first follows on from the stored ones is
+// checked in SQL).
+func levelRuns(nodes []ledger.Node) ([]levelRun, error) {
+	var runs []levelRun
+	last := -1 // the run of the previous node: most often the next's too
+	for _, nd := range nodes {
+		if len(nd.Hash) != copyHashSize {
+			return nil, fmt.Errorf("node %d/%d: a hash of %d bytes, not %d", nd.Level, nd.Index, len(nd.Hash), copyHashSize)
+		}
+		r := -1
+		if last >= 0 && runs[last].level == nd.Level {
+			r = last
+		} else {
+			for i := range runs {
+				if runs[i].level == nd.Level {
+					r = i
+					break
+				}
+			}
+		}
+		if r < 0 {
+			runs = append(runs, levelRun{level: nd.Level, first: nd.Index, hashes: make([]byte, 0, copyHashSize*(len(nodes)>>nd.Level+1))})
+			r = len(runs) - 1
+		} else if next := runs[r].first + uint64(len(runs[r].hashes)/copyHashSize); nd.Index != next {
+			return nil, fmt.Errorf("%w: node %d/%d, %d next at that level", ledger.ErrCopyGap, nd.Level, nd.Index, next)
+		}
+		runs[r].hashes = append(runs[r].hashes, nd.Hash...)
+		last = r
+	}
+	return runs, nil
+}
+
+// append checks that cw follows on from the stored leaves and nodes and
+// stores them: a statement per chunk touched (see copiesSchema).
 func (w *copyWriter) append(cw *copyWrite) error {
-	size, err := w.size(cw.topic)
+	runs, err := levelRuns(cw.nodes)
 	if err != nil {
 		return err
 	}
-	if cw.first != uint64(size)+1 {
-		return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, cw.first, size)
+	if len(cw.encs) == 0 || cw.first == 0 {
+		size, err := w.size(cw.topic)
+		if err != nil {
+			return err
+		}
+		if cw.first != size+1 {
+			return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, cw.first, size)
+		}
 	}
-	seq := int64(cw.first)
+	// Leaves: the first statement checks that they follow on.
+	seq := cw.first - 1 // leaves stored before the next
 	for rest := cw.encs; len(rest) > 0; {
-		i, n := rowsFor(len(rest))
+		chunk, off := seq/copyLeafChunk, seq%copyLeafChunk
+		n := min(uint64(len(rest)), copyLeafChunk-off)
+		size := 0
 		for _, e := range rest[:n] {
-			if e == nil {
-				e = []byte{} // NULL is for no value; an empty encoding is one
-			}
-			w.arg(cw.topic)
-			w.arg(seq)
-			w.arg(e)
-			seq++
+			size += binary.MaxVarintLen64 + len(e)
 		}
-		if err := w.exec(cwLeaves + i); err != nil {
+		buf := make([]byte, 0, size)
+		for _, e := range rest[:n] {
+			buf = binary.AppendUvarint(buf, uint64(len(e)))
+			buf = append(buf, e...)
+		}
+		var id int
+		switch {
+		case off > 0:
+			id = cwLeavesExtend
+			w.arg(buf)
+			w.arg(int64(n))
+			w.arg(cw.topic)
+			w.arg(int64(chunk))
+			w.arg(int64(off))
+		case chunk == 0:
+			id = cwLeavesFirst
+			w.arg(cw.topic)
+			w.arg(int64(n))
+			w.arg(buf)
+		default:
+			id = cwLeavesNext
+			w.arg(cw.topic)
+			w.arg(int64(chunk))
+			w.arg(int64(n))
+			w.arg(buf)
+		}
+		ok, err := w.changed(id)
+		if err != nil {
 			return err
 		}
+		if !ok {
+			// Only the first can fail so: the ones after start new chunks.
+			size, err := w.size(cw.topic)
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, cw.first, size)
+		}
+		seq += n
 		rest = rest[n:]
 	}
-	for rest := cw.nodes; len(rest) > 0; {
-		i, n := rowsFor(len(rest))
-		for _, nd := range rest[:n] {
-			w.arg(cw.topic)
-			w.arg(int64(nd.Level))
-			w.arg(int64(nd.Index))
-			w.arg(nd.Hash)
+	for _, r := range runs {
+		index := r.first
+		for rest := r.hashes; len(rest) > 0; {
+			chunk, off := index/copyNodeChunk, index%copyNodeChunk
+			n := min(uint64(len(rest)/copyHashSize), copyNodeChunk-off)
+			part := rest[:n*copyHashSize]
+			var id int
+			switch {
+			case off > 0:
+				id = cwNodesExtend
+				w.arg(part)
+				w.arg(cw.topic)
+				w.arg(int64(r.level))
+				w.arg(int64(chunk))
+				w.arg(int64(off * copyHashSize))
+			case chunk == 0:
+				id = cwNodesFirst
+				w.arg(cw.topic)
+				w.arg(int64(r.level))
+				w.arg(part)
+			default:
+				id = cwNodesNext
+				w.arg(cw.topic)
+				w.arg(int64(r.level))
+				w.arg(int64(chunk))
+				w.arg(part)
+			}
+			ok, err := w.changed(id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: node %d/%d does not continue its level", ledger.ErrCopyGap, r.level, index)
+			}
+			index += n
+			rest = rest[len(part):]
 		}
-		if err := w.exec(cwNodes + i); err != nil {
-			return err
-		}
-		rest = rest[n:]
 	}
 	return nil
-}
-
-// rowsFor picks the widest multi-row INSERT for n rows: its index in
-// copyRows and its row count.
-func rowsFor(n int) (int, int) {
-	for i, r := range copyRows {
-		if r <= n {
-			return i, r
-		}
-	}
-	return len(copyRows) - 1, 1
 }
 
 // Append implements ledger.Copies. It returns once its batch committed
@@ -811,50 +1006,94 @@ func (c *Copies) readErr(err error) error {
 	return err
 }
 
-// Size implements ledger.Copies.
+// Size implements ledger.Copies: the last leaf chunk's, one search.
 func (c *Copies) Size(topic string) (uint64, error) {
 	if c.closed.Load() {
 		return 0, fmt.Errorf("ledger copies: size of %s: %w", topic, ledger.ErrCopiesClosed)
 	}
-	var size sql.NullInt64
-	if err := c.rst[crSize].QueryRowContext(context.Background(), topic).Scan(&size); err != nil {
+	var chunk, n int64
+	err := c.rst[crSize].QueryRowContext(context.Background(), topic).Scan(&chunk, &n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
 		return 0, fmt.Errorf("ledger copies: size of %s: %w", topic, c.readErr(err))
 	}
-	return uint64(size.Int64), nil
+	return uint64(chunk)*copyLeafChunk + uint64(n), nil
 }
 
-// Entry implements ledger.Copies.
+// Entry implements ledger.Copies: it reads the leaf's chunk and walks it.
 func (c *Copies) Entry(topic string, seq uint64) ([]byte, error) {
 	if c.closed.Load() {
 		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopiesClosed)
 	}
+	missing := func() error {
+		return fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopyMissing)
+	}
 	if seq == 0 || seq > math.MaxInt64 {
-		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopyMissing)
+		return nil, missing()
 	}
-	var enc []byte
-	err := c.rst[crEntry].QueryRowContext(context.Background(), topic, int64(seq)).Scan(&enc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopyMissing)
-	}
+	chunk, off := (seq-1)/copyLeafChunk, (seq-1)%copyLeafChunk
+	rows, err := c.rst[crEntry].QueryContext(context.Background(), topic, int64(chunk))
 	if err != nil {
 		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, c.readErr(err))
 	}
-	if enc == nil {
-		enc = []byte{} // the driver reads an empty BLOB as nil
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, c.readErr(err))
+		}
+		return nil, missing()
+	}
+	var n int64
+	var encs sql.RawBytes // the chunk, read in place: only the leaf is copied
+	if err := rows.Scan(&n, &encs); err != nil {
+		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, c.readErr(err))
+	}
+	if off >= uint64(n) {
+		return nil, missing()
+	}
+	enc, err := chunkEntry(encs, off)
+	if err != nil {
+		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, err)
 	}
 	return enc, nil
 }
 
-// Nodes implements ledger.Copies. Up to maxNodesQuery ids are read in one
-// statement; more in several, in one read transaction: either way a
-// snapshot, whatever the writer commits meanwhile.
+// chunkEntry copies the encoding at offset off of a leaf chunk.
+func chunkEntry(encs []byte, off uint64) ([]byte, error) {
+	for i := uint64(0); ; i++ {
+		l, k := binary.Uvarint(encs)
+		if k <= 0 || uint64(len(encs)-k) < l {
+			return nil, fmt.Errorf("a torn leaf chunk (at leaf %d of it)", i)
+		}
+		if i == off {
+			return bytes.Clone(encs[k : k+int(l) : k+int(l)]), nil
+		}
+		encs = encs[k+int(l):]
+	}
+}
+
+// nodeChunk names a chunk of node hashes.
+type nodeChunk struct {
+	level uint
+	chunk uint64
+}
+
+// Nodes implements ledger.Copies. The chunks holding the ids are each read
+// once; up to maxNodesQuery chunks in one statement, more in several, in
+// one read transaction: either way a snapshot, whatever the writer commits
+// meanwhile.
 func (c *Copies) Nodes(topic string, ids []ledger.NodeID) ([][]byte, error) {
 	if c.closed.Load() {
 		return nil, fmt.Errorf("ledger copies: nodes of %s: %w", topic, ledger.ErrCopiesClosed)
 	}
+	missing := func(id ledger.NodeID) error {
+		return fmt.Errorf("ledger copies: nodes of %s: %w: node %d/%d", topic, ledger.ErrCopyMissing, id.Level, id.Index)
+	}
 	for _, id := range ids {
 		if uint64(id.Level) > math.MaxInt64 || id.Index > math.MaxInt64 {
-			return nil, fmt.Errorf("ledger copies: nodes of %s: %w: node %d/%d", topic, ledger.ErrCopyMissing, id.Level, id.Index)
+			return nil, missing(id)
 		}
 	}
 	hs := make([][]byte, len(ids))
@@ -863,24 +1102,36 @@ func (c *Copies) Nodes(topic string, ids []ledger.NodeID) ([][]byte, error) {
 	case 0:
 		return hs, nil
 	case 1:
-		// The most common read, in a statement of its own (a third cheaper).
+		// The most common read, in a statement of its own: the hash is cut
+		// from its chunk in SQL.
 		id := ids[0]
 		var h []byte
-		err := c.rst[crNode].QueryRowContext(ctx, topic, int64(id.Level), int64(id.Index)).Scan(&h)
+		err := c.rst[crNode].QueryRowContext(ctx, int64(id.Index%copyNodeChunk*copyHashSize+1),
+			topic, int64(id.Level), int64(id.Index/copyNodeChunk)).Scan(&h)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("ledger copies: nodes of %s: %w: node %d/%d", topic, ledger.ErrCopyMissing, id.Level, id.Index)
+			return nil, missing(id)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ledger copies: nodes of %s: %w", topic, c.readErr(err))
 		}
-		if h == nil {
-			h = []byte{} // the driver reads an empty BLOB as nil
+		if len(h) != copyHashSize {
+			return nil, missing(id) // past the chunk's end
 		}
 		hs[0] = h
 		return hs, nil
 	}
+	// The chunks to read, each once, and the ids each serves.
+	want := make(map[nodeChunk][]int, len(ids))
+	var chunks []nodeChunk
+	for i, id := range ids {
+		k := nodeChunk{id.Level, id.Index / copyNodeChunk}
+		if _, ok := want[k]; !ok {
+			chunks = append(chunks, k)
+		}
+		want[k] = append(want[k], i)
+	}
 	stmt := func(id int) *sql.Stmt { return c.rst[id] }
-	if len(ids) > maxNodesQuery {
+	if len(chunks) > maxNodesQuery {
 		tx, err := c.rdb.BeginTx(ctx, nil)
 		if err != nil {
 			return nil, fmt.Errorf("ledger copies: nodes of %s: %w", topic, c.readErr(err))
@@ -888,9 +1139,8 @@ func (c *Copies) Nodes(topic string, ids []ledger.NodeID) ([][]byte, error) {
 		defer tx.Rollback() // a read: nothing to undo
 		stmt = func(id int) *sql.Stmt { return tx.StmtContext(ctx, c.rst[id]) }
 	}
-	found := make(map[ledger.NodeID][]byte, len(ids))
-	for from := 0; from < len(ids); from += maxNodesQuery {
-		part := ids[from:min(from+maxNodesQuery, len(ids))]
+	for from := 0; from < len(chunks); from += maxNodesQuery {
+		part := chunks[from:min(from+maxNodesQuery, len(chunks))]
 		i := 0
 		for nodesRows[i] < len(part) {
 			i++
@@ -898,41 +1148,41 @@ func (c *Copies) Nodes(topic string, ids []ledger.NodeID) ([][]byte, error) {
 		args := make([]any, 0, 1+2*nodesRows[i])
 		args = append(args, topic)
 		for j := range nodesRows[i] {
-			id := part[min(j, len(part)-1)]
-			args = append(args, int64(id.Level), int64(id.Index))
+			k := part[min(j, len(part)-1)]
+			args = append(args, int64(k.level), int64(k.chunk))
 		}
-		if err := readNodes(ctx, stmt(crNodes+i), args, found); err != nil {
+		if err := readNodes(ctx, stmt(crNodes+i), args, ids, want, hs); err != nil {
 			return nil, fmt.Errorf("ledger copies: nodes of %s: %w", topic, c.readErr(err))
 		}
 	}
-	for i, id := range ids {
-		h, ok := found[id]
-		if !ok {
-			return nil, fmt.Errorf("ledger copies: nodes of %s: %w: node %d/%d", topic, ledger.ErrCopyMissing, id.Level, id.Index)
+	for i, h := range hs {
+		if h == nil {
+			return nil, missing(ids[i])
 		}
-		hs[i] = h
-		found[id] = bytes.Clone(h) // an id asked again gets a copy of its own
 	}
 	return hs, nil
 }
 
-// readNodes adds the node hashes st finds to found.
-func readNodes(ctx context.Context, st *sql.Stmt, args []any, found map[ledger.NodeID][]byte) error {
+// readNodes reads the chunks st finds and copies into hs[i] the hash of
+// each ids[i] they hold.
+func readNodes(ctx context.Context, st *sql.Stmt, args []any, ids []ledger.NodeID, want map[nodeChunk][]int, hs [][]byte) error {
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var level, index int64
-		var h []byte
-		if err := rows.Scan(&level, &index, &h); err != nil {
+		var level, chunk int64
+		var hashes sql.RawBytes // read in place: only the hashes asked are copied
+		if err := rows.Scan(&level, &chunk, &hashes); err != nil {
 			return err
 		}
-		if h == nil {
-			h = []byte{} // the driver reads an empty BLOB as nil
+		for _, i := range want[nodeChunk{uint(level), uint64(chunk)}] {
+			at := ids[i].Index % copyNodeChunk * copyHashSize
+			if at+copyHashSize <= uint64(len(hashes)) {
+				hs[i] = bytes.Clone(hashes[at : at+copyHashSize])
+			}
 		}
-		found[ledger.NodeID{Level: uint(level), Index: uint64(index)}] = h
 	}
 	return rows.Err()
 }

@@ -225,22 +225,20 @@ func TestCopiesLikeMem(t *testing.T) {
 	m := ledger.NewMemCopies()
 	for _, cs := range []ledger.Copies{c, m} {
 		name := fmt.Sprintf("%T", cs)
+		h0 := bytes.Repeat([]byte{0}, 32) // zero bytes: the chunk is not text
 		if err := cs.Append("e", 1, [][]byte{{}, nil}, []ledger.Node{
-			{NodeID: ledger.NodeID{Level: 0, Index: 0}, Hash: []byte{}},
-			{NodeID: ledger.NodeID{Level: 0, Index: 1}, Hash: nil},
+			{NodeID: ledger.NodeID{Level: 0, Index: 0}, Hash: h0},
+			{NodeID: ledger.NodeID{Level: 0, Index: 1}, Hash: h0},
 		}); err != nil {
-			t.Fatalf("%s: Append of empty encodings and hashes: %v", name, err)
+			t.Fatalf("%s: Append of empty encodings: %v", name, err)
 		}
 		for seq := uint64(1); seq <= 2; seq++ {
 			if e, err := cs.Entry("e", seq); err != nil || len(e) != 0 {
 				t.Errorf("%s: Entry(e, %d) = %q, %v; want empty", name, seq, e, err)
 			}
 		}
-		if hs, err := cs.Nodes("e", []ledger.NodeID{{Level: 0, Index: 0}}); err != nil || hs[0] == nil || len(hs[0]) != 0 {
-			t.Errorf("%s: Nodes of an empty hash = %#v, %v; want an empty hash", name, hs, err)
-		}
-		if _, err := cs.Nodes("e", []ledger.NodeID{{Level: 0, Index: 1}}); !errors.Is(err, ledger.ErrCopyMissing) {
-			t.Errorf("%s: Nodes of a nil hash: %v; want ErrCopyMissing", name, err)
+		if hs, err := cs.Nodes("e", []ledger.NodeID{{Level: 0, Index: 1}, {Level: 0, Index: 0}}); err != nil || !bytes.Equal(hs[0], h0) || !bytes.Equal(hs[1], h0) {
+			t.Errorf("%s: Nodes of zero hashes = %x, %v", name, hs, err)
 		}
 		if hs, err := cs.Nodes("e", nil); err != nil || len(hs) != 0 {
 			t.Errorf("%s: Nodes of no ids = %v, %v", name, hs, err)
@@ -270,7 +268,17 @@ func TestCopiesLikeMem(t *testing.T) {
 		}
 	}
 	// What MemCopies could store and SQLite cannot is refused, not wrapped
-	// round.
+	// round, and nothing of the append is stored: hashes of other than 32
+	// bytes (the engine packs them), indexes past SQLite's int64.
+	for _, h := range [][]byte{nil, {}, make([]byte, 31), make([]byte, 33)} {
+		err := c.Append("e", 3, [][]byte{{3}}, []ledger.Node{
+			{NodeID: ledger.NodeID{Level: 0, Index: 2}, Hash: make([]byte, 32)},
+			{NodeID: ledger.NodeID{Level: 1, Index: 0}, Hash: h},
+		})
+		if err == nil || !strings.Contains(err.Error(), "node 1/0") {
+			t.Errorf("Append of a hash of %d bytes: %v; want an error naming the node", len(h), err)
+		}
+	}
 	if err := c.Append("e", 3, nil, []ledger.Node{{NodeID: ledger.NodeID{Level: 0, Index: 1 << 63}, Hash: []byte{1}}}); err == nil {
 		t.Error("Append of a node index past 2^63-1: no error")
 	}
@@ -804,5 +812,85 @@ func BenchmarkCopiesRead(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCopiesChunkGaps: a node that would start a chunk while the one
+// before is not full is a gap, as is one that starts a chunk stored
+// already; nothing of the append is stored.
+func TestCopiesChunkGaps(t *testing.T) {
+	c := openCopies(t, filepath.Join(t.TempDir(), "copies.db"))
+	node := func(level uint, index uint64) ledger.Node {
+		return ledger.Node{NodeID: ledger.NodeID{Level: level, Index: index}, Hash: bytes.Repeat([]byte{byte(index)}, 32)}
+	}
+	var nodes []ledger.Node
+	for i := range uint64(10) {
+		nodes = append(nodes, node(5, i))
+	}
+	if err := c.Append("g", 1, nil, nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []uint64{64, 128, 0, 9} {
+		if err := c.Append("g", 1, [][]byte{{1}}, []ledger.Node{node(5, bad)}); !errors.Is(err, ledger.ErrCopyGap) {
+			t.Errorf("Append of node 5/%d after 10: %v; want ErrCopyGap", bad, err)
+		}
+	}
+	if n, err := c.Size("g"); err != nil || n != 0 {
+		t.Fatalf("Size = %d, %v; want 0: the refused appends stored nothing", n, err)
+	}
+	nodes = nodes[:0]
+	for i := uint64(10); i < 200; i++ {
+		nodes = append(nodes, node(5, i))
+	}
+	if err := c.Append("g", 1, nil, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append("g", 1, nil, []ledger.Node{node(5, 128)}); !errors.Is(err, ledger.ErrCopyGap) {
+		t.Errorf("Append of node 5/128, a chunk's first, stored already: %v; want ErrCopyGap", err)
+	}
+	if hs, err := c.Nodes("g", []ledger.NodeID{{Level: 5, Index: 199}}); err != nil || hs[0][0] != 199 {
+		t.Fatalf("node 5/199 = %x, %v", hs, err)
+	}
+}
+
+// TestCopiesOldLayout: a file of the first layout (a row per leaf and per
+// node) has its leaves and nodes dropped at open, its states kept.
+func TestCopiesOldLayout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE copy_leaves (topic TEXT NOT NULL, seq INTEGER NOT NULL, enc BLOB, PRIMARY KEY (topic, seq)) WITHOUT ROWID`,
+		`CREATE TABLE copy_nodes (topic TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB, PRIMARY KEY (topic, level, idx)) WITHOUT ROWID`,
+		`CREATE TABLE copy_states (topic TEXT NOT NULL PRIMARY KEY, state BLOB) WITHOUT ROWID`,
+		`INSERT INTO copy_leaves VALUES ('t', 1, x'01')`,
+		`INSERT INTO copy_nodes VALUES ('t', 0, 0, zeroblob(32))`,
+		`INSERT INTO copy_states VALUES ('t', x'73')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	for range 2 { // the second open finds the new layout
+		c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Size("t"); err != nil || n != 0 {
+			t.Fatalf("Size = %d, %v; want 0: the old leaves dropped", n, err)
+		}
+		if s, err := c.State("t"); err != nil || string(s) != "s" {
+			t.Fatalf("State = %q, %v; want it kept", s, err)
+		}
+		appendCopyLeaves(t, c, "u", 1, 70)
+		if err := c.Reset("u"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -119,12 +119,54 @@ func appendAndRead(t *testing.T, c ledger.Copies) {
 	if hs, err := c.Nodes("a", []ledger.NodeID{id}); err != nil || !bytes.Equal(hs[0], hash("a", id, 0)) {
 		t.Fatalf("Nodes after a node-only append = %x, %v", hs, err)
 	}
-	// A stored node is replaced.
-	if err := c.Append("a", 101, nil, []ledger.Node{{NodeID: id, Hash: hash("a", id, 1)}}); err != nil {
+	// Nodes must continue their level: a gap, a repeat or a node out of
+	// order is refused, and nothing of the append is stored.
+	for _, bad := range [][]ledger.NodeID{
+		{{Level: 2, Index: 2}},                       // gap: 1 is next
+		{{Level: 2, Index: 0}},                       // stored already
+		{{Level: 3, Index: 1}},                       // gap: none stored
+		{{Level: 2, Index: 1}, {Level: 2, Index: 3}}, // gap inside
+		{{Level: 9, Index: 0}, {Level: 2, Index: 0}}, // a good one, then a repeat
+	} {
+		var nodes []ledger.Node
+		for _, id := range bad {
+			nodes = append(nodes, ledger.Node{NodeID: id, Hash: hash("a", id, 1)})
+		}
+		if err := c.Append("a", 101, [][]byte{enc("a", 101)}, nodes); !errors.Is(err, ledger.ErrCopyGap) {
+			t.Errorf("Append of nodes %v: %v, want ErrCopyGap", bad, err)
+		}
+		wantSize(t, c, "a", 100)
+		if _, err := c.Nodes("a", []ledger.NodeID{{Level: 9, Index: 0}}); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Errorf("a refused append stored a node: %v", err)
+		}
+	}
+	if hs, err := c.Nodes("a", []ledger.NodeID{id}); err != nil || !bytes.Equal(hs[0], hash("a", id, 0)) {
+		t.Fatalf("node 2/0 after refused appends = %x, %v; want the first hash", hs, err)
+	}
+	// Nodes well past a chunk of any size, in several appends.
+	var more []ledger.Node
+	for i := uint64(1); i < 300; i++ {
+		id := ledger.NodeID{Level: 2, Index: i}
+		more = append(more, ledger.Node{NodeID: id, Hash: hash("a", id, 0)})
+		if i%97 == 0 || i == 299 {
+			if err := c.Append("a", 101, nil, more); err != nil {
+				t.Fatal(err)
+			}
+			more = nil
+		}
+	}
+	var ids []ledger.NodeID
+	for i := uint64(0); i < 300; i++ {
+		ids = append(ids, ledger.NodeID{Level: 2, Index: i})
+	}
+	hs, err := c.Nodes("a", ids)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if hs, err := c.Nodes("a", []ledger.NodeID{id}); err != nil || !bytes.Equal(hs[0], hash("a", id, 1)) {
-		t.Fatalf("Nodes after a replace = %x, %v; want the new hash", hs, err)
+	for i, h := range hs {
+		if !bytes.Equal(h, hash("a", ids[i], 0)) {
+			t.Fatalf("node 2/%d = %x, want %x", i, h, hash("a", ids[i], 0))
+		}
 	}
 	// What is not stored is ErrCopyMissing.
 	for _, seq := range []uint64{0, 101, 1 << 40} {
