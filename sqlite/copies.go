@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,33 +25,52 @@ import (
 // The node's copies of the topics' ledgers (ledger.Copies) in one SQLite
 // file per node, apart from the store's file and schema.
 //
-// Writes (Append, Reset, SaveState) are group-committed on the one writer
+// Append is write-behind: it checks that the append follows on from the
+// topic's leaves and nodes, stored and pending (the stored sizes cached
+// per topic, read from the file at the topic's first Append), copies it
+// into the topic's pending appends and returns; reads see it there. A
+// flush stores every topic's pending appends in one transaction, a
+// savepoint each: copyFlushDelay after the first pending append (the
+// flusher goroutine's timer), by the Append that passes copyFlushBytes
+// (in its caller: the backpressure on writers faster than the file), with
+// every
+// write of the group commit (a SaveState's, a Reset's) and at Close. A node
+// mirrors every item of every topic it follows; a transaction per Append
+// (~66 µs fixed, and a growing chunk row rewriting its overflow pages at
+// each append) cost the ingest 12-20% against per-topic files. A flush
+// that fails keeps the appends pending, and the topic's next Append or
+// SaveState reports its error (an Append reporting it stores nothing);
+// past copyPendingBytes pending, Append refuses.
+//
+// Reset and SaveState (and flushes) are group-committed on the one writer
 // connection: the writes waiting while a transaction commits (maxCopyBatch
-// at most) are committed together in the next, each in a savepoint of its
-// own, so that a refused write (ErrCopyGap) rolls back alone and the
-// others commit. A node mirrors every item of every topic it follows; one
-// transaction per leaf would spend most of its time in the commit (the
-// WAL's frames, the locks), so concurrent mirrors share it. A write that
-// finds no transaction under way is committed at once, in its caller's
-// goroutine: nobody waits for a timer, or for a goroutine to wake (see
-// write).
+// at most) are committed together in the next, with the pending appends,
+// each in a savepoint of its own, so that a refused write rolls back alone
+// and the others commit. A write that finds no transaction under way is
+// committed at once, in its caller's goroutine (see write).
 //
 // Durability: the writer connection runs synchronous=NORMAL, under which a
-// WAL commit survives a crash of the process, not of the machine. A batch
-// that carries a SaveState is committed with synchronous=FULL, which
-// fsyncs the WAL at the commit; the WAL keeps the order of commits, so the
-// fsync also makes every earlier commit (the Appends that returned before
-// it) survive, which is what ledger.Copies promises.
+// WAL commit survives a crash of the process, not of the machine; the
+// appends still pending (100 ms' worth at most, unless flushes fail) do
+// not survive either. A batch that carries a SaveState flushes every
+// pending append in its transaction (the SaveState fails if one cannot be
+// stored) and is committed with synchronous=FULL, which fsyncs the WAL at
+// the commit; the WAL keeps the order of commits, so the fsync also makes
+// every earlier commit survive: so do the state and every Append that
+// returned before it, which is what ledger.Copies promises.
 //
 // Reads use a pool of their own (query_only connections): in WAL mode they
 // read the last commit without waiting for the writer.
 //
 // More than one Copies may be open on one file (in this process or
-// others): SQLite's write lock serialises their transactions, and Append's
-// check that it follows on is made inside its transaction, so neither can
-// break the other's copy. The writer's BEGIN IMMEDIATE waits for the lock
-// up to CopiesOptions.BusyTimeout. One Copies per file is the intended use:
-// two group commits contend for the lock.
+// others): SQLite's write lock serialises their transactions, and a
+// flush's check that a topic's appends follow on is made inside its
+// transaction, so neither can break the other's copy; but each checks
+// Append against its own cached sizes, so an append the other handle made
+// first is refused at the flush (ErrCopyGap, reported by the topic's next
+// call; its pending appends dropped, its sizes read again). Size reads the
+// stored size from the file and drops the cached sizes if they differ
+// (nothing pending). One Copies per file is the intended use.
 
 // The copies' layout. A topic's leaves and the hashes of each level of its
 // tree are packed in chunks, rows of consecutive values: leaves seq
@@ -151,6 +171,7 @@ const (
 	crEntry
 	crState
 	crNode
+	crLevels
 	crNodes // + i: nodesRows[i] chunks
 	crCount = crNodes + len(nodesRows)
 )
@@ -191,6 +212,9 @@ var copyReaderSQL = func() [crCount]string {
 	q[crState] = `SELECT state FROM copy_states WHERE topic = ?`
 	// One hash: cut from its chunk in SQL (empty past the chunk's end).
 	q[crNode] = `SELECT substr(hashes, ?, ` + fmt.Sprint(copyHashSize) + `) FROM copy_nodes WHERE topic = ? AND level = ? AND chunk = ?`
+	// Each level's last chunk: max() picks the row whose hashes are
+	// counted.
+	q[crLevels] = `SELECT level, max(chunk), length(hashes) FROM copy_nodes WHERE topic = ? GROUP BY level`
 	for i, n := range nodesRows {
 		q[crNodes+i] = `SELECT level, chunk, hashes FROM copy_nodes WHERE topic = ? AND (level, chunk) IN (VALUES ` + rowsOf("(?, ?)", n) + `)`
 	}
@@ -245,13 +269,33 @@ type Copies struct {
 	// For tests: transactions committed, and those committed durably.
 	txs, durableTxs atomic.Int64
 
+	// The write-behind buffer (see Append). dmu guards topics, dirty,
+	// pendBytes, dclosed and warned; the leader takes it briefly before
+	// and after a transaction, never across one.
+	dmu       sync.Mutex
+	topics    map[string]*copyTopic
+	dirty     []*copyTopic // the topics with pending data
+	pendBytes int          // the pending data's bytes, all topics
+	dclosed   bool         // Close began: no Append is buffered any more
+	warned    bool         // a failed flush was logged, none succeeded since
+
+	// The flusher goroutine: arm starts its timer (the first pending
+	// append), kick flushes at once (the pending bytes passed
+	// copyFlushBytes); stop ends it, and it closes flusherDone.
+	arm, kick, stop chan struct{}
+	flusherDone     chan struct{}
+	flushDelay      atomic.Int64 // a time.Duration (tests change it)
+	// failFlush, if set (tests), fails a flush's transaction before it
+	// begins.
+	failFlush atomic.Pointer[func() error]
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // OpenCopies opens (creating it and its directory if needed) the copies
-// file at path. It starts no goroutine: writes are committed by their
-// callers (see write).
+// file at path. It starts one goroutine, the flusher (Close ends it):
+// writes are otherwise committed by their callers (see write).
 func OpenCopies(path string, opts CopiesOptions) (*Copies, error) {
 	if path == "" {
 		return nil, errors.New("open ledger copies: empty path")
@@ -283,7 +327,9 @@ func OpenCopies(path string, opts CopiesOptions) (*Copies, error) {
 		return nil, fmt.Errorf("open ledger copies %s: %w", path, err)
 	}
 
-	c := &Copies{path: path, log: opts.Logger}
+	c := &Copies{path: path, log: opts.Logger, topics: make(map[string]*copyTopic),
+		arm: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}), flusherDone: make(chan struct{})}
+	c.flushDelay.Store(int64(copyFlushDelay))
 	c.idle.L = &c.mu
 	// A URI, so that SQLite applies no meaning of its own to the path's
 	// characters: the ones URIs give one are escaped.
@@ -318,6 +364,7 @@ func OpenCopies(path string, opts CopiesOptions) (*Copies, error) {
 	if err := c.open(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open ledger copies %s: %w", path, err), c.release())
 	}
+	go c.flusher()
 	c.log.Debug("ledger copies open", "path", path)
 	return c, nil
 }
@@ -415,12 +462,24 @@ func (c *Copies) release() error {
 	return errors.Join(errs...)
 }
 
-// Close closes the file. The batch being committed commits (Close waits
-// for it); the writes queued behind it fail with ErrCopiesClosed, and so
-// does every call after Close. It is idempotent.
+// Close flushes the pending appends (after the batch being committed,
+// which it waits for; the writes queued commit with the flush), stops the
+// flusher and closes the file. Writes queued after the flush fail with
+// ErrCopiesClosed, and so does every call after Close; an Append that
+// returned nil before Close is stored, or Close's error says it is not.
+// It is idempotent.
 func (c *Copies) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		c.dmu.Lock()
+		c.dclosed = true // the Appends buffered are all flushed below
+		c.dmu.Unlock()
+		close(c.stop)
+		<-c.flusherDone
+		var errs []error
+		if err := c.flush(); err != nil {
+			errs = append(errs, err)
+		}
 		c.mu.Lock()
 		c.ending = true
 		// A write handed the lead commits itself (Close waits for it):
@@ -439,6 +498,9 @@ func (c *Copies) Close() error {
 		}
 		c.mu.Unlock()
 		if err := c.release(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
 			c.closeErr = fmt.Errorf("close ledger copies %s: %w", c.path, err)
 		}
 	})
@@ -452,9 +514,6 @@ func (c *Copies) Path() string { return c.path }
 type copyWrite struct {
 	op    copyOp
 	topic string
-	first uint64
-	encs  [][]byte
-	nodes []ledger.Node
 	state []byte
 	done  chan error // one slot: the writer never blocks on it
 }
@@ -462,7 +521,7 @@ type copyWrite struct {
 type copyOp uint8
 
 const (
-	opAppend copyOp = iota
+	opFlush copyOp = iota // the pending appends (every batch flushes them)
 	opReset
 	opSaveState
 )
@@ -470,8 +529,8 @@ const (
 // fail wraps err as the error of w's operation on its topic.
 func (w *copyWrite) fail(err error) error {
 	switch w.op {
-	case opAppend:
-		return fmt.Errorf("ledger copies: append to %s: %w", w.topic, err)
+	case opFlush:
+		return fmt.Errorf("ledger copies: flush: %w", err)
 	case opReset:
 		return fmt.Errorf("ledger copies: reset %s: %w", w.topic, err)
 	default:
@@ -554,7 +613,8 @@ func (c *Copies) lead() {
 	c.mu.Unlock()
 }
 
-// commit runs batch in one transaction and answers each write.
+// commit runs batch in one transaction, with every topic's pending
+// appends (see Append), and answers each write.
 func (c *Copies) commit(batch []*copyWrite) {
 	errs := make([]error, len(batch))
 	var committed bool
@@ -563,19 +623,35 @@ func (c *Copies) commit(batch []*copyWrite) {
 	for _, w := range batch {
 		durable = durable || w.op == opSaveState
 	}
+	snap := c.prepareFlush(batch)
+	if len(snap) == 0 {
+		bare := true
+		for _, w := range batch {
+			bare = bare && w.op == opFlush
+		}
+		if bare { // nothing to write
+			for _, w := range batch {
+				w.done <- nil
+			}
+			return
+		}
+	}
 	// The batch runs on the driver's connection itself. Through
 	// database/sql, a transaction and each statement in it would start a
 	// goroutine (to watch a context) and take its locks: a good part of
 	// what a leaf's write costs, the rest being SQLite's own work.
-	err := c.wconn.Raw(func(dc any) error {
-		committed, txErr = c.w.commit(dc, batch, errs, durable)
-		return nil
-	})
+	var err error
+	if f := c.failFlush.Load(); f != nil && len(snap) > 0 {
+		err = (*f)()
+	}
+	if err == nil {
+		err = c.wconn.Raw(func(dc any) error {
+			committed, txErr = c.w.commit(dc, batch, errs, durable, snap)
+			return nil
+		})
+	}
 	if err == nil {
 		err = txErr
-	}
-	if err != nil {
-		c.log.Warn("ledger copies: a batch failed", "path", c.path, "writes", len(batch), "err", err)
 	}
 	if committed {
 		c.txs.Add(1)
@@ -583,15 +659,141 @@ func (c *Copies) commit(batch []*copyWrite) {
 			c.durableTxs.Add(1)
 		}
 	}
+	flushErr := c.endFlush(batch, errs, snap, committed, err)
 	for i, w := range batch {
 		switch {
 		case errs[i] != nil:
 			w.done <- errs[i]
 		case err != nil:
 			w.done <- w.fail(err)
+		case w.op == opFlush && flushErr != nil:
+			w.done <- w.fail(flushErr)
 		default:
 			w.done <- nil
 		}
+	}
+}
+
+// prepareFlush applies the Resets of batch to the buffer (their topics'
+// pending appends dropped, their sizes 0: an Append made while the batch
+// commits follows on from the reset copy, and is flushed by a later
+// batch, after the reset's DELETE) and takes the pending appends of every
+// topic for the batch's transaction. Only the leader calls it, so no
+// other flush is under way: the pending data are stored data's next.
+func (c *Copies) prepareFlush(batch []*copyWrite) []*topicFlush {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for _, w := range batch {
+		if w.op != opReset {
+			continue
+		}
+		t := c.topicEntry(w.topic)
+		c.dropPending(t)
+		t.loaded, t.leaves, t.levels, t.err, t.resetting = true, 0, nil, nil, true
+	}
+	snap := make([]*topicFlush, 0, len(c.dirty))
+	for _, t := range c.dirty {
+		if t.bytes == 0 { // dropped (a Reset above)
+			continue
+		}
+		tf := &topicFlush{t: t, first: t.leaves + 1, encs: t.pend, bytes: t.bytes}
+		for l, h := range t.nodes {
+			if len(h) > 0 {
+				tf.runs = append(tf.runs, levelRun{level: uint(l), first: t.levels[l], hashes: h})
+			}
+		}
+		snap = append(snap, tf)
+	}
+	return snap
+}
+
+// endFlush updates the buffer after batch's transaction (committed or
+// not, err the batch's error) and returns the first error of a topic's
+// flush. What a transaction stored leaves the buffer; what it did not
+// stays (the topic's next call reports the error), but for a topic whose
+// appends do not follow on from the file's (another handle wrote it):
+// those are dropped, and its sizes read again.
+func (c *Copies) endFlush(batch []*copyWrite, errs []error, snap []*topicFlush, committed bool, err error) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	var flushErr error
+	for _, tf := range snap {
+		t := tf.t
+		switch {
+		case !committed:
+			t.err = fmt.Errorf("ledger copies: flush %s: %w", t.name, err)
+		case tf.err != nil:
+			t.err = tf.err
+			if errors.Is(tf.err, ledger.ErrCopyGap) {
+				c.dropPending(t)
+				t.loaded = false
+			}
+		default:
+			t.leaves += uint64(len(tf.encs))
+			t.pend = slices.Clone(t.pend[len(tf.encs):])
+			for _, r := range tf.runs {
+				t.levels[r.level] += uint64(len(r.hashes) / copyHashSize)
+				t.nodes[r.level] = slices.Clone(t.nodes[r.level][len(r.hashes):])
+			}
+			t.bytes -= tf.bytes
+			c.pendBytes -= tf.bytes
+		}
+		if t.err != nil && flushErr == nil {
+			flushErr = t.err
+		}
+	}
+	for i, w := range batch {
+		if w.op == opReset {
+			c.topicEntry(w.topic).resetting = false
+		}
+		if w.op == opReset && (!committed || errs[i] != nil) {
+			// Its rows may be there still: read the sizes again. The
+			// appends made since followed on from the reset copy: they
+			// are dropped, and the topic's next call says so.
+			t := c.topicEntry(w.topic)
+			if t.bytes > 0 {
+				t.err = fmt.Errorf("ledger copies: reset of %s failed, the appends after it dropped", t.name)
+			}
+			c.dropPending(t)
+			t.loaded = false
+		}
+	}
+	live := c.dirty[:0]
+	for _, t := range c.dirty {
+		if t.bytes > 0 {
+			live = append(live, t)
+		} else {
+			t.dirty = false
+		}
+	}
+	clear(c.dirty[len(live):])
+	c.dirty = live
+	switch {
+	case len(snap) == 0 && err != nil:
+		c.log.Warn("ledger copies: a batch failed", "path", c.path, "writes", len(batch), "err", err)
+	case err != nil || flushErr != nil:
+		if !c.warned {
+			c.warned = true
+			if err == nil {
+				err = flushErr
+			}
+			c.log.Warn("ledger copies: a flush failed; its appends stay pending, and the next write of each topic reports it",
+				"path", c.path, "writes", len(batch), "topics", len(snap), "pending_bytes", c.pendBytes, "err", err)
+		}
+	case len(snap) > 0:
+		c.warned = false
+	}
+	if c.pendBytes > 0 {
+		notify(c.arm) // what is left is flushed later
+	}
+	return flushErr
+}
+
+// notify sends on ch (one slot) if it is empty.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -659,11 +861,12 @@ func (w *copyWriter) exec(id int) error {
 	return err
 }
 
-// commit runs batch in one transaction and reports whether it committed.
-// errs[i] is set to the error of batch[i]; the error returned is the
-// transaction's, which fails every write of the batch not failed already.
-// durable: commit with synchronous=FULL.
-func (w *copyWriter) commit(dc any, batch []*copyWrite, errs []error, durable bool) (bool, error) {
+// commit runs batch in one transaction with the pending appends of snap
+// and reports whether it committed. errs[i] is set to the error of
+// batch[i], snap[i].err to that of a topic's flush; the error returned is
+// the transaction's, which fails every write of the batch not failed
+// already. durable: commit with synchronous=FULL.
+func (w *copyWriter) commit(dc any, batch []*copyWrite, errs []error, durable bool, snap []*topicFlush) (bool, error) {
 	// synchronous is a setting of the connection, changed outside a
 	// transaction: FULL for a batch that must be durable, back to NORMAL
 	// for the next that need not.
@@ -683,13 +886,7 @@ func (w *copyWriter) commit(dc any, batch []*copyWrite, errs []error, durable bo
 	if err := w.exec(cwBegin); err != nil {
 		return false, fmt.Errorf("begin: %w", err)
 	}
-	if len(batch) == 1 {
-		// No savepoint: a lone write that fails rolls the transaction back.
-		if errs[0] = w.apply(batch[0]); errs[0] != nil {
-			_ = w.exec(cwRollback) // nothing of it is kept either way
-			return false, nil
-		}
-	} else if err := w.run(batch, errs); err != nil {
+	if err := w.run(batch, errs, snap); err != nil {
 		_ = w.exec(cwRollback) // the batch failed already
 		return false, err
 	}
@@ -715,24 +912,65 @@ func setSynchronous(dc any, level string) error {
 	return nil
 }
 
-// run runs the writes of batch, several, in the open transaction.
-func (w *copyWriter) run(batch []*copyWrite, errs []error) error {
+// run runs, in the open transaction, the Resets of batch, then the
+// topics' flushes, then the SaveStates: each in a savepoint of its own, so
+// that a failed one is rolled back alone. A SaveState is not stored if a
+// topic's flush failed: it promises that the Appends before it are.
+func (w *copyWriter) run(batch []*copyWrite, errs []error, snap []*topicFlush) error {
 	for i, cw := range batch {
-		// Each write in a savepoint: a failed one is rolled back alone. If
-		// SQLite rolled back the whole transaction (as it may on an I/O
-		// error or a full disk), ROLLBACK TO fails and so does the batch:
-		// the writes after must not run outside it.
-		if err := w.exec(cwSavepoint); err != nil {
-			return fmt.Errorf("savepoint: %w", err)
-		}
-		if errs[i] = w.apply(cw); errs[i] != nil {
-			if err := w.exec(cwRollbackTo); err != nil {
-				return fmt.Errorf("roll back to savepoint: %w", err)
+		if cw.op == opReset {
+			if err := w.step(&errs[i], func() error { return w.apply(cw) }); err != nil {
+				return err
 			}
 		}
-		if err := w.exec(cwRelease); err != nil {
-			return fmt.Errorf("release savepoint: %w", err)
+	}
+	var flushErr error
+	for _, tf := range snap {
+		if err := w.step(&tf.err, func() error { return w.flushTopic(tf) }); err != nil {
+			return err
 		}
+		if tf.err != nil && flushErr == nil {
+			flushErr = tf.err
+		}
+	}
+	for i, cw := range batch {
+		if cw.op != opSaveState {
+			continue
+		}
+		if flushErr != nil {
+			errs[i] = cw.fail(fmt.Errorf("an earlier append is not stored: %w", flushErr))
+			continue
+		}
+		if err := w.step(&errs[i], func() error { return w.apply(cw) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step runs f in a savepoint, rolled back if f fails (its error in
+// *ferr). If SQLite rolled back the whole transaction (as it may on an I/O
+// error or a full disk), ROLLBACK TO fails, and so does step: the writes
+// after must not run outside the transaction.
+func (w *copyWriter) step(ferr *error, f func() error) error {
+	if err := w.exec(cwSavepoint); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if *ferr = f(); *ferr != nil {
+		if err := w.exec(cwRollbackTo); err != nil {
+			return fmt.Errorf("roll back to savepoint: %w", err)
+		}
+	}
+	if err := w.exec(cwRelease); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
+}
+
+// flushTopic stores the pending appends of tf.
+func (w *copyWriter) flushTopic(tf *topicFlush) error {
+	if err := w.append(tf.t.name, tf.first, tf.encs, tf.runs); err != nil {
+		return fmt.Errorf("ledger copies: flush %s: %w", tf.t.name, err)
 	}
 	return nil
 }
@@ -742,8 +980,6 @@ func (w *copyWriter) run(batch []*copyWrite, errs []error) error {
 func (w *copyWriter) apply(cw *copyWrite) error {
 	var err error
 	switch cw.op {
-	case opAppend:
-		err = w.append(cw)
 	case opReset:
 		w.arg(cw.topic)
 		if err = w.exec(cwResetLeaves); err == nil {
@@ -848,25 +1084,22 @@ func levelRuns(nodes []ledger.Node) ([]levelRun, error) {
 	return runs, nil
 }
 
-// append checks that cw follows on from the stored leaves and nodes and
-// stores them: a statement per chunk touched (see copiesSchema).
-func (w *copyWriter) append(cw *copyWrite) error {
-	runs, err := levelRuns(cw.nodes)
-	if err != nil {
-		return err
-	}
-	if len(cw.encs) == 0 || cw.first == 0 {
-		size, err := w.size(cw.topic)
+// append checks that leaves encs from seq first, and the nodes of runs,
+// follow on from the stored leaves and nodes, and stores them: a
+// statement per chunk touched (see copiesSchema).
+func (w *copyWriter) append(topic string, first uint64, encs [][]byte, runs []levelRun) error {
+	if len(encs) == 0 || first == 0 {
+		size, err := w.size(topic)
 		if err != nil {
 			return err
 		}
-		if cw.first != size+1 {
-			return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, cw.first, size)
+		if first != size+1 {
+			return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, first, size)
 		}
 	}
 	// Leaves: the first statement checks that they follow on.
-	seq := cw.first - 1 // leaves stored before the next
-	for rest := cw.encs; len(rest) > 0; {
+	seq := first - 1 // leaves stored before the next
+	for rest := encs; len(rest) > 0; {
 		chunk, off := seq/copyLeafChunk, seq%copyLeafChunk
 		n := min(uint64(len(rest)), copyLeafChunk-off)
 		size := 0
@@ -884,17 +1117,17 @@ func (w *copyWriter) append(cw *copyWrite) error {
 			id = cwLeavesExtend
 			w.arg(buf)
 			w.arg(int64(n))
-			w.arg(cw.topic)
+			w.arg(topic)
 			w.arg(int64(chunk))
 			w.arg(int64(off))
 		case chunk == 0:
 			id = cwLeavesFirst
-			w.arg(cw.topic)
+			w.arg(topic)
 			w.arg(int64(n))
 			w.arg(buf)
 		default:
 			id = cwLeavesNext
-			w.arg(cw.topic)
+			w.arg(topic)
 			w.arg(int64(chunk))
 			w.arg(int64(n))
 			w.arg(buf)
@@ -905,11 +1138,11 @@ func (w *copyWriter) append(cw *copyWrite) error {
 		}
 		if !ok {
 			// Only the first can fail so: the ones after start new chunks.
-			size, err := w.size(cw.topic)
+			size, err := w.size(topic)
 			if err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, cw.first, size)
+			return fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, first, size)
 		}
 		seq += n
 		rest = rest[n:]
@@ -925,18 +1158,18 @@ func (w *copyWriter) append(cw *copyWrite) error {
 			case off > 0:
 				id = cwNodesExtend
 				w.arg(part)
-				w.arg(cw.topic)
+				w.arg(topic)
 				w.arg(int64(r.level))
 				w.arg(int64(chunk))
 				w.arg(int64(off * copyHashSize))
 			case chunk == 0:
 				id = cwNodesFirst
-				w.arg(cw.topic)
+				w.arg(topic)
 				w.arg(int64(r.level))
 				w.arg(part)
 			default:
 				id = cwNodesNext
-				w.arg(cw.topic)
+				w.arg(topic)
 				w.arg(int64(r.level))
 				w.arg(int64(chunk))
 				w.arg(part)
@@ -955,30 +1188,289 @@ func (w *copyWriter) append(cw *copyWrite) error {
 	return nil
 }
 
-// Append implements ledger.Copies. It returns once its batch committed
-// (synchronous=NORMAL: it survives a crash of the process; the next
-// SaveState makes it survive one of the machine).
+// The write-behind buffer's bounds. Append buffers; the pending appends
+// are flushed (every topic's in one transaction) copyFlushDelay after the
+// first, by the Append that passes copyFlushBytes, with every other write (a
+// SaveState's durable commit, a Reset) and at Close. Past
+// copyPendingBytes (flushes failing) Append refuses.
+const (
+	copyFlushDelay   = 100 * time.Millisecond
+	copyFlushBytes   = 4 << 20
+	copyPendingBytes = 64 << 20
+	copyLeafOverhead = 24 // a pending leaf's slice header, counted in its bytes
+)
+
+// errCopiesBacklog: Append refuses while the pending appends are past
+// copyPendingBytes.
+var errCopiesBacklog = errors.New("too many appends pending: flushes fail")
+
+// copyTopic is a topic's sizes in the file and its pending appends, under
+// Copies.dmu. Unless loaded (on the first Append; again after a flush
+// found the file not as the sizes said), its sizes are unknown and it has
+// nothing pending.
+type copyTopic struct {
+	name   string
+	loaded bool
+	leaves uint64   // leaves stored
+	levels []uint64 // node hashes stored at each level (len(levels) >= len(nodes))
+	pend   [][]byte // the pending leaves, seqs leaves+1, ...
+	nodes  [][]byte // each level's pending hashes, concatenated, from index levels[l]
+	bytes  int      // the pending bytes
+	dirty  bool     // in Copies.dirty
+	// resetting: a Reset's transaction is under way (the file holds the
+	// rows it deletes).
+	resetting bool
+	err       error // a failed flush's, for the topic's next call
+}
+
+// topicFlush is a topic's pending appends taken by a transaction.
+type topicFlush struct {
+	t     *copyTopic
+	first uint64
+	encs  [][]byte
+	runs  []levelRun
+	bytes int
+	err   error
+}
+
+// topicEntry is topic's entry, made if need be. Call it with c.dmu held.
+func (c *Copies) topicEntry(topic string) *copyTopic {
+	t := c.topics[topic]
+	if t == nil {
+		t = &copyTopic{name: topic}
+		c.topics[topic] = t
+	}
+	return t
+}
+
+// dropPending drops t's pending appends. Call it with c.dmu held.
+func (c *Copies) dropPending(t *copyTopic) {
+	c.pendBytes -= t.bytes
+	t.pend, t.nodes, t.bytes = nil, nil, 0
+}
+
+// loadedTopic returns topic's entry, its sizes loaded, with c.dmu held.
+func (c *Copies) loadedTopic(topic string) (*copyTopic, error) {
+	c.dmu.Lock()
+	if t := c.topics[topic]; t != nil && t.loaded {
+		return t, nil
+	}
+	c.dmu.Unlock()
+	leaves, levels, err := c.loadSizes(topic)
+	if err != nil {
+		return nil, err
+	}
+	c.dmu.Lock()
+	t := c.topicEntry(topic)
+	if !t.loaded {
+		// Nothing of the topic is pending or being flushed: the file
+		// held what was read.
+		t.loaded, t.leaves, t.levels = true, leaves, levels
+	}
+	return t, nil
+}
+
+// loadSizes reads the number of leaves, and of node hashes at each level,
+// stored for topic.
+func (c *Copies) loadSizes(topic string) (uint64, []uint64, error) {
+	leaves, err := c.storedSize(topic)
+	if err != nil {
+		return 0, nil, err
+	}
+	rows, err := c.rst[crLevels].QueryContext(context.Background(), topic)
+	if err != nil {
+		return 0, nil, c.readErr(err)
+	}
+	defer rows.Close()
+	var levels []uint64
+	for rows.Next() {
+		var level, chunk, n int64
+		if err := rows.Scan(&level, &chunk, &n); err != nil {
+			return 0, nil, c.readErr(err)
+		}
+		if level < 0 || level > 64 {
+			return 0, nil, fmt.Errorf("a node chunk at level %d", level)
+		}
+		for int64(len(levels)) <= level {
+			levels = append(levels, 0)
+		}
+		levels[level] = uint64(chunk)*copyNodeChunk + uint64(n)/copyHashSize
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, c.readErr(err)
+	}
+	return leaves, levels, nil
+}
+
+// Append implements ledger.Copies. It is write-behind: it checks that the
+// append follows on from the leaves and nodes stored and pending, copies
+// them into the topic's pending appends and returns. A flush stores the
+// pending appends of every topic in one transaction (synchronous=NORMAL:
+// they survive a crash of the process once flushed; a SaveState flushes
+// them first and makes them survive one of the machine). Reads see them
+// pending. A flush that failed is reported by the topic's next Append (or
+// SaveState), which stores nothing; the pending appends stay, for the
+// next flush to store.
 func (c *Copies) Append(topic string, first uint64, encs [][]byte, nodes []ledger.Node) error {
-	w := &copyWrite{op: opAppend, topic: topic, first: first, encs: encs, nodes: nodes}
+	fail := func(err error) error { return fmt.Errorf("ledger copies: append to %s: %w", topic, err) }
 	if c.closed.Load() {
-		return w.fail(ledger.ErrCopiesClosed)
+		return fail(ledger.ErrCopiesClosed)
 	}
 	// SQLite's integers are signed: what does not fit is refused here.
 	if first > math.MaxInt64 {
-		return w.fail(fmt.Errorf("%w: first seq %d", ledger.ErrCopyGap, first))
+		return fail(fmt.Errorf("%w: first seq %d", ledger.ErrCopyGap, first))
 	}
 	if n := uint64(len(encs)); first > 0 && first-1 > math.MaxInt64-n {
-		return w.fail(fmt.Errorf("%d leaves from seq %d: seqs out of range", n, first))
+		return fail(fmt.Errorf("%d leaves from seq %d: seqs out of range", n, first))
 	}
 	for _, nd := range nodes {
-		if uint64(nd.Level) > math.MaxInt64 || nd.Index > math.MaxInt64 {
-			return w.fail(fmt.Errorf("node %d/%d out of range", nd.Level, nd.Index))
+		if nd.Level > 64 || nd.Index > math.MaxInt64 {
+			return fail(fmt.Errorf("node %d/%d out of range", nd.Level, nd.Index))
 		}
 	}
-	return c.write(w)
+	runs, err := levelRuns(nodes) // the hashes copied
+	if err != nil {
+		return fail(err)
+	}
+	size := len(nodes) * copyHashSize
+	for _, e := range encs {
+		size += len(e) + copyLeafOverhead
+	}
+	t, err := c.loadedTopic(topic)
+	if err != nil {
+		return fail(c.readErr(err))
+	}
+	full, err := c.buffer(t, first, encs, runs, size)
+	if err != nil {
+		return fail(err)
+	}
+	if full {
+		// Past copyFlushBytes: the caller flushes (with the other callers
+		// past it, in one batch), so that appending faster than the file
+		// stores does not fill the buffer to its bound. Its error is kept
+		// with the topics' pending appends.
+		_ = c.flush()
+	}
+	return nil
 }
 
-// Reset implements ledger.Copies.
+// buffer checks that the append follows on from t's stored and pending
+// leaves and nodes and adds it to t's pending appends; full: the pending
+// bytes passed copyFlushBytes. Call it with c.dmu held: it releases it.
+func (c *Copies) buffer(t *copyTopic, first uint64, encs [][]byte, runs []levelRun, size int) (full bool, err error) {
+	defer c.dmu.Unlock()
+	fail := func(err error) (bool, error) { return false, err }
+	if c.dclosed {
+		return fail(ledger.ErrCopiesClosed)
+	}
+	if t.err != nil {
+		err := t.err
+		t.err = nil
+		return fail(err)
+	}
+	if have := t.leaves + uint64(len(t.pend)); first != have+1 {
+		return fail(fmt.Errorf("%w: first seq %d, %d stored", ledger.ErrCopyGap, first, have))
+	}
+	for _, r := range runs {
+		next := uint64(0)
+		if r.level < uint(len(t.levels)) {
+			next = t.levels[r.level]
+		}
+		if r.level < uint(len(t.nodes)) {
+			next += uint64(len(t.nodes[r.level]) / copyHashSize)
+		}
+		if r.first != next {
+			return fail(fmt.Errorf("%w: node %d/%d, %d next at that level", ledger.ErrCopyGap, r.level, r.first, next))
+		}
+	}
+	if size == 0 {
+		return false, nil
+	}
+	if c.pendBytes+size > copyPendingBytes {
+		notify(c.kick)
+		return fail(fmt.Errorf("%w (%d bytes)", errCopiesBacklog, c.pendBytes))
+	}
+	// The leaves copied into one buffer (the caller may reuse its).
+	var total int
+	for _, e := range encs {
+		total += len(e)
+	}
+	buf := make([]byte, 0, total)
+	for _, e := range encs {
+		buf = append(buf, e...)
+		t.pend = append(t.pend, buf[len(buf)-len(e):len(buf):len(buf)])
+	}
+	for _, r := range runs {
+		for uint(len(t.nodes)) <= r.level {
+			t.nodes = append(t.nodes, nil)
+		}
+		for len(t.levels) < len(t.nodes) {
+			t.levels = append(t.levels, 0)
+		}
+		t.nodes[r.level] = append(t.nodes[r.level], r.hashes...)
+	}
+	if !t.dirty {
+		t.dirty = true
+		c.dirty = append(c.dirty, t)
+	}
+	t.bytes += size
+	if c.pendBytes == 0 {
+		notify(c.arm)
+	}
+	c.pendBytes += size
+	return c.pendBytes >= copyFlushBytes, nil
+}
+
+// flusher flushes the pending appends copyFlushDelay after it is armed,
+// or at once when kicked, until Close stops it.
+func (c *Copies) flusher() {
+	defer close(c.flusherDone)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.kick:
+		case <-c.arm:
+			timer := time.NewTimer(time.Duration(c.flushDelay.Load()))
+			select {
+			case <-c.stop:
+				timer.Stop()
+				return
+			case <-timer.C:
+			case <-c.kick:
+				timer.Stop()
+			}
+		}
+		_ = c.flush() // a failure is kept with each topic's pending appends, and logged
+	}
+}
+
+// flush stores the pending appends of every topic (in the next batch).
+func (c *Copies) flush() error {
+	c.dmu.Lock()
+	empty := c.pendBytes == 0
+	c.dmu.Unlock()
+	if empty {
+		return nil
+	}
+	return c.write(&copyWrite{op: opFlush})
+}
+
+// takeErr returns, and forgets, the error of topic's failed flush.
+func (c *Copies) takeErr(topic string) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	t := c.topics[topic]
+	if t == nil || t.err == nil {
+		return nil
+	}
+	err := t.err
+	t.err = nil
+	return err
+}
+
+// Reset implements ledger.Copies. It drops the topic's pending appends
+// (and the error of a failed flush of them) with its stored ones.
 func (c *Copies) Reset(topic string) error {
 	w := &copyWrite{op: opReset, topic: topic}
 	if c.closed.Load() {
@@ -987,12 +1479,18 @@ func (c *Copies) Reset(topic string) error {
 	return c.write(w)
 }
 
-// SaveState implements ledger.Copies: its transaction is committed with
-// synchronous=FULL, an fsync of the WAL, before it returns.
+// SaveState implements ledger.Copies: its transaction, which flushes the
+// pending appends of every topic, is committed with synchronous=FULL, an
+// fsync of the WAL, before it returns. It fails (saving nothing) if a
+// flush of the topic failed since its last call, or if the pending
+// appends of any topic cannot be flushed.
 func (c *Copies) SaveState(topic string, state []byte) error {
 	w := &copyWrite{op: opSaveState, topic: topic, state: state}
 	if c.closed.Load() {
 		return w.fail(ledger.ErrCopiesClosed)
+	}
+	if err := c.takeErr(topic); err != nil {
+		return w.fail(err)
 	}
 	return c.write(w)
 }
@@ -1006,18 +1504,41 @@ func (c *Copies) readErr(err error) error {
 	return err
 }
 
-// Size implements ledger.Copies: the last leaf chunk's, one search.
+// Size implements ledger.Copies: stored and pending leaves. It reads the
+// stored size from the file (a tree reads it when it opens): if that is
+// not the size the topic's entry has, while nothing of it is pending or
+// being reset (the file was changed behind this handle: another handle,
+// or a repair), the entry's sizes are read again at its next Append.
 func (c *Copies) Size(topic string) (uint64, error) {
 	if c.closed.Load() {
 		return 0, fmt.Errorf("ledger copies: size of %s: %w", topic, ledger.ErrCopiesClosed)
 	}
+	n, err := c.storedSize(topic)
+	if err != nil {
+		return 0, fmt.Errorf("ledger copies: size of %s: %w", topic, err)
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if t := c.topics[topic]; t != nil && t.loaded {
+		if t.bytes == 0 && !t.resetting && t.leaves != n {
+			t.loaded = false
+			return n, nil
+		}
+		return t.leaves + uint64(len(t.pend)), nil
+	}
+	return n, nil
+}
+
+// storedSize reads the number of leaves stored for topic: the last leaf
+// chunk's, one search.
+func (c *Copies) storedSize(topic string) (uint64, error) {
 	var chunk, n int64
 	err := c.rst[crSize].QueryRowContext(context.Background(), topic).Scan(&chunk, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("ledger copies: size of %s: %w", topic, c.readErr(err))
+		return 0, c.readErr(err)
 	}
 	return uint64(chunk)*copyLeafChunk + uint64(n), nil
 }
@@ -1033,6 +1554,20 @@ func (c *Copies) Entry(topic string, seq uint64) ([]byte, error) {
 	if seq == 0 || seq > math.MaxInt64 {
 		return nil, missing()
 	}
+	c.dmu.Lock()
+	if t := c.topics[topic]; t != nil && t.loaded && seq > t.leaves {
+		// Pending, or not there.
+		var enc []byte
+		if k := seq - t.leaves - 1; k < uint64(len(t.pend)) {
+			enc = bytes.Clone(t.pend[k])
+		}
+		c.dmu.Unlock()
+		if enc == nil {
+			return nil, missing()
+		}
+		return enc, nil
+	}
+	c.dmu.Unlock()
 	chunk, off := (seq-1)/copyLeafChunk, (seq-1)%copyLeafChunk
 	rows, err := c.rst[crEntry].QueryContext(context.Background(), topic, int64(chunk))
 	if err != nil {
@@ -1095,6 +1630,55 @@ func (c *Copies) Nodes(topic string, ids []ledger.NodeID) ([][]byte, error) {
 		if uint64(id.Level) > math.MaxInt64 || id.Index > math.MaxInt64 {
 			return nil, missing(id)
 		}
+	}
+	// The pending hashes from the buffer, the stored ones from the file.
+	var stored []int // the ids to read from the file, if some are pending
+	var hs [][]byte
+	c.dmu.Lock()
+	if t := c.topics[topic]; t != nil && t.loaded && len(t.nodes) > 0 {
+		hs = make([][]byte, len(ids))
+		stored = make([]int, 0, len(ids))
+		for i, id := range ids {
+			var have uint64
+			if id.Level < uint(len(t.levels)) {
+				have = t.levels[id.Level]
+			}
+			if id.Index < have {
+				stored = append(stored, i)
+				continue
+			}
+			at := (id.Index - have) * copyHashSize
+			if id.Level >= uint(len(t.nodes)) || at >= uint64(len(t.nodes[id.Level])) {
+				c.dmu.Unlock()
+				return nil, missing(id)
+			}
+			hs[i] = bytes.Clone(t.nodes[id.Level][at : at+copyHashSize])
+		}
+	}
+	c.dmu.Unlock()
+	if hs == nil {
+		return c.storedNodes(topic, ids)
+	}
+	if len(stored) > 0 {
+		sub := make([]ledger.NodeID, len(stored))
+		for j, i := range stored {
+			sub[j] = ids[i]
+		}
+		got, err := c.storedNodes(topic, sub)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range stored {
+			hs[i] = got[j]
+		}
+	}
+	return hs, nil
+}
+
+// storedNodes reads node hashes from the file.
+func (c *Copies) storedNodes(topic string, ids []ledger.NodeID) ([][]byte, error) {
+	missing := func(id ledger.NodeID) error {
+		return fmt.Errorf("ledger copies: nodes of %s: %w: node %d/%d", topic, ledger.ErrCopyMissing, id.Level, id.Index)
 	}
 	hs := make([][]byte, len(ids))
 	ctx := context.Background()

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"os"
 	"os/exec"
@@ -189,20 +190,37 @@ func TestCopiesBadPath(t *testing.T) {
 }
 
 // TestCopiesTwoHandles: a second OpenCopies of a file open already works;
-// both handles read each other's writes, and Append's check that it follows
-// on holds across them (it runs in the write transaction).
+// both handles read each other's flushed writes. Each checks an Append
+// against its own sizes: an append of a seq the other handle stored is
+// refused at the flush (it runs the check in the write transaction),
+// dropped and reported, and the handle reads the sizes again.
 func TestCopiesTwoHandles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "copies.db")
 	a := openCopies(t, path)
 	b := openCopies(t, path)
 	appendCopyLeaves(t, a, "t", 1, 3)
+	if err := sqlite.FlushCopies(a); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := b.Size("t"); err != nil || n != 3 {
 		t.Fatalf("Size through the other handle = %d, %v; want 3", n, err)
 	}
 	appendCopyLeaves(t, b, "t", 4, 1)
+	if err := sqlite.FlushCopies(b); err != nil {
+		t.Fatal(err)
+	}
 	encs, nodes := copyLeaves("t", 4, 1)
-	if err := a.Append("t", 4, encs, nodes); !errors.Is(err, ledger.ErrCopyGap) {
-		t.Fatalf("Append of a seq the other handle stored: %v, want ErrCopyGap", err)
+	if err := a.Append("t", 4, encs, nodes); err != nil {
+		t.Fatalf("Append at a's size: %v (checked at the flush)", err)
+	}
+	if err := sqlite.FlushCopies(a); !errors.Is(err, ledger.ErrCopyGap) {
+		t.Fatalf("flush of a seq the other handle stored: %v, want ErrCopyGap", err)
+	}
+	if err := a.Append("t", 5, nil, nil); !errors.Is(err, ledger.ErrCopyGap) {
+		t.Fatalf("the next Append after the refused flush: %v, want its ErrCopyGap", err)
+	}
+	if n, err := a.Size("t"); err != nil || n != 4 {
+		t.Fatalf("Size after the refused flush = %d, %v; want 4 (read again)", n, err)
 	}
 	if err := b.SaveState("t", []byte("b")); err != nil {
 		t.Fatal(err)
@@ -334,40 +352,35 @@ func TestCopiesNodesMany(t *testing.T) {
 }
 
 // TestCopiesGroupCommit: writes that wait while a transaction runs are
-// committed together, each in its own savepoint: a refused one fails
-// alone, the others commit.
+// committed together, with the pending appends, each in its own
+// savepoint: a refused one fails alone, the others commit.
 func TestCopiesGroupCommit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "copies.db")
 	c := openCopies(t, path)
+	sqlite.SetCopiesFlushDelay(c, time.Hour) // no timer flush in the way
 	appendCopyLeaves(t, c, "gap", 1, 2)
 	tx0, dur0 := sqlite.CopiesTransactions(c)
 
 	release := holdCopiesLock(t, path)
 	var wg sync.WaitGroup
 	first := make(chan error, 1)
-	wg.Go(func() {
-		encs, nodes := copyLeaves("lead", 1, 1)
-		first <- c.Append("lead", 1, encs, nodes)
-	})
+	wg.Go(func() { first <- c.SaveState("lead", []byte("lead")) })
 	waitCopyWrites(t, c, 0, 1) // its batch under way, waiting for the lock
 
 	const topics = 60
 	errs := make(chan error, 4*topics)
 	for i := range topics {
 		topic := fmt.Sprintf("g%d", i)
-		wg.Go(func() {
-			encs, nodes := copyLeaves(topic, 1, i%5+1)
-			errs <- c.Append(topic, 1, encs, nodes)
-		})
+		// Buffered: it returns at once.
+		appendCopyLeaves(t, c, topic, 1, i%5+1)
 		wg.Go(func() { errs <- c.SaveState(topic, []byte(topic)) })
 		wg.Go(func() { errs <- c.Reset(topic + "-none") })
 	}
-	gapErr := make(chan error, 1)
-	wg.Go(func() {
-		encs, nodes := copyLeaves("gap", 5, 1)
-		gapErr <- c.Append("gap", 5, encs, nodes)
-	})
-	waitCopyWrites(t, c, 3*topics+1, 1)
+	encs, nodes := copyLeaves("gap", 5, 1)
+	if err := c.Append("gap", 5, encs, nodes); !errors.Is(err, ledger.ErrCopyGap) || !strings.Contains(err.Error(), "append to gap") {
+		t.Fatalf("the append with a gap: %v; want ErrCopyGap naming the topic", err)
+	}
+	waitCopyWrites(t, c, 2*topics, 1)
 	release()
 	wg.Wait()
 	close(errs)
@@ -379,23 +392,21 @@ func TestCopiesGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := <-gapErr; !errors.Is(err, ledger.ErrCopyGap) || !strings.Contains(err.Error(), "append to gap") {
-		t.Fatalf("the append with a gap: %v; want ErrCopyGap naming the topic", err)
-	}
 	tx, dur := sqlite.CopiesTransactions(c)
-	if tx-tx0 != 2 || dur-dur0 != 1 {
-		t.Errorf("%d transactions (%d durable) for %d writes; want 2 (1): the lone first and the rest", tx-tx0, dur-dur0, 3*topics+2)
+	if tx-tx0 != 2 || dur-dur0 != 2 {
+		t.Errorf("%d transactions (%d durable) for %d writes; want 2 (2): the lone first and the rest", tx-tx0, dur-dur0, 2*topics+1)
 	}
+	b := openCopies(t, path) // what the file holds
 	for i := range topics {
 		topic := fmt.Sprintf("g%d", i)
-		if n, err := c.Size(topic); err != nil || n != uint64(i%5+1) {
+		if n, err := b.Size(topic); err != nil || n != uint64(i%5+1) {
 			t.Errorf("Size(%s) = %d, %v; want %d", topic, n, err, i%5+1)
 		}
-		if s, err := c.State(topic); err != nil || string(s) != topic {
+		if s, err := b.State(topic); err != nil || string(s) != topic {
 			t.Errorf("State(%s) = %q, %v", topic, s, err)
 		}
 	}
-	if n, err := c.Size("gap"); err != nil || n != 2 {
+	if n, err := b.Size("gap"); err != nil || n != 2 {
 		t.Errorf("Size(gap) = %d, %v; want 2: the refused append stored nothing", n, err)
 	}
 
@@ -406,11 +417,7 @@ func TestCopiesGroupCommit(t *testing.T) {
 	n := sqlite.MaxCopyBatch + 10
 	errs = make(chan error, n)
 	for i := range n {
-		wg.Go(func() {
-			topic := fmt.Sprintf("m%d", i)
-			encs, nodes := copyLeaves(topic, 1, 1)
-			errs <- c.Append(topic, 1, encs, nodes)
-		})
+		wg.Go(func() { errs <- c.SaveState(fmt.Sprintf("m%d", i), []byte("m")) })
 	}
 	waitCopyWrites(t, c, n, 1)
 	release()
@@ -477,13 +484,14 @@ func TestCopiesDurableCommits(t *testing.T) {
 		}
 	}
 	wantSync("at open", normal)
+	sqlite.SetCopiesFlushDelay(c, time.Hour)
 	appendCopyLeaves(t, c, "d", 1, 2)
-	if err := c.Reset("x"); err != nil {
+	if err := c.Reset("x"); err != nil { // flushes the append
 		t.Fatal(err)
 	}
 	wantSync("after an append and a reset", normal)
-	if tx, dur := sqlite.CopiesTransactions(c); tx != 2 || dur != 0 {
-		t.Fatalf("after an append and a reset: %d transactions, %d durable; want 2, 0", tx, dur)
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 1 || dur != 0 {
+		t.Fatalf("after an append and a reset: %d transactions, %d durable; want 1, 0", tx, dur)
 	}
 	for range 2 {
 		if err := c.SaveState("d", []byte("s")); err != nil {
@@ -494,9 +502,12 @@ func TestCopiesDurableCommits(t *testing.T) {
 		wantSync("after a save", full)
 	}
 	appendCopyLeaves(t, c, "d", 3, 1)
-	wantSync("after an append that followed a save", normal)
-	if tx, dur := sqlite.CopiesTransactions(c); tx != 5 || dur != 2 {
-		t.Fatalf("after two saves and an append: %d transactions, %d durable; want 5, 2", tx, dur)
+	if err := sqlite.FlushCopies(c); err != nil {
+		t.Fatal(err)
+	}
+	wantSync("after a flush that followed a save", normal)
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 4 || dur != 2 {
+		t.Fatalf("after two saves and a flush: %d transactions, %d durable; want 4, 2", tx, dur)
 	}
 }
 
@@ -514,8 +525,20 @@ func TestCopiesSurviveProcessExit(t *testing.T) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		appendCopyLeaves(t, c, "p", 11, 5) // after the durable save: NORMAL
-		os.Exit(0)                         // no Close
+		// After the durable save: flushed by the timer, NORMAL.
+		tx, _ := sqlite.CopiesTransactions(c)
+		appendCopyLeaves(t, c, "p", 11, 5)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if now, _ := sqlite.CopiesTransactions(c); now > tx {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintln(os.Stderr, "no timer flush")
+				os.Exit(2)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		os.Exit(0) // no Close
 	}
 	path := filepath.Join(t.TempDir(), "copies.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCopiesSurviveProcessExit$")
@@ -532,8 +555,9 @@ func TestCopiesSurviveProcessExit(t *testing.T) {
 	}
 }
 
-// TestCopiesClose: the batch under way at Close commits, the writes queued
-// behind it fail, later calls fail, and no goroutine is left.
+// TestCopiesClose: Close flushes the pending appends (after the batch
+// under way, which it waits for), later calls fail, and no goroutine is
+// left.
 func TestCopiesClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	path := filepath.Join(t.TempDir(), "copies.db")
@@ -541,30 +565,21 @@ func TestCopiesClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sqlite.SetCopiesFlushDelay(c, time.Hour)
 	appendCopyLeaves(t, c, "a", 1, 1)
 
 	release := holdCopiesLock(t, path)
 	inBatch := make(chan error, 1)
-	go func() {
-		encs, nodes := copyLeaves("a", 2, 1)
-		inBatch <- c.Append("a", 2, encs, nodes)
-	}()
+	go func() { inBatch <- c.SaveState("a", []byte("s")) }()
 	waitCopyWrites(t, c, 0, 1)
-	queued := make(chan error, 3)
-	go func() { queued <- c.SaveState("a", []byte("s")) }()
-	go func() { queued <- c.Reset("a") }()
-	go func() {
-		encs, nodes := copyLeaves("b", 1, 1)
-		queued <- c.Append("b", 1, encs, nodes)
-	}()
-	waitCopyWrites(t, c, 3, 1)
+	queued := make(chan error, 2)
+	go func() { queued <- c.SaveState("q", []byte("q")) }()
+	go func() { queued <- c.Reset("z") }()
+	waitCopyWrites(t, c, 2, 1)
+	appendCopyLeaves(t, c, "a", 2, 1) // pending
+	appendCopyLeaves(t, c, "b", 1, 1)
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()
-	for range 3 {
-		if err := <-queued; !errors.Is(err, ledger.ErrCopiesClosed) {
-			t.Errorf("a write queued at Close: %v; want ErrCopiesClosed", err)
-		}
-	}
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned (%v) before the batch under way ended", err)
@@ -576,6 +591,12 @@ func TestCopiesClose(t *testing.T) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	for range 2 {
+		// Committed with Close's flush, or refused.
+		if err := <-queued; err != nil && !errors.Is(err, ledger.ErrCopiesClosed) {
+			t.Errorf("a write queued at Close: %v; want nil or ErrCopiesClosed", err)
+		}
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -595,7 +616,7 @@ func TestCopiesClose(t *testing.T) {
 		}
 	}
 
-	// The pools' goroutines are gone (the writes start none).
+	// The pools' goroutines and the flusher are gone.
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
@@ -609,8 +630,11 @@ func TestCopiesClose(t *testing.T) {
 	if n, err := c.Size("a"); err != nil || n != 2 {
 		t.Errorf("Size(a) after reopening = %d, %v; want 2", n, err)
 	}
-	if n, err := c.Size("b"); err != nil || n != 0 {
-		t.Errorf("Size(b) after reopening = %d, %v; want 0: its append failed", n, err)
+	if n, err := c.Size("b"); err != nil || n != 1 {
+		t.Errorf("Size(b) after reopening = %d, %v; want 1: Close flushed it", n, err)
+	}
+	if s, err := c.State("a"); err != nil || string(s) != "s" {
+		t.Errorf("State(a) after reopening = %q, %v", s, err)
 	}
 }
 
@@ -678,7 +702,9 @@ func TestCopiesCloseUnderLoad(t *testing.T) {
 	}
 }
 
-// BenchmarkCopiesAppend: the mirror's write path. batch=N appends N leaves
+// BenchmarkCopiesAppend: the mirror's write path (Append buffers; the
+// flusher stores what is pending every 100 ms, and the benchmark flushes
+// the rest at its end, timed). batch=N appends N leaves
 // (and two node hashes a leaf) to one topic per op; topics=1000 appends one
 // leaf to each of 1,000 topics per op, one after another (serial) or from
 // 100 goroutines at once (concurrent, which the group commit batches).
@@ -695,6 +721,11 @@ func BenchmarkCopiesAppend(b *testing.B) {
 					b.Fatal(err)
 				}
 				seq += uint64(batch)
+			}
+			// What is pending is stored in the timing (the flushes before
+			// ran on the flusher's goroutine).
+			if err := sqlite.FlushCopies(c); err != nil {
+				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/leaf")
 		})
@@ -742,6 +773,9 @@ func BenchmarkCopiesAppend(b *testing.B) {
 				for err := range errs {
 					b.Fatal(err)
 				}
+			}
+			if err := sqlite.FlushCopies(c); err != nil {
+				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*topics), "ns/topic")
 			tx, _ := sqlite.CopiesTransactions(c)
@@ -893,4 +927,291 @@ func TestCopiesOldLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// waitCopyTransactions waits until c committed more than tx transactions.
+func waitCopyTransactions(t *testing.T, c *sqlite.Copies, tx int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if now, _ := sqlite.CopiesTransactions(c); now > tx {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no transaction after %d in 10s", tx)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCopiesPendingReads: Size, Entry and Nodes see pending appends, and
+// those partly stored and partly pending, before any flush.
+func TestCopiesPendingReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	c := openCopies(t, path)
+	sqlite.SetCopiesFlushDelay(c, time.Hour)
+	check := func(topic string, n uint64) {
+		t.Helper()
+		if got, err := c.Size(topic); err != nil || got != n {
+			t.Fatalf("Size(%s) = %d, %v; want %d", topic, got, err, n)
+		}
+		encs, nodes := copyLeaves(topic, 1, int(n))
+		for i, want := range encs {
+			if e, err := c.Entry(topic, uint64(i)+1); err != nil || !bytes.Equal(e, want) {
+				t.Fatalf("Entry(%s, %d) = %q, %v; want %q", topic, i+1, e, err, want)
+			}
+		}
+		if _, err := c.Entry(topic, n+1); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Fatalf("Entry(%s, %d) past the end: %v", topic, n+1, err)
+		}
+		ids := make([]ledger.NodeID, len(nodes))
+		for i, nd := range nodes {
+			ids[i] = nd.NodeID
+		}
+		hs, err := c.Nodes(topic, ids) // one call, stored and pending
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, nd := range nodes {
+			if !bytes.Equal(hs[i], nd.Hash) {
+				t.Fatalf("node %d/%d of %s = %x, want %x", nd.Level, nd.Index, topic, hs[i], nd.Hash)
+			}
+			if h, err := c.Nodes(topic, ids[i:i+1]); err != nil || !bytes.Equal(h[0], nd.Hash) {
+				t.Fatalf("Nodes(%s, %d/%d) alone = %x, %v", topic, nd.Level, nd.Index, h, err)
+			}
+		}
+		past := ledger.NodeID{Level: 0, Index: n}
+		if _, err := c.Nodes(topic, append(ids, past)); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Fatalf("Nodes of %s past the end: %v", topic, err)
+		}
+	}
+	appendCopyLeaves(t, c, "p", 1, 50)
+	appendCopyLeaves(t, c, "p", 51, 30) // across a chunk's end
+	if tx, _ := sqlite.CopiesTransactions(c); tx != 0 {
+		t.Fatalf("%d transactions before any flush", tx)
+	}
+	check("p", 80)
+	if tx, _ := sqlite.CopiesTransactions(c); tx != 0 {
+		t.Fatalf("%d transactions after reads of pending appends", tx)
+	}
+	// A refused append leaves the pending ones as they were.
+	encs, nodes := copyLeaves("p", 82, 1)
+	if err := c.Append("p", 82, encs, nodes); !errors.Is(err, ledger.ErrCopyGap) {
+		t.Fatalf("Append past the pending: %v, want ErrCopyGap", err)
+	}
+	encs, nodes = copyLeaves("p", 81, 1)
+	skip := []ledger.Node{{NodeID: ledger.NodeID{Level: 0, Index: 81}, Hash: nodes[0].Hash}} // 80 is next
+	if err := c.Append("p", 81, encs, skip); !errors.Is(err, ledger.ErrCopyGap) {
+		t.Fatalf("Append skipping a pending level's next: %v, want ErrCopyGap", err)
+	}
+	if err := sqlite.FlushCopies(c); err != nil {
+		t.Fatal(err)
+	}
+	appendCopyLeaves(t, c, "p", 81, 100) // partly into the stored chunks
+	tx, _ := sqlite.CopiesTransactions(c)
+	check("p", 180)
+	if now, _ := sqlite.CopiesTransactions(c); now != tx {
+		t.Fatal("a read flushed")
+	}
+	if err := sqlite.FlushCopies(c); err != nil {
+		t.Fatal(err)
+	}
+	check("p", 180)
+	// Reset drops the pending appends with the stored ones.
+	appendCopyLeaves(t, c, "p", 181, 3)
+	if err := c.Reset("p"); err != nil {
+		t.Fatal(err)
+	}
+	check("p", 0)
+	appendCopyLeaves(t, c, "p", 1, 3)
+	check("p", 3)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openCopies(t, path)
+	check("p", 3)
+}
+
+// TestCopiesSaveStateFlushes: a SaveState stores the appends before it,
+// of every topic, in its durable commit.
+func TestCopiesSaveStateFlushes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	c := openCopies(t, path)
+	sqlite.SetCopiesFlushDelay(c, time.Hour)
+	appendCopyLeaves(t, c, "x", 1, 5)
+	appendCopyLeaves(t, c, "y", 1, 3)
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 0 || dur != 0 {
+		t.Fatalf("%d transactions (%d durable) before the save", tx, dur)
+	}
+	if err := c.SaveState("x", []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 1 || dur != 1 {
+		t.Fatalf("%d transactions (%d durable) after the save; want 1, 1", tx, dur)
+	}
+	if n := sqlite.PendingCopyBytes(c); n != 0 {
+		t.Fatalf("%d bytes pending after the save", n)
+	}
+	b := openCopies(t, path) // what the file holds
+	for topic, n := range map[string]uint64{"x": 5, "y": 3} {
+		if got, err := b.Size(topic); err != nil || got != n {
+			t.Errorf("Size(%s) in the file = %d, %v; want %d", topic, got, err, n)
+		}
+	}
+}
+
+// TestCopiesTimerFlush: pending appends are flushed a while after the
+// first, without any other write.
+func TestCopiesTimerFlush(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	c := openCopies(t, path)
+	sqlite.SetCopiesFlushDelay(c, 10*time.Millisecond)
+	appendCopyLeaves(t, c, "t", 1, 4)
+	waitCopyTransactions(t, c, 0)
+	if _, dur := sqlite.CopiesTransactions(c); dur != 0 {
+		t.Errorf("a timer flush committed durably")
+	}
+	b := openCopies(t, path)
+	if n, err := b.Size("t"); err != nil || n != 4 {
+		t.Fatalf("Size in the file after the timer flush = %d, %v; want 4", n, err)
+	}
+	// Armed again by the next append.
+	tx, _ := sqlite.CopiesTransactions(c)
+	appendCopyLeaves(t, c, "t", 5, 1)
+	waitCopyTransactions(t, c, tx)
+	if n, err := b.Size("t"); err != nil || n != 5 {
+		t.Fatalf("Size in the file after the second timer flush = %d, %v; want 5", n, err)
+	}
+}
+
+// TestCopiesFlushFailure: a flush that fails keeps the appends pending
+// (readable), the topic's next write reports the failure (once, logged
+// once), a SaveState is not reported saved while they are not stored, and
+// past the bound of pending bytes Append refuses.
+func TestCopiesFlushFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	var logs syncBuffer
+	c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sqlite.SetCopiesFlushDelay(c, time.Hour)
+	disk := errors.New("disk full")
+	sqlite.FailCopiesFlushes(c, func() error { return disk })
+	appendCopyLeaves(t, c, "f", 1, 3)
+	if err := sqlite.FlushCopies(c); !errors.Is(err, disk) {
+		t.Fatalf("failing flush: %v, want the disk's error", err)
+	}
+	if n, err := c.Size("f"); err != nil || n != 3 {
+		t.Fatalf("Size after the failed flush = %d, %v; want 3 (pending)", n, err)
+	}
+	if e, err := c.Entry("f", 3); err != nil || len(e) == 0 {
+		t.Fatalf("Entry(f, 3) after the failed flush = %q, %v", e, err)
+	}
+	encs, nodes := copyLeaves("f", 4, 1)
+	if err := c.Append("f", 4, encs, nodes); !errors.Is(err, disk) {
+		t.Fatalf("the Append after a failed flush: %v, want the disk's error", err)
+	}
+	if n, _ := c.Size("f"); n != 3 {
+		t.Fatalf("the refused Append stored something: size %d", n)
+	}
+	if err := c.Append("f", 4, encs, nodes); err != nil { // reported once
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"f", "other"} {
+		if err := c.SaveState(topic, []byte("s")); !errors.Is(err, disk) {
+			t.Fatalf("SaveState(%s) while appends cannot be stored: %v, want the disk's error", topic, err)
+		}
+	}
+	if _, dur := sqlite.CopiesTransactions(c); dur != 0 {
+		t.Fatal("a durable commit while flushes fail")
+	}
+	if n := strings.Count(logs.String(), "a flush failed"); n != 1 {
+		t.Errorf("the failure logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	// The bound: 1 MiB leaves, flushed (failing) past 4 MiB, until refused.
+	big := bytes.Repeat([]byte{'x'}, 1<<20)
+	seq, _ := c.Size("f")
+	refused := false
+	for range 400 {
+		err := c.Append("f", seq+1, [][]byte{big}, nil)
+		if err != nil && strings.Contains(err.Error(), "too many appends pending") {
+			refused = true
+			break
+		}
+		if err == nil {
+			seq++
+		}
+	}
+	if !refused {
+		t.Fatalf("Append not refused with %d bytes pending", sqlite.PendingCopyBytes(c))
+	}
+	if n, _ := c.Size("f"); n != seq {
+		t.Fatalf("Size = %d, want %d: the refused Append changed it", n, seq)
+	}
+
+	// The disk back: everything pending is stored.
+	sqlite.FailCopiesFlushes(c, nil)
+	_ = c.SaveState("f", []byte("s")) // may report the last failure once
+	if err := c.SaveState("f", []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openCopies(t, path)
+	if n, err := c.Size("f"); err != nil || n != seq {
+		t.Fatalf("Size after reopening = %d, %v; want %d", n, err, seq)
+	}
+	if s, err := c.State("f"); err != nil || string(s) != "s" {
+		t.Fatalf("State after reopening = %q, %v", s, err)
+	}
+}
+
+// TestCopiesCloseFlushes: Close stores the pending appends.
+func TestCopiesCloseFlushes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copies.db")
+	c, err := sqlite.OpenCopies(path, sqlite.CopiesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlite.SetCopiesFlushDelay(c, time.Hour)
+	appendCopyLeaves(t, c, "c", 1, 70)
+	if tx, _ := sqlite.CopiesTransactions(c); tx != 0 {
+		t.Fatalf("%d transactions before Close", tx)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tx, dur := sqlite.CopiesTransactions(c); tx != 1 || dur != 0 {
+		t.Fatalf("Close committed %d transactions (%d durable), want 1 (0)", tx, dur)
+	}
+	c = openCopies(t, path)
+	if n, err := c.Size("c"); err != nil || n != 70 {
+		t.Fatalf("Size after reopening = %d, %v; want 70", n, err)
+	}
+	if hs, err := c.Nodes("c", []ledger.NodeID{{Level: 6, Index: 0}, {Level: 0, Index: 69}}); err != nil || len(hs) != 2 {
+		t.Fatalf("Nodes after reopening: %v", err)
+	}
+	appendCopyLeaves(t, c, "c", 71, 1) // the sizes loaded from the file
+}
+
+// syncBuffer is a bytes.Buffer for a logger's writes from any goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

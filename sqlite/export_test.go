@@ -1,6 +1,9 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // WriteBatches counts the transactions of s's fenced writes (commits,
 // checkpoints, cosignatures, trims, heartbeats).
@@ -54,4 +57,28 @@ func CopiesSynchronous(c *Copies) (int, error) {
 	var level int
 	err := c.wconn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&level)
 	return level, err
+}
+
+// FlushCopies flushes c's pending appends now.
+func FlushCopies(c *Copies) error { return c.flush() }
+
+// SetCopiesFlushDelay sets how long after the first pending append c's
+// flusher flushes (from the next timer on).
+func SetCopiesFlushDelay(c *Copies, d time.Duration) { c.flushDelay.Store(int64(d)) }
+
+// FailCopiesFlushes makes c's flushes fail with f's error (nil f: no
+// more).
+func FailCopiesFlushes(c *Copies, f func() error) {
+	if f == nil {
+		c.failFlush.Store(nil)
+		return
+	}
+	c.failFlush.Store(&f)
+}
+
+// PendingCopyBytes is the bytes of c's pending appends.
+func PendingCopyBytes(c *Copies) int {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.pendBytes
 }
