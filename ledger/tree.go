@@ -12,11 +12,12 @@ import (
 
 // Tree is a topic's Merkle log as this node keeps it, the node's own copy
 // of the ledger, stored in the node's Copies: every leaf's canonical
-// encoding, and the hash of every perfect subtree (level 0: the leaf
-// hashes), each stored once. An inclusion or consistency proof of any size
-// up to Size is O(log n) node reads (proof.Inclusion names the nodes; the
-// ones on the right border are rehashed from stored perfect subtrees) and
-// the root of any size is too.
+// encoding, and the hash of every perfect subtree of 2^storedLevel leaves
+// or more, each stored once (a smaller one is hashed from its leaves when
+// read). An inclusion or consistency proof of any size up to Size is
+// O(log n) node reads and at most two blocks of 2^storedLevel leaves
+// (proof.Inclusion names the nodes; the ones on the right border are
+// rehashed from stored perfect subtrees) and the root of any size is too.
 //
 // Appends are serialised (the witness mirroring from the store and, on the
 // publishing node, the checkpointer may both append); any number of
@@ -46,6 +47,15 @@ type Tree struct {
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// storedLevel is the lowest level of the nodes a Tree stores in its copy:
+// a node below it is the root of at most 2^storedLevel leaves, hashed
+// from them when read (a proof reads at most two such blocks of 64 leaves,
+// a root one). Storing every level cost more than the leaves (a node and
+// a half per leaf, 32 bytes each, in rows of their own): the mirror's
+// writes were most of a follower's CPU in ingest at batch 100
+// (docs/benchmarks.md, "The node's copies in one database").
+const storedLevel = 6
 
 const hashSize = 32
 
@@ -138,9 +148,11 @@ func (t *Tree) appendLocked(leaves []baton.Leaf) error {
 		}
 	}
 	encs := make([][]byte, len(leaves))
-	nodes := make([]Node, 0, 2*len(leaves)+1)
+	nodes := make([]Node, 0, len(leaves)/(1<<storedLevel)*2+2)
 	visit := func(id compact.NodeID, h []byte) {
-		nodes = append(nodes, Node{NodeID: NodeID{Level: id.Level, Index: id.Index}, Hash: h})
+		if id.Level >= storedLevel {
+			nodes = append(nodes, Node{NodeID: NodeID{Level: id.Level, Index: id.Index}, Hash: h})
+		}
 	}
 	// The range is extended on a clone: a failed store leaves it as the
 	// stored tree has it.
@@ -159,36 +171,6 @@ func (t *Tree) appendLocked(leaves []baton.Leaf) error {
 	}
 	t.rng = rng
 	t.publish(size + uint64(len(leaves)))
-	return nil
-}
-
-// AppendHashes adds leaf hashes without entries: only for building large
-// benchmark trees quickly. Such a tree has no entries (Entry fails).
-func (t *Tree) AppendHashes(hashes [][]byte) error {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	if err := t.open(); err != nil {
-		return err
-	}
-	size := t.Size()
-	var nodes []Node
-	visit := func(id compact.NodeID, h []byte) {
-		nodes = append(nodes, Node{NodeID: NodeID{Level: id.Level, Index: id.Index}, Hash: h})
-	}
-	rng, err := cloneRange(t.rng)
-	if err != nil {
-		return err
-	}
-	for _, h := range hashes {
-		if err := rng.Append(h, visit); err != nil {
-			return err
-		}
-	}
-	if err := t.copies.Append(t.topic, size+1, nil, nodes); err != nil {
-		return err
-	}
-	t.rng = rng
-	t.publish(size + uint64(len(hashes)))
 	return nil
 }
 
@@ -212,15 +194,61 @@ func (t *Tree) nodes(ids []compact.NodeID) ([][]byte, error) {
 	if err := t.open(); err != nil {
 		return nil, err
 	}
-	nids := make([]NodeID, len(ids))
+	hs := make([][]byte, len(ids))
+	var stored []NodeID
+	var at []int // the index in ids of each of stored
+	leaves := map[uint64][]byte{}
+	var scratch []byte
 	for i, id := range ids {
-		nids[i] = NodeID{Level: id.Level, Index: id.Index}
+		if id.Level >= storedLevel {
+			stored = append(stored, NodeID{Level: id.Level, Index: id.Index})
+			at = append(at, i)
+			continue
+		}
+		h, err := t.lowNode(id, leaves, &scratch)
+		if err != nil {
+			return nil, fmt.Errorf("ledger copy: %w", err)
+		}
+		hs[i] = h
 	}
-	hs, err := t.copies.Nodes(t.topic, nids)
-	if err != nil {
-		return nil, fmt.Errorf("ledger copy: %w", err)
+	if len(stored) > 0 {
+		got, err := t.copies.Nodes(t.topic, stored)
+		if err != nil {
+			return nil, fmt.Errorf("ledger copy: %w", err)
+		}
+		for k, h := range got {
+			hs[at[k]] = h
+		}
 	}
 	return hs, nil
+}
+
+// lowNode is the hash of a node below storedLevel, from the leaves under
+// it (at most 2^storedLevel of them, read from the copy; leaves caches
+// their hashes by seq across the nodes of one read).
+func (t *Tree) lowNode(id compact.NodeID, leaves map[uint64][]byte, scratch *[]byte) ([]byte, error) {
+	first := id.Index << id.Level // the leaves' zero-based indexes
+	rng := rangeFactory.NewEmptyRange(first)
+	for i := first; i < first+1<<id.Level; i++ {
+		h := leaves[i]
+		if h == nil {
+			enc, err := t.copies.Entry(t.topic, i+1)
+			if err != nil {
+				return nil, fmt.Errorf("node %d/%d: %w", id.Level, id.Index, err)
+			}
+			h = hashLeafEnc(scratch, enc)
+			leaves[i] = h
+		}
+		if err := rng.Append(h, nil); err != nil {
+			return nil, err
+		}
+	}
+	// An aligned perfect subtree: the range is one node, the one asked for.
+	hs := rng.Hashes()
+	if len(hs) != 1 {
+		return nil, fmt.Errorf("node %d/%d: a range of %d nodes", id.Level, id.Index, len(hs))
+	}
+	return hs[0], nil
 }
 
 func (t *Tree) checkSize(size uint64) error {

@@ -154,6 +154,70 @@ func testTree(t *testing.T, n uint64) {
 	}
 }
 
+// TestTreeStoresUpperLevelsOnly: the copy holds the leaves and the nodes
+// of storedLevel and above; every proof of a small tree (sizes and
+// indexes at every alignment below and around a 64-leaf block) is built
+// from leaves for the levels below, and verifies.
+func TestTreeStoresUpperLevelsOnly(t *testing.T) {
+	copies := NewMemCopies()
+	tr, err := OpenTree(copies, "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	const n = 3*(1<<storedLevel) + 5
+	leaves := testLeaves("small", 1, n)
+	var hs [][]byte
+	for _, l := range leaves {
+		hs = append(hs, LeafHash(l))
+		if err := tr.Append([]baton.Leaf{l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := copies.Nodes("small", []NodeID{{Level: 0, Index: 0}}); !errors.Is(err, ErrCopyMissing) {
+		t.Fatalf("a leaf hash read from the copy: %v, want ErrCopyMissing (levels below %d are not stored)", err, storedLevel)
+	}
+	if _, err := copies.Nodes("small", []NodeID{{Level: storedLevel - 1, Index: 0}}); !errors.Is(err, ErrCopyMissing) {
+		t.Fatalf("a node of level %d read from the copy: %v, want ErrCopyMissing", storedLevel-1, err)
+	}
+	got, err := copies.Nodes("small", []NodeID{{Level: storedLevel, Index: 2}, {Level: storedLevel + 1, Index: 0}})
+	if err != nil {
+		t.Fatalf("the nodes of level %d and up are stored: %v", storedLevel, err)
+	}
+	if want := naiveRoot(hs[2<<storedLevel : 3<<storedLevel]); string(got[0]) != string(want) {
+		t.Fatalf("stored node %d/2 differs from its leaves' root", storedLevel)
+	}
+	if want := naiveRoot(hs[:2<<storedLevel]); string(got[1]) != string(want) {
+		t.Fatalf("stored node %d/0 differs from its leaves' root", storedLevel+1)
+	}
+	for size := uint64(1); size <= n; size++ {
+		root, err := tr.Root(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := naiveRoot(hs[:size]); string(root[:]) != string(want) {
+			t.Fatalf("root of %d differs", size)
+		}
+		for idx := range size {
+			p, err := tr.InclusionProof(idx, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proof.VerifyInclusion(Hasher, idx, size, hs[idx], p, root[:]); err != nil {
+				t.Fatalf("inclusion %d in %d: %v", idx, size, err)
+			}
+		}
+		full, _ := tr.Root(n)
+		p, err := tr.ConsistencyProof(size, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(Hasher, size, n, p, root[:], full[:]); err != nil {
+			t.Fatalf("consistency %d..%d: %v", size, n, err)
+		}
+	}
+}
+
 // failCopies fails every Append until ok.
 type failCopies struct {
 	Copies
