@@ -232,6 +232,20 @@ func (c Commit) Leaves() []Leaf {
 	return out
 }
 
+// Published is what the store's Published returns for the commit's items
+// once it is done: Holder, under Epoch, published them at At (in UTC, to
+// the nanosecond, as the stores keep it). The conformance suite holds every
+// store to it (storetest), so a publisher's node may hand its terminals
+// these instead of reading them back (hub/local.go).
+func (c Commit) Published() []Published {
+	at := time.Unix(0, c.At.UnixNano()).UTC()
+	out := make([]Published, len(c.Items))
+	for i, it := range c.Items {
+		out[i] = Published{Item: it, Epoch: c.Epoch, Publisher: c.Holder, PublishedAt: at}
+	}
+	return out
+}
+
 // Leaf is one ledger entry: the record that a publisher, holding a lease of
 // a given epoch, published an item.
 type Leaf struct {

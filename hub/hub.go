@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -117,6 +118,7 @@ type Hub struct {
 	cancel context.CancelFunc
 	feeds  map[string]*feed // active topics
 	topics topicWatcher     // multi.go
+	local  map[string]bool  // topics this node's publisher runs (local.go)
 	wg     sync.WaitGroup   // feed goroutines, the topic watcher
 }
 
@@ -217,7 +219,8 @@ func (h *Hub) join(t *Terminal) error {
 	f := h.feeds[t.topic]
 	if f == nil {
 		ctx, cancel := context.WithCancel(h.ctx)
-		f = &feed{h: h, topic: t.topic, cancel: cancel, terms: make(map[*Terminal]struct{})}
+		f = &feed{h: h, topic: t.topic, cancel: cancel, terms: make(map[*Terminal]struct{}),
+			kick: make(chan struct{}, 1), local: h.local[t.topic]}
 		h.feeds[t.topic] = f
 		h.wg.Add(1)
 		go f.run(ctx)
@@ -264,9 +267,20 @@ type feed struct {
 	cancel context.CancelFunc
 	refs   int // terminals not yet closed; guarded by Hub.mu
 
+	kick chan struct{} // Published or Publishing (local.go)
+	// pos: the feed's position once it started (tests wait for it).
+	pos atomic.Uint64
+
 	mu      sync.Mutex
 	terms   map[*Terminal]struct{} // terminals receiving live batches
 	stopped bool
+	// The holder's hand-off (local.go): this node's publisher runs (local),
+	// the batches it handed over not yet taken, and whether the store
+	// must be read at the next wake whatever woke it.
+	local        bool
+	pending      [][]baton.Published
+	pendingItems int
+	readStore    bool
 }
 
 // run is the feed goroutine.
@@ -300,6 +314,8 @@ func (f *feed) run(ctx context.Context) {
 		checked  time.Time // when checkDeleted last ran
 		checking bool      // check is armed
 	)
+	// store: this wake reads the store (not only the hand-off's batches).
+	store := true
 	for {
 		var err error
 		var empty bool
@@ -314,7 +330,8 @@ func (f *feed) run(ctx context.Context) {
 			}
 		}
 		if started {
-			last, empty, err = f.pump(ctx, last)
+			last, empty, err = f.pump(ctx, last, store)
+			f.pos.Store(last)
 		}
 		if empty && !checking {
 			if wait := checkGap - time.Since(checked); wait > 0 {
@@ -341,10 +358,14 @@ func (f *feed) run(ctx context.Context) {
 		} else {
 			backoff = retryFirst
 		}
+		store = true
 		select {
 		case <-ctx.Done():
 			return
 		case <-sub.C():
+			store = false // unless this node's publisher stopped (local.go)
+		case <-f.kick:
+			store = false
 		case <-retry.C:
 		case <-tick.C:
 		case <-check.C:
@@ -355,10 +376,24 @@ func (f *feed) run(ctx context.Context) {
 	}
 }
 
-// pump reads and delivers every published item after last, in batches, and
-// returns the new position, and empty if there was nothing new.
-func (f *feed) pump(ctx context.Context, last uint64) (uint64, bool, error) {
+// pump delivers the hand-off's batches that follow last (local.go), then,
+// if store or the hand-off cannot say, reads and delivers every published
+// item after last, in batches; it returns the new position, and empty if
+// the store had nothing new.
+func (f *feed) pump(ctx context.Context, last uint64, store bool) (uint64, bool, error) {
 	h := f.h
+	ps, store := f.takeLocal(last, store)
+	if len(ps) > 0 {
+		frames, err := newFrames(ps)
+		if err != nil {
+			return last, false, err
+		}
+		f.deliver(frames)
+		last = ps[len(ps)-1].Seq
+	}
+	if !store {
+		return last, false, nil
+	}
 	for {
 		ps, err := h.store.Published(ctx, f.topic, last, h.opts.ReadBatch)
 		if errors.Is(err, baton.ErrTrimmed) {

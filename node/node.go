@@ -43,8 +43,13 @@ type Config struct {
 	// TopicDeleted, if set, is told of every topic deleted while the node
 	// serves it (Forget): the hub ends its terminals.
 	TopicDeleted func(topic string)
-	Clock        baton.Clock
-	Logger       *slog.Logger
+	// Handoff, if set, is told when this node's publisher of a topic
+	// starts and stops and handed each of its commits' items: the hub
+	// then feeds this node's terminals without reading them back
+	// (hub/local.go).
+	Handoff Handoff
+	Clock   baton.Clock
+	Logger  *slog.Logger
 	// Terminals counts this node's terminals on a topic (from the hub).
 	Terminals func(topic string) int
 	// PublicKey is registered with the membership (ledger signatures).
@@ -455,6 +460,11 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	tctx, stop := context.WithCancel(ctx)
 	t := newTrimmerFrom(tctx, n.store, lease.Topic, cur, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
 	o.OnCommit = t.committed
+	if h := n.cfg.Handoff; h != nil {
+		h.Publishing(lease.Topic, true)
+		defer h.Publishing(lease.Topic, false)
+		o.OnPublished = func(ps []baton.Published) { h.Published(lease.Topic, ps) }
+	}
 	defer func() { stop(); t.wait() }()
 	if n.cfg.Key != nil {
 		cc := ledger.CheckpointerConfig{Store: n.store, Lease: lease, Key: n.cfg.Key,
@@ -500,6 +510,13 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		return err
 	}
 	return publisher.Run(ctx, n.store, lease, o)
+}
+
+// Handoff is told of this node's publishers and their commits (the hub's
+// hand-off, hub/local.go). Its methods must not block.
+type Handoff interface {
+	Publishing(topic string, on bool)
+	Published(topic string, ps []baton.Published)
 }
 
 func (n *Node) heartbeats(ctx context.Context) {

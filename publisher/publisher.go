@@ -47,6 +47,10 @@ type Options struct {
 	Logger *slog.Logger
 	// OnCommit is told of every commit (metrics, tests). It must not block.
 	OnCommit func(baton.Cursor, int)
+	// OnPublished, if set, is handed every commit's items as the store's
+	// Published now returns them, in order (the hub's hand-off on the
+	// holder's node, hub/local.go). It must not block or change them.
+	OnPublished func([]baton.Published)
 	// Resumed, if set, is called once, when the publisher has resumed:
 	// its first commit is done, or its first read found the queue empty.
 	// A node holds back a new lease's other work until its leases have
@@ -199,6 +203,9 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			}
 			if o.OnCommit != nil {
 				o.OnCommit(cur, len(items))
+			}
+			if o.OnPublished != nil {
+				o.OnPublished(c.Published())
 			}
 			resumed()
 		case errors.Is(err, baton.ErrLeaseLost):

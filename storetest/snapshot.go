@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -169,6 +170,15 @@ func testSnapshotFollowsCommits(e *env) {
 	e.noErr(err, "Snapshot")
 	if rows[0].ID != "a" || !rows[0].PublishedAt.Equal(c.At) {
 		e.t.Fatalf("row a published at %v, want the commit's At %v [S1]", rows[0].PublishedAt, c.At)
+	}
+	// What the commit says it published is what Published returns, to
+	// the field: the holder's node hands it to its terminals instead of
+	// reading it back (hub/local.go).
+	// Compared as encoded (a monotonic clock reading is not the item's).
+	gotJSON, _ := json.Marshal(e.published(topic, 4, 2))
+	wantJSON, _ := json.Marshal(c.Published())
+	if !bytes.Equal(gotJSON, wantJSON) {
+		e.t.Fatalf("Published after a commit = %s, want the commit's Published %s [S1]", gotJSON, wantJSON)
 	}
 }
 

@@ -279,7 +279,7 @@ func serve(ctx context.Context, c serveConfig) error {
 
 	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
 		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, RetainAge: c.RetainAge, Logger: log, Terminals: h.Terminals,
-		TopicDeleted:    h.EndTopic,
+		TopicDeleted: h.EndTopic, Handoff: h,
 		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover,
 		OnFailClosed: m.FailClosed}
 	if notifications != nil {
