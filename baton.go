@@ -119,6 +119,25 @@ type Lease struct {
 	// (nobody else commits under the lease), without reading it again. An
 	// engine may leave it nil; Lock never sets it.
 	Cursor *Cursor `json:"-"`
+	// Resume, if not nil (and Cursor not nil), is what Acquire read for
+	// the holder after Cursor in the same step. An engine may leave it nil.
+	Resume *Resume `json:"-"`
+}
+
+// Resume is what an engine may read in the step that takes a lease, for
+// its holder to start publishing without reading it again: when a crash
+// hands thousands of topics over at once, each round trip before a topic's
+// first commit waits behind those of every other topic (docs/benchmarks.md,
+// "Ten thousand topics").
+type Resume struct {
+	// Checked reports that the lease's Cursor was found in the hash index
+	// at its seq (publisher.CheckResume's check). False means not checked:
+	// the holder checks it.
+	Checked bool
+	// Items holds the items after the Cursor as Items(topic, Cursor.Seq,
+	// Asked) would have returned them, if Asked is not 0.
+	Items []Item
+	Asked int
 }
 
 // NodeLease is one node's liveness lease: every topic lease the node holds

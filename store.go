@@ -50,7 +50,7 @@ type Store interface {
 //   - Renewing a node lease signals nothing: an idle node costs the store one
 //     write per renewal, whatever the number of its topics. AcquireNode,
 //     ReleaseNode and ExpireNode signal SignalNode (topic ""), and SignalLock
-//     on every topic whose lease they ended.
+//     with SignalFreed on every topic whose lease they ended.
 type Locks interface {
 	// AcquireNode starts a node lease for node, live until now+ttl unless
 	// renewed. It returns ErrLeaseHeld while node has a live node lease. A
@@ -231,6 +231,11 @@ const (
 	SignalLock                      // the lock changed: acquired, released or expired
 	SignalTopic                     // a topic appeared or was deleted (subscribe with topic "")
 	SignalNode                      // a node lease began or ended (subscribe with topic "")
+	// SignalFreed comes with SignalLock when a topic's lease ended with its
+	// holder's node lease (ReleaseNode, ExpireNode, or a node lease found
+	// lapsed): a hint that the lock is free, unless taken since, so that a
+	// standby may race without reading it first (elector).
+	SignalFreed
 )
 
 // Notifier tells subscribers that something changed. Wake-ups are hints:
@@ -247,10 +252,12 @@ type Notifier interface {
 	// SubscribeFunc is Subscribe with a function called after one or more
 	// matching changes instead of a channel (the Subscription's C is nil),
 	// so that a component waiting on thousands of idle topics holds no
-	// goroutine per topic. fn runs on one goroutine of the engine's, not
+	// goroutine per topic. fn is given the signals raised since its last
+	// call (those of signals; a wake-up of every subscription gives all of
+	// them but SignalFreed). It runs on one goroutine of the engine's, not
 	// under any lock of the store's, and must not block; it is not called
 	// once Close has returned, except for a call already under way.
-	SubscribeFunc(topic string, signals Signal, fn func()) Subscription
+	SubscribeFunc(topic string, signals Signal, fn func(Signal)) Subscription
 }
 
 // Subscription is a coalescing wake-up channel.

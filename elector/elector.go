@@ -155,8 +155,12 @@ type Elector struct {
 	started bool
 	closed  bool
 	// parked: a standby waiting for a lock held elsewhere, with no
-	// goroutine; kick starts one.
+	// goroutine; kick starts one. holder is the node that held it then;
+	// freed says the kick that started the goroutine came with
+	// SignalFreed: that lease ended with its node lease.
 	parked bool
+	holder string
+	freed  bool
 	once   sync.Once
 }
 
@@ -183,7 +187,7 @@ func (e *Elector) Start(ctx context.Context) error {
 	}
 	e.started = true
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	e.sub = e.cfg.Store.SubscribeFunc(e.cfg.Topic, baton.SignalLock, e.kick)
+	e.sub = e.cfg.Store.SubscribeFunc(e.cfg.Topic, baton.SignalLock|baton.SignalFreed, e.kick)
 	e.spawnLocked()
 	return nil
 }
@@ -219,10 +223,11 @@ func (e *Elector) spawnLocked() {
 
 // kick is the lock signal: it wakes the goroutine, or starts one for a
 // parked standby. It does not block (baton.Notifier.SubscribeFunc).
-func (e *Elector) kick() {
+func (e *Elector) kick(sig baton.Signal) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.parked && !e.closed {
+		e.freed = sig&baton.SignalFreed != 0
 		e.spawnLocked()
 		return
 	}
@@ -232,18 +237,27 @@ func (e *Elector) kick() {
 	}
 }
 
-// park lets the goroutine of a standby whose lock is held elsewhere end:
-// thousands of idle topics then hold no goroutine (docs/design.md, node
-// leases). It reports false if a wake-up is already pending, or the
-// elector closing: the caller goes on.
-func (e *Elector) park() bool {
+// park lets the goroutine of a standby whose lock is held elsewhere, by
+// holder, end: thousands of idle topics then hold no goroutine
+// (docs/design.md, node leases). It reports false if a wake-up is already
+// pending, or the elector closing: the caller goes on.
+func (e *Elector) park(holder string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.wake) > 0 || e.closed {
 		return false
 	}
-	e.parked = true
+	e.parked, e.holder = true, holder
 	return true
+}
+
+// takeFreed reports whether the goroutine was started by SignalFreed (see
+// kick), and the holder whose lease then ended, once.
+func (e *Elector) takeFreed() (holder string, freed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	freed, e.freed = e.freed, false
+	return e.holder, freed
 }
 
 // Handoff hands the lease over gracefully if the elector holds it: it
@@ -323,15 +337,26 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			wake = ch // wait for the session
 			continue
 		}
-		st, err := c.Store.Lock(ctx, c.Topic)
-		if err != nil {
-			if ctx.Err() != nil {
-				return baton.Lease{}, nil, false
+		var st baton.LockState
+		if holder, freed := e.takeFreed(); freed {
+			// Parked behind holder's lease, and woken because it ended
+			// with holder's node lease (a crash, a shutdown): the lock is
+			// free unless taken since, which the acquire finds out. A
+			// crash frees thousands of topics at once, and this read
+			// would be one more round trip for each (docs/benchmarks.md,
+			// "Ten thousand topics").
+			st = baton.LockState{Topic: c.Topic, Lease: baton.Lease{Topic: c.Topic, Holder: holder}}
+		} else {
+			var err error
+			if st, err = c.Store.Lock(ctx, c.Topic); err != nil {
+				if ctx.Err() != nil {
+					return baton.Lease{}, nil, false
+				}
+				e.log.Warn("read lock", "err", err)
+				t.Reset(jitter(backoff))
+				backoff = min(backoff*2, c.Retry)
+				continue
 			}
-			e.log.Warn("read lock", "err", err)
-			t.Reset(jitter(backoff))
-			backoff = min(backoff*2, c.Retry)
-			continue
 		}
 		backoff = 10 * time.Millisecond
 		if st.Held && st.Lease.Holder == nl.Node && st.Lease.NodeEpoch == nl.Epoch {
@@ -345,7 +370,7 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			// Held elsewhere: its release, or the end of its holder's node
 			// lease (which a Session turns into records), signals the lock
 			// (kick). Wait for it with no goroutine.
-			if e.park() {
+			if e.park(st.Lease.Holder) {
 				return baton.Lease{}, nil, false
 			}
 			continue
@@ -373,7 +398,15 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			}
 			if st, err := c.Store.Lock(ctx, c.Topic); err == nil && st.Held {
 				c.Attempted(false, baton.Lease{})
-				t.Reset(0)
+				if st.Lease.Holder == nl.Node && st.Lease.NodeEpoch == nl.Epoch {
+					t.Reset(0) // ours: the loop's read adopts it
+					continue
+				}
+				// Held elsewhere, as this read says: park now, not after
+				// one more read that would say the same.
+				if e.park(st.Lease.Holder) {
+					return baton.Lease{}, nil, false
+				}
 				continue
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,6 +100,7 @@ type Session struct {
 	changed chan struct{} // closed at the next change
 	leaving bool
 	others  []baton.NodeLease // every node lease as the watcher last read them
+	readAt  time.Time         // when, on the local clock
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -203,11 +205,17 @@ func (s *Session) Current() (nl baton.NodeLease, trust context.Context, ok bool)
 
 // Leases returns every node lease (this node's too) as the session last
 // read them, with the number of topic leases under each: the load of each
-// node, refreshed at least once per TTL.
+// node, refreshed at least once per TTL. Each Remaining is counted down
+// to now, so a node lease that lapsed since the read shows none left.
 func (s *Session) Leases() []baton.NodeLease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.others
+	out := slices.Clone(s.others)
+	age := s.cfg.Clock.Now().Sub(s.readAt)
+	for i := range out {
+		out[i].Remaining -= age
+	}
+	return out
 }
 
 // Changed returns a channel closed at the next change of Current.
@@ -375,12 +383,13 @@ func (s *Session) watch(ctx context.Context) {
 // expireLapsed ends every other node's lapsed node lease and returns how
 // long until the next one may lapse.
 func (s *Session) expireLapsed(ctx context.Context) (time.Duration, error) {
+	sent := s.cfg.Clock.Now()
 	leases, err := s.cfg.Store.NodeLeases(ctx)
 	if err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
-	s.others = leases
+	s.others, s.readAt = leases, sent
 	s.mu.Unlock()
 	next := s.cfg.Watch
 	for _, nl := range leases {

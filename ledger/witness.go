@@ -241,7 +241,7 @@ func (w *Witness) Follow(topic string) error {
 	}
 	w.topics[topic] = tw
 	// No goroutine per topic: the store calls signalled after commits.
-	tw.sub = w.cfg.Store.SubscribeFunc(topic, baton.SignalCommit, func() { w.signalled(tw) })
+	tw.sub = w.cfg.Store.SubscribeFunc(topic, baton.SignalCommit, func(baton.Signal) { w.signalled(tw) })
 	w.smu.Lock()
 	w.order = append(w.order, tw)
 	w.readyLocked(tw) // catch up

@@ -450,7 +450,11 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	// check is done.
 	checked := make(chan error, 1)
 	var checking sync.WaitGroup
-	checking.Go(func() { checked <- publisher.CheckResume(ctx, n.store, lease.Topic, cur) })
+	if r := lease.Resume; r != nil && r.Checked && lease.Cursor != nil {
+		checked <- nil // checked by the acquire, in the same step
+	} else {
+		checking.Go(func() { checked <- publisher.CheckResume(ctx, n.store, lease.Topic, cur) })
+	}
 	defer checking.Wait()
 	resumed := n.resume.begin()
 	defer resumed()

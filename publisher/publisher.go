@@ -136,6 +136,16 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	// turn behind the ingest).
 	start := min(o.Batch, startBatch)
 	asked := start
+	// The items the acquire read after the cursor (baton.Resume), if it
+	// read any: the first commit needs no read of its own. None read
+	// means a read here, after the subscription, so that an append since
+	// the acquire is not missed.
+	var first []baton.Item
+	if r := lease.Resume; r != nil && len(r.Items) > 0 && lease.Cursor != nil &&
+		lease.Cursor.Seq == cur.Seq && lease.Cursor.Hash == cur.Hash {
+		first, asked = r.Items, min(r.Asked, o.Batch)
+		first = first[:min(len(first), asked)]
+	}
 	defer func() {
 		if ahead != nil {
 			<-ahead // let the read finish before the caller closes the store
@@ -143,7 +153,9 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	}()
 	for {
 		var items []baton.Item
-		if ahead != nil {
+		if first != nil {
+			items, first = first, nil
+		} else if ahead != nil {
 			r := <-ahead
 			ahead = nil
 			items, err = r.items, r.err

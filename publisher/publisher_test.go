@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/baton-pub/baton/internal/leasetest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +254,65 @@ func TestResumedOnce(t *testing.T) {
 		if n := len(calls); n != 0 {
 			t.Fatalf("backlog %d: resumed %d more times", backlog, n)
 		}
+	}
+}
+
+// itemsCounter counts the store's Items reads.
+type itemsCounter struct {
+	baton.Store
+	reads atomic.Int64
+}
+
+func (s *itemsCounter) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
+	s.reads.Add(1)
+	return s.Store.Items(ctx, topic, after, limit)
+}
+
+// TestResumeItemsFromAcquire: the items an engine read in the acquire
+// (Lease.Resume) are the first commit's, with no read of the queue before
+// it; then the publisher reads on from them. Items the acquire did not
+// read (an empty Resume) are read as before.
+func TestResumeItemsFromAcquire(t *testing.T) {
+	ctx := t.Context()
+	mem := memstore.New(baton.SystemClock{})
+	appendN(t, mem, "t", 0, 5)
+	l, err := leasetest.Acquire(ctx, mem, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	its, err := mem.Items(ctx, "t", 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The acquire read 3 of the 5, as if asked for 3: the publisher then
+	// reads on from the third.
+	cur := baton.Cursor{Topic: "t"}
+	l.Cursor, l.Resume = &cur, &baton.Resume{Checked: true, Items: its, Asked: 3}
+	st := &itemsCounter{Store: mem}
+	type commit struct {
+		seq   uint64
+		n     int
+		reads int64
+	}
+	commits := make(chan commit, 10)
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- publisher.Run(run, st, l, publisher.Options{From: &cur, OnCommit: func(c baton.Cursor, n int) {
+			commits <- commit{c.Seq, n, st.reads.Load()}
+		}})
+	}()
+	waitCursor(t, mem, "t", 5)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	first := <-commits
+	if first.seq != 3 || first.n != 3 || first.reads != 0 {
+		t.Fatalf("first commit: cursor %d, %d items, after %d reads of the queue; want the acquire's 3 items with no read", first.seq, first.n, first.reads)
+	}
+	if next := <-commits; next.seq != 5 || next.n != 2 {
+		t.Fatalf("second commit: cursor %d, %d items; want the last 2, read after the acquire's", next.seq, next.n)
 	}
 }

@@ -122,7 +122,8 @@
 // Node leases), acquire, release, expire (the topic lock; each writes the
 // expired record of a lapsed lease it finds, once, guarded by
 // recorded_epoch, so there is exactly one record per ended epoch whatever
-// path ends it),
+// path ends it; acquire also reads, for the new holder, the cursor checked
+// against the hash index and up to 64 items after it: baton.Resume),
 // append (msg id check, seqs, stream entries and both indexes for a whole
 // batch: all reads and seq assignment happen before the first write, so an
 // error cannot leave half a batch), commit (lease live with this epoch and

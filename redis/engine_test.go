@@ -234,6 +234,56 @@ func TestTrimDeletesWholeEntries(t *testing.T) {
 	}
 }
 
+// TestAcquireReadsResume: an acquire reads, in its one script, where the
+// new holder resumes: the cursor checked against the hash index, and the
+// items after it across the queue's entries (baton.Resume). A cursor the
+// index does not vouch for is left for the holder to check.
+func TestAcquireReadsResume(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := open(t, srv.URL(0), redis.Options{})
+	ctx := t.Context()
+	const topic = "resume"
+	for range 3 {
+		if _, err := s.Append(ctx, topic, updates(t, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.Items(ctx, topic, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := acquire(t, s, topic, "n1", time.Minute)
+	if r := a.Resume; r == nil || !r.Checked || len(r.Items) != 30 || r.Items[0].Seq != 1 {
+		t.Fatalf("Resume of a fresh topic = %+v, want checked and the 30 items", r)
+	}
+	commitAll(t, s, a, items[:15])
+	if err := s.Release(ctx, a, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	b := acquire(t, s, topic, "n2", time.Minute)
+	r := b.Resume
+	if r == nil || !r.Checked || r.Asked == 0 || len(r.Items) != 15 {
+		t.Fatalf("Resume after 15 published = %+v, want checked and items 16 to 30", r)
+	}
+	for i, it := range r.Items {
+		if want := items[15+i]; it.Seq != want.Seq || it.Hash != want.Hash || string(it.Value) != string(want.Value) {
+			t.Fatalf("Resume's item %d = %+v, want %+v", i, it, want)
+		}
+	}
+	if err := s.Release(ctx, b, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	// The index loses the cursor's hash: the acquire does not vouch for it.
+	hk := "baton:{resume}:hashes"
+	if n, err := srv.Client().HDel(ctx, hk, string(items[14].Hash[:])).Result(); err != nil || n != 1 {
+		t.Fatalf("HDEL of the cursor's hash: %d, %v", n, err)
+	}
+	c := acquire(t, s, topic, "n3", time.Minute)
+	if c.Resume == nil || c.Resume.Checked {
+		t.Fatalf("Resume with the cursor's hash gone from the index = %+v, want not checked", c.Resume)
+	}
+}
+
 // TestKeyspaceExpiryWakes checks the push path of a lapsed node lease: with
 // keyspace notifications on (Open enables them), the standby's subscriptions
 // wake when the node lease's ttl key expires, with no store call from

@@ -44,8 +44,8 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		return baton.Lease{}, err
 	}
 	acquire := func() ([]any, error) {
-		return s.run(ctx, scriptAcquire, true, append(s.k.lockKeys(topic), s.k.meta(topic)),
-			topic, s.k.events(topic), s.k.space(topic), nl.Node, nl.Epoch)
+		return s.run(ctx, scriptAcquire, true, append(s.k.lockKeys(topic), s.k.meta(topic), s.k.queue(topic), s.k.hashes(topic)),
+			topic, s.k.events(topic), s.k.space(topic), nl.Node, nl.Epoch, acquireItems)
 	}
 	r, err := acquire()
 	if err == nil && replyStr(r, 0) == "lost" && s.k.cluster() {
@@ -75,6 +75,9 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 			Remaining: heldFor(exp - acq)}
 		if cur, err := acquiredCursor(topic, r); err == nil {
 			l.Cursor = &cur
+			if l.Resume, err = acquiredResume(topic, cur, r); err != nil {
+				s.log.Warn("acquire: items in the reply", "topic", topic, "err", err) // read again by the holder
+			}
 		} else {
 			s.log.Warn("acquire: cursor in the reply", "topic", topic, "err", err) // read again by the holder
 		}
@@ -101,6 +104,31 @@ func acquiredCursor(topic string, r []any) (baton.Cursor, error) {
 		return cur, fmt.Errorf("acquire %s: cursor: %w", topic, err)
 	}
 	return cur, nil
+}
+
+// acquireItems is how many items after the cursor an acquire reads for the
+// new holder's first commit (baton.Resume): enough for a topic that was
+// keeping up, while one with a backlog reads the rest in growing batches.
+const acquireItems = 64
+
+// acquiredResume decodes what an acquire script read after the cursor
+// (r[8:12]): nil if the reply has none.
+func acquiredResume(topic string, cur baton.Cursor, r []any) (*baton.Resume, error) {
+	if len(r) < 12 {
+		return nil, nil
+	}
+	res := &baton.Resume{Checked: replyInt(r, 8) == 1, Asked: int(replyInt(r, 9))}
+	if res.Asked == 0 {
+		return res, nil
+	}
+	within, _ := r[10].([]any)
+	after, _ := r[11].([]any)
+	items, err := decodeItems(topic, append(within, after...), cur.Seq, res.Asked)
+	if err != nil {
+		return nil, err
+	}
+	res.Items = items
+	return res, nil
 }
 
 func lostErr(op string, lease baton.Lease, r []any) error {

@@ -194,11 +194,11 @@ func (s *Store) nodeLost(ctx context.Context, op string, nl baton.NodeLease, r [
 	return fmt.Errorf("%s %s epoch %d: %s: %w", op, nl.Node, nl.Epoch, replyStr(r, 1), baton.ErrLeaseLost)
 }
 
-// nodeEnded signals SignalLock on the topics whose leases ended with a node
-// lease.
+// nodeEnded signals SignalLock and SignalFreed on the topics whose leases
+// ended with a node lease.
 func (s *Store) nodeEnded(topics []string) {
 	s.countsChanged()
 	for _, t := range topics {
-		s.sig.Notify(t, baton.SignalLock)
+		s.sig.Notify(t, baton.SignalLock|baton.SignalFreed)
 	}
 }

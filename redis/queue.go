@@ -230,6 +230,15 @@ func (s *Store) Topics(ctx context.Context) ([]string, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
+	// Every topic read here is listed: an Acquire of one need not list it
+	// again (listAcquired), a round trip on the path of each hand-over.
+	// A topic deleted since is no harm: its Acquire finds the tombstone,
+	// and an Append that revives it lists it again (revived).
+	for _, t := range ts {
+		if _, ok := s.known.Load(t); !ok {
+			s.known.Store(t, struct{}{})
+		}
+	}
 	slices.Sort(ts)
 	return ts, nil
 }

@@ -50,7 +50,8 @@ func loadNode(ctx context.Context, q querier, node string) (nodeRow, error) {
 const heldBy = `holder = ? AND epoch > recorded_epoch AND node_epoch = ?`
 
 // endNode ends the node lease n: it writes the record of every topic lease
-// under it with reason, ended at at, logs a SignalLock change for each, in
+// under it with reason, ended at at, logs a SignalLock and SignalFreed
+// change for each, in
 // three statements whatever their number, and marks n ended. The caller
 // adds the SignalNode change.
 func (s *Store) endNode(ctx context.Context, tx *txn, n nodeRow, reason baton.ReleaseReason, at int64) ([]baton.ReleaseRecord, []change, error) {
@@ -81,7 +82,7 @@ func (s *Store) endNode(ctx context.Context, tx *txn, n nodeRow, reason baton.Re
 		args []any
 	}{
 		{`INSERT INTO changes (topic, signals, origin) SELECT topic, ?, ? FROM topics WHERE ` + heldBy,
-			[]any{int64(baton.SignalLock), s.origin, n.node, n.epoch}},
+			[]any{int64(baton.SignalLock | baton.SignalFreed), s.origin, n.node, n.epoch}},
 		{`UPDATE topics SET recorded_epoch = epoch, expires_at = ? WHERE ` + heldBy, []any{at, n.node, n.epoch}},
 		{`UPDATE nodes SET ended = 1, expires_at = min(expires_at, ?) WHERE node = ?`, []any{at, n.node}},
 	} {
@@ -91,7 +92,7 @@ func (s *Store) endNode(ctx context.Context, tx *txn, n nodeRow, reason baton.Re
 	}
 	cs := make([]change, 0, len(recs)+1)
 	for _, r := range recs {
-		cs = append(cs, change{topic: r.Topic, sig: baton.SignalLock, logged: true})
+		cs = append(cs, change{topic: r.Topic, sig: baton.SignalLock | baton.SignalFreed, logged: true})
 	}
 	return recs, append(cs, change{sig: baton.SignalNode}), nil
 }

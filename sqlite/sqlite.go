@@ -413,7 +413,7 @@ func (s *Store) Subscribe(topic string, signals baton.Signal) baton.Subscription
 }
 
 // SubscribeFunc implements baton.Notifier.
-func (s *Store) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+func (s *Store) SubscribeFunc(topic string, signals baton.Signal, fn func(baton.Signal)) baton.Subscription {
 	return s.sig.SubscribeFunc(topic, signals, fn)
 }
 

@@ -538,12 +538,50 @@ func testAcquireReportsCursor(e *env) {
 	}
 	a := e.acquire(topic, "node-a", liveTTL)
 	check("a fresh topic", a)
+	e.checkResume("a fresh topic", a)
 	e.commit(a, 0, its[:3])
 	e.release(a, baton.ReasonReleased)
 	b := e.acquire(topic, "node-b", liveTTL)
 	check("after epoch 1 published 3", b)
 	if b.Cursor.Seq != 3 || b.Cursor.Hash != its[2].Hash || b.Cursor.Epoch != a.Epoch {
 		e.t.Fatalf("Acquire's Cursor after epoch %d published 3 = %+v", a.Epoch, *b.Cursor)
+	}
+	e.checkResume("after epoch 1 published 3", b)
+}
+
+// checkResume holds what an engine read for a new lease (Lease.Resume, if
+// any) to what the reads it stands for return: Items after the cursor,
+// and the cursor's hash in the index.
+func (e *env) checkResume(what string, l baton.Lease) {
+	e.t.Helper()
+	r := l.Resume
+	if r == nil {
+		return
+	}
+	if l.Cursor == nil {
+		e.t.Fatalf("%s: Acquire set a Resume without a Cursor", what)
+	}
+	if r.Checked && l.Cursor.Seq > 0 {
+		if seq, err := e.s.SeqOfHash(e.ctx, l.Topic, l.Cursor.Hash); err != nil || seq != l.Cursor.Seq {
+			e.t.Fatalf("%s: Resume says the cursor was checked, but SeqOfHash = %d, %v; want %d", what, seq, err, l.Cursor.Seq)
+		}
+	}
+	if r.Asked == 0 {
+		if len(r.Items) > 0 {
+			e.t.Fatalf("%s: Resume has %d items and asked for none", what, len(r.Items))
+		}
+		return
+	}
+	want, err := e.s.Items(e.ctx, l.Topic, l.Cursor.Seq, r.Asked)
+	e.noErr(err, "%s: Items after the acquired cursor", what)
+	if len(want) != len(r.Items) {
+		e.t.Fatalf("%s: Resume has %d items, Items(%d, %d) reads %d", what, len(r.Items), l.Cursor.Seq, r.Asked, len(want))
+	}
+	for i := range want {
+		if want[i].Seq != r.Items[i].Seq || want[i].Hash != r.Items[i].Hash || want[i].MsgID != r.Items[i].MsgID ||
+			string(want[i].Value) != string(r.Items[i].Value) {
+			e.t.Fatalf("%s: Resume's item %d = %+v, Items reads %+v", what, i, r.Items[i], want[i])
+		}
 	}
 }
 

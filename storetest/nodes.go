@@ -155,9 +155,11 @@ func testReleaseNodeReleasesAll(e *env) {
 	topics := []string{e.topic("1"), e.topic("2"), e.topic("3")}
 	var leases []baton.Lease
 	var subs []baton.Subscription
+	var freed []baton.Subscription
 	for _, t := range topics {
 		leases = append(leases, e.acquire(t, "node-a", liveTTL))
 		subs = append(subs, e.subscribe(t, baton.SignalLock))
+		freed = append(freed, e.subscribe(t, baton.SignalFreed))
 	}
 	items := e.appendN(topics[0], 1)
 	e.commit(leases[0], 0, items)
@@ -170,6 +172,7 @@ func testReleaseNodeReleasesAll(e *env) {
 	}
 	for i, t := range topics {
 		e.wake(subs[i], "ReleaseNode, on "+t)
+		e.wake(freed[i], "ReleaseNode, SignalFreed on "+t)
 		if st := e.lock(t); st.Held {
 			e.t.Fatalf("Lock(%s) after ReleaseNode = %+v, want not held [N5]", t, st)
 		}
@@ -205,6 +208,7 @@ func testExpireNode(e *env) {
 	e.release(a3, baton.ReasonFailed)
 	nodes := e.subscribe("", baton.SignalNode)
 	sub := e.subscribe(t1, baton.SignalLock)
+	freed := e.subscribe(t2, baton.SignalFreed)
 	lapsed := e.lapse(a1)
 	recs, err := e.s.ExpireNode(e.ctx, a1.Holder)
 	e.noErr(err, "ExpireNode of a lapsed node lease")
@@ -219,6 +223,7 @@ func testExpireNode(e *env) {
 		e.t.Fatalf("ExpireNode rewrote the record of a released lease: %+v [N6]", r)
 	}
 	e.wake(sub, "ExpireNode")
+	e.wake(freed, "ExpireNode, SignalFreed")
 	e.wake(nodes, "ExpireNode")
 	_, err = e.s.ExpireNode(e.ctx, a1.Holder)
 	e.wantErr(err, baton.ErrNotFound, "a second ExpireNode [N6]")

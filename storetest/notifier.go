@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,7 +146,12 @@ func testSubscribeFunc(e *env) {
 	topic := e.topic("")
 	var calls atomic.Int64
 	woke := make(chan struct{}, 1)
-	sub := e.s.SubscribeFunc(topic, baton.SignalAppend|baton.SignalCommit, func() {
+	var mu sync.Mutex
+	var seen baton.Signal // every signal fn was given
+	sub := e.s.SubscribeFunc(topic, baton.SignalAppend|baton.SignalCommit, func(sig baton.Signal) {
+		mu.Lock()
+		seen |= sig
+		mu.Unlock()
 		calls.Add(1)
 		select {
 		case woke <- struct{}{}:
@@ -167,17 +173,39 @@ func testSubscribeFunc(e *env) {
 			e.t.Fatalf("no call within %v after %s [N1]", waitTimeout, what)
 		}
 	}
+	// fn is given what was raised, of the signals it subscribed to.
+	given := func(what string, want baton.Signal) {
+		e.t.Helper()
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			mu.Lock()
+			sig := seen
+			mu.Unlock()
+			if sig&^(baton.SignalAppend|baton.SignalCommit) != 0 {
+				e.t.Fatalf("fn was given signals %b, beyond those subscribed to [N1]", sig)
+			}
+			if sig&want != 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("after %s fn was given signals %b, want %b among them [N1]", what, sig, want)
+			}
+			called(what)
+		}
+	}
 	its := e.appendN(topic, 2)
 	called("Append")
-	l := e.acquire(topic, "node-a", liveTTL)
+	given("Append", baton.SignalAppend)
+	l := e.acquire(topic, "node-a", liveTTL) // SignalLock: not subscribed to
 	e.commit(l, 0, its)
 	called("Commit")
+	given("Commit", baton.SignalCommit)
 
 	sub.Close()
 	n := calls.Load()
 	// A second subscription's call shows that the next change went by.
 	after := make(chan struct{}, 1)
-	other := e.s.SubscribeFunc(topic, baton.SignalAppend, func() {
+	other := e.s.SubscribeFunc(topic, baton.SignalAppend, func(baton.Signal) {
 		select {
 		case after <- struct{}{}:
 		default:

@@ -31,7 +31,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string, opts baton.DeleteO
 	// if it was live, its expiry's if it had lapsed.
 	if now := d.now(); t.lease.Epoch > 0 && !t.recorded {
 		if d.live(t, now) {
-			d.record(t, baton.ReasonDeleted, now)
+			d.record(t, baton.ReasonDeleted, now, baton.SignalLock)
 		} else {
 			d.recordExpired(t, now)
 		}

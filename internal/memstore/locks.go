@@ -36,9 +36,10 @@ func (d *data) expiresAt(t *topic) time.Time {
 	return t.lease.ExpiresAt
 }
 
-// record writes the release record of the topic's unrecorded lease. Callers
-// hold mu and signal SignalLock.
-func (d *data) record(t *topic, reason baton.ReleaseReason, at time.Time) baton.ReleaseRecord {
+// record writes the release record of the topic's unrecorded lease and
+// signals sig (SignalLock, with SignalFreed when it ended with its node
+// lease). Callers hold mu.
+func (d *data) record(t *topic, reason baton.ReleaseReason, at time.Time, sig baton.Signal) baton.ReleaseRecord {
 	t.recorded = true
 	t.lease.ExpiresAt = at
 	if n := d.nodes[t.lease.Holder]; n != nil {
@@ -47,7 +48,7 @@ func (d *data) record(t *topic, reason baton.ReleaseReason, at time.Time) baton.
 	r := baton.ReleaseRecord{Topic: t.name, Holder: t.lease.Holder, Epoch: t.lease.Epoch, Reason: reason,
 		At: at, LastSeq: t.cursor.Seq, LastHash: t.cursor.Hash}
 	t.records = append(t.records, r)
-	d.sig.Notify(t.name, baton.SignalLock)
+	d.sig.Notify(t.name, sig)
 	return r
 }
 
@@ -57,7 +58,7 @@ func (d *data) recordExpired(t *topic, now time.Time) bool {
 	if t.lease.Epoch == 0 || t.recorded || d.live(t, now) {
 		return false
 	}
-	d.record(t, baton.ReasonExpired, d.expiresAt(t))
+	d.record(t, baton.ReasonExpired, d.expiresAt(t), baton.SignalLock|baton.SignalFreed)
 	return true
 }
 
@@ -71,7 +72,7 @@ func (d *data) endNode(n *nodeLease, reason baton.ReleaseReason, at time.Time) [
 	sort.Strings(names)
 	recs := make([]baton.ReleaseRecord, 0, len(names))
 	for _, name := range names {
-		recs = append(recs, d.record(d.topics[name], reason, at))
+		recs = append(recs, d.record(d.topics[name], reason, at, baton.SignalLock|baton.SignalFreed))
 	}
 	n.ended = true
 	if at.Before(n.lease.ExpiresAt) {
@@ -270,7 +271,7 @@ func (s *Store) Release(ctx context.Context, l baton.Lease, reason baton.Release
 		d.recordExpired(t, now)
 		return fmt.Errorf("release %s epoch %d: %w", l.Topic, l.Epoch, baton.ErrLeaseLost)
 	}
-	d.record(t, reason, now)
+	d.record(t, reason, now, baton.SignalLock)
 	return nil
 }
 

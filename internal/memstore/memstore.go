@@ -179,7 +179,7 @@ func (s *Store) Subscribe(name string, signals baton.Signal) baton.Subscription 
 }
 
 // SubscribeFunc is Subscribe calling fn (see baton.Notifier).
-func (s *Store) SubscribeFunc(name string, signals baton.Signal, fn func()) baton.Subscription {
+func (s *Store) SubscribeFunc(name string, signals baton.Signal, fn func(baton.Signal)) baton.Subscription {
 	if s.closed.Load() {
 		return signal.NewHub().Subscribe(name, signals)
 	}

@@ -34,8 +34,9 @@ type sub struct {
 	once    sync.Once
 
 	// A SubscribeFunc subscription: fn instead of c.
-	fn      func()
-	pending bool // under h.mu: in h.due
+	fn      func(baton.Signal)
+	pending bool         // under h.mu: in h.due
+	got     baton.Signal // under h.mu: the signals raised since fn's last call
 	closed  atomic.Bool
 }
 
@@ -55,9 +56,10 @@ func (s *sub) Close() {
 	})
 }
 
-// wake is called with h.mu held.
-func (s *sub) wake() {
+// wake is called with h.mu held, with the signals raised.
+func (s *sub) wake(signals baton.Signal) {
 	if s.fn != nil {
+		s.got |= signals & s.signals
 		if !s.pending {
 			s.pending = true
 			s.h.due = append(s.h.due, s)
@@ -90,12 +92,13 @@ func (h *Hub) Subscribe(topic string, signals baton.Signal) baton.Subscription {
 
 // SubscribeFunc registers a subscription for topic and signals that calls
 // fn instead of filling a channel: a component waiting on thousands of
-// topics needs no goroutine per topic (docs/design.md, node leases). fn
+// topics needs no goroutine per topic (docs/design.md, node leases). fn is
+// given the signals raised since its last call. fn
 // runs on the hub's one callback goroutine, never under a lock of the
 // store's, once after one or more matching changes (coalesced, as C is).
 // It is not called once Close has returned, except that a call already
 // under way may finish after it. fn must not block.
-func (h *Hub) SubscribeFunc(topic string, signals baton.Signal, fn func()) baton.Subscription {
+func (h *Hub) SubscribeFunc(topic string, signals baton.Signal, fn func(baton.Signal)) baton.Subscription {
 	s := &sub{h: h, topic: topic, signals: signals, fn: fn}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -126,13 +129,15 @@ func (h *Hub) callbacks(kick, quit <-chan struct{}) {
 		h.mu.Lock()
 		due := h.due
 		h.due = nil
-		for _, s := range due {
+		got := make([]baton.Signal, len(due))
+		for i, s := range due {
 			s.pending = false
+			got[i], s.got = s.got, 0
 		}
 		h.mu.Unlock()
-		for _, s := range due {
+		for i, s := range due {
 			if !s.closed.Load() {
-				s.fn()
+				s.fn(got[i])
 			}
 		}
 	}
@@ -145,26 +150,27 @@ func (h *Hub) Notify(topic string, signals baton.Signal) {
 	defer h.mu.Unlock()
 	for s := range h.subs[topic] {
 		if s.signals&signals != 0 {
-			s.wake()
+			s.wake(signals)
 		}
 	}
 	if signals&baton.SignalTopic != 0 && topic != "" {
 		for s := range h.subs[""] {
 			if s.signals&baton.SignalTopic != 0 {
-				s.wake()
+				s.wake(baton.SignalTopic)
 			}
 		}
 	}
 }
 
 // NotifyAll wakes every subscription, e.g. after a reconnect, when changes
-// may have been missed.
+// may have been missed: with every signal but SignalFreed, a hint that
+// nothing here can vouch for.
 func (h *Hub) NotifyAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.subs {
 		for s := range m {
-			s.wake()
+			s.wake(^baton.SignalFreed)
 		}
 	}
 }

@@ -1,7 +1,10 @@
 -- Acquire the publish lock of a topic under a live node lease.
--- KEYS: lock, cursor, releases, meta (of the topic)
--- ARGV: topic, channel, key space (lib.lua, space), node, node_epoch
--- Returns {'ok', epoch, acquired_us, expires_us, cursor seq, hash, epoch, updated_us},
+-- KEYS: lock, cursor, releases, meta, queue, hashes (of the topic)
+-- ARGV: topic, channel, key space (lib.lua, space), node, node_epoch, n
+-- Returns {'ok', epoch, acquired_us, expires_us, cursor seq, hash, epoch, updated_us,
+-- checked (0|1), asked, entries, next entry} (baton.Resume: whether the
+-- cursor's hash is in the index at its seq, and the queue's entries holding
+-- the n seqs after it, read as Items reads them, unless trimmed: asked 0),
 -- {'held', holder, epoch, remaining_us}
 -- {'lost', node_epoch, why}: the node lease is not live, or {'deleted'} (deletetopic.lua).
 local lk = {lock = KEYS[1], cursor = KEYS[2], releases = KEYS[3]}
@@ -39,6 +42,21 @@ if prev > 0 then
   end
 end
 redis.call('PUBLISH', channel, 'lock acquired ' .. str(epoch) .. ' ' .. node)
--- The cursor as the lease finds it: where its holder resumes.
+-- The cursor as the lease finds it: where its holder resumes, checked
+-- against the index, and what it publishes first.
 local c = redis.call('HMGET', lk.cursor, 'seq', 'hash', 'epoch', 'updated_us')
-return {'ok', str(epoch), str(now), str(n.expires), c[1] or '', c[2] or '', c[3] or '', c[4] or ''}
+local seq = num(c[1])
+local checked = 0
+if seq == 0 or (c[2] and redis.call('HGET', KEYS[6], c[2]) == c[1]) then
+  checked = 1
+end
+local k = tonumber(ARGV[6]) or 0
+local within, after = {}, {}
+if k > 0 and seq + 1 >= (tonumber(redis.call('HGET', KEYS[4], 'below') or '1') or 1) then
+  within = redis.call('XRANGE', KEYS[5], str(seq + 1) .. '-0', str(seq + k) .. '-0')
+  after = redis.call('XRANGE', KEYS[5], str(seq + k + 1) .. '-0', '+', 'COUNT', 1)
+else
+  k = 0
+end
+return {'ok', str(epoch), str(now), str(n.expires), c[1] or '', c[2] or '', c[3] or '', c[4] or '',
+  checked, k, within, after}
