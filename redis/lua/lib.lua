@@ -73,7 +73,10 @@ end
 
 -- tohex writes a hash kept as its bytes in hex, for JSON and messages.
 local function tohex(s)
-  return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
+  if s == '' then
+    return ''
+  end
+  return string.format(string.rep('%02x', #s), string.byte(s, 1, -1))
 end
 
 -- Calls redis.call(cmd, key, ...list) in chunks: unpack has a stack limit.
@@ -189,16 +192,19 @@ end
 
 -- record writes the one release record of l's epoch, with the cursor as it
 -- is (it cannot have moved since the lease ended: commits are fenced), takes
--- the topic out of its node lease's set and, with a channel, publishes it.
+-- the topic out of its node lease's set (unless the caller deletes the whole
+-- set: in_set false) and, with a channel, publishes it.
 -- lk = {lock, cursor, releases} keys.
-local function record(lk, S, topic, channel, l, reason, at)
+local function record(lk, S, topic, channel, l, reason, at, in_set)
   local c = redis.call('HMGET', lk.cursor, 'seq', 'hash')
   local js = cjson.encode({
     topic = topic, holder = l.holder, epoch = str(l.epoch), reason = reason,
     at_us = str(at), last_seq = c[1] or '0', last_hash = tohex(c[2] or '')})
   redis.call('LPUSH', lk.releases, js)
   redis.call('HSET', lk.lock, 'recorded_epoch', str(l.epoch), 'expires_us', str(at))
-  redis.call('SREM', holder_keys(S, l.holder).topics, topic)
+  if in_set ~= false then
+    redis.call('SREM', holder_keys(S, l.holder).topics, topic)
+  end
   l.recorded = l.epoch
   if channel then
     redis.call('PUBLISH', channel, 'lock ' .. reason .. ' ' .. js)
@@ -240,7 +246,7 @@ local function end_node(S, chan, node, nk, n, reason, at)
     local lk = topic_keys(S, t)
     local l = read_lock(lk.lock)
     if l.epoch > l.recorded and l.holder == node and l.node_epoch == n.epoch then
-      recs[#recs + 1] = record(lk, S, t, nil, l, reason, at)
+      recs[#recs + 1] = record(lk, S, t, nil, l, reason, at, false) -- the set goes below
       ended[#ended + 1] = t
     end
   end
