@@ -90,8 +90,11 @@ const committedQueue = 64
 // Either way the write is fenced by the lease's epoch: once the lease is
 // lost nothing can be stored, and the checkpointer stops.
 type Checkpointer struct {
-	cfg  CheckpointerConfig
-	log  *slog.Logger
+	cfg CheckpointerConfig
+	// log is the logger with the topic and epoch, made at its first use:
+	// a node taking over thousands of leases at once makes thousands of
+	// checkpointers, most of which never log.
+	log  func() *slog.Logger
 	ch   chan []baton.Leaf
 	done chan struct{} // closed when run returns
 
@@ -131,8 +134,10 @@ func NewCheckpointer(cfg CheckpointerConfig) (*Checkpointer, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = baton.SystemClock{}
 	}
-	return &Checkpointer{cfg: cfg, log: cfg.Logger.With("topic", cfg.Lease.Topic, "epoch", cfg.Lease.Epoch),
-		ch: make(chan []baton.Leaf, committedQueue), done: make(chan struct{})}, nil
+	log := cfg.Logger
+	return &Checkpointer{cfg: cfg,
+		log: sync.OnceValue(func() *slog.Logger { return log.With("topic", cfg.Lease.Topic, "epoch", cfg.Lease.Epoch) }),
+		ch:  make(chan []baton.Leaf, committedQueue), done: make(chan struct{})}, nil
 }
 
 // Start runs the checkpointer until Close or the lease is lost.
@@ -148,9 +153,9 @@ func (c *Checkpointer) Start(ctx context.Context) {
 		if err := c.run(ctx); err != nil && ctx.Err() == nil {
 			c.err = err
 			if errors.Is(err, baton.ErrLeaseLost) {
-				c.log.Info("checkpointer: fenced, stopping", "err", err)
+				c.log().Info("checkpointer: fenced, stopping", "err", err)
 			} else {
-				c.log.Error("checkpointer stopped", "err", err)
+				c.log().Error("checkpointer stopped", "err", err)
 			}
 		}
 	}()
@@ -297,7 +302,7 @@ func (c *Checkpointer) run(ctx context.Context) error {
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		c.log.Warn("checkpointer: read the ledger from the store", "err", err, "retry_in", wait)
+		c.log().Warn("checkpointer: read the ledger from the store", "err", err, "retry_in", wait)
 		t := c.cfg.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -370,7 +375,7 @@ func (c *Checkpointer) setup(ctx context.Context) error {
 	if err := c.catchUp(ctx, cur.Seq); err != nil {
 		return err
 	}
-	c.log.Debug("checkpointer ready", "size", c.log2.End(), "signed", c.signed)
+	c.log().Debug("checkpointer ready", "size", c.log2.End(), "signed", c.signed)
 	return nil
 }
 
@@ -425,7 +430,7 @@ func (c *Checkpointer) loop(ctx context.Context) error {
 				cur, err := c.cfg.Store.Cursor(ctx, c.cfg.Lease.Topic)
 				if err != nil {
 					c.lagging.Store(true)
-					c.log.Warn("checkpointer: read cursor", "err", err)
+					c.log().Warn("checkpointer: read cursor", "err", err)
 					continue
 				}
 				if err := c.catchUp(ctx, cur.Seq); err != nil {
@@ -483,7 +488,7 @@ func (c *Checkpointer) transient(ctx context.Context, err error) bool {
 		return false
 	}
 	c.lagging.Store(true)
-	c.log.Warn("checkpointer: catch up from the store", "err", err)
+	c.log().Warn("checkpointer: catch up from the store", "err", err)
 	return true
 }
 
@@ -556,16 +561,16 @@ func (c *Checkpointer) store(ctx context.Context, cp *baton.Checkpoint) error {
 			return fmt.Errorf("checkpoint %s/%d: %w", cp.Topic, cp.Size, err)
 		case errors.Is(err, baton.ErrInvalid):
 			// A commit stored a checkpoint at least as large meanwhile.
-			c.log.Debug("checkpoint not stored", "size", cp.Size, "err", err)
+			c.log().Debug("checkpoint not stored", "size", cp.Size, "err", err)
 		default:
 			// Transient (store unavailable): the next trigger signs again.
-			c.log.Warn("store checkpoint", "size", cp.Size, "err", err)
+			c.log().Warn("store checkpoint", "size", cp.Size, "err", err)
 			c.signed = min(c.signed, cp.Size-1)
 		}
 		return nil
 	}
 	c.stored(cp.Size)
-	c.log.Debug("checkpoint stored", "size", cp.Size)
+	c.log().Debug("checkpoint stored", "size", cp.Size)
 	return nil
 }
 

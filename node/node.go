@@ -462,7 +462,10 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	// A trimmer for every lease: a topic's own retention may ask for one
 	// whatever the node's defaults. It holds no goroutine while idle.
 	tctx, stop := context.WithCancel(ctx)
-	t := newTrimmerFrom(tctx, n.store, lease.Topic, cur, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log)
+	// Its first read of the retention waits, as the checkpointer's setup
+	// does, for this node's leases to resume (resume.go).
+	t := newTrimmerFrom(tctx, n.store, lease.Topic, cur, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log,
+		func(ctx context.Context) { n.resume.wait(ctx, n.cfg.Clock, resumeHoldMax) })
 	o.OnCommit = t.committed
 	if h := n.cfg.Handoff; h != nil {
 		h.Publishing(lease.Topic, true)

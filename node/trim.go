@@ -69,20 +69,24 @@ type trimmer struct {
 	waitAge   bool          // it waits for an age to pass: kick wakes it
 	kick      chan struct{} // capacity 1
 	wg        sync.WaitGroup
+	// hold, if set, is waited for before the first read of the retention:
+	// a lease's trimmer is not on the path to its first commit.
+	hold func(context.Context)
 }
 
 // newTrimmer returns a trimmer that trims until ctx ends (wait waits for
 // it then). It starts one goroutine, which reads the retention and the
 // cursor and ends at once if there is nothing to trim.
 func newTrimmer(ctx context.Context, st trimStore, topic string, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
-	return newTrimmerFrom(ctx, st, topic, baton.Cursor{}, items, age, every, clock, log)
+	return newTrimmerFrom(ctx, st, topic, baton.Cursor{}, items, age, every, clock, log, nil)
 }
 
 // newTrimmerFrom is newTrimmer for a lease whose cursor was read just
 // now (cur): the trimmer starts from it rather than reading it again.
-func newTrimmerFrom(ctx context.Context, st trimStore, topic string, cur baton.Cursor, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger) *trimmer {
+// hold, if not nil, is waited for before the retention is first read.
+func newTrimmerFrom(ctx context.Context, st trimStore, topic string, cur baton.Cursor, items uint64, age time.Duration, every time.Duration, clock baton.Clock, log *slog.Logger, hold func(context.Context)) *trimmer {
 	t := &trimmer{store: st, topic: topic, defN: items, defAge: age, every: every, clock: clock, log: log, ctx: ctx,
-		items: items, age: age, kick: make(chan struct{}, 1)}
+		items: items, age: age, kick: make(chan struct{}, 1), hold: hold}
 	t.mu.Lock()
 	t.observeLocked(cur)
 	t.start(true)
@@ -201,6 +205,13 @@ func (t *trimmer) reload() {
 // commits; it ends when neither is left, or ctx ends. A trim that fails is
 // logged and tried again an interval later.
 func (t *trimmer) run() {
+	t.mu.Lock()
+	h := t.hold
+	t.hold = nil // once: a later goroutine does not wait
+	t.mu.Unlock()
+	if h != nil {
+		h(t.ctx)
+	}
 	for {
 		t.mu.Lock()
 		if t.reloadDue {

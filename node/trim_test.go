@@ -23,6 +23,7 @@ type trimQueue struct {
 	mu        sync.Mutex
 	cursor    baton.Cursor
 	retention baton.Retention
+	reads     int // of the retention
 }
 
 func newTrimQueue() *trimQueue {
@@ -48,6 +49,7 @@ func (q *trimQueue) Cursor(context.Context, string) (baton.Cursor, error) {
 func (q *trimQueue) Retention(context.Context, string) (baton.Retention, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.reads++
 	return q.retention, nil
 }
 
@@ -233,4 +235,29 @@ func TestTrimmerAgeUnderSteadyTraffic(t *testing.T) {
 	if at := clock.Now().Sub(t0); at > 32*time.Second+3*time.Second+time.Second {
 		t.Errorf("first trim at %v of the clock, want within the age (32s) plus a slot and an interval or two", at)
 	}
+}
+
+// TestTrimmerHeld: a lease's trimmer reads nothing before its hold
+// returns (the node's leases resuming: resume.go), then trims as usual.
+func TestTrimmerHeld(t *testing.T) {
+	q := newTrimQueue()
+	entered, release := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cur := baton.Cursor{Topic: "t", Seq: 10, UpdatedAt: time.Now()}
+	tr := newTrimmerFrom(ctx, q, "t", cur, 3, 0, time.Millisecond, baton.SystemClock{}, slog.New(slog.DiscardHandler),
+		func(context.Context) { close(entered); <-release })
+	t.Cleanup(func() { cancel(); tr.wait() })
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the trimmer did not wait for its hold")
+	}
+	q.mu.Lock()
+	reads := q.reads
+	q.mu.Unlock()
+	if reads != 0 {
+		t.Fatalf("the retention was read %d times while held", reads)
+	}
+	close(release)
+	expectTrims(t, q, 8)
 }
