@@ -284,6 +284,35 @@ func TestAcquireReadsResume(t *testing.T) {
 	}
 }
 
+// TestSuccessorOfOddNames: the acquire fills the successor into the
+// previous epoch's record (JSON); node names with quotes, slashes,
+// non-ASCII text and a field's own name read back as they were.
+func TestSuccessorOfOddNames(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := open(t, srv.URL(0), redis.Options{})
+	ctx := t.Context()
+	const topic = "odd"
+	names := []string{`a"successor":"x`, `b\\"epoch":"1"/ü`, "c\n}"}
+	var prev baton.Lease
+	for i, node := range names {
+		l := acquire(t, s, topic, node, time.Minute)
+		if i > 0 {
+			recs, err := s.Handovers(ctx, topic, 1)
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("Handovers: %v, %v", recs, err)
+			}
+			r := recs[0]
+			if r.Holder != prev.Holder || r.Epoch != prev.Epoch || r.Successor != node || r.SuccessorEpoch != l.Epoch {
+				t.Fatalf("record after %q took over from %q: %+v", node, prev.Holder, r)
+			}
+		}
+		if err := s.Release(ctx, l, baton.ReasonReleased); err != nil {
+			t.Fatal(err)
+		}
+		prev = l
+	}
+}
+
 // TestKeyspaceExpiryWakes checks the push path of a lapsed node lease: with
 // keyspace notifications on (Open enables them), the standby's subscriptions
 // wake when the node lease's ttl key expires, with no store call from
