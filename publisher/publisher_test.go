@@ -270,8 +270,7 @@ func (s *itemsCounter) Items(ctx context.Context, topic string, after uint64, li
 
 // TestResumeItemsFromAcquire: the items an engine read in the acquire
 // (Lease.Resume) are the first commit's, with no read of the queue before
-// it; then the publisher reads on from them. Items the acquire did not
-// read (an empty Resume) are read as before.
+// it; then the publisher reads on from them.
 func TestResumeItemsFromAcquire(t *testing.T) {
 	ctx := t.Context()
 	mem := memstore.New(baton.SystemClock{})
