@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
+	bhttp "github.com/baton-pub/baton/http"
 	"github.com/baton-pub/baton/hub"
 )
 
@@ -18,7 +20,9 @@ import (
 // broadcaster with Baton's routes and frames, and nothing else: no store, no
 // order across restarts, no resume, no hash. POST .../items broadcasts the
 // updates at once; GET .../events streams every later one. A connection
-// whose queue overflows is closed, as Baton closes a slow terminal. It
+// whose queue overflows is closed, as Baton closes a slow terminal. A busy
+// connection's writes are spaced as Baton's are (bhttp.CoalesceGap, with
+// every connection busy), so that it stays the ceiling. It
 // writes {"addr": ...} to readyFile once it serves and runs until ctx ends.
 func ServeRawSSE(ctx context.Context, listen, readyFile string) error {
 	ln, err := net.Listen("tcp", listen)
@@ -62,6 +66,7 @@ type broadcaster struct {
 	mu    sync.Mutex // orders seqs and broadcasts
 	seq   uint64
 	conns map[*rawConn]struct{}
+	n     atomic.Int64 // len(conns), for the coalescing gap
 }
 
 type rawConn struct {
@@ -85,10 +90,12 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 	c := &rawConn{ch: make(chan [][]byte, rawQueue), dead: make(chan struct{})}
 	b.mu.Lock()
 	b.conns[c] = struct{}{}
+	b.n.Add(1)
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
 		delete(b.conns, c)
+		b.n.Add(-1)
 		b.mu.Unlock()
 	}()
 	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil {
@@ -106,6 +113,9 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
+	var flushed time.Time
+	gap := time.NewTimer(time.Hour)
+	defer gap.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
@@ -113,6 +123,10 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 		case <-c.dead:
 			return
 		case fs := <-c.ch:
+			if wait := time.Until(flushed.Add(bhttp.CoalesceGap(int(b.n.Load()), bhttp.DefaultStreamCoalesce))); wait > 0 {
+				gap.Reset(wait)
+				<-gap.C
+			}
 			if write(fs) != nil {
 				return
 			}
@@ -129,6 +143,7 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 			if rc.Flush() != nil {
 				return
 			}
+			flushed = time.Now()
 		}
 	}
 }

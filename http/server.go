@@ -103,6 +103,10 @@ type Config struct {
 	// StreamWorkers bounds the goroutines of SSEWriterPool; default
 	// max(16, 8*GOMAXPROCS).
 	StreamWorkers int
+	// StreamCoalesce is the longest a busy event stream's write waits to
+	// carry more events (stream_coalesce.go); default
+	// DefaultStreamCoalesce, negative: never.
+	StreamCoalesce time.Duration
 	// Auth, if set, checks every request's token against the route's need
 	// (access.go); nil runs the node open: anyone may call every route.
 	Auth *auth.Verifier
@@ -202,6 +206,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamWorkers == 0 {
 		c.StreamWorkers = max(16, 8*runtime.GOMAXPROCS(0))
+	}
+	if c.StreamCoalesce == 0 {
+		c.StreamCoalesce = DefaultStreamCoalesce
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

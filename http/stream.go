@@ -75,6 +75,12 @@ type streamer struct {
 	streams []*eventStream // streams not ended, both writers; eventStream.i is the index
 	pooled  int            // how many of them the pool serves
 	runq    runQueue
+	// co spaces busy streams' writes (stream_coalesce.go); held are the
+	// streams waiting for their gap, holding whether a timer will release
+	// them.
+	co      coalescer
+	held    []*eventStream
+	holding bool
 	workers int  // pool worker goroutines running
 	beating bool // the heartbeat goroutine runs
 	// servers are the net/http servers streams came from, with whether
@@ -127,6 +133,7 @@ type eventStream struct {
 	pooled    bool  // served by the pool: the heartbeat goroutine beats it
 	sliced    bool  // its writes may be handed over (TCP): see stream_pool.go
 	lastWrite int64 // when the last write ended, ns since streamer.epoch
+	counted   int64 // the coalescer's record of this stream (stream_coalesce.go)
 	queued    bool  // on the run queue, or to go back on it when running ends
 	running   bool  // a worker or a stall writer serves the stream
 	beat      bool  // a heartbeat is due
@@ -221,6 +228,7 @@ func newStreamer(cfg Config, log *slog.Logger) *streamer {
 		writeTimeout: cfg.WriteTimeout,
 		maxStreams:   cfg.MaxStreams,
 		maxWorkers:   cfg.StreamWorkers,
+		co:           coalescer{max: cfg.StreamCoalesce, perStream: coalescePerStream},
 		observer:     cfg.Observer,
 		ctx:          ctx,
 		cancel:       cancel,

@@ -82,8 +82,38 @@ func (st *streamer) scheduleLocked(s *eventStream) {
 	}
 	s.queued = true
 	if !s.running {
-		st.pushLocked(s)
+		st.pushOrHoldLocked(s)
 	}
+}
+
+// pushOrHoldLocked puts s on the run queue, or, if it wrote less than the
+// coalescing gap ago (stream_coalesce.go), on the held list, which goes to
+// the run queue when the gap of its first entry has passed.
+func (st *streamer) pushOrHoldLocked(s *eventStream) {
+	wait := st.co.wait(st.now(), s)
+	if wait <= 0 {
+		st.pushLocked(s)
+		return
+	}
+	st.held = append(st.held, s)
+	if !st.holding && !st.closed {
+		st.holding = true
+		time.AfterFunc(wait, st.releaseHeld)
+	}
+}
+
+// releaseHeld puts the held streams on the run queue.
+func (st *streamer) releaseHeld() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, s := range st.held {
+		st.held[i] = nil
+		if !s.ended && s.queued && !s.running {
+			st.pushLocked(s)
+		}
+	}
+	st.held = st.held[:0]
+	st.holding = false
 }
 
 // pushLocked puts s on the run queue and starts a worker if the pool has
@@ -180,15 +210,17 @@ func (st *streamer) turnDone(s *eventStream, wrote, more bool, endErr error) {
 	s.running = false
 	if wrote {
 		s.lastWrite = st.now()
+		st.co.wrote(s.lastWrite, &s.counted)
 	}
 	if s.ended {
 		return
 	}
-	if more {
+	switch {
+	case more: // catching up: the next turn at once
 		s.queued = true
-	}
-	if s.queued {
 		st.pushLocked(s)
+	case s.queued:
+		st.pushOrHoldLocked(s)
 	}
 }
 

@@ -56,6 +56,7 @@ func (st *streamer) serveResponse(s *eventStream, w nethttp.ResponseWriter) {
 	}
 	hb := time.NewTimer(st.heartbeat)
 	defer hb.Stop()
+	var gap *time.Timer // the coalescing wait (stream_coalesce.go)
 	var (
 		bufs   [][]byte
 		beat   bool
@@ -74,6 +75,10 @@ func (st *streamer) serveResponse(s *eventStream, w nethttp.ResponseWriter) {
 				return
 			}
 			hb.Reset(st.heartbeat)
+			st.mu.Lock()
+			s.lastWrite = st.now()
+			st.co.wrote(s.lastWrite, &s.counted)
+			st.mu.Unlock()
 		}
 		if endErr != nil {
 			st.end(s, endErr)
@@ -86,6 +91,19 @@ func (st *streamer) serveResponse(s *eventStream, w nethttp.ResponseWriter) {
 		case <-s.src.Ready(): // new events, or the terminal ended
 		case <-hb.C:
 			beat = true
+			continue
+		}
+		st.mu.Lock()
+		wait := st.co.wait(st.now(), s)
+		st.mu.Unlock()
+		if wait > 0 {
+			if gap == nil {
+				gap = time.NewTimer(wait)
+				defer gap.Stop()
+			} else {
+				gap.Reset(wait)
+			}
+			<-gap.C
 		}
 	}
 }

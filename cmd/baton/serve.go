@@ -42,6 +42,9 @@ type serveConfig struct {
 	LogLevel  string
 	Heartbeat time.Duration
 	SSEWriter string // bhttp.Config.SSEWriter
+	// Coalesce is the longest gap between two writes of a busy event
+	// stream (bhttp.Config.StreamCoalesce); 0: none.
+	Coalesce time.Duration
 	// StoreWait is how long to retry opening a store that is unavailable
 	// (down, loading, failing over) at start-up; 0 fails at once.
 	StoreWait time.Duration
@@ -79,6 +82,9 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.SSEWriter != bhttp.SSEWriterPool && c.SSEWriter != bhttp.SSEWriterGoroutine {
 		return baton.Invalidf("--sse-writer", "%q: want %s or %s", c.SSEWriter, bhttp.SSEWriterPool, bhttp.SSEWriterGoroutine)
+	}
+	if c.Coalesce < 0 || c.Coalesce > time.Second {
+		return baton.Invalidf("--sse-coalesce", "%v out of range [0, 1s]", c.Coalesce)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
@@ -191,6 +197,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.DurationVar(&c.RetainAge, "retain-age", envDuration("BATON_RETAIN_AGE", 0), "how long published items are kept per topic (0: no age limit); a topic's own retention overrides it")
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
+	f.DurationVar(&c.Coalesce, "sse-coalesce", envDuration("BATON_SSE_COALESCE", bhttp.DefaultStreamCoalesce), "longest a busy event stream's write waits to carry more events (20 µs per busy stream on the node, up to this); 0: write every event at once")
 	f.StringVar(&c.SSEWriter, "sse-writer", envOr("BATON_SSE_WRITER", bhttp.SSEWriterPool), "how HTTP/1.x event streams are written: pool (no goroutine per idle stream) or goroutine (one per stream; always so on HTTP/2)")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.DurationVar(&c.StoreWait, "store-wait", envDuration("BATON_STORE_WAIT", 0), "at start-up, keep retrying an unavailable store this long (0: fail at once)")
@@ -320,6 +327,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	started.Store(n)
 	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, TopicStatuses: n.TopicStatuses, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
+		StreamCoalesce:  coalesceConfig(c.Coalesce),
 		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m,
 		TopicDeleted: n.Forget, Retain: c.Retain, RetainAge: c.RetainAge,
 		Drain: func(on bool) wire.Drain {
@@ -405,4 +413,13 @@ func writeReady(path, nodeID, addr string) error {
 		return fmt.Errorf("write ready file: %w", err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// coalesceConfig is bhttp.Config.StreamCoalesce for --sse-coalesce: 0
+// there turns coalescing off, where 0 in the Config is its default.
+func coalesceConfig(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
