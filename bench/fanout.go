@@ -153,13 +153,22 @@ func startRawSSE(ctx context.Context, e *env, name string) (fanTarget, error) {
 	return fanTarget{name: "raw", base: "http://" + addr, pid: cmd.Process.Pid, stop: stop}, nil
 }
 
+// fanoutReadBuf is a fan-out terminal's read buffer: 20 ms of 1,200 items
+// of 128 bytes (about 7 KB) fits with room.
+const fanoutReadBuf = 16 << 10
+
 func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (FanoutRow, error) {
 	const topic = "fan"
 	hc := &http.Client{Transport: e.newTransport(16), Timeout: 30 * time.Second}
-	th := &http.Client{Transport: e.newTransport(n)}
+	// Reads of up to fanoutReadBuf: a coalesced write of a busy stream
+	// (http/stream_coalesce.go) is read in one system call, not one per
+	// 4 KiB (net/http's default).
+	tr := e.newTransport(n)
+	tr.ReadBufferSize = fanoutReadBuf
+	th := &http.Client{Transport: tr}
 	defer th.CloseIdleConnections()
 	connect := func(ctx context.Context) (*terminals, error) {
-		return startTerminals(ctx, th, []string{t.base}, topic, n, 4096, 200, 60*time.Second, false)
+		return startTerminals(ctx, th, []string{t.base}, topic, n, fanoutReadBuf, 200, 60*time.Second, false)
 	}
 	row := FanoutRow{Server: t.name, Writer: t.writer, Terminals: n}
 	return rampOn(ctx, e.logf, p, row, t.pid, newPoster(hc, t.base, topic), connect, padFor(e.cfg.ItemSize))

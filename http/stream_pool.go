@@ -102,18 +102,33 @@ func (st *streamer) pushOrHoldLocked(s *eventStream) {
 	}
 }
 
-// releaseHeld puts the held streams on the run queue.
+// releaseHeld puts the held streams whose gap has passed, or will within
+// a quarter of it, on the run queue, and arms the timer again for the
+// others.
 func (st *streamer) releaseHeld() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for i, s := range st.held {
-		st.held[i] = nil
-		if !s.ended && s.queued && !s.running {
-			st.pushLocked(s)
+	now, slack := st.now(), time.Duration(st.co.gap()/4)
+	keep, next := st.held[:0], time.Duration(0)
+	for _, s := range st.held {
+		if s.ended || !s.queued || s.running {
+			continue
 		}
+		if w := st.co.wait(now, s); w > slack {
+			keep = append(keep, s)
+			if next == 0 || w < next {
+				next = w
+			}
+			continue
+		}
+		st.pushLocked(s)
 	}
-	st.held = st.held[:0]
-	st.holding = false
+	clear(st.held[len(keep):])
+	st.held = keep
+	st.holding = len(keep) > 0 && !st.closed
+	if st.holding {
+		time.AfterFunc(next, st.releaseHeld)
+	}
 }
 
 // pushLocked puts s on the run queue and starts a worker if the pool has
