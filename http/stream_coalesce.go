@@ -86,3 +86,15 @@ func (c *coalescer) wait(now int64, s *eventStream) time.Duration {
 	}
 	return time.Duration(lastWrite + g - now)
 }
+
+// CoalesceGap is the coalescing gap of busy streams' writes now (for
+// metrics): 0 when few streams are busy or coalescing is off.
+func (s *Server) CoalesceGap() time.Duration {
+	st := s.streams
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.now()-st.co.winStart >= 2*int64(coalesceWindow) {
+		return 0 // nothing wrote for two windows
+	}
+	return time.Duration(st.co.gap())
+}

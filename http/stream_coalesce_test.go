@@ -116,5 +116,8 @@ func TestStreamCoalesces(t *testing.T) {
 		if got := reads(4); len(got) != 1 {
 			t.Fatalf("4 events published within the gap came in reads of %v events, want one write of all", got)
 		}
+		if g := srv.CoalesceGap(); g != gap {
+			t.Fatalf("CoalesceGap() = %v with one busy stream, want %v", g, gap)
+		}
 	})
 }

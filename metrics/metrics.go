@@ -164,3 +164,15 @@ func (m *Metrics) FailClosed(string) { m.failClosed.Inc() }
 
 // StreamEnded records why an event stream ended (http.Observer).
 func (m *Metrics) StreamEnded(reason string) { m.streamsEnded.WithLabelValues(reason).Inc() }
+
+// Streams reports the node's event streams: open (how many are open) and
+// gap (the coalescing gap of busy streams' writes, http/stream_coalesce.go),
+// read at each scrape. Call it once.
+func (m *Metrics) Streams(open func() int, gap func() time.Duration) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_streams_open",
+			Help: "Event streams (SSE and WebSocket) open on this node."}, func() float64 { return float64(open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_stream_coalesce_gap_seconds",
+			Help: "The least time between two writes of a busy event stream now (20 µs per busy stream, up to --sse-coalesce): how long an event may wait to go out with others."},
+			func() float64 { return gap().Seconds() }))
+}

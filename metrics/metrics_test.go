@@ -254,3 +254,19 @@ func TestFailClosedCounted(t *testing.T) {
 		t.Errorf("baton_lease_fail_closed_total = %v, want 2", got)
 	}
 }
+
+func TestStreamGauges(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	open, gap := 3, 1500*time.Microsecond
+	m.Streams(func() int { return open }, func() time.Duration { return gap })
+	if v := value(t, m, "baton_streams_open", nil); v != 3 {
+		t.Fatalf("baton_streams_open = %v, want 3", v)
+	}
+	if v := value(t, m, "baton_stream_coalesce_gap_seconds", nil); v != 0.0015 {
+		t.Fatalf("baton_stream_coalesce_gap_seconds = %v, want 0.0015", v)
+	}
+	open, gap = 0, 0 // read at each scrape
+	if v := value(t, m, "baton_streams_open", nil); v != 0 {
+		t.Fatalf("baton_streams_open after the streams ended = %v", v)
+	}
+}

@@ -347,6 +347,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		ln.Close()
 		return err
 	}
+	m.Streams(api.Streams, api.CoalesceGap)
 	if err := api.Open(ln); err != nil {
 		ln.Close()
 		return err
