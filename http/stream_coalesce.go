@@ -45,9 +45,9 @@ func CoalesceGap(busy int, max time.Duration) time.Duration {
 type coalescer struct {
 	max       time.Duration // Config.StreamCoalesce; <= 0: off
 	perStream time.Duration // coalescePerStream; tests make it longer
-	winStart int64         // start of the current window
-	inWin    int           // streams that wrote in the current window
-	last     int           // streams that wrote in the window before, if it just ended
+	winStart  int64         // start of the current window
+	inWin     int           // streams that wrote in the current window
+	last      int           // streams that wrote in the window before, if it just ended
 }
 
 // wrote counts a write ending at now by a stream; counted is the stream's
