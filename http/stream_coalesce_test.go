@@ -116,8 +116,30 @@ func TestStreamCoalesces(t *testing.T) {
 		if got := reads(4); len(got) != 1 {
 			t.Fatalf("4 events published within the gap came in reads of %v events, want one write of all", got)
 		}
-		if g := srv.CoalesceGap(); g != gap {
-			t.Fatalf("CoalesceGap() = %v with one busy stream, want %v", g, gap)
-		}
 	})
+}
+
+// TestServerCoalesceGap: the gap the metrics report is the coalescer's
+// while streams write, and 0 once nothing wrote for two windows.
+func TestServerCoalesceGap(t *testing.T) {
+	srv, _, _ := newStreamServer(t, hub.Options{}, Config{})
+	st := srv.streams
+	st.mu.Lock()
+	st.co.winStart, st.co.inWin = st.now(), 300
+	st.mu.Unlock()
+	if g, want := srv.CoalesceGap(), 300*coalescePerStream; g != want {
+		t.Fatalf("CoalesceGap() with 300 busy streams = %v, want %v", g, want)
+	}
+	st.mu.Lock()
+	st.co.inWin = 5000
+	st.mu.Unlock()
+	if g := srv.CoalesceGap(); g != DefaultStreamCoalesce {
+		t.Fatalf("CoalesceGap() with 5,000 busy streams = %v, want the most, %v", g, DefaultStreamCoalesce)
+	}
+	st.mu.Lock()
+	st.co.winStart = st.now() - 3*int64(coalesceWindow)
+	st.mu.Unlock()
+	if g := srv.CoalesceGap(); g != 0 {
+		t.Fatalf("CoalesceGap() when nothing wrote for three windows = %v, want 0", g)
+	}
 }
