@@ -127,3 +127,42 @@ func TestFinish(t *testing.T) {
 	check("memory per idle terminal connection", &no)
 	check("spurious hand-overs under full load, TTL 2000 ms", &yes)
 }
+
+// TestFinishIssue16Targets: on Redis the report checks issue 16's
+// absolute figures: fan-out deliveries/s at 1k and 10k terminals (the
+// default writer's rows only) and the p99 at 1k items/s.
+func TestFinishIssue16Targets(t *testing.T) {
+	r := &Report{Engine: "redis", LeaseTTLms: 2000,
+		Latency: &LatencyResult{Rows: []LatencyRow{{Rate: 1000, Sustained: true, Terminal: Percentiles{P99: 2.5}}, {Rate: 10000, Sustained: true, Terminal: Percentiles{P99: 9}}}},
+		Fanout: &FanoutResult{Rows: []FanoutRow{
+			{Server: "baton", Writer: SSEWriters[1], Terminals: 10000, Best: 300e3},
+			{Server: "baton", Writer: SSEWriters[0], Terminals: 1000, Best: 1.3e6, BestP99: 80},
+			{Server: "baton", Writer: SSEWriters[0], Terminals: 10000}}},
+	}
+	r.finish()
+	met := map[string]*bool{}
+	for _, tg := range r.Targets {
+		met[tg.Name] = tg.Met
+	}
+	for name, want := range map[string]bool{
+		"fan-out to 1000 terminals, deliveries/s at p99 < 100 ms":  true,
+		"fan-out to 10000 terminals, deliveries/s at p99 < 100 ms": false, // the goroutine writer's 300k does not count
+		"latency at 1k items/s, 100 terminals":                     true,
+		"latency at 10k items/s, 100 terminals":                    false,
+	} {
+		if got := met[name]; got == nil || *got != want {
+			t.Errorf("%s: met %v, want %v (targets %v)", name, got, want, met)
+		}
+	}
+	r.Engine, r.Targets = "sqlite", nil
+	r.Latency.Rows[0].Terminal.P99 = 6
+	r.finish()
+	for _, tg := range r.Targets {
+		if strings.HasPrefix(tg.Name, "fan-out to 1000 terminals, deliveries") {
+			t.Errorf("SQLite report has Redis's fan-out target %q", tg.Name)
+		}
+		if tg.Name == "latency at 1k items/s, 100 terminals" && (tg.Met == nil || *tg.Met) {
+			t.Errorf("SQLite p99 6 ms at 1k items/s: met %v, want false (5 ms)", tg.Met)
+		}
+	}
+}

@@ -65,6 +65,10 @@ type Target struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// fanoutGoals are issue 16's deliveries/s at p99 < 100 ms, by terminals
+// (on Redis).
+var fanoutGoals = map[int]float64{1000: 1.2e6, 10000: 200e3}
+
 // OK reports whether every scenario ran.
 func (r *Report) OK() bool { return len(r.Failures) == 0 }
 
@@ -137,6 +141,25 @@ func (r *Report) finish() {
 	}
 	add(t)
 
+	// Latency at 1k items/s (issue 16).
+	bound1k := 5.0
+	if redis {
+		bound1k = 3
+	}
+	t = Target{Name: fmt.Sprintf("latency at 1k items/s, %d terminals", planFor(r.Quick).terminals), Goal: fmt.Sprintf("p99 <= %.0f ms (issue 16)", bound1k)}
+	if r.Latency != nil {
+		for _, row := range r.Latency.Rows {
+			if row.Rate == 1000 {
+				t.Value = fmt.Sprintf("p99 %.2f ms", row.Terminal.P99)
+				t.Met = met(row.Sustained && row.Terminal.P99 <= bound1k)
+				if raw := r.rawLatency(row.Rate); raw != nil {
+					t.Value += fmt.Sprintf("; raw broadcaster p99 %.2f ms", raw.Terminal.P99)
+				}
+			}
+		}
+	}
+	add(t)
+
 	// Fan-out, for each number of terminals measured.
 	var fan *FanoutRow // the most terminals, for the memory target
 	if r.Fanout != nil {
@@ -170,6 +193,23 @@ func (r *Report) finish() {
 				t.Value = "neither Baton nor the raw broadcaster kept p99 under 100 ms at the lowest step"
 				t.Reason = "the machine cannot: no ratio"
 			}
+			add(t)
+		}
+	}
+	// Issue 16's absolute fan-out figures, on Redis (docs/benchmarks.md
+	// "Coalesced writes").
+	if r.Fanout != nil && redis {
+		for _, row := range r.Fanout.Rows {
+			goal, ok := fanoutGoals[row.Terminals]
+			if !row.isDefault() || !ok {
+				continue
+			}
+			t := Target{Name: fmt.Sprintf("fan-out to %d terminals, deliveries/s at p99 < 100 ms", row.Terminals), Goal: fmt.Sprintf(">= %.0f /s (issue 16)", goal)}
+			t.Value = fmt.Sprintf("%.0f /s", row.Best)
+			if row.Best > 0 {
+				t.Value += fmt.Sprintf(" (p99 %.1f ms)", row.BestP99)
+			}
+			t.Met = met(row.Best >= goal)
 			add(t)
 		}
 	}
