@@ -87,8 +87,10 @@ func (st *streamer) scheduleLocked(s *eventStream) {
 }
 
 // pushOrHoldLocked puts s on the run queue, or, if it wrote less than the
-// coalescing gap ago (stream_coalesce.go), on the held list, which goes to
-// the run queue when the gap of its first entry has passed.
+// coalescing gap ago (stream_coalesce.go), on the held list, which one
+// timer hands to the run queue as each entry's gap passes (releaseHeld). A
+// stream held while the timer is armed for a later time waits for it: at
+// most the gap in all.
 func (st *streamer) pushOrHoldLocked(s *eventStream) {
 	wait := st.co.wait(st.now(), s)
 	if wait <= 0 {
