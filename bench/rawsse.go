@@ -80,11 +80,15 @@ func (c *rawConn) kill() { c.once.Do(func() { close(c.dead) }) }
 const rawQueue = 1024 // batches per connection
 
 func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	// Hijacked, as Baton's pool writer does (http/stream_pool.go): the
+	// body is written raw, with one writev of every frame pending, not
+	// through net/http's buffered chunked writer.
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "raw broadcaster: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer conn.Close()
 	// Registered before the first byte goes out: a client that has seen
 	// the stream open gets every item posted after.
 	c := &rawConn{ch: make(chan [][]byte, rawQueue), dead: make(chan struct{})}
@@ -98,55 +102,49 @@ func (b *broadcaster) events(w http.ResponseWriter, r *http.Request) {
 		b.n.Add(-1)
 		b.mu.Unlock()
 	}()
-	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil {
+	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(rawHead); err != nil {
 		return
 	}
-	if rc.Flush() != nil {
-		return
-	}
-	write := func(frames [][]byte) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		for _, f := range frames {
-			if _, err := w.Write(f); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	var flushed time.Time
+	var (
+		flushed time.Time
+		bufs    net.Buffers
+	)
 	gap := time.NewTimer(time.Hour)
 	defer gap.Stop()
 	for {
+		var fs [][]byte
 		select {
-		case <-r.Context().Done():
-			return
 		case <-c.dead:
 			return
-		case fs := <-c.ch:
-			if wait := time.Until(flushed.Add(bhttp.CoalesceGap(int(b.n.Load()), bhttp.DefaultStreamCoalesce))); wait > 0 {
-				gap.Reset(wait)
-				<-gap.C
-			}
-			if write(fs) != nil {
-				return
-			}
-			for more := true; more; {
-				select {
-				case fs := <-c.ch:
-					if write(fs) != nil {
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			if rc.Flush() != nil {
-				return
-			}
-			flushed = time.Now()
+		case fs = <-c.ch:
 		}
+		if wait := time.Until(flushed.Add(bhttp.CoalesceGap(int(b.n.Load()), bhttp.DefaultStreamCoalesce))); wait > 0 {
+			gap.Reset(wait)
+			<-gap.C
+		}
+		bufs = append(bufs[:0], fs...)
+		for more := true; more; {
+			select {
+			case fs := <-c.ch:
+				bufs = append(bufs, fs...)
+			default:
+				more = false
+			}
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		nb := bufs
+		if _, err := nb.WriteTo(conn); err != nil {
+			return
+		}
+		clear(bufs)
+		flushed = time.Now()
 	}
 }
+
+// rawHead is the stream's response head and retry hint: a body ended by
+// the connection's close, as Baton's pool writer sends.
+var rawHead = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\nretry: 1000\n\n")
 
 func (b *broadcaster) publish(w http.ResponseWriter, r *http.Request) {
 	var ups []baton.Update
