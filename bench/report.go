@@ -65,6 +65,33 @@ type Target struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// latencyTarget is the target p99 <= bound ms of the latency row at rate
+// (named by label), with the raw broadcaster's p99 beside it.
+func (r *Report) latencyTarget(label string, rate, bound float64, note string) Target {
+	t := Target{Name: fmt.Sprintf("latency at %s items/s, %d terminals", label, planFor(r.Quick).terminals), Goal: fmt.Sprintf("p99 <= %.0f ms%s", bound, note)}
+	if r.Latency == nil {
+		return t
+	}
+	for _, row := range r.Latency.Rows {
+		if row.Rate != rate {
+			continue
+		}
+		t.Value = fmt.Sprintf("p99 %.2f ms", row.Terminal.P99)
+		met := row.Sustained && row.Terminal.P99 <= bound
+		t.Met = &met
+		if !row.Sustained {
+			t.Value += " (not sustained: " + row.Note + ")"
+		}
+		if raw := r.rawLatency(row.Rate); raw != nil {
+			t.Value += fmt.Sprintf("; raw broadcaster p99 %.2f ms", raw.Terminal.P99)
+			if !raw.Sustained {
+				t.Value += " (not sustained either)"
+			}
+		}
+	}
+	return t
+}
+
 // fanoutGoals are issue 16's deliveries/s at p99 < 100 ms, by terminals
 // (on Redis).
 var fanoutGoals = map[int]float64{1000: 1.2e6, 10000: 200e3}
@@ -116,49 +143,13 @@ func (r *Report) finish() {
 	}
 	add(t)
 
-	// Latency at 10k items/s.
-	bound := 10.0
+	// Latency at 10k items/s, and at 1k (issue 16).
+	bound, bound1k := 10.0, 5.0
 	if redis {
-		bound = 5
+		bound, bound1k = 5, 3
 	}
-	t = Target{Name: fmt.Sprintf("latency at 10k items/s, %d terminals", planFor(r.Quick).terminals), Goal: fmt.Sprintf("p99 <= %.0f ms", bound)}
-	if r.Latency != nil {
-		for _, row := range r.Latency.Rows {
-			if row.Rate == 10000 {
-				t.Value = fmt.Sprintf("p99 %.2f ms", row.Terminal.P99)
-				t.Met = met(row.Sustained && row.Terminal.P99 <= bound)
-				if !row.Sustained {
-					t.Value += " (not sustained: " + row.Note + ")"
-				}
-				if raw := r.rawLatency(row.Rate); raw != nil {
-					t.Value += fmt.Sprintf("; raw broadcaster p99 %.2f ms", raw.Terminal.P99)
-					if !raw.Sustained {
-						t.Value += " (not sustained either)"
-					}
-				}
-			}
-		}
-	}
-	add(t)
-
-	// Latency at 1k items/s (issue 16).
-	bound1k := 5.0
-	if redis {
-		bound1k = 3
-	}
-	t = Target{Name: fmt.Sprintf("latency at 1k items/s, %d terminals", planFor(r.Quick).terminals), Goal: fmt.Sprintf("p99 <= %.0f ms (issue 16)", bound1k)}
-	if r.Latency != nil {
-		for _, row := range r.Latency.Rows {
-			if row.Rate == 1000 {
-				t.Value = fmt.Sprintf("p99 %.2f ms", row.Terminal.P99)
-				t.Met = met(row.Sustained && row.Terminal.P99 <= bound1k)
-				if raw := r.rawLatency(row.Rate); raw != nil {
-					t.Value += fmt.Sprintf("; raw broadcaster p99 %.2f ms", raw.Terminal.P99)
-				}
-			}
-		}
-	}
-	add(t)
+	add(r.latencyTarget("10k", 10000, bound, ""))
+	add(r.latencyTarget("1k", 1000, bound1k, " (issue 16)"))
 
 	// Fan-out, for each number of terminals measured.
 	var fan *FanoutRow // the most terminals, for the memory target

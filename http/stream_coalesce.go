@@ -34,10 +34,15 @@ const (
 // most max (none if max <= 0). bench's raw broadcaster spaces its writes
 // by the same rule, so that it stays the ceiling.
 func CoalesceGap(busy int, max time.Duration) time.Duration {
+	return gapOf(busy, coalescePerStream, max)
+}
+
+// gapOf is busy × perStream, at most max; none if max <= 0.
+func gapOf(busy int, perStream, max time.Duration) time.Duration {
 	if max <= 0 {
 		return 0
 	}
-	return min(time.Duration(busy)*coalescePerStream, max)
+	return min(time.Duration(busy)*perStream, max)
 }
 
 // coalescer counts the busy streams and gives the gap. It is guarded by
@@ -71,10 +76,7 @@ func (c *coalescer) wrote(now int64, counted *int64) {
 
 // gap is the current gap, in ns.
 func (c *coalescer) gap() int64 {
-	if c.max <= 0 {
-		return 0
-	}
-	return int64(min(time.Duration(max(c.last, c.inWin))*c.perStream, c.max))
+	return int64(gapOf(max(c.last, c.inWin), c.perStream, c.max))
 }
 
 // wait is how long s waits at now before it writes: 0 if the gap has
