@@ -20,6 +20,11 @@ import (
 // problem (the cluster did not move topics as it must).
 const drainWait = 30 * time.Second
 
+// claimWait bounds how long a drain waits for a node it may impair: kills,
+// pauses and restarts can hold every node but the last healthy one for a
+// while, and a drain that gave up at once would leave a run without one.
+const claimWait = 5 * time.Second
+
 // publishing is how many topics node n publishes, from its status.
 func (r *run) publishing(ctx context.Context, n *proc.Node) (int, error) {
 	st, err := r.admin.Status(ctx, n.URL())
@@ -122,20 +127,32 @@ func (r *run) join(ctx context.Context, f nemesis.Fault) {
 	r.healed(f, name, detail)
 }
 
+// claimFree claims, for fault f, node #Node or the next one that is up and
+// may be impaired, polling until one is or claimWait has passed.
+func (r *run) claimFree(ctx context.Context, f nemesis.Fault) *proc.Node {
+	deadline := time.Now().Add(claimWait)
+	for {
+		for i := range r.nodes {
+			x := r.nodes[(f.Node+i)%len(r.nodes)]
+			if x.Alive() && r.claim(x.Name, true, f) {
+				return x
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil
+		}
+		sleep(ctx, 100*time.Millisecond) // poll interval: faults end on their own timers
+	}
+}
+
 // drain drains a node (POST /v1/drain), waits until it holds no lease,
 // keeps it drained for Hold and undrains it (DELETE /v1/drain). The node
-// is node #Node or, if another fault holds that one, the next one free.
+// is node #Node or, if another fault holds that one, the next one free,
+// waiting up to claimWait for one to be.
 func (r *run) drain(ctx context.Context, f nemesis.Fault) {
-	var n *proc.Node
-	for i := range r.nodes {
-		x := r.nodes[(f.Node+i)%len(r.nodes)]
-		if x.Alive() && r.claim(x.Name, true, f) {
-			n = x
-			break
-		}
-	}
+	n := r.claimFree(ctx, f)
 	if n == nil {
-		r.skip(f, "every node is down or impaired, but for the last healthy one")
+		r.skip(f, fmt.Sprintf("every node was down or impaired, but for the last healthy one, for %v", claimWait))
 		return
 	}
 	defer r.release(n.Name)

@@ -133,7 +133,7 @@ func TestChaosManyTopics(t *testing.T) {
 			}
 			for _, k := range []string{"join", "drain"} {
 				if rep.Faults[k].Injected == 0 {
-					t.Errorf("no %s injected: %+v", k, rep.Faults)
+					t.Errorf("no %s injected: %+v; skipped because: %v", k, rep.Faults, skips(rep, k))
 				}
 			}
 			if rep.Faults["kill-publisher"].Injected+rep.Faults["pause-publisher"].Injected == 0 {
@@ -155,6 +155,17 @@ func TestChaosManyTopics(t *testing.T) {
 			t.Logf("seed %s: %d faults %v, %d hand-overs, %d acknowledged", tc.seed, rep.Injected, rep.Faults, rep.Handovers, rep.Workload.Acked)
 		})
 	}
+}
+
+// skips lists why faults of kind were skipped, from the timeline.
+func skips(rep chaosReport, kind string) []string {
+	var why []string
+	for _, e := range rep.Timeline {
+		if e.Kind == "skip" && e.Target == kind {
+			why = append(why, e.Detail)
+		}
+	}
+	return why
 }
 
 // TestChaosFailsOnAnomaly: the harness itself can fail. --sabotage records
