@@ -15,18 +15,21 @@ import "time"
 // stream that has been quiet for the gap writes at once, so a lone event,
 // and every event of a slow stream, goes out with no wait. The gap grows
 // with the streams that are busy: coalescePerStream for each stream that
-// wrote in the last coalesceWindow (about what writing it once costs, so
-// that one round over them all takes about the gap), up to
-// Config.StreamCoalesce. With the 33 streams per node of the latency
-// scenario it is under a millisecond; with 1,000 streams it is 20 ms.
+// wrote in the last coalesceWindow (about twice what writing it once
+// costs on loopback, so that the writes of a round over them all take
+// about half a core), up to Config.StreamCoalesce. With the 33 streams per
+// node of the latency scenario it is 1.3 ms; from 1,000 streams it is
+// 40 ms. Half the gap (20 µs, 20 ms) kept the writes of 1,000 streams at a
+// whole core and the node and its readers failed at 100 to 400 items/s;
+// this one carried 1.6M deliveries/s (docs/benchmarks.md "A wider gap").
 
 const (
 	// coalescePerStream is the gap's share per busy stream.
-	coalescePerStream = 20 * time.Microsecond
+	coalescePerStream = 40 * time.Microsecond
 	// coalesceWindow is how long a write counts a stream as busy.
 	coalesceWindow = 100 * time.Millisecond
 	// DefaultStreamCoalesce is the default longest gap.
-	DefaultStreamCoalesce = 20 * time.Millisecond
+	DefaultStreamCoalesce = 40 * time.Millisecond
 )
 
 // CoalesceGap is the gap between two writes of a stream when busy

@@ -173,6 +173,6 @@ func (m *Metrics) Streams(open func() int, gap func() time.Duration) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_streams_open",
 			Help: "Event streams (SSE and WebSocket) open on this node."}, func() float64 { return float64(open()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_stream_coalesce_gap_seconds",
-			Help: "The least time between two writes of a busy event stream now (20 µs per busy stream, up to --sse-coalesce): how long an event may wait to go out with others."},
+			Help: "The least time between two writes of a busy event stream now (40 µs per busy stream, up to --sse-coalesce): how long an event may wait to go out with others."},
 			func() float64 { return gap().Seconds() }))
 }

@@ -197,7 +197,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.DurationVar(&c.RetainAge, "retain-age", envDuration("BATON_RETAIN_AGE", 0), "how long published items are kept per topic (0: no age limit); a topic's own retention overrides it")
 	f.StringVar(&c.ReadyFile, "ready-file", envOr("BATON_READY_FILE", ""), "write {node, addr} as JSON to this file once serving")
 	f.DurationVar(&c.Heartbeat, "sse-heartbeat", envDuration("BATON_SSE_HEARTBEAT", 5*time.Second), "interval of keep-alive comments on idle event streams")
-	f.DurationVar(&c.Coalesce, "sse-coalesce", envDuration("BATON_SSE_COALESCE", bhttp.DefaultStreamCoalesce), "longest a busy event stream's write waits to carry more events (20 µs per busy stream on the node, up to this); 0: write every event at once")
+	f.DurationVar(&c.Coalesce, "sse-coalesce", envDuration("BATON_SSE_COALESCE", bhttp.DefaultStreamCoalesce), "longest a busy event stream's write waits to carry more events (40 µs per busy stream on the node, up to this); 0: write every event at once")
 	f.StringVar(&c.SSEWriter, "sse-writer", envOr("BATON_SSE_WRITER", bhttp.SSEWriterPool), "how HTTP/1.x event streams are written: pool (no goroutine per idle stream) or goroutine (one per stream; always so on HTTP/2)")
 	f.StringVar(&c.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.DurationVar(&c.StoreWait, "store-wait", envDuration("BATON_STORE_WAIT", 0), "at start-up, keep retrying an unavailable store this long (0: fail at once)")
