@@ -307,6 +307,9 @@ func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return r, fmt.Errorf("bench: %w", err)
 	}
+	if e.keep {
+		r.Dir = e.dir // kept for a figure far off (env.keepFor)
+	}
 	r.finish()
 	r.Seconds = time.Since(start).Seconds()
 	if c.Out != "" {

@@ -41,6 +41,20 @@ type env struct {
 	tlsArgs []string
 	// peers are the peers built in this run (peers.go).
 	peers map[string]*peerBuild
+	// keep keeps dir past the run although Config.Keep is off: a figure
+	// came out far off (keepFor), and the nodes' logs are what explains it.
+	keep bool
+}
+
+// keepFor keeps the scratch directory, with the nodes' logs, past the run,
+// as --keep does, because of why: a figure far off what it should be (a
+// 22 s mass hand-over was once seen in a run that kept nothing,
+// docs/benchmarks.md "Seen once, not explained").
+func (e *env) keepFor(why string) {
+	if !e.keep && !e.cfg.Keep {
+		e.logf("keeping the scratch directory %s (the nodes' logs): %s", e.dir, why)
+	}
+	e.keep = true
 }
 
 func newEnv(ctx context.Context, cfg Config, logf func(string, ...any)) (*env, error) {
@@ -176,7 +190,7 @@ func (e *env) close() {
 		_ = e.redis.Process.Kill()
 		_ = e.redis.Wait()
 	}
-	if !e.cfg.Keep {
+	if !e.cfg.Keep && !e.keep {
 		os.RemoveAll(e.dir)
 	}
 }

@@ -3,8 +3,12 @@ package bench
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +44,34 @@ func TestEnvTLS(t *testing.T) {
 	defer plain.close()
 	if plain.tls != nil || plain.tlsArgs != nil {
 		t.Fatal("TLS without Config.TLS")
+	}
+}
+
+// TestEnvKeepFor: the scratch directory goes at close, unless a figure
+// came out far off (keepFor), which keeps it for its logs.
+func TestEnvKeepFor(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		var logged []string
+		e, err := newEnv(context.Background(), Config{Store: "sqlite"}, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keep {
+			e.keepFor("a test")
+			e.keepFor("a test again")
+		}
+		e.close()
+		_, err = os.Stat(e.dir)
+		switch {
+		case keep && err != nil:
+			t.Fatalf("kept directory gone: %v", err)
+		case !keep && !errors.Is(err, os.ErrNotExist):
+			t.Fatalf("scratch directory left: %v", err)
+		case keep && (len(logged) != 1 || !strings.Contains(logged[0], e.dir) || !strings.Contains(logged[0], "a test")):
+			t.Fatalf("logged %q", logged)
+		}
+		if keep {
+			os.RemoveAll(e.dir)
+		}
 	}
 }

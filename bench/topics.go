@@ -496,6 +496,9 @@ func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victi
 	}
 	e.logf("kill of %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d late; after the lapse p50 %.0f ms, p99 %.0f ms; items appended by %.0f ms, each published after the signal or its append p50 %.0f ms, p99 %.0f ms",
 		victim, k.Stats.P50, k.Stats.P99, k.Stats.Max, k.Late, k.AfterLapse.P50, k.AfterLapse.P99, k.AppendedMs, k.AfterAppend.P50, k.AfterAppend.P99)
+	if ttl := float64(e.cfg.LeaseTTL.Milliseconds()); k.Late > 0 || k.Stats.P99 > 5*ttl {
+		e.keepFor(fmt.Sprintf("kill of %s: p99 %.0f ms and %d late, where a few lease TTLs (%.0f ms) are expected", victim, k.Stats.P99, k.Late, ttl))
+	}
 	return k
 }
 
