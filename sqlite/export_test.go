@@ -26,11 +26,12 @@ func Announce(s *Store) func() { return s.announce() }
 // Announced reports whether s sees a renewal of another handle announced.
 func Announced(s *Store) bool { return s.prio != nil && s.prio.announced() }
 
-// QueuedAppends is how many appends of s wait for a group.
-func QueuedAppends(s *Store) int {
+// GroupedAppends is how many appends of s wait for a group or are in the
+// group under way.
+func GroupedAppends(s *Store) int {
 	s.appends.mu.Lock()
 	defer s.appends.mu.Unlock()
-	return len(s.appends.pending)
+	return len(s.appends.pending) + s.appends.running
 }
 
 // CopiesTransactions counts the transactions c's writer committed, all

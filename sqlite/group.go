@@ -40,6 +40,7 @@ type appendGroup struct {
 	mu      sync.Mutex
 	pending []*appendReq
 	leading bool
+	running int // requests the group under way took
 }
 
 // appendReq is one Append waiting in the queue.
@@ -91,7 +92,7 @@ func (g *appendGroup) commitNext(s *Store) {
 	var topics []string
 	var rest []*appendReq
 	held := make(map[string]bool) // topics with a request left for a later group: their later ones wait too
-	n := 0
+	n, taken := 0, 0
 	for _, r := range g.pending {
 		_, in := byTopic[r.topic]
 		fits := n == 0 || n+len(r.updates) <= maxGroupItems
@@ -105,8 +106,10 @@ func (g *appendGroup) commitNext(s *Store) {
 		}
 		byTopic[r.topic] = append(byTopic[r.topic], r)
 		n += len(r.updates)
+		taken++
 	}
 	g.pending = rest
+	g.running = taken
 	g.mu.Unlock()
 
 	// The group outlives any one request's context: their owners may give
@@ -148,6 +151,7 @@ func (g *appendGroup) commitNext(s *Store) {
 	}
 
 	g.mu.Lock()
+	g.running = 0
 	if len(g.pending) > 0 {
 		g.pending[0].lead <- struct{}{}
 	} else {
