@@ -237,6 +237,19 @@ func (e *Elector) kick(sig baton.Signal) {
 	}
 }
 
+// HolderEnded tells a standby that node's lease ended (Session's OnEnded):
+// if it is parked behind node, it races now, as a SignalFreed kick makes
+// it. Otherwise it does nothing: a standby that is not parked reads the
+// lock anyway, and one parked behind another node has nothing to do.
+func (e *Elector) HolderEnded(node string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.parked && !e.closed && e.holder == node {
+		e.freed = true
+		e.spawnLocked()
+	}
+}
+
 // park lets the goroutine of a standby whose lock is held elsewhere, by
 // holder, end: thousands of idle topics then hold no goroutine
 // (docs/design.md, node leases). It reports false if a wake-up is already

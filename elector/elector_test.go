@@ -476,3 +476,79 @@ func TestActiveNoticesLostLock(t *testing.T) {
 	}
 	eventually(t, clock, 50*time.Millisecond, "a stepped down, lost", func() bool { return rec.changed("lost") && rec.stops() == 1 })
 }
+
+// deaf wraps a store whose notifications stop while muted (a Redis pub/sub
+// connection gone silent): subscriptions made then or before hear nothing.
+type deaf struct {
+	elector.Store
+	muted atomic.Bool
+}
+
+type deafSub struct{ inner baton.Subscription }
+
+func (d deafSub) C() <-chan struct{} { return nil }
+func (d deafSub) Close()             { d.inner.Close() }
+
+func (d *deaf) Subscribe(topic string, signals baton.Signal) baton.Subscription {
+	return deafSub{d.Store.Subscribe(topic, signals)}
+}
+
+func (d *deaf) SubscribeFunc(topic string, signals baton.Signal, fn func(baton.Signal)) baton.Subscription {
+	return d.Store.SubscribeFunc(topic, signals, func(s baton.Signal) {
+		if !d.muted.Load() {
+			fn(s)
+		}
+	})
+}
+
+// TestParkedWokenByWatcher: a standby parked behind a node that crashes,
+// or leaves, takes the topic once its session's watcher finds the node
+// lease lapsed or gone (OnEnded, Elector.HolderEnded), even though no store
+// signal of the release ever reaches it (docs/reliability.md, "A crash
+// hand-over without notifications").
+func TestParkedWokenByWatcher(t *testing.T) {
+	for _, how := range []string{"crash", "leave"} {
+		t.Run(how, func(t *testing.T) { parkedWokenByWatcher(t, how == "crash") })
+	}
+}
+
+func parkedWokenByWatcher(t *testing.T, crash bool) {
+	clock := newClock()
+	st := memstore.New(clock)
+	fa := &flaky{Store: st}
+	sa := session(t, fa, clock, "a", ttl)
+	a, _ := start(t, fa, clock, sa, "t")
+	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
+
+	d := &deaf{Store: st}
+	var b atomic.Pointer[elector.Elector]
+	sb, err := elector.NewSession(elector.SessionConfig{Store: d, Node: "b", TTL: ttl, Clock: clock,
+		OnEnded: func(node string) {
+			if e := b.Load(); e != nil {
+				e.HolderEnded(node)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	eb, _ := start(t, d, clock, sb, "t")
+	b.Store(eb)
+	poll.True(t, 10*time.Second, "b's standby to park", eb.Parked)
+
+	d.muted.Store(true) // from here b's node hears no signal of the store
+	if crash {
+		fa.cut.Store(true) // a can no longer renew: its node lease lapses
+	} else {
+		sa.Leaving()
+		a.Close()
+		sa.Close() // every lease of a released in one step
+	}
+	eventually(t, clock, ttl/10, "b active after a's node lease lapsed", func() bool { return role(eb) == baton.RoleActive })
+	if _, l := eb.Role(); l.Holder != "b" {
+		t.Fatalf("b's lease is held by %q", l.Holder)
+	}
+}

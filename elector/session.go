@@ -32,9 +32,12 @@ type SessionConfig struct {
 	// of trust, lapses or ends (trusted reports whether it may be used). It
 	// must not block.
 	OnChange func(nl baton.NodeLease, trusted bool)
-	// OnExpired is told of the records written when this session ended
-	// another node's lapsed node lease. It must not block.
-	OnExpired func(node string, recs []baton.ReleaseRecord)
+	// OnEnded is told when the watcher finds that another node's lease
+	// ended: it lapsed (this session then ends it in the store, or finds it
+	// ended already) or it is no longer listed (released, or ended by
+	// another node). The standbys parked behind that node may race
+	// (Elector.HolderEnded). It must not block.
+	OnEnded func(node string)
 }
 
 func (c *SessionConfig) validate() error {
@@ -68,8 +71,8 @@ func (c *SessionConfig) validate() error {
 	if c.OnChange == nil {
 		c.OnChange = func(baton.NodeLease, bool) {}
 	}
-	if c.OnExpired == nil {
-		c.OnExpired = func(string, []baton.ReleaseRecord) {}
+	if c.OnEnded == nil {
+		c.OnEnded = func(string) {}
 	}
 	return nil
 }
@@ -84,7 +87,10 @@ func (c *SessionConfig) validate() error {
 //
 // A session also watches the other nodes' leases: when one lapses it ends
 // it in the store (ExpireNode), which releases every topic of the crashed
-// node at once and wakes the standbys.
+// node at once and wakes the standbys. The store's signals of that end
+// (SignalFreed) are one way the standbys learn of it; the watcher's own
+// finding (OnEnded) is another, which needs no notification: a crash
+// hand-over then waits for no pub/sub message (docs/reliability.md).
 //
 // Goroutines: Start runs two, the keeper and the watcher. Close stops them
 // and releases the node lease (every topic lease under it, in one step).
@@ -389,8 +395,18 @@ func (s *Session) expireLapsed(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	s.mu.Lock()
+	before := s.others
 	s.others, s.readAt = leases, sent
 	s.mu.Unlock()
+	for _, old := range before {
+		// Listed before, gone now or under another epoch: released, or
+		// ended by another node (and perhaps started again since).
+		if old.Node != s.cfg.Node && !slices.ContainsFunc(leases, func(nl baton.NodeLease) bool {
+			return nl.Node == old.Node && nl.Epoch == old.Epoch
+		}) {
+			s.cfg.OnEnded(old.Node)
+		}
+	}
 	next := s.cfg.Watch
 	for _, nl := range leases {
 		if nl.Node == s.cfg.Node {
@@ -404,9 +420,13 @@ func (s *Session) expireLapsed(ctx context.Context) (time.Duration, error) {
 		switch {
 		case err == nil:
 			s.log.Info("ended a lapsed node lease", "lapsed", nl.Node, "epoch", nl.Epoch, "topics", len(recs))
-			s.cfg.OnExpired(nl.Node, recs)
-		case errors.Is(err, baton.ErrNotFound), errors.Is(err, baton.ErrLeaseHeld):
-			// Another node ended it first, or it was renewed just now.
+			s.cfg.OnEnded(nl.Node)
+		case errors.Is(err, baton.ErrNotFound):
+			// Another node ended it first.
+			s.cfg.OnEnded(nl.Node)
+			next = min(next, s.cfg.Renew)
+		case errors.Is(err, baton.ErrLeaseHeld):
+			// Renewed just now.
 			next = min(next, s.cfg.Renew)
 		default:
 			return 0, err

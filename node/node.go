@@ -181,17 +181,17 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, store: store, log: cfg.Logger, topics: topicCap{max: cfg.MaxTopics},
-		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease), resume: newResumeGate(),
+		electors: make(map[string]*elector.Elector), active: make(map[string]baton.Lease), resume: newResumeGate(cfg.Clock, resumeQuiet),
 		capacity: make(chan struct{})}
 	if cfg.Witness != nil {
 		// The witness's rounds wait, as checkpointers do, while leases of
 		// this node resume (resume.go).
-		cfg.Witness.HoldRounds(func(ctx context.Context) { n.resume.wait(ctx, cfg.Clock, resumeHoldMax) })
+		cfg.Witness.HoldRounds(func(ctx context.Context) { n.resume.wait(ctx, resumeHoldMax) })
 	}
 	s, err := elector.NewSession(elector.SessionConfig{Store: store, Node: cfg.Node, TTL: cfg.TTL,
 		Clock: cfg.Clock, Logger: cfg.Logger, OnChange: func(nl baton.NodeLease, trusted bool) {
 			n.lease.set(nl, trusted, cfg.Clock.Now())
-		}})
+		}, OnEnded: n.holderEnded})
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +349,7 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 	if n.closing || n.electors[topic] != nil {
 		return
 	}
+	var raced func() // the race under way counted out (resume.go); under mu
 	e, err := elector.New(elector.Config{
 		Store: n.store, Session: n.session, Topic: topic,
 		Clock: n.cfg.Clock, Logger: n.log,
@@ -367,18 +368,22 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 				return false
 			}
 			n.racing++
+			// A race holds checkpointers back as a lease resuming does
+			// (resume.go): in a mass hand-over the races come first.
+			raced = n.resume.begin()
 			return true
 		},
 		Attempted: func(acquired bool, lease baton.Lease) {
-			if n.cfg.MaxLeases == 0 {
-				n.mu.Lock()
-				n.racing--
-				n.mu.Unlock()
-				return
-			}
 			n.mu.Lock()
 			defer n.mu.Unlock()
+			if raced != nil {
+				raced()
+				raced = nil
+			}
 			n.racing--
+			if n.cfg.MaxLeases == 0 {
+				return
+			}
 			if acquired {
 				n.active[lease.Topic] = lease
 			} else {
@@ -423,6 +428,21 @@ func (n *Node) ensure(ctx context.Context, topic string) {
 	n.electors[topic] = e
 }
 
+// holderEnded wakes the standbys parked behind node, whose lease ended
+// (elector.SessionConfig.OnEnded): they race without waiting for the
+// store's signal of it.
+func (n *Node) holderEnded(node string) {
+	n.mu.Lock()
+	es := make([]*elector.Elector, 0, len(n.electors))
+	for _, e := range n.electors {
+		es = append(es, e)
+	}
+	n.mu.Unlock()
+	for _, e := range es {
+		e.HolderEnded(node)
+	}
+}
+
 // freed wakes the electors waiting for capacity. Callers hold mu.
 func (n *Node) freed() {
 	close(n.capacity)
@@ -465,7 +485,7 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	// Its first read of the retention waits, as the checkpointer's setup
 	// does, for this node's leases to resume (resume.go).
 	t := newTrimmerFrom(tctx, n.store, lease.Topic, cur, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log,
-		func(ctx context.Context) { n.resume.wait(ctx, n.cfg.Clock, resumeHoldMax) })
+		func(ctx context.Context) { n.resume.wait(ctx, resumeHoldMax) })
 	o.OnCommit = t.committed
 	if h := n.cfg.Handoff; h != nil {
 		h.Publishing(lease.Topic, true)
@@ -503,7 +523,7 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 		sctx, stopStarting := context.WithCancel(ctx)
 		var starting sync.WaitGroup
 		starting.Go(func() {
-			if n.resume.wait(sctx, n.cfg.Clock, resumeHoldMax) {
+			if n.resume.wait(sctx, resumeHoldMax) {
 				cp.Start(ctx)
 			}
 		})

@@ -12,25 +12,25 @@ import (
 // one does until it is counted out (whatever the number of calls to its
 // done) or max passes, and gives up with its context.
 func TestResumeGate(t *testing.T) {
-	g := newResumeGate()
 	clock := clocktest.New(time.Unix(1000, 0))
+	g := newResumeGate(clock, 0)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if !g.wait(cancelled, clock, time.Hour) {
+	if !g.wait(cancelled, time.Hour) {
 		t.Fatal("no lease resuming: wait did not pass")
 	}
 
 	a, b := g.begin(), g.begin()
-	if g.wait(cancelled, clock, time.Hour) {
+	if g.wait(cancelled, time.Hour) {
 		t.Fatal("two leases resuming: wait passed")
 	}
 	a()
 	a() // counted out once
-	if g.wait(cancelled, clock, time.Hour) {
+	if g.wait(cancelled, time.Hour) {
 		t.Fatal("one lease still resuming: wait passed")
 	}
 	passed := make(chan bool, 1)
-	go func() { passed <- g.wait(context.Background(), clock, time.Hour) }()
+	go func() { passed <- g.wait(context.Background(), time.Hour) }()
 	b()
 	if !<-passed {
 		t.Fatal("wait did not pass once every lease resumed")
@@ -39,11 +39,54 @@ func TestResumeGate(t *testing.T) {
 	// Resuming again: wait passes after max on the clock.
 	c := g.begin()
 	defer c()
-	go func() { passed <- g.wait(context.Background(), clock, time.Second) }()
+	go func() { passed <- g.wait(context.Background(), time.Second) }()
 	waitTimers(t, clock, 1)
 	clock.Advance(time.Second)
 	if !<-passed {
 		t.Fatal("wait did not pass after max")
+	}
+}
+
+// TestResumeGateQuiet: after the last lease resumed (or race ended) the
+// gate stays shut for its quiet time, and a lease that begins within it
+// shuts it again until that one too is counted out and the quiet time has
+// passed once more: the gate opens after a wave, not in a lull within it.
+func TestResumeGateQuiet(t *testing.T) {
+	clock := clocktest.New(time.Unix(1000, 0))
+	g := newResumeGate(clock, 100*time.Millisecond)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	g.begin()()
+	if g.wait(cancelled, time.Hour) {
+		t.Fatal("a lease resumed just now: wait passed within the quiet time")
+	}
+	passed := make(chan bool, 1)
+	go func() { passed <- g.wait(context.Background(), time.Hour) }()
+	waitTimers(t, clock, 2) // the deadline and the quiet time
+	clock.Advance(60 * time.Millisecond)
+	b := g.begin() // a lull, not the end of the wave
+	clock.Advance(60 * time.Millisecond)
+	waitTimers(t, clock, 1) // the quiet timer fired; waiting for b
+	select {
+	case <-passed:
+		t.Fatal("wait passed while a lease resumed")
+	default:
+	}
+	b()
+	waitTimers(t, clock, 2)
+	clock.Advance(99 * time.Millisecond)
+	select {
+	case <-passed:
+		t.Fatal("wait passed before the quiet time after the last lease")
+	default:
+	}
+	clock.Advance(time.Millisecond)
+	if !<-passed {
+		t.Fatal("wait did not pass after the quiet time")
+	}
+	if !g.wait(cancelled, time.Hour) {
+		t.Fatal("settled: wait did not pass at once")
 	}
 }
 
