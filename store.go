@@ -266,3 +266,22 @@ type Subscription interface {
 	C() <-chan struct{}
 	Close()
 }
+
+// RecentPublished is implemented by engines whose commit notifications carry
+// the items a small commit published (Redis: the commit's pub/sub message), so
+// that a node that does not hold a topic's lease delivers a commit to its
+// terminals without a read (the hub, docs/architecture.md).
+//
+// Contract: RecentPublished(topic, after, limit) answers from what the
+// engine heard with its notifications, without a store round trip. ok true
+// means ps (up to limit items, possibly none) are the items committed after
+// `after`, in order, up to the newest commit of the topic signalled so far by
+// SignalCommit: a caller woken by the signal has nothing more to read. ok
+// false means it cannot say (a commit heard without its items, a possible
+// loss of notifications, after not where the heard commits begin): read
+// Published. It is a hint for signal-driven readers only: it may lag a
+// commit made a moment ago that is not signalled yet, so it is no substitute
+// for Published where a read must see every earlier write.
+type RecentPublished interface {
+	RecentPublished(topic string, after uint64, limit int) (ps []Published, ok bool)
+}

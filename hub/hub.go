@@ -382,7 +382,7 @@ func (f *feed) run(ctx context.Context) {
 // the store had nothing new.
 func (f *feed) pump(ctx context.Context, last uint64, store bool) (uint64, bool, error) {
 	h := f.h
-	ps, store := f.takeLocal(last, store)
+	ps, store, local := f.takeLocal(last, store)
 	if len(ps) > 0 {
 		frames, err := newFrames(ps)
 		if err != nil {
@@ -390,6 +390,15 @@ func (f *feed) pump(ctx context.Context, last uint64, store bool) (uint64, bool,
 		}
 		f.deliver(frames)
 		last = ps[len(ps)-1].Seq
+	}
+	if !store && !local {
+		// Woken by another node's commit: what its message carried
+		// saves the read, where the store can vouch for it (local.go).
+		var empty bool
+		var err error
+		if last, empty, store, err = f.pumpRecent(last); err != nil || !store {
+			return last, empty, err
+		}
 	}
 	if !store {
 		return last, false, nil

@@ -73,10 +73,11 @@ func (h *Hub) Published(topic string, ps []baton.Published) {
 	notify(f.kick)
 }
 
-// takeLocal returns the kept items that follow last, and whether the store
-// must be read (a gap, kept items dropped, or the publisher stopped). The
-// store is read when store is true too.
-func (f *feed) takeLocal(last uint64, store bool) ([]baton.Published, bool) {
+// takeLocal returns the kept items that follow last, whether the store
+// must be read (a gap, kept items dropped, or the publisher stopped; or
+// store true), and whether this node's publisher runs (local: else a
+// wake-up without store is another node's commit, pumpRecent).
+func (f *feed) takeLocal(last uint64, store bool) ([]baton.Published, bool, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.readStore {
@@ -103,7 +104,35 @@ func (f *feed) takeLocal(last uint64, store bool) ([]baton.Published, bool) {
 	if len(f.pending) == 0 {
 		f.pending = nil
 	}
-	return out, store || !f.local
+	return out, store, f.local
+}
+
+// pumpRecent delivers, after a commit of another node was signalled, the
+// items the store heard with the commit messages (baton.RecentPublished:
+// Redis carries a small commit's items in its message), with no read. It
+// returns the new position, whether nothing was new, and whether the store
+// must be read after all: it cannot vouch for what follows last (an engine
+// without it, a big commit, a possible loss of messages).
+func (f *feed) pumpRecent(last uint64) (uint64, bool, bool, error) {
+	rp, ok := f.h.store.(baton.RecentPublished)
+	if !ok {
+		return last, false, true, nil
+	}
+	for n := 0; ; n++ {
+		ps, ok := rp.RecentPublished(f.topic, last, f.h.opts.ReadBatch)
+		switch {
+		case !ok:
+			return last, false, true, nil
+		case len(ps) == 0:
+			return last, n == 0, false, nil
+		}
+		frames, err := newFrames(ps)
+		if err != nil {
+			return last, false, false, err
+		}
+		f.deliver(frames)
+		last = ps[len(ps)-1].Seq
+	}
 }
 
 // notify wakes the goroutine on ch without blocking (a wake pending is

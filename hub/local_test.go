@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"math"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,5 +124,82 @@ func waitFeedAt(t *testing.T, h *Hub, seq uint64) {
 			t.Fatalf("the feed did not reach seq %d", seq)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// hinted is a store whose commit notifications carry the items (as Redis's
+// do, baton.RecentPublished): the test sets what the next commit's message
+// carried before it commits, or nothing (unknown).
+type hinted struct {
+	readCounter
+	mu      sync.Mutex
+	upto    uint64
+	items   []baton.Published
+	unknown bool
+}
+
+func (s *hinted) RecentPublished(topic string, after uint64, limit int) ([]baton.Published, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.unknown || len(s.items) == 0:
+		return nil, false
+	case after == s.upto:
+		return nil, true
+	case after+1 < s.items[0].Seq || after > s.upto:
+		return nil, false
+	}
+	ps := s.items[after+1-s.items[0].Seq:]
+	return ps[:min(len(ps), limit)], true
+}
+
+// commitCarried commits n new items as another node does, its message
+// carrying them, or not (carry false: a big commit).
+func commitCarried(t *testing.T, p *publisher, st *hinted, n int, carry bool) {
+	t.Helper()
+	ctx := context.Background()
+	p.appendN(n)
+	cur, err := p.st.Cursor(ctx, p.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := p.st.Items(ctx, p.topic, cur.Seq, n)
+	if err != nil || len(items) != n {
+		t.Fatalf("items: %d, %v", len(items), err)
+	}
+	c := baton.Commit{Topic: p.topic, Epoch: p.lease.Epoch, Holder: p.lease.Holder, PrevSeq: cur.Seq, Items: items, At: time.Now()}
+	st.mu.Lock()
+	st.items, st.upto, st.unknown = c.Published(), cur.Seq+uint64(n), !carry
+	st.mu.Unlock()
+	if _, err := p.st.Commit(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRemoteCommitsWithoutReads: on a node that does not publish the topic,
+// commits whose messages carried their items reach the terminals with no
+// read of the store (baton.RecentPublished); one that carried none is read.
+func TestRemoteCommitsWithoutReads(t *testing.T) {
+	st := &hinted{readCounter: readCounter{Store: memstore.New(nil)}}
+	st.past.Store(math.MaxUint64)
+	h := startHub(t, st, Options{})
+	p := newPublisher(t, st, testTopic)
+	p.publish(10)
+	term := subscribe(t, h, testTopic, 0)
+	r := newReceiver(t, term, 0)
+	r.until(10, 5*time.Second)
+	waitFeedAt(t, h, 10)
+	st.past.Store(11)
+	for i := range 20 {
+		commitCarried(t, p, st, 5, true)
+		r.until(uint64(15+5*i), 5*time.Second)
+	}
+	if n := st.reads.Load(); n != 0 {
+		t.Fatalf("%d reads of the store past seq 10 for commits whose messages carried their items, want 0", n)
+	}
+	commitCarried(t, p, st, 40, false)
+	r.until(150, 5*time.Second)
+	if st.reads.Load() == 0 {
+		t.Fatal("a commit whose message carried nothing was delivered without a read")
 	}
 }

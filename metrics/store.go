@@ -254,3 +254,12 @@ func ignoreExpected(err error) error {
 	}
 	return err
 }
+
+// RecentPublished implements baton.RecentPublished when the store does
+// (no store operation: it answers from memory).
+func (s *store) RecentPublished(topic string, after uint64, limit int) ([]baton.Published, bool) {
+	if rp, ok := s.Store.(baton.RecentPublished); ok {
+		return rp.RecentPublished(topic, after, limit)
+	}
+	return nil, false
+}

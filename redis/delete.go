@@ -79,6 +79,7 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 // when the "deleted" event reaches them (dispatch).
 func (s *Store) deleted(topic string) {
 	s.known.Delete(topic)
+	s.recent.unknown(topic)
 	s.sig.Notify(topic, baton.SignalTopic|baton.SignalLock|baton.SignalAppend|baton.SignalCommit)
 }
 

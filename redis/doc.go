@@ -106,7 +106,8 @@
 // sharing a server apart):
 //
 //	PREFIX:{T}:events    published by the scripts: "append <last_seq>",
-//	                     "commit <seq>", "lock acquired <epoch> <holder>",
+//	                     "commit <seq>[ <items JSON>]" (a small commit's
+//	                     items, recent.go), "lock acquired <epoch> <holder>",
 //	                     "lock released|failed|expired <record JSON>".
 //	PREFIX:topics        a topic's name, when it first appears.
 //	PREFIX:nodes         "acquired|ended <epoch> <topic,topic,...> <node>": a

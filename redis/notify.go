@@ -103,6 +103,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 			mu.Unlock()
 			s.notify.set(false)
 			s.log.Info("redis pub/sub: subscribed again; waking every subscription")
+			s.recent.reset()
 			s.sig.NotifyAll()
 			backoff, pinged = 50*time.Millisecond, false
 		}
@@ -134,6 +135,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 		case *goredis.Subscription:
 			// go-redis re-subscribed on a new connection by itself:
 			// messages may have been missed meanwhile.
+			s.recent.reset()
 			s.sig.NotifyAll()
 		}
 	}
@@ -165,11 +167,12 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 		if !ok {
 			return
 		}
-		kind, _, _ := strings.Cut(m.Payload, " ")
+		kind, rest, _ := strings.Cut(m.Payload, " ")
 		switch kind {
 		case "append":
 			s.sig.Notify(t, baton.SignalAppend)
 		case "commit":
+			s.recent.heardCommit(t, rest)
 			s.sig.Notify(t, baton.SignalCommit)
 		case "lock":
 			s.countsChanged()

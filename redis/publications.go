@@ -50,6 +50,7 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 		args = append(args, "", "")
 	}
 	args = appendSnapshotArgs(args, c)
+	args = append(args, s.carried(c))
 	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic),
 		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.holderLease(c.Topic, c.Holder), s.k.snapRows(c.Topic), s.k.snapIDs(c.Topic)}
 	r, err := s.run(ctx, scriptCommit, true, keys, args...)
@@ -58,6 +59,8 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	}
 	switch replyStr(r, 0) {
 	case "ok":
+		// Its message, with the items, comes back later (recent.go).
+		s.recent.unknown(c.Topic)
 		s.sig.Notify(c.Topic, baton.SignalCommit)
 		last := c.Items[len(c.Items)-1]
 		return baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch,

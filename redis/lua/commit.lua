@@ -6,7 +6,8 @@
 -- ARGV: channel, holder, epoch, prev_seq, n, at_ns (the time of every leaf), then the n item
 --       hashes (seqs prev_seq+1..), then checkpoint size and json ('' '' = none): stored if
 --       above every stored size; then m and m pairs (id, row): the snapshot's moves
---       (snapshot.go), row '' for a tombstone, which removes the id.
+--       (snapshot.go), row '' for a tombstone, which removes the id; then the items as the
+--       commit's message carries them to the other nodes ('' for none: recent.go).
 -- The leaves become one ledger segment (entry.go): entry id "<its last seq>-0",
 -- s = "<first seq> <epoch> <at_ns> <len(publisher)> <publisher><item hashes, 32 bytes each>".
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
@@ -68,5 +69,10 @@ for i = 1, m do
     redis.call('ZADD', KEYS[10], 0, id)
   end
 end
-redis.call('PUBLISH', channel, 'commit ' .. str(upto))
+local carried = ARGV[sbase + 2 * m + 1]
+if carried and carried ~= '' then
+  redis.call('PUBLISH', channel, 'commit ' .. str(upto) .. ' ' .. carried)
+else
+  redis.call('PUBLISH', channel, 'commit ' .. str(upto))
+end
 return {'ok', str(now)}
