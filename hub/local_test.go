@@ -26,9 +26,9 @@ func (s *readCounter) Published(ctx context.Context, topic string, after uint64,
 	return s.Store.Published(ctx, topic, after, limit)
 }
 
-// commitHanded commits n new items the way the holder's node does, and
-// hands them to the hub unless skip.
-func commitHanded(t *testing.T, p *publisher, h *Hub, n int, skip bool) {
+// commitN commits n new items the way the holder's node does, calling
+// before with the commit first.
+func commitN(t *testing.T, p *publisher, n int, before func(c baton.Commit)) baton.Commit {
 	t.Helper()
 	ctx := context.Background()
 	p.appendN(n)
@@ -41,9 +41,18 @@ func commitHanded(t *testing.T, p *publisher, h *Hub, n int, skip bool) {
 		t.Fatalf("items: %d, %v", len(items), err)
 	}
 	c := baton.Commit{Topic: p.topic, Epoch: p.lease.Epoch, Holder: p.lease.Holder, PrevSeq: cur.Seq, Items: items, At: time.Now()}
+	before(c)
 	if _, err := p.st.Commit(ctx, c); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// commitHanded commits n new items the way the holder's node does, and
+// hands them to the hub unless skip.
+func commitHanded(t *testing.T, p *publisher, h *Hub, n int, skip bool) {
+	t.Helper()
+	c := commitN(t, p, n, func(baton.Commit) {})
 	if !skip {
 		h.Published(p.topic, c.Published())
 	}
@@ -157,23 +166,11 @@ func (s *hinted) RecentPublished(topic string, after uint64, limit int) ([]baton
 // carrying them, or not (carry false: a big commit).
 func commitCarried(t *testing.T, p *publisher, st *hinted, n int, carry bool) {
 	t.Helper()
-	ctx := context.Background()
-	p.appendN(n)
-	cur, err := p.st.Cursor(ctx, p.topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	items, err := p.st.Items(ctx, p.topic, cur.Seq, n)
-	if err != nil || len(items) != n {
-		t.Fatalf("items: %d, %v", len(items), err)
-	}
-	c := baton.Commit{Topic: p.topic, Epoch: p.lease.Epoch, Holder: p.lease.Holder, PrevSeq: cur.Seq, Items: items, At: time.Now()}
-	st.mu.Lock()
-	st.items, st.upto, st.unknown = c.Published(), cur.Seq+uint64(n), !carry
-	st.mu.Unlock()
-	if _, err := p.st.Commit(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	commitN(t, p, n, func(c baton.Commit) {
+		st.mu.Lock()
+		st.items, st.upto, st.unknown = c.Published(), c.PrevSeq+uint64(n), !carry
+		st.mu.Unlock()
+	})
 }
 
 // TestRemoteCommitsWithoutReads: on a node that does not publish the topic,
