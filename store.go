@@ -285,3 +285,19 @@ type Subscription interface {
 type RecentPublished interface {
 	RecentPublished(topic string, after uint64, limit int) (ps []Published, ok bool)
 }
+
+// RecentLock is implemented by engines whose lock notifications name the
+// new holder (Redis: the acquire's message), so that a standby that needs to
+// know who holds a topic after a signal need not read the lock (elector).
+//
+// Contract: RecentLock(topic) answers from what the engine heard with its
+// notifications, without a store round trip. ok true means the last change
+// of the lock heard, with no doubt since, was its acquisition by holder at
+// epoch: it may lag a change not signalled yet, never precede one, so a
+// subscriber that takes it after draining its wake-ups and before it waits
+// again misses nothing (a later change wakes it). ok false means it cannot
+// say (a release or end heard, a deletion, a possible loss of
+// notifications, a lock change through the same handle): read the lock.
+type RecentLock interface {
+	RecentLock(topic string) (holder string, epoch uint64, ok bool)
+}

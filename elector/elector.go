@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -162,6 +163,9 @@ type Elector struct {
 	holder string
 	freed  bool
 	once   sync.Once
+	// checks counts the holder's checks of its lock after a signal
+	// (active; for tests).
+	checks atomic.Int64
 }
 
 var _ baton.Service = (*Elector)(nil)
@@ -262,6 +266,21 @@ func (e *Elector) park(holder string) bool {
 	}
 	e.parked, e.holder = true, holder
 	return true
+}
+
+// heardHeld reports the node that holds the lock as the store last heard
+// (baton.RecentLock), if another than this node and than ended, the node
+// whose lease ended (a stale hint from before that end is read instead).
+func (e *Elector) heardHeld(ended string, nl baton.NodeLease) (string, bool) {
+	rl, ok := e.cfg.Store.(baton.RecentLock)
+	if !ok {
+		return "", false
+	}
+	holder, _, ok := rl.RecentLock(e.cfg.Topic)
+	if !ok || holder == nl.Node || holder == ended {
+		return "", false
+	}
+	return holder, true
 }
 
 // takeFreed reports whether the goroutine was started by SignalFreed (see
@@ -409,6 +428,17 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			case <-e.wake:
 			default:
 			}
+			if holder, ok := e.heardHeld(st.Lease.Holder, nl); ok {
+				// Taken by another node since, as its acquisition's
+				// message said: park behind it without a read (a change
+				// after the drain above wakes the goroutine again, and
+				// park refuses while that wake-up is pending).
+				c.Attempted(false, baton.Lease{})
+				if e.park(holder) {
+					return baton.Lease{}, nil, false
+				}
+				continue
+			}
 			if st, err := c.Store.Lock(ctx, c.Topic); err == nil && st.Held {
 				c.Attempted(false, baton.Lease{})
 				if st.Lease.Holder == nl.Node && st.Lease.NodeEpoch == nl.Epoch {
@@ -528,9 +558,15 @@ func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.C
 			}
 		case <-check.C():
 			checking = false
+			e.checks.Add(1)
 			select {
 			case <-e.wake: // answered by this read
 			default:
+			}
+			if rl, ok := c.Store.(baton.RecentLock); ok {
+				if h, ep, ok := rl.RecentLock(c.Topic); ok && h == lease.Holder && ep == lease.Epoch {
+					continue // the last change heard was our own acquisition
+				}
 			}
 			// Someone changed the lock: if it is not ours any more, stop
 			// now rather than at the next write.

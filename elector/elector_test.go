@@ -552,3 +552,122 @@ func parkedWokenByWatcher(t *testing.T, crash bool) {
 		t.Fatalf("b's lease is held by %q", l.Holder)
 	}
 }
+
+// named is a store whose lock messages name the holder (as Redis's do,
+// baton.RecentLock): the test says what was heard. It counts lock reads.
+type named struct {
+	elector.Store
+	mu     sync.Mutex
+	holder string
+	epoch  uint64
+	heard  bool
+	reads  atomic.Int64
+}
+
+func (s *named) Lock(ctx context.Context, topic string) (baton.LockState, error) {
+	s.reads.Add(1)
+
+	return s.Store.Lock(ctx, topic)
+}
+
+func (s *named) RecentLock(string) (string, uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.holder, s.epoch, s.heard
+}
+
+func (s *named) hear(holder string, epoch uint64, heard bool) {
+	s.mu.Lock()
+	s.holder, s.epoch, s.heard = holder, epoch, heard
+	s.mu.Unlock()
+}
+
+// TestParkBehindNamedHolder: a standby whose delay before racing ends after
+// another node took the lock, as the store heard, parks behind that node
+// without reading the lock; and takes the topic when that node crashes. A
+// holder whose last lock change heard is its own acquisition does not read
+// the lock back.
+func TestParkBehindNamedHolder(t *testing.T) {
+	for _, heard := range []bool{true, false} {
+		t.Run(fmt.Sprint("heard=", heard), func(t *testing.T) { parkBehindNamedHolder(t, heard) })
+	}
+}
+
+func parkBehindNamedHolder(t *testing.T, heard bool) {
+	clock := newClock()
+	st := memstore.New(clock)
+	fa := &flaky{Store: st}
+	sa := session(t, fa, clock, "a", ttl)
+	ns := &named{Store: st}
+	var b atomic.Pointer[elector.Elector]
+	sb, err := elector.NewSession(elector.SessionConfig{Store: ns, Node: "b", TTL: ttl, Clock: clock,
+		OnEnded: func(node string) {
+			if e := b.Load(); e != nil {
+				e.HolderEnded(node)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+
+	delayed := make(chan struct{}, 1)
+	rec := &runRec{fail: make(chan error, 1)}
+	eb, err := elector.New(elector.Config{Store: ns, Session: sb, Topic: "t", Clock: clock, Run: rec.run,
+		OnChange: func(c elector.Change) { rec.mu.Lock(); rec.changes = append(rec.changes, c); rec.mu.Unlock() },
+		Delay: func(string) time.Duration {
+			select {
+			case delayed <- struct{}{}:
+			default:
+			}
+			return 10 * time.Millisecond
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Store(eb)
+	if err := eb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eb.Close() })
+	<-delayed // b read the lock free and waits its delay
+	nla, _, _ := sa.Current()
+	la, err := st.Acquire(context.Background(), "t", nla) // a takes it meanwhile
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.hear("a", la.Epoch, heard)
+	reads := ns.reads.Load()
+	eventually(t, clock, time.Millisecond, "b parked", eb.Parked)
+	want := reads
+	if !heard {
+		want++ // nothing heard: b reads the lock, finds a
+	}
+	if got := ns.reads.Load(); got != want {
+		t.Fatalf("b read the lock %d times after its delay, want %d", got-reads, want-reads)
+	}
+
+	fa.cut.Store(true) // a crashes: b's watcher wakes it (OnEnded)
+	eventually(t, clock, ttl/10, "b active after a crashed", func() bool { return role(eb) == baton.RoleActive })
+	_, lb := eb.Role()
+	ns.hear("b", lb.Epoch, heard) // b's own acquisition, heard
+	reads, checks := ns.reads.Load(), eb.Checks()
+	// The holder checks its lock a TTL after a lock signal (its own
+	// acquisition's, here): wait for that check.
+	eventually(t, clock, ttl/10, "b's check of its lock", func() bool { return eb.Checks() > checks })
+	if got := ns.reads.Load(); !heard && got == reads {
+		t.Fatal("nothing heard: b's check did not read the lock")
+	}
+	if got := ns.reads.Load(); heard && got != reads {
+		rec.mu.Lock()
+		t.Logf("changes: %+v", rec.changes)
+		rec.mu.Unlock()
+		t.Fatalf("b read its own lock back %d times, though its acquisition was the last change heard", got-reads)
+	}
+	if role(eb) != baton.RoleActive {
+		t.Fatal("b stepped down")
+	}
+}

@@ -1,5 +1,8 @@
 package elector
 
+// Checks counts the holder's checks of its lock after a signal.
+func (e *Elector) Checks() int64 { return e.checks.Load() }
+
 // Parked reports whether the elector is a standby parked with no goroutine.
 func (e *Elector) Parked() bool {
 	e.mu.Lock()

@@ -263,3 +263,11 @@ func (s *store) RecentPublished(topic string, after uint64, limit int) ([]baton.
 	}
 	return nil, false
 }
+
+// RecentLock implements baton.RecentLock when the store does.
+func (s *store) RecentLock(topic string) (string, uint64, bool) {
+	if rl, ok := s.Store.(baton.RecentLock); ok {
+		return rl.RecentLock(topic)
+	}
+	return "", 0, false
+}

@@ -122,6 +122,10 @@ func (s *Store) afterReplicationChange(ctx context.Context, ids map[string]strin
 		}
 	}
 	if changed {
+		// What the messages said before the change may not hold now
+		// (recent.go, heardlock.go).
+		s.recent.reset()
+		s.locks.reset()
 		s.sig.NotifyAll()
 	}
 	return nil

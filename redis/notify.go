@@ -104,6 +104,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 			s.notify.set(false)
 			s.log.Info("redis pub/sub: subscribed again; waking every subscription")
 			s.recent.reset()
+			s.locks.reset()
 			s.sig.NotifyAll()
 			backoff, pinged = 50*time.Millisecond, false
 		}
@@ -136,6 +137,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 			// go-redis re-subscribed on a new connection by itself:
 			// messages may have been missed meanwhile.
 			s.recent.reset()
+			s.locks.reset()
 			s.sig.NotifyAll()
 		}
 	}
@@ -175,6 +177,7 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 			s.recent.heardCommit(t, rest)
 			s.sig.Notify(t, baton.SignalCommit)
 		case "lock":
+			s.locks.heard(t, rest)
 			s.countsChanged()
 			s.sig.Notify(t, baton.SignalLock)
 		case "deleted":

@@ -107,3 +107,52 @@ func TestRecentPublished(t *testing.T) {
 		t.Fatal("after a re-subscription: vouched, though messages may have been lost")
 	}
 }
+
+// TestRecentLock: another handle (another node) hears an acquisition's
+// holder and epoch from its message, and forgets it at the release's;
+// the node lease's end and a re-subscription forget it too.
+func TestRecentLock(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	url := srv.URL(0)
+	a, b := open(t, url, redis.Options{}), open(t, url, redis.Options{})
+	ctx := t.Context()
+	const topic = "recentlock"
+	sub := b.Subscribe(topic, baton.SignalLock)
+	defer sub.Close()
+	if _, _, ok := b.RecentLock(topic); ok {
+		t.Fatal("nothing heard yet: RecentLock said a holder")
+	}
+	l := acquire(t, a, topic, "n1", time.Minute)
+	waitWake(t, sub, "an acquisition through the other handle")
+	if h, ep, ok := b.RecentLock(topic); !ok || h != "n1" || ep != l.Epoch {
+		t.Fatalf("RecentLock after the acquisition: %q %d %v, want n1 %d true", h, ep, ok, l.Epoch)
+	}
+	if err := a.Release(ctx, l, baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, sub, "a release through the other handle")
+	if h, _, ok := b.RecentLock(topic); ok {
+		t.Fatalf("after the release: RecentLock says %q holds it", h)
+	}
+	l = acquire(t, a, topic, "n2", time.Minute)
+	waitWake(t, sub, "a second acquisition")
+	if _, err := a.ReleaseNode(ctx, nodeOf(l), baton.ReasonReleased); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, sub, "the end of the holder's node lease")
+	if h, _, ok := b.RecentLock(topic); ok {
+		t.Fatalf("after the node lease ended: RecentLock says %q holds it", h)
+	}
+	acquire(t, a, topic, "n3", time.Minute)
+	waitWake(t, sub, "a third acquisition")
+	if _, _, ok := b.RecentLock(topic); !ok {
+		t.Fatal("the third acquisition was not heard")
+	}
+	if _, err := srv.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, sub, "the pub/sub connections were killed")
+	if h, _, ok := b.RecentLock(topic); ok {
+		t.Fatalf("after a re-subscription: RecentLock says %q holds it", h)
+	}
+}

@@ -90,8 +90,10 @@ type Store struct {
 
 	sig   *signal.Hub
 	known sync.Map // topics this Store has registered in the topics set
-	// recent is what the commit messages carried (recent.go).
+	// recent is what the commit messages carried (recent.go), locks
+	// the holders the lock messages named (heardlock.go).
 	recent recentCommits
+	locks  heardLocks
 	// reloaded is when reloadSlots last asked for the slot map (UnixNano).
 	reloaded atomic.Int64
 	// countsGen grows with every lock change seen; counts caches the
