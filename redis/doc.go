@@ -106,8 +106,9 @@
 // sharing a server apart):
 //
 //	PREFIX:{T}:events    published by the scripts: "append <last_seq>",
-//	                     "commit <seq>[ <items JSON>]" (a small commit's
-//	                     items, recent.go), "lock acquired <epoch> <holder>",
+//	                     "commit <seq>[ <n> <items JSON>]" (a small commit's
+//	                     items, recent.go), "lock acquired <epoch> <holder>"
+//	                     (the holder remembered, heardlock.go),
 //	                     "lock released|failed|expired <record JSON>".
 //	PREFIX:topics        a topic's name, when it first appears.
 //	PREFIX:nodes         "acquired|ended <epoch> <topic,topic,...> <node>": a

@@ -12,7 +12,7 @@ import (
 // Commits carried by their messages (baton.RecentPublished). A small commit's
 // message on the topic's events channel carries its items,
 //
-//	commit <upto> <JSON array of baton.Published>
+//	commit <upto> <n> <JSON array of the n baton.Published>
 //
 // so that a node that does not hold the lease hands them to its terminals
 // without reading them back (the hub's feed reads after every commit signal
