@@ -6,8 +6,9 @@
 // Elector states: standby -> (acquired) -> active -> (lost, lapsed, failed
 // or closed) -> standby. A standby costs nothing while the lease is held
 // elsewhere: it wakes on the topic's lock signal (a release, or the end of
-// the holder's node lease, which a Session notices) and on its own
-// session's changes. While active, the elector trusts its lease as long as
+// the holder's node lease, which a Session notices), on its session's
+// finding that the holder's node lease ended (HolderEnded, with no signal
+// needed) and on its own session's changes. While active, the elector trusts its lease as long as
 // the session trusts the node lease (see Session): past that it stops the
 // runner without waiting for the store. The store fences every write anyway
 // (the epoch and node-lease check), so the margin protects what the node
