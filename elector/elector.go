@@ -8,8 +8,9 @@
 // elsewhere: it wakes on the topic's lock signal (a release, or the end of
 // the holder's node lease, which a Session notices), on its session's
 // finding that the holder's node lease ended (HolderEnded, with no signal
-// needed) and on its own session's changes. While active, the elector trusts its lease as long as
-// the session trusts the node lease (see Session): past that it stops the
+// needed) and on its own session's changes. While active, the elector
+// trusts its lease as long as the session trusts the node lease (see
+// Session): past that it stops the
 // runner without waiting for the store. The store fences every write anyway
 // (the epoch and node-lease check), so the margin protects what the node
 // does outside the store.
@@ -269,19 +270,13 @@ func (e *Elector) park(holder string) bool {
 	return true
 }
 
-// heardHeld reports the node that holds the lock as the store last heard
-// (baton.RecentLock), if another than this node and than ended, the node
-// whose lease ended (a stale hint from before that end is read instead).
-func (e *Elector) heardHeld(ended string, nl baton.NodeLease) (string, bool) {
-	rl, ok := e.cfg.Store.(baton.RecentLock)
-	if !ok {
-		return "", false
+// heard is the holder and epoch of the lock as the store last heard of
+// them (baton.RecentLock), if it can say.
+func (e *Elector) heard() (holder string, epoch uint64, ok bool) {
+	if rl, ok := e.cfg.Store.(baton.RecentLock); ok {
+		return rl.RecentLock(e.cfg.Topic)
 	}
-	holder, _, ok := rl.RecentLock(e.cfg.Topic)
-	if !ok || holder == nl.Node || holder == ended {
-		return "", false
-	}
-	return holder, true
+	return "", 0, false
 }
 
 // takeFreed reports whether the goroutine was started by SignalFreed (see
@@ -429,11 +424,13 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			case <-e.wake:
 			default:
 			}
-			if holder, ok := e.heardHeld(st.Lease.Holder, nl); ok {
+			if holder, _, ok := e.heard(); ok && holder != nl.Node && holder != st.Lease.Holder {
 				// Taken by another node since, as its acquisition's
 				// message said: park behind it without a read (a change
 				// after the drain above wakes the goroutine again, and
-				// park refuses while that wake-up is pending).
+				// park refuses while that wake-up is pending). A name
+				// that is the holder whose lease just ended is a hint
+				// from before that end: read.
 				c.Attempted(false, baton.Lease{})
 				if e.park(holder) {
 					return baton.Lease{}, nil, false
@@ -564,10 +561,8 @@ func (e *Elector) active(ctx context.Context, lease baton.Lease, trust context.C
 			case <-e.wake: // answered by this read
 			default:
 			}
-			if rl, ok := c.Store.(baton.RecentLock); ok {
-				if h, ep, ok := rl.RecentLock(c.Topic); ok && h == lease.Holder && ep == lease.Epoch {
-					continue // the last change heard was our own acquisition
-				}
+			if h, ep, ok := e.heard(); ok && h == lease.Holder && ep == lease.Epoch {
+				continue // the last change heard was our own acquisition
 			}
 			// Someone changed the lock: if it is not ours any more, stop
 			// now rather than at the next write.

@@ -501,6 +501,28 @@ func (d *deaf) SubscribeFunc(topic string, signals baton.Signal, fn func(baton.S
 	})
 }
 
+// wakingSession starts node's session on st, its watcher's findings
+// (OnEnded) passed to the elector stored in the pointer it returns, as
+// node.Node does for all its electors.
+func wakingSession(t *testing.T, st elector.Store, clock baton.Clock, node string) (*elector.Session, *atomic.Pointer[elector.Elector]) {
+	t.Helper()
+	var e atomic.Pointer[elector.Elector]
+	s, err := elector.NewSession(elector.SessionConfig{Store: st, Node: node, TTL: ttl, Clock: clock,
+		OnEnded: func(ended string) {
+			if el := e.Load(); el != nil {
+				el.HolderEnded(ended)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, &e
+}
+
 // TestParkedWokenByWatcher: a standby parked behind a node that crashes,
 // or leaves, takes the topic once its session's watcher finds the node
 // lease lapsed or gone (OnEnded, Elector.HolderEnded), even though no store
@@ -521,20 +543,7 @@ func parkedWokenByWatcher(t *testing.T, crash bool) {
 	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
 
 	d := &deaf{Store: st}
-	var b atomic.Pointer[elector.Elector]
-	sb, err := elector.NewSession(elector.SessionConfig{Store: d, Node: "b", TTL: ttl, Clock: clock,
-		OnEnded: func(node string) {
-			if e := b.Load(); e != nil {
-				e.HolderEnded(node)
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
+	sb, b := wakingSession(t, d, clock, "b")
 	eb, _ := start(t, d, clock, sb, "t")
 	b.Store(eb)
 	poll.True(t, 10*time.Second, "b's standby to park", eb.Parked)
@@ -599,20 +608,7 @@ func parkBehindNamedHolder(t *testing.T, heard bool) {
 	fa := &flaky{Store: st}
 	sa := session(t, fa, clock, "a", ttl)
 	ns := &named{Store: st}
-	var b atomic.Pointer[elector.Elector]
-	sb, err := elector.NewSession(elector.SessionConfig{Store: ns, Node: "b", TTL: ttl, Clock: clock,
-		OnEnded: func(node string) {
-			if e := b.Load(); e != nil {
-				e.HolderEnded(node)
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
+	sb, b := wakingSession(t, ns, clock, "b")
 
 	delayed := make(chan struct{}, 1)
 	rec := &runRec{fail: make(chan error, 1)}

@@ -75,50 +75,45 @@ func (g *resumeGate) begin() (done func()) {
 // wait returns true once nothing has been counted for the gate's quiet
 // time, or max has passed on the clock; false if ctx ended first.
 func (g *resumeGate) wait(ctx context.Context, max time.Duration) bool {
-	var deadline baton.Timer
-	defer func() {
-		if deadline != nil {
-			deadline.Stop()
-		}
-	}()
+	idle, busy, left := g.state()
+	if !busy && left <= 0 {
+		return true
+	}
+	deadline := g.clock.NewTimer(max)
+	defer deadline.Stop()
 	for {
-		g.mu.Lock()
-		idle, busy := g.idle, g.busy > 0
-		left := g.quiet - g.clock.Now().Sub(g.settled)
-		g.mu.Unlock()
-		if !busy && left <= 0 {
-			return true
-		}
-		if deadline == nil {
-			deadline = g.clock.NewTimer(max)
-		}
 		// Busy: wait until nothing is counted. Not busy: until the quiet
 		// time has passed since (then look again: a race may have begun).
 		var wake <-chan struct{}
 		var settle <-chan time.Time
-		var quiet baton.Timer
+		stop := func() bool { return false }
 		if busy {
 			wake = idle
 		} else {
-			quiet = g.clock.NewTimer(left)
-			settle = quiet.C()
+			q := g.clock.NewTimer(left)
+			settle, stop = q.C(), q.Stop
 		}
 		select {
 		case <-wake:
 		case <-settle:
 		case <-deadline.C():
-			if quiet != nil {
-				quiet.Stop()
-			}
+			stop()
 			return true
 		case <-ctx.Done():
-			if quiet != nil {
-				quiet.Stop()
-			}
+			stop()
 			return false
 		}
-		if quiet != nil {
-			quiet.Stop()
+		stop()
+		if idle, busy, left = g.state(); !busy && left <= 0 {
+			return true
 		}
 	}
+}
+
+// state is the channel closed when nothing is counted, whether something
+// is, and how much of the quiet time is left since it last was.
+func (g *resumeGate) state() (idle chan struct{}, busy bool, left time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.idle, g.busy > 0, g.quiet - g.clock.Now().Sub(g.settled)
 }

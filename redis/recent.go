@@ -39,7 +39,7 @@ const (
 	carryItems = 16
 	carryBytes = 16 << 10
 	// recentItems bounds the items kept per topic, recentBytes those of
-	// every topic together (the oldest topics' items are dropped first).
+	// every topic together (past it, everything is forgotten: reads).
 	recentItems = 256
 	recentBytes = 8 << 20
 )
@@ -49,7 +49,6 @@ type recentCommits struct {
 	mu     sync.Mutex
 	topics map[string]*recentTopic
 	bytes  int
-	order  []string // topics holding items, oldest first (may repeat)
 }
 
 // recentTopic: the newest commit heard is upto; commits (possibly none)
@@ -121,35 +120,11 @@ func (r *recentCommits) heardCommit(topic, rest string) {
 	t.items += int(n)
 	t.bytes += len(js)
 	t.upto = upto
-	r.bytes += len(js)
-	r.order = append(r.order, topic)
-	for r.bytes > recentBytes && len(r.order) > 0 {
-		old := r.topics[r.order[0]]
-		r.order = r.order[1:]
-		if old != nil && old != t && len(old.commits) > 0 {
-			r.bytes -= old.bytes
-			old.commits, old.items, old.bytes, old.unknown = nil, 0, 0, true
-		}
+	if r.bytes += len(js); r.bytes > recentBytes {
+		// Over the budget (thousands of busy topics that no feed asks
+		// about): forget it all; feeds read until the next messages.
+		r.topics, r.bytes = nil, 0
 	}
-	if len(r.order) > 4*len(r.topics)+64 {
-		r.compact()
-	}
-}
-
-// compact drops the repeats from order. Callers hold mu.
-func (r *recentCommits) compact() {
-	seen := make(map[string]bool, len(r.topics))
-	kept := r.order[:0]
-	for i := len(r.order) - 1; i >= 0; i-- {
-		if t := r.order[i]; !seen[t] {
-			seen[t] = true
-			kept = append(kept, t)
-		}
-	}
-	for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
-		kept[i], kept[j] = kept[j], kept[i]
-	}
-	r.order = kept
 }
 
 // unknown marks topic as not vouched for until its next commit message
@@ -173,7 +148,7 @@ func (r *recentCommits) unknownLocked(topic string) {
 func (r *recentCommits) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.topics, r.order, r.bytes = nil, nil, 0
+	r.topics, r.bytes = nil, 0
 }
 
 // RecentPublished implements baton.RecentPublished.

@@ -10,6 +10,17 @@ import (
 	"github.com/baton-pub/baton/redis"
 )
 
+// twoHandles starts a Redis and opens two handles on it (two nodes); the
+// second is subscribed to topic's signals.
+func twoHandles(t *testing.T, topic string, signals baton.Signal) (*redistest.Server, *redis.Store, *redis.Store, baton.Subscription) {
+	t.Helper()
+	srv := redistest.Start(t, redistest.Options{})
+	a, b := open(t, srv.URL(0), redis.Options{}), open(t, srv.URL(0), redis.Options{})
+	sub := b.Subscribe(topic, signals)
+	t.Cleanup(sub.Close)
+	return srv, a, b, sub
+}
+
 // TestRecentPublished: a small commit's message carries its items to
 // another handle (another node), which then answers RecentPublished with
 // exactly what Published reads, and "nothing newer" at the commit's seq; a
@@ -17,14 +28,10 @@ import (
 // what follows until a small one comes; a re-subscription (messages may
 // have been lost) forgets everything.
 func TestRecentPublished(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	url := srv.URL(0)
-	a, b := open(t, url, redis.Options{}), open(t, url, redis.Options{})
-	ctx := t.Context()
 	const topic = "recent"
+	srv, a, b, sub := twoHandles(t, topic, baton.SignalCommit)
+	ctx := t.Context()
 	l := acquire(t, a, topic, "n1", time.Minute)
-	sub := b.Subscribe(topic, baton.SignalCommit)
-	defer sub.Close()
 
 	commit := func(n int) uint64 {
 		t.Helper()
@@ -112,13 +119,9 @@ func TestRecentPublished(t *testing.T) {
 // holder and epoch from its message, and forgets it at the release's;
 // the node lease's end and a re-subscription forget it too.
 func TestRecentLock(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	url := srv.URL(0)
-	a, b := open(t, url, redis.Options{}), open(t, url, redis.Options{})
-	ctx := t.Context()
 	const topic = "recentlock"
-	sub := b.Subscribe(topic, baton.SignalLock)
-	defer sub.Close()
+	srv, a, b, sub := twoHandles(t, topic, baton.SignalLock)
+	ctx := t.Context()
 	if _, _, ok := b.RecentLock(topic); ok {
 		t.Fatal("nothing heard yet: RecentLock said a holder")
 	}
