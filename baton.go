@@ -175,11 +175,14 @@ const (
 	ReasonReleased ReleaseReason = "released" // the holder gave it up (graceful)
 	ReasonFailed   ReleaseReason = "failed"   // the holder failed while publishing
 	ReasonDeleted  ReleaseReason = "deleted"  // the topic was deleted (Lifecycle.DeleteTopic)
+	// ReasonCrashed: the holder's process was found gone before its node
+	// lease lapsed, and another node ended that lease (node/peers.go).
+	ReasonCrashed ReleaseReason = "crashed"
 )
 
 // Valid reports whether r is one of the known reasons.
 func (r ReleaseReason) Valid() bool {
-	return r == ReasonExpired || r == ReasonReleased || r == ReasonFailed || r == ReasonDeleted
+	return r == ReasonExpired || r == ReasonReleased || r == ReasonFailed || r == ReasonDeleted || r == ReasonCrashed
 }
 
 // ReleaseRecord is generated exactly once for every epoch whose lease ended.

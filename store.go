@@ -63,7 +63,8 @@ type Locks interface {
 	// would.
 	RenewNode(ctx context.Context, nl NodeLease, ttl time.Duration) (NodeLease, error)
 	// ReleaseNode ends a live node lease now, and every topic lease under
-	// it with reason (released or failed), in one step, and returns their
+	// it with reason (released or failed by the node itself, crashed by
+	// another that found its process gone), in one step, and returns their
 	// records. It returns ErrLeaseLost if the node lease is not live (a
 	// lapsed one is ended as ExpireNode would).
 	ReleaseNode(ctx context.Context, nl NodeLease, reason ReleaseReason) ([]ReleaseRecord, error)

@@ -281,10 +281,13 @@ func ValidateNodeLease(node string, ttl time.Duration) error {
 }
 
 // ValidateNodeRelease checks the arguments of Locks.ReleaseNode: a node, an
-// epoch, and a reason of released or failed.
+// epoch, and a reason of released or failed, or crashed: another node
+// ending it because its process was found gone (node/peers.go).
 func ValidateNodeRelease(nl NodeLease, reason ReleaseReason) error {
-	if err := validReason(reason); err != nil {
-		return err
+	if reason != ReasonCrashed {
+		if err := validReason(reason); err != nil {
+			return Invalidf("reason", "must be %q, %q or %q, got %q", ReasonReleased, ReasonFailed, ReasonCrashed, reason)
+		}
 	}
 	if err := ValidateLeave(nl.Node); err != nil {
 		return err

@@ -81,6 +81,9 @@ type Config struct {
 	// TLS runs the nodes over HTTPS, with a CA and certificates made in
 	// the scratch directory that the bench's clients trust.
 	TLS bool
+	// NoPeerWatch runs the nodes with --peer-watch=false: a crashed node's
+	// leases then end only when they lapse, as a hung one's do.
+	NoPeerWatch bool
 	// Command is the command line, for the report.
 	Command string
 	// Peers are the systems measured beside Baton in the same run (Peers:

@@ -234,6 +234,9 @@ type cluster struct {
 // startCluster starts n nodes named NAME-1.. on a fresh store.
 func (e *env) startCluster(ctx context.Context, name string, n int, ttl time.Duration, extra ...string) (*cluster, error) {
 	args := append(append([]string{"--lease-ttl", ttl.String(), "--log-level", "warn"}, e.tlsArgs...), extra...)
+	if e.cfg.NoPeerWatch {
+		args = append(args, "--peer-watch=false")
+	}
 	c := &cluster{name: name, store: e.storeURL(name), dir: filepath.Join(e.dir, name), tls: e.tls, exe: e.cfg.Exe, args: args}
 	if err := os.MkdirAll(c.dir, 0o750); err != nil {
 		return nil, err

@@ -495,7 +495,7 @@ func reasons(m map[string]int) string {
 		return ""
 	}
 	var parts []string
-	for _, k := range []string{"expired", "released", "failed"} {
+	for _, k := range []string{"expired", "crashed", "released", "failed"} {
 		if m[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 		}

@@ -86,11 +86,18 @@ type KillFigures struct {
 	Topics int         `json:"topics"`
 	Stats  Percentiles `json:"stats"`
 	// LapseMs is when the victim's node lease ended (the at of its topics'
-	// expired records), after the signal: it depends on where in its
-	// renewal period the node died (TTL*3/4 to TTL). AfterLapse is each
-	// topic's next item after that: the hand-over's own work.
-	LapseMs    *float64    `json:"lapse_ms,omitempty"`
-	AfterLapse Percentiles `json:"after_lapse"`
+	// records), after the signal, and EndedBy why: "expired" when it
+	// lapsed, which depends on where in its renewal period the node died
+	// (TTL*3/4 to TTL), "crashed" when a survivor's peer watch found its
+	// process gone (node/peers.go). AfterLapse is each topic's next item
+	// after that: the hand-over's own work.
+	LapseMs    *float64            `json:"lapse_ms,omitempty"`
+	EndedBy    baton.ReleaseReason `json:"ended_by,omitempty"`
+	AfterLapse Percentiles         `json:"after_lapse"`
+	// Ack is each new item's publish request until its acknowledgement
+	// (topicsInFlight at a time, through the survivors, during the
+	// hand-over).
+	Ack Percentiles `json:"ack"`
 	// The new items are published through the survivors at the signal,
 	// topicsInFlight at a time: on an engine that takes them slower than
 	// the lapse, the last are not even in the store until seconds later,
@@ -120,6 +127,11 @@ type JoinFigures struct {
 const (
 	// topicsInFlight bounds the requests the bench makes at once.
 	topicsInFlight = 32
+	// killInFlight bounds the new items' publish requests at the SIGKILL:
+	// as many sources as topics would send them all at once; 32 at a time
+	// took 1.7-3.4 s for 3,334 topics while the survivors took over, so
+	// that the figure from the signal measured the bench's source.
+	killInFlight = 256
 	// balanceRatio is max/min leases per node that counts as balanced.
 	balanceRatio = 1.25
 	// statusTimeout bounds one GET /v1/status.
@@ -163,7 +175,7 @@ func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
 
 	// Create: one item to each topic.
 	start := time.Now()
-	created, last := publishEach(ctx, e, hc, c.bases(), topics, 1, p.topicsCreate, nil)
+	created, last := publishEach(ctx, e, hc, c.bases(), topics, 1, topicsInFlight, p.topicsCreate, nil)
 	row.Created = len(created)
 	row.CreateSeconds = round1(last.Sub(start).Seconds())
 	e.logf("%d topics: %d created", n, len(created))
@@ -227,7 +239,7 @@ func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
 // acknowledged and when the last acknowledgement came.
 // If onAck is not nil it is told of each acknowledged item, by its index
 // in topics.
-func publishEach(ctx context.Context, e *env, hc *http.Client, bases, topics []string, seq int, d time.Duration, onAck func(int)) ([]string, time.Time) {
+func publishEach(ctx context.Context, e *env, hc *http.Client, bases, topics []string, seq, conc int, d time.Duration, onAck func(i int, took time.Duration)) ([]string, time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	cl, err := client.New(bases, client.Options{HTTP: hc, Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
@@ -238,13 +250,14 @@ func publishEach(ctx context.Context, e *env, hc *http.Client, bases, topics []s
 	var mu sync.Mutex
 	var done []string
 	var last time.Time
-	forEach(ctx, topics, topicsInFlight, func(i int, t string) {
-		u := baton.Update{ID: "k", Value: appendValue(nil, time.Now().UnixNano(), pad), MsgID: t + "-" + strconv.Itoa(seq)}
+	forEach(ctx, topics, conc, func(i int, t string) {
+		sent := time.Now()
+		u := baton.Update{ID: "k", Value: appendValue(nil, sent.UnixNano(), pad), MsgID: t + "-" + strconv.Itoa(seq)}
 		if _, err := cl.Publish(ctx, t, []baton.Update{u}); err != nil {
 			return
 		}
 		if onAck != nil {
-			onAck(i)
+			onAck(i, time.Since(sent))
 		}
 		mu.Lock()
 		done = append(done, t)
@@ -442,8 +455,13 @@ func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victi
 	vn.Kill()
 	e.logf("SIGKILL %s, holder of %d topics", victim, len(orphans))
 	acked := make([]atomic.Int64, len(orphans)) // Unix ns, 0 until acknowledged
+	took := make([]atomic.Int64, len(orphans))  // ns from the request to its acknowledgement
 	wg.Go(func() {
-		publishEach(sctx, e, hc, others, orphans, 2, d, func(i int) { acked[i].Store(time.Now().UnixNano()) })
+		phc := &http.Client{Transport: e.newTransport(killInFlight), Timeout: statusTimeout}
+		publishEach(sctx, e, phc, others, orphans, 2, killInFlight, d, func(i int, d time.Duration) {
+			took[i].Store(int64(d))
+			acked[i].Store(time.Now().UnixNano())
+		})
 	})
 	all := func() bool {
 		for i := range arrived {
@@ -473,9 +491,16 @@ func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victi
 		waited = append(waited, float64(at-max(ack, t0.UnixNano()))/1e6)
 	}
 	k.AfterAppend = sampleStats(waited)
-	if at, ok := lapsedAt(ctx, hc, others[0], orphans[0], victim); ok {
+	var acks []float64
+	for i := range took {
+		if d := took[i].Load(); d > 0 {
+			acks = append(acks, float64(d)/1e6)
+		}
+	}
+	k.Ack = sampleStats(acks)
+	if at, why, ok := endedAt(ctx, hc, others[0], orphans[0], victim); ok {
 		lapse := float64(at.Sub(t0)) / 1e6
-		k.LapseMs = &lapse
+		k.LapseMs, k.EndedBy = &lapse, why
 		after := make([]float64, len(ms))
 		for i, m := range ms {
 			after[i] = m - lapse
@@ -494,8 +519,8 @@ func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victi
 		e.logf("kill of %s, %d topics sampled: acquired p50 %.0f ms, p99 %.0f ms; item committed p50 %.0f ms, p99 %.0f ms; then delivered p50 %.0f ms, p99 %.0f ms",
 			victim, p.Sampled, p.Acquired.P50, p.Acquired.P99, p.Committed.P50, p.Committed.P99, p.Delivered.P50, p.Delivered.P99)
 	}
-	e.logf("kill of %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d late; after the lapse p50 %.0f ms, p99 %.0f ms; items appended by %.0f ms, each published after the signal or its append p50 %.0f ms, p99 %.0f ms",
-		victim, k.Stats.P50, k.Stats.P99, k.Stats.Max, k.Late, k.AfterLapse.P50, k.AfterLapse.P99, k.AppendedMs, k.AfterAppend.P50, k.AfterAppend.P99)
+	e.logf("kill of %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d late; after the lease ended (%s) p50 %.0f ms, p99 %.0f ms; items appended by %.0f ms (ack p50 %.1f ms, p99 %.1f ms), each published after the signal or its append p50 %.0f ms, p99 %.0f ms",
+		victim, k.Stats.P50, k.Stats.P99, k.Stats.Max, k.Late, k.EndedBy, k.AfterLapse.P50, k.AfterLapse.P99, k.AppendedMs, k.Ack.P50, k.Ack.P99, k.AfterAppend.P50, k.AfterAppend.P99)
 	if ttl := float64(e.cfg.LeaseTTL.Milliseconds()); k.Late > 0 || k.Stats.P99 > 5*ttl {
 		e.keepFor(fmt.Sprintf("kill of %s: p99 %.0f ms and %d late, where a few lease TTLs (%.0f ms) are expected", victim, k.Stats.P99, k.Late, ttl))
 	}
@@ -504,17 +529,17 @@ func killBusiest(ctx context.Context, e *env, c *cluster, hc *http.Client, victi
 
 // lapsedAt reads when victim's lease of topic ended: the at of its
 // expired record.
-func lapsedAt(ctx context.Context, hc *http.Client, base, topic, victim string) (time.Time, bool) {
+func endedAt(ctx context.Context, hc *http.Client, base, topic, victim string) (time.Time, baton.ReleaseReason, bool) {
 	var out wire.HandoversResponse
 	if err := getJSON(ctx, hc, base+"/v1/topics/"+url.PathEscape(topic)+"/handovers?limit=10", &out); err != nil {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	for _, h := range out.Handovers {
-		if h.Holder == victim && h.Reason == baton.ReasonExpired {
-			return h.At, true
+		if h.Holder == victim && (h.Reason == baton.ReasonExpired || h.Reason == baton.ReasonCrashed) {
+			return h.At, h.Reason, true
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, "", false
 }
 
 // joinOne starts one node more and reads the spread of the locks until it

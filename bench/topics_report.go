@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/baton-pub/baton"
 )
 
 // topicsTargets checks the many-topics targets (issue 12) on the row with
@@ -119,11 +121,15 @@ func (row TopicsRow) killText() string {
 	}
 	s := fmt.Sprintf("%d topics: p50 %s, p99 %s, max %s ms", k.Topics, msText(k.Stats.P50), msText(k.Stats.P99), msText(k.Stats.Max))
 	if k.LapseMs != nil {
-		s += fmt.Sprintf(" (lease lapsed at %s ms; after it p50 %s, p99 %s ms)", msText(*k.LapseMs), msText(k.AfterLapse.P50), msText(k.AfterLapse.P99))
+		how := "lapsed"
+		if k.EndedBy == baton.ReasonCrashed {
+			how = "ended by a peer watch"
+		}
+		s += fmt.Sprintf(" (lease %s at %s ms; after it p50 %s, p99 %s ms)", how, msText(*k.LapseMs), msText(k.AfterLapse.P50), msText(k.AfterLapse.P99))
 	}
 	if k.AfterAppend.Count > 0 {
-		s += fmt.Sprintf("; items appended by %s ms, each published after the later of the signal and its append p50 %s, p99 %s ms",
-			msText(k.AppendedMs), msText(k.AfterAppend.P50), msText(k.AfterAppend.P99))
+		s += fmt.Sprintf("; items appended by %s ms (ack p50 %s, p99 %s ms), each published after the later of the signal and its append p50 %s, p99 %s ms",
+			msText(k.AppendedMs), msText(k.Ack.P50), msText(k.Ack.P99), msText(k.AfterAppend.P50), msText(k.AfterAppend.P99))
 	}
 	if k.Late > 0 {
 		s += fmt.Sprintf("; %d not within %.0f s", k.Late, k.DeadlineS)

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/wire"
@@ -67,11 +66,11 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 	t0 := time.Now()
 	switch kind {
 	case "kill":
-		ho.Signal, ho.Reason = "SIGKILL", string(baton.ReasonExpired)
+		ho.Signal = "SIGKILL"
 		r.logf("SIGKILL %s, the active publisher (epoch %d)", victim.Name, epoch)
 		victim.Kill()
 	case "term":
-		ho.Signal, ho.Reason = "SIGTERM", string(baton.ReasonReleased)
+		ho.Signal = "SIGTERM"
 		r.logf("SIGTERM %s, the active publisher (epoch %d)", victim.Name, epoch)
 		go victim.Stop(10 * time.Second)
 	}
@@ -84,6 +83,21 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 		return ho, fmt.Errorf("demo: no successor published after %s of %s: %w", ho.Signal, victim.Name, err)
 	}
 	ho.Millis = float64(first.Sub(t0).Microseconds()) / 1000
+	// The reason is the store's: a SIGKILL's lease ends "crashed" when a
+	// survivor's peer watch finds the process gone, "expired" when it
+	// lapses (docs/design.md, step 2).
+	hs, err := r.handoverRecords(ctx)
+	if err != nil {
+		return ho, fmt.Errorf("demo: read the release records: %w", err)
+	}
+	for _, h := range hs {
+		if h.Epoch == epoch {
+			ho.Reason = string(h.Reason)
+		}
+	}
+	if ho.Reason == "" {
+		return ho, fmt.Errorf("demo: no release record of epoch %d after %s of %s", epoch, ho.Signal, victim.Name)
+	}
 	r.logf("hand-over: %s -> %s (epoch %d), %.1f ms after %s", ho.From, ho.To, ho.ToEpoch, ho.Millis, ho.Signal)
 	if kind == "term" {
 		<-victim.Done()

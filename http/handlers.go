@@ -322,8 +322,12 @@ func (s *Server) metrics(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s.cfg.Metrics.ServeHTTP(w, r)
 }
 
-// healthz answers 200 while the process serves HTTP: liveness only.
+// healthz answers 200 while the process serves HTTP: liveness only. Its
+// Baton-Instance header names the process (Config.Instance).
 func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if s.cfg.Instance != "" {
+		w.Header().Set(wire.InstanceHeader, s.cfg.Instance)
+	}
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
 }
 

@@ -67,6 +67,10 @@ type Config struct {
 	ReadTimeout time.Duration
 	// ReadyTimeout bounds the store ping of GET /readyz.
 	ReadyTimeout time.Duration
+	// Instance, if set, is answered by GET /healthz in its Baton-Instance
+	// header: a random name of this process, which the other nodes' peer
+	// watch compares to tell a restart from the same process (node/peers.go).
+	Instance string
 	// ShutdownTimeout bounds Close's wait for requests in flight.
 	ShutdownTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection idle this long, and

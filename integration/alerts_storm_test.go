@@ -48,12 +48,12 @@ func TestHandoverStormFiresForReal(t *testing.T) {
 	poll.Until(t, 60*time.Second, "prometheus to scrape the hand-overs so far", func() error {
 		var now float64
 		for _, n := range c.nodes {
-			for _, reason := range []string{"released", "expired", "failed"} {
+			for _, reason := range []string{"released", "expired", "crashed", "failed"} {
 				now += scrape(t, n.URL()+"/metrics", `baton_handovers_total{reason="`+reason+`"}`)
 			}
 		}
-		if n, _ := p.value(`count(baton_handovers_total)`); n != 6 {
-			return fmt.Errorf("prometheus has %v hand-over series, want 3 reasons on 2 nodes", n)
+		if n, _ := p.value(`count(baton_handovers_total)`); n != 8 {
+			return fmt.Errorf("prometheus has %v hand-over series, want 4 reasons on 2 nodes", n)
 		}
 		if got, ok := p.value(`sum(baton_handovers_total)`); !ok || got != now {
 			return fmt.Errorf("prometheus has %v (%v), the nodes %v", got, ok, now)

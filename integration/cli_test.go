@@ -20,6 +20,8 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"serve", "--lease-ttl", "1ms"}, "--lease-ttl"},
 		{[]string{"serve", "--max-body", "10"}, "--max-body"},
 		{[]string{"serve", "--listen", "nonsense"}, "--listen"},
+		{[]string{"serve", "--advertise", ":8080"}, "--advertise"},
+		{[]string{"serve", "--advertise", "node-2:99999"}, "--advertise"},
 		{[]string{"serve", "--store", "bogus://x"}, `unknown scheme "bogus"`},
 		{[]string{"serve", "--store", "redis://127.0.0.1:1/0"}, "127.0.0.1:1"},
 		{[]string{"serve", "--store", "sqlite:///tmp/x.db?sync=maybe"}, "sync"},

@@ -47,7 +47,7 @@ func TestDashboardShowsAHandover(t *testing.T) {
 	})
 	holder.Kill()
 	poll.True(t, 30*time.Second, "the hand-over on the timeline", func() bool {
-		return eval(`String(document.querySelectorAll('#timeline li[data-topic="dash"][data-reason="expired"][data-epoch="`+
+		return eval(`String(document.querySelectorAll('#timeline li[data-topic="dash"][data-reason="crashed"][data-epoch="`+
 			itoa(lease.Epoch)+`"]').length)`) == "1"
 	})
 	if errs := eval(`JSON.stringify(window.batonErrors)`); errs != "[]" {

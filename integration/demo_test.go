@@ -33,7 +33,7 @@ func TestDemo(t *testing.T) {
 		if !rep.OK || rep.Acked == 0 || rep.Lost != 0 || rep.Duplicated != 0 || rep.Reordered != 0 || len(rep.Delivered) != 3 {
 			t.Fatalf("report: %+v", rep)
 		}
-		if len(rep.Handovers) != 2 || rep.Handovers[0].Reason != "expired" || rep.Handovers[1].Reason != "released" ||
+		if len(rep.Handovers) != 2 || rep.Handovers[0].Reason != "crashed" || rep.Handovers[1].Reason != "released" ||
 			rep.Handovers[0].Millis <= 0 || rep.Handovers[1].Millis <= 0 {
 			t.Fatalf("handovers: %+v", rep.Handovers)
 		}

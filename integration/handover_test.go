@@ -20,35 +20,51 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, eng engine)) {
 }
 
 // TestKillPublisher: SIGKILL the lease holder mid-stream. A standby takes
-// over after the lease lapses, resumes after the last published item, and
-// every acknowledged item reaches every terminal once, in order.
+// over, resumes after the last published item, and every acknowledged item
+// reaches every terminal once, in order. With the peer watch (the default)
+// a survivor finds the killed process gone and ends its node lease while
+// it is still live: the record says "crashed", which only ReleaseNode of a
+// live node lease writes, so the hand-over did not wait for the lapse.
+// Without it (--peer-watch=false) the lease lapses: "expired".
 func TestKillPublisher(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, eng engine) {
-		c := newCluster(t, eng, 3, testTTL)
-		src, terms, follow := c.run("orders", 200)
-		progress(t, src, 100)
-		victim, lease := c.holder("orders")
-		victim.Kill()
-		progress(t, src, 100)
-		next, l2 := c.holder("orders", victim)
-		if next == victim || l2.Epoch <= lease.Epoch {
-			t.Fatalf("after kill: holder %s epoch %d (was %s epoch %d)", next.Name, l2.Epoch, victim.Name, lease.Epoch)
-		}
-		rep := c.finish(src, terms, follow)
-		hs := c.handovers("orders")
-		var found bool
-		for _, h := range hs {
-			if h.Epoch == lease.Epoch {
-				found = true
-				if h.Reason != baton.ReasonExpired || h.Holder != victim.Name || h.Successor == "" || h.SuccessorEpoch != lease.Epoch+1 {
-					t.Errorf("release record of the killed holder: %+v", h)
+		for _, tc := range []struct {
+			name  string
+			ttl   time.Duration
+			extra []string
+			want  baton.ReleaseReason
+		}{
+			{"peer watch", 10 * time.Second, nil, baton.ReasonCrashed},
+			{"lapse", testTTL, []string{"--peer-watch=false"}, baton.ReasonExpired},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := newClusterWith(t, eng, 3, tc.ttl, "", tc.extra...)
+				src, terms, follow := c.run("orders", 200)
+				progress(t, src, 100)
+				victim, lease := c.holder("orders")
+				victim.Kill()
+				progress(t, src, 100)
+				next, l2 := c.holder("orders", victim)
+				if next == victim || l2.Epoch <= lease.Epoch {
+					t.Fatalf("after kill: holder %s epoch %d (was %s epoch %d)", next.Name, l2.Epoch, victim.Name, lease.Epoch)
 				}
-			}
+				rep := c.finish(src, terms, follow)
+				hs := c.handovers("orders")
+				var found bool
+				for _, h := range hs {
+					if h.Epoch == lease.Epoch {
+						found = true
+						if h.Reason != tc.want || h.Holder != victim.Name || h.Successor == "" || h.SuccessorEpoch != lease.Epoch+1 {
+							t.Errorf("release record of the killed holder: %+v, want reason %s", h, tc.want)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no release record for epoch %d: %+v", lease.Epoch, hs)
+				}
+				t.Logf("acked %d, delivered %v", rep.Acked, rep.Delivered)
+			})
 		}
-		if !found {
-			t.Errorf("no release record for epoch %d: %+v", lease.Epoch, hs)
-		}
-		t.Logf("acked %d, delivered %v", rep.Acked, rep.Delivered)
 	})
 }
 

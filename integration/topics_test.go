@@ -106,7 +106,8 @@ func TestManyTopics(t *testing.T) {
 		})
 
 		// SIGKILL the node holding the most topics: every one of them
-		// changes hands, with one expired record at the node lease's end.
+		// changes hands, with one crashed record at the node lease's end
+		// (a survivor's peer watch found the process gone).
 		var victim *proc.Node
 		for _, nd := range c.nodes {
 			if victim == nil || by[nd.Name] > by[victim.Name] {
@@ -130,7 +131,7 @@ func TestManyTopics(t *testing.T) {
 			// survivors even out their loads.
 			hs := c.handovers(topic)
 			i := slices.IndexFunc(hs, func(h baton.ReleaseRecord) bool { return h.Holder == victim.Name })
-			if i < 0 || hs[i].Reason != baton.ReasonExpired || hs[i].Successor == "" {
+			if i < 0 || hs[i].Reason != baton.ReasonCrashed || hs[i].Successor == "" {
 				t.Fatalf("%s after the SIGKILL of its holder: records %+v", topic, hs)
 			}
 			if ended.IsZero() {

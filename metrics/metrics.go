@@ -112,7 +112,7 @@ func New(cfg Config) *Metrics {
 	// Every reason has its series from the start: increase() over a
 	// series born at its first hand-over would miss that hand-over, and a
 	// storm of them (deploy/prometheus/alerts.yml, BatonHandoverStorm).
-	for _, r := range []baton.ReleaseReason{baton.ReasonReleased, baton.ReasonExpired, baton.ReasonFailed} {
+	for _, r := range []baton.ReleaseReason{baton.ReasonReleased, baton.ReasonExpired, baton.ReasonFailed, baton.ReasonCrashed} {
 		m.handovers.WithLabelValues(string(r))
 	}
 	if cfg.Status != nil {

@@ -77,6 +77,11 @@ type Config struct {
 	// notifications are subscribed, else why not (redis.Store's): lost
 	// for longer than TTL, it is a problem (GET /readyz answers 503).
 	Notifications func() error
+	// PeerWatch holds a connection to each live peer's Addr, and ends the
+	// node lease of a peer whose address refuses connections after one
+	// was held: its process is gone (peers.go). PeerTLS dials them with
+	// TLS (the peers serve it).
+	PeerWatch, PeerTLS bool
 	// OnFailClosed, if set, is told of each topic lease this node stopped
 	// publishing under because its node lease could not be renewed in
 	// time (it failed closed, see elector.Session). It must not block.
@@ -250,6 +255,10 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub, listed) }()
 	go func() { defer n.wg.Done(); n.heartbeats(ctx) }()
 	go func() { defer n.wg.Done(); n.balance(ctx) }()
+	if n.cfg.PeerWatch {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.newPeerWatch().run(ctx) }()
+	}
 	return nil
 }
 

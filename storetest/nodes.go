@@ -17,6 +17,7 @@ func nodeTests() []test {
 		{"RenewNodeStaleOrUnknown", testRenewNodeStaleOrUnknown},
 		{"LapsedNodeFencesEveryLock", testLapsedNodeFencesEveryLock},
 		{"ReleaseNodeReleasesAll", testReleaseNodeReleasesAll},
+		{"ReleaseNodeCrashed", testReleaseNodeCrashed},
 		{"ExpireNode", testExpireNode},
 		{"AcquireNodeOverLapsed", testAcquireNodeOverLapsed},
 		{"AcquireUnderDeadNodeLease", testAcquireUnderDeadNodeLease},
@@ -194,6 +195,52 @@ func testReleaseNodeReleasesAll(e *env) {
 	e.wantErr(err, baton.ErrNotFound, "ExpireNode after ReleaseNode [N6]")
 	b := e.acquire(topics[2], "node-b", liveTTL)
 	e.checkSuccessor("after ReleaseNode", e.onlyRecord("after node-b acquired", e.handovers(topics[2]), leases[2].Epoch), b)
+}
+
+// testReleaseNodeCrashed: a peer found node-a's process gone and ends its
+// node lease as it read it from NodeLeases, while the lease is live.
+func testReleaseNodeCrashed(e *env) {
+	topics := []string{e.topic("1"), e.topic("2")}
+	var leases []baton.Lease
+	for _, t := range topics {
+		leases = append(leases, e.acquire(t, "node-a", liveTTL))
+	}
+	items := e.appendN(topics[0], 2)
+	e.commit(leases[0], 0, items[:1])
+	own := e.nodeLease("node-a", liveTTL)
+	ls, err := e.s.NodeLeases(e.ctx)
+	e.noErr(err, "NodeLeases")
+	i := slices.IndexFunc(ls, func(nl baton.NodeLease) bool { return nl.Node == own.Node })
+	if i < 0 {
+		e.t.Fatalf("NodeLeases %+v lacks %s [N9]", ls, own.Node)
+	}
+	err = e.s.Release(e.ctx, leases[1], baton.ReasonCrashed)
+	e.wantErr(err, baton.ErrInvalid, "Release with reason crashed [N5]")
+	e.wantField(err, "reason", "Release with reason crashed [N5]")
+	recs, err := e.s.ReleaseNode(e.ctx, baton.NodeLease{Node: ls[i].Node, Epoch: ls[i].Epoch}, baton.ReasonCrashed)
+	e.noErr(err, "ReleaseNode by a peer, reason crashed")
+	if len(recs) != len(topics) {
+		e.t.Fatalf("ReleaseNode(crashed) returned %d records, want %d: %+v [N5]", len(recs), len(topics), recs)
+	}
+	for i, t := range topics {
+		if st := e.lock(t); st.Held {
+			e.t.Fatalf("Lock(%s) after ReleaseNode(crashed) = %+v, want not held [N5]", t, st)
+		}
+		var lastSeq uint64
+		var lastHash baton.Hash
+		if i == 0 {
+			lastSeq, lastHash = items[0].Seq, items[0].Hash
+		}
+		r := e.onlyRecord("after ReleaseNode(crashed)", e.handovers(t), leases[i].Epoch)
+		e.checkRecord("after ReleaseNode(crashed)", r, leases[i], baton.ReasonCrashed, lastSeq, lastHash)
+	}
+	_, err = e.s.RenewNode(e.ctx, own, liveTTL)
+	e.wantErr(err, baton.ErrLeaseLost, "RenewNode of a node lease ended as crashed [N5]")
+	_, err = e.s.Commit(e.ctx, baton.Commit{Topic: topics[0], Epoch: leases[0].Epoch, Holder: leases[0].Holder,
+		PrevSeq: 1, Items: items[1:], At: time.Now()})
+	e.wantErr(err, baton.ErrFenced, "Commit under a node lease ended as crashed [N5]")
+	b := e.acquire(topics[0], "node-b", liveTTL)
+	e.checkSuccessor("after ReleaseNode(crashed)", e.onlyRecord("after node-b acquired", e.handovers(topics[0]), leases[0].Epoch), b)
 }
 
 func testExpireNode(e *env) {

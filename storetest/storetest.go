@@ -89,7 +89,11 @@
 //     expired records have At = the node lease's ExpiresAt.
 //   - N5 ReleaseNode writes one record per live topic lease under it, with its
 //     reason and the cursor, returns them, signals SignalLock on each topic
-//     and SignalNode; a second ReleaseNode is ErrLeaseLost.
+//     and SignalNode; a second ReleaseNode is ErrLeaseLost. Another node
+//     may end a live node lease it read from NodeLeases with reason crashed
+//     (node/peers.go): the same records with that reason, the node's
+//     RenewNode is ErrLeaseLost and its commits are ErrFenced. Release (of
+//     one topic) refuses crashed.
 //   - N6 ExpireNode: ErrNotFound for an unknown node or one whose lease was
 //     ended (released or expired); ErrLeaseHeld while live; on a lapsed one it
 //     writes the expired record of every topic lease under it that has none

@@ -175,6 +175,12 @@ type ErrorResponse struct {
 	Error *Error `json:"error"`
 }
 
+// InstanceHeader, in the answer of GET /healthz, names the serving
+// process: a random name drawn at its start. The nodes' peer watch
+// (node/peers.go) compares it to tell a restarted process from the one it
+// watched.
+const InstanceHeader = "Baton-Instance"
+
 // Limits of GET /v1/topics (and of the topics of GET /v1/status).
 const (
 	DefaultTopicsLimit = 100

@@ -10,6 +10,7 @@ import (
 
 func newBench() *cobra.Command {
 	var c bench.Config
+	peerWatch := true
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -47,6 +48,7 @@ report.md and PNG pictures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.Command = "baton " + strings.Join(os.Args[1:], " ")
+			c.NoPeerWatch = !peerWatch
 			rep, err := bench.Run(cmd.Context(), c, progressTo(cmd, jsonOut))
 			if err != nil {
 				return err
@@ -68,6 +70,7 @@ report.md and PNG pictures.`,
 	f.IntSliceVar(&c.Topics, "topics", nil, "topic counts of the topics scenario, each on a fresh cluster (default 1000,10000; quick 200)")
 	f.BoolVar(&c.Keep, "keep", false, "keep the scratch directory (logs, databases)")
 	f.StringSliceVar(&c.Peers, "peers", nil, "peers to measure beside Baton in the same run: nats, centrifugo (built from source with the Go toolchain; see docs/benchmarks.md)")
+	f.BoolVar(&peerWatch, "peer-watch", true, "run the nodes with their peer watch (a crashed node's leases end when its address refuses connections); false: they end when they lapse, as a hung node's do")
 	f.BoolVar(&c.TLS, "tls", false, "run the nodes over HTTPS with a CA and certificates made in the scratch directory (default: plain HTTP)")
 	cmd.AddCommand(newBenchRawSSE())
 	return cmd

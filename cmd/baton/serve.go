@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,6 +37,8 @@ type serveConfig struct {
 	LeaseTTL  time.Duration
 	MaxLeases int
 	MaxTopics int
+	PeerWatch bool
+	Advertise string
 	MaxBody   int64
 	Retain    uint64
 	RetainAge time.Duration
@@ -88,6 +92,18 @@ func (c *serveConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return baton.Invalidf("--listen", "%q: %v", c.Listen, err)
+	}
+	if c.Advertise != "" {
+		host, port, err := net.SplitHostPort(c.Advertise)
+		if err == nil && host == "" {
+			err = errors.New("no host")
+		}
+		if p, perr := strconv.Atoi(port); err == nil && (perr != nil || p < 1 || p > 65535) {
+			err = fmt.Errorf("port %q is not in 1-65535", port)
+		}
+		if err != nil {
+			return baton.Invalidf("--advertise", "%q: want HOST:PORT: %v", c.Advertise, err)
+		}
 	}
 	if c.StoreWait < 0 || c.StoreWait > time.Hour {
 		return baton.Invalidf("--store-wait", "%v out of range [0, 1h]", c.StoreWait)
@@ -204,6 +220,8 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.MetricsListen, "metrics-listen", envOr("BATON_METRICS_LISTEN", ""), "serve Prometheus metrics (/metrics) on this address too, without a token (the API's /metrics needs the admin right when tokens are on)")
 	f.StringVar(&c.DebugListen, "debug-listen", envOr("BATON_DEBUG_LISTEN", ""), "serve Go's profiler (net/http/pprof) on this address; off when empty. Keep it on loopback")
 	f.StringVar(&c.DataDir, "data-dir", envOr("BATON_DATA_DIR", ""), "node key and local ledger copy (default: baton-data/<node> beside the SQLite file, else ./baton-data/<node>)")
+	f.StringVar(&c.Advertise, "advertise", envOr("BATON_ADVERTISE", ""), "HOST:PORT at which the other nodes reach this one, in the membership and for their peer watch (default: the listen address; set it when --listen binds every interface, as :8080 does)")
+	f.BoolVar(&c.PeerWatch, "peer-watch", envOr("BATON_PEER_WATCH", "true") != "false", "hold an idle connection to each peer's address and, when it refuses connections after one was held (the peer's process is gone), end the peer's node lease at once instead of a TTL later (docs/design.md)")
 	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
 	f.Uint64Var(&c.CheckpointEvery, "checkpoint-every", uint64(envInt("BATON_CHECKPOINT_EVERY", ledger.DefaultEvery)), "sign a ledger checkpoint after this many items")
 	f.DurationVar(&c.CheckpointInterval, "checkpoint-interval", envDuration("BATON_CHECKPOINT_INTERVAL", ledger.DefaultInterval), "sign a ledger checkpoint at most this long after an item")
@@ -284,11 +302,15 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	defer h.Close()
 
-	ncfg := node.Config{Node: c.Node, Addr: addr, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
+	advertised := addr
+	if c.Advertise != "" {
+		advertised = c.Advertise
+	}
+	ncfg := node.Config{Node: c.Node, Addr: advertised, Store: dial.Redact(c.Store), TTL: c.LeaseTTL,
 		MaxLeases: c.MaxLeases, MaxTopics: c.MaxTopics, Retain: c.Retain, RetainAge: c.RetainAge, Logger: log, Terminals: h.Terminals,
 		TopicDeleted: h.EndTopic, Handoff: h,
 		CheckpointEvery: c.CheckpointEvery, CheckpointInterval: c.CheckpointInterval, OnHandover: m.Handover,
-		OnFailClosed: m.FailClosed}
+		OnFailClosed: m.FailClosed, PeerWatch: c.PeerWatch, PeerTLS: sec.certs != nil}
 	if notifications != nil {
 		ncfg.Notifications = notifications.Notifications
 	}
@@ -328,7 +350,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	started.Store(n)
 	apiCfg := bhttp.Config{Store: store, Hub: h, Status: n.Status, TopicStatuses: n.TopicStatuses, MaxBody: c.MaxBody, Heartbeat: c.Heartbeat, SSEWriter: c.SSEWriter,
 		StreamCoalesce:  coalesceConfig(c.Coalesce),
-		ShutdownTimeout: 3 * time.Second, Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m,
+		ShutdownTimeout: 3 * time.Second, Instance: rand.Text(), Logger: log, AdmitTopic: n.AdmitTopic, Metrics: m.Handler(), Observer: m,
 		TopicDeleted: n.Forget, Retain: c.Retain, RetainAge: c.RetainAge,
 		Drain: func(on bool) wire.Drain {
 			if on {
@@ -358,7 +380,10 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	defer n.Close()
-	log.Info("serving", "addr", addr, "tls", sec.certs != nil, "access", accessOf(sec), "store", dial.Redact(c.Store), "lease_ttl", c.LeaseTTL.String())
+	if host, _, _ := net.SplitHostPort(advertised); c.PeerWatch && (host == "" || net.ParseIP(host).IsUnspecified()) {
+		log.Info("the other nodes cannot watch this one: it advertises no address they can dial; a crash of its process is then noticed at the lease TTL (set --advertise HOST:PORT)", "addr", advertised)
+	}
+	log.Info("serving", "addr", addr, "advertise", advertised, "tls", sec.certs != nil, "access", accessOf(sec), "store", dial.Redact(c.Store), "lease_ttl", c.LeaseTTL.String())
 	if c.ReadyFile != "" {
 		if err := writeReady(c.ReadyFile, c.Node, addr); err != nil {
 			return err

@@ -1,0 +1,361 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/wire"
+)
+
+// The peer watch (docs/design.md, "A crashed process seen at once"). A node
+// lease lapses a TTL after its node last renewed it, whatever happened to
+// the node: that bound is what a hang or a cut network needs, since nobody
+// can tell them from a slow node. A process that is gone, though, tells on
+// itself: its kernel closes its sockets. So each node holds one idle
+// connection to each live peer's advertised address: it asks GET /healthz
+// once, notes the process that answers (wire.InstanceHeader), and keeps
+// the connection alive, sending nothing more. When it closes, the node
+// dials again at once:
+//
+//   - the same process answers: the peer is there (an HTTP server closes a
+//     keep-alive connection after its IdleTimeout, 2 min by default); the
+//     new connection is held;
+//   - refused (ECONNREFUSED), or another process answers (the node was
+//     restarted on the same address), after a connection had been held:
+//     the process watched is gone, and the node ends the peer's node lease
+//     now (ReleaseNode with ReasonCrashed), which ends every topic lease
+//     under it in one step and wakes the standbys, as a lapse would, a TTL
+//     sooner;
+//   - anything else (a timeout, an unreachable host): nothing is concluded,
+//     the node dials again later, and the lease lapses as it would have.
+//
+// Ending a live node's lease is safe, whatever the reason: every fenced
+// write checks the node lease in the store, so a node wrongly found gone
+// loses its leases (its commits are refused, it steps down and takes a new
+// node lease), as a node whose renewals came late does, and never
+// publishes beside its successor. It costs no store operation while idle.
+
+const (
+	// peerScan is how often the watches are compared with the node
+	// leases the session last read (in memory: no store operation).
+	peerScan = 50 * time.Millisecond
+	// peerDialTimeout bounds a dial of a peer.
+	peerDialTimeout = time.Second
+	// peerRetry is the wait after a dial that neither connected nor was
+	// refused, and the longest between dials of connections that close
+	// as soon as they open.
+	peerRetry = time.Second
+	// peerShort is how long a connection must stay open for the next dial
+	// to go out at once. The first re-dial after a short one goes at once
+	// too: a process being killed may still accept into its listener's
+	// queue for a moment, and then resets what it accepted.
+	peerShort = time.Second
+	// The membership is read for the address of a peer not yet known at
+	// most every peerMembersEvery for peerMembersFast after the peer's
+	// node lease was first seen (a node that just started may not be a
+	// member yet), then every peerMembersSlow (a node that advertises no
+	// address).
+	peerMembersEvery = 100 * time.Millisecond
+	peerMembersFast  = 10 * time.Second
+	peerMembersSlow  = 10 * time.Second
+)
+
+// peerKey is one node lease: a node's process, from its start to its end.
+type peerKey struct {
+	node  string
+	epoch uint64
+}
+
+// peerWatch holds a connection to every live peer and ends the node lease
+// of a peer whose process is found gone.
+type peerWatch struct {
+	self   string
+	addr   string // this node's own address, never watched
+	leases func() []baton.NodeLease
+	// members reads the membership (the peers' addresses).
+	members func(ctx context.Context) ([]baton.Member, error)
+	// gone ends the node lease of a peer found gone.
+	gone func(ctx context.Context, nl baton.NodeLease)
+	dial func(ctx context.Context, addr string) (net.Conn, error)
+	now  func() time.Time
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	watches map[peerKey]context.CancelFunc
+	addrs   map[string]string
+	seen    map[string]time.Time // when a node without a known address was first seen
+	read    time.Time            // of the membership
+	wg      sync.WaitGroup
+}
+
+// dialPeer dials addr with a timeout, and with tlsOn completes a TLS
+// handshake. The handshake does not verify the peer's certificate: what
+// the connection says is never trusted beyond telling one process from
+// another, and nothing secret is sent over it (docs/security.md).
+func dialPeer(tlsOn bool) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: peerDialTimeout}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil || !tlsOn {
+			return c, err
+		}
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only the connection's end is watched
+		hctx, cancel := context.WithTimeout(ctx, peerDialTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// watchable says whether addr names a place to dial: an address given as
+// the unspecified one ("[::]:8080", "0.0.0.0:8080") says where the peer
+// listens on its own machine, not where it is, and is left alone.
+func watchable(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return false
+	}
+	return true
+}
+
+// run compares the watches with the live node leases every peerScan until
+// ctx ends, then waits for its watches.
+func (p *peerWatch) run(ctx context.Context) {
+	p.watches = make(map[peerKey]context.CancelFunc)
+	p.addrs = make(map[string]string)
+	p.seen = make(map[string]time.Time)
+	t := time.NewTicker(peerScan)
+	defer t.Stop()
+	for {
+		p.scan(ctx)
+		select {
+		case <-ctx.Done():
+			p.mu.Lock()
+			for _, cancel := range p.watches {
+				cancel()
+			}
+			p.mu.Unlock()
+			p.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// scan starts a watch for every live peer's node lease not yet watched,
+// and stops those of node leases no longer live (lapsed or ended: the
+// store's own expiry takes over).
+func (p *peerWatch) scan(ctx context.Context) {
+	live := make(map[peerKey]bool)
+	now := p.now()
+	every := time.Duration(0) // 0: every address known
+	for _, nl := range p.leases() {
+		if nl.Node == p.self || nl.Remaining <= 0 {
+			continue
+		}
+		k := peerKey{nl.Node, nl.Epoch}
+		live[k] = true
+		if _, ok := p.addrs[nl.Node]; !ok {
+			if _, ok := p.seen[nl.Node]; !ok {
+				p.seen[nl.Node] = now
+			}
+			d := peerMembersSlow
+			if now.Sub(p.seen[nl.Node]) < peerMembersFast {
+				d = peerMembersEvery
+			}
+			if every == 0 || d < every {
+				every = d
+			}
+		}
+	}
+	// Only the live peers' addresses are kept: node ids such as the
+	// default hostname-pid change with every restart.
+	nodes := make(map[string]bool, len(live))
+	for k := range live {
+		nodes[k.node] = true
+	}
+	for node := range p.addrs {
+		if !nodes[node] {
+			delete(p.addrs, node)
+		}
+	}
+	for node := range p.seen {
+		if !nodes[node] {
+			delete(p.seen, node)
+		}
+	}
+	if every > 0 && now.Sub(p.read) >= every {
+		p.read = now
+		ms, err := p.members(ctx)
+		if err != nil {
+			p.log.Debug("peer watch: read the membership", "err", err)
+		}
+		for _, m := range ms {
+			if m.Addr != "" {
+				p.addrs[m.Node] = m.Addr
+				delete(p.seen, m.Node)
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, cancel := range p.watches {
+		if !live[k] {
+			cancel()
+			delete(p.watches, k)
+		}
+	}
+	for k := range live {
+		addr, ok := p.addrs[k.node]
+		if _, watched := p.watches[k]; watched || !ok || addr == p.addr || !watchable(addr) {
+			continue
+		}
+		p.log.Debug("peer watch: watching", "peer", k.node, "epoch", k.epoch, "addr", addr)
+		wctx, cancel := context.WithCancel(ctx)
+		p.watches[k] = cancel
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.watch(wctx, k, addr)
+		}()
+	}
+}
+
+// watch holds a connection to addr, the address of k's node, and re-dials
+// whenever it closes, until ctx ends or the peer is found gone: its address
+// refuses connections, or another process answers there (a restart on the
+// same address, before the watch dialled again).
+func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
+	held := false // a connection was held: a refusal now means gone
+	var inst string
+	short := 0 // connections in a row that closed within peerShort
+	for ctx.Err() == nil {
+		c, err := p.dial(ctx, addr)
+		switch {
+		case err == nil:
+			opened := p.now()
+			got, br, ok := probe(ctx, c, addr)
+			switch {
+			case ok && held && got != inst:
+				c.Close()
+				p.log.Info("peer watch: another process answers at the peer's address: the one watched is gone; ending its node lease",
+					"peer", k.node, "epoch", k.epoch, "addr", addr)
+				p.gone(ctx, baton.NodeLease{Node: k.node, Epoch: k.epoch})
+				return
+			case ok:
+				held, inst = true, got
+				hold(ctx, c, br)
+			default:
+				c.Close()
+			}
+			if p.now().Sub(opened) < peerShort {
+				short++
+			} else {
+				short = 0
+			}
+			if short >= 2 {
+				sleep(ctx, min(peerRetry, 50*time.Millisecond<<min(short-2, 5)))
+			}
+		case held && errors.Is(err, syscall.ECONNREFUSED):
+			if ctx.Err() == nil {
+				p.log.Info("peer watch: the peer's address refuses connections: its process is gone; ending its node lease",
+					"peer", k.node, "epoch", k.epoch, "addr", addr)
+				p.gone(ctx, baton.NodeLease{Node: k.node, Epoch: k.epoch})
+			}
+			return
+		default:
+			sleep(ctx, peerRetry)
+		}
+	}
+}
+
+// probe asks c, a new connection to addr, for GET /healthz and returns the
+// instance that answers (wire.InstanceHeader), and the reader the
+// connection goes on with; ok is false if no answer came within
+// peerDialTimeout. The connection is then kept alive and idle: the server
+// closes it after its IdleTimeout (2 min by default).
+func probe(ctx context.Context, c net.Conn, addr string) (inst string, br *bufio.Reader, ok bool) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	c.SetDeadline(time.Now().Add(peerDialTimeout))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: "+addr+"\r\nUser-Agent: baton-peer-watch\r\n\r\n"); err != nil {
+		return "", nil, false
+	}
+	br = bufio.NewReaderSize(c, 1024)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", nil, false
+	}
+	_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		return "", nil, false
+	}
+	return resp.Header.Get(wire.InstanceHeader), br, true
+}
+
+// hold reads c (through br) until it closes (the peer sends nothing more)
+// or ctx ends, and closes it.
+func hold(ctx context.Context, c net.Conn, br *bufio.Reader) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	var b [64]byte
+	for {
+		if _, err := br.Read(b[:]); err != nil {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// peerGone ends the node lease of a peer whose process the peer watch
+// found gone, and wakes this node's standbys parked behind it at once
+// (the store's signal of the end follows).
+func (n *Node) peerGone(ctx context.Context, nl baton.NodeLease) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.TTL)
+	defer cancel()
+	recs, err := n.store.ReleaseNode(ctx, nl, baton.ReasonCrashed)
+	switch {
+	case err == nil:
+		n.log.Info("peer watch: ended the node lease of a peer found gone", "peer", nl.Node, "epoch", nl.Epoch, "topics", len(recs))
+		n.holderEnded(nl.Node)
+	case errors.Is(err, baton.ErrLeaseLost) || ctx.Err() != nil:
+		// Ended already (by another node's watch, or it lapsed), or this
+		// node is stopping.
+		n.log.Debug("peer watch: the node lease of a peer found gone had ended", "peer", nl.Node, "epoch", nl.Epoch)
+	default:
+		n.log.Warn("peer watch: end the node lease of a peer found gone", "peer", nl.Node, "epoch", nl.Epoch, "err", err)
+	}
+}
+
+// newPeerWatch is the node's peer watch (Config.PeerWatch).
+func (n *Node) newPeerWatch() *peerWatch {
+	return &peerWatch{self: n.cfg.Node, addr: n.cfg.Addr, leases: n.session.Leases, members: n.store.Members,
+		gone: n.peerGone, dial: dialPeer(n.cfg.PeerTLS), now: n.cfg.Clock.Now, log: n.log}
+}
