@@ -55,10 +55,9 @@ const (
 	// refused, and the longest between dials of connections that close
 	// as soon as they open.
 	peerRetry = time.Second
-	// peerShort is how long a connection must stay open for the next dial
-	// to go out at once. The first re-dial after a short one goes at once
-	// too: a process being killed may still accept into its listener's
-	// queue for a moment, and then resets what it accepted.
+	// peerShort is how long an answered connection must stay open for the
+	// next dial to go out at once; after two shorter ones in a row the
+	// dials back off.
 	peerShort = time.Second
 	// The membership is read for the address of a peer not yet known at
 	// most every peerMembersEvery for peerMembersFast after the peer's
@@ -244,7 +243,8 @@ func (p *peerWatch) scan(ctx context.Context) {
 func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 	held := false // a connection was held: a refusal now means gone
 	var inst string
-	short := 0 // connections in a row that closed within peerShort
+	short := 0  // answered connections in a row that closed within peerShort
+	failed := 0 // accepted connections in a row that did not answer
 	for ctx.Err() == nil {
 		c, err := p.dial(ctx, addr)
 		switch {
@@ -259,18 +259,24 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 				p.gone(ctx, baton.NodeLease{Node: k.node, Epoch: k.epoch})
 				return
 			case ok:
-				held, inst = true, got
+				held, inst, failed = true, got, 0
 				hold(ctx, c, br)
+				if p.now().Sub(opened) < peerShort {
+					short++
+				} else {
+					short = 0
+				}
+				if short >= 2 {
+					sleep(ctx, backoff(short-2))
+				}
 			default:
+				// A process being killed may still accept into its
+				// listener's queue for a moment, then reset: dial again
+				// at once the first time.
 				c.Close()
-			}
-			if p.now().Sub(opened) < peerShort {
-				short++
-			} else {
-				short = 0
-			}
-			if short >= 2 {
-				sleep(ctx, min(peerRetry, 50*time.Millisecond<<min(short-2, 5)))
+				if failed++; failed >= 2 {
+					sleep(ctx, backoff(failed-2))
+				}
 			}
 		case held && errors.Is(err, syscall.ECONNREFUSED):
 			if ctx.Err() == nil {
@@ -283,6 +289,12 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 			sleep(ctx, peerRetry)
 		}
 	}
+}
+
+// backoff is the wait before the next dial after n+2 connections in a row
+// that closed at once: 50 ms, doubling, up to peerRetry.
+func backoff(n int) time.Duration {
+	return min(peerRetry, 50*time.Millisecond<<min(n, 5))
 }
 
 // probe asks c, a new connection to addr, for GET /healthz and returns the
