@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -55,6 +56,8 @@ const (
 	// refused, and the longest between dials of connections that close
 	// as soon as they open.
 	peerRetry = time.Second
+	// peerHandshakeRetry is the wait after a failed TLS handshake.
+	peerHandshakeRetry = time.Minute
 	// peerShort is how long an answered connection must stay open for the
 	// next dial to go out at once; after two shorter ones in a row the
 	// dials back off.
@@ -86,8 +89,10 @@ type peerWatch struct {
 	// gone ends the node lease of a peer found gone.
 	gone func(ctx context.Context, nl baton.NodeLease)
 	dial func(ctx context.Context, addr string) (net.Conn, error)
-	now  func() time.Time
-	log  *slog.Logger
+	// pause waits d or until ctx ends (sleep; tests record it).
+	pause func(ctx context.Context, d time.Duration)
+	now   func() time.Time
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	watches map[peerKey]context.CancelFunc
@@ -96,6 +101,12 @@ type peerWatch struct {
 	read    time.Time            // of the membership
 	wg      sync.WaitGroup
 }
+
+// errHandshake marks a TLS handshake that failed: a peer that wants a
+// client certificate (--tls-require-client-cert) refuses the watch's,
+// which has none, and is dialled again only after peerHandshakeRetry, so
+// that it does not log a failed handshake every second.
+var errHandshake = errors.New("peer watch: TLS handshake")
 
 // dialPeer dials addr with a timeout, and with tlsOn completes a TLS
 // handshake. The handshake does not verify the peer's certificate: what
@@ -113,7 +124,7 @@ func dialPeer(tlsOn bool) func(ctx context.Context, addr string) (net.Conn, erro
 		defer cancel()
 		if err := tc.HandshakeContext(hctx); err != nil {
 			c.Close()
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errHandshake, err)
 		}
 		return tc, nil
 	}
@@ -245,13 +256,17 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 	var inst string
 	short := 0  // answered connections in a row that closed within peerShort
 	failed := 0 // accepted connections in a row that did not answer
+	warned := false
 	for ctx.Err() == nil {
 		c, err := p.dial(ctx, addr)
 		switch {
 		case err == nil:
 			opened := p.now()
-			got, br, ok := probe(ctx, c, addr)
-			switch {
+			got, br, perr := probe(ctx, c, addr)
+			switch ok := perr == nil; {
+			case errors.Is(perr, errHandshake):
+				c.Close()
+				p.handshakeFailed(ctx, k, addr, perr, &warned)
 			case ok && held && got != inst:
 				c.Close()
 				p.log.Info("peer watch: another process answers at the peer's address: the one watched is gone; ending its node lease",
@@ -267,7 +282,7 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 					short = 0
 				}
 				if short >= 2 {
-					sleep(ctx, backoff(short-2))
+					p.pause(ctx, backoff(short-2))
 				}
 			default:
 				// A process being killed may still accept into its
@@ -275,7 +290,7 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 				// at once the first time.
 				c.Close()
 				if failed++; failed >= 2 {
-					sleep(ctx, backoff(failed-2))
+					p.pause(ctx, backoff(failed-2))
 				}
 			}
 		case held && errors.Is(err, syscall.ECONNREFUSED):
@@ -285,10 +300,23 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 				p.gone(ctx, baton.NodeLease{Node: k.node, Epoch: k.epoch})
 			}
 			return
+		case errors.Is(err, errHandshake):
+			p.handshakeFailed(ctx, k, addr, err, &warned)
 		default:
-			sleep(ctx, peerRetry)
+			p.pause(ctx, peerRetry)
 		}
 	}
+}
+
+// handshakeFailed says once that the peer refuses the watch's TLS, and
+// waits peerHandshakeRetry before the next try.
+func (p *peerWatch) handshakeFailed(ctx context.Context, k peerKey, addr string, err error, warned *bool) {
+	if !*warned {
+		*warned = true
+		p.log.Info("peer watch: the TLS handshake with a peer fails (does it require client certificates?); its crash is noticed at the lease TTL",
+			"peer", k.node, "addr", addr, "err", err)
+	}
+	p.pause(ctx, peerHandshakeRetry)
 }
 
 // backoff is the wait before the next dial after n+2 connections in a row
@@ -302,25 +330,41 @@ func backoff(n int) time.Duration {
 // connection goes on with; ok is false if no answer came within
 // peerDialTimeout. The connection is then kept alive and idle: the server
 // closes it after its IdleTimeout (2 min by default).
-func probe(ctx context.Context, c net.Conn, addr string) (inst string, br *bufio.Reader, ok bool) {
+func probe(ctx context.Context, c net.Conn, addr string) (inst string, br *bufio.Reader, err error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	c.SetDeadline(time.Now().Add(peerDialTimeout))
 	defer c.SetDeadline(time.Time{})
 	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: "+addr+"\r\nUser-Agent: baton-peer-watch\r\n\r\n"); err != nil {
-		return "", nil, false
+		return "", nil, tlsRefused(err)
 	}
 	br = bufio.NewReaderSize(c, 1024)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		return "", nil, false
+		return "", nil, tlsRefused(err)
 	}
 	_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
-		return "", nil, false
+	switch {
+	case err != nil:
+		return "", nil, err
+	case resp.StatusCode != http.StatusOK || resp.Close:
+		return "", nil, fmt.Errorf("peer watch: GET /healthz answered %s", resp.Status)
 	}
-	return resp.Header.Get(wire.InstanceHeader), br, true
+	return resp.Header.Get(wire.InstanceHeader), br, nil
+}
+
+// tlsRefused marks err with errHandshake if it is a TLS alert from the
+// peer: with TLS 1.3 a server that wants a client certificate refuses it
+// after the client's side of the handshake is done, at the first read.
+func tlsRefused(err error) error {
+	// A received alert is a *net.OpError "remote error" around the
+	// package's own (unexported) alert type.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return fmt.Errorf("%w: %w", errHandshake, err)
+	}
+	return err
 }
 
 // hold reads c (through br) until it closes (the peer sends nothing more)
@@ -369,5 +413,5 @@ func (n *Node) peerGone(ctx context.Context, nl baton.NodeLease) {
 // newPeerWatch is the node's peer watch (Config.PeerWatch).
 func (n *Node) newPeerWatch() *peerWatch {
 	return &peerWatch{self: n.cfg.Node, addr: n.cfg.Addr, leases: n.session.Leases, members: n.store.Members,
-		gone: n.peerGone, dial: dialPeer(n.cfg.PeerTLS), now: n.cfg.Clock.Now, log: n.log}
+		gone: n.peerGone, dial: dialPeer(n.cfg.PeerTLS), pause: sleep, now: n.cfg.Clock.Now, log: n.log}
 }

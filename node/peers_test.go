@@ -78,6 +78,7 @@ func (p *fakePeer) die() { p.srv.Close() }
 
 type watchRun struct {
 	w      *peerWatch
+	pauses chan time.Duration // every pause the watch asked for
 	gone   chan baton.NodeLease
 	dials  atomic.Int64
 	live   atomic.Bool
@@ -93,7 +94,7 @@ func startWatch(t *testing.T, addr string) *watchRun {
 
 func startWatchTLS(t *testing.T, addr string, tlsOn bool) *watchRun {
 	t.Helper()
-	r := &watchRun{gone: make(chan baton.NodeLease, 4), done: make(chan struct{})}
+	r := &watchRun{gone: make(chan baton.NodeLease, 4), done: make(chan struct{}), pauses: make(chan time.Duration, 1000)}
 	r.live.Store(true)
 	dial := dialPeer(tlsOn)
 	r.w = &peerWatch{self: "a", addr: "127.0.0.1:1",
@@ -111,6 +112,13 @@ func startWatchTLS(t *testing.T, addr string, tlsOn bool) *watchRun {
 		dial: func(ctx context.Context, a string) (net.Conn, error) {
 			r.dials.Add(1)
 			return dial(ctx, a)
+		},
+		pause: func(ctx context.Context, d time.Duration) {
+			select {
+			case r.pauses <- d:
+			default:
+			}
+			sleep(ctx, d)
 		},
 		now: time.Now, log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,6 +212,40 @@ func TestPeerWatchRestarted(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the restarted peer's old node lease was not ended")
 	}
+}
+
+// TestPeerWatchClientCertRequired: a peer whose TLS wants a client
+// certificate refuses the watch's handshake: nothing is concluded, and the
+// watch waits a long while before it tries again (the peer logs each
+// failed handshake).
+func TestPeerWatchClientCertRequired(t *testing.T) {
+	ca, err := testcerts.NewCA(t.TempDir(), "peers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ca.Issue("node", testcerts.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servePeer(t, ln, "one", 0)
+	r := startWatchTLS(t, ln.Addr().String(), true)
+	select {
+	case d := <-r.pauses:
+		if d != peerHandshakeRetry {
+			t.Fatalf("paused %v after a refused handshake, want %v", d, peerHandshakeRetry)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not pause after a refused handshake")
+	}
+	r.noneGone(t)
 }
 
 // TestPeerWatchKeepsLive: a live peer that closes the watch's connections
