@@ -22,6 +22,11 @@ type NodeStatus struct {
 	Access  string        `json:"access"`
 	Topics  []TopicStatus `json:"topics"`
 	Members []Member      `json:"members"`
+	// Watching are the other nodes whose process this node watches, a
+	// connection to each held (node/peers.go): a crash of one of them is
+	// noticed at once, of any other live node at the lease TTL. Absent
+	// with --peer-watch=false.
+	Watching []string `json:"watching,omitempty"`
 	// Problems are why the node is not ready (GET /readyz answers 503);
 	// none when it is.
 	Problems []Problem `json:"problems,omitempty"`

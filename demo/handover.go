@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,6 +68,7 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 	switch kind {
 	case "kill":
 		ho.Signal = "SIGKILL"
+		r.awaitWatched(ctx, victim.Name)
 		r.logf("SIGKILL %s, the active publisher (epoch %d)", victim.Name, epoch)
 		victim.Kill()
 	case "term":
@@ -103,6 +105,32 @@ func (r *run) handOver(ctx context.Context, kind string) (Handover, error) {
 		<-victim.Done()
 	}
 	return ho, nil
+}
+
+// awaitWatched waits, a few seconds at most, until every other live node
+// watches the victim's process (GET /v1/status, watching), so that the
+// kill shows the hand-over a crash gets once the nodes have seen each
+// other (docs/design.md, "A crashed process seen at once").
+func (r *run) awaitWatched(ctx context.Context, victim string) {
+	cl, err := r.client()
+	if err != nil {
+		return
+	}
+	err = waitFor(ctx, 5*time.Second, func() bool {
+		for _, n := range r.nodes {
+			if n.Name == victim || !n.Alive() {
+				continue
+			}
+			st, err := cl.Status(ctx, n.URL())
+			if err != nil || !slices.Contains(st.Watching, victim) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		r.logf("the other nodes do not watch %s yet: its crash may wait for the lease TTL", victim)
+	}
 }
 
 // client asks the demo's nodes its own questions, the first that answers.

@@ -43,6 +43,7 @@ func TestClusterKillNode(t *testing.T) {
 			orphans = append(orphans, topic)
 		}
 	}
+	c.watched(victim)
 	victim.Kill()
 	progress(t, src, 100)
 	next, l2 := c.holder("orders", victim)

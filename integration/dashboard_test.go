@@ -45,6 +45,7 @@ func TestDashboardShowsAHandover(t *testing.T) {
 		return eval(`String(document.querySelectorAll("#nodes tbody tr").length)`) == "3" &&
 			eval(`(document.querySelector('#topics tr[data-topic="dash"] td:nth-child(2)') || {}).textContent || ""`) == lease.Holder
 	})
+	c.watched(holder)
 	holder.Kill()
 	poll.True(t, 30*time.Second, "the hand-over on the timeline", func() bool {
 		return eval(`String(document.querySelectorAll('#timeline li[data-topic="dash"][data-reason="crashed"][data-epoch="`+

@@ -42,6 +42,9 @@ func TestKillPublisher(t *testing.T) {
 				src, terms, follow := c.run("orders", 200)
 				progress(t, src, 100)
 				victim, lease := c.holder("orders")
+				if tc.want == baton.ReasonCrashed {
+					c.watched(victim)
+				}
 				victim.Kill()
 				progress(t, src, 100)
 				next, l2 := c.holder("orders", victim)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/internal/workload"
+	"github.com/baton-pub/baton/wire"
 )
 
 // httpc bounds every request: a paused node accepts connections but never
@@ -178,6 +180,41 @@ func (c *cluster) get(path string, out any) error {
 		last = err
 	}
 	return last
+}
+
+// watched waits until every other live node watches victim's process
+// (GET /v1/status, watching): from then on its crash ends its lease at
+// once (reason crashed) rather than at the lapse.
+func (c *cluster) watched(victim *proc.Node) {
+	c.t.Helper()
+	poll.Until(c.t, 30*time.Second, "every node watching "+victim.Name, func() error {
+		for _, n := range c.nodes {
+			if n == victim || !n.Alive() {
+				continue
+			}
+			req, err := http.NewRequest(http.MethodGet, n.URL()+"/v1/status", nil)
+			if err != nil {
+				return err
+			}
+			if c.token != "" {
+				req.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return err
+			}
+			var st wire.Status
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(st.Watching, victim.Name) {
+				return fmt.Errorf("%s watches %v", n.Name, st.Watching)
+			}
+		}
+		return nil
+	})
 }
 
 // lock reads the topic's lock.

@@ -120,6 +120,7 @@ func TestManyTopics(t *testing.T) {
 				orphans = append(orphans, topic)
 			}
 		}
+		c.watched(victim)
 		victim.Kill()
 		for _, topic := range topics {
 			c.publishLive(topic)

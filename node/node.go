@@ -159,6 +159,7 @@ type Node struct {
 	start time.Time
 
 	session  *elector.Session
+	peers    *peerWatch    // nil without Config.PeerWatch; set in New
 	capacity chan struct{} // closed and replaced when a lease ends (MaxLeases)
 	resume   *resumeGate   // leases resuming hold back checkpointers (resume.go)
 
@@ -201,6 +202,9 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.session = s
+	if cfg.PeerWatch {
+		n.peers = n.newPeerWatch()
+	}
 	return n, nil
 }
 
@@ -255,9 +259,9 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { defer n.wg.Done(); defer sub.Close(); n.discover(ctx, sub, listed) }()
 	go func() { defer n.wg.Done(); n.heartbeats(ctx) }()
 	go func() { defer n.wg.Done(); n.balance(ctx) }()
-	if n.cfg.PeerWatch {
+	if n.peers != nil {
 		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.newPeerWatch().run(ctx) }()
+		go func() { defer n.wg.Done(); n.peers.run(ctx) }()
 	}
 	return nil
 }

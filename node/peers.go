@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -96,6 +97,7 @@ type peerWatch struct {
 
 	mu      sync.Mutex
 	watches map[peerKey]context.CancelFunc
+	held    map[peerKey]bool // watches holding a connection
 	addrs   map[string]string
 	seen    map[string]time.Time // when a node without a known address was first seen
 	read    time.Time            // of the membership
@@ -147,7 +149,12 @@ func watchable(addr string) bool {
 // run compares the watches with the live node leases every peerScan until
 // ctx ends, then waits for its watches.
 func (p *peerWatch) run(ctx context.Context) {
+	p.mu.Lock()
 	p.watches = make(map[peerKey]context.CancelFunc)
+	if p.held == nil {
+		p.held = make(map[peerKey]bool)
+	}
+	p.mu.Unlock()
 	p.addrs = make(map[string]string)
 	p.seen = make(map[string]time.Time)
 	t := time.NewTicker(peerScan)
@@ -275,7 +282,9 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 				return
 			case ok:
 				held, inst, failed = true, got, 0
+				p.setHeld(k, true)
 				hold(ctx, c, br)
+				p.setHeld(k, false)
 				if p.now().Sub(opened) < peerShort {
 					short++
 				} else {
@@ -306,6 +315,29 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 			p.pause(ctx, peerRetry)
 		}
 	}
+}
+
+func (p *peerWatch) setHeld(k peerKey, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.held[k] = true
+	} else {
+		delete(p.held, k)
+	}
+}
+
+// watching lists the nodes whose process is watched now (a connection
+// held), sorted.
+func (p *peerWatch) watching() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.held))
+	for k := range p.held {
+		out = append(out, k.node)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // handshakeFailed says once that the peer refuses the watch's TLS, and
@@ -412,6 +444,6 @@ func (n *Node) peerGone(ctx context.Context, nl baton.NodeLease) {
 
 // newPeerWatch is the node's peer watch (Config.PeerWatch).
 func (n *Node) newPeerWatch() *peerWatch {
-	return &peerWatch{self: n.cfg.Node, addr: n.cfg.Addr, leases: n.session.Leases, members: n.store.Members,
+	return &peerWatch{held: make(map[peerKey]bool), self: n.cfg.Node, addr: n.cfg.Addr, leases: n.session.Leases, members: n.store.Members,
 		gone: n.peerGone, dial: dialPeer(n.cfg.PeerTLS), pause: sleep, now: n.cfg.Clock.Now, log: n.log}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,6 +145,12 @@ func TestPeerWatchEndsGone(t *testing.T) {
 	p := newFakePeer(t, 0)
 	r := startWatch(t, p.ln.Addr().String())
 	p.waitHeld(t)
+	poll.Until(t, 10*time.Second, "b listed as watched", func() error {
+		if got := r.w.watching(); !slices.Equal(got, []string{"b"}) {
+			return fmt.Errorf("watching %v", got)
+		}
+		return nil
+	})
 	r.noneGone(t)
 	p.die()
 	select {
@@ -153,6 +161,12 @@ func TestPeerWatchEndsGone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the gone peer's node lease was not ended")
 	}
+	poll.Until(t, 10*time.Second, "nothing listed as watched", func() error {
+		if got := r.w.watching(); len(got) > 0 {
+			return fmt.Errorf("watching %v", got)
+		}
+		return nil
+	})
 }
 
 // TestPeerWatchTLS: with TLS, the watch completes the handshake (the peer

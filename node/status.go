@@ -47,6 +47,9 @@ func (n *Node) Status(ctx context.Context, limit int) (wire.Status, error) {
 		return st, err
 	}
 	st.Problems = n.problems(topics)
+	if n.peers != nil {
+		st.Watching = n.peers.watching()
+	}
 	return st, nil
 }
 
