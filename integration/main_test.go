@@ -157,29 +157,32 @@ func (c *cluster) get(path string, out any) error {
 		if !n.Alive() {
 			continue
 		}
-		req, err := http.NewRequest(http.MethodGet, n.URL()+path, nil)
-		if err != nil {
-			return err
-		}
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		resp, err := httpc.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		err = json.NewDecoder(resp.Body).Decode(out)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			err = fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		if err == nil {
+		if last = c.getFrom(n, path, out); last == nil {
 			return nil
 		}
-		last = err
 	}
 	return last
+}
+
+// getFrom decodes a JSON answer from node n.
+func (c *cluster) getFrom(n *proc.Node, path string, out any) error {
+	req, err := http.NewRequest(http.MethodGet, n.URL()+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return err
+	}
+	err = json.NewDecoder(resp.Body).Decode(out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return err
 }
 
 // watched waits until every other live node watches victim's process
@@ -192,21 +195,8 @@ func (c *cluster) watched(victim *proc.Node) {
 			if n == victim || !n.Alive() {
 				continue
 			}
-			req, err := http.NewRequest(http.MethodGet, n.URL()+"/v1/status", nil)
-			if err != nil {
-				return err
-			}
-			if c.token != "" {
-				req.Header.Set("Authorization", "Bearer "+c.token)
-			}
-			resp, err := httpc.Do(req)
-			if err != nil {
-				return err
-			}
 			var st wire.Status
-			err = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if err != nil {
+			if err := c.getFrom(n, "/v1/status", &st); err != nil {
 				return err
 			}
 			if !slices.Contains(st.Watching, victim.Name) {

@@ -169,9 +169,9 @@ func TestPeerWatchEndsGone(t *testing.T) {
 	})
 }
 
-// TestPeerWatchTLS: with TLS, the watch completes the handshake (the peer
-// counts a connection only then), and a gone peer is ended as over TCP.
-func TestPeerWatchTLS(t *testing.T) {
+// tlsListen listens with TLS on 127.0.0.1, with a certificate of a fresh CA.
+func tlsListen(t *testing.T, auth tls.ClientAuthType) net.Listener {
+	t.Helper()
 	ca, err := testcerts.NewCA(t.TempDir(), "peers")
 	if err != nil {
 		t.Fatal(err)
@@ -184,10 +184,17 @@ func TestPeerWatchTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// TestPeerWatchTLS: with TLS, the watch completes the handshake (the peer
+// counts a connection only then), and a gone peer is ended as over TCP.
+func TestPeerWatchTLS(t *testing.T) {
+	ln := tlsListen(t, tls.NoClientCert)
 	p := servePeer(t, ln, "one", 0)
 	r := startWatchTLS(t, ln.Addr().String(), true)
 	p.waitHeld(t)
@@ -233,22 +240,7 @@ func TestPeerWatchRestarted(t *testing.T) {
 // watch waits a long while before it tries again (the peer logs each
 // failed handshake).
 func TestPeerWatchClientCertRequired(t *testing.T) {
-	ca, err := testcerts.NewCA(t.TempDir(), "peers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := ca.Issue("node", testcerts.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := tlsListen(t, tls.RequireAnyClientCert)
 	servePeer(t, ln, "one", 0)
 	r := startWatchTLS(t, ln.Addr().String(), true)
 	select {
