@@ -167,10 +167,14 @@ func gather(ctx context.Context, c *client.Client, p page) view {
 // print writes the summary; with prev, each topic's rate since then.
 func (v view) print(w io.Writer, now time.Time, prev *view) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDR\tACCESS\tPUBLISHING\tTOPICS\tPROBLEMS")
+	fmt.Fprintln(tw, "NODE\tADDR\tACCESS\tPUBLISHING\tTOPICS\tPROBLEMS\tWATCHING")
 	var problems []string
 	for _, st := range v.answered {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", st.Node, st.Addr, st.Access, st.Counts.Publishing, st.Counts.Topics, len(st.Problems))
+		watching := strings.Join(st.Watching, ",")
+		if watching == "" {
+			watching = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", st.Node, st.Addr, st.Access, st.Counts.Publishing, st.Counts.Topics, len(st.Problems), watching)
 		for _, p := range st.Problems {
 			where := ""
 			if p.Topic != "" {
@@ -180,7 +184,7 @@ func (v view) print(w io.Writer, now time.Time, prev *view) {
 		}
 	}
 	for _, e := range v.errs {
-		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tdoes not answer\n", e.node)
+		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tdoes not answer\t-\n", e.node)
 		problems = append(problems, fmt.Sprintf("%s: %v", e.node, e.err))
 	}
 	tw.Flush()

@@ -73,14 +73,14 @@ func TestStatusSummary(t *testing.T) {
 		}
 	}
 	counts := wire.TopicCounts{Topics: 5000, Publishing: 1, Held: 4990, Unheld: 10}
-	a := statusServer(t, wire.Status{NodeStatus: baton.NodeStatus{Node: "n1", Addr: "a:1", Access: "tokens", Topics: topics(3),
+	a := statusServer(t, wire.Status{NodeStatus: baton.NodeStatus{Node: "n1", Addr: "a:1", Access: "tokens", Topics: topics(3), Watching: []string{"n2", "n3"},
 		Problems: []baton.Problem{{Kind: baton.ProblemStalled, Topic: "quotes", Message: "cursor still"}}},
 		Counts: counts, TopicsNext: "quotes"}, 0)
 	b := statusServer(t, wire.Status{NodeStatus: baton.NodeStatus{Node: "n2", Addr: "b:1", Access: "tokens", Topics: topics(4)},
 		Counts: counts, TopicsNext: "quotes"}, 0)
 	out := run(t, "status", "--node", a.URL+","+b.URL+",127.0.0.1:1")
 	for _, want := range []string{
-		"NODE", "n1", "n2", "127.0.0.1:1", "does not answer", "a:1   tokens  1           5000",
+		"NODE", "n1", "n2", "127.0.0.1:1", "does not answer", "a:1   tokens  1           5000", "WATCHING", "n2,n3",
 		"5000 topics, 4990 with a publisher, 10 without", "the next ones: --after quotes",
 		"quotes  n1", "20 STALLED", "0 HALTED (cursor_behind)", "PROBLEMS", "n1: stalled quotes: cursor still",
 	} {
