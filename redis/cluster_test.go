@@ -121,3 +121,57 @@ func TestClusterAcquireCopiesNodeLease(t *testing.T) {
 		t.Fatalf("Acquire under an ended node lease: %v, want ErrLeaseLost", err)
 	}
 }
+
+// TestClusterPeersEndCrashed: two peers end a crashed node's lease at once
+// (node/peers.go). The first ends it and its copies in every bucket with
+// reason crashed; the second is refused (ErrLeaseLost) and leaves the
+// copies to the first: every topic's record says crashed, none expired.
+func TestClusterPeersEndCrashed(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	url := c.URL() + "?prefix=pc"
+	dead, b, d := open(t, url, redis.Options{}), open(t, url, redis.Options{}), open(t, url, redis.Options{})
+	ctx := t.Context()
+	nl, err := dead.AcquireNode(ctx, "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topics []string
+	for i := range 48 {
+		topic := "crash" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+		if _, err := dead.Acquire(ctx, topic, nl); err != nil {
+			t.Fatal(err)
+		}
+		topics = append(topics, topic)
+	}
+	peer := baton.NodeLease{Node: nl.Node, Epoch: nl.Epoch}
+	errs := make(chan error, 2)
+	for _, s := range []*redis.Store{b, d} {
+		go func() {
+			_, err := s.ReleaseNode(ctx, peer, baton.ReasonCrashed)
+			errs <- err
+		}()
+	}
+	var ok, lost int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, baton.ErrLeaseLost):
+			lost++
+		default:
+			t.Fatalf("ReleaseNode(crashed): %v", err)
+		}
+	}
+	if ok != 1 || lost != 1 {
+		t.Fatalf("%d ended and %d refused, want one of each", ok, lost)
+	}
+	for _, topic := range topics {
+		hs, err := b.Handovers(ctx, topic, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) != 1 || hs[0].Reason != baton.ReasonCrashed || hs[0].Epoch != 1 {
+			t.Errorf("%s: records %+v, want one, crashed", topic, hs)
+		}
+	}
+}

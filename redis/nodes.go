@@ -73,7 +73,7 @@ func (s *Store) RenewNode(ctx context.Context, nl baton.NodeLease, ttl time.Dura
 		}
 		return out, nil
 	case "lost":
-		return baton.NodeLease{}, s.nodeLost(ctx, "renew node", nl, r)
+		return baton.NodeLease{}, s.nodeLost(ctx, "renew node", nl, r, true)
 	}
 	return baton.NodeLease{}, fmt.Errorf("renew node %s: unexpected reply %v", nl.Node, r)
 }
@@ -96,7 +96,10 @@ func (s *Store) ReleaseNode(ctx context.Context, nl baton.NodeLease, reason bato
 		}
 		return recs, err
 	case "lost":
-		return nil, s.nodeLost(ctx, "release node", nl, r)
+		// A peer's end of a node lease it found gone (crashed) that
+		// another peer's came first: that one ends the copies, with its
+		// reason; ending them here as expired would race it.
+		return nil, s.nodeLost(ctx, "release node", nl, r, reason != baton.ReasonCrashed)
 	}
 	return nil, fmt.Errorf("release node %s: unexpected reply %v", nl.Node, r)
 }
@@ -180,13 +183,14 @@ func (s *Store) nodeRecords(op, node string, r []any, from int) ([]baton.Release
 
 // nodeLost is the error of a "lost" reply {'lost', why, topic...}; the
 // topics are those whose leases ended because the script found the node
-// lease lapsed, and are signalled.
-func (s *Store) nodeLost(ctx context.Context, op string, nl baton.NodeLease, r []any) error {
+// lease lapsed, and are signalled. With copies, on Redis Cluster, it also
+// ends the node lease's copies in the buckets.
+func (s *Store) nodeLost(ctx context.Context, op string, nl baton.NodeLease, r []any, copies bool) error {
 	if ended := replyStrs(r, 2); len(ended) > 0 {
 		s.nodeEnded(ended)
 		s.sig.Notify("", baton.SignalNode)
 	}
-	if s.k.cluster() {
+	if copies && s.k.cluster() {
 		// The node lease at nl.Epoch is not live on {_nodes}: neither may
 		// its copies be (their records are signalled).
 		_, _ = s.endCopies(ctx, nl.Node, nl.Epoch, baton.ReasonExpired)
