@@ -1,10 +1,18 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/wire"
 )
 
 const testTTL = 1 * time.Second
@@ -159,4 +167,75 @@ func TestPausedPublisherIsFenced(t *testing.T) {
 			t.Fatalf("the zombie holds its old lease again: %+v", st)
 		}
 	})
+}
+
+// TestWrongAddressCostsAHandoverOnly: a node that advertises an address
+// that is not its own (--advertise), whose stand-in then refuses
+// connections, is taken for crashed by its peers' watch while it lives.
+// That costs a hand-over, and nothing else: its leases end (crashed), it
+// takes a new node lease, and every acknowledged item still reaches every
+// terminal once, in order, published by one holder at a time.
+func TestWrongAddressCostsAHandoverOnly(t *testing.T) {
+	standIn := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(wire.InstanceHeader, "stand-in")
+		w.Write([]byte(`{"status":"ok"}`))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go standIn.Serve(ln)
+	t.Cleanup(func() { standIn.Close() })
+
+	c := newClusterWith(t, sqliteEngine, 0, 10*time.Second, "")
+	c.extra = []string{"--advertise", ln.Addr().String()}
+	wrong := c.start("n1")
+	c.extra = nil
+	src, terms, follow := c.run("orders", 200)
+	progress(t, src, 50)
+	if h, _ := c.holder("orders"); h != wrong {
+		t.Fatalf("holder %s, want n1, the only node", h.Name)
+	}
+	c.start("n2")
+	c.start("n3")
+	c.watched(wrong) // the others hold connections to the stand-in
+	h, lease := c.holder("orders")
+	if h != wrong {
+		t.Fatalf("holder %s, want n1 still (one topic is its share)", h.Name)
+	}
+	progress(t, src, 50)
+	standIn.Close() // the "process" at n1's address is gone; n1 is not
+	progress(t, src, 100)
+	var rec *baton.ReleaseRecord
+	poll.Until(t, 30*time.Second, "n1's lease ended as crashed", func() error {
+		for _, h := range c.handovers("orders") {
+			if h.Epoch == lease.Epoch {
+				rec = &h
+				return nil
+			}
+		}
+		return fmt.Errorf("no record of epoch %d yet", lease.Epoch)
+	})
+	if rec.Reason != baton.ReasonCrashed || rec.Holder != wrong.Name {
+		t.Fatalf("record of n1's lease: %+v, want crashed", rec)
+	}
+	if !wrong.Alive() {
+		t.Fatal("n1 exited")
+	}
+	// n1 goes on: it takes a new node lease, and may publish again.
+	poll.Until(t, 30*time.Second, "n1 under a new node lease", func() error {
+		b, err := os.ReadFile(wrong.Log())
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"msg":"node lease acquired"`) && !strings.Contains(line, `"epoch":1}`) {
+				return nil
+			}
+		}
+		return errors.New("no second node lease in its log")
+	})
+	progress(t, src, 100)
+	rep := c.finish(src, terms, follow)
+	t.Logf("acked %d, delivered %v", rep.Acked, rep.Delivered)
 }
