@@ -43,7 +43,7 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 		return baton.Checkpoint{}, err
 	}
 	var size uint64
-	err := s.rdb.QueryRowContext(ctx, `SELECT coalesce(max(size), 0) FROM checkpoints WHERE topic = ?`, topic).Scan(&size)
+	err := s.rdb.QueryRowContext(ctx, qCheckpointTop, topic).Scan(&size)
 	if err != nil {
 		return baton.Checkpoint{}, fmt.Errorf("read checkpoint of %s: %w", topic, wrapErr(err))
 	}
@@ -60,6 +60,17 @@ func (s *Store) Checkpoint(ctx context.Context, topic string) (baton.Checkpoint,
 	return cps[0], nil
 }
 
+// The checkpoint reads, prepared on every reader (stmts.go): a node that
+// takes over thousands of topics reads each one's latest checkpoint when
+// its checkpointer starts, and parsing them anew each time was a fifth of
+// its CPU in a mass hand-over (docs/benchmarks.md, "A crashed process seen
+// at once").
+const (
+	qCheckpointTop    = `SELECT coalesce(max(size), 0) FROM checkpoints WHERE topic = ?`
+	qCheckpointsAfter = `SELECT size, root, epoch, node, at, note FROM checkpoints WHERE topic = ? AND size > ? ORDER BY size LIMIT ?`
+	qCosignatures     = `SELECT size, node, signature, at FROM cosignatures WHERE topic = ? AND size >= ? AND size <= ? ORDER BY size, node`
+)
+
 // Checkpoints implements baton.Checkpoints.
 func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, limit int) ([]baton.Checkpoint, error) {
 	limit, err := checkRead(topic, limit)
@@ -71,8 +82,7 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 		return nil, fmt.Errorf("read checkpoints: %w", wrapErr(err))
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT size, root, epoch, node, at, note FROM checkpoints
-		WHERE topic = ? AND size > ? ORDER BY size LIMIT ?`, topic, seqArg(after), limit)
+	rows, err := tx.StmtContext(ctx, s.rdb.hot[qCheckpointsAfter]).QueryContext(ctx, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", wrapErr(err))
 	}
@@ -99,8 +109,7 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 	for i, cp := range out {
 		idx[cp.Size] = i
 	}
-	crows, err := tx.QueryContext(ctx, `SELECT size, node, signature, at FROM cosignatures
-		WHERE topic = ? AND size >= ? AND size <= ? ORDER BY size, node`, topic, out[0].Size, out[len(out)-1].Size)
+	crows, err := tx.StmtContext(ctx, s.rdb.hot[qCosignatures]).QueryContext(ctx, topic, out[0].Size, out[len(out)-1].Size)
 	if err != nil {
 		return nil, fmt.Errorf("read cosignatures: %w", wrapErr(err))
 	}

@@ -31,7 +31,7 @@ const (
 // wake-up.
 var (
 	hotWrites = []string{qLogChange, qEnsureTopic, qLoadNode, qRenewNode, qInsertLeaf, qSetCursor, qQueueHashes, qLastSeq, qInsertItem, qSetLastSeq, topicQuery, qSnapshotUpsert, qSnapshotDelete}
-	hotReads  = []string{qItems, qPublished, qLeaves, topicQuery, qSnapshotRows}
+	hotReads  = []string{qItems, qPublished, qLeaves, topicQuery, qSnapshotRows, qCheckpointTop, qCheckpointsAfter, qCosignatures}
 )
 
 // prepared is one *sql.DB's prepared hot statements, by text.
