@@ -139,6 +139,19 @@ func (r *watchRun) noneGone(t *testing.T) {
 	}
 }
 
+// wantGone waits for the watch to end peer b's node lease, epoch 7.
+func (r *watchRun) wantGone(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case nl := <-r.gone:
+		if nl.Node != "b" || nl.Epoch != 7 {
+			t.Fatalf("ended %+v, want b epoch 7", nl)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(what + " was not ended")
+	}
+}
+
 // TestPeerWatchEndsGone: a peer whose connection closes and whose address
 // then refuses connections is gone: its node lease (that epoch) is ended.
 func TestPeerWatchEndsGone(t *testing.T) {
@@ -153,14 +166,7 @@ func TestPeerWatchEndsGone(t *testing.T) {
 	})
 	r.noneGone(t)
 	p.die()
-	select {
-	case nl := <-r.gone:
-		if nl.Node != "b" || nl.Epoch != 7 {
-			t.Fatalf("ended %+v, want b epoch 7", nl)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the gone peer's node lease was not ended")
-	}
+	r.wantGone(t, "the gone peer's node lease")
 	poll.Until(t, 10*time.Second, "nothing listed as watched", func() error {
 		if got := r.w.watching(); len(got) > 0 {
 			return fmt.Errorf("watching %v", got)
@@ -199,14 +205,7 @@ func TestPeerWatchTLS(t *testing.T) {
 	r := startWatchTLS(t, ln.Addr().String(), true)
 	p.waitHeld(t)
 	p.die()
-	select {
-	case nl := <-r.gone:
-		if nl.Node != "b" || nl.Epoch != 7 {
-			t.Fatalf("ended %+v, want b epoch 7", nl)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the gone peer's node lease was not ended")
-	}
+	r.wantGone(t, "the gone peer's node lease")
 }
 
 // TestPeerWatchRestarted: a peer restarted on the same address, before the
@@ -225,14 +224,7 @@ func TestPeerWatchRestarted(t *testing.T) {
 	}
 	servePeer(t, ln, "two", 0)
 	p.die()
-	select {
-	case nl := <-r.gone:
-		if nl.Node != "b" || nl.Epoch != 7 {
-			t.Fatalf("ended %+v, want b epoch 7", nl)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the restarted peer's old node lease was not ended")
-	}
+	r.wantGone(t, "the restarted peer's old node lease")
 }
 
 // TestPeerWatchClientCertRequired: a peer whose TLS wants a client
