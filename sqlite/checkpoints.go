@@ -82,7 +82,7 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 		return nil, fmt.Errorf("read checkpoints: %w", wrapErr(err))
 	}
 	defer tx.Rollback()
-	rows, err := tx.StmtContext(ctx, s.rdb.hot[qCheckpointsAfter]).QueryContext(ctx, topic, seqArg(after), limit)
+	rows, err := tx.StmtContext(ctx, s.rdb.hot.lookup(qCheckpointsAfter)).QueryContext(ctx, topic, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", wrapErr(err))
 	}
@@ -109,7 +109,7 @@ func (s *Store) Checkpoints(ctx context.Context, topic string, after uint64, lim
 	for i, cp := range out {
 		idx[cp.Size] = i
 	}
-	crows, err := tx.StmtContext(ctx, s.rdb.hot[qCosignatures]).QueryContext(ctx, topic, out[0].Size, out[len(out)-1].Size)
+	crows, err := tx.StmtContext(ctx, s.rdb.hot.lookup(qCosignatures)).QueryContext(ctx, topic, out[0].Size, out[len(out)-1].Size)
 	if err != nil {
 		return nil, fmt.Errorf("read cosignatures: %w", wrapErr(err))
 	}

@@ -154,6 +154,12 @@ func (b *leaseBatcher) commit(batch []*leaseReq) (held uint64) {
 		return
 	}
 	defer tx.Rollback()
+	// The statements run with the lock held and see no deadline: modernc
+	// watches a statement's context with a goroutine of its own, started
+	// for every statement (a sixteenth of a mass hand-over's writes), and
+	// an interrupt would roll the whole batch back anyway. The transaction
+	// itself still ends at ctx's deadline.
+	ctx = context.WithoutCancel(ctx)
 	held, _ = s.heardSoFar()
 	errs := make([]error, len(live))
 	var all []change

@@ -98,11 +98,25 @@ func (s *Store) schemaChange(ctx context.Context, what string, change func(tx *t
 // checkHashes found its items in the queue.
 func commitSnapshot(ctx context.Context, tx *txn, c baton.Commit) error {
 	last := c.Items[len(c.Items)-1].Seq
-	if _, err := tx.ExecContext(ctx, qSnapshotUpsert, c.Topic, c.PrevSeq, last, c.Epoch, c.Holder, nanos(c.At)); err != nil {
-		return fmt.Errorf("commit %s: snapshot: %w", c.Topic, wrapErr(err))
+	// A commit with no tombstone, or none but tombstones, skips a
+	// statement. Which items are tombstones the commit says, and its
+	// hashes, which cover it, were found in the queue (checkHashes).
+	live, tombs := false, false
+	for _, it := range c.Items {
+		if baton.HashItem(c.Topic, it.Update()) != it.Hash {
+			return baton.Invalidf("items", "seq %d does not match its hash", it.Seq)
+		}
+		live, tombs = live || !it.Deleted, tombs || it.Deleted
 	}
-	if _, err := tx.ExecContext(ctx, qSnapshotDelete, c.Topic, c.PrevSeq, last); err != nil {
-		return fmt.Errorf("commit %s: snapshot tombstones: %w", c.Topic, wrapErr(err))
+	if live {
+		if _, err := tx.ExecContext(ctx, qSnapshotUpsert, c.Topic, c.PrevSeq, last, c.Epoch, c.Holder, nanos(c.At)); err != nil {
+			return fmt.Errorf("commit %s: snapshot: %w", c.Topic, wrapErr(err))
+		}
+	}
+	if tombs {
+		if _, err := tx.ExecContext(ctx, qSnapshotDelete, c.Topic, c.PrevSeq, last); err != nil {
+			return fmt.Errorf("commit %s: snapshot tombstones: %w", c.Topic, wrapErr(err))
+		}
 	}
 	return nil
 }
@@ -127,7 +141,7 @@ func (s *Store) Snapshot(ctx context.Context, topic, afterID string, limit int) 
 	if err != nil {
 		return 0, nil, "", fmt.Errorf("snapshot: %w", wrapErr(err))
 	}
-	rows, err := tx.StmtContext(ctx, s.rdb.hot[qSnapshotRows]).QueryContext(ctx, topic, afterID, limit+1)
+	rows, err := tx.StmtContext(ctx, s.rdb.hot.lookup(qSnapshotRows)).QueryContext(ctx, topic, afterID, limit+1)
 	if err != nil {
 		return 0, nil, "", fmt.Errorf("snapshot: %w", wrapErr(err))
 	}

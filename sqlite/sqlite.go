@@ -84,7 +84,7 @@ type Store struct {
 	origin   int64
 	prunedAt atomic.Int64
 	w        *watcher
-	hot      map[*sql.DB]prepared // see stmts.go
+	hot      map[*sql.DB]*prepared // see stmts.go
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -290,7 +290,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.migrateSnapshot(ctx); err != nil {
 		return fail(err)
 	}
-	hot := make(map[*sql.DB]prepared, 4)
+	hot := make(map[*sql.DB]*prepared, 4)
 	for _, db := range []*sql.DB{s.wdb, s.ldb, s.ndb, s.rdb.DB} {
 		qs := hotWrites
 		if db == s.rdb.DB {
