@@ -491,7 +491,8 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	defer checking.Wait()
 	resumed := n.resume.begin()
 	defer resumed()
-	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log, From: &cur, Checked: checked, Resumed: resumed}
+	o := publisher.Options{Batch: n.cfg.Batch, Clock: n.cfg.Clock, Logger: n.log, From: &cur, Checked: checked,
+		Resumed: resumed, ResumeWait: resumeHoldMax}
 	// A trimmer for every lease: a topic's own retention may ask for one
 	// whatever the node's defaults. It holds no goroutine while idle.
 	tctx, stop := context.WithCancel(ctx)

@@ -52,10 +52,16 @@ type Options struct {
 	// holder's node, hub/local.go). It must not block or change them.
 	OnPublished func([]baton.Published)
 	// Resumed, if set, is called once, when the publisher has resumed:
-	// its first commit is done, or its first read found the queue empty.
-	// A node holds back a new lease's other work until its leases have
-	// resumed (node/resume.go). It must not block.
+	// its first commit is done, or its first read found the queue empty
+	// (with ResumeWait, once the queue has stayed empty that long since
+	// Run began). A node holds back a new lease's other work until its
+	// leases have resumed (node/resume.go). It must not block.
 	Resumed func()
+	// ResumeWait, if positive, is how long an empty queue keeps the
+	// publisher from calling Resumed: a crash hands a node thousands of
+	// topics whose next items come after the acquisitions (their sources
+	// send them on), and their first commits are the hand-over.
+	ResumeWait time.Duration
 	// From, if set, is where publishing resumes, as Resume found it after
 	// the lease was taken: Run does not read it again.
 	From *baton.Cursor
@@ -170,14 +176,27 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			return fmt.Errorf("publish %s: read queue after %d: %w", topic, cur.Seq, err)
 		}
 		if len(items) == 0 {
-			resumed()
+			var waited <-chan time.Time
+			stop := func() bool { return false }
+			if o.Resumed != nil {
+				if left := o.ResumeWait - o.Clock.Now().Sub(began); left > 0 {
+					w := o.Clock.NewTimer(left)
+					waited, stop = w.C(), w.Stop
+				} else {
+					resumed()
+				}
+			}
 			poll.Reset(o.Poll)
 			select {
 			case <-ctx.Done():
+				stop()
 				return nil
 			case <-sub.C():
 			case <-poll.C():
+			case <-waited:
+				resumed()
 			}
+			stop()
 			continue
 		}
 		if len(items) == asked {

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/baton-pub/baton/internal/leasetest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/clocktest"
+	"github.com/baton-pub/baton/internal/leasetest"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/testlog"
@@ -317,5 +318,67 @@ func TestResumeItemsFromAcquire(t *testing.T) {
 	}
 	if next := <-commits; next.seq != 5 || next.n != 2 {
 		t.Fatalf("second commit: cursor %d, %d items; want the last 2, read after the acquire's", next.seq, next.n)
+	}
+}
+
+// TestResumeWait: with ResumeWait, an empty queue calls Resumed only once
+// it has stayed empty that long on the clock, or at the first commit if
+// items come first.
+func TestResumeWait(t *testing.T) {
+	ctx := context.Background()
+	for _, items := range []bool{false, true} {
+		clock := clocktest.New(time.Unix(1000, 0))
+		st := memstore.New(baton.SystemClock{})
+		l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := make(chan uint64, 10)
+		run, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- publisher.Run(run, st, l, publisher.Options{Clock: clock, ResumeWait: 2 * time.Second, Resumed: func() {
+				c, _ := st.Cursor(ctx, "t")
+				calls <- c.Seq
+			}})
+		}()
+		// The poll's timer and the wait's: the first read found the queue empty.
+		poll.Until(t, 10*time.Second, "two timers", func() error {
+			if n := clock.Timers(); n < 2 {
+				return fmt.Errorf("%d timers", n)
+			}
+			return nil
+		})
+		clock.Advance(time.Second)
+		if items {
+			appendN(t, st, "t", 0, 2)
+			waitCursor(t, st, "t", 2)
+		}
+		select {
+		case seq := <-calls:
+			if !items || seq != 2 {
+				t.Fatalf("items %v: resumed with the cursor at %d, before the wait", items, seq)
+			}
+		default:
+			if items {
+				t.Fatal("not resumed at the first commit")
+			}
+			clock.Advance(time.Second)
+			select {
+			case seq := <-calls:
+				if seq != 0 {
+					t.Fatalf("resumed with the cursor at %d", seq)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("not resumed after the wait")
+			}
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n := len(calls); n != 0 {
+			t.Fatalf("items %v: resumed %d more times", items, n)
+		}
 	}
 }
