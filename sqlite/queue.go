@@ -26,15 +26,21 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 func (s *Store) appendFn(topic string, reqs []*appendReq) func(ctx context.Context, tx *txn) (baton.Signal, error) {
 	return func(ctx context.Context, tx *txn) (baton.Signal, error) {
 		var sig baton.Signal
-		created, err := ensureTopic(ctx, tx, topic)
-		if err != nil {
-			return 0, err
-		}
-		if created {
-			sig |= baton.SignalTopic | baton.SignalLock
-		}
+		// The topic's row is read first: an append to a topic that
+		// exists costs no insert.
 		var last uint64
-		if err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last); err != nil {
+		err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			created, cerr := ensureTopic(ctx, tx, topic)
+			if cerr != nil {
+				return 0, cerr
+			}
+			if created {
+				sig |= baton.SignalTopic | baton.SignalLock
+			}
+			err = tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
+		}
+		if err != nil {
 			return 0, fmt.Errorf("append: %w", wrapErr(err))
 		}
 		// The msg id index decides: an insert that conflicts on it is a
