@@ -80,7 +80,7 @@ func (s *Store) DeleteTopic(ctx context.Context, topic string, opts baton.Delete
 func (s *Store) deleted(topic string) {
 	s.known.Delete(topic)
 	s.recent.unknown(topic)
-	s.locks.forget(topic)
+	s.locks.Forget(topic)
 	s.sig.Notify(topic, baton.SignalTopic|baton.SignalLock|baton.SignalAppend|baton.SignalCommit)
 }
 

@@ -125,7 +125,7 @@ func (s *Store) afterReplicationChange(ctx context.Context, ids map[string]strin
 		// What the messages said before the change may not hold now
 		// (recent.go, heardlock.go).
 		s.recent.reset()
-		s.locks.reset()
+		s.locks.Reset()
 		s.sig.NotifyAll()
 	}
 	return nil

@@ -67,7 +67,7 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		if err := s.listAcquired(ctx, topic); err != nil {
 			s.log.Warn("list acquired topic", "topic", topic, "err", err)
 		}
-		s.locks.forget(topic) // its message comes later (heardlock.go)
+		s.locks.Forget(topic) // its message comes later (heardlock.go)
 		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		acq, exp := replyInt(r, 2), replyInt(r, 3)
@@ -147,7 +147,7 @@ func (s *Store) Release(ctx context.Context, lease baton.Lease, reason baton.Rel
 	if err != nil {
 		return fmt.Errorf("release %s epoch %d: %w", lease.Topic, lease.Epoch, err)
 	}
-	s.locks.forget(lease.Topic)
+	s.locks.Forget(lease.Topic)
 	s.countsChanged()
 	s.sig.Notify(lease.Topic, baton.SignalLock)
 	switch replyStr(r, 0) {
@@ -170,7 +170,7 @@ func (s *Store) Expire(ctx context.Context, topic string) (baton.ReleaseRecord, 
 	}
 	switch replyStr(r, 0) {
 	case "ok":
-		s.locks.forget(topic)
+		s.locks.Forget(topic)
 		s.countsChanged()
 		s.sig.Notify(topic, baton.SignalLock)
 		return decodeRecord(topic, replyStr(r, 1))

@@ -201,7 +201,7 @@ func (s *Store) nodeLost(ctx context.Context, op string, nl baton.NodeLease, r [
 // nodeEnded signals SignalLock and SignalFreed on the topics whose leases
 // ended with a node lease.
 func (s *Store) nodeEnded(topics []string) {
-	s.locks.forget(topics...)
+	s.locks.Forget(topics...)
 	s.countsChanged()
 	for _, t := range topics {
 		s.sig.Notify(t, baton.SignalLock|baton.SignalFreed)

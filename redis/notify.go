@@ -104,7 +104,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 			s.notify.set(false)
 			s.log.Info("redis pub/sub: subscribed again; waking every subscription")
 			s.recent.reset()
-			s.locks.reset()
+			s.locks.Reset()
 			s.sig.NotifyAll()
 			backoff, pinged = 50*time.Millisecond, false
 		}
@@ -137,7 +137,7 @@ func (s *Store) listen(ctx context.Context, ps *goredis.PubSub) {
 			// go-redis re-subscribed on a new connection by itself:
 			// messages may have been missed meanwhile.
 			s.recent.reset()
-			s.locks.reset()
+			s.locks.Reset()
 			s.sig.NotifyAll()
 		}
 	}

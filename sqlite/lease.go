@@ -103,6 +103,9 @@ type change struct {
 	topic  string
 	sig    baton.Signal
 	logged bool
+	// holder and epoch name an acquisition's new lock (recentlock.go).
+	holder string
+	epoch  uint64
 }
 
 // Keep the last changesKept rows of the changes log, pruning every
@@ -139,6 +142,7 @@ func (s *Store) signalled(cs []change) {
 		if c.sig == 0 {
 			continue
 		}
+		s.heardLock(c.topic, c.sig, c.holder, c.epoch)
 		s.sig.Notify(c.topic, c.sig)
 		if !rang && s.bell != nil {
 			s.bell.ring()
@@ -160,7 +164,7 @@ func (s *Store) logChanges(ctx context.Context, tx *txn, cs []change) error {
 		if c.sig == 0 || c.logged {
 			continue
 		}
-		res, err := tx.ExecContext(ctx, qLogChange, c.topic, int64(c.sig), s.origin)
+		res, err := tx.ExecContext(ctx, qLogChange, c.topic, int64(c.sig), s.origin, c.holder, int64(c.epoch))
 		if err != nil {
 			return fmt.Errorf("log change: %w", wrapErr(err))
 		}

@@ -148,63 +148,71 @@ func (s *Store) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (
 		return baton.Lease{}, err
 	}
 	var lease baton.Lease
-	err := s.writeLease(ctx, topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
-		now := nanos(s.now())
-		n, err := loadNode(ctx, tx, nl.Node)
-		if err != nil {
-			return 0, err
-		}
-		if n.epoch != nl.Epoch || !n.live(now) {
-			return 0, fmt.Errorf("acquire %s: node lease %s epoch %d is not live: %w", topic, nl.Node, nl.Epoch, baton.ErrLeaseLost)
-		}
-		sig := baton.SignalLock
-		// A topic's row and its tombstone never exist together
-		// (topics_delete.go): a topic with a row is not deleted, and
-		// costs no more statements (a crash hands thousands over at once).
-		r, found, err := loadTopic(ctx, tx, topic)
-		if err != nil {
-			return 0, err
-		}
-		if !found {
-			if err := checkNotDeleted(ctx, tx, topic); err != nil {
-				return 0, err
-			}
-			created, err := ensureTopic(ctx, tx, topic)
-			if err != nil {
-				return 0, err
-			}
-			if created {
-				sig |= baton.SignalTopic
-			}
-			if r, _, err = loadTopic(ctx, tx, topic); err != nil {
-				return 0, err
-			}
-		}
-		if r.live(now) {
-			return 0, fmt.Errorf("acquire %s: held by %s at epoch %d: %w", topic, r.holder, r.epoch, baton.ErrLeaseHeld)
-		}
-		if r.lapsed(now) {
-			if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now)); err != nil {
-				return 0, err
-			}
-		}
-		prev := r.epoch
-		r.epoch++
-		r.holder, r.leaseNodeEpoch, r.acquiredAt, r.expiresAt, r.node = nl.Node, nl.Epoch, now, n.expiresAt, n
-		if _, err := tx.ExecContext(ctx, `UPDATE topics SET epoch = ?, recorded_epoch = ?, holder = ?, node_epoch = ?, acquired_at = ?, expires_at = ?
-			WHERE topic = ?`, r.epoch, prev, nl.Node, nl.Epoch, now, n.expiresAt, topic); err != nil {
-			return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE releases SET successor = ?, successor_epoch = ?, successor_at = ?
-			WHERE topic = ? AND epoch = ?`, nl.Node, r.epoch, now, topic, prev); err != nil {
-			return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
-		}
-		r.recorded = prev
-		lease = r.lease(topic, now)
-		lease.Cursor = &baton.Cursor{Topic: topic, Seq: r.cursorSeq, Hash: hashFrom(r.cursorHash), Epoch: r.cursorEpoch, UpdatedAt: fromNanos(r.cursorAt)}
-		return sig, nil
+	err := s.writeLeaseChanges(ctx, func(ctx context.Context, tx *txn) ([]change, error) {
+		sig, err := s.acquire(ctx, tx, topic, nl, &lease)
+		return []change{{topic: topic, sig: sig, holder: lease.Holder, epoch: lease.Epoch}}, err
 	})
 	return lease, err
+}
+
+// qSuccessor names the new holder in the record of the epoch it follows.
+const qSuccessor = `UPDATE releases SET successor = ?, successor_epoch = ?, successor_at = ? WHERE topic = ? AND epoch = ?`
+
+// acquire is Acquire's transaction; it sets *lease.
+func (s *Store) acquire(ctx context.Context, tx *txn, topic string, nl baton.NodeLease, lease *baton.Lease) (baton.Signal, error) {
+	now := nanos(s.now())
+	n, err := loadNode(ctx, tx, nl.Node)
+	if err != nil {
+		return 0, err
+	}
+	if n.epoch != nl.Epoch || !n.live(now) {
+		return 0, fmt.Errorf("acquire %s: node lease %s epoch %d is not live: %w", topic, nl.Node, nl.Epoch, baton.ErrLeaseLost)
+	}
+	sig := baton.SignalLock
+	// A topic's row and its tombstone never exist together
+	// (topics_delete.go): a topic with a row is not deleted, and
+	// costs no more statements (a crash hands thousands over at once).
+	r, found, err := loadTopic(ctx, tx, topic)
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		if err := checkNotDeleted(ctx, tx, topic); err != nil {
+			return 0, err
+		}
+		created, err := ensureTopic(ctx, tx, topic)
+		if err != nil {
+			return 0, err
+		}
+		if created {
+			sig |= baton.SignalTopic
+		}
+		if r, _, err = loadTopic(ctx, tx, topic); err != nil {
+			return 0, err
+		}
+	}
+	if r.live(now) {
+		return 0, fmt.Errorf("acquire %s: held by %s at epoch %d: %w", topic, r.holder, r.epoch, baton.ErrLeaseHeld)
+	}
+	if r.lapsed(now) {
+		if _, err := recordRelease(ctx, tx, topic, r, baton.ReasonExpired, r.end(now)); err != nil {
+			return 0, err
+		}
+	}
+	prev := r.epoch
+	r.epoch++
+	r.holder, r.leaseNodeEpoch, r.acquiredAt, r.expiresAt, r.node = nl.Node, nl.Epoch, now, n.expiresAt, n
+	if _, err := tx.ExecContext(ctx, `UPDATE topics SET epoch = ?, recorded_epoch = ?, holder = ?, node_epoch = ?, acquired_at = ?, expires_at = ?
+		WHERE topic = ?`, r.epoch, prev, nl.Node, nl.Epoch, now, n.expiresAt, topic); err != nil {
+		return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
+	}
+	if _, err := tx.ExecContext(ctx, qSuccessor, nl.Node, r.epoch, now, topic, prev); err != nil {
+		return 0, fmt.Errorf("acquire %s: %w", topic, wrapErr(err))
+	}
+	r.recorded = prev
+	*lease = r.lease(topic, now)
+	lease.Cursor = &baton.Cursor{Topic: topic, Seq: r.cursorSeq, Hash: hashFrom(r.cursorHash), Epoch: r.cursorEpoch, UpdatedAt: fromNanos(r.cursorAt)}
+	return sig, nil
 }
 
 // heldOrLapsed returns the row of lease while it is live. If lease's own

@@ -38,11 +38,14 @@ CREATE TABLE IF NOT EXISTS nodes (
 -- The change log the watchers of other processes read (watch.go): one row
 -- per signalling write and topic, written in the write's transaction, pruned
 -- from the front (the newest row is always kept, so ids never go back).
+-- An acquisition's row names the new holder and epoch (recentlock.go).
 CREATE TABLE IF NOT EXISTS changes (
 	id      INTEGER PRIMARY KEY,
 	topic   TEXT    NOT NULL,
 	signals INTEGER NOT NULL,
-	origin  INTEGER NOT NULL -- the writing Store's random id
+	origin  INTEGER NOT NULL, -- the writing Store's random id
+	holder  TEXT    NOT NULL DEFAULT '',
+	epoch   INTEGER NOT NULL DEFAULT 0
 );
 
 -- The queue. (topic, seq) is the position; the two indexes are the msg id

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/recentlock"
 	"github.com/baton-pub/baton/internal/signal"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
@@ -72,7 +73,8 @@ type Store struct {
 	ndb *sql.DB // one connection for node lease renewals, see writeNode
 	rdb *reader // readers (WAL lets them run beside the writer)
 
-	sig *signal.Hub
+	sig   *signal.Hub
+	locks recentlock.Locks // holders named by the changes, see recentlock.go
 	// leases batches the lease writes (leasebatch.go).
 	prio   *renewals    // renewals first (priority.go); nil if not supported
 	bell   *bell        // wakes the other processes' watchers (bell.go); nil if not supported
@@ -288,6 +290,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	if err := s.migrateSnapshot(ctx); err != nil {
+		return fail(err)
+	}
+	if err := s.migrateChangesHolder(ctx); err != nil {
 		return fail(err)
 	}
 	hot := make(map[*sql.DB]*prepared, 4)

@@ -14,7 +14,7 @@ import (
 // lease renewal, the changes log) are prepared once per write connection,
 // at Open, and a write transaction (txn) runs them as prepared.
 const (
-	qLogChange   = `INSERT INTO changes (topic, signals, origin) VALUES (?, ?, ?)`
+	qLogChange   = `INSERT INTO changes (topic, signals, origin, holder, epoch) VALUES (?, ?, ?, ?, ?)`
 	qEnsureTopic = `INSERT OR IGNORE INTO topics (topic) VALUES (?)`
 	qLoadNode    = `SELECT epoch, ended, acquired_at, expires_at FROM nodes WHERE node = ?`
 	qRenewNode   = `UPDATE nodes SET expires_at = ? WHERE node = ?`

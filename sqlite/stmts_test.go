@@ -20,8 +20,7 @@ func TestWritesLearnStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	const q = `UPDATE releases SET successor = ?, successor_epoch = ?, successor_at = ?
-			WHERE topic = ? AND epoch = ?` // the acquire's, not among hotWrites
+	const q = qSuccessor // the acquire's, not among hotWrites
 	p := s.hot[s.ldb]
 	if p.lookup(q) != nil {
 		t.Fatal("the acquire's statement is prepared at open: pick another for this test")

@@ -43,7 +43,7 @@ func (s *Store) newWatcher(ctx context.Context) (*watcher, error) {
 	if w.version, err = conn.PrepareContext(ctx, "PRAGMA data_version"); err != nil {
 		return fail(err)
 	}
-	if w.read, err = conn.PrepareContext(ctx, `SELECT id, topic, signals, origin FROM changes WHERE id > ? ORDER BY id LIMIT ?`); err != nil {
+	if w.read, err = conn.PrepareContext(ctx, `SELECT id, topic, signals, origin, holder, epoch FROM changes WHERE id > ? ORDER BY id LIMIT ?`); err != nil {
 		return fail(err)
 	}
 	if err := w.version.QueryRowContext(ctx).Scan(&w.ver); err != nil {
@@ -157,16 +157,18 @@ func (w *watcher) readChanges(ctx context.Context) (int, bool, error) {
 	defer rows.Close()
 	n, signalled := 0, false
 	for rows.Next() {
-		var id, sig, origin int64
-		var topic string
-		if err := rows.Scan(&id, &topic, &sig, &origin); err != nil {
+		var id, sig, origin, epoch int64
+		var topic, holder string
+		if err := rows.Scan(&id, &topic, &sig, &origin, &holder, &epoch); err != nil {
 			return n, signalled, fmt.Errorf("read changes: %w", err)
 		}
 		if n == 0 && id != w.last+1 {
 			w.s.log.Debug("sqlite watcher fell behind the changes log: waking every subscription", "last", w.last, "next", id)
+			w.s.locks.Reset()
 			w.s.sig.NotifyAll()
 		}
 		if origin != w.s.origin {
+			w.s.heardLock(topic, baton.Signal(sig), holder, uint64(epoch))
 			w.s.sig.Notify(topic, baton.Signal(sig))
 			signalled = true
 		}
