@@ -51,24 +51,34 @@ const (
 // A node racing for many free leases at once (a crash handed it its part
 // of thousands) is slow to get to each, and so are the others: the later
 // ranks wait longer, racePerBusy per race under way on this node (up to
-// TTL/2), so that the first in a topic's order gets to it before the next
+// a TTL), so that the first in a topic's order gets to it before the next
 // tries too. Otherwise, under such a burst, every survivor would race for
 // nearly every orphan, and half of the attempts, with the reads that
-// follow them, would be refused for nothing.
+// follow them, would be refused for nothing. Capped at TTL/2, a crash of
+// the node holding 3,334 of 10,000 topics on SQLite let the second ranks
+// race after a second while the first were still at it: a third more
+// attempts in some runs, each of them slower, and the hand-over twice as
+// long (docs/benchmarks.md, "Fewer statements per topic in a mass
+// hand-over").
 func (n *Node) raceDelay(topic, last string) time.Duration {
 	n.mu.Lock()
 	live, busy := len(n.active), n.racing
 	n.mu.Unlock()
 	d := raceDelayOf(topic, n.cfg.Node, last, n.session.Leases(), live, n.cfg.TTL)
 	if d > 0 && d < maxRaceDelay {
-		d += min(time.Duration(busy)*racePerBusy, n.cfg.TTL/2)
+		d += min(time.Duration(busy)*racePerBusy, n.cfg.TTL)
 	}
 	return d
 }
 
 // racePerBusy is how much later a node's later ranks race per race under
-// way on the node (raceDelay).
-const racePerBusy = 500 * time.Microsecond
+// way on the node (raceDelay). The races a standby counts when it waits
+// are those begun before it: early in a wave they are few, and at half a
+// millisecond each a crash of 3,334 topics on SQLite, where a survivor
+// takes one in 0.4 to 1.5 ms, had a fifth to a third of its acquisitions
+// refused (docs/benchmarks.md, "Fewer statements per topic in a mass
+// hand-over").
+const racePerBusy = 2 * time.Millisecond
 
 // raceDelayOf is raceDelay for node, from the node leases ls and its live
 // count of leases (used only while ls does not list node). last, the node

@@ -28,31 +28,33 @@ type handovers struct {
 	// pending counts the reports not yet read: past burstReports, a
 	// report waits a while first (see reportHandover).
 	pending int
-	// quit is closed when the node closes: waiting reports give up.
-	quit     chan struct{}
-	quitOnce sync.Once
+	// quit ends when the node closes: waiting reports give up.
+	quit     context.Context
+	stopping context.CancelFunc
 }
 
-// quitC returns the channel closed when the node closes.
-func (h *handovers) quitC() chan struct{} {
+// quitCtx returns the context that ends when the node closes.
+func (h *handovers) quitCtx() context.Context {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.quit == nil {
-		h.quit = make(chan struct{})
+		h.quit, h.stopping = context.WithCancel(context.Background())
 	}
 	return h.quit
 }
 
 // stop makes waiting reports give up, and waits for the others.
 func (h *handovers) stop() {
-	h.quitOnce.Do(func() { close(h.quitC()) })
+	h.quitCtx()
+	h.stopping()
 	h.wg.Wait()
 }
 
 // burstReports is how many hand-over reports may read their records at
 // once: a crash hands over thousands of topics together, and their reads
 // would compete with the hand-overs themselves; past it, a report waits
-// up to a TTL (spread at random) before it reads.
+// for this node's leases to resume (resume.go), then up to a TTL more
+// (spread at random), before it reads.
 const burstReports = 8
 
 // acquired is told of every lease this node starts publishing under.
@@ -83,10 +85,14 @@ func (n *Node) acquired(l baton.Lease) {
 			h.mu.Unlock()
 		}()
 		if wait > 0 {
+			quit := h.quitCtx()
+			if !n.resume.wait(quit, resumeHoldMax) {
+				return
+			}
 			t := n.cfg.Clock.NewTimer(wait)
 			select {
 			case <-t.C():
-			case <-h.quitC():
+			case <-quit.Done():
 				t.Stop()
 				return
 			}
