@@ -9,8 +9,15 @@ import (
 )
 
 // resumeHoldMax bounds how long a lease's checkpointer waits for the
-// node's other leases to resume (resumeGate).
-const resumeHoldMax = 2 * time.Second
+// node's other leases to resume (resumeGate), and how long a lease with an
+// empty queue counts as resuming. At 2 s, a crash hand-over of 3,334
+// topics on SQLite that took longer than that had the checkpointers'
+// setups and the witness's rounds start in its middle, and took twice as
+// long (p99 3.0-6.0 s against 2.1-3.5 s at 5 s, docs/benchmarks.md,
+// "Fewer statements per topic in a mass hand-over"). Nothing waits for
+// them: commits go on unsigned until the checkpointer starts, and the
+// next checkpoint covers them.
+const resumeHoldMax = 5 * time.Second
 
 // resumeQuiet is how long the gate stays shut after the last lease it
 // counted resumed or the last race ended (resumeGate).
