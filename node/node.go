@@ -191,8 +191,14 @@ func New(store baton.Store, cfg Config) (*Node, error) {
 		capacity: make(chan struct{})}
 	if cfg.Witness != nil {
 		// The witness's rounds wait, as checkpointers do, while leases of
-		// this node resume (resume.go).
-		cfg.Witness.HoldRounds(func(ctx context.Context) { n.resume.wait(ctx, resumeHoldMax) })
+		// this node resume (resume.go), resumeHoldMax from when the gate
+		// shut at most: the witness waits before every round, and while
+		// topics are created or move for long (10,000 new topics take
+		// 15 s) a bound per round held all of them, and left the witness
+		// cosigning the new checkpoints 30 s after the last creation
+		// (docs/benchmarks.md, "Fewer statements per topic in a mass
+		// hand-over").
+		cfg.Witness.HoldRounds(func(ctx context.Context) { n.resume.waitShut(ctx, resumeHoldMax) })
 	}
 	s, err := elector.NewSession(elector.SessionConfig{Store: store, Node: cfg.Node, TTL: cfg.TTL,
 		Clock: cfg.Clock, Logger: cfg.Logger, OnChange: func(nl baton.NodeLease, trusted bool) {

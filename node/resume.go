@@ -57,6 +57,7 @@ type resumeGate struct {
 	busy    int           // leases resuming and races under way
 	settled time.Time     // when busy last fell to zero
 	idle    chan struct{} // closed while busy is 0
+	shut    time.Time     // when the gate last shut: busy rose from 0 after the quiet time
 }
 
 func newResumeGate(clock baton.Clock, quiet time.Duration) *resumeGate {
@@ -71,6 +72,9 @@ func (g *resumeGate) begin() (done func()) {
 	g.mu.Lock()
 	if g.busy == 0 {
 		g.idle = make(chan struct{})
+		if now := g.clock.Now(); now.Sub(g.settled) >= g.quiet {
+			g.shut = now
+		}
 	}
 	g.busy++
 	g.mu.Unlock()
@@ -90,6 +94,24 @@ func (g *resumeGate) begin() (done func()) {
 // wait returns true once nothing has been counted for the gate's quiet
 // time, or max has passed on the clock; false if ctx ended first.
 func (g *resumeGate) wait(ctx context.Context, max time.Duration) bool {
+	return g.waitFor(ctx, max)
+}
+
+// waitShut is wait with max counted from when the gate shut, not from the
+// call: for a caller that waits again and again (the witness, before each
+// round), whom a gate shut for long (topics created or moved for a
+// minute) would otherwise hold max at every call.
+func (g *resumeGate) waitShut(ctx context.Context, max time.Duration) bool {
+	g.mu.Lock()
+	left := max - g.clock.Now().Sub(g.shut)
+	g.mu.Unlock()
+	if left <= 0 {
+		return true
+	}
+	return g.waitFor(ctx, left)
+}
+
+func (g *resumeGate) waitFor(ctx context.Context, max time.Duration) bool {
 	idle, busy, left := g.state()
 	if !busy && left <= 0 {
 		return true

@@ -101,3 +101,49 @@ func waitTimers(t *testing.T, clock *clocktest.Clock, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestResumeGateWaitShut: waitShut's bound runs from when the gate shut,
+// not from the call: once the gate has been shut that long, every call
+// passes at once while it stays shut; when it shuts again after opening,
+// the bound runs again.
+func TestResumeGateWaitShut(t *testing.T) {
+	clock := clocktest.New(time.Unix(1000, 0))
+	g := newResumeGate(clock, 100*time.Millisecond)
+	ctx := context.Background()
+	if !g.waitShut(ctx, time.Second) {
+		t.Fatal("never shut: waitShut did not pass")
+	}
+	done := g.begin()
+	passed := make(chan bool, 1)
+	go func() { passed <- g.waitShut(ctx, time.Second) }()
+	waitTimers(t, clock, 1)
+	clock.Advance(600 * time.Millisecond)
+	select {
+	case <-passed:
+		t.Fatal("passed 600 ms after the gate shut, bound 1 s")
+	default:
+	}
+	// A second caller now waits only what is left of the bound.
+	go func() { passed <- g.waitShut(ctx, time.Second) }()
+	waitTimers(t, clock, 2)
+	clock.Advance(400 * time.Millisecond)
+	for range 2 {
+		if !<-passed {
+			t.Fatal("waitShut did not pass at the bound")
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if !g.waitShut(cancelled, time.Second) {
+		t.Fatal("shut past the bound: a call did not pass at once")
+	}
+
+	// Open (counted out, quiet time passed), then shut again: the bound
+	// runs from the new shut.
+	done()
+	clock.Advance(200 * time.Millisecond)
+	defer g.begin()()
+	if g.waitShut(cancelled, time.Second) {
+		t.Fatal("shut again: waitShut passed at once")
+	}
+}
