@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,21 +14,8 @@ import (
 // lease and a watcher fallen behind the log forget them. b's watcher polls
 // only when the test calls poll.
 func TestRecentLock(t *testing.T) {
-	kept, every := changesKept, pruneEvery
-	changesKept, pruneEvery, bellOn = 5, 2, false
-	defer func() { changesKept, pruneEvery, bellOn = kept, every, true }()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "r.db")
-	a, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, path, Options{Poll: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := shortLogHandles(t)
 	poll := func() {
 		t.Helper()
 		if _, err := b.w.poll(ctx); err != nil {
@@ -46,7 +32,7 @@ func TestRecentLock(t *testing.T) {
 			t.Fatalf("%s: RecentLock %q %d %v, want %s %d", who, h, ep, ok, holder, epoch)
 		}
 	}
-	acquire := func(node string) baton.Lease {
+	acquire := func(node string) baton.Lease { // under a new node lease
 		t.Helper()
 		nl, err := a.AcquireNode(ctx, node, time.Minute)
 		if err != nil {

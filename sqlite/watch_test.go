@@ -16,21 +16,8 @@ import (
 // wake-ups are hints), and one that kept up wakes only the changed topics.
 // The watcher of b polls only when the test calls poll.
 func TestWatcherFallsBehind(t *testing.T) {
-	kept, every := changesKept, pruneEvery
-	changesKept, pruneEvery, bellOn = 5, 2, false
-	defer func() { changesKept, pruneEvery, bellOn = kept, every, true }()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "w.db")
-	a, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, path, Options{Poll: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := shortLogHandles(t)
 	busy, quiet := b.Subscribe("busy", baton.SignalAppend), b.Subscribe("quiet", baton.SignalAppend)
 	defer busy.Close()
 	defer quiet.Close()
@@ -70,6 +57,28 @@ func TestWatcherFallsBehind(t *testing.T) {
 	if err := a.rdb.QueryRowContext(ctx, `SELECT count(*) FROM changes`).Scan(&rows); err != nil || rows > changesKept+pruneEvery {
 		t.Fatalf("changes log holds %d rows (%v), want it pruned to about %d", rows, err, changesKept)
 	}
+}
+
+// shortLogHandles opens two handles on one new file, closed when t ends,
+// with a changes log kept to 5 rows (pruned every 2) and no bell until
+// then: b's watcher polls only when the test calls b.w.poll.
+func shortLogHandles(t *testing.T) (a, b *Store) {
+	t.Helper()
+	kept, every := changesKept, pruneEvery
+	changesKept, pruneEvery, bellOn = 5, 2, false
+	t.Cleanup(func() { changesKept, pruneEvery, bellOn = kept, every, true })
+	path := filepath.Join(t.TempDir(), "w.db")
+	a, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err = Open(context.Background(), path, Options{Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
 }
 
 // TestChangesLogRowPerWrite: the changes log grows by one row per
