@@ -218,25 +218,12 @@ func TestCheckedBeforeCommit(t *testing.T) {
 // backlog (the cursor has moved when it is called), or at the first read
 // of an empty queue.
 func TestResumedOnce(t *testing.T) {
-	ctx := context.Background()
 	for _, backlog := range []int{0, 5} {
 		st := memstore.New(baton.SystemClock{})
 		if backlog > 0 {
 			appendN(t, st, "t", 0, backlog)
 		}
-		l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		calls := make(chan uint64, 10)
-		run, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- publisher.Run(run, st, l, publisher.Options{Resumed: func() {
-				c, _ := st.Cursor(ctx, "t")
-				calls <- c.Seq
-			}})
-		}()
+		calls, stop := runResumed(t, st, publisher.Options{})
 		select {
 		case seq := <-calls:
 			if seq != uint64(backlog) {
@@ -249,11 +236,35 @@ func TestResumedOnce(t *testing.T) {
 		appendN(t, st, "t", backlog, 3)
 		waitCursor(t, st, "t", uint64(backlog+3))
 		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
 		if n := len(calls); n != 0 {
 			t.Fatalf("backlog %d: resumed %d more times", backlog, n)
+		}
+	}
+}
+
+// runResumed runs a publisher of topic t on st under a new lease, with o
+// and a Resumed that sends the cursor's seq when it is called. stop ends
+// the publisher and fails t if it returned an error.
+func runResumed(t *testing.T, st baton.Store, o publisher.Options) (calls chan uint64, stop func()) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls = make(chan uint64, 10)
+	o.Resumed = func() {
+		c, _ := st.Cursor(ctx, "t")
+		calls <- c.Seq
+	}
+	run, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- publisher.Run(run, st, l, o) }()
+	return calls, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -325,23 +336,10 @@ func TestResumeItemsFromAcquire(t *testing.T) {
 // it has stayed empty that long on the clock, or at the first commit if
 // items come first.
 func TestResumeWait(t *testing.T) {
-	ctx := context.Background()
 	for _, items := range []bool{false, true} {
 		clock := clocktest.New(time.Unix(1000, 0))
 		st := memstore.New(baton.SystemClock{})
-		l, err := leasetest.Acquire(ctx, st, "t", "a", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		calls := make(chan uint64, 10)
-		run, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- publisher.Run(run, st, l, publisher.Options{Clock: clock, ResumeWait: 2 * time.Second, Resumed: func() {
-				c, _ := st.Cursor(ctx, "t")
-				calls <- c.Seq
-			}})
-		}()
+		calls, stop := runResumed(t, st, publisher.Options{Clock: clock, ResumeWait: 2 * time.Second})
 		// The poll's timer and the wait's: the first read found the queue empty.
 		poll.Until(t, 10*time.Second, "two timers", func() error {
 			if n := clock.Timers(); n < 2 {
@@ -374,9 +372,6 @@ func TestResumeWait(t *testing.T) {
 			}
 		}
 		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
 		if n := len(calls); n != 0 {
 			t.Fatalf("items %v: resumed %d more times", items, n)
 		}
