@@ -89,6 +89,9 @@ type Config struct {
 	// Peers are the systems measured beside Baton in the same run (Peers:
 	// nats, centrifugo), on the scenarios that apply to them (peer.go).
 	Peers []string
+	// Runs is how many times the whole bench runs, each on fresh servers;
+	// above 1 the report adds every figure's median (runs.go). Default 1.
+	Runs int
 }
 
 // Validate fills defaults and names the first bad field.
@@ -167,6 +170,12 @@ func (c *Config) Validate() error {
 			return baton.Invalidf("--topics", "%d out of range [1, 100000]", n)
 		}
 	}
+	if c.Runs == 0 {
+		c.Runs = 1
+	}
+	if c.Runs < 1 || c.Runs > 9 {
+		return baton.Invalidf("--runs", "%d out of range [1, 9]", c.Runs)
+	}
 	if c.Nodes < 2 && c.has("topics") {
 		return baton.Invalidf("--nodes", "the topics scenario needs at least 2")
 	}
@@ -229,13 +238,43 @@ func planFor(quick bool) plan {
 	}
 }
 
-// Run runs the configured scenarios and returns the report; progress goes
-// to log. A scenario that fails is recorded in the report and the run goes
-// on with the next.
+// Run runs the configured scenarios c.Runs times and returns the report
+// (the last run's, with the medians of all when there are several);
+// progress goes to log. A scenario that fails is recorded in the report and
+// the run goes on with the next.
 func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	var runs []*Report
+	for i := range c.Runs {
+		if c.Runs > 1 {
+			fmt.Fprintf(log, "\n== run %d of %d\n", i+1, c.Runs)
+		}
+		r, err := runOnce(ctx, c, log)
+		if err != nil {
+			return r, err
+		}
+		runs = append(runs, r)
+	}
+	r := runs[len(runs)-1]
+	if len(runs) > 1 {
+		r.Earlier = runs[:len(runs)-1]
+		r.Medians = mediansOf(runs)
+		r.Seconds = time.Since(start).Seconds()
+	}
+	if c.Out != "" {
+		if err := r.write(c.Out); err != nil {
+			return r, err
+		}
+		fmt.Fprintf(log, "report written to %s\n", c.Out)
+	}
+	return r, nil
+}
+
+// runOnce is one run of every configured scenario on fresh servers.
+func runOnce(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	start := time.Now()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(log, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -315,11 +354,5 @@ func Run(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	}
 	r.finish()
 	r.Seconds = time.Since(start).Seconds()
-	if c.Out != "" {
-		if err := r.write(c.Out); err != nil {
-			return r, err
-		}
-		logf("report written to %s", c.Out)
-	}
 	return r, nil
 }

@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{LeaseTTL: time.Millisecond},
 		{Topics: []int{0}},
 		{Nodes: 1, Scenarios: []string{"topics"}},
+		{Runs: -1},
+		{Runs: 10},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: no error", bad)

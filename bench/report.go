@@ -44,6 +44,12 @@ type Report struct {
 	Targets  []Target `json:"targets"`
 	Failures []string `json:"failures,omitempty"`
 	Dir      string   `json:"dir,omitempty"`
+
+	// With --runs N (N > 1) this report is the last run's; Earlier are
+	// the runs before it, and Medians lines up the figures of all N
+	// (runs.go).
+	Earlier []*Report `json:"earlier_runs,omitempty"`
+	Medians *Medians  `json:"medians,omitempty"`
 }
 
 // Host describes the machine.
@@ -97,7 +103,14 @@ func (r *Report) latencyTarget(label string, rate, bound float64, note string) T
 var fanoutGoals = map[int]float64{1000: 1.2e6, 10000: 200e3}
 
 // OK reports whether every scenario ran.
-func (r *Report) OK() bool { return len(r.Failures) == 0 }
+func (r *Report) OK() bool {
+	for _, e := range r.Earlier {
+		if !e.OK() {
+			return false
+		}
+	}
+	return len(r.Failures) == 0
+}
 
 // finish computes ratios to the ceilings and checks the targets.
 func (r *Report) finish() {
@@ -372,6 +385,7 @@ func (r *Report) Print(w io.Writer) {
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "FAILED:", f)
 	}
+	r.Medians.print(w)
 }
 
 // Markdown writes the report as Markdown; pics are the pictures' file names.
@@ -456,6 +470,7 @@ func (r *Report) Markdown(w io.Writer, pics []string) {
 	}
 	r.topicsMarkdown(w)
 	r.peersMarkdown(w)
+	r.Medians.markdown(w)
 	if len(pics) > 0 {
 		fmt.Fprintln(w, "\n## Pictures")
 		for _, p := range pics {
