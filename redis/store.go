@@ -251,13 +251,8 @@ func newClient(cfg Config, opts Options) (goredis.UniversalClient, error) {
 		ReadTimeout:      opts.ReadTimeout,
 		WriteTimeout:     opts.ReadTimeout,
 		// Cancelling a context must not wait for the read timeout.
-		ContextTimeoutEnabled: true,
-		DisableIdentity:       true,
-		// RESP2: with RESP3 (go-redis's default) every command first peeks
-		// its connection for push notifications, which Baton does not use
-		// (a tenth of a node's CPU during single-item ingest,
-		// docs/benchmarks.md "Single-item ingest, RESP2").
-		Protocol:                 2,
+		ContextTimeoutEnabled:    true,
+		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
 	switch {
