@@ -313,6 +313,21 @@ func (c *cluster) handovers(ctx context.Context, topic string) ([]wire.Handover,
 	return cl.Handovers(ctx, topic)
 }
 
+// spurious reads topic's release records, none of which a fault explains
+// (no fault was injected), and logs each with its reason: a spurious
+// hand-over in a report comes with the why in the progress.
+func (e *env) spurious(ctx context.Context, c *cluster, topic string) (int, error) {
+	hs, err := c.handovers(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("read hand-overs: %w", err)
+	}
+	for _, h := range hs {
+		e.logf("SPURIOUS hand-over of %s: %s released epoch %d at %s, reason %s (last seq %d)",
+			topic, h.Holder, h.Epoch, h.At.Format("15:04:05.000"), h.Reason, h.LastSeq)
+	}
+	return len(hs), nil
+}
+
 // pidOf finds the process of a node by its ready file, which is on its
 // command line and unique to it.
 func pidOf(n *proc.Node, dir string) (int, error) {

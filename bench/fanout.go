@@ -105,11 +105,8 @@ func fanoutNode(ctx context.Context, e *env, p plan, n int, w string) (FanoutRow
 	if err != nil {
 		return row, 0, err
 	}
-	hs, err := c.handovers(ctx, "fan")
-	if err != nil {
-		return row, 0, fmt.Errorf("read hand-overs: %w", err)
-	}
-	return row, len(hs), nil
+	spurious, err := e.spurious(ctx, c, "fan")
+	return row, spurious, err
 }
 
 // startRawSSE starts the raw broadcaster as a child process, like a node.

@@ -67,11 +67,11 @@ func runIngest(ctx context.Context, e *env, p plan, r *Report) error {
 		res.Rows = append(res.Rows, row)
 		e.logf("ingest batch %3d: %9.0f items/s acked, %9.0f items/s to a terminal (request p99 %.1f ms, %d errors, %d terminal resumes)",
 			b, row.Acked, row.Delivered, row.Request.P99, row.Errors, row.Resumes)
-		hs, err := c.handovers(ctx, topic)
+		n, err := e.spurious(ctx, c, topic)
 		if err != nil {
-			return fmt.Errorf("read hand-overs: %w", err)
+			return err
 		}
-		res.Spurious += len(hs)
+		res.Spurious += n
 	}
 	return nil
 }

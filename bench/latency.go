@@ -66,11 +66,11 @@ func runLatency(ctx context.Context, e *env, p plan, r *Report) error {
 		}
 		e.logf("latency at %6.0f items/s: terminal p50 %.2f p99 %.2f p99.9 %.2f max %.2f ms; ack p99 %.2f ms; %s",
 			rate, row.Terminal.P50, row.Terminal.P99, row.Terminal.P999, row.Terminal.Max, row.Ack.P99, verdict)
-		hs, err := c.handovers(ctx, topic)
+		n, err := e.spurious(ctx, c, topic)
 		if err != nil {
-			return fmt.Errorf("read hand-overs: %w", err)
+			return err
 		}
-		res.Spurious += len(hs)
+		res.Spurious += n
 	}
 	return nil
 }
