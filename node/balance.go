@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -275,20 +278,31 @@ func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
 	return min(mine-s, max(1, lack/donors), handoffPace)
 }
 
-// handOver hands k of this node's topics over.
+// handOver hands k of this node's topics over, those that committed
+// least recently first: a hand-over of an idle topic costs its terminals
+// nothing, one of a busy topic a pause while the successor resumes. A
+// balance step in the middle of a load (a node holding two busy topics of
+// three) moved the busiest: a spurious hand-over in the bench's latency
+// scenario (docs/benchmarks.md, "Medians of three runs beside the peers").
 func (n *Node) handOver(k int) int {
 	if k <= 0 {
 		return 0
 	}
 	cooldown := max(n.cfg.TTL, time.Second)
 	n.mu.Lock()
-	var els []*elector.Elector
+	topics := make([]string, 0, len(n.active))
 	for topic := range n.active {
+		if n.electors[topic] != nil {
+			topics = append(topics, topic)
+		}
+	}
+	n.mu.Unlock()
+	topics = n.commits.idlest(topics, k)
+	n.mu.Lock()
+	var els []*elector.Elector
+	for _, topic := range topics {
 		if e := n.electors[topic]; e != nil {
 			els = append(els, e)
-		}
-		if len(els) == k {
-			break
 		}
 	}
 	n.mu.Unlock()
@@ -336,4 +350,43 @@ func (n *Node) Draining() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.draining
+}
+
+// lastCommits is when each topic last committed on this node.
+type lastCommits struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (l *lastCommits) note(topic string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.at == nil {
+		l.at = make(map[string]time.Time)
+	}
+	l.at[topic] = at
+}
+
+func (l *lastCommits) forget(topic string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.at, topic)
+}
+
+// idlest returns the k of topics that committed least recently (never
+// first), in that order; ties in name order.
+func (l *lastCommits) idlest(topics []string, k int) []string {
+	l.mu.Lock()
+	at := make(map[string]time.Time, len(topics))
+	for _, t := range topics {
+		at[t] = l.at[t]
+	}
+	l.mu.Unlock()
+	slices.SortFunc(topics, func(a, b string) int {
+		if c := at[a].Compare(at[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return topics[:min(k, len(topics))]
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -166,5 +167,24 @@ func TestSettled(t *testing.T) {
 				t.Errorf("settled = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestIdlest: the topics that committed least recently come first, those
+// that never committed before any, ties in name order.
+func TestIdlest(t *testing.T) {
+	var l lastCommits
+	t0 := time.Unix(1000, 0)
+	l.note("busy", t0.Add(3*time.Second))
+	l.note("old", t0)
+	l.note("mid", t0.Add(time.Second))
+	l.note("gone", t0)
+	l.forget("gone")
+	got := l.idlest([]string{"busy", "mid", "old", "gone", "never"}, 4)
+	if want := []string{"gone", "never", "old", "mid"}; !slices.Equal(got, want) {
+		t.Errorf("idlest: %v, want %v", got, want)
+	}
+	if got := l.idlest([]string{"busy", "old"}, 5); len(got) != 2 {
+		t.Errorf("k above the count: %v", got)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,4 +110,45 @@ func TestDrain(t *testing.T) {
 	}
 	a.Undrain()
 	poll.True(t, 20*time.Second, "a given its share back", func() bool { return balanced(loads(a, b), total) })
+}
+
+// TestBalanceHandsOverIdlestFirst: a node that hands topics to a joiner
+// hands over the ones that committed least recently, and keeps the topic
+// being published meanwhile: its terminals see no hand-over.
+func TestBalanceHandsOverIdlestFirst(t *testing.T) {
+	st := memstore.New(nil)
+	const total = 8
+	a := start(t, st.Handle(), "a")
+	topics := spread(t, st, total)
+	busy := topics[total/2]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			u, _ := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage(fmt.Sprint(i))})
+			_, _ = st.Append(ctx, busy, []baton.Update{u})
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	// The busy topic has committed since the others' first commits.
+	poll.True(t, 10*time.Second, "the busy topic publishing", func() bool {
+		c, _ := st.Cursor(context.Background(), busy)
+		return c.Seq > 5
+	})
+	b := start(t, st.Handle(), "b")
+	poll.True(t, 20*time.Second, "two nodes balanced", func() bool { return balanced(loads(a, b), total) })
+	cancel()
+	<-done
+	if _, ok := a.Active()[busy]; !ok {
+		t.Errorf("the busy topic %s was handed over; a holds %v", busy, slices.Sorted(maps.Keys(a.Active())))
+	}
+	hs, err := st.Handovers(context.Background(), busy, 10)
+	if err != nil || len(hs) != 0 {
+		t.Errorf("the busy topic's hand-overs: %+v, %v; want none", hs, err)
+	}
 }

@@ -166,8 +166,12 @@ type Node struct {
 	mu       sync.Mutex
 	electors map[string]*elector.Elector
 	active   map[string]baton.Lease
-	racing   int        // electors between Eligible and Attempted
-	taken    time.Time  // when the node last took a lease (balance)
+	racing   int       // electors between Eligible and Attempted
+	taken    time.Time // when the node last took a lease (balance)
+	// commits has when each topic this node publishes last committed,
+	// so that balancing hands over the idlest first (balance.go). Its
+	// own lock: every commit writes it.
+	commits  lastCommits
 	topics   topicCap   // has its own lock
 	health   health     // has its own lock
 	lease    leaseState // has its own lock
@@ -506,7 +510,11 @@ func (n *Node) publish(ctx context.Context, lease baton.Lease) error {
 	// does, for this node's leases to resume (resume.go).
 	t := newTrimmerFrom(tctx, n.store, lease.Topic, cur, n.cfg.Retain, n.cfg.RetainAge, trimEvery, n.cfg.Clock, n.log,
 		func(ctx context.Context) { n.resume.wait(ctx, resumeHoldMax) })
-	o.OnCommit = t.committed
+	o.OnCommit = func(c baton.Cursor, k int) {
+		t.committed(c, k)
+		n.commits.note(lease.Topic, n.cfg.Clock.Now())
+	}
+	defer n.commits.forget(lease.Topic)
 	if h := n.cfg.Handoff; h != nil {
 		h.Publishing(lease.Topic, true)
 		defer h.Publishing(lease.Topic, false)
