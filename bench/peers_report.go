@@ -66,6 +66,11 @@ func comparePeers(r *Report) []PeerCompare {
 				note = append(note, p.Peer+" did not sustain the rate")
 			}
 			add(p.Peer, fmt.Sprintf("latency p99 at %.0f items/s, %d terminals", pr.Rate, planFor(r.Quick).terminals), "ms", b, pr.Terminal.P99, true, strings.Join(note, "; "))
+			if len(note) == 2 {
+				// Neither sustained the rate: the p99s of two overloaded
+				// runs rank nothing.
+				out[len(out)-1].Advantage = 0
+			}
 		}
 		for _, pr := range p.Fanout {
 			var b FanoutRow

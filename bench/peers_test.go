@@ -17,8 +17,9 @@ import (
 // Baton leads; a figure only one side has gets no ratio.
 func TestComparePeersOrientsTheRatio(t *testing.T) {
 	r := &Report{
-		Ingest:  &IngestResult{Rows: []IngestRow{{Batch: 1, Delivered: 1000}, {Batch: 100, Delivered: 50000}}},
-		Latency: &LatencyResult{Rows: []LatencyRow{{Rate: 1000, Sustained: true, Terminal: Percentiles{P99: 4}}}},
+		Ingest: &IngestResult{Rows: []IngestRow{{Batch: 1, Delivered: 1000}, {Batch: 100, Delivered: 50000}}},
+		Latency: &LatencyResult{Rows: []LatencyRow{{Rate: 1000, Sustained: true, Terminal: Percentiles{P99: 4}},
+			{Rate: 10000, Terminal: Percentiles{P99: 100}}}},
 		Fanout: &FanoutResult{Rows: []FanoutRow{
 			{Server: "baton", Writer: SSEWriters[0], Terminals: 1000, Best: 600000, IdleKB: 8,
 				Steps: []FanoutStep{{Rate: 5, Latency: Percentiles{P99: 10}}}},
@@ -26,7 +27,7 @@ func TestComparePeersOrientsTheRatio(t *testing.T) {
 		}},
 		Peers: []PeerResult{{Peer: "nats",
 			Ingest:  []IngestRow{{Batch: 1, Delivered: 4000}, {Batch: 100, Delivered: 25000}, {Batch: 10, Delivered: 9}},
-			Latency: []LatencyRow{{Rate: 1000, Terminal: Percentiles{P99: 8}}},
+			Latency: []LatencyRow{{Rate: 1000, Terminal: Percentiles{P99: 8}}, {Rate: 10000, Terminal: Percentiles{P99: 400}}},
 			Fanout: []FanoutRow{{Server: "nats", Terminals: 1000, Best: 300000, IdleKB: 48,
 				Steps: []FanoutStep{{Rate: 5, Latency: Percentiles{P99: 5}}}}},
 		}},
@@ -40,6 +41,7 @@ func TestComparePeersOrientsTheRatio(t *testing.T) {
 		"ingest to a terminal, batch 100, idempotency on": 2,
 		"ingest to a terminal, batch 10, idempotency on":  0, // Baton did not run batch 10
 		"latency p99 at 1000 items/s, 100 terminals":      2,
+		"latency p99 at 10000 items/s, 100 terminals":     0, // neither sustained the rate: no ratio
 		"fan-out to 1000 terminals, p99 < 100 ms":         2,
 		"memory per idle terminal (1000)":                 6,
 		"fan-out to 1000 terminals, p99 at 5 items/s":     0.5,
