@@ -87,8 +87,18 @@ type peerWatch struct {
 	leases func() []baton.NodeLease
 	// members reads the membership (the peers' addresses).
 	members func(ctx context.Context) ([]baton.Member, error)
-	// gone ends the node lease of a peer found gone.
+	// gone ends the node lease of a peer found gone. Its context is the
+	// watch's run's, not the watch's own: the end's first write makes the
+	// node lease not live, the next scan stops its watch, and a watch's
+	// context cancelled then cut the rest of the end short. On Redis
+	// Cluster that rest ends every bucket's copy of the node lease; cut,
+	// the copies kept the peer's topics held until they lapsed, with no
+	// signal when they did, and the standbys parked behind it stayed
+	// parked (integration TestClusterKillNode, about one run in five on a
+	// loaded machine).
 	gone func(ctx context.Context, nl baton.NodeLease)
+	// life is run's context, for gone.
+	life context.Context
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 	// pause waits d or until ctx ends (sleep; tests record it).
 	pause func(ctx context.Context, d time.Duration)
@@ -149,6 +159,7 @@ func watchable(addr string) bool {
 // run compares the watches with the live node leases every peerScan until
 // ctx ends, then waits for its watches.
 func (p *peerWatch) run(ctx context.Context) {
+	p.life = ctx
 	p.mu.Lock()
 	p.watches = make(map[peerKey]context.CancelFunc)
 	if p.held == nil {
@@ -278,7 +289,7 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 				c.Close()
 				p.log.Info("peer watch: another process answers at the peer's address: the one watched is gone; ending its node lease",
 					"peer", k.node, "epoch", k.epoch, "addr", addr)
-				p.gone(ctx, baton.NodeLease{Node: k.node, Epoch: k.epoch})
+				p.gone(p.life, baton.NodeLease{Node: k.node, Epoch: k.epoch})
 				return
 			case ok:
 				held, inst, failed = true, got, 0
@@ -306,7 +317,7 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 			if ctx.Err() == nil {
 				p.log.Info("peer watch: the peer's address refuses connections: its process is gone; ending its node lease",
 					"peer", k.node, "epoch", k.epoch, "addr", addr)
-				p.gone(ctx, baton.NodeLease{Node: k.node, Epoch: k.epoch})
+				p.gone(p.life, baton.NodeLease{Node: k.node, Epoch: k.epoch})
 			}
 			return
 		case errors.Is(err, errHandshake):

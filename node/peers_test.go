@@ -86,6 +86,8 @@ type watchRun struct {
 	live   atomic.Bool
 	cancel context.CancelFunc
 	done   chan struct{}
+	// onGone, if set, runs in gone with its context, before gone reports.
+	onGone atomic.Pointer[func(context.Context)]
 }
 
 // startWatch runs a peer watch of node "b" (epoch 7) at addr, as node "a".
@@ -110,7 +112,12 @@ func startWatchTLS(t *testing.T, addr string, tlsOn bool) *watchRun {
 		members: func(context.Context) ([]baton.Member, error) {
 			return []baton.Member{{Node: "a", Addr: "127.0.0.1:1"}, {Node: "b", Addr: addr}}, nil
 		},
-		gone: func(_ context.Context, nl baton.NodeLease) { r.gone <- nl },
+		gone: func(ctx context.Context, nl baton.NodeLease) {
+			if f := r.onGone.Load(); f != nil {
+				(*f)(ctx)
+			}
+			r.gone <- nl
+		},
 		dial: func(ctx context.Context, a string) (net.Conn, error) {
 			r.dials.Add(1)
 			return dial(ctx, a)
@@ -173,6 +180,33 @@ func TestPeerWatchEndsGone(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPeerWatchEndOutlivesTheWatch: ending a gone peer's node lease is not
+// cut short when its first write makes the lease not live and the next
+// scan stops the watch that found it gone. Cut, the end of the copies of
+// the lease on Redis Cluster failed ("context canceled") and the peer's
+// topics stayed held until the copies lapsed, with no signal then.
+func TestPeerWatchEndOutlivesTheWatch(t *testing.T) {
+	p := newFakePeer(t, 0)
+	r := startWatch(t, p.ln.Addr().String())
+	p.waitHeld(t)
+	errc := make(chan error, 1)
+	f := func(ctx context.Context) {
+		r.live.Store(false) // the end's first write: the lease is not live
+		poll.True(t, 10*time.Second, "the scan stopping the watch", func() bool {
+			r.w.mu.Lock()
+			defer r.w.mu.Unlock()
+			return len(r.w.watches) == 0
+		})
+		errc <- ctx.Err()
+	}
+	r.onGone.Store(&f)
+	p.die()
+	r.wantGone(t, "the gone peer's node lease")
+	if err := <-errc; err != nil {
+		t.Errorf("the end's context after the watch stopped: %v, want still live", err)
+	}
 }
 
 // tlsListen listens with TLS on 127.0.0.1, with a certificate of a fresh CA.
