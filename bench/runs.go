@@ -189,26 +189,22 @@ func median(values []float64, higher bool) float64 {
 // that a run lacks (its scenario failed) is left out of that run's values.
 func mediansOf(runs []*Report) *Medians {
 	m := &Medians{Runs: len(runs)}
-	type acc struct {
-		m   Median
-		idx map[int]bool
-	}
 	var order []string
-	byName := map[string]*acc{}
+	byName := map[string]*Median{}
 	for _, r := range runs {
 		for _, f := range r.figures() {
-			a := byName[f.Name]
-			if a == nil {
-				a = &acc{m: Median{Name: f.Name, Unit: f.Unit, Higher: f.Higher}}
-				byName[f.Name] = a
+			md := byName[f.Name]
+			if md == nil {
+				md = &Median{Name: f.Name, Unit: f.Unit, Higher: f.Higher}
+				byName[f.Name] = md
 				order = append(order, f.Name)
 			}
-			a.m.Values = append(a.m.Values, f.Value)
-			a.m.Failed = append(a.m.Failed, f.Failed)
+			md.Values = append(md.Values, f.Value)
+			md.Failed = append(md.Failed, f.Failed)
 		}
 	}
 	for _, name := range order {
-		md := byName[name].m
+		md := *byName[name]
 		i := medianOf(md.Values, md.Failed, md.Higher)
 		md.Median, md.MedianFailed = md.Values[i], md.Failed[i]
 		m.Figures = append(m.Figures, md)
@@ -284,6 +280,27 @@ func figureText(v float64, failed bool) string {
 	return s
 }
 
+// eachRun is the figure of every run, for people.
+func (f Median) eachRun() string {
+	each := make([]string, len(f.Values))
+	for i, v := range f.Values {
+		each[i] = figureText(v, f.Failed[i])
+	}
+	return strings.Join(each, " / ")
+}
+
+// eachRun is every run's advantage, starred where a side did not hold.
+func (c CompareMedian) eachRun() string {
+	each := make([]string, len(c.Advantages))
+	for i, a := range c.Advantages {
+		each[i] = advText(a)
+		if !c.Held[i] {
+			each[i] += "*"
+		}
+	}
+	return strings.Join(each, " / ")
+}
+
 func (m *Medians) print(w io.Writer) {
 	if m == nil {
 		return
@@ -292,20 +309,12 @@ func (m *Medians) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "figure\tunit\teach run\tmedian\t\n")
 	for _, f := range m.Figures {
-		var each []string
-		for i, v := range f.Values {
-			each = append(each, figureText(v, f.Failed[i]))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", f.Name, f.Unit, strings.Join(each, " / "), figureText(f.Median, f.MedianFailed))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", f.Name, f.Unit, f.eachRun(), figureText(f.Median, f.MedianFailed))
 	}
 	if len(m.Compare) > 0 {
 		fmt.Fprintf(tw, "\nbeside the peers\tBaton (median)\tpeer (median)\tadvantage, each run\tmedian\t\n")
 		for _, c := range m.Compare {
-			var each []string
-			for i, a := range c.Advantages {
-				each = append(each, advText(a)+map[bool]string{false: "*"}[c.Held[i]])
-			}
-			fmt.Fprintf(tw, "%s: %s (%s)\t%s\t%s\t%s\t%s\t\n", c.Peer, c.Figure, c.Unit, num(c.Baton), num(c.Value), strings.Join(each, " / "), advText(c.Advantage))
+			fmt.Fprintf(tw, "%s: %s (%s)\t%s\t%s\t%s\t%s\t\n", c.Peer, c.Figure, c.Unit, num(c.Baton), num(c.Value), c.eachRun(), advText(c.Advantage))
 		}
 	}
 	tw.Flush()
@@ -325,20 +334,12 @@ func (m *Medians) markdown(w io.Writer) {
 	fmt.Fprintf(w, "\n## Medians of %d runs\n\nEach run is a whole bench on fresh servers; the sections above are the last run's. A figure marked * did not hold in that run (a rate not sustained, no fan-out step passed, items missing) and ranks below every figure that did.\n\n", m.Runs)
 	fmt.Fprintln(w, "| figure | unit | each run | median |\n|---|---|---|---:|")
 	for _, f := range m.Figures {
-		var each []string
-		for i, v := range f.Values {
-			each = append(each, figureText(v, f.Failed[i]))
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", f.Name, f.Unit, strings.Join(each, " / "), figureText(f.Median, f.MedianFailed))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", f.Name, f.Unit, f.eachRun(), figureText(f.Median, f.MedianFailed))
 	}
 	if len(m.Compare) > 0 {
 		fmt.Fprintln(w, "\nBeside the peers: each run's advantage is Baton's figure over the peer's (the peer's over Baton's where less is better) in that run; above 1 Baton leads; * a run where a side did not sustain the rate.\n\n| peer | figure | Baton, median | peer, median | advantage, each run | median |\n|---|---|---:|---:|---|---:|")
 		for _, c := range m.Compare {
-			var each []string
-			for i, a := range c.Advantages {
-				each = append(each, advText(a)+map[bool]string{false: "*"}[c.Held[i]])
-			}
-			fmt.Fprintf(w, "| %s | %s (%s) | %s | %s | %s | %s |\n", c.Peer, c.Figure, c.Unit, num(c.Baton), num(c.Value), strings.Join(each, " / "), advText(c.Advantage))
+			fmt.Fprintf(w, "| %s | %s (%s) | %s | %s | %s | %s |\n", c.Peer, c.Figure, c.Unit, num(c.Baton), num(c.Value), c.eachRun(), advText(c.Advantage))
 		}
 	}
 	fmt.Fprintln(w, "\n| target | goal | met | each run |\n|---|---|---|---|")

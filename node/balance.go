@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -290,25 +291,16 @@ func (n *Node) handOver(k int) int {
 	}
 	cooldown := max(n.cfg.TTL, time.Second)
 	n.mu.Lock()
-	topics := make([]string, 0, len(n.active))
+	els := make(map[string]*elector.Elector, len(n.active))
 	for topic := range n.active {
-		if n.electors[topic] != nil {
-			topics = append(topics, topic)
-		}
-	}
-	n.mu.Unlock()
-	topics = n.commits.idlest(topics, k)
-	n.mu.Lock()
-	var els []*elector.Elector
-	for _, topic := range topics {
 		if e := n.electors[topic]; e != nil {
-			els = append(els, e)
+			els[topic] = e
 		}
 	}
 	n.mu.Unlock()
 	handed := 0
-	for _, e := range els {
-		if e.Handoff(cooldown) {
+	for _, topic := range n.commits.idlest(slices.Collect(maps.Keys(els)), k) {
+		if els[topic].Handoff(cooldown) {
 			handed++
 		}
 	}
