@@ -302,3 +302,37 @@ type RecentPublished interface {
 type RecentLock interface {
 	RecentLock(topic string) (holder string, epoch uint64, ok bool)
 }
+
+// AppendPublisher is implemented by engines that can publish items in the
+// write that appends them (SQLite: docs/architecture.md, "The path of one
+// item"). On a node that holds a topic's lease and takes its items, an item
+// then costs one write transaction (one fsync, one turn of the file's write
+// lock) instead of two, and no read of the queue and no wake-up of the
+// publisher lie between its append and its publication.
+//
+// Contract: while registered by PublishOnAppend, p is offered the items
+// every Append through this handle adds to topic (after they are written,
+// before the write ends). A commit p returns from Propose is made in the
+// same write, exactly as Publications.Commit would make it: fenced on the
+// lease and the cursor, its leaves, snapshot, cursor and checkpoint
+// written; a refusal (fenced, cursor moved) undoes the commit, never the
+// append. Settled is then told the outcome once the write has ended: the
+// new cursor, or why the commit was not made. An append whose items were
+// all published in its write signals SignalCommit in this process, not
+// SignalAppend: the publisher it would wake has them (other processes
+// hear both). stop ends the registration if p is still the one registered.
+type AppendPublisher interface {
+	PublishOnAppend(topic string, p Proposer) (stop func())
+}
+
+// Proposer is the lease holder's publisher as an AppendPublisher sees it.
+type Proposer interface {
+	// Propose is offered items just appended to the topic (contiguous, in
+	// seq order) and returns the commit to make with them in the same
+	// write, or false to leave them to a later Commit. It runs with the
+	// store's write lock held: it must not block or call the store.
+	Propose(items []Item) (Commit, bool)
+	// Settled is told, once the write has ended, the outcome of every
+	// commit Propose returned: the new cursor, or the error.
+	Settled(c Commit, cur Cursor, err error)
+}

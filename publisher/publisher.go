@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -119,11 +121,48 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		return err
 	}
 	log.Info("publishing", "after_seq", cur.Seq)
-	resumed := func() { // o.Resumed, once
-		if o.Resumed != nil {
-			o.Resumed()
-			o.Resumed = nil
+	// resumed calls o.Resumed once, from whichever goroutine made the
+	// first commit (a commit on append is made on the append's).
+	var resumeOnce sync.Once
+	var isResumed atomic.Bool
+	resumed := func() {
+		resumeOnce.Do(func() {
+			isResumed.Store(true)
+			if o.Resumed != nil {
+				o.Resumed()
+			}
+		})
+	}
+	// committed is the bookkeeping of every successful commit.
+	committed := func(c baton.Commit, cur baton.Cursor) {
+		if o.Ledger != nil {
+			o.Ledger.Committed(c.Leaves(), c.Checkpoint)
 		}
+		if o.OnCommit != nil {
+			o.OnCommit(cur, len(c.Items))
+		}
+		if o.OnPublished != nil {
+			o.OnPublished(c.Published())
+		}
+		resumed()
+	}
+	checkpoint := func() *baton.Checkpoint {
+		if o.Ledger != nil {
+			return o.Ledger.Checkpoint()
+		}
+		return nil
+	}
+	// A store that publishes on append is handed the commits of the items
+	// appended through this process while the loop waits (onappend.go).
+	var fa *onAppend
+	if ap, ok := st.(baton.AppendPublisher); ok {
+		fa = &onAppend{lease: lease, batch: o.Batch, clock: o.Clock, checkpoint: checkpoint, done: committed}
+		stop := ap.PublishOnAppend(topic, fa)
+		defer func() {
+			stop()
+			fa.busy() // the commit in flight, if any, settles before Run returns
+		}()
+		checkpoint = fa.takeCheckpoint
 	}
 	began := o.Clock.Now()
 
@@ -178,7 +217,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		if len(items) == 0 {
 			var waited <-chan time.Time
 			stop := func() bool { return false }
-			if o.Resumed != nil {
+			if !isResumed.Load() && o.Resumed != nil {
 				if left := o.ResumeWait - o.Clock.Now().Sub(began); left > 0 {
 					w := o.Clock.NewTimer(left)
 					waited, stop = w.C(), w.Stop
@@ -187,6 +226,12 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 				}
 			}
 			poll.Reset(o.Poll)
+			// Caught up: the appends through this process may publish
+			// on their own now, once the cursor's check is done.
+			rested := fa != nil && o.Checked == nil
+			if rested {
+				fa.rest(cur)
+			}
 			select {
 			case <-ctx.Done():
 				stop()
@@ -197,6 +242,9 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 				resumed()
 			}
 			stop()
+			if rested {
+				cur = fa.busy()
+			}
 			continue
 		}
 		if len(items) == asked {
@@ -208,10 +256,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 				ahead <- itemsRead{its, err}
 			}()
 		}
-		var cp *baton.Checkpoint
-		if o.Ledger != nil {
-			cp = o.Ledger.Checkpoint()
-		}
+		cp := checkpoint()
 		if o.Checked != nil {
 			select {
 			case err := <-o.Checked:
@@ -229,16 +274,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		switch {
 		case err == nil:
 			cur = next
-			if o.Ledger != nil {
-				o.Ledger.Committed(c.Leaves(), cp)
-			}
-			if o.OnCommit != nil {
-				o.OnCommit(cur, len(items))
-			}
-			if o.OnPublished != nil {
-				o.OnPublished(c.Published())
-			}
-			resumed()
+			committed(c, cur)
 		case errors.Is(err, baton.ErrLeaseLost):
 			// A fence refusal: logged once, here; the elector logs the
 			// step-down that follows ("lease ended", reason fenced).

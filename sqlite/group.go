@@ -116,8 +116,8 @@ func (g *appendGroup) commitNext(s *Store) {
 	// up, the others still want their items.
 	var ctx context.Context
 	var live [][]*appendReq
-	var names []string
-	var fns []func(ctx context.Context, tx *txn) (baton.Signal, error)
+	var fused []*fusedCommit
+	var fns []func(ctx context.Context, tx *txn) ([]change, error)
 	for _, topic := range topics {
 		var rs []*appendReq
 		for _, r := range byTopic[topic] {
@@ -134,13 +134,15 @@ func (g *appendGroup) commitNext(s *Store) {
 		if ctx == nil {
 			ctx = context.WithoutCancel(rs[0].ctx)
 		}
-		live, names, fns = append(live, rs), append(names, topic), append(fns, s.appendFn(topic, rs))
+		f := new(fusedCommit)
+		live, fused, fns = append(live, rs), append(fused, f), append(fns, s.appendFn(topic, rs, f))
 	}
 	if len(fns) > 0 {
 		ctx, cancel := context.WithTimeout(ctx, s.opts.BusyTimeout+5*time.Second)
-		errs := s.writeAll(ctx, names, fns)
+		errs := s.batch.doAll(ctx, fns...)
 		cancel()
 		for i, rs := range live {
+			fused[i].settle(errs[i])
 			for _, r := range rs {
 				if errs[i] != nil {
 					r.receipts, r.err = nil, errs[i]

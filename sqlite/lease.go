@@ -100,8 +100,11 @@ func (s *Store) begin(ctx context.Context, db *sql.DB, wait, maxWait time.Durati
 // write already put in the log itself (a node lease ending logs its
 // topics' in one statement).
 type change struct {
-	topic  string
-	sig    baton.Signal
+	topic string
+	sig   baton.Signal
+	// quiet are the signals of sig logged for the other processes but
+	// not raised in this one (an append published in its write, fused.go).
+	quiet  baton.Signal
 	logged bool
 	// holder and epoch name an acquisition's new lock (recentlock.go).
 	holder string
@@ -143,7 +146,7 @@ func (s *Store) signalled(cs []change) {
 			continue
 		}
 		s.heardLock(c.topic, c.sig, c.holder, c.epoch)
-		s.sig.Notify(c.topic, c.sig)
+		s.sig.Notify(c.topic, c.sig&^c.quiet)
 		if !rang && s.bell != nil {
 			s.bell.ring()
 			rang = true

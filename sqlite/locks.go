@@ -97,17 +97,6 @@ func (s *Store) write(ctx context.Context, topic string, fn func(ctx context.Con
 	return s.batch.do(ctx, topicWrite(topic, fn))
 }
 
-// writeAll is write for several topics at once (fns[i] writes topics[i]),
-// in one batch as far as its bound allows; each succeeds or fails on its
-// own.
-func (s *Store) writeAll(ctx context.Context, topics []string, fns []func(ctx context.Context, tx *txn) (baton.Signal, error)) []error {
-	ws := make([]func(ctx context.Context, tx *txn) ([]change, error), len(fns))
-	for i, fn := range fns {
-		ws[i] = topicWrite(topics[i], fn)
-	}
-	return s.batch.doAll(ctx, ws...)
-}
-
 func topicWrite(topic string, fn func(ctx context.Context, tx *txn) (baton.Signal, error)) func(ctx context.Context, tx *txn) ([]change, error) {
 	return func(ctx context.Context, tx *txn) ([]change, error) {
 		sig, err := fn(ctx, tx)

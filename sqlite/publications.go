@@ -15,52 +15,67 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if err := c.Validate(); err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
 	}
-	last := c.Items[len(c.Items)-1]
 	var cur baton.Cursor
 	err := s.write(ctx, c.Topic, func(ctx context.Context, tx *txn) (baton.Signal, error) {
-		now := s.now()
-		lease := baton.Lease{Topic: c.Topic, Holder: c.Holder, Epoch: c.Epoch}
-		r, err := s.checkHeld(ctx, tx, lease, nanos(now))
+		var err error
+		cur, err = s.commitIn(ctx, tx, c, true)
 		if err != nil {
-			return 0, fmt.Errorf("commit: %w", err)
-		}
-		if r.cursorSeq != c.PrevSeq {
-			return 0, fmt.Errorf("commit %s: cursor at %d, not %d: %w", c.Topic, r.cursorSeq, c.PrevSeq, baton.ErrCursorMoved)
-		}
-		if last.Seq > r.lastSeq {
-			return 0, baton.Invalidf("items", "seq %d was never appended (last is %d)", last.Seq, r.lastSeq)
-		}
-		if err := checkHashes(ctx, tx, c); err != nil {
 			return 0, err
 		}
-		ins, err := tx.PrepareContext(ctx, qInsertLeaf)
-		if err != nil {
-			return 0, fmt.Errorf("commit: %w", wrapErr(err))
-		}
-		defer ins.Close()
-		for _, l := range c.Leaves() {
-			if _, err := ins.ExecContext(ctx, c.Topic, l.Seq, l.ItemHash[:], l.Epoch, l.Publisher, nanos(l.At)); err != nil {
-				return 0, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
-			}
-		}
-		if err := commitSnapshot(ctx, tx, c); err != nil {
-			return 0, err
-		}
-		if _, err := tx.ExecContext(ctx, qSetCursor,
-			last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
-			return 0, fmt.Errorf("commit: %w", wrapErr(err))
-		}
-		if cp := c.Checkpoint; cp != nil {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (topic, size, root, epoch, node, at, note)
-				SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? > (SELECT coalesce(max(size), 0) FROM checkpoints WHERE topic = ?)`,
-				c.Topic, cp.Size, cp.Root[:], cp.Epoch, cp.Node, nanos(now), cp.Note, cp.Size, c.Topic); err != nil {
-				return 0, fmt.Errorf("commit: store checkpoint: %w", wrapErr(err))
-			}
-		}
-		cur = baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch, UpdatedAt: fromNanos(nanos(now))}
 		return baton.SignalCommit, nil
 	})
 	return cur, err
+}
+
+// commitIn makes a validated commit in tx: Commit's write, and an append's
+// when its publisher proposed one (fused.go). check is whether to check
+// the commit's items against the queue: an append's own items, written in
+// tx, need no check.
+func (s *Store) commitIn(ctx context.Context, tx *txn, c baton.Commit, check bool) (baton.Cursor, error) {
+	last := c.Items[len(c.Items)-1]
+	now := s.now()
+	lease := baton.Lease{Topic: c.Topic, Holder: c.Holder, Epoch: c.Epoch}
+	r, err := s.checkHeld(ctx, tx, lease, nanos(now))
+	if err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
+	}
+	if r.cursorSeq != c.PrevSeq {
+		return baton.Cursor{}, fmt.Errorf("commit %s: cursor at %d, not %d: %w", c.Topic, r.cursorSeq, c.PrevSeq, baton.ErrCursorMoved)
+	}
+	if last.Seq > r.lastSeq {
+		return baton.Cursor{}, baton.Invalidf("items", "seq %d was never appended (last is %d)", last.Seq, r.lastSeq)
+	}
+	if check {
+		if err := checkHashes(ctx, tx, c); err != nil {
+			return baton.Cursor{}, err
+		}
+	}
+	ins, err := tx.PrepareContext(ctx, qInsertLeaf)
+	if err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit: %w", wrapErr(err))
+	}
+	defer ins.Close()
+	for _, l := range c.Leaves() {
+		if _, err := ins.ExecContext(ctx, c.Topic, l.Seq, l.ItemHash[:], l.Epoch, l.Publisher, nanos(l.At)); err != nil {
+			return baton.Cursor{}, fmt.Errorf("commit: append leaf %d: %w", l.Seq, wrapErr(err))
+		}
+	}
+	if err := commitSnapshot(ctx, tx, c); err != nil {
+		return baton.Cursor{}, err
+	}
+	if _, err := tx.ExecContext(ctx, qSetCursor,
+		last.Seq, last.Hash[:], c.Epoch, nanos(now), c.Topic); err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit: %w", wrapErr(err))
+	}
+	if cp := c.Checkpoint; cp != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (topic, size, root, epoch, node, at, note)
+			SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? > (SELECT coalesce(max(size), 0) FROM checkpoints WHERE topic = ?)`,
+			c.Topic, cp.Size, cp.Root[:], cp.Epoch, cp.Node, nanos(now), cp.Note, cp.Size, c.Topic); err != nil {
+			return baton.Cursor{}, fmt.Errorf("commit: store checkpoint: %w", wrapErr(err))
+		}
+	}
+	cur := baton.Cursor{Topic: c.Topic, Seq: last.Seq, Hash: last.Hash, Epoch: c.Epoch, UpdatedAt: fromNanos(nanos(now))}
+	return cur, nil
 }
 
 // Cursor implements baton.Publications.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,76 +23,105 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 
 // appendFn appends the updates of every request (all to one topic) in one
 // write, in order, as if each had been appended alone: each request's
-// receipts are set; an error fails them all (nothing is written).
-func (s *Store) appendFn(topic string, reqs []*appendReq) func(ctx context.Context, tx *txn) (baton.Signal, error) {
-	return func(ctx context.Context, tx *txn) (baton.Signal, error) {
-		var sig baton.Signal
-		// The topic's row is read first: an append to a topic that
-		// exists costs no insert.
-		var last uint64
-		err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
-		if errors.Is(err, sql.ErrNoRows) {
-			created, cerr := ensureTopic(ctx, tx, topic)
-			if cerr != nil {
-				return 0, cerr
-			}
-			if created {
-				sig |= baton.SignalTopic | baton.SignalLock
-			}
-			err = tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("append: %w", wrapErr(err))
-		}
-		// The msg id index decides: an insert that conflicts on it is a
-		// retry, and only then is the original looked up. A fresh update,
-		// the common case, costs one statement.
-		ins, err := tx.PrepareContext(ctx, qInsertItem)
-		if err != nil {
-			return 0, fmt.Errorf("append: %w", wrapErr(err))
-		}
-		defer ins.Close()
-		now := nanos(s.now())
-		first := last
-		for _, r := range reqs {
-			receipts := make([]baton.Receipt, len(r.updates))
-			inBatch := make(map[string]int, len(r.updates))
-			for i, u := range r.updates {
-				if j, ok := inBatch[u.MsgID]; ok {
-					receipts[i] = receipts[j]
-					receipts[i].Duplicate = true
-					continue
-				}
-				h := baton.HashItem(topic, u)
-				res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now, u.Deleted)
-				if err != nil {
-					return 0, fmt.Errorf("append: %w", wrapErr(err))
-				}
-				if n, err := res.RowsAffected(); err != nil {
-					return 0, fmt.Errorf("append: %w", wrapErr(err))
-				} else if n == 0 {
-					var seq uint64
-					var hb []byte
-					if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`, topic, u.MsgID).Scan(&seq, &hb); err != nil {
-						return 0, fmt.Errorf("append: look up msg id %q: %w", u.MsgID, wrapErr(err))
-					}
-					receipts[i] = baton.Receipt{Seq: seq, Hash: hashFrom(hb), MsgID: u.MsgID, Duplicate: true}
-					continue
-				}
-				last++
-				receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
-				inBatch[u.MsgID] = i
-			}
-			r.receipts = receipts
-		}
-		if last != first {
-			if _, err := tx.ExecContext(ctx, qSetLastSeq, last, topic); err != nil {
-				return 0, fmt.Errorf("append: %w", wrapErr(err))
-			}
-			sig |= baton.SignalAppend
-		}
-		return sig, nil
+// receipts are set; an error fails them all (nothing is written). The
+// items it adds are offered to the topic's publisher in this process, if
+// one is registered (fused.go), and f records the commit it proposed.
+func (s *Store) appendFn(topic string, reqs []*appendReq, f *fusedCommit) func(ctx context.Context, tx *txn) ([]change, error) {
+	return func(ctx context.Context, tx *txn) ([]change, error) {
+		sig, quiet, err := s.appendIn(ctx, tx, topic, reqs, f)
+		return []change{{topic: topic, sig: sig, quiet: quiet}}, err
 	}
+}
+
+// appendIn is appendFn's write. quiet are the signals not to raise in
+// this process (see baton.AppendPublisher).
+func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*appendReq, f *fusedCommit) (sig, quiet baton.Signal, _ error) {
+	fail := func(err error) (baton.Signal, baton.Signal, error) { return 0, 0, err }
+	// The topic's row is read first: an append to a topic that exists
+	// costs no insert.
+	var last uint64
+	err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		created, cerr := ensureTopic(ctx, tx, topic)
+		if cerr != nil {
+			return fail(cerr)
+		}
+		if created {
+			sig |= baton.SignalTopic | baton.SignalLock
+		}
+		err = tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("append: %w", wrapErr(err)))
+	}
+	// The msg id index decides: an insert that conflicts on it is a retry,
+	// and only then is the original looked up. A fresh update, the common
+	// case, costs one statement.
+	ins, err := tx.PrepareContext(ctx, qInsertItem)
+	if err != nil {
+		return fail(fmt.Errorf("append: %w", wrapErr(err)))
+	}
+	defer ins.Close()
+	now := nanos(s.now())
+	first := last
+	// added are the items written, for the topic's publisher here, if it
+	// has registered (fused.go).
+	var added []baton.Item
+	offer := s.fused.proposer(topic) != nil
+	for _, r := range reqs {
+		receipts := make([]baton.Receipt, len(r.updates))
+		inBatch := make(map[string]int, len(r.updates))
+		for i, u := range r.updates {
+			if j, ok := inBatch[u.MsgID]; ok {
+				receipts[i] = receipts[j]
+				receipts[i].Duplicate = true
+				continue
+			}
+			h := baton.HashItem(topic, u)
+			res, err := ins.ExecContext(ctx, topic, last+1, u.ID, []byte(u.Value), u.MsgID, h[:], now, u.Deleted)
+			if err != nil {
+				return fail(fmt.Errorf("append: %w", wrapErr(err)))
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fail(fmt.Errorf("append: %w", wrapErr(err)))
+			} else if n == 0 {
+				var seq uint64
+				var hb []byte
+				if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM items WHERE topic = ? AND msg_id = ?`, topic, u.MsgID).Scan(&seq, &hb); err != nil {
+					return fail(fmt.Errorf("append: look up msg id %q: %w", u.MsgID, wrapErr(err)))
+				}
+				receipts[i] = baton.Receipt{Seq: seq, Hash: hashFrom(hb), MsgID: u.MsgID, Duplicate: true}
+				continue
+			}
+			last++
+			receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
+			inBatch[u.MsgID] = i
+			if offer {
+				it := baton.Item{Topic: topic, Seq: last, ID: u.ID, MsgID: u.MsgID, Hash: h, IngestedAt: fromNanos(now), Deleted: u.Deleted}
+				if u.Value != nil {
+					it.Value = append(json.RawMessage{}, u.Value...)
+				}
+				added = append(added, it)
+			}
+		}
+		r.receipts = receipts
+	}
+	if last == first {
+		return sig, 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, qSetLastSeq, last, topic); err != nil {
+		return fail(fmt.Errorf("append: %w", wrapErr(err)))
+	}
+	sig |= baton.SignalAppend
+	published, err := s.publishOnAppend(ctx, tx, topic, added, f)
+	if err != nil {
+		return fail(err)
+	}
+	if published {
+		sig |= baton.SignalCommit
+		quiet = baton.SignalAppend
+	}
+	return sig, quiet, nil
 }
 
 func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) error {

@@ -92,8 +92,9 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	closed    atomic.Bool
-	writes    writesInFlight // see fence.go
-	appends   appendGroup    // see group.go
+	writes    writesInFlight  // see fence.go
+	appends   appendGroup     // see group.go
+	fused     fusedPublishers // see fused.go
 	closeOnce sync.Once
 	closeErr  error
 }
