@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +51,23 @@ func openLoop(b *testing.B, nodes int, rate float64) {
 	}
 	l := acquireForBench(b, hs[0], "t")
 	pubDone := make(chan error, 1)
-	go func() { pubDone <- publisher.Run(ctx, hs[0], l, publisher.Options{}) }()
+	// pubOwn and pubOther: from due time to the publisher's commit, for
+	// the items appended through its own handle and through the others.
+	pubOwn := hdrhistogram.New(1, int64(10*time.Second), 3)
+	pubOther := hdrhistogram.New(1, int64(10*time.Second), 3)
+	onPublished := func(ps []baton.Published) {
+		now := time.Now().UnixNano()
+		for _, p := range ps {
+			due, _ := strconv.ParseInt(string(p.Value), 10, 64)
+			k, _ := strconv.Atoi(strings.TrimPrefix(p.MsgID, "m-"))
+			if k%nodes == 0 {
+				pubOwn.RecordValue(now - due)
+			} else {
+				pubOther.RecordValue(now - due)
+			}
+		}
+	}
+	go func() { pubDone <- publisher.Run(ctx, hs[0], l, publisher.Options{OnPublished: onPublished}) }()
 	defer func() { cancel(); <-pubDone }()
 
 	// Every handle renews a node lease every 100 ms, as a node does
@@ -145,6 +162,11 @@ func openLoop(b *testing.B, nodes int, rate float64) {
 	b.ReportMetric(ms(acked.ValueAtQuantile(99)), "ack-p99-ms")
 	b.ReportMetric(ms(delivered.ValueAtQuantile(50)), "read-p50-ms")
 	b.ReportMetric(ms(delivered.ValueAtQuantile(99)), "read-p99-ms")
+	b.ReportMetric(ms(pubOwn.ValueAtQuantile(50)), "pub-own-p50-ms")
+	if nodes > 1 {
+		b.ReportMetric(ms(pubOther.ValueAtQuantile(50)), "pub-other-p50-ms")
+		b.ReportMetric(ms(pubOther.ValueAtQuantile(99)), "pub-other-p99-ms")
+	}
 	// The process's CPU per item (every handle's): what the hand-off of
 	// the write lock costs in tries, and what a loaded machine distorts
 	// least.
