@@ -270,6 +270,23 @@ func (e *Elector) park(holder string) bool {
 	return true
 }
 
+// parkOrWait parks a standby whose lock st says is held elsewhere
+// (reporting true), unless the lock is held under a node lease that the
+// session knows has ended: a copy of it that the end did not reach (Redis
+// Cluster, an unreachable bucket), which lapses with no signal to wake a
+// parked standby. Then it sets t to read the lock again once st's lease
+// has lapsed, and reports false.
+func (e *Elector) parkOrWait(st baton.LockState, t baton.Timer) bool {
+	l := st.Lease
+	if !e.cfg.Session.Ended(l.Holder, l.NodeEpoch) {
+		return e.park(l.Holder)
+	}
+	e.log.Debug("lock held under an ended node lease: reading it again when it lapses",
+		"holder", l.Holder, "node_epoch", l.NodeEpoch, "remaining", l.Remaining)
+	t.Reset(max(l.Remaining, 10*time.Millisecond) + time.Millisecond)
+	return false
+}
+
 // heard is the holder and epoch of the lock as the store last heard of
 // them (baton.RecentLock), if it can say.
 func (e *Elector) heard() (holder string, epoch uint64, ok bool) {
@@ -398,7 +415,7 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 			// Held elsewhere: its release, or the end of its holder's node
 			// lease (which a Session turns into records), signals the lock
 			// (kick). Wait for it with no goroutine.
-			if e.park(st.Lease.Holder) {
+			if e.parkOrWait(st, t) {
 				return baton.Lease{}, nil, false
 			}
 			continue
@@ -445,7 +462,7 @@ func (e *Elector) standby(ctx context.Context, cooldown time.Duration) (baton.Le
 				}
 				// Held elsewhere, as this read says: park now, not after
 				// one more read that would say the same.
-				if e.park(st.Lease.Holder) {
+				if e.parkOrWait(st, t) {
 					return baton.Lease{}, nil, false
 				}
 				continue

@@ -667,3 +667,77 @@ func parkBehindNamedHolder(t *testing.T, heard bool) {
 		t.Fatal("b stepped down")
 	}
 }
+
+// staleCopy is a store that, once stale is set, keeps showing topic's lock
+// held under that lease, and refuses to let it be taken, until the clock
+// passes until: a copy of the holder's ended node lease that the end did
+// not reach (Redis Cluster, an unreachable bucket), which lapses with no
+// signal at all.
+type staleCopy struct {
+	elector.Store
+	clock baton.Clock
+	mu    sync.Mutex
+	lease baton.Lease
+	until time.Time
+}
+
+func (s *staleCopy) stale(topic string) (baton.Lease, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	left := s.until.Sub(s.clock.Now())
+	if s.lease.Topic != topic || left <= 0 {
+		return baton.Lease{}, false
+	}
+	l := s.lease
+	l.Remaining = left
+	return l, true
+}
+
+func (s *staleCopy) Lock(ctx context.Context, topic string) (baton.LockState, error) {
+	if l, ok := s.stale(topic); ok {
+		return baton.LockState{Topic: topic, Held: true, Lease: l}, nil
+	}
+	return s.Store.Lock(ctx, topic)
+}
+
+func (s *staleCopy) Acquire(ctx context.Context, topic string, nl baton.NodeLease) (baton.Lease, error) {
+	if _, ok := s.stale(topic); ok {
+		return baton.Lease{}, baton.ErrLeaseHeld
+	}
+	return s.Store.Acquire(ctx, topic, nl)
+}
+
+// TestStandbyWaitsOutAStaleCopy: when a crashed node's lease ended but a
+// copy of it still holds the topic's lock (the end of the copy failed), the
+// standby woken by the end does not park behind the dead node, where no
+// signal would ever reach it: it reads the lock again when the copy lapses,
+// and takes the topic (docs/reliability.md, "Redis Cluster: a copy the end
+// did not reach").
+func TestStandbyWaitsOutAStaleCopy(t *testing.T) {
+	clock := newClock()
+	st := memstore.New(clock)
+	fa := &flaky{Store: st}
+	sa := session(t, fa, clock, "a", ttl)
+	a, _ := start(t, fa, clock, sa, "t")
+	eventually(t, clock, 0, "a active", func() bool { return role(a) == baton.RoleActive })
+	_, held := a.Role()
+
+	sc := &staleCopy{Store: st, clock: clock}
+	sb, b := wakingSession(t, sc, clock, "b")
+	eb, _ := start(t, sc, clock, sb, "t")
+	b.Store(eb)
+	poll.True(t, 10*time.Second, "b's standby to park", eb.Parked)
+
+	// a crashes; one copy of its node lease outlives its end by 3 TTLs.
+	sc.mu.Lock()
+	sc.lease, sc.until = held, clock.Now().Add(4*ttl)
+	sc.mu.Unlock()
+	fa.cut.Store(true)
+	eventually(t, clock, ttl/10, "b active once the stale copy lapsed", func() bool { return role(eb) == baton.RoleActive })
+	if _, l := eb.Role(); l.Holder != "b" {
+		t.Fatalf("b's lease is held by %q", l.Holder)
+	}
+	if clock.Now().Before(sc.until) {
+		t.Fatalf("b took the topic %v before the stale copy lapsed", sc.until.Sub(clock.Now()))
+	}
+}

@@ -224,6 +224,28 @@ func (s *Session) Leases() []baton.NodeLease {
 	return out
 }
 
+// Ended reports whether node's lease of the given epoch is known to have
+// ended: the session's last read of the node leases, made after node's
+// lease began, does not list it, or lists it lapsed. A topic lock still held under it is a copy
+// that its end did not reach (Redis Cluster's copies of a node lease in
+// each bucket, when a bucket was unreachable: docs/reliability.md), which
+// lapses on its own with no signal. Before the first read, and for epoch
+// 0, it says false.
+func (s *Session) Ended(node string, epoch uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readAt.IsZero() || epoch == 0 {
+		return false
+	}
+	age := s.cfg.Clock.Now().Sub(s.readAt)
+	for _, nl := range s.others {
+		if nl.Node == node && nl.Epoch == epoch {
+			return nl.Remaining-age <= 0 // listed, but lapsed since
+		}
+	}
+	return true
+}
+
 // Changed returns a channel closed at the next change of Current.
 func (s *Session) Changed() <-chan struct{} {
 	s.mu.Lock()
