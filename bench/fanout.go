@@ -177,6 +177,11 @@ func fanoutRamp(ctx context.Context, e *env, p plan, t fanTarget, n int) (Fanout
 func rampOn(ctx context.Context, logf func(string, ...any), p plan, row FanoutRow, pid int, ps Sender,
 	connect func(context.Context) (*terminals, error), pad string) (FanoutRow, error) {
 	label, n := row.label(), row.Terminals
+	// One item first, with no terminal, so that the server's first write
+	// (store caches, its ledger copy) is not counted as the terminals'.
+	if err := ps.Send(ctx, Batch{Src: "pre", First: time.Now().UnixNano(), Due: []int64{1}, Pad: pad}); err != nil {
+		return row, fmt.Errorf("first item: %w", err)
+	}
 	time.Sleep(300 * time.Millisecond)
 	var err error
 	if row.RSSBeforeKB, err = rssKB(pid); err != nil {
