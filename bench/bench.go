@@ -297,7 +297,7 @@ func runOnce(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	p := planFor(c.Quick)
 	host, _ := os.Hostname()
 	r := &Report{
-		Command: c.Command, Engine: e.engine, Quick: c.Quick, TLS: c.TLS, Started: start.UTC(),
+		Command: c.Command, Engine: e.engine, SQLiteSync: e.sync, Quick: c.Quick, TLS: c.TLS, Started: start.UTC(),
 		Host:       Host{Name: host, CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()},
 		LeaseTTLms: float64(c.LeaseTTL.Milliseconds()), ItemSize: c.ItemSize, Scenarios: c.Scenarios,
 	}

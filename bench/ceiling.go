@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +53,7 @@ func runCeilings(ctx context.Context, e *env, p plan, r *Report) error {
 			res.Store = fmt.Sprintf("pipelined XADD (go-redis, %d concurrent pipelines of the batch size)", e.cfg.Sources)
 			n, err = ceilingXAdd(ctx, e, b, pad, p.ingestDur)
 		} else {
-			res.Store = "batched INSERT into Baton's items table and indexes (one transaction per batch, WAL, synchronous=FULL)"
+			res.Store = "batched INSERT into Baton's items table and indexes (one transaction per batch, WAL, synchronous=" + strings.ToUpper(e.sync) + ")"
 			n, err = ceilingSQLite(ctx, e, b, pad, p.ingestDur)
 		}
 		if err != nil {
@@ -178,9 +179,9 @@ func ceilingXAdd(ctx context.Context, e *env, batch int, pad string, dur time.Du
 
 func ceilingSQLite(ctx context.Context, e *env, batch int, pad string, dur time.Duration) (float64, error) {
 	path := filepath.Join(e.dir, "ceiling-"+strconv.Itoa(batch)+".db")
-	// The pragmas of sqlite.Open: WAL, synchronous=FULL, an immediate
-	// transaction per write.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(full)&_pragma=foreign_keys(off)&_txlock=immediate"
+	// The pragmas of sqlite.Open: WAL, the nodes' synchronous level, an
+	// immediate transaction per write.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + e.sync + ")&_pragma=foreign_keys(off)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return 0, err

@@ -31,10 +31,13 @@ type env struct {
 	cfg    Config
 	dir    string
 	engine string // "sqlite" or "redis"
-	base   string // the Redis URL (given or started), for engine "redis"
-	redis  *exec.Cmd
-	nonce  string
-	logf   func(string, ...any)
+	// sync is SQLite's synchronous level for the nodes and the ceiling:
+	// "full" (serve's default) or "normal" (--store sqlite?sync=normal).
+	sync  string
+	base  string // the Redis URL (given or started), for engine "redis"
+	redis *exec.Cmd
+	nonce string
+	logf  func(string, ...any)
 	// tls is what clients trust when the nodes serve TLS (Config.TLS),
 	// tlsArgs the nodes' --tls-cert and --tls-key; nil when plain HTTP.
 	tls     *tls.Config
@@ -65,7 +68,15 @@ func newEnv(ctx context.Context, cfg Config, logf func(string, ...any)) (*env, e
 	e := &env{cfg: cfg, dir: dir, logf: logf, nonce: strconv.FormatInt(time.Now().UnixNano()%1_000_000_000, 36)}
 	switch s := cfg.Store; {
 	case s == "" || s == "sqlite":
+		e.engine, e.sync = "sqlite", "full"
+	case strings.HasPrefix(s, "sqlite?"):
 		e.engine = "sqlite"
+		q, err := url.ParseQuery(strings.TrimPrefix(s, "sqlite?"))
+		if err != nil || len(q) != 1 || len(q["sync"]) != 1 || (q.Get("sync") != "full" && q.Get("sync") != "normal") {
+			e.close()
+			return nil, fmt.Errorf("bench: --store %q: the one option of sqlite is sync=full or sync=normal", s)
+		}
+		e.sync = q.Get("sync")
 	case strings.HasPrefix(s, "sqlite://"):
 		return nil, fmt.Errorf("bench: --store sqlite takes no path: every scenario gets a fresh file in a temporary directory")
 	case s == "redis":
@@ -199,7 +210,7 @@ func (e *env) close() {
 // own key prefix on the Redis server.
 func (e *env) storeURL(name string) string {
 	if e.engine == "sqlite" {
-		return "sqlite://" + filepath.Join(e.dir, name+".db")
+		return "sqlite://" + filepath.Join(e.dir, name+".db") + "?sync=" + e.sync
 	}
 	sep := "?"
 	if strings.Contains(e.base, "?") {

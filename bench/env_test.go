@@ -75,3 +75,25 @@ func TestEnvKeepFor(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvSQLiteSync: --store sqlite runs the nodes and the ceiling with
+// serve's default, synchronous=FULL; sqlite?sync=normal with NORMAL (the
+// closer comparison with a peer that does not fsync every write); any
+// other option is refused, naming the one there is.
+func TestEnvSQLiteSync(t *testing.T) {
+	for store, want := range map[string]string{"sqlite": "?sync=full", "sqlite?sync=normal": "?sync=normal", "sqlite?sync=full": "?sync=full"} {
+		e, err := newEnv(context.Background(), Config{Store: store}, t.Logf)
+		if err != nil {
+			t.Fatalf("%s: %v", store, err)
+		}
+		if u := e.storeURL("x"); !strings.HasPrefix(u, "sqlite://") || !strings.HasSuffix(u, "x.db"+want) {
+			t.Errorf("%s: the nodes' store is %s, want a fresh file with %s", store, u, want)
+		}
+		e.close()
+	}
+	for _, store := range []string{"sqlite?sync=off", "sqlite?poll=1ms", "sqlite?sync=normal&sync=full", "sqlite?%zz"} {
+		if _, err := newEnv(context.Background(), Config{Store: store}, t.Logf); err == nil || !strings.Contains(err.Error(), "sync=full or sync=normal") {
+			t.Errorf("%s: %v, want a refusal naming sync=full or sync=normal", store, err)
+		}
+	}
+}

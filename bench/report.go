@@ -15,8 +15,10 @@ import (
 // this time; the ratios to the ceilings measured in the same run are what
 // hold across runs.
 type Report struct {
-	Command    string    `json:"command,omitempty"`
-	Engine     string    `json:"engine"`
+	Command string `json:"command,omitempty"`
+	Engine  string `json:"engine"`
+	// SQLiteSync is the nodes' synchronous level on SQLite (full, normal).
+	SQLiteSync string    `json:"sqlite_sync,omitempty"`
 	Quick      bool      `json:"quick"`
 	TLS        bool      `json:"tls,omitempty"` // the nodes served HTTPS
 	Started    time.Time `json:"started"`
@@ -313,10 +315,18 @@ func num(x float64) string {
 	}
 }
 
+// engineName is the engine as the report's title names it.
+func (r *Report) engineName() string {
+	if r.SQLiteSync != "" && r.SQLiteSync != "full" {
+		return r.Engine + " (synchronous=" + strings.ToUpper(r.SQLiteSync) + ")"
+	}
+	return r.Engine
+}
+
 // Print writes the summary tables.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\n== Baton bench: %s%s, %d CPUs, item value %d bytes, lease TTL %.0f ms, %.0fs%s\n",
-		r.Engine, map[bool]string{true: " over TLS"}[r.TLS], r.Host.CPUs, r.ItemSize, r.LeaseTTLms, r.Seconds, map[bool]string{true: " (quick)"}[r.Quick])
+		r.engineName(), map[bool]string{true: " over TLS"}[r.TLS], r.Host.CPUs, r.ItemSize, r.LeaseTTLms, r.Seconds, map[bool]string{true: " (quick)"}[r.Quick])
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	defer tw.Flush()
 	if r.Ingest != nil {
@@ -390,7 +400,7 @@ func (r *Report) Print(w io.Writer) {
 
 // Markdown writes the report as Markdown; pics are the pictures' file names.
 func (r *Report) Markdown(w io.Writer, pics []string) {
-	fmt.Fprintf(w, "# Baton bench: %s\n\n", r.Engine)
+	fmt.Fprintf(w, "# Baton bench: %s\n\n", r.engineName())
 	if r.Command != "" {
 		fmt.Fprintf(w, "Command: `%s`\n\n", r.Command)
 	}

@@ -57,7 +57,7 @@ report.md and PNG pictures.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.Store, "store", "sqlite", "store: sqlite (fresh files), redis (a redis-server started from PATH) or a redis:// URL")
+	f.StringVar(&c.Store, "store", "sqlite", "store: sqlite (fresh files; sqlite?sync=normal: without an fsync per transaction, as a peer that does not sync every write), redis (a redis-server started from PATH) or a redis:// URL")
 	f.StringSliceVar(&c.Scenarios, "scenario", []string{"all"}, "scenarios: ingest,latency,fanout,handover,topics,ceilings or all")
 	f.BoolVar(&c.Quick, "quick", false, "short runs (under two minutes in all): checks that everything works, not how fast")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON (progress goes to stderr)")
