@@ -271,3 +271,33 @@ func (s *store) RecentLock(topic string) (string, uint64, bool) {
 	}
 	return "", 0, false
 }
+
+// PublishOnAppend implements baton.AppendPublisher, whether or not the store
+// does: a store that cannot publish on append never proposes, and the
+// publisher commits as before. The commits made on append count as
+// Commit's do (items published, batch sizes, checkpoints); their time is
+// the append's.
+func (s *store) PublishOnAppend(topic string, p baton.Proposer) (stop func()) {
+	ap, ok := s.Store.(baton.AppendPublisher)
+	if !ok {
+		return func() {}
+	}
+	return ap.PublishOnAppend(topic, countedProposer{Proposer: p, s: s})
+}
+
+// countedProposer counts the commits made on append.
+type countedProposer struct {
+	baton.Proposer
+	s *store
+}
+
+func (c countedProposer) Settled(cm baton.Commit, cur baton.Cursor, err error) {
+	if err == nil {
+		c.s.m.published.WithLabelValues(c.s.m.topic(cm.Topic)).Add(float64(len(cm.Items)))
+		c.s.m.batch.Observe(float64(len(cm.Items)))
+		if cm.Checkpoint != nil {
+			c.s.m.checkpoints.Inc()
+		}
+	}
+	c.Proposer.Settled(cm, cur, err)
+}

@@ -1,0 +1,76 @@
+package metrics_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/leasetest"
+	"github.com/baton-pub/baton/internal/memstore"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/metrics"
+	"github.com/baton-pub/baton/publisher"
+	"github.com/baton-pub/baton/sqlite"
+)
+
+// TestPublishOnAppendThroughTheWrapper: the node's store is wrapped for its
+// metrics, and the wrapper passes publishing on append through
+// (baton.AppendPublisher): a publisher on the wrapped SQLite store
+// publishes items in their append's write, and those commits count as
+// Commit's. On a store that cannot, registering does nothing.
+func TestPublishOnAppendThroughTheWrapper(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	raw, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "m.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	m := metrics.New(metrics.Config{})
+	st := m.Store(raw)
+	if _, ok := st.(baton.AppendPublisher); !ok {
+		t.Fatal("the metrics wrapper hides baton.AppendPublisher")
+	}
+	l, err := leasetest.Acquire(ctx, st, "q", "n1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last atomic.Uint64
+	done := make(chan error, 1)
+	go func() {
+		done <- publisher.Run(ctx, st, l, publisher.Options{OnPublished: func(ps []baton.Published) { last.Store(ps[len(ps)-1].Seq) }})
+	}()
+	n := 0
+	appendOne := func() uint64 {
+		n++
+		u, err := baton.Normalize(baton.Update{ID: "k", Value: []byte(fmt.Sprint(n)), MsgID: fmt.Sprint("m", n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := st.Append(ctx, "q", []baton.Update{u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs[0].Seq
+	}
+	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool { seq := appendOne(); return last.Load() == seq })
+	for range 10 {
+		if seq := appendOne(); last.Load() != seq {
+			t.Fatalf("item %d not published when its Append returned", seq)
+		}
+	}
+	if got, want := value(t, m, "baton_items_published_total", nil), float64(n); got != want {
+		t.Errorf("baton_items_published_total = %v, want %v (every item appended)", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	other := m.Store(memstore.New(nil)).(baton.AppendPublisher)
+	other.PublishOnAppend("q", nil)() // nothing to register with: a no-op
+}
