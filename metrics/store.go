@@ -166,13 +166,18 @@ func (s *store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	cur, err := s.Store.Commit(ctx, c)
 	s.done("commit", start, err)
 	if err == nil {
-		s.m.published.WithLabelValues(s.m.topic(c.Topic)).Add(float64(len(c.Items)))
-		s.m.batch.Observe(float64(len(c.Items)))
-		if c.Checkpoint != nil {
-			s.m.checkpoints.Inc()
-		}
+		s.committed(c)
 	}
 	return cur, err
+}
+
+// committed counts a commit made, by Commit or on append.
+func (s *store) committed(c baton.Commit) {
+	s.m.published.WithLabelValues(s.m.topic(c.Topic)).Add(float64(len(c.Items)))
+	s.m.batch.Observe(float64(len(c.Items)))
+	if c.Checkpoint != nil {
+		s.m.checkpoints.Inc()
+	}
 }
 
 func (s *store) Cursor(ctx context.Context, topic string) (baton.Cursor, error) {
@@ -293,11 +298,7 @@ type countedProposer struct {
 
 func (c countedProposer) Settled(cm baton.Commit, cur baton.Cursor, err error) {
 	if err == nil {
-		c.s.m.published.WithLabelValues(c.s.m.topic(cm.Topic)).Add(float64(len(cm.Items)))
-		c.s.m.batch.Observe(float64(len(cm.Items)))
-		if cm.Checkpoint != nil {
-			c.s.m.checkpoints.Inc()
-		}
+		c.s.committed(cm)
 	}
 	c.Proposer.Settled(cm, cur, err)
 }
