@@ -77,6 +77,11 @@ type Options struct {
 	// give a signed checkpoint to store with the next commit. Its methods
 	// run on the commit path and must not block for long.
 	Ledger Ledger
+	// On a store that publishes on append (baton.AppendPublisher),
+	// OnCommit, OnPublished, Resumed and the Ledger's methods may also be
+	// called from the goroutine of an append that made the commit
+	// (onappend.go); never two commits' at once, and always in commit
+	// order.
 }
 
 // Ledger is the publisher's side of the ledger's checkpointer.
