@@ -21,9 +21,11 @@ import (
 // runs): single-item appends due every millisecond, spread over the
 // handles (nodes), a real publisher (publisher.Run) on the first handle,
 // and the last handle reading what is published, as its hub does. It
-// reports the latency from each item's due time to its acknowledgement
-// and to the follower's read, so that the critical path (append, commit,
-// change detection, read) can be measured without HTTP and terminals
+// reports the latency from each item's due time to its acknowledgement,
+// to its publisher's commit (pub-own for the items appended through the
+// publisher's handle, which it may publish on append, pub-other for the
+// others) and to the follower's read, so that the critical path (append,
+// commit, change detection, read) can be measured without HTTP and terminals
 // (docs/benchmarks.md, "SQLite latency and single-item ingest").
 // Run with -benchtime=3000x (items). It also reports the process's CPU
 // per item, and the longest node lease renewal of the handles, which
