@@ -41,11 +41,7 @@ func (f *onAppend) Propose(items []baton.Item) (baton.Commit, bool) {
 	if !f.idle || f.inflight || len(items) == 0 || len(items) > f.batch || items[0].Seq != f.cur.Seq+1 {
 		return baton.Commit{}, false
 	}
-	cp := f.back
-	f.back = nil
-	if cp == nil {
-		cp = f.checkpoint()
-	}
+	cp := f.takeLocked()
 	f.inflight, f.settled = true, make(chan struct{})
 	return baton.Commit{Topic: f.lease.Topic, Epoch: f.lease.Epoch, Holder: f.lease.Holder,
 		PrevSeq: f.cur.Seq, Items: items, At: f.clock.Now(), Checkpoint: cp}, true
@@ -99,11 +95,15 @@ func (f *onAppend) busy() baton.Cursor {
 // by a proposal whose commit was not made, or the ledger's.
 func (f *onAppend) takeCheckpoint() *baton.Checkpoint {
 	f.mu.Lock()
-	cp := f.back
-	f.back = nil
-	f.mu.Unlock()
-	if cp == nil {
-		cp = f.checkpoint()
+	defer f.mu.Unlock()
+	return f.takeLocked()
+}
+
+// takeLocked is takeCheckpoint with mu held.
+func (f *onAppend) takeLocked() *baton.Checkpoint {
+	if cp := f.back; cp != nil {
+		f.back = nil
+		return cp
 	}
-	return cp
+	return f.checkpoint()
 }

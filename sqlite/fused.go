@@ -87,11 +87,11 @@ func (f *fusedCommit) settle(writeErr error) {
 	f.p = nil
 }
 
-// publishOnAppend offers the items an append wrote to topic's proposer and
-// makes the commit it returns in tx, in a savepoint. It reports whether
-// the commit was made (every item appended is then published).
-func (s *Store) publishOnAppend(ctx context.Context, tx *txn, topic string, items []baton.Item, f *fusedCommit) (bool, error) {
-	p := s.fused.proposer(topic)
+// publishOnAppend offers the items an append wrote to their topic's
+// proposer p (nil: none registered) and makes the commit it returns in tx,
+// in a savepoint. It reports whether the commit was made (every item
+// appended is then published).
+func (s *Store) publishOnAppend(ctx context.Context, tx *txn, p baton.Proposer, items []baton.Item, f *fusedCommit) (bool, error) {
 	if p == nil || len(items) == 0 {
 		return false, nil
 	}
@@ -105,7 +105,7 @@ func (s *Store) publishOnAppend(ctx context.Context, tx *txn, topic string, item
 		return false, nil
 	}
 	// It publishes the items offered, in tx: checked here, not read back.
-	if c.Topic != topic || len(c.Items) > len(items) {
+	if c.Topic != items[0].Topic || len(c.Items) > len(items) {
 		f.err = baton.Invalidf("items", "not the items appended")
 		return false, nil
 	}

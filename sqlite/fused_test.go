@@ -237,51 +237,36 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var got []baton.Published
-	var leaves []baton.Leaf
-	led := &ledgerRecorder{leaves: &leaves, mu: &mu}
-	o := publisher.Options{Ledger: led, OnPublished: func(ps []baton.Published) {
-		mu.Lock()
-		got = append(got, ps...)
-		mu.Unlock()
-	}}
+	rec := &recorder{}
 	done := make(chan error, 1)
-	go func() { done <- publisher.Run(ctx, s, l, o) }()
-	published := func(seq uint64) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0 && got[len(got)-1].Seq >= seq
-	}
+	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{Ledger: rec, OnPublished: rec.onPublished}) }()
 	// Appends through this process until one is published before its
 	// Append returns (the publisher is caught up and waits), then every
 	// next one must be too.
-	n := 0
-	appendOne := func(st *sqlite.Store) uint64 {
-		n++
-		rs, err := st.Append(ctx, topic, []baton.Update{upd("k", fmt.Sprint(n), fmt.Sprint("m", n))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rs[0].Seq
-	}
+	a := &appender{t: t, topic: topic}
 	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool {
-		return published(appendOne(s))
+		seq := a.one(s)
+		return rec.published(seq)
 	})
 	for range 50 {
-		if seq := appendOne(s); !published(seq) {
+		if seq := a.one(s); !rec.published(seq) {
 			t.Fatalf("item %d not published when its Append returned", seq)
 		}
 	}
 	// Another process's items, then this one's again.
 	var last uint64
 	for range 20 {
-		last = appendOne(other)
+		last = a.one(other)
 	}
-	poll.True(t, 10*time.Second, "the other process's items published", func() bool { return published(last) })
-	poll.True(t, 10*time.Second, "publishing on append again", func() bool { return published(appendOne(s)) })
+	poll.True(t, 10*time.Second, "the other process's items published", func() bool { return rec.published(last) })
+	poll.True(t, 10*time.Second, "publishing on append again", func() bool {
+		seq := a.one(s)
+		return rec.published(seq)
+	})
 
-	mu.Lock()
+	rec.mu.Lock()
+	got, leaves := rec.got, rec.leaves
+	rec.mu.Unlock()
 	for i, p := range got {
 		if p.Seq != uint64(i+1) || p.Epoch != l.Epoch {
 			t.Fatalf("published[%d] is seq %d epoch %d, want seq %d epoch %d", i, p.Seq, p.Epoch, i+1, l.Epoch)
@@ -295,7 +280,6 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 			t.Fatalf("leaf %d has seq %d: the ledger's leaves are out of order", i, lf.Seq)
 		}
 	}
-	mu.Unlock()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -313,26 +297,13 @@ func TestPublisherOnAppendFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var got []baton.Published
+	rec := &recorder{}
 	done := make(chan error, 1)
-	go func() {
-		done <- publisher.Run(ctx, s, l, publisher.Options{OnPublished: func(ps []baton.Published) {
-			mu.Lock()
-			got = append(got, ps...)
-			mu.Unlock()
-		}})
-	}()
-	n := 0
+	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{OnPublished: rec.onPublished}) }()
+	a := &appender{t: t, topic: topic}
 	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool {
-		n++
-		rs, err := s.Append(ctx, topic, []baton.Update{upd("k", fmt.Sprint(n), fmt.Sprint("m", n))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0 && got[len(got)-1].Seq == rs[0].Seq
+		seq := a.one(s)
+		return rec.published(seq)
 	})
 	if err := s.Release(ctx, l, baton.ReasonReleased); err != nil {
 		t.Fatal(err)
@@ -362,17 +333,47 @@ func TestPublisherOnAppendFenced(t *testing.T) {
 	}
 }
 
-// ledgerRecorder is a publisher.Ledger that records the leaves it is
-// handed.
-type ledgerRecorder struct {
-	mu     *sync.Mutex
-	leaves *[]baton.Leaf
+// recorder records what a publisher hands over: its items (OnPublished)
+// and, as its publisher.Ledger, the leaves of its commits.
+type recorder struct {
+	mu     sync.Mutex
+	got    []baton.Published
+	leaves []baton.Leaf
 }
 
-func (r *ledgerRecorder) Checkpoint() *baton.Checkpoint { return nil }
-
-func (r *ledgerRecorder) Committed(ls []baton.Leaf, _ *baton.Checkpoint) {
+func (r *recorder) onPublished(ps []baton.Published) {
 	r.mu.Lock()
-	*r.leaves = append(*r.leaves, ls...)
+	r.got = append(r.got, ps...)
 	r.mu.Unlock()
+}
+
+func (r *recorder) Checkpoint() *baton.Checkpoint { return nil }
+
+func (r *recorder) Committed(ls []baton.Leaf, _ *baton.Checkpoint) {
+	r.mu.Lock()
+	r.leaves = append(r.leaves, ls...)
+	r.mu.Unlock()
+}
+
+// published reports whether the items up to seq have been handed over.
+func (r *recorder) published(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got) > 0 && r.got[len(r.got)-1].Seq >= seq
+}
+
+// appender appends one new item at a time to topic.
+type appender struct {
+	t     *testing.T
+	topic string
+	n     int
+}
+
+func (a *appender) one(st *sqlite.Store) uint64 {
+	a.n++
+	rs, err := st.Append(context.Background(), a.topic, []baton.Update{upd("k", fmt.Sprint(a.n), fmt.Sprint("m", a.n))})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return rs[0].Seq
 }

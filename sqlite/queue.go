@@ -67,7 +67,7 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 	// added are the items written, for the topic's publisher here, if it
 	// has registered (fused.go).
 	var added []baton.Item
-	offer := s.fused.proposer(topic) != nil
+	p := s.fused.proposer(topic)
 	for _, r := range reqs {
 		receipts := make([]baton.Receipt, len(r.updates))
 		inBatch := make(map[string]int, len(r.updates))
@@ -96,7 +96,7 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 			last++
 			receipts[i] = baton.Receipt{Seq: last, Hash: h, MsgID: u.MsgID}
 			inBatch[u.MsgID] = i
-			if offer {
+			if p != nil {
 				it := baton.Item{Topic: topic, Seq: last, ID: u.ID, MsgID: u.MsgID, Hash: h, IngestedAt: fromNanos(now), Deleted: u.Deleted}
 				if u.Value != nil {
 					it.Value = append(json.RawMessage{}, u.Value...)
@@ -113,7 +113,7 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 		return fail(fmt.Errorf("append: %w", wrapErr(err)))
 	}
 	sig |= baton.SignalAppend
-	published, err := s.publishOnAppend(ctx, tx, topic, added, f)
+	published, err := s.publishOnAppend(ctx, tx, p, added, f)
 	if err != nil {
 		return fail(err)
 	}
