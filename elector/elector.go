@@ -270,6 +270,16 @@ func (e *Elector) park(holder string) bool {
 	return true
 }
 
+// Parked reports the node that holds the lock, if the elector is a
+// standby parked behind it: as of the last read of the lock, or the last
+// acquisition's message, and since then no change of the lock was
+// signalled (a change wakes the elector: it is no longer parked).
+func (e *Elector) Parked() (holder string, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holder, e.parked && !e.closed && e.holder != ""
+}
+
 // parkOrWait parks a standby whose lock st says is held elsewhere
 // (reporting true), unless the lock is held under a node lease that the
 // session knows has ended: a copy of it that the end did not reach (Redis

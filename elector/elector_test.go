@@ -546,7 +546,7 @@ func parkedWokenByWatcher(t *testing.T, crash bool) {
 	sb, b := wakingSession(t, d, clock, "b")
 	eb, _ := start(t, d, clock, sb, "t")
 	b.Store(eb)
-	poll.True(t, 10*time.Second, "b's standby to park", eb.Parked)
+	poll.True(t, 10*time.Second, "b's standby to park", eb.IsParked)
 
 	d.muted.Store(true) // from here b's node hears no signal of the store
 	if crash {
@@ -637,7 +637,7 @@ func parkBehindNamedHolder(t *testing.T, heard bool) {
 	}
 	ns.hear("a", la.Epoch, heard)
 	reads := ns.reads.Load()
-	eventually(t, clock, time.Millisecond, "b parked", eb.Parked)
+	eventually(t, clock, time.Millisecond, "b parked", eb.IsParked)
 	want := reads
 	if !heard {
 		want++ // nothing heard: b reads the lock, finds a
@@ -726,7 +726,7 @@ func TestStandbyWaitsOutAStaleCopy(t *testing.T) {
 	sb, b := wakingSession(t, sc, clock, "b")
 	eb, _ := start(t, sc, clock, sb, "t")
 	b.Store(eb)
-	poll.True(t, 10*time.Second, "b's standby to park", eb.Parked)
+	poll.True(t, 10*time.Second, "b's standby to park", eb.IsParked)
 
 	// a crashes; one copy of its node lease outlives its end by 3 TTLs.
 	sc.mu.Lock()

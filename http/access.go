@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/auth"
+	"github.com/baton-pub/baton/forward"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -57,6 +58,7 @@ func (s *Server) routeNeeds() map[string]need {
 		"HEAD /healthz":                            {public: true},
 		"GET /readyz":                              {public: true},
 		"HEAD /readyz":                             {public: true},
+		"POST " + forward.Path:                     {public: true}, // signed by a node (forwarded.go)
 	}
 }
 

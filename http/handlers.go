@@ -47,19 +47,8 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, wire.Errorf(baton.CodeForbidden, "origin %s may not publish (see --cors-origins)", clip(r.Header.Get("Origin"), 128)))
 		return
 	}
-	if r.ContentLength > s.cfg.MaxBody {
-		s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
-		return
-	}
-	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
-	body, err := readBody(w, r, s.cfg.MaxBody)
-	if err != nil {
-		var mbe *nethttp.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
-			return
-		}
-		s.writeError(w, r, baton.Invalidf("body", "read: %v", err))
+	body, ok := s.publishBody(w, r)
+	if !ok {
 		return
 	}
 	ups, single, err := decodeUpdates(body, s.cfg.MaxBatch)
@@ -73,7 +62,7 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return
 		}
 	}
-	receipts, err := s.cfg.Store.Append(r.Context(), topic, ups)
+	receipts, err := s.cfg.Append(r.Context(), topic, ups)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -83,6 +72,27 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 		resp.Receipt = &resp.Items[0]
 	}
 	writePublishResponse(w, nethttp.StatusCreated, resp)
+}
+
+// publishBody reads a publish request's body, at most MaxBody bytes
+// within ReadTimeout, or answers the error and reports false.
+func (s *Server) publishBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, bool) {
+	if r.ContentLength > s.cfg.MaxBody {
+		s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
+		return nil, false
+	}
+	_ = nethttp.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	body, err := readBody(w, r, s.cfg.MaxBody)
+	if err != nil {
+		var mbe *nethttp.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeError(w, r, wire.Errorf(baton.CodeTooLarge, "body larger than %d bytes", s.cfg.MaxBody))
+			return nil, false
+		}
+		s.writeError(w, r, baton.Invalidf("body", "read: %v", err))
+		return nil, false
+	}
+	return body, true
 }
 
 // boundBody keeps a request body from holding its connection: net/http

@@ -21,6 +21,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/auth"
+	"github.com/baton-pub/baton/forward"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/internal/limits"
 	"github.com/baton-pub/baton/wire"
@@ -47,6 +48,14 @@ const (
 type Config struct {
 	Store baton.Store
 	Hub   *hub.Hub
+	// Append appends a client's updates (POST .../items and WebSocket
+	// publish frames): a forward.Forwarder's, which sends them to the
+	// topic's lease holder. Default Store.Append.
+	Append func(ctx context.Context, topic string, ups []baton.Update) ([]baton.Receipt, error)
+	// ForwardKey is the nodes' shared key: with it, POST forward.Path
+	// appends what another node forwarded and signed with it
+	// (forwarded.go); without it that route answers 404.
+	ForwardKey []byte
 	// Status reports the node for GET /v1/status, with the statuses of its
 	// first topics (at most the given number) in name order; TopicStatuses
 	// reads the statuses of the named topics, for GET
@@ -217,6 +226,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Append == nil && c.Store != nil {
+		c.Append = c.Store.Append
+	}
 	return c
 }
 
@@ -287,6 +299,7 @@ func NewServer(cfg Config) (*Server, error) {
 		"/v1/status/events":            {"GET": s.statusEvents},
 		"/ui/":                         {"GET": s.ui, "HEAD": s.ui},
 		"/v1/drain":                    {"POST": s.drain, "DELETE": s.drain},
+		forward.Path:                   {"POST": s.postForwarded},
 	}
 	for path, rt := range s.ledgerRoutes() {
 		routes[path] = rt

@@ -286,7 +286,7 @@ func (k *wsSocket) publish(f wire.ClientFrame) error {
 			return k.fail(f, err)
 		}
 	}
-	receipts, err := s.cfg.Store.Append(ctx, f.Topic, ups)
+	receipts, err := s.cfg.Append(ctx, f.Topic, ups)
 	if err != nil {
 		return k.fail(f, err)
 	}

@@ -62,6 +62,7 @@ type Metrics struct {
 	cosigned     prometheus.Counter
 	requests     *prometheus.HistogramVec
 	streamsEnded *prometheus.CounterVec
+	forwards     *prometheus.CounterVec
 
 	mu     sync.Mutex
 	topics map[string]bool // topics with a label of their own
@@ -106,8 +107,10 @@ func New(cfg Config) *Metrics {
 		[]string{"route", "method", "code"})
 	m.streamsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_streams_ended_total",
 		Help: "Event streams that ended, by why: slow (the terminal fell too far behind), auth (token expired), other."}, []string{"reason"})
+	m.forwards = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_append_forwards_total",
+		Help: "Appends of this node's clients, by where they were made (forward.Forwarder): forwarded (by the topic's lease holder's node), local (here: no forward tried), fallback (here, after a forward failed)."}, []string{"outcome"})
 	m.reg.MustRegister(m.storeSeconds, m.storeErrors, m.appended, m.published, m.batch, m.acquired, m.renewFailed,
-		m.failClosed, m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded,
+		m.failClosed, m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded, m.forwards,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason has its series from the start: increase() over a
 	// series born at its first hand-over would miss that hand-over, and a
@@ -157,6 +160,10 @@ func (m *Metrics) Handover(r baton.ReleaseRecord) {
 		m.handoverSec.Observe(d.Seconds())
 	}
 }
+
+// Forward records the outcome of one append of this node's clients
+// (forward.Config.Observe).
+func (m *Metrics) Forward(outcome string) { m.forwards.WithLabelValues(outcome).Inc() }
 
 // FailClosed records a topic lease given up because the node lease could
 // not be renewed in time (node.Config.OnFailClosed).

@@ -107,7 +107,7 @@ type peerWatch struct {
 
 	mu      sync.Mutex
 	watches map[peerKey]context.CancelFunc
-	held    map[peerKey]bool // watches holding a connection
+	held    map[peerKey]string // watches holding a connection: the address
 	addrs   map[string]string
 	seen    map[string]time.Time // when a node without a known address was first seen
 	read    time.Time            // of the membership
@@ -163,7 +163,7 @@ func (p *peerWatch) run(ctx context.Context) {
 	p.mu.Lock()
 	p.watches = make(map[peerKey]context.CancelFunc)
 	if p.held == nil {
-		p.held = make(map[peerKey]bool)
+		p.held = make(map[peerKey]string)
 	}
 	p.mu.Unlock()
 	p.addrs = make(map[string]string)
@@ -293,9 +293,9 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 				return
 			case ok:
 				held, inst, failed = true, got, 0
-				p.setHeld(k, true)
+				p.setHeld(k, addr)
 				hold(ctx, c, br)
-				p.setHeld(k, false)
+				p.setHeld(k, "")
 				if p.now().Sub(opened) < peerShort {
 					short++
 				} else {
@@ -328,11 +328,11 @@ func (p *peerWatch) watch(ctx context.Context, k peerKey, addr string) {
 	}
 }
 
-func (p *peerWatch) setHeld(k peerKey, on bool) {
+func (p *peerWatch) setHeld(k peerKey, addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if on {
-		p.held[k] = true
+	if addr != "" {
+		p.held[k] = addr
 	} else {
 		delete(p.held, k)
 	}
@@ -349,6 +349,20 @@ func (p *peerWatch) watching() []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// reach returns the address of node's process if the watch holds a
+// connection to it now: the process is there, and answered at that
+// address.
+func (p *peerWatch) reach(node string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, addr := range p.held {
+		if k.node == node {
+			return addr, true
+		}
+	}
+	return "", false
 }
 
 // handshakeFailed says once that the peer refuses the watch's TLS, and
@@ -455,6 +469,6 @@ func (n *Node) peerGone(ctx context.Context, nl baton.NodeLease) {
 
 // newPeerWatch is the node's peer watch (Config.PeerWatch).
 func (n *Node) newPeerWatch() *peerWatch {
-	return &peerWatch{held: make(map[peerKey]bool), self: n.cfg.Node, addr: n.cfg.Addr, leases: n.session.Leases, members: n.store.Members,
+	return &peerWatch{held: make(map[peerKey]string), self: n.cfg.Node, addr: n.cfg.Addr, leases: n.session.Leases, members: n.store.Members,
 		gone: n.peerGone, dial: dialPeer(n.cfg.PeerTLS), pause: sleep, now: n.cfg.Clock.Now, log: n.log}
 }

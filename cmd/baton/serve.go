@@ -18,6 +18,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/dial"
+	"github.com/baton-pub/baton/forward"
 	bhttp "github.com/baton-pub/baton/http"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/ledger"
@@ -38,14 +39,17 @@ type serveConfig struct {
 	MaxLeases int
 	MaxTopics int
 	PeerWatch bool
-	Advertise string
-	MaxBody   int64
-	Retain    uint64
-	RetainAge time.Duration
-	ReadyFile string
-	LogLevel  string
-	Heartbeat time.Duration
-	SSEWriter string // bhttp.Config.SSEWriter
+	// ForwardAppends sends an append to the node that holds its topic's
+	// lease, where that node is on this machine (forward).
+	ForwardAppends bool
+	Advertise      string
+	MaxBody        int64
+	Retain         uint64
+	RetainAge      time.Duration
+	ReadyFile      string
+	LogLevel       string
+	Heartbeat      time.Duration
+	SSEWriter      string // bhttp.Config.SSEWriter
 	// Coalesce is the longest gap between two writes of a busy event
 	// stream (bhttp.Config.StreamCoalesce); 0: none.
 	Coalesce time.Duration
@@ -221,6 +225,7 @@ Every flag may also be given as an environment variable BATON_<FLAG>
 	f.StringVar(&c.DebugListen, "debug-listen", envOr("BATON_DEBUG_LISTEN", ""), "serve Go's profiler (net/http/pprof) on this address; off when empty. Keep it on loopback")
 	f.StringVar(&c.DataDir, "data-dir", envOr("BATON_DATA_DIR", ""), "node key and local ledger copy (default: baton-data/<node> beside the SQLite file, else ./baton-data/<node>)")
 	f.StringVar(&c.Advertise, "advertise", envOr("BATON_ADVERTISE", ""), "HOST:PORT at which the other nodes reach this one, in the membership and for their peer watch (default: the listen address; set it when --listen binds every interface, as :8080 does)")
+	f.BoolVar(&c.ForwardAppends, "forward-appends", envOr("BATON_FORWARD_APPENDS", "true") != "false", "on SQLite, send a client's append to the node on this machine that holds its topic's lease, which publishes it in the append's own transaction; with --peer-watch (docs/design.md)")
 	f.BoolVar(&c.PeerWatch, "peer-watch", envOr("BATON_PEER_WATCH", "true") != "false", "hold an idle connection to each peer's address and, when it refuses connections after one was held (the peer's process is gone), end the peer's node lease at once instead of a TTL later (docs/design.md)")
 	f.BoolVar(&c.Ledger, "ledger", envOr("BATON_LEDGER", "true") != "false", "sign checkpoints when publishing, and witness every topic's ledger")
 	f.Uint64Var(&c.CheckpointEvery, "checkpoint-every", uint64(envInt("BATON_CHECKPOINT_EVERY", ledger.DefaultEvery)), "sign a ledger checkpoint after this many items")
@@ -268,8 +273,12 @@ func serve(ctx context.Context, c serveConfig) error {
 			return nil, baton.ErrUnavailable
 		},
 	})
-	// The store's own, before the metrics wrap it (redis.Store.Notifications).
+	// The store's own, before the metrics wrap it (redis.Store.Notifications,
+	// sqlite.Store.ForwardKey).
 	notifications, _ := store.(interface{ Notifications() error })
+	keyed, _ := store.(interface {
+		ForwardKey(ctx context.Context) ([]byte, error)
+	})
 	store = m.Store(store)
 
 	if c.DebugListen != "" {
@@ -362,6 +371,20 @@ func serve(ctx context.Context, c serveConfig) error {
 		}}
 	if witness != nil {
 		apiCfg.Ledger = witness
+	}
+	if c.ForwardAppends && c.PeerWatch && keyed != nil {
+		// docs/design.md, "Appends forwarded to the lease holder".
+		key, err := keyed.ForwardKey(ctx)
+		if err != nil {
+			return err
+		}
+		fw, err := forward.New(forward.Config{Node: c.Node, Key: key, Local: store.Append, Route: n.LeaseHolder,
+			TLS: sec.certs != nil, Observe: m.Forward, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer fw.Close()
+		apiCfg.Append, apiCfg.ForwardKey = fw.Append, key
 	}
 	c.Security.apply(sec, &apiCfg)
 	api, err := bhttp.NewServer(apiCfg)
