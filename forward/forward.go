@@ -42,8 +42,16 @@ const Path = "/v1/internal/topics/{topic}/items"
 
 // DefaultTimeout bounds a forward: the deadline it is signed with. Past it
 // the receiver refuses to append, and the forwarder stops waiting a little
-// later (Config.Timeout).
-const DefaultTimeout = time.Second
+// later (margin) and appends here (Config.Timeout). A forward takes a
+// millisecond or two; a client's own timeout may be a few hundred (the
+// bench's sources wait 300 ms): a hung holder must cost less than that, or
+// the clients of the other nodes could append nothing until its lease
+// lapsed.
+const DefaultTimeout = 200 * time.Millisecond
+
+// margin is how long past the deadline the forwarder waits for the
+// receiver's answer (a refusal, or an append it began in time).
+const margin = 50 * time.Millisecond
 
 // DefaultRest is how long forwards to a node rest after one that got no
 // answer (Config.Rest).
@@ -163,8 +171,12 @@ func (f *Forwarder) Append(ctx context.Context, topic string, ups []baton.Update
 		f.cfg.Observe(Forwarded)
 		return rs, nil
 	case ctx.Err() != nil:
-		// The caller gave up: so does the append, as a local one would.
-		f.cfg.Observe(Fallback)
+		// The caller gave up: so does the append, as a local one would
+		// (not counted: it was made nowhere, or by the holder). If it gave
+		// up waiting for the holder, forwards to it rest, as after a
+		// timeout: a caller with less patience than Timeout would
+		// otherwise never get an append made while the holder hangs.
+		f.rest(addr)
 		return nil, ctx.Err()
 	}
 	if !errors.Is(err, errRefused) {
@@ -210,7 +222,7 @@ func (f *Forwarder) send(ctx context.Context, addr, topic string, ups []baton.Up
 	deadline := f.cfg.Now().Add(f.cfg.Timeout)
 	// The receiver refuses the append after deadline; wait a little past it
 	// for its answer.
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout+250*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout+margin)
 	defer cancel()
 	u := f.scheme + "://" + addr + "/v1/internal/topics/" + url.PathEscape(topic) + "/items"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))

@@ -191,17 +191,18 @@ func TestRefusedFallsBack(t *testing.T) {
 	}
 }
 
-// TestNoAnswerRests: a holder that takes the request and never answers
-// (a hung process) costs one forward its timeout; the append is made
-// here, forwards to it rest for Rest, then are tried again.
-func TestNoAnswerRests(t *testing.T) {
+// silent listens on loopback, accepts and never answers (a hung process):
+// it returns the address and the count of connections accepted.
+func silent(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var accepted atomic.Int64
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		var conns []net.Conn
 		defer func() {
 			for _, c := range conns {
@@ -217,11 +218,42 @@ func TestNoAnswerRests(t *testing.T) {
 			conns = append(conns, c) // read nothing, answer nothing
 		}
 	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String(), &accepted
+}
+
+// TestCallerGaveUpRests: a caller whose own timeout is shorter than the
+// forward's gets its context's error, and forwards to the silent holder
+// rest: the caller's retry is appended here at once, not sent to wait
+// again (else no append of such a caller would be made anywhere until
+// the holder's lease lapsed).
+func TestCallerGaveUpRests(t *testing.T) {
+	addr, accepted := silent(t)
+	l, o := &local{store: memstore.New(nil)}, &outcomes{}
+	f := newForwarder(t, key, addr, l, o, nil, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.Append(ctx, "orders", updates("a")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v, want context.DeadlineExceeded", err)
+	}
+	if rs, err := f.Append(context.Background(), "orders", updates("a")); err != nil || rs[0].Seq != 1 {
+		t.Fatalf("the retry: %+v %v", rs, err)
+	}
+	if o.last() != forward.Local || l.calls.Load() != 1 || accepted.Load() != 1 {
+		t.Fatalf("the retry: outcome %q, local appends %d, connections %d", o.last(), l.calls.Load(), accepted.Load())
+	}
+}
+
+// TestNoAnswerRests: a holder that takes the request and never answers
+// (a hung process) costs one forward its timeout; the append is made
+// here, forwards to it rest for Rest, then are tried again.
+func TestNoAnswerRests(t *testing.T) {
+	addr, accepted := silent(t)
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	l, o := &local{store: memstore.New(nil)}, &outcomes{}
-	f := newForwarder(t, key, ln.Addr().String(), l, o, clock, 50*time.Millisecond)
+	f := newForwarder(t, key, addr, l, o, clock, 50*time.Millisecond)
 	if _, err := f.Append(context.Background(), "orders", updates("a")); err != nil {
 		t.Fatal(err)
 	}
