@@ -34,26 +34,44 @@ func Sign(key []byte, node, topic string, body []byte, deadline time.Time) strin
 	return node + " " + ms + " " + base64.RawURLEncoding.EncodeToString(mac(key, node, ms, topic, body))
 }
 
+// Plausible checks the form and the deadline of a Header value h at now,
+// with no key and no body: what a receiver can check before it reads a
+// body. Verify checks all of it again.
+func Plausible(h string, now time.Time) error {
+	_, _, _, err := parse(h, now)
+	return err
+}
+
+// parse splits a Header value and checks its deadline at now.
+func parse(h string, now time.Time) (node, ms, sig string, err error) {
+	node, rest, ok1 := strings.Cut(h, " ")
+	ms, sig, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || node == "" {
+		return "", "", "", fmt.Errorf("%w: %s: want NODE DEADLINE SIG", ErrSignature, Header)
+	}
+	t, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return "", "", "", fmt.Errorf("%w: %s: bad deadline", ErrSignature, Header)
+	}
+	switch d := time.UnixMilli(t).Sub(now); {
+	case d <= 0:
+		return "", "", "", fmt.Errorf("%w: %s: its deadline passed %v ago", ErrSignature, Header, (-d).Round(time.Millisecond))
+	case d > MaxAhead:
+		return "", "", "", fmt.Errorf("%w: %s: its deadline is more than %v ahead", ErrSignature, Header, MaxAhead)
+	}
+	return node, ms, sig, nil
+}
+
 // Verify checks a Header value h for an append of body to topic at now,
 // and returns the node that signed it and the deadline of the append. Its
 // errors wrap ErrSignature, and say why without echoing the signature.
 func Verify(key []byte, h, topic string, body []byte, now time.Time) (node string, deadline time.Time, err error) {
-	node, rest, ok1 := strings.Cut(h, " ")
-	ms, sig, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || node == "" {
-		return "", time.Time{}, fmt.Errorf("%w: %s: want NODE DEADLINE SIG", ErrSignature, Header)
-	}
-	t, err := strconv.ParseInt(ms, 10, 64)
+	node, ms, sig, err := parse(h, now)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("%w: %s: bad deadline", ErrSignature, Header)
+		return "", time.Time{}, err
 	}
+	t, _ := strconv.ParseInt(ms, 10, 64) // parse checked it
 	deadline = time.UnixMilli(t)
-	switch d := deadline.Sub(now); {
-	case d <= 0:
-		return "", time.Time{}, fmt.Errorf("%w: %s: its deadline passed %v ago", ErrSignature, Header, (-d).Round(time.Millisecond))
-	case d > MaxAhead:
-		return "", time.Time{}, fmt.Errorf("%w: %s: its deadline is more than %v ahead", ErrSignature, Header, MaxAhead)
-	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(got, mac(key, node, ms, topic, body)) {
 		return "", time.Time{}, fmt.Errorf("%w: %s: bad signature", ErrSignature, Header)

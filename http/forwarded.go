@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"net"
 	nethttp "net/http"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 // postForwarded appends what another node forwarded to this one, the
 // topic's lease holder (forward.Path; docs/design.md, "Appends forwarded
 // to the lease holder"). The forwarding node checked the client's token,
-// limits and topic admission; this one checks the nodes' signature
-// (forward.Verify), decodes and validates the body as POST .../items does,
+// limits and topic admission; this one checks that the request comes from
+// this machine and carries the nodes' signature (forward.Verify), decodes and validates the body as POST .../items does,
 // and appends through its own store, never forwarding again. It appends
 // nothing past the signed deadline: the forwarder has given up by then.
 func (s *Server) postForwarded(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -26,9 +27,21 @@ func (s *Server) postForwarded(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	if r.Header.Get("Origin") != "" {
-		// A node sends no Origin; a web page always does.
+	// Before the body is read, what costs nothing to check: the nodes
+	// that forward share this machine (forward.Loopback) and send no
+	// Origin (a web page always does), and a signature's form and
+	// deadline. Whoever fails these has no body read for them.
+	switch ip := net.ParseIP(remoteHost(r)); {
+	case ip == nil || !ip.IsLoopback():
+		s.writeError(w, r, wire.Errorf(baton.CodeForbidden, "forwarded appends come from nodes on this machine"))
+		return
+	case r.Header.Get("Origin") != "":
 		s.writeError(w, r, wire.Errorf(baton.CodeForbidden, "forwarded appends come from nodes, not web pages"))
+		return
+	}
+	h, now := r.Header.Get(forward.Header), time.Now()
+	if err := forward.Plausible(h, now); err != nil {
+		s.writeError(w, r, wire.Errorf(baton.CodeUnauthorized, "%v", err))
 		return
 	}
 	if err := jsonBody(r); err != nil {
@@ -39,7 +52,7 @@ func (s *Server) postForwarded(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	_, deadline, err := forward.Verify(s.cfg.ForwardKey, r.Header.Get(forward.Header), topic, body, time.Now())
+	_, deadline, err := forward.Verify(s.cfg.ForwardKey, h, topic, body, now)
 	if err != nil {
 		s.writeError(w, r, wire.Errorf(baton.CodeUnauthorized, "%v", err))
 		return

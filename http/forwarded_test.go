@@ -2,6 +2,9 @@ package http
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +72,66 @@ func TestForwardedAppendOff(t *testing.T) {
 	}
 	if n := e.lastSeq(testTopic); n != 0 {
 		t.Fatalf("appended %d items", n)
+	}
+}
+
+// readSpy is a body that records whether anything read it.
+type readSpy struct {
+	r    io.Reader
+	read bool
+}
+
+func (b *readSpy) Read(p []byte) (int, error) {
+	b.read = true
+	return b.r.Read(p)
+}
+
+// TestForwardedAppendRefusedBeforeTheBody: a request from another machine,
+// or with no plausible signature, is refused before its body is read
+// (a forward's signature covers the body, so the full check needs it).
+func TestForwardedAppendRefusedBeforeTheBody(t *testing.T) {
+	key := bytes.Repeat([]byte{1}, forward.KeySize)
+	e := newEnv(t, nil, hub.Options{}, Config{ForwardKey: key})
+	body := `{"id":"k","value":1,"msg_id":"m1"}`
+	good := forward.Sign(key, "n2", testTopic, []byte(body), time.Now().Add(time.Second))
+	for _, tc := range []struct {
+		what, remote, sig string
+		status            int
+		code              string
+	}{
+		{"from another machine, signed", "192.0.2.1:1234", good, 403, "forbidden"},
+		{"from this machine, no signature", "127.0.0.1:5555", "", 401, "unauthorized"},
+		{"from this machine, an expired signature", "127.0.0.1:5555", forward.Sign(key, "n2", testTopic, []byte(body), time.Now().Add(-time.Second)), 401, "unauthorized"},
+	} {
+		spy := &readSpy{r: strings.NewReader(body)}
+		req := httptest.NewRequest("POST", "/v1/internal/topics/"+testTopic+"/items", spy)
+		req.RemoteAddr = tc.remote
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.sig != "" {
+			req.Header.Set(forward.Header, tc.sig)
+		}
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		var er wire.ErrorResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &er); err != nil || rec.Code != tc.status || er.Error == nil || er.Error.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.what, rec.Code, rec.Body.Bytes(), tc.status, tc.code)
+		}
+		if spy.read {
+			t.Errorf("%s: the body was read", tc.what)
+		}
+		if n := e.lastSeq(testTopic); n != 0 {
+			t.Fatalf("%s: appended %d items", tc.what, n)
+		}
+	}
+	// The same request from this machine, signed, is appended.
+	req := httptest.NewRequest("POST", "/v1/internal/topics/"+testTopic+"/items", strings.NewReader(body))
+	req.RemoteAddr = "127.0.0.1:5555"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forward.Header, good)
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	if rec.Code != 201 || e.lastSeq(testTopic) != 1 {
+		t.Fatalf("signed, from this machine: %d %s", rec.Code, rec.Body.Bytes())
 	}
 }
