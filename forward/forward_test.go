@@ -30,6 +30,13 @@ type holder struct {
 
 func newHolder(t *testing.T, k []byte) *holder {
 	t.Helper()
+	return newHolderTLS(t, k, false)
+}
+
+// newHolderTLS is newHolder serving TLS, with a certificate the forwarder
+// cannot verify (httptest's own).
+func newHolderTLS(t *testing.T, k []byte, tlsOn bool) *holder {
+	t.Helper()
 	h := &holder{store: memstore.New(nil)}
 	hb := hub.New(h.store, hub.Options{})
 	if err := hb.Start(context.Background()); err != nil {
@@ -39,18 +46,23 @@ func newHolder(t *testing.T, k []byte) *holder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/internal/") {
 			h.reqs.Add(1)
 		}
 		srv.ServeHTTP(w, r)
 	}))
+	if tlsOn {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(func() {
 		ts.Close()
 		srv.Close()
 		hb.Close()
 	})
-	h.addr = strings.TrimPrefix(ts.URL, "http://")
+	h.addr = strings.TrimPrefix(strings.TrimPrefix(ts.URL, "https://"), "http://")
 	return h
 }
 
@@ -134,6 +146,25 @@ func TestForwarded(t *testing.T) {
 	rs, err = f.Append(ctx, "orders", updates("b"))
 	if err != nil || !rs[0].Duplicate || rs[0].Seq != 2 {
 		t.Fatalf("retried: %+v %v", rs, err)
+	}
+}
+
+// TestForwardedOverTLS: nodes that serve TLS are forwarded to over TLS
+// (Config.TLS), their certificate not checked (loopback, and signed).
+func TestForwardedOverTLS(t *testing.T) {
+	h := newHolderTLS(t, key, true)
+	l, o := &local{store: memstore.New(nil)}, &outcomes{}
+	f, err := forward.New(forward.Config{Node: "n2", Key: key, Local: l.append, Observe: o.observe, TLS: true,
+		Route: func(string) (string, bool) { return h.addr, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if rs, err := f.Append(context.Background(), "orders", updates("a")); err != nil || rs[0].Seq != 1 {
+		t.Fatalf("%+v %v", rs, err)
+	}
+	if o.last() != forward.Forwarded || h.reqs.Load() != 1 || l.calls.Load() != 0 {
+		t.Fatalf("outcome %q, forwards %d, local appends %d", o.last(), h.reqs.Load(), l.calls.Load())
 	}
 }
 
