@@ -2,13 +2,16 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/forward"
 	"github.com/baton-pub/baton/hub"
 	"github.com/baton-pub/baton/wire"
@@ -133,5 +136,28 @@ func TestForwardedAppendRefusedBeforeTheBody(t *testing.T) {
 	e.srv.ServeHTTP(rec, req)
 	if rec.Code != 201 || e.lastSeq(testTopic) != 1 {
 		t.Fatalf("signed, from this machine: %d %s", rec.Code, rec.Body.Bytes())
+	}
+}
+
+// TestPublishesGoThroughAppend: a POST and a WebSocket publish frame are
+// both appended through Config.Append (a forward.Forwarder's in baton
+// serve), never the store's Append directly.
+func TestPublishesGoThroughAppend(t *testing.T) {
+	var calls atomic.Int64
+	var e *env
+	e = newEnv(t, nil, hub.Options{}, Config{Append: func(ctx context.Context, topic string, ups []baton.Update) ([]baton.Receipt, error) {
+		calls.Add(1)
+		return e.store.Append(ctx, topic, ups)
+	}})
+	if resp, _, _ := e.post(testTopic, `{"id":"k","value":1,"msg_id":"m1"}`); resp.StatusCode != 201 || calls.Load() != 1 {
+		t.Fatalf("POST: %d, Append called %d times", resp.StatusCode, calls.Load())
+	}
+	w := dialWS(t, e.url, nil)
+	w.send(t, wire.ClientFrame{Type: "publish", Topic: testTopic, Ref: "p1", Items: json.RawMessage(`{"id":"k","value":2,"msg_id":"m2"}`)})
+	if f := w.next(t); f.Type != "ack" || calls.Load() != 2 {
+		t.Fatalf("WebSocket publish: frame %+v, Append called %d times", f, calls.Load())
+	}
+	if n := e.lastSeq(testTopic); n != 2 {
+		t.Fatalf("appended %d items, want 2", n)
 	}
 }
