@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,7 +225,7 @@ func (f *Forwarder) send(ctx context.Context, addr, topic string, ups []baton.Up
 	// for its answer.
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout+margin)
 	defer cancel()
-	u := f.scheme + "://" + addr + "/v1/internal/topics/" + url.PathEscape(topic) + "/items"
+	u := f.scheme + "://" + addr + strings.Replace(Path, "{topic}", url.PathEscape(topic), 1)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
