@@ -158,11 +158,7 @@ func (f *Forwarder) Close() error {
 // here (see the package comment). It has Store.Append's contract.
 func (f *Forwarder) Append(ctx context.Context, topic string, ups []baton.Update) ([]baton.Receipt, error) {
 	addr, ok := f.cfg.Route(topic)
-	if !ok || !Loopback(addr) {
-		f.cfg.Observe(Local)
-		return f.cfg.Local(ctx, topic, ups)
-	}
-	if !allMsgIDs(ups) || f.resting(addr) {
+	if !ok || !Loopback(addr) || !allMsgIDs(ups) || f.resting(addr) {
 		f.cfg.Observe(Local)
 		return f.cfg.Local(ctx, topic, ups)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -38,45 +39,53 @@ func Sign(key []byte, node, topic string, body []byte, deadline time.Time) strin
 // with no key and no body: what a receiver can check before it reads a
 // body. Verify checks all of it again.
 func Plausible(h string, now time.Time) error {
-	_, _, _, err := parse(h, now)
+	_, err := parse(h, now)
 	return err
 }
 
+// header is a parsed Header value.
+type header struct {
+	node, ms, sig string
+	deadline      time.Time
+}
+
 // parse splits a Header value and checks its deadline at now.
-func parse(h string, now time.Time) (node, ms, sig string, err error) {
-	node, rest, ok1 := strings.Cut(h, " ")
-	ms, sig, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || node == "" {
-		return "", "", "", fmt.Errorf("%w: %s: want NODE DEADLINE SIG", ErrSignature, Header)
+func parse(h string, now time.Time) (header, error) {
+	var p header
+	var rest string
+	var ok1, ok2 bool
+	p.node, rest, ok1 = strings.Cut(h, " ")
+	p.ms, p.sig, ok2 = strings.Cut(rest, " ")
+	if !ok1 || !ok2 || p.node == "" {
+		return p, fmt.Errorf("%w: %s: want NODE DEADLINE SIG", ErrSignature, Header)
 	}
-	t, err := strconv.ParseInt(ms, 10, 64)
+	t, err := strconv.ParseInt(p.ms, 10, 64)
 	if err != nil {
-		return "", "", "", fmt.Errorf("%w: %s: bad deadline", ErrSignature, Header)
+		return p, fmt.Errorf("%w: %s: bad deadline", ErrSignature, Header)
 	}
-	switch d := time.UnixMilli(t).Sub(now); {
+	p.deadline = time.UnixMilli(t)
+	switch d := p.deadline.Sub(now); {
 	case d <= 0:
-		return "", "", "", fmt.Errorf("%w: %s: its deadline passed %v ago", ErrSignature, Header, (-d).Round(time.Millisecond))
+		return p, fmt.Errorf("%w: %s: its deadline passed %v ago", ErrSignature, Header, (-d).Round(time.Millisecond))
 	case d > MaxAhead:
-		return "", "", "", fmt.Errorf("%w: %s: its deadline is more than %v ahead", ErrSignature, Header, MaxAhead)
+		return p, fmt.Errorf("%w: %s: its deadline is more than %v ahead", ErrSignature, Header, MaxAhead)
 	}
-	return node, ms, sig, nil
+	return p, nil
 }
 
 // Verify checks a Header value h for an append of body to topic at now,
 // and returns the node that signed it and the deadline of the append. Its
 // errors wrap ErrSignature, and say why without echoing the signature.
 func Verify(key []byte, h, topic string, body []byte, now time.Time) (node string, deadline time.Time, err error) {
-	node, ms, sig, err := parse(h, now)
+	p, err := parse(h, now)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	t, _ := strconv.ParseInt(ms, 10, 64) // parse checked it
-	deadline = time.UnixMilli(t)
-	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err != nil || !hmac.Equal(got, mac(key, node, ms, topic, body)) {
+	got, err := base64.RawURLEncoding.Strict().DecodeString(p.sig)
+	if err != nil || !hmac.Equal(got, mac(key, p.node, p.ms, topic, body)) {
 		return "", time.Time{}, fmt.Errorf("%w: %s: bad signature", ErrSignature, Header)
 	}
-	return node, deadline, nil
+	return p.node, p.deadline, nil
 }
 
 // mac is the HMAC of one forwarded append. Each part is length-prefixed,
@@ -84,11 +93,7 @@ func Verify(key []byte, h, topic string, body []byte, now time.Time) (node strin
 func mac(key []byte, node, ms, topic string, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	for _, part := range [][]byte{[]byte(node), []byte(ms), []byte(topic), body} {
-		var n [8]byte
-		for i := range n {
-			n[i] = byte(uint64(len(part)) >> (8 * (7 - i)))
-		}
-		m.Write(n[:])
+		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
 		m.Write(part)
 	}
 	return m.Sum(nil)

@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"net"
 	nethttp "net/http"
 	"time"
 
@@ -31,8 +30,8 @@ func (s *Server) postForwarded(w nethttp.ResponseWriter, r *nethttp.Request) {
 	// that forward share this machine (forward.Loopback) and send no
 	// Origin (a web page always does), and a signature's form and
 	// deadline. Whoever fails these has no body read for them.
-	switch ip := net.ParseIP(remoteHost(r)); {
-	case ip == nil || !ip.IsLoopback():
+	switch {
+	case !forward.Loopback(r.RemoteAddr):
 		s.writeError(w, r, wire.Errorf(baton.CodeForbidden, "forwarded appends come from nodes on this machine"))
 		return
 	case r.Header.Get("Origin") != "":

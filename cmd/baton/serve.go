@@ -376,12 +376,12 @@ func serve(ctx context.Context, c serveConfig) error {
 	case !c.ForwardAppends || keyed == nil:
 	case !c.PeerWatch:
 		log.Info("appends are not forwarded to the lease holder: --peer-watch is off (docs/operations.md, SQLite specifics)")
-	case !forward.Loopback(advertised):
-		// Forwards go to loopback addresses only.
-		log.Info("the other nodes will not forward appends to this one when it holds their topic's lease: it advertises an address that is not loopback (docs/operations.md, SQLite specifics)", "advertise", advertised)
-	}
-	if c.ForwardAppends && c.PeerWatch && keyed != nil {
+	default:
 		// docs/design.md, "Appends forwarded to the lease holder".
+		if !forward.Loopback(advertised) {
+			// Forwards go to loopback addresses only.
+			log.Info("the other nodes will not forward appends to this one when it holds their topic's lease: it advertises an address that is not loopback (docs/operations.md, SQLite specifics)", "advertise", advertised)
+		}
 		key, err := keyed.ForwardKey(ctx)
 		if err != nil {
 			return err
