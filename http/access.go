@@ -69,12 +69,12 @@ type caller struct {
 	key   string
 }
 
-type callerKey struct{}
-
 // callerOf returns the request's caller, as authorize found it.
 func callerOf(r *nethttp.Request) caller {
-	c, _ := r.Context().Value(callerKey{}).(caller)
-	return c
+	if st := stateOf(r); st != nil {
+		return st.caller
+	}
+	return caller{}
 }
 
 // may reports whether the request's caller has right on topic: always on
@@ -120,7 +120,11 @@ func (s *Server) authorize(w nethttp.ResponseWriter, r *nethttp.Request, n need)
 			return r, false
 		}
 	}
-	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), true
+	if st := stateOf(r); st != nil {
+		st.caller = c // the request's own state (requestid.go): no copy
+		return r, true
+	}
+	return r.WithContext(context.WithValue(r.Context(), reqStateKey{}, &reqState{caller: c})), true
 }
 
 // remoteHost is the request's remote IP, without its port.

@@ -151,7 +151,6 @@ func (s *Server) serveStream(w nethttp.ResponseWriter, r *nethttp.Request, st *e
 	if g := callerOf(r).grant; g != nil && !g.Expires.IsZero() {
 		st.expires = max(1, s.streams.now()+int64(time.Until(g.Expires)))
 	}
-	opened := append(attrs[:len(attrs):len(attrs)], "remote", r.RemoteAddr)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -175,7 +174,7 @@ func (s *Server) serveStream(w nethttp.ResponseWriter, r *nethttp.Request, st *e
 					return
 				}
 			}
-			s.logFor(r).Debug("http: stream opened", append(opened, "writer", SSEWriterPool)...)
+			s.debugFor(r, "http: stream opened", append(attrs[:len(attrs):len(attrs)], "remote", r.RemoteAddr, "writer", SSEWriterPool)...)
 			_, sliced := conn.(*net.TCPConn)
 			s.streams.startPooled(st, out, sliced)
 			return
@@ -196,7 +195,7 @@ func (s *Server) serveStream(w nethttp.ResponseWriter, r *nethttp.Request, st *e
 		}
 		st.started = true
 	}
-	s.logFor(r).Debug("http: stream opened", append(opened, "writer", SSEWriterGoroutine)...)
+	s.debugFor(r, "http: stream opened", append(attrs[:len(attrs):len(attrs)], "remote", r.RemoteAddr, "writer", SSEWriterGoroutine)...)
 	s.streams.serveResponse(st, w)
 }
 
@@ -220,12 +219,14 @@ var retryLine = "retry: " + strconv.FormatInt(RetryHint.Milliseconds(), 10) + "\
 // logStreamEnd logs the end of a stream: at info level for a slow terminal
 // (the node dropped a client), else at debug level.
 func logStreamEnd(log *slog.Logger, reqID, remote string, err error, attrs ...any) {
-	log = log.With("request_id", reqID)
-	level := log.Debug
+	level := slog.LevelDebug
 	if errors.Is(err, hub.ErrSlowTerminal) {
-		level = log.Info
+		level = slog.LevelInfo
 	}
-	level("http: stream ended", append(attrs, "remote", remote, "reason", err)...)
+	if !log.Enabled(context.Background(), level) {
+		return // no logger made for a line not written
+	}
+	log.With("request_id", reqID).Log(context.Background(), level, "http: stream ended", append(attrs, "remote", remote, "reason", err)...)
 }
 
 // resumePosition reads where a stream starts: after the Last-Event-ID header

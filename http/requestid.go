@@ -23,7 +23,22 @@ const RequestIDHeader = "X-Request-Id"
 // that a client cannot make every log line of its requests large.
 const maxRequestID = 128
 
-type requestIDKey struct{}
+// reqState is what the server learns of a request as it serves it: its
+// id (ServeHTTP) and its caller (authorize). One value in the request's
+// context, set once, so that a request is copied once for both.
+type reqState struct {
+	id     string
+	caller caller
+}
+
+type reqStateKey struct{}
+
+// stateOf returns r's state, nil outside ServeHTTP (a test calling a
+// handler directly).
+func stateOf(r *nethttp.Request) *reqState {
+	st, _ := r.Context().Value(reqStateKey{}).(*reqState)
+	return st
+}
 
 // validRequestID reports whether a client's id may be kept: 1 to
 // maxRequestID bytes of printable ASCII without spaces, so that it cannot
@@ -71,19 +86,30 @@ func withRequestID(w nethttp.ResponseWriter, r *nethttp.Request) *nethttp.Reques
 		id = newRequestID()
 	}
 	w.Header().Set(RequestIDHeader, id)
-	return r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	return r.WithContext(context.WithValue(r.Context(), reqStateKey{}, &reqState{id: id}))
 }
 
 // requestID is r's id ("" outside ServeHTTP, e.g. in a test calling a
 // handler directly).
 func requestID(r *nethttp.Request) string {
-	id, _ := r.Context().Value(requestIDKey{}).(string)
-	return id
+	if st := stateOf(r); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // logFor is the logger of r's log lines: the server's, with its request id.
 func (s *Server) logFor(r *nethttp.Request) *slog.Logger {
 	return s.log.With("request_id", requestID(r))
+}
+
+// debugFor logs at debug level as logFor does, and costs nothing when the
+// level is off (a stream's opening is logged there: thousands at once when
+// clients reconnect).
+func (s *Server) debugFor(r *nethttp.Request, msg string, attrs ...any) {
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.logFor(r).Debug(msg, attrs...)
+	}
 }
 
 // logPanic, deferred by ServeHTTP, logs a handler's panic with its request

@@ -67,7 +67,7 @@ func (s *Server) ws(w nethttp.ResponseWriter, r *nethttp.Request) {
 		if conn != nil {
 			conn.Close()
 		}
-		s.logFor(r).Debug("http: websocket upgrade", "err", err)
+		s.debugFor(r, "http: websocket upgrade", "err", err)
 		return
 	}
 	a.stopReq() // the socket outlives the handler
@@ -93,7 +93,7 @@ func (s *Server) ws(w nethttp.ResponseWriter, r *nethttp.Request) {
 		rd: wsMessages{limit: s.cfg.MaxBody + 64<<10}, onMessage: sock.serveMessage,
 		end: func(err error) { s.streams.end(st, err) }}
 	sock.conn = c
-	s.logFor(r).Debug("http: websocket opened", "remote", r.RemoteAddr)
+	s.debugFor(r, "http: websocket opened", "remote", r.RemoteAddr)
 	_, c.sliced = conn.(*net.TCPConn)
 	s.streams.startPooled(st, c, c.sliced)
 	c.poll.add(c)

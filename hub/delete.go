@@ -24,6 +24,7 @@ func (h *Hub) EndTopic(topic string) {
 	}
 	f.mu.Lock() // lock order feed.mu → Terminal.mu (terminal.go)
 	defer f.mu.Unlock()
+	f.recent.reset()
 	for t := range f.terms {
 		t.fail(ErrTopicDeleted)
 	}
@@ -53,6 +54,11 @@ func (f *feed) checkDeleted(ctx context.Context, last uint64) {
 	if err != nil || cur.Seq >= last {
 		return
 	}
+	// Whatever follows, the recent frames are not the store's now: a
+	// terminal that starts must read the store (recent.go).
+	f.mu.Lock()
+	f.recent.reset()
+	f.mu.Unlock()
 	// A cursor that went back is a deletion only if the topic is gone: a
 	// store that lost writes (a Redis failover without wait_replicas, or
 	// one whose replicas did not acknowledge) also moves it back, and its

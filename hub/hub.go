@@ -281,6 +281,12 @@ type feed struct {
 	pending      [][]baton.Published
 	pendingItems int
 	readStore    bool
+	// The feed's position once known (positioned): the seq of the last
+	// item it delivered, or of the cursor it started from; and the frames
+	// it delivered last, up to it (recent.go).
+	end        uint64
+	positioned bool
+	recent     recentFrames
 }
 
 // run is the feed goroutine.
@@ -326,7 +332,7 @@ func (f *feed) run(ctx context.Context) {
 				// Terminals that joined before the cursor was read may have
 				// caught up to an earlier position, and the feed will not
 				// deliver what lies between: let them read it themselves.
-				f.resync()
+				f.resync(last)
 			}
 		}
 		if started {
@@ -416,7 +422,7 @@ func (f *feed) pump(ctx context.Context, last uint64, store bool) (uint64, bool,
 			h.log.Warn("hub: feed position trimmed; terminals resync from the store",
 				"topic", f.topic, "after", last, "cursor", cur.Seq)
 			last = cur.Seq
-			f.resync()
+			f.resync(last)
 			continue
 		}
 		if err != nil {
@@ -437,11 +443,17 @@ func (f *feed) pump(ctx context.Context, last uint64, store bool) (uint64, bool,
 	}
 }
 
-// deliver hands a batch to every terminal. It never blocks on a consumer.
+// deliver hands a batch to every terminal and keeps it among the recent
+// frames. It never blocks on a consumer.
 func (f *feed) deliver(frames []Frame) {
+	if len(frames) == 0 {
+		return
+	}
 	limit := f.h.opts.BufferItems
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recent.add(frames)
+	f.end = frames[len(frames)-1].Item.Seq
 	for t := range f.terms {
 		if !t.enqueue(frames, limit) {
 			delete(f.terms, t)
@@ -449,11 +461,13 @@ func (f *feed) deliver(frames []Frame) {
 	}
 }
 
-// resync makes every terminal re-read the store before it takes its next
-// live batch.
-func (f *feed) resync() {
+// resync moves the feed to pos, with no recent frames, and makes every
+// terminal re-read the store before it takes its next live batch.
+func (f *feed) resync(pos uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.end, f.positioned = pos, true
+	f.recent.reset()
 	for t := range f.terms {
 		t.resync()
 	}

@@ -207,7 +207,7 @@ func (t *Terminal) TryNext(ctx context.Context) (ev Event, ok bool, err error) {
 // start runs in Subscribe: it checks the starting position and reads the
 // first batch, which it keeps as pending events.
 func (t *Terminal) start(ctx context.Context) error {
-	if t.last > 0 {
+	if t.last > 0 && !t.f.recentCovers(t.last) {
 		info, err := t.topicInfo(ctx)
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", t.topic, err)
@@ -232,40 +232,26 @@ func (t *Terminal) start(ctx context.Context) error {
 	return nil
 }
 
-// catchUp reads the next batch from the store. It ends the catch-up (the
-// terminal then takes live batches) when the store has nothing more, unless
-// a resync came in meanwhile.
+// catchUp reads the next batch: from the feed's recent frames if they
+// answer for the terminal's position (recent.go), else from the store. It
+// ends the catch-up (the terminal then takes live batches) when there is
+// nothing more, unless a resync came in meanwhile.
 func (t *Terminal) catchUp(ctx context.Context, gen uint64) (Event, bool, error) {
 	batch := t.h.opts.ReadBatch
-	ps, err := t.h.store.Published(ctx, t.topic, t.last, batch)
-	if errors.Is(err, baton.ErrTrimmed) {
-		info, err := t.topicInfo(ctx)
-		if err != nil {
-			return Event{}, false, fmt.Errorf("read %s: %w", t.topic, err)
+	frames, ok := t.f.recentAfter(t.last, batch)
+	if !ok {
+		var ev Event
+		var err error
+		if frames, ev, ok, err = t.readStore(ctx); err != nil || ok {
+			return ev, ok, err
 		}
-		e := earliest(info)
-		if e <= t.last+1 {
-			return Event{}, false, fmt.Errorf("read %s after %d: trimmed, but earliest kept is %d", t.topic, t.last, e)
-		}
-		return t.resetTo(e), true, nil
-	}
-	if err != nil {
-		return Event{}, false, fmt.Errorf("read %s after %d: %w", t.topic, t.last, err)
-	}
-	if len(ps) > 0 && ps[0].Seq != t.last+1 {
-		return Event{}, false, fmt.Errorf("read %s after %d: store returned seq %d", t.topic, t.last, ps[0].Seq)
-	}
-	var frames []Frame
-	if len(ps) > 0 {
-		if frames, err = newFrames(ps); err != nil {
-			return Event{}, false, err
-		}
+		t.f.seed(frames)
 	}
 	t.mu.Lock()
-	if len(ps) > 0 {
-		t.last = ps[len(ps)-1].Seq
+	if len(frames) > 0 {
+		t.last = frames[len(frames)-1].Item.Seq
 	}
-	// Live batches the store read has overtaken would only count against
+	// Live batches the catch-up has overtaken would only count against
 	// the queue's bound: drop them now.
 	n := 0
 	for n < len(t.queue) && t.queue[n][len(t.queue[n])-1].Item.Seq <= t.last {
@@ -274,14 +260,43 @@ func (t *Terminal) catchUp(ctx context.Context, gen uint64) (Event, bool, error)
 		n++
 	}
 	t.queue = t.queue[n:]
-	if len(ps) < batch && t.gen == gen {
+	if len(frames) < batch && t.gen == gen {
 		t.catchingUp = false
 	}
 	t.mu.Unlock()
-	if len(ps) == 0 {
+	if len(frames) == 0 {
 		return Event{}, false, nil
 	}
 	return Event{Kind: EventItems, Frames: frames}, true, nil
+}
+
+// readStore reads the next batch after the terminal's position from the
+// store and encodes it; or, when that position is no longer kept, returns
+// the reset event (ok).
+func (t *Terminal) readStore(ctx context.Context) ([]Frame, Event, bool, error) {
+	ps, err := t.h.store.Published(ctx, t.topic, t.last, t.h.opts.ReadBatch)
+	if errors.Is(err, baton.ErrTrimmed) {
+		info, err := t.topicInfo(ctx)
+		if err != nil {
+			return nil, Event{}, false, fmt.Errorf("read %s: %w", t.topic, err)
+		}
+		e := earliest(info)
+		if e <= t.last+1 {
+			return nil, Event{}, false, fmt.Errorf("read %s after %d: trimmed, but earliest kept is %d", t.topic, t.last, e)
+		}
+		return nil, t.resetTo(e), true, nil
+	}
+	if err != nil {
+		return nil, Event{}, false, fmt.Errorf("read %s after %d: %w", t.topic, t.last, err)
+	}
+	if len(ps) > 0 && ps[0].Seq != t.last+1 {
+		return nil, Event{}, false, fmt.Errorf("read %s after %d: store returned seq %d", t.topic, t.last, ps[0].Seq)
+	}
+	if len(ps) == 0 {
+		return nil, Event{}, false, nil
+	}
+	frames, err := newFrames(ps)
+	return frames, Event{}, false, err
 }
 
 // resetTo moves the terminal to just before seq e and returns the reset event.
