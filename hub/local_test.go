@@ -119,7 +119,7 @@ func TestHandoffOnlyWhilePublishing(t *testing.T) {
 
 // waitFeedAt waits until the topic's feed has started and delivered up to
 // seq (its first read of the store done).
-func waitFeedAt(t *testing.T, h *Hub, seq uint64) {
+func waitFeedAt(t testing.TB, h *Hub, seq uint64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
