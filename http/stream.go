@@ -8,6 +8,7 @@ import (
 	nethttp "net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-pub/baton"
@@ -86,7 +87,7 @@ type streamer struct {
 	// servers are the net/http servers streams came from, with whether
 	// they shut down; see watch.
 	servers map[*nethttp.Server]bool
-	wsPoll  *wsPoller      // the WebSockets' input (ws_poll.go), made with the first
+	wsPoll  *wsPoller      // WebSockets' input and pooled streams' hang-ups (ws_poll.go), made with the first
 	wg      sync.WaitGroup // workers, stall writers, the heartbeat goroutine, WebSocket readers
 }
 
@@ -125,6 +126,12 @@ type eventStream struct {
 	// started: the response head went out before the stream was served
 	// (a snapshot went first, snapshot.go).
 	started bool
+	// watched: the poller reports the client's end of the connection
+	// (hangup); set before the stream is added. hup: it did, and gather
+	// looks.
+	watched bool
+	hup     atomic.Bool
+	pollReg // the poller's
 
 	// Guarded by streamer.mu.
 	i     int // index in streamer.streams
@@ -309,6 +316,11 @@ func (st *streamer) gather(s *eventStream, beat bool, bufs [][]byte) (_ [][]byte
 	if s.expires != 0 && st.now() >= s.expires {
 		return append(bufs, s.src.authExpired()), false, errTokenExpired
 	}
+	if s.hup.Swap(false) && s.out.clientGone() {
+		// The poller saw the client hang up (ws_poll.go): end now, not
+		// at the next heartbeat. (Other input: the heartbeat looks.)
+		return bufs, false, errClientGone
+	}
 	bufs, more, err := s.src.frames(st, s, bufs)
 	if err != nil || more {
 		return bufs, more, err
@@ -360,6 +372,9 @@ func (st *streamer) removeLocked(s *eventStream) {
 
 // closeStream releases what s holds. s must be ended, and out of the set.
 func (st *streamer) closeStream(s *eventStream, err error) {
+	if s.watched {
+		st.poller().remove(s) // before the close: see epoller
+	}
 	if c, ok := s.out.(interface{ closeFor(error) }); ok {
 		c.closeFor(err) // a WebSocket says why (ws.go)
 	} else {

@@ -61,6 +61,11 @@ func (c connWriter) close()           { _ = c.conn.Close() }
 func (st *streamer) startPooled(s *eventStream, out streamWriter, sliced bool) {
 	s.out, s.sliced = out, sliced
 	s.pooled = true
+	if cw, ok := out.(connWriter); ok {
+		// Before add: every end of s (closeStream) comes after, and
+		// removes the registration.
+		s.watched = st.poller().watch(s, cw.conn)
+	}
 	if !st.add(s) {
 		return
 	}

@@ -338,11 +338,12 @@ func TestStreamHeartbeats(t *testing.T) {
 }
 
 // TestStreamClientGone checks that a client that closes its connection is
-// cleaned up: by the next heartbeat on the pool, at once by net/http's
-// background read on the goroutine writer.
+// cleaned up at once, long before a heartbeat: on the pool when the poller
+// sees the hang-up (ws_poll.go), on the goroutine writer by net/http's
+// background read.
 func TestStreamClientGone(t *testing.T) {
 	forEachWriter(t, func(t *testing.T, writer string) {
-		srv, h, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer, Heartbeat: 50 * time.Millisecond})
+		srv, h, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer, Heartbeat: time.Hour})
 		addr := startServer(t, srv, nil)
 		a := dialStream(t, addr, "", 0)
 		dialStream(t, addr, "", 0) // stays
@@ -351,6 +352,36 @@ func TestStreamClientGone(t *testing.T) {
 		}
 		a.conn.Close()
 		waitStreams(t, srv, h, 1, 1)
+	})
+}
+
+// TestStreamClientSendsBytes: a client that sends bytes after its request
+// (an event stream's client has nothing to say) is not taken for gone:
+// its stream goes on, heartbeats included; and when it then closes, a
+// heartbeat finds it gone.
+func TestStreamClientSendsBytes(t *testing.T) {
+	forEachWriter(t, func(t *testing.T, writer string) {
+		srv, h, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: writer, Heartbeat: 20 * time.Millisecond})
+		addr := startServer(t, srv, nil)
+		a := dialStream(t, addr, "", 0)
+		if _, err := a.conn.Write([]byte("hello\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		_ = a.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for beats := 0; beats < 3; {
+			line, err := a.br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended after the client sent bytes: %v", err)
+			}
+			if strings.HasPrefix(line, ": hb") {
+				beats++
+			}
+		}
+		if n := srv.Streams(); n != 1 {
+			t.Fatalf("%d streams, want 1", n)
+		}
+		a.conn.Close()
+		waitStreams(t, srv, h, 0, 0)
 	})
 }
 

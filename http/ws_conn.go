@@ -72,8 +72,7 @@ type wsConn struct {
 	rd  wsMessages
 	pre []byte // bytes the client sent with the handshake, read first
 
-	// The poller's, guarded by its lock.
-	pollFD, pollGen int32
+	pollReg // the poller's
 }
 
 // wsCloseWait bounds the close handshake: writing the close frame, then

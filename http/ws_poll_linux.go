@@ -5,6 +5,7 @@ package http
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -15,7 +16,8 @@ import (
 // epoller is one epoll instance watching the sockets of a server for
 // input, each with a one-shot registration: reported once, then re-armed
 // by its reader when done (wsPoller.start), so that one goroutine at a
-// time reads a socket. The epoll descriptor is itself waited on through
+// time reads a socket; a pooled event stream's is reported once, when its
+// client hangs up (or sends something), and not re-armed. The epoll descriptor is itself waited on through
 // Go's own poller (an epoll descriptor is pollable): its goroutine, run,
 // is parked, not a thread blocked in epoll_wait, and closing it wakes it.
 //
@@ -30,7 +32,7 @@ type epoller struct {
 	fd int
 
 	mu     sync.Mutex
-	socks  map[int32]*wsConn // by descriptor
+	socks  map[int32]pollee // by descriptor
 	gen    int32
 	closed bool
 }
@@ -52,7 +54,7 @@ func newEpoller(p *wsPoller) (*epoller, error) {
 		f.Close()
 		return nil, fmt.Errorf("epoll descriptor: %w", err)
 	}
-	e := &epoller{p: p, f: f, rc: rc, fd: fd, socks: make(map[int32]*wsConn)}
+	e := &epoller{p: p, f: f, rc: rc, fd: fd, socks: make(map[int32]pollee)}
 	p.wg.Add(1)
 	go e.run()
 	return e, nil
@@ -74,22 +76,24 @@ func (e *epoller) run() {
 		}
 		for _, ev := range events[:n] {
 			e.mu.Lock()
-			c := e.socks[ev.Fd]
-			if c != nil && c.pollGen != ev.Pad {
-				c = nil // a closed socket's event
+			x := e.socks[ev.Fd]
+			if x != nil && x.reg().pollGen != ev.Pad {
+				x = nil // a closed socket's event
 			}
 			e.mu.Unlock()
-			if c != nil {
-				e.p.start(c)
+			if x != nil {
+				e.p.ready(x)
 			}
 		}
 	}
 }
 
-// add registers c, or reports false if c has no descriptor of its own
-// (a TLS connection's input is not the descriptor's) or epoll refuses it.
-func (e *epoller) add(c *wsConn) bool {
-	rc := rawConnOf(c.conn)
+// add registers x, the socket of conn, or reports false if conn has no
+// descriptor of its own (a TLS connection's input is not the
+// descriptor's) or epoll refuses it. ending reports that x's connection
+// is being closed: nothing to watch.
+func (e *epoller) add(x pollee, conn net.Conn, ending func() bool) bool {
+	rc := rawConnOf(conn)
 	if rc == nil {
 		return false
 	}
@@ -97,40 +101,43 @@ func (e *epoller) add(c *wsConn) bool {
 	cerr := rc.Control(func(fd uintptr) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if e.closed || c.closing.Load() {
+		if e.closed || ending() {
 			added = true // nothing to read: the socket ends
 			return
 		}
 		e.gen++
-		c.pollFD, c.pollGen = int32(fd), e.gen
-		ev := unix.EpollEvent{Events: epollEvents, Fd: c.pollFD, Pad: c.pollGen}
+		r := x.reg()
+		r.pollFD, r.pollGen = int32(fd), e.gen
+		ev := unix.EpollEvent{Events: epollEvents, Fd: r.pollFD, Pad: r.pollGen}
 		if unix.EpollCtl(e.fd, unix.EPOLL_CTL_ADD, int(fd), &ev) == nil {
-			e.socks[c.pollFD] = c
+			e.socks[r.pollFD] = x
 			added = true
 		}
 	})
 	return cerr == nil && added
 }
 
-// rearm waits for c's next input.
-func (e *epoller) rearm(c *wsConn) {
+// rearm waits for x's next input.
+func (e *epoller) rearm(x pollee) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed || e.socks[c.pollFD] != c {
+	r := x.reg()
+	if e.closed || e.socks[r.pollFD] != x {
 		return
 	}
-	ev := unix.EpollEvent{Events: epollEvents, Fd: c.pollFD, Pad: c.pollGen}
-	_ = unix.EpollCtl(e.fd, unix.EPOLL_CTL_MOD, int(c.pollFD), &ev)
+	ev := unix.EpollEvent{Events: epollEvents, Fd: r.pollFD, Pad: r.pollGen}
+	_ = unix.EpollCtl(e.fd, unix.EPOLL_CTL_MOD, int(r.pollFD), &ev)
 }
 
-func (e *epoller) remove(c *wsConn) {
+func (e *epoller) remove(x pollee) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed || e.socks[c.pollFD] != c {
+	r := x.reg()
+	if e.closed || e.socks[r.pollFD] != x {
 		return
 	}
-	delete(e.socks, c.pollFD)
-	_ = unix.EpollCtl(e.fd, unix.EPOLL_CTL_DEL, int(c.pollFD), nil)
+	delete(e.socks, r.pollFD)
+	_ = unix.EpollCtl(e.fd, unix.EPOLL_CTL_DEL, int(r.pollFD), nil)
 }
 
 // close stops the poller: sockets are ended before it (streamer.close).

@@ -2,7 +2,10 @@
 
 package http
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // epoller is Linux's (ws_poll_linux.go): elsewhere each socket has a
 // reader goroutine (ws_poll.go).
@@ -12,7 +15,7 @@ func newEpoller(*wsPoller) (*epoller, error) {
 	return nil, errors.New("epoll: not on this system")
 }
 
-func (*epoller) add(*wsConn) bool { return false }
-func (*epoller) rearm(*wsConn)    {}
-func (*epoller) remove(*wsConn)   {}
-func (*epoller) close()           {}
+func (*epoller) add(pollee, net.Conn, func() bool) bool { return false }
+func (*epoller) rearm(pollee)                          {}
+func (*epoller) remove(pollee)                         {}
+func (*epoller) close()                                {}
