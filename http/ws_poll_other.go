@@ -16,6 +16,6 @@ func newEpoller(*wsPoller) (*epoller, error) {
 }
 
 func (*epoller) add(pollee, net.Conn, func() bool) bool { return false }
-func (*epoller) rearm(pollee)                          {}
-func (*epoller) remove(pollee)                         {}
-func (*epoller) close()                                {}
+func (*epoller) rearm(pollee)                           {}
+func (*epoller) remove(pollee)                          {}
+func (*epoller) close()                                 {}
