@@ -18,6 +18,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/hub"
+	"github.com/baton-pub/baton/internal/limits"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/wire"
 )
@@ -657,4 +658,25 @@ func waitStreams(t *testing.T, srv *Server, h *hub.Hub, streams, terms int) {
 		}
 		return nil
 	})
+}
+
+// TestReloadedPageGetsItsStream: a client allowed one stream
+// (--client-streams 1) that closes it and opens another, as a page
+// reloaded does, gets the new one as soon as its old connection is seen
+// closed, not an hour (the heartbeat) later.
+func TestReloadedPageGetsItsStream(t *testing.T) {
+	srv, h, _ := newStreamServer(t, hub.Options{}, Config{SSEWriter: SSEWriterPool, Heartbeat: time.Hour,
+		Limits: limits.Config{Streams: 1}})
+	addr := startServer(t, srv, nil)
+	for range 3 { // reloaded three times
+		a := dialStream(t, addr, "", 0)
+		if a.resp.StatusCode != 200 {
+			t.Fatalf("stream: %s", a.resp.Status)
+		}
+		a.conn.Close()
+		waitStreams(t, srv, h, 0, 0)
+	}
+	if a := dialStream(t, addr, "", 0); a.resp.StatusCode != 200 {
+		t.Fatalf("stream after the reloads: %s", a.resp.Status)
+	}
 }
