@@ -75,6 +75,9 @@ type Options struct {
 	// Recheck is how often a feed re-reads the store without a wake-up,
 	// the fallback for a lost hint.
 	Recheck time.Duration
+	// RecentBytes bounds the recent frames of all the hub's feeds
+	// together (recent.go).
+	RecentBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -92,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = DefaultRecheck
+	}
+	if o.RecentBytes <= 0 {
+		o.RecentBytes = DefaultRecentBytes
 	}
 	return o
 }
@@ -119,6 +125,7 @@ type Hub struct {
 	feeds  map[string]*feed // active topics
 	topics topicWatcher     // multi.go
 	local  map[string]bool  // topics this node's publisher runs (local.go)
+	recent atomic.Int64     // bytes of the feeds' recent frames (recent.go)
 	wg     sync.WaitGroup   // feed goroutines, the topic watcher
 }
 
@@ -220,7 +227,8 @@ func (h *Hub) join(t *Terminal) error {
 	if f == nil {
 		ctx, cancel := context.WithCancel(h.ctx)
 		f = &feed{h: h, topic: t.topic, cancel: cancel, terms: make(map[*Terminal]struct{}),
-			kick: make(chan struct{}, 1), local: h.local[t.topic]}
+			kick: make(chan struct{}, 1), local: h.local[t.topic],
+			recent: recentFrames{total: &h.recent, budget: h.opts.RecentBytes}}
 		h.feeds[t.topic] = f
 		h.wg.Add(1)
 		go f.run(ctx)
@@ -478,6 +486,7 @@ func (f *feed) resync(pos uint64) {
 func (f *feed) stop() {
 	f.mu.Lock()
 	f.stopped = true
+	f.recent.reset() // back to the hub's budget
 	for t := range f.terms {
 		t.fail(baton.ErrClosed)
 		delete(f.terms, t)

@@ -1,5 +1,7 @@
 package hub
 
+import "sync/atomic"
+
 // A feed's recent frames: the last frames it delivered, consecutive, the
 // newest at the feed's position. A terminal that starts or resumes near
 // the head (a page reloaded, the clients of a node that ended reconnecting
@@ -21,10 +23,14 @@ package hub
 
 // Bounds of a feed's recent frames: at most recentItems frames and about
 // recentBytes bytes, whichever is reached first. Per followed topic, not
-// per terminal.
+// per terminal; and all the feeds of a hub together keep at most
+// Options.RecentBytes: a feed whose batch would take them past it keeps
+// none (its terminals read the store, as without them).
 const (
 	recentItems = 256
 	recentBytes = 64 << 10
+	// DefaultRecentBytes is the default of Options.RecentBytes.
+	DefaultRecentBytes = 64 << 20
 )
 
 // recentFrames holds a feed's recent frames; guarded by feed.mu. Slices
@@ -35,6 +41,10 @@ type recentFrames struct {
 	frames  []Frame
 	dropped int // frames dropped from the front of frames' array
 	bytes   int
+	// total counts the bytes of every feed's recent frames of the hub,
+	// bounded by budget (nil: not counted).
+	total  *atomic.Int64
+	budget int64
 }
 
 // frameBytes is what a frame keeps alive: its encoding, its value and
@@ -55,6 +65,7 @@ func (r *recentFrames) add(frames []Frame) {
 	if len(frames) > recentItems {
 		frames = frames[len(frames)-recentItems:]
 	}
+	before := r.bytes
 	r.frames = append(r.frames, frames...)
 	for _, f := range frames {
 		r.bytes += frameBytes(f)
@@ -63,6 +74,10 @@ func (r *recentFrames) add(frames []Frame) {
 	for k < len(r.frames) && (len(r.frames)-k > recentItems || r.bytes > recentBytes) {
 		r.bytes -= frameBytes(r.frames[k])
 		k++
+	}
+	if r.total != nil && r.total.Add(int64(r.bytes-before)) > r.budget {
+		r.reset() // past the hub's budget: none kept here
+		return
 	}
 	if k == 0 {
 		return
@@ -75,7 +90,12 @@ func (r *recentFrames) add(frames []Frame) {
 }
 
 // reset forgets every frame.
-func (r *recentFrames) reset() { *r = recentFrames{} }
+func (r *recentFrames) reset() {
+	if r.total != nil {
+		r.total.Add(-int64(r.bytes))
+	}
+	*r = recentFrames{total: r.total, budget: r.budget}
+}
 
 // after returns up to limit frames that follow seq last, and whether the
 // recent frames answer for last: they do when they begin at or before

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -302,4 +303,54 @@ func TestEndTopicForgetsRecentFrames(t *testing.T) {
 	if _, ok := live.f.recentAfter(0, 1); ok {
 		t.Fatal("recent frames kept after EndTopic")
 	}
+}
+
+// TestRecentFramesBudget: the feeds of a hub together keep at most
+// Options.RecentBytes; a feed whose batch would pass it keeps none, and a
+// feed that stops gives its share back.
+func TestRecentFramesBudget(t *testing.T) {
+	var total atomic.Int64
+	one := int64(frameBytes(framesOf(1, 1, 100)[0]))
+	a := recentFrames{total: &total, budget: 3 * one}
+	b := recentFrames{total: &total, budget: 3 * one}
+	a.add(framesOf(1, 2, 100))
+	b.add(framesOf(1, 2, 100)) // would make 4
+	if len(a.frames) != 2 || len(b.frames) != 0 {
+		t.Fatalf("kept %d and %d frames, want 2 and 0", len(a.frames), len(b.frames))
+	}
+	if got := total.Load(); got != 2*one {
+		t.Fatalf("total %d, want %d", got, 2*one)
+	}
+	a.add(framesOf(3, 3, 100))
+	a.reset()
+	if got := total.Load(); got != 0 {
+		t.Fatalf("total %d after reset, want 0", got)
+	}
+
+	// Through a hub: terminals on two topics, then none.
+	mem := memstore.New(nil)
+	h := startHub(t, mem, Options{RecentBytes: 1 << 20})
+	for _, topic := range []string{"a", "b"} {
+		p := newPublisher(t, mem, topic)
+		term, err := h.Subscribe(context.Background(), topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newReceiver(t, term, 0)
+		p.publish(5)
+		r.until(5, 5*time.Second)
+		poll.Until(t, 5*time.Second, "the feed keeps its frames", func() error {
+			if _, ok := term.f.recentAfter(0, 1); !ok {
+				return errors.New("none yet")
+			}
+			return nil
+		})
+		term.Close()
+	}
+	poll.Until(t, 5*time.Second, "the stopped feeds give their bytes back", func() error {
+		if n := h.recent.Load(); n != 0 {
+			return fmt.Errorf("%d bytes still counted", n)
+		}
+		return nil
+	})
 }
