@@ -218,18 +218,27 @@ func TestRecentFramesSeededByAStoreRead(t *testing.T) {
 	}
 }
 
-// TestRecentFramesGoneWithTheirTopic: a topic deleted and published again
-// numbers from 1; a terminal that starts then gets the new items, not the
-// recent frames of the old ones.
-func TestRecentFramesGoneWithTheirTopic(t *testing.T) {
+// liveFeed starts a hub on a fresh store with one terminal on testTopic,
+// publishes n items and waits until the feed delivered them.
+func liveFeed(t *testing.T, n int) (*memstore.Store, *Hub, *Terminal) {
+	t.Helper()
 	mem := memstore.New(nil)
 	p := newPublisher(t, mem, testTopic)
 	h := startHub(t, mem, Options{})
 	live := subscribe(t, h, testTopic, 0)
 	waitFeedStarted(t, h)
-	p.publish(5)
-	newReceiver(t, live, 0).until(5, 5*time.Second)
-	waitFeedAt(t, h, 5)
+	p.publish(n)
+	newReceiver(t, live, 0).until(uint64(n), 5*time.Second)
+	waitFeedAt(t, h, uint64(n))
+	return mem, h, live
+}
+
+// TestRecentFramesGoneWithTheirTopic: a terminal that starts after a
+// topic was deleted and published again gets the new items (the store
+// goes on from the kept ledger, or from 0), not the recent frames of the
+// old ones.
+func TestRecentFramesGoneWithTheirTopic(t *testing.T) {
+	mem, h, live := liveFeed(t, 5)
 	f := live.f
 	if _, ok := f.recentAfter(0, 1); !ok {
 		t.Fatal("no recent frames after a delivery")
@@ -289,13 +298,7 @@ func waitFeedStarted(t *testing.T, h *Hub) {
 // TestEndTopicForgetsRecentFrames: the node that served a DELETE ends the
 // topic's terminals at once, and the recent frames go with them.
 func TestEndTopicForgetsRecentFrames(t *testing.T) {
-	mem := memstore.New(nil)
-	p := newPublisher(t, mem, testTopic)
-	h := startHub(t, mem, Options{})
-	live := subscribe(t, h, testTopic, 0)
-	waitFeedStarted(t, h)
-	p.publish(3)
-	waitFeedAt(t, h, 3)
+	_, h, live := liveFeed(t, 3)
 	if _, ok := live.f.recentAfter(0, 1); !ok {
 		t.Fatal("no recent frames after a delivery")
 	}
