@@ -351,15 +351,26 @@ func TestResumeWait(t *testing.T) {
 		if items {
 			appendN(t, st, "t", 0, 2)
 			waitCursor(t, st, "t", 2)
+			// The call follows the commit: wait for it (the clock stays
+			// short of the wait).
+			select {
+			case seq := <-calls:
+				if seq != 2 {
+					t.Fatalf("resumed with the cursor at %d, want 2", seq)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("not resumed at the first commit")
+			}
 		}
 		select {
 		case seq := <-calls:
-			if !items || seq != 2 {
-				t.Fatalf("items %v: resumed with the cursor at %d, before the wait", items, seq)
+			if !items {
+				t.Fatalf("resumed with the cursor at %d, before the wait", seq)
 			}
+			t.Fatalf("resumed again, with the cursor at %d", seq)
 		default:
 			if items {
-				t.Fatal("not resumed at the first commit")
+				break
 			}
 			clock.Advance(time.Second)
 			select {
