@@ -14,6 +14,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/nemesis"
 	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/wire"
 )
 
 // victim is a publisher hit by a fault: the hand-over it causes is
@@ -116,6 +117,11 @@ func (r *run) getJSON(ctx context.Context, u string, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != nethttp.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		var we wire.ErrorResponse
+		if json.Unmarshal(b, &we) == nil && we.Error != nil {
+			we.Error.Status = resp.StatusCode
+			return fmt.Errorf("GET %s: %w", u, we.Error) // errors.As finds it (audit)
+		}
 		return fmt.Errorf("GET %s: %s %s", u, resp.Status, bytes.TrimSpace(b))
 	}
 	return json.NewDecoder(resp.Body).Decode(out)

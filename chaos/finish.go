@@ -240,6 +240,14 @@ func (r *run) audit(ctx context.Context, topic string, cursor uint64) error {
 				break
 			}
 		}
+		var we *wire.Error
+		if errors.As(err, &we) && we.Code == baton.CodeGone && we.Earliest > after+1 {
+			// Trimmed meanwhile (the publisher trims after its commits):
+			// excused as a terminal's reset is.
+			r.h.ResetSeen(checker.Reset{Terminal: auditor, Topic: topic, Earliest: we.Earliest})
+			after = we.Earliest - 1
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -175,6 +175,9 @@ func (r *Report) Print(w io.Writer) {
 	c := r.Check
 	fmt.Fprintf(w, "\nchecker: lost %d, duplicated %d, reordered %d, mismatched %d, phantom %d, split brain %d, hand-over %d, unpublished %d, ledger %d; resets %d\n",
 		c.Lost, c.Duplicated, c.Reordered, c.Mismatched, c.Phantom, c.SplitBrain, c.Handover, c.Unpublished, c.Ledger, c.Resets)
+	if c.Reappended > 0 {
+		fmt.Fprintf(w, "  %d messages published again after their first copy was trimmed (--retain: a msg id is known while its item is kept)\n", c.Reappended)
+	}
 	for _, a := range c.Anomalies {
 		term := a.Terminal
 		if term == "" {

@@ -97,6 +97,7 @@ func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 	r := &run{c: c, start: time.Now(), out: out, h: checker.NewHistory(),
 		httpc: &nethttp.Client{Timeout: time.Second}, impaired: make(map[string]string),
 		counts: make(map[nemesis.Kind]*FaultCount), follow: make(map[string][]string)}
+	r.h.KeepItems(c.Retain) // a msg id is known while its item is kept
 	for _, k := range nemesis.AllKinds {
 		r.counts[k] = &FaultCount{}
 	}

@@ -61,11 +61,25 @@ type History struct {
 	// them (GET /v1/topics/{t}/handovers), and whether the list was
 	// complete (not cut by the API's limit).
 	handovers map[string]handoverList
+	// keep is the servers' retention in items (0: unbounded): see
+	// KeepItems.
+	keep uint64
 }
 
 type handoverList struct {
 	recs     []baton.ReleaseRecord
 	complete bool
+}
+
+// KeepItems says the servers kept only the last n published items of a
+// topic (serve --retain). A msg id is known only while its item is kept
+// (docs/api.md, "Idempotent retries"), so a message published again more
+// than n seqs after its first copy (a retry that came after the first was
+// trimmed) is counted in Report.Reappended, not as a duplicate.
+func (h *History) KeepItems(n uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.keep = n
 }
 
 // PublishedSeen records a topic's cursor (GET /v1/topics/{t}/cursor) read
@@ -201,10 +215,14 @@ type Report struct {
 	// Unpublished counts items a terminal received beyond the topic's
 	// final cursor; Ledger, topics whose ledger does not hold exactly one
 	// leaf per published item.
-	Unpublished int       `json:"unpublished"`
-	Ledger      int       `json:"ledger"`
-	Resets      int       `json:"resets"`
-	Anomalies   []Anomaly `json:"anomalies,omitempty"`
+	Unpublished int `json:"unpublished"`
+	Ledger      int `json:"ledger"`
+	Resets      int `json:"resets"`
+	// Reappended counts the copies of messages published again after
+	// their first copy was beyond the servers' retention (KeepItems): not
+	// an anomaly.
+	Reappended int       `json:"reappended,omitempty"`
+	Anomalies  []Anomaly `json:"anomalies,omitempty"`
 }
 
 // OK reports whether no anomaly was found.
@@ -290,6 +308,7 @@ func (h *History) Check(terminals map[string][]string) Report {
 	got := make(map[tt]map[uint64]bool)
 	last := make(map[tt]uint64)
 	msgSeq := make(map[string]uint64)
+	reappended := make(map[key]bool) // copies counted in rep.Reappended
 	lastEpoch := make(map[tt]uint64)
 	resetBelow := make(map[tt]uint64)
 	for _, r := range h.resets {
@@ -353,8 +372,17 @@ func (h *History) Check(terminals map[string][]string) Report {
 		}
 		mk := d.Topic + "/" + d.MsgID
 		if s, ok := msgSeq[mk]; ok && s != d.Seq {
-			rep.add(Anomaly{Kind: "duplicated", Topic: d.Topic, Terminal: d.Terminal, Seq: d.Seq,
-				Detail: fmt.Sprintf("message %s published at seq %d and %d", d.MsgID, s, d.Seq)})
+			if h.keep > 0 && max(s, d.Seq)-min(s, d.Seq) > h.keep {
+				// The first copy's msg id was trimmed with it: count each
+				// copy once, whatever the terminals that got it.
+				if k := (key{d.Topic, max(s, d.Seq)}); !reappended[k] {
+					reappended[k] = true
+					rep.Reappended++
+				}
+			} else {
+				rep.add(Anomaly{Kind: "duplicated", Topic: d.Topic, Terminal: d.Terminal, Seq: d.Seq,
+					Detail: fmt.Sprintf("message %s published at seq %d and %d", d.MsgID, s, d.Seq)})
+			}
 		}
 		msgSeq[mk] = d.Seq
 	}

@@ -19,9 +19,16 @@ func run(n int, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery
 
 // runWith is run whose every third update is a tombstone if tombstones.
 func runWith(n int, tombstones bool, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery)) checker.Report {
+	return runKeep(n, tombstones, 0, mutate)
+}
+
+// runKeep is runWith with servers that keep the last keep items
+// (History.KeepItems; 0: all).
+func runKeep(n int, tombstones bool, keep uint64, mutate func(acks []checker.Ack, ds map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery)) checker.Report {
 	var acks []checker.Ack
 	ds := map[string][]checker.Delivery{}
 	h := checker.NewHistory()
+	h.KeepItems(keep)
 	for i := 1; i <= n; i++ {
 		u := baton.Update{ID: "x", Value: json.RawMessage(fmt.Sprint(i)), MsgID: fmt.Sprint("m", i), Deleted: tombstones && i%3 == 0}
 		hash := baton.HashItem("t", u)
@@ -120,6 +127,32 @@ func TestFindsEachAnomaly(t *testing.T) {
 				t.Fatalf("report %+v", r)
 			}
 		})
+	}
+}
+
+// TestReappendedPastRetention: with servers that keep only the last 10
+// items, a message published again 30 seqs after its first copy is a
+// retry that came after the first was trimmed (its msg id with it):
+// counted, not an anomaly. Within the kept items, or with no retention,
+// it is a duplicate.
+func TestReappendedPastRetention(t *testing.T) {
+	again := func(at int) func([]checker.Ack, map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
+		return func(a []checker.Ack, d map[string][]checker.Delivery) ([]checker.Ack, map[string][]checker.Delivery) {
+			for _, term := range []string{"a", "b"} {
+				x := d[term][0]
+				x.Seq = uint64(at)
+				d[term] = append(d[term], x)
+			}
+			return a, d
+		}
+	}
+	if r := runKeep(30, false, 10, again(31)); !r.OK() || r.Reappended != 1 {
+		t.Fatalf("past the retention: %+v", r)
+	}
+	for _, keep := range []uint64{0, 40} {
+		if r := runKeep(30, false, keep, again(31)); r.OK() || r.Duplicated == 0 || r.Reappended != 0 {
+			t.Fatalf("keep %d: %+v", keep, r)
+		}
 	}
 }
 

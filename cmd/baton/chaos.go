@@ -66,7 +66,7 @@ Replay a run with the same flags and --seed.`,
 	f.Float64Var(&c.Resend, "resend", 0.05, "probability that a source sends an acknowledged request again, as if the acknowledgement was lost")
 	f.DurationVar(&c.Interval, "interval", time.Second, "mean time between fault starts")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", time.Second, "publish lease TTL of the servers")
-	f.Uint64Var(&c.Retain, "retain", 0, "published items the servers keep per topic (0: their default); a small value trims under the terminals' feet")
+	f.Uint64Var(&c.Retain, "retain", 0, "published items the servers keep per topic (0: their default); a small value trims under the terminals' feet, and a retry that comes after its message's first copy was trimmed is appended again (reported, not an anomaly: a msg id is known while its item is kept)")
 	f.StringSliceVar(&c.Faults, "faults", []string{"all"}, "faults to inject: all, or a list of "+chaos.KindList())
 	f.DurationVar(&c.Drain, "drain", 60*time.Second, "after the run, how long terminals may take to receive every acknowledged item")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON (progress goes to stderr)")
