@@ -9,9 +9,9 @@
 // A terminal is a consumer that wants every published item after a position,
 // in order, with no gap and no duplicate. It catches up from the store (or
 // from the frames its feed delivered last, when they cover its position:
-// recent.go) and joins the live feed; whenever the next live batch does not follow its last
-// delivered seq it reads the gap from the store, and it drops what it already
-// has. A terminal whose position is no longer kept gets an explicit reset
+// recent.go) and joins the live feed; whenever the next live batch does not
+// follow its last delivered seq it reads the gap from the store, and it
+// drops what it already has. A terminal whose position is no longer kept gets an explicit reset
 // event. A live terminal whose queue overflows is disconnected with
 // ErrSlowTerminal; the feed never waits for a terminal.
 //
