@@ -31,6 +31,10 @@ type Copies interface {
 	// Entry reads the encoding of the leaf with seq (ErrCopyMissing if it is
 	// not stored).
 	Entry(topic string, seq uint64) ([]byte, error)
+	// Entries reads the encodings of the n leaves first..first+n-1, in
+	// order (ErrCopyMissing if one is not stored): a tree hashes a block of
+	// leaves with one read, not one per leaf.
+	Entries(topic string, first uint64, n int) ([][]byte, error)
 	// Reset deletes the topic's leaves and node hashes, not its state.
 	Reset(topic string) error
 	// State is what SaveState stored last for topic, nil if nothing.

@@ -124,6 +124,24 @@ func (m *MemCopies) Entry(topic string, seq uint64) ([]byte, error) {
 	return bytes.Clone(c.encs[seq-1]), nil
 }
 
+// Entries implements Copies.
+func (m *MemCopies) Entries(topic string, first uint64, n int) ([][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.get(topic, false)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil || n <= 0 || first == 0 || first-1 > uint64(len(c.encs)) || uint64(n) > uint64(len(c.encs))-(first-1) {
+		return nil, fmt.Errorf("%w: leaves %d+%d of %s", ErrCopyMissing, first, n, topic)
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = bytes.Clone(c.encs[first-1+uint64(i)])
+	}
+	return out, nil
+}
+
 // Reset implements Copies.
 func (m *MemCopies) Reset(topic string) error {
 	m.mu.Lock()

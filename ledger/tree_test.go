@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,5 +246,155 @@ func TestFastHashesAreRFC6962(t *testing.T) {
 	a, b := Hasher.HashLeaf([]byte("a")), Hasher.HashLeaf([]byte("b"))
 	if string(hashChildren(a, b)) != string(Hasher.HashChildren(a, b)) {
 		t.Fatal("children hash differs from rfc6962")
+	}
+}
+
+// countCopies counts the leaves read back from the copy.
+type countCopies struct {
+	Copies
+	entries atomic.Int64 // leaves read
+	reads   atomic.Int64 // calls of Entries
+}
+
+func (c *countCopies) Entry(topic string, seq uint64) ([]byte, error) {
+	c.entries.Add(1)
+	return c.Copies.Entry(topic, seq)
+}
+
+func (c *countCopies) Entries(topic string, first uint64, n int) ([][]byte, error) {
+	c.entries.Add(int64(n))
+	c.reads.Add(1)
+	return c.Copies.Entries(topic, first, n)
+}
+
+// TestTreeRecentLeaves: the hashes of the last blocks appended serve roots
+// and proofs between recent sizes with no leaf read from the copy, older
+// sizes read theirs, and both give what a tree opened afresh (no recent
+// leaves) and the naive root give.
+func TestTreeRecentLeaves(t *testing.T) {
+	const block = 1 << storedLevel
+	const n = 700
+	copies := &countCopies{Copies: NewMemCopies()}
+	tr, err := OpenTree(copies, "recent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	leaves := testLeaves("recent", 1, n)
+	var hs [][]byte
+	for _, l := range leaves {
+		hs = append(hs, LeafHash(l))
+	}
+	for i := 0; i < n; i += 37 {
+		if err := tr.Append(leaves[i:min(n, i+37)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := uint64(n/block-recentBlocks) * block; tr.recentFirst != want || uint64(len(tr.recent)/hashSize) != n-want {
+		t.Fatalf("recent leaves from %d, %d of them; want from %d, %d", tr.recentFirst, len(tr.recent)/hashSize, want, n-want)
+	}
+
+	check := func(tr *Tree, size uint64) []byte {
+		t.Helper()
+		root, err := tr.Root(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := naiveRoot(hs[:size]); string(root[:]) != string(want) {
+			t.Fatalf("root of %d differs from the naive root", size)
+		}
+		p, err := tr.ConsistencyProof(size, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(Hasher, size, n, p, root[:], naiveRoot(hs)); err != nil {
+			t.Fatalf("consistency %d..%d: %v", size, n, err)
+		}
+		return bytes.Join(append(p, root[:]), nil)
+	}
+	copies.entries.Store(0)
+	for size := tr.recentFirst + 1; size <= n; size++ {
+		check(tr, size)
+	}
+	if got := copies.entries.Load(); got != 0 {
+		t.Fatalf("%d leaves read from the copy for roots and proofs within the recent blocks, want 0", got)
+	}
+	check(tr, 100)
+	if copies.entries.Load() == 0 {
+		t.Fatal("a proof from size 100 read no leaf: it cannot have come from the recent blocks")
+	}
+	// A root and a proof read the block of 100's border once each, not
+	// leaf by leaf.
+	if r := copies.reads.Load(); r > 2 || copies.entries.Load() != r*(1<<storedLevel) {
+		t.Fatalf("a root and a proof of size 100: %d reads of %d leaves, want at most 2 reads of a block each", r, copies.entries.Load())
+	}
+
+	fresh, err := OpenTree(copies, "recent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for size := uint64(1); size <= n; size++ {
+		if a, b := check(tr, size), check(fresh, size); !bytes.Equal(a, b) {
+			t.Fatalf("size %d: the proof from the recent leaves differs from the one read from the copy", size)
+		}
+	}
+
+	if err := tr.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if tr.recent != nil || tr.recentFirst != 0 {
+		t.Fatalf("recent leaves kept across a reset: from %d, %d bytes", tr.recentFirst, len(tr.recent))
+	}
+}
+
+// TestTreeRecentLeavesConcurrent: proofs read while appends go on (run with
+// -race): a reader's recent hashes are never written under it.
+func TestTreeRecentLeavesConcurrent(t *testing.T) {
+	const n = 3000
+	tr, err := OpenTree(NewMemCopies(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	leaves := testLeaves("busy", 1, n)
+	var hs [][]byte
+	for _, l := range leaves {
+		hs = append(hs, LeafHash(l))
+	}
+	roots := make([][]byte, n+1)
+	for size := 1; size <= n; size++ {
+		roots[size] = naiveRoot(hs[:size])
+	}
+	done := make(chan struct{})
+	var failed atomic.Value
+	go func() {
+		defer close(done)
+		for {
+			size := tr.Size()
+			if size > 40 {
+				from := size - 1 - uint64(size%37)
+				p, err := tr.ConsistencyProof(from, size)
+				if err == nil {
+					err = proof.VerifyConsistency(Hasher, from, size, p, roots[from], roots[size])
+				}
+				if err != nil {
+					failed.Store(fmt.Sprintf("consistency %d..%d: %v", from, size, err))
+					return
+				}
+			}
+			if size == n {
+				return
+			}
+		}
+	}()
+	for i := 0; i < n; i += 13 {
+		if err := tr.Append(leaves[i:min(n, i+13)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if f := failed.Load(); f != nil {
+		t.Fatal(f)
 	}
 }

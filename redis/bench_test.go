@@ -2,8 +2,12 @@ package redis_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/redistest"
@@ -35,6 +39,32 @@ func benchItemsPerSec(b *testing.B, items int) {
 	b.ReportMetric(float64(items)/b.Elapsed().Seconds(), "items/s")
 }
 
+// redisCPU is the CPU time the server's main thread has used (INFO cpu):
+// benchRedisCPU reports it per item, the server's own cost of the path, which
+// the machine's other load does not change much.
+func redisCPU(b *testing.B, c *goredis.Client) time.Duration {
+	info, err := c.Info(b.Context(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sec float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_user_main_thread" || k == "used_cpu_sys_main_thread") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sec += f
+		}
+	}
+	return time.Duration(sec * float64(time.Second))
+}
+
+func benchRedisCPU(b *testing.B, c *goredis.Client, before time.Duration, items int) {
+	b.ReportMetric(float64((redisCPU(b, c)-before).Microseconds())/float64(items), "redis-µs/item")
+}
+
 // BenchmarkRawXAdd is the yardstick: XADD of the same fields, pipelined in
 // batches, with no index, no dedup, no script.
 func BenchmarkRawXAdd(b *testing.B) {
@@ -43,6 +73,7 @@ func BenchmarkRawXAdd(b *testing.B) {
 	ctx := b.Context()
 	ups := benchUpdates(b, benchBatch)
 	h := baton.HashItem("raw", ups[0]).String()
+	cpu := redisCPU(b, c)
 	b.ResetTimer()
 	for range b.N {
 		pipe := c.Pipeline()
@@ -54,6 +85,7 @@ func BenchmarkRawXAdd(b *testing.B) {
 		}
 	}
 	benchItemsPerSec(b, b.N*benchBatch)
+	benchRedisCPU(b, c, cpu, b.N*benchBatch)
 }
 
 // BenchmarkAppend is the ingest path: one Append script per batch.
@@ -68,6 +100,8 @@ func BenchmarkAppend(b *testing.B) {
 	for i := range batches {
 		batches[i] = benchUpdates(b, benchBatch)
 	}
+	c := srv.Client()
+	cpu := redisCPU(b, c)
 	b.ResetTimer()
 	for i := range b.N {
 		if _, err := s.Append(b.Context(), "bench", batches[i]); err != nil {
@@ -75,6 +109,7 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 	benchItemsPerSec(b, b.N*benchBatch)
+	benchRedisCPU(b, c, cpu, b.N*benchBatch)
 }
 
 // BenchmarkAppendPublishRead is the whole store path of an item: append,
@@ -94,6 +129,8 @@ func BenchmarkAppendPublishRead(b *testing.B) {
 		batches[i] = benchUpdates(b, benchBatch)
 	}
 	var cur uint64
+	rc := srv.Client()
+	cpu := redisCPU(b, rc)
 	b.ResetTimer()
 	for i := range b.N {
 		if _, err := s.Append(ctx, "bench", batches[i]); err != nil {
@@ -115,4 +152,5 @@ func BenchmarkAppendPublishRead(b *testing.B) {
 		cur = ps[len(ps)-1].Seq
 	}
 	benchItemsPerSec(b, b.N*benchBatch)
+	benchRedisCPU(b, rc, cpu, b.N*benchBatch)
 }

@@ -103,68 +103,87 @@ func (c *Copies) storedSize(topic string) (uint64, error) {
 
 // Entry implements ledger.Copies: it reads the leaf's chunk and walks it.
 func (c *Copies) Entry(topic string, seq uint64) ([]byte, error) {
+	encs, err := c.Entries(topic, seq, 1)
+	if err != nil {
+		return nil, err
+	}
+	return encs[0], nil
+}
+
+// Entries implements ledger.Copies: a query per chunk of leaves the seqs
+// span (one for a tree's block of 2^6 leaves: copyLeafChunk is its size),
+// and the leaves still pending from memory.
+func (c *Copies) Entries(topic string, first uint64, n int) ([][]byte, error) {
 	if c.closed.Load() {
-		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopiesClosed)
+		return nil, fmt.Errorf("ledger copies: leaves %d+%d of %s: %w", first, n, topic, ledger.ErrCopiesClosed)
 	}
-	missing := func() error {
-		return fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopyMissing)
+	if n <= 0 || first == 0 || first > math.MaxInt64-uint64(n) {
+		return nil, fmt.Errorf("ledger copies: leaves %d+%d of %s: %w", first, n, topic, ledger.ErrCopyMissing)
 	}
-	if seq == 0 || seq > math.MaxInt64 {
-		return nil, missing()
-	}
+	out := make([][]byte, n)
+	// Pending leaves, or none there: what is above the stored leaves.
+	stored := first + uint64(n) - 1 // the last seq to read from the file
 	c.dmu.Lock()
-	if t := c.topics[topic]; t != nil && t.loaded && seq > t.leaves {
-		// Pending, or not there.
-		var enc []byte
-		if k := seq - t.leaves - 1; k < uint64(len(t.pend)) {
-			enc = bytes.Clone(t.pend[k])
+	if t := c.topics[topic]; t != nil && t.loaded && stored > t.leaves {
+		for seq := max(first, t.leaves+1); seq < first+uint64(n); seq++ {
+			k := seq - t.leaves - 1
+			if k >= uint64(len(t.pend)) {
+				c.dmu.Unlock()
+				return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, ledger.ErrCopyMissing)
+			}
+			out[seq-first] = bytes.Clone(t.pend[k])
 		}
-		c.dmu.Unlock()
-		if enc == nil {
-			return nil, missing()
-		}
-		return enc, nil
+		stored = t.leaves
 	}
 	c.dmu.Unlock()
-	chunk, off := (seq-1)/copyLeafChunk, (seq-1)%copyLeafChunk
+	for seq := first; seq <= stored; {
+		chunk := (seq - 1) / copyLeafChunk
+		last := min(stored, (chunk+1)*copyLeafChunk)
+		if err := c.chunkEntries(topic, chunk, seq, last, out[seq-first:]); err != nil {
+			return nil, err
+		}
+		seq = last + 1
+	}
+	return out, nil
+}
+
+// chunkEntries copies the encodings of seqs from..to, all in one chunk of
+// leaves, to out.
+func (c *Copies) chunkEntries(topic string, chunk, from, to uint64, out [][]byte) error {
+	fail := func(err error) error {
+		return fmt.Errorf("ledger copies: leaves %d to %d of %s: %w", from, to, topic, err)
+	}
 	rows, err := c.rst[crEntry].QueryContext(context.Background(), topic, int64(chunk))
 	if err != nil {
-		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, c.readErr(err))
+		return fail(c.readErr(err))
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, c.readErr(err))
+			return fail(c.readErr(err))
 		}
-		return nil, missing()
+		return fail(ledger.ErrCopyMissing)
 	}
 	var n int64
-	var encs sql.RawBytes // the chunk, read in place: only the leaf is copied
+	var encs sql.RawBytes // the chunk, read in place: only the leaves are copied
 	if err := rows.Scan(&n, &encs); err != nil {
-		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, c.readErr(err))
+		return fail(c.readErr(err))
 	}
-	if off >= uint64(n) {
-		return nil, missing()
+	base := chunk * copyLeafChunk // the seq before the chunk's first
+	if to-base > uint64(n) {
+		return fail(ledger.ErrCopyMissing)
 	}
-	enc, err := chunkEntry(encs, off)
-	if err != nil {
-		return nil, fmt.Errorf("ledger copies: leaf %d of %s: %w", seq, topic, err)
-	}
-	return enc, nil
-}
-
-// chunkEntry copies the encoding at offset off of a leaf chunk.
-func chunkEntry(encs []byte, off uint64) ([]byte, error) {
-	for i := uint64(0); ; i++ {
+	for i := uint64(0); i < to-base; i++ {
 		l, k := binary.Uvarint(encs)
 		if k <= 0 || uint64(len(encs)-k) < l {
-			return nil, fmt.Errorf("a torn leaf chunk (at leaf %d of it)", i)
+			return fail(fmt.Errorf("a torn leaf chunk (at leaf %d of it)", i))
 		}
-		if i == off {
-			return bytes.Clone(encs[k : k+int(l) : k+int(l)]), nil
+		if seq := base + 1 + i; seq >= from {
+			out[seq-from] = bytes.Clone(encs[k : k+int(l) : k+int(l)])
 		}
 		encs = encs[k+int(l):]
 	}
+	return nil
 }
 
 // nodeChunk names a chunk of node hashes.

@@ -91,6 +91,27 @@ func check(t *testing.T, c ledger.Copies, topic string, n uint64) {
 			ids = append(ids, ledger.NodeID{Level: 1, Index: seq/2 - 1})
 		}
 	}
+	// Ranges of leaves: the whole, one, and spans across the engines'
+	// chunks of 64.
+	for _, w := range [][2]uint64{{1, n}, {1, 1}, {n, 1}, {n/2 + 1, n - n/2}, {60, 10}, {63, 70}, {64, 64}, {65, 128}} {
+		if w[0] == 0 || w[1] == 0 || w[0]+w[1]-1 > n {
+			continue
+		}
+		es, err := c.Entries(topic, w[0], int(w[1]))
+		if err != nil || uint64(len(es)) != w[1] {
+			t.Fatalf("Entries(%s, %d, %d) = %d leaves, %v", topic, w[0], w[1], len(es), err)
+		}
+		for i, e := range es {
+			if seq := w[0] + uint64(i); !bytes.Equal(e, enc(topic, seq)) {
+				t.Fatalf("Entries(%s, %d, %d): leaf %d = %q, want %q", topic, w[0], w[1], seq, e, enc(topic, seq))
+			}
+		}
+	}
+	for _, w := range [][2]uint64{{n, 2}, {n + 1, 1}, {0, 1}} {
+		if _, err := c.Entries(topic, w[0], int(w[1])); !errors.Is(err, ledger.ErrCopyMissing) {
+			t.Fatalf("Entries(%s, %d, %d) of a copy of %d leaves: %v, want ErrCopyMissing", topic, w[0], w[1], n, err)
+		}
+	}
 	if len(ids) == 0 {
 		return
 	}
