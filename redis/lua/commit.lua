@@ -57,18 +57,27 @@ if cpsize and cpsize ~= '' then
     redis.call('ZADD', KEYS[7], cpsize, cpsize)
   end
 end
+-- The snapshot's moves, a command per kind for all of them: a call each
+-- was most of the script's own time at many ids per commit. The ids are
+-- distinct (the caller folds a commit's moves per id).
 local sbase = cpbase + 2
 local m = tonumber(ARGV[sbase]) or 0
+local rows, ids, gone = {}, {}, {}
 for i = 1, m do
   local id, row = ARGV[sbase + 2 * i - 1], ARGV[sbase + 2 * i]
   if row == '' then
-    redis.call('HDEL', KEYS[9], id)
-    redis.call('ZREM', KEYS[10], id)
+    gone[#gone + 1] = id
   else
-    redis.call('HSET', KEYS[9], id, row)
-    redis.call('ZADD', KEYS[10], 0, id)
+    rows[#rows + 1] = id
+    rows[#rows + 1] = row
+    ids[#ids + 1] = 0
+    ids[#ids + 1] = id
   end
 end
+chunked('HSET', KEYS[9], rows, 2000)
+chunked('ZADD', KEYS[10], ids, 2000)
+chunked('HDEL', KEYS[9], gone, 2000)
+chunked('ZREM', KEYS[10], gone, 2000)
 local carried = ARGV[sbase + 2 * m + 1]
 if carried and carried ~= '' then
   redis.call('PUBLISH', channel, 'commit ' .. str(upto) .. ' ' .. carried)
