@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"syscall"
 	"time"
 )
 
@@ -27,14 +26,6 @@ func (m cpuMeter) cores() float64 {
 		return 0
 	}
 	return (selfCPU() - m.cpu).Seconds() / el.Seconds()
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // profileSelf writes a CPU profile of the bench process (the load

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -380,22 +379,6 @@ func rssKB(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-// raiseNoFile raises the soft limit on open files to the hard limit, so
-// that 10k terminals fit; children started afterwards inherit it.
-func raiseNoFile() (uint64, error) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 0, err
-	}
-	if l.Cur < l.Max {
-		l.Cur = l.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-			return 0, err
-		}
-	}
-	return l.Cur, nil
 }
 
 // waitFor polls cond every 5ms until it holds, d passes or ctx ends.

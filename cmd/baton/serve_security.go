@@ -165,11 +165,11 @@ func (s *security) reloadOnHUP(log *slog.Logger, stop <-chan struct{}) {
 // ledger and new requests: at the limit, accept fails and nothing answers,
 // while a refused stream gets a clean 503.
 func streamsWithinFileLimit(def int) int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > uint64(4*def) {
+	cur, ok := openFileLimit()
+	if !ok || cur == 0 || cur > uint64(4*def) {
 		return def
 	}
-	n := int(lim.Cur) - max(int(lim.Cur)/4, 256)
+	n := int(cur) - max(int(cur)/4, 256)
 	return max(16, min(def, n))
 }
 

@@ -165,7 +165,7 @@ func (p *Node) Alive() bool {
 	}
 }
 
-func (p *Node) signal(s syscall.Signal) error {
+func (p *Node) signal(s os.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil || p.cmd.Process == nil {
@@ -177,13 +177,13 @@ func (p *Node) signal(s syscall.Signal) error {
 // Kill sends SIGKILL and waits for the exit.
 func (p *Node) Kill() {
 	_ = p.signal(syscall.SIGKILL)
-	_ = p.signal(syscall.SIGCONT)
+	_ = p.signal(sigCont)
 	<-p.Done()
 }
 
 // Stop sends SIGTERM (graceful hand-over) and waits up to d, then kills.
 func (p *Node) Stop(d time.Duration) {
-	_ = p.signal(syscall.SIGCONT)
+	_ = p.signal(sigCont)
 	_ = p.signal(syscall.SIGTERM)
 	select {
 	case <-p.Done():
@@ -199,5 +199,5 @@ func (p *Node) Terminate() error { return p.signal(syscall.SIGTERM) }
 func (p *Node) Hangup() error { return p.signal(syscall.SIGHUP) }
 
 // Pause sends SIGSTOP; Resume sends SIGCONT.
-func (p *Node) Pause() error  { return p.signal(syscall.SIGSTOP) }
-func (p *Node) Resume() error { return p.signal(syscall.SIGCONT) }
+func (p *Node) Pause() error  { return p.signal(sigStop) }
+func (p *Node) Resume() error { return p.signal(sigCont) }

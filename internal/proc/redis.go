@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -138,7 +137,7 @@ func (r *Redis) Kill() {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(sigCont)
 	_ = cmd.Process.Kill()
 	<-done
 }

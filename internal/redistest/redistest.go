@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -249,16 +248,16 @@ func (s *Server) Kill() {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process must be able to die
+	_ = cmd.Process.Signal(sigCont) // a paused process must be able to die
 	_ = cmd.Process.Kill()
 	<-done
 }
 
 // Pause stops the process (SIGSTOP): it keeps its sockets but answers nothing.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+func (s *Server) Pause() { s.signal(sigStop) }
 
 // Resume continues a paused process (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+func (s *Server) Resume() { s.signal(sigCont) }
 
 func (s *Server) signal(sig os.Signal) {
 	s.mu.Lock()

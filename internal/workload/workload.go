@@ -297,7 +297,7 @@ func (t *Terminal) httpClient() *http.Client {
 		d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+				serr = setRcvBuf(fd, n)
 			}); err != nil {
 				return err
 			}
