@@ -267,6 +267,23 @@ func (c *countCopies) Entries(topic string, first uint64, n int) ([][]byte, erro
 	return c.Copies.Entries(topic, first, n)
 }
 
+// openTestTree opens topic's tree in copies (closed at the test's end) and
+// makes n leaves for it, and their hashes, not appended yet.
+func openTestTree(t *testing.T, copies Copies, topic string, n uint64) (*Tree, []baton.Leaf, [][]byte) {
+	t.Helper()
+	tr, err := OpenTree(copies, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	leaves := testLeaves(topic, 1, n)
+	hs := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		hs[i] = LeafHash(l)
+	}
+	return tr, leaves, hs
+}
+
 // TestTreeRecentLeaves: the hashes of the last blocks appended serve roots
 // and proofs between recent sizes with no leaf read from the copy, older
 // sizes read theirs, and both give what a tree opened afresh (no recent
@@ -275,16 +292,7 @@ func TestTreeRecentLeaves(t *testing.T) {
 	const block = 1 << storedLevel
 	const n = 700
 	copies := &countCopies{Copies: NewMemCopies()}
-	tr, err := OpenTree(copies, "recent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	leaves := testLeaves("recent", 1, n)
-	var hs [][]byte
-	for _, l := range leaves {
-		hs = append(hs, LeafHash(l))
-	}
+	tr, leaves, hs := openTestTree(t, copies, "recent", n)
 	for i := 0; i < n; i += 37 {
 		if err := tr.Append(leaves[i:min(n, i+37)]); err != nil {
 			t.Fatal(err)
@@ -352,16 +360,7 @@ func TestTreeRecentLeaves(t *testing.T) {
 // -race): a reader's recent hashes are never written under it.
 func TestTreeRecentLeavesConcurrent(t *testing.T) {
 	const n = 3000
-	tr, err := OpenTree(NewMemCopies(), "busy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	leaves := testLeaves("busy", 1, n)
-	var hs [][]byte
-	for _, l := range leaves {
-		hs = append(hs, LeafHash(l))
-	}
+	tr, leaves, hs := openTestTree(t, NewMemCopies(), "busy", n)
 	roots := make([][]byte, n+1)
 	for size := 1; size <= n; size++ {
 		roots[size] = naiveRoot(hs[:size])

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/baton-pub/baton/internal/procsig"
 )
 
 // Node is a `baton serve` child process. Its methods are safe for
@@ -177,13 +179,13 @@ func (p *Node) signal(s os.Signal) error {
 // Kill sends SIGKILL and waits for the exit.
 func (p *Node) Kill() {
 	_ = p.signal(syscall.SIGKILL)
-	_ = p.signal(sigCont)
+	_ = p.signal(procsig.Cont)
 	<-p.Done()
 }
 
 // Stop sends SIGTERM (graceful hand-over) and waits up to d, then kills.
 func (p *Node) Stop(d time.Duration) {
-	_ = p.signal(sigCont)
+	_ = p.signal(procsig.Cont)
 	_ = p.signal(syscall.SIGTERM)
 	select {
 	case <-p.Done():
@@ -199,5 +201,5 @@ func (p *Node) Terminate() error { return p.signal(syscall.SIGTERM) }
 func (p *Node) Hangup() error { return p.signal(syscall.SIGHUP) }
 
 // Pause sends SIGSTOP; Resume sends SIGCONT.
-func (p *Node) Pause() error  { return p.signal(sigStop) }
-func (p *Node) Resume() error { return p.signal(sigCont) }
+func (p *Node) Pause() error  { return p.signal(procsig.Stop) }
+func (p *Node) Resume() error { return p.signal(procsig.Cont) }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/baton-pub/baton/internal/procsig"
 )
 
 // Redis is a redis-server child process with an append-only file fsynced on
@@ -137,7 +139,7 @@ func (r *Redis) Kill() {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	_ = cmd.Process.Signal(sigCont)
+	_ = cmd.Process.Signal(procsig.Cont)
 	_ = cmd.Process.Kill()
 	<-done
 }

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-pub/baton/internal/procsig"
 )
 
 // ReadyTimeout bounds how long a helper waits for a process to be ready.
@@ -248,16 +250,16 @@ func (s *Server) Kill() {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	_ = cmd.Process.Signal(sigCont) // a paused process must be able to die
+	_ = cmd.Process.Signal(procsig.Cont) // a paused process must be able to die
 	_ = cmd.Process.Kill()
 	<-done
 }
 
 // Pause stops the process (SIGSTOP): it keeps its sockets but answers nothing.
-func (s *Server) Pause() { s.signal(sigStop) }
+func (s *Server) Pause() { s.signal(procsig.Stop) }
 
 // Resume continues a paused process (SIGCONT).
-func (s *Server) Resume() { s.signal(sigCont) }
+func (s *Server) Resume() { s.signal(procsig.Cont) }
 
 func (s *Server) signal(sig os.Signal) {
 	s.mu.Lock()
