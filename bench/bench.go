@@ -81,6 +81,11 @@ type Config struct {
 	// TLS runs the nodes over HTTPS, with a CA and certificates made in
 	// the scratch directory that the bench's clients trust.
 	TLS bool
+	// Spread makes the sources of ingest and latency keep to the node each
+	// was given, ignoring the holder hint (wire.HolderHeader) that they
+	// follow otherwise, as client.Client does: plain HTTP sources behind a
+	// load balancer.
+	Spread bool
 	// NoPeerWatch runs the nodes with --peer-watch=false: a crashed node's
 	// leases then end only when they lapse, as a hung one's do.
 	NoPeerWatch bool

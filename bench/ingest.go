@@ -97,11 +97,7 @@ func ingestOnce(ctx context.Context, e *env, p plan, c *cluster, hc, th *http.Cl
 		return IngestRow{Batch: batch}, err
 	}
 	defer g.stop()
-	var posters []Sender
-	for _, b := range bases {
-		posters = append(posters, newPoster(hc, b, topic))
-	}
-	return ingestWith(ctx, p, posters, g, e.cfg.Sources, batch, pad)
+	return ingestWith(ctx, p, newPosters(hc, bases, topic, e.cfg.Spread), g, e.cfg.Sources, batch, pad)
 }
 
 // ingestWith runs one batch size of the ingest scenario: sources closed

@@ -81,11 +81,7 @@ func latencyOnce(ctx context.Context, e *env, p plan, bases []string, hc, th *ht
 		return LatencyRow{Rate: rate}, err
 	}
 	defer g.stop()
-	var posters []Sender
-	for _, b := range bases {
-		posters = append(posters, newPoster(hc, b, topic))
-	}
-	return latencyWith(ctx, p, posters, g, rate, pad)
+	return latencyWith(ctx, p, newPosters(hc, bases, topic, e.cfg.Spread), g, rate, pad)
 }
 
 // latencyWith runs one rate of the latency scenario: an open loop over

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,7 @@ func (e *env) newTransport(conns int) *http.Transport {
 type poster struct {
 	hc  *http.Client
 	url string
+	r   *router // nil: always to url
 }
 
 // newPoster posts to the node at base (http://host:port or https://...).
@@ -129,29 +131,80 @@ func newPoster(hc *http.Client, base, topic string) *poster {
 	return &poster{hc: hc, url: base + "/v1/topics/" + url.PathEscape(topic) + "/items"}
 }
 
+// newPosters returns a poster per base for topic. Unless spread, they
+// follow the holder hint as client.Client does: once an answer names the
+// topic's lease holder (wire.HolderHeader, given where appends are
+// forwarded to it: SQLite), every poster sends there until a request to
+// it fails. spread: each poster keeps to its base, as plain HTTP sources
+// behind a load balancer would.
+func newPosters(hc *http.Client, bases []string, topic string, spread bool) []Sender {
+	r := &router{}
+	r.pref.Store(-1)
+	out := make([]Sender, len(bases))
+	for i, b := range bases {
+		p := newPoster(hc, b, topic)
+		if u, err := url.Parse(b); err == nil && !spread {
+			r.hosts = append(r.hosts, u.Host)
+			r.posters = append(r.posters, newPoster(hc, b, topic))
+			p.r = r
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// router is the holder hint the posters of a topic share: pref is the
+// index in posters (and hosts) of the node an answer named, -1 for none.
+type router struct {
+	hosts   []string
+	posters []*poster
+	pref    atomic.Int32
+}
+
 // Send posts the batch as one request (Sender).
 func (p *poster) Send(ctx context.Context, b Batch) error {
 	return p.post(ctx, b.appendBody(make([]byte, 0, b.Len()*(len(b.Pad)+120)+2)))
 }
 
-// post sends a JSON array of updates and waits for the acknowledgement.
+// post sends a JSON array of updates and waits for the acknowledgement:
+// to the holder its router knows of, if any.
 func (p *poster) post(ctx context.Context, body []byte) error {
+	to, at := p, int32(-1)
+	if p.r != nil {
+		if at = p.r.pref.Load(); at >= 0 {
+			to = p.r.posters[at]
+		}
+	}
+	hint, err := to.send(ctx, body)
+	if p.r != nil {
+		switch {
+		case err != nil && at >= 0:
+			p.r.pref.CompareAndSwap(at, -1)
+		case hint != "":
+			p.r.pref.Store(int32(slices.Index(p.r.hosts, hint))) // -1 if none of ours
+		}
+	}
+	return err
+}
+
+// send posts body to p's URL and returns the answer's holder hint.
+func (p *poster) send(ctx context.Context, body []byte) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(b))
+		return "", fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(b))
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
-	return err
+	return resp.Header.Get(wire.HolderHeader), err
 }
 
 // openLoop publishes at a fixed rate whatever the answers: item k is due at

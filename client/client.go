@@ -66,6 +66,10 @@ type Client struct {
 
 	mu   sync.Mutex
 	down map[string]time.Time // node -> until when it is skipped
+	// holders: topic -> the node (one of nodes) that a publish's answer
+	// named as the topic's lease holder (wire.HolderHeader); at most
+	// maxHolders topics.
+	holders map[string]string
 
 	tokMu sync.Mutex
 	token string // the bearer token in use
@@ -103,7 +107,61 @@ func New(nodes []string, o Options) (*Client, error) {
 	if o.StreamIdle <= 0 {
 		o.StreamIdle = 15 * time.Second
 	}
-	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time), token: o.Token}, nil
+	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time), holders: make(map[string]string), token: o.Token}, nil
+}
+
+// maxHolders bounds the topics whose holder a client remembers: past it,
+// it forgets them all and learns again from the next answers.
+const maxHolders = 4096
+
+// pickFor returns the node to publish topic's updates to: the holder an
+// answer named, unless it failed recently, else the next node in turn.
+func (c *Client) pickFor(topic string) string {
+	c.mu.Lock()
+	n, ok := c.holders[topic]
+	if ok {
+		if until, down := c.down[n]; down && time.Now().Before(until) {
+			ok = false
+		}
+	}
+	c.mu.Unlock()
+	if ok {
+		return n
+	}
+	return c.pick()
+}
+
+// learnHolder records the holder an answer of node named for topic (hint:
+// the wire.HolderHeader's host:port, "" for none): the next publishes of
+// topic go to the client's node at that address. A hint that names no
+// node of the client's is ignored; so is none from the remembered holder
+// itself (it holds the lease: it names no other).
+func (c *Client) learnHolder(topic, node, hint string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hint == "" {
+		if c.holders[topic] != node {
+			delete(c.holders, topic)
+		}
+		return
+	}
+	for _, n := range c.nodes {
+		if u, err := url.Parse(n); err == nil && u.Host == hint {
+			if len(c.holders) >= maxHolders {
+				clear(c.holders)
+			}
+			c.holders[topic] = n
+			return
+		}
+	}
+	delete(c.holders, topic)
+}
+
+// forgetHolder drops topic's remembered holder (it did not answer).
+func (c *Client) forgetHolder(topic string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.holders, topic)
 }
 
 // pick returns the next node in turn, skipping nodes that failed recently
@@ -155,17 +213,23 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 // do sends one request and, if the node refuses the token (401) and a
 // token source can give a fresh one, sends it once more with that.
 func (c *Client) do(ctx context.Context, method, base, path string, body []byte, out any) error {
-	err := c.doOnce(ctx, method, base, path, body, out)
+	return c.doHeader(ctx, method, base, path, body, out, nil)
+}
+
+// doHeader is do that also keeps the answer's header in *hdr, if hdr is
+// not nil.
+func (c *Client) doHeader(ctx context.Context, method, base, path string, body []byte, out any, hdr *http.Header) error {
+	err := c.doOnce(ctx, method, base, path, body, out, hdr)
 	if !refused(err) || c.o.TokenSource == nil {
 		return err
 	}
 	if _, rerr := c.refreshToken(ctx); rerr != nil {
 		return fmt.Errorf("%w (%v)", err, rerr)
 	}
-	return c.doOnce(ctx, method, base, path, body, out)
+	return c.doOnce(ctx, method, base, path, body, out, hdr)
 }
 
-func (c *Client) doOnce(ctx context.Context, method, base, path string, body []byte, out any) error {
+func (c *Client) doOnce(ctx context.Context, method, base, path string, body []byte, out any, hdr *http.Header) error {
 	ctx, cancel := context.WithTimeout(ctx, c.o.RequestTimeout)
 	defer cancel()
 	var rd io.Reader
@@ -187,6 +251,9 @@ func (c *Client) doOnce(ctx context.Context, method, base, path string, body []b
 		return err
 	}
 	defer resp.Body.Close()
+	if hdr != nil {
+		*hdr = resp.Header
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -235,14 +302,17 @@ func (c *Client) Publish(ctx context.Context, topic string, updates []baton.Upda
 	path := "/v1/topics/" + url.PathEscape(topic) + "/items"
 	for attempt := 0; ; attempt++ {
 		var out wire.PublishResponse
-		node := c.pick()
-		err := c.do(ctx, http.MethodPost, node, path, body, &out)
+		node := c.pickFor(topic)
+		var hdr http.Header
+		err := c.doHeader(ctx, http.MethodPost, node, path, body, &out, &hdr)
 		if err == nil {
 			if len(out.Items) != len(us) {
 				return nil, fmt.Errorf("publish: %d receipts for %d updates", len(out.Items), len(us))
 			}
+			c.learnHolder(topic, node, hdr.Get(wire.HolderHeader))
 			return out.Items, nil
 		}
+		c.forgetHolder(topic)
 		var ae *wire.Error
 		if errors.As(err, &ae) && !ae.Temporary() || untrusted(err) {
 			return nil, fmt.Errorf("publish: %w", err)

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/rs/cors"
+
+	"github.com/baton-pub/baton/wire"
 )
 
 // corsPolicy answers browsers of other origins (github.com/rs/cors does
@@ -27,7 +29,7 @@ type corsPolicy struct {
 
 var (
 	corsHeaders = []string{"Authorization", "Content-Type", "Last-Event-ID", RequestIDHeader}
-	corsExposed = []string{"Retry-After", "WWW-Authenticate", RequestIDHeader}
+	corsExposed = []string{"Retry-After", "WWW-Authenticate", RequestIDHeader, wire.HolderHeader}
 )
 
 func newCORS(origins []string) *corsPolicy {

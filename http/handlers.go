@@ -71,6 +71,11 @@ func (s *Server) postItems(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if single && len(resp.Items) == 1 {
 		resp.Receipt = &resp.Items[0]
 	}
+	if s.cfg.Holder != nil {
+		if addr, ok := s.cfg.Holder(topic); ok {
+			w.Header().Set(wire.HolderHeader, addr)
+		}
+	}
 	writePublishResponse(w, nethttp.StatusCreated, resp)
 }
 

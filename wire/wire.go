@@ -181,6 +181,13 @@ type ErrorResponse struct {
 // watched.
 const InstanceHeader = "Baton-Instance"
 
+// HolderHeader, in the answer of a publish (POST .../items) that a node
+// forwarded to the topic's lease holder on its machine, is where that
+// holder serves (host:port, as the nodes advertise it): a client that
+// knows a node at that address sends its next appends of the topic there,
+// sparing each a hop between nodes (client.Client does; docs/api.md).
+const HolderHeader = "Baton-Holder"
+
 // Limits of GET /v1/topics (and of the topics of GET /v1/status).
 const (
 	DefaultTopicsLimit = 100

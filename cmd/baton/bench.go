@@ -72,6 +72,7 @@ report.md and PNG pictures.`,
 	f.StringSliceVar(&c.Peers, "peers", nil, "peers to measure beside Baton in the same run: nats, centrifugo (built from source with the Go toolchain; see docs/benchmarks.md)")
 	f.BoolVar(&peerWatch, "peer-watch", true, "run the nodes with their peer watch (a crashed node's leases end when its address refuses connections); false: they end when they lapse, as a hung node's do")
 	f.IntVar(&c.Runs, "runs", 1, "run the whole bench this many times, each on fresh servers, and report every figure's median and each run's ratios to the peers")
+	f.BoolVar(&c.Spread, "spread", false, "the ingest and latency sources keep to the node each was given (plain HTTP clients behind a load balancer) instead of following the Baton-Holder hint to the topic's lease holder, as the Go client does")
 	f.BoolVar(&c.TLS, "tls", false, "run the nodes over HTTPS with a CA and certificates made in the scratch directory (default: plain HTTP)")
 	cmd.AddCommand(newBenchRawSSE())
 	return cmd
