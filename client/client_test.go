@@ -60,6 +60,75 @@ func TestPublishRetriesWithSameMsgID(t *testing.T) {
 	}
 }
 
+// TestPublishFollowsHolder: once an answer names the topic's lease holder
+// (Baton-Holder), the client publishes the topic there; another topic is
+// not affected, a hint naming no node of the client's is ignored, and a
+// holder that stops answering is forgotten.
+func TestPublishFollowsHolder(t *testing.T) {
+	var toA, toB atomic.Int64
+	var holderHost atomic.Value // what A names
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		var us []baton.Update
+		b, _ := io.ReadAll(r.Body)
+		json.Unmarshal(b, &us)
+		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"items":[{"seq":1,"hash":"%064x","msg_id":%q}]}`, 1, us[0].MsgID)
+	}
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		toB.Add(1)
+		answer(w, r) // the holder: no hint
+	}))
+	defer b.Close()
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		toA.Add(1)
+		if strings.Contains(r.URL.Path, "/quotes/") {
+			w.Header().Set(wire.HolderHeader, holderHost.Load().(string))
+		}
+		answer(w, r)
+	}))
+	defer a.Close()
+	holderHost.Store("127.0.0.1:1") // no node of the client's
+	var retries atomic.Int64
+	c, err := client.New([]string{a.URL, b.URL}, client.Options{Backoff: time.Millisecond, MaxBackoff: time.Minute,
+		OnRetry: func(string, error) { retries.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	publish := func(topic string, n int) {
+		t.Helper()
+		for range n {
+			if _, err := c.Publish(ctx, topic, []baton.Update{{ID: "a", Value: json.RawMessage("1")}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish("quotes", 10)
+	if toA.Load() != 5 || toB.Load() != 5 {
+		t.Fatalf("with a hint naming no node of its own: %d to a, %d to b; want 5 each (in turn)", toA.Load(), toB.Load())
+	}
+	holderHost.Store(strings.TrimPrefix(b.URL, "http://"))
+	publish("quotes", 2) // whichever goes to a learns the hint
+	toA.Store(0)
+	toB.Store(0)
+	publish("quotes", 10)
+	if toA.Load() != 0 || toB.Load() != 10 {
+		t.Fatalf("after a named b as the holder: %d to a, %d to b; want all 10 to b", toA.Load(), toB.Load())
+	}
+	publish("other", 10)
+	if toA.Load() != 5 {
+		t.Fatalf("another topic: %d of 10 to a, want 5 (in turn)", toA.Load())
+	}
+	// The holder is gone: its publishes go to a, and a's hint, naming it
+	// still, is not followed while it is down (one failed attempt only).
+	b.Close()
+	toA.Store(0)
+	publish("quotes", 3)
+	if toA.Load() != 3 || retries.Load() != 1 {
+		t.Fatalf("with the holder gone: %d of 3 to a, %d failed attempts; want 3 and 1", toA.Load(), retries.Load())
+	}
+}
+
 // TestPublishDoesNotRetryBadInput: a 4xx is the caller's problem.
 func TestPublishDoesNotRetryBadInput(t *testing.T) {
 	var n atomic.Int32

@@ -161,3 +161,31 @@ func TestPublishesGoThroughAppend(t *testing.T) {
 		t.Fatalf("appended %d items, want 2", n)
 	}
 }
+
+// TestPublishNamesHolder: a publish's answer names the topic's lease
+// holder (Baton-Holder) when Config.Holder knows another node holds it,
+// and a web page of an allowed origin may read the header; no header
+// otherwise.
+func TestPublishNamesHolder(t *testing.T) {
+	var held atomic.Bool
+	e := newEnv(t, nil, hub.Options{}, Config{CORSOrigins: []string{"http://page.example"},
+		Holder: func(topic string) (string, bool) { return "127.0.0.1:7001", held.Load() && topic == testTopic }})
+	path := "/v1/topics/" + testTopic + "/items"
+	resp := e.do("POST", path, strings.NewReader(`{"id":"k","value":1}`), nil, nil)
+	if resp.StatusCode != 201 || resp.Header.Get(wire.HolderHeader) != "" {
+		t.Fatalf("no other holder: %d, %s %q", resp.StatusCode, wire.HolderHeader, resp.Header.Get(wire.HolderHeader))
+	}
+	held.Store(true)
+	resp = e.do("POST", path, strings.NewReader(`{"id":"k","value":2}`), map[string]string{"Origin": "http://page.example"}, nil)
+	if resp.StatusCode != 201 || resp.Header.Get(wire.HolderHeader) != "127.0.0.1:7001" {
+		t.Fatalf("another node holds the topic: %d, %s %q", resp.StatusCode, wire.HolderHeader, resp.Header.Get(wire.HolderHeader))
+	}
+	if exp := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(exp, wire.HolderHeader) {
+		t.Fatalf("a page may not read %s: Access-Control-Expose-Headers %q", wire.HolderHeader, exp)
+	}
+	var er wire.ErrorResponse
+	resp = e.do("POST", path, strings.NewReader(`{"id":"","value":1}`), nil, &er)
+	if resp.StatusCode != 400 || resp.Header.Get(wire.HolderHeader) != "" {
+		t.Fatalf("a refused publish: %d, %s %q", resp.StatusCode, wire.HolderHeader, resp.Header.Get(wire.HolderHeader))
+	}
+}
