@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/proc"
+	"github.com/baton-pub/baton/wire"
+)
+
+// TestClientPublishesToTheHolder: three real nodes on one SQLite file. A
+// node that forwards a publish to the topic's lease holder names the
+// holder in its answer (Baton-Holder), and the Go client, given every
+// node, sends the topic's next publishes there: the other nodes forward
+// at most the one that taught it, the holder appends the rest itself.
+func TestClientPublishesToTheHolder(t *testing.T) {
+	c := newCluster(t, sqliteEngine, 3, 10*time.Second)
+	const topic = "hint.orders"
+	if status, b := publishOnce(t, c.nodes[0].URL(), topic, "", inHeader, "first"); status != http.StatusCreated {
+		t.Fatalf("first publish: %d %s", status, b)
+	}
+	holder, _ := c.holder(topic)
+	var others []*proc.Node
+	for _, n := range c.nodes {
+		if n != holder {
+			others = append(others, n)
+			c.watchedBy(n, holder)
+		}
+	}
+	// Each other node names the holder once its elector has parked behind
+	// it (until then it appends itself): poll.
+	for i, n := range others {
+		poll.Until(t, 30*time.Second, n.Name+" naming "+holder.Name, func() error {
+			req, _ := http.NewRequest("POST", n.URL()+"/v1/topics/"+topic+"/items",
+				strings.NewReader(fmt.Sprintf(`{"id":"k","value":1,"msg_id":"warm-%d-%d"}`, i, time.Now().UnixNano())))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if got, want := resp.Header.Get(wire.HolderHeader), strings.TrimPrefix(holder.URL(), "http://"); got != want {
+				return fmt.Errorf("%s %q, want %q", wire.HolderHeader, got, want)
+			}
+			return nil
+		})
+	}
+	forwarded := func() (sum float64) {
+		for _, n := range others {
+			sum += forwards(t, c, n, "forwarded")
+		}
+		return sum
+	}
+	appended := func(n *proc.Node) float64 {
+		return max(0, scrapeAs(t, n.URL()+"/metrics", c.token, `baton_items_appended_total{topic="`+topic+`"}`))
+	}
+	fwd, held := forwarded(), appended(holder)
+
+	// The client knows the holder last: in turn, it would start elsewhere.
+	cl, err := client.New([]string{others[0].URL(), others[1].URL(), holder.URL()}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range n {
+		if _, err := cl.Publish(ctx, topic, []baton.Update{{ID: "k", Value: json.RawMessage(fmt.Sprint(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := forwarded() - fwd; got > 1 {
+		t.Errorf("the other nodes forwarded %v of the client's %d publishes, want at most the first", got, n)
+	}
+	if got := appended(holder) - held; got != n {
+		t.Errorf("the holder %s appended %v of the client's %d items", holder.Name, got, n)
+	}
+}
