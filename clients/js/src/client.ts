@@ -80,6 +80,8 @@ export class Baton {
   #requestTimeoutMs: number;
   #publishTimeoutMs: number;
   #wsPub: WSPublisher | undefined;
+  /** topic -> the node a publish's answer named as its lease holder (Baton-Holder); at most maxHolders. */
+  #holders = new Map<string, string>();
 
   constructor(o: BatonOptions) {
     if (!o || !Array.isArray(o.nodes) || o.nodes.length === 0) throw new UsageError("nodes: at least one node URL");
@@ -190,12 +192,18 @@ export class Baton {
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       // Over a WebSocket, publishing stays on the open socket's node.
-      const node = this.#wsPub?.node ?? this.ring.pick();
+      // Over HTTP, to the topic's lease holder once an answer named it.
+      const node = this.#wsPub?.node ?? this.#pickFor(topic);
       let err: unknown;
       try {
-        const items: WireReceipt[] | undefined = this.#wsPub
-          ? await this.#wsPub.publish(node, this.#token, topic, wire, this.#requestTimeoutMs, opts.signal)
-          : (await this.#post(node, path, body, opts.signal))?.items;
+        let items: WireReceipt[] | undefined;
+        if (this.#wsPub) {
+          items = await this.#wsPub.publish(node, this.#token, topic, wire, this.#requestTimeoutMs, opts.signal);
+        } else {
+          const { json, holder } = await this.#post(node, path, body, opts.signal);
+          items = json?.items;
+          this.#learnHolder(topic, node, holder);
+        }
         if (!Array.isArray(items) || items.length !== wire.length) {
           throw new BatonError(200, { code: "bad_answer", message: `${items?.length} receipts for ${wire.length} updates` }, node);
         }
@@ -204,6 +212,7 @@ export class Baton {
         }));
       } catch (e) {
         err = e;
+        this.#holders.delete(topic);
       }
       if (opts.signal?.aborted) throw opts.signal.reason;
       let wait = this.ring.delay(attempt);
@@ -228,8 +237,33 @@ export class Baton {
     }
   }
 
+  /** The node to publish topic's updates to over HTTP: the holder an answer named, unless it is marked down, else the next in turn. */
+  #pickFor(topic: string): string {
+    const n = this.#holders.get(topic);
+    return n !== undefined && !this.ring.isDown(n) ? n : this.ring.pick();
+  }
+
+  /**
+   * Records the holder that node's answer named for topic (hint: the Baton-Holder header's host:port, "" for none):
+   * the next publishes of topic go to the client's node at that address. A hint naming no node of the client's is
+   * ignored; no hint from the remembered holder keeps it (it holds the lease), from another node forgets it.
+   */
+  #learnHolder(topic: string, node: string, hint: string): void {
+    if (hint === "") {
+      if (this.#holders.get(topic) !== node) this.#holders.delete(topic);
+      return;
+    }
+    const to = this.ring.nodes.find((n) => new URL(n).host === hint);
+    if (to === undefined) {
+      this.#holders.delete(topic);
+      return;
+    }
+    if (this.#holders.size >= maxHolders) this.#holders.clear();
+    this.#holders.set(topic, to);
+  }
+
   /** One POST with the request time limit; an error answer is a BatonError, no answer a NetworkError. */
-  async #post(node: string, path: string, body: string, signal: AbortSignal | undefined): Promise<any> {
+  async #post(node: string, path: string, body: string, signal: AbortSignal | undefined): Promise<{ json: any; holder: string }> {
     const { ctl, release } = child(signal);
     let timedOut = false;
     const t = setTimeout(() => {
@@ -252,7 +286,7 @@ export class Baton {
         throw new NetworkError(node, timedOut ? `no answer in ${this.#requestTimeoutMs} ms` : String(e), { cause: e });
       }
       try {
-        return JSON.parse(text);
+        return { json: JSON.parse(text), holder: resp.headers.get("Baton-Holder") ?? "" };
       } catch (e) {
         throw new BatonError(resp.status, { code: "bad_answer", message: "an answer that is not JSON" }, node);
       }
@@ -262,6 +296,9 @@ export class Baton {
     }
   }
 }
+
+/** How many topics' holders a client remembers: past it, it forgets them all and learns again from the next answers. */
+const maxHolders = 4096;
 
 /** A new message id: a random UUID (crypto.randomUUID: browsers in secure contexts and Node 20+). */
 export function newMsgId(): string {

@@ -45,6 +45,12 @@ export class NodeRing {
     return i;
   }
 
+  /** Whether node is marked down now. */
+  isDown(node: string): boolean {
+    const until = this.#down.get(node);
+    return until !== undefined && Date.now() < until;
+  }
+
   /** Skips node for a while after it gave no answer at all. */
   markDown(node: string): void {
     this.#down.set(node, Date.now() + this.backoff.maxMs);

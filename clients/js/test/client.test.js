@@ -232,3 +232,50 @@ describe("tokens", () => {
     assert.equal(err.status, 401);
   });
 });
+
+describe("publishing to the lease holder (Baton-Holder)", () => {
+  let c;
+  before(async () => {
+    c = await Cluster.start(3);
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  /** The count of a node's appends forwarded to the holder (baton_append_forwards_total). */
+  async function forwarded(url) {
+    const text = await (await fetch(url + "/metrics")).text();
+    const m = /^baton_append_forwards_total\{outcome="forwarded"\} (\S+)$/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  it("sends a topic's publishes over HTTP to the node the answers name as its holder", async () => {
+    const topic = "hinted";
+    await new Baton({ nodes: [c.urls[0]], ...quick, publishOver: "http" }).publish(topic, { id: "k", value: 0 });
+    // A node that forwards names the holder: ask each until one does.
+    let holder;
+    await until("a node naming the holder", 30000, async () => {
+      for (const u of c.urls) {
+        const resp = await fetch(u + `/v1/topics/${topic}/items`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: "k", value: 1 }) });
+        await resp.text();
+        const h = resp.headers.get("Baton-Holder");
+        if (h) holder = `http://${h}`;
+      }
+      return holder !== undefined && c.urls.includes(holder);
+    });
+    const others = c.urls.filter((u) => u !== holder);
+    // Both others forward by now (each parks behind the holder after reading the lock).
+    for (const u of others) {
+      await until(`${u} naming the holder`, 30000, async () => {
+        const resp = await fetch(u + `/v1/topics/${topic}/items`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: "k", value: 2 }) });
+        await resp.text();
+        return resp.headers.get("Baton-Holder") === new URL(holder).host;
+      });
+    }
+    const before = (await Promise.all(others.map(forwarded))).reduce((a, b) => a + b, 0);
+    const b = new Baton({ nodes: [...others, holder], ...quick, publishOver: "http" });
+    for (let i = 0; i < 20; i++) await b.publish(topic, { id: "k", value: 10 + i });
+    const after = (await Promise.all(others.map(forwarded))).reduce((a, b) => a + b, 0);
+    assert.ok(after - before <= 1, `the other nodes forwarded ${after - before} of the client's 20 publishes, want at most the first`);
+  });
+});
