@@ -21,6 +21,25 @@ func forwards(t *testing.T, c *cluster, n *proc.Node, outcome string) float64 {
 	return max(0, scrapeAs(t, n.URL()+"/metrics", c.token, `baton_append_forwards_total{outcome="`+outcome+`"}`))
 }
 
+// firstHolder publishes topic's first item (msg id "first") at the first
+// node with token, and returns the node that holds the topic's lease and
+// the others, once each of them watches it (forwarding needs the watch).
+func (c *cluster) firstHolder(topic, token string) (*proc.Node, []*proc.Node) {
+	c.t.Helper()
+	if status, b := publishOnce(c.t, c.nodes[0].URL(), topic, token, inHeader, "first"); status != http.StatusCreated {
+		c.t.Fatalf("first publish: %d %s", status, b)
+	}
+	holder, _ := c.holder(topic)
+	var others []*proc.Node
+	for _, n := range c.nodes {
+		if n != holder {
+			others = append(others, n)
+			c.watchedBy(n, holder)
+		}
+	}
+	return holder, others
+}
+
 // scrapeAs is scrape with a token.
 func scrapeAs(t *testing.T, url, token, series string) float64 {
 	t.Helper()
@@ -44,19 +63,7 @@ func TestAppendsForwardedToTheHolder(t *testing.T) {
 	pub := mint(t, key, "--publish", "fw.*", "--sub", "src")
 	c := newClusterWith(t, sqliteEngine, 3, 10*time.Second, admin, "--jwt-key", key)
 	const topic = "fw.orders"
-	if status, b := publishOnce(t, c.nodes[0].URL(), topic, pub, inHeader, "first"); status != http.StatusCreated {
-		t.Fatalf("first publish: %d %s", status, b)
-	}
-	holder, _ := c.holder(topic)
-	var others []*proc.Node
-	for _, n := range c.nodes {
-		if n != holder {
-			others = append(others, n)
-		}
-	}
-	for _, n := range others {
-		c.watchedBy(n, holder)
-	}
+	holder, others := c.firstHolder(topic, pub)
 
 	// Each other node forwards. Its elector parks behind the holder after
 	// reading the lock, so the first publishes may go local: poll.

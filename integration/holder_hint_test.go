@@ -24,17 +24,7 @@ import (
 func TestClientPublishesToTheHolder(t *testing.T) {
 	c := newCluster(t, sqliteEngine, 3, 10*time.Second)
 	const topic = "hint.orders"
-	if status, b := publishOnce(t, c.nodes[0].URL(), topic, "", inHeader, "first"); status != http.StatusCreated {
-		t.Fatalf("first publish: %d %s", status, b)
-	}
-	holder, _ := c.holder(topic)
-	var others []*proc.Node
-	for _, n := range c.nodes {
-		if n != holder {
-			others = append(others, n)
-			c.watchedBy(n, holder)
-		}
-	}
+	holder, others := c.firstHolder(topic, "")
 	// Each other node names the holder once its elector has parked behind
 	// it (until then it appends itself): poll.
 	for i, n := range others {
