@@ -187,6 +187,20 @@ func (f *Forwarder) Append(ctx context.Context, topic string, ups []baton.Update
 	return f.cfg.Local(ctx, topic, ups)
 }
 
+// Holder reports where this node forwards topic's appends now: the
+// holder's address, unless forwards to it rest after one that got no
+// answer (a hung or vanished holder). A publish's answer names it to the
+// client (wire.HolderHeader), which then sends the topic's appends there
+// itself: a holder that this node would not forward to is not named, so
+// that clients leave a hung holder as the forwards do.
+func (f *Forwarder) Holder(topic string) (string, bool) {
+	addr, ok := f.cfg.Route(topic)
+	if !ok || !Loopback(addr) || f.resting(addr) {
+		return "", false
+	}
+	return addr, true
+}
+
 // errRefused marks a forward that the receiver refused with a 4xx: it
 // answered, and changed nothing.
 var errRefused = errors.New("refused")

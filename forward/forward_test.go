@@ -308,6 +308,41 @@ func TestNoAnswerRests(t *testing.T) {
 	}
 }
 
+// TestHolderNamedWhileForwarded: Holder names the address appends are
+// forwarded to, and not while forwards to it rest (clients must leave a
+// hung holder too), nor one that is not on this machine.
+func TestHolderNamedWhileForwarded(t *testing.T) {
+	addr, _ := silent(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	l, o := &local{store: memstore.New(nil)}, &outcomes{}
+	f := newForwarder(t, key, addr, l, o, clock, 50*time.Millisecond)
+	if got, ok := f.Holder("orders"); !ok || got != addr {
+		t.Fatalf("before any forward: Holder = %q, %v; want %q", got, ok, addr)
+	}
+	if _, err := f.Append(context.Background(), "orders", updates("a")); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.Holder("orders"); ok {
+		t.Fatalf("after a forward that got no answer: Holder = %q, want none while forwards rest", got)
+	}
+	mu.Lock()
+	now = now.Add(forward.DefaultRest)
+	mu.Unlock()
+	if got, ok := f.Holder("orders"); !ok || got != addr {
+		t.Fatalf("after the rest: Holder = %q, %v; want %q", got, ok, addr)
+	}
+	far := newForwarder(t, key, "192.0.2.1:8080", l, o, clock, 50*time.Millisecond)
+	if got, ok := far.Holder("orders"); ok {
+		t.Fatalf("a holder on another machine: Holder = %q, want none", got)
+	}
+	none := newForwarder(t, key, "", l, o, clock, 50*time.Millisecond)
+	if got, ok := none.Holder("orders"); ok {
+		t.Fatalf("no holder known: Holder = %q", got)
+	}
+}
+
 // TestGoneFallsBack: nobody listens at the holder's address.
 func TestGoneFallsBack(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -392,7 +392,7 @@ func serve(ctx context.Context, c serveConfig) error {
 			return err
 		}
 		defer fw.Close()
-		apiCfg.Append, apiCfg.ForwardKey, apiCfg.Holder = fw.Append, key, n.LeaseHolder
+		apiCfg.Append, apiCfg.ForwardKey, apiCfg.Holder = fw.Append, key, fw.Holder
 	}
 	c.Security.apply(sec, &apiCfg)
 	api, err := bhttp.NewServer(apiCfg)
