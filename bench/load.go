@@ -143,12 +143,12 @@ func newPosters(hc *http.Client, bases []string, topic string, spread bool) []Se
 	out := make([]Sender, len(bases))
 	for i, b := range bases {
 		p := newPoster(hc, b, topic)
+		out[i] = p
 		if u, err := url.Parse(b); err == nil && !spread {
 			r.hosts = append(r.hosts, u.Host)
-			r.posters = append(r.posters, newPoster(hc, b, topic))
+			r.posters = append(r.posters, p)
 			p.r = r
 		}
-		out[i] = p
 	}
 	return out
 }

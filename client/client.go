@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ type Options struct {
 // Client talks to one or more Baton nodes.
 type Client struct {
 	nodes []string
+	hosts []string // host:port of each of nodes, as a Baton-Holder hint names it
 	o     Options
 	next  atomic.Uint64
 
@@ -107,7 +109,12 @@ func New(nodes []string, o Options) (*Client, error) {
 	if o.StreamIdle <= 0 {
 		o.StreamIdle = 15 * time.Second
 	}
-	return &Client{nodes: nodes, o: o, down: make(map[string]time.Time), holders: make(map[string]string), token: o.Token}, nil
+	hosts := make([]string, len(nodes))
+	for i, n := range nodes {
+		u, _ := url.Parse(n) // parsed above
+		hosts[i] = u.Host
+	}
+	return &Client{nodes: nodes, hosts: hosts, o: o, down: make(map[string]time.Time), holders: make(map[string]string), token: o.Token}, nil
 }
 
 // maxHolders bounds the topics whose holder a client remembers: past it,
@@ -145,16 +152,15 @@ func (c *Client) learnHolder(topic, node, hint string) {
 		}
 		return
 	}
-	for _, n := range c.nodes {
-		if u, err := url.Parse(n); err == nil && u.Host == hint {
-			if len(c.holders) >= maxHolders {
-				clear(c.holders)
-			}
-			c.holders[topic] = n
-			return
-		}
+	i := slices.Index(c.hosts, hint)
+	if i < 0 {
+		delete(c.holders, topic)
+		return
 	}
-	delete(c.holders, topic)
+	if len(c.holders) >= maxHolders {
+		clear(c.holders)
+	}
+	c.holders[topic] = c.nodes[i]
 }
 
 // forgetHolder drops topic's remembered holder (it did not answer).
