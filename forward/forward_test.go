@@ -275,16 +275,32 @@ func TestCallerGaveUpRests(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock the test moves (Config.Now).
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 // TestNoAnswerRests: a holder that takes the request and never answers
 // (a hung process) costs one forward its timeout; the append is made
 // here, forwards to it rest for Rest, then are tried again.
 func TestNoAnswerRests(t *testing.T) {
 	addr, accepted := silent(t)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock := &fakeClock{now: time.Now()}
 	l, o := &local{store: memstore.New(nil)}, &outcomes{}
-	f := newForwarder(t, key, addr, l, o, clock, 50*time.Millisecond)
+	f := newForwarder(t, key, addr, l, o, clock.Now, 50*time.Millisecond)
 	if _, err := f.Append(context.Background(), "orders", updates("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -297,9 +313,7 @@ func TestNoAnswerRests(t *testing.T) {
 	if o.last() != forward.Local || accepted.Load() != 1 {
 		t.Fatalf("while resting: outcome %q, connections %d", o.last(), accepted.Load())
 	}
-	mu.Lock()
-	now = now.Add(forward.DefaultRest)
-	mu.Unlock()
+	clock.Add(forward.DefaultRest)
 	if _, err := f.Append(context.Background(), "orders", updates("c")); err != nil {
 		t.Fatal(err)
 	}
@@ -313,11 +327,9 @@ func TestNoAnswerRests(t *testing.T) {
 // hung holder too), nor one that is not on this machine.
 func TestHolderNamedWhileForwarded(t *testing.T) {
 	addr, _ := silent(t)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock := &fakeClock{now: time.Now()}
 	l, o := &local{store: memstore.New(nil)}, &outcomes{}
-	f := newForwarder(t, key, addr, l, o, clock, 50*time.Millisecond)
+	f := newForwarder(t, key, addr, l, o, clock.Now, 50*time.Millisecond)
 	if got, ok := f.Holder("orders"); !ok || got != addr {
 		t.Fatalf("before any forward: Holder = %q, %v; want %q", got, ok, addr)
 	}
@@ -327,17 +339,15 @@ func TestHolderNamedWhileForwarded(t *testing.T) {
 	if got, ok := f.Holder("orders"); ok {
 		t.Fatalf("after a forward that got no answer: Holder = %q, want none while forwards rest", got)
 	}
-	mu.Lock()
-	now = now.Add(forward.DefaultRest)
-	mu.Unlock()
+	clock.Add(forward.DefaultRest)
 	if got, ok := f.Holder("orders"); !ok || got != addr {
 		t.Fatalf("after the rest: Holder = %q, %v; want %q", got, ok, addr)
 	}
-	far := newForwarder(t, key, "192.0.2.1:8080", l, o, clock, 50*time.Millisecond)
+	far := newForwarder(t, key, "192.0.2.1:8080", l, o, clock.Now, 50*time.Millisecond)
 	if got, ok := far.Holder("orders"); ok {
 		t.Fatalf("a holder on another machine: Holder = %q, want none", got)
 	}
-	none := newForwarder(t, key, "", l, o, clock, 50*time.Millisecond)
+	none := newForwarder(t, key, "", l, o, clock.Now, 50*time.Millisecond)
 	if got, ok := none.Holder("orders"); ok {
 		t.Fatalf("no holder known: Holder = %q", got)
 	}
