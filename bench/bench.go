@@ -92,7 +92,8 @@ type Config struct {
 	// Command is the command line, for the report.
 	Command string
 	// Peers are the systems measured beside Baton in the same run (Peers:
-	// nats, centrifugo), on the scenarios that apply to them (peer.go).
+	// nats, nats-r3, centrifugo), on the scenarios that apply to them
+	// (peerRuns).
 	Peers []string
 	// Runs is how many times the whole bench runs, each on fresh servers;
 	// above 1 the report adds every figure's median (runs.go). Default 1.
@@ -188,8 +189,10 @@ func (c *Config) Validate() error {
 	if c.Peers, err = validatePeers(c.Peers); err != nil {
 		return err
 	}
-	if len(c.Peers) > 0 && !slices.ContainsFunc(c.Scenarios, func(s string) bool { return slices.Contains(peerScenarios, s) }) {
-		return baton.Invalidf("--peers", "none of the scenarios %s applies to a peer (want some of %s)", strings.Join(c.Scenarios, ","), strings.Join(peerScenarios, ","))
+	for _, peer := range c.Peers {
+		if !slices.ContainsFunc(c.Scenarios, func(s string) bool { return peerRuns(peer, s) }) {
+			return baton.Invalidf("--peers", "none of the scenarios %s applies to peer %s (want some of %s)", strings.Join(c.Scenarios, ","), peer, strings.Join(peerScenarios, ","))
+		}
 	}
 	return nil
 }
@@ -329,6 +332,9 @@ func runOnce(ctx context.Context, c Config, log io.Writer) (*Report, error) {
 	// Each peer runs a scenario right after Baton's (peer.go).
 	peers := func(sc string) {
 		for _, peer := range c.Peers {
+			if !peerRuns(peer, sc) {
+				continue
+			}
 			step("peer "+peer+" "+sc, func() error { return runPeer(ctx, e, r, peer, sc) })
 		}
 	}

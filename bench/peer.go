@@ -18,12 +18,24 @@ import (
 // progress lines come on its standard error (docs/benchmarks.md "Side by
 // side with NATS JetStream and Centrifugo").
 
-// Peers are the peers `baton bench --peers` knows.
-var Peers = []string{"nats", "centrifugo"}
+// Peers are the peers `baton bench --peers` knows: nats is one
+// nats-server (R1 streams), nats-r3 three in a cluster (R3 streams, NATS
+// run for high availability as Baton's three nodes are).
+var Peers = []string{"nats", "nats-r3", "centrifugo"}
 
 // peerScenarios are the scenarios a peer runs, when the run has them:
 // "handover" is the peer's leader fail-over, where it has one.
 var peerScenarios = []string{"ingest", "latency", "fanout", "handover"}
+
+// peerRuns reports whether peer runs scenario: nats-r3 runs ingest and
+// latency only (its fan-out would be nats's core subscriptions again, and
+// nats measures the R3 leader's fail-over).
+func peerRuns(peer, scenario string) bool {
+	if peer == "nats-r3" {
+		return scenario == "ingest" || scenario == "latency"
+	}
+	return slices.Contains(peerScenarios, scenario)
+}
 
 // PeerRequest is what the bench asks a peer driver to measure.
 type PeerRequest struct {

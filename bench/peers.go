@@ -100,7 +100,7 @@ func peerBins(ctx context.Context, peer string, logf func(string, ...any)) (driv
 	}
 	bins = map[string]string{}
 	switch peer {
-	case "nats":
+	case "nats", "nats-r3":
 		bins["nats-server"] = filepath.Join(out, "nats-server")
 		err = build("nats-server", nil, "build", "-o", bins["nats-server"], "github.com/nats-io/nats-server/v2")
 	case "centrifugo":

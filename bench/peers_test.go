@@ -94,12 +94,20 @@ func TestUnknownPeer(t *testing.T) {
 	c := Config{Peers: []string{"nats, kafka"}}
 	err := c.Validate()
 	var ie *baton.InvalidError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `unknown peer "kafka"`) || !strings.Contains(err.Error(), "nats,centrifugo") {
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `unknown peer "kafka"`) || !strings.Contains(err.Error(), "nats,nats-r3,centrifugo") {
 		t.Fatalf("Validate: %v", err)
 	}
 	c = Config{Peers: []string{"nats"}, Scenarios: []string{"topics"}}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "applies to a peer") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "applies to peer nats") {
 		t.Fatalf("peers with no scenario of theirs: %v", err)
+	}
+	// nats-r3 runs ingest and latency only.
+	c = Config{Peers: []string{"nats,nats-r3"}, Scenarios: []string{"fanout"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "applies to peer nats-r3") {
+		t.Fatalf("nats-r3 with fan-out only: %v", err)
+	}
+	if !peerRuns("nats-r3", "latency") || peerRuns("nats-r3", "handover") || !peerRuns("nats", "handover") {
+		t.Fatal("peerRuns: nats-r3 runs ingest and latency, nats every peer scenario")
 	}
 	c = Config{Peers: []string{"centrifugo,nats", "nats"}}
 	if err := c.Validate(); err != nil {

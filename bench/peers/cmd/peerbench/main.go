@@ -32,6 +32,7 @@ type system interface {
 // starters start each peer's servers; they fill res's version and config.
 var starters = map[string]func(ctx context.Context, req bench.PeerRequest, res *bench.PeerResult, logf func(string, ...any)) (system, error){
 	"nats":       startNATS,
+	"nats-r3":    startNATSR3,
 	"centrifugo": startCentrifugo,
 }
 

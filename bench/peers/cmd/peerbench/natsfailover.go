@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,8 +14,8 @@ import (
 	"github.com/baton-pub/baton/bench"
 )
 
-// natsCluster is three nats-servers in one cluster with JetStream, for the
-// R3 stream's leader fail-over.
+// natsCluster is three nats-servers in one cluster with JetStream: for the
+// R3 stream's leader fail-over, and the nats-r3 peer (natsr3.go).
 type natsCluster struct {
 	dir, bin string
 	names    []string
@@ -25,7 +24,9 @@ type natsCluster struct {
 	srvs     []*server
 }
 
-func startNATSCluster(dir, bin string) (*natsCluster, string, error) {
+// startNATSCluster starts the three servers, named PREFIX-1..3, and returns
+// the first one's config file.
+func startNATSCluster(dir, bin, prefix string) (*natsCluster, string, error) {
 	c := &natsCluster{dir: dir, bin: bin}
 	var cports []int
 	for range 3 {
@@ -46,7 +47,7 @@ func startNATSCluster(dir, bin string) (*natsCluster, string, error) {
 		for _, cp := range cports {
 			routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(cp))
 		}
-		name := "fo-" + strconv.Itoa(i+1)
+		name := prefix + "-" + strconv.Itoa(i+1)
 		conf := fmt.Sprintf("listen: %s\nserver_name: %s\njetstream {\n  store_dir: %q\n}\ncluster {\n  name: bench\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n",
 			strings.TrimPrefix(c.urls[i], "nats://"), name, filepath.Join(dir, name), cports[i], strings.Join(routes, ", "))
 		cf := filepath.Join(dir, name+".conf")
@@ -95,7 +96,7 @@ func (s *natsSys) Failover(ctx context.Context, k int, pad string) (*bench.PeerF
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	c, conf, err := startNATSCluster(dir, s.req.Bins["nats-server"])
+	c, conf, err := startNATSCluster(dir, s.req.Bins["nats-server"], "fo")
 	if err != nil {
 		return nil, err
 	}
@@ -112,17 +113,8 @@ func (s *natsSys) Failover(ctx context.Context, k int, pad string) (*bench.PeerF
 	if err != nil {
 		return nil, err
 	}
-	// The cluster elects its meta leader first: retry until the stream is made.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err = js.AddStream(&nats.StreamConfig{Name: "FO", Subjects: []string{"fo"}, Storage: nats.FileStorage, Replicas: 3}, nats.MaxWait(2*time.Second))
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("add the R3 stream: %w", err)
+	if err := addClusterStream(ctx, js, &nats.StreamConfig{Name: "FO", Subjects: []string{"fo"}, Storage: nats.FileStorage, Replicas: 3}); err != nil {
+		return nil, err
 	}
 	var n int64
 	publish := func() error {
@@ -137,7 +129,7 @@ func (s *natsSys) Failover(ctx context.Context, k int, pad string) (*bench.PeerF
 		return err
 	}
 	for f := range k {
-		leader, err := streamLeader(ctx, js, 3)
+		leader, err := streamLeader(ctx, js, "FO", 3)
 		if err != nil {
 			return fo, fmt.Errorf("fault %d: %w", f+1, err)
 		}
@@ -171,12 +163,31 @@ func (s *natsSys) Failover(ctx context.Context, k int, pad string) (*bench.PeerF
 	return fo, nil
 }
 
-// streamLeader waits until stream FO has a leader and want current
+// addClusterStream makes an R3 stream, retrying while the cluster elects
+// its meta leader, and waits until it has a leader and every replica is
+// current.
+func addClusterStream(ctx context.Context, js nats.JetStreamContext, cfg *nats.StreamConfig) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := js.AddStream(cfg, nats.MaxWait(2*time.Second))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("add the R%d stream %s: %w", cfg.Replicas, cfg.Name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, err := streamLeader(ctx, js, cfg.Name, cfg.Replicas)
+	return err
+}
+
+// streamLeader waits until the stream has a leader and want current
 // replicas in all, and names the leader.
-func streamLeader(ctx context.Context, js nats.JetStreamContext, want int) (string, error) {
+func streamLeader(ctx context.Context, js nats.JetStreamContext, stream string, want int) (string, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		si, err := js.StreamInfo("FO", nats.MaxWait(time.Second))
+		si, err := js.StreamInfo(stream, nats.MaxWait(time.Second))
 		if err == nil && si.Cluster != nil && si.Cluster.Leader != "" {
 			current := 1
 			for _, r := range si.Cluster.Replicas {
@@ -190,7 +201,7 @@ func streamLeader(ctx context.Context, js nats.JetStreamContext, want int) (stri
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return "", errors.New("stream FO has no leader with every replica current within 60s")
+	return "", fmt.Errorf("stream %s has no leader with %d replicas current within 60s", stream, want)
 }
 
 func indexOf(xs []string, x string) int {
