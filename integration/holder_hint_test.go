@@ -11,6 +11,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/client"
+	"github.com/baton-pub/baton/internal/browser"
 	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/proc"
 	"github.com/baton-pub/baton/wire"
@@ -24,25 +25,7 @@ import (
 func TestClientPublishesToTheHolder(t *testing.T) {
 	c := newCluster(t, sqliteEngine, 3, 10*time.Second)
 	const topic = "hint.orders"
-	holder, others := c.firstHolder(topic, "")
-	// Each other node names the holder once its elector has parked behind
-	// it (until then it appends itself): poll.
-	for i, n := range others {
-		poll.Until(t, 30*time.Second, n.Name+" naming "+holder.Name, func() error {
-			req, _ := http.NewRequest("POST", n.URL()+"/v1/topics/"+topic+"/items",
-				strings.NewReader(fmt.Sprintf(`{"id":"k","value":1,"msg_id":"warm-%d-%d"}`, i, time.Now().UnixNano())))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if got, want := resp.Header.Get(wire.HolderHeader), strings.TrimPrefix(holder.URL(), "http://"); got != want {
-				return fmt.Errorf("%s %q, want %q", wire.HolderHeader, got, want)
-			}
-			return nil
-		})
-	}
+	holder, others := c.holderNamed(topic)
 	forwarded := func() (sum float64) {
 		for _, n := range others {
 			sum += forwards(t, c, n, "forwarded")
@@ -72,5 +55,78 @@ func TestClientPublishesToTheHolder(t *testing.T) {
 	}
 	if got := appended(holder) - held; got != n {
 		t.Errorf("the holder %s appended %v of the client's %d items", holder.Name, got, n)
+	}
+}
+
+// holderNamed publishes topic's first item and returns the node that holds
+// its lease and the others, once each of the others names the holder in
+// its answers (its elector has parked behind the holder; until then it
+// appends itself).
+func (c *cluster) holderNamed(topic string) (*proc.Node, []*proc.Node) {
+	t := c.t
+	t.Helper()
+	holder, others := c.firstHolder(topic, "")
+	for i, n := range others {
+		poll.Until(t, 30*time.Second, n.Name+" naming "+holder.Name, func() error {
+			req, _ := http.NewRequest("POST", n.URL()+"/v1/topics/"+topic+"/items",
+				strings.NewReader(fmt.Sprintf(`{"id":"k","value":1,"msg_id":"warm-%d-%d"}`, i, time.Now().UnixNano())))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if got, want := resp.Header.Get(wire.HolderHeader), strings.TrimPrefix(holder.URL(), "http://"); got != want {
+				return fmt.Errorf("%s %q, want %q", wire.HolderHeader, got, want)
+			}
+			return nil
+		})
+	}
+	return holder, others
+}
+
+// TestJSClientBrowserFollowsHolder: the built JavaScript client in headless
+// Chromium, on a page of another origin listed in --cors-origins, given
+// three real SQLite nodes with the lease holder last. The holder's name
+// reaches the page only if the nodes expose Baton-Holder to it (CORS): the
+// client then sends the topic's next publishes there, and the other nodes
+// forward at most the one that taught it.
+func TestJSClientBrowserFollowsHolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium, node and three nodes")
+	}
+	buildJS(t)
+	page := jsPage(t)
+	c := newClusterWith(t, sqliteEngine, 3, 10*time.Second, "", "--cors-origins", page.URL)
+	const topic = "hint.page"
+	holder, others := c.holderNamed(topic)
+	forwarded := func() (sum float64) {
+		for _, n := range others {
+			sum += forwards(t, c, n, "forwarded")
+		}
+		return sum
+	}
+	fwd := forwarded()
+	ctx := browser.Start(t)
+	if err := browser.Navigate(ctx, page.URL); err != nil {
+		t.Fatal(err)
+	}
+	nodes, _ := json.Marshal([]string{others[0].URL(), others[1].URL(), holder.URL()})
+	const n = 20
+	seqs, err := browser.Eval[[]uint64](ctx, 30*time.Second, fmt.Sprintf(`(async () => {
+	const {Baton} = await import('/client/index.js');
+	const b = new Baton({nodes: %s, requestTimeoutMs: 3000});
+	const seqs = [];
+	for (let i = 0; i < %d; i++) seqs.push((await b.publish(%q, {id: 'page', value: {i}}))[0].seq);
+	return seqs;
+})()`, nodes, n, topic))
+	if err != nil {
+		t.Fatalf("publish from the page: %v", err)
+	}
+	if len(seqs) != n {
+		t.Fatalf("the page got %d receipts, want %d", len(seqs), n)
+	}
+	if got := forwarded() - fwd; got > 1 {
+		t.Errorf("the other nodes forwarded %v of the page's %d publishes, want at most the first (is Baton-Holder exposed to the page?)", got, n)
 	}
 }
