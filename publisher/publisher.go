@@ -201,18 +201,30 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 			<-ahead // let the read finish before the caller closes the store
 		}
 	}()
+	// drained: the last read, made after the subscription, found fewer
+	// items than it asked for, so the queue held nothing more then and
+	// anything appended since is signalled. After committing what it
+	// found the publisher waits for that signal instead of reading again
+	// at once: at a trickle of appends each item costs one read, not two.
+	drained := false
 	for {
 		var items []baton.Item
-		if first != nil {
+		read := false // items come from a read made after the subscription
+		switch {
+		case drained:
+			drained = false // nothing to read until a signal
+		case first != nil:
 			items, first = first, nil
-		} else if ahead != nil {
+		case ahead != nil:
 			r := <-ahead
 			ahead = nil
-			items, err = r.items, r.err
-		} else {
+			items, err, read = r.items, r.err, true
+		default:
 			asked = start
 			items, err = st.Items(ctx, topic, cur.Seq, asked)
+			read = true
 		}
+		short := read && len(items) < asked // the queue held no more then
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -280,6 +292,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 		case err == nil:
 			cur = next
 			committed(c, cur)
+			drained = short
 		case errors.Is(err, baton.ErrLeaseLost):
 			// A fence refusal: logged once, here; the elector logs the
 			// step-down that follows ("lease ended", reason fenced).

@@ -273,14 +273,60 @@ func runResumed(t *testing.T, st baton.Store, o publisher.Options) (calls chan u
 type itemsCounter struct {
 	baton.Store
 	minAfter uint64
-	below    atomic.Int64
+	below    atomic.Int64 // reads after a seq below minAfter
+	reads    atomic.Int64 // every read
 }
 
 func (s *itemsCounter) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
+	s.reads.Add(1)
 	if after < s.minAfter {
 		s.below.Add(1)
 	}
 	return s.Store.Items(ctx, topic, after, limit)
+}
+
+// TestOneReadPerTrickledItem: a publisher that keeps up with items
+// appended one at a time reads the queue once per item: a read that found
+// the queue drained is not repeated after its commit, since anything
+// appended since is signalled. Every item is still published, in order.
+func TestOneReadPerTrickledItem(t *testing.T) {
+	ctx := t.Context()
+	mem := memstore.New(baton.SystemClock{})
+	st := &itemsCounter{Store: mem}
+	l, err := leasetest.Acquire(ctx, mem, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	// No fallback poll within the test: every read is the loop's own.
+	go func() { done <- publisher.Run(run, st, l, publisher.Options{Poll: time.Hour}) }()
+	waitReads := func(n int64) {
+		poll.Until(t, 10*time.Second, fmt.Sprintf("%d reads of the queue", n), func() error {
+			if got := st.reads.Load(); got < n {
+				return fmt.Errorf("%d reads", got)
+			}
+			return nil
+		})
+	}
+	waitReads(1) // the first read, after the subscription: the queue is empty
+	const n = 30
+	for i := range n {
+		appendN(t, mem, "t", i, 1)
+		waitCursor(t, mem, "t", uint64(i+1))
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The first read, then one per item (two per item before).
+	if got := st.reads.Load(); got > n+1 {
+		t.Errorf("%d reads of the queue for %d items appended one at a time, want at most %d", got, n, n+1)
+	}
+	ps, err := mem.Published(ctx, "t", 0, 100)
+	if err != nil || len(ps) != n || ps[n-1].Seq != n {
+		t.Fatalf("published %d items (%v), want %d", len(ps), err, n)
+	}
 }
 
 // TestResumeItemsFromAcquire: the items an engine read in the acquire

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -649,4 +650,55 @@ func masterAddrOf(t *testing.T, s *redis.Store) string {
 	}
 	t.Fatal("no tcp_port in INFO")
 	return ""
+}
+
+// TestOwnAppendSignalledOnce: a Store signals its own append once, when
+// the script returns, not again when the append's message comes back from
+// the server (a second wake-up costs its publisher a read of the queue);
+// another handle's append is signalled through the message.
+func TestOwnAppendSignalledOnce(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	a, b := open(t, srv.URL(0), redis.Options{}), open(t, srv.URL(0), redis.Options{})
+	ctx := t.Context()
+	sub := a.Subscribe("own", baton.SignalAppend)
+	defer sub.Close()
+	// marker: a's listener has heard every message published before b's
+	// append to "marker" (pub/sub keeps one connection's order).
+	marker := a.Subscribe("marker", baton.SignalAppend)
+	defer marker.Close()
+	up := func(id string) []baton.Update {
+		u, err := baton.Normalize(baton.Update{ID: id, Value: json.RawMessage("1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []baton.Update{u}
+	}
+	wait := func(s baton.Subscription, what string) {
+		t.Helper()
+		select {
+		case <-s.C():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no signal for %s", what)
+		}
+	}
+	for round := range 3 {
+		if _, err := a.Append(ctx, "own", up("k")); err != nil {
+			t.Fatal(err)
+		}
+		wait(sub, "a's own append")
+		if _, err := b.Append(ctx, "marker", up("m")); err != nil {
+			t.Fatal(err)
+		}
+		wait(marker, "b's append to the marker topic")
+		select {
+		case <-sub.C():
+			t.Fatalf("round %d: a's own append was signalled again when its message came back", round)
+		default:
+		}
+	}
+	// Another handle's append reaches a through the message.
+	if _, err := b.Append(ctx, "own", up("k")); err != nil {
+		t.Fatal(err)
+	}
+	wait(sub, "b's append")
 }

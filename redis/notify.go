@@ -172,6 +172,11 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 		kind, rest, _ := strings.Cut(m.Payload, " ")
 		switch kind {
 		case "append":
+			// "append <seq> <origin>": this Store's own appends were
+			// signalled when their script returned.
+			if _, origin, _ := strings.Cut(rest, " "); origin == s.origin {
+				return
+			}
 			s.sig.Notify(t, baton.SignalAppend)
 		case "commit":
 			s.recent.heardCommit(t, rest)

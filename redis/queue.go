@@ -55,7 +55,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	// settles at least one update, so this ends.
 	for len(uniq) > 0 {
 		n := len(uniq)
-		args := appendArgs(s.k.events(topic), now, updates, hashes, uniq)
+		args := appendArgs(s.k.events(topic), now, updates, hashes, uniq, s.origin)
 		// With WaitReplicas, the receipt waits for the replicas too: a
 		// receipt promises that the item survives a failover.
 		r, err := s.run(ctx, scriptAppend, true, keys, args...)
@@ -114,8 +114,9 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 }
 
 // appendArgs is the append script's ARGV for updates[i], i in uniq: the
-// channel, the count, the msg ids, their hashes, then the entry's body.
-func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []baton.Hash, uniq []int) []any {
+// channel, the count, the msg ids, their hashes, the entry's body, then
+// the appending Store's origin.
+func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []baton.Hash, uniq []int, origin string) []any {
 	n := len(uniq)
 	size := len(ingestedUs) + 1
 	for _, i := range uniq {
@@ -124,13 +125,13 @@ func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []bat
 	}
 	body := append(make([]byte, 0, size), ingestedUs...)
 	body = append(body, ' ')
-	args := make([]any, 3+2*n)
+	args := make([]any, 4+2*n)
 	args[0], args[1] = channel, n
 	for k, i := range uniq {
 		args[2+k], args[2+n+k] = updates[i].MsgID, rawHash(hashes[i])
 		body = appendRecord(body, hashes[i], updates[i])
 	}
-	args[2+2*n] = body
+	args[2+2*n], args[3+2*n] = body, origin
 	return args
 }
 

@@ -3,6 +3,7 @@ package redis
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -88,8 +89,12 @@ type Store struct {
 	// batch sends scripts run at the same moment in one round trip.
 	batch *batcher
 
-	sig   *signal.Hub
-	known sync.Map // topics this Store has registered in the topics set
+	sig *signal.Hub
+	// origin names this Store in the append messages its scripts publish,
+	// so that the listener does not signal its own appends a second time
+	// (Append signals them when the script returns).
+	origin string
+	known  sync.Map // topics this Store has registered in the topics set
 	// recent is what the commit messages carried (recent.go), locks
 	// the holders the lock messages named (heardlock.go).
 	recent recentCommits
@@ -153,7 +158,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		opts.ReadTimeout = max(DefaultReadTimeout, opts.WaitTimeout+time.Second)
 	}
 	routeDriverLogs.Do(func() { goredis.SetLogger(driverLogger{}) })
-	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", cfg.Redacted()), k: keyspace{p: opts.Prefix, db: cfg.DB}, sig: signal.NewHub()}
+	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", cfg.Redacted()), k: keyspace{p: opts.Prefix, db: cfg.DB}, sig: signal.NewHub(),
+		origin: rand.Text()[:12]}
 	if cfg.Cluster {
 		s.k.buckets = bucketTags(cmp.Or(cfg.Buckets, DefaultBuckets))
 	}

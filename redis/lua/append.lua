@@ -1,8 +1,10 @@
 -- Append a batch of updates to a topic's queue: all or none.
 -- KEYS: queue (stream), msgids (hash msg_id -> seq), hashes (hash item hash -> seq), meta (hash: last, below)
 -- ARGV: channel, n, then the n msg ids, then their n hashes, then the entry's body:
---   "<ingested_us> " and the n records (lib.lua, entry.go). The msg ids are distinct
---   (the caller folds repeats within a batch).
+--   "<ingested_us> " and the n records (lib.lua, entry.go), then the appending Store's
+--   origin, which the message names ("append <last seq> <origin>": its own listener
+--   skips it, notify.go). The msg ids are distinct (the caller folds repeats within a
+--   batch).
 -- Returns {'ok', last, revived}: the updates took the seqs after last, in order, as one entry
 -- (revived: '1' if the topic had been deleted);
 -- or {'dup', then 3 values per update already in the queue: its index (1-based), its
@@ -52,5 +54,5 @@ redis.call('XADD', KEYS[1], upto, 'b', str(last + 1) .. ' ' .. ARGV[3 + 2 * n])
 chunked('HSET', KEYS[2], mi, 2000)
 chunked('HSET', KEYS[3], hi, 2000)
 redis.call('HSET', KEYS[4], 'last', upto)
-redis.call('PUBLISH', channel, 'append ' .. upto)
+redis.call('PUBLISH', channel, 'append ' .. upto .. ' ' .. (ARGV[4 + 2 * n] or ''))
 return {'ok', str(last), revived}
