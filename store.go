@@ -336,3 +336,17 @@ type Proposer interface {
 	// commit Propose returned: the new cursor, or the error.
 	Settled(c Commit, cur Cursor, err error)
 }
+
+// RestingProposer is a Proposer that says which seq its proposal would
+// follow, for engines that number an append's items inside the write that
+// makes it (Redis: a script), where the items cannot be offered after they
+// are written and before the write ends. Such an engine offers the items
+// numbered from there, sends the append and the proposed commit to the
+// store together, and the commit is fenced as any commit is: it is refused
+// unless the items really took those seqs in that append (another append
+// came first, a repeated msg id). Resting's ok is false while no proposal
+// would be taken; Propose checks again.
+type RestingProposer interface {
+	Proposer
+	Resting() (after uint64, ok bool)
+}

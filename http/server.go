@@ -53,8 +53,10 @@ type Config struct {
 	// topic's lease holder. Default Store.Append.
 	Append func(ctx context.Context, topic string, ups []baton.Update) ([]baton.Receipt, error)
 	// Holder reports where another node that holds topic's lease serves
-	// (host:port), when appends of the topic are forwarded there: a
-	// publish's answer names it in wire.HolderHeader. Optional.
+	// (host:port), when appends of the topic are best sent there (SQLite:
+	// they are forwarded there; Redis: the holder publishes them with
+	// their append): a publish's answer names it in wire.HolderHeader.
+	// Optional.
 	Holder func(topic string) (addr string, ok bool)
 	// ForwardKey is the nodes' shared key: with it, POST forward.Path
 	// appends what another node forwarded and signed with it

@@ -51,6 +51,7 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	appended     *prometheus.CounterVec
 	published    *prometheus.CounterVec
+	onAppend     prometheus.Counter
 	batch        prometheus.Histogram
 	acquired     prometheus.Counter
 	renewFailed  prometheus.Counter
@@ -83,6 +84,8 @@ func New(cfg Config) *Metrics {
 		Help: "Items this node appended to topics' queues (duplicates of a msg_id not counted)."}, []string{"topic"})
 	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_items_published_total",
 		Help: "Items this node published (committed under its lease)."}, []string{"topic"})
+	m.onAppend = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_items_published_on_append_total",
+		Help: "Items this node published with their append (baton.AppendPublisher): counted in baton_items_published_total too."})
 	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_publish_batch_items",
 		Help: "Items per commit of this node's publishers.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)})
 	m.acquired = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_lease_acquisitions_total",
@@ -109,7 +112,7 @@ func New(cfg Config) *Metrics {
 		Help: "Event streams that ended, by why: slow (the terminal fell too far behind), auth (token expired), other."}, []string{"reason"})
 	m.forwards = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_append_forwards_total",
 		Help: "Appends of this node's clients, by where they were made (forward.Forwarder): forwarded (by the topic's lease holder's node), local (here: no forward tried), fallback (here, after a forward failed)."}, []string{"outcome"})
-	m.reg.MustRegister(m.storeSeconds, m.storeErrors, m.appended, m.published, m.batch, m.acquired, m.renewFailed,
+	m.reg.MustRegister(m.storeSeconds, m.storeErrors, m.appended, m.published, m.onAppend, m.batch, m.acquired, m.renewFailed,
 		m.failClosed, m.released, m.handovers, m.handoverSec, m.checkpoints, m.cosigned, m.requests, m.streamsEnded, m.forwards,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason has its series from the start: increase() over a

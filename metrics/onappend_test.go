@@ -12,24 +12,44 @@ import (
 	"github.com/baton-pub/baton/internal/leasetest"
 	"github.com/baton-pub/baton/internal/memstore"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/redistest"
 	"github.com/baton-pub/baton/metrics"
 	"github.com/baton-pub/baton/publisher"
+	"github.com/baton-pub/baton/redis"
 	"github.com/baton-pub/baton/sqlite"
 )
 
 // TestPublishOnAppendThroughTheWrapper: the node's store is wrapped for its
 // metrics, and the wrapper passes publishing on append through
-// (baton.AppendPublisher): a publisher on the wrapped SQLite store
-// publishes items in their append's write, and those commits count as
-// Commit's. On a store that cannot, registering does nothing.
+// (baton.AppendPublisher, and baton.RestingProposer, which Redis needs): a
+// publisher on the wrapped SQLite or Redis store publishes items with
+// their append, and those commits count as Commit's. On a store that
+// cannot, registering does nothing.
 func TestPublishOnAppendThroughTheWrapper(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	t.Run("sqlite", func(t *testing.T) {
+		raw, err := sqlite.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "m.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		publishOnAppendWrapped(t, raw)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t, redistest.Options{})
+		raw, err := redis.Open(t.Context(), srv.URL(0), redis.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		publishOnAppendWrapped(t, raw)
+	})
+	other := metrics.New(metrics.Config{}).Store(memstore.New(nil)).(baton.AppendPublisher)
+	other.PublishOnAppend("q", nil)() // nothing to register with: a no-op
+}
+
+func publishOnAppendWrapped(t *testing.T, raw baton.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	raw, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "m.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
 	m := metrics.New(metrics.Config{})
 	st := m.Store(raw)
 	if _, ok := st.(baton.AppendPublisher); !ok {
@@ -66,11 +86,11 @@ func TestPublishOnAppendThroughTheWrapper(t *testing.T) {
 	if got, want := value(t, m, "baton_items_published_total", nil), float64(n); got != want {
 		t.Errorf("baton_items_published_total = %v, want %v (every item appended)", got, want)
 	}
+	if got := value(t, m, "baton_items_published_on_append_total", nil); got < 10 || got > float64(n) {
+		t.Errorf("baton_items_published_on_append_total = %v, want at least the 10 published with their append, at most %d", got, n)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-
-	other := m.Store(memstore.New(nil)).(baton.AppendPublisher)
-	other.PublishOnAppend("q", nil)() // nothing to register with: a no-op
 }

@@ -287,7 +287,11 @@ func (s *store) PublishOnAppend(topic string, p baton.Proposer) (stop func()) {
 	if !ok {
 		return func() {}
 	}
-	return ap.PublishOnAppend(topic, countedProposer{Proposer: p, s: s})
+	cp := countedProposer{Proposer: p, s: s}
+	if rp, ok := p.(baton.RestingProposer); ok {
+		return ap.PublishOnAppend(topic, countedResting{countedProposer: cp, rest: rp})
+	}
+	return ap.PublishOnAppend(topic, cp)
 }
 
 // countedProposer counts the commits made on append.
@@ -296,9 +300,19 @@ type countedProposer struct {
 	s *store
 }
 
+// countedResting is a countedProposer that is a baton.RestingProposer, as
+// the proposer it wraps is (Redis needs it to propose).
+type countedResting struct {
+	countedProposer
+	rest baton.RestingProposer
+}
+
+func (c countedResting) Resting() (uint64, bool) { return c.rest.Resting() }
+
 func (c countedProposer) Settled(cm baton.Commit, cur baton.Cursor, err error) {
 	if err == nil {
 		c.s.committed(cm)
+		c.s.m.onAppend.Add(float64(len(cm.Items)))
 	}
 	c.Proposer.Settled(cm, cur, err)
 }

@@ -47,6 +47,14 @@ func (f *onAppend) Propose(items []baton.Item) (baton.Commit, bool) {
 		PrevSeq: f.cur.Seq, Items: items, At: f.clock.Now(), Checkpoint: cp}, true
 }
 
+// Resting implements baton.RestingProposer: the cursor a proposal would
+// follow, while Run waits caught up and no proposal is in flight.
+func (f *onAppend) Resting() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cur.Seq, f.idle && !f.inflight
+}
+
 // Settled implements baton.Proposer. A commit that was not made leaves
 // its items to Run, which the append's signal wakes: its own Commit then
 // meets whatever refused this one (a fenced lease stops it).

@@ -99,24 +99,62 @@ func (b *batcher) do(ctx context.Context, cmds ...goredis.Cmder) error {
 	}
 }
 
+// scriptCall is one script to run with its keys and arguments.
+type scriptCall struct {
+	sc   *script
+	keys []string
+	args []any
+}
+
+// cmd is the call's EVALSHA.
+func (c scriptCall) cmd(ctx context.Context) *goredis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(c.keys)+len(c.args))
+	cmdArgs = append(cmdArgs, "evalsha", c.sc.Hash(), len(c.keys))
+	for _, k := range c.keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, c.args...)
+	return goredis.NewCmd(ctx, cmdArgs...)
+}
+
 // run runs sc through a batch by SHA, and by its source if the server does
 // not have it (a restart, a failover, SCRIPT FLUSH: it did not run).
 func (b *batcher) run(ctx context.Context, sc *script, keys []string, args []any) (any, error) {
-	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
-	cmdArgs = append(cmdArgs, "evalsha", sc.Hash(), len(keys))
-	for _, k := range keys {
-		cmdArgs = append(cmdArgs, k)
-	}
-	cmdArgs = append(cmdArgs, args...)
-	cmd := goredis.NewCmd(ctx, cmdArgs...)
-	if err := b.do(ctx, cmd); err != nil {
+	r, err := b.runAll(ctx, scriptCall{sc, keys, args})
+	if err != nil {
 		return nil, err
 	}
-	v, err := cmd.Result()
-	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		return sc.Eval(ctx, b.rdb, keys, args...).Result()
+	return r[0].v, r[0].err
+}
+
+// scriptResult is one script's reply or error.
+type scriptResult struct {
+	v   any
+	err error
+}
+
+// runAll runs the calls in one batch, in order, and returns each one's
+// reply; a script the server did not have is run again by its source, in
+// order. Another client's commands may run between two of them: each
+// script checks what it relies on. The error is the batch's (ctx ended,
+// the batcher stopped): the replies are then unknown.
+func (b *batcher) runAll(ctx context.Context, calls ...scriptCall) ([]scriptResult, error) {
+	cmds := make([]goredis.Cmder, len(calls))
+	for i, c := range calls {
+		cmds[i] = c.cmd(ctx)
 	}
-	return v, err
+	if err := b.do(ctx, cmds...); err != nil {
+		return nil, err
+	}
+	out := make([]scriptResult, len(calls))
+	for i, c := range calls {
+		v, err := cmds[i].(*goredis.Cmd).Result()
+		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			v, err = c.sc.Eval(ctx, b.rdb, c.keys, c.args...).Result()
+		}
+		out[i] = scriptResult{v, err}
+	}
+	return out, nil
 }
 
 // send takes a call, then every call already waiting (up to maxBatch

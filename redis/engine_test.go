@@ -702,3 +702,49 @@ func TestOwnAppendSignalledOnce(t *testing.T) {
 	}
 	wait(sub, "b's append")
 }
+
+// TestAppendLostReplySignalled: an append whose caller stopped waiting may
+// still have run; its message comes back as this Store's own, which the
+// listener does not signal, so Append signals it: a publisher here is
+// woken for an item whose Append returned an error, or it would wait for
+// the next append.
+func TestAppendLostReplySignalled(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := open(t, srv.URL(0), redis.Options{})
+	const topic = "lost"
+	sub := s.Subscribe(topic, baton.SignalAppend)
+	defer sub.Close()
+	hit := 0
+	for i := 0; i < 500 && hit < 3; i++ {
+		for len(sub.C()) > 0 {
+			<-sub.C()
+		}
+		u, err := baton.Normalize(baton.Update{ID: "k", Value: json.RawMessage("1"), MsgID: fmt.Sprint("m", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%20)*10*time.Microsecond)
+		_, err = s.Append(ctx, topic, []baton.Update{u})
+		cancel()
+		if err == nil {
+			continue
+		}
+		// Did it run? A retry of the msg id says.
+		rs, err := s.Append(t.Context(), topic, []baton.Update{u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rs[0].Duplicate {
+			continue // it had not run; the retry appended and signalled
+		}
+		hit++
+		select {
+		case <-sub.C():
+		default:
+			t.Fatalf("append %d ran though its caller stopped waiting, and nothing signalled it", i)
+		}
+	}
+	if hit == 0 {
+		t.Fatal("no append ran after its caller stopped waiting in 500 tries: the test proves nothing")
+	}
+}

@@ -33,9 +33,23 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if err := c.Validate(); err != nil {
 		return baton.Cursor{}, fmt.Errorf("commit: %w", err)
 	}
+	keys, args, err := s.commitCall(c, "")
+	if err != nil {
+		return baton.Cursor{}, err
+	}
+	r, err := s.run(ctx, scriptCommit, true, keys, args...)
+	if err != nil {
+		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)
+	}
+	return s.committed(c, r)
+}
+
+// commitCall is the commit script's keys and arguments for c; fused is
+// the body prefix of the append entry the commit is sent with, or "".
+func (s *Store) commitCall(c baton.Commit, fused string) ([]string, []any, error) {
 	// The leaves of a commit share its time, so they are sent once, as
 	// the commit's items' hashes and At, and become one ledger segment.
-	args := make([]any, 0, 8+len(c.Items))
+	args := make([]any, 0, 9+len(c.Items))
 	args = append(args, s.k.events(c.Topic), c.Holder, c.Epoch, c.PrevSeq, len(c.Items), nanos(c.At))
 	for _, it := range c.Items {
 		args = append(args, rawHash(it.Hash))
@@ -43,20 +57,22 @@ func (s *Store) Commit(ctx context.Context, c baton.Commit) (baton.Cursor, error
 	if cp := c.Checkpoint; cp != nil {
 		js, err := checkpointJSONOf(*cp)
 		if err != nil {
-			return baton.Cursor{}, fmt.Errorf("commit %s: %w", c.Topic, err)
+			return nil, nil, fmt.Errorf("commit %s: %w", c.Topic, err)
 		}
 		args = append(args, cp.Size, js)
 	} else {
 		args = append(args, "", "")
 	}
 	args = appendSnapshotArgs(args, c)
-	args = append(args, s.carried(c))
+	args = append(args, s.carried(c), fused)
 	keys := []string{s.k.lock(c.Topic), s.k.cursor(c.Topic), s.k.hashes(c.Topic), s.k.ledger(c.Topic), s.k.meta(c.Topic),
-		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.holderLease(c.Topic, c.Holder), s.k.snapRows(c.Topic), s.k.snapIDs(c.Topic)}
-	r, err := s.run(ctx, scriptCommit, true, keys, args...)
-	if err != nil {
-		return baton.Cursor{}, fmt.Errorf("commit %s epoch %d: %w", c.Topic, c.Epoch, err)
-	}
+		s.k.checkpoints(c.Topic), s.k.cpsizes(c.Topic), s.k.holderLease(c.Topic, c.Holder), s.k.snapRows(c.Topic), s.k.snapIDs(c.Topic),
+		s.k.queue(c.Topic)}
+	return keys, args, nil
+}
+
+// committed reads the commit script's reply r for c.
+func (s *Store) committed(c baton.Commit, r []any) (baton.Cursor, error) {
 	switch replyStr(r, 0) {
 	case "ok":
 		// Its message, with the items, comes back later (recent.go).

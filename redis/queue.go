@@ -53,13 +53,28 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	// The script writes only if none of the msg ids is in the queue yet;
 	// otherwise it names those, and the others are sent again. Each round
 	// settles at least one update, so this ends.
-	for len(uniq) > 0 {
+	for round := 0; len(uniq) > 0; round++ {
 		n := len(uniq)
 		args := appendArgs(s.k.events(topic), now, updates, hashes, uniq, s.origin)
-		// With WaitReplicas, the receipt waits for the replicas too: a
-		// receipt promises that the item survives a failover.
-		r, err := s.run(ctx, scriptAppend, true, keys, args...)
+		// The topic's publisher, if it rests here, publishes the items
+		// with this append (fused.go): not after a round that found
+		// msg ids already in the queue.
+		var r []any
+		var err error
+		published := false
+		if prop := s.proposeFirst(round, topic, updates, hashes, uniq, now); prop != nil {
+			r, published, err = s.appendWith(ctx, prop, keys, args, now)
+		} else {
+			// With WaitReplicas, the receipt waits for the replicas too: a
+			// receipt promises that the item survives a failover.
+			r, err = s.run(ctx, scriptAppend, true, keys, args...)
+		}
 		if err != nil {
+			// The script may have run (a lost reply): its message is
+			// this Store's own, which the listener does not signal
+			// (notify.go), so signal it here. A wake-up too many costs
+			// a read.
+			s.sig.Notify(topic, baton.SignalAppend)
 			return nil, fmt.Errorf("append to %s: %w", topic, err)
 		}
 		switch replyStr(r, 0) {
@@ -69,7 +84,10 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 				out[i] = baton.Receipt{Seq: last + 1 + uint64(k), MsgID: updates[i].MsgID, Hash: hashes[i]}
 			}
 			uniq = nil
-			s.sig.Notify(topic, baton.SignalAppend)
+			if !published {
+				// The publisher it would wake has them otherwise.
+				s.sig.Notify(topic, baton.SignalAppend)
+			}
 			if replyStr(r, 2) == "1" {
 				if err := s.revived(ctx, topic); err != nil {
 					return nil, fmt.Errorf("append to %s: %w", topic, err)

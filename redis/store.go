@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/proposers"
 	"github.com/baton-pub/baton/internal/signal"
 )
 
@@ -99,6 +100,8 @@ type Store struct {
 	// the holders the lock messages named (heardlock.go).
 	recent recentCommits
 	locks  heardLocks
+	// fused are the publishers that publish on append (fused.go).
+	fused proposers.Registry
 	// reloaded is when reloadSlots last asked for the slot map (UnixNano).
 	reloaded atomic.Int64
 	// countsGen grows with every lock change seen; counts caches the

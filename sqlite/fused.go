@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/baton-pub/baton"
 )
@@ -22,43 +21,9 @@ import (
 // outcome (Settled) once the write has ended, so it never acts on a commit
 // that was rolled back with its transaction.
 
-// fusedPublishers are the proposers registered on a Store, by topic.
-type fusedPublishers struct {
-	mu sync.Mutex
-	by map[string]*fusedEntry
-}
-
-// fusedEntry is one registration: stop removes it only if it is still the
-// topic's.
-type fusedEntry struct{ p baton.Proposer }
-
 // PublishOnAppend implements baton.AppendPublisher.
 func (s *Store) PublishOnAppend(topic string, p baton.Proposer) (stop func()) {
-	f := &s.fused
-	e := &fusedEntry{p: p}
-	f.mu.Lock()
-	if f.by == nil {
-		f.by = make(map[string]*fusedEntry)
-	}
-	f.by[topic] = e
-	f.mu.Unlock()
-	return func() {
-		f.mu.Lock()
-		if f.by[topic] == e {
-			delete(f.by, topic)
-		}
-		f.mu.Unlock()
-	}
-}
-
-// proposer returns topic's registered proposer, or nil.
-func (f *fusedPublishers) proposer(topic string) baton.Proposer {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if e := f.by[topic]; e != nil {
-		return e.p
-	}
-	return nil
+	return s.fused.Register(topic, p)
 }
 
 // fusedCommit is the commit an append's write made for its proposer, or

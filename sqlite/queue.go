@@ -67,7 +67,7 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 	// added are the items written, for the topic's publisher here, if it
 	// has registered (fused.go).
 	var added []baton.Item
-	p := s.fused.proposer(topic)
+	p := s.fused.Get(topic)
 	for _, r := range reqs {
 		receipts := make([]baton.Receipt, len(r.updates))
 		inBatch := make(map[string]int, len(r.updates))

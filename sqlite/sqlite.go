@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/proposers"
 	"github.com/baton-pub/baton/internal/recentlock"
 	"github.com/baton-pub/baton/internal/signal"
 	sqlite3 "modernc.org/sqlite"
@@ -92,9 +93,9 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	closed    atomic.Bool
-	writes    writesInFlight  // see fence.go
-	appends   appendGroup     // see group.go
-	fused     fusedPublishers // see fused.go
+	writes    writesInFlight     // see fence.go
+	appends   appendGroup        // see group.go
+	fused     proposers.Registry // publishing on append, fused.go
 	closeOnce sync.Once
 	closeErr  error
 }

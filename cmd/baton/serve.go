@@ -373,7 +373,16 @@ func serve(ctx context.Context, c serveConfig) error {
 		apiCfg.Ledger = witness
 	}
 	switch {
-	case !c.ForwardAppends || keyed == nil:
+	case keyed == nil:
+		// Redis: no forwarding (the nodes may span machines). With the
+		// peer watch a node names the topic's lease holder in its
+		// answer (Baton-Holder), and a client that follows it sends the
+		// topic's appends there, where each is published with its
+		// append (redis/fused.go).
+		if c.PeerWatch {
+			apiCfg.Holder = n.LeaseHolder
+		}
+	case !c.ForwardAppends:
 	case !c.PeerWatch:
 		log.Info("appends are not forwarded to the lease holder: --peer-watch is off (docs/operations.md, SQLite specifics)")
 	default:

@@ -2,12 +2,16 @@
 -- the live lease (epoch, holder) with its node lease live, and with the
 -- cursor at prev_seq.
 -- KEYS: lock, cursor, hashes, ledger (stream), meta, checkpoints, cpsizes, the holder's node-lease hash,
---       snapshot rows (hash id -> row), snapshot ids (sorted set, score 0)
+--       snapshot rows (hash id -> row), snapshot ids (sorted set, score 0), queue (stream)
 -- ARGV: channel, holder, epoch, prev_seq, n, at_ns (the time of every leaf), then the n item
 --       hashes (seqs prev_seq+1..), then checkpoint size and json ('' '' = none): stored if
 --       above every stored size; then m and m pairs (id, row): the snapshot's moves
 --       (snapshot.go), row '' for a tombstone, which removes the id; then the items as the
---       commit's message carries them to the other nodes ('' for none: recent.go).
+--       commit's message carries them to the other nodes ('' for none: recent.go); then,
+--       for a commit sent with the append that wrote its items (publishing on append,
+--       redis/fused.go), the body prefix "<first seq> <ingested_us> " of that append's
+--       entry, else '': the commit is made only if the queue's entry at its last seq
+--       (KEYS[11], the queue) is that append's.
 -- The leaves become one ledger segment (entry.go): entry id "<its last seq>-0",
 -- s = "<first seq> <epoch> <at_ns> <len(publisher)> <publisher><item hashes, 32 bytes each>".
 -- Returns {'ok', updated_us}, {'fenced', epoch, holder, why}, {'moved', cursor_seq} or {'invalid', why}.
@@ -31,6 +35,15 @@ local last = num(redis.call('HGET', KEYS[5], 'last'))
 local upto = prev + n
 if upto > last then
   return {'invalid', 'seq ' .. str(upto) .. ' was never appended (last is ' .. str(last) .. ')'}
+end
+local sbase = cpbase + 2
+local m = tonumber(ARGV[sbase]) or 0
+local fused = ARGV[sbase + 2 * m + 2]
+if fused and fused ~= '' then
+  local e = redis.call('XRANGE', KEYS[11], str(upto) .. '-0', str(upto) .. '-0')
+  if #e == 0 or string.sub(e[1][2][2], 1, #fused) ~= fused then
+    return {'invalid', 'the entry at ' .. str(upto) .. ' is not the append the commit was sent with'}
+  end
 end
 -- Every item must be in the queue at its seq with its hash: the hash index
 -- maps the hash of every kept item to its seq.
@@ -60,8 +73,6 @@ end
 -- The snapshot's moves, a command per kind for all of them: a call each
 -- was most of the script's own time at many ids per commit. The ids are
 -- distinct (the caller folds a commit's moves per id).
-local sbase = cpbase + 2
-local m = tonumber(ARGV[sbase]) or 0
 local rows, ids, gone = {}, {}, {}
 for i = 1, m do
   local id, row = ARGV[sbase + 2 * i - 1], ARGV[sbase + 2 * i]
