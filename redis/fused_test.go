@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/pubrecord"
 	"github.com/baton-pub/baton/internal/redistest"
 	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/redis"
@@ -253,9 +254,9 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	defer cancel()
 	const topic = "t"
 	l := acquire(t, s, topic, "n1", time.Hour)
-	rec := &recorder{}
+	rec := &pubrecord.Recorder{}
 	done := make(chan error, 1)
-	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{Ledger: rec, OnPublished: rec.onPublished}) }()
+	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{Ledger: rec, OnPublished: rec.OnPublished}) }()
 	n := 0
 	one := func(st *redis.Store) uint64 {
 		n++
@@ -265,9 +266,9 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 		}
 		return rs[0].Seq
 	}
-	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool { return rec.published(one(s)) })
+	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool { return rec.Published(one(s)) })
 	for range 50 {
-		if seq := one(s); !rec.published(seq) {
+		if seq := one(s); !rec.Published(seq) {
 			t.Fatalf("item %d not published when its Append returned", seq)
 		}
 	}
@@ -275,15 +276,13 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	for range 20 {
 		last = one(other)
 	}
-	poll.True(t, 10*time.Second, "the other handle's items published", func() bool { return rec.published(last) })
-	poll.True(t, 10*time.Second, "publishing on append again", func() bool { return rec.published(one(s)) })
+	poll.True(t, 10*time.Second, "the other handle's items published", func() bool { return rec.Published(last) })
+	poll.True(t, 10*time.Second, "publishing on append again", func() bool { return rec.Published(one(s)) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	rec.mu.Lock()
-	got, leaves := rec.got, rec.leaves
-	rec.mu.Unlock()
+	got, leaves := rec.Got()
 	for i, p := range got {
 		if p.Seq != uint64(i+1) || p.Epoch != l.Epoch {
 			t.Fatalf("published[%d] is seq %d epoch %d, want seq %d epoch %d", i, p.Seq, p.Epoch, i+1, l.Epoch)
@@ -296,32 +295,4 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(ps, got) {
 		t.Fatalf("the store's Published (%d, %v) is not what the publisher handed over (%d)", len(ps), err, len(got))
 	}
-}
-
-// recorder records what a publisher hands over: its items (OnPublished)
-// and, as its publisher.Ledger, the leaves of its commits.
-type recorder struct {
-	mu     sync.Mutex
-	got    []baton.Published
-	leaves []baton.Leaf
-}
-
-func (r *recorder) onPublished(ps []baton.Published) {
-	r.mu.Lock()
-	r.got = append(r.got, ps...)
-	r.mu.Unlock()
-}
-
-func (r *recorder) Checkpoint() *baton.Checkpoint { return nil }
-
-func (r *recorder) Committed(ls []baton.Leaf, _ *baton.Checkpoint) {
-	r.mu.Lock()
-	r.leaves = append(r.leaves, ls...)
-	r.mu.Unlock()
-}
-
-func (r *recorder) published(seq uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got) > 0 && r.got[len(r.got)-1].Seq >= seq
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/internal/leasetest"
 	"github.com/baton-pub/baton/internal/poll"
+	"github.com/baton-pub/baton/internal/pubrecord"
 	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/sqlite"
 )
@@ -237,19 +238,19 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &pubrecord.Recorder{}
 	done := make(chan error, 1)
-	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{Ledger: rec, OnPublished: rec.onPublished}) }()
+	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{Ledger: rec, OnPublished: rec.OnPublished}) }()
 	// Appends through this process until one is published before its
 	// Append returns (the publisher is caught up and waits), then every
 	// next one must be too.
 	a := &appender{t: t, topic: topic}
 	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool {
 		seq := a.one(s)
-		return rec.published(seq)
+		return rec.Published(seq)
 	})
 	for range 50 {
-		if seq := a.one(s); !rec.published(seq) {
+		if seq := a.one(s); !rec.Published(seq) {
 			t.Fatalf("item %d not published when its Append returned", seq)
 		}
 	}
@@ -258,15 +259,13 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	for range 20 {
 		last = a.one(other)
 	}
-	poll.True(t, 10*time.Second, "the other process's items published", func() bool { return rec.published(last) })
+	poll.True(t, 10*time.Second, "the other process's items published", func() bool { return rec.Published(last) })
 	poll.True(t, 10*time.Second, "publishing on append again", func() bool {
 		seq := a.one(s)
-		return rec.published(seq)
+		return rec.Published(seq)
 	})
 
-	rec.mu.Lock()
-	got, leaves := rec.got, rec.leaves
-	rec.mu.Unlock()
+	got, leaves := rec.Got()
 	for i, p := range got {
 		if p.Seq != uint64(i+1) || p.Epoch != l.Epoch {
 			t.Fatalf("published[%d] is seq %d epoch %d, want seq %d epoch %d", i, p.Seq, p.Epoch, i+1, l.Epoch)
@@ -297,13 +296,13 @@ func TestPublisherOnAppendFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &pubrecord.Recorder{}
 	done := make(chan error, 1)
-	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{OnPublished: rec.onPublished}) }()
+	go func() { done <- publisher.Run(ctx, s, l, publisher.Options{OnPublished: rec.OnPublished}) }()
 	a := &appender{t: t, topic: topic}
 	poll.True(t, 10*time.Second, "an item published before its Append returned", func() bool {
 		seq := a.one(s)
-		return rec.published(seq)
+		return rec.Published(seq)
 	})
 	if err := s.Release(ctx, l, baton.ReasonReleased); err != nil {
 		t.Fatal(err)
@@ -331,35 +330,6 @@ func TestPublisherOnAppendFenced(t *testing.T) {
 	if err != nil || len(items) != 1 || items[0].Hash != rs[0].Hash {
 		t.Fatalf("queue after the cursor %+v (%v), want the item appended after the release", items, err)
 	}
-}
-
-// recorder records what a publisher hands over: its items (OnPublished)
-// and, as its publisher.Ledger, the leaves of its commits.
-type recorder struct {
-	mu     sync.Mutex
-	got    []baton.Published
-	leaves []baton.Leaf
-}
-
-func (r *recorder) onPublished(ps []baton.Published) {
-	r.mu.Lock()
-	r.got = append(r.got, ps...)
-	r.mu.Unlock()
-}
-
-func (r *recorder) Checkpoint() *baton.Checkpoint { return nil }
-
-func (r *recorder) Committed(ls []baton.Leaf, _ *baton.Checkpoint) {
-	r.mu.Lock()
-	r.leaves = append(r.leaves, ls...)
-	r.mu.Unlock()
-}
-
-// published reports whether the items up to seq have been handed over.
-func (r *recorder) published(seq uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got) > 0 && r.got[len(r.got)-1].Seq >= seq
 }
 
 // appender appends one new item at a time to topic.

@@ -119,22 +119,11 @@ func (s *natsSys) Topic(ctx context.Context, name string, n int, fanout bool) (*
 		return nil, fmt.Errorf("add stream %s: %w", stream, err)
 	}
 	t := &bench.PeerTopic{PID: s.srv.pid()}
-	var conns []*nats.Conn
-	for range 3 {
-		nc, err := nats.Connect(s.url, nats.Name("peerbench-publisher"))
-		if err != nil {
-			closeAll(conns)
-			return nil, err
-		}
-		js, err := nc.JetStream(nats.PublishAsyncMaxPending(1 << 16))
-		if err != nil {
-			nc.Close()
-			closeAll(conns)
-			return nil, err
-		}
-		conns = append(conns, nc)
-		t.Senders = append(t.Senders, &natsSender{js: js, subj: subj})
+	conns, senders, err := natsSenders([]string{s.url, s.url, s.url}, subj)
+	if err != nil {
+		return nil, err
 	}
+	t.Senders = senders
 	t.Subscribe = func(ctx context.Context, i int, connected func(), fn func([]byte)) error {
 		return natsTerminal(ctx, s.url, subj, fanout, connected, fn)
 	}
@@ -143,6 +132,30 @@ func (s *natsSys) Topic(ctx context.Context, name string, n int, fanout bool) (*
 		_ = s.js.DeleteStream(stream)
 	}
 	return t, nil
+}
+
+// natsSenders connects a publisher to each of urls and returns the
+// connections and their senders on subj (3 connections, as Baton's sources
+// are spread over its 3 nodes).
+func natsSenders(urls []string, subj string) ([]*nats.Conn, []bench.Sender, error) {
+	var conns []*nats.Conn
+	var senders []bench.Sender
+	for _, url := range urls {
+		nc, err := nats.Connect(url, nats.Name("peerbench-publisher"))
+		if err != nil {
+			closeAll(conns)
+			return nil, nil, err
+		}
+		js, err := nc.JetStream(nats.PublishAsyncMaxPending(1 << 16))
+		if err != nil {
+			nc.Close()
+			closeAll(conns)
+			return nil, nil, err
+		}
+		conns = append(conns, nc)
+		senders = append(senders, &natsSender{js: js, subj: subj})
+	}
+	return conns, senders, nil
 }
 
 func closeAll(conns []*nats.Conn) {

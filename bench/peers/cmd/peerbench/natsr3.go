@@ -80,22 +80,11 @@ func (s *natsR3) Topic(ctx context.Context, name string, n int, fanout bool) (*b
 		return nil, err
 	}
 	t := &bench.PeerTopic{PID: s.c.srvs[0].pid()}
-	var conns []*nats.Conn
-	for _, url := range s.c.urls {
-		nc, err := nats.Connect(url, nats.Name("peerbench-publisher"))
-		if err != nil {
-			closeAll(conns)
-			return nil, err
-		}
-		js, err := nc.JetStream(nats.PublishAsyncMaxPending(1 << 16))
-		if err != nil {
-			nc.Close()
-			closeAll(conns)
-			return nil, err
-		}
-		conns = append(conns, nc)
-		t.Senders = append(t.Senders, &natsSender{js: js, subj: subj})
+	conns, senders, err := natsSenders(s.c.urls, subj)
+	if err != nil {
+		return nil, err
 	}
+	t.Senders = senders
 	t.Subscribe = func(ctx context.Context, i int, connected func(), fn func([]byte)) error {
 		return natsTerminal(ctx, s.c.urls[i%len(s.c.urls)], subj, false, connected, fn)
 	}
