@@ -26,6 +26,11 @@ type Store interface {
 // DefaultBatch is Options.Batch's default.
 const DefaultBatch = 4000
 
+// MaxBatch bounds Options.Batch: the most items the engines return from
+// one read (redis and sqlite.MaxRead), so that a read that returns fewer
+// items than it asked for means the queue held no more.
+const MaxBatch = 10000
+
 // startBatch is the size of a publisher's first read, and of every read
 // after one that was not full.
 const startBatch = 1000
@@ -35,10 +40,10 @@ const DefaultPoll = 5 * time.Minute
 
 // Options tune a publisher.
 type Options struct {
-	// Batch is the most items one commit publishes. Default 4000. Reads
-	// start at 1000 items (or Batch, if smaller) and double after each
-	// full one, up to Batch, so only a publisher behind a backlog commits
-	// batches that big.
+	// Batch is the most items one commit publishes. Default 4000, at most
+	// MaxBatch. Reads start at 1000 items (or Batch, if smaller) and
+	// double after each full one, up to Batch, so only a publisher behind
+	// a backlog commits batches that big.
 	Batch int
 	// Poll is the fallback re-read of an idle queue if a notification is
 	// lost. Default DefaultPoll: the engines wake every subscription after
@@ -101,6 +106,7 @@ func Run(ctx context.Context, st Store, lease baton.Lease, o Options) error {
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
 	}
+	o.Batch = min(o.Batch, MaxBatch)
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
 	}

@@ -434,3 +434,44 @@ func TestResumeWait(t *testing.T) {
 		}
 	}
 }
+
+// cappedReads is a store whose reads return at most max items, as the
+// engines' do (sqlite.MaxRead).
+type cappedReads struct {
+	baton.Store
+	max int
+}
+
+func (s cappedReads) Items(ctx context.Context, topic string, after uint64, limit int) ([]baton.Item, error) {
+	return s.Store.Items(ctx, topic, after, min(limit, s.max))
+}
+
+// TestBatchBeyondTheReadCap: a Batch above what a read returns is bounded
+// by MaxBatch, so a read capped by the store is not taken for the end of
+// the queue: a backlog longer than the cap is published without waiting
+// for another append.
+func TestBatchBeyondTheReadCap(t *testing.T) {
+	ctx := t.Context()
+	mem := memstore.New(baton.SystemClock{})
+	// Reads of 1k, 2k, 4k and 8k, then one asking 16k that the store caps
+	// at 10k with more behind.
+	const n = 3 * publisher.MaxBatch
+	for i := 0; i < n; i += 5000 {
+		appendN(t, mem, "t", i, min(5000, n-i))
+	}
+	l, err := leasetest.Acquire(ctx, mem, "t", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	st := cappedReads{Store: mem, max: publisher.MaxBatch}
+	go func() {
+		done <- publisher.Run(run, st, l, publisher.Options{Batch: 3 * publisher.MaxBatch, Poll: time.Hour})
+	}()
+	waitCursor(t, mem, "t", n)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
