@@ -29,12 +29,7 @@ func TestClientPublishesToTheHolder(t *testing.T) {
 		c := newCluster(t, eng, 3, 10*time.Second)
 		const topic = "hint.orders"
 		holder, others := c.holderNamed(topic)
-		forwarded := func() (sum float64) {
-			for _, n := range others {
-				sum += forwards(t, c, n, "forwarded")
-			}
-			return sum
-		}
+		forwarded := func() float64 { return forwardedBy(t, c, others) }
 		appended := func(n *proc.Node) float64 {
 			return max(0, scrapeAs(t, n.URL()+"/metrics", c.token, `baton_items_appended_total{topic="`+topic+`"}`))
 		}
@@ -75,6 +70,15 @@ func TestClientPublishesToTheHolder(t *testing.T) {
 			t.Errorf("the holder %s published %v of the client's %d items with their append, want most", holder.Name, got, n)
 		}
 	})
+}
+
+// forwardedBy is the appends the nodes forwarded to a lease holder.
+func forwardedBy(t *testing.T, c *cluster, nodes []*proc.Node) (sum float64) {
+	t.Helper()
+	for _, n := range nodes {
+		sum += forwards(t, c, n, "forwarded")
+	}
+	return sum
 }
 
 // holderNamed publishes topic's first item and returns the node that holds
@@ -119,12 +123,7 @@ func TestJSClientBrowserFollowsHolder(t *testing.T) {
 	c := newClusterWith(t, sqliteEngine, 3, 10*time.Second, "", "--cors-origins", page.URL)
 	const topic = "hint.page"
 	holder, others := c.holderNamed(topic)
-	forwarded := func() (sum float64) {
-		for _, n := range others {
-			sum += forwards(t, c, n, "forwarded")
-		}
-		return sum
-	}
+	forwarded := func() float64 { return forwardedBy(t, c, others) }
 	fwd := forwarded()
 	ctx := browser.Start(t)
 	if err := browser.Navigate(ctx, page.URL); err != nil {

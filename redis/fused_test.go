@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,54 +16,6 @@ import (
 	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/redis"
 )
-
-// restingProposer is a baton.RestingProposer that rests after the seq it
-// is given and proposes every offer under lease (with the epoch moved by
-// skew), recording what it was offered and told.
-type restingProposer struct {
-	lease baton.Lease
-	skew  uint64
-
-	mu      sync.Mutex
-	after   uint64
-	offered [][]baton.Item
-	settled []settlement
-}
-
-type settlement struct {
-	c   baton.Commit
-	cur baton.Cursor
-	err error
-}
-
-func (p *restingProposer) Resting() (uint64, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.after, true
-}
-
-func (p *restingProposer) Propose(items []baton.Item) (baton.Commit, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.offered = append(p.offered, items)
-	return baton.Commit{Topic: p.lease.Topic, Epoch: p.lease.Epoch + p.skew, Holder: p.lease.Holder,
-		PrevSeq: items[0].Seq - 1, Items: items, At: time.Now()}, true
-}
-
-func (p *restingProposer) Settled(c baton.Commit, cur baton.Cursor, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.settled = append(p.settled, settlement{c, cur, err})
-	if err == nil {
-		p.after = cur.Seq
-	}
-}
-
-func (p *restingProposer) state() ([][]baton.Item, []settlement) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.offered, p.settled
-}
 
 func upd(id, value, msg string) baton.Update {
 	u, err := baton.Normalize(baton.Update{ID: id, Value: json.RawMessage(value), MsgID: msg})
@@ -95,7 +46,7 @@ func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	ctx := t.Context()
 	const topic = "t"
 	l := acquire(t, s, topic, "n1", time.Hour)
-	p := &restingProposer{lease: l}
+	p := &pubrecord.Proposer{Lease: l}
 	stop := s.PublishOnAppend(topic, p)
 	defer stop()
 	appends := s.Subscribe(topic, baton.SignalAppend)
@@ -117,11 +68,11 @@ func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	if len(rs) != 3 || rs[0].Seq != 1 || rs[1].Seq != 2 || !rs[2].Duplicate {
 		t.Fatalf("receipts %+v", rs)
 	}
-	offered, settled := p.state()
+	offered, settled := p.State()
 	if len(offered) != 1 || len(offered[0]) != 2 || offered[0][0].Seq != 1 || offered[0][1].Seq != 2 {
 		t.Fatalf("offered %+v, want items 1 and 2", offered)
 	}
-	if len(settled) != 1 || settled[0].err != nil || settled[0].cur.Seq != 2 || settled[0].cur.Hash != rs[1].Hash {
+	if len(settled) != 1 || settled[0].Err != nil || settled[0].Cur.Seq != 2 || settled[0].Cur.Hash != rs[1].Hash {
 		t.Fatalf("settled %+v before Append returned, want the cursor at 2", settled)
 	}
 	cur, err := s.Cursor(ctx, topic)
@@ -132,7 +83,7 @@ func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := settled[0].c.Published(); !reflect.DeepEqual(ps, want) {
+	if want := settled[0].C.Published(); !reflect.DeepEqual(ps, want) {
 		t.Fatalf("Published returns\n%+v\nthe commit's Published is\n%+v", ps, want)
 	}
 	leaves, err := s.Leaves(ctx, topic, 0, 10)
@@ -156,7 +107,7 @@ func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	if _, err := s.Append(ctx, topic, []baton.Update{upd("c", `2`, "m3")}); err != nil {
 		t.Fatal(err)
 	}
-	if offered, _ := p.state(); len(offered) != 1 {
+	if offered, _ := p.State(); len(offered) != 1 {
 		t.Fatalf("offered %d times after stop", len(offered))
 	}
 	if !pending(appends) {
@@ -203,7 +154,7 @@ func TestPublishOnAppendRefusedKeepsTheAppend(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p := &restingProposer{lease: l, skew: tc.skew}
+			p := &pubrecord.Proposer{Lease: l, Skew: tc.skew}
 			defer s.PublishOnAppend(topic, p)()
 			appends := s.Subscribe(topic, baton.SignalAppend)
 			defer appends.Close()
@@ -211,8 +162,8 @@ func TestPublishOnAppendRefusedKeepsTheAppend(t *testing.T) {
 			if err != nil {
 				t.Fatalf("append with a refused commit: %v", err)
 			}
-			_, settled := p.state()
-			if len(settled) != 1 || settled[0].err == nil || (tc.want != nil && !errors.Is(settled[0].err, tc.want)) {
+			_, settled := p.State()
+			if len(settled) != 1 || settled[0].Err == nil || (tc.want != nil && !errors.Is(settled[0].Err, tc.want)) {
 				t.Fatalf("settled %+v, want one refusal (%v)", settled, tc.want)
 			}
 			items, err := s.Items(ctx, topic, 0, 10)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,37 +17,6 @@ import (
 	"github.com/baton-pub/baton/publisher"
 	"github.com/baton-pub/baton/sqlite"
 )
-
-// proposer is a baton.Proposer that proposes every offer under lease
-// (with epoch moved by skew) and records what it was offered and told.
-type proposer struct {
-	lease baton.Lease
-	skew  uint64
-
-	mu      sync.Mutex
-	offered [][]baton.Item
-	settled []settlement
-}
-
-type settlement struct {
-	c   baton.Commit
-	cur baton.Cursor
-	err error
-}
-
-func (p *proposer) Propose(items []baton.Item) (baton.Commit, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.offered = append(p.offered, items)
-	return baton.Commit{Topic: p.lease.Topic, Epoch: p.lease.Epoch + p.skew, Holder: p.lease.Holder,
-		PrevSeq: items[0].Seq - 1, Items: items, At: time.Now()}, true
-}
-
-func (p *proposer) Settled(c baton.Commit, cur baton.Cursor, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.settled = append(p.settled, settlement{c, cur, err})
-}
 
 func upd(id, value, msg string) baton.Update {
 	return norm(baton.Update{ID: id, Value: json.RawMessage(value), MsgID: msg})
@@ -89,7 +57,7 @@ func TestPublishOnAppendInOneWrite(t *testing.T) {
 	if _, err := s.Commit(ctx, baton.Commit{Topic: topic, Epoch: l.Epoch, Holder: l.Holder, Items: first, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	p := &proposer{lease: l}
+	p := &pubrecord.Proposer{Lease: l}
 	stop := s.PublishOnAppend(topic, p)
 	defer stop()
 	appends := s.Subscribe(topic, baton.SignalAppend)
@@ -107,13 +75,11 @@ func TestPublishOnAppendInOneWrite(t *testing.T) {
 	if len(rs) != 3 || rs[0].Seq != 2 || rs[1].Seq != 3 || !rs[2].Duplicate {
 		t.Fatalf("receipts %+v", rs)
 	}
-	p.mu.Lock()
-	offered, settled := p.offered, p.settled
-	p.mu.Unlock()
+	offered, settled := p.State()
 	if len(offered) != 1 || len(offered[0]) != 2 || offered[0][0].Seq != 2 || offered[0][1].Seq != 3 {
 		t.Fatalf("offered %+v, want items 2 and 3", offered)
 	}
-	if len(settled) != 1 || settled[0].err != nil || settled[0].cur.Seq != 3 || settled[0].cur.Hash != rs[1].Hash {
+	if len(settled) != 1 || settled[0].Err != nil || settled[0].Cur.Seq != 3 || settled[0].Cur.Hash != rs[1].Hash {
 		t.Fatalf("settled %+v before Append returned, want the cursor at 3", settled)
 	}
 	cur, err := s.Cursor(ctx, topic)
@@ -127,7 +93,7 @@ func TestPublishOnAppendInOneWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := settled[0].c.Published(); !reflect.DeepEqual(ps, want) {
+	if want := settled[0].C.Published(); !reflect.DeepEqual(ps, want) {
 		t.Fatalf("Published returns\n%+v\nthe commit's Published is\n%+v", ps, want)
 	}
 	leaves, err := s.Leaves(ctx, topic, 0, 10)
@@ -150,10 +116,9 @@ func TestPublishOnAppendInOneWrite(t *testing.T) {
 	if _, err := s.Append(ctx, topic, []baton.Update{upd("c", `2`, "m3")}); err != nil {
 		t.Fatal(err)
 	}
-	if p.mu.Lock(); len(p.offered) != 1 {
-		t.Fatalf("offered %d times after stop", len(p.offered))
+	if offered, _ := p.State(); len(offered) != 1 {
+		t.Fatalf("offered %d times after stop", len(offered))
 	}
-	p.mu.Unlock()
 	if !pending(appends) {
 		t.Fatal("no SignalAppend for an append left to Commit")
 	}
@@ -188,7 +153,7 @@ func TestPublishOnAppendRefusedKeepsTheAppend(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p := &proposer{lease: l, skew: tc.skew}
+			p := &pubrecord.Proposer{Lease: l, Skew: tc.skew}
 			defer s.PublishOnAppend(topic, p)()
 			appends := s.Subscribe(topic, baton.SignalAppend)
 			defer appends.Close()
@@ -196,10 +161,8 @@ func TestPublishOnAppendRefusedKeepsTheAppend(t *testing.T) {
 			if err != nil {
 				t.Fatalf("append with a refused commit: %v", err)
 			}
-			p.mu.Lock()
-			settled := p.settled
-			p.mu.Unlock()
-			if len(settled) != 1 || !errors.Is(settled[0].err, baton.ErrLeaseLost) {
+			_, settled := p.State()
+			if len(settled) != 1 || !errors.Is(settled[0].Err, baton.ErrLeaseLost) {
 				t.Fatalf("settled %+v, want one ErrLeaseLost", settled)
 			}
 			items, err := s.Items(ctx, topic, 0, 10)
