@@ -118,10 +118,3 @@ func (s *Store) appendWith(ctx context.Context, prop *proposal, keys []string, a
 	return r, cerr == nil, nil
 }
 
-// proposeFirst is propose for the first round of an append only.
-func (s *Store) proposeFirst(round int, topic string, updates []baton.Update, hashes []baton.Hash, uniq []int, ingestedUs string) *proposal {
-	if round > 0 {
-		return nil
-	}
-	return s.propose(topic, updates, hashes, uniq, ingestedUs)
-}

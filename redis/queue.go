@@ -62,7 +62,11 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		var r []any
 		var err error
 		published := false
-		if prop := s.proposeFirst(round, topic, updates, hashes, uniq, now); prop != nil {
+		var prop *proposal
+		if round == 0 {
+			prop = s.propose(topic, updates, hashes, uniq, now)
+		}
+		if prop != nil {
 			r, published, err = s.appendWith(ctx, prop, keys, args, now)
 		} else {
 			// With WaitReplicas, the receipt waits for the replicas too: a
