@@ -117,4 +117,3 @@ func (s *Store) appendWith(ctx context.Context, prop *proposal, keys []string, a
 	cur, cerr = s.committed(c, cr)
 	return r, cerr == nil, nil
 }
-
