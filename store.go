@@ -180,7 +180,8 @@ type Snapshots interface {
 //     lease (else ErrFenced, as for Commit), cp.Size does not exceed the
 //     cursor (else ErrInvalid) and cp.Size is greater than the size of every
 //     stored checkpoint of the topic (else ErrInvalid). The store checks no
-//     signature: witnesses and auditors do.
+//     signature: witnesses and auditors do. A stored checkpoint is
+//     signalled (SignalCheckpoint) to every handle on the store.
 //   - Checkpoints are kept forever; a checkpoint is named by (topic, size).
 //     The store stamps Checkpoint.At and Cosignature.At with its clock.
 //   - Cosign adds or replaces the cosignature of cs.Node on a stored
@@ -237,6 +238,11 @@ const (
 	// lapsed): a hint that the lock is free, unless taken since, so that a
 	// standby may race without reading it first (elector).
 	SignalFreed
+	// SignalCheckpoint: AddCheckpoint stored a checkpoint of the ledger (a
+	// checkpoint a commit carries comes with that commit's SignalCommit).
+	// The witnesses check and cosign it without waiting for a round on a
+	// timer (ledger/witness_schedule.go).
+	SignalCheckpoint
 )
 
 // Notifier tells subscribers that something changed. Wake-ups are hints:

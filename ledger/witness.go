@@ -240,8 +240,9 @@ func (w *Witness) Follow(topic string) error {
 		return fmt.Errorf("follow %s: %w", topic, baton.ErrClosed)
 	}
 	w.topics[topic] = tw
-	// No goroutine per topic: the store calls signalled after commits.
-	tw.sub = w.cfg.Store.SubscribeFunc(topic, baton.SignalCommit, func(baton.Signal) { w.signalled(tw) })
+	// No goroutine per topic: the store calls signalled after commits and
+	// checkpoints.
+	tw.sub = w.cfg.Store.SubscribeFunc(topic, baton.SignalCommit|baton.SignalCheckpoint, func(sig baton.Signal) { w.signalled(tw, sig) })
 	w.smu.Lock()
 	w.order = append(w.order, tw)
 	w.readyLocked(tw) // catch up

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -225,4 +226,55 @@ func TestIdleWitnessReadsNothing(t *testing.T) {
 	if err := settled(w, others, 3); err != nil {
 		t.Fatalf("another topic changed: %v", err)
 	}
+}
+
+// TestCheckpointStoredAloneWitnessedAtOnce: a checkpoint the holder stores
+// on its own, after the commit's round already found none, is checked and
+// cosigned on its signal, with no timer firing (the clock stands still):
+// before, it waited for a follow-up round, or, were the holder slower than
+// the last one, for the sweep (a minute; TestLedger/redis timed out so).
+func TestCheckpointStoredAloneWitnessedAtOnce(t *testing.T) {
+	mt := newManyTopics(t, "alone", 1)
+	st, pkey, topic, pub := mt.st, mt.pkey, mt.topics[0], mt.pub[mt.topics[0]]
+	clk := clocktest.New(time.Unix(1800000000, 0))
+	dir := filepath.Join(t.TempDir(), "w")
+	w, err := ledger.NewWitness(ledger.WitnessConfig{Store: mt.m.Handle(), Key: mt.wkey, Copies: copiesIn(t, dir), Dir: dir,
+		Poll: time.Second, CosignEvery: time.Second, Sweep: time.Hour, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start(context.Background())
+	defer w.Close()
+	if err := w.Follow(topic); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the catch-up", func() error { return settled(w, []string{topic}, 3) })
+
+	appendN(t, st, topic, 5)
+	cp := pub.commitUnsigned(t, st, pkey)
+	// The commit's round, Poll later: it mirrors the new leaves and finds
+	// no checkpoint of them.
+	var at time.Time
+	poll.True(t, 10*time.Second, "a round of the commit due", func() bool {
+		var ok bool
+		at, ok = ledger.WitnessNextDue(w)
+		return ok && at.Sub(clk.Now()) <= 2*time.Second
+	})
+	clk.Advance(at.Sub(clk.Now()))
+	poll.True(t, 10*time.Second, "the new leaves mirrored", func() bool {
+		s := w.Status(topic)
+		return s != nil && s.Size == 5 && ledger.WitnessIdle(w)
+	})
+	if s := w.Status(topic); s.CheckpointSize != 3 {
+		t.Fatalf("the witness accepted a checkpoint of %d before any was stored", s.CheckpointSize)
+	}
+	if err := st.AddCheckpoint(context.Background(), cp); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the checkpoint stored alone checked and cosigned, the clock standing still", func() error {
+		if c, err := st.Checkpoint(context.Background(), topic); err != nil || c.Size != 5 || len(c.Cosignatures) != 1 {
+			return fmt.Errorf("stored checkpoint of %d with %d cosignatures (%v); witness %+v", c.Size, len(c.Cosignatures), err, w.Status(topic))
+		}
+		return nil
+	})
 }

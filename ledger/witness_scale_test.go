@@ -96,10 +96,33 @@ type ledgerTopic struct {
 // of the whole log in the same commit, as a busy publisher does.
 func (lt *ledgerTopic) commitSigned(t *testing.T, st baton.Store, k *ledger.Key) baton.Checkpoint {
 	t.Helper()
-	ctx := context.Background()
+	c, cp := lt.next(t, st, k)
+	c.Checkpoint = &cp
+	if _, err := st.Commit(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// commitUnsigned commits every appended item of the topic without a
+// checkpoint, and returns the checkpoint of the whole log for AddCheckpoint
+// later, as a publisher whose commits came before its signer's Interval.
+func (lt *ledgerTopic) commitUnsigned(t *testing.T, st baton.Store, k *ledger.Key) baton.Checkpoint {
+	t.Helper()
+	c, cp := lt.next(t, st, k)
+	if _, err := st.Commit(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// next is the commit of every appended item of the topic after its leaves
+// so far (taken in), and the checkpoint of the log with them.
+func (lt *ledgerTopic) next(t *testing.T, st baton.Store, k *ledger.Key) (baton.Commit, baton.Checkpoint) {
+	t.Helper()
 	l := lt.lease
 	prev := uint64(len(lt.leaves))
-	its, err := st.Items(ctx, l.Topic, prev, 1000)
+	its, err := st.Items(context.Background(), l.Topic, prev, 1000)
 	if err != nil || len(its) == 0 {
 		t.Fatalf("items after %d: %d, %v", prev, len(its), err)
 	}
@@ -117,12 +140,7 @@ func (lt *ledgerTopic) commitSigned(t *testing.T, st baton.Store, k *ledger.Key)
 	}
 	var root baton.Hash
 	copy(root[:], h)
-	cp := signAt(t, st, l, k, uint64(len(lt.leaves)), root)
-	c.Checkpoint = &cp
-	if _, err := st.Commit(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	return cp
+	return c, signAt(t, st, l, k, uint64(len(lt.leaves)), root)
 }
 
 // publishTopics publishes n items in each of topics with a checkpoint.

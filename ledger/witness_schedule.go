@@ -5,22 +5,25 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/baton-pub/baton"
 )
 
 // The witness's work is driven by the store's signals, not by a clock per
 // topic (docs/ledger.md, "Idle topics cost nothing"):
 //
-//   - each followed topic has one goroutine blocked on its SignalCommit
-//     subscription, which schedules a round of the topic Poll later
-//     (signalled);
+//   - each followed topic has a SignalCommit and SignalCheckpoint
+//     subscription, which schedules a round of the topic Poll later after
+//     a commit, at once after a checkpoint stored on its own (signalled);
 //   - a few workers (WitnessConfig.Workers) run rounds (mirror the new
 //     leaves, check the new checkpoints, cosign) of ready topics, one
 //     round of a topic at a time;
 //   - after a commit, the checkpoint that covers it may be stored on its
 //     own a little later (the holder signs at most every Interval and
-//     stores what no commit took): the topic is looked at again Poll
-//     later, then 2, 4 ... Poll while nothing changes, and left alone
-//     once the delay passes settleAfter;
+//     stores what no commit took): that store is signalled too, and the
+//     topic is also looked at again Poll later, then 2, 4 ... Poll while
+//     nothing changes (for the other witnesses' cosignatures, which are
+//     not signalled), and left alone once the delay passes settleAfter;
 //   - one scheduler goroutine fires those delayed rounds and the sweep:
 //     one topic at a time, at most SweepRate topics per second, so that
 //     every topic is re-read about once per Sweep (a notification lost,
@@ -48,12 +51,21 @@ const (
 	DefaultSweepRate      = 5.0
 )
 
-// signalled is a SignalCommit of tw's topic.
-func (w *Witness) signalled(tw *topicWitness) {
+// signalled is a SignalCommit or SignalCheckpoint of tw's topic.
+func (w *Witness) signalled(tw *topicWitness, sig baton.Signal) {
 	tw.signalled.Store(true)
 	now := w.clock.Now()
 	w.smu.Lock()
 	defer w.smu.Unlock()
+	if sig&baton.SignalCheckpoint != 0 {
+		// A checkpoint stored on its own covers leaves committed before
+		// it: one round now mirrors them, checks it and cosigns. Were it
+		// left to the follow-ups after the commit, a holder slower than
+		// their last one (a loaded machine, a long Interval) would leave it
+		// to the sweep, a minute later.
+		w.readyLocked(tw)
+		return
+	}
 	// The round comes about Poll after the first commit of a burst, not at
 	// once: the holder stores the checkpoint that covers a commit within
 	// its Interval (a second by default), so one round then mirrors the

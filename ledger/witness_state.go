@@ -29,7 +29,7 @@ type topicWitness struct {
 	topic string
 	tree  *Tree
 	log   *slog.Logger
-	sub   baton.Subscription // calls signalled after each commit
+	sub   baton.Subscription // calls signalled after each commit and checkpoint
 
 	// Owned by run.
 	state     witnessState
@@ -44,7 +44,7 @@ type topicWitness struct {
 	cosignAt        time.Time     // when the cosignature CosignEvery held back is due (zero: none)
 	backoff         time.Duration // the delay before the next follow-up round (zero: settled)
 	fedAt           atomic.Int64  // Unix ns (the witness's clock) of the last append by this node's checkpointer
-	signalled       atomic.Bool   // a commit was signalled since the last round started
+	signalled       atomic.Bool   // a commit or checkpoint was signalled since the last round started
 	restart         atomic.Bool   // Restart was asked (witness_restart.go)
 	dirty           bool          // state not saved since it changed
 	gapAt           uint64        // the seq of the last gap alarm

@@ -33,7 +33,9 @@ type cosignJSON struct {
 }
 
 // AddCheckpoint implements baton.Checkpoints: one script checks the lease
-// (with its node lease), the cursor and the latest size, then stores.
+// (with its node lease), the cursor and the latest size, then stores, and
+// publishes "checkpoint <size>" on the topic's events channel: every handle
+// signals SignalCheckpoint when it hears it (notify.go), this one too.
 func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 	if err := baton.ValidateCheckpoint(cp); err != nil {
 		return err
@@ -44,7 +46,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 	}
 	t := cp.Topic
 	keys := []string{s.k.lock(t), s.k.cursor(t), s.k.checkpoints(t), s.k.cpsizes(t), s.k.holderLease(t, cp.Node)}
-	r, err := s.run(ctx, scriptCheckpoint, true, keys, cp.Node, cp.Epoch, cp.Size, js)
+	r, err := s.run(ctx, scriptCheckpoint, true, keys, cp.Node, cp.Epoch, cp.Size, js, s.k.events(t))
 	if err != nil {
 		return fmt.Errorf("add checkpoint %s size %d: %w", t, cp.Size, err)
 	}

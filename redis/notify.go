@@ -185,6 +185,8 @@ func (s *Store) dispatch(ctx context.Context, m *goredis.Message) {
 			s.locks.heard(t, rest)
 			s.countsChanged()
 			s.sig.Notify(t, baton.SignalLock)
+		case "checkpoint":
+			s.sig.Notify(t, baton.SignalCheckpoint)
 		case "deleted":
 			s.deleted(t)
 		}

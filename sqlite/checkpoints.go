@@ -33,7 +33,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 			cp.Topic, cp.Size, cp.Root[:], cp.Epoch, cp.Node, now, cp.Note); err != nil {
 			return 0, fmt.Errorf("add checkpoint: %w", wrapErr(err))
 		}
-		return 0, nil
+		return baton.SignalCheckpoint, nil
 	})
 }
 

@@ -12,6 +12,7 @@ func notifierTests() []test {
 	return []test{
 		{"SignalAppend", testSignalAppend},
 		{"SignalCommit", testSignalCommit},
+		{"SignalCheckpoint", testSignalCheckpoint},
 		{"SignalLockAcquireRelease", testSignalLockAcquireRelease},
 		{"SignalLockExpire", testSignalLockExpire},
 		{"SignalTopicOnFirstAppend", testSignalTopicOnFirstAppend},
@@ -42,6 +43,20 @@ func testSignalCommit(e *env) {
 	e.wake(sub, "Commit")
 	e.commit(l, 2, its[2:])
 	e.wake(sub, "a second Commit")
+}
+
+// testSignalCheckpoint: a checkpoint stored on its own is signalled (the
+// witnesses check it without a timer: ledger/witness_schedule.go).
+func testSignalCheckpoint(e *env) {
+	topic := e.topic("")
+	its := e.appendN(topic, 4)
+	l := e.acquire(topic, "node-a", liveTTL)
+	e.commit(l, 0, its)
+	sub := e.subscribe(topic, baton.SignalCheckpoint)
+	e.noErr(e.s.AddCheckpoint(e.ctx, checkpointOf(l, 2)), "AddCheckpoint size 2")
+	e.wake(sub, "AddCheckpoint")
+	e.noErr(e.s.AddCheckpoint(e.ctx, checkpointOf(l, 4)), "AddCheckpoint size 4")
+	e.wake(sub, "a second AddCheckpoint")
 }
 
 func testSignalLockAcquireRelease(e *env) {

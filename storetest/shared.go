@@ -17,6 +17,7 @@ func sharedTests() []sharedTest {
 		{"LockExclusive", testSharedLockExclusive},
 		{"AppendSignalledAndVisible", testSharedAppend},
 		{"CommitSignalledAndVisible", testSharedCommit},
+		{"CheckpointSignalledAndVisible", testSharedCheckpoint},
 		{"LockSignalledAndVisible", testSharedLock},
 		{"TopicSignalledAndVisible", testSharedTopic},
 		{"ExpireAndFenceAcrossHandles", testSharedExpireAndFence},
@@ -90,6 +91,21 @@ func testSharedCommit(p *pair) {
 	b.checkLeaves("Leaves through b", b.leaves(topic, 0, pageAll), c.Leaves())
 	// The holder's commits go through either handle, fenced the same way.
 	b.commit(l, 3, its[3:])
+}
+
+func testSharedCheckpoint(p *pair) {
+	a, b := p.a, p.b
+	topic := a.topic("")
+	its := a.appendN(topic, 3)
+	l := a.acquire(topic, "node-a", liveTTL)
+	a.commit(l, 0, its)
+	sub := b.subscribe(topic, baton.SignalCheckpoint)
+	cp := checkpointOf(l, 3)
+	a.noErr(a.s.AddCheckpoint(a.ctx, cp), "AddCheckpoint through a")
+	b.wake(sub, "AddCheckpoint through the other handle")
+	got, err := b.s.Checkpoint(b.ctx, topic)
+	b.noErr(err, "Checkpoint through b")
+	b.checkCheckpoint("Checkpoint through b", got, cp)
 }
 
 func testSharedLock(p *pair) {

@@ -46,6 +46,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, cp baton.Checkpoint) error {
 	cp.Cosignatures = nil
 	cp.At = now
 	t.cps = append(t.cps, cp)
+	d.sig.Notify(cp.Topic, baton.SignalCheckpoint)
 	return nil
 }
 

@@ -2,7 +2,8 @@
 -- with its node lease live, not beyond the cursor and above every stored
 -- checkpoint's size.
 -- KEYS: lock, cursor, checkpoints (hash size -> json), cpsizes (sorted set), the holder's node-lease hash
--- ARGV: holder, epoch, size, checkpoint json (the script stamps at_us)
+-- ARGV: holder, epoch, size, checkpoint json (the script stamps at_us), the
+-- topic's events channel (it publishes 'checkpoint <size>' there)
 -- Returns {'ok'}, {'fenced', epoch, holder, why} or {'invalid', why}.
 local holder, epoch, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_us()
@@ -27,4 +28,5 @@ local cp = cjson.decode(ARGV[4])
 cp.at_us = str(now)
 redis.call('HSET', KEYS[3], str(size), cjson.encode(cp))
 redis.call('ZADD', KEYS[4], str(size), str(size))
+redis.call('PUBLISH', ARGV[5], 'checkpoint ' .. str(size))
 return {'ok'}
