@@ -352,7 +352,13 @@ type Proposer interface {
 // unless the items really took those seqs in that append (another append
 // came first, a repeated msg id). Resting's ok is false while no proposal
 // would be taken; Propose checks again.
+//
+// HeldLease is the lease the proposer's publisher publishes under. Such an
+// engine also tells other processes of an append (SignalAppend) only when
+// the topic's lock is no longer that lease: while it is, the one publisher
+// an append could wake is this process's, which the engine wakes itself.
 type RestingProposer interface {
 	Proposer
 	Resting() (after uint64, ok bool)
+	HeldLease() Lease
 }

@@ -308,6 +308,7 @@ type countedResting struct {
 }
 
 func (c countedResting) Resting() (uint64, bool) { return c.rest.Resting() }
+func (c countedResting) HeldLease() baton.Lease  { return c.rest.HeldLease() }
 
 func (c countedProposer) Settled(cm baton.Commit, cur baton.Cursor, err error) {
 	if err == nil {

@@ -55,6 +55,9 @@ func (f *onAppend) Resting() (uint64, bool) {
 	return f.cur.Seq, f.idle && !f.inflight
 }
 
+// HeldLease implements baton.RestingProposer.
+func (f *onAppend) HeldLease() baton.Lease { return f.lease }
+
 // Settled implements baton.Proposer. A commit that was not made leaves
 // its items to Run, which the append's signal wakes: its own Commit then
 // meets whatever refused this one (a fenced lease stops it).

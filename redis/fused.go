@@ -32,6 +32,20 @@ func (s *Store) PublishOnAppend(topic string, p baton.Proposer) (stop func()) {
 	return s.fused.Register(topic, p)
 }
 
+// localLease is the lease under which topic's publisher runs in this
+// process, if one is registered here (zero otherwise). The append script
+// publishes no "append" message while the lock is that lease: the one
+// publisher the message could wake is this process's, which Append wakes
+// itself (SignalAppend), and every other node would only be woken for
+// nothing: a PUBLISH to every node, a wake-up of each listener, per append
+// (docs/benchmarks.md, "Appends told only to whom they concern").
+func (s *Store) localLease(topic string) baton.Lease {
+	if rp, ok := s.fused.Get(topic).(baton.RestingProposer); ok {
+		return rp.HeldLease()
+	}
+	return baton.Lease{}
+}
+
 // proposal is the commit a resting publisher proposed for the items of an
 // append about to be sent.
 type proposal struct {

@@ -49,13 +49,14 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	}
 	out := make([]baton.Receipt, len(updates))
 	now := strconv.FormatInt(time.Now().UnixMicro(), 10)
-	keys := []string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.meta(topic)}
+	keys := []string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.meta(topic), s.k.lock(topic)}
+	quiet := s.localLease(topic)
 	// The script writes only if none of the msg ids is in the queue yet;
 	// otherwise it names those, and the others are sent again. Each round
 	// settles at least one update, so this ends.
 	for round := 0; len(uniq) > 0; round++ {
 		n := len(uniq)
-		args := appendArgs(s.k.events(topic), now, updates, hashes, uniq, s.origin)
+		args := appendArgs(s.k.events(topic), now, updates, hashes, uniq, s.origin, quiet)
 		// The topic's publisher, if it rests here, publishes the items
 		// with this append (fused.go): not after a round that found
 		// msg ids already in the queue.
@@ -137,8 +138,9 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 
 // appendArgs is the append script's ARGV for updates[i], i in uniq: the
 // channel, the count, the msg ids, their hashes, the entry's body, then
-// the appending Store's origin.
-func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []baton.Hash, uniq []int, origin string) []any {
+// the appending Store's origin, then the holder and epoch of the lease
+// under which the topic's publisher runs in this process (quiet; none: "", 0).
+func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []baton.Hash, uniq []int, origin string, quiet baton.Lease) []any {
 	n := len(uniq)
 	size := len(ingestedUs) + 1
 	for _, i := range uniq {
@@ -147,13 +149,14 @@ func appendArgs(channel, ingestedUs string, updates []baton.Update, hashes []bat
 	}
 	body := append(make([]byte, 0, size), ingestedUs...)
 	body = append(body, ' ')
-	args := make([]any, 4+2*n)
+	args := make([]any, 6+2*n)
 	args[0], args[1] = channel, n
 	for k, i := range uniq {
 		args[2+k], args[2+n+k] = updates[i].MsgID, rawHash(hashes[i])
 		body = appendRecord(body, hashes[i], updates[i])
 	}
 	args[2+2*n], args[3+2*n] = body, origin
+	args[4+2*n], args[5+2*n] = quiet.Holder, quiet.Epoch
 	return args
 }
 

@@ -76,6 +76,9 @@ func (p *Proposer) Resting() (uint64, bool) {
 	return p.after, true
 }
 
+// HeldLease implements baton.RestingProposer.
+func (p *Proposer) HeldLease() baton.Lease { return p.Lease }
+
 // Propose implements baton.Proposer.
 func (p *Proposer) Propose(items []baton.Item) (baton.Commit, bool) {
 	p.mu.Lock()

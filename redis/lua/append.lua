@@ -1,10 +1,14 @@
 -- Append a batch of updates to a topic's queue: all or none.
--- KEYS: queue (stream), msgids (hash msg_id -> seq), hashes (hash item hash -> seq), meta (hash: last, below)
+-- KEYS: queue (stream), msgids (hash msg_id -> seq), hashes (hash item hash -> seq), meta (hash: last, below),
+--   the lock (hash)
 -- ARGV: channel, n, then the n msg ids, then their n hashes, then the entry's body:
 --   "<ingested_us> " and the n records (lib.lua, entry.go), then the appending Store's
 --   origin, which the message names ("append <last seq> <origin>": its own listener
---   skips it, notify.go). The msg ids are distinct (the caller folds repeats within a
---   batch).
+--   skips it, notify.go), then the holder and epoch of the lease under which the
+--   topic's publisher runs in the appending process ('' and 0: none). The msg ids are
+--   distinct (the caller folds repeats within a batch).
+-- The message is not published while the lock is that lease: the one publisher it
+-- could wake is in the appending process, which wakes it itself (fused.go, localLease).
 -- Returns {'ok', last, revived}: the updates took the seqs after last, in order, as one entry
 -- (revived: '1' if the topic had been deleted);
 -- or {'dup', then 3 values per update already in the queue: its index (1-based), its
@@ -54,5 +58,13 @@ redis.call('XADD', KEYS[1], upto, 'b', str(last + 1) .. ' ' .. ARGV[3 + 2 * n])
 chunked('HSET', KEYS[2], mi, 2000)
 chunked('HSET', KEYS[3], hi, 2000)
 redis.call('HSET', KEYS[4], 'last', upto)
-redis.call('PUBLISH', channel, 'append ' .. upto .. ' ' .. (ARGV[4 + 2 * n] or ''))
+local qholder, qepoch = ARGV[5 + 2 * n] or '', ARGV[6 + 2 * n] or '0'
+local quiet = false
+if qholder ~= '' then
+  local l = redis.call('HMGET', KEYS[5], 'holder', 'epoch')
+  quiet = l[1] == qholder and l[2] == qepoch
+end
+if not quiet then
+  redis.call('PUBLISH', channel, 'append ' .. upto .. ' ' .. (ARGV[4 + 2 * n] or ''))
+end
 return {'ok', str(last), revived}
