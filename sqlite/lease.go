@@ -104,8 +104,12 @@ type change struct {
 	sig   baton.Signal
 	// quiet are the signals of sig logged for the other processes but
 	// not raised in this one (an append published in its write, fused.go).
-	quiet  baton.Signal
-	logged bool
+	quiet baton.Signal
+	// unlogged are the signals of sig raised in this process but not
+	// logged for the others (an append only this process's publisher
+	// wants, queue.go).
+	unlogged baton.Signal
+	logged   bool
 	// holder and epoch name an acquisition's new lock (recentlock.go).
 	holder string
 	epoch  uint64
@@ -147,7 +151,7 @@ func (s *Store) signalled(cs []change) {
 		}
 		s.heardLock(c.topic, c.sig, c.holder, c.epoch)
 		s.sig.Notify(c.topic, c.sig&^c.quiet)
-		if !rang && s.bell != nil {
+		if !rang && s.bell != nil && c.sig&^c.unlogged != 0 {
 			s.bell.ring()
 			rang = true
 		}
@@ -164,10 +168,10 @@ func (s *Store) signalled(cs []change) {
 func (s *Store) logChanges(ctx context.Context, tx *txn, cs []change) error {
 	var last int64
 	for _, c := range cs {
-		if c.sig == 0 || c.logged {
+		if c.sig&^c.unlogged == 0 || c.logged {
 			continue
 		}
-		res, err := tx.ExecContext(ctx, qLogChange, c.topic, int64(c.sig), s.origin, c.holder, int64(c.epoch))
+		res, err := tx.ExecContext(ctx, qLogChange, c.topic, int64(c.sig&^c.unlogged), s.origin, c.holder, int64(c.epoch))
 		if err != nil {
 			return fmt.Errorf("log change: %w", wrapErr(err))
 		}

@@ -28,19 +28,23 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 // one is registered (fused.go), and f records the commit it proposed.
 func (s *Store) appendFn(topic string, reqs []*appendReq, f *fusedCommit) func(ctx context.Context, tx *txn) ([]change, error) {
 	return func(ctx context.Context, tx *txn) ([]change, error) {
-		sig, quiet, err := s.appendIn(ctx, tx, topic, reqs, f)
-		return []change{{topic: topic, sig: sig, quiet: quiet}}, err
+		sig, quiet, unlogged, err := s.appendIn(ctx, tx, topic, reqs, f)
+		return []change{{topic: topic, sig: sig, quiet: quiet, unlogged: unlogged}}, err
 	}
 }
 
 // appendIn is appendFn's write. quiet are the signals not to raise in
-// this process (see baton.AppendPublisher).
-func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*appendReq, f *fusedCommit) (sig, quiet baton.Signal, _ error) {
-	fail := func(err error) (baton.Signal, baton.Signal, error) { return 0, 0, err }
+// this process (see baton.AppendPublisher), unlogged those not to log for
+// the other processes: SignalAppend while the topic's lock is the lease of
+// its publisher in this process, the one publisher an append could wake
+// (docs/benchmarks.md, "Appends told only to whom they concern").
+func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*appendReq, f *fusedCommit) (sig, quiet, unlogged baton.Signal, _ error) {
+	fail := func(err error) (baton.Signal, baton.Signal, baton.Signal, error) { return 0, 0, 0, err }
 	// The topic's row is read first: an append to a topic that exists
 	// costs no insert.
-	var last uint64
-	err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
+	var last, epoch uint64
+	var holder string
+	err := tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last, &holder, &epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		created, cerr := ensureTopic(ctx, tx, topic)
 		if cerr != nil {
@@ -49,7 +53,7 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 		if created {
 			sig |= baton.SignalTopic | baton.SignalLock
 		}
-		err = tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last)
+		err = tx.QueryRowContext(ctx, qLastSeq, topic).Scan(&last, &holder, &epoch)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("append: %w", wrapErr(err)))
@@ -107,7 +111,7 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 		r.receipts = receipts
 	}
 	if last == first {
-		return sig, 0, nil
+		return sig, 0, 0, nil
 	}
 	if _, err := tx.ExecContext(ctx, qSetLastSeq, last, topic); err != nil {
 		return fail(fmt.Errorf("append: %w", wrapErr(err)))
@@ -121,7 +125,12 @@ func (s *Store) appendIn(ctx context.Context, tx *txn, topic string, reqs []*app
 		sig |= baton.SignalCommit
 		quiet = baton.SignalAppend
 	}
-	return sig, quiet, nil
+	if rp, ok := p.(baton.RestingProposer); ok {
+		if l := rp.HeldLease(); l.Holder == holder && l.Epoch == epoch {
+			unlogged = baton.SignalAppend
+		}
+	}
+	return sig, quiet, unlogged, nil
 }
 
 func (s *Store) checkTrimmed(ctx context.Context, topic string, after uint64) error {

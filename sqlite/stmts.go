@@ -21,7 +21,7 @@ const (
 	qInsertLeaf  = `INSERT INTO leaves (topic, seq, item_hash, epoch, publisher, at) VALUES (?, ?, ?, ?, ?, ?)`
 	qSetCursor   = `UPDATE topics SET cursor_seq = ?, cursor_hash = ?, cursor_epoch = ?, cursor_at = ? WHERE topic = ?`
 	qQueueHashes = `SELECT seq, hash FROM items WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq`
-	qLastSeq     = `SELECT last_seq FROM topics WHERE topic = ?`
+	qLastSeq     = `SELECT last_seq, holder, epoch FROM topics WHERE topic = ?`
 	qInsertItem  = `INSERT INTO items (topic, seq, id, value, msg_id, hash, ingested_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, msg_id) DO NOTHING`
 	qSetLastSeq  = `UPDATE topics SET last_seq = ? WHERE topic = ?`
 	qItems       = `SELECT seq, id, value, msg_id, hash, ingested_at, deleted FROM items WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`
