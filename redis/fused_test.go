@@ -40,7 +40,7 @@ func pending(sub baton.Subscription) bool {
 // told, Published returns the commit's Published, the ledger has the
 // leaves, and this handle's publisher is not woken for items it already
 // has (another handle hears the commit, and not the append: the lock is
-// the proposer's lease, TestAppendToldOnlyToWhomItConcerns).
+// the proposer's lease: storetest's AppendToldOnlyToWhomItConcerns).
 func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s, other := open(t, srv.URL(0), redis.Options{}), open(t, srv.URL(0), redis.Options{})
@@ -247,76 +247,4 @@ func TestPublisherPublishesOnAppend(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(ps, got) {
 		t.Fatalf("the store's Published (%d, %v) is not what the publisher handed over (%d)", len(ps), err, len(got))
 	}
-}
-
-// busyProposer is a registered publisher that is not resting: appends go
-// the usual way, and it names its lease.
-type busyProposer struct{ pubrecord.Proposer }
-
-func (p *busyProposer) Resting() (uint64, bool) { return 0, false }
-
-// TestAppendToldOnlyToWhomItConcerns: an append through the handle where
-// the topic's publisher runs, under the lease the lock still is, is not
-// announced to other handles (no PUBLISH, no wake-up of every node's
-// listener per append); this handle's publisher is woken all the same.
-// Once the lock moves on, the next append through it is announced: the
-// new holder's publisher hears it. Other handles' appends are announced.
-func TestAppendToldOnlyToWhomItConcerns(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	a, b := open(t, srv.URL(0), redis.Options{}), open(t, srv.URL(0), redis.Options{})
-	ctx := t.Context()
-	const topic = "quiet"
-	l := acquire(t, a, topic, "n1", time.Hour)
-	p := &busyProposer{pubrecord.Proposer{Lease: l}}
-	stop := a.PublishOnAppend(topic, p)
-	defer stop()
-	local := a.Subscribe(topic, baton.SignalAppend)
-	defer local.Close()
-	remote := b.Subscribe(topic, baton.SignalAppend)
-	defer remote.Close()
-	// marker: b has heard every message published before a's append to
-	// it (one pub/sub connection keeps Redis's order).
-	marker := b.Subscribe("marker", baton.SignalAppend)
-	defer marker.Close()
-	wait := func(s baton.Subscription, what string) {
-		t.Helper()
-		select {
-		case <-s.C():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no signal for %s", what)
-		}
-	}
-	for i := range 3 {
-		if _, err := a.Append(ctx, topic, []baton.Update{upd("k", "1", fmt.Sprint("q", i))}); err != nil {
-			t.Fatal(err)
-		}
-		wait(local, "the append, in the handle of the topic's publisher")
-		if _, err := a.Append(ctx, "marker", []baton.Update{upd("m", "1", fmt.Sprint("m", i))}); err != nil {
-			t.Fatal(err)
-		}
-		wait(marker, "the marker")
-		if pending(remote) {
-			t.Fatalf("append %d was announced to another handle while the lock is the local publisher's lease", i)
-		}
-	}
-	// Another handle's append is announced.
-	if _, err := b.Append(ctx, topic, []baton.Update{upd("k", "1", "from-b")}); err != nil {
-		t.Fatal(err)
-	}
-	wait(local, "another handle's append")
-
-	// The lock moves to another node: a's registration is stale, and its
-	// appends are announced again.
-	if err := a.Release(ctx, l, baton.ReasonReleased); err != nil {
-		t.Fatal(err)
-	}
-	if l2 := acquire(t, b, topic, "n2", time.Hour); l2.Epoch <= l.Epoch {
-		t.Fatalf("new lease epoch %d after %d", l2.Epoch, l.Epoch)
-	}
-	for pending(remote) {
-	}
-	if _, err := a.Append(ctx, topic, []baton.Update{upd("k", "1", "after")}); err != nil {
-		t.Fatal(err)
-	}
-	wait(remote, "an append once the lock is another lease")
 }

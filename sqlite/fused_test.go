@@ -35,7 +35,7 @@ func norm(u baton.Update) baton.Update {
 // been told, what Published returns is the commit's Published, and this
 // process's publisher is not woken for items it already has (the other
 // processes on the file hear the commit; not the append, while the lock is
-// the publisher's lease: TestAppendToldOnlyToWhomItConcerns).
+// the publisher's lease: storetest's AppendToldOnlyToWhomItConcerns).
 func TestPublishOnAppendInOneWrite(t *testing.T) {
 	ctx := context.Background()
 	path := "sqlite://" + filepath.Join(t.TempDir(), "f.db")
@@ -310,72 +310,4 @@ func (a *appender) one(st *sqlite.Store) uint64 {
 		a.t.Fatal(err)
 	}
 	return rs[0].Seq
-}
-
-// busyProposer is a registered publisher that is not resting: appends are
-// left to Commit, and it names its lease.
-type busyProposer struct{ pubrecord.Proposer }
-
-func (p *busyProposer) Propose([]baton.Item) (baton.Commit, bool) { return baton.Commit{}, false }
-
-// TestAppendToldOnlyToWhomItConcerns: an append through the handle where
-// the topic's publisher runs, under the lease the lock still is, is not
-// logged for the other processes on the file (no change row, no bell, no
-// wake-up of theirs per append); this handle's publisher is woken all the
-// same. Once the lock moves on, the next append through it is logged: the
-// new holder's publisher hears it. Other handles' appends are logged.
-func TestAppendToldOnlyToWhomItConcerns(t *testing.T) {
-	ctx := context.Background()
-	path := "sqlite://" + filepath.Join(t.TempDir(), "f.db")
-	a := openStore(t, path, sqlite.Options{})
-	b := openStore(t, path, sqlite.Options{})
-	const topic = "quiet"
-	l, err := leasetest.Acquire(ctx, a, topic, "n1", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := a.PublishOnAppend(topic, &busyProposer{pubrecord.Proposer{Lease: l}})
-	defer stop()
-	local := a.Subscribe(topic, baton.SignalAppend)
-	defer local.Close()
-	remote := b.Subscribe(topic, baton.SignalAppend)
-	defer remote.Close()
-	// marker: b has heard every change logged before a's append to it
-	// (its watcher reads the log in order).
-	marker := b.Subscribe("marker", baton.SignalAppend)
-	defer marker.Close()
-	for i := range 3 {
-		if _, err := a.Append(ctx, topic, []baton.Update{upd("k", "1", fmt.Sprint("q", i))}); err != nil {
-			t.Fatal(err)
-		}
-		waitWake(t, local, "the append, in the handle of the topic's publisher")
-		if _, err := a.Append(ctx, "marker", []baton.Update{upd("m", "1", fmt.Sprint("m", i))}); err != nil {
-			t.Fatal(err)
-		}
-		waitWake(t, marker, "the marker")
-		if pending(remote) {
-			t.Fatalf("append %d was told to another process while the lock is the local publisher's lease", i)
-		}
-	}
-	// Another handle's append is logged.
-	if _, err := b.Append(ctx, topic, []baton.Update{upd("k", "1", "from-b")}); err != nil {
-		t.Fatal(err)
-	}
-	waitWake(t, local, "another handle's append")
-
-	// The lock moves to another node: a's registration is stale, and its
-	// appends are logged again.
-	if err := a.Release(ctx, l, baton.ReasonReleased); err != nil {
-		t.Fatal(err)
-	}
-	l2, err := leasetest.Acquire(ctx, b, topic, "n2", time.Hour)
-	if err != nil || l2.Epoch <= l.Epoch {
-		t.Fatalf("new lease %+v (%v) after epoch %d", l2, err, l.Epoch)
-	}
-	for pending(remote) {
-	}
-	if _, err := a.Append(ctx, topic, []baton.Update{upd("k", "1", "after")}); err != nil {
-		t.Fatal(err)
-	}
-	waitWake(t, remote, "an append once the lock is another lease")
 }

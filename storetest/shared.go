@@ -18,6 +18,7 @@ func sharedTests() []sharedTest {
 		{"AppendSignalledAndVisible", testSharedAppend},
 		{"CommitSignalledAndVisible", testSharedCommit},
 		{"CheckpointSignalledAndVisible", testSharedCheckpoint},
+		{"AppendToldOnlyToWhomItConcerns", testSharedAppendQuiet},
 		{"LockSignalledAndVisible", testSharedLock},
 		{"TopicSignalledAndVisible", testSharedTopic},
 		{"ExpireAndFenceAcrossHandles", testSharedExpireAndFence},
