@@ -200,13 +200,7 @@ func TestIdleWitnessReadsNothing(t *testing.T) {
 	busy := topics[7]
 	appendN(t, st, busy, 5)
 	pub[busy].commitSigned(t, st, pkey)
-	var at time.Time
-	poll.True(t, 10*time.Second, "a round of the commit's topic due", func() bool {
-		var ok bool
-		at, ok = ledger.WitnessNextDue(w)
-		return ok && at.Sub(clk.Now()) <= 2*time.Second
-	})
-	clk.Advance(at.Sub(clk.Now()))
+	advanceToCommitRound(t, w, clk)
 	poll.Until(t, 10*time.Second, "the commit witnessed", func() error { return settled(w, []string{busy}, 5) })
 	quiet()
 	reads = cs.take()
@@ -254,13 +248,7 @@ func TestCheckpointStoredAloneWitnessedAtOnce(t *testing.T) {
 	cp := pub.commitUnsigned(t, st, pkey)
 	// The commit's round, Poll later: it mirrors the new leaves and finds
 	// no checkpoint of them.
-	var at time.Time
-	poll.True(t, 10*time.Second, "a round of the commit due", func() bool {
-		var ok bool
-		at, ok = ledger.WitnessNextDue(w)
-		return ok && at.Sub(clk.Now()) <= 2*time.Second
-	})
-	clk.Advance(at.Sub(clk.Now()))
+	advanceToCommitRound(t, w, clk)
 	poll.True(t, 10*time.Second, "the new leaves mirrored", func() bool {
 		s := w.Status(topic)
 		return s != nil && s.Size == 5 && ledger.WitnessIdle(w)
@@ -277,4 +265,17 @@ func TestCheckpointStoredAloneWitnessedAtOnce(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// advanceToCommitRound waits until the round a commit schedules (about
+// Poll later, Poll being a second here) is due, and moves clk to it.
+func advanceToCommitRound(t *testing.T, w *ledger.Witness, clk *clocktest.Clock) {
+	t.Helper()
+	var at time.Time
+	poll.True(t, 10*time.Second, "a round of the commit's topic due", func() bool {
+		var ok bool
+		at, ok = ledger.WitnessNextDue(w)
+		return ok && at.Sub(clk.Now()) <= 2*time.Second
+	})
+	clk.Advance(at.Sub(clk.Now()))
 }
