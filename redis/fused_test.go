@@ -25,15 +25,6 @@ func upd(id, value, msg string) baton.Update {
 	return u
 }
 
-func pending(sub baton.Subscription) bool {
-	select {
-	case <-sub.C():
-		return true
-	default:
-		return false
-	}
-}
-
 // TestPublishOnAppendWithTheAppend: an append to a topic whose resting
 // publisher registered carries the commit it proposes in the same round
 // trip: when Append returns the cursor has moved, the publisher has been
@@ -91,10 +82,10 @@ func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	if err != nil || len(leaves) != 2 || leaves[1].ItemHash != rs[1].Hash || leaves[1].Epoch != l.Epoch {
 		t.Fatalf("leaves %+v (%v)", leaves, err)
 	}
-	if !pending(commits) {
+	if !poll.Pending(commits) {
 		t.Fatal("no SignalCommit in the appending handle")
 	}
-	if pending(appends) {
+	if poll.Pending(appends) {
 		t.Fatal("SignalAppend in the appending handle for items its publisher already published")
 	}
 	select {
@@ -111,7 +102,7 @@ func TestPublishOnAppendWithTheAppend(t *testing.T) {
 	if offered, _ := p.State(); len(offered) != 1 {
 		t.Fatalf("offered %d times after stop", len(offered))
 	}
-	if !pending(appends) {
+	if !poll.Pending(appends) {
 		t.Fatal("no SignalAppend for an append left to Commit")
 	}
 	if cur, err := s.Cursor(ctx, topic); err != nil || cur.Seq != 2 {
@@ -180,7 +171,7 @@ func TestPublishOnAppendRefusedKeepsTheAppend(t *testing.T) {
 			if ls, err := s.Leaves(ctx, topic, 0, 10); err != nil || len(ls) != 0 {
 				t.Fatalf("leaves %+v (%v) after a refused commit", ls, err)
 			}
-			if !rs[0].Duplicate && !pending(appends) {
+			if !rs[0].Duplicate && !poll.Pending(appends) {
 				t.Fatal("the publisher was not woken for the items it did not publish")
 			}
 		})

@@ -104,10 +104,10 @@ func TestPublishOnAppendInOneWrite(t *testing.T) {
 	if len(leaves) != 3 || leaves[2].ItemHash != rs[1].Hash || leaves[2].Epoch != l.Epoch {
 		t.Fatalf("leaves %+v", leaves)
 	}
-	if !pending(commits) {
+	if !poll.Pending(commits) {
 		t.Fatal("no SignalCommit in the appending process")
 	}
-	if pending(appends) {
+	if poll.Pending(appends) {
 		t.Fatal("SignalAppend in the appending process for items its publisher already published")
 	}
 	waitWake(t, elsewhere, "SignalCommit in another process")
@@ -120,7 +120,7 @@ func TestPublishOnAppendInOneWrite(t *testing.T) {
 	if offered, _ := p.State(); len(offered) != 1 {
 		t.Fatalf("offered %d times after stop", len(offered))
 	}
-	if !pending(appends) {
+	if !poll.Pending(appends) {
 		t.Fatal("no SignalAppend for an append left to Commit")
 	}
 	if cur, err := s.Cursor(ctx, topic); err != nil || cur.Seq != 3 {
@@ -179,7 +179,7 @@ func TestPublishOnAppendRefusedKeepsTheAppend(t *testing.T) {
 			if ls, err := s.Leaves(ctx, topic, 0, 10); err != nil || len(ls) != 0 {
 				t.Fatalf("leaves %+v (%v) after a refused commit", ls, err)
 			}
-			if !pending(appends) {
+			if !poll.Pending(appends) {
 				t.Fatal("the publisher was not woken for the items it did not publish")
 			}
 		})

@@ -25,16 +25,6 @@ func openStore(t *testing.T, path string, opts sqlite.Options) *sqlite.Store {
 	return s
 }
 
-// pending reports whether sub has a wake-up waiting, and drains it.
-func pending(sub baton.Subscription) bool {
-	select {
-	case <-sub.C():
-		return true
-	default:
-		return false
-	}
-}
-
 func waitWake(t *testing.T, sub baton.Subscription, what string) {
 	t.Helper()
 	select {
@@ -69,10 +59,10 @@ func TestRenewNodeWakesNobody(t *testing.T) {
 	}
 	waitWake(t, subB, "Acquire, through the other handle")
 	waitWake(t, nodesB, "AcquireNode, through the other handle")
-	pending(subA)
-	pending(nodesA)
-	pending(subB)
-	pending(nodesB)
+	poll.Pending(subA)
+	poll.Pending(nodesA)
+	poll.Pending(subB)
+	poll.Pending(nodesB)
 	for range 3 {
 		if _, err := a.RenewNode(ctx, nl, time.Minute); err != nil {
 			t.Fatal(err)
@@ -84,7 +74,7 @@ func TestRenewNodeWakesNobody(t *testing.T) {
 	}
 	waitWake(t, marker, "the marker append, through the other handle")
 	for name, sub := range map[string]baton.Subscription{"x on a": subA, "x on b": subB, "nodes on a": nodesA, "nodes on b": nodesB} {
-		if pending(sub) {
+		if poll.Pending(sub) {
 			t.Errorf("RenewNode woke the subscription to %s", name)
 		}
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/poll"
 	"github.com/baton-pub/baton/internal/pubrecord"
 )
 
@@ -41,7 +42,7 @@ func testSharedAppendQuiet(p *pair) {
 		a.wake(local, "the append, in the handle of the topic's publisher")
 		a.appendN(markerTopic, 1)
 		b.wake(marker, "the append to the marker topic")
-		if pending(remote) {
+		if poll.Pending(remote) {
 			b.t.Fatalf("append %d was told to another handle while the lock is the lease of the publisher registered where it was made", i)
 		}
 	}
@@ -54,18 +55,8 @@ func testSharedAppendQuiet(p *pair) {
 	if l2 := b.acquire(topic, "node-b", liveTTL); l2.Epoch <= l.Epoch {
 		b.t.Fatalf("new lease epoch %d after %d", l2.Epoch, l.Epoch)
 	}
-	for pending(remote) {
+	for poll.Pending(remote) {
 	}
 	a.appendN(topic, 1)
 	b.wake(remote, "an append through a once the lock is another lease")
-}
-
-// pending reports whether sub has a wake-up waiting, and takes it.
-func pending(sub baton.Subscription) bool {
-	select {
-	case <-sub.C():
-		return true
-	default:
-		return false
-	}
 }

@@ -54,3 +54,15 @@ func Wait(d time.Duration, cond func() error) error {
 		pause = min(2*pause, interval)
 	}
 }
+
+// Pending reports whether a wake-up is waiting on sub (a
+// baton.Subscription), and takes it: for asserting that nothing was
+// signalled, once something signalled after it has been heard.
+func Pending(sub interface{ C() <-chan struct{} }) bool {
+	select {
+	case <-sub.C():
+		return true
+	default:
+		return false
+	}
+}
