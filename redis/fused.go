@@ -32,18 +32,24 @@ func (s *Store) PublishOnAppend(topic string, p baton.Proposer) (stop func()) {
 	return s.fused.Register(topic, p)
 }
 
-// localLease is the lease under which topic's publisher runs in this
-// process, if one is registered here (zero otherwise). The append script
-// publishes no "append" message while the lock is that lease: the one
-// publisher the message could wake is this process's, which Append wakes
-// itself (SignalAppend), and every other node would only be woken for
-// nothing: a PUBLISH to every node, a wake-up of each listener, per append
-// (docs/benchmarks.md, "Appends told only to whom they concern").
-func (s *Store) localLease(topic string) baton.Lease {
-	if rp, ok := s.fused.Get(topic).(baton.RestingProposer); ok {
-		return rp.HeldLease()
+// localPublisher is topic's publisher registered in this process, if any
+// (nil otherwise). The append script publishes no "append" message while
+// the lock is its lease (heldLease): the one publisher the message could
+// wake is this process's, which Append wakes itself (SignalAppend), and
+// every other node would only be woken for nothing: a PUBLISH to every
+// node, a wake-up of each listener, per append (docs/benchmarks.md,
+// "Appends told only to whom they concern").
+func (s *Store) localPublisher(topic string) baton.RestingProposer {
+	rp, _ := s.fused.Get(topic).(baton.RestingProposer)
+	return rp
+}
+
+// heldLease is rp's lease, or none for a nil rp.
+func heldLease(rp baton.RestingProposer) baton.Lease {
+	if rp == nil {
+		return baton.Lease{}
 	}
-	return baton.Lease{}
+	return rp.HeldLease()
 }
 
 // proposal is the commit a resting publisher proposed for the items of an
@@ -53,15 +59,12 @@ type proposal struct {
 	c baton.Commit
 }
 
-// propose offers topic's proposer, if it rests, the updates uniq of an
-// append (ingested at ingestedUs) as the items they become if they take
-// the seqs after its cursor; nil if no commit is proposed.
-func (s *Store) propose(topic string, updates []baton.Update, hashes []baton.Hash, uniq []int, ingestedUs string) *proposal {
-	if s.batch == nil || s.opts.WaitReplicas > 0 {
-		return nil
-	}
-	rp, ok := s.fused.Get(topic).(baton.RestingProposer)
-	if !ok {
+// propose offers topic's proposer rp (localPublisher), if it rests, the
+// updates uniq of an append (ingested at ingestedUs) as the items they
+// become if they take the seqs after its cursor; nil if no commit is
+// proposed.
+func (s *Store) propose(rp baton.RestingProposer, topic string, updates []baton.Update, hashes []baton.Hash, uniq []int, ingestedUs string) *proposal {
+	if rp == nil || s.batch == nil || s.opts.WaitReplicas > 0 {
 		return nil
 	}
 	after, ok := rp.Resting()

@@ -50,7 +50,8 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 	out := make([]baton.Receipt, len(updates))
 	now := strconv.FormatInt(time.Now().UnixMicro(), 10)
 	keys := []string{s.k.queue(topic), s.k.msgids(topic), s.k.hashes(topic), s.k.meta(topic), s.k.lock(topic)}
-	quiet := s.localLease(topic)
+	rp := s.localPublisher(topic)
+	quiet := heldLease(rp)
 	// The script writes only if none of the msg ids is in the queue yet;
 	// otherwise it names those, and the others are sent again. Each round
 	// settles at least one update, so this ends.
@@ -65,7 +66,7 @@ func (s *Store) Append(ctx context.Context, topic string, updates []baton.Update
 		published := false
 		var prop *proposal
 		if round == 0 {
-			prop = s.propose(topic, updates, hashes, uniq, now)
+			prop = s.propose(rp, topic, updates, hashes, uniq, now)
 		}
 		if prop != nil {
 			r, published, err = s.appendWith(ctx, prop, keys, args, now)

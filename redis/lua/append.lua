@@ -8,7 +8,7 @@
 --   topic's publisher runs in the appending process ('' and 0: none). The msg ids are
 --   distinct (the caller folds repeats within a batch).
 -- The message is not published while the lock is that lease: the one publisher it
--- could wake is in the appending process, which wakes it itself (fused.go, localLease).
+-- could wake is in the appending process, which wakes it itself (fused.go, localPublisher).
 -- Returns {'ok', last, revived}: the updates took the seqs after last, in order, as one entry
 -- (revived: '1' if the topic had been deleted);
 -- or {'dup', then 3 values per update already in the queue: its index (1-based), its
