@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/baton-pub/baton"
 	"io"
 	"net"
 	"net/http"
@@ -209,10 +210,14 @@ func (p *poster) send(ctx context.Context, body []byte) (string, error) {
 
 // openLoop publishes at a fixed rate whatever the answers: item k is due at
 // start + k/Rate, and it is sent as soon as the schedule says, not when the
-// previous request returns. Every 1ms the items due are posted as one batch
-// (at most Batch items per request) by a pool of senders, and each item's
-// acknowledgement latency is recorded from its due time, so that a slow
-// answer is charged to every item it delayed (no coordinated omission).
+// previous request returns. The loop wakes when the next item is due, but
+// at most once per Linger: the items due by then are posted as one batch
+// (at most Batch items per request) by a pool of senders. At a rate of one
+// item per Linger or less every item goes out at its own due time; above
+// it, items wait up to Linger for their batch. Each item's acknowledgement
+// latency is recorded from its due time, so that a slow answer (or a late
+// wake of the loop) is charged to every item it delayed (no coordinated
+// omission).
 type openLoop struct {
 	Rate    float64
 	Dur     time.Duration
@@ -221,6 +226,11 @@ type openLoop struct {
 	Src     string
 	Pad     string
 	Posters []Sender
+	// Linger is the least time between two wakes of the loop (default
+	// defaultLinger): what bounds the request rate at high item rates.
+	Linger time.Duration
+	// Clock is the loop's clock (default the system's).
+	Clock baton.Clock
 	// MaxLag ends the run early, unsustained, when the items due but not
 	// yet acknowledged exceed MaxLag's worth of the rate.
 	MaxLag time.Duration
@@ -235,8 +245,18 @@ type loopResult struct {
 	FirstErr            error
 }
 
+// defaultLinger is openLoop.Linger's default.
+const defaultLinger = time.Millisecond
+
 func (o *openLoop) run(ctx context.Context) loopResult {
-	const tick = time.Millisecond
+	linger := o.Linger
+	if linger <= 0 {
+		linger = defaultLinger
+	}
+	clock := o.Clock
+	if clock == nil {
+		clock = baton.SystemClock{}
+	}
 	jobs := make(chan Batch, 8192)
 	var acked, errs atomic.Int64
 	var firstErr error
@@ -247,7 +267,7 @@ func (o *openLoop) run(ctx context.Context) loopResult {
 			p := o.Posters[i%len(o.Posters)]
 			for j := range jobs {
 				err := p.Send(ctx, j)
-				now := time.Now().UnixNano()
+				now := clock.Now().UnixNano()
 				if err != nil {
 					if ctx.Err() == nil {
 						errs.Add(1)
@@ -265,23 +285,47 @@ func (o *openLoop) run(ctx context.Context) loopResult {
 		})
 	}
 	res := loopResult{}
-	start := time.Now()
+	start := clock.Now()
 	startNs := start.UnixNano()
 	interval := float64(time.Second) / o.Rate
+	dueAt := func(k int64) time.Duration { return time.Duration(float64(k) * interval) }
 	var k int64
 	total := int64(o.Rate * o.Dur.Seconds())
 	maxBacklog := int64(o.Rate * o.MaxLag.Seconds())
-	timer := time.NewTimer(tick)
+	timer := clock.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
+	// wake is when the loop means to wake next, from start: when item k
+	// is due, and at least linger after the last wake it meant (not the
+	// one it got, so that late wakes do not push the schedule back).
+	var wake time.Duration
 loop:
 	for k < total {
-		elapsed := time.Since(start)
-		due := min(int64(elapsed.Seconds()*o.Rate)+1, total)
+		if d := start.Add(wake).Sub(clock.Now()); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-timer.C():
+			}
+		}
+		elapsed := clock.Now().Sub(start)
+		// Items 0 to due-1 are due: their due times are not after now
+		// (the division's rounding corrected, so that a wake at an item's
+		// due time finds it due).
+		due := int64(float64(elapsed)/interval) + 1
+		for due > 0 && dueAt(due-1) > elapsed {
+			due--
+		}
+		for due < total && dueAt(due) <= elapsed {
+			due++
+		}
+		due = min(due, total)
 		for k < due {
 			n := min(int64(o.Batch), due-k)
 			dues := make([]int64, n)
 			for i := range n {
-				dues[i] = startNs + int64(float64(k+i)*interval)
+				dues[i] = startNs + int64(dueAt(k+i))
 			}
 			select {
 			case jobs <- Batch{Src: o.Src, First: k, Due: dues, Pad: o.Pad}:
@@ -295,12 +339,9 @@ loop:
 			res.Aborted = true
 			break
 		}
-		timer.Reset(tick)
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-timer.C:
-		}
+		// Every item due is sent, so item k is due after now: a late wake
+		// is followed by one at k's due time at the latest, not a burst.
+		wake = max(dueAt(k), wake+linger)
 	}
 	close(jobs)
 	if res.Aborted {
@@ -309,7 +350,7 @@ loop:
 		}
 	}
 	wg.Wait()
-	res.Sent, res.Acked, res.Errors, res.Elapsed, res.FirstErr = k, acked.Load(), errs.Load(), time.Since(start), firstErr
+	res.Sent, res.Acked, res.Errors, res.Elapsed, res.FirstErr = k, acked.Load(), errs.Load(), clock.Now().Sub(start), firstErr
 	return res
 }
 

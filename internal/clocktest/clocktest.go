@@ -110,3 +110,17 @@ func (t *timer) Reset(d time.Duration) bool {
 	t.c.fireLocked()
 	return was
 }
+
+// Next is the time the earliest active timer fires, if any.
+func (c *Clock) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	found := false
+	for _, t := range c.timers {
+		if t.active && (!found || t.at.Before(next)) {
+			next, found = t.at, true
+		}
+	}
+	return next, found
+}
