@@ -92,7 +92,7 @@ type Config struct {
 	// Command is the command line, for the report.
 	Command string
 	// Peers are the systems measured beside Baton in the same run (Peers:
-	// nats, nats-r3, centrifugo), on the scenarios that apply to them
+	// nats, nats-r3, centrifugo, centrifugo-3), on the scenarios that apply to them
 	// (peerRuns).
 	Peers []string
 	// Runs is how many times the whole bench runs, each on fresh servers;

@@ -20,18 +20,20 @@ import (
 
 // Peers are the peers `baton bench --peers` knows: nats is one
 // nats-server (R1 streams), nats-r3 three in a cluster (R3 streams, NATS
-// run for high availability as Baton's three nodes are).
-var Peers = []string{"nats", "nats-r3", "centrifugo"}
+// run for high availability as Baton's three nodes are); centrifugo is one
+// Centrifugo node on Redis, centrifugo-3 three on one Redis (the same).
+var Peers = []string{"nats", "nats-r3", "centrifugo", "centrifugo-3"}
 
 // peerScenarios are the scenarios a peer runs, when the run has them:
 // "handover" is the peer's leader fail-over, where it has one.
 var peerScenarios = []string{"ingest", "latency", "fanout", "handover"}
 
-// peerRuns reports whether peer runs scenario: nats-r3 runs ingest and
-// latency only (its fan-out would be nats's core subscriptions again, and
-// nats measures the R3 leader's fail-over).
+// peerRuns reports whether peer runs scenario: nats-r3 and centrifugo-3
+// run ingest and latency only (the fan-out to one node's terminals would be
+// nats's and centrifugo's again, nats measures the R3 leader's fail-over,
+// and Centrifugo has none).
 func peerRuns(peer, scenario string) bool {
-	if peer == "nats-r3" {
+	if peer == "nats-r3" || peer == "centrifugo-3" {
 		return scenario == "ingest" || scenario == "latency"
 	}
 	return slices.Contains(peerScenarios, scenario)

@@ -103,7 +103,7 @@ func peerBins(ctx context.Context, peer string, logf func(string, ...any)) (driv
 	case "nats", "nats-r3":
 		bins["nats-server"] = filepath.Join(out, "nats-server")
 		err = build("nats-server", nil, "build", "-o", bins["nats-server"], "github.com/nats-io/nats-server/v2")
-	case "centrifugo":
+	case "centrifugo", "centrifugo-3":
 		bins["centrifugo"] = filepath.Join(out, "centrifugo")
 		logf("building %s (the first build takes minutes)", centrifugoModule)
 		err = build("centrifugo", []string{"GOBIN=" + out}, "install", centrifugoModule)

@@ -94,7 +94,7 @@ func TestUnknownPeer(t *testing.T) {
 	c := Config{Peers: []string{"nats, kafka"}}
 	err := c.Validate()
 	var ie *baton.InvalidError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `unknown peer "kafka"`) || !strings.Contains(err.Error(), "nats,nats-r3,centrifugo") {
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `unknown peer "kafka"`) || !strings.Contains(err.Error(), "nats,nats-r3,centrifugo,centrifugo-3") {
 		t.Fatalf("Validate: %v", err)
 	}
 	c = Config{Peers: []string{"nats"}, Scenarios: []string{"topics"}}
@@ -108,6 +108,14 @@ func TestUnknownPeer(t *testing.T) {
 	}
 	if !peerRuns("nats-r3", "latency") || peerRuns("nats-r3", "handover") || !peerRuns("nats", "handover") {
 		t.Fatal("peerRuns: nats-r3 runs ingest and latency, nats every peer scenario")
+	}
+	// So does centrifugo-3.
+	c = Config{Peers: []string{"centrifugo-3"}, Scenarios: []string{"fanout", "handover"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "applies to peer centrifugo-3") {
+		t.Fatalf("centrifugo-3 with fan-out and hand-over only: %v", err)
+	}
+	if !peerRuns("centrifugo-3", "ingest") || peerRuns("centrifugo-3", "fanout") || !peerRuns("centrifugo", "fanout") {
+		t.Fatal("peerRuns: centrifugo-3 runs ingest and latency, centrifugo every peer scenario")
 	}
 	c = Config{Peers: []string{"centrifugo,nats", "nats"}}
 	if err := c.Validate(); err != nil {

@@ -18,7 +18,7 @@ func TestBenchUnknownPeer(t *testing.T) {
 	if err == nil {
 		t.Fatal("bench with an unknown peer succeeded")
 	}
-	if s := stderr.String(); !strings.Contains(s, `unknown peer "kafka"`) || !strings.Contains(s, "nats,nats-r3,centrifugo") || strings.Contains(s, "== ingest") {
+	if s := stderr.String(); !strings.Contains(s, `unknown peer "kafka"`) || !strings.Contains(s, "nats,nats-r3,centrifugo,centrifugo-3") || strings.Contains(s, "== ingest") {
 		t.Fatalf("stderr does not name the peer, or the run started:\n%s", s)
 	}
 }

@@ -43,8 +43,9 @@ machines are noisy, and the ratio is what holds. --peers nats,centrifugo
 runs the ingest, latency and fanout scenarios (and NATS's leader
 fail-over for handover) on NATS JetStream and Centrifugo in the same run,
 each figure beside Baton's; nats-r3 runs ingest and latency on three
-nats-servers with R3 streams, NATS as one runs it for high availability (the peers' driver, bench/peers, is built with
-the Go toolchain on first use). --out writes report.json,
+nats-servers with R3 streams, NATS as one runs it for high availability,
+and centrifugo-3 on three Centrifugo nodes sharing one Redis (the peers'
+driver, bench/peers, is built with the Go toolchain on first use). --out writes report.json,
 report.md and PNG pictures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -70,7 +71,7 @@ report.md and PNG pictures.`,
 	f.IntVar(&c.Faults, "faults", 0, "hand-overs per fault kind (default 10, quick 2)")
 	f.IntSliceVar(&c.Topics, "topics", nil, "topic counts of the topics scenario, each on a fresh cluster (default 1000,10000; quick 200)")
 	f.BoolVar(&c.Keep, "keep", false, "keep the scratch directory (logs, databases)")
-	f.StringSliceVar(&c.Peers, "peers", nil, "peers to measure beside Baton in the same run: nats, nats-r3, centrifugo (built from source with the Go toolchain; see docs/benchmarks.md)")
+	f.StringSliceVar(&c.Peers, "peers", nil, "peers to measure beside Baton in the same run: nats, nats-r3, centrifugo, centrifugo-3 (built from source with the Go toolchain; see docs/benchmarks.md)")
 	f.BoolVar(&peerWatch, "peer-watch", true, "run the nodes with their peer watch (a crashed node's leases end when its address refuses connections); false: they end when they lapse, as a hung node's do")
 	f.IntVar(&c.Runs, "runs", 1, "run the whole bench this many times, each on fresh servers, and report every figure's median and each run's ratios to the peers")
 	f.BoolVar(&c.Spread, "spread", false, "the ingest and latency sources keep to the node each was given (plain HTTP clients behind a load balancer) instead of following the Baton-Holder hint to the topic's lease holder, as the Go client does")

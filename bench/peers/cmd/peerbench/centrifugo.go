@@ -23,32 +23,51 @@ import (
 	"github.com/baton-pub/baton/bench"
 )
 
-// cfSys is one Centrifugo node with the Redis engine, against a
-// redis-server the driver starts as the bench starts its own.
+// cfSys is Centrifugo with the Redis engine, against a redis-server the
+// driver starts as the bench starts its own: one node (the centrifugo
+// peer) or three sharing that Redis (centrifugo-3, as one runs it for high
+// availability beside Baton's three nodes).
 type cfSys struct {
-	dir, bin, conf string // scratch directory, binary, config file
-	srv            *server
-	stopRedis      func()
-	base           string
-	hc             *http.Client
+	dir, bin  string
+	confs     []string // each node's config file
+	srvs      []*server
+	stopRedis func()
+	bases     []string // each node's base URL
+	hc        *http.Client
 }
 
-// boot starts the Centrifugo process afresh (Redis stays) and waits until
-// it listens.
+// boot starts the Centrifugo processes afresh (Redis stays) and waits until
+// they listen.
 func (s *cfSys) boot() error {
-	if s.srv != nil {
-		s.srv.kill()
-		s.srv = nil
-	}
-	srv, err := startServer(s.dir, "centrifugo", s.bin, "--config", s.conf)
-	if err != nil {
-		return err
-	}
-	s.srv = srv
-	if err := waitPort(strings.TrimPrefix(s.base, "http://"), 15*time.Second); err != nil {
-		return fmt.Errorf("%w; see %s", err, filepath.Join(s.dir, "centrifugo.log"))
+	s.kill()
+	for i, conf := range s.confs {
+		name := cfName(i, len(s.confs))
+		srv, err := startServer(s.dir, name, s.bin, "--config", conf)
+		if err != nil {
+			return err
+		}
+		s.srvs = append(s.srvs, srv)
+		if err := waitPort(strings.TrimPrefix(s.bases[i], "http://"), 15*time.Second); err != nil {
+			return fmt.Errorf("%w; see %s", err, filepath.Join(s.dir, name+".log"))
+		}
 	}
 	return nil
+}
+
+// cfName names node i of n (its log file): centrifugo alone, centrifugo-N
+// of three.
+func cfName(i, n int) string {
+	if n == 1 {
+		return "centrifugo"
+	}
+	return "centrifugo-" + strconv.Itoa(i+1)
+}
+
+func (s *cfSys) kill() {
+	for _, srv := range s.srvs {
+		srv.kill()
+	}
+	s.srvs = nil
 }
 
 // The API key and the HMAC secret of connection tokens: loopback only, for
@@ -75,6 +94,15 @@ func cfConf(port int, redisAddr string) string {
 }
 
 func startCentrifugo(ctx context.Context, req bench.PeerRequest, res *bench.PeerResult, logf func(string, ...any)) (system, error) {
+	return startCentrifugoN(ctx, 1, req, res, logf)
+}
+
+// startCentrifugo3 is the centrifugo-3 peer: three nodes on one Redis.
+func startCentrifugo3(ctx context.Context, req bench.PeerRequest, res *bench.PeerResult, logf func(string, ...any)) (system, error) {
+	return startCentrifugoN(ctx, 3, req, res, logf)
+}
+
+func startCentrifugoN(ctx context.Context, n int, req bench.PeerRequest, res *bench.PeerResult, logf func(string, ...any)) (system, error) {
 	bin := req.Bins["centrifugo"]
 	if bin == "" {
 		return nil, errors.New("no centrifugo binary in the request")
@@ -83,28 +111,43 @@ func startCentrifugo(ctx context.Context, req bench.PeerRequest, res *bench.Peer
 	if err != nil {
 		return nil, err
 	}
-	port, err := bench.FreePort()
-	if err != nil {
-		stopRedis()
-		return nil, err
-	}
-	conf := cfConf(port, raddr)
-	cf := filepath.Join(req.Dir, "centrifugo.json")
-	if err := os.WriteFile(cf, []byte(conf), 0o640); err != nil {
-		stopRedis()
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s := &cfSys{dir: req.Dir, bin: bin, conf: cf, stopRedis: stopRedis, base: "http://" + addr, hc: &http.Client{Transport: &http.Transport{
+	s := &cfSys{dir: req.Dir, bin: bin, stopRedis: stopRedis, hc: &http.Client{Transport: &http.Transport{
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, MaxIdleConnsPerHost: 64, DisableCompression: true}, Timeout: 30 * time.Second}}
+	var conf string
+	for i := range n {
+		port, err := bench.FreePort()
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		c := cfConf(port, raddr)
+		if i == 0 {
+			conf = c
+		}
+		cf := filepath.Join(req.Dir, cfName(i, n)+".json")
+		if err := os.WriteFile(cf, []byte(c), 0o640); err != nil {
+			s.close()
+			return nil, err
+		}
+		s.confs = append(s.confs, cf)
+		s.bases = append(s.bases, "http://127.0.0.1:"+strconv.Itoa(port))
+	}
 	if err := s.boot(); err != nil {
 		s.close()
 		return nil, err
 	}
 	res.Version = "centrifugo " + modVersion(bin)
+	if n == 1 {
+		res.Config = append(res.Config,
+			"centrifugo --config centrifugo.json (one node, built with go install from the Go module proxy at the version bench/peers.go pins)",
+			"centrifugo.json:\n"+conf)
+	} else {
+		res.Version += ", three nodes on one Redis"
+		res.Config = append(res.Config,
+			"three centrifugo --config centrifugo-N.json on one Redis (built with go install from the Go module proxy at the version bench/peers.go pins)",
+			"centrifugo-1.json (the others differ in the port):\n"+conf)
+	}
 	res.Config = append(res.Config,
-		"centrifugo --config centrifugo.json (one node, built with go install from the Go module proxy at the version bench/peers.go pins)",
-		"centrifugo.json:\n"+conf,
 		"redis-server: as Baton's (append-only file, fsync every second), on loopback",
 		"publish: the HTTP API, /api/publish for batch 1 and /api/batch of publish commands for batches of 10 and 100, each publish with an idempotency_key (the item's msg_id)",
 	)
@@ -113,7 +156,11 @@ func startCentrifugo(ctx context.Context, req bench.PeerRequest, res *bench.Peer
 		"Centrifugo has no leader fail-over: a node holds no lease; any node publishes through Redis, and ordering is Redis's",
 		"history (1000 items, 300 s) is kept in Redis, so a terminal could recover a gap; the bench's terminals do not ask",
 	)
-	logf("centrifugo: %s on %s, Redis engine on %s", res.Version, s.base, raddr)
+	if n > 1 {
+		res.Notes = append(res.Notes,
+			"centrifugo-3 is Centrifugo run for high availability, as Baton's three nodes are: the sources and the terminals are spread over the three nodes, each publish reaches the other nodes' terminals through Redis pub/sub; it runs ingest and latency (its fan-out to one node would be the centrifugo peer's again)")
+	}
+	logf("%s: %s on %s, Redis engine on %s", req.Peer, res.Version, strings.Join(s.bases, ","), raddr)
 	return s, nil
 }
 
@@ -133,9 +180,7 @@ func modVersion(bin string) string {
 }
 
 func (s *cfSys) close() {
-	if s.srv != nil {
-		s.srv.kill()
-	}
+	s.kill()
 	s.stopRedis()
 }
 
@@ -143,21 +188,26 @@ func (s *cfSys) Failover(context.Context, int, string) (*bench.PeerFailover, err
 	return &bench.PeerFailover{Kind: "none", Note: "Centrifugo has no leader fail-over: no node leads a channel (publishes go through Redis from any node)"}, nil
 }
 
-// Topic is channel bench-NAME; Centrifugo has one kind of terminal. For
-// fan-out the node is started afresh (PeerSystem).
+// Topic is channel bench-NAME; Centrifugo has one kind of terminal. Sender
+// i publishes to node i (of three senders) and terminal i reads from node
+// i, each modulo the nodes. For fan-out the node is started afresh
+// (PeerSystem); centrifugo-3 does not run fan-out.
 func (s *cfSys) Topic(ctx context.Context, name string, n int, fanout bool) (*bench.PeerTopic, error) {
 	if fanout {
+		if len(s.srvs) > 1 {
+			return nil, errors.New("centrifugo-3 does not run fan-out (one node's would be the centrifugo peer's)")
+		}
 		if err := s.boot(); err != nil {
 			return nil, fmt.Errorf("restart centrifugo: %w", err)
 		}
 	}
 	ch := "bench-" + name
-	t := &bench.PeerTopic{PID: s.srv.pid(), Close: func() {}}
-	for range 3 {
-		t.Senders = append(t.Senders, &cfSender{hc: s.hc, base: s.base, ch: ch})
+	t := &bench.PeerTopic{PID: s.srvs[0].pid(), Close: func() {}}
+	for i := range 3 {
+		t.Senders = append(t.Senders, &cfSender{hc: s.hc, base: s.bases[i%len(s.bases)], ch: ch})
 	}
 	t.Subscribe = func(ctx context.Context, i int, connected func(), fn func([]byte)) error {
-		return s.terminal(ctx, ch, i, connected, fn)
+		return s.terminal(ctx, s.bases[i%len(s.bases)], ch, i, connected, fn)
 	}
 	return t, nil
 }
@@ -177,9 +227,9 @@ func token(ch string, i int) string {
 // to ch. Centrifugo subscribes it before it writes the connect reply, the
 // stream's first bytes, so the terminal is connected then; the reply
 // itself carries no due time, so the terminals do not count it (sentAt).
-func (s *cfSys) terminal(ctx context.Context, ch string, i int, connected func(), fn func([]byte)) error {
+func (s *cfSys) terminal(ctx context.Context, base, ch string, i int, connected func(), fn func([]byte)) error {
 	q := url.Values{"cf_connect": {`{"token":"` + token(ch, i) + `"}`}}
-	return bench.StreamSSE(ctx, termClient, s.base, "/connection/uni_sse?"+q.Encode(), connected, fn)
+	return bench.StreamSSE(ctx, termClient, base, "/connection/uni_sse?"+q.Encode(), connected, fn)
 }
 
 // termClient holds the terminals' connections, one each.

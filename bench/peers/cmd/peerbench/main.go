@@ -31,9 +31,10 @@ type system interface {
 
 // starters start each peer's servers; they fill res's version and config.
 var starters = map[string]func(ctx context.Context, req bench.PeerRequest, res *bench.PeerResult, logf func(string, ...any)) (system, error){
-	"nats":       startNATS,
-	"nats-r3":    startNATSR3,
-	"centrifugo": startCentrifugo,
+	"nats":         startNATS,
+	"nats-r3":      startNATSR3,
+	"centrifugo":   startCentrifugo,
+	"centrifugo-3": startCentrifugo3,
 }
 
 func main() {

@@ -33,7 +33,7 @@ func TestBadRequest(t *testing.T) {
 // TestMissingBinary: a peer whose server binary the bench did not give is
 // a failure in the result, not a crash.
 func TestMissingBinary(t *testing.T) {
-	for _, peer := range []string{"nats", "nats-r3", "centrifugo"} {
+	for _, peer := range []string{"nats", "nats-r3", "centrifugo", "centrifugo-3"} {
 		in := `{"peer":"` + peer + `","dir":"` + t.TempDir() + `","item_size":128,"sources":1,"bins":{}}`
 		res, err := run(context.Background(), strings.NewReader(in), t.Logf)
 		if err != nil {
