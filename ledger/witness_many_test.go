@@ -244,8 +244,20 @@ func TestCheckpointStoredAloneWitnessedAtOnce(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "the catch-up", func() error { return settled(w, []string{topic}, 3) })
 
+	// The status says settled before the catch-up round ends: its backlog
+	// empties once it has.
+	poll.True(t, 10*time.Second, "no backlog once caught up", func() bool {
+		now, later := w.Backlog()
+		return now == 0 && later == 0
+	})
 	appendN(t, st, topic, 5)
 	cp := pub.commitUnsigned(t, st, pkey)
+	// The commit schedules a round Poll later: a backlog for later, none
+	// now, the clock standing still.
+	poll.True(t, 10*time.Second, "the commit's round in the backlog", func() bool {
+		now, later := w.Backlog()
+		return now == 0 && later == 1
+	})
 	// The commit's round, Poll later: it mirrors the new leaves and finds
 	// no checkpoint of them.
 	advanceToCommitRound(t, w, clk)
@@ -264,6 +276,17 @@ func TestCheckpointStoredAloneWitnessedAtOnce(t *testing.T) {
 			return fmt.Errorf("stored checkpoint of %d with %d cosignatures (%v); witness %+v", c.Size, len(c.Cosignatures), err, w.Status(topic))
 		}
 		return nil
+	})
+	// Cosigned; its follow-up (and a save waiting for CosignEvery) run as
+	// the clock moves to them: then settled, nothing owed now or later.
+	poll.True(t, 10*time.Second, "the backlog empty once the topic settled", func() bool {
+		now, later := w.Backlog()
+		if now == 0 && later > 0 {
+			if at, ok := ledger.WitnessNextDue(w); ok && ledger.WitnessIdle(w) {
+				clk.Advance(at.Sub(clk.Now()))
+			}
+		}
+		return now == 0 && later == 0
 	})
 }
 

@@ -80,6 +80,18 @@ func (w *Witness) signalled(tw *topicWitness, sig baton.Signal) {
 	w.atLocked(tw, now.Add(w.cfg.Poll+w.cfg.Poll/4))
 }
 
+// Backlog is the witness's work in hand: now, the rounds ready or running
+// (owed at once: a commit's or a checkpoint's, or the sweep's one topic);
+// later, the topics with a round scheduled (the follow-ups after a change,
+// a cosignature or a state save waiting for CosignEvery). Both fall to
+// about 0 once every topic has settled; after a burst of new topics they
+// say how long the witness takes to catch up (baton_witness_rounds_*).
+func (w *Witness) Backlog() (now, later int) {
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	return len(w.ready) + w.busy, len(w.due)
+}
+
 // readyLocked queues a round of tw (again after the current one, if one
 // runs).
 func (w *Witness) readyLocked(tw *topicWitness) {

@@ -175,6 +175,18 @@ func (m *Metrics) FailClosed(string) { m.failClosed.Inc() }
 // StreamEnded records why an event stream ended (http.Observer).
 func (m *Metrics) StreamEnded(reason string) { m.streamsEnded.WithLabelValues(reason).Inc() }
 
+// Witness reports the backlog of this node's witness (ledger.Witness.Backlog),
+// read at each scrape. Call it once.
+func (m *Metrics) Witness(backlog func() (now, later int)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_witness_rounds_ready",
+			Help: "Rounds of this node's witness ready or running: topics whose new leaves or checkpoints it has yet to check (0 to a few when caught up)."},
+			func() float64 { now, _ := backlog(); return float64(now) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_witness_rounds_scheduled",
+			Help: "Topics with a round of this node's witness scheduled later: follow-ups after a change, cosignatures and saves waiting their turn (0 once every topic has settled)."},
+			func() float64 { _, later := backlog(); return float64(later) }))
+}
+
 // Streams reports the node's event streams: open (how many are open) and
 // gap (the coalescing gap of busy streams' writes, http/stream_coalesce.go),
 // read at each scrape. Call it once.

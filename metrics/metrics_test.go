@@ -270,3 +270,19 @@ func TestStreamGauges(t *testing.T) {
 		t.Fatalf("baton_streams_open after the streams ended = %v", v)
 	}
 }
+
+func TestWitnessGauges(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	now, later := 4, 250
+	m.Witness(func() (int, int) { return now, later })
+	if v := value(t, m, "baton_witness_rounds_ready", nil); v != 4 {
+		t.Fatalf("baton_witness_rounds_ready = %v, want 4", v)
+	}
+	if v := value(t, m, "baton_witness_rounds_scheduled", nil); v != 250 {
+		t.Fatalf("baton_witness_rounds_scheduled = %v, want 250", v)
+	}
+	now, later = 0, 0 // read at each scrape
+	if v := value(t, m, "baton_witness_rounds_ready", nil) + value(t, m, "baton_witness_rounds_scheduled", nil); v != 0 {
+		t.Fatalf("the witness's gauges after it settled = %v, want 0", v)
+	}
+}

@@ -410,6 +410,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	m.Streams(api.Streams, api.CoalesceGap)
+	if witness != nil {
+		m.Witness(witness.Backlog)
+	}
 	if err := api.Open(ln); err != nil {
 		ln.Close()
 		return err
