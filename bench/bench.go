@@ -210,11 +210,12 @@ type plan struct {
 	fanoutRamp  []float64 // deliveries/s tried, in order
 	soakDur     time.Duration
 	grace       time.Duration
-	// The topics scenario: the settle time before the idle window (the
-	// checkpoints signed a second after the last item, and their
-	// witnessing: every witness mirrors, checks and cosigns every new
-	// topic, and follows it up 1, 2, 4 and 8 s later, see ledger.Witness;
-	// at 10,000 new topics that takes tens of seconds), the window, the GET
+	// The topics scenario: the most time the settle phase before the idle
+	// window waits for the witnesses to catch up (the checkpoints signed a
+	// second after the last item, and their witnessing: every witness
+	// mirrors, checks and cosigns every new topic, and follows it up 1, 2,
+	// 4 and 8 s later, see ledger.Witness; at 10,000 new topics that takes
+	// tens of seconds; waitWitnesses), the window, the GET
 	// /v1/status requests timed, the deadline of creating every topic and
 	// that of each later phase (every topic published, the kill's items,
 	// the balance after a join).
@@ -233,7 +234,7 @@ func planFor(quick bool) plan {
 			fanoutSizes: []int{1000}, fanoutStep: 1500 * time.Millisecond,
 			fanoutRamp: []float64{5e3, 20e3, 100e3, 400e3},
 			soakDur:    3 * time.Second, grace: 3 * time.Second,
-			topicsSettle: 10 * time.Second, topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
+			topicsSettle: 20 * time.Second, topicsIdle: 3 * time.Second, topicsStatusReqs: 10, topicsCreate: 60 * time.Second, topicsDeadline: 20 * time.Second,
 		}
 	}
 	return plan{
@@ -242,7 +243,7 @@ func planFor(quick bool) plan {
 		fanoutSizes: []int{1000, 10000}, fanoutStep: 3 * time.Second,
 		fanoutRamp: []float64{5e3, 10e3, 25e3, 50e3, 100e3, 200e3, 300e3, 400e3, 600e3, 800e3, 1.2e6, 1.6e6},
 		soakDur:    10 * time.Second, grace: 5 * time.Second,
-		topicsSettle: 30 * time.Second, topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
+		topicsSettle: 120 * time.Second, topicsIdle: 10 * time.Second, topicsStatusReqs: 50, topicsCreate: 300 * time.Second, topicsDeadline: 60 * time.Second,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,10 +43,15 @@ type TopicsRow struct {
 	// the cursors' commit times, not when the bench's probe saw it; nil if
 	// not seen within DeadlineS (each later phase's deadline), when
 	// Published counts those that were.
-	PublishedMs *float64     `json:"all_published_ms"`
-	Published   int          `json:"published"`
-	DeadlineS   float64      `json:"phase_deadline_s"`
-	Idle        *IdleFigures `json:"idle,omitempty"`
+	PublishedMs *float64 `json:"all_published_ms"`
+	Published   int      `json:"published"`
+	// WitnessedS is the time from the last acknowledgement until the
+	// nodes' witnesses had caught up with the new topics (their backlog,
+	// baton_witness_rounds_*, at most a round a node); nil if not within
+	// the settle phase, which then ends at its cap.
+	WitnessedS *float64     `json:"witnesses_caught_up_s,omitempty"`
+	DeadlineS  float64      `json:"phase_deadline_s"`
+	Idle       *IdleFigures `json:"idle,omitempty"`
 	// Status is GET /v1/status while idle, one request at a time:
 	// StatusFailed of the StatusAsked failed, passed statusTimeout or were
 	// not made before the phase's deadline.
@@ -194,9 +200,16 @@ func topicsRow(ctx context.Context, e *env, p plan, n int) (TopicsRow, error) {
 		e.logf("%d topics: all published %.0f ms after the last creation", n, ms)
 	}
 
-	select {
-	case <-ctx.Done():
-	case <-time.After(p.topicsSettle): // let the last checkpoints be signed and witnessed
+	// Let the last checkpoints be signed and witnessed: the idle window
+	// starts once the witnesses have caught up (a burst of new topics
+	// keeps them checking and cosigning for tens of seconds at 10,000),
+	// and how long that took is a figure of its own.
+	if d, ok := waitWitnesses(ctx, e, c, p.topicsSettle); ok {
+		sec := round1(time.Since(last).Seconds())
+		row.WitnessedS = &sec
+		e.logf("%d topics: witnesses caught up %.1f s after the last creation (%.1f s of waiting)", n, sec, d.Seconds())
+	} else {
+		note("the witnesses had not caught up %v after the topics were published", p.topicsSettle)
 	}
 	idle, err := measureIdle(ctx, e, c, p.topicsIdle)
 	if err != nil {
@@ -269,6 +282,60 @@ func publishEach(ctx context.Context, e *env, hc *http.Client, bases, topics []s
 	}
 	return done, last
 }
+
+// waitWitnesses waits, up to max, until the witnesses of c's live nodes
+// have caught up: their backlog (witnessBacklog) at most one round a node
+// (the sweep's) in two scrapes in a row, a scrape every witnessPoll (a
+// scrape reads every topic's status: seldom, not to slow them). It
+// returns how long it waited and whether they caught up; a node without
+// the gauges counts as caught up.
+func waitWitnesses(ctx context.Context, e *env, c *cluster, max time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	hc := &http.Client{Transport: e.newTransport(len(c.nodes)), Timeout: statusTimeout}
+	defer hc.CloseIdleConnections()
+	calm := 0
+	wait := time.Second // first, the last commits' signals reach the witnesses
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-time.After(min(wait, max-time.Since(start))):
+		}
+		backlog, nodes := 0.0, 0
+		for _, n := range c.nodes {
+			if !n.Alive() {
+				continue
+			}
+			nodes++
+			var b []byte
+			if err := getJSON(ctx, hc, n.URL()+"/metrics", &b); err != nil {
+				backlog = math.Inf(1) // not read: not known to be caught up
+				break
+			}
+			if v, ok, err := witnessBacklog(b); err != nil {
+				backlog = math.Inf(1)
+				break
+			} else if ok {
+				backlog += v
+			}
+		}
+		if backlog <= float64(nodes) {
+			calm++
+		} else {
+			calm = 0
+		}
+		if calm >= 2 {
+			return time.Since(start), true
+		}
+		if time.Since(start) >= max {
+			return time.Since(start), false
+		}
+		wait = witnessPoll
+	}
+}
+
+// witnessPoll is how often waitWitnesses reads the nodes' metrics.
+const witnessPoll = 2 * time.Second
 
 // measureIdle measures the nodes over a window in which the bench sends
 // them nothing (see IdleFigures).

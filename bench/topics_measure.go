@@ -439,3 +439,26 @@ func redisSnapshot(ctx context.Context, rc *goredis.Client) (map[string]int64, t
 
 // round1 rounds to one decimal, for figures in JSON.
 func round1(x float64) float64 { return math.Round(x*10) / 10 }
+
+// witnessMetrics are the gauges of a node's witness backlog
+// (metrics.Metrics.Witness).
+var witnessMetrics = []string{"baton_witness_rounds_ready", "baton_witness_rounds_scheduled"}
+
+// witnessBacklog sums the witness backlog gauges of a node's metrics text;
+// ok is false if the node reports none (no witness, or an older build).
+func witnessBacklog(text []byte) (n float64, ok bool, err error) {
+	for l := range bytes.SplitSeq(text, []byte{'\n'}) {
+		for _, m := range witnessMetrics {
+			rest, found := bytes.CutPrefix(l, []byte(m+" "))
+			if !found {
+				continue
+			}
+			f, perr := strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
+			if perr != nil {
+				return 0, false, fmt.Errorf("parse metrics line %q: %w", l, perr)
+			}
+			n, ok = n+f, true
+		}
+	}
+	return n, ok, nil
+}

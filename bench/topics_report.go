@@ -52,6 +52,14 @@ func (r *Report) topicsTargets(add func(Target)) {
 	}
 }
 
+// witnessedText is when the witnesses had caught up with the new topics.
+func (row TopicsRow) witnessedText() string {
+	if row.WitnessedS == nil {
+		return "not within the settle phase"
+	}
+	return fmt.Sprintf("%.1f s after the last creation", *row.WitnessedS)
+}
+
 func (row TopicsRow) publishedText() string {
 	if row.PublishedMs != nil {
 		return msText(*row.PublishedMs) + " ms"
@@ -165,6 +173,7 @@ func (r *Report) printTopics(w io.Writer) {
 		fmt.Fprintf(w, "  %d topics, %s\n", row.Topics, r.Engine)
 		fmt.Fprintf(w, "    created                     %d in %.1f s\n", row.Created, row.CreateSeconds)
 		fmt.Fprintf(w, "    every topic has a publisher %s\n", row.publishedText())
+		fmt.Fprintf(w, "    witnesses caught up         %s\n", row.witnessedText())
 		fmt.Fprintf(w, "    idle CPU per node           %s of a core\n", row.cpuText())
 		fmt.Fprintf(w, "    store operations/s, idle    %s\n", row.opsText())
 		fmt.Fprintf(w, "    GET /v1/status              %s\n", row.statusText())

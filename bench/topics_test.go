@@ -186,3 +186,20 @@ func (w tlog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestWitnessBacklog: the backlog is the sum of a node's two witness
+// gauges; a node without them reports none; a gauge that does not parse is
+// an error, not a caught-up witness.
+func TestWitnessBacklog(t *testing.T) {
+	text := []byte("# HELP baton_witness_rounds_ready x\n# TYPE baton_witness_rounds_ready gauge\nbaton_witness_rounds_ready 3\n" +
+		"baton_witness_rounds_scheduled 1250\nbaton_witness_rounds_scheduled_other 7\nbaton_streams_open 2\n")
+	if n, ok, err := witnessBacklog(text); err != nil || !ok || n != 1253 {
+		t.Fatalf("backlog %v, %v, %v; want 1253", n, ok, err)
+	}
+	if n, ok, err := witnessBacklog([]byte("baton_streams_open 2\n")); err != nil || ok || n != 0 {
+		t.Fatalf("no gauges: %v, %v, %v; want none reported", n, ok, err)
+	}
+	if _, _, err := witnessBacklog([]byte("baton_witness_rounds_ready NaNx\n")); err == nil {
+		t.Fatal("a gauge that does not parse was taken")
+	}
+}
