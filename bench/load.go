@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/baton-pub/baton"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-pub/baton"
 	"github.com/baton-pub/baton/wire"
 )
 
@@ -310,17 +310,13 @@ loop:
 			}
 		}
 		elapsed := clock.Now().Sub(start)
-		// Items 0 to due-1 are due: their due times are not after now
-		// (the division's rounding corrected, so that a wake at an item's
-		// due time finds it due).
-		due := int64(float64(elapsed)/interval) + 1
-		for due > 0 && dueAt(due-1) > elapsed {
-			due--
-		}
+		// Items k to due-1 are due: their due times are not after now,
+		// counted from the due times themselves, so that a wake at an
+		// item's due time finds it due (elapsed × Rate would round down).
+		due := k
 		for due < total && dueAt(due) <= elapsed {
 			due++
 		}
-		due = min(due, total)
 		for k < due {
 			n := min(int64(o.Batch), due-k)
 			dues := make([]int64, n)

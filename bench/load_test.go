@@ -3,8 +3,6 @@ package bench
 import (
 	"cmp"
 	"context"
-	"github.com/baton-pub/baton"
-	"github.com/baton-pub/baton/internal/clocktest"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-pub/baton"
+	"github.com/baton-pub/baton/internal/clocktest"
 	"github.com/baton-pub/baton/wire"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -301,25 +300,7 @@ func waitWitnesses(ctx context.Context, e *env, c *cluster, max time.Duration) (
 			return time.Since(start), false
 		case <-time.After(min(wait, max-time.Since(start))):
 		}
-		backlog, nodes := 0.0, 0
-		for _, n := range c.nodes {
-			if !n.Alive() {
-				continue
-			}
-			nodes++
-			var b []byte
-			if err := getJSON(ctx, hc, n.URL()+"/metrics", &b); err != nil {
-				backlog = math.Inf(1) // not read: not known to be caught up
-				break
-			}
-			if v, ok, err := witnessBacklog(b); err != nil {
-				backlog = math.Inf(1)
-				break
-			} else if ok {
-				backlog += v
-			}
-		}
-		if backlog <= float64(nodes) {
+		if backlog, nodes, ok := witnessesBacklog(ctx, hc, c); ok && backlog <= float64(nodes) {
 			calm++
 		} else {
 			calm = 0
@@ -332,6 +313,28 @@ func waitWitnesses(ctx context.Context, e *env, c *cluster, max time.Duration) (
 		}
 		wait = witnessPoll
 	}
+}
+
+// witnessesBacklog sums the witness backlog of c's live nodes and counts
+// them; ok is false if a node's metrics could not be read or parsed (not
+// known to be caught up).
+func witnessesBacklog(ctx context.Context, hc *http.Client, c *cluster) (backlog float64, nodes int, ok bool) {
+	for _, n := range c.nodes {
+		if !n.Alive() {
+			continue
+		}
+		nodes++
+		var b []byte
+		if err := getJSON(ctx, hc, n.URL()+"/metrics", &b); err != nil {
+			return 0, 0, false
+		}
+		v, _, err := witnessBacklog(b)
+		if err != nil {
+			return 0, 0, false
+		}
+		backlog += v
+	}
+	return backlog, nodes, true
 }
 
 // witnessPoll is how often waitWitnesses reads the nodes' metrics.
