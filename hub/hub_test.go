@@ -121,6 +121,25 @@ type silentSub struct{}
 func (silentSub) C() <-chan struct{} { return nil }
 func (silentSub) Close()             {}
 
+// gatedStore wakes the subscribers to commits only when the test sends on
+// wake.
+type gatedStore struct {
+	baton.Store
+	wake chan struct{}
+}
+
+func (g gatedStore) Subscribe(topic string, s baton.Signal) baton.Subscription {
+	if s != baton.SignalCommit {
+		return g.Store.Subscribe(topic, s)
+	}
+	return gatedSub(g.wake)
+}
+
+type gatedSub chan struct{}
+
+func (s gatedSub) C() <-chan struct{} { return s }
+func (gatedSub) Close()               {}
+
 // receiver collects what a terminal delivers and checks the order.
 type receiver struct {
 	tb     testing.TB
@@ -329,16 +348,20 @@ func TestResetOnTrimmedPosition(t *testing.T) {
 
 func TestResetWhenTrimmedWhileLagging(t *testing.T) {
 	st := memstore.New(nil)
+	gated := gatedStore{Store: st, wake: make(chan struct{}, 1)}
 	p := newPublisher(t, st, testTopic)
 	p.publish(5)
-	h := startHub(t, st, Options{ReadBatch: 5})
+	h := startHub(t, gated, Options{ReadBatch: 5, Recheck: time.Hour})
 	term := subscribe(t, h, testTopic, 0)
-	// The first batch (1..5) was read by Subscribe; trim past it before the
-	// consumer reads on.
+	// The first batch (1..5) was read by Subscribe. The feed reads nothing
+	// more until it is woken: publish and trim past the first batch before
+	// anyone reads on, so neither the feed nor the terminal ever sees 6..11.
+	waitFeedAt(t, h, 5)
 	p.publish(10)
 	if _, err := st.Trim(context.Background(), testTopic, 12); err != nil {
 		t.Fatal(err)
 	}
+	gated.wake <- struct{}{}
 	r := newReceiver(t, term, 0)
 	r.until(15, 5*time.Second)
 	if len(r.resets) != 1 || r.resets[0] != 12 {
