@@ -101,7 +101,8 @@ type Witness struct {
 	smu     sync.Mutex
 	cond    *sync.Cond // on smu: a topic is ready, or the witness stops
 	ready   []*topicWitness
-	busy    int // rounds running
+	busy    int           // rounds running
+	rounds  atomic.Uint64 // rounds run (Rounds)
 	due     dueHeap
 	kick    chan struct{} // the earliest due round changed
 	order   []*topicWitness

@@ -92,6 +92,11 @@ func (w *Witness) Backlog() (now, later int) {
 	return len(w.ready) + w.busy, len(w.due)
 }
 
+// Rounds is how many rounds the witness has run: with the topics it
+// follows, it says how many times a change costs each topic (a settled
+// topic is read again only by the sweep).
+func (w *Witness) Rounds() uint64 { return w.rounds.Load() }
+
 // readyLocked queues a round of tw (again after the current one, if one
 // runs).
 func (w *Witness) readyLocked(tw *topicWitness) {
@@ -161,6 +166,7 @@ func (w *Witness) work(ctx context.Context) {
 		w.smu.Unlock()
 
 		next := tw.round(ctx)
+		w.rounds.Add(1)
 
 		w.smu.Lock()
 		tw.running = false

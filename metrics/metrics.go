@@ -175,10 +175,21 @@ func (m *Metrics) FailClosed(string) { m.failClosed.Inc() }
 // StreamEnded records why an event stream ended (http.Observer).
 func (m *Metrics) StreamEnded(reason string) { m.streamsEnded.WithLabelValues(reason).Inc() }
 
-// Witness reports the backlog of this node's witness (ledger.Witness.Backlog),
-// read at each scrape. Call it once.
-func (m *Metrics) Witness(backlog func() (now, later int)) {
+// WitnessWork is what the metrics read of this node's witness
+// (ledger.Witness).
+type WitnessWork interface {
+	Backlog() (now, later int)
+	Rounds() uint64
+}
+
+// Witness reports the work of this node's witness, read at each scrape.
+// Call it once.
+func (m *Metrics) Witness(w WitnessWork) {
+	backlog := w.Backlog
 	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_witness_rounds_total",
+			Help: "Rounds this node's witness ran (each reads a topic's new leaves and checkpoints): its cost per change of a topic."},
+			func() float64 { return float64(w.Rounds()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_witness_rounds_ready",
 			Help: "Rounds of this node's witness ready or running: topics whose new leaves or checkpoints it has yet to check (0 to a few when caught up)."},
 			func() float64 { now, _ := backlog(); return float64(now) }),

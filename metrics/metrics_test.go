@@ -273,16 +273,30 @@ func TestStreamGauges(t *testing.T) {
 
 func TestWitnessGauges(t *testing.T) {
 	m := metrics.New(metrics.Config{})
-	now, later := 4, 250
-	m.Witness(func() (int, int) { return now, later })
+	w := &fakeWitness{now: 4, later: 250, rounds: 7}
+	m.Witness(w)
+	if v := value(t, m, "baton_witness_rounds_total", nil); v != 7 {
+		t.Fatalf("baton_witness_rounds_total = %v, want 7", v)
+	}
 	if v := value(t, m, "baton_witness_rounds_ready", nil); v != 4 {
 		t.Fatalf("baton_witness_rounds_ready = %v, want 4", v)
 	}
 	if v := value(t, m, "baton_witness_rounds_scheduled", nil); v != 250 {
 		t.Fatalf("baton_witness_rounds_scheduled = %v, want 250", v)
 	}
-	now, later = 0, 0 // read at each scrape
+	w.now, w.later, w.rounds = 0, 0, 9 // read at each scrape
 	if v := value(t, m, "baton_witness_rounds_ready", nil) + value(t, m, "baton_witness_rounds_scheduled", nil); v != 0 {
 		t.Fatalf("the witness's gauges after it settled = %v, want 0", v)
 	}
+	if v := value(t, m, "baton_witness_rounds_total", nil); v != 9 {
+		t.Fatalf("baton_witness_rounds_total = %v, want 9", v)
+	}
 }
+
+type fakeWitness struct {
+	now, later int
+	rounds     uint64
+}
+
+func (w *fakeWitness) Backlog() (int, int) { return w.now, w.later }
+func (w *fakeWitness) Rounds() uint64      { return w.rounds }

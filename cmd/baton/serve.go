@@ -411,7 +411,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	m.Streams(api.Streams, api.CoalesceGap)
 	if witness != nil {
-		m.Witness(witness.Backlog)
+		m.Witness(witness)
 	}
 	if err := api.Open(ln); err != nil {
 		ln.Close()
