@@ -187,7 +187,7 @@ func (n *Node) balance(ctx context.Context) {
 			}
 			fresh = ls
 		}
-		if k := n.excess(n.session.Leases(), nil); k > 0 || fresh != nil {
+		if k, _ := n.excess(n.session.Leases(), nil); k > 0 || fresh != nil {
 			// The view may be a TTL old: confirm with a fresh one, and
 			// leave out the nodes that take no more (draining, leaving or
 			// at their --max-leases), which say so in their heartbeats.
@@ -209,7 +209,7 @@ func (n *Node) balance(ctx context.Context) {
 				}
 			}
 			handed = time.Time{}
-			if n.handOver(n.excess(ls, closed)) > 0 {
+			if n.handOver(n.plan(ls, closed)) > 0 {
 				handed = n.cfg.Clock.Now()
 			}
 		}
@@ -238,13 +238,14 @@ func settled(ls []baton.NodeLease, known int) bool {
 // excess is how many topics this node should hand over now, from the node
 // leases ls, leaving out the nodes in closed: its leases above its share,
 // no more than its part of what the nodes below their share lack, and at
-// most handoffPace.
-func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
+// most handoffPace; and the nodes below their share, which should take
+// them.
+func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) (int, map[string]bool) {
 	n.mu.Lock()
 	mine, draining := len(n.active), n.draining
 	n.mu.Unlock()
 	if draining {
-		return mine
+		return mine, nil
 	}
 	total, nodes := mine, 1
 	for _, nl := range ls {
@@ -258,25 +259,66 @@ func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
 	}
 	s := share(total, nodes)
 	if nodes < 2 || mine <= s {
-		return 0
+		return 0, nil
 	}
 	// The room below the share, and the nodes above it that fill it: each
 	// gives its part, so that together they do not overshoot.
 	lack, donors := 0, 1
+	takers := make(map[string]bool)
 	for _, nl := range ls {
 		if nl.Node == n.cfg.Node || nl.Remaining <= 0 || closed[nl.Node] {
 			continue
 		}
 		if nl.Leases < s {
 			lack += s - nl.Leases
+			takers[nl.Node] = true
 		} else if nl.Leases > s {
 			donors++
 		}
 	}
 	if lack == 0 {
-		return 0
+		return 0, nil
 	}
-	return min(mine-s, max(1, lack/donors), handoffPace)
+	return min(mine-s, max(1, lack/donors), handoffPace), takers
+}
+
+// plan is a balance step from the node leases ls, leaving out the nodes in
+// closed: how many topics to hand over (excess), and which of them
+// (firstRacer).
+func (n *Node) plan(ls []baton.NodeLease, closed map[string]bool) (int, func(topic string) bool) {
+	k, takers := n.excess(ls, closed)
+	return k, func(topic string) bool { return takers[firstRacer(topic, n.cfg.Node, ls, closed, n.cfg.TTL)] }
+}
+
+// firstRacer is the node that races first for topic's lease once node
+// hands it over, by raceDelayOf from the node leases ls: the live nodes
+// but node (which does not race before its cooldown) and those in closed
+// (which take no more), the least delay first, ties in rendezvous order.
+//
+// A balance step hands over only topics whose first racer is a node below
+// its share. Loads within raceDelayOf's slack of the least race in
+// rendezvous order, so a topic handed over at random goes to whichever
+// node comes first in its order, as likely one above its share as the one
+// below it; and since a node hands over its idlest topics first, and a
+// topic taken over has not committed on its new holder, the same topics
+// went back and forth between two nodes above their share forever, while
+// the one below it never got them (three nodes at 1,004, 992 and 1,004 of
+// 3,000 topics handed 8 topics over every 2.5 s, each taking a new epoch,
+// a checkpoint and every witness's rounds: docs/benchmarks.md, "Balance
+// steps that settle").
+func firstRacer(topic, node string, ls []baton.NodeLease, closed map[string]bool, ttl time.Duration) string {
+	first, best, score := "", time.Duration(0), uint64(0)
+	for _, nl := range ls {
+		if nl.Node == node || nl.Remaining <= 0 || closed[nl.Node] {
+			continue
+		}
+		d := raceDelayOf(topic, nl.Node, node, ls, nl.Leases, ttl)
+		r := rendezvous(topic, nl.Node)
+		if first == "" || d < best || d == best && r > score {
+			first, best, score = nl.Node, d, r
+		}
+	}
+	return first
 }
 
 // handOver hands k of this node's topics over, those that committed
@@ -285,7 +327,9 @@ func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) int {
 // balance step in the middle of a load (a node holding two busy topics of
 // three) moved the busiest: a spurious hand-over in the bench's latency
 // scenario (docs/benchmarks.md, "Medians of three runs beside the peers").
-func (n *Node) handOver(k int) int {
+// If want is not nil, only the topics it wants are handed over
+// (firstRacer).
+func (n *Node) handOver(k int, want func(topic string) bool) int {
 	if k <= 0 {
 		return 0
 	}
@@ -299,7 +343,10 @@ func (n *Node) handOver(k int) int {
 	}
 	n.mu.Unlock()
 	handed := 0
-	for _, topic := range n.commits.idlest(slices.Collect(maps.Keys(els)), k) {
+	for _, topic := range n.handoffOrder(slices.Collect(maps.Keys(els)), want) {
+		if handed == k {
+			break
+		}
 		if els[topic].Handoff(cooldown) {
 			handed++
 		}
@@ -308,6 +355,15 @@ func (n *Node) handOver(k int) int {
 		n.log.Info("handing topics over to less loaded nodes", "topics", handed)
 	}
 	return handed
+}
+
+// handoffOrder is the order in which handOver offers topics: those want
+// wants (all if it is nil), idlest first.
+func (n *Node) handoffOrder(topics []string, want func(topic string) bool) []string {
+	if want != nil {
+		topics = slices.DeleteFunc(topics, func(t string) bool { return !want(t) })
+	}
+	return n.commits.idlest(topics, len(topics))
 }
 
 // lastTaken is when this node last took a lease.
@@ -326,7 +382,7 @@ func (n *Node) Drain() {
 	k := len(n.active)
 	n.mu.Unlock()
 	n.log.Info("draining: handing every topic over", "topics", k)
-	n.handOver(k)
+	n.handOver(k, nil)
 }
 
 // Undrain lets a drained node race for topics again.
