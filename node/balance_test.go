@@ -99,6 +99,37 @@ func TestJoinerGetsItsShare(t *testing.T) {
 	}
 }
 
+// TestBalanceReachesTheShare: three nodes that share topics as they are
+// created end at exactly their share (300 topics, 100 each) and stay
+// there. Loads within the race slack of one another (an eighth of the
+// least) used to stop short of it for good, handing the same topics back
+// and forth between the nodes above the share (TestBalanceSettles).
+func TestBalanceReachesTheShare(t *testing.T) {
+	st := memstore.New(nil)
+	const total = 300
+	a, b, c := start(t, st.Handle(), "a"), start(t, st.Handle(), "b"), start(t, st.Handle(), "c")
+	spread(t, st, total)
+	even := func() bool { return slices.Equal(loads(a, b, c), []int{100, 100, 100}) }
+	poll.True(t, 30*time.Second, "every node at its share", even)
+	// Settled, not passing through: no node has a hand-off in flight, and
+	// none is above its share to start another.
+	ctx := context.Background()
+	poll.Until(t, 10*time.Second, "every topic held by its one active node", func() error {
+		for name, n := range map[string]*node.Node{"a": a, "b": b, "c": c} {
+			for topic := range n.Active() {
+				lock, err := st.Lock(ctx, topic)
+				if err != nil || !lock.Held || lock.Lease.Holder != name {
+					return fmt.Errorf("%s: lock %+v, %v: want held by its active node", topic, lock, err)
+				}
+			}
+		}
+		if !even() {
+			return fmt.Errorf("loads %v", loads(a, b, c))
+		}
+		return nil
+	})
+}
+
 // TestDrain: a drained node hands every topic over and takes none back;
 // undrained, it gets its share again.
 func TestDrain(t *testing.T) {
