@@ -305,7 +305,9 @@ func (n *Node) plan(ls []baton.NodeLease, closed map[string]bool) (int, func(top
 // the one below it never got them (three nodes at 1,004, 992 and 1,004 of
 // 3,000 topics handed 8 topics over every 2.5 s, each taking a new epoch,
 // a checkpoint and every witness's rounds: docs/benchmarks.md, "Balance
-// steps that settle").
+// steps that settle"). With a handful of topics a node may hold none whose
+// first racer is below its share, and then stays above it: a spread one
+// off, where the old choice could move one topic back and forth forever.
 func firstRacer(topic, node string, ls []baton.NodeLease, closed map[string]bool, ttl time.Duration) string {
 	first, best, score := "", time.Duration(0), uint64(0)
 	for _, nl := range ls {
