@@ -81,6 +81,10 @@ type IdleFigures struct {
 	RedisCommands *float64 `json:"redis_commands_per_s,omitempty"`
 	RedisScripts  *float64 `json:"redis_scripts_per_s,omitempty"`
 	RedisCPU      *float64 `json:"redis_cpu_percent,omitempty"`
+	// LeasesTaken is how many topic leases the nodes acquired over the
+	// window: 0 once the leases have settled (a balance step or a lapse
+	// moves one).
+	LeasesTaken int `json:"leases_taken"`
 }
 
 // KillFigures are the SIGKILL of the node holding the most topics: for
@@ -351,6 +355,8 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 		}
 	}
 	hc := &http.Client{Transport: e.newTransport(len(c.nodes)), Timeout: statusTimeout}
+	// scrape sums the nodes' store operations by operation, and the
+	// leases they acquired under acquiredMetric.
 	scrape := func() (map[string]float64, error) {
 		sum := make(map[string]float64)
 		for _, n := range c.nodes {
@@ -368,6 +374,11 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 			for k, v := range ops {
 				sum[k] += v
 			}
+			taken, _, err := metricSum(b, acquiredMetric)
+			if err != nil {
+				return nil, err
+			}
+			sum[acquiredMetric] += taken
 		}
 		return sum, nil
 	}
@@ -424,6 +435,10 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 	if err != nil {
 		return f, err
 	}
+	f.LeasesTaken = int(m1[acquiredMetric] - m0[acquiredMetric])
+	delete(m0, acquiredMetric)
+	delete(m1, acquiredMetric)
+	delete(m2, acquiredMetric)
 	opsSecs := tm1.Sub(tm0).Seconds()
 	f.StoreOpsByOp = make(map[string]float64)
 	var scrapeOps float64

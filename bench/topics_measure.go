@@ -447,8 +447,17 @@ var witnessMetrics = []string{"baton_witness_rounds_ready", "baton_witness_round
 // witnessBacklog sums the witness backlog gauges of a node's metrics text;
 // ok is false if the node reports none (no witness, or an older build).
 func witnessBacklog(text []byte) (n float64, ok bool, err error) {
+	return metricSum(text, witnessMetrics...)
+}
+
+// acquiredMetric counts the topic leases a node acquired.
+const acquiredMetric = "baton_lease_acquisitions_total"
+
+// metricSum sums the unlabelled metrics named in a node's metrics text; ok
+// is false if it has none of them.
+func metricSum(text []byte, names ...string) (n float64, ok bool, err error) {
 	for l := range bytes.SplitSeq(text, []byte{'\n'}) {
-		for _, m := range witnessMetrics {
+		for _, m := range names {
 			rest, found := bytes.CutPrefix(l, []byte(m+" "))
 			if !found {
 				continue

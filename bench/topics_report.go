@@ -31,6 +31,7 @@ func (r *Report) topicsTargets(add func(Target)) {
 	if row.Idle != nil {
 		add(Target{Name: "idle CPU per node" + n, Goal: "<= 3% of a core", Value: fmt.Sprintf("%.1f%% (max)", row.Idle.CPUMax), Met: met(row.Idle.CPUMax <= 3)})
 		add(Target{Name: "store operations while idle" + n, Goal: "<= 100 /s in total", Value: row.opsText(), Met: met(row.Idle.StoreOps <= 100)})
+		add(Target{Name: "leases taken while idle" + n, Goal: "0 (settled: no topic moves)", Value: fmt.Sprint(row.Idle.LeasesTaken), Met: met(row.Idle.LeasesTaken == 0)})
 	}
 	st := Target{Name: "GET /v1/status" + n, Goal: "p99 < 50 ms", Value: row.statusText()}
 	if row.Status.Count > 0 {
@@ -176,6 +177,9 @@ func (r *Report) printTopics(w io.Writer) {
 		fmt.Fprintf(w, "    witnesses caught up         %s\n", row.witnessedText())
 		fmt.Fprintf(w, "    idle CPU per node           %s of a core\n", row.cpuText())
 		fmt.Fprintf(w, "    store operations/s, idle    %s\n", row.opsText())
+		if row.Idle != nil {
+			fmt.Fprintf(w, "    leases taken while idle     %d\n", row.Idle.LeasesTaken)
+		}
 		fmt.Fprintf(w, "    GET /v1/status              %s\n", row.statusText())
 		fmt.Fprintf(w, "    leases per node, max / min  %s\n", row.leasesText())
 		fmt.Fprintf(w, "    SIGKILL of the busiest node %s\n", row.killText())

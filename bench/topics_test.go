@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -201,5 +202,31 @@ func TestWitnessBacklog(t *testing.T) {
 	}
 	if _, _, err := witnessBacklog([]byte("baton_witness_rounds_ready NaNx\n")); err == nil {
 		t.Fatal("a gauge that does not parse was taken")
+	}
+}
+
+// TestLeasesTakenWhileIdle: the topics scenario's idle window counts the
+// leases the nodes acquired in it (baton_lease_acquisitions_total), and
+// any is a missed target: settled leases do not move.
+func TestLeasesTakenWhileIdle(t *testing.T) {
+	text := []byte("# TYPE baton_lease_acquisitions_total counter\nbaton_lease_acquisitions_total 1004\nbaton_lease_acquisitions_total_other 9\n")
+	if n, ok, err := metricSum(text, acquiredMetric); err != nil || !ok || n != 1004 {
+		t.Fatalf("acquisitions %v, %v, %v; want 1004", n, ok, err)
+	}
+	for _, c := range []struct {
+		taken int
+		met   bool
+	}{{0, true}, {8, false}} {
+		r := &Report{Engine: "redis", Topics: &TopicsResult{Nodes: 3, TTLms: 2000, Rows: []TopicsRow{
+			{Topics: 10000, Idle: &IdleFigures{CPUMax: 2, StoreOps: 41, LeasesTaken: c.taken}}}}}
+		var got *Target
+		r.topicsTargets(func(tg Target) {
+			if tg.Name == "leases taken while idle (10000 topics)" {
+				got = &tg
+			}
+		})
+		if got == nil || got.Met == nil || *got.Met != c.met || got.Value != fmt.Sprint(c.taken) {
+			t.Errorf("%d taken: target %+v, want met %v", c.taken, got, c.met)
+		}
 	}
 }
