@@ -284,9 +284,12 @@ func (n *Node) excess(ls []baton.NodeLease, closed map[string]bool) (int, map[st
 
 // plan is a balance step from the node leases ls, leaving out the nodes in
 // closed: how many topics to hand over (excess), and which of them
-// (firstRacer).
+// (firstRacer); a draining node hands over all, whoever takes them.
 func (n *Node) plan(ls []baton.NodeLease, closed map[string]bool) (int, func(topic string) bool) {
 	k, takers := n.excess(ls, closed)
+	if takers == nil {
+		return k, nil
+	}
 	return k, func(topic string) bool { return takers[firstRacer(topic, n.cfg.Node, ls, closed, n.cfg.TTL)] }
 }
 

@@ -265,6 +265,22 @@ func TestBalanceSettles(t *testing.T) {
 	}
 }
 
+// TestPlanWhileDraining: a draining node's balance steps hand over every
+// topic it still holds (one that became active after Drain, say), whoever
+// races first for it.
+func TestPlanWhileDraining(t *testing.T) {
+	n := &Node{cfg: Config{Node: "a", TTL: 2 * time.Second}, active: make(map[string]baton.Lease), draining: true}
+	for i := range 5 {
+		n.active[fmt.Sprint("t", i)] = baton.Lease{}
+	}
+	ls := []baton.NodeLease{{Node: "a", Remaining: time.Second, Leases: 5}, {Node: "b", Remaining: time.Second, Leases: 50}}
+	k, want := n.plan(ls, nil)
+	order := n.handoffOrder(slices.Collect(maps.Keys(n.active)), want)
+	if k != 5 || len(order) != 5 {
+		t.Fatalf("draining: hands over %d of %v, want all 5", k, order)
+	}
+}
+
 func simLoads(nodes map[string]*Node, names []string) []int {
 	out := make([]int, len(names))
 	for i, name := range names {
