@@ -323,22 +323,31 @@ func waitWitnesses(ctx context.Context, e *env, c *cluster, max time.Duration) (
 // them; ok is false if a node's metrics could not be read or parsed (not
 // known to be caught up).
 func witnessesBacklog(ctx context.Context, hc *http.Client, c *cluster) (backlog float64, nodes int, ok bool) {
+	err := liveMetrics(ctx, hc, c, func(b []byte) error {
+		v, _, err := witnessBacklog(b)
+		backlog += v
+		nodes++
+		return err
+	})
+	return backlog, nodes, err == nil
+}
+
+// liveMetrics reads the metrics text of each of c's live nodes and hands
+// it to fn, stopping at the first error.
+func liveMetrics(ctx context.Context, hc *http.Client, c *cluster, fn func(text []byte) error) error {
 	for _, n := range c.nodes {
 		if !n.Alive() {
 			continue
 		}
-		nodes++
 		var b []byte
 		if err := getJSON(ctx, hc, n.URL()+"/metrics", &b); err != nil {
-			return 0, 0, false
+			return fmt.Errorf("scrape %s: %w", n.Name, err)
 		}
-		v, _, err := witnessBacklog(b)
-		if err != nil {
-			return 0, 0, false
+		if err := fn(b); err != nil {
+			return fmt.Errorf("scrape %s: %w", n.Name, err)
 		}
-		backlog += v
 	}
-	return backlog, nodes, true
+	return nil
 }
 
 // witnessPoll is how often waitWitnesses reads the nodes' metrics.
@@ -356,34 +365,26 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 	}
 	hc := &http.Client{Transport: e.newTransport(len(c.nodes)), Timeout: statusTimeout}
 	// scrape sums the nodes' store operations by operation, and the
-	// leases they acquired under acquiredMetric.
-	scrape := func() (map[string]float64, error) {
+	// leases they acquired.
+	scrape := func() (map[string]float64, float64, error) {
 		sum := make(map[string]float64)
-		for _, n := range c.nodes {
-			if !n.Alive() {
-				continue
-			}
-			var b []byte
-			if err := getJSON(ctx, hc, n.URL()+"/metrics", &b); err != nil {
-				return nil, fmt.Errorf("scrape %s: %w", n.Name, err)
-			}
+		var taken float64
+		err := liveMetrics(ctx, hc, c, func(b []byte) error {
 			ops, err := storeOps(b)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			for k, v := range ops {
 				sum[k] += v
 			}
-			taken, _, err := metricSum(b, acquiredMetric)
-			if err != nil {
-				return nil, err
-			}
-			sum[acquiredMetric] += taken
-		}
-		return sum, nil
+			n, _, err := metricSum(b, acquiredMetric)
+			taken += n
+			return err
+		})
+		return sum, taken, err
 	}
 	tm0 := time.Now()
-	m0, err := scrape()
+	m0, taken0, err := scrape()
 	if err != nil {
 		return nil, err
 	}
@@ -426,19 +427,16 @@ func measureIdle(ctx context.Context, e *env, c *cluster, window time.Duration) 
 		}
 	}
 	tm1 := time.Now()
-	m1, err := scrape()
+	m1, taken1, err := scrape()
 	if err != nil {
 		return f, err
 	}
+	f.LeasesTaken = int(taken1 - taken0)
 	tm2 := time.Now()
-	m2, err := scrape()
+	m2, _, err := scrape()
 	if err != nil {
 		return f, err
 	}
-	f.LeasesTaken = int(m1[acquiredMetric] - m0[acquiredMetric])
-	delete(m0, acquiredMetric)
-	delete(m1, acquiredMetric)
-	delete(m2, acquiredMetric)
 	opsSecs := tm1.Sub(tm0).Seconds()
 	f.StoreOpsByOp = make(map[string]float64)
 	var scrapeOps float64

@@ -185,17 +185,16 @@ type WitnessWork interface {
 // Witness reports the work of this node's witness, read at each scrape.
 // Call it once.
 func (m *Metrics) Witness(w WitnessWork) {
-	backlog := w.Backlog
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_witness_rounds_total",
 			Help: "Rounds this node's witness ran (each reads a topic's new leaves and checkpoints): its cost per change of a topic."},
 			func() float64 { return float64(w.Rounds()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_witness_rounds_ready",
 			Help: "Rounds of this node's witness ready or running: topics whose new leaves or checkpoints it has yet to check (0 to a few when caught up)."},
-			func() float64 { now, _ := backlog(); return float64(now) }),
+			func() float64 { now, _ := w.Backlog(); return float64(now) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_witness_rounds_scheduled",
 			Help: "Topics with a round of this node's witness scheduled later: follow-ups after a change, cosignatures and saves waiting their turn (0 once every topic has settled)."},
-			func() float64 { _, later := backlog(); return float64(later) }))
+			func() float64 { _, later := w.Backlog(); return float64(later) }))
 }
 
 // Streams reports the node's event streams: open (how many are open) and
